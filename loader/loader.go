@@ -1,0 +1,345 @@
+// Package loader loads the ebpfnet datapath into the kernel: it creates (or
+// reopens) the pinned maps, loads the programs bpf2go embedded, pins them, and
+// attaches them to interfaces with TCX links that are pinned too, so the
+// datapath keeps forwarding with no ebpfnet process running.
+package loader
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
+	"github.com/cilium/ebpf/link"
+)
+
+// Program names, as in the C sources' SEC("tc") functions.
+const (
+	ProgFromContainer = "from_container"
+)
+
+// Options select where the datapath is pinned.
+type Options struct {
+	// PinRoot is a directory on bpffs (see PreparePinRoot). Empty loads an
+	// unpinned datapath that vanishes with the process: unit tests use it.
+	PinRoot string
+}
+
+// Maps are the datapath's shared maps: one instance per ebpfnet instance,
+// used by every program.
+type Maps struct {
+	Networks        *ebpf.Map `ebpf:"networks"`
+	Endpoints       *ebpf.Map `ebpf:"endpoints"`
+	EndpointIPs     *ebpf.Map `ebpf:"endpoint_ips"`
+	Subnets         *ebpf.Map `ebpf:"subnets"`
+	VerdictCounters *ebpf.Map `ebpf:"verdict_counters"`
+	DropCounters    *ebpf.Map `ebpf:"drop_counters"`
+	EndpointStats   *ebpf.Map `ebpf:"endpoint_stats"`
+}
+
+// Datapath is a loaded datapath. Close releases this process's handles; what
+// is pinned stays in the kernel.
+type Datapath struct {
+	Maps     Maps
+	programs map[string]*ebpf.Program
+	all      map[string]*ebpf.Map
+	pinRoot  string
+}
+
+type object struct {
+	load     func() (*ebpf.CollectionSpec, error)
+	programs []string
+}
+
+var objects = []object{
+	{loadFromContainer, []string{ProgFromContainer}},
+}
+
+// Load creates or reopens the datapath.
+func Load(opts Options) (*Datapath, error) {
+	d := &Datapath{programs: map[string]*ebpf.Program{}, all: map[string]*ebpf.Map{}, pinRoot: opts.PinRoot}
+	if d.pinRoot != "" {
+		for _, dir := range []string{"maps", "progs", "links"} {
+			if err := os.MkdirAll(filepath.Join(d.pinRoot, dir), 0o700); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for _, obj := range objects {
+		if err := d.loadObject(obj); err != nil {
+			d.Close()
+			return nil, err
+		}
+	}
+	if err := assignMaps(&d.Maps, d.all); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *Datapath) loadObject(obj object) error {
+	spec, err := obj.load()
+	if err != nil {
+		return err
+	}
+	replacements := map[string]*ebpf.Map{}
+	for name, ms := range spec.Maps {
+		if isDataSection(name) {
+			continue // .rodata and friends belong to each object
+		}
+		m, ok := d.all[name]
+		if !ok {
+			if m, err = d.openMap(ms); err != nil {
+				return err
+			}
+			d.all[name] = m
+		}
+		replacements[name] = m
+	}
+	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{MapReplacements: replacements})
+	if err != nil {
+		var ve *ebpf.VerifierError
+		if errors.As(err, &ve) {
+			return fmt.Errorf("load datapath programs: %+v", ve)
+		}
+		return fmt.Errorf("load datapath programs: %w", err)
+	}
+	defer coll.Close()
+	for _, name := range obj.programs {
+		prog := coll.DetachProgram(name)
+		if prog == nil {
+			return fmt.Errorf("program %s missing from object", name)
+		}
+		if prog, err = d.pinProgram(name, prog); err != nil {
+			return err
+		}
+		d.programs[name] = prog
+	}
+	return nil
+}
+
+func isDataSection(name string) bool { return len(name) > 0 && name[0] == '.' }
+
+func (d *Datapath) openMap(ms *ebpf.MapSpec) (*ebpf.Map, error) {
+	ms = ms.Copy()
+	var opts ebpf.MapOptions
+	if d.pinRoot != "" {
+		ms.Pinning = ebpf.PinByName
+		opts.PinPath = filepath.Join(d.pinRoot, "maps")
+	}
+	m, err := ebpf.NewMapWithOptions(ms, opts)
+	if errors.Is(err, ebpf.ErrMapIncompatible) {
+		return nil, fmt.Errorf("pinned map %s has another layout than this ebpfnet build: detach every endpoint and remove %s: %w", ms.Name, d.pinRoot, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create map %s: %w", ms.Name, err)
+	}
+	return m, nil
+}
+
+// pinProgram returns the program to use for name. A pinned program with the
+// same instructions is reused so every endpoint shares one; a different one
+// (an upgrade) is replaced atomically in the pin and in every TCX link that
+// runs it, so upgrading never interrupts traffic.
+func (d *Datapath) pinProgram(name string, fresh *ebpf.Program) (*ebpf.Program, error) {
+	if d.pinRoot == "" {
+		return fresh, nil
+	}
+	path := filepath.Join(d.pinRoot, "progs", name)
+	pinned, err := ebpf.LoadPinnedProgram(path, nil)
+	if errors.Is(err, os.ErrNotExist) {
+		if err := fresh.Pin(path); err != nil {
+			fresh.Close()
+			return nil, fmt.Errorf("pin program %s: %w", name, err)
+		}
+		return fresh, nil
+	}
+	if err != nil {
+		fresh.Close()
+		return nil, fmt.Errorf("open pinned program %s: %w", name, err)
+	}
+	same, err := sameProgram(pinned, fresh)
+	if err != nil || same {
+		fresh.Close()
+		return pinned, err
+	}
+	oldID, _ := programID(pinned)
+	pinned.Close()
+	if err := d.relink(oldID, fresh); err != nil {
+		fresh.Close()
+		return nil, err
+	}
+	tmp := path + ".new"
+	os.Remove(tmp)
+	if err := fresh.Pin(tmp); err != nil {
+		fresh.Close()
+		return nil, fmt.Errorf("pin program %s: %w", name, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		fresh.Close()
+		return nil, fmt.Errorf("replace pinned program %s: %w", name, err)
+	}
+	return fresh, nil
+}
+
+func sameProgram(a, b *ebpf.Program) (bool, error) {
+	ia, err := a.Info()
+	if err != nil {
+		return false, err
+	}
+	ib, err := b.Info()
+	if err != nil {
+		return false, err
+	}
+	return ia.Tag == ib.Tag, nil
+}
+
+func programID(p *ebpf.Program) (ebpf.ProgramID, error) {
+	info, err := p.Info()
+	if err != nil {
+		return 0, err
+	}
+	id, _ := info.ID()
+	return id, nil
+}
+
+// relink points every pinned link that runs program oldID at prog.
+func (d *Datapath) relink(oldID ebpf.ProgramID, prog *ebpf.Program) error {
+	entries, err := os.ReadDir(filepath.Join(d.pinRoot, "links"))
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		l, err := link.LoadPinnedLink(filepath.Join(d.pinRoot, "links", e.Name()), nil)
+		if err != nil {
+			continue // a link whose interface is gone: detach cleans it up
+		}
+		info, err := l.Info()
+		if err == nil && info.Program == oldID {
+			err = l.Update(prog)
+		}
+		l.Close()
+		if err != nil {
+			return fmt.Errorf("upgrade link %s: %w", e.Name(), err)
+		}
+	}
+	return nil
+}
+
+func assignMaps(dst *Maps, all map[string]*ebpf.Map) error {
+	fields := map[string]**ebpf.Map{
+		"networks": &dst.Networks, "endpoints": &dst.Endpoints, "endpoint_ips": &dst.EndpointIPs,
+		"subnets": &dst.Subnets, "verdict_counters": &dst.VerdictCounters,
+		"drop_counters": &dst.DropCounters, "endpoint_stats": &dst.EndpointStats,
+	}
+	for name, field := range fields {
+		m, ok := all[name]
+		if !ok {
+			return fmt.Errorf("map %s missing from datapath objects", name)
+		}
+		*field = m
+	}
+	return nil
+}
+
+// Program returns a loaded program by name.
+func (d *Datapath) Program(name string) *ebpf.Program { return d.programs[name] }
+
+// Close releases this process's handles. Pinned objects stay.
+func (d *Datapath) Close() {
+	for _, p := range d.programs {
+		p.Close()
+	}
+	for _, m := range d.all {
+		m.Close()
+	}
+}
+
+func (d *Datapath) linkPath(ifname, prog string) string {
+	return filepath.Join(d.pinRoot, "links", ifname+":"+prog)
+}
+
+// AttachTCXIngress attaches prog at TCX ingress of the interface and pins the
+// link under the interface name. It returns the program's ID.
+func (d *Datapath) AttachTCXIngress(prog string, ifindex int, ifname string) (ebpf.ProgramID, error) {
+	p := d.programs[prog]
+	if p == nil {
+		return 0, fmt.Errorf("unknown program %s", prog)
+	}
+	l, err := link.AttachTCX(link.TCXOptions{Interface: ifindex, Program: p, Attach: ebpf.AttachTCXIngress})
+	if err != nil {
+		return 0, fmt.Errorf("attach %s to %s: %w", prog, ifname, err)
+	}
+	defer l.Close()
+	if d.pinRoot != "" {
+		path := d.linkPath(ifname, prog)
+		os.Remove(path) // a stale pin from an interface that no longer exists
+		if err := l.Pin(path); err != nil {
+			return 0, fmt.Errorf("pin link %s: %w", path, err)
+		}
+	}
+	return programID(p)
+}
+
+// DetachTCX removes the pinned link of prog on ifname. The link goes away with
+// its last reference; it is no error if it is already gone.
+func (d *Datapath) DetachTCX(prog, ifname string) error {
+	path := d.linkPath(ifname, prog)
+	l, err := link.LoadPinnedLink(path, nil)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		// A link whose interface vanished may not load: the pin is all that is left.
+		if rmErr := os.Remove(path); rmErr != nil && !errors.Is(rmErr, os.ErrNotExist) {
+			return fmt.Errorf("remove link pin %s: %w", path, rmErr)
+		}
+		return nil
+	}
+	defer l.Close()
+	if err := l.Unpin(); err != nil {
+		return fmt.Errorf("unpin link %s: %w", path, err)
+	}
+	return nil
+}
+
+// LinkedProgramID returns the program a pinned link on ifname runs, or 0.
+func (d *Datapath) LinkedProgramID(prog, ifname string) ebpf.ProgramID {
+	l, err := link.LoadPinnedLink(d.linkPath(ifname, prog), nil)
+	if err != nil {
+		return 0
+	}
+	defer l.Close()
+	info, err := l.Info()
+	if err != nil {
+		return 0
+	}
+	return info.Program
+}
+
+// EnumNames returns value -> name for a C enum of the datapath, read from the
+// object's BTF so the names can never drift from the C definition.
+func EnumNames(enum string) (map[uint64]string, error) {
+	spec, err := loadFromContainer()
+	if err != nil {
+		return nil, err
+	}
+	var e *btf.Enum
+	if err := spec.Types.TypeByName(enum, &e); err != nil {
+		return nil, fmt.Errorf("enum %s: %w", enum, err)
+	}
+	names := make(map[uint64]string, len(e.Values))
+	for _, v := range e.Values {
+		names[v.Value] = v.Name
+	}
+	return names, nil
+}
+
+// RemovePins deletes the pinned maps, programs and links of a datapath with no
+// endpoints left, and the pin root itself.
+func RemovePins(pinRoot string) error {
+	return os.RemoveAll(pinRoot)
+}
