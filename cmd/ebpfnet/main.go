@@ -1,0 +1,94 @@
+// Command ebpfnet is a Docker-style container network datapath in eBPF.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ebpfnet/ebpfnet/datapath"
+)
+
+// exitError carries a command's exit code (ebpfnet run returns CMD's).
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+func main() {
+	if err := newRootCmd().ExecuteContext(context.Background()); err != nil {
+		var exit exitError
+		if errors.As(err, &exit) {
+			os.Exit(exit.code)
+		}
+		fmt.Fprintln(os.Stderr, "ebpfnet:", err)
+		os.Exit(1)
+	}
+}
+
+// globals are the flags every command shares.
+type globals struct {
+	stateDir string
+	pinRoot  string
+	verbose  bool
+}
+
+func (g *globals) open() (*datapath.Instance, error) {
+	cfg := datapath.DefaultConfig()
+	if g.stateDir != "" {
+		cfg.StateDir = g.stateDir
+	}
+	if g.pinRoot != "" {
+		cfg.PinRoot = g.pinRoot
+	}
+	level := slog.LevelWarn
+	if g.verbose {
+		level = slog.LevelInfo
+	}
+	cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	return datapath.Open(cfg)
+}
+
+// withInstance adapts a command body that needs an open instance.
+func (g *globals) withInstance(fn func(cmd *cobra.Command, args []string, inst *datapath.Instance) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		inst, err := g.open()
+		if err != nil {
+			return err
+		}
+		defer inst.Close()
+		return fn(cmd, args, inst)
+	}
+}
+
+func newRootCmd() *cobra.Command {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:   "ebpfnet",
+		Short: "Docker-style container networking with an eBPF datapath",
+		Long: `ebpfnet gives network namespaces Docker's network modes (bridge, host,
+container:NAME, none). Bridge-mode forwarding runs in eBPF programs on each
+container's veth instead of the Linux bridge and iptables.
+
+Everything is relative to the network namespace ebpfnet runs in; state and
+pins are per instance (see --state-dir and --pin-root).`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	def := datapath.DefaultConfig()
+	root.PersistentFlags().StringVar(&g.stateDir, "state-dir", os.Getenv("EBPFNET_STATE_DIR"), "state directory (env EBPFNET_STATE_DIR; default "+def.StateDir+")")
+	root.PersistentFlags().StringVar(&g.pinRoot, "pin-root", os.Getenv("EBPFNET_PIN_ROOT"), "bpffs directory for pinned maps, programs and links (env EBPFNET_PIN_ROOT; default "+def.PinRoot+")")
+	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log what is done")
+	root.AddCommand(
+		newNetworkCmd(g),
+		newAttachCmd(g),
+		newDetachCmd(g),
+		newLsCmd(g),
+		newInspectCmd(g),
+		newRunCmd(g),
+	)
+	return root
+}

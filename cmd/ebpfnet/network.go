@@ -1,0 +1,107 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ebpfnet/ebpfnet/datapath"
+)
+
+func newNetworkCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "network", Short: "Manage bridge networks"}
+	cmd.AddCommand(newNetworkCreateCmd(g), newNetworkLsCmd(g), newNetworkInspectCmd(g), newNetworkRmCmd(g))
+	return cmd
+}
+
+func newNetworkCreateCmd(g *globals) *cobra.Command {
+	o := datapath.DefaultNetworkOptions("")
+	cmd := &cobra.Command{
+		Use:   "create NAME",
+		Short: "Create a bridge network",
+		Example: `  ebpfnet network create backend --subnet 172.30.0.0/16
+  ebpfnet network create isolated --subnet 10.77.0.0/24 --icc=false`,
+		Args: cobra.ExactArgs(1),
+		RunE: g.withInstance(func(cmd *cobra.Command, args []string, inst *datapath.Instance) error {
+			o.Name = args[0]
+			n, err := inst.CreateNetwork(o)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), n.Name)
+			return nil
+		}),
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Subnet, "subnet", "", "IPv4 subnet in CIDR form (default: a free /16 from 172.17-31.0.0)")
+	f.StringVar(&o.Gateway, "gateway", "", "gateway address on the bridge (default: first address of the subnet)")
+	f.StringVar(&o.Uplink, "uplink", "", "interface towards the outside (default: the default route's)")
+	f.StringVar(&o.Bridge, "bridge", "", "bridge interface name (default: ebpfnet<ID>)")
+	f.IntVar(&o.MTU, "mtu", 0, "MTU of the bridge and container interfaces (default: the uplink's)")
+	f.BoolVar(&o.ICC, "icc", true, "allow container-to-container traffic")
+	f.BoolVar(&o.Masquerade, "ip-masquerade", true, "masquerade traffic leaving for the outside")
+	f.BoolVar(&o.Internal, "internal", false, "no access to or from the outside")
+	return cmd
+}
+
+func newNetworkLsCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:     "ls",
+		Aliases: []string{"list"},
+		Short:   "List networks",
+		Args:    cobra.NoArgs,
+		RunE: g.withInstance(func(cmd *cobra.Command, _ []string, inst *datapath.Instance) error {
+			nets, err := inst.Networks()
+			if err != nil {
+				return err
+			}
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "NAME\tSUBNET\tGATEWAY\tBRIDGE\tUPLINK\tICC\tINTERNAL")
+			for _, n := range nets {
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%t\t%t\n", n.Name, n.Subnet, n.Gateway, n.Bridge, n.Uplink, n.ICC, n.Internal)
+			}
+			return w.Flush()
+		}),
+	}
+}
+
+func newNetworkInspectCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "inspect NAME",
+		Short: "Show a network and its endpoints as JSON",
+		Args:  cobra.ExactArgs(1),
+		RunE: g.withInstance(func(cmd *cobra.Command, args []string, inst *datapath.Instance) error {
+			d, err := inst.InspectNetwork(args[0])
+			if err != nil {
+				return err
+			}
+			return printJSON(cmd, d)
+		}),
+	}
+}
+
+func newNetworkRmCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:     "rm NAME...",
+		Aliases: []string{"remove"},
+		Short:   "Remove networks (refused while endpoints are attached)",
+		Args:    cobra.MinimumNArgs(1),
+		RunE: g.withInstance(func(cmd *cobra.Command, args []string, inst *datapath.Instance) error {
+			for _, name := range args {
+				if err := inst.RemoveNetwork(name); err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), name)
+			}
+			return nil
+		}),
+	}
+}
+
+func printJSON(cmd *cobra.Command, v any) error {
+	enc := json.NewEncoder(cmd.OutOrStdout())
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

@@ -1,0 +1,419 @@
+package datapath
+
+import (
+	"cmp"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/vishvananda/netlink"
+
+	"github.com/ebpfnet/ebpfnet/internal/netnsutil"
+	"github.com/ebpfnet/ebpfnet/loader"
+	"github.com/ebpfnet/ebpfnet/maps"
+)
+
+// AttachOptions are the flags of `ebpfnet attach`.
+type AttachOptions struct {
+	Mode    Mode     // ModeBridge or ModeNone
+	Network string   // bridge mode; empty: the default network
+	IP      string   // bridge mode; empty: allocate
+	Ports   []string // bridge mode; Docker -p specs
+	Target  string   // netns name, netns path or PID
+	Name    string   // endpoint name; empty: derived from Target
+	// ownNetns marks a namespace ebpfnet run created (and removes with --rm).
+	ownNetns bool
+}
+
+// Attach connects a network namespace in bridge or none mode.
+func (i *Instance) Attach(o AttachOptions) (Endpoint, error) {
+	var ep Endpoint
+	err := i.withStore(func(st *store) (err error) {
+		ep, err = i.attach(st, o)
+		return err
+	})
+	return ep, err
+}
+
+func (i *Instance) attach(st *store, o AttachOptions) (Endpoint, error) {
+	if o.Mode != ModeBridge && o.Mode != ModeNone {
+		return Endpoint{}, fmt.Errorf("attach supports --net=bridge and --net=none; use `ebpfnet run` for host and container: modes")
+	}
+	var ports []PortMapping
+	for _, spec := range o.Ports {
+		if o.Mode != ModeBridge {
+			return Endpoint{}, errors.New("published ports need --net=bridge")
+		}
+		ms, err := ParsePortSpec(spec)
+		if err != nil {
+			return Endpoint{}, err
+		}
+		ports = append(ports, ms...)
+	}
+	ns, err := netnsutil.Resolve(o.Target)
+	if err != nil {
+		return Endpoint{}, err
+	}
+	if cur, err := netnsutil.Current(); err == nil && cur.Ino == ns.Ino {
+		return Endpoint{}, fmt.Errorf("target %s is the host's own network namespace (that is --net=host)", o.Target)
+	}
+	name := o.Name
+	if name == "" {
+		name = endpointName(o.Target)
+	}
+	if err := netnsutil.ValidName(name); err != nil {
+		return Endpoint{}, fmt.Errorf("endpoint name: %w", err)
+	}
+	eps, err := st.endpoints()
+	if err != nil {
+		return Endpoint{}, err
+	}
+	for _, e := range eps {
+		if e.Name == name {
+			return Endpoint{}, fmt.Errorf("endpoint %s already exists", name)
+		}
+		if e.NetnsIno == ns.Ino {
+			return Endpoint{}, fmt.Errorf("target %s is already attached as endpoint %s", o.Target, e.Name)
+		}
+	}
+	ep := Endpoint{Name: name, Mode: o.Mode, Netns: ns.Path, NetnsIno: ns.Ino, OwnNetns: o.ownNetns}
+	if o.Mode == ModeBridge {
+		if err := i.attachBridge(st, &ep, o, ns, eps, ports); err != nil {
+			return Endpoint{}, err
+		}
+	} else if err := setLoopbackUp(ns); err != nil {
+		return Endpoint{}, err
+	}
+	ep.Created = time.Now().UTC()
+	if err := st.putEndpoint(ep); err != nil {
+		if ep.Mode == ModeBridge {
+			i.teardown(ep)
+		}
+		return Endpoint{}, fmt.Errorf("save endpoint: %w", err)
+	}
+	i.log.Info("attached", "endpoint", ep.Name, "mode", ep.Mode, "network", ep.Network, "ip", ep.IP)
+	return ep, nil
+}
+
+// endpointName derives a name from a TARGET: the netns name, a path's base
+// name, or pid-N.
+func endpointName(target string) string {
+	if strings.ContainsRune(target, '/') {
+		base := filepath.Base(target)
+		if base == "net" { // /proc/N/ns/net
+			return "pid-" + filepath.Base(filepath.Dir(filepath.Dir(target)))
+		}
+		return base
+	}
+	if n, err := strconv.Atoi(target); err == nil && n > 0 {
+		return "pid-" + target
+	}
+	return target
+}
+
+func (i *Instance) attachBridge(st *store, ep *Endpoint, o AttachOptions, ns netnsutil.Namespace, eps []Endpoint, ports []PortMapping) error {
+	netName := cmp.Or(o.Network, DefaultNetwork)
+	n, ok, err := st.network(netName)
+	if err != nil {
+		return err
+	}
+	if !ok && netName != DefaultNetwork {
+		return fmt.Errorf("network %s not found", netName)
+	}
+	used := map[netip.Addr]string{}
+	for _, e := range eps {
+		if e.Network == netName {
+			used[e.IP] = e.Name
+		}
+	}
+	var ip netip.Addr
+	if ok && o.IP != "" {
+		if ip, err = checkRequestedIP(n, o.IP, used); err != nil {
+			return err
+		}
+	}
+	if len(ports) > 0 {
+		return errors.New("published ports (-p) are not supported by this datapath version yet")
+	}
+	if err := checkNoEth0(ns); err != nil {
+		return err
+	}
+
+	var rollback undo
+	defer rollback.run()
+	if !ok {
+		// Docker's default network appears on first use.
+		if n, err = i.createNetwork(st, DefaultNetworkOptions(DefaultNetwork)); err != nil {
+			return fmt.Errorf("create default network: %w", err)
+		}
+		rollback.add(func() { i.removeNetworkQuietly(st, n) })
+		if o.IP != "" {
+			if ip, err = checkRequestedIP(n, o.IP, used); err != nil {
+				return err
+			}
+		}
+	}
+	if !ip.IsValid() {
+		if ip, err = allocateIP(n, used); err != nil {
+			return err
+		}
+	}
+	views, err := i.datapath()
+	if err != nil {
+		return err
+	}
+	ep.Network, ep.IP, ep.MAC = n.Name, ip, macFor(ip)
+	ep.HostVeth = "veth" + randomHex(4)[:7]
+
+	if err := i.plumbVeth(ep, n, ns, &rollback); err != nil {
+		return err
+	}
+	mac, _ := net.ParseMAC(ep.MAC)
+	if err := views.PutEndpoint(maps.Endpoint{IP: ip, MAC: mac, NetID: n.ID, Ifindex: ep.HostIfindex}); err != nil {
+		return err
+	}
+	rollback.add(func() { views.DeleteEndpoint(ep.HostIfindex, ip) })
+	// Maps first, program second: the program drops traffic from interfaces
+	// it does not know.
+	if _, err := i.dp.AttachTCXIngress(loader.ProgFromContainer, ep.HostIfindex, ep.HostVeth); err != nil {
+		return err
+	}
+	rollback = nil
+	return nil
+}
+
+// plumbVeth creates the veth pair with its container end (eth0) directly in
+// the target namespace, addresses it and routes via the gateway.
+func (i *Instance) plumbVeth(ep *Endpoint, n Network, ns netnsutil.Namespace, rollback *undo) error {
+	br, err := netlink.LinkByName(n.Bridge)
+	if err != nil {
+		return fmt.Errorf("bridge %s of network %s is missing: %w", n.Bridge, n.Name, err)
+	}
+	nsh, err := ns.Open()
+	if err != nil {
+		return err
+	}
+	defer nsh.Close()
+	mac, _ := net.ParseMAC(ep.MAC)
+	veth := &netlink.Veth{
+		LinkAttrs:        netlink.LinkAttrs{Name: ep.HostVeth, MTU: n.MTU, MasterIndex: br.Attrs().Index},
+		PeerName:         "eth0",
+		PeerHardwareAddr: mac,
+		PeerNamespace:    netlink.NsFd(nsh),
+	}
+	if err := netlink.LinkAdd(veth); err != nil {
+		return fmt.Errorf("create veth %s: %w", ep.HostVeth, err)
+	}
+	// Deleting the host end deletes the container end too.
+	rollback.add(func() { netlink.LinkDel(veth) })
+	host, err := netlink.LinkByName(ep.HostVeth)
+	if err != nil {
+		return err
+	}
+	ep.HostIfindex = host.Attrs().Index
+	if err := netlink.LinkSetUp(host); err != nil {
+		return fmt.Errorf("bring up %s: %w", ep.HostVeth, err)
+	}
+
+	h, err := netlink.NewHandleAt(nsh)
+	if err != nil {
+		return fmt.Errorf("netlink in %s: %w", ns.Path, err)
+	}
+	defer h.Close()
+	eth0, err := h.LinkByName("eth0")
+	if err != nil {
+		return fmt.Errorf("find eth0 in %s: %w", ns.Path, err)
+	}
+	ep.ContainerIfindex = eth0.Attrs().Index
+	steps := []struct {
+		what string
+		do   func() error
+	}{
+		{"bring up lo", func() error { return linkUpByName(h, "lo") }},
+		{"address eth0", func() error {
+			return h.AddrAdd(eth0, &netlink.Addr{IPNet: prefixIPNet(netip.PrefixFrom(ep.IP, n.Subnet.Bits()))})
+		}},
+		{"bring up eth0", func() error { return h.LinkSetUp(eth0) }},
+		{"add default route", func() error {
+			return h.RouteAdd(&netlink.Route{LinkIndex: eth0.Attrs().Index, Gw: n.Gateway.AsSlice()})
+		}},
+	}
+	for _, s := range steps {
+		if err := s.do(); err != nil {
+			return fmt.Errorf("%s in %s: %w", s.what, ns.Path, err)
+		}
+	}
+	return nil
+}
+
+func linkUpByName(h *netlink.Handle, name string) error {
+	l, err := h.LinkByName(name)
+	if err != nil {
+		return err
+	}
+	return h.LinkSetUp(l)
+}
+
+func setLoopbackUp(ns netnsutil.Namespace) error {
+	nsh, err := ns.Open()
+	if err != nil {
+		return err
+	}
+	defer nsh.Close()
+	h, err := netlink.NewHandleAt(nsh)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	if err := linkUpByName(h, "lo"); err != nil {
+		return fmt.Errorf("bring up lo in %s: %w", ns.Path, err)
+	}
+	return nil
+}
+
+func checkNoEth0(ns netnsutil.Namespace) error {
+	nsh, err := ns.Open()
+	if err != nil {
+		return err
+	}
+	defer nsh.Close()
+	h, err := netlink.NewHandleAt(nsh)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	if _, err := h.LinkByName("eth0"); err == nil {
+		return fmt.Errorf("target %s already has an eth0 interface", ns.Path)
+	}
+	return nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func (i *Instance) removeNetworkQuietly(st *store, n Network) {
+	if views, err := i.datapath(); err == nil {
+		views.DeleteNetwork(n.ID, n.Subnet)
+	}
+	if l, err := netlink.LinkByName(n.Bridge); err == nil {
+		netlink.LinkDel(l)
+	}
+	st.deleteNetwork(n.Name)
+}
+
+// Detach removes an endpoint: its program link, veth pair, datapath entries
+// and record. TARGET may be the endpoint name or anything attach accepted;
+// a namespace that vanished is still detached by name.
+func (i *Instance) Detach(target string) (Endpoint, error) {
+	var ep Endpoint
+	err := i.withStore(func(st *store) (err error) {
+		if ep, err = findEndpoint(st, target); err != nil {
+			return err
+		}
+		if err := i.teardown(ep); err != nil {
+			return fmt.Errorf("detach %s: %w", ep.Name, err)
+		}
+		if err := st.deleteEndpoint(ep.Name); err != nil {
+			return err
+		}
+		i.log.Info("detached", "endpoint", ep.Name)
+		return i.releaseIfUnused(st)
+	})
+	return ep, err
+}
+
+// teardown undoes the kernel side of an attach. It keeps going past errors
+// so a half-gone endpoint is still cleaned up as far as possible.
+func (i *Instance) teardown(ep Endpoint) error {
+	if ep.Mode != ModeBridge {
+		return nil
+	}
+	views, err := i.datapath()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	errs = append(errs, i.dp.DetachTCX(loader.ProgFromContainer, ep.HostVeth))
+	if l, err := netlink.LinkByName(ep.HostVeth); err == nil && l.Attrs().Index == ep.HostIfindex {
+		errs = append(errs, netlink.LinkDel(l))
+	}
+	errs = append(errs, views.DeleteEndpoint(ep.HostIfindex, ep.IP))
+	return errors.Join(errs...)
+}
+
+func findEndpoint(st *store, target string) (Endpoint, error) {
+	if ep, ok, err := st.endpoint(target); err != nil || ok {
+		return ep, err
+	}
+	if ep, ok, err := st.endpoint(endpointName(target)); err != nil || ok {
+		return ep, err
+	}
+	ns, err := netnsutil.Resolve(target)
+	if err != nil {
+		return Endpoint{}, fmt.Errorf("no endpoint %s", target)
+	}
+	eps, err := st.endpoints()
+	if err != nil {
+		return Endpoint{}, err
+	}
+	for _, e := range eps {
+		if e.NetnsIno == ns.Ino {
+			return e, nil
+		}
+	}
+	return Endpoint{}, fmt.Errorf("target %s is not attached", target)
+}
+
+// Endpoints lists the instance's endpoints, sorted by name.
+func (i *Instance) Endpoints() ([]Endpoint, error) {
+	var out []Endpoint
+	err := i.withStore(func(st *store) (err error) {
+		out, err = st.endpoints()
+		return err
+	})
+	slices.SortFunc(out, func(a, b Endpoint) int { return cmp.Compare(a.Name, b.Name) })
+	return out, err
+}
+
+// EndpointDetail is what `ebpfnet inspect` shows.
+type EndpointDetail struct {
+	Endpoint
+	ProgramID ebpf.ProgramID `json:"program_id,omitempty"`
+	Tx        maps.Counter   `json:"tx"`
+	Rx        maps.Counter   `json:"rx"`
+}
+
+// Inspect returns an endpoint with its attached program and counters.
+func (i *Instance) Inspect(target string) (EndpointDetail, error) {
+	var d EndpointDetail
+	err := i.withStore(func(st *store) error {
+		ep, err := findEndpoint(st, target)
+		if err != nil {
+			return err
+		}
+		d.Endpoint = ep
+		if ep.Mode != ModeBridge {
+			return nil
+		}
+		views, err := i.datapath()
+		if err != nil {
+			return err
+		}
+		d.ProgramID = i.dp.LinkedProgramID(loader.ProgFromContainer, ep.HostVeth)
+		d.Tx, d.Rx, _ = views.EndpointCounters(ep.HostIfindex)
+		return nil
+	})
+	return d, err
+}

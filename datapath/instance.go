@@ -1,0 +1,144 @@
+// Package datapath is the ebpfnet control plane: networks, endpoints and the
+// four Docker network modes, IPAM and the state store. It plumbs bridges and
+// veth pairs with netlink and programs the eBPF datapath through loader and
+// maps. Everything is relative to the network namespace it runs in, and all
+// state (store and pins) is per instance.
+package datapath
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/ebpfnet/ebpfnet/internal/netnsutil"
+	"github.com/ebpfnet/ebpfnet/loader"
+	"github.com/ebpfnet/ebpfnet/maps"
+)
+
+// Config locates one ebpfnet instance.
+type Config struct {
+	StateDir string // store directory
+	PinRoot  string // bpffs directory for maps, programs and links
+	Log      *slog.Logger
+}
+
+// DefaultConfig names the instance after the network namespace it runs in,
+// so instances on simulated hosts (network namespaces) never share state:
+// "default" in the initial namespace, "netns-<inode>" elsewhere.
+func DefaultConfig() Config {
+	instance := "default"
+	if cur, err := netnsutil.Current(); err == nil {
+		if init, err := netnsutil.Inode("/proc/1/ns/net"); err != nil || init != cur.Ino {
+			instance = fmt.Sprintf("netns-%d", cur.Ino)
+		}
+	}
+	return Config{
+		StateDir: filepath.Join("/var/lib/ebpfnet", instance),
+		PinRoot:  filepath.Join(loader.DefaultBPFFS, "ebpfnet", instance),
+	}
+}
+
+// Instance is an open ebpfnet instance.
+type Instance struct {
+	cfg   Config
+	log   *slog.Logger
+	dp    *loader.Datapath
+	views *maps.Views
+	pins  string // resolved pin root
+}
+
+// Open opens an instance. The datapath is loaded lazily, on first need.
+func Open(cfg Config) (*Instance, error) {
+	if cfg.StateDir == "" || cfg.PinRoot == "" {
+		return nil, errors.New("state dir and pin root must be set")
+	}
+	if !filepath.IsAbs(cfg.StateDir) {
+		return nil, fmt.Errorf("state dir %q: must be an absolute path", cfg.StateDir)
+	}
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Instance{cfg: cfg, log: log}, nil
+}
+
+// Close releases the instance's handles; the datapath stays in the kernel.
+func (i *Instance) Close() {
+	if i.dp != nil {
+		i.dp.Close()
+		i.dp = nil
+	}
+}
+
+// withStore runs fn holding the store, which serializes ebpfnet commands of
+// one instance (bbolt's file lock).
+func (i *Instance) withStore(fn func(*store) error) error {
+	st, err := openStore(i.cfg.StateDir)
+	if err != nil {
+		return err
+	}
+	defer st.close()
+	return fn(st)
+}
+
+// datapath loads (or reopens) the pinned datapath.
+func (i *Instance) datapath() (*maps.Views, error) {
+	if i.dp != nil {
+		return i.views, nil
+	}
+	pins, err := loader.PreparePinRoot(i.cfg.PinRoot)
+	if err != nil {
+		return nil, err
+	}
+	dp, err := loader.Load(loader.Options{PinRoot: pins})
+	if err != nil {
+		return nil, err
+	}
+	i.dp, i.views, i.pins = dp, maps.New(&dp.Maps), pins
+	return i.views, nil
+}
+
+// Views returns the typed datapath maps, loading the datapath if needed.
+func (i *Instance) Views() (*maps.Views, error) { return i.datapath() }
+
+// releaseIfUnused removes the pinned datapath once no network and no
+// endpoint is left, so a torn-down instance leaves nothing in bpffs.
+func (i *Instance) releaseIfUnused(st *store) error {
+	nets, err := st.networks()
+	if err != nil {
+		return err
+	}
+	eps, err := st.endpoints()
+	if err != nil || len(nets) > 0 || len(eps) > 0 {
+		return err
+	}
+	pins := i.pins
+	i.Close()
+	if pins == "" {
+		if pins, err = loader.PreparePinRoot(i.cfg.PinRoot); err != nil {
+			return err
+		}
+	}
+	if err := loader.RemovePins(pins); err != nil {
+		return fmt.Errorf("remove pins: %w", err)
+	}
+	i.log.Info("no networks left: removed pinned datapath", "pins", pins)
+	// Drop the now-empty parent (e.g. /sys/fs/bpf/ebpfnet) if nobody else uses it.
+	os.Remove(filepath.Dir(pins))
+	return nil
+}
+
+// undo collects rollback steps of a multi-step kernel change.
+type undo []func()
+
+func (u *undo) add(f func()) { *u = append(*u, f) }
+
+// run executes the rollback steps in reverse order.
+func (u *undo) run() {
+	for j := len(*u) - 1; j >= 0; j-- {
+		(*u)[j]()
+	}
+	*u = nil
+}

@@ -1,0 +1,303 @@
+package datapath
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/ebpfnet/ebpfnet/internal/netnsutil"
+	"github.com/ebpfnet/ebpfnet/maps"
+)
+
+// DefaultNetwork is the network `attach --net=bridge` uses without --network.
+const DefaultNetwork = "bridge"
+
+// NetworkOptions are the flags of `ebpfnet network create`.
+type NetworkOptions struct {
+	Name       string
+	Subnet     string // empty: pick from the default pool
+	Gateway    string
+	Uplink     string // empty: the interface of the default route, if any
+	Bridge     string // empty: ebpfnet<ID>
+	MTU        int    // 0: the uplink's MTU, else 1500
+	ICC        bool
+	Masquerade bool
+	Internal   bool
+}
+
+// DefaultNetworkOptions are Docker's defaults.
+func DefaultNetworkOptions(name string) NetworkOptions {
+	return NetworkOptions{Name: name, ICC: true, Masquerade: true}
+}
+
+// CreateNetwork validates o, creates the bridge and programs the datapath.
+func (i *Instance) CreateNetwork(o NetworkOptions) (Network, error) {
+	var n Network
+	err := i.withStore(func(st *store) (err error) {
+		n, err = i.createNetwork(st, o)
+		return err
+	})
+	return n, err
+}
+
+func (i *Instance) createNetwork(st *store, o NetworkOptions) (Network, error) {
+	n, err := i.validateNetwork(st, o)
+	if err != nil {
+		return Network{}, err
+	}
+	views, err := i.datapath()
+	if err != nil {
+		return Network{}, err
+	}
+	if n.ID, err = st.nextNetworkID(); err != nil {
+		return Network{}, err
+	}
+	if n.Bridge == "" {
+		n.Bridge = fmt.Sprintf("ebpfnet%d", n.ID)
+		if _, err := netlink.LinkByName(n.Bridge); err == nil {
+			return Network{}, fmt.Errorf("interface %s already exists: choose a bridge name with --bridge", n.Bridge)
+		}
+	}
+
+	var rollback undo
+	defer rollback.run()
+	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: n.Bridge, MTU: n.MTU}}
+	if err := netlink.LinkAdd(br); err != nil {
+		return Network{}, fmt.Errorf("create bridge %s: %w", n.Bridge, err)
+	}
+	rollback.add(func() { netlink.LinkDel(br) })
+	link, err := netlink.LinkByName(n.Bridge)
+	if err != nil {
+		return Network{}, err
+	}
+	addr := &netlink.Addr{IPNet: prefixIPNet(netip.PrefixFrom(n.Gateway, n.Subnet.Bits()))}
+	if err := netlink.AddrAdd(link, addr); err != nil {
+		return Network{}, fmt.Errorf("address bridge %s: %w", n.Bridge, err)
+	}
+	if err := netlink.LinkSetUp(link); err != nil {
+		return Network{}, fmt.Errorf("bring up bridge %s: %w", n.Bridge, err)
+	}
+	err = views.PutNetwork(maps.Network{
+		ID: n.ID, Subnet: n.Subnet, Gateway: n.Gateway, GatewayMAC: link.Attrs().HardwareAddr,
+		BridgeIfindex: link.Attrs().Index, ICC: n.ICC, Masquerade: n.Masquerade, Internal: n.Internal,
+	})
+	if err != nil {
+		return Network{}, err
+	}
+	rollback.add(func() { views.DeleteNetwork(n.ID, n.Subnet) })
+	n.Created = time.Now().UTC()
+	if err := st.putNetwork(n); err != nil {
+		return Network{}, fmt.Errorf("save network: %w", err)
+	}
+	rollback = nil
+	i.log.Info("network created", "name", n.Name, "subnet", n.Subnet, "bridge", n.Bridge)
+	return n, nil
+}
+
+// validateNetwork checks everything before the kernel is touched.
+func (i *Instance) validateNetwork(st *store, o NetworkOptions) (Network, error) {
+	n := Network{Name: o.Name, Bridge: o.Bridge, Uplink: o.Uplink, MTU: o.MTU, ICC: o.ICC, Masquerade: o.Masquerade, Internal: o.Internal}
+	if err := netnsutil.ValidName(o.Name); err != nil {
+		return n, fmt.Errorf("network name: %w", err)
+	}
+	existing, err := st.networks()
+	if err != nil {
+		return n, err
+	}
+	var taken []netip.Prefix
+	for _, e := range existing {
+		if e.Name == o.Name {
+			return n, fmt.Errorf("network %s already exists", o.Name)
+		}
+		if o.Bridge != "" && e.Bridge == o.Bridge {
+			return n, fmt.Errorf("bridge %s is already used by network %s", o.Bridge, e.Name)
+		}
+		taken = append(taken, e.Subnet)
+	}
+	if o.Subnet == "" {
+		routes, err := routedPrefixes()
+		if err != nil {
+			return n, err
+		}
+		if n.Subnet, err = chooseSubnet(append(taken, routes...)); err != nil {
+			return n, err
+		}
+	} else if n.Subnet, err = parseSubnet(o.Subnet); err != nil {
+		return n, err
+	}
+	for _, e := range existing {
+		if e.Subnet.Overlaps(n.Subnet) {
+			return n, fmt.Errorf("subnet %s overlaps network %s (%s)", n.Subnet, e.Name, e.Subnet)
+		}
+	}
+	if n.Gateway, err = checkGateway(n.Subnet, o.Gateway); err != nil {
+		return n, err
+	}
+	if o.Bridge != "" {
+		if err := validIfName(o.Bridge); err != nil {
+			return n, fmt.Errorf("bridge name: %w", err)
+		}
+		if _, err := netlink.LinkByName(o.Bridge); err == nil {
+			return n, fmt.Errorf("interface %s already exists", o.Bridge)
+		}
+	}
+	uplinkMTU := 0
+	if o.Uplink != "" {
+		if err := validIfName(o.Uplink); err != nil {
+			return n, fmt.Errorf("uplink: %w", err)
+		}
+		l, err := netlink.LinkByName(o.Uplink)
+		if err != nil {
+			return n, fmt.Errorf("uplink %s: no such interface", o.Uplink)
+		}
+		uplinkMTU = l.Attrs().MTU
+	} else if l := defaultRouteLink(); l != nil {
+		n.Uplink, uplinkMTU = l.Attrs().Name, l.Attrs().MTU
+	}
+	switch {
+	case o.MTU == 0 && uplinkMTU > 0:
+		n.MTU = uplinkMTU
+	case o.MTU == 0:
+		n.MTU = 1500
+	case o.MTU < 68 || o.MTU > 65535:
+		return n, fmt.Errorf("invalid MTU %d: must be between 68 and 65535", o.MTU)
+	}
+	return n, nil
+}
+
+func validIfName(name string) error {
+	if name == "" || len(name) > unix.IFNAMSIZ-1 {
+		return fmt.Errorf("invalid interface name %q: must be 1-15 characters", name)
+	}
+	for _, r := range name {
+		if r <= ' ' || r == '/' || r == ':' || r > '~' {
+			return fmt.Errorf("invalid interface name %q", name)
+		}
+	}
+	return nil
+}
+
+// routedPrefixes lists the IPv4 routes of this namespace, except default
+// routes, so the default network's subnet avoids them.
+func routedPrefixes() ([]netip.Prefix, error) {
+	routes, err := netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
+	if err != nil {
+		return nil, fmt.Errorf("list routes: %w", err)
+	}
+	var out []netip.Prefix
+	for _, r := range routes {
+		if r.Dst == nil {
+			continue
+		}
+		if p, ok := ipNetPrefix(r.Dst); ok && p.Bits() > 0 {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// defaultRouteLink is the interface of this namespace's IPv4 default route.
+func defaultRouteLink() netlink.Link {
+	routes, err := netlink.RouteList(nil, netlink.FAMILY_V4)
+	if err != nil {
+		return nil
+	}
+	for _, r := range routes {
+		if (r.Dst == nil || r.Dst.IP.IsUnspecified()) && r.LinkIndex > 0 {
+			if l, err := netlink.LinkByIndex(r.LinkIndex); err == nil {
+				return l
+			}
+		}
+	}
+	return nil
+}
+
+// RemoveNetwork deletes a network with no endpoints.
+func (i *Instance) RemoveNetwork(name string) error {
+	return i.withStore(func(st *store) error {
+		n, ok, err := st.network(name)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("network %s not found", name)
+		}
+		eps, err := st.endpoints()
+		if err != nil {
+			return err
+		}
+		var users []string
+		for _, e := range eps {
+			if e.Network == name {
+				users = append(users, e.Name)
+			}
+		}
+		if len(users) > 0 {
+			slices.Sort(users)
+			return fmt.Errorf("network %s has attached endpoints: %v (detach them first)", name, users)
+		}
+		views, err := i.datapath()
+		if err != nil {
+			return err
+		}
+		var errs []error
+		errs = append(errs, views.DeleteNetwork(n.ID, n.Subnet))
+		if l, err := netlink.LinkByName(n.Bridge); err == nil {
+			errs = append(errs, netlink.LinkDel(l))
+		}
+		if err := errors.Join(errs...); err != nil {
+			return fmt.Errorf("remove network %s: %w", name, err)
+		}
+		if err := st.deleteNetwork(name); err != nil {
+			return err
+		}
+		i.log.Info("network removed", "name", name)
+		return i.releaseIfUnused(st)
+	})
+}
+
+// Networks lists the instance's networks, sorted by name.
+func (i *Instance) Networks() ([]Network, error) {
+	var out []Network
+	err := i.withStore(func(st *store) (err error) {
+		out, err = st.networks()
+		return err
+	})
+	slices.SortFunc(out, func(a, b Network) int { return cmp.Compare(a.Name, b.Name) })
+	return out, err
+}
+
+// NetworkDetail is what `network inspect` shows.
+type NetworkDetail struct {
+	Network
+	Endpoints []Endpoint `json:"endpoints"`
+}
+
+// InspectNetwork returns a network and its endpoints.
+func (i *Instance) InspectNetwork(name string) (NetworkDetail, error) {
+	var d NetworkDetail
+	err := i.withStore(func(st *store) error {
+		n, ok, err := st.network(name)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("network %s not found", name)
+		}
+		d.Network = n
+		eps, err := st.endpoints()
+		for _, e := range eps {
+			if e.Network == name {
+				d.Endpoints = append(d.Endpoints, e)
+			}
+		}
+		return err
+	})
+	return d, err
+}

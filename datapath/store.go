@@ -1,0 +1,167 @@
+package datapath
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Network is the stored description of a bridge network.
+type Network struct {
+	ID         uint32       `json:"id"`
+	Name       string       `json:"name"`
+	Subnet     netip.Prefix `json:"subnet"`
+	Gateway    netip.Addr   `json:"gateway"`
+	Bridge     string       `json:"bridge"`
+	Uplink     string       `json:"uplink,omitempty"`
+	MTU        int          `json:"mtu"`
+	ICC        bool         `json:"icc"`
+	Masquerade bool         `json:"ip_masquerade"`
+	Internal   bool         `json:"internal"`
+	Created    time.Time    `json:"created"`
+}
+
+// Mode is a Docker network mode.
+type Mode string
+
+const (
+	ModeBridge    Mode = "bridge"
+	ModeNone      Mode = "none"
+	ModeHost      Mode = "host"
+	ModeContainer Mode = "container"
+)
+
+// Endpoint is the stored description of one attached network namespace.
+type Endpoint struct {
+	Name     string `json:"name"`
+	Mode     Mode   `json:"mode"`
+	Netns    string `json:"netns"`     // path used to reach the namespace
+	NetnsIno uint64 `json:"netns_ino"` // identity of the namespace
+	// OwnNetns is set when ebpfnet created the named netns (ebpfnet run).
+	OwnNetns bool `json:"own_netns,omitempty"`
+
+	// Bridge mode only.
+	Network          string        `json:"network,omitempty"`
+	IP               netip.Addr    `json:"ip,omitzero"`
+	MAC              string        `json:"mac,omitempty"`
+	HostVeth         string        `json:"host_veth,omitempty"`
+	HostIfindex      int           `json:"host_ifindex,omitempty"`
+	ContainerIfindex int           `json:"container_ifindex,omitempty"`
+	Ports            []PortMapping `json:"ports,omitempty"`
+
+	Created time.Time `json:"created"`
+}
+
+var (
+	bucketNetworks  = []byte("networks")
+	bucketEndpoints = []byte("endpoints")
+	bucketMeta      = []byte("meta")
+	keyNextNetID    = []byte("next_network_id")
+)
+
+// store is the instance's state: an embedded bbolt database. bbolt takes an
+// exclusive file lock, so ebpfnet commands on one instance are serialized.
+type store struct{ db *bolt.DB }
+
+func openStore(dir string) (*store, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create state dir: %w", err)
+	}
+	db, err := bolt.Open(filepath.Join(dir, "state.db"), 0o600, &bolt.Options{Timeout: 30 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("open state %s: %w", dir, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketNetworks, bucketEndpoints, bucketMeta} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &store{db: db}, nil
+}
+
+func (s *store) close() error { return s.db.Close() }
+
+func get[T any](s *store, bucket []byte, key string) (T, bool, error) {
+	var v T
+	var found bool
+	err := s.db.View(func(tx *bolt.Tx) error {
+		raw := tx.Bucket(bucket).Get([]byte(key))
+		if raw == nil {
+			return nil
+		}
+		found = true
+		return json.Unmarshal(raw, &v)
+	})
+	return v, found, err
+}
+
+func list[T any](s *store, bucket []byte) ([]T, error) {
+	var out []T
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucket).ForEach(func(_, raw []byte) error {
+			var v T
+			if err := json.Unmarshal(raw, &v); err != nil {
+				return err
+			}
+			out = append(out, v)
+			return nil
+		})
+	})
+	return out, err
+}
+
+func put(s *store, bucket []byte, key string, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucket).Put([]byte(key), raw) })
+}
+
+func del(s *store, bucket []byte, key string) error {
+	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucket).Delete([]byte(key)) })
+}
+
+func (s *store) network(name string) (Network, bool, error) { return get[Network](s, bucketNetworks, name) }
+func (s *store) networks() ([]Network, error)                { return list[Network](s, bucketNetworks) }
+func (s *store) putNetwork(n Network) error                  { return put(s, bucketNetworks, n.Name, n) }
+func (s *store) deleteNetwork(name string) error             { return del(s, bucketNetworks, name) }
+
+func (s *store) endpoint(name string) (Endpoint, bool, error) {
+	return get[Endpoint](s, bucketEndpoints, name)
+}
+func (s *store) endpoints() ([]Endpoint, error)   { return list[Endpoint](s, bucketEndpoints) }
+func (s *store) putEndpoint(e Endpoint) error     { return put(s, bucketEndpoints, e.Name, e) }
+func (s *store) deleteEndpoint(name string) error { return del(s, bucketEndpoints, name) }
+
+// nextNetworkID hands out datapath network ids; they are never reused within
+// an instance so a stale map entry can never alias a new network.
+func (s *store) nextNetworkID() (uint32, error) {
+	var id uint32
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketMeta)
+		if raw := b.Get(keyNextNetID); raw != nil {
+			if err := json.Unmarshal(raw, &id); err != nil {
+				return err
+			}
+		}
+		raw, _ := json.Marshal(id + 1)
+		return b.Put(keyNextNetID, raw)
+	})
+	return id, err
+}
+
+var errNotFound = errors.New("not found")
