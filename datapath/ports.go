@@ -9,9 +9,9 @@ import (
 
 // PortMapping is one published port, as `docker port` shows it.
 type PortMapping struct {
-	Proto         string     `json:"proto"`             // "tcp" or "udp"
-	HostIP        netip.Addr `json:"host_ip,omitzero"`  // zero: every host address
-	HostPort      uint16     `json:"host_port"`         // 0 until assigned
+	Proto         string     `json:"proto"`            // "tcp" or "udp"
+	HostIP        netip.Addr `json:"host_ip,omitzero"` // zero: every host address
+	HostPort      uint16     `json:"host_port"`        // 0 until assigned
 	ContainerPort uint16     `json:"container_port"`
 }
 

@@ -135,10 +135,12 @@ func del(s *store, bucket []byte, key string) error {
 	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucket).Delete([]byte(key)) })
 }
 
-func (s *store) network(name string) (Network, bool, error) { return get[Network](s, bucketNetworks, name) }
-func (s *store) networks() ([]Network, error)                { return list[Network](s, bucketNetworks) }
-func (s *store) putNetwork(n Network) error                  { return put(s, bucketNetworks, n.Name, n) }
-func (s *store) deleteNetwork(name string) error             { return del(s, bucketNetworks, name) }
+func (s *store) network(name string) (Network, bool, error) {
+	return get[Network](s, bucketNetworks, name)
+}
+func (s *store) networks() ([]Network, error)    { return list[Network](s, bucketNetworks) }
+func (s *store) putNetwork(n Network) error      { return put(s, bucketNetworks, n.Name, n) }
+func (s *store) deleteNetwork(name string) error { return del(s, bucketNetworks, name) }
 
 func (s *store) endpoint(name string) (Endpoint, bool, error) {
 	return get[Endpoint](s, bucketEndpoints, name)

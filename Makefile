@@ -1,0 +1,44 @@
+# ebpfnet. Needs root for everything that touches the kernel (test, demo, bench).
+export PATH := $(PATH):/usr/local/go/bin
+GO ?= go
+BIN := bin/ebpfnet
+GENERATED := $(wildcard loader/*_bpfel.go loader/*_bpfel.o)
+
+.PHONY: all deps generate check-generated build test unit-test integration-test demo bench bench-quick clean
+
+all: build
+
+## deps: install build, test and demo dependencies (apt; idempotent)
+deps:
+	./scripts/deps.sh
+	$(GO) mod download
+
+## generate: compile bpf/*.c with bpf2go into loader/
+generate:
+	cd loader && $(GO) generate
+
+## check-generated: fail if the committed bpf2go output is stale
+check-generated: generate
+	@git diff --exit-code --stat -- loader/ || { echo "bpf2go output is stale: run make generate and commit"; exit 1; }
+
+## build: bin/ebpfnet
+build:
+	$(GO) build -o $(BIN) ./cmd/ebpfnet
+
+## test: every test (unit, BPF_PROG_TEST_RUN and namespace integration); needs root
+test: build
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 20m ./...
+
+unit-test:
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v /integration)
+
+integration-test: build
+	$(GO) test -count=1 -v ./integration/
+
+## demo: a host namespace, two containers, traffic between them via eBPF
+demo: build
+	./scripts/demo.sh
+
+clean:
+	rm -rf bin

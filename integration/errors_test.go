@@ -1,0 +1,95 @@
+package integration
+
+import (
+	"errors"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/ebpfnet/ebpfnet/internal/testutil"
+)
+
+func exitCode(err error) int {
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		return exit.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
+}
+
+// snapshot is everything a failed command must leave unchanged.
+func snapshot(t *testing.T, tp *testutil.Topology, containers ...string) string {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString(tp.MustEbpfnet("ls", "-o", "json"))
+	b.WriteString(tp.MustEbpfnet("network", "ls"))
+	b.WriteString(tp.Exec(tp.Host, "ip", "-o", "link"))
+	b.WriteString(tp.Exec(tp.Host, "ip", "-o", "-4", "addr"))
+	for _, c := range containers {
+		b.WriteString(tp.Exec(c, "ip", "-o", "link"))
+		b.WriteString(tp.Exec(c, "ip", "-o", "-4", "addr"))
+	}
+	b.WriteString(testutil.Run(t, "find", tp.PinRoot))
+	return b.String()
+}
+
+func TestBadInputChangesNothing(t *testing.T) {
+	tp := newTopology(t)
+	c, busy, free := tp.AddContainer("c"), tp.AddContainer("busy"), tp.AddContainer("free")
+	withEth0 := tp.AddContainer("eth0")
+	tp.Exec(withEth0, "ip", "link", "add", "eth0", "type", "veth", "peer", "name", "eth0p")
+	tp.MustEbpfnet("network", "create", "n1", "--subnet", "172.30.0.0/24")
+	tp.MustEbpfnet("attach", "--network", "n1", "--ip", "172.30.0.5", busy)
+
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string // in the one-line error
+	}{
+		{"unknown network", []string{"attach", "--network", "nope", c}, "network nope not found"},
+		{"overlapping subnet", []string{"network", "create", "n2", "--subnet", "172.30.0.0/16"}, "overlaps network n1"},
+		{"bad CIDR", []string{"network", "create", "n2", "--subnet", "172.30.0.0/33"}, "invalid subnet"},
+		{"host bits in CIDR", []string{"network", "create", "n2", "--subnet", "10.1.2.3/16"}, "host bits set"},
+		{"IPv6 subnet", []string{"network", "create", "n2", "--subnet", "fd00::/64"}, "only IPv4"},
+		{"gateway outside subnet", []string{"network", "create", "n2", "--subnet", "10.9.0.0/24", "--gateway", "10.8.0.1"}, "not a host address"},
+		{"duplicate network", []string{"network", "create", "n1", "--subnet", "10.9.0.0/24"}, "already exists"},
+		{"odd network name", []string{"network", "create", "bad/name", "--subnet", "10.9.0.0/24"}, "invalid name"},
+		{"odd bridge name", []string{"network", "create", "n2", "--subnet", "10.9.0.0/24", "--bridge", "this-name-is-too-long"}, "1-15 characters"},
+		{"missing uplink", []string{"network", "create", "n2", "--subnet", "10.9.0.0/24", "--uplink", "nosuch0"}, "no such interface"},
+		{"bad MTU", []string{"network", "create", "n2", "--subnet", "10.9.0.0/24", "--mtu", "20"}, "invalid MTU"},
+		{"IP outside subnet", []string{"attach", "--network", "n1", "--ip", "10.0.0.5", c}, "not a host address"},
+		{"IP taken", []string{"attach", "--network", "n1", "--ip", "172.30.0.5", c}, "already in use by"},
+		{"IP is the gateway", []string{"attach", "--network", "n1", "--ip", "172.30.0.1", c}, "is the gateway"},
+		{"missing target", []string{"attach", "--network", "n1", tp.Prefix + "-ghost"}, "no such network namespace"},
+		{"missing PID", []string{"attach", "--network", "n1", "999999999"}, "no such process"},
+		{"path that is no netns", []string{"attach", "--network", "n1", "/etc/hostname"}, "not a network namespace"},
+		{"odd target name", []string{"attach", "--network", "n1", "bad name!"}, "invalid name"},
+		{"already attached", []string{"attach", "--network", "n1", busy}, "already"},
+		{"target has eth0", []string{"attach", "--network", "n1", withEth0}, "already has an eth0"},
+		{"bad mode", []string{"attach", "--net=weird", c}, "invalid --net"},
+		{"host mode on attach", []string{"attach", "--net=host", c}, "use `ebpfnet run`"},
+		{"remove network in use", []string{"network", "rm", "n1"}, "has attached endpoints"},
+		{"remove unknown network", []string{"network", "rm", "nope"}, "not found"},
+		{"detach unknown", []string{"detach", free}, "not attached"},
+		{"container mode of nothing", []string{"run", "--net=container:nope", "--", "true"}, "container:nope"},
+		{"run without command", []string{"run", "--net=host"}, "requires at least 1 arg"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := snapshot(t, tp, c, busy, free, withEth0)
+			out, errOut, err := tp.Ebpfnet(tc.args...)
+			if exitCode(err) == 0 {
+				t.Fatalf("succeeded, want an error\n%s", out)
+			}
+			msg := strings.TrimSpace(errOut)
+			if strings.Count(msg, "\n") > 0 || !strings.Contains(msg, tc.want) {
+				t.Fatalf("error %q: want one line containing %q", msg, tc.want)
+			}
+			if after := snapshot(t, tp, c, busy, free, withEth0); after != before {
+				t.Fatalf("state changed:\nbefore:\n%s\nafter:\n%s", before, after)
+			}
+		})
+	}
+}
