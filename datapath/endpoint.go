@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -38,7 +39,10 @@ type AttachOptions struct {
 func (i *Instance) Attach(o AttachOptions) (Endpoint, error) {
 	var ep Endpoint
 	err := i.withStore(func(st *store) (err error) {
-		ep, err = i.attach(st, o)
+		if ep, err = i.attach(st, o); err != nil && i.dp != nil {
+			// A default network made by this failed attach is gone again.
+			i.releaseIfUnused(st)
+		}
 		return err
 	})
 	return ep, err
@@ -86,20 +90,23 @@ func (i *Instance) attach(st *store, o AttachOptions) (Endpoint, error) {
 		}
 	}
 	ep := Endpoint{Name: name, Mode: o.Mode, Netns: ns.Path, NetnsIno: ns.Ino, OwnNetns: o.ownNetns}
+	var rollback undo
+	defer rollback.run()
 	if o.Mode == ModeBridge {
-		if err := i.attachBridge(st, &ep, o, ns, eps, ports); err != nil {
+		if err := i.attachBridge(st, &ep, o, ns, eps, ports, &rollback); err != nil {
 			return Endpoint{}, err
 		}
 	} else if err := setLoopbackUp(ns); err != nil {
 		return Endpoint{}, err
 	}
 	ep.Created = time.Now().UTC()
+	if err := faultPoint("before-save"); err != nil {
+		return Endpoint{}, err
+	}
 	if err := st.putEndpoint(ep); err != nil {
-		if ep.Mode == ModeBridge {
-			i.teardown(ep)
-		}
 		return Endpoint{}, fmt.Errorf("save endpoint: %w", err)
 	}
+	rollback = nil
 	i.log.Info("attached", "endpoint", ep.Name, "mode", ep.Mode, "network", ep.Network, "ip", ep.IP)
 	return ep, nil
 }
@@ -120,7 +127,9 @@ func endpointName(target string) string {
 	return target
 }
 
-func (i *Instance) attachBridge(st *store, ep *Endpoint, o AttachOptions, ns netnsutil.Namespace, eps []Endpoint, ports []PortMapping) error {
+// attachBridge plumbs and programs a bridge endpoint, adding each undo step
+// to rollback.
+func (i *Instance) attachBridge(st *store, ep *Endpoint, o AttachOptions, ns netnsutil.Namespace, eps []Endpoint, ports []PortMapping, rollback *undo) error {
 	netName := cmp.Or(o.Network, DefaultNetwork)
 	n, ok, err := st.network(netName)
 	if err != nil {
@@ -148,8 +157,6 @@ func (i *Instance) attachBridge(st *store, ep *Endpoint, o AttachOptions, ns net
 		return err
 	}
 
-	var rollback undo
-	defer rollback.run()
 	if !ok {
 		// Docker's default network appears on first use.
 		if n, err = i.createNetwork(st, DefaultNetworkOptions(DefaultNetwork)); err != nil {
@@ -174,7 +181,10 @@ func (i *Instance) attachBridge(st *store, ep *Endpoint, o AttachOptions, ns net
 	ep.Network, ep.IP, ep.MAC = n.Name, ip, macFor(ip)
 	ep.HostVeth = "veth" + randomHex(4)[:7]
 
-	if err := i.plumbVeth(ep, n, ns, &rollback); err != nil {
+	if err := i.plumbVeth(ep, n, ns, rollback); err != nil {
+		return err
+	}
+	if err := faultPoint("after-veth"); err != nil {
 		return err
 	}
 	mac, _ := net.ParseMAC(ep.MAC)
@@ -187,7 +197,7 @@ func (i *Instance) attachBridge(st *store, ep *Endpoint, o AttachOptions, ns net
 	if _, err := i.dp.AttachTCXIngress(loader.ProgFromContainer, ep.HostIfindex, ep.HostVeth); err != nil {
 		return err
 	}
-	rollback = nil
+	rollback.add(func() { i.dp.DetachTCX(loader.ProgFromContainer, ep.HostVeth) })
 	return nil
 }
 
@@ -311,6 +321,15 @@ func (i *Instance) removeNetworkQuietly(st *store, n Network) {
 		netlink.LinkDel(l)
 	}
 	st.deleteNetwork(n.Name)
+}
+
+// faultPoint fails on purpose where EBPFNET_TEST_FAULT names it, so tests can
+// prove that an attach failing half way rolls back.
+func faultPoint(name string) error {
+	if os.Getenv("EBPFNET_TEST_FAULT") == name {
+		return fmt.Errorf("injected fault at %s", name)
+	}
+	return nil
 }
 
 // Detach removes an endpoint: its program link, veth pair, datapath entries

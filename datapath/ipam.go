@@ -1,7 +1,9 @@
 package datapath
 
 import (
+	"crypto/rand"
 	"fmt"
+	"net"
 	"net/netip"
 )
 
@@ -115,4 +117,12 @@ func chooseSubnet(taken []netip.Prefix) (netip.Prefix, error) {
 func macFor(ip netip.Addr) string {
 	b := ip.As4()
 	return fmt.Sprintf("02:42:%02x:%02x:%02x:%02x", b[0], b[1], b[2], b[3])
+}
+
+// randomMAC returns a random unicast, locally administered MAC.
+func randomMAC() net.HardwareAddr {
+	mac := make(net.HardwareAddr, 6)
+	rand.Read(mac)
+	mac[0] = mac[0]&0xfe | 0x02
+	return mac
 }

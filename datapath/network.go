@@ -67,7 +67,10 @@ func (i *Instance) createNetwork(st *store, o NetworkOptions) (Network, error) {
 
 	var rollback undo
 	defer rollback.run()
-	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: n.Bridge, MTU: n.MTU}}
+	// A bridge without a set MAC takes its lowest port's, and loses it with
+	// its last port: the datapath rewrites frames with the gateway MAC, so
+	// it must not change. Docker sets one too.
+	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: n.Bridge, MTU: n.MTU, HardwareAddr: randomMAC()}}
 	if err := netlink.LinkAdd(br); err != nil {
 		return Network{}, fmt.Errorf("create bridge %s: %w", n.Bridge, err)
 	}

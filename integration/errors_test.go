@@ -2,6 +2,7 @@ package integration
 
 import (
 	"errors"
+	"fmt"
 	"os/exec"
 	"strings"
 	"testing"
@@ -26,13 +27,25 @@ func snapshot(t *testing.T, tp *testutil.Topology, containers ...string) string 
 	var b strings.Builder
 	b.WriteString(tp.MustEbpfnet("ls", "-o", "json"))
 	b.WriteString(tp.MustEbpfnet("network", "ls"))
-	b.WriteString(tp.Exec(tp.Host, "ip", "-o", "link"))
-	b.WriteString(tp.Exec(tp.Host, "ip", "-o", "-4", "addr"))
-	for _, c := range containers {
-		b.WriteString(tp.Exec(c, "ip", "-o", "link"))
-		b.WriteString(tp.Exec(c, "ip", "-o", "-4", "addr"))
+	for _, ns := range append([]string{tp.Host}, containers...) {
+		b.WriteString(links(tp.Exec(ns, "ip", "-br", "link")))
+		b.WriteString(tp.Exec(ns, "ip", "-o", "-4", "addr"))
+		b.WriteString(strings.ReplaceAll(tp.Exec(ns, "ip", "-4", "route"), " linkdown", ""))
 	}
 	b.WriteString(testutil.Run(t, "find", tp.PinRoot))
+	return b.String()
+}
+
+// links keeps each interface's name and MAC from `ip -br link`: carrier
+// flags of an empty bridge come and go by themselves (so does "linkdown" on
+// its route).
+func links(brief string) string {
+	var b strings.Builder
+	for _, line := range strings.Split(brief, "\n") {
+		if f := strings.Fields(line); len(f) >= 3 {
+			fmt.Fprintf(&b, "%s %s\n", f[0], f[2])
+		}
+	}
 	return b.String()
 }
 
@@ -91,5 +104,40 @@ func TestBadInputChangesNothing(t *testing.T) {
 				t.Fatalf("state changed:\nbefore:\n%s\nafter:\n%s", before, after)
 			}
 		})
+	}
+}
+
+func TestAttachFailingHalfWayRollsBack(t *testing.T) {
+	tp := newTopology(t)
+	c := tp.AddContainer("c")
+	tp.MustEbpfnet("network", "create", "n1", "--subnet", "172.30.0.0/24")
+	for _, fault := range []string{"after-veth", "before-save"} {
+		t.Run(fault, func(t *testing.T) {
+			before := snapshot(t, tp, c)
+			cmd := tp.EbpfnetCmd("attach", "--network", "n1", c)
+			cmd.Env = append(cmd.Environ(), "EBPFNET_TEST_FAULT="+fault)
+			out, err := cmd.CombinedOutput()
+			if err == nil || !strings.Contains(string(out), "injected fault at "+fault) {
+				t.Fatalf("attach with fault %s: %v\n%s", fault, err, out)
+			}
+			if after := snapshot(t, tp, c); after != before {
+				t.Fatalf("state changed:\nbefore:\n%s\nafter:\n%s", before, after)
+			}
+		})
+	}
+	// Also on a fresh instance, where the default network is made on the fly:
+	// the network and the pinned datapath go again.
+	tp2 := testutil.NewTopology(t, ebpfnetBin)
+	c2 := tp2.AddContainer("c")
+	cmd := tp2.EbpfnetCmd("attach", c2)
+	cmd.Env = append(cmd.Environ(), "EBPFNET_TEST_FAULT=before-save")
+	if out, err := cmd.CombinedOutput(); err == nil {
+		t.Fatalf("attach succeeded despite the fault:\n%s", out)
+	}
+	if out := tp2.MustEbpfnet("network", "ls"); strings.Contains(out, "bridge") {
+		t.Fatalf("default network left behind:\n%s", out)
+	}
+	if out := tp2.Exec(tp2.Host, "ip", "-o", "link"); strings.Contains(out, "ebpfnet") || strings.Contains(out, "veth") {
+		t.Fatalf("links left behind:\n%s", out)
 	}
 }
