@@ -46,11 +46,8 @@ func ParsePortSpec(spec string) ([]PortMapping, error) {
 		hostPorts, ctrPorts = parts[0], parts[1]
 	case 3:
 		hostIP, hostPorts, ctrPorts = parts[0], parts[1], parts[2]
-	default:
-		if strings.Count(rest, ":") > 2 {
-			return nil, bad("IPv6 host addresses are not supported yet")
-		}
-		return nil, bad("too many ':'")
+	default: // more colons: only an IPv6 host address has them
+		return nil, bad("IPv6 host addresses are not supported yet (or too many ':')")
 	}
 	var ip netip.Addr
 	if hostIP != "" {

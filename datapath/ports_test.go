@@ -1,0 +1,63 @@
+package datapath
+
+import (
+	"net/netip"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestParsePortSpec(t *testing.T) {
+	ip := netip.MustParseAddr("198.18.0.2")
+	for _, tc := range []struct {
+		spec string
+		want []PortMapping
+	}{
+		{"80", []PortMapping{{Proto: "tcp", ContainerPort: 80}}},
+		{"8080:80", []PortMapping{{Proto: "tcp", HostPort: 8080, ContainerPort: 80}}},
+		{"8080:80/udp", []PortMapping{{Proto: "udp", HostPort: 8080, ContainerPort: 80}}},
+		{"53/UDP", []PortMapping{{Proto: "udp", ContainerPort: 53}}},
+		{"198.18.0.2:8080:80", []PortMapping{{Proto: "tcp", HostIP: ip, HostPort: 8080, ContainerPort: 80}}},
+		{"198.18.0.2::80", []PortMapping{{Proto: "tcp", HostIP: ip, ContainerPort: 80}}},
+		{"0.0.0.0:8080:80", []PortMapping{{Proto: "tcp", HostPort: 8080, ContainerPort: 80}}},
+		{"8000-8002:80-82/tcp", []PortMapping{
+			{Proto: "tcp", HostPort: 8000, ContainerPort: 80},
+			{Proto: "tcp", HostPort: 8001, ContainerPort: 81},
+			{Proto: "tcp", HostPort: 8002, ContainerPort: 82},
+		}},
+	} {
+		got, err := ParsePortSpec(tc.spec)
+		if err != nil {
+			t.Errorf("%s: %v", tc.spec, err)
+			continue
+		}
+		if !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s:\n got %+v\nwant %+v", tc.spec, got, tc.want)
+		}
+	}
+}
+
+func TestParsePortSpecErrors(t *testing.T) {
+	for spec, want := range map[string]string{
+		"":                "not a port number",
+		"0":               "not a port number",
+		"65536":           "not a port number",
+		"http":            "not a port number",
+		"80/sctp":         "protocol must be tcp or udp",
+		"[::1]:8080:80":   "IPv6",
+		"::1:8080:80":     "IPv6",
+		"1.2.3:8080:80":   "IPv4 address",
+		"8000-8001:80":    "same length",
+		"8000:80-81":      "same length",
+		"80-81":           "needs a host port range",
+		"90-80:90-80":     "ends before it starts",
+		"a:b:c:d":         "too many",
+		"8080:80:tcp":     "IPv4 address",
+		"8080:80/tcp/udp": "IPv4 address",
+	} {
+		_, err := ParsePortSpec(spec)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: error %v, want it to mention %q", spec, err, want)
+		}
+	}
+}
