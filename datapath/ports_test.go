@@ -53,7 +53,7 @@ func TestParsePortSpecErrors(t *testing.T) {
 		"90-80:90-80":     "ends before it starts",
 		"a:b:c:d":         "too many",
 		"8080:80:tcp":     "IPv4 address",
-		"8080:80/tcp/udp": "IPv4 address",
+		"8080:80/tcp/udp": "not a port number",
 	} {
 		_, err := ParsePortSpec(spec)
 		if err == nil || !strings.Contains(err.Error(), want) {
