@@ -89,6 +89,7 @@ pins are per instance (see --state-dir and --pin-root).`,
 		newLsCmd(g),
 		newInspectCmd(g),
 		newRunCmd(g),
+		newStatsCmd(g),
 	)
 	return root
 }
