@@ -1,0 +1,50 @@
+package datapath
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+)
+
+func noHostSockets(string, netip.Addr, uint16) error { return nil }
+
+func TestAssignPortsConflicts(t *testing.T) {
+	h1 := netip.MustParseAddr("198.18.0.2")
+	h2 := netip.MustParseAddr("198.18.0.3")
+	eps := []Endpoint{
+		{Name: "web", Ports: []PortMapping{{Proto: "tcp", HostPort: 8080, ContainerPort: 80}}},
+		{Name: "dns", Ports: []PortMapping{{Proto: "udp", HostIP: h1, HostPort: 53, ContainerPort: 53}}},
+	}
+	for _, tc := range []struct {
+		want []PortMapping
+		err  string
+	}{
+		{[]PortMapping{{Proto: "tcp", HostPort: 8080, ContainerPort: 80}}, "8080/tcp on 0.0.0.0 is already published by endpoint web"},
+		{[]PortMapping{{Proto: "tcp", HostIP: h1, HostPort: 8080, ContainerPort: 80}}, "by endpoint web"},
+		{[]PortMapping{{Proto: "udp", HostPort: 53, ContainerPort: 53}}, "by endpoint dns"},
+		{[]PortMapping{{Proto: "tcp", HostPort: 9000, ContainerPort: 1}, {Proto: "tcp", HostPort: 9000, ContainerPort: 2}}, "twice"},
+		// No conflict: other proto, other specific address.
+		{[]PortMapping{{Proto: "udp", HostPort: 8080, ContainerPort: 80}}, ""},
+		{[]PortMapping{{Proto: "udp", HostIP: h2, HostPort: 53, ContainerPort: 53}}, ""},
+	} {
+		_, err := assignPorts(tc.want, eps, "new", noHostSockets)
+		if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
+			t.Errorf("%+v: error %v, want %q", tc.want, err, tc.err)
+		}
+	}
+}
+
+func TestAssignPortsRandomHostPort(t *testing.T) {
+	got, err := assignPorts([]PortMapping{{Proto: "tcp", ContainerPort: 80}, {Proto: "tcp", ContainerPort: 81}}, nil, "x", noHostSockets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range got {
+		if m.HostPort < ephemeralLow {
+			t.Errorf("host port %d outside the ephemeral range", m.HostPort)
+		}
+	}
+	if got[0].HostPort == got[1].HostPort {
+		t.Errorf("two mappings got the same host port %d", got[0].HostPort)
+	}
+}
