@@ -142,3 +142,9 @@ func (u *undo) run() {
 	}
 	*u = nil
 }
+
+// ReleaseIfUnused removes the pinned datapath if no network or endpoint uses
+// it (e.g. when a daemon stops on an empty instance).
+func (i *Instance) ReleaseIfUnused() error {
+	return i.withStore(i.releaseIfUnused)
+}

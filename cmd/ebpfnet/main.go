@@ -44,12 +44,16 @@ func (g *globals) open() (*datapath.Instance, error) {
 	if g.pinRoot != "" {
 		cfg.PinRoot = g.pinRoot
 	}
-	level := slog.LevelWarn
-	if g.verbose {
-		level = slog.LevelInfo
-	}
-	cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	cfg.Log = g.logger(slog.LevelWarn)
 	return datapath.Open(cfg)
+}
+
+// logger logs to stderr at level, or at info with --verbose.
+func (g *globals) logger(level slog.Level) *slog.Logger {
+	if g.verbose {
+		level = min(level, slog.LevelInfo)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 }
 
 // withInstance adapts a command body that needs an open instance.
@@ -90,6 +94,7 @@ pins are per instance (see --state-dir and --pin-root).`,
 		newInspectCmd(g),
 		newRunCmd(g),
 		newStatsCmd(g),
+		newDaemonCmd(g),
 	)
 	return root
 }

@@ -1,0 +1,153 @@
+// Package metrics exports the datapath to Prometheus. Counters are read from
+// the per-CPU BPF maps at scrape time and summed, so a scrape always reflects
+// the kernel's truth, including traffic forwarded while no daemon ran.
+package metrics
+
+import (
+	"log/slog"
+	"runtime"
+	"runtime/debug"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ebpfnet/ebpfnet/maps"
+)
+
+// EndpointRef names an endpoint for per-endpoint series.
+type EndpointRef struct {
+	Network string
+	Name    string
+	Ifindex int
+}
+
+// NetworkRef is one network's inventory.
+type NetworkRef struct {
+	Name           string
+	Endpoints      int
+	PublishedPorts int
+}
+
+// Inventory is what the control plane knows and the maps do not: names.
+type Inventory interface {
+	EndpointRefs() ([]EndpointRef, error)
+	NetworkRefs() ([]NetworkRef, error)
+}
+
+// Collector is a prometheus.Collector over the datapath maps.
+type Collector struct {
+	views *maps.Views
+	inv   Inventory
+	log   *slog.Logger
+
+	packets, bytes     *prometheus.Desc
+	drops, dropBytes   *prometheus.Desc
+	epPackets, epBytes *prometheus.Desc
+	endpoints, ports   *prometheus.Desc
+	mapEntries, mapCap *prometheus.Desc
+	buildInfo          *prometheus.Desc
+	scrapeErrors       prometheus.Counter
+}
+
+// NewCollector returns a collector; register it with a registry.
+func NewCollector(views *maps.Views, inv Inventory, log *slog.Logger) *Collector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("ebpfnet_"+name, help, labels, nil)
+	}
+	return &Collector{
+		views: views, inv: inv, log: log,
+		packets:    d("packets_total", "Packets handled by the datapath, by program direction and verdict.", "direction", "verdict"),
+		bytes:      d("bytes_total", "Bytes handled by the datapath, by program direction and verdict.", "direction", "verdict"),
+		drops:      d("drops_total", "Packets dropped by the datapath, by reason.", "reason"),
+		dropBytes:  d("dropped_bytes_total", "Bytes dropped by the datapath, by reason.", "reason"),
+		epPackets:  d("endpoint_packets_total", "Packets an endpoint sent (tx) or the datapath delivered to it (rx).", "network", "endpoint", "direction"),
+		epBytes:    d("endpoint_bytes_total", "Bytes an endpoint sent (tx) or the datapath delivered to it (rx).", "network", "endpoint", "direction"),
+		endpoints:  d("endpoints", "Endpoints attached to a network.", "network"),
+		ports:      d("published_ports", "Host ports published to a network's endpoints.", "network"),
+		mapEntries: d("map_entries", "Entries in a datapath map.", "map"),
+		mapCap:     d("map_capacity_entries", "Maximum entries of a datapath map.", "map"),
+		buildInfo:  d("build_info", "Build information of the running ebpfnet; always 1.", "version", "goversion"),
+		scrapeErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ebpfnet_scrape_errors_total", Help: "Errors reading datapath maps during scrapes.",
+		}),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.drops, c.dropBytes, c.epPackets, c.epBytes, c.endpoints, c.ports, c.mapEntries, c.mapCap, c.buildInfo} {
+		ch <- d
+	}
+	c.scrapeErrors.Describe(ch)
+}
+
+// Collect implements prometheus.Collector.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	fail := func(what string, err error) {
+		c.scrapeErrors.Inc()
+		c.log.Warn("scrape", "what", what, "err", err)
+	}
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+
+	if vs, err := c.views.Verdicts(); err != nil {
+		fail("verdicts", err)
+	} else {
+		for k, v := range vs {
+			dir, verdict := maps.DirectionNames[k.Direction], maps.VerdictNames[k.Verdict]
+			counter(c.packets, v.Packets, dir, verdict)
+			counter(c.bytes, v.Bytes, dir, verdict)
+		}
+	}
+	if drops, err := c.views.Drops(); err != nil {
+		fail("drops", err)
+	} else {
+		for reason, v := range drops {
+			counter(c.drops, v.Packets, reason)
+			counter(c.dropBytes, v.Bytes, reason)
+		}
+	}
+	if eps, err := c.inv.EndpointRefs(); err != nil {
+		fail("endpoints", err)
+	} else {
+		for _, e := range eps {
+			tx, rx, err := c.views.EndpointCounters(e.Ifindex)
+			if err != nil {
+				continue // detached between listing and reading
+			}
+			counter(c.epPackets, tx.Packets, e.Network, e.Name, "tx")
+			counter(c.epBytes, tx.Bytes, e.Network, e.Name, "tx")
+			counter(c.epPackets, rx.Packets, e.Network, e.Name, "rx")
+			counter(c.epBytes, rx.Bytes, e.Network, e.Name, "rx")
+		}
+	}
+	if nets, err := c.inv.NetworkRefs(); err != nil {
+		fail("networks", err)
+	} else {
+		for _, n := range nets {
+			gauge(c.endpoints, float64(n.Endpoints), n.Name)
+			gauge(c.ports, float64(n.PublishedPorts), n.Name)
+		}
+	}
+	if usage, err := c.views.MapUsage(); err != nil {
+		fail("map usage", err)
+	} else {
+		for _, u := range usage {
+			gauge(c.mapEntries, float64(u.Entries), u.Name)
+			gauge(c.mapCap, float64(u.Capacity), u.Name)
+		}
+	}
+	gauge(c.buildInfo, 1, Version(), runtime.Version())
+	c.scrapeErrors.Collect(ch)
+}
+
+// Version is the module version ebpfnet was built as, or "devel".
+func Version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "devel"
+}
