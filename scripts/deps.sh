@@ -7,6 +7,7 @@ pkgs=(
 	clang llvm libbpf-dev linux-libc-dev gcc-multilib # BPF C build (bpf2go)
 	iproute2 iptables nftables iputils-ping           # sandbox topologies and tests
 	iperf3 bpftool                                    # benchmarks and debugging
+	prometheus                                        # the daemon is scraped by a real Prometheus in tests
 	make git ca-certificates
 )
 

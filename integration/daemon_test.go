@@ -1,0 +1,206 @@
+package integration
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ebpfnet/ebpfnet/internal/netnsutil"
+	"github.com/ebpfnet/ebpfnet/internal/testutil"
+)
+
+// httpIn is an HTTP client whose sockets live in ns (to reach a loopback
+// address of a sandbox host).
+func httpIn(ns netnsutil.Namespace) *http.Client {
+	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		DialContext: func(_ context.Context, network, addr string) (net.Conn, error) {
+			return testutil.Dial(ns, network, addr, 3*time.Second)
+		},
+		DisableKeepAlives: true,
+	}}
+}
+
+func get(t *testing.T, c *http.Client, url string) string {
+	t.Helper()
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// sample returns the value of the series with exactly these labels.
+func sample(body, name string, labels ...string) float64 {
+	sc := bufio.NewScanner(strings.NewReader(body))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
+			continue
+		}
+		ok := true
+		for _, l := range labels {
+			ok = ok && strings.Contains(line, l)
+		}
+		if ok {
+			f := strings.Fields(line)
+			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+			return v
+		}
+	}
+	return -1
+}
+
+// startDaemon runs `ebpfnet daemon` in the host namespace, stopped by PID in
+// cleanup.
+func startDaemon(t *testing.T, tp *testutil.Topology, addr string) *exec.Cmd {
+	t.Helper()
+	d := tp.EbpfnetCmd("daemon", "--metrics-addr", addr, "--gc-interval", "500ms")
+	d.Stderr = os.Stderr
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Process.Signal(syscall.SIGTERM); d.Wait() })
+	c := httpIn(tp.Namespace(tp.Host))
+	waitFor(t, 10*time.Second, func() bool {
+		resp, err := c.Get("http://" + addr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil
+	})
+	return d
+}
+
+func TestDaemonMetricsMoveWithTraffic(t *testing.T) {
+	tp := newTopology(t)
+	c1, c2 := tp.AddContainer("c1"), tp.AddContainer("c2")
+	tp.MustEbpfnet("network", "create", "n1", "--subnet", "172.30.0.0/24")
+	tp.MustEbpfnet("attach", "--network", "n1", c1)
+	tp.MustEbpfnet("attach", "--network", "n1", c2)
+	startDaemon(t, tp, "127.0.0.1:9469")
+	client := httpIn(tp.Namespace(tp.Host))
+	url := "http://127.0.0.1:9469/metrics"
+
+	tp.Exec(c1, "ping", "-c", "1", "-W", "2", "172.30.0.3") // ARP warm-up
+	before := get(t, client, url)
+	const n = 10
+	tp.Exec(c1, "ping", "-c", strconv.Itoa(n), "-i", "0.01", "-W", "2", "172.30.0.3")
+	// A spoofed source: an address that is not c1's.
+	tp.Exec(c1, "ip", "addr", "add", "172.30.0.99/32", "dev", "eth0")
+	exec.Command("ip", "netns", "exec", c1, "ping", "-c", "1", "-W", "1", "-I", "172.30.0.99", "172.30.0.3").Run()
+	after := get(t, client, url)
+
+	fwd := `direction="from_container",verdict="forward"`
+	if d := sample(after, "ebpfnet_packets_total", fwd) - sample(before, "ebpfnet_packets_total", fwd); d < 2*n {
+		t.Errorf("forward packets rose by %v, want >= %d", d, 2*n)
+	}
+	rx := fmt.Sprintf(`endpoint=%q,network="n1"`, c2)
+	if d := sample(after, "ebpfnet_endpoint_packets_total", `direction="rx"`, rx) - sample(before, "ebpfnet_endpoint_packets_total", `direction="rx"`, rx); d < n {
+		t.Errorf("c2 rx packets rose by %v, want >= %d", d, n)
+	}
+	spoof := `reason="spoofed_ip"`
+	if d := sample(after, "ebpfnet_drops_total", spoof) - sample(before, "ebpfnet_drops_total", spoof); d != 1 {
+		t.Errorf("spoofed_ip drops rose by %v, want 1", d)
+	}
+	for _, want := range []string{
+		`ebpfnet_endpoints{network="n1"} 2`,
+		`ebpfnet_map_capacity_entries{map="endpoints"}`,
+		`ebpfnet_build_info{`,
+		`# HELP ebpfnet_drops_total`,
+		`go_goroutines`,
+		`process_cpu_seconds_total`,
+	} {
+		if !strings.Contains(after, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
+
+func TestDaemonFreesEndpointsOfVanishedNamespaces(t *testing.T) {
+	tp := newTopology(t)
+	c1, c2 := tp.AddContainer("c1"), tp.AddContainer("c2")
+	tp.MustEbpfnet("network", "create", "n1", "--subnet", "172.30.0.0/24")
+	tp.MustEbpfnet("attach", "--network", "n1", c1)
+	tp.MustEbpfnet("attach", "--network", "n1", c2)
+	startDaemon(t, tp, "127.0.0.1:9469")
+	testutil.Run(t, "ip", "netns", "delete", c2) // the container dies without a detach
+	waitFor(t, 10*time.Second, func() bool {
+		out := tp.MustEbpfnet("ls")
+		return strings.Contains(out, c1) && !strings.Contains(out, c2)
+	})
+	// Its address is free again.
+	c3 := tp.AddContainer("c3")
+	if out := tp.MustEbpfnet("attach", "--network", "n1", c3); !strings.Contains(out, "172.30.0.3") {
+		t.Fatalf("attach after reconcile: %s, want the freed 172.30.0.3", out)
+	}
+}
+
+func TestPrometheusScrapesDaemon(t *testing.T) {
+	prom, err := exec.LookPath("prometheus")
+	if err != nil {
+		t.Fatal("prometheus is not installed: run make deps")
+	}
+	tp := newTopology(t)
+	c := tp.AddContainer("c")
+	tp.MustEbpfnet("attach", c)
+	startDaemon(t, tp, "127.0.0.1:9469")
+
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "prometheus.yml")
+	os.WriteFile(cfg, []byte(`global:
+  scrape_interval: 1s
+scrape_configs:
+  - job_name: ebpfnet
+    static_configs:
+      - targets: ["127.0.0.1:9469"]
+`), 0o644)
+	p := exec.Command("ip", "netns", "exec", tp.Host, prom, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
+		"--web.listen-address=127.0.0.1:9090")
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Process.Signal(syscall.SIGTERM); p.Wait() })
+
+	client := httpIn(tp.Namespace(tp.Host))
+	query := func(q string) []any {
+		resp, err := client.Get("http://127.0.0.1:9090/api/v1/query?query=" + q)
+		if err != nil {
+			return nil
+		}
+		defer resp.Body.Close()
+		var r struct {
+			Data struct {
+				Result []struct {
+					Value []any `json:"value"`
+				} `json:"result"`
+			} `json:"data"`
+		}
+		json.NewDecoder(resp.Body).Decode(&r)
+		if len(r.Data.Result) == 0 {
+			return nil
+		}
+		return r.Data.Result[0].Value
+	}
+	waitFor(t, 60*time.Second, func() bool {
+		v := query(`up{job="ebpfnet"}`)
+		return len(v) == 2 && v[1] == "1"
+	})
+	if v := query(`ebpfnet_endpoints{network="bridge"}`); len(v) != 2 || v[1] != "1" {
+		t.Fatalf("ebpfnet_endpoints via Prometheus = %v, want 1", v)
+	}
+}
