@@ -39,11 +39,15 @@ type AttachOptions struct {
 func (i *Instance) Attach(o AttachOptions) (Endpoint, error) {
 	var ep Endpoint
 	err := i.withStore(func(st *store) (err error) {
-		if ep, err = i.attach(st, o); err != nil && i.dp != nil {
-			// A default network made by this failed attach is gone again.
-			i.releaseIfUnused(st)
+		start := time.Now()
+		if ep, err = i.attach(st, o); err != nil {
+			if i.dp != nil {
+				// A default network made by this failed attach is gone again.
+				i.releaseIfUnused(st)
+			}
+			return err
 		}
-		return err
+		return st.observe(OpAttach, time.Since(start))
 	})
 	return ep, err
 }
@@ -188,7 +192,11 @@ func (i *Instance) attachBridge(st *store, ep *Endpoint, o AttachOptions, ns net
 		return err
 	}
 	mac, _ := net.ParseMAC(ep.MAC)
+	start := time.Now()
 	if err := views.PutEndpoint(maps.Endpoint{IP: ip, MAC: mac, NetID: n.ID, Ifindex: ep.HostIfindex}); err != nil {
+		return err
+	}
+	if err := st.observe(OpMapUpdate, time.Since(start)); err != nil {
 		return err
 	}
 	rollback.add(func() { views.DeleteEndpoint(ep.HostIfindex, ip) })
@@ -341,10 +349,14 @@ func (i *Instance) Detach(target string) (Endpoint, error) {
 		if ep, err = findEndpoint(st, target); err != nil {
 			return err
 		}
+		start := time.Now()
 		if err := i.teardown(ep); err != nil {
 			return fmt.Errorf("detach %s: %w", ep.Name, err)
 		}
 		if err := st.deleteEndpoint(ep.Name); err != nil {
+			return err
+		}
+		if err := st.observe(OpDetach, time.Since(start)); err != nil {
 			return err
 		}
 		i.log.Info("detached", "endpoint", ep.Name)

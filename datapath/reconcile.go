@@ -68,3 +68,13 @@ func (i *Instance) NetworkRefs() ([]metrics.NetworkRef, error) {
 	}
 	return out, nil
 }
+
+// LatencyHistograms exports the stored operation latencies for metrics.
+func (i *Instance) LatencyHistograms() (map[string]metrics.LatencyHistogram, error) {
+	hs, err := i.Latencies()
+	out := make(map[string]metrics.LatencyHistogram, len(hs))
+	for op, h := range hs {
+		out[op] = metrics.LatencyHistogram{Count: h.Count, Sum: h.Sum, Buckets: h.Cumulative()}
+	}
+	return out, err
+}

@@ -121,6 +121,8 @@ func TestDaemonMetricsMoveWithTraffic(t *testing.T) {
 		`ebpfnet_endpoints{network="n1"} 2`,
 		`ebpfnet_map_capacity_entries{map="endpoints"}`,
 		`ebpfnet_build_info{`,
+		`ebpfnet_operation_duration_seconds_count{operation="attach"} 2`,
+		`ebpfnet_operation_duration_seconds_count{operation="map_update"} 2`,
 		`# HELP ebpfnet_drops_total`,
 		`go_goroutines`,
 		`process_cpu_seconds_total`,

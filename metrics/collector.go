@@ -27,10 +27,19 @@ type NetworkRef struct {
 	PublishedPorts int
 }
 
-// Inventory is what the control plane knows and the maps do not: names.
+// LatencyHistogram is a control-plane latency histogram kept by the store.
+type LatencyHistogram struct {
+	Count   uint64
+	Sum     float64            // seconds
+	Buckets map[float64]uint64 // cumulative, by upper bound in seconds
+}
+
+// Inventory is what the control plane knows and the maps do not: names, and
+// how long its operations took.
 type Inventory interface {
 	EndpointRefs() ([]EndpointRef, error)
 	NetworkRefs() ([]NetworkRef, error)
+	LatencyHistograms() (map[string]LatencyHistogram, error)
 }
 
 // Collector is a prometheus.Collector over the datapath maps.
@@ -45,6 +54,7 @@ type Collector struct {
 	endpoints, ports   *prometheus.Desc
 	mapEntries, mapCap *prometheus.Desc
 	buildInfo          *prometheus.Desc
+	latency            *prometheus.Desc
 	scrapeErrors       prometheus.Counter
 }
 
@@ -66,6 +76,7 @@ func NewCollector(views *maps.Views, inv Inventory, log *slog.Logger) *Collector
 		mapEntries: d("map_entries", "Entries in a datapath map.", "map"),
 		mapCap:     d("map_capacity_entries", "Maximum entries of a datapath map.", "map"),
 		buildInfo:  d("build_info", "Build information of the running ebpfnet; always 1.", "version", "goversion"),
+		latency:    d("operation_duration_seconds", "Duration of control-plane operations (attach, detach, map_update).", "operation"),
 		scrapeErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "ebpfnet_scrape_errors_total", Help: "Errors reading datapath maps during scrapes.",
 		}),
@@ -74,7 +85,7 @@ func NewCollector(views *maps.Views, inv Inventory, log *slog.Logger) *Collector
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.drops, c.dropBytes, c.epPackets, c.epBytes, c.endpoints, c.ports, c.mapEntries, c.mapCap, c.buildInfo} {
+	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.drops, c.dropBytes, c.epPackets, c.epBytes, c.endpoints, c.ports, c.mapEntries, c.mapCap, c.buildInfo, c.latency} {
 		ch <- d
 	}
 	c.scrapeErrors.Describe(ch)
@@ -138,6 +149,13 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		for _, u := range usage {
 			gauge(c.mapEntries, float64(u.Entries), u.Name)
 			gauge(c.mapCap, float64(u.Capacity), u.Name)
+		}
+	}
+	if hs, err := c.inv.LatencyHistograms(); err != nil {
+		fail("latency", err)
+	} else {
+		for op, h := range hs {
+			ch <- prometheus.MustNewConstHistogram(c.latency, h.Count, h.Sum, h.Buckets, op)
 		}
 	}
 	gauge(c.buildInfo, 1, Version(), runtime.Version())

@@ -21,6 +21,10 @@ func (inventory) EndpointRefs() ([]metrics.EndpointRef, error) {
 	return []metrics.EndpointRef{{Network: "n1", Name: "web", Ifindex: 7}}, nil
 }
 
+func (inventory) LatencyHistograms() (map[string]metrics.LatencyHistogram, error) {
+	return map[string]metrics.LatencyHistogram{"attach": {Count: 2, Sum: 0.03, Buckets: map[float64]uint64{0.01: 1, 0.1: 2}}}, nil
+}
+
 func (inventory) NetworkRefs() ([]metrics.NetworkRef, error) {
 	return []metrics.NetworkRef{{Name: "n1", Endpoints: 1, PublishedPorts: 2}}, nil
 }
@@ -68,6 +72,13 @@ func TestCollectorReadsMaps(t *testing.T) {
 # TYPE ebpfnet_endpoint_packets_total counter
 ebpfnet_endpoint_packets_total{direction="rx",endpoint="web",network="n1"} 6
 ebpfnet_endpoint_packets_total{direction="tx",endpoint="web",network="n1"} 5
+# HELP ebpfnet_operation_duration_seconds Duration of control-plane operations (attach, detach, map_update).
+# TYPE ebpfnet_operation_duration_seconds histogram
+ebpfnet_operation_duration_seconds_bucket{operation="attach",le="0.01"} 1
+ebpfnet_operation_duration_seconds_bucket{operation="attach",le="0.1"} 2
+ebpfnet_operation_duration_seconds_bucket{operation="attach",le="+Inf"} 2
+ebpfnet_operation_duration_seconds_sum{operation="attach"} 0.03
+ebpfnet_operation_duration_seconds_count{operation="attach"} 2
 # HELP ebpfnet_endpoints Endpoints attached to a network.
 # TYPE ebpfnet_endpoints gauge
 ebpfnet_endpoints{network="n1"} 1
@@ -75,7 +86,7 @@ ebpfnet_endpoints{network="n1"} 1
 # TYPE ebpfnet_published_ports gauge
 ebpfnet_published_ports{network="n1"} 2
 `
-	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "ebpfnet_endpoint_packets_total", "ebpfnet_endpoints", "ebpfnet_published_ports"); err != nil {
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "ebpfnet_endpoint_packets_total", "ebpfnet_endpoints", "ebpfnet_published_ports", "ebpfnet_operation_duration_seconds"); err != nil {
 		t.Error(err)
 	}
 	if got := testutil.ToFloat64(filtered{c, `direction="from_container"`, `verdict="forward"`, "ebpfnet_packets_total"}); got != 10 {
