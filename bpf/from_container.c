@@ -2,20 +2,32 @@
 /* TCX ingress on the host side of every container veth: what a container sends.
  *
  * Same-network unicast IPv4 goes straight into the peer container with
- * bpf_redirect_peer, skipping the bridge and netfilter. Everything else that
- * passes the anti-spoofing and isolation checks goes to the kernel stack. */
+ * bpf_redirect_peer, skipping the bridge and netfilter. Packets of tracked
+ * flows are translated and delivered; new flows to a published port on a
+ * host IP are hairpinned, and new flows that the FIB routes out of an uplink
+ * are masqueraded. Everything else that passes the anti-spoofing and
+ * isolation checks goes to the kernel stack.
+ *
+ * TTL: a packet we would route with TTL <= 1 goes to the stack untranslated,
+ * which drops it and sends the container the ICMP time exceeded. */
 
 #include "lib/common.h"
 #include "lib/drop.h"
 #include "lib/metrics.h"
 #include "lib/endpoint.h"
 #include "lib/parse.h"
+#include "lib/conntrack.h"
+#include "lib/nat.h"
+#include "lib/fib.h"
+#include "lib/deliver.h"
 
 char __license[] SEC("license") = "Dual BSD/GPL";
 
+#define DIR DIR_FROM_CONTAINER
+
 static __always_inline int pass(struct __sk_buff *skb)
 {
-	count_verdict(DIR_FROM_CONTAINER, VERDICT_PASS, skb->len);
+	count_verdict(DIR, VERDICT_PASS, skb->len);
 	return TC_ACT_OK;
 }
 
@@ -34,48 +46,228 @@ static __always_inline int isolated_subnet(const struct endpoint_info *src, __be
 	return !net || net->gateway != daddr;
 }
 
+static __always_inline int in_container_subnets(__be32 daddr)
+{
+	struct subnet_key key = { .prefixlen = 32, .addr = daddr };
+
+	return bpf_map_lookup_elem(&subnets, &key) != NULL;
+}
+
+/* A host address a wildcard published port answers on. */
+static __always_inline int is_host_ip(__be32 daddr, const struct network_info *net)
+{
+	return daddr == net->gateway || bpf_map_lookup_elem(&uplink_ips, &daddr) != NULL;
+}
+
+/* The FIB cannot send it: too big for the egress MTU. With DF the stack sends
+ * the ICMP fragmentation needed (PMTU discovery); without, we refuse to
+ * fragment rather than let the stack forward it untranslated. */
+static __always_inline int fib_refused(struct __sk_buff *skb, const struct l4_meta *m, long rc)
+{
+	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED && !m->df)
+		return drop(skb, DIR, DROP_FRAG_NEEDED);
+	return pass(skb);
+}
+
+/* A packet of a tracked flow, or an ICMP error about one (ie != NULL). */
+static __always_inline int tracked(struct __sk_buff *skb, const struct l4_meta *m, const struct ct_key *k,
+				   const struct ct_entry *e, const struct icmp_err *ie)
+{
+	struct bpf_fib_lookup fib;
+	long rc = 0;
+
+	if (m->frag)
+		return drop(skb, DIR, DROP_FRAGMENT);
+	if (!e->ifindex) {
+		__be32 saddr = ie ? nat_icmp_error_saddr(k, ie, e) : e->new_saddr;
+
+		rc = fib_lookup4(skb, &fib, saddr, e->new_daddr, m);
+		if (rc < 0)
+			return drop(skb, DIR, DROP_FIB_FAILED);
+		if (!fib_forwardable(rc))
+			return fib_refused(skb, m, rc);
+	}
+	if (m->ttl <= 1)
+		return pass(skb);
+	if (ie ? nat_icmp_error_apply(skb, m, k, ie, e) : nat_apply(skb, m, k, e))
+		return drop(skb, DIR, DROP_CSUM_FAILED);
+	if (e->ifindex)
+		return deliver_endpoint(skb, DIR, e->ifindex);
+	return deliver_fib(skb, DIR, &fib, rc);
+}
+
+/* Maps ct_create's failures to drops; 0 when fe holds the flow's rewrite. */
+static __always_inline int create_flow(struct __sk_buff *skb, const struct ct_key *k, const struct l4_meta *m,
+				       struct ct_entry *fe)
+{
+	switch (ct_create(k, fe, 1)) {
+	case CT_CREATED:
+		return 0;
+	case CT_RACED:
+		return ct_lookup(k, m, fe) ? 0 : drop(skb, DIR, DROP_CT_MAP_FULL);
+	case CT_NO_PORT:
+		return drop(skb, DIR, DROP_NAT_EXHAUSTED);
+	default:
+		return drop(skb, DIR, DROP_CT_MAP_FULL);
+	}
+}
+
+static __always_inline __u8 initial_state(const struct l4_meta *m)
+{
+	return m->proto == IPPROTO_TCP ? ct_tcp_state(0, m->tcp_flags) : 0;
+}
+
+/* A container reaches a published port through a host IP: DNAT to the
+ * target and SNAT to the gateway, as Docker does, so the replies come back
+ * through the datapath rather than straight to the client. */
+static __always_inline int hairpin(struct __sk_buff *skb, const struct endpoint_info *src,
+				   const struct network_info *net, const struct port_binding *pb,
+				   const struct ct_key *k, const struct l4_meta *m)
+{
+	struct ct_entry fe = {};
+	int ret;
+
+	if (m->frag)
+		return drop(skb, DIR, DROP_FRAGMENT);
+	if (m->ttl <= 1)
+		return pass(skb);
+	fe.new_saddr = net->gateway;
+	fe.new_daddr = pb->container_ip;
+	fe.new_dport = pb->container_port;
+	fe.ifindex = pb->ifindex;
+	fe.peer_ifindex = src->ifindex;
+	fe.kind = CT_KIND_HAIRPIN;
+	fe.state = initial_state(m);
+	ret = create_flow(skb, k, m, &fe);
+	if (ret)
+		return ret;
+	if (nat_apply(skb, m, k, &fe))
+		return drop(skb, DIR, DROP_CSUM_FAILED);
+	return deliver_endpoint(skb, DIR, fe.ifindex);
+}
+
+/* Masquerade a new flow leaving through an uplink. */
+static __always_inline int snat(struct __sk_buff *skb, const struct endpoint_info *src,
+				const struct uplink_info *upl, const struct bpf_fib_lookup *fib, long rc,
+				const struct ct_key *k, const struct l4_meta *m)
+{
+	struct ct_entry fe = {};
+	int ret;
+
+	fe.new_saddr = upl->ip;
+	fe.new_daddr = k->daddr;
+	fe.new_dport = k->dport;
+	fe.peer_ifindex = src->ifindex;
+	fe.kind = CT_KIND_SNAT;
+	fe.state = initial_state(m);
+	ret = create_flow(skb, k, m, &fe);
+	if (ret)
+		return ret;
+	if (nat_apply(skb, m, k, &fe))
+		return drop(skb, DIR, DROP_CSUM_FAILED);
+	return deliver_fib(skb, DIR, fib, rc);
+}
+
+/* A new packet for something that is no endpoint. */
+static __always_inline int to_outside(struct __sk_buff *skb, const struct endpoint_info *src,
+				      const struct ct_key *k, const struct l4_meta *m, enum tuple_result t)
+{
+	struct network_info *net = bpf_map_lookup_elem(&networks, &src->net_id);
+	struct bpf_fib_lookup fib;
+	struct uplink_info *upl;
+	long rc;
+
+	if (!net)
+		return pass(skb);
+	/* Before the published ports: an internal network reaches nothing but
+	 * container subnets and gateways, published ports included. */
+	if ((net->flags & NET_F_INTERNAL) && !in_container_subnets(k->daddr))
+		return drop(skb, DIR, DROP_INTERNAL_NETWORK);
+	if (t == TUPLE_OK && (k->proto == IPPROTO_TCP || k->proto == IPPROTO_UDP)) {
+		struct port_binding *pb = port_lookup(k->proto, k->daddr, k->dport, is_host_ip(k->daddr, net));
+
+		if (pb)
+			return hairpin(skb, src, net, pb, k, m);
+	}
+	if (!(net->flags & NET_F_MASQUERADE))
+		return pass(skb);
+
+	rc = fib_lookup4(skb, &fib, k->saddr, k->daddr, m);
+	if (!fib_forwardable(rc) && rc != BPF_FIB_LKUP_RET_FRAG_NEEDED)
+		return pass(skb); /* host-bound, unreachable...: the stack answers */
+	upl = bpf_map_lookup_elem(&uplinks, &fib.ifindex);
+	if (!upl)
+		return pass(skb);
+	if (!fib_forwardable(rc))
+		return fib_refused(skb, m, rc);
+	if (m->frag)
+		return drop(skb, DIR, DROP_FRAGMENT);
+	if (t == TUPLE_MALFORMED)
+		return drop(skb, DIR, DROP_MALFORMED);
+	if (t != TUPLE_OK)
+		return pass(skb); /* no ports to translate: left to the stack and its firewall */
+	if (m->ttl <= 1)
+		return pass(skb);
+	return snat(skb, src, upl, &fib, rc, k, m);
+}
+
 SEC("tc")
 int from_container(struct __sk_buff *skb)
 {
 	__u32 ifindex = skb->ingress_ifindex;
 	struct endpoint_info *src, *dst;
 	struct network_info *net;
+	enum tuple_result t;
+	struct ct_entry e;
+	struct l4_meta m;
+	struct ct_key k;
 	struct packet p;
 	int ret;
 
 	src = bpf_map_lookup_elem(&endpoints, &ifindex);
 	if (!src)
-		return drop(skb, DIR_FROM_CONTAINER, DROP_UNKNOWN_ENDPOINT);
+		return drop(skb, DIR, DROP_UNKNOWN_ENDPOINT);
 	count_endpoint(ifindex, 1, skb->len);
 
 	ret = parse_packet(skb, &p);
 	if (ret == PARSE_MALFORMED)
-		return drop(skb, DIR_FROM_CONTAINER, DROP_MALFORMED);
+		return drop(skb, DIR, DROP_MALFORMED);
 	if (!mac_equal(p.eth->h_source, src->mac))
-		return drop(skb, DIR_FROM_CONTAINER, DROP_SPOOFED_MAC);
+		return drop(skb, DIR, DROP_SPOOFED_MAC);
 	if (!p.ip)
 		return pass(skb); /* ARP, IPv6: the bridge handles them */
 	if (p.ip->saddr != src->ip)
-		return drop(skb, DIR_FROM_CONTAINER, DROP_SPOOFED_IP);
+		return drop(skb, DIR, DROP_SPOOFED_IP);
 
-	dst = bpf_map_lookup_elem(&endpoint_ips, &p.ip->daddr);
+	t = ct_extract(skb, &p, &k, &m);
+	if (t == TUPLE_OK && ct_lookup(&k, &m, &e))
+		return tracked(skb, &m, &k, &e, NULL);
+	if (t == TUPLE_ICMP_ERROR) {
+		struct icmp_err ie;
+
+		if (nat_icmp_error_lookup(skb, &m, &ie, &e))
+			return tracked(skb, &m, &k, &e, &ie);
+	}
+
+	dst = bpf_map_lookup_elem(&endpoint_ips, &k.daddr);
 	if (!dst) {
-		if (isolated_subnet(src, p.ip->daddr))
-			return drop(skb, DIR_FROM_CONTAINER, DROP_NETWORK_ISOLATION);
-		return pass(skb);
+		if (isolated_subnet(src, k.daddr))
+			return drop(skb, DIR, DROP_NETWORK_ISOLATION);
+		return to_outside(skb, src, &k, &m, t);
 	}
 	if (dst->net_id != src->net_id)
-		return drop(skb, DIR_FROM_CONTAINER, DROP_NETWORK_ISOLATION);
+		return drop(skb, DIR, DROP_NETWORK_ISOLATION);
 	net = bpf_map_lookup_elem(&networks, &src->net_id);
 	if (!net || !(net->flags & NET_F_ICC))
-		return drop(skb, DIR_FROM_CONTAINER, DROP_ICC_DISABLED);
+		return drop(skb, DIR, DROP_ICC_DISABLED);
 	if (dst->ifindex == ifindex)
 		return pass(skb);
 
 	/* Same L2 segment: the frame is already addressed to the peer's MAC,
-	 * but a frame sent via the gateway MAC must be fixed up too. */
+	 * but a frame sent via the gateway MAC must be fixed up too. Packet
+	 * pointers are still valid: nothing above changed the packet. */
 	mac_copy(p.eth->h_dest, dst->mac);
-	count_verdict(DIR_FROM_CONTAINER, VERDICT_FORWARD, skb->len);
+	count_verdict(DIR, VERDICT_FORWARD, skb->len);
 	count_endpoint(dst->ifindex, 0, skb->len);
 	return bpf_redirect_peer(dst->ifindex, 0);
 }

@@ -19,6 +19,50 @@ type fromContainerCounter struct {
 	Bytes   uint64
 }
 
+type fromContainerCtEntry struct {
+	_           structs.HostLayout
+	Peer        fromContainerCtKey
+	NewSaddr    uint32
+	NewDaddr    uint32
+	NewSport    uint16
+	NewDport    uint16
+	Ifindex     uint32
+	PeerIfindex uint32
+	Kind        uint8
+	State       uint8
+	Reply       uint8
+	Pad         uint8
+	Created     uint64
+	LastSeen    uint64
+}
+
+type fromContainerCtKey struct {
+	_     structs.HostLayout
+	Saddr uint32
+	Daddr uint32
+	Sport uint16
+	Dport uint16
+	Proto uint8
+	Pad   [3]uint8
+}
+
+type fromContainerCtKind uint32
+
+const (
+	fromContainerCtKindCT_KIND_SNAT    fromContainerCtKind = 1
+	fromContainerCtKindCT_KIND_DNAT    fromContainerCtKind = 2
+	fromContainerCtKindCT_KIND_HAIRPIN fromContainerCtKind = 3
+)
+
+type fromContainerCtState uint32
+
+const (
+	fromContainerCtStateCT_ST_SYN         fromContainerCtState = 1
+	fromContainerCtStateCT_ST_ESTABLISHED fromContainerCtState = 2
+	fromContainerCtStateCT_ST_FIN         fromContainerCtState = 4
+	fromContainerCtStateCT_ST_RST         fromContainerCtState = 8
+)
+
 type fromContainerDirection uint32
 
 const (
@@ -45,7 +89,9 @@ const (
 	fromContainerDropReasonDROP_FIB_FAILED        fromContainerDropReason = 12
 	fromContainerDropReasonDROP_CSUM_FAILED       fromContainerDropReason = 13
 	fromContainerDropReasonDROP_REDIRECT_FAILED   fromContainerDropReason = 14
-	fromContainerDropReasonDROP_MAX               fromContainerDropReason = 15
+	fromContainerDropReasonDROP_CT_CONFLICT       fromContainerDropReason = 15
+	fromContainerDropReasonDROP_FRAG_NEEDED       fromContainerDropReason = 16
+	fromContainerDropReasonDROP_MAX               fromContainerDropReason = 17
 )
 
 type fromContainerEndpointCounters struct {
@@ -82,10 +128,33 @@ type fromContainerNetworkInfo struct {
 	Pad           uint16
 }
 
+type fromContainerPortBinding struct {
+	_             structs.HostLayout
+	ContainerIp   uint32
+	ContainerPort uint16
+	Pad           uint16
+	Ifindex       uint32
+}
+
+type fromContainerPortKey struct {
+	_      structs.HostLayout
+	Proto  uint8
+	Pad    uint8
+	Port   uint16
+	HostIp uint32
+}
+
 type fromContainerSubnetKey struct {
 	_         structs.HostLayout
 	Prefixlen uint32
 	Addr      uint32
+}
+
+type fromContainerUplinkInfo struct {
+	_   structs.HostLayout
+	Ip  uint32
+	Mac [6]uint8
+	Pad uint16
 }
 
 type fromContainerVerdict uint32
@@ -103,18 +172,28 @@ const (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	fromContainerMapConntrack             = "conntrack"
 	fromContainerMapDropCounters          = "drop_counters"
 	fromContainerMapEndpointIps           = "endpoint_ips"
 	fromContainerMapEndpointStats         = "endpoint_stats"
 	fromContainerMapEndpoints             = "endpoints"
+	fromContainerMapNatAllocFailures      = "nat_alloc_failures"
+	fromContainerMapNatRetries            = "nat_retries"
 	fromContainerMapNetworks              = "networks"
+	fromContainerMapPorts                 = "ports"
 	fromContainerMapSubnets               = "subnets"
+	fromContainerMapUplinkIps             = "uplink_ips"
+	fromContainerMapUplinks               = "uplinks"
 	fromContainerMapVerdictCounters       = "verdict_counters"
 	fromContainerProgFromContainer        = "from_container"
+	fromContainerVarBtfAnchorCtKind       = "btf_anchor_ct_kind"
+	fromContainerVarBtfAnchorCtState      = "btf_anchor_ct_state"
 	fromContainerVarBtfAnchorDirection    = "btf_anchor_direction"
 	fromContainerVarBtfAnchorDropReason   = "btf_anchor_drop_reason"
 	fromContainerVarBtfAnchorNetworkFlags = "btf_anchor_network_flags"
 	fromContainerVarBtfAnchorVerdict      = "btf_anchor_verdict"
+	fromContainerVarNatPortMax            = "nat_port_max"
+	fromContainerVarNatPortMin            = "nat_port_min"
 )
 
 // loadFromContainer returns the embedded CollectionSpec for fromContainer.
@@ -166,23 +245,33 @@ type fromContainerProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type fromContainerMapSpecs struct {
-	DropCounters    *ebpf.MapSpec `ebpf:"drop_counters"`
-	EndpointIps     *ebpf.MapSpec `ebpf:"endpoint_ips"`
-	EndpointStats   *ebpf.MapSpec `ebpf:"endpoint_stats"`
-	Endpoints       *ebpf.MapSpec `ebpf:"endpoints"`
-	Networks        *ebpf.MapSpec `ebpf:"networks"`
-	Subnets         *ebpf.MapSpec `ebpf:"subnets"`
-	VerdictCounters *ebpf.MapSpec `ebpf:"verdict_counters"`
+	Conntrack        *ebpf.MapSpec `ebpf:"conntrack"`
+	DropCounters     *ebpf.MapSpec `ebpf:"drop_counters"`
+	EndpointIps      *ebpf.MapSpec `ebpf:"endpoint_ips"`
+	EndpointStats    *ebpf.MapSpec `ebpf:"endpoint_stats"`
+	Endpoints        *ebpf.MapSpec `ebpf:"endpoints"`
+	NatAllocFailures *ebpf.MapSpec `ebpf:"nat_alloc_failures"`
+	NatRetries       *ebpf.MapSpec `ebpf:"nat_retries"`
+	Networks         *ebpf.MapSpec `ebpf:"networks"`
+	Ports            *ebpf.MapSpec `ebpf:"ports"`
+	Subnets          *ebpf.MapSpec `ebpf:"subnets"`
+	UplinkIps        *ebpf.MapSpec `ebpf:"uplink_ips"`
+	Uplinks          *ebpf.MapSpec `ebpf:"uplinks"`
+	VerdictCounters  *ebpf.MapSpec `ebpf:"verdict_counters"`
 }
 
 // fromContainerVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type fromContainerVariableSpecs struct {
+	BtfAnchorCtKind       *ebpf.VariableSpec `ebpf:"btf_anchor_ct_kind"`
+	BtfAnchorCtState      *ebpf.VariableSpec `ebpf:"btf_anchor_ct_state"`
 	BtfAnchorDirection    *ebpf.VariableSpec `ebpf:"btf_anchor_direction"`
 	BtfAnchorDropReason   *ebpf.VariableSpec `ebpf:"btf_anchor_drop_reason"`
 	BtfAnchorNetworkFlags *ebpf.VariableSpec `ebpf:"btf_anchor_network_flags"`
 	BtfAnchorVerdict      *ebpf.VariableSpec `ebpf:"btf_anchor_verdict"`
+	NatPortMax            *ebpf.VariableSpec `ebpf:"nat_port_max"`
+	NatPortMin            *ebpf.VariableSpec `ebpf:"nat_port_min"`
 }
 
 // fromContainerObjects contains all objects after they have been loaded into the kernel.
@@ -205,23 +294,35 @@ func (o *fromContainerObjects) Close() error {
 //
 // It can be passed to loadFromContainerObjects or ebpf.CollectionSpec.LoadAndAssign.
 type fromContainerMaps struct {
-	DropCounters    *ebpf.Map `ebpf:"drop_counters"`
-	EndpointIps     *ebpf.Map `ebpf:"endpoint_ips"`
-	EndpointStats   *ebpf.Map `ebpf:"endpoint_stats"`
-	Endpoints       *ebpf.Map `ebpf:"endpoints"`
-	Networks        *ebpf.Map `ebpf:"networks"`
-	Subnets         *ebpf.Map `ebpf:"subnets"`
-	VerdictCounters *ebpf.Map `ebpf:"verdict_counters"`
+	Conntrack        *ebpf.Map `ebpf:"conntrack"`
+	DropCounters     *ebpf.Map `ebpf:"drop_counters"`
+	EndpointIps      *ebpf.Map `ebpf:"endpoint_ips"`
+	EndpointStats    *ebpf.Map `ebpf:"endpoint_stats"`
+	Endpoints        *ebpf.Map `ebpf:"endpoints"`
+	NatAllocFailures *ebpf.Map `ebpf:"nat_alloc_failures"`
+	NatRetries       *ebpf.Map `ebpf:"nat_retries"`
+	Networks         *ebpf.Map `ebpf:"networks"`
+	Ports            *ebpf.Map `ebpf:"ports"`
+	Subnets          *ebpf.Map `ebpf:"subnets"`
+	UplinkIps        *ebpf.Map `ebpf:"uplink_ips"`
+	Uplinks          *ebpf.Map `ebpf:"uplinks"`
+	VerdictCounters  *ebpf.Map `ebpf:"verdict_counters"`
 }
 
 func (m *fromContainerMaps) Close() error {
 	return _FromContainerClose(
+		m.Conntrack,
 		m.DropCounters,
 		m.EndpointIps,
 		m.EndpointStats,
 		m.Endpoints,
+		m.NatAllocFailures,
+		m.NatRetries,
 		m.Networks,
+		m.Ports,
 		m.Subnets,
+		m.UplinkIps,
+		m.Uplinks,
 		m.VerdictCounters,
 	)
 }
@@ -230,10 +331,14 @@ func (m *fromContainerMaps) Close() error {
 //
 // It can be passed to loadFromContainerObjects or ebpf.CollectionSpec.LoadAndAssign.
 type fromContainerVariables struct {
+	BtfAnchorCtKind       *ebpf.Variable `ebpf:"btf_anchor_ct_kind"`
+	BtfAnchorCtState      *ebpf.Variable `ebpf:"btf_anchor_ct_state"`
 	BtfAnchorDirection    *ebpf.Variable `ebpf:"btf_anchor_direction"`
 	BtfAnchorDropReason   *ebpf.Variable `ebpf:"btf_anchor_drop_reason"`
 	BtfAnchorNetworkFlags *ebpf.Variable `ebpf:"btf_anchor_network_flags"`
 	BtfAnchorVerdict      *ebpf.Variable `ebpf:"btf_anchor_verdict"`
+	NatPortMax            *ebpf.Variable `ebpf:"nat_port_max"`
+	NatPortMin            *ebpf.Variable `ebpf:"nat_port_min"`
 }
 
 // fromContainerPrograms contains all programs after they have been loaded into the kernel.

@@ -18,25 +18,47 @@ import (
 // Program names, as in the C sources' SEC("tc") functions.
 const (
 	ProgFromContainer = "from_container"
+	ProgFromUplink    = "from_uplink"
 )
 
-// Options select where the datapath is pinned.
+// Defaults of the sizes and ranges Options can override.
+const (
+	// DefaultCTMapSize holds 256k flows: each flow is two entries.
+	DefaultCTMapSize  = 512 * 1024
+	DefaultNATPortMin = 1024
+	DefaultNATPortMax = 65535
+)
+
+// Options select where the datapath is pinned and how it is sized.
 type Options struct {
 	// PinRoot is a directory on bpffs (see PreparePinRoot). Empty loads an
 	// unpinned datapath that vanishes with the process: unit tests use it.
 	PinRoot string
+	// CTMapSize is the number of conntrack entries (two per flow); 0 means
+	// DefaultCTMapSize. A pinned map of another size is refused: changing it
+	// needs a datapath without endpoints.
+	CTMapSize int
+	// NATPortMin and NATPortMax bound the source ports masquerade allocates
+	// (ICMP echo ids too); 0 means the default.
+	NATPortMin, NATPortMax uint16
 }
 
 // Maps are the datapath's shared maps: one instance per ebpfnet instance,
 // used by every program.
 type Maps struct {
-	Networks        *ebpf.Map `ebpf:"networks"`
-	Endpoints       *ebpf.Map `ebpf:"endpoints"`
-	EndpointIPs     *ebpf.Map `ebpf:"endpoint_ips"`
-	Subnets         *ebpf.Map `ebpf:"subnets"`
-	VerdictCounters *ebpf.Map `ebpf:"verdict_counters"`
-	DropCounters    *ebpf.Map `ebpf:"drop_counters"`
-	EndpointStats   *ebpf.Map `ebpf:"endpoint_stats"`
+	Networks         *ebpf.Map `ebpf:"networks"`
+	Endpoints        *ebpf.Map `ebpf:"endpoints"`
+	EndpointIPs      *ebpf.Map `ebpf:"endpoint_ips"`
+	Subnets          *ebpf.Map `ebpf:"subnets"`
+	VerdictCounters  *ebpf.Map `ebpf:"verdict_counters"`
+	DropCounters     *ebpf.Map `ebpf:"drop_counters"`
+	EndpointStats    *ebpf.Map `ebpf:"endpoint_stats"`
+	Conntrack        *ebpf.Map `ebpf:"conntrack"`
+	Uplinks          *ebpf.Map `ebpf:"uplinks"`
+	UplinkIPs        *ebpf.Map `ebpf:"uplink_ips"`
+	Ports            *ebpf.Map `ebpf:"ports"`
+	NATRetries       *ebpf.Map `ebpf:"nat_retries"`
+	NATAllocFailures *ebpf.Map `ebpf:"nat_alloc_failures"`
 }
 
 // Datapath is a loaded datapath. Close releases this process's handles; what
@@ -46,6 +68,7 @@ type Datapath struct {
 	programs map[string]*ebpf.Program
 	all      map[string]*ebpf.Map
 	pinRoot  string
+	opts     Options
 }
 
 type object struct {
@@ -55,11 +78,18 @@ type object struct {
 
 var objects = []object{
 	{loadFromContainer, []string{ProgFromContainer}},
+	{loadFromUplink, []string{ProgFromUplink}},
 }
 
 // Load creates or reopens the datapath.
 func Load(opts Options) (*Datapath, error) {
-	d := &Datapath{programs: map[string]*ebpf.Program{}, all: map[string]*ebpf.Map{}, pinRoot: opts.PinRoot}
+	if opts.CTMapSize < 0 {
+		return nil, fmt.Errorf("conntrack map size %d: must be positive", opts.CTMapSize)
+	}
+	if min, max := opts.natPorts(); min > max {
+		return nil, fmt.Errorf("NAT port range %d-%d is empty", min, max)
+	}
+	d := &Datapath{programs: map[string]*ebpf.Program{}, all: map[string]*ebpf.Map{}, pinRoot: opts.PinRoot, opts: opts}
 	if d.pinRoot != "" {
 		for _, dir := range []string{"maps", "progs", "links"} {
 			if err := os.MkdirAll(filepath.Join(d.pinRoot, dir), 0o700); err != nil {
@@ -83,6 +113,9 @@ func Load(opts Options) (*Datapath, error) {
 func (d *Datapath) loadObject(obj object) error {
 	spec, err := obj.load()
 	if err != nil {
+		return err
+	}
+	if err := d.configure(spec); err != nil {
 		return err
 	}
 	replacements := map[string]*ebpf.Map{}
@@ -117,6 +150,36 @@ func (d *Datapath) loadObject(obj object) error {
 			return err
 		}
 		d.programs[name] = prog
+	}
+	return nil
+}
+
+// natPorts is the NAT source port range with defaults applied.
+func (o Options) natPorts() (min, max uint16) {
+	min, max = o.NATPortMin, o.NATPortMax
+	if min == 0 {
+		min = DefaultNATPortMin
+	}
+	if max == 0 {
+		max = DefaultNATPortMax
+	}
+	return min, max
+}
+
+// configure applies Options to a spec before anything is created from it.
+func (d *Datapath) configure(spec *ebpf.CollectionSpec) error {
+	if ms, ok := spec.Maps["conntrack"]; ok && d.opts.CTMapSize > 0 {
+		ms.MaxEntries = uint32(d.opts.CTMapSize)
+	}
+	min, max := d.opts.natPorts()
+	for name, val := range map[string]uint16{"nat_port_min": min, "nat_port_max": max} {
+		v, ok := spec.Variables[name]
+		if !ok {
+			continue
+		}
+		if err := v.Set(val); err != nil {
+			return fmt.Errorf("set %s: %w", name, err)
+		}
 	}
 	return nil
 }
@@ -234,6 +297,8 @@ func assignMaps(dst *Maps, all map[string]*ebpf.Map) error {
 		"networks": &dst.Networks, "endpoints": &dst.Endpoints, "endpoint_ips": &dst.EndpointIPs,
 		"subnets": &dst.Subnets, "verdict_counters": &dst.VerdictCounters,
 		"drop_counters": &dst.DropCounters, "endpoint_stats": &dst.EndpointStats,
+		"conntrack": &dst.Conntrack, "uplinks": &dst.Uplinks, "uplink_ips": &dst.UplinkIPs,
+		"ports": &dst.Ports, "nat_retries": &dst.NATRetries, "nat_alloc_failures": &dst.NATAllocFailures,
 	}
 	for name, field := range fields {
 		m, ok := all[name]

@@ -2,15 +2,22 @@ package loader
 
 // Exported names for the layouts bpf2go mirrored from bpf/lib/*.h.
 type (
-	Counter           = fromContainerCounter
-	EndpointCounters  = fromContainerEndpointCounters
-	EndpointInfo      = fromContainerEndpointInfo
-	NetworkInfo       = fromContainerNetworkInfo
-	SubnetKey         = fromContainerSubnetKey
-	DropReason        = fromContainerDropReason
-	Direction         = fromContainerDirection
-	Verdict           = fromContainerVerdict
-	NetworkFlags      = fromContainerNetworkFlags
+	Counter          = fromContainerCounter
+	EndpointCounters = fromContainerEndpointCounters
+	EndpointInfo     = fromContainerEndpointInfo
+	NetworkInfo      = fromContainerNetworkInfo
+	SubnetKey        = fromContainerSubnetKey
+	DropReason       = fromContainerDropReason
+	Direction        = fromContainerDirection
+	Verdict          = fromContainerVerdict
+	NetworkFlags     = fromContainerNetworkFlags
+	CTKey            = fromContainerCtKey
+	CTEntry          = fromContainerCtEntry
+	CTKind           = fromContainerCtKind
+	CTState          = fromContainerCtState
+	PortKey          = fromContainerPortKey
+	PortBinding      = fromContainerPortBinding
+	UplinkInfo       = fromContainerUplinkInfo
 )
 
 const (
@@ -30,4 +37,17 @@ const (
 	NetICC        = fromContainerNetworkFlagsNET_F_ICC
 	NetMasquerade = fromContainerNetworkFlagsNET_F_MASQUERADE
 	NetInternal   = fromContainerNetworkFlagsNET_F_INTERNAL
+
+	CTKindSNAT    = fromContainerCtKindCT_KIND_SNAT
+	CTKindDNAT    = fromContainerCtKindCT_KIND_DNAT
+	CTKindHairpin = fromContainerCtKindCT_KIND_HAIRPIN
+
+	CTStateSYN         = fromContainerCtStateCT_ST_SYN
+	CTStateEstablished = fromContainerCtStateCT_ST_ESTABLISHED
+	CTStateFIN         = fromContainerCtStateCT_ST_FIN
+	CTStateRST         = fromContainerCtStateCT_ST_RST
 )
+
+// NATRetryBuckets is the length of the nat_retries histogram: 0, 1, 2-3,
+// 4-7, 8-15, 16-31 retries, then exhausted (NAT_RETRY_BUCKETS in nat.h).
+const NATRetryBuckets = 7

@@ -19,6 +19,8 @@ enum drop_reason {
 	DROP_FIB_FAILED = 12,        /* no route to the destination */
 	DROP_CSUM_FAILED = 13,       /* checksum rewrite helper failed */
 	DROP_REDIRECT_FAILED = 14,   /* redirect helper failed */
+	DROP_CT_CONFLICT = 15,       /* a new DNAT flow's reply tuple belongs to another flow */
+	DROP_FRAG_NEEDED = 16,       /* too big for the egress MTU and DF unset: we do not fragment */
 	__DROP_MAX,
 };
 

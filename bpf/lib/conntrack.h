@@ -1,0 +1,272 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Connection tracking for NATed flows.
+ *
+ * One LRU entry per direction, keyed by the tuple exactly as it appears on
+ * the wire in that direction, so a lookup needs no knowledge of which side
+ * sent the packet. Each entry holds the rewrite for its direction and the key
+ * of its peer, so a half the LRU evicted can be rebuilt from the other. */
+#pragma once
+
+#include "common.h"
+#include "parse.h"
+
+#ifndef CT_MAP_SIZE
+/* 256k flows, two entries each; the loader may override it. */
+#define CT_MAP_SIZE (512 * 1024)
+#endif
+
+#define NSEC_PER_SEC 1000000000ULL
+
+#define TCP_FLAG_FIN 0x01
+#define TCP_FLAG_SYN 0x02
+#define TCP_FLAG_RST 0x04
+#define TCP_FLAG_ACK 0x10
+
+#define IP_MF_ 0x2000
+#define IP_DF_ 0x4000
+#define IP_OFFSET_ 0x1fff
+
+struct ct_key {
+	__be32 saddr;
+	__be32 daddr;
+	__be16 sport; /* ICMP echo request: the echo id */
+	__be16 dport; /* ICMP echo reply: the echo id */
+	__u8 proto;
+	__u8 _pad[3];
+};
+
+enum ct_kind {
+	CT_KIND_SNAT = 1,    /* container -> outside, masqueraded */
+	CT_KIND_DNAT = 2,    /* outside -> published port */
+	CT_KIND_HAIRPIN = 3, /* container -> published port via a host IP */
+};
+
+/* TCP state as bits, per direction: the GC combines both halves. */
+enum ct_state {
+	CT_ST_SYN = 1 << 0,         /* SYN seen */
+	CT_ST_ESTABLISHED = 1 << 1, /* ACK without SYN seen */
+	CT_ST_FIN = 1 << 2,
+	CT_ST_RST = 1 << 3,
+};
+
+struct ct_entry {
+	struct ct_key peer; /* key of the other direction */
+	/* The tuple after translation. */
+	__be32 new_saddr;
+	__be32 new_daddr;
+	__be16 new_sport;
+	__be16 new_dport;
+	__u32 ifindex;      /* host-side veth to redirect_peer into; 0: out through the FIB */
+	__u32 peer_ifindex; /* the peer's ifindex, to rebuild it */
+	__u8 kind;          /* enum ct_kind */
+	__u8 state;         /* enum ct_state bits */
+	__u8 reply;         /* 1: the direction opposite to the flow's first packet */
+	__u8 _pad;
+	__u64 created;   /* bpf_ktime_get_ns: CLOCK_MONOTONIC */
+	__u64 last_seen; /* updated at most once a second */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, CT_MAP_SIZE);
+	__type(key, struct ct_key);
+	__type(value, struct ct_entry);
+} conntrack SEC(".maps");
+
+/* What the NAT code needs to know about a packet besides its tuple. */
+struct l4_meta {
+	__u32 l4_off;
+	__u8 proto;
+	__u8 tcp_flags;
+	__u8 icmp_type;
+	__u8 ttl;
+	__u8 frag; /* any fragment: MF set or offset != 0 */
+	__u8 df;
+	__u8 tos;
+};
+
+enum tuple_result {
+	TUPLE_OK = 0,
+	TUPLE_NONE = 1,       /* no NATable tuple (protocol, later fragment, ICMP type) */
+	TUPLE_ICMP_ERROR = 2, /* ICMP error: the flow is in the embedded header */
+	TUPLE_MALFORMED = 3,  /* L4 header truncated */
+};
+
+struct l4_ports {
+	__be16 sport;
+	__be16 dport;
+};
+
+struct tcp_head {
+	__be16 sport;
+	__be16 dport;
+	__be32 seq;
+	__be32 ack;
+	__u8 doff;
+	__u8 flags;
+};
+
+/* Tuple of an ICMP echo: request keyed (id, 0), reply (0, id), so a request
+ * and its reply key symmetrically. Returns 0 if type is not an echo. */
+static __always_inline int icmp_echo_tuple(__u8 type, __be16 id, __be16 *sport, __be16 *dport)
+{
+	if (type == ICMP_ECHO) {
+		*sport = id;
+		*dport = 0;
+		return 1;
+	}
+	if (type == ICMP_ECHOREPLY) {
+		*sport = 0;
+		*dport = id;
+		return 1;
+	}
+	return 0;
+}
+
+/* Reads the wire tuple. Only bpf_skb_load_bytes: packet pointers stay valid. */
+static __always_inline enum tuple_result ct_extract(struct __sk_buff *skb, const struct packet *p,
+						    struct ct_key *k, struct l4_meta *m)
+{
+	const struct iphdr *ip = p->ip;
+
+	__builtin_memset(k, 0, sizeof(*k));
+	__builtin_memset(m, 0, sizeof(*m));
+	k->saddr = ip->saddr;
+	k->daddr = ip->daddr;
+	k->proto = ip->protocol;
+	m->proto = ip->protocol;
+	m->ttl = ip->ttl;
+	m->tos = ip->tos;
+	m->frag = !!(ip->frag_off & bpf_htons(IP_MF_ | IP_OFFSET_));
+	m->df = !!(ip->frag_off & bpf_htons(IP_DF_));
+	m->l4_off = ETH_HLEN + ip->ihl * 4;
+	if (!p->l4)
+		return TUPLE_NONE;
+
+	switch (m->proto) {
+	case IPPROTO_TCP: {
+		struct tcp_head th;
+
+		if (bpf_skb_load_bytes(skb, m->l4_off, &th, sizeof(th)))
+			return TUPLE_MALFORMED;
+		k->sport = th.sport;
+		k->dport = th.dport;
+		m->tcp_flags = th.flags;
+		return TUPLE_OK;
+	}
+	case IPPROTO_UDP: {
+		struct l4_ports ports;
+
+		if (bpf_skb_load_bytes(skb, m->l4_off, &ports, sizeof(ports)))
+			return TUPLE_MALFORMED;
+		k->sport = ports.sport;
+		k->dport = ports.dport;
+		return TUPLE_OK;
+	}
+	case IPPROTO_ICMP: {
+		struct icmphdr ih;
+
+		if (bpf_skb_load_bytes(skb, m->l4_off, &ih, sizeof(ih)))
+			return TUPLE_MALFORMED;
+		m->icmp_type = ih.type;
+		if (icmp_echo_tuple(ih.type, ih.un.echo.id, &k->sport, &k->dport))
+			return TUPLE_OK;
+		if (ih.type == ICMP_DEST_UNREACH || ih.type == ICMP_TIME_EXCEEDED)
+			return TUPLE_ICMP_ERROR;
+		return TUPLE_NONE;
+	}
+	}
+	return TUPLE_NONE;
+}
+
+/* The key replies carry: the translated tuple, reversed. */
+static __always_inline void ct_reply_key(struct ct_key *r, const struct ct_key *k, const struct ct_entry *e)
+{
+	__builtin_memset(r, 0, sizeof(*r));
+	r->saddr = e->new_daddr;
+	r->daddr = e->new_saddr;
+	r->sport = e->new_dport;
+	r->dport = e->new_sport;
+	r->proto = k->proto;
+}
+
+/* The peer of entry e at key k: its rewrite restores k reversed. */
+static __always_inline void ct_peer_entry(struct ct_entry *pe, const struct ct_key *k, const struct ct_entry *e,
+					  __u64 now)
+{
+	__builtin_memset(pe, 0, sizeof(*pe));
+	pe->peer = *k;
+	pe->new_saddr = k->daddr;
+	pe->new_daddr = k->saddr;
+	pe->new_sport = k->dport;
+	pe->new_dport = k->sport;
+	pe->ifindex = e->peer_ifindex;
+	pe->peer_ifindex = e->ifindex;
+	pe->kind = e->kind;
+	pe->reply = !e->reply;
+	pe->created = e->created;
+	pe->last_seen = now;
+}
+
+static __always_inline __u8 ct_tcp_state(__u8 st, __u8 flags)
+{
+	if (flags & TCP_FLAG_SYN) {
+		/* A new connection reusing the tuple of a closed one. */
+		if (st & (CT_ST_FIN | CT_ST_RST))
+			st = 0;
+		st |= CT_ST_SYN;
+	} else if ((flags & TCP_FLAG_ACK) && !(flags & TCP_FLAG_RST)) {
+		st |= CT_ST_ESTABLISHED;
+	}
+	if (flags & TCP_FLAG_FIN)
+		st |= CT_ST_FIN;
+	if (flags & TCP_FLAG_RST)
+		st |= CT_ST_RST;
+	return st;
+}
+
+/* Per-packet bookkeeping on a hit. Writes only on change: a write per packet
+ * would bounce the entry's cache line between CPUs. */
+static __always_inline void ct_touch(struct ct_entry *e, const struct l4_meta *m, __u64 now)
+{
+	if (now - e->last_seen > NSEC_PER_SEC)
+		e->last_seen = now;
+	if (m->proto == IPPROTO_TCP) {
+		__u8 st = ct_tcp_state(e->state, m->tcp_flags);
+
+		if (st != e->state)
+			e->state = st;
+	}
+}
+
+/* The LRU evicts entries one at a time: rebuild a missing peer so replies
+ * keep flowing. NOEXIST: never clobber a key another flow claimed since. */
+static __always_inline void ct_repair_peer(const struct ct_key *k, const struct ct_entry *e, __u64 now)
+{
+	struct ct_key pk = e->peer;
+	struct ct_entry pe;
+
+	if (bpf_map_lookup_elem(&conntrack, &pk))
+		return;
+	ct_peer_entry(&pe, k, e, now);
+	bpf_map_update_elem(&conntrack, &pk, &pe, BPF_NOEXIST);
+}
+
+/* Lookup with the per-hit bookkeeping. Returns a copy: the LRU may evict the
+ * entry under us, and the rewrite must not change halfway. */
+static __always_inline int ct_lookup(const struct ct_key *k, const struct l4_meta *m, struct ct_entry *out)
+{
+	struct ct_entry *e = bpf_map_lookup_elem(&conntrack, k);
+	__u64 now;
+
+	if (!e)
+		return 0;
+	now = bpf_ktime_get_ns();
+	ct_touch(e, m, now);
+	*out = *e;
+	ct_repair_peer(k, out, now);
+	return 1;
+}
+
+const volatile enum ct_kind btf_anchor_ct_kind __attribute__((unused));
+const volatile enum ct_state btf_anchor_ct_state __attribute__((unused));

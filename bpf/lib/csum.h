@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Field rewrites that keep the IPv4 and L4 checksums valid.
+ *
+ * Every rewrite stores the new bytes and patches the checksums covering them
+ * incrementally with the kernel helpers, which also keep skb->csum right for
+ * CHECKSUM_COMPLETE packets. All helpers here move packet data: reparse
+ * before touching packet pointers again. */
+#pragma once
+
+#include "common.h"
+
+#define IP_OFF ETH_HLEN
+#define IP_TTL_OFF (IP_OFF + 8)
+#define IP_CSUM_OFF (IP_OFF + 10)
+#define IP_SADDR_OFF (IP_OFF + 12)
+#define IP_DADDR_OFF (IP_OFF + 16)
+
+/* Offset of the L4 checksum inside its header; 0 for protocols we don't NAT. */
+static __always_inline __u32 l4_csum_field(__u8 proto)
+{
+	switch (proto) {
+	case IPPROTO_TCP:
+		return 16;
+	case IPPROTO_UDP:
+		return 6;
+	case IPPROTO_ICMP:
+		return 2;
+	}
+	return 0;
+}
+
+/* UDP checksum 0 means "none": the helper must leave it 0, and a computed 0
+ * must become 0xffff. */
+static __always_inline __u64 l4_csum_flags(__u8 proto)
+{
+	return proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0;
+}
+
+/* Rewrite an IPv4 address at off (in the outer header). l4_csum is the
+ * absolute offset of a TCP/UDP checksum whose pseudo header includes the
+ * address, or 0 (ICMP has no pseudo header). */
+static __always_inline int csum_rewrite_addr(struct __sk_buff *skb, __u32 off, __be32 from, __be32 to,
+					     __u32 l4_csum, __u64 l4_flags)
+{
+	if (l4_csum && bpf_l4_csum_replace(skb, l4_csum, from, to, BPF_F_PSEUDO_HDR | l4_flags | sizeof(to)))
+		return -1;
+	if (bpf_l3_csum_replace(skb, IP_CSUM_OFF, from, to, sizeof(to)))
+		return -1;
+	return bpf_skb_store_bytes(skb, off, &to, sizeof(to), 0) ? -1 : 0;
+}
+
+/* Rewrite a 16-bit L4 field (port, echo id) covered by the checksum at l4_csum. */
+static __always_inline int csum_rewrite_l4_16(struct __sk_buff *skb, __u32 off, __be16 from, __be16 to,
+					      __u32 l4_csum, __u64 l4_flags)
+{
+	if (bpf_l4_csum_replace(skb, l4_csum, from, to, l4_flags | sizeof(to)))
+		return -1;
+	return bpf_skb_store_bytes(skb, off, &to, sizeof(to), 0) ? -1 : 0;
+}
+
+/* Rewrite an address inside the IP header embedded in an ICMP error. Fixing
+ * the inner header checksum by the same delta keeps the one's complement sum
+ * of the inner header, and so the outer ICMP checksum, unchanged. */
+static __always_inline int csum_rewrite_inner_addr(struct __sk_buff *skb, __u32 inner_ip, __u32 field,
+						   __be32 from, __be32 to)
+{
+	if (bpf_l3_csum_replace(skb, inner_ip + 10, from, to, sizeof(to)))
+		return -1;
+	return bpf_skb_store_bytes(skb, inner_ip + field, &to, sizeof(to), 0) ? -1 : 0;
+}
+
+/* Decrement the TTL; the caller has checked it is > 1. */
+static __always_inline int csum_dec_ttl(struct __sk_buff *skb, __u8 ttl)
+{
+	__u8 next = ttl - 1;
+
+	/* TTL is the high byte of the 16-bit word at offset 8. */
+	if (bpf_l3_csum_replace(skb, IP_CSUM_OFF, bpf_htons((__u16)ttl << 8), bpf_htons((__u16)next << 8), 2))
+		return -1;
+	return bpf_skb_store_bytes(skb, IP_TTL_OFF, &next, 1, 0) ? -1 : 0;
+}
+
+static __always_inline int store_macs(struct __sk_buff *skb, const __u8 *dst, const __u8 *src)
+{
+	if (bpf_skb_store_bytes(skb, 0, dst, ETH_ALEN_, 0))
+		return -1;
+	return bpf_skb_store_bytes(skb, ETH_ALEN_, src, ETH_ALEN_, 0) ? -1 : 0;
+}

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Routing a packet out with the kernel FIB instead of the stack. */
+#pragma once
+
+#include "common.h"
+#include "csum.h"
+#include "conntrack.h"
+
+#define AF_INET_ 2
+
+/* Looks up the route for (saddr, daddr) as if the packet was forwarded from
+ * its ingress interface. tot_len stays 0: the helper then checks the skb
+ * against the egress MTU itself, which is right for GSO packets too. */
+static __always_inline long fib_lookup4(struct __sk_buff *skb, struct bpf_fib_lookup *fib, __be32 saddr,
+					__be32 daddr, const struct l4_meta *m)
+{
+	__builtin_memset(fib, 0, sizeof(*fib));
+	fib->family = AF_INET_;
+	fib->tos = m->tos;
+	fib->l4_protocol = m->proto;
+	fib->ipv4_src = saddr;
+	fib->ipv4_dst = daddr;
+	fib->ifindex = skb->ingress_ifindex;
+	return bpf_fib_lookup(skb, fib, sizeof(*fib), 0);
+}
+
+/* SUCCESS and NO_NEIGH both give an egress interface we can send to. */
+static __always_inline int fib_forwardable(long rc)
+{
+	return rc == BPF_FIB_LKUP_RET_SUCCESS || rc == BPF_FIB_LKUP_RET_NO_NEIGH;
+}
+
+/* Sends the packet to the FIB's egress interface: with the MACs the FIB
+ * resolved, or through the neighbour subsystem when it has none yet. */
+static __always_inline int fib_redirect(struct __sk_buff *skb, const struct bpf_fib_lookup *fib, long rc)
+{
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
+		struct bpf_redir_neigh nh = { .nh_family = AF_INET_, .ipv4_nh = fib->ipv4_dst };
+
+		return bpf_redirect_neigh(fib->ifindex, &nh, sizeof(nh), 0);
+	}
+	if (store_macs(skb, fib->dmac, fib->smac))
+		return -1;
+	return bpf_redirect(fib->ifindex, 0);
+}

@@ -1,0 +1,329 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Masquerade, published ports and the translation of packets and of the
+ * headers ICMP errors embed. */
+#pragma once
+
+#include "common.h"
+#include "csum.h"
+#include "conntrack.h"
+
+#ifndef EEXIST
+#define EEXIST 17
+#endif
+
+/* An interface that leads outside, keyed by ifindex. */
+struct uplink_info {
+	__be32 ip; /* masquerade address, host IP of published ports */
+	__u8 mac[6];
+	__u16 _pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, struct uplink_info);
+} uplinks SEC(".maps");
+
+/* The same addresses keyed by IP (value: ifindex), so a container's packet
+ * to a host IP is recognised without walking the uplinks. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, __be32);
+	__type(value, __u32);
+} uplink_ips SEC(".maps");
+
+struct port_key {
+	__u8 proto;
+	__u8 _pad;
+	__be16 port;
+	__be32 host_ip; /* 0: any local address */
+};
+
+struct port_binding {
+	__be32 container_ip;
+	__be16 container_port;
+	__u16 _pad;
+	__u32 ifindex; /* host side of the endpoint's veth */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct port_key);
+	__type(value, struct port_binding);
+} ports SEC(".maps");
+
+/* Source port allocation. The range is set by the loader. */
+const volatile __u16 nat_port_min = 1024;
+const volatile __u16 nat_port_max = 65535;
+
+#define NAT_MAX_TRIES 32
+
+/* Retry histogram buckets: 0, 1, 2-3, 4-7, 8-15, 16-31 retries, exhausted. */
+#define NAT_RETRY_BUCKETS 7
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, NAT_RETRY_BUCKETS);
+	__type(key, __u32);
+	__type(value, __u64);
+} nat_retries SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} nat_alloc_failures SEC(".maps");
+
+static __always_inline void nat_count_retries(__u32 bucket)
+{
+	__u64 *c = bpf_map_lookup_elem(&nat_retries, &bucket);
+
+	if (c)
+		(*c)++;
+}
+
+static __always_inline __u32 nat_retry_bucket(__u32 retries)
+{
+	if (retries < 2)
+		return retries;
+	if (retries < 4)
+		return 2;
+	if (retries < 8)
+		return 3;
+	if (retries < 16)
+		return 4;
+	return 5;
+}
+
+static __always_inline void nat_count_failure(void)
+{
+	__u32 key = 0;
+	__u64 *c = bpf_map_lookup_elem(&nat_alloc_failures, &key);
+
+	if (c)
+		(*c)++;
+	nat_count_retries(NAT_RETRY_BUCKETS - 1);
+}
+
+enum ct_create_result {
+	CT_CREATED = 0,
+	CT_RACED = 1,   /* another CPU created the flow first: look it up */
+	CT_NO_PORT = 2, /* every candidate reply tuple is taken */
+	CT_FAILED = 3,
+};
+
+/* Creates both entries of a new flow. fe holds the forward rewrite; with
+ * alloc, new_sport is chosen here so that the reply tuple is unique: the
+ * original port first, then random ones, then sequentially. The reply entry
+ * is claimed first with NOEXIST, so two flows can never share a reply tuple;
+ * it is rolled back if the forward entry cannot be written. */
+static __always_inline enum ct_create_result ct_create(const struct ct_key *k, struct ct_entry *fe, int alloc)
+{
+	__u32 min = nat_port_min, max = nat_port_max, range, port, i;
+	__u64 now = bpf_ktime_get_ns();
+	struct ct_entry re;
+	struct ct_key rk;
+	long err;
+
+	if (max < min)
+		max = min;
+	range = max - min + 1;
+	fe->created = now;
+	fe->last_seen = now;
+	fe->reply = 0;
+	port = bpf_ntohs(alloc ? k->sport : fe->new_sport);
+	if (alloc && (port < min || port > max))
+		port = min + bpf_get_prandom_u32() % range;
+
+	for (i = 0; i < NAT_MAX_TRIES; i++) {
+		fe->new_sport = bpf_htons(port);
+		ct_reply_key(&rk, k, fe);
+		fe->peer = rk;
+		ct_peer_entry(&re, k, fe, now);
+		err = bpf_map_update_elem(&conntrack, &rk, &re, BPF_NOEXIST);
+		if (!err) {
+			err = bpf_map_update_elem(&conntrack, k, fe, BPF_NOEXIST);
+			if (err) {
+				bpf_map_delete_elem(&conntrack, &rk);
+				return err == -EEXIST ? CT_RACED : CT_FAILED;
+			}
+			if (alloc)
+				nat_count_retries(nat_retry_bucket(i));
+			return CT_CREATED;
+		}
+		if (err != -EEXIST)
+			return CT_FAILED;
+		if (!alloc)
+			return CT_NO_PORT;
+		if (i < NAT_MAX_TRIES / 2)
+			port = min + bpf_get_prandom_u32() % range;
+		else
+			port = port >= max ? min : port + 1;
+	}
+	nat_count_failure();
+	return CT_NO_PORT;
+}
+
+static __always_inline struct port_binding *port_lookup(__u8 proto, __be32 daddr, __be16 dport, int any_ok)
+{
+	struct port_key pk = { .proto = proto, .port = dport, .host_ip = daddr };
+	struct port_binding *pb = bpf_map_lookup_elem(&ports, &pk);
+
+	if (pb || !any_ok)
+		return pb;
+	pk.host_ip = 0;
+	return bpf_map_lookup_elem(&ports, &pk);
+}
+
+/* Applies the rewrite of e to a packet whose wire tuple is k, and
+ * decrements the TTL: every NATed packet is routed by the host. */
+static __always_inline int nat_apply(struct __sk_buff *skb, const struct l4_meta *m, const struct ct_key *k,
+				     const struct ct_entry *e)
+{
+	__u32 csum_off = m->l4_off + l4_csum_field(m->proto);
+	__u64 flags = l4_csum_flags(m->proto);
+	__u32 pseudo = m->proto == IPPROTO_ICMP ? 0 : csum_off;
+
+	if (e->new_saddr != k->saddr &&
+	    csum_rewrite_addr(skb, IP_SADDR_OFF, k->saddr, e->new_saddr, pseudo, flags))
+		return -1;
+	if (e->new_daddr != k->daddr &&
+	    csum_rewrite_addr(skb, IP_DADDR_OFF, k->daddr, e->new_daddr, pseudo, flags))
+		return -1;
+	if (m->proto == IPPROTO_ICMP) {
+		/* The echo id is on the sport side of a request, dport of a reply. */
+		int req = m->icmp_type == ICMP_ECHO;
+		__be16 from = req ? k->sport : k->dport;
+		__be16 to = req ? e->new_sport : e->new_dport;
+
+		if (from != to && csum_rewrite_l4_16(skb, m->l4_off + 4, from, to, csum_off, 0))
+			return -1;
+	} else {
+		if (e->new_sport != k->sport &&
+		    csum_rewrite_l4_16(skb, m->l4_off, k->sport, e->new_sport, csum_off, flags))
+			return -1;
+		if (e->new_dport != k->dport &&
+		    csum_rewrite_l4_16(skb, m->l4_off + 2, k->dport, e->new_dport, csum_off, flags))
+			return -1;
+	}
+	return csum_dec_ttl(skb, m->ttl);
+}
+
+/* The packet an ICMP error quotes: a packet of the flow that went the other
+ * way, so its reversed tuple is the key of the direction the error travels. */
+struct icmp_err {
+	__u32 inner_ip; /* offsets */
+	__u32 inner_l4;
+	__be32 inner_saddr;
+	__be32 inner_daddr;
+	__be16 inner_sport;
+	__be16 inner_dport;
+	__u8 inner_proto;
+	__u8 inner_icmp_type;
+	__u8 _pad[2];
+};
+
+/* Finds the flow an ICMP error is about. Only the first 8 bytes of the quoted
+ * L4 header are read: that is all RFC 792 guarantees. No touch: errors must
+ * not keep a flow alive. */
+static __always_inline int nat_icmp_error_lookup(struct __sk_buff *skb, const struct l4_meta *m,
+						 struct icmp_err *ie, struct ct_entry *out)
+{
+	struct ct_entry *e;
+	struct iphdr inner;
+	struct ct_key k;
+
+	__builtin_memset(ie, 0, sizeof(*ie));
+	ie->inner_ip = m->l4_off + sizeof(struct icmphdr);
+	if (bpf_skb_load_bytes(skb, ie->inner_ip, &inner, sizeof(inner)))
+		return 0;
+	if (inner.version != 4 || inner.ihl < 5 || (inner.frag_off & bpf_htons(IP_OFFSET_)))
+		return 0;
+	ie->inner_l4 = ie->inner_ip + inner.ihl * 4;
+	ie->inner_saddr = inner.saddr;
+	ie->inner_daddr = inner.daddr;
+	ie->inner_proto = inner.protocol;
+
+	if (inner.protocol == IPPROTO_TCP || inner.protocol == IPPROTO_UDP) {
+		struct l4_ports ports;
+
+		if (bpf_skb_load_bytes(skb, ie->inner_l4, &ports, sizeof(ports)))
+			return 0;
+		ie->inner_sport = ports.sport;
+		ie->inner_dport = ports.dport;
+	} else if (inner.protocol == IPPROTO_ICMP) {
+		struct icmphdr ih;
+
+		if (bpf_skb_load_bytes(skb, ie->inner_l4, &ih, sizeof(ih)))
+			return 0;
+		if (!icmp_echo_tuple(ih.type, ih.un.echo.id, &ie->inner_sport, &ie->inner_dport))
+			return 0;
+		ie->inner_icmp_type = ih.type;
+	} else {
+		return 0;
+	}
+
+	__builtin_memset(&k, 0, sizeof(k));
+	k.saddr = ie->inner_daddr;
+	k.daddr = ie->inner_saddr;
+	k.sport = ie->inner_dport;
+	k.dport = ie->inner_sport;
+	k.proto = ie->inner_proto;
+	e = bpf_map_lookup_elem(&conntrack, &k);
+	if (!e)
+		return 0;
+	*out = *e;
+	return 1;
+}
+
+/* The outer source after translation: an error the flow's peer sent itself
+ * comes from the peer's translated address; a router's error keeps its own. */
+static __always_inline __be32 nat_icmp_error_saddr(const struct ct_key *outer, const struct icmp_err *ie,
+						   const struct ct_entry *e)
+{
+	return outer->saddr == ie->inner_daddr ? e->new_saddr : outer->saddr;
+}
+
+/* Translates an ICMP error: outer addresses like a packet of the flow, the
+ * quoted header back the other way. The inner L4 checksum is left alone:
+ * the quote is often truncated, and receivers do not check it. */
+static __always_inline int nat_icmp_error_apply(struct __sk_buff *skb, const struct l4_meta *m,
+						const struct ct_key *outer, const struct icmp_err *ie,
+						const struct ct_entry *e)
+{
+	__be32 saddr = nat_icmp_error_saddr(outer, ie, e);
+	__u32 icmp_csum = m->l4_off + 2;
+
+	if (e->new_daddr != outer->daddr &&
+	    csum_rewrite_addr(skb, IP_DADDR_OFF, outer->daddr, e->new_daddr, 0, 0))
+		return -1;
+	if (saddr != outer->saddr && csum_rewrite_addr(skb, IP_SADDR_OFF, outer->saddr, saddr, 0, 0))
+		return -1;
+	if (e->new_daddr != ie->inner_saddr &&
+	    csum_rewrite_inner_addr(skb, ie->inner_ip, 12, ie->inner_saddr, e->new_daddr))
+		return -1;
+	if (e->new_saddr != ie->inner_daddr &&
+	    csum_rewrite_inner_addr(skb, ie->inner_ip, 16, ie->inner_daddr, e->new_saddr))
+		return -1;
+	if (ie->inner_proto == IPPROTO_ICMP) {
+		/* The quoted echo's id: on the sport side of a request. */
+		int req = ie->inner_icmp_type == ICMP_ECHO;
+		__be16 from = req ? ie->inner_sport : ie->inner_dport;
+		__be16 to = req ? e->new_dport : e->new_sport;
+
+		if (from != to && csum_rewrite_l4_16(skb, ie->inner_l4 + 4, from, to, icmp_csum, 0))
+			return -1;
+	} else {
+		if (e->new_dport != ie->inner_sport &&
+		    csum_rewrite_l4_16(skb, ie->inner_l4, ie->inner_sport, e->new_dport, icmp_csum, 0))
+			return -1;
+		if (e->new_sport != ie->inner_dport &&
+		    csum_rewrite_l4_16(skb, ie->inner_l4 + 2, ie->inner_dport, e->new_sport, icmp_csum, 0))
+			return -1;
+	}
+	return csum_dec_ttl(skb, m->ttl);
+}
