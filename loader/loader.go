@@ -21,6 +21,9 @@ const (
 	ProgFromUplink    = "from_uplink"
 )
 
+// Socket-layer programs (bpf/sock.c) for host-local access to published ports.
+var SockPrograms = []string{"sock_connect4", "sock_sendmsg4", "sock_recvmsg4", "sock_getpeername4", "sock_bind4"}
+
 // Defaults of the sizes and ranges Options can override.
 const (
 	// DefaultCTMapSize holds 256k flows: each flow is two entries.
@@ -79,6 +82,7 @@ type object struct {
 var objects = []object{
 	{loadFromContainer, []string{ProgFromContainer}},
 	{loadFromUplink, []string{ProgFromUplink}},
+	{loadSock, SockPrograms},
 }
 
 // Load creates or reopens the datapath.
@@ -170,6 +174,15 @@ func (o Options) natPorts() (min, max uint16) {
 func (d *Datapath) configure(spec *ebpf.CollectionSpec) error {
 	if ms, ok := spec.Maps["conntrack"]; ok && d.opts.CTMapSize > 0 {
 		ms.MaxEntries = uint32(d.opts.CTMapSize)
+	}
+	if v, ok := spec.Variables["host_netns_cookie"]; ok {
+		cookie, err := netnsCookie()
+		if err != nil {
+			return err
+		}
+		if err := v.Set(cookie); err != nil {
+			return fmt.Errorf("set host_netns_cookie: %w", err)
+		}
 	}
 	min, max := d.opts.natPorts()
 	for name, val := range map[string]uint16{"nat_port_min": min, "nat_port_max": max} {

@@ -1,0 +1,108 @@
+package loader
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
+)
+
+// netnsCookie identifies the network namespace this process runs in, as
+// bpf_get_netns_cookie does in the kernel.
+func netnsCookie() (uint64, error) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return 0, fmt.Errorf("socket: %w", err)
+	}
+	defer unix.Close(fd)
+	cookie, err := unix.GetsockoptUint64(fd, unix.SOL_SOCKET, unix.SO_NETNS_COOKIE)
+	if err != nil {
+		return 0, fmt.Errorf("netns cookie: %w", err)
+	}
+	return cookie, nil
+}
+
+var sockAttach = map[string]ebpf.AttachType{
+	"sock_connect4":     ebpf.AttachCGroupInet4Connect,
+	"sock_sendmsg4":     ebpf.AttachCGroupUDP4Sendmsg,
+	"sock_recvmsg4":     ebpf.AttachCGroupUDP4Recvmsg,
+	"sock_getpeername4": ebpf.AttachCgroupInet4GetPeername,
+	"sock_bind4":        ebpf.AttachCGroupInet4Bind,
+}
+
+// Cgroup2Root finds the cgroup v2 hierarchy's mount point.
+func Cgroup2Root() (string, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		// ... mountpoint ... - fstype source options
+		pre, post, ok := strings.Cut(s.Text(), " - ")
+		fields := strings.Fields(pre)
+		if ok && strings.HasPrefix(post, "cgroup2 ") && len(fields) >= 5 && fields[3] == "/" {
+			return fields[4], nil
+		}
+	}
+	return "", errors.New("no cgroup v2 hierarchy mounted: host-local access to published ports needs one")
+}
+
+// AttachSockHooks attaches the socket-layer programs to the root cgroup so
+// host processes reach published ports locally. The programs act only on
+// sockets of this instance's network namespace. Attaching again is a no-op.
+func (d *Datapath) AttachSockHooks() error {
+	root, err := Cgroup2Root()
+	if err != nil {
+		return err
+	}
+	var attached []string
+	for _, name := range SockPrograms {
+		path := d.linkPath("cgroup", name)
+		if _, err := os.Stat(path); err == nil && d.pinRoot != "" {
+			continue
+		}
+		l, err := link.AttachCgroup(link.CgroupOptions{Path: root, Attach: sockAttach[name], Program: d.programs[name]})
+		if err == nil && d.pinRoot != "" {
+			err = l.Pin(path)
+		}
+		if l != nil {
+			l.Close()
+		}
+		if err != nil {
+			for _, a := range attached {
+				d.DetachSockHook(a)
+			}
+			return fmt.Errorf("attach %s to cgroup %s: %w", name, root, err)
+		}
+		attached = append(attached, name)
+	}
+	return nil
+}
+
+// DetachSockHook removes one pinned cgroup link.
+func (d *Datapath) DetachSockHook(name string) error {
+	return d.DetachTCX(name, "cgroup")
+}
+
+// DetachSockHooks removes all socket-layer links of this instance.
+func (d *Datapath) DetachSockHooks() error {
+	var errs []error
+	for _, name := range SockPrograms {
+		errs = append(errs, d.DetachSockHook(name))
+	}
+	return errors.Join(errs...)
+}
+
+// SockHooksAttached reports whether the socket-layer links are pinned.
+func (d *Datapath) SockHooksAttached() bool {
+	_, err := os.Stat(filepath.Join(d.pinRoot, "links", "cgroup:"+SockPrograms[0]))
+	return err == nil
+}
