@@ -1,0 +1,432 @@
+// Command ebpfnet-bench compares ebpfnet with Docker-style bridge networking
+// (Docker's iptables rules, and its nftables rules) and with host mode, on
+// sandbox network namespaces it builds and removes itself. See bench/README.md.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ebpfnet/ebpfnet/bench/internal/report"
+)
+
+type config struct {
+	quick      bool
+	reps       int
+	modes      []string
+	out        string
+	ebpfnetBin string
+	self       string
+	clientCPU  int
+	serverCPU  int
+	maxTime    time.Duration
+	trace      bool
+
+	iperfTime, iperfOmit    int
+	rrSize, rrWarmup, rrN   int
+	rrScaleN                int
+	rrMaxTime               time.Duration
+	connConc                int
+	connMax, connWarmup     int64
+	connTime, connScaleTime time.Duration
+	udpSize                 int
+	udpMax                  int64
+	udpTime                 time.Duration
+	scaleNs, attachNs       []int
+	scaleSetupLimit         time.Duration
+}
+
+func main() {
+	if tool(os.Args[1:]) {
+		return
+	}
+	cfg := &config{}
+	var modes, scaleNs, attachNs string
+	flag.BoolVar(&cfg.quick, "quick", false, "CI smoke run: 1 repetition, short runs, N up to 1000 (< 2 minutes)")
+	flag.IntVar(&cfg.reps, "reps", 0, "repetitions (default 3, quick 1)")
+	flag.StringVar(&modes, "modes", "host,iptables,nftables,ebpfnet", "modes, in the order they are interleaved")
+	flag.StringVar(&cfg.out, "out", "", "results directory (default bench/results, quick: bench/results/quick)")
+	flag.StringVar(&cfg.ebpfnetBin, "ebpfnet", "bin/ebpfnet", "ebpfnet binary")
+	flag.IntVar(&cfg.clientCPU, "client-cpu", 0, "CPU the clients are pinned to (-1: none)")
+	flag.IntVar(&cfg.serverCPU, "server-cpu", 1, "CPU the servers are pinned to (-1: none)")
+	flag.DurationVar(&cfg.maxTime, "max-time", 0, "bound on the whole run (default 90m, quick 150s)")
+	flag.StringVar(&scaleNs, "scale-n", "", "other published ports for the scaling runs (default 0,1000,10000,50000; quick 0,1000)")
+	flag.StringVar(&attachNs, "attach-n", "", "attached containers for the attach-time runs (default 0,10,50; quick 0,10)")
+	flag.BoolVar(&cfg.trace, "trace", false, "print every command")
+	flag.Parse()
+	cfg.modes = strings.Split(modes, ",")
+	cfg.defaults()
+	var err error
+	if cfg.scaleNs, err = parseInts(scaleNs, cfg.scaleNs); err != nil {
+		fail(err)
+	}
+	if cfg.attachNs, err = parseInts(attachNs, cfg.attachNs); err != nil {
+		fail(err)
+	}
+	if cfg.self, err = os.Executable(); err != nil {
+		fail(err)
+	}
+	if err := run(cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "ebpfnet-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func (c *config) defaults() {
+	if c.quick {
+		c.reps = cmp(c.reps, 1)
+		c.out = cmpS(c.out, "bench/results/quick")
+		c.maxTime = cmpD(c.maxTime, 150*time.Second)
+		c.iperfTime, c.iperfOmit = 2, 1
+		c.rrN, c.rrScaleN, c.rrWarmup = 5000, 2000, 500
+		c.rrMaxTime = 3 * time.Second
+		c.connTime, c.connScaleTime, c.connMax, c.connWarmup = 1500*time.Millisecond, 1*time.Second, 20000, 100
+		c.udpTime, c.udpMax = 1*time.Second, 2_000_000
+		c.scaleNs, c.attachNs = []int{0, 1000}, []int{0, 10}
+		c.scaleSetupLimit = 60 * time.Second
+	} else {
+		c.reps = cmp(c.reps, 3)
+		c.out = cmpS(c.out, "bench/results")
+		c.maxTime = cmpD(c.maxTime, 90*time.Minute)
+		c.iperfTime, c.iperfOmit = 10, 2
+		c.rrN, c.rrScaleN, c.rrWarmup = 50000, 10000, 2000
+		c.rrMaxTime = 20 * time.Second
+		c.connTime, c.connScaleTime, c.connMax, c.connWarmup = 5*time.Second, 3*time.Second, 60000, 500
+		c.udpTime, c.udpMax = 5*time.Second, 10_000_000
+		c.scaleNs, c.attachNs = []int{0, 1000, 10000, 50000}, []int{0, 10, 50}
+		c.scaleSetupLimit = 240 * time.Second
+	}
+	c.rrSize, c.connConc, c.udpSize = 64, 4, 64
+}
+
+func cmp(v, d int) int {
+	if v == 0 {
+		return d
+	}
+	return v
+}
+func cmpS(v, d string) string {
+	if v == "" {
+		return d
+	}
+	return v
+}
+func cmpD(v, d time.Duration) time.Duration {
+	if v == 0 {
+		return d
+	}
+	return v
+}
+
+func parseInts(s string, def []int) ([]int, error) {
+	if s == "" {
+		return def, nil
+	}
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("bad number %q", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+type bench struct {
+	cfg   *config
+	r     *runner
+	res   *report.Results
+	envs  []*env
+	start time.Time
+	rep   int
+	maxN  map[string]int // mode -> largest N it survived setting up; beyond: skipped
+}
+
+func (b *bench) logf(format string, a ...any) {
+	el := time.Since(b.start).Truncate(100 * time.Millisecond)
+	fmt.Printf("[%7s] "+format+"\n", append([]any{el}, a...)...)
+}
+
+func run(cfg *config) error {
+	if os.Geteuid() != 0 {
+		return errors.New("needs root (network namespaces, iptables, BPF)")
+	}
+	for _, m := range cfg.modes {
+		switch m {
+		case "host", "iptables", "nftables", "ebpfnet":
+		default:
+			return fmt.Errorf("unknown mode %q", m)
+		}
+	}
+	if cfg.clientCPU >= 0 && cfg.serverCPU >= 0 && cfg.clientCPU == cfg.serverCPU {
+		return errors.New("client and server CPUs must differ")
+	}
+	abs, err := filepath.Abs(cfg.ebpfnetBin)
+	if err != nil {
+		return err
+	}
+	cfg.ebpfnetBin = abs
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, cfg.maxTime)
+	defer cancel()
+
+	b := &bench{cfg: cfg, r: newRunner(cfg.trace), start: time.Now(), maxN: map[string]int{}}
+	b.res = &report.Results{Meta: report.Meta{
+		Start: b.start, Quick: cfg.quick, Reps: cfg.reps, Modes: cfg.modes,
+		Machine: machineInfo(cfg), Params: cfg.params(),
+	}}
+	// Everything made is removed on every way out: processes first (by PID),
+	// then namespaces, pins and state.
+	defer func() {
+		b.r.stopAll()
+		for _, e := range b.envs {
+			e.teardown()
+		}
+	}()
+
+	id := randHex(2)
+	for _, m := range cfg.modes {
+		e := newEnv(m, "bn"+id+m[:1], cfg, b.r, b.logf)
+		b.envs = append(b.envs, e)
+		b.logf("setup %-8s (namespaces %s-*)", m, e.prefix)
+		if m == "ebpfnet" {
+			if _, err := os.Stat(cfg.ebpfnetBin); err != nil {
+				e.broken = fmt.Errorf("ebpfnet binary: %w (run make build)", err)
+			}
+		}
+		if e.broken == nil {
+			if err := e.setup(ctx); err != nil {
+				e.broken = fmt.Errorf("setup: %w", err)
+			}
+		}
+		if e.broken != nil {
+			b.logf("!! %s: %v -- every %s cell will be recorded as failed", m, e.broken, m)
+			b.note(fmt.Sprintf("%s: %v", m, e.broken))
+		}
+		if e.pubErr != nil {
+			b.note(fmt.Sprintf("%s: %v", m, e.pubErr))
+		}
+	}
+
+	err = b.loop(ctx)
+	b.res.Meta.End = time.Now()
+	if ctx.Err() != nil {
+		b.note(fmt.Sprintf("run interrupted or over its time bound (%s): results are partial", cfg.maxTime))
+	}
+	if werr := b.write(); werr != nil {
+		return werr
+	}
+	if err != nil {
+		return err
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("interrupted: %w", context.Cause(ctx))
+	}
+	return nil
+}
+
+func (b *bench) note(s string) {
+	for _, n := range b.res.Notes {
+		if n == s {
+			return
+		}
+	}
+	b.res.Notes = append(b.res.Notes, s)
+}
+
+// loop runs the repetitions; within each, every workload runs for every mode
+// in turn (host iptables nftables ebpfnet, host iptables ...).
+func (b *bench) loop(ctx context.Context) error {
+	c := b.cfg
+	for b.rep = 1; b.rep <= c.reps; b.rep++ {
+		b.logf("=== repetition %d/%d", b.rep, c.reps)
+		workloads := []struct {
+			name string
+			f    func(*env) (metrics, json.RawMessage, error)
+			ms   []metricDef
+		}{
+			{"dnat_tcp", func(e *env) (metrics, json.RawMessage, error) { return e.iperf(ctx, e.ingress()) }, gbps},
+			{"snat_tcp", func(e *env) (metrics, json.RawMessage, error) { return e.iperf(ctx, e.egress()) }, gbps},
+			{"dnat_rr", func(e *env) (metrics, json.RawMessage, error) { return e.rr(ctx, e.ingress(), c.rrN) }, rrMetrics},
+			{"dnat_connrate", func(e *env) (metrics, json.RawMessage, error) { return e.connrate(ctx, e.ingress()) }, connMetrics},
+			{"dnat_udp", func(e *env) (metrics, json.RawMessage, error) { return e.udp(ctx, e.ingress()) }, udpMetrics},
+			{"c2c_tcp", func(e *env) (metrics, json.RawMessage, error) { return e.iperf(ctx, e.c2c()) }, gbps},
+			{"c2c_rr", func(e *env) (metrics, json.RawMessage, error) { return e.rr(ctx, e.c2c(), c.rrN) }, rrMetrics},
+		}
+		for _, w := range workloads {
+			for _, e := range b.envs {
+				if ctx.Err() != nil {
+					return nil
+				}
+				b.measure(e, w.name, report.NoN, w.ms, func() (metrics, json.RawMessage, error) { return w.f(e) })
+			}
+		}
+		b.scaling(ctx)
+		b.attachScaling(ctx)
+	}
+	return nil
+}
+
+// scaling: connection rate and latency through the published port with N
+// other published ports, and the cost of publishing one more.
+func (b *bench) scaling(ctx context.Context) {
+	c := b.cfg
+	for _, n := range c.scaleNs {
+		for _, e := range b.envs {
+			if ctx.Err() != nil {
+				return
+			}
+			if e.mode == "host" && n != 0 {
+				continue // nothing to publish: host is measured at N=0 as the reference
+			}
+			if e.broken == nil && e.mode != "host" {
+				if lim, ok := b.maxN[e.mode]; ok && n > lim {
+					b.skip(e, n, fmt.Sprintf("skipped: setting up N=%d failed or took too long earlier, see notes", lim))
+					continue
+				}
+				b.logf("%-8s N=%d: publishing %d other ports", e.mode, n, n)
+				t0 := time.Now()
+				sctx, cancel := context.WithTimeout(ctx, c.scaleSetupLimit)
+				err := e.setDummies(sctx, n)
+				cancel()
+				if err != nil {
+					b.maxN[e.mode] = n - 1
+					msg := fmt.Sprintf("%s: publishing N=%d other ports failed after %s: %v", e.mode, n, time.Since(t0).Truncate(time.Millisecond), err)
+					b.logf("!! %s", msg)
+					b.note(msg)
+					b.skip(e, n, msg)
+					continue
+				}
+				b.logf("%-8s N=%d: in place after %s", e.mode, n, time.Since(t0).Truncate(time.Millisecond))
+			}
+			b.measure(e, "scale_connrate", n, connMetrics, func() (metrics, json.RawMessage, error) {
+				return e.connrateScale(ctx)
+			})
+			b.measure(e, "scale_rr", n, rrMetrics, func() (metrics, json.RawMessage, error) { return e.rr(ctx, e.ingress(), c.rrScaleN) })
+			if e.mode != "host" {
+				b.measure(e, "publish_one", n, msMetric, func() (metrics, json.RawMessage, error) {
+					d, err := e.publishOne(ctx)
+					return metrics{"ms": ms(d)}, nil, err
+				})
+			}
+		}
+	}
+	for _, e := range b.envs { // back to the plain topology
+		if e.broken == nil && e.mode != "host" && e.dummies != 0 {
+			if err := e.setDummies(ctx, 0); err != nil {
+				b.logf("!! %s: removing other ports: %v", e.mode, err)
+			}
+		}
+	}
+}
+
+func (e *env) connrateScale(ctx context.Context) (metrics, json.RawMessage, error) {
+	saved := e.cfg.connTime
+	e.cfg.connTime = e.cfg.connScaleTime
+	defer func() { e.cfg.connTime = saved }()
+	return e.connrate(ctx, e.ingress())
+}
+
+// attachScaling: time to attach one container with N others attached.
+func (b *bench) attachScaling(ctx context.Context) {
+	for _, n := range b.cfg.attachNs {
+		for _, e := range b.envs {
+			if ctx.Err() != nil {
+				return
+			}
+			if e.mode == "host" {
+				continue
+			}
+			b.measure(e, "attach_one", n, msMetric, func() (metrics, json.RawMessage, error) {
+				d, err := e.attachOne(ctx, n)
+				return metrics{"ms": ms(d)}, nil, err
+			})
+		}
+	}
+	for _, e := range b.envs {
+		if e.broken == nil && e.mode != "host" {
+			e.attachOne(ctx, 0) // remove the extra containers (one more timed attach, discarded)
+		}
+	}
+}
+
+type metricDef struct{ name, unit string }
+
+var (
+	gbps        = []metricDef{{"gbps", "Gbit/s"}}
+	rrMetrics   = []metricDef{{"avg_us", "µs"}, {"p99_us", "µs"}}
+	connMetrics = []metricDef{{"conn_per_sec", "conn/s"}, {"conn_avg_us", "µs"}, {"conn_p99_us", "µs"}}
+	udpMetrics  = []metricDef{{"kpps", "kpps"}, {"loss", "fraction"}}
+	msMetric    = []metricDef{{"ms", "ms"}}
+)
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1e3 }
+
+// measure runs one cell and records a sample per metric; a failure is
+// recorded (and printed) and the run goes on.
+func (b *bench) measure(e *env, workload string, n int, ms []metricDef, f func() (metrics, json.RawMessage, error)) {
+	label := workload
+	if n != report.NoN {
+		label = fmt.Sprintf("%s N=%d", workload, n)
+	}
+	var vals metrics
+	var detail json.RawMessage
+	err := e.broken
+	if err == nil {
+		vals, detail, err = f()
+	}
+	if errors.Is(err, errSkip) {
+		return
+	}
+	now := time.Now()
+	var parts []string
+	for _, m := range ms {
+		s := report.Sample{Rep: b.rep, Mode: e.mode, Workload: workload, Metric: m.name, Unit: m.unit, N: n, At: now, Detail: detail}
+		if err != nil {
+			s.Error = err.Error()
+		} else if v, ok := vals[m.name]; ok {
+			s.OK, s.Value = true, v
+			parts = append(parts, fmt.Sprintf("%s %s", report.Num(v), m.unit))
+		} else {
+			s.Error = "metric " + m.name + " missing from the tool's output"
+		}
+		b.res.Samples = append(b.res.Samples, s)
+	}
+	if err != nil {
+		b.logf("rep %d  %-22s %-8s FAILED: %v", b.rep, label, e.mode, err)
+		return
+	}
+	b.logf("rep %d  %-22s %-8s %s", b.rep, label, e.mode, strings.Join(parts, ", "))
+}
+
+func (b *bench) skip(e *env, n int, why string) {
+	for _, w := range []struct {
+		name string
+		ms   []metricDef
+	}{{"scale_connrate", connMetrics}, {"scale_rr", rrMetrics}, {"publish_one", msMetric}} {
+		for _, m := range w.ms {
+			b.res.Samples = append(b.res.Samples, report.Sample{Rep: b.rep, Mode: e.mode, Workload: w.name, Metric: m.name, Unit: m.unit, N: n, Error: why, At: time.Now()})
+		}
+	}
+}
+
+func randHex(n int) string {
+	buf := make([]byte, n)
+	rand.Read(buf)
+	return hex.EncodeToString(buf)
+}

@@ -1,0 +1,231 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/ebpfnet/ebpfnet/bench/internal/report"
+	"github.com/ebpfnet/ebpfnet/bench/internal/stats"
+)
+
+func (c *config) params() map[string]string {
+	return map[string]string{
+		"client_cpu":     fmt.Sprint(c.clientCPU),
+		"server_cpu":     fmt.Sprint(c.serverCPU),
+		"iperf3":         fmt.Sprintf("-t %d -O %d (seconds measured, seconds omitted as warm-up), 1 stream", c.iperfTime, c.iperfOmit),
+		"rr":             fmt.Sprintf("%d-byte messages, %d warm-up + %d measured round trips on one connection (%d in scaling runs)", c.rrSize, c.rrWarmup, c.rrN, c.rrScaleN),
+		"connrate":       fmt.Sprintf("%d workers, %d warm-up connections, then %s (%s in scaling runs), at most %d connections", c.connConc, c.connWarmup, c.connTime, c.connScaleTime, c.connMax),
+		"udp":            fmt.Sprintf("%d-byte datagrams from one socket for %s, at most %d", c.udpSize, c.udpTime, c.udpMax),
+		"scale_n":        fmt.Sprint(c.scaleNs),
+		"attach_n":       fmt.Sprint(c.attachNs),
+		"ebpfnet_bin":    c.ebpfnetBin,
+		"other_ports_at": "host ports 10000+, 1000 per dummy container; their rules precede the measured ones",
+	}
+}
+
+func cmdOut(args ...string) string {
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+	if err != nil {
+		return "unknown"
+	}
+	return strings.TrimSpace(strings.SplitN(string(out), "\n", 2)[0])
+}
+
+func machineInfo(c *config) map[string]string {
+	m := map[string]string{
+		"kernel":   cmdOut("uname", "-r"),
+		"cpus":     fmt.Sprint(runtime.NumCPU()),
+		"go":       runtime.Version(),
+		"iptables": cmdOut("iptables", "-V"),
+		"nft":      cmdOut("nft", "-v"),
+		"iperf3":   cmdOut("iperf3", "-v"),
+		"commit":   cmdOut("git", "rev-parse", "--short", "HEAD"),
+		"ebpfnet":  c.ebpfnetBin,
+	}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "model name") {
+				_, v, _ := strings.Cut(l, ":")
+				m["cpu"] = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if st, err := os.Stat(c.ebpfnetBin); err == nil {
+		m["ebpfnet_built"] = st.ModTime().Format(time.RFC3339)
+	}
+	return m
+}
+
+// rows is the table: one line per metric, host-mode ratios from the same
+// repetition (scaling rows against host at N=0).
+func (b *bench) rows() []report.Row {
+	k := func(w, m string, n int) report.Key { return report.Key{Workload: w, Metric: m, N: n} }
+	ref := func(w, m string, n int) *report.Key { r := k(w, m, n); return &r }
+	var rows []report.Row
+	add := func(sec, label, w, m string, n int, r *report.Key) {
+		rows = append(rows, report.Row{Section: sec, Label: label, Key: k(w, m, n), Ref: r})
+	}
+	no := report.NoN
+	s := "Throughput and latency (ratio: ×host, same repetition)"
+	add(s, "DNAT ingress TCP, Gbit/s (ext → host:5201 → c1)", "dnat_tcp", "gbps", no, ref("dnat_tcp", "gbps", no))
+	add(s, "SNAT egress TCP, Gbit/s (c1 → ext)", "snat_tcp", "gbps", no, ref("snat_tcp", "gbps", no))
+	add(s, "DNAT request/response avg, µs", "dnat_rr", "avg_us", no, ref("dnat_rr", "avg_us", no))
+	add(s, "DNAT request/response p99, µs", "dnat_rr", "p99_us", no, ref("dnat_rr", "p99_us", no))
+	add(s, "DNAT new connections, conn/s", "dnat_connrate", "conn_per_sec", no, ref("dnat_connrate", "conn_per_sec", no))
+	add(s, "DNAT new connection p99, µs", "dnat_connrate", "conn_p99_us", no, ref("dnat_connrate", "conn_p99_us", no))
+	add(s, "DNAT UDP received, kpps (64 B)", "dnat_udp", "kpps", no, ref("dnat_udp", "kpps", no))
+	add(s, "container → container TCP, Gbit/s", "c2c_tcp", "gbps", no, ref("c2c_tcp", "gbps", no))
+	add(s, "container → container RR avg, µs", "c2c_rr", "avg_us", no, ref("c2c_rr", "avg_us", no))
+	add(s, "container → container RR p99, µs", "c2c_rr", "p99_us", no, ref("c2c_rr", "p99_us", no))
+	s = "Scaling with N other published ports (ratio: ×host at N=0)"
+	for _, n := range b.res.Ns("scale_connrate", "conn_per_sec") {
+		add(s, fmt.Sprintf("N=%d new connections, conn/s", n), "scale_connrate", "conn_per_sec", n, ref("scale_connrate", "conn_per_sec", 0))
+		add(s, fmt.Sprintf("N=%d new connection p99, µs", n), "scale_connrate", "conn_p99_us", n, ref("scale_connrate", "conn_p99_us", 0))
+		add(s, fmt.Sprintf("N=%d request/response p99, µs", n), "scale_rr", "p99_us", n, ref("scale_rr", "p99_us", 0))
+	}
+	s = "Control plane, ms"
+	for _, n := range b.res.Ns("publish_one", "ms") {
+		add(s, fmt.Sprintf("publish one more port, N=%d published", n), "publish_one", "ms", n, nil)
+	}
+	for _, n := range b.res.Ns("attach_one", "ms") {
+		add(s, fmt.Sprintf("attach one container, N=%d attached", n), "attach_one", "ms", n, nil)
+	}
+	return rows
+}
+
+// flatness: conn rate at each N relative to the same mode at N=0.
+func (b *bench) flatness() string {
+	ns := b.res.Ns("scale_connrate", "conn_per_sec")
+	if len(ns) < 2 {
+		return ""
+	}
+	var sb strings.Builder
+	sb.WriteString("| conn/s relative to N=0 (same mode) |")
+	for _, n := range ns[1:] {
+		fmt.Fprintf(&sb, " N=%d |", n)
+	}
+	sb.WriteString("\n|---|" + strings.Repeat("---|", len(ns)-1) + "\n")
+	for _, m := range b.cfg.modes {
+		if m == "host" {
+			continue
+		}
+		fmt.Fprintf(&sb, "| %s |", m)
+		base := b.res.Summarize(report.Key{Workload: "scale_connrate", Metric: "conn_per_sec", N: 0}, m, nil)
+		for _, n := range ns[1:] {
+			c := b.res.Summarize(report.Key{Workload: "scale_connrate", Metric: "conn_per_sec", N: n}, m, nil)
+			r := stats.Ratio(c.Values.Median, base.Values.Median)
+			if math.IsNaN(r) {
+				sb.WriteString(" — |")
+			} else {
+				fmt.Fprintf(&sb, " ×%.2f |", r)
+			}
+		}
+		sb.WriteString("\n")
+	}
+	return sb.String()
+}
+
+func (b *bench) markdown() string {
+	r := b.res
+	var sb strings.Builder
+	kind := "full"
+	if r.Meta.Quick {
+		kind = "quick (CI smoke: short runs, fewer repetitions; indicative only)"
+	}
+	fmt.Fprintf(&sb, "# ebpfnet benchmark results\n\n")
+	fmt.Fprintf(&sb, "Run: %s, %s, %d repetition(s), modes interleaved within each (%s). ",
+		r.Meta.Start.UTC().Format("2006-01-02 15:04 UTC"), kind, r.Meta.Reps, strings.Join(r.Meta.Modes, " → "))
+	fmt.Fprintf(&sb, "Took %s.\n\n", r.Meta.End.Sub(r.Meta.Start).Truncate(time.Second))
+	mi := r.Meta.Machine
+	fmt.Fprintf(&sb, "Machine: %s, %s CPUs, kernel %s; %s; %s; %s; ebpfnet at commit %s.\n\n",
+		mi["cpu"], mi["cpus"], mi["kernel"], mi["iptables"], mi["nft"], mi["iperf3"], mi["commit"])
+	fmt.Fprintf(&sb, "Cells: median (min–max over repetitions) ×ratio to host mode from the same repetition (median of the per-repetition ratios). "+
+		"Clients on CPU %s, servers on CPU %s. Method and caveats: [bench/README.md](../README.md).\n\n", r.Meta.Params["client_cpu"], r.Meta.Params["server_cpu"])
+	sb.WriteString(report.Markdown(r, b.rows(), r.Meta.Modes))
+	if f := b.flatness(); f != "" {
+		sb.WriteString("\nConnection rate against the number of other published ports:\n\n" + f)
+	}
+	if len(r.Notes) > 0 {
+		sb.WriteString("\nNotes:\n\n")
+		for _, n := range r.Notes {
+			sb.WriteString("- " + strings.Join(strings.Fields(n), " ") + "\n")
+		}
+	}
+	sb.WriteString("\nPlots: ![throughput](throughput.svg) ![latency](latency.svg) ![connection rate vs N](scaling_connrate.svg) ![connection p99 vs N](scaling_latency.svg)\n")
+	return sb.String()
+}
+
+func (b *bench) series(keys []report.Key, ref func(report.Key) *report.Key) []report.Series {
+	var out []report.Series
+	for _, m := range b.res.Meta.Modes {
+		s := report.Series{Name: m}
+		for _, k := range keys {
+			c := b.res.Summarize(k, m, nil)
+			s.Values = append(s.Values, c.Values)
+			note := ""
+			switch {
+			case c.Total == 0:
+				note = "n/a"
+			case c.Values.N == 0:
+				note = "failed"
+			}
+			s.Note = append(s.Note, note)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func (b *bench) write() error {
+	dir := b.cfg.out
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	js, err := json.MarshalIndent(b.res, "", " ")
+	if err != nil {
+		return err
+	}
+	no := report.NoN
+	k := func(w, m string, n int) report.Key { return report.Key{Workload: w, Metric: m, N: n} }
+	files := map[string]string{
+		"results.json": string(js) + "\n",
+		"results.md":   b.markdown(),
+		"throughput.svg": report.BarChart("TCP throughput (median, min–max)", "Gbit/s",
+			[]string{"DNAT ingress", "SNAT egress", "container→container"},
+			b.series([]report.Key{k("dnat_tcp", "gbps", no), k("snat_tcp", "gbps", no), k("c2c_tcp", "gbps", no)}, nil)),
+		"latency.svg": report.BarChart("Request/response latency, 64 B (median, min–max)", "µs",
+			[]string{"DNAT avg", "DNAT p99", "c2c avg", "c2c p99"},
+			b.series([]report.Key{k("dnat_rr", "avg_us", no), k("dnat_rr", "p99_us", no), k("c2c_rr", "avg_us", no), k("c2c_rr", "p99_us", no)}, nil)),
+	}
+	ns := b.res.Ns("scale_connrate", "conn_per_sec")
+	var xl []string
+	var ck, lk []report.Key
+	for _, n := range ns {
+		xl = append(xl, fmt.Sprint(n))
+		ck = append(ck, k("scale_connrate", "conn_per_sec", n))
+		lk = append(lk, k("scale_connrate", "conn_p99_us", n))
+	}
+	files["scaling_connrate.svg"] = report.LineChart("New connections/s through a published port vs other published ports", "conn/s", "N other published ports (host: N=0 only)", xl, b.series(ck, nil))
+	files["scaling_latency.svg"] = report.LineChart("New-connection latency p99 vs other published ports", "µs", "N other published ports (host: N=0 only)", xl, b.series(lk, nil))
+	for name, content := range files {
+		tmp := filepath.Join(dir, name+".tmp")
+		if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
+			return err
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+			return err
+		}
+	}
+	b.logf("results: %s/{results.json,results.md,*.svg}", dir)
+	fmt.Println()
+	fmt.Print(report.Markdown(b.res, b.rows(), b.res.Meta.Modes))
+	return nil
+}

@@ -1,0 +1,158 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// setDummies makes n other ports published (besides the measured ones).
+func (e *env) setDummies(ctx context.Context, n int) error {
+	if e.dummies == n {
+		return nil
+	}
+	switch e.mode {
+	case "iptables", "nftables":
+		return e.applyRules(ctx, n)
+	case "ebpfnet":
+		return e.setEbpfnetDummies(ctx, n)
+	}
+	return errSkip
+}
+
+// setEbpfnetDummies publishes n ports as port ranges of 1000 on dummy
+// containers (<p>-d0, <p>-d1, ...): -p 10000-10999:10000-10999 and so on.
+func (e *env) setEbpfnetDummies(ctx context.Context, n int) error {
+	want := (n + dummyChunk - 1) / dummyChunk
+	if n%dummyChunk != 0 {
+		return fmt.Errorf("ebpfnet dummies: N=%d is not a multiple of %d", n, dummyChunk)
+	}
+	for len(e.dummyNS) > want { // shrink
+		ns := e.dummyNS[len(e.dummyNS)-1]
+		e.ebpfnet(ctx, "detach", ns)
+		e.r.run(ctx, 20*time.Second, "ip", "netns", "delete", ns)
+		e.dummyNS = e.dummyNS[:len(e.dummyNS)-1]
+		e.dummies = len(e.dummyNS) * dummyChunk
+	}
+	for k := len(e.dummyNS); k < want; k++ {
+		ns := fmt.Sprintf("%s-d%d", e.prefix, k)
+		if err := e.addNetns(ctx, ns); err != nil {
+			return err
+		}
+		lo := dummyBase + k*dummyChunk
+		spec := fmt.Sprintf("%d-%d:%d-%d", lo, lo+dummyChunk-1, lo, lo+dummyChunk-1)
+		if _, _, err := e.ebpfnet(ctx, "attach", "--net=bridge", "--network", "bench", "-p", spec, ns); err != nil {
+			e.r.run(ctx, 20*time.Second, "ip", "netns", "delete", ns)
+			return fmt.Errorf("publishing %d other ports (%d done): %w", n, e.dummies, err)
+		}
+		e.dummyNS = append(e.dummyNS, ns)
+		e.dummies = len(e.dummyNS) * dummyChunk
+	}
+	return nil
+}
+
+const onePort = 9000 // the "one more" published port
+
+// publishOne times publishing one more port with n others in place, then
+// removes it again (untimed).
+func (e *env) publishOne(ctx context.Context) (time.Duration, error) {
+	b := binding{"tcp", onePort, "172.30.9.2", srvPort}
+	switch e.mode {
+	case "iptables":
+		var script []string
+		cmds := iptablesPublishCmds(b)
+		for i := 0; i < len(cmds); i += 2 {
+			script = append(script, shellJoin(cmds[i])+" 2>/dev/null || "+shellJoin(cmds[i+1]))
+		}
+		d, _, err := e.r.timed(ctx, 120*time.Second, inNS(e.host, "sh", "-ec", strings.Join(script, "\n"))...)
+		if err != nil {
+			return 0, err
+		}
+		return d, e.applyRules(ctx, e.dummies)
+	case "nftables":
+		out, err := e.sh(ctx, e.host, "nft", "-a", "list", "chain", "ip", "docker-bridges", "filter-forward-in__"+bridgeIf)
+		if err != nil {
+			return 0, err
+		}
+		m := dropHandleRe.FindStringSubmatch(out)
+		if m == nil {
+			return 0, fmt.Errorf("no UNPUBLISHED PORT DROP rule in filter-forward-in__%s", bridgeIf)
+		}
+		t0 := time.Now()
+		if _, err := e.r.runStdin(ctx, 120*time.Second, nftPublish(b, m[1]), inNS(e.host, "nft", "-f", "-")...); err != nil {
+			return 0, err
+		}
+		d := time.Since(t0)
+		return d, e.applyRules(ctx, e.dummies)
+	case "ebpfnet":
+		ns := e.prefix + "-pub"
+		if err := e.addNetns(ctx, ns); err != nil {
+			return 0, err
+		}
+		defer e.r.run(context.Background(), 20*time.Second, "ip", "netns", "delete", ns)
+		d, _, err := e.ebpfnet(ctx, "attach", "--net=bridge", "--network", "bench", "-p", fmt.Sprintf("%d:%d", onePort, srvPort), ns)
+		if err != nil {
+			return 0, err
+		}
+		_, _, err = e.ebpfnet(ctx, "detach", ns)
+		return d, err
+	}
+	return 0, errSkip
+}
+
+// attachOne times attaching one more container with n others attached
+// (besides c1, c2 and any dummies), then removes it.
+func (e *env) attachOne(ctx context.Context, n int) (time.Duration, error) {
+	if e.mode == "host" {
+		return 0, errSkip
+	}
+	for len(e.extra) > n {
+		ns := e.extra[len(e.extra)-1]
+		if e.mode == "ebpfnet" {
+			e.ebpfnet(ctx, "detach", ns)
+		}
+		e.r.run(ctx, 20*time.Second, "ip", "netns", "delete", ns)
+		e.extra = e.extra[:len(e.extra)-1]
+	}
+	for k := len(e.extra); k < n; k++ {
+		ns := fmt.Sprintf("%s-a%d", e.prefix, k)
+		if err := e.addNetns(ctx, ns); err != nil {
+			return 0, err
+		}
+		e.extra = append(e.extra, ns)
+		if _, err := e.attach(ctx, ns, k); err != nil {
+			return 0, fmt.Errorf("attaching container %d of %d: %w", k+1, n, err)
+		}
+	}
+	ns := e.prefix + "-ax"
+	if err := e.addNetns(ctx, ns); err != nil {
+		return 0, err
+	}
+	defer e.r.run(context.Background(), 20*time.Second, "ip", "netns", "delete", ns)
+	d, err := e.attach(ctx, ns, 250)
+	if err == nil && e.mode == "ebpfnet" {
+		_, _, err = e.ebpfnet(ctx, "detach", ns)
+	}
+	return d, err
+}
+
+func (e *env) attach(ctx context.Context, ns string, k int) (time.Duration, error) {
+	if e.mode == "ebpfnet" {
+		d, _, err := e.ebpfnet(ctx, "attach", "--net=bridge", "--network", "bench", ns)
+		return d, err
+	}
+	return e.manualAttach(ctx, ns, fmt.Sprintf("172.30.200.%d", k+2))
+}
+
+// shellJoin quotes args for sh.
+func shellJoin(args []string) string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		if strings.ContainsAny(a, " !'\"$*?;&|<>()") {
+			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+		q[i] = a
+	}
+	return strings.Join(q, " ")
+}
