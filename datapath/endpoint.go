@@ -154,8 +154,11 @@ func (i *Instance) attachBridge(st *store, ep *Endpoint, o AttachOptions, ns net
 			return err
 		}
 	}
-	if len(ports) > 0 {
-		return errors.New("published ports (-p) are not supported by this datapath version yet")
+	if len(ports) > 0 && ok && n.Internal {
+		return fmt.Errorf("network %s is --internal: it has no outside to publish ports to", n.Name)
+	}
+	if ports, err = assignPorts(ports, eps, ep.Name, probeHostPort); err != nil {
+		return err
 	}
 	if err := checkNoEth0(ns); err != nil {
 		return err
@@ -188,6 +191,9 @@ func (i *Instance) attachBridge(st *store, ep *Endpoint, o AttachOptions, ns net
 	if err := i.plumbVeth(ep, n, ns, rollback); err != nil {
 		return err
 	}
+	if err := enableForwarding(ep.HostVeth); err != nil {
+		return err
+	}
 	if err := faultPoint("after-veth"); err != nil {
 		return err
 	}
@@ -200,6 +206,14 @@ func (i *Instance) attachBridge(st *store, ep *Endpoint, o AttachOptions, ns net
 		return err
 	}
 	rollback.add(func() { views.DeleteEndpoint(ep.HostIfindex, ip) })
+	for _, p := range ports {
+		b := portBinding(p, *ep)
+		if err := views.PutPortBinding(b); err != nil {
+			return fmt.Errorf("publish %s: %w", p, err)
+		}
+		rollback.add(func() { views.DeletePortBinding(b) })
+	}
+	ep.Ports = ports
 	// Maps first, program second: the program drops traffic from interfaces
 	// it does not know.
 	if _, err := i.dp.AttachTCXIngress(loader.ProgFromContainer, ep.HostIfindex, ep.HostVeth); err != nil {
@@ -324,11 +338,20 @@ func randomHex(n int) string {
 func (i *Instance) removeNetworkQuietly(st *store, n Network) {
 	if views, err := i.datapath(); err == nil {
 		views.DeleteNetwork(n.ID, n.Subnet)
+		nets, _ := st.networks()
+		i.releaseUplink(n.Uplink, slices.DeleteFunc(nets, func(o Network) bool { return o.Name == n.Name }))
 	}
 	if l, err := netlink.LinkByName(n.Bridge); err == nil {
 		netlink.LinkDel(l)
 	}
 	st.deleteNetwork(n.Name)
+}
+
+func portBinding(p PortMapping, ep Endpoint) maps.PortBinding {
+	return maps.PortBinding{
+		Proto: protoNumber(p.Proto), HostIP: p.HostIP, HostPort: p.HostPort,
+		ContainerIP: ep.IP, ContainerPort: p.ContainerPort, Ifindex: ep.HostIfindex,
+	}
 }
 
 // faultPoint fails on purpose where EBPFNET_TEST_FAULT names it, so tests can
@@ -380,7 +403,15 @@ func (i *Instance) teardown(ep Endpoint) error {
 	if l, err := netlink.LinkByName(ep.HostVeth); err == nil && l.Attrs().Index == ep.HostIfindex {
 		errs = append(errs, netlink.LinkDel(l))
 	}
+	for _, p := range ep.Ports {
+		errs = append(errs, views.DeletePortBinding(portBinding(p, ep)))
+	}
 	errs = append(errs, views.DeleteEndpoint(ep.HostIfindex, ep.IP))
+	// Its flows die with it: a new endpoint may get the address.
+	_, err = views.DeleteFlows(func(f maps.Flow) bool {
+		return f.Tuple.Src.Addr() == ep.IP || f.Tuple.Dst.Addr() == ep.IP || f.Translated.Src.Addr() == ep.IP || f.Translated.Dst.Addr() == ep.IP
+	})
+	errs = append(errs, err)
 	return errors.Join(errs...)
 }
 

@@ -94,6 +94,17 @@ func (i *Instance) createNetwork(st *store, o NetworkOptions) (Network, error) {
 		return Network{}, err
 	}
 	rollback.add(func() { views.DeleteNetwork(n.ID, n.Subnet) })
+	if !n.Internal {
+		if err := i.ensureUplink(n.Uplink, &rollback); err != nil {
+			return Network{}, err
+		}
+	}
+	if !i.dp.SockHooksAttached() {
+		// Without them the host reaches published ports only from outside.
+		if err := i.dp.AttachSockHooks(); err != nil {
+			i.log.Warn("host-local access to published ports is off", "err", err)
+		}
+	}
 	n.Created = time.Now().UTC()
 	if err := st.putNetwork(n); err != nil {
 		return Network{}, fmt.Errorf("save network: %w", err)
@@ -160,8 +171,13 @@ func (i *Instance) validateNetwork(st *store, o NetworkOptions) (Network, error)
 			return n, fmt.Errorf("uplink %s: no such interface", o.Uplink)
 		}
 		uplinkMTU = l.Attrs().MTU
+		if _, err := uplinkAddr(l); err != nil && !o.Internal {
+			return n, err
+		}
 	} else if l := defaultRouteLink(); l != nil {
-		n.Uplink, uplinkMTU = l.Attrs().Name, l.Attrs().MTU
+		if _, err := uplinkAddr(l); err == nil {
+			n.Uplink, uplinkMTU = l.Attrs().Name, l.Attrs().MTU
+		}
 	}
 	switch {
 	case o.MTU == 0 && uplinkMTU > 0:
@@ -249,8 +265,14 @@ func (i *Instance) RemoveNetwork(name string) error {
 		if err != nil {
 			return err
 		}
+		nets, err := st.networks()
+		if err != nil {
+			return err
+		}
+		nets = slices.DeleteFunc(nets, func(o Network) bool { return o.Name == name })
 		var errs []error
 		errs = append(errs, views.DeleteNetwork(n.ID, n.Subnet))
+		errs = append(errs, i.releaseUplink(n.Uplink, nets))
 		if l, err := netlink.LinkByName(n.Bridge); err == nil {
 			errs = append(errs, netlink.LinkDel(l))
 		}

@@ -11,6 +11,8 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
+
+	"github.com/ebpfnet/ebpfnet/internal/mountns"
 )
 
 // netnsCookie identifies the network namespace this process runs in, as
@@ -36,23 +38,37 @@ var sockAttach = map[string]ebpf.AttachType{
 	"sock_bind4":        ebpf.AttachCGroupInet4Bind,
 }
 
-// Cgroup2Root finds the cgroup v2 hierarchy's mount point.
+// Cgroup2Root finds the cgroup v2 hierarchy's mount point, looking through
+// the lasting mount namespace when this one (under `ip netns exec`) has a
+// fresh /sys without it.
 func Cgroup2Root() (string, error) {
-	f, err := os.Open("/proc/self/mountinfo")
+	if p, err := cgroup2Mount("/proc/self/mountinfo"); err == nil {
+		return p, nil
+	}
+	if root := mountns.Root(); root != "" {
+		if p, err := cgroup2Mount(strings.TrimSuffix(root, "/root") + "/mountinfo"); err == nil {
+			return root + p, nil
+		}
+	}
+	return "", errors.New("no cgroup v2 hierarchy mounted: host-local access to published ports needs one")
+}
+
+func cgroup2Mount(mountinfo string) (string, error) {
+	f, err := os.Open(mountinfo)
 	if err != nil {
 		return "", err
 	}
 	defer f.Close()
 	s := bufio.NewScanner(f)
 	for s.Scan() {
-		// ... mountpoint ... - fstype source options
+		// ID parent major:minor root mountpoint options ... - fstype source options
 		pre, post, ok := strings.Cut(s.Text(), " - ")
 		fields := strings.Fields(pre)
 		if ok && strings.HasPrefix(post, "cgroup2 ") && len(fields) >= 5 && fields[3] == "/" {
 			return fields[4], nil
 		}
 	}
-	return "", errors.New("no cgroup v2 hierarchy mounted: host-local access to published ports needs one")
+	return "", os.ErrNotExist
 }
 
 // AttachSockHooks attaches the socket-layer programs to the root cgroup so

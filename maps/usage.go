@@ -53,5 +53,8 @@ func (v *Views) tables() map[string]*ebpf.Map {
 		"endpoint_ips":   v.m.EndpointIPs,
 		"subnets":        v.m.Subnets,
 		"endpoint_stats": v.m.EndpointStats,
+		"conntrack":      v.m.Conntrack,
+		"ports":          v.m.Ports,
+		"uplinks":        v.m.Uplinks,
 	}
 }

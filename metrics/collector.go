@@ -55,6 +55,8 @@ type Collector struct {
 	mapEntries, mapCap *prometheus.Desc
 	buildInfo          *prometheus.Desc
 	latency            *prometheus.Desc
+	natFailures        *prometheus.Desc
+	natRetries         *prometheus.Desc
 	scrapeErrors       prometheus.Counter
 }
 
@@ -65,18 +67,20 @@ func NewCollector(views *maps.Views, inv Inventory, log *slog.Logger) *Collector
 	}
 	return &Collector{
 		views: views, inv: inv, log: log,
-		packets:    d("packets_total", "Packets handled by the datapath, by program direction and verdict.", "direction", "verdict"),
-		bytes:      d("bytes_total", "Bytes handled by the datapath, by program direction and verdict.", "direction", "verdict"),
-		drops:      d("drops_total", "Packets dropped by the datapath, by reason.", "reason"),
-		dropBytes:  d("dropped_bytes_total", "Bytes dropped by the datapath, by reason.", "reason"),
-		epPackets:  d("endpoint_packets_total", "Packets an endpoint sent (tx) or the datapath delivered to it (rx).", "network", "endpoint", "direction"),
-		epBytes:    d("endpoint_bytes_total", "Bytes an endpoint sent (tx) or the datapath delivered to it (rx).", "network", "endpoint", "direction"),
-		endpoints:  d("endpoints", "Endpoints attached to a network.", "network"),
-		ports:      d("published_ports", "Host ports published to a network's endpoints.", "network"),
-		mapEntries: d("map_entries", "Entries in a datapath map.", "map"),
-		mapCap:     d("map_capacity_entries", "Maximum entries of a datapath map.", "map"),
-		buildInfo:  d("build_info", "Build information of the running ebpfnet; always 1.", "version", "goversion"),
-		latency:    d("operation_duration_seconds", "Duration of control-plane operations (attach, detach, map_update).", "operation"),
+		packets:     d("packets_total", "Packets handled by the datapath, by program direction and verdict.", "direction", "verdict"),
+		bytes:       d("bytes_total", "Bytes handled by the datapath, by program direction and verdict.", "direction", "verdict"),
+		drops:       d("drops_total", "Packets dropped by the datapath, by reason.", "reason"),
+		dropBytes:   d("dropped_bytes_total", "Bytes dropped by the datapath, by reason.", "reason"),
+		epPackets:   d("endpoint_packets_total", "Packets an endpoint sent (tx) or the datapath delivered to it (rx).", "network", "endpoint", "direction"),
+		epBytes:     d("endpoint_bytes_total", "Bytes an endpoint sent (tx) or the datapath delivered to it (rx).", "network", "endpoint", "direction"),
+		endpoints:   d("endpoints", "Endpoints attached to a network.", "network"),
+		ports:       d("published_ports", "Host ports published to a network's endpoints.", "network"),
+		mapEntries:  d("map_entries", "Entries in a datapath map.", "map"),
+		mapCap:      d("map_capacity_entries", "Maximum entries of a datapath map.", "map"),
+		buildInfo:   d("build_info", "Build information of the running ebpfnet; always 1.", "version", "goversion"),
+		natFailures: d("nat_port_allocation_failures_total", "New masqueraded flows dropped because no source port was free."),
+		natRetries:  d("nat_port_allocations_total", "Source port allocations by how many retries they took (bucket \"exhausted\": failed).", "retries"),
+		latency:     d("operation_duration_seconds", "Duration of control-plane operations (attach, detach, map_update).", "operation"),
 		scrapeErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "ebpfnet_scrape_errors_total", Help: "Errors reading datapath maps during scrapes.",
 		}),
@@ -85,7 +89,7 @@ func NewCollector(views *maps.Views, inv Inventory, log *slog.Logger) *Collector
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.drops, c.dropBytes, c.epPackets, c.epBytes, c.endpoints, c.ports, c.mapEntries, c.mapCap, c.buildInfo, c.latency} {
+	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.drops, c.dropBytes, c.epPackets, c.epBytes, c.endpoints, c.ports, c.mapEntries, c.mapCap, c.buildInfo, c.latency, c.natFailures, c.natRetries} {
 		ch <- d
 	}
 	c.scrapeErrors.Describe(ch)
@@ -149,6 +153,14 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		for _, u := range usage {
 			gauge(c.mapEntries, float64(u.Entries), u.Name)
 			gauge(c.mapCap, float64(u.Capacity), u.Name)
+		}
+	}
+	if nat, err := c.views.NATStats(); err != nil {
+		fail("nat", err)
+	} else {
+		counter(c.natFailures, nat.AllocFailures)
+		for i, n := range nat.Retries {
+			counter(c.natRetries, n, maps.NATRetryBucketNames[i])
 		}
 	}
 	if hs, err := c.inv.LatencyHistograms(); err != nil {

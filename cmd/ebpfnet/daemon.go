@@ -16,12 +16,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ebpfnet/ebpfnet/datapath"
+	"github.com/ebpfnet/ebpfnet/maps"
 	"github.com/ebpfnet/ebpfnet/metrics"
 )
 
 func newDaemonCmd(g *globals) *cobra.Command {
 	var addr string
 	var gcInterval time.Duration
+	timeouts := maps.DefaultTimeouts
 	cmd := &cobra.Command{
 		Use:   "daemon",
 		Short: "Serve Prometheus metrics, expire conntrack entries, free endpoints whose namespace vanished",
@@ -45,11 +47,27 @@ SIGINT without detaching anything.`,
 			}
 
 			reg := prometheus.NewRegistry()
+			gcm := metrics.NewGCMetrics()
 			reg.MustRegister(
 				collectors.NewGoCollector(),
 				collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 				metrics.NewCollector(views, inst, log),
+				gcm,
 			)
+			gc := func() {
+				r, err := inst.GC(timeouts)
+				if err != nil {
+					log.Warn("conntrack gc", "err", err)
+					return
+				}
+				gcm.Observe(r.Expired, r.Duration)
+				if r.Expired > 0 {
+					log.Debug("conntrack gc", "expired", r.Expired, "took", r.Duration)
+				}
+			}
+			// Only after state is restored (reconcile above): expire what
+			// is expired, never wipe.
+			gc()
 			mux := http.NewServeMux()
 			mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 			mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
@@ -75,6 +93,7 @@ SIGINT without detaching anything.`,
 					}
 					return errors.Join(err, inst.ReleaseIfUnused())
 				case <-tick.C:
+					gc()
 					if gone, err := inst.Reconcile(); err != nil {
 						log.Warn("reconcile", "err", err)
 					} else if len(gone) > 0 {
@@ -86,5 +105,6 @@ SIGINT without detaching anything.`,
 	}
 	cmd.Flags().StringVar(&addr, "metrics-addr", "127.0.0.1:9469", "address to serve /metrics on")
 	cmd.Flags().DurationVar(&gcInterval, "gc-interval", 10*time.Second, "how often to expire conntrack entries and reconcile")
+	timeoutFlags(cmd.Flags(), &timeouts)
 	return cmd
 }

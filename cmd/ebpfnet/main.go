@@ -95,6 +95,9 @@ pins are per instance (see --state-dir and --pin-root).`,
 		newRunCmd(g),
 		newStatsCmd(g),
 		newDaemonCmd(g),
+		newPortCmd(g),
+		newCTCmd(g),
+		newNATCmd(g),
 	)
 	return root
 }

@@ -1,0 +1,345 @@
+package maps
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+
+	"github.com/ebpfnet/ebpfnet/loader"
+)
+
+// Monotonic is CLOCK_MONOTONIC now, the clock of conntrack timestamps
+// (bpf_ktime_get_ns).
+func Monotonic() time.Duration {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		panic(fmt.Sprintf("clock_gettime(CLOCK_MONOTONIC): %v", err))
+	}
+	return time.Duration(ts.Nano())
+}
+
+// Tuple is one direction of a flow as it appears on the wire. For ICMP echo
+// the id is the source port of a request and the destination port of a
+// reply; the other port is 0.
+type Tuple struct {
+	Proto uint8
+	Src   netip.AddrPort
+	Dst   netip.AddrPort
+}
+
+func (t Tuple) String() string {
+	return fmt.Sprintf("%s %s -> %s", protoName(t.Proto), t.Src, t.Dst)
+}
+
+func protoName(p uint8) string {
+	switch p {
+	case ProtoTCP:
+		return "tcp"
+	case ProtoUDP:
+		return "udp"
+	case ProtoICMP:
+		return "icmp"
+	}
+	return fmt.Sprintf("proto-%d", p)
+}
+
+func tupleFromKey(k loader.CTKey) Tuple {
+	return Tuple{
+		Proto: k.Proto,
+		Src:   netip.AddrPortFrom(AddrFromBE32(k.Saddr), PortFromBE16(k.Sport)),
+		Dst:   netip.AddrPortFrom(AddrFromBE32(k.Daddr), PortFromBE16(k.Dport)),
+	}
+}
+
+// Key is the inverse of tupleFromKey.
+func (t Tuple) key() loader.CTKey {
+	return loader.CTKey{
+		Saddr: BE32(t.Src.Addr()), Daddr: BE32(t.Dst.Addr()),
+		Sport: BE16(t.Src.Port()), Dport: BE16(t.Dst.Port()),
+		Proto: t.Proto,
+	}
+}
+
+// FlowKind says which translation a flow gets.
+type FlowKind uint8
+
+const (
+	FlowSNAT    = FlowKind(loader.CTKindSNAT)    // container -> outside, masqueraded
+	FlowDNAT    = FlowKind(loader.CTKindDNAT)    // outside -> published port
+	FlowHairpin = FlowKind(loader.CTKindHairpin) // container -> published port on a host IP
+)
+
+func (k FlowKind) String() string {
+	switch k {
+	case FlowSNAT:
+		return "snat"
+	case FlowDNAT:
+		return "dnat"
+	case FlowHairpin:
+		return "hairpin"
+	}
+	return fmt.Sprintf("kind-%d", uint8(k))
+}
+
+// FlowState is the TCP state bits one direction has seen.
+type FlowState uint8
+
+const (
+	StateSYN         = FlowState(loader.CTStateSYN)
+	StateEstablished = FlowState(loader.CTStateEstablished) // an ACK without SYN
+	StateFIN         = FlowState(loader.CTStateFIN)
+	StateRST         = FlowState(loader.CTStateRST)
+)
+
+func (s FlowState) String() string {
+	var names []string
+	for _, b := range []struct {
+		bit  FlowState
+		name string
+	}{{StateSYN, "syn"}, {StateEstablished, "established"}, {StateFIN, "fin"}, {StateRST, "rst"}} {
+		if s&b.bit != 0 {
+			names = append(names, b.name)
+		}
+	}
+	if len(names) == 0 {
+		return "-"
+	}
+	return strings.Join(names, ",")
+}
+
+// Flow is one conntrack entry: one direction of a NATed flow.
+type Flow struct {
+	Tuple      Tuple // as on the wire in this direction: the entry's key
+	Translated Tuple // after the rewrite
+	Peer       Tuple // the other direction's key
+	Kind       FlowKind
+	Reply      bool // the direction opposite to the flow's first packet
+	State      FlowState
+	Ifindex    int // delivered into this host-side veth; 0: out through the FIB
+	Created    time.Duration
+	LastSeen   time.Duration // CLOCK_MONOTONIC, updated at most once a second
+}
+
+// Age is how long ago the flow began.
+func (f Flow) Age(now time.Duration) time.Duration { return now - f.Created }
+
+// Idle is how long ago the direction last carried a packet.
+func (f Flow) Idle(now time.Duration) time.Duration { return now - f.LastSeen }
+
+func flowFrom(k loader.CTKey, e loader.CTEntry) Flow {
+	return Flow{
+		Tuple: tupleFromKey(k),
+		Translated: Tuple{
+			Proto: k.Proto,
+			Src:   netip.AddrPortFrom(AddrFromBE32(e.NewSaddr), PortFromBE16(e.NewSport)),
+			Dst:   netip.AddrPortFrom(AddrFromBE32(e.NewDaddr), PortFromBE16(e.NewDport)),
+		},
+		Peer:     tupleFromKey(e.Peer),
+		Kind:     FlowKind(e.Kind),
+		Reply:    e.Reply != 0,
+		State:    FlowState(e.State),
+		Ifindex:  int(e.Ifindex),
+		Created:  time.Duration(e.Created),
+		LastSeen: time.Duration(e.LastSeen),
+	}
+}
+
+type ctEntry struct {
+	key loader.CTKey
+	val loader.CTEntry
+}
+
+// snapshot reads the whole table, in batches where the kernel allows.
+func (v *Views) snapshot() ([]ctEntry, error) {
+	out, err := v.snapshotBatch()
+	if err == nil {
+		return out, nil
+	}
+	out = out[:0]
+	var k loader.CTKey
+	var e loader.CTEntry
+	it := v.m.Conntrack.Iterate()
+	for it.Next(&k, &e) {
+		out = append(out, ctEntry{k, e})
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("read conntrack: %w", err)
+	}
+	return out, nil
+}
+
+func (v *Views) snapshotBatch() ([]ctEntry, error) {
+	const chunk = 4096
+	var out []ctEntry
+	var cursor ebpf.MapBatchCursor
+	keys := make([]loader.CTKey, chunk)
+	vals := make([]loader.CTEntry, chunk)
+	for {
+		n, err := v.m.Conntrack.BatchLookup(&cursor, keys, vals, nil)
+		for i := 0; i < n; i++ {
+			out = append(out, ctEntry{keys[i], vals[i]})
+		}
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			return out, nil
+		}
+		if err != nil {
+			return out, err
+		}
+	}
+}
+
+// Flows lists every conntrack entry; each flow appears once per direction.
+func (v *Views) Flows() ([]Flow, error) {
+	entries, err := v.snapshot()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Flow, 0, len(entries))
+	for _, e := range entries {
+		out = append(out, flowFrom(e.key, e.val))
+	}
+	return out, nil
+}
+
+// DeleteFlows deletes the entries match selects, and their peers. It returns
+// how many entries it deleted. Detach uses it to forget an endpoint's flows.
+func (v *Views) DeleteFlows(match func(Flow) bool) (int, error) {
+	entries, err := v.snapshot()
+	if err != nil {
+		return 0, err
+	}
+	deleted := 0
+	var errs []error
+	gone := map[loader.CTKey]bool{}
+	del := func(k loader.CTKey) {
+		if gone[k] {
+			return
+		}
+		gone[k] = true
+		switch err := v.m.Conntrack.Delete(&k); {
+		case err == nil:
+			deleted++
+		case !errors.Is(err, ebpf.ErrKeyNotExist):
+			errs = append(errs, err)
+		}
+	}
+	for _, e := range entries {
+		if gone[e.key] || !match(flowFrom(e.key, e.val)) {
+			continue
+		}
+		del(e.key)
+		del(e.val.Peer)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return deleted, fmt.Errorf("delete conntrack entries: %w", err)
+	}
+	return deleted, nil
+}
+
+// Timeouts are how long a flow may stay idle, by protocol and TCP state.
+type Timeouts struct {
+	TCPSyn         time.Duration // handshake not complete in both directions
+	TCPEstablished time.Duration // both directions sent an ACK without SYN
+	TCPClosing     time.Duration // FIN or RST seen
+	UDP            time.Duration
+	ICMP           time.Duration // echo; also other protocols
+}
+
+// DefaultTimeouts are close to Linux conntrack's, shorter where a stale
+// entry only costs a port.
+var DefaultTimeouts = Timeouts{
+	TCPSyn:         60 * time.Second,
+	TCPEstablished: 6 * time.Hour,
+	TCPClosing:     60 * time.Second,
+	UDP:            60 * time.Second,
+	ICMP:           30 * time.Second,
+}
+
+// timeout is the idle limit of a flow whose halves are a and b (b may be nil
+// when the LRU evicted it; the datapath rebuilds it on the next packet).
+func (t Timeouts) timeout(a, b *loader.CTEntry, proto uint8) time.Duration {
+	switch proto {
+	case ProtoTCP:
+		st := FlowState(a.State)
+		est := st&StateEstablished != 0
+		if b != nil {
+			st |= FlowState(b.State)
+			est = est && FlowState(b.State)&StateEstablished != 0
+		}
+		switch {
+		case st&(StateFIN|StateRST) != 0:
+			return t.TCPClosing
+		case est:
+			return t.TCPEstablished
+		}
+		return t.TCPSyn
+	case ProtoUDP:
+		return t.UDP
+	}
+	return t.ICMP
+}
+
+// GC deletes the flows idle for longer than their timeout, both halves at
+// once; now is CLOCK_MONOTONIC (Monotonic()). It returns the number of flows
+// expired. A flow's idle time is that of its most recently used half.
+func (v *Views) GC(now time.Duration, t Timeouts) (expired int, err error) {
+	entries, err := v.snapshot()
+	if err != nil {
+		return 0, err
+	}
+	byKey := make(map[loader.CTKey]*loader.CTEntry, len(entries))
+	for i := range entries {
+		byKey[entries[i].key] = &entries[i].val
+	}
+	var errs []error
+	done := make(map[loader.CTKey]bool)
+	for i := range entries {
+		k, e := entries[i].key, &entries[i].val
+		if done[k] {
+			continue
+		}
+		done[k] = true
+		peer := byKey[e.Peer]
+		if peer != nil && peer.Peer != k {
+			peer = nil // the peer key was reused by another flow
+		}
+		if peer != nil {
+			done[e.Peer] = true
+		}
+		if now-lastSeen(e, peer) <= t.timeout(e, peer, k.Proto) {
+			continue
+		}
+		// The datapath may have used the flow since the snapshot.
+		var cur loader.CTEntry
+		if v.m.Conntrack.Lookup(&k, &cur) == nil && now-lastSeen(&cur, peer) <= t.timeout(&cur, peer, k.Proto) {
+			continue
+		}
+		if err := ignoreMissing(v.m.Conntrack.Delete(&k)); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if peer != nil {
+			if err := ignoreMissing(v.m.Conntrack.Delete(&e.Peer)); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		expired++
+	}
+	if err := errors.Join(errs...); err != nil {
+		return expired, fmt.Errorf("conntrack GC: %w", err)
+	}
+	return expired, nil
+}
+
+func lastSeen(a, b *loader.CTEntry) time.Duration {
+	t := a.LastSeen
+	if b != nil && b.LastSeen > t {
+		t = b.LastSeen
+	}
+	return time.Duration(t)
+}

@@ -1,0 +1,224 @@
+package maps
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/ebpfnet/ebpfnet/loader"
+)
+
+// BE16 is a port as the datapath stores it: network byte order in memory.
+func BE16(p uint16) uint16 {
+	var b [2]byte
+	binary.BigEndian.PutUint16(b[:], p)
+	return binary.NativeEndian.Uint16(b[:])
+}
+
+// PortFromBE16 is the inverse of BE16.
+func PortFromBE16(v uint16) uint16 {
+	var b [2]byte
+	binary.NativeEndian.PutUint16(b[:], v)
+	return binary.BigEndian.Uint16(b[:])
+}
+
+// Uplink is an interface that leads outside. Its IP is the masquerade
+// address of traffic leaving through it and the host IP of published ports
+// bound to any address.
+type Uplink struct {
+	Ifindex int
+	IP      netip.Addr
+	MAC     net.HardwareAddr
+}
+
+// PutUplink writes or replaces an uplink.
+func (v *Views) PutUplink(u Uplink) error {
+	if !u.IP.Is4() {
+		return fmt.Errorf("uplink %d: %v is not an IPv4 address", u.Ifindex, u.IP)
+	}
+	mac, err := mac6(u.MAC)
+	if err != nil {
+		return err
+	}
+	idx := uint32(u.Ifindex)
+	var old loader.UplinkInfo
+	if err := v.m.Uplinks.Lookup(idx, &old); err == nil && old.Ip != BE32(u.IP) {
+		if err := ignoreMissing(v.m.UplinkIPs.Delete(old.Ip)); err != nil {
+			return fmt.Errorf("replace uplink %d address: %w", u.Ifindex, err)
+		}
+	}
+	if err := v.m.UplinkIPs.Put(BE32(u.IP), idx); err != nil {
+		return fmt.Errorf("write uplink address %s: %w", u.IP, err)
+	}
+	info := loader.UplinkInfo{Ip: BE32(u.IP), Mac: mac}
+	if err := v.m.Uplinks.Put(idx, &info); err != nil {
+		v.m.UplinkIPs.Delete(BE32(u.IP))
+		return fmt.Errorf("write uplink %d: %w", u.Ifindex, err)
+	}
+	return nil
+}
+
+// DeleteUplink removes an uplink; a missing one is no error.
+func (v *Views) DeleteUplink(ifindex int) error {
+	idx := uint32(ifindex)
+	var info loader.UplinkInfo
+	if err := v.m.Uplinks.Lookup(idx, &info); err != nil {
+		return ignoreMissing(err)
+	}
+	var owner uint32
+	var ipErr error
+	if v.m.UplinkIPs.Lookup(info.Ip, &owner) == nil && owner == idx {
+		ipErr = ignoreMissing(v.m.UplinkIPs.Delete(info.Ip))
+	}
+	return errors.Join(ipErr, ignoreMissing(v.m.Uplinks.Delete(idx)))
+}
+
+// Uplinks lists the uplinks.
+func (v *Views) Uplinks() ([]Uplink, error) {
+	var out []Uplink
+	var idx uint32
+	var info loader.UplinkInfo
+	it := v.m.Uplinks.Iterate()
+	for it.Next(&idx, &info) {
+		out = append(out, Uplink{Ifindex: int(idx), IP: AddrFromBE32(info.Ip), MAC: append(net.HardwareAddr(nil), info.Mac[:]...)})
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("list uplinks: %w", err)
+	}
+	return out, nil
+}
+
+// Protocol numbers of published ports.
+const (
+	ProtoTCP  uint8 = 6
+	ProtoUDP  uint8 = 17
+	ProtoICMP uint8 = 1
+)
+
+// PortBinding is one published port: (Proto, HostIP, HostPort) is DNATed
+// to ContainerIP:ContainerPort, delivered into the endpoint whose host-side
+// veth is Ifindex.
+type PortBinding struct {
+	Proto         uint8      // ProtoTCP or ProtoUDP
+	HostIP        netip.Addr // invalid or 0.0.0.0: every uplink address
+	HostPort      uint16
+	ContainerIP   netip.Addr
+	ContainerPort uint16
+	Ifindex       int
+}
+
+func (b PortBinding) key() (loader.PortKey, error) {
+	if b.Proto != ProtoTCP && b.Proto != ProtoUDP {
+		return loader.PortKey{}, fmt.Errorf("published port %d: protocol %d is neither TCP nor UDP", b.HostPort, b.Proto)
+	}
+	k := loader.PortKey{Proto: b.Proto, Port: BE16(b.HostPort)}
+	if b.HostIP.IsValid() {
+		if !b.HostIP.Is4() {
+			return k, fmt.Errorf("published port %d: host IP %v is not IPv4", b.HostPort, b.HostIP)
+		}
+		k.HostIp = BE32(b.HostIP)
+	}
+	return k, nil
+}
+
+// PutPortBinding publishes a port. It fails if the (proto, host IP, host
+// port) is already published.
+func (v *Views) PutPortBinding(b PortBinding) error {
+	k, err := b.key()
+	if err != nil {
+		return err
+	}
+	if !b.ContainerIP.Is4() {
+		return fmt.Errorf("published port %d: container IP %v is not IPv4", b.HostPort, b.ContainerIP)
+	}
+	val := loader.PortBinding{ContainerIp: BE32(b.ContainerIP), ContainerPort: BE16(b.ContainerPort), Ifindex: uint32(b.Ifindex)}
+	if err := v.m.Ports.Update(&k, &val, ebpf.UpdateNoExist); err != nil {
+		return fmt.Errorf("publish %s: %w", b.hostString(), err)
+	}
+	return nil
+}
+
+// DeletePortBinding unpublishes the port b's (Proto, HostIP, HostPort) names;
+// a missing one is no error.
+func (v *Views) DeletePortBinding(b PortBinding) error {
+	k, err := b.key()
+	if err != nil {
+		return err
+	}
+	return ignoreMissing(v.m.Ports.Delete(&k))
+}
+
+// PortBindings lists the published ports. HostIP is invalid for bindings on
+// every address.
+func (v *Views) PortBindings() ([]PortBinding, error) {
+	var out []PortBinding
+	var k loader.PortKey
+	var val loader.PortBinding
+	it := v.m.Ports.Iterate()
+	for it.Next(&k, &val) {
+		b := PortBinding{
+			Proto:         k.Proto,
+			HostPort:      PortFromBE16(k.Port),
+			ContainerIP:   AddrFromBE32(val.ContainerIp),
+			ContainerPort: PortFromBE16(val.ContainerPort),
+			Ifindex:       int(val.Ifindex),
+		}
+		if k.HostIp != 0 {
+			b.HostIP = AddrFromBE32(k.HostIp)
+		}
+		out = append(out, b)
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("list published ports: %w", err)
+	}
+	return out, nil
+}
+
+func (b PortBinding) hostString() string {
+	proto := map[uint8]string{ProtoTCP: "tcp", ProtoUDP: "udp"}[b.Proto]
+	host := "0.0.0.0"
+	if b.HostIP.IsValid() {
+		host = b.HostIP.String()
+	}
+	return fmt.Sprintf("%s:%d/%s", host, b.HostPort, proto)
+}
+
+// NATStats are the source port allocator's counters, summed over CPUs.
+type NATStats struct {
+	// AllocFailures counts new flows dropped because every candidate
+	// port was taken (also counted as drop reason nat_exhausted).
+	AllocFailures uint64
+	// Retries is a histogram of the retries a successful allocation took,
+	// by bucket: 0, 1, 2-3, 4-7, 8-15, 16-31; the last bucket counts
+	// exhaustion. Allocations needing many retries mean the conntrack
+	// table is crowded for some destination: run GC early.
+	Retries [loader.NATRetryBuckets]uint64
+}
+
+// NATRetryBucketNames label the Retries buckets.
+var NATRetryBucketNames = [loader.NATRetryBuckets]string{"0", "1", "2-3", "4-7", "8-15", "16-31", "exhausted"}
+
+// NATStats reads the allocator's counters.
+func (v *Views) NATStats() (NATStats, error) {
+	var s NATStats
+	var per []uint64
+	if err := v.m.NATAllocFailures.Lookup(uint32(0), &per); err != nil {
+		return s, fmt.Errorf("read NAT allocation failures: %w", err)
+	}
+	for _, c := range per {
+		s.AllocFailures += c
+	}
+	for i := range s.Retries {
+		if err := v.m.NATRetries.Lookup(uint32(i), &per); err != nil {
+			return s, fmt.Errorf("read NAT retries: %w", err)
+		}
+		for _, c := range per {
+			s.Retries[i] += c
+		}
+	}
+	return s, nil
+}
