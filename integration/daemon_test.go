@@ -206,3 +206,52 @@ scrape_configs:
 		t.Fatalf("ebpfnet_endpoints via Prometheus = %v, want 1", v)
 	}
 }
+
+func TestTransferSurvivesDaemonRestart(t *testing.T) {
+	tp := natHost(t)
+	c := tp.AddContainer("c")
+	tp.MustEbpfnet("attach", "--network", "n1", "-p", "8080:80", c)
+	testutil.Serve(t, tp.Namespace(c), "c", ":80")
+	d := startDaemon(t, tp, "127.0.0.1:9469")
+	client := httpIn(tp.Namespace(tp.Host))
+	dnat := `direction="from_uplink",verdict="dnat"`
+
+	conn, err := testutil.Dial(tp.Namespace(tp.Ext), "tcp4", hostAddr+":8080", 3*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := conn.Write([]byte("sink\n")); err != nil {
+		t.Fatal(err)
+	}
+	chunk := make([]byte, 256<<10)
+	const chunks = 120 // 30 MiB over about 1.2 s
+	sent := 0
+	for i := 0; i < chunks; i++ {
+		if i == 20 {
+			before := sample(get(t, client, "http://127.0.0.1:9469/metrics"), "ebpfnet_packets_total", dnat)
+			d.Process.Kill() // no chance to clean up: as a crash would be
+			d.Wait()
+			d = startDaemon(t, tp, "127.0.0.1:9469")
+			after := sample(get(t, client, "http://127.0.0.1:9469/metrics"), "ebpfnet_packets_total", dnat)
+			if before <= 0 || after < before {
+				t.Fatalf("dnat packets %v before the restart, %v after: counters must continue from the maps", before, after)
+			}
+		}
+		n, err := conn.Write(chunk)
+		if err != nil {
+			t.Fatalf("transfer broke after %d bytes (daemon restart at chunk 20): %v", sent, err)
+		}
+		sent += n
+		time.Sleep(10 * time.Millisecond)
+	}
+	conn.(*net.TCPConn).CloseWrite()
+	reply, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		t.Fatalf("no byte count from the server: %v", err)
+	}
+	if got, _ := strconv.Atoi(strings.TrimSpace(reply)); got != sent {
+		t.Fatalf("server received %d bytes, sent %d", got, sent)
+	}
+}
