@@ -33,11 +33,12 @@ ip -n "$HOST" link set lo up && ip -n "$HOST" route add default via 198.18.0.1
 # Netfilter may not forward anything: the eBPF path does not need it.
 in_host iptables -P FORWARD DROP
 
-step "a bridge network and two containers"
+step "a bridge network and two containers; $C2 publishes port 5201 on the host"
 ebpfnet network create demo --subnet 172.30.0.0/24
 ebpfnet attach --network demo "$C1"
-ebpfnet attach --network demo "$C2"
+ebpfnet attach --network demo -p 5201:5201 "$C2"
 ebpfnet ls
+ebpfnet port "$C2"
 
 step "ICMP $C1 -> $C2"
 ip netns exec "$C1" ping -c 5 -i 0.2 172.30.0.3
@@ -47,6 +48,29 @@ ip netns exec "$C2" iperf3 -s -1 -B 172.30.0.3 >/dev/null & IPERF_PID=$!
 sleep 0.5
 ip netns exec "$C1" timeout 20 iperf3 -c 172.30.0.3 -t 3 -f g | grep -E 'sender|receiver'
 wait "$IPERF_PID" || true; IPERF_PID=
+
+step "outside -> published port 198.18.0.2:5201 (DNAT in eBPF, iperf3, 3 seconds)"
+ip netns exec "$C2" iperf3 -s -1 >/dev/null & IPERF_PID=$!
+sleep 0.5
+ip netns exec "$EXT" timeout 20 iperf3 -c 198.18.0.2 -p 5201 -t 3 -f g | grep -E 'sender|receiver'
+wait "$IPERF_PID" || true; IPERF_PID=
+
+step "$C1 -> outside (SNAT masquerade in eBPF): the outside host sees 198.18.0.2"
+ip netns exec "$EXT" iperf3 -s -1 -p 5202 >/dev/null & IPERF_PID=$!
+sleep 0.5
+ip netns exec "$C1" timeout 20 iperf3 -c 198.18.0.1 -p 5202 -t 2 -f g | grep -E 'local|sender|receiver'
+wait "$IPERF_PID" || true; IPERF_PID=
+ip netns exec "$C1" ping -c 2 -i 0.2 198.18.0.1 | tail -2
+ebpfnet nat ls
+
+step "the host reaches the published port locally (socket-layer eBPF, no proxy)"
+ip netns exec "$C2" iperf3 -s -1 >/dev/null & IPERF_PID=$!
+sleep 0.5
+in_host timeout 20 iperf3 -c 127.0.0.1 -p 5201 -t 1 -f g | grep -E 'sender|receiver'
+wait "$IPERF_PID" || true; IPERF_PID=
+
+step "netfilter was not involved"
+echo "iptables rules in $HOST: $(in_host iptables-save | grep -c '^-A' || true)"
 
 step "datapath counters: what the eBPF programs did"
 ebpfnet stats
