@@ -1,6 +1,7 @@
 package loader_test
 
 import (
+	"net/netip"
 	"testing"
 
 	"github.com/google/gopacket/layers"
@@ -120,4 +121,276 @@ func TestChecksumCheckerCatchesCorruption(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A TCP flow's life: SYN out, SYN-ACK back in, ACK, FIN; the reply comes in
+// through from_uplink and is delivered to A.
+func TestSNATFlowAndReply(t *testing.T) {
+	e := newNATEnv(t, envOpts{netns: true})
+	out := func(flags string) pkt {
+		return pkt{srcMAC: macA, dstMAC: macGW, src: ipA, dst: srvD, proto: layers.IPProtocolTCP, sport: 40000, dport: 443, tcpFlags: flags}
+	}
+	reply := func(flags string) pkt {
+		return pkt{srcMAC: macRt, dstMAC: macUp, src: srvD, dst: hostH, proto: layers.IPProtocolTCP, sport: 443, dport: 40000, tcpFlags: flags, ttl: 50}
+	}
+	fwdKey := maps.Tuple{Proto: 6, Src: ap(ipA, 40000), Dst: ap(srvD, 443)}
+	repKey := maps.Tuple{Proto: 6, Src: ap(srvD, 443), Dst: ap(hostH, 40000)}
+
+	if ret, _ := e.fromContainer(t, e.ifA, out("S").build(t)); ret != tcActRedirect {
+		t.Fatalf("SYN: verdict %d", ret)
+	}
+	ret, got := e.fromUplink(t, reply("SA").build(t))
+	if ret != tcActRedirect {
+		t.Fatalf("SYN-ACK: verdict %d, want TC_ACT_REDIRECT", ret)
+	}
+	verifyChecksums(t, got)
+	decode(t, got).expect(t, macGW, macA, ap(srvD, 443), ap(ipA, 40000), 49)
+	if n := e.rx(t, e.ifA); n != 1 {
+		t.Errorf("A received %d packets, want 1 (delivered into A's veth)", n)
+	}
+	if n := e.verdictIn(t, loader.DirFromUplink, loader.VerdictDNAT); n != 1 {
+		t.Errorf("from_uplink dnat verdicts = %d, want 1", n)
+	}
+
+	// The existing flow keeps its translation and adds no entries.
+	ret, got = e.fromContainer(t, e.ifA, out("A").build(t))
+	if ret != tcActRedirect {
+		t.Fatalf("ACK: verdict %d", ret)
+	}
+	verifyChecksums(t, got)
+	decode(t, got).expect(t, macUp, macRt, ap(hostH, 40000), ap(srvD, 443), 63)
+	flows := e.flows(t)
+	if len(flows) != 2 {
+		t.Fatalf("%d entries after the handshake, want 2", len(flows))
+	}
+	if s := flows[fwdKey].State; s != maps.StateSYN|maps.StateEstablished {
+		t.Errorf("forward state %v, want syn,established", s)
+	}
+	if s := flows[repKey].State; s != maps.StateSYN {
+		t.Errorf("reply state %v, want syn", s)
+	}
+	if ret, _ := e.fromUplink(t, reply("FA").build(t)); ret != tcActRedirect {
+		t.Fatalf("FIN: verdict %d", ret)
+	}
+	if s := e.flows(t)[repKey].State; s != maps.StateSYN|maps.StateEstablished|maps.StateFIN {
+		t.Errorf("reply state after FIN %v", s)
+	}
+	if n := e.verdictIn(t, loader.DirFromContainer, loader.VerdictSNAT); n != 2 {
+		t.Errorf("snat verdicts = %d, want 2", n)
+	}
+
+	// Traffic for the host itself is not touched.
+	hostPkt := reply("S")
+	hostPkt.dport = 22
+	in := hostPkt.build(t)
+	if ret, got := e.fromUplink(t, in); ret != tcActOK || string(got) != string(in) {
+		t.Errorf("host-bound packet: verdict %d, changed %v", ret, string(got) != string(in))
+	}
+}
+
+// The LRU may evict one half of a flow: the next packet rebuilds it.
+func TestSNATRepairsEvictedHalf(t *testing.T) {
+	e := newNATEnv(t, envOpts{netns: true})
+	p := pkt{srcMAC: macA, dstMAC: macGW, src: ipA, dst: srvD, proto: layers.IPProtocolUDP, sport: 41000, dport: 9053}
+	if ret, _ := e.fromContainer(t, e.ifA, p.build(t)); ret != tcActRedirect {
+		t.Fatalf("verdict %d", ret)
+	}
+	before := e.flows(t)
+	repKey := maps.Tuple{Proto: 17, Src: ap(srvD, 9053), Dst: ap(hostH, 41000)}
+	fwdKey := maps.Tuple{Proto: 17, Src: ap(ipA, 41000), Dst: ap(srvD, 9053)}
+	for _, evict := range []maps.Tuple{repKey, fwdKey} {
+		n, err := e.views.DeleteFlows(func(f maps.Flow) bool { return f.Tuple == evict && f.Peer != evict })
+		if err != nil || n != 2 {
+			t.Fatalf("DeleteFlows = %d, %v; want both halves deleted", n, err)
+		}
+		// Put back only the other half, as the LRU would leave it.
+		keep := before[fwdKey]
+		if evict == fwdKey {
+			keep = before[repKey]
+		}
+		putFlow(t, e, keep)
+		var ret uint32
+		if evict == repKey {
+			ret, _ = e.fromContainer(t, e.ifA, p.build(t))
+		} else {
+			ret, _ = e.fromUplink(t, pkt{srcMAC: macRt, dstMAC: macUp, src: srvD, dst: hostH, proto: layers.IPProtocolUDP, sport: 9053, dport: 41000}.build(t))
+		}
+		if ret != tcActRedirect {
+			t.Fatalf("verdict %d", ret)
+		}
+		after := e.flows(t)
+		got, ok := after[evict]
+		if !ok {
+			t.Fatalf("evicted %v not rebuilt", evict)
+		}
+		want := before[evict]
+		got.LastSeen, want.LastSeen, got.Created, want.Created = 0, 0, 0, 0
+		if got != want {
+			t.Errorf("rebuilt entry\n got %+v\nwant %+v", got, want)
+		}
+	}
+}
+
+// putFlow writes one conntrack entry as a Flow describes it.
+func putFlow(t *testing.T, e *natEnv, f maps.Flow) {
+	t.Helper()
+	if err := e.views.PutFlow(f); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The original source port is taken for this destination: another one is
+// allocated, and the reply entry is claimed for it.
+func TestSNATPortCollision(t *testing.T) {
+	e := newNATEnv(t, envOpts{netns: true, loader: loader.Options{NATPortMin: 40000, NATPortMax: 40063}})
+	// Another flow already owns H:40000 <-> D:443.
+	other := maps.Flow{Tuple: maps.Tuple{Proto: 6, Src: ap(srvD, 443), Dst: ap(hostH, 40000)},
+		Translated: maps.Tuple{Proto: 6, Src: ap(srvD, 443), Dst: ap(ipB, 40000)},
+		Peer:       maps.Tuple{Proto: 6, Src: ap(ipB, 40000), Dst: ap(srvD, 443)},
+		Kind:       maps.FlowSNAT, Reply: true, Ifindex: e.ifB, PeerIfindex: 0, LastSeen: maps.Monotonic()}
+	putFlow(t, e, other)
+	p := pkt{srcMAC: macA, dstMAC: macGW, src: ipA, dst: srvD, proto: layers.IPProtocolTCP, sport: 40000, dport: 443, tcpFlags: "S"}
+	ret, got := e.fromContainer(t, e.ifA, p.build(t))
+	if ret != tcActRedirect {
+		t.Fatalf("verdict %d", ret)
+	}
+	verifyChecksums(t, got)
+	d := decode(t, got)
+	if d.sport == 40000 || d.sport < 40000 || d.sport > 40063 || d.src != hostH {
+		t.Fatalf("allocated %v:%d, want H with a port in 40001-40063", d.src, d.sport)
+	}
+	flows := e.flows(t)
+	if f := flows[other.Tuple]; f.Translated != other.Translated {
+		t.Errorf("the other flow's entry changed: %+v", f)
+	}
+	rep, ok := flows[maps.Tuple{Proto: 6, Src: ap(srvD, 443), Dst: ap(hostH, d.sport)}]
+	if !ok || rep.Translated.Dst != ap(ipA, 40000) {
+		t.Errorf("reply entry for the new port: %+v (found %v)", rep, ok)
+	}
+	st, err := e.views.NATStats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Retries[0] != 0 || st.Retries[1]+st.Retries[2]+st.Retries[3]+st.Retries[4]+st.Retries[5] != 1 {
+		t.Errorf("retry histogram %v, want one allocation after retries", st.Retries)
+	}
+}
+
+// Every candidate port is taken: the new flow is dropped and counted.
+func TestSNATPortExhaustion(t *testing.T) {
+	const min, max = 40000, 40015
+	e := newNATEnv(t, envOpts{netns: true, loader: loader.Options{NATPortMin: min, NATPortMax: max}})
+	for port := uint16(min); port <= max; port++ {
+		putFlow(t, e, maps.Flow{Tuple: maps.Tuple{Proto: 17, Src: ap(srvD, 9053), Dst: ap(hostH, port)},
+			Translated: maps.Tuple{Proto: 17, Src: ap(srvD, 9053), Dst: ap(ipB, port)},
+			Peer:       maps.Tuple{Proto: 17, Src: ap(ipB, port), Dst: ap(srvD, 9053)},
+			Kind:       maps.FlowSNAT, Reply: true, Ifindex: e.ifB, PeerIfindex: 0, LastSeen: maps.Monotonic()})
+	}
+	p := pkt{srcMAC: macA, dstMAC: macGW, src: ipA, dst: srvD, proto: layers.IPProtocolUDP, sport: 40005, dport: 9053}
+	ret, _ := e.fromContainer(t, e.ifA, p.build(t))
+	if ret != tcActShot {
+		t.Fatalf("verdict %d, want TC_ACT_SHOT", ret)
+	}
+	if n := e.drops(t, "nat_exhausted"); n != 1 {
+		t.Errorf("nat_exhausted drops = %d, want 1", n)
+	}
+	st, err := e.views.NATStats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.AllocFailures != 1 || st.Retries[loader.NATRetryBuckets-1] != 1 {
+		t.Errorf("NAT stats %+v, want one failure", st)
+	}
+	if n := len(e.flows(t)); n != max-min+1 {
+		t.Errorf("%d entries, want only the %d pre-existing ones (no leaked reply entry)", n, max-min+1)
+	}
+	// Another destination port is a different tuple space: it still works.
+	p.dport = 9054
+	if ret, _ := e.fromContainer(t, e.ifA, p.build(t)); ret != tcActRedirect {
+		t.Errorf("other destination: verdict %d, want TC_ACT_REDIRECT", ret)
+	}
+}
+
+func TestSNATEdgeCases(t *testing.T) {
+	base := pkt{srcMAC: macA, dstMAC: macGW, src: ipA, dst: srvD, proto: layers.IPProtocolUDP, sport: 40000, dport: 9053}
+	t.Run("TTL 1 goes to the stack untranslated", func(t *testing.T) {
+		e := newNATEnv(t, envOpts{netns: true})
+		p := base
+		p.ttl = 1
+		in := p.build(t)
+		ret, got := e.fromContainer(t, e.ifA, in)
+		if ret != tcActOK || string(got) != string(in) {
+			t.Fatalf("verdict %d, changed %v; want TC_ACT_OK unchanged", ret, string(got) != string(in))
+		}
+		if n := len(e.flows(t)); n != 0 {
+			t.Errorf("%d conntrack entries, want 0", n)
+		}
+	})
+	t.Run("reply with TTL 1 is dropped", func(t *testing.T) {
+		e := newNATEnv(t, envOpts{netns: true})
+		if ret, _ := e.fromContainer(t, e.ifA, base.build(t)); ret != tcActRedirect {
+			t.Fatal(ret)
+		}
+		r := pkt{srcMAC: macRt, dstMAC: macUp, src: srvD, dst: hostH, proto: layers.IPProtocolUDP, sport: 9053, dport: 40000, ttl: 1}
+		if ret, _ := e.fromUplink(t, r.build(t)); ret != tcActShot {
+			t.Fatalf("verdict %d, want TC_ACT_SHOT", ret)
+		}
+		if n := e.drops(t, "ttl_exceeded"); n != 1 {
+			t.Errorf("ttl_exceeded drops = %d", n)
+		}
+	})
+	t.Run("fragment is dropped", func(t *testing.T) {
+		e := newNATEnv(t, envOpts{netns: true})
+		p := base
+		p.flags = layers.IPv4MoreFragments
+		if ret, _ := e.fromContainer(t, e.ifA, p.build(t)); ret != tcActShot {
+			t.Fatalf("verdict %d, want TC_ACT_SHOT", ret)
+		}
+		if n := e.drops(t, "fragment"); n != 1 {
+			t.Errorf("fragment drops = %d", n)
+		}
+	})
+	t.Run("unknown neighbour uses redirect_neigh", func(t *testing.T) {
+		e := newNATEnv(t, envOpts{netns: true})
+		p := base
+		p.dst = netip.MustParseAddr("198.18.0.77") // on-link, no neighbour entry
+		ret, got := e.fromContainer(t, e.ifA, p.build(t))
+		if ret != tcActRedirect {
+			t.Fatalf("verdict %d", ret)
+		}
+		verifyChecksums(t, got)
+		// MACs are left for the neighbour subsystem.
+		decode(t, got).expect(t, macA, macGW, ap(hostH, 40000), ap(p.dst, 9053), 63)
+	})
+	t.Run("no masquerade: to the stack", func(t *testing.T) {
+		e := newNATEnv(t, envOpts{netns: true, noMasq: true})
+		if ret, _ := e.fromContainer(t, e.ifA, base.build(t)); ret != tcActOK {
+			t.Fatalf("verdict %d, want TC_ACT_OK", ret)
+		}
+	})
+	t.Run("host address: to the stack", func(t *testing.T) {
+		e := newNATEnv(t, envOpts{netns: true})
+		p := base
+		p.dst = hostH
+		if ret, _ := e.fromContainer(t, e.ifA, p.build(t)); ret != tcActOK {
+			t.Fatalf("verdict %d, want TC_ACT_OK", ret)
+		}
+		if n := len(e.flows(t)); n != 0 {
+			t.Errorf("%d conntrack entries, want 0", n)
+		}
+	})
+	t.Run("internal network", func(t *testing.T) {
+		e := newNATEnv(t, envOpts{internal: true})
+		if ret, _ := e.fromContainer(t, e.ifA, base.build(t)); ret != tcActShot {
+			t.Fatalf("outside: verdict %d, want TC_ACT_SHOT", ret)
+		}
+		if n := e.drops(t, "internal_network"); n != 1 {
+			t.Errorf("internal_network drops = %d", n)
+		}
+		p := base
+		p.dst = gw1
+		if ret, _ := e.fromContainer(t, e.ifA, p.build(t)); ret != tcActOK {
+			t.Errorf("own gateway: verdict %d, want TC_ACT_OK", ret)
+		}
+	})
 }

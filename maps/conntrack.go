@@ -121,8 +121,10 @@ type Flow struct {
 	Reply      bool // the direction opposite to the flow's first packet
 	State      FlowState
 	Ifindex    int // delivered into this host-side veth; 0: out through the FIB
-	Created    time.Duration
-	LastSeen   time.Duration // CLOCK_MONOTONIC, updated at most once a second
+	// PeerIfindex is the other direction's Ifindex, kept to rebuild it.
+	PeerIfindex int
+	Created     time.Duration
+	LastSeen    time.Duration // CLOCK_MONOTONIC, updated at most once a second
 }
 
 // Age is how long ago the flow began.
@@ -139,13 +141,14 @@ func flowFrom(k loader.CTKey, e loader.CTEntry) Flow {
 			Src:   netip.AddrPortFrom(AddrFromBE32(e.NewSaddr), PortFromBE16(e.NewSport)),
 			Dst:   netip.AddrPortFrom(AddrFromBE32(e.NewDaddr), PortFromBE16(e.NewDport)),
 		},
-		Peer:     tupleFromKey(e.Peer),
-		Kind:     FlowKind(e.Kind),
-		Reply:    e.Reply != 0,
-		State:    FlowState(e.State),
-		Ifindex:  int(e.Ifindex),
-		Created:  time.Duration(e.Created),
-		LastSeen: time.Duration(e.LastSeen),
+		Peer:        tupleFromKey(e.Peer),
+		Kind:        FlowKind(e.Kind),
+		Reply:       e.Reply != 0,
+		State:       FlowState(e.State),
+		Ifindex:     int(e.Ifindex),
+		PeerIfindex: int(e.PeerIfindex),
+		Created:     time.Duration(e.Created),
+		LastSeen:    time.Duration(e.LastSeen),
 	}
 }
 
@@ -342,4 +345,26 @@ func lastSeen(a, b *loader.CTEntry) time.Duration {
 		t = b.LastSeen
 	}
 	return time.Duration(t)
+}
+
+// PutFlow writes the entry f describes, replacing one with the same Tuple.
+// The datapath creates flows itself: this is for tests and tools that need
+// a crafted entry (an old timestamp, a taken port).
+func (v *Views) PutFlow(f Flow) error {
+	k := f.Tuple.key()
+	e := loader.CTEntry{
+		Peer:     f.Peer.key(),
+		NewSaddr: BE32(f.Translated.Src.Addr()), NewDaddr: BE32(f.Translated.Dst.Addr()),
+		NewSport: BE16(f.Translated.Src.Port()), NewDport: BE16(f.Translated.Dst.Port()),
+		Ifindex: uint32(f.Ifindex), PeerIfindex: uint32(f.PeerIfindex),
+		Kind: uint8(f.Kind), State: uint8(f.State),
+		Created: uint64(f.Created), LastSeen: uint64(f.LastSeen),
+	}
+	if f.Reply {
+		e.Reply = 1
+	}
+	if err := v.m.Conntrack.Put(&k, &e); err != nil {
+		return fmt.Errorf("write conntrack entry %v: %w", f.Tuple, err)
+	}
+	return nil
 }
