@@ -40,5 +40,15 @@ integration-test: build
 demo: build
 	./scripts/demo.sh
 
+## bench: full benchmark (ebpfnet vs Docker iptables/nftables rules vs host), results in bench/results/; needs root
+bench: build
+	$(GO) build -o bin/ebpfnet-bench ./bench/cmd/ebpfnet-bench
+	./bin/ebpfnet-bench -ebpfnet $(BIN) $(BENCH_FLAGS)
+
+## bench-quick: CI smoke run of the benchmark (< 2 minutes), results in bench/results/quick/
+bench-quick: build
+	$(GO) build -o bin/ebpfnet-bench ./bench/cmd/ebpfnet-bench
+	./bin/ebpfnet-bench -quick -ebpfnet $(BIN) $(BENCH_FLAGS)
+
 clean:
 	rm -rf bin

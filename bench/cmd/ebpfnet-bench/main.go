@@ -152,6 +152,7 @@ type bench struct {
 	envs  []*env
 	start time.Time
 	rep   int
+	ctx   context.Context // the run's; a cell cut short by its end is not recorded
 	maxN  map[string]int // mode -> largest N it survived setting up; beyond: skipped
 }
 
@@ -185,7 +186,7 @@ func run(cfg *config) error {
 	ctx, cancel := context.WithTimeout(ctx, cfg.maxTime)
 	defer cancel()
 
-	b := &bench{cfg: cfg, r: newRunner(cfg.trace), start: time.Now(), maxN: map[string]int{}}
+	b := &bench{cfg: cfg, r: newRunner(cfg.trace), start: time.Now(), maxN: map[string]int{}, ctx: ctx}
 	b.res = &report.Results{Meta: report.Meta{
 		Start: b.start, Quick: cfg.quick, Reps: cfg.reps, Modes: cfg.modes,
 		Machine: machineInfo(cfg), Params: cfg.params(),
@@ -391,6 +392,10 @@ func (b *bench) measure(e *env, workload string, n int, ms []metricDef, f func()
 		vals, detail, err = f()
 	}
 	if errors.Is(err, errSkip) {
+		return
+	}
+	if b.ctx.Err() != nil {
+		b.logf("rep %d  %-22s %-8s cut short by the end of the run, not recorded", b.rep, label, e.mode)
 		return
 	}
 	now := time.Now()

@@ -148,7 +148,7 @@ func (b *bench) markdown() string {
 	fmt.Fprintf(&sb, "Machine: %s, %s CPUs, kernel %s; %s; %s; %s; ebpfnet at commit %s.\n\n",
 		mi["cpu"], mi["cpus"], mi["kernel"], mi["iptables"], mi["nft"], mi["iperf3"], mi["commit"])
 	fmt.Fprintf(&sb, "Cells: median (min–max over repetitions) ×ratio to host mode from the same repetition (median of the per-repetition ratios). "+
-		"Clients on CPU %s, servers on CPU %s. Method and caveats: [bench/README.md](../README.md).\n\n", r.Meta.Params["client_cpu"], r.Meta.Params["server_cpu"])
+		"Clients on CPU %s, servers on CPU %s. Method and caveats: [bench/README.md](%s).\n\n", r.Meta.Params["client_cpu"], r.Meta.Params["server_cpu"], b.readmeLink())
 	sb.WriteString(report.Markdown(r, b.rows(), r.Meta.Modes))
 	if f := b.flatness(); f != "" {
 		sb.WriteString("\nConnection rate against the number of other published ports:\n\n" + f)
@@ -163,7 +163,21 @@ func (b *bench) markdown() string {
 	return sb.String()
 }
 
-func (b *bench) series(keys []report.Key, ref func(report.Key) *report.Key) []report.Series {
+// readmeLink is bench/README.md relative to the results directory.
+func (b *bench) readmeLink() string {
+	out, err1 := filepath.Abs(b.cfg.out)
+	readme, err2 := filepath.Abs("bench/README.md")
+	if err1 != nil || err2 != nil {
+		return "bench/README.md"
+	}
+	rel, err := filepath.Rel(out, readme)
+	if err != nil {
+		return readme
+	}
+	return filepath.ToSlash(rel)
+}
+
+func (b *bench) series(keys []report.Key) []report.Series {
 	var out []report.Series
 	for _, m := range b.res.Meta.Modes {
 		s := report.Series{Name: m}
@@ -200,10 +214,10 @@ func (b *bench) write() error {
 		"results.md":   b.markdown(),
 		"throughput.svg": report.BarChart("TCP throughput (median, min–max)", "Gbit/s",
 			[]string{"DNAT ingress", "SNAT egress", "container→container"},
-			b.series([]report.Key{k("dnat_tcp", "gbps", no), k("snat_tcp", "gbps", no), k("c2c_tcp", "gbps", no)}, nil)),
+			b.series([]report.Key{k("dnat_tcp", "gbps", no), k("snat_tcp", "gbps", no), k("c2c_tcp", "gbps", no)})),
 		"latency.svg": report.BarChart("Request/response latency, 64 B (median, min–max)", "µs",
 			[]string{"DNAT avg", "DNAT p99", "c2c avg", "c2c p99"},
-			b.series([]report.Key{k("dnat_rr", "avg_us", no), k("dnat_rr", "p99_us", no), k("c2c_rr", "avg_us", no), k("c2c_rr", "p99_us", no)}, nil)),
+			b.series([]report.Key{k("dnat_rr", "avg_us", no), k("dnat_rr", "p99_us", no), k("c2c_rr", "avg_us", no), k("c2c_rr", "p99_us", no)})),
 	}
 	ns := b.res.Ns("scale_connrate", "conn_per_sec")
 	var xl []string
@@ -213,8 +227,8 @@ func (b *bench) write() error {
 		ck = append(ck, k("scale_connrate", "conn_per_sec", n))
 		lk = append(lk, k("scale_connrate", "conn_p99_us", n))
 	}
-	files["scaling_connrate.svg"] = report.LineChart("New connections/s through a published port vs other published ports", "conn/s", "N other published ports (host: N=0 only)", xl, b.series(ck, nil))
-	files["scaling_latency.svg"] = report.LineChart("New-connection latency p99 vs other published ports", "µs", "N other published ports (host: N=0 only)", xl, b.series(lk, nil))
+	files["scaling_connrate.svg"] = report.LineChart("New connections/s through a published port vs other published ports", "conn/s", "N other published ports (host: N=0 only)", xl, b.series(ck))
+	files["scaling_latency.svg"] = report.LineChart("New-connection latency p99 vs other published ports", "µs", "N other published ports (host: N=0 only)", xl, b.series(lk))
 	for name, content := range files {
 		tmp := filepath.Join(dir, name+".tmp")
 		if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {

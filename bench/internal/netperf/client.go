@@ -147,7 +147,7 @@ type ConnResult struct {
 // server's name, read until the server closes) from conc workers, stopping
 // at maxConns or after dur, whichever comes first.
 func ConnRate(addr, wantName string, conc int, maxConns int64, dur time.Duration) (ConnResult, error) {
-	var done, errs atomic.Int64
+	var done, errs, started atomic.Int64
 	var firstErr atomic.Value
 	lat := make([][]float64, conc)
 	deadline := time.Now().Add(dur)
@@ -159,7 +159,7 @@ func ConnRate(addr, wantName string, conc int, maxConns int64, dur time.Duration
 			defer wg.Done()
 			buf := make([]byte, 256)
 			for time.Now().Before(deadline) {
-				if done.Load()+errs.Load() >= maxConns {
+				if started.Add(1) > maxConns { // reserve a slot: never more than maxConns
 					return
 				}
 				t0 := time.Now()
