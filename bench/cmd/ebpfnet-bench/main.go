@@ -153,7 +153,7 @@ type bench struct {
 	start time.Time
 	rep   int
 	ctx   context.Context // the run's; a cell cut short by its end is not recorded
-	maxN  map[string]int // mode -> largest N it survived setting up; beyond: skipped
+	maxN  map[string]int  // mode -> largest N it survived setting up; beyond: skipped
 }
 
 func (b *bench) logf(format string, a ...any) {
