@@ -65,7 +65,14 @@ func main() {
 	flag.StringVar(&scaleNs, "scale-n", "", "other published ports for the scaling runs (default 0,1000,10000,50000; quick 0,1000)")
 	flag.StringVar(&attachNs, "attach-n", "", "attached containers for the attach-time runs (default 0,10,50; quick 0,10)")
 	flag.BoolVar(&cfg.trace, "trace", false, "print every command")
+	render := flag.String("render", "", "only re-render results.md and the SVGs from this results.json (into its directory unless -out)")
 	flag.Parse()
+	if *render != "" {
+		if err := rerender(*render, cfg.out); err != nil {
+			fail(err)
+		}
+		return
+	}
 	cfg.modes = strings.Split(modes, ",")
 	cfg.defaults()
 	var err error
@@ -226,6 +233,7 @@ func run(cfg *config) error {
 
 	err = b.loop(ctx)
 	b.res.Meta.End = time.Now()
+	b.res.Meta.Machine["loadavg_end"] = loadavg()
 	if ctx.Err() != nil {
 		b.note(fmt.Sprintf("run interrupted or over its time bound (%s): results are partial", cfg.maxTime))
 	}
@@ -239,6 +247,20 @@ func run(cfg *config) error {
 		return fmt.Errorf("interrupted: %w", context.Cause(ctx))
 	}
 	return nil
+}
+
+// rerender rebuilds the Markdown and SVG files from a results.json.
+func rerender(file, out string) error {
+	js, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	b := &bench{cfg: &config{}, start: time.Now(), res: &report.Results{}}
+	if err := json.Unmarshal(js, b.res); err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	b.cfg.modes, b.cfg.out = b.res.Meta.Modes, cmpS(out, filepath.Dir(file))
+	return b.write()
 }
 
 func (b *bench) note(s string) {

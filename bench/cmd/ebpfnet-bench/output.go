@@ -49,6 +49,7 @@ func machineInfo(c *config) map[string]string {
 		"commit":   cmdOut("git", "rev-parse", "--short", "HEAD"),
 		"ebpfnet":  c.ebpfnetBin,
 	}
+	m["loadavg_start"] = loadavg()
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for _, l := range strings.Split(string(b), "\n") {
 			if strings.HasPrefix(l, "model name") {
@@ -62,6 +63,20 @@ func machineInfo(c *config) map[string]string {
 		m["ebpfnet_built"] = st.ModTime().Format(time.RFC3339)
 	}
 	return m
+}
+
+// loadavg is /proc/loadavg's 1, 5 and 15 minute averages: other work on the
+// machine shows up here.
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 // rows is the table: one line per metric, host-mode ratios from the same
@@ -133,6 +148,8 @@ func (b *bench) flatness() string {
 	return sb.String()
 }
 
+func orUnknown(s string) string { return cmpS(s, "unknown") }
+
 func (b *bench) markdown() string {
 	r := b.res
 	var sb strings.Builder
@@ -145,8 +162,9 @@ func (b *bench) markdown() string {
 		r.Meta.Start.UTC().Format("2006-01-02 15:04 UTC"), kind, r.Meta.Reps, strings.Join(r.Meta.Modes, " → "))
 	fmt.Fprintf(&sb, "Took %s.\n\n", r.Meta.End.Sub(r.Meta.Start).Truncate(time.Second))
 	mi := r.Meta.Machine
-	fmt.Fprintf(&sb, "Machine: %s, %s CPUs, kernel %s; %s; %s; %s; ebpfnet at commit %s.\n\n",
-		mi["cpu"], mi["cpus"], mi["kernel"], mi["iptables"], mi["nft"], mi["iperf3"], mi["commit"])
+	fmt.Fprintf(&sb, "Machine: %s, %s CPUs, kernel %s; %s; %s; %s; ebpfnet at commit %s (working tree as built). "+
+		"Load average (1/5/15 min) at start %s, at end %s: other work on the machine adds noise.\n\n",
+		mi["cpu"], mi["cpus"], mi["kernel"], mi["iptables"], mi["nft"], mi["iperf3"], mi["commit"], orUnknown(mi["loadavg_start"]), orUnknown(mi["loadavg_end"]))
 	fmt.Fprintf(&sb, "Cells: median (min–max over repetitions) ×ratio to host mode from the same repetition (median of the per-repetition ratios). "+
 		"Clients on CPU %s, servers on CPU %s. Method and caveats: [bench/README.md](%s).\n\n", r.Meta.Params["client_cpu"], r.Meta.Params["server_cpu"], b.readmeLink())
 	sb.WriteString(report.Markdown(r, b.rows(), r.Meta.Modes))
@@ -181,6 +199,9 @@ func (b *bench) series(keys []report.Key) []report.Series {
 	var out []report.Series
 	for _, m := range b.res.Meta.Modes {
 		s := report.Series{Name: m}
+		if m == "host" && len(keys) > 0 && keys[0].N == 0 {
+			s.Name, s.Reference = "host (N=0)", true // measured at N=0 only
+		}
 		for _, k := range keys {
 			c := b.res.Summarize(k, m, nil)
 			s.Values = append(s.Values, c.Values)

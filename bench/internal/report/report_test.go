@@ -99,7 +99,7 @@ func TestCharts(t *testing.T) {
 		}
 	}
 	// Axis top: the largest max (10) rounded to a nice number.
-	if !strings.Contains(bar, ">10.0<") {
+	if !strings.Contains(bar, ">10<") {
 		t.Errorf("bar chart axis should top at 10:\n%s", bar)
 	}
 	line := LineChart("rate", "conn/s", "N", []string{"0", "1000"}, series)
@@ -109,6 +109,12 @@ func TestCharts(t *testing.T) {
 	}
 	if !strings.Contains(line, "ebpfnet &lt;&amp;&gt;: failed") {
 		t.Error("line chart should label the failed point")
+	}
+	series[0].Reference = true
+	ref := LineChart("rate", "conn/s", "N", []string{"0", "1000"}, series)
+	wellFormed(t, ref)
+	if strings.Count(ref, "<polyline") != 0 || !strings.Contains(ref, `stroke-dasharray`) {
+		t.Errorf("reference series should be a dashed line, not a polyline:\n%s", ref)
 	}
 }
 

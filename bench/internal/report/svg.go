@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"html"
 	"math"
+	"strconv"
 	"strings"
 
 	"github.com/ebpfnet/ebpfnet/bench/internal/stats"
@@ -18,6 +19,9 @@ type Series struct {
 	Name   string
 	Values []stats.Summary
 	Note   []string // per point, shown instead of a missing value (e.g. "failed")
+	// Reference: in a line chart, draw the first value as a dashed
+	// horizontal line across the plot (host mode, measured at N=0 only).
+	Reference bool
 }
 
 const (
@@ -50,10 +54,11 @@ func header(b *strings.Builder, title, unit string) {
 
 func yAxis(b *strings.Builder, top float64) func(float64) float64 {
 	y := func(v float64) float64 { return padT + plotH - v/top*plotH }
+	dec := max(0, int(-math.Floor(math.Log10(top/5))))
 	for i := 0; i <= 5; i++ {
 		v := top * float64(i) / 5
 		fmt.Fprintf(b, `<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#ddd"/>`+"\n", padL, padL+plotW, y(v), y(v))
-		fmt.Fprintf(b, `<text x="%d" y="%.1f" text-anchor="end" dominant-baseline="middle">%s</text>`+"\n", padL-6, y(v), Num(v))
+		fmt.Fprintf(b, `<text x="%d" y="%.1f" text-anchor="end" dominant-baseline="middle">%s</text>`+"\n", padL-6, y(v), strconv.FormatFloat(v, 'f', dec, 64))
 	}
 	fmt.Fprintf(b, `<line x1="%d" x2="%d" y1="%d" y2="%d" stroke="#333"/>`+"\n", padL, padL+plotW, padT+plotH, padT+plotH)
 	return y
@@ -137,6 +142,15 @@ func LineChart(title, unit, xtitle string, xlabels []string, series []Series) st
 	fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="middle">%s</text>`+"\n", padL+plotW/2, padT+plotH+38, html.EscapeString(xtitle))
 	for si, s := range series {
 		col := Palette[si%len(Palette)]
+		if s.Reference {
+			if len(s.Values) > 0 && s.Values[0].N > 0 {
+				v := s.Values[0]
+				fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="%s" stroke-width="2" stroke-dasharray="6 4"><title>%s: %s %s</title></line>`+"\n",
+					padL, padL+plotW, y(v.Median), y(v.Median), col, html.EscapeString(s.Name), Num(v.Median), html.EscapeString(unit))
+				fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="end" fill="%s" font-size="11">%s %s</text>`+"\n", padL+plotW-4, y(v.Median)-4, col, html.EscapeString(s.Name), Num(v.Median))
+			}
+			continue
+		}
 		var pts []string
 		for i, v := range s.Values {
 			if i >= len(xlabels) {
