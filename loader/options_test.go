@@ -1,0 +1,52 @@
+package loader_test
+
+import (
+	"testing"
+
+	"github.com/ebpfnet/ebpfnet/loader"
+)
+
+func TestLoadOptions(t *testing.T) {
+	dp, err := loader.Load(loader.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := dp.Maps.Conntrack.MaxEntries(); got != loader.DefaultCTMapSize || got < 512*1024 {
+		t.Errorf("default conntrack size %d, want %d (256k flows)", got, loader.DefaultCTMapSize)
+	}
+	if dp.Program(loader.ProgFromUplink) == nil || dp.Program(loader.ProgFromContainer) == nil {
+		t.Error("programs missing")
+	}
+	dp.Close()
+
+	dp, err = loader.Load(loader.Options{CTMapSize: 2048})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := dp.Maps.Conntrack.MaxEntries(); got != 2048 {
+		t.Errorf("conntrack size %d, want 2048", got)
+	}
+	dp.Close()
+
+	for _, o := range []loader.Options{
+		{CTMapSize: -1},
+		{NATPortMin: 5000, NATPortMax: 4000},
+		{NATPortMax: 1000}, // below the default minimum
+	} {
+		if dp, err := loader.Load(o); err == nil {
+			dp.Close()
+			t.Errorf("Load(%+v) succeeded", o)
+		}
+	}
+}
+
+// from_uplink on an interface that is not a configured uplink leaves
+// everything to the stack.
+func TestFromUplinkUnknownInterface(t *testing.T) {
+	e := newNATEnv(t, envOpts{})
+	in := pkt{srcMAC: macRt, dstMAC: macUp, src: cliC, dst: hostH, proto: 6, sport: 1, dport: 8080, tcpFlags: "S"}.build(t)
+	ret, got := runProg(t, e.up, 999, in)
+	if ret != tcActOK || string(got) != string(in) {
+		t.Fatalf("verdict %d; want TC_ACT_OK unchanged", ret)
+	}
+}
