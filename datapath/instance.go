@@ -68,8 +68,8 @@ func Open(cfg Config) (*Instance, error) {
 func (i *Instance) Close() {
 	if i.dp != nil {
 		i.dp.Close()
-		i.dp = nil
 	}
+	i.dp, i.views, i.pins = nil, nil, ""
 }
 
 // withStore runs fn holding the store, which serializes ebpfnet commands of
@@ -115,12 +115,10 @@ func (i *Instance) releaseIfUnused(st *store) error {
 		return err
 	}
 	pins := i.pins
-	i.Close()
 	if pins == "" {
-		if pins, err = loader.PreparePinRoot(i.cfg.PinRoot); err != nil {
-			return err
-		}
+		return nil // this process loaded nothing
 	}
+	i.Close()
 	if err := loader.RemovePins(pins); err != nil {
 		return fmt.Errorf("remove pins: %w", err)
 	}

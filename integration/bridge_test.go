@@ -241,6 +241,12 @@ func TestDetachRemovesEverything(t *testing.T) {
 	if _, err := os.Stat(tp.PinRoot); !os.IsNotExist(err) {
 		t.Fatalf("pin root left behind: %v", err)
 	}
+	// Read-only commands on the empty instance load nothing that stays.
+	tp.MustEbpfnet("stats")
+	tp.MustEbpfnet("ct", "ls")
+	if _, err := os.Stat(tp.PinRoot); !os.IsNotExist(err) {
+		t.Fatalf("read-only commands left pins: %v", err)
+	}
 }
 
 func TestTwoInstancesAreIndependent(t *testing.T) {

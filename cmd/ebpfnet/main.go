@@ -64,7 +64,12 @@ func (g *globals) withInstance(fn func(cmd *cobra.Command, args []string, inst *
 			return err
 		}
 		defer inst.Close()
-		return fn(cmd, args, inst)
+		if err := fn(cmd, args, inst); err != nil {
+			return err
+		}
+		// A read-only command on an instance without networks must not
+		// leave a freshly loaded datapath pinned behind.
+		return inst.ReleaseIfUnused()
 	}
 }
 
