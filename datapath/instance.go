@@ -21,7 +21,10 @@ import (
 type Config struct {
 	StateDir string // store directory
 	PinRoot  string // bpffs directory for maps, programs and links
-	Log      *slog.Logger
+	// CTMapSize is the conntrack table's size in entries (two per flow);
+	// 0 is loader.DefaultCTMapSize. It is fixed while the datapath is pinned.
+	CTMapSize int
+	Log       *slog.Logger
 }
 
 // DefaultConfig names the instance after the network namespace it runs in,
@@ -92,7 +95,7 @@ func (i *Instance) datapath() (*maps.Views, error) {
 	if err != nil {
 		return nil, err
 	}
-	dp, err := loader.Load(loader.Options{PinRoot: pins})
+	dp, err := loader.Load(loader.Options{PinRoot: pins, CTMapSize: i.cfg.CTMapSize})
 	if err != nil {
 		return nil, err
 	}

@@ -276,3 +276,24 @@ func TestMasqueradeOffAndInternalNetworks(t *testing.T) {
 		t.Fatalf("publishing on an internal network: %v %s", err, errOut)
 	}
 }
+
+func TestConntrackTableSize(t *testing.T) {
+	tp := newTopology(t)
+	tp.MustEbpfnet("--ct-map-size", "4096", "network", "create", "n1", "--subnet", "172.30.0.0/24")
+	// Later commands without the flag keep the pinned table.
+	tp.MustEbpfnet("attach", "--network", "n1", tp.AddContainer("c"))
+	usage, err := tp.Views().MapUsage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range usage {
+		if u.Name == "conntrack" && u.Capacity != 4096 {
+			t.Fatalf("conntrack capacity %d, want 4096", u.Capacity)
+		}
+	}
+	// Asking for another size while pinned is refused with a clear error.
+	_, errOut, err := tp.Ebpfnet("--ct-map-size", "8192", "stats")
+	if err == nil || !strings.Contains(errOut, "conntrack") {
+		t.Fatalf("resize while pinned: %v %s", err, errOut)
+	}
+}

@@ -172,8 +172,17 @@ func (o Options) natPorts() (min, max uint16) {
 
 // configure applies Options to a spec before anything is created from it.
 func (d *Datapath) configure(spec *ebpf.CollectionSpec) error {
-	if ms, ok := spec.Maps["conntrack"]; ok && d.opts.CTMapSize > 0 {
-		ms.MaxEntries = uint32(d.opts.CTMapSize)
+	if ms, ok := spec.Maps["conntrack"]; ok {
+		switch {
+		case d.opts.CTMapSize > 0:
+			ms.MaxEntries = uint32(d.opts.CTMapSize)
+		case d.pinRoot != "":
+			// No size asked for: keep whatever size the pinned table has.
+			if m, err := ebpf.LoadPinnedMap(filepath.Join(d.pinRoot, "maps", "conntrack"), nil); err == nil {
+				ms.MaxEntries = m.MaxEntries()
+				m.Close()
+			}
+		}
 	}
 	if v, ok := spec.Variables["host_netns_cookie"]; ok {
 		cookie, err := netnsCookie()

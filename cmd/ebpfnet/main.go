@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ebpfnet/ebpfnet/datapath"
+	"github.com/ebpfnet/ebpfnet/loader"
 )
 
 // exitError carries a command's exit code (ebpfnet run returns CMD's).
@@ -31,9 +33,10 @@ func main() {
 
 // globals are the flags every command shares.
 type globals struct {
-	stateDir string
-	pinRoot  string
-	verbose  bool
+	stateDir  string
+	pinRoot   string
+	ctMapSize int
+	verbose   bool
 }
 
 func (g *globals) open() (*datapath.Instance, error) {
@@ -44,6 +47,7 @@ func (g *globals) open() (*datapath.Instance, error) {
 	if g.pinRoot != "" {
 		cfg.PinRoot = g.pinRoot
 	}
+	cfg.CTMapSize = g.ctMapSize
 	cfg.Log = g.logger(slog.LevelWarn)
 	return datapath.Open(cfg)
 }
@@ -73,6 +77,11 @@ func (g *globals) withInstance(fn func(cmd *cobra.Command, args []string, inst *
 	}
 }
 
+func envInt(name string) int {
+	n, _ := strconv.Atoi(os.Getenv(name))
+	return n
+}
+
 func newRootCmd() *cobra.Command {
 	g := &globals{}
 	root := &cobra.Command{
@@ -90,6 +99,7 @@ pins are per instance (see --state-dir and --pin-root).`,
 	def := datapath.DefaultConfig()
 	root.PersistentFlags().StringVar(&g.stateDir, "state-dir", os.Getenv("EBPFNET_STATE_DIR"), "state directory (env EBPFNET_STATE_DIR; default "+def.StateDir+")")
 	root.PersistentFlags().StringVar(&g.pinRoot, "pin-root", os.Getenv("EBPFNET_PIN_ROOT"), "bpffs directory for pinned maps, programs and links (env EBPFNET_PIN_ROOT; default "+def.PinRoot+")")
+	root.PersistentFlags().IntVar(&g.ctMapSize, "ct-map-size", envInt("EBPFNET_CT_MAP_SIZE"), fmt.Sprintf("conntrack entries, two per flow (env EBPFNET_CT_MAP_SIZE; default %d); fixed while the datapath is pinned", loader.DefaultCTMapSize))
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log what is done")
 	root.AddCommand(
 		newNetworkCmd(g),
