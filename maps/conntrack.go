@@ -368,3 +368,12 @@ func (v *Views) PutFlow(f Flow) error {
 	}
 	return nil
 }
+
+// DeleteEndpointFlows forgets every flow of the container with address ip,
+// in either direction, whatever the translation (detach calls it).
+func (v *Views) DeleteEndpointFlows(ip netip.Addr) (int, error) {
+	return v.DeleteFlows(func(f Flow) bool {
+		return f.Tuple.Src.Addr() == ip || f.Tuple.Dst.Addr() == ip ||
+			f.Translated.Src.Addr() == ip || f.Translated.Dst.Addr() == ip
+	})
+}

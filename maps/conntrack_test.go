@@ -136,7 +136,7 @@ func TestDeleteFlowsRemovesBothHalves(t *testing.T) {
 	putPair(t, v, ProtoUDP, ctrA, 1001, 53, 0, 0, now, now)
 	keepF, keepR := putPair(t, v, ProtoTCP, ctrB, 1002, 443, StateSYN, 0, now, now)
 	// Detach of A: match on the container side of either half.
-	n, err := v.DeleteFlows(func(f Flow) bool { return f.Tuple.Src.Addr() == ctrA || f.Translated.Dst.Addr() == ctrA })
+	n, err := v.DeleteEndpointFlows(ctrA)
 	if err != nil || n != 4 {
 		t.Fatalf("DeleteFlows = %d, %v; want 4 entries", n, err)
 	}

@@ -18,10 +18,14 @@ struct {
 	__type(value, struct counter);
 } verdict_counters SEC(".maps");
 
+/* Room for reasons to come: a pinned map keeps its size across upgrades. */
+#define DROP_COUNTERS_SIZE 64
+_Static_assert(__DROP_MAX <= DROP_COUNTERS_SIZE, "drop_counters too small for enum drop_reason");
+
 /* Index: drop reason. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, __DROP_MAX);
+	__uint(max_entries, DROP_COUNTERS_SIZE);
 	__type(key, __u32);
 	__type(value, struct counter);
 } drop_counters SEC(".maps");

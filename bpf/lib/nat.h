@@ -1,6 +1,14 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* Masquerade, published ports and the translation of packets and of the
- * headers ICMP errors embed. */
+ * headers ICMP errors embed.
+ *
+ * Limits: IPv4 fragments of NATed flows are dropped (DROP_FRAGMENT), we do
+ * not reassemble or track them by IP id; a packet too big for the egress MTU
+ * without DF is dropped (DROP_FRAG_NEEDED), with DF the stack answers with
+ * the ICMP error; the L4 checksum inside the header an ICMP error quotes is
+ * not updated; ports host sockets use on the masquerade address are not
+ * reserved, so a masqueraded flow could alias a host connection to the same
+ * destination. */
 #pragma once
 
 #include "common.h"
