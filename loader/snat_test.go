@@ -298,7 +298,7 @@ func TestSNATPortExhaustion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.AllocFailures != 1 || st.Retries[loader.NATRetryBuckets-1] != 1 {
+	if st.AllocFailures != 1 || st.Retries[loader.NATRetryBuckets-1] != 1 || st.Strained() != 1 {
 		t.Errorf("NAT stats %+v, want one failure", st)
 	}
 	if n := len(e.flows(t)); n != max-min+1 {

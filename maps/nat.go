@@ -199,6 +199,13 @@ type NATStats struct {
 	Retries [loader.NATRetryBuckets]uint64
 }
 
+// Strained counts allocations that needed at least half the retry budget
+// (16 of 32) or failed: when it grows, the conntrack table is crowded for
+// some destinations and the control plane should run GC early.
+func (s NATStats) Strained() uint64 {
+	return s.Retries[4] + s.Retries[5] + s.Retries[6]
+}
+
 // NATRetryBucketNames label the Retries buckets.
 var NATRetryBucketNames = [loader.NATRetryBuckets]string{"0", "1", "2-3", "4-7", "8-15", "16-31", "exhausted"}
 
