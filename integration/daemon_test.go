@@ -255,3 +255,54 @@ func TestTransferSurvivesDaemonRestart(t *testing.T) {
 		t.Fatalf("server received %d bytes, sent %d", got, sent)
 	}
 }
+
+func TestMonitorStreamsDrops(t *testing.T) {
+	tp := newTopology(t)
+	c1, c2 := tp.AddContainer("c1"), tp.AddContainer("c2")
+	tp.MustEbpfnet("network", "create", "n1", "--subnet", "172.30.0.0/24")
+	tp.MustEbpfnet("attach", "--network", "n1", c1)
+	tp.MustEbpfnet("attach", "--network", "n1", c2)
+	mon := tp.EbpfnetCmd("monitor", "-o", "json")
+	stdout, err := mon.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mon.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mon.Process.Signal(syscall.SIGTERM); mon.Wait() })
+	events := make(chan map[string]any, 16)
+	go func() {
+		dec := json.NewDecoder(stdout)
+		for {
+			var ev map[string]any
+			if dec.Decode(&ev) != nil {
+				close(events)
+				return
+			}
+			events <- ev
+		}
+	}()
+
+	tp.Exec(c1, "ip", "addr", "add", "172.30.0.99/32", "dev", "eth0")
+	deadline := time.After(10 * time.Second)
+	for {
+		// The monitor may still be starting: keep sending until it reports.
+		exec.Command("ip", "netns", "exec", c1, "ping", "-c", "1", "-W", "1", "-I", "172.30.0.99", "172.30.0.3").Run()
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				t.Fatal("monitor exited")
+			}
+			tuple, iface := fmt.Sprint(ev["tuple"]), fmt.Sprint(ev["interface"])
+			if ev["type"] != "drop" || ev["reason"] != "spoofed_ip" || !strings.HasPrefix(tuple, "icmp 172.30.0.99:") ||
+				!strings.Contains(tuple, "-> 172.30.0.3:") || !strings.HasSuffix(iface, "endpoint "+c1) {
+				t.Fatalf("event %v: want a spoofed_ip drop 172.30.0.99 -> 172.30.0.3 on %s's veth", ev, c1)
+			}
+			return
+		case <-deadline:
+			t.Fatal("no drop event within 10s")
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}

@@ -109,6 +109,42 @@ type fromContainerEndpointInfo struct {
 	Pad     uint16
 }
 
+type fromContainerMonitorBudget struct {
+	_      structs.HostLayout
+	Second uint64
+	Used   uint32
+	Pad    uint32
+}
+
+type fromContainerMonitorControl struct {
+	_           structs.HostLayout
+	ListenUntil uint64
+	Rate        uint32
+	Pad         uint32
+}
+
+type fromContainerMonitorEvent struct {
+	_       structs.HostLayout
+	Ts      uint64
+	Ifindex uint32
+	Len     uint32
+	Type    uint8
+	Reason  uint8
+	Dir     uint8
+	Proto   uint8
+	Saddr   uint32
+	Daddr   uint32
+	Sport   uint16
+	Dport   uint16
+}
+
+type fromContainerMonitorType uint32
+
+const (
+	fromContainerMonitorTypeMONITOR_DROP     fromContainerMonitorType = 1
+	fromContainerMonitorTypeMONITOR_NEW_FLOW fromContainerMonitorType = 2
+)
+
 type fromContainerNetworkFlags uint32
 
 const (
@@ -177,6 +213,9 @@ const (
 	fromContainerMapEndpointIps           = "endpoint_ips"
 	fromContainerMapEndpointStats         = "endpoint_stats"
 	fromContainerMapEndpoints             = "endpoints"
+	fromContainerMapMonitorBudgets        = "monitor_budgets"
+	fromContainerMapMonitorCtl            = "monitor_ctl"
+	fromContainerMapMonitorEvents         = "monitor_events"
 	fromContainerMapNatAllocFailures      = "nat_alloc_failures"
 	fromContainerMapNatRetries            = "nat_retries"
 	fromContainerMapNetworks              = "networks"
@@ -190,6 +229,8 @@ const (
 	fromContainerVarBtfAnchorCtState      = "btf_anchor_ct_state"
 	fromContainerVarBtfAnchorDirection    = "btf_anchor_direction"
 	fromContainerVarBtfAnchorDropReason   = "btf_anchor_drop_reason"
+	fromContainerVarBtfAnchorMonitorEvent = "btf_anchor_monitor_event"
+	fromContainerVarBtfAnchorMonitorType  = "btf_anchor_monitor_type"
 	fromContainerVarBtfAnchorNetworkFlags = "btf_anchor_network_flags"
 	fromContainerVarBtfAnchorVerdict      = "btf_anchor_verdict"
 	fromContainerVarNatPortMax            = "nat_port_max"
@@ -250,6 +291,9 @@ type fromContainerMapSpecs struct {
 	EndpointIps      *ebpf.MapSpec `ebpf:"endpoint_ips"`
 	EndpointStats    *ebpf.MapSpec `ebpf:"endpoint_stats"`
 	Endpoints        *ebpf.MapSpec `ebpf:"endpoints"`
+	MonitorBudgets   *ebpf.MapSpec `ebpf:"monitor_budgets"`
+	MonitorCtl       *ebpf.MapSpec `ebpf:"monitor_ctl"`
+	MonitorEvents    *ebpf.MapSpec `ebpf:"monitor_events"`
 	NatAllocFailures *ebpf.MapSpec `ebpf:"nat_alloc_failures"`
 	NatRetries       *ebpf.MapSpec `ebpf:"nat_retries"`
 	Networks         *ebpf.MapSpec `ebpf:"networks"`
@@ -268,6 +312,8 @@ type fromContainerVariableSpecs struct {
 	BtfAnchorCtState      *ebpf.VariableSpec `ebpf:"btf_anchor_ct_state"`
 	BtfAnchorDirection    *ebpf.VariableSpec `ebpf:"btf_anchor_direction"`
 	BtfAnchorDropReason   *ebpf.VariableSpec `ebpf:"btf_anchor_drop_reason"`
+	BtfAnchorMonitorEvent *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_event"`
+	BtfAnchorMonitorType  *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_type"`
 	BtfAnchorNetworkFlags *ebpf.VariableSpec `ebpf:"btf_anchor_network_flags"`
 	BtfAnchorVerdict      *ebpf.VariableSpec `ebpf:"btf_anchor_verdict"`
 	NatPortMax            *ebpf.VariableSpec `ebpf:"nat_port_max"`
@@ -299,6 +345,9 @@ type fromContainerMaps struct {
 	EndpointIps      *ebpf.Map `ebpf:"endpoint_ips"`
 	EndpointStats    *ebpf.Map `ebpf:"endpoint_stats"`
 	Endpoints        *ebpf.Map `ebpf:"endpoints"`
+	MonitorBudgets   *ebpf.Map `ebpf:"monitor_budgets"`
+	MonitorCtl       *ebpf.Map `ebpf:"monitor_ctl"`
+	MonitorEvents    *ebpf.Map `ebpf:"monitor_events"`
 	NatAllocFailures *ebpf.Map `ebpf:"nat_alloc_failures"`
 	NatRetries       *ebpf.Map `ebpf:"nat_retries"`
 	Networks         *ebpf.Map `ebpf:"networks"`
@@ -316,6 +365,9 @@ func (m *fromContainerMaps) Close() error {
 		m.EndpointIps,
 		m.EndpointStats,
 		m.Endpoints,
+		m.MonitorBudgets,
+		m.MonitorCtl,
+		m.MonitorEvents,
 		m.NatAllocFailures,
 		m.NatRetries,
 		m.Networks,
@@ -335,6 +387,8 @@ type fromContainerVariables struct {
 	BtfAnchorCtState      *ebpf.Variable `ebpf:"btf_anchor_ct_state"`
 	BtfAnchorDirection    *ebpf.Variable `ebpf:"btf_anchor_direction"`
 	BtfAnchorDropReason   *ebpf.Variable `ebpf:"btf_anchor_drop_reason"`
+	BtfAnchorMonitorEvent *ebpf.Variable `ebpf:"btf_anchor_monitor_event"`
+	BtfAnchorMonitorType  *ebpf.Variable `ebpf:"btf_anchor_monitor_type"`
 	BtfAnchorNetworkFlags *ebpf.Variable `ebpf:"btf_anchor_network_flags"`
 	BtfAnchorVerdict      *ebpf.Variable `ebpf:"btf_anchor_verdict"`
 	NatPortMax            *ebpf.Variable `ebpf:"nat_port_max"`

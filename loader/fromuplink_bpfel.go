@@ -21,6 +21,9 @@ const (
 	fromUplinkMapEndpointIps           = "endpoint_ips"
 	fromUplinkMapEndpointStats         = "endpoint_stats"
 	fromUplinkMapEndpoints             = "endpoints"
+	fromUplinkMapMonitorBudgets        = "monitor_budgets"
+	fromUplinkMapMonitorCtl            = "monitor_ctl"
+	fromUplinkMapMonitorEvents         = "monitor_events"
 	fromUplinkMapNatAllocFailures      = "nat_alloc_failures"
 	fromUplinkMapNatRetries            = "nat_retries"
 	fromUplinkMapNetworks              = "networks"
@@ -34,6 +37,8 @@ const (
 	fromUplinkVarBtfAnchorCtState      = "btf_anchor_ct_state"
 	fromUplinkVarBtfAnchorDirection    = "btf_anchor_direction"
 	fromUplinkVarBtfAnchorDropReason   = "btf_anchor_drop_reason"
+	fromUplinkVarBtfAnchorMonitorEvent = "btf_anchor_monitor_event"
+	fromUplinkVarBtfAnchorMonitorType  = "btf_anchor_monitor_type"
 	fromUplinkVarBtfAnchorNetworkFlags = "btf_anchor_network_flags"
 	fromUplinkVarBtfAnchorVerdict      = "btf_anchor_verdict"
 	fromUplinkVarNatPortMax            = "nat_port_max"
@@ -94,6 +99,9 @@ type fromUplinkMapSpecs struct {
 	EndpointIps      *ebpf.MapSpec `ebpf:"endpoint_ips"`
 	EndpointStats    *ebpf.MapSpec `ebpf:"endpoint_stats"`
 	Endpoints        *ebpf.MapSpec `ebpf:"endpoints"`
+	MonitorBudgets   *ebpf.MapSpec `ebpf:"monitor_budgets"`
+	MonitorCtl       *ebpf.MapSpec `ebpf:"monitor_ctl"`
+	MonitorEvents    *ebpf.MapSpec `ebpf:"monitor_events"`
 	NatAllocFailures *ebpf.MapSpec `ebpf:"nat_alloc_failures"`
 	NatRetries       *ebpf.MapSpec `ebpf:"nat_retries"`
 	Networks         *ebpf.MapSpec `ebpf:"networks"`
@@ -112,6 +120,8 @@ type fromUplinkVariableSpecs struct {
 	BtfAnchorCtState      *ebpf.VariableSpec `ebpf:"btf_anchor_ct_state"`
 	BtfAnchorDirection    *ebpf.VariableSpec `ebpf:"btf_anchor_direction"`
 	BtfAnchorDropReason   *ebpf.VariableSpec `ebpf:"btf_anchor_drop_reason"`
+	BtfAnchorMonitorEvent *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_event"`
+	BtfAnchorMonitorType  *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_type"`
 	BtfAnchorNetworkFlags *ebpf.VariableSpec `ebpf:"btf_anchor_network_flags"`
 	BtfAnchorVerdict      *ebpf.VariableSpec `ebpf:"btf_anchor_verdict"`
 	NatPortMax            *ebpf.VariableSpec `ebpf:"nat_port_max"`
@@ -143,6 +153,9 @@ type fromUplinkMaps struct {
 	EndpointIps      *ebpf.Map `ebpf:"endpoint_ips"`
 	EndpointStats    *ebpf.Map `ebpf:"endpoint_stats"`
 	Endpoints        *ebpf.Map `ebpf:"endpoints"`
+	MonitorBudgets   *ebpf.Map `ebpf:"monitor_budgets"`
+	MonitorCtl       *ebpf.Map `ebpf:"monitor_ctl"`
+	MonitorEvents    *ebpf.Map `ebpf:"monitor_events"`
 	NatAllocFailures *ebpf.Map `ebpf:"nat_alloc_failures"`
 	NatRetries       *ebpf.Map `ebpf:"nat_retries"`
 	Networks         *ebpf.Map `ebpf:"networks"`
@@ -160,6 +173,9 @@ func (m *fromUplinkMaps) Close() error {
 		m.EndpointIps,
 		m.EndpointStats,
 		m.Endpoints,
+		m.MonitorBudgets,
+		m.MonitorCtl,
+		m.MonitorEvents,
 		m.NatAllocFailures,
 		m.NatRetries,
 		m.Networks,
@@ -179,6 +195,8 @@ type fromUplinkVariables struct {
 	BtfAnchorCtState      *ebpf.Variable `ebpf:"btf_anchor_ct_state"`
 	BtfAnchorDirection    *ebpf.Variable `ebpf:"btf_anchor_direction"`
 	BtfAnchorDropReason   *ebpf.Variable `ebpf:"btf_anchor_drop_reason"`
+	BtfAnchorMonitorEvent *ebpf.Variable `ebpf:"btf_anchor_monitor_event"`
+	BtfAnchorMonitorType  *ebpf.Variable `ebpf:"btf_anchor_monitor_type"`
 	BtfAnchorNetworkFlags *ebpf.Variable `ebpf:"btf_anchor_network_flags"`
 	BtfAnchorVerdict      *ebpf.Variable `ebpf:"btf_anchor_verdict"`
 	NatPortMax            *ebpf.Variable `ebpf:"nat_port_max"`

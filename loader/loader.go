@@ -62,6 +62,8 @@ type Maps struct {
 	Ports            *ebpf.Map `ebpf:"ports"`
 	NATRetries       *ebpf.Map `ebpf:"nat_retries"`
 	NATAllocFailures *ebpf.Map `ebpf:"nat_alloc_failures"`
+	MonitorEvents    *ebpf.Map `ebpf:"monitor_events"`
+	MonitorCtl       *ebpf.Map `ebpf:"monitor_ctl"`
 }
 
 // Datapath is a loaded datapath. Close releases this process's handles; what
@@ -321,6 +323,7 @@ func assignMaps(dst *Maps, all map[string]*ebpf.Map) error {
 		"drop_counters": &dst.DropCounters, "endpoint_stats": &dst.EndpointStats,
 		"conntrack": &dst.Conntrack, "uplinks": &dst.Uplinks, "uplink_ips": &dst.UplinkIPs,
 		"ports": &dst.Ports, "nat_retries": &dst.NATRetries, "nat_alloc_failures": &dst.NATAllocFailures,
+		"monitor_events": &dst.MonitorEvents, "monitor_ctl": &dst.MonitorCtl,
 	}
 	for name, field := range fields {
 		m, ok := all[name]

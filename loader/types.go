@@ -18,6 +18,9 @@ type (
 	PortKey          = fromContainerPortKey
 	PortBinding      = fromContainerPortBinding
 	UplinkInfo       = fromContainerUplinkInfo
+	MonitorEvent     = fromContainerMonitorEvent
+	MonitorControl   = fromContainerMonitorControl
+	MonitorType      = fromContainerMonitorType
 )
 
 const (
@@ -46,6 +49,9 @@ const (
 	CTStateEstablished = fromContainerCtStateCT_ST_ESTABLISHED
 	CTStateFIN         = fromContainerCtStateCT_ST_FIN
 	CTStateRST         = fromContainerCtStateCT_ST_RST
+
+	MonitorDrop    = fromContainerMonitorTypeMONITOR_DROP
+	MonitorNewFlow = fromContainerMonitorTypeMONITOR_NEW_FLOW
 )
 
 // NATRetryBuckets is the length of the nat_retries histogram: 0, 1, 2-3,

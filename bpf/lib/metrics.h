@@ -4,6 +4,7 @@
 
 #include "common.h"
 #include "drop.h"
+#include "monitor.h"
 
 struct counter {
 	__u64 packets;
@@ -67,6 +68,7 @@ static __always_inline int drop(struct __sk_buff *skb, enum direction dir, enum 
 	if (c)
 		counter_add(c, skb->len);
 	count_verdict(dir, VERDICT_DROP, skb->len);
+	monitor_emit(skb, MONITOR_DROP, dir, reason);
 	return TC_ACT_SHOT;
 }
 

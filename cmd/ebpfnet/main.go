@@ -113,6 +113,7 @@ pins are per instance (see --state-dir and --pin-root).`,
 		newPortCmd(g),
 		newCTCmd(g),
 		newNATCmd(g),
+		newMonitorCmd(g),
 	)
 	return root
 }

@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Datapath events for `ebpfnet monitor`, through a ring buffer.
+ *
+ * Nobody listening costs one array lookup on the (cold) paths that emit: a
+ * monitor keeps monitor_control.listen_until a second or two in the future
+ * while it runs, so a monitor that dies stops the events by itself. Events are
+ * rate limited per CPU so a drop storm cannot flood the buffer. */
+#pragma once
+
+#include "common.h"
+
+enum monitor_type {
+	MONITOR_DROP = 1,
+	MONITOR_NEW_FLOW = 2,
+};
+
+struct monitor_event {
+	__u64 ts; /* bpf_ktime_get_ns */
+	__u32 ifindex;
+	__u32 len;
+	__u8 type;   /* enum monitor_type */
+	__u8 reason; /* enum drop_reason, for drops */
+	__u8 dir;    /* enum direction */
+	__u8 proto;  /* 0: not IPv4 */
+	__be32 saddr;
+	__be32 daddr;
+	__be16 sport;
+	__be16 dport;
+};
+
+struct monitor_control {
+	__u64 listen_until; /* ktime ns; 0: nobody listens */
+	__u32 rate;         /* events per second per CPU */
+	__u32 _pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 * 1024);
+} monitor_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct monitor_control);
+} monitor_ctl SEC(".maps");
+
+struct monitor_budget {
+	__u64 second;
+	__u32 used;
+	__u32 _pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct monitor_budget);
+} monitor_budgets SEC(".maps");
+
+static __always_inline int monitor_allowed(void)
+{
+	__u32 zero = 0;
+	struct monitor_control *ctl = bpf_map_lookup_elem(&monitor_ctl, &zero);
+	struct monitor_budget *b;
+	__u64 now, sec;
+
+	if (!ctl || !ctl->listen_until)
+		return 0;
+	now = bpf_ktime_get_ns();
+	if (now > ctl->listen_until)
+		return 0;
+	b = bpf_map_lookup_elem(&monitor_budgets, &zero);
+	if (!b)
+		return 0;
+	sec = now / 1000000000ULL;
+	if (b->second != sec) {
+		b->second = sec;
+		b->used = 0;
+	}
+	if (b->used >= ctl->rate)
+		return 0;
+	b->used++;
+	return 1;
+}
+
+/* Reads the tuple with bpf_skb_load_bytes: callers may have moved packet
+ * data, and this runs on cold paths only. */
+static __always_inline void monitor_emit(struct __sk_buff *skb, enum monitor_type type, __u8 dir, __u8 reason)
+{
+	struct monitor_event *e;
+	struct iphdr ip;
+	__u16 ports[2];
+
+	if (!monitor_allowed())
+		return;
+	e = bpf_ringbuf_reserve(&monitor_events, sizeof(*e), 0);
+	if (!e)
+		return;
+	__builtin_memset(e, 0, sizeof(*e));
+	e->ts = bpf_ktime_get_ns();
+	e->ifindex = skb->ingress_ifindex;
+	e->len = skb->len;
+	e->type = type;
+	e->reason = reason;
+	e->dir = dir;
+	if (skb->protocol == bpf_htons(ETH_P_IP) && !bpf_skb_load_bytes(skb, sizeof(struct ethhdr), &ip, sizeof(ip))) {
+		e->proto = ip.protocol;
+		e->saddr = ip.saddr;
+		e->daddr = ip.daddr;
+		if ((ip.protocol == IPPROTO_TCP || ip.protocol == IPPROTO_UDP) && !(ip.frag_off & bpf_htons(0x1fff)) &&
+		    !bpf_skb_load_bytes(skb, sizeof(struct ethhdr) + ip.ihl * 4, ports, sizeof(ports))) {
+			e->sport = ports[0];
+			e->dport = ports[1];
+		}
+	}
+	bpf_ringbuf_submit(e, 0);
+}
+
+/* Keeps the event layout in BTF (it is only reached through the ring
+ * buffer) so bpf2go mirrors it to Go. */
+const volatile struct monitor_event btf_anchor_monitor_event __attribute__((unused));
+const volatile enum monitor_type btf_anchor_monitor_type __attribute__((unused));
