@@ -100,7 +100,7 @@ static __always_inline int tracked(struct __sk_buff *skb, const struct l4_meta *
 static __always_inline int create_flow(struct __sk_buff *skb, const struct ct_key *k, const struct l4_meta *m,
 				       struct ct_entry *fe)
 {
-	switch (ct_create(k, fe, 1)) {
+	switch (ct_create(skb, k, fe, 1)) {
 	case CT_CREATED:
 		return 0;
 	case CT_RACED:

@@ -68,7 +68,7 @@ static __always_inline int dnat(struct __sk_buff *skb, const struct port_binding
 	fe.kind = CT_KIND_DNAT;
 	if (m->proto == IPPROTO_TCP)
 		fe.state = ct_tcp_state(0, m->tcp_flags);
-	switch (ct_create(k, &fe, 0)) {
+	switch (ct_create(skb, k, &fe, 0)) {
 	case CT_CREATED:
 		break;
 	case CT_RACED:

@@ -297,3 +297,33 @@ func TestConntrackTableSize(t *testing.T) {
 		t.Fatalf("resize while pinned: %v %s", err, errOut)
 	}
 }
+
+func TestMasqueradeNeverAliasesHostSockets(t *testing.T) {
+	tp := natHost(t)
+	c := tp.AddContainer("c")
+	tp.MustEbpfnet("attach", "--network", "n1", c)
+	testutil.Serve(t, tp.Namespace(tp.Ext), "ext", ":9000")
+	// The host holds 198.18.0.2:41000 -> ext:9000 ...
+	hostConn, err := testutil.DialFrom(tp.Namespace(tp.Host), "tcp4", hostAddr+":41000", extAddr+":9000", 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hostConn.Close()
+	// ... so the container's flow from port 41000 must leave from another.
+	cc, err := testutil.DialFrom(tp.Namespace(c), "tcp4", "172.30.0.2:41000", extAddr+":9000", 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	line, err := testutil.AskOn(cc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(line, "ext "+hostAddr+":") || strings.HasSuffix(line, ":41000") {
+		t.Fatalf("outside saw %q: want the host address with a port other than the host socket's 41000", line)
+	}
+	// Both connections still work.
+	if l, err := testutil.AskOn(hostConn); err != nil || l != "ext "+hostAddr+":41000" {
+		t.Fatalf("host connection: %q %v", l, err)
+	}
+}

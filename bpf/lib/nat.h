@@ -124,12 +124,36 @@ enum ct_create_result {
 	CT_FAILED = 3,
 };
 
+/* Whether a socket of the host already owns the reply tuple rk (a
+ * connection from the host's address and port, or a listener on it): a
+ * masqueraded flow must never alias it, so such ports are skipped. */
+static __always_inline int host_socket_holds(struct __sk_buff *skb, const struct ct_key *rk)
+{
+	struct bpf_sock_tuple t = {
+		.ipv4 = { .saddr = rk->saddr, .daddr = rk->daddr, .sport = rk->sport, .dport = rk->dport },
+	};
+	struct bpf_sock *sk;
+
+	if (rk->proto == IPPROTO_TCP)
+		sk = bpf_skc_lookup_tcp(skb, &t, sizeof(t.ipv4), BPF_F_CURRENT_NETNS, 0);
+	else if (rk->proto == IPPROTO_UDP)
+		sk = bpf_sk_lookup_udp(skb, &t, sizeof(t.ipv4), BPF_F_CURRENT_NETNS, 0);
+	else
+		return 0;
+	if (!sk)
+		return 0;
+	bpf_sk_release(sk);
+	return 1;
+}
+
 /* Creates both entries of a new flow. fe holds the forward rewrite; with
- * alloc, new_sport is chosen here so that the reply tuple is unique: the
- * original port first, then random ones, then sequentially. The reply entry
- * is claimed first with NOEXIST, so two flows can never share a reply tuple;
- * it is rolled back if the forward entry cannot be written. */
-static __always_inline enum ct_create_result ct_create(const struct ct_key *k, struct ct_entry *fe, int alloc)
+ * alloc, new_sport is chosen here so that the reply tuple is unique and owned
+ * by no host socket: the original port first, then random ones, then
+ * sequentially. The reply entry is claimed first with NOEXIST, so two flows
+ * can never share a reply tuple; it is rolled back if the forward entry
+ * cannot be written. */
+static __always_inline enum ct_create_result ct_create(struct __sk_buff *skb, const struct ct_key *k,
+						       struct ct_entry *fe, int alloc)
 {
 	__u32 min = nat_port_min, max = nat_port_max, range, port, i;
 	__u64 now = bpf_ktime_get_ns();
@@ -152,7 +176,7 @@ static __always_inline enum ct_create_result ct_create(const struct ct_key *k, s
 		ct_reply_key(&rk, k, fe);
 		fe->peer = rk;
 		ct_peer_entry(&re, k, fe, now);
-		err = bpf_map_update_elem(&conntrack, &rk, &re, BPF_NOEXIST);
+		err = alloc && host_socket_holds(skb, &rk) ? -EEXIST : bpf_map_update_elem(&conntrack, &rk, &re, BPF_NOEXIST);
 		if (!err) {
 			err = bpf_map_update_elem(&conntrack, k, fe, BPF_NOEXIST);
 			if (err) {

@@ -90,6 +90,37 @@ func Dial(ns netnsutil.Namespace, network, addr string, timeout time.Duration) (
 	return c, err
 }
 
+// DialFrom is Dial from a given local address.
+func DialFrom(ns netnsutil.Namespace, network, local, addr string, timeout time.Duration) (net.Conn, error) {
+	var c net.Conn
+	err := netnsutil.Do(ns, func() error {
+		d := net.Dialer{Timeout: timeout}
+		var err error
+		switch network {
+		case "udp4":
+			d.LocalAddr, err = net.ResolveUDPAddr(network, local)
+		default:
+			d.LocalAddr, err = net.ResolveTCPAddr(network, local)
+		}
+		if err != nil {
+			return err
+		}
+		c, err = d.Dial(network, addr)
+		return err
+	})
+	return c, err
+}
+
+// AskOn sends one request on an open connection and returns the reply line.
+func AskOn(c net.Conn) (string, error) {
+	c.SetDeadline(time.Now().Add(3 * time.Second))
+	if _, err := c.Write([]byte("hello\n")); err != nil {
+		return "", err
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	return strings.TrimSpace(line), err
+}
+
 // Ask sends one request to a named server from ns and returns its reply
 // line: "<server name> <source address it saw>".
 func Ask(ns netnsutil.Namespace, network, addr string) (string, error) {
@@ -98,15 +129,7 @@ func Ask(ns netnsutil.Namespace, network, addr string) (string, error) {
 		return "", err
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(3 * time.Second))
-	if _, err := c.Write([]byte("hello\n")); err != nil {
-		return "", err
-	}
-	line, err := bufio.NewReader(c).ReadString('\n')
-	if err != nil {
-		return "", err
-	}
-	return strings.TrimSpace(line), nil
+	return AskOn(c)
 }
 
 // Reply is a parsed server reply.
