@@ -203,7 +203,7 @@ type NATStats struct {
 // (16 of 32) or failed: when it grows, the conntrack table is crowded for
 // some destinations and the control plane should run GC early.
 func (s NATStats) Strained() uint64 {
-	return s.Retries[4] + s.Retries[5] + s.Retries[6]
+	return s.Retries[5] + s.Retries[6] // 16-31 retries, exhausted
 }
 
 // NATRetryBucketNames label the Retries buckets.

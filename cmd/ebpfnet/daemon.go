@@ -81,6 +81,14 @@ SIGINT without detaching anything.`,
 
 			tick := time.NewTicker(gcInterval)
 			defer tick.Stop()
+			// Allocations that needed half the retry budget mean the table
+			// is crowded for some destination: collect early, as Cilium does.
+			strain := time.NewTicker(time.Second)
+			defer strain.Stop()
+			var strained uint64
+			if s, err := views.NATStats(); err == nil {
+				strained = s.Strained()
+			}
 			for {
 				select {
 				case <-ctx.Done():
@@ -92,6 +100,12 @@ SIGINT without detaching anything.`,
 						err = nil
 					}
 					return errors.Join(err, inst.ReleaseIfUnused())
+				case <-strain.C:
+					if s, err := views.NATStats(); err == nil && s.Strained() > strained {
+						strained = s.Strained()
+						log.Info("NAT port allocation under strain: conntrack gc early")
+						gc()
+					}
 				case <-tick.C:
 					gc()
 					if gone, err := inst.Reconcile(); err != nil {
