@@ -18,7 +18,15 @@ type MapUsage struct {
 func (v *Views) MapUsage() ([]MapUsage, error) {
 	var out []MapUsage
 	for name, m := range v.tables() {
-		n, err := countEntries(m)
+		count := countEntries
+		if m == v.m.Conntrack {
+			// Up to 512k entries at every scrape: read in batches.
+			count = func(*ebpf.Map) (int, error) {
+				entries, err := v.snapshot()
+				return len(entries), err
+			}
+		}
+		n, err := count(m)
 		if err != nil {
 			return nil, fmt.Errorf("count %s: %w", name, err)
 		}
