@@ -102,6 +102,7 @@ static __always_inline int create_flow(struct __sk_buff *skb, const struct ct_ke
 {
 	switch (ct_create(skb, k, fe, 1)) {
 	case CT_CREATED:
+		monitor_emit(skb, MONITOR_NEW_FLOW, DIR, 0);
 		return 0;
 	case CT_RACED:
 		return ct_lookup(k, m, fe) ? 0 : drop(skb, DIR, DROP_CT_MAP_FULL);

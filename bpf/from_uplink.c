@@ -70,6 +70,7 @@ static __always_inline int dnat(struct __sk_buff *skb, const struct port_binding
 		fe.state = ct_tcp_state(0, m->tcp_flags);
 	switch (ct_create(skb, k, &fe, 0)) {
 	case CT_CREATED:
+		monitor_emit(skb, MONITOR_NEW_FLOW, DIR, 0);
 		break;
 	case CT_RACED:
 		if (!ct_lookup(k, m, &fe))

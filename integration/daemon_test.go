@@ -256,7 +256,7 @@ func TestTransferSurvivesDaemonRestart(t *testing.T) {
 	}
 }
 
-func TestMonitorStreamsDrops(t *testing.T) {
+func TestMonitorStreamsDropsAndNewFlows(t *testing.T) {
 	tp := newTopology(t)
 	c1, c2 := tp.AddContainer("c1"), tp.AddContainer("c2")
 	tp.MustEbpfnet("network", "create", "n1", "--subnet", "172.30.0.0/24")
@@ -285,23 +285,35 @@ func TestMonitorStreamsDrops(t *testing.T) {
 	}()
 
 	tp.Exec(c1, "ip", "addr", "add", "172.30.0.99/32", "dev", "eth0")
+	testutil.Serve(t, tp.Namespace(tp.Ext), "ext", ":9000")
+	sawNewFlow := false
 	deadline := time.After(10 * time.Second)
 	for {
 		// The monitor may still be starting: keep sending until it reports.
 		exec.Command("ip", "netns", "exec", c1, "ping", "-c", "1", "-W", "1", "-I", "172.30.0.99", "172.30.0.3").Run()
+		testutil.Ask(tp.Namespace(c1), "tcp4", extAddr+":9000") // a new masqueraded flow
 		select {
 		case ev, ok := <-events:
 			if !ok {
 				t.Fatal("monitor exited")
 			}
 			tuple, iface := fmt.Sprint(ev["tuple"]), fmt.Sprint(ev["interface"])
+			if ev["type"] == "new_flow" {
+				if !strings.HasPrefix(tuple, "tcp 172.30.0.2:") || !strings.HasSuffix(tuple, "-> "+extAddr+":9000") {
+					t.Fatalf("new flow event %v", ev)
+				}
+				sawNewFlow = true
+				continue
+			}
 			if ev["type"] != "drop" || ev["reason"] != "spoofed_ip" || !strings.HasPrefix(tuple, "icmp 172.30.0.99:") ||
 				!strings.Contains(tuple, "-> 172.30.0.3:") || !strings.HasSuffix(iface, "endpoint "+c1) {
 				t.Fatalf("event %v: want a spoofed_ip drop 172.30.0.99 -> 172.30.0.3 on %s's veth", ev, c1)
 			}
-			return
+			if sawNewFlow {
+				return
+			}
 		case <-deadline:
-			t.Fatal("no drop event within 10s")
+			t.Fatalf("within 10s: no drop event, or no new flow event (saw one: %v)", sawNewFlow)
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
