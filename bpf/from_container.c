@@ -240,18 +240,20 @@ int from_container(struct __sk_buff *skb)
 	if (p.ip->saddr != src->ip)
 		return drop(skb, DIR, DROP_SPOOFED_IP);
 
-	t = ct_extract(skb, &p, &k, &m);
-	if (t == TUPLE_OK && ct_lookup(&k, &m, &e))
-		return tracked(skb, &m, &k, &e, NULL);
-	if (t == TUPLE_ICMP_ERROR) {
-		struct icmp_err ie;
-
-		if (nat_icmp_error_lookup(skb, &m, &ie, &e))
-			return tracked(skb, &m, &k, &e, &ie);
-	}
-
-	dst = bpf_map_lookup_elem(&endpoint_ips, &k.daddr);
+	/* Container to container first: no tracked flow is ever addressed to an
+	 * endpoint on the wire (NATed flows go to host or outside addresses),
+	 * so this traffic skips the conntrack lookup. */
+	dst = bpf_map_lookup_elem(&endpoint_ips, &p.ip->daddr);
 	if (!dst) {
+		t = ct_extract(skb, &p, &k, &m);
+		if (t == TUPLE_OK && ct_lookup(&k, &m, &e))
+			return tracked(skb, &m, &k, &e, NULL);
+		if (t == TUPLE_ICMP_ERROR) {
+			struct icmp_err ie;
+
+			if (nat_icmp_error_lookup(skb, &m, &ie, &e))
+				return tracked(skb, &m, &k, &e, &ie);
+		}
 		if (isolated_subnet(src, k.daddr))
 			return drop(skb, DIR, DROP_NETWORK_ISOLATION);
 		return to_outside(skb, src, &k, &m, t);
