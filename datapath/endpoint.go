@@ -408,9 +408,7 @@ func (i *Instance) teardown(ep Endpoint) error {
 	}
 	errs = append(errs, views.DeleteEndpoint(ep.HostIfindex, ep.IP))
 	// Its flows die with it: a new endpoint may get the address.
-	_, err = views.DeleteFlows(func(f maps.Flow) bool {
-		return f.Tuple.Src.Addr() == ep.IP || f.Tuple.Dst.Addr() == ep.IP || f.Translated.Src.Addr() == ep.IP || f.Translated.Dst.Addr() == ep.IP
-	})
+	_, err = views.DeleteEndpointFlows(ep.IP)
 	errs = append(errs, err)
 	return errors.Join(errs...)
 }
