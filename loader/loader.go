@@ -5,8 +5,11 @@
 package loader
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 
@@ -78,13 +81,14 @@ type Datapath struct {
 
 type object struct {
 	load     func() (*ebpf.CollectionSpec, error)
+	elf      *[]byte // the embedded object, for the build ID
 	programs []string
 }
 
 var objects = []object{
-	{loadFromContainer, []string{ProgFromContainer}},
-	{loadFromUplink, []string{ProgFromUplink}},
-	{loadSock, SockPrograms},
+	{loadFromContainer, &_FromContainerBytes, []string{ProgFromContainer}},
+	{loadFromUplink, &_FromUplinkBytes, []string{ProgFromUplink}},
+	{loadSock, &_SockBytes, SockPrograms},
 }
 
 // Load creates or reopens the datapath.
@@ -103,8 +107,15 @@ func Load(opts Options) (*Datapath, error) {
 			}
 		}
 	}
+	build, err := d.buildID()
+	if err != nil {
+		return nil, err
+	}
+	// The verifier is most of a command's run time: when the pinned
+	// programs come from this very build and configuration, reuse them.
+	reuse := d.pinnedBuild() == build
 	for _, obj := range objects {
-		if err := d.loadObject(obj); err != nil {
+		if err := d.loadObject(obj, reuse); err != nil {
 			d.Close()
 			return nil, err
 		}
@@ -113,10 +124,55 @@ func Load(opts Options) (*Datapath, error) {
 		d.Close()
 		return nil, err
 	}
+	if !reuse {
+		if err := d.pinBuild(build); err != nil {
+			d.Close()
+			return nil, err
+		}
+	}
 	return d, nil
 }
 
-func (d *Datapath) loadObject(obj object) error {
+// buildID identifies the programs this process would load: the embedded
+// objects and the load-time constants.
+func (d *Datapath) buildID() (string, error) {
+	h := sha256.New()
+	for _, obj := range objects {
+		h.Write(*obj.elf)
+	}
+	cookie, err := netnsCookie()
+	if err != nil {
+		return "", err
+	}
+	min, max := d.opts.natPorts()
+	fmt.Fprintf(h, "cookie=%d nat=%d-%d", cookie, min, max)
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func (d *Datapath) buildPath() string { return filepath.Join(d.pinRoot, "progs", "build") }
+
+// The build ID of the pinned programs lives in the name of an empty pinned
+// directory next to them, so it disappears with them.
+func (d *Datapath) pinnedBuild() string {
+	if d.pinRoot == "" {
+		return ""
+	}
+	entries, err := os.ReadDir(d.buildPath())
+	if err != nil || len(entries) != 1 {
+		return ""
+	}
+	return entries[0].Name()
+}
+
+func (d *Datapath) pinBuild(id string) error {
+	if d.pinRoot == "" {
+		return nil
+	}
+	os.RemoveAll(d.buildPath())
+	return os.MkdirAll(filepath.Join(d.buildPath(), id), 0o700)
+}
+
+func (d *Datapath) loadObject(obj object, reusePinned bool) error {
 	spec, err := obj.load()
 	if err != nil {
 		return err
@@ -138,6 +194,9 @@ func (d *Datapath) loadObject(obj object) error {
 		}
 		replacements[name] = m
 	}
+	if reusePinned && d.loadPinnedPrograms(obj) == nil {
+		return nil
+	}
 	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{MapReplacements: replacements})
 	if err != nil {
 		var ve *ebpf.VerifierError
@@ -157,6 +216,23 @@ func (d *Datapath) loadObject(obj object) error {
 		}
 		d.programs[name] = prog
 	}
+	return nil
+}
+
+// loadPinnedPrograms opens the pinned programs of obj, all or none.
+func (d *Datapath) loadPinnedPrograms(obj object) error {
+	progs := map[string]*ebpf.Program{}
+	for _, name := range obj.programs {
+		p, err := ebpf.LoadPinnedProgram(filepath.Join(d.pinRoot, "progs", name), nil)
+		if err != nil {
+			for _, p := range progs {
+				p.Close()
+			}
+			return err
+		}
+		progs[name] = p
+	}
+	maps.Copy(d.programs, progs)
 	return nil
 }
 
