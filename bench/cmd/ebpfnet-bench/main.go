@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -27,7 +28,9 @@ type config struct {
 	reps       int
 	modes      []string
 	out        string
-	ebpfnetBin string
+	ebpfnetBin string // the private copy the run uses
+	ebpfnetSrc string // what -ebpfnet named
+	ebpfnetSum string // its sha256
 	self       string
 	clientCPU  int
 	serverCPU  int
@@ -182,11 +185,22 @@ func run(cfg *config) error {
 	if cfg.clientCPU >= 0 && cfg.serverCPU >= 0 && cfg.clientCPU == cfg.serverCPU {
 		return errors.New("client and server CPUs must differ")
 	}
-	abs, err := filepath.Abs(cfg.ebpfnetBin)
-	if err != nil {
-		return err
+	// Run a private copy of ebpfnet: bin/ebpfnet may be rebuilt while the
+	// benchmark runs, and a build with other map layouts cannot use the
+	// instance's pins.
+	snap, sum, err := snapshot(cfg.ebpfnetBin)
+	if err != nil && slicesContains(cfg.modes, "ebpfnet") {
+		return fmt.Errorf("ebpfnet binary: %w (run make build)", err)
 	}
-	cfg.ebpfnetBin = abs
+	if snap != "" {
+		defer os.RemoveAll(filepath.Dir(snap))
+		cfg.ebpfnetSrc, cfg.ebpfnetBin, cfg.ebpfnetSum = cfg.ebpfnetBin, snap, sum
+	}
+	// The same for this program, which the namespaces run as the traffic tools.
+	if self, _, err := snapshot(cfg.self); err == nil {
+		defer os.RemoveAll(filepath.Dir(self))
+		cfg.self = self
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -212,15 +226,8 @@ func run(cfg *config) error {
 		e := newEnv(m, "bn"+id+m[:1], cfg, b.r, b.logf)
 		b.envs = append(b.envs, e)
 		b.logf("setup %-8s (namespaces %s-*)", m, e.prefix)
-		if m == "ebpfnet" {
-			if _, err := os.Stat(cfg.ebpfnetBin); err != nil {
-				e.broken = fmt.Errorf("ebpfnet binary: %w (run make build)", err)
-			}
-		}
-		if e.broken == nil {
-			if err := e.setup(ctx); err != nil {
-				e.broken = fmt.Errorf("setup: %w", err)
-			}
+		if err := e.setup(ctx); err != nil {
+			e.broken = fmt.Errorf("setup: %w", err)
 		}
 		if e.broken != nil {
 			b.logf("!! %s: %v -- every %s cell will be recorded as failed", m, e.broken, m)
@@ -450,6 +457,35 @@ func (b *bench) skip(e *env, n int, why string) {
 			b.res.Samples = append(b.res.Samples, report.Sample{Rep: b.rep, Mode: e.mode, Workload: w.name, Metric: m.name, Unit: m.unit, N: n, Error: why, At: time.Now()})
 		}
 	}
+}
+
+// snapshot copies bin into a private temp dir and returns the copy's path
+// and the sha256 of its content.
+func snapshot(bin string) (string, string, error) {
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		return "", "", err
+	}
+	dir, err := os.MkdirTemp("", "ebpfnet-bench-bin-")
+	if err != nil {
+		return "", "", err
+	}
+	dst := filepath.Join(dir, "ebpfnet")
+	if err := os.WriteFile(dst, data, 0o755); err != nil {
+		os.RemoveAll(dir)
+		return "", "", err
+	}
+	sum := sha256.Sum256(data)
+	return dst, hex.EncodeToString(sum[:]), nil
+}
+
+func slicesContains(xs []string, x string) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
 }
 
 func randHex(n int) string {

@@ -25,7 +25,7 @@ func (c *config) params() map[string]string {
 		"udp":            fmt.Sprintf("%d-byte datagrams from one socket for %s, at most %d", c.udpSize, c.udpTime, c.udpMax),
 		"scale_n":        fmt.Sprint(c.scaleNs),
 		"attach_n":       fmt.Sprint(c.attachNs),
-		"ebpfnet_bin":    c.ebpfnetBin,
+		"ebpfnet_bin":    c.ebpfnetSrc + " (run from a private copy)",
 		"other_ports_at": "host ports 10000+, 1000 per dummy container; their rules precede the measured ones",
 	}
 }
@@ -40,14 +40,15 @@ func cmdOut(args ...string) string {
 
 func machineInfo(c *config) map[string]string {
 	m := map[string]string{
-		"kernel":   cmdOut("uname", "-r"),
-		"cpus":     fmt.Sprint(runtime.NumCPU()),
-		"go":       runtime.Version(),
-		"iptables": cmdOut("iptables", "-V"),
-		"nft":      cmdOut("nft", "-v"),
-		"iperf3":   cmdOut("iperf3", "-v"),
-		"commit":   cmdOut("git", "rev-parse", "--short", "HEAD"),
-		"ebpfnet":  c.ebpfnetBin,
+		"kernel":         cmdOut("uname", "-r"),
+		"cpus":           fmt.Sprint(runtime.NumCPU()),
+		"go":             runtime.Version(),
+		"iptables":       cmdOut("iptables", "-V"),
+		"nft":            cmdOut("nft", "-v"),
+		"iperf3":         cmdOut("iperf3", "-v"),
+		"commit":         cmdOut("git", "rev-parse", "--short", "HEAD"),
+		"ebpfnet":        c.ebpfnetSrc,
+		"ebpfnet_sha256": c.ebpfnetSum,
 	}
 	m["loadavg_start"] = loadavg()
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
@@ -59,7 +60,7 @@ func machineInfo(c *config) map[string]string {
 			}
 		}
 	}
-	if st, err := os.Stat(c.ebpfnetBin); err == nil {
+	if st, err := os.Stat(c.ebpfnetSrc); err == nil {
 		m["ebpfnet_built"] = st.ModTime().Format(time.RFC3339)
 	}
 	return m

@@ -30,7 +30,9 @@ func (e *env) setEbpfnetDummies(ctx context.Context, n int) error {
 	}
 	for len(e.dummyNS) > want { // shrink
 		ns := e.dummyNS[len(e.dummyNS)-1]
-		e.ebpfnet(ctx, "detach", ns)
+		if _, _, err := e.ebpfnet(ctx, "detach", ns); err != nil {
+			e.logf("!! %s: %v", e.mode, err)
+		}
 		e.r.run(ctx, 20*time.Second, "ip", "netns", "delete", ns)
 		e.dummyNS = e.dummyNS[:len(e.dummyNS)-1]
 		e.dummies = len(e.dummyNS) * dummyChunk
@@ -110,7 +112,9 @@ func (e *env) attachOne(ctx context.Context, n int) (time.Duration, error) {
 	for len(e.extra) > n {
 		ns := e.extra[len(e.extra)-1]
 		if e.mode == "ebpfnet" {
-			e.ebpfnet(ctx, "detach", ns)
+			if _, _, err := e.ebpfnet(ctx, "detach", ns); err != nil {
+				e.logf("!! %s: %v", e.mode, err)
+			}
 		}
 		e.r.run(ctx, 20*time.Second, "ip", "netns", "delete", ns)
 		e.extra = e.extra[:len(e.extra)-1]
