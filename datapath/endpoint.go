@@ -295,7 +295,8 @@ func linkUpByName(h *netlink.Handle, name string) error {
 	return h.LinkSetUp(l)
 }
 
-func setLoopbackUp(ns netnsutil.Namespace) error {
+// withHandle runs fn with a netlink handle inside ns.
+func withHandle(ns netnsutil.Namespace, fn func(*netlink.Handle) error) error {
 	nsh, err := ns.Open()
 	if err != nil {
 		return err
@@ -303,30 +304,28 @@ func setLoopbackUp(ns netnsutil.Namespace) error {
 	defer nsh.Close()
 	h, err := netlink.NewHandleAt(nsh)
 	if err != nil {
-		return err
+		return fmt.Errorf("netlink in %s: %w", ns.Path, err)
 	}
 	defer h.Close()
-	if err := linkUpByName(h, "lo"); err != nil {
-		return fmt.Errorf("bring up lo in %s: %w", ns.Path, err)
-	}
-	return nil
+	return fn(h)
+}
+
+func setLoopbackUp(ns netnsutil.Namespace) error {
+	return withHandle(ns, func(h *netlink.Handle) error {
+		if err := linkUpByName(h, "lo"); err != nil {
+			return fmt.Errorf("bring up lo in %s: %w", ns.Path, err)
+		}
+		return nil
+	})
 }
 
 func checkNoEth0(ns netnsutil.Namespace) error {
-	nsh, err := ns.Open()
-	if err != nil {
-		return err
-	}
-	defer nsh.Close()
-	h, err := netlink.NewHandleAt(nsh)
-	if err != nil {
-		return err
-	}
-	defer h.Close()
-	if _, err := h.LinkByName("eth0"); err == nil {
-		return fmt.Errorf("target %s already has an eth0 interface", ns.Path)
-	}
-	return nil
+	return withHandle(ns, func(h *netlink.Handle) error {
+		if _, err := h.LinkByName("eth0"); err == nil {
+			return fmt.Errorf("target %s already has an eth0 interface", ns.Path)
+		}
+		return nil
+	})
 }
 
 func randomHex(n int) string {
