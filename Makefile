@@ -4,7 +4,7 @@ GO ?= go
 BIN := bin/ebpfnet
 GENERATED := $(wildcard loader/*_bpfel.go loader/*_bpfel.o)
 
-.PHONY: all deps generate check-generated build test unit-test integration-test demo bench bench-quick clean
+.PHONY: all deps generate check-generated build test unit-test integration-test demo bench bench-quick bench-profile clean
 
 all: build
 
@@ -44,6 +44,12 @@ demo: build
 bench: build
 	$(GO) build -o bin/ebpfnet-bench ./bench/cmd/ebpfnet-bench
 	./bin/ebpfnet-bench -ebpfnet $(BIN) $(BENCH_FLAGS)
+
+## bench-profile: per-packet cost of the datapath programs under the bench workloads
+bench-profile: build
+	$(GO) build -o bin/ebpfnet-bench ./bench/cmd/ebpfnet-bench
+	$(GO) build -o bin/progstats ./bench/cmd/progstats
+	./bench/profile.sh
 
 ## bench-quick: CI smoke run of the benchmark (< 2 minutes), results in bench/results/quick/
 bench-quick: build

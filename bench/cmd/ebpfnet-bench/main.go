@@ -25,6 +25,7 @@ import (
 
 type config struct {
 	quick      bool
+	strict     bool // exit non-zero when a cell failed (CI)
 	reps       int
 	modes      []string
 	out        string
@@ -57,6 +58,7 @@ func main() {
 	}
 	cfg := &config{}
 	var modes, scaleNs, attachNs string
+	flag.BoolVar(&cfg.strict, "strict", false, "exit with an error if any cell failed (for CI)")
 	flag.BoolVar(&cfg.quick, "quick", false, "CI smoke run: 1 repetition, short runs, N up to 1000 (< 2 minutes)")
 	flag.IntVar(&cfg.reps, "reps", 0, "repetitions (default 3, quick 1)")
 	flag.StringVar(&modes, "modes", "host,iptables,nftables,ebpfnet", "modes, in the order they are interleaved")
@@ -249,6 +251,17 @@ func run(cfg *config) error {
 	}
 	if err != nil {
 		return err
+	}
+	if cfg.strict {
+		failed := 0
+		for _, smp := range b.res.Samples {
+			if !smp.OK {
+				failed++
+			}
+		}
+		if failed > 0 {
+			return fmt.Errorf("%d measurements failed (see the notes in %s)", failed, cfg.out)
+		}
 	}
 	if ctx.Err() != nil {
 		return fmt.Errorf("interrupted: %w", context.Cause(ctx))
