@@ -4,7 +4,7 @@ GO ?= go
 BIN := bin/ebpfnet
 GENERATED := $(wildcard loader/*_bpfel.go loader/*_bpfel.o)
 
-.PHONY: all deps generate check-generated build test unit-test integration-test demo bench bench-quick bench-profile clean
+.PHONY: all deps generate check-generated build lint test unit-test integration-test demo bench bench-quick bench-profile clean
 
 all: build
 
@@ -24,6 +24,11 @@ check-generated: generate
 ## build: bin/ebpfnet
 build:
 	$(GO) build -o $(BIN) ./cmd/ebpfnet
+
+## lint: go vet and staticcheck
+lint:
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
 ## test: every test (unit, BPF_PROG_TEST_RUN and namespace integration); needs root
 test: build

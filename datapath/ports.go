@@ -16,11 +16,7 @@ type PortMapping struct {
 }
 
 func (m PortMapping) String() string {
-	host := "0.0.0.0"
-	if m.HostIP.IsValid() {
-		host = m.HostIP.String()
-	}
-	return fmt.Sprintf("%d/%s -> %s:%d", m.ContainerPort, m.Proto, host, m.HostPort)
+	return fmt.Sprintf("%d/%s -> %s:%d", m.ContainerPort, m.Proto, hostString(m.HostIP), m.HostPort)
 }
 
 // ParsePortSpec parses Docker's -p grammar:

@@ -2,7 +2,6 @@ package datapath
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -165,5 +164,3 @@ func (s *store) nextNetworkID() (uint32, error) {
 	})
 	return id, err
 }
-
-var errNotFound = errors.New("not found")

@@ -2,7 +2,6 @@ package loader_test
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -407,10 +406,3 @@ func (d decoded) expect(t *testing.T, srcMAC, dstMAC net.HardwareAddr, src netip
 }
 
 func ap(a netip.Addr, port uint16) netip.AddrPort { return netip.AddrPortFrom(a, port) }
-
-func mustNotExist(t *testing.T, err error) {
-	t.Helper()
-	if !errors.Is(err, ebpf.ErrKeyNotExist) {
-		t.Fatalf("err = %v, want ErrKeyNotExist", err)
-	}
-}
