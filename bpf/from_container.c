@@ -267,9 +267,11 @@ int from_container(struct __sk_buff *skb)
 		return pass(skb);
 
 	/* Same L2 segment: the frame is already addressed to the peer's MAC,
-	 * but a frame sent via the gateway MAC must be fixed up too. Packet
-	 * pointers are still valid: nothing above changed the packet. */
-	mac_copy(p.eth->h_dest, dst->mac);
+	 * but a frame sent via the gateway MAC must be fixed up too. Through a
+	 * helper, not a direct write: one direct write anywhere makes the
+	 * verifier unclone every cloned skb (all TCP data) at program entry. */
+	if (!mac_equal(p.eth->h_dest, dst->mac) && bpf_skb_store_bytes(skb, 0, dst->mac, ETH_ALEN_, 0))
+		return drop(skb, DIR, DROP_CSUM_FAILED);
 	count_verdict(DIR, VERDICT_FORWARD, skb->len);
 	count_endpoint(dst->ifindex, 0, skb->len);
 	return bpf_redirect_peer(dst->ifindex, 0);

@@ -27,8 +27,3 @@ static __always_inline int mac_equal(const __u8 *a, const __u8 *b)
 	return ((const __u32 *)a)[0] == ((const __u32 *)b)[0] &&
 	       ((const __u16 *)a)[2] == ((const __u16 *)b)[2];
 }
-
-static __always_inline void mac_copy(__u8 *dst, const __u8 *src)
-{
-	__builtin_memcpy(dst, src, ETH_ALEN_);
-}

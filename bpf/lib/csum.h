@@ -82,7 +82,9 @@ static __always_inline int csum_dec_ttl(struct __sk_buff *skb, __u8 ttl)
 
 static __always_inline int store_macs(struct __sk_buff *skb, const __u8 *dst, const __u8 *src)
 {
-	if (bpf_skb_store_bytes(skb, 0, dst, ETH_ALEN_, 0))
-		return -1;
-	return bpf_skb_store_bytes(skb, ETH_ALEN_, src, ETH_ALEN_, 0) ? -1 : 0;
+	__u8 macs[2 * ETH_ALEN_];
+
+	__builtin_memcpy(macs, dst, ETH_ALEN_);
+	__builtin_memcpy(macs + ETH_ALEN_, src, ETH_ALEN_);
+	return bpf_skb_store_bytes(skb, 0, macs, sizeof(macs), 0) ? -1 : 0;
 }
