@@ -335,7 +335,7 @@ func (d *Datapath) pinProgram(name string, fresh *ebpf.Program) (*ebpf.Program, 
 		fresh.Close()
 		return nil, err
 	}
-	tmp := path + ".new"
+	tmp := path + "-new" // bpffs refuses names with dots
 	os.Remove(tmp)
 	if err := fresh.Pin(tmp); err != nil {
 		fresh.Close()

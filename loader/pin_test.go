@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/link"
 
 	"github.com/ebpfnet/ebpfnet/loader"
 )
@@ -75,5 +77,70 @@ func TestPinnedDatapathIsReused(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(root, "progs", "build")); err != nil {
 		t.Fatalf("build marker not rewritten: %v", err)
+	}
+}
+
+// An upgrade: the pinned program differs from this build's. Load must swap
+// the new program into every link that runs the old one, atomically, and
+// replace the pin.
+func TestUpgradeSwapsProgramInLinks(t *testing.T) {
+	root := pinRoot(t)
+	ifA, _, _ := setupNetns(t) // a veth to attach to, in a private namespace
+	dp, err := loader.Load(loader.Options{PinRoot: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dp.Close()
+	if _, err := dp.AttachTCXIngress(loader.ProgFromContainer, ifA, "epa"); err != nil {
+		t.Fatal(err)
+	}
+
+	// Stand-in for the previous build's program, running in the link.
+	old, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+		Type:         ebpf.SchedCLS,
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()},
+		License:      "GPL",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	l, err := link.LoadPinnedLink(filepath.Join(root, "links", "epa:"+loader.ProgFromContainer), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if err := l.Update(old); err != nil {
+		t.Fatal(err)
+	}
+	progPin := filepath.Join(root, "progs", loader.ProgFromContainer)
+	os.Remove(progPin)
+	if err := old.Pin(progPin); err != nil {
+		t.Fatal(err)
+	}
+	os.RemoveAll(filepath.Join(root, "progs", "build"))
+	oldInfo, _ := old.Info()
+	oldID, _ := oldInfo.ID()
+
+	upgraded, err := loader.Load(loader.Options{PinRoot: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer upgraded.Close()
+	newID := progID(t, upgraded)
+	if newID == oldID {
+		t.Fatal("the old program was kept")
+	}
+	if got := upgraded.LinkedProgramID(loader.ProgFromContainer, "epa"); got != newID {
+		t.Fatalf("link runs program %d, want the new %d (old %d)", got, newID, oldID)
+	}
+	pinned, err := ebpf.LoadPinnedProgram(progPin, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pinned.Close()
+	pi, _ := pinned.Info()
+	if id, _ := pi.ID(); id != newID {
+		t.Fatalf("pin holds program %d, want %d", id, newID)
 	}
 }
