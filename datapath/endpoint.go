@@ -93,7 +93,7 @@ func (i *Instance) attach(st *store, o AttachOptions) (Endpoint, error) {
 			return Endpoint{}, fmt.Errorf("target %s is already attached as endpoint %s", o.Target, e.Name)
 		}
 	}
-	ep := Endpoint{Name: name, Mode: o.Mode, Netns: ns.Path, NetnsIno: ns.Ino, OwnNetns: o.ownNetns}
+	ep := Endpoint{Name: name, Mode: o.Mode, Netns: ns.Ref, NetnsIno: ns.Ino, OwnNetns: o.ownNetns}
 	var rollback undo
 	defer rollback.run()
 	if o.Mode == ModeBridge {

@@ -15,7 +15,7 @@ func (i *Instance) Reconcile() ([]string, error) {
 			return err
 		}
 		for _, ep := range eps {
-			if ino, err := netnsutil.Inode(ep.Netns); err == nil && ino == ep.NetnsIno {
+			if ns, err := netnsutil.Resolve(ep.Netns); err == nil && ns.Ino == ep.NetnsIno {
 				continue
 			}
 			if err := i.teardown(ep); err != nil {

@@ -111,7 +111,7 @@ func (i *Instance) createAndAttach(name string, mode Mode, o RunOptions) (netnsu
 	if err != nil {
 		return ns, err
 	}
-	_, err = i.Attach(AttachOptions{Mode: mode, Network: o.Network, IP: o.IP, Ports: o.Ports, Target: ns.Path, Name: name, ownNetns: true})
+	_, err = i.Attach(AttachOptions{Mode: mode, Network: o.Network, IP: o.IP, Ports: o.Ports, Target: ns.Ref, Name: name, ownNetns: true})
 	if err != nil {
 		netnsutil.DeleteNamed(name)
 		return ns, err

@@ -40,7 +40,7 @@ const (
 type Endpoint struct {
 	Name     string `json:"name"`
 	Mode     Mode   `json:"mode"`
-	Netns    string `json:"netns"`     // path used to reach the namespace
+	Netns    string `json:"netns"`     // /run/netns/NAME, /proc/PID/ns/net or the path given
 	NetnsIno uint64 `json:"netns_ino"` // identity of the namespace
 	// OwnNetns is set when ebpfnet created the named netns (ebpfnet run).
 	OwnNetns bool `json:"own_netns,omitempty"`

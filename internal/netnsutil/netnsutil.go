@@ -23,38 +23,45 @@ const RunDir = "/run/netns"
 
 // Namespace is a resolved network namespace.
 type Namespace struct {
-	Path string // a path that opens it
+	Ref  string // how to name it later: /run/netns/NAME, /proc/PID/ns/net or the path given
+	Path string // a path that opens it from this process (maybe through /proc/PID/root)
 	Ino  uint64 // identity: equal inodes are the same namespace
 }
 
 // Resolve turns a TARGET (a name as `ip netns` lists it, a netns file path, or
 // a PID) into a namespace.
 func Resolve(target string) (Namespace, error) {
-	var path string
+	var ref string
 	switch {
 	case target == "":
 		return Namespace{}, errors.New("no target given")
 	case isPID(target):
-		path = "/proc/" + target + "/ns/net"
-		if _, err := os.Stat(path); err != nil {
+		ref = "/proc/" + target + "/ns/net"
+		if _, err := os.Stat(ref); err != nil {
 			return Namespace{}, fmt.Errorf("target %s: no such process", target)
 		}
 	case strings.ContainsRune(target, '/'):
-		path = target
+		ref = target
 	default:
 		if err := ValidName(target); err != nil {
 			return Namespace{}, err
 		}
-		path = mountns.Visible(filepath.Join(RunDir, target))
-		if path == "" {
+		ref = filepath.Join(RunDir, target)
+	}
+	// A name bound in the lasting mount namespace after this one was made
+	// (under `ip netns exec`) is only reachable through it.
+	path := mountns.Visible(ref)
+	if path == "" {
+		if !strings.ContainsRune(target, '/') && !isPID(target) {
 			return Namespace{}, fmt.Errorf("target %s: no such network namespace (see ip netns list)", target)
 		}
+		path = ref
 	}
 	ino, err := Inode(path)
 	if err != nil {
 		return Namespace{}, fmt.Errorf("target %s: %w", target, err)
 	}
-	return Namespace{Path: path, Ino: ino}, nil
+	return Namespace{Ref: ref, Path: path, Ino: ino}, nil
 }
 
 func isPID(s string) bool {
@@ -96,7 +103,7 @@ func Inode(path string) (uint64, error) {
 func Current() (Namespace, error) {
 	path := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
 	ino, err := Inode(path)
-	return Namespace{Path: "/proc/self/ns/net", Ino: ino}, err
+	return Namespace{Ref: "/proc/self/ns/net", Path: "/proc/self/ns/net", Ino: ino}, err
 }
 
 // Open returns a handle for the namespace; the caller closes it.
