@@ -65,6 +65,15 @@ func sample(body, name string, labels ...string) float64 {
 	return -1
 }
 
+// twoContainers attaches c1 (172.30.0.2) and c2 (172.30.0.3) to network n1.
+func twoContainers(tp *testutil.Topology) (c1, c2 string) {
+	c1, c2 = tp.AddContainer("c1"), tp.AddContainer("c2")
+	tp.MustEbpfnet("network", "create", "n1", "--subnet", "172.30.0.0/24")
+	tp.MustEbpfnet("attach", "--network", "n1", c1)
+	tp.MustEbpfnet("attach", "--network", "n1", c2)
+	return c1, c2
+}
+
 // startDaemon runs `ebpfnet daemon` in the host namespace, stopped by PID in
 // cleanup.
 func startDaemon(t *testing.T, tp *testutil.Topology, addr string) *exec.Cmd {
@@ -88,10 +97,7 @@ func startDaemon(t *testing.T, tp *testutil.Topology, addr string) *exec.Cmd {
 
 func TestDaemonMetricsMoveWithTraffic(t *testing.T) {
 	tp := newTopology(t)
-	c1, c2 := tp.AddContainer("c1"), tp.AddContainer("c2")
-	tp.MustEbpfnet("network", "create", "n1", "--subnet", "172.30.0.0/24")
-	tp.MustEbpfnet("attach", "--network", "n1", c1)
-	tp.MustEbpfnet("attach", "--network", "n1", c2)
+	c1, c2 := twoContainers(tp)
 	startDaemon(t, tp, "127.0.0.1:9469")
 	client := httpIn(tp.Namespace(tp.Host))
 	url := "http://127.0.0.1:9469/metrics"
@@ -135,10 +141,7 @@ func TestDaemonMetricsMoveWithTraffic(t *testing.T) {
 
 func TestDaemonFreesEndpointsOfVanishedNamespaces(t *testing.T) {
 	tp := newTopology(t)
-	c1, c2 := tp.AddContainer("c1"), tp.AddContainer("c2")
-	tp.MustEbpfnet("network", "create", "n1", "--subnet", "172.30.0.0/24")
-	tp.MustEbpfnet("attach", "--network", "n1", c1)
-	tp.MustEbpfnet("attach", "--network", "n1", c2)
+	c1, c2 := twoContainers(tp)
 	startDaemon(t, tp, "127.0.0.1:9469")
 	testutil.Run(t, "ip", "netns", "delete", c2) // the container dies without a detach
 	waitFor(t, 10*time.Second, func() bool {
@@ -258,10 +261,7 @@ func TestTransferSurvivesDaemonRestart(t *testing.T) {
 
 func TestMonitorStreamsDropsAndNewFlows(t *testing.T) {
 	tp := newTopology(t)
-	c1, c2 := tp.AddContainer("c1"), tp.AddContainer("c2")
-	tp.MustEbpfnet("network", "create", "n1", "--subnet", "172.30.0.0/24")
-	tp.MustEbpfnet("attach", "--network", "n1", c1)
-	tp.MustEbpfnet("attach", "--network", "n1", c2)
+	c1, _ := twoContainers(tp)
 	mon := tp.EbpfnetCmd("monitor", "-o", "json")
 	stdout, err := mon.StdoutPipe()
 	if err != nil {
