@@ -88,8 +88,9 @@ func newRootCmd() *cobra.Command {
 		Use:   "ebpfnet",
 		Short: "Docker-style container networking with an eBPF datapath",
 		Long: `ebpfnet gives network namespaces Docker's network modes (bridge, host,
-container:NAME, none). Bridge-mode forwarding runs in eBPF programs on each
-container's veth instead of the Linux bridge and iptables.
+container:NAME, none). Bridge-mode forwarding, masquerade and published ports
+run in eBPF programs on each container's veth and on the uplink, with their
+own conntrack, instead of the Linux bridge, iptables and netfilter.
 
 Everything is relative to the network namespace ebpfnet runs in; state and
 pins are per instance (see --state-dir and --pin-root).`,
