@@ -69,6 +69,38 @@ static __always_inline int csum_rewrite_inner_addr(struct __sk_buff *skb, __u32 
 	return bpf_skb_store_bytes(skb, inner_ip + field, &to, sizeof(to), 0) ? -1 : 0;
 }
 
+static __always_inline __sum16 csum_fold32(__u64 sum)
+{
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return (__sum16)~sum;
+}
+
+/* Rewrite the addresses of a 20-byte IPv4 header (no options) and decrement
+ * its TTL with one load and one store, the header checksum recomputed: two
+ * to four helper calls fewer than field by field. The header's one's
+ * complement sum stays 0xffff, so skb->csum of a CHECKSUM_COMPLETE packet
+ * stays right. Returns 1 if the header has options (use the field helpers). */
+static __always_inline int ip_rewrite(struct __sk_buff *skb, __be32 saddr, __be32 daddr)
+{
+	struct iphdr ip;
+	__s64 sum;
+
+	if (bpf_skb_load_bytes(skb, IP_OFF, &ip, sizeof(ip)))
+		return -1;
+	if (ip.ihl != 5)
+		return 1;
+	ip.saddr = saddr;
+	ip.daddr = daddr;
+	ip.ttl--;
+	ip.check = 0;
+	sum = bpf_csum_diff(NULL, 0, (__be32 *)&ip, sizeof(ip), 0);
+	if (sum < 0)
+		return -1;
+	ip.check = csum_fold32(sum);
+	return bpf_skb_store_bytes(skb, IP_OFF, &ip, sizeof(ip), 0) ? -1 : 0;
+}
+
 /* Decrement the TTL; the caller has checked it is > 1. */
 static __always_inline int csum_dec_ttl(struct __sk_buff *skb, __u8 ttl)
 {

@@ -219,13 +219,26 @@ static __always_inline int nat_apply(struct __sk_buff *skb, const struct l4_meta
 	__u32 csum_off = m->l4_off + l4_csum_field(m->proto);
 	__u64 flags = l4_csum_flags(m->proto);
 	__u32 pseudo = m->proto == IPPROTO_ICMP ? 0 : csum_off;
+	int ret;
 
-	if (e->new_saddr != k->saddr &&
-	    csum_rewrite_addr(skb, IP_SADDR_OFF, k->saddr, e->new_saddr, pseudo, flags))
+	/* The L4 checksum covers the addresses through the pseudo header. */
+	if (pseudo && e->new_saddr != k->saddr &&
+	    bpf_l4_csum_replace(skb, pseudo, k->saddr, e->new_saddr, BPF_F_PSEUDO_HDR | flags | sizeof(__be32)))
 		return -1;
-	if (e->new_daddr != k->daddr &&
-	    csum_rewrite_addr(skb, IP_DADDR_OFF, k->daddr, e->new_daddr, pseudo, flags))
+	if (pseudo && e->new_daddr != k->daddr &&
+	    bpf_l4_csum_replace(skb, pseudo, k->daddr, e->new_daddr, BPF_F_PSEUDO_HDR | flags | sizeof(__be32)))
 		return -1;
+	ret = ip_rewrite(skb, e->new_saddr, e->new_daddr);
+	if (ret < 0)
+		return -1;
+	if (ret > 0) { /* IP options: field by field */
+		if (e->new_saddr != k->saddr && csum_rewrite_addr(skb, IP_SADDR_OFF, k->saddr, e->new_saddr, 0, 0))
+			return -1;
+		if (e->new_daddr != k->daddr && csum_rewrite_addr(skb, IP_DADDR_OFF, k->daddr, e->new_daddr, 0, 0))
+			return -1;
+		if (csum_dec_ttl(skb, m->ttl))
+			return -1;
+	}
 	if (m->proto == IPPROTO_ICMP) {
 		/* The echo id is on the sport side of a request, dport of a reply. */
 		int req = m->icmp_type == ICMP_ECHO;
@@ -242,7 +255,7 @@ static __always_inline int nat_apply(struct __sk_buff *skb, const struct l4_meta
 		    csum_rewrite_l4_16(skb, m->l4_off + 2, k->dport, e->new_dport, csum_off, flags))
 			return -1;
 	}
-	return csum_dec_ttl(skb, m->ttl);
+	return 0;
 }
 
 /* The packet an ICMP error quotes: a packet of the flow that went the other
