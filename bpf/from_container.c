@@ -96,21 +96,27 @@ static __always_inline int tracked(struct __sk_buff *skb, const struct l4_meta *
 	return deliver_fib(skb, DIR, &fib, rc);
 }
 
-/* Maps ct_create's failures to drops; 0 when fe holds the flow's rewrite. */
-static __always_inline int create_flow(struct __sk_buff *skb, const struct ct_key *k, const struct l4_meta *m,
-				       struct ct_entry *fe)
+/* Creates the flow fe describes (allocating its source port) and
+ * translates this first packet. 0 on success, else the drop verdict. */
+static __always_inline int start_flow(struct __sk_buff *skb, const struct ct_key *k, const struct l4_meta *m,
+				      struct ct_entry *fe)
 {
 	switch (ct_create(skb, k, fe, 1)) {
 	case CT_CREATED:
 		monitor_emit(skb, MONITOR_NEW_FLOW, DIR, 0);
-		return 0;
+		break;
 	case CT_RACED:
-		return ct_lookup(k, m, fe) ? 0 : drop(skb, DIR, DROP_CT_MAP_FULL);
+		if (!ct_lookup(k, m, fe))
+			return drop(skb, DIR, DROP_CT_MAP_FULL);
+		break;
 	case CT_NO_PORT:
 		return drop(skb, DIR, DROP_NAT_EXHAUSTED);
 	default:
 		return drop(skb, DIR, DROP_CT_MAP_FULL);
 	}
+	if (nat_apply(skb, m, k, fe))
+		return drop(skb, DIR, DROP_CSUM_FAILED);
+	return 0;
 }
 
 static __always_inline __u8 initial_state(const struct l4_meta *m)
@@ -139,11 +145,9 @@ static __always_inline int hairpin(struct __sk_buff *skb, const struct endpoint_
 	fe.peer_ifindex = src->ifindex;
 	fe.kind = CT_KIND_HAIRPIN;
 	fe.state = initial_state(m);
-	ret = create_flow(skb, k, m, &fe);
+	ret = start_flow(skb, k, m, &fe);
 	if (ret)
 		return ret;
-	if (nat_apply(skb, m, k, &fe))
-		return drop(skb, DIR, DROP_CSUM_FAILED);
 	return deliver_endpoint(skb, DIR, fe.ifindex);
 }
 
@@ -161,11 +165,9 @@ static __always_inline int snat(struct __sk_buff *skb, const struct endpoint_inf
 	fe.peer_ifindex = src->ifindex;
 	fe.kind = CT_KIND_SNAT;
 	fe.state = initial_state(m);
-	ret = create_flow(skb, k, m, &fe);
+	ret = start_flow(skb, k, m, &fe);
 	if (ret)
 		return ret;
-	if (nat_apply(skb, m, k, &fe))
-		return drop(skb, DIR, DROP_CSUM_FAILED);
 	return deliver_fib(skb, DIR, fib, rc);
 }
 

@@ -212,9 +212,7 @@ scrape_configs:
 
 func TestTransferSurvivesDaemonRestart(t *testing.T) {
 	tp := natHost(t)
-	c := tp.AddContainer("c")
-	tp.MustEbpfnet("attach", "--network", "n1", "-p", "8080:80", c)
-	testutil.Serve(t, tp.Namespace(c), "c", ":80")
+	publishedServer(tp)
 	d := startDaemon(t, tp, "127.0.0.1:9469")
 	client := httpIn(tp.Namespace(tp.Host))
 	dnat := `direction="from_uplink",verdict="dnat"`

@@ -27,6 +27,15 @@ func natHost(t *testing.T) *testutil.Topology {
 	return tp
 }
 
+// publishedServer attaches a container publishing 8080:80 to n1, with a
+// named server "c" on :80.
+func publishedServer(tp *testutil.Topology) string {
+	c := tp.AddContainer("c")
+	tp.MustEbpfnet("attach", "--network", "n1", "-p", "8080:80", c)
+	testutil.Serve(tp.T(), tp.Namespace(c), "c", ":80")
+	return c
+}
+
 func expect(t *testing.T, r testutil.Reply, server, source string) {
 	t.Helper()
 	if r.Server != server || r.Source != source {
@@ -217,9 +226,7 @@ func TestPortConflictsAndBadSpecs(t *testing.T) {
 
 func TestDetachRemovesBindingsAndFlows(t *testing.T) {
 	tp := natHost(t)
-	c := tp.AddContainer("c")
-	tp.MustEbpfnet("attach", "--network", "n1", "-p", "8080:80", c)
-	testutil.Serve(t, tp.Namespace(c), "c", ":80")
+	c := publishedServer(tp)
 	testutil.MustAsk(t, tp.Namespace(tp.Ext), "tcp4", hostAddr+":8080")
 	if out := tp.MustEbpfnet("ct", "ls"); !strings.Contains(out, "dnat") {
 		t.Fatalf("no DNAT flow before detach:\n%s", out)

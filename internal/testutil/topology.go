@@ -85,6 +85,9 @@ func (tp *Topology) cleanup() {
 	os.Remove(filepath.Dir(tp.PinRoot)) // only if empty: parallel tests share it
 }
 
+// T is the test the topology belongs to.
+func (tp *Topology) T() testing.TB { return tp.t }
+
 // AddNetns creates a network namespace with lo up; it is deleted in cleanup.
 func (tp *Topology) AddNetns(name string) string {
 	tp.t.Helper()
