@@ -25,10 +25,12 @@ check-generated: generate
 build:
 	$(GO) build -o $(BIN) ./cmd/ebpfnet
 
-## lint: go vet and staticcheck
+## lint: go vet, staticcheck, go.mod tidy, and the one-way import rule (docs/ARCHITECTURE.md)
 lint:
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+	$(GO) mod tidy -diff
+	$(GO) test -count=1 ./internal/layering/
 
 ## test: every test (unit, BPF_PROG_TEST_RUN and namespace integration); needs root
 test: build

@@ -2,31 +2,51 @@ package datapath
 
 import (
 	"cmp"
+	"fmt"
 	"slices"
 	"time"
 
 	"github.com/ebpfnet/ebpfnet/maps"
 )
 
-// Ports returns an endpoint's published ports, as `docker port` shows them.
-func (i *Instance) Ports(target string) ([]PortMapping, error) {
-	var out []PortMapping
-	err := i.withStore(func(st *store) error {
-		ep, err := findEndpoint(st, target)
-		out = ep.Ports
-		return err
-	})
-	return out, err
+// The conntrack vocabulary front ends show; the typed views live in maps.
+type (
+	// Flow is one direction of a tracked flow.
+	Flow = maps.Flow
+	// Tuple is one direction of a flow as it appears on the wire.
+	Tuple = maps.Tuple
+	// Timeouts are the idle timeouts GC applies, by protocol and TCP state.
+	Timeouts = maps.Timeouts
+)
+
+// DefaultTimeouts are the GC timeouts the daemon uses unless told otherwise.
+var DefaultTimeouts = maps.DefaultTimeouts
+
+// Now is the conntrack clock (CLOCK_MONOTONIC, the datapath's
+// bpf_ktime_get_ns): a Flow's Age and Idle are measured against it.
+func Now() time.Duration { return maps.Monotonic() }
+
+// CheckTimeouts refuses timeouts that would expire live flows at once.
+func CheckTimeouts(t Timeouts) error {
+	for _, f := range []struct {
+		name string
+		d    time.Duration
+	}{{"tcp-syn", t.TCPSyn}, {"tcp-established", t.TCPEstablished}, {"tcp-closing", t.TCPClosing}, {"udp", t.UDP}, {"icmp", t.ICMP}} {
+		if f.d <= 0 {
+			return fmt.Errorf("conntrack timeout %s %s: must be positive", f.name, f.d)
+		}
+	}
+	return nil
 }
 
 // Flows lists the conntrack entries, both directions, oldest first.
-func (i *Instance) Flows() ([]maps.Flow, error) {
+func (i *Instance) Flows() ([]Flow, error) {
 	views, err := i.datapath()
 	if err != nil {
 		return nil, err
 	}
 	flows, err := views.Flows()
-	slices.SortFunc(flows, func(a, b maps.Flow) int {
+	slices.SortFunc(flows, func(a, b Flow) int {
 		return cmp.Or(cmp.Compare(a.Created, b.Created), cmp.Compare(a.Tuple.String(), b.Tuple.String()))
 	})
 	return flows, err
@@ -39,7 +59,10 @@ type GCResult struct {
 }
 
 // GC expires conntrack entries idle for longer than their timeout.
-func (i *Instance) GC(t maps.Timeouts) (GCResult, error) {
+func (i *Instance) GC(t Timeouts) (GCResult, error) {
+	if err := CheckTimeouts(t); err != nil {
+		return GCResult{}, err
+	}
 	views, err := i.datapath()
 	if err != nil {
 		return GCResult{}, err
@@ -47,4 +70,15 @@ func (i *Instance) GC(t maps.Timeouts) (GCResult, error) {
 	start := time.Now()
 	n, err := views.GC(maps.Monotonic(), t)
 	return GCResult{Expired: n, Duration: time.Since(start)}, err
+}
+
+// natStrain reads the count of NAT port allocations that needed half the
+// retry budget or failed: when it grows, GC should run early.
+func (i *Instance) natStrain() (uint64, error) {
+	views, err := i.datapath()
+	if err != nil {
+		return 0, err
+	}
+	s, err := views.NATStats()
+	return s.Strained(), err
 }

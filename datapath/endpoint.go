@@ -25,12 +25,12 @@ import (
 
 // AttachOptions are the flags of `ebpfnet attach`.
 type AttachOptions struct {
-	Mode    Mode     // ModeBridge or ModeNone
-	Network string   // bridge mode; empty: the default network
-	IP      string   // bridge mode; empty: allocate
-	Ports   []string // bridge mode; Docker -p specs
-	Target  string   // netns name, netns path or PID
-	Name    string   // endpoint name; empty: derived from Target
+	Mode    Mode          // ModeBridge or ModeNone
+	Network string        // bridge mode; empty: the default network
+	IP      string        // bridge mode; empty: allocate
+	Ports   []PortMapping // bridge mode; see ParsePortSpec
+	Target  string        // netns name, netns path or PID
+	Name    string        // endpoint name; empty: derived from Target
 	// ownNetns marks a namespace ebpfnet run created (and removes with --rm).
 	ownNetns bool
 }
@@ -56,16 +56,12 @@ func (i *Instance) attach(st *store, o AttachOptions) (Endpoint, error) {
 	if o.Mode != ModeBridge && o.Mode != ModeNone {
 		return Endpoint{}, fmt.Errorf("attach supports --net=bridge and --net=none; use `ebpfnet run` for host and container: modes")
 	}
-	var ports []PortMapping
-	for _, spec := range o.Ports {
-		if o.Mode != ModeBridge {
-			return Endpoint{}, errors.New("published ports need --net=bridge")
-		}
-		ms, err := ParsePortSpec(spec)
-		if err != nil {
-			return Endpoint{}, err
-		}
-		ports = append(ports, ms...)
+	if len(o.Ports) > 0 && o.Mode != ModeBridge {
+		return Endpoint{}, errors.New("published ports need --net=bridge")
+	}
+	var err error
+	if o.Ports, err = checkPorts(o.Ports); err != nil {
+		return Endpoint{}, err
 	}
 	ns, err := netnsutil.Resolve(o.Target)
 	if err != nil {
@@ -97,7 +93,7 @@ func (i *Instance) attach(st *store, o AttachOptions) (Endpoint, error) {
 	var rollback undo
 	defer rollback.run()
 	if o.Mode == ModeBridge {
-		if err := i.attachBridge(st, &ep, o, ns, eps, ports, &rollback); err != nil {
+		if err := i.attachBridge(st, &ep, o, ns, eps, &rollback); err != nil {
 			return Endpoint{}, err
 		}
 	} else if err := setLoopbackUp(ns); err != nil {
@@ -133,7 +129,7 @@ func endpointName(target string) string {
 
 // attachBridge plumbs and programs a bridge endpoint, adding each undo step
 // to rollback.
-func (i *Instance) attachBridge(st *store, ep *Endpoint, o AttachOptions, ns netnsutil.Namespace, eps []Endpoint, ports []PortMapping, rollback *undo) error {
+func (i *Instance) attachBridge(st *store, ep *Endpoint, o AttachOptions, ns netnsutil.Namespace, eps []Endpoint, rollback *undo) error {
 	netName := cmp.Or(o.Network, DefaultNetwork)
 	n, ok, err := st.network(netName)
 	if err != nil {
@@ -154,10 +150,11 @@ func (i *Instance) attachBridge(st *store, ep *Endpoint, o AttachOptions, ns net
 			return err
 		}
 	}
-	if len(ports) > 0 && ok && n.Internal {
+	if len(o.Ports) > 0 && ok && n.Internal {
 		return fmt.Errorf("network %s is --internal: it has no outside to publish ports to", n.Name)
 	}
-	if ports, err = assignPorts(ports, eps, ep.Name, probeHostPort); err != nil {
+	ports, err := assignPorts(o.Ports, eps, ep.Name, probeHostPort)
+	if err != nil {
 		return err
 	}
 	if err := checkNoEth0(ns); err != nil {
@@ -207,7 +204,7 @@ func (i *Instance) attachBridge(st *store, ep *Endpoint, o AttachOptions, ns net
 	}
 	rollback.add(func() { views.DeleteEndpoint(ep.HostIfindex, ip) })
 	for _, p := range ports {
-		b := portBinding(p, *ep)
+		b := binding(p, *ep)
 		if err := views.PutPortBinding(b); err != nil {
 			return fmt.Errorf("publish %s: %w", p, err)
 		}
@@ -346,13 +343,6 @@ func (i *Instance) removeNetworkQuietly(st *store, n Network) {
 	st.deleteNetwork(n.Name)
 }
 
-func portBinding(p PortMapping, ep Endpoint) maps.PortBinding {
-	return maps.PortBinding{
-		Proto: protoNumber(p.Proto), HostIP: p.HostIP, HostPort: p.HostPort,
-		ContainerIP: ep.IP, ContainerPort: p.ContainerPort, Ifindex: ep.HostIfindex,
-	}
-}
-
 // faultPoint fails on purpose where EBPFNET_TEST_FAULT names it, so tests can
 // prove that an attach failing half way rolls back.
 func faultPoint(name string) error {
@@ -403,7 +393,7 @@ func (i *Instance) teardown(ep Endpoint) error {
 		errs = append(errs, netlink.LinkDel(l))
 	}
 	for _, p := range ep.Ports {
-		errs = append(errs, views.DeletePortBinding(portBinding(p, ep)))
+		errs = append(errs, views.DeletePortBinding(binding(p, ep)))
 	}
 	errs = append(errs, views.DeleteEndpoint(ep.HostIfindex, ep.IP))
 	// Its flows die with it: a new endpoint may get the address.

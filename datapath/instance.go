@@ -17,12 +17,15 @@ import (
 	"github.com/ebpfnet/ebpfnet/maps"
 )
 
+// DefaultCTMapSize is the conntrack table's size when Config leaves it 0.
+const DefaultCTMapSize = loader.DefaultCTMapSize
+
 // Config locates one ebpfnet instance.
 type Config struct {
 	StateDir string // store directory
 	PinRoot  string // bpffs directory for maps, programs and links
 	// CTMapSize is the conntrack table's size in entries (two per flow);
-	// 0 is loader.DefaultCTMapSize. It is fixed while the datapath is pinned.
+	// 0 is DefaultCTMapSize. It is fixed while the datapath is pinned.
 	CTMapSize int
 	Log       *slog.Logger
 }
@@ -102,9 +105,6 @@ func (i *Instance) datapath() (*maps.Views, error) {
 	i.dp, i.views, i.pins = dp, maps.New(&dp.Maps), pins
 	return i.views, nil
 }
-
-// Views returns the typed datapath maps, loading the datapath if needed.
-func (i *Instance) Views() (*maps.Views, error) { return i.datapath() }
 
 // releaseIfUnused removes the pinned datapath once no network and no
 // endpoint is left, so a torn-down instance leaves nothing in bpffs.

@@ -1,22 +1,119 @@
 package datapath
 
 import (
+	"cmp"
+	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
+	"syscall"
+
+	"github.com/ebpfnet/ebpfnet/maps"
 )
+
+// Protocol is the transport protocol of a published port. It reads and
+// writes as Docker spells it ("tcp", "udp"), in flags, JSON and the store.
+type Protocol uint8
+
+// Published ports are TCP or UDP.
+const (
+	TCP Protocol = syscall.IPPROTO_TCP
+	UDP Protocol = syscall.IPPROTO_UDP
+)
+
+// ParseProtocol parses "tcp" or "udp", in any case.
+func ParseProtocol(s string) (Protocol, error) {
+	switch strings.ToLower(s) {
+	case "tcp":
+		return TCP, nil
+	case "udp":
+		return UDP, nil
+	}
+	return 0, fmt.Errorf("protocol %q: must be tcp or udp", s)
+}
+
+func (p Protocol) String() string {
+	switch p {
+	case TCP:
+		return "tcp"
+	case UDP:
+		return "udp"
+	}
+	return fmt.Sprintf("proto-%d", uint8(p))
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (p Protocol) MarshalText() ([]byte, error) {
+	if p != TCP && p != UDP {
+		return nil, fmt.Errorf("protocol %d: not tcp or udp", uint8(p))
+	}
+	return []byte(p.String()), nil
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (p *Protocol) UnmarshalText(b []byte) error {
+	v, err := ParseProtocol(string(b))
+	*p = v
+	return err
+}
+
+// HostAddrString formats a published port's host address: the zero address
+// means every address of the host, written as Docker writes it.
+func HostAddrString(ip netip.Addr) string {
+	if !ip.IsValid() {
+		return "0.0.0.0"
+	}
+	return ip.String()
+}
 
 // PortMapping is one published port, as `docker port` shows it.
 type PortMapping struct {
-	Proto         string     `json:"proto"`            // "tcp" or "udp"
+	Proto         Protocol   `json:"proto"`
 	HostIP        netip.Addr `json:"host_ip,omitzero"` // zero: every host address
 	HostPort      uint16     `json:"host_port"`        // 0 until assigned
 	ContainerPort uint16     `json:"container_port"`
 }
 
 func (m PortMapping) String() string {
-	return fmt.Sprintf("%d/%s -> %s:%d", m.ContainerPort, m.Proto, hostString(m.HostIP), m.HostPort)
+	return fmt.Sprintf("%d/%s -> %s:%d", m.ContainerPort, m.Proto, HostAddrString(m.HostIP), m.HostPort)
+}
+
+// checkPorts validates mappings that need not come from ParsePortSpec (a CNI
+// or Docker front end builds them itself) and returns them with 0.0.0.0
+// written as the zero address, which means every host address.
+func checkPorts(ms []PortMapping) ([]PortMapping, error) {
+	out := make([]PortMapping, 0, len(ms))
+	for _, m := range ms {
+		if m.Proto != TCP && m.Proto != UDP {
+			return nil, fmt.Errorf("published port %d: protocol %s: must be tcp or udp", m.ContainerPort, m.Proto)
+		}
+		if m.ContainerPort == 0 {
+			return nil, errors.New("published port: container port 0 is not a port number (1-65535)")
+		}
+		if m.HostIP.IsValid() && !m.HostIP.Is4() {
+			return nil, fmt.Errorf("published port %d: host address %s is not IPv4", m.ContainerPort, m.HostIP)
+		}
+		if m.HostIP.IsUnspecified() {
+			m.HostIP = netip.Addr{}
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// ParsePortSpecs parses several -p values.
+func ParsePortSpecs(specs []string) ([]PortMapping, error) {
+	var out []PortMapping
+	for _, spec := range specs {
+		ms, err := ParsePortSpec(spec)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ms...)
+	}
+	return out, nil
 }
 
 // ParsePortSpec parses Docker's -p grammar:
@@ -24,10 +121,11 @@ func (m PortMapping) String() string {
 // to one mapping per port; an omitted host port stays 0 (assigned at attach).
 func ParsePortSpec(spec string) ([]PortMapping, error) {
 	bad := func(why string) error { return fmt.Errorf("invalid port spec %q: %s", spec, why) }
-	rest, proto := spec, "tcp"
+	rest, proto := spec, TCP
 	if i := strings.LastIndexByte(spec, '/'); i >= 0 {
-		rest, proto = spec[:i], strings.ToLower(spec[i+1:])
-		if proto != "tcp" && proto != "udp" {
+		var err error
+		rest = spec[:i]
+		if proto, err = ParseProtocol(spec[i+1:]); err != nil {
 			return nil, bad("protocol must be tcp or udp")
 		}
 	}
@@ -104,4 +202,61 @@ func parsePort(s string) (uint16, error) {
 		return 0, fmt.Errorf("%q is not a port number (1-65535)", s)
 	}
 	return uint16(n), nil
+}
+
+// Ports returns an endpoint's published ports, as `docker port` shows them.
+func (i *Instance) Ports(target string) ([]PortMapping, error) {
+	var out []PortMapping
+	err := i.withStore(func(st *store) error {
+		ep, err := findEndpoint(st, target)
+		out = ep.Ports
+		return err
+	})
+	return out, err
+}
+
+// PortBinding is one published port as the datapath holds it: traffic for
+// (Proto, HostIP, HostPort) is DNATed to ContainerIP:ContainerPort.
+type PortBinding struct {
+	Proto         Protocol   `json:"proto"`
+	HostIP        netip.Addr `json:"host_ip,omitzero"` // zero: every host address
+	HostPort      uint16     `json:"host_port"`
+	ContainerIP   netip.Addr `json:"container_ip"`
+	ContainerPort uint16     `json:"container_port"`
+}
+
+func (b PortBinding) String() string {
+	return fmt.Sprintf("%s:%d/%s -> %s:%d", HostAddrString(b.HostIP), b.HostPort, b.Proto, b.ContainerIP, b.ContainerPort)
+}
+
+// PortBindings lists the published ports in the datapath's table, the
+// kernel's truth (`nat ls`), sorted by protocol, host address and port.
+func (i *Instance) PortBindings() ([]PortBinding, error) {
+	views, err := i.datapath()
+	if err != nil {
+		return nil, err
+	}
+	raw, err := views.PortBindings()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]PortBinding, 0, len(raw))
+	for _, b := range raw {
+		out = append(out, PortBinding{
+			Proto: Protocol(b.Proto), HostIP: b.HostIP, HostPort: b.HostPort,
+			ContainerIP: b.ContainerIP, ContainerPort: b.ContainerPort,
+		})
+	}
+	slices.SortFunc(out, func(a, b PortBinding) int {
+		return cmp.Or(cmp.Compare(a.Proto, b.Proto), a.HostIP.Compare(b.HostIP), cmp.Compare(a.HostPort, b.HostPort))
+	})
+	return out, nil
+}
+
+// binding is the datapath entry that publishes p for ep.
+func binding(p PortMapping, ep Endpoint) maps.PortBinding {
+	return maps.PortBinding{
+		Proto: uint8(p.Proto), HostIP: p.HostIP, HostPort: p.HostPort,
+		ContainerIP: ep.IP, ContainerPort: p.ContainerPort, Ifindex: ep.HostIfindex,
+	}
 }

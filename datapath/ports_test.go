@@ -13,17 +13,17 @@ func TestParsePortSpec(t *testing.T) {
 		spec string
 		want []PortMapping
 	}{
-		{"80", []PortMapping{{Proto: "tcp", ContainerPort: 80}}},
-		{"8080:80", []PortMapping{{Proto: "tcp", HostPort: 8080, ContainerPort: 80}}},
-		{"8080:80/udp", []PortMapping{{Proto: "udp", HostPort: 8080, ContainerPort: 80}}},
-		{"53/UDP", []PortMapping{{Proto: "udp", ContainerPort: 53}}},
-		{"198.18.0.2:8080:80", []PortMapping{{Proto: "tcp", HostIP: ip, HostPort: 8080, ContainerPort: 80}}},
-		{"198.18.0.2::80", []PortMapping{{Proto: "tcp", HostIP: ip, ContainerPort: 80}}},
-		{"0.0.0.0:8080:80", []PortMapping{{Proto: "tcp", HostPort: 8080, ContainerPort: 80}}},
+		{"80", []PortMapping{{Proto: TCP, ContainerPort: 80}}},
+		{"8080:80", []PortMapping{{Proto: TCP, HostPort: 8080, ContainerPort: 80}}},
+		{"8080:80/udp", []PortMapping{{Proto: UDP, HostPort: 8080, ContainerPort: 80}}},
+		{"53/UDP", []PortMapping{{Proto: UDP, ContainerPort: 53}}},
+		{"198.18.0.2:8080:80", []PortMapping{{Proto: TCP, HostIP: ip, HostPort: 8080, ContainerPort: 80}}},
+		{"198.18.0.2::80", []PortMapping{{Proto: TCP, HostIP: ip, ContainerPort: 80}}},
+		{"0.0.0.0:8080:80", []PortMapping{{Proto: TCP, HostPort: 8080, ContainerPort: 80}}},
 		{"8000-8002:80-82/tcp", []PortMapping{
-			{Proto: "tcp", HostPort: 8000, ContainerPort: 80},
-			{Proto: "tcp", HostPort: 8001, ContainerPort: 81},
-			{Proto: "tcp", HostPort: 8002, ContainerPort: 82},
+			{Proto: TCP, HostPort: 8000, ContainerPort: 80},
+			{Proto: TCP, HostPort: 8001, ContainerPort: 81},
+			{Proto: TCP, HostPort: 8002, ContainerPort: 82},
 		}},
 	} {
 		got, err := ParsePortSpec(tc.spec)

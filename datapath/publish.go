@@ -43,17 +43,14 @@ func portOwner(m PortMapping, eps []Endpoint, pending []PortMapping, self string
 // hostPortFree reports whether no socket of the host namespace holds the
 // port: a published port must not alias a host service, and a masqueraded
 // flow must never answer for one.
-type hostPortFree func(proto string, ip netip.Addr, port uint16) error
+type hostPortFree func(proto Protocol, ip netip.Addr, port uint16) error
 
 // probeHostPort tries to bind the port in this (the host's) namespace.
-func probeHostPort(proto string, ip netip.Addr, port uint16) error {
-	host := "0.0.0.0"
-	if ip.IsValid() {
-		host = ip.String()
-	}
+func probeHostPort(proto Protocol, ip netip.Addr, port uint16) error {
+	host := HostAddrString(ip)
 	addr := net.JoinHostPort(host, strconv.Itoa(int(port)))
 	var err error
-	if proto == "udp" {
+	if proto == UDP {
 		var c net.PacketConn
 		if c, err = net.ListenPacket("udp4", addr); err == nil {
 			c.Close()
@@ -82,7 +79,7 @@ func assignPorts(want []PortMapping, eps []Endpoint, self string, free hostPortF
 	for _, m := range want {
 		if m.HostPort != 0 {
 			if owner := portOwner(m, eps, out, self); owner != "" {
-				return nil, fmt.Errorf("port %d/%s on %s is already published by %s", m.HostPort, m.Proto, hostString(m.HostIP), owner)
+				return nil, fmt.Errorf("port %d/%s on %s is already published by %s", m.HostPort, m.Proto, HostAddrString(m.HostIP), owner)
 			}
 			if err := free(m.Proto, m.HostIP, m.HostPort); err != nil {
 				return nil, err
@@ -101,18 +98,4 @@ func assignPorts(want []PortMapping, eps []Endpoint, self string, free hostPortF
 		out = append(out, m)
 	}
 	return out, nil
-}
-
-func hostString(ip netip.Addr) string {
-	if !ip.IsValid() {
-		return "0.0.0.0"
-	}
-	return ip.String()
-}
-
-func protoNumber(proto string) uint8 {
-	if proto == "udp" {
-		return syscall.IPPROTO_UDP
-	}
-	return syscall.IPPROTO_TCP
 }

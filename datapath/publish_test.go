@@ -6,26 +6,26 @@ import (
 	"testing"
 )
 
-func noHostSockets(string, netip.Addr, uint16) error { return nil }
+func noHostSockets(Protocol, netip.Addr, uint16) error { return nil }
 
 func TestAssignPortsConflicts(t *testing.T) {
 	h1 := netip.MustParseAddr("198.18.0.2")
 	h2 := netip.MustParseAddr("198.18.0.3")
 	eps := []Endpoint{
-		{Name: "web", Ports: []PortMapping{{Proto: "tcp", HostPort: 8080, ContainerPort: 80}}},
-		{Name: "dns", Ports: []PortMapping{{Proto: "udp", HostIP: h1, HostPort: 53, ContainerPort: 53}}},
+		{Name: "web", Ports: []PortMapping{{Proto: TCP, HostPort: 8080, ContainerPort: 80}}},
+		{Name: "dns", Ports: []PortMapping{{Proto: UDP, HostIP: h1, HostPort: 53, ContainerPort: 53}}},
 	}
 	for _, tc := range []struct {
 		want []PortMapping
 		err  string
 	}{
-		{[]PortMapping{{Proto: "tcp", HostPort: 8080, ContainerPort: 80}}, "8080/tcp on 0.0.0.0 is already published by endpoint web"},
-		{[]PortMapping{{Proto: "tcp", HostIP: h1, HostPort: 8080, ContainerPort: 80}}, "by endpoint web"},
-		{[]PortMapping{{Proto: "udp", HostPort: 53, ContainerPort: 53}}, "by endpoint dns"},
-		{[]PortMapping{{Proto: "tcp", HostPort: 9000, ContainerPort: 1}, {Proto: "tcp", HostPort: 9000, ContainerPort: 2}}, "twice"},
+		{[]PortMapping{{Proto: TCP, HostPort: 8080, ContainerPort: 80}}, "8080/tcp on 0.0.0.0 is already published by endpoint web"},
+		{[]PortMapping{{Proto: TCP, HostIP: h1, HostPort: 8080, ContainerPort: 80}}, "by endpoint web"},
+		{[]PortMapping{{Proto: UDP, HostPort: 53, ContainerPort: 53}}, "by endpoint dns"},
+		{[]PortMapping{{Proto: TCP, HostPort: 9000, ContainerPort: 1}, {Proto: TCP, HostPort: 9000, ContainerPort: 2}}, "twice"},
 		// No conflict: other proto, other specific address.
-		{[]PortMapping{{Proto: "udp", HostPort: 8080, ContainerPort: 80}}, ""},
-		{[]PortMapping{{Proto: "udp", HostIP: h2, HostPort: 53, ContainerPort: 53}}, ""},
+		{[]PortMapping{{Proto: UDP, HostPort: 8080, ContainerPort: 80}}, ""},
+		{[]PortMapping{{Proto: UDP, HostIP: h2, HostPort: 53, ContainerPort: 53}}, ""},
 	} {
 		_, err := assignPorts(tc.want, eps, "new", noHostSockets)
 		if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
@@ -35,7 +35,7 @@ func TestAssignPortsConflicts(t *testing.T) {
 }
 
 func TestAssignPortsRandomHostPort(t *testing.T) {
-	got, err := assignPorts([]PortMapping{{Proto: "tcp", ContainerPort: 80}, {Proto: "tcp", ContainerPort: 81}}, nil, "x", noHostSockets)
+	got, err := assignPorts([]PortMapping{{Proto: TCP, ContainerPort: 80}, {Proto: TCP, ContainerPort: 81}}, nil, "x", noHostSockets)
 	if err != nil {
 		t.Fatal(err)
 	}

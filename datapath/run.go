@@ -16,16 +16,17 @@ import (
 
 // RunOptions are the flags of `ebpfnet run`.
 type RunOptions struct {
-	Net     string // bridge, host, none or container:NAME
-	Name    string // bridge/none: netns and endpoint name; empty: generated
-	Rm      bool   // bridge/none: detach and delete the netns when CMD exits
-	Network string
-	IP      string
-	Ports   []string
-	Cmd     []string
-	Stdin   io.Reader
-	Stdout  io.Writer
-	Stderr  io.Writer
+	Mode      Mode
+	Container string // ModeContainer: the endpoint whose namespace CMD shares
+	Name      string // bridge/none: netns and endpoint name; empty: generated
+	Rm        bool   // bridge/none: detach and delete the netns when CMD exits
+	Network   string
+	IP        string
+	Ports     []PortMapping
+	Cmd       []string
+	Stdin     io.Reader
+	Stdout    io.Writer
+	Stderr    io.Writer
 }
 
 // ParseMode splits a --net value into its mode and, for container:NAME, the
@@ -50,14 +51,19 @@ func (i *Instance) Run(ctx context.Context, o RunOptions) (int, error) {
 	if len(o.Cmd) == 0 {
 		return 0, errors.New("no command given (ebpfnet run [flags] -- CMD [ARG...])")
 	}
-	mode, shared, err := ParseMode(o.Net)
-	if err != nil {
+	mode, shared := o.Mode, o.Container
+	if mode == ModeContainer {
+		if err := netnsutil.ValidName(shared); err != nil {
+			return 0, fmt.Errorf("--net=container:NAME: %w", err)
+		}
+	} else if _, _, err := ParseMode(string(mode)); err != nil {
 		return 0, err
 	}
 	if mode != ModeBridge && (len(o.Ports) > 0 || o.Network != "" || o.IP != "") {
 		return 0, fmt.Errorf("-p, --network and --ip need --net=bridge")
 	}
 	var ns netnsutil.Namespace
+	var err error
 	switch mode {
 	case ModeHost:
 		if ns, err = netnsutil.Current(); err != nil {
@@ -102,10 +108,8 @@ func (i *Instance) createAndAttach(name string, mode Mode, o RunOptions) (netnsu
 	if err := netnsutil.ValidName(name); err != nil {
 		return netnsutil.Namespace{}, err
 	}
-	for _, spec := range o.Ports {
-		if _, err := ParsePortSpec(spec); err != nil {
-			return netnsutil.Namespace{}, err
-		}
+	if _, err := checkPorts(o.Ports); err != nil {
+		return netnsutil.Namespace{}, err
 	}
 	ns, err := netnsutil.CreateNamed(name)
 	if err != nil {

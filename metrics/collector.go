@@ -1,6 +1,8 @@
-// Package metrics exports the datapath to Prometheus. Counters are read from
-// the per-CPU BPF maps at scrape time and summed, so a scrape always reflects
-// the kernel's truth, including traffic forwarded while no daemon ran.
+// Package metrics exports the datapath to Prometheus. It observes a
+// datapath.Instance (the control plane knows nothing of metrics). Counters
+// are read from the per-CPU BPF maps at scrape time and summed, so a scrape
+// always reflects the kernel's truth, including traffic forwarded while no
+// daemon ran.
 package metrics
 
 import (
@@ -10,43 +12,23 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/ebpfnet/ebpfnet/maps"
+	"github.com/ebpfnet/ebpfnet/datapath"
 )
 
-// EndpointRef names an endpoint for per-endpoint series.
-type EndpointRef struct {
-	Network string
-	Name    string
-	Ifindex int
-}
-
-// NetworkRef is one network's inventory.
-type NetworkRef struct {
-	Name           string
-	Endpoints      int
-	PublishedPorts int
-}
-
-// LatencyHistogram is a control-plane latency histogram kept by the store.
-type LatencyHistogram struct {
-	Count   uint64
-	Sum     float64            // seconds
-	Buckets map[float64]uint64 // cumulative, by upper bound in seconds
-}
-
-// Inventory is what the control plane knows and the maps do not: names, and
-// how long its operations took.
-type Inventory interface {
-	EndpointRefs() ([]EndpointRef, error)
-	NetworkRefs() ([]NetworkRef, error)
-	LatencyHistograms() (map[string]LatencyHistogram, error)
+// Source is what the collector observes: a datapath.Instance.
+type Source interface {
+	Stats() (datapath.Stats, error)
+	EndpointTraffic() ([]datapath.EndpointTraffic, error)
+	NetworkSummaries() ([]datapath.NetworkSummary, error)
+	MapUsage() ([]datapath.MapUsage, error)
+	NATStats() (datapath.NATStats, error)
+	Latencies() (map[string]datapath.Histogram, error)
 }
 
 // Collector is a prometheus.Collector over the datapath maps.
 type Collector struct {
-	views *maps.Views
-	inv   Inventory
-	log   *slog.Logger
+	src Source
+	log *slog.Logger
 
 	packets, bytes     *prometheus.Desc
 	drops, dropBytes   *prometheus.Desc
@@ -60,13 +42,13 @@ type Collector struct {
 	scrapeErrors       prometheus.Counter
 }
 
-// NewCollector returns a collector; register it with a registry.
-func NewCollector(views *maps.Views, inv Inventory, log *slog.Logger) *Collector {
+// NewCollector returns a collector over src; register it with a registry.
+func NewCollector(src Source, log *slog.Logger) *Collector {
 	d := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc("ebpfnet_"+name, help, labels, nil)
 	}
 	return &Collector{
-		views: views, inv: inv, log: log,
+		src: src, log: log,
 		packets:     d("packets_total", "Packets handled by the datapath, by program direction and verdict.", "direction", "verdict"),
 		bytes:       d("bytes_total", "Bytes handled by the datapath, by program direction and verdict.", "direction", "verdict"),
 		drops:       d("drops_total", "Packets dropped by the datapath, by reason.", "reason"),
@@ -108,38 +90,29 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
 
-	if vs, err := c.views.Verdicts(); err != nil {
-		fail("verdicts", err)
+	if s, err := c.src.Stats(); err != nil {
+		fail("counters", err)
 	} else {
-		for k, v := range vs {
-			dir, verdict := maps.DirectionNames[k.Direction], maps.VerdictNames[k.Verdict]
-			counter(c.packets, v.Packets, dir, verdict)
-			counter(c.bytes, v.Bytes, dir, verdict)
+		for _, v := range s.Verdicts {
+			counter(c.packets, v.Count.Packets, v.Direction, v.Verdict)
+			counter(c.bytes, v.Count.Bytes, v.Direction, v.Verdict)
 		}
-	}
-	if drops, err := c.views.Drops(); err != nil {
-		fail("drops", err)
-	} else {
-		for reason, v := range drops {
+		for reason, v := range s.Drops {
 			counter(c.drops, v.Packets, reason)
 			counter(c.dropBytes, v.Bytes, reason)
 		}
 	}
-	if eps, err := c.inv.EndpointRefs(); err != nil {
+	if eps, err := c.src.EndpointTraffic(); err != nil {
 		fail("endpoints", err)
 	} else {
 		for _, e := range eps {
-			tx, rx, err := c.views.EndpointCounters(e.Ifindex)
-			if err != nil {
-				continue // detached between listing and reading
-			}
-			counter(c.epPackets, tx.Packets, e.Network, e.Name, "tx")
-			counter(c.epBytes, tx.Bytes, e.Network, e.Name, "tx")
-			counter(c.epPackets, rx.Packets, e.Network, e.Name, "rx")
-			counter(c.epBytes, rx.Bytes, e.Network, e.Name, "rx")
+			counter(c.epPackets, e.Tx.Packets, e.Network, e.Name, "tx")
+			counter(c.epBytes, e.Tx.Bytes, e.Network, e.Name, "tx")
+			counter(c.epPackets, e.Rx.Packets, e.Network, e.Name, "rx")
+			counter(c.epBytes, e.Rx.Bytes, e.Network, e.Name, "rx")
 		}
 	}
-	if nets, err := c.inv.NetworkRefs(); err != nil {
+	if nets, err := c.src.NetworkSummaries(); err != nil {
 		fail("networks", err)
 	} else {
 		for _, n := range nets {
@@ -147,7 +120,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			gauge(c.ports, float64(n.PublishedPorts), n.Name)
 		}
 	}
-	if usage, err := c.views.MapUsage(); err != nil {
+	if usage, err := c.src.MapUsage(); err != nil {
 		fail("map usage", err)
 	} else {
 		for _, u := range usage {
@@ -155,19 +128,19 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			gauge(c.mapCap, float64(u.Capacity), u.Name)
 		}
 	}
-	if nat, err := c.views.NATStats(); err != nil {
+	if nat, err := c.src.NATStats(); err != nil {
 		fail("nat", err)
 	} else {
 		counter(c.natFailures, nat.AllocFailures)
-		for i, n := range nat.Retries {
-			counter(c.natRetries, n, maps.NATRetryBucketNames[i])
+		for _, b := range nat.Retries {
+			counter(c.natRetries, b.Count, b.Retries)
 		}
 	}
-	if hs, err := c.inv.LatencyHistograms(); err != nil {
+	if hs, err := c.src.Latencies(); err != nil {
 		fail("latency", err)
 	} else {
 		for op, h := range hs {
-			ch <- prometheus.MustNewConstHistogram(c.latency, h.Count, h.Sum, h.Buckets, op)
+			ch <- prometheus.MustNewConstHistogram(c.latency, h.Count, h.Sum, h.Cumulative(), op)
 		}
 	}
 	gauge(c.buildInfo, 1, Version(), runtime.Version())

@@ -1,104 +1,132 @@
 package metrics_test
 
 import (
+	"errors"
 	"log/slog"
-	"net"
-	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 
-	"github.com/cilium/ebpf"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/ebpfnet/ebpfnet/loader"
-	"github.com/ebpfnet/ebpfnet/maps"
+	"github.com/ebpfnet/ebpfnet/datapath"
 	"github.com/ebpfnet/ebpfnet/metrics"
 )
 
-type inventory struct{}
+// source is a fixed datapath view. The collector's reading of a real
+// instance is covered by the daemon's integration tests, which scrape it.
+type source struct{ natErr error }
 
-func (inventory) EndpointRefs() ([]metrics.EndpointRef, error) {
-	return []metrics.EndpointRef{{Network: "n1", Name: "web", Ifindex: 7}}, nil
+func (source) Stats() (datapath.Stats, error) {
+	return datapath.Stats{
+		Verdicts: []datapath.VerdictStat{{Direction: "from_container", Verdict: "forward", Count: datapath.Counter{Packets: 10, Bytes: 1000}}},
+		Drops:    map[string]datapath.Counter{"spoofed_ip": {Packets: 3, Bytes: 300}},
+	}, nil
 }
 
-func (inventory) LatencyHistograms() (map[string]metrics.LatencyHistogram, error) {
-	return map[string]metrics.LatencyHistogram{"attach": {Count: 2, Sum: 0.03, Buckets: map[float64]uint64{0.01: 1, 0.1: 2}}}, nil
+func (source) EndpointTraffic() ([]datapath.EndpointTraffic, error) {
+	return []datapath.EndpointTraffic{{Network: "n1", Name: "web", Tx: datapath.Counter{Packets: 5, Bytes: 500}, Rx: datapath.Counter{Packets: 6, Bytes: 600}}}, nil
 }
 
-func (inventory) NetworkRefs() ([]metrics.NetworkRef, error) {
-	return []metrics.NetworkRef{{Name: "n1", Endpoints: 1, PublishedPorts: 2}}, nil
+func (source) NetworkSummaries() ([]datapath.NetworkSummary, error) {
+	return []datapath.NetworkSummary{{Name: "n1", Endpoints: 1, PublishedPorts: 2}}, nil
 }
 
-// perCPU spreads a total over the CPUs so the collector has to sum.
-func perCPU(packets, bytes uint64) []loader.Counter {
-	n := ebpf.MustPossibleCPU()
-	out := make([]loader.Counter, n)
-	out[0] = loader.Counter{Packets: packets, Bytes: bytes}
-	if n > 1 {
-		out[0] = loader.Counter{Packets: packets - 1, Bytes: bytes - 100}
-		out[n-1] = loader.Counter{Packets: 1, Bytes: 100}
-	}
-	return out
+func (source) MapUsage() ([]datapath.MapUsage, error) {
+	return []datapath.MapUsage{{Name: "endpoints", Entries: 1, Capacity: 4096}}, nil
 }
 
-func TestCollectorReadsMaps(t *testing.T) {
-	dp, err := loader.Load(loader.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dp.Close()
-	v := maps.New(&dp.Maps)
-	fwd := uint32(loader.DirFromContainer)*uint32(loader.NumVerdicts) + uint32(loader.VerdictForward)
-	if err := dp.Maps.VerdictCounters.Put(fwd, perCPU(10, 1000)); err != nil {
-		t.Fatal(err)
-	}
-	if err := dp.Maps.DropCounters.Put(uint32(4), perCPU(3, 300)); err != nil { // DROP_SPOOFED_IP
-		t.Fatal(err)
-	}
-	err = v.PutEndpoint(maps.Endpoint{IP: netip.MustParseAddr("172.30.0.2"), MAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, NetID: 1, Ifindex: 7})
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := ebpf.MustPossibleCPU()
-	stats := make([]loader.EndpointCounters, n)
-	stats[n-1] = loader.EndpointCounters{Tx: loader.Counter{Packets: 5, Bytes: 500}, Rx: loader.Counter{Packets: 6, Bytes: 600}}
-	if err := dp.Maps.EndpointStats.Put(uint32(7), stats); err != nil {
-		t.Fatal(err)
-	}
+func (s source) NATStats() (datapath.NATStats, error) {
+	return datapath.NATStats{AllocFailures: 1, Retries: []datapath.NATRetryBucket{{Retries: "0", Count: 7}, {Retries: "exhausted", Count: 1}}}, s.natErr
+}
 
-	c := metrics.NewCollector(v, inventory{}, slog.New(slog.DiscardHandler))
+func (source) Latencies() (map[string]datapath.Histogram, error) {
+	// Two attaches: one in the 10 ms bucket, one in the 100 ms bucket.
+	h := datapath.Histogram{Count: 2, Sum: 0.03, Buckets: make([]uint64, len(datapath.LatencyBuckets))}
+	for i, b := range datapath.LatencyBuckets {
+		if b == 0.01 || b == 0.1 {
+			h.Buckets[i] = 1
+		}
+	}
+	return map[string]datapath.Histogram{"attach": h}, nil
+}
+
+func TestCollectorSeries(t *testing.T) {
+	c := metrics.NewCollector(source{}, slog.New(slog.DiscardHandler))
 	want := `
 # HELP ebpfnet_endpoint_packets_total Packets an endpoint sent (tx) or the datapath delivered to it (rx).
 # TYPE ebpfnet_endpoint_packets_total counter
 ebpfnet_endpoint_packets_total{direction="rx",endpoint="web",network="n1"} 6
 ebpfnet_endpoint_packets_total{direction="tx",endpoint="web",network="n1"} 5
-# HELP ebpfnet_operation_duration_seconds Duration of control-plane operations (attach, detach, map_update).
-# TYPE ebpfnet_operation_duration_seconds histogram
-ebpfnet_operation_duration_seconds_bucket{operation="attach",le="0.01"} 1
-ebpfnet_operation_duration_seconds_bucket{operation="attach",le="0.1"} 2
-ebpfnet_operation_duration_seconds_bucket{operation="attach",le="+Inf"} 2
-ebpfnet_operation_duration_seconds_sum{operation="attach"} 0.03
-ebpfnet_operation_duration_seconds_count{operation="attach"} 2
 # HELP ebpfnet_endpoints Endpoints attached to a network.
 # TYPE ebpfnet_endpoints gauge
 ebpfnet_endpoints{network="n1"} 1
 # HELP ebpfnet_published_ports Host ports published to a network's endpoints.
 # TYPE ebpfnet_published_ports gauge
 ebpfnet_published_ports{network="n1"} 2
+# HELP ebpfnet_packets_total Packets handled by the datapath, by program direction and verdict.
+# TYPE ebpfnet_packets_total counter
+ebpfnet_packets_total{direction="from_container",verdict="forward"} 10
+# HELP ebpfnet_drops_total Packets dropped by the datapath, by reason.
+# TYPE ebpfnet_drops_total counter
+ebpfnet_drops_total{reason="spoofed_ip"} 3
+# HELP ebpfnet_map_entries Entries in a datapath map.
+# TYPE ebpfnet_map_entries gauge
+ebpfnet_map_entries{map="endpoints"} 1
+# HELP ebpfnet_map_capacity_entries Maximum entries of a datapath map.
+# TYPE ebpfnet_map_capacity_entries gauge
+ebpfnet_map_capacity_entries{map="endpoints"} 4096
+# HELP ebpfnet_nat_port_allocations_total Source port allocations by how many retries they took (bucket "exhausted": failed).
+# TYPE ebpfnet_nat_port_allocations_total counter
+ebpfnet_nat_port_allocations_total{retries="0"} 7
+ebpfnet_nat_port_allocations_total{retries="exhausted"} 1
 `
-	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "ebpfnet_endpoint_packets_total", "ebpfnet_endpoints", "ebpfnet_published_ports", "ebpfnet_operation_duration_seconds"); err != nil {
+	names := []string{"ebpfnet_endpoint_packets_total", "ebpfnet_endpoints", "ebpfnet_published_ports", "ebpfnet_packets_total",
+		"ebpfnet_drops_total", "ebpfnet_map_entries", "ebpfnet_map_capacity_entries", "ebpfnet_nat_port_allocations_total"}
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), names...); err != nil {
 		t.Error(err)
 	}
-	if got := testutil.ToFloat64(filtered{c, `direction="from_container"`, `verdict="forward"`, "ebpfnet_packets_total"}); got != 10 {
-		t.Errorf("forward packets = %v, want 10", got)
-	}
-	if got := testutil.ToFloat64(filtered{c, `reason="spoofed_ip"`, "", "ebpfnet_drops_total"}); got != 3 {
-		t.Errorf("spoofed_ip drops = %v, want 3", got)
-	}
-	if got := testutil.ToFloat64(filtered{c, `map="endpoints"`, "", "ebpfnet_map_entries"}); got != 1 {
-		t.Errorf("endpoints map entries = %v, want 1", got)
+	// Latency buckets are cumulative in Prometheus, not in the store.
+	hist := `
+# HELP ebpfnet_operation_duration_seconds Duration of control-plane operations (attach, detach, map_update).
+# TYPE ebpfnet_operation_duration_seconds histogram
+` + histogramLines("attach", 2, 0.03, map[float64]uint64{0.01: 1, 0.1: 2})
+	if err := testutil.CollectAndCompare(c, strings.NewReader(hist), "ebpfnet_operation_duration_seconds"); err != nil {
+		t.Error(err)
 	}
 	if problems, err := testutil.CollectAndLint(c); err != nil || len(problems) > 0 {
 		t.Errorf("lint: %v %v", problems, err)
 	}
 }
+
+// histogramLines renders the expected exposition of a histogram over
+// datapath.LatencyBuckets, given the cumulative count at the bounds where
+// it changes.
+func histogramLines(op string, count uint64, sum float64, steps map[float64]uint64) string {
+	var b strings.Builder
+	var acc uint64
+	for _, le := range datapath.LatencyBuckets {
+		if n, ok := steps[le]; ok {
+			acc = n
+		}
+		b.WriteString(`ebpfnet_operation_duration_seconds_bucket{operation="` + op + `",le="` + formatFloat(le) + `"} ` + formatUint(acc) + "\n")
+	}
+	b.WriteString(`ebpfnet_operation_duration_seconds_bucket{operation="` + op + `",le="+Inf"} ` + formatUint(count) + "\n")
+	b.WriteString(`ebpfnet_operation_duration_seconds_sum{operation="` + op + `"} ` + formatFloat(sum) + "\n")
+	b.WriteString(`ebpfnet_operation_duration_seconds_count{operation="` + op + `"} ` + formatUint(count) + "\n")
+	return b.String()
+}
+
+func TestCollectorCountsScrapeErrors(t *testing.T) {
+	c := metrics.NewCollector(source{natErr: errors.New("map gone")}, slog.New(slog.DiscardHandler))
+	if got := testutil.ToFloat64(filtered{c, "", "", "ebpfnet_scrape_errors_total"}); got != 1 {
+		t.Errorf("scrape errors = %v, want 1", got)
+	}
+	// The rest of the scrape still works.
+	if got := testutil.ToFloat64(filtered{c, `reason="spoofed_ip"`, "", "ebpfnet_drops_total"}); got != 3 {
+		t.Errorf("spoofed_ip drops = %v, want 3", got)
+	}
+}
+
+func formatFloat(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
+func formatUint(n uint64) string   { return strconv.FormatUint(n, 10) }

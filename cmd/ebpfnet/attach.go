@@ -11,6 +11,7 @@ import (
 func newAttachCmd(g *globals) *cobra.Command {
 	var o datapath.AttachOptions
 	var mode string
+	var ports []string
 	cmd := &cobra.Command{
 		Use:   "attach --net=bridge|none [flags] TARGET",
 		Short: "Connect a network namespace (name, netns path or PID)",
@@ -21,6 +22,9 @@ func newAttachCmd(g *globals) *cobra.Command {
 		RunE: g.withInstance(func(cmd *cobra.Command, args []string, inst *datapath.Instance) error {
 			m, _, err := datapath.ParseMode(mode)
 			if err != nil {
+				return err
+			}
+			if o.Ports, err = datapath.ParsePortSpecs(ports); err != nil {
 				return err
 			}
 			o.Mode, o.Target = m, args[0]
@@ -40,25 +44,7 @@ func newAttachCmd(g *globals) *cobra.Command {
 	f.StringVar(&mode, "net", "bridge", "network mode: bridge or none")
 	f.StringVar(&o.Network, "network", "", "network to join (default: "+datapath.DefaultNetwork+", created on first use)")
 	f.StringVar(&o.IP, "ip", "", "IPv4 address (default: the next free one)")
-	f.StringArrayVarP(&o.Ports, "publish", "p", nil, "publish a port: [hostIP:][hostPort[-end]:]containerPort[-end][/tcp|/udp]")
+	publishFlag(f, &ports)
 	f.StringVar(&o.Name, "name", "", "endpoint name (default: derived from TARGET)")
 	return cmd
-}
-
-func newDetachCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "detach TARGET...",
-		Short: "Disconnect endpoints and remove everything attach made",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: g.withInstance(func(cmd *cobra.Command, args []string, inst *datapath.Instance) error {
-			for _, t := range args {
-				ep, err := inst.Detach(t)
-				if err != nil {
-					return err
-				}
-				fmt.Fprintln(cmd.OutOrStdout(), ep.Name)
-			}
-			return nil
-		}),
-	}
 }

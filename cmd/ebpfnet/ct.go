@@ -9,29 +9,10 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/ebpfnet/ebpfnet/datapath"
-	"github.com/ebpfnet/ebpfnet/maps"
 )
 
-func newPortCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "port TARGET",
-		Short: "List an endpoint's published ports (like docker port)",
-		Args:  cobra.ExactArgs(1),
-		RunE: g.withInstance(func(cmd *cobra.Command, args []string, inst *datapath.Instance) error {
-			ports, err := inst.Ports(args[0])
-			if err != nil {
-				return err
-			}
-			for _, p := range ports {
-				fmt.Fprintln(cmd.OutOrStdout(), p)
-			}
-			return nil
-		}),
-	}
-}
-
 // timeoutFlags binds conntrack timeout flags to t.
-func timeoutFlags(f *pflag.FlagSet, t *maps.Timeouts) {
+func timeoutFlags(f *pflag.FlagSet, t *datapath.Timeouts) {
 	f.DurationVar(&t.TCPSyn, "ct-timeout-tcp-syn", t.TCPSyn, "idle timeout of TCP flows not yet established")
 	f.DurationVar(&t.TCPEstablished, "ct-timeout-tcp-established", t.TCPEstablished, "idle timeout of established TCP flows")
 	f.DurationVar(&t.TCPClosing, "ct-timeout-tcp-closing", t.TCPClosing, "idle timeout of TCP flows after FIN or RST")
@@ -40,7 +21,7 @@ func timeoutFlags(f *pflag.FlagSet, t *maps.Timeouts) {
 }
 
 func newCTCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "ct", Short: "Inspect and expire the datapath's connection tracking"}
+	cmd := group(&cobra.Command{Use: "ct", Short: "Inspect and expire the datapath's connection tracking"})
 	ls := &cobra.Command{
 		Use:   "ls",
 		Short: "List conntrack entries (one per direction)",
@@ -50,7 +31,7 @@ func newCTCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			now := maps.Monotonic()
+			now := datapath.Now()
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "KIND\tDIR\tTUPLE\tTRANSLATED\tSTATE\tAGE\tIDLE")
 			for _, f := range flows {
@@ -64,11 +45,13 @@ func newCTCmd(g *globals) *cobra.Command {
 			return w.Flush()
 		}),
 	}
-	t := maps.DefaultTimeouts
+	t := datapath.DefaultTimeouts
 	gc := &cobra.Command{
 		Use:   "gc",
 		Short: "Expire idle conntrack entries once (the daemon does this periodically)",
 		Args:  cobra.NoArgs,
+		// Refuse bad timeouts before opening anything.
+		PreRunE: func(*cobra.Command, []string) error { return datapath.CheckTimeouts(t) },
 		RunE: g.withInstance(func(cmd *cobra.Command, _ []string, inst *datapath.Instance) error {
 			r, err := inst.GC(t)
 			if err != nil {
@@ -80,47 +63,5 @@ func newCTCmd(g *globals) *cobra.Command {
 	}
 	timeoutFlags(gc.Flags(), &t)
 	cmd.AddCommand(ls, gc)
-	return cmd
-}
-
-func newNATCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "nat", Short: "Inspect address translations"}
-	cmd.AddCommand(&cobra.Command{
-		Use:   "ls",
-		Short: "List published ports and active translations",
-		Args:  cobra.NoArgs,
-		RunE: g.withInstance(func(cmd *cobra.Command, _ []string, inst *datapath.Instance) error {
-			views, err := inst.Views()
-			if err != nil {
-				return err
-			}
-			bindings, err := views.PortBindings()
-			if err != nil {
-				return err
-			}
-			flows, err := inst.Flows()
-			if err != nil {
-				return err
-			}
-			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "PUBLISHED\tTO")
-			for _, b := range bindings {
-				host := "0.0.0.0"
-				if b.HostIP.IsValid() {
-					host = b.HostIP.String()
-				}
-				proto := map[uint8]string{maps.ProtoTCP: "tcp", maps.ProtoUDP: "udp"}[b.Proto]
-				fmt.Fprintf(w, "%s:%d/%s\t%s:%d\n", host, b.HostPort, proto, b.ContainerIP, b.ContainerPort)
-			}
-			fmt.Fprintln(w, "\t")
-			fmt.Fprintln(w, "KIND\tFROM\tTO")
-			for _, f := range flows {
-				if !f.Reply {
-					fmt.Fprintf(w, "%s\t%s\t%s\n", f.Kind, f.Tuple, f.Translated)
-				}
-			}
-			return w.Flush()
-		}),
-	})
 	return cmd
 }

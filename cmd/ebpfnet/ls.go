@@ -10,7 +10,7 @@ import (
 )
 
 func newLsCmd(g *globals) *cobra.Command {
-	var output string
+	output := newOutputFlag("table", "json")
 	cmd := &cobra.Command{
 		Use:   "ls",
 		Short: "List endpoints",
@@ -20,15 +20,11 @@ func newLsCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			switch output {
-			case "json":
+			if output.value == "json" {
 				if eps == nil {
 					eps = []datapath.Endpoint{}
 				}
 				return printJSON(cmd, eps)
-			case "", "table":
-			default:
-				return fmt.Errorf("invalid -o %q: want table or json", output)
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "NAME\tMODE\tNETWORK\tIP\tMAC\tHOST VETH\tNETNS")
@@ -38,7 +34,7 @@ func newLsCmd(g *globals) *cobra.Command {
 			return w.Flush()
 		}),
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
+	output.register(cmd.Flags(), "output format")
 	return cmd
 }
 
@@ -54,19 +50,4 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-func newInspectCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "inspect TARGET",
-		Short: "Show an endpoint as JSON: mode, network, addresses, interfaces, program, counters",
-		Args:  cobra.ExactArgs(1),
-		RunE: g.withInstance(func(cmd *cobra.Command, args []string, inst *datapath.Instance) error {
-			d, err := inst.Inspect(args[0])
-			if err != nil {
-				return err
-			}
-			return printJSON(cmd, d)
-		}),
-	}
 }

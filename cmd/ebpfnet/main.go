@@ -12,7 +12,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ebpfnet/ebpfnet/datapath"
-	"github.com/ebpfnet/ebpfnet/loader"
 )
 
 // exitError carries a command's exit code (ebpfnet run returns CMD's).
@@ -39,7 +38,7 @@ type globals struct {
 	verbose   bool
 }
 
-func (g *globals) open() (*datapath.Instance, error) {
+func (g *globals) open(level slog.Level) (*datapath.Instance, error) {
 	cfg := datapath.DefaultConfig()
 	if g.stateDir != "" {
 		cfg.StateDir = g.stateDir
@@ -48,7 +47,7 @@ func (g *globals) open() (*datapath.Instance, error) {
 		cfg.PinRoot = g.pinRoot
 	}
 	cfg.CTMapSize = g.ctMapSize
-	cfg.Log = g.logger(slog.LevelWarn)
+	cfg.Log = g.logger(level)
 	return datapath.Open(cfg)
 }
 
@@ -60,10 +59,16 @@ func (g *globals) logger(level slog.Level) *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 }
 
-// withInstance adapts a command body that needs an open instance.
+// withInstance adapts a command body that needs an open instance; the
+// instance logs warnings and errors (everything with --verbose).
 func (g *globals) withInstance(fn func(cmd *cobra.Command, args []string, inst *datapath.Instance) error) func(*cobra.Command, []string) error {
+	return g.withInstanceLog(slog.LevelWarn, fn)
+}
+
+// withInstanceLog is withInstance for an instance logging from level up.
+func (g *globals) withInstanceLog(level slog.Level, fn func(cmd *cobra.Command, args []string, inst *datapath.Instance) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
-		inst, err := g.open()
+		inst, err := g.open(level)
 		if err != nil {
 			return err
 		}
@@ -100,7 +105,7 @@ pins are per instance (see --state-dir and --pin-root).`,
 	def := datapath.DefaultConfig()
 	root.PersistentFlags().StringVar(&g.stateDir, "state-dir", os.Getenv("EBPFNET_STATE_DIR"), "state directory (env EBPFNET_STATE_DIR; default "+def.StateDir+")")
 	root.PersistentFlags().StringVar(&g.pinRoot, "pin-root", os.Getenv("EBPFNET_PIN_ROOT"), "bpffs directory for pinned maps, programs and links (env EBPFNET_PIN_ROOT; default "+def.PinRoot+")")
-	root.PersistentFlags().IntVar(&g.ctMapSize, "ct-map-size", envInt("EBPFNET_CT_MAP_SIZE"), fmt.Sprintf("conntrack entries, two per flow (env EBPFNET_CT_MAP_SIZE; default %d); fixed while the datapath is pinned", loader.DefaultCTMapSize))
+	root.PersistentFlags().IntVar(&g.ctMapSize, "ct-map-size", envInt("EBPFNET_CT_MAP_SIZE"), fmt.Sprintf("conntrack entries, two per flow (env EBPFNET_CT_MAP_SIZE; default %d); fixed while the datapath is pinned", datapath.DefaultCTMapSize))
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log what is done")
 	root.AddCommand(
 		newNetworkCmd(g),

@@ -11,7 +11,7 @@ import (
 )
 
 func newNetworkCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "network", Short: "Manage bridge networks"}
+	cmd := group(&cobra.Command{Use: "network", Short: "Manage bridge networks"})
 	cmd.AddCommand(newNetworkCreateCmd(g), newNetworkLsCmd(g), newNetworkInspectCmd(g), newNetworkRmCmd(g))
 	return cmd
 }

@@ -10,6 +10,8 @@ import (
 
 func newRunCmd(g *globals) *cobra.Command {
 	var o datapath.RunOptions
+	var mode string
+	var ports []string
 	cmd := &cobra.Command{
 		Use:   "run [flags] -- CMD [ARG...]",
 		Short: "Run a command with a Docker network mode",
@@ -25,6 +27,13 @@ The exit status is CMD's.`,
   ebpfnet run --net=container:web -- ss -ltn`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: g.withInstance(func(cmd *cobra.Command, args []string, inst *datapath.Instance) error {
+			var err error
+			if o.Mode, o.Container, err = datapath.ParseMode(mode); err != nil {
+				return err
+			}
+			if o.Ports, err = datapath.ParsePortSpecs(ports); err != nil {
+				return err
+			}
 			o.Cmd = args
 			o.Stdin, o.Stdout, o.Stderr = os.Stdin, cmd.OutOrStdout(), cmd.ErrOrStderr()
 			code, err := inst.Run(cmd.Context(), o)
@@ -38,11 +47,11 @@ The exit status is CMD's.`,
 		}),
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.Net, "net", "bridge", "network mode: bridge, host, none or container:NAME")
+	f.StringVar(&mode, "net", "bridge", "network mode: bridge, host, none or container:NAME")
 	f.StringVar(&o.Name, "name", "", "name of the netns and endpoint (default: generated)")
 	f.BoolVar(&o.Rm, "rm", false, "detach and delete the namespace when CMD exits")
 	f.StringVar(&o.Network, "network", "", "bridge network to join")
 	f.StringVar(&o.IP, "ip", "", "IPv4 address")
-	f.StringArrayVarP(&o.Ports, "publish", "p", nil, "publish a port: [hostIP:][hostPort[-end]:]containerPort[-end][/tcp|/udp]")
+	publishFlag(f, &ports)
 	return cmd
 }

@@ -12,7 +12,7 @@ import (
 )
 
 func newStatsCmd(g *globals) *cobra.Command {
-	var output string
+	output := newOutputFlag("table", "json")
 	cmd := &cobra.Command{
 		Use:   "stats",
 		Short: "Show datapath counters: packets by direction and verdict, drops by reason",
@@ -22,7 +22,7 @@ func newStatsCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if output == "json" {
+			if output.value == "json" {
 				return printJSON(cmd, s)
 			}
 			slices.SortFunc(s.Verdicts, func(a, b datapath.VerdictStat) int {
@@ -50,6 +50,6 @@ func newStatsCmd(g *globals) *cobra.Command {
 			return w.Flush()
 		}),
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
+	output.register(cmd.Flags(), "output format")
 	return cmd
 }

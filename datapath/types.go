@@ -1,0 +1,52 @@
+package datapath
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Network is the stored description of a bridge network.
+type Network struct {
+	ID         uint32       `json:"id"`
+	Name       string       `json:"name"`
+	Subnet     netip.Prefix `json:"subnet"`
+	Gateway    netip.Addr   `json:"gateway"`
+	Bridge     string       `json:"bridge"`
+	Uplink     string       `json:"uplink,omitempty"`
+	MTU        int          `json:"mtu"`
+	ICC        bool         `json:"icc"`
+	Masquerade bool         `json:"ip_masquerade"`
+	Internal   bool         `json:"internal"`
+	Created    time.Time    `json:"created"`
+}
+
+// Mode is a Docker network mode.
+type Mode string
+
+const (
+	ModeBridge    Mode = "bridge"
+	ModeNone      Mode = "none"
+	ModeHost      Mode = "host"
+	ModeContainer Mode = "container"
+)
+
+// Endpoint is the stored description of one attached network namespace.
+type Endpoint struct {
+	Name     string `json:"name"`
+	Mode     Mode   `json:"mode"`
+	Netns    string `json:"netns"`     // /run/netns/NAME, /proc/PID/ns/net or the path given
+	NetnsIno uint64 `json:"netns_ino"` // identity of the namespace
+	// OwnNetns is set when ebpfnet created the named netns (ebpfnet run).
+	OwnNetns bool `json:"own_netns,omitempty"`
+
+	// Bridge mode only.
+	Network          string        `json:"network,omitempty"`
+	IP               netip.Addr    `json:"ip,omitzero"`
+	MAC              string        `json:"mac,omitempty"`
+	HostVeth         string        `json:"host_veth,omitempty"`
+	HostIfindex      int           `json:"host_ifindex,omitempty"`
+	ContainerIfindex int           `json:"container_ifindex,omitempty"`
+	Ports            []PortMapping `json:"ports,omitempty"`
+
+	Created time.Time `json:"created"`
+}
