@@ -166,7 +166,11 @@ func (i *Instance) attachBridge(st *store, ep *Endpoint, o AttachOptions, ns net
 		if n, err = i.createNetwork(st, DefaultNetworkOptions(DefaultNetwork)); err != nil {
 			return fmt.Errorf("create default network: %w", err)
 		}
-		rollback.add(func() { i.removeNetworkQuietly(st, n) })
+		rollback.add(func() {
+			if err := i.removeNetwork(st, n); err != nil {
+				i.log.Warn("roll back default network", "network", n.Name, "err", err)
+			}
+		})
 		if o.IP != "" {
 			if ip, err = checkRequestedIP(n, o.IP, used); err != nil {
 				return err
@@ -220,127 +224,10 @@ func (i *Instance) attachBridge(st *store, ep *Endpoint, o AttachOptions, ns net
 	return nil
 }
 
-// plumbVeth creates the veth pair with its container end (eth0) directly in
-// the target namespace, addresses it and routes via the gateway.
-func (i *Instance) plumbVeth(ep *Endpoint, n Network, ns netnsutil.Namespace, rollback *undo) error {
-	br, err := netlink.LinkByName(n.Bridge)
-	if err != nil {
-		return fmt.Errorf("bridge %s of network %s is missing: %w", n.Bridge, n.Name, err)
-	}
-	nsh, err := ns.Open()
-	if err != nil {
-		return err
-	}
-	defer nsh.Close()
-	mac, _ := net.ParseMAC(ep.MAC)
-	veth := &netlink.Veth{
-		LinkAttrs:        netlink.LinkAttrs{Name: ep.HostVeth, MTU: n.MTU, MasterIndex: br.Attrs().Index},
-		PeerName:         "eth0",
-		PeerHardwareAddr: mac,
-		PeerNamespace:    netlink.NsFd(nsh),
-	}
-	if err := netlink.LinkAdd(veth); err != nil {
-		return fmt.Errorf("create veth %s: %w", ep.HostVeth, err)
-	}
-	// Deleting the host end deletes the container end too.
-	rollback.add(func() { netlink.LinkDel(veth) })
-	host, err := netlink.LinkByName(ep.HostVeth)
-	if err != nil {
-		return err
-	}
-	ep.HostIfindex = host.Attrs().Index
-	if err := netlink.LinkSetUp(host); err != nil {
-		return fmt.Errorf("bring up %s: %w", ep.HostVeth, err)
-	}
-
-	h, err := netlink.NewHandleAt(nsh)
-	if err != nil {
-		return fmt.Errorf("netlink in %s: %w", ns.Path, err)
-	}
-	defer h.Close()
-	eth0, err := h.LinkByName("eth0")
-	if err != nil {
-		return fmt.Errorf("find eth0 in %s: %w", ns.Path, err)
-	}
-	ep.ContainerIfindex = eth0.Attrs().Index
-	steps := []struct {
-		what string
-		do   func() error
-	}{
-		{"bring up lo", func() error { return linkUpByName(h, "lo") }},
-		{"address eth0", func() error {
-			return h.AddrAdd(eth0, &netlink.Addr{IPNet: prefixIPNet(netip.PrefixFrom(ep.IP, n.Subnet.Bits()))})
-		}},
-		{"bring up eth0", func() error { return h.LinkSetUp(eth0) }},
-		{"add default route", func() error {
-			return h.RouteAdd(&netlink.Route{LinkIndex: eth0.Attrs().Index, Gw: n.Gateway.AsSlice()})
-		}},
-	}
-	for _, s := range steps {
-		if err := s.do(); err != nil {
-			return fmt.Errorf("%s in %s: %w", s.what, ns.Path, err)
-		}
-	}
-	return nil
-}
-
-func linkUpByName(h *netlink.Handle, name string) error {
-	l, err := h.LinkByName(name)
-	if err != nil {
-		return err
-	}
-	return h.LinkSetUp(l)
-}
-
-// withHandle runs fn with a netlink handle inside ns.
-func withHandle(ns netnsutil.Namespace, fn func(*netlink.Handle) error) error {
-	nsh, err := ns.Open()
-	if err != nil {
-		return err
-	}
-	defer nsh.Close()
-	h, err := netlink.NewHandleAt(nsh)
-	if err != nil {
-		return fmt.Errorf("netlink in %s: %w", ns.Path, err)
-	}
-	defer h.Close()
-	return fn(h)
-}
-
-func setLoopbackUp(ns netnsutil.Namespace) error {
-	return withHandle(ns, func(h *netlink.Handle) error {
-		if err := linkUpByName(h, "lo"); err != nil {
-			return fmt.Errorf("bring up lo in %s: %w", ns.Path, err)
-		}
-		return nil
-	})
-}
-
-func checkNoEth0(ns netnsutil.Namespace) error {
-	return withHandle(ns, func(h *netlink.Handle) error {
-		if _, err := h.LinkByName("eth0"); err == nil {
-			return fmt.Errorf("target %s already has an eth0 interface", ns.Path)
-		}
-		return nil
-	})
-}
-
 func randomHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-func (i *Instance) removeNetworkQuietly(st *store, n Network) {
-	if views, err := i.datapath(); err == nil {
-		views.DeleteNetwork(n.ID, n.Subnet)
-		nets, _ := st.networks()
-		i.releaseUplink(n.Uplink, slices.DeleteFunc(nets, func(o Network) bool { return o.Name == n.Name }))
-	}
-	if l, err := netlink.LinkByName(n.Bridge); err == nil {
-		netlink.LinkDel(l)
-	}
-	st.deleteNetwork(n.Name)
 }
 
 // faultPoint fails on purpose where EBPFNET_TEST_FAULT names it, so tests can

@@ -261,30 +261,38 @@ func (i *Instance) RemoveNetwork(name string) error {
 			slices.Sort(users)
 			return fmt.Errorf("network %s has attached endpoints: %v (detach them first)", name, users)
 		}
-		views, err := i.datapath()
-		if err != nil {
-			return err
-		}
-		nets, err := st.networks()
-		if err != nil {
-			return err
-		}
-		nets = slices.DeleteFunc(nets, func(o Network) bool { return o.Name == name })
-		var errs []error
-		errs = append(errs, views.DeleteNetwork(n.ID, n.Subnet))
-		errs = append(errs, i.releaseUplink(n.Uplink, nets))
-		if l, err := netlink.LinkByName(n.Bridge); err == nil {
-			errs = append(errs, netlink.LinkDel(l))
-		}
-		if err := errors.Join(errs...); err != nil {
+		if err := i.removeNetwork(st, n); err != nil {
 			return fmt.Errorf("remove network %s: %w", name, err)
-		}
-		if err := st.deleteNetwork(name); err != nil {
-			return err
 		}
 		i.log.Info("network removed", "name", name)
 		return i.releaseIfUnused(st)
 	})
+}
+
+// removeNetwork undoes createNetwork: the datapath's entries, the uplink if
+// no other network uses it, the bridge, and the record. It keeps going past
+// errors so a half-made network (a failed attach's default network) is
+// removed as far as possible, and keeps the record if anything failed.
+func (i *Instance) removeNetwork(st *store, n Network) error {
+	views, err := i.datapath()
+	if err != nil {
+		return err
+	}
+	nets, err := st.networks()
+	if err != nil {
+		return err
+	}
+	nets = slices.DeleteFunc(nets, func(o Network) bool { return o.Name == n.Name })
+	var errs []error
+	errs = append(errs, views.DeleteNetwork(n.ID, n.Subnet))
+	errs = append(errs, i.releaseUplink(n.Uplink, nets))
+	if l, err := netlink.LinkByName(n.Bridge); err == nil {
+		errs = append(errs, netlink.LinkDel(l))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	return st.deleteNetwork(n.Name)
 }
 
 // Networks lists the instance's networks, sorted by name.
