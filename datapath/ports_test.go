@@ -1,6 +1,7 @@
 package datapath
 
 import (
+	"encoding/json"
 	"net/netip"
 	"reflect"
 	"strings"
@@ -58,6 +59,39 @@ func TestParsePortSpecErrors(t *testing.T) {
 		_, err := ParsePortSpec(spec)
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: error %v, want it to mention %q", spec, err, want)
+		}
+	}
+}
+
+func TestProtocolText(t *testing.T) {
+	var m PortMapping
+	if err := json.Unmarshal([]byte(`{"proto":"UDP","container_port":53}`), &m); err != nil || m.Proto != UDP {
+		t.Fatalf("unmarshal: %v %+v", err, m)
+	}
+	out, err := json.Marshal(PortMapping{Proto: TCP, ContainerPort: 80})
+	if err != nil || !strings.Contains(string(out), `"proto":"tcp"`) {
+		t.Fatalf("marshal: %v %s", err, out)
+	}
+	if err := json.Unmarshal([]byte(`{"proto":"sctp"}`), &m); err == nil {
+		t.Error("sctp accepted")
+	}
+	if _, err := json.Marshal(PortMapping{Proto: 1}); err == nil {
+		t.Error("protocol 1 marshalled")
+	}
+}
+
+func TestCheckPorts(t *testing.T) {
+	got, err := checkPorts([]PortMapping{{Proto: UDP, HostIP: netip.IPv4Unspecified(), HostPort: 53, ContainerPort: 53}})
+	if err != nil || got[0].HostIP.IsValid() {
+		t.Errorf("0.0.0.0 not normalized to every address: %v %+v", err, got)
+	}
+	for _, bad := range []PortMapping{
+		{Proto: 1, ContainerPort: 80},
+		{Proto: TCP},
+		{Proto: TCP, ContainerPort: 80, HostIP: netip.MustParseAddr("::1")},
+	} {
+		if _, err := checkPorts([]PortMapping{bad}); err == nil {
+			t.Errorf("%+v accepted", bad)
 		}
 	}
 }
