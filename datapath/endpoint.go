@@ -54,10 +54,10 @@ func (i *Instance) Attach(o AttachOptions) (Endpoint, error) {
 
 func (i *Instance) attach(st *store, o AttachOptions) (Endpoint, error) {
 	if o.Mode != ModeBridge && o.Mode != ModeNone {
-		return Endpoint{}, fmt.Errorf("attach supports --net=bridge and --net=none; use `ebpfnet run` for host and container: modes")
+		return Endpoint{}, fmt.Errorf("attach supports bridge mode (--network=bridge or a network's name) and --network=none; use `ebpfnet run` for host and container: modes")
 	}
 	if len(o.Ports) > 0 && o.Mode != ModeBridge {
-		return Endpoint{}, errors.New("published ports need --net=bridge")
+		return Endpoint{}, errors.New("published ports need bridge mode (--network=bridge or a network's name)")
 	}
 	var err error
 	if o.Ports, err = checkPorts(o.Ports); err != nil {
@@ -68,7 +68,7 @@ func (i *Instance) attach(st *store, o AttachOptions) (Endpoint, error) {
 		return Endpoint{}, err
 	}
 	if cur, err := netnsutil.Current(); err == nil && cur.Ino == ns.Ino {
-		return Endpoint{}, fmt.Errorf("target %s is the host's own network namespace (that is --net=host)", o.Target)
+		return Endpoint{}, fmt.Errorf("target %s is the host's own network namespace (that is --network=host)", o.Target)
 	}
 	name := o.Name
 	if name == "" {
@@ -153,7 +153,13 @@ func (i *Instance) attachBridge(st *store, ep *Endpoint, o AttachOptions, ns net
 	if len(o.Ports) > 0 && ok && n.Internal {
 		return fmt.Errorf("network %s is --internal: it has no outside to publish ports to", n.Name)
 	}
-	ports, err := assignPorts(o.Ports, eps, ep.Name, probeHostPort)
+	var free hostPortFree = func(Protocol, netip.Addr, uint16) error { return nil }
+	if len(o.Ports) > 0 {
+		if free, err = hostPortProbe(); err != nil {
+			return err
+		}
+	}
+	ports, err := assignPorts(o.Ports, eps, ep.Name, free)
 	if err != nil {
 		return err
 	}

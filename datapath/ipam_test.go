@@ -65,15 +65,21 @@ func TestMACFromIP(t *testing.T) {
 	}
 }
 
-func TestParseMode(t *testing.T) {
-	for in, want := range map[string]Mode{"bridge": ModeBridge, "host": ModeHost, "none": ModeNone, "container:web": ModeContainer} {
-		m, _, err := ParseMode(in)
-		if err != nil || m != want {
-			t.Errorf("%s: %v %v", in, m, err)
+func TestParseNetworkMode(t *testing.T) {
+	for in, want := range map[string]NetworkMode{
+		"bridge":        {Mode: ModeBridge},
+		"host":          {Mode: ModeHost},
+		"none":          {Mode: ModeNone},
+		"container:web": {Mode: ModeContainer, Container: "web"},
+		"backend":       {Mode: ModeBridge, Network: "backend"},
+	} {
+		got, err := ParseNetworkMode(in)
+		if err != nil || got != want {
+			t.Errorf("%s: %+v %v, want %+v", in, got, err, want)
 		}
 	}
-	for _, bad := range []string{"", "overlay", "container:", "container:a/b"} {
-		if _, _, err := ParseMode(bad); err == nil {
+	for _, bad := range []string{"", "container:", "container:a/b", "a/b", "-x"} {
+		if _, err := ParseNetworkMode(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
 	}

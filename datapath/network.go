@@ -120,6 +120,9 @@ func (i *Instance) validateNetwork(st *store, o NetworkOptions) (Network, error)
 	if err := netnsutil.ValidName(o.Name); err != nil {
 		return n, fmt.Errorf("network name: %w", err)
 	}
+	if slices.Contains(reservedNetworkNames, o.Name) {
+		return n, fmt.Errorf("network name %s is reserved: --network=%s is a network mode", o.Name, o.Name)
+	}
 	existing, err := st.networks()
 	if err != nil {
 		return n, err

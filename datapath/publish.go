@@ -1,12 +1,16 @@
 package datapath
 
 import (
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -45,31 +49,123 @@ func portOwner(m PortMapping, eps []Endpoint, pending []PortMapping, self string
 // flow must never answer for one.
 type hostPortFree func(proto Protocol, ip netip.Addr, port uint16) error
 
-// probeHostPort tries to bind the port in this (the host's) namespace.
-func probeHostPort(proto Protocol, ip netip.Addr, port uint16) error {
-	host := HostAddrString(ip)
-	addr := net.JoinHostPort(host, strconv.Itoa(int(port)))
-	var err error
-	if proto == UDP {
-		var c net.PacketConn
-		if c, err = net.ListenPacket("udp4", addr); err == nil {
-			c.Close()
-		}
-	} else {
-		var l net.Listener
-		if l, err = net.Listen("tcp4", addr); err == nil {
-			l.Close()
-		}
+// hostPortProbe returns a hostPortFree over a snapshot of this (the host's)
+// namespace's sockets, read once however many ports are checked. Only
+// listening TCP sockets and bound, unconnected UDP sockets conflict: a
+// client's TIME-WAIT or connected socket on the port does not, which a bind
+// probe would get wrong.
+func hostPortProbe() (hostPortFree, error) {
+	held, err := readHostSockets()
+	if err != nil {
+		return nil, err
 	}
-	switch {
-	case err == nil:
+	local := map[netip.Addr]error{}
+	return func(proto Protocol, ip netip.Addr, port uint16) error {
+		if ip.IsValid() {
+			err, seen := local[ip]
+			if !seen {
+				err = checkLocalAddr(ip)
+				local[ip] = err
+			}
+			if err != nil {
+				return err
+			}
+		}
+		for _, a := range held[sockKey{proto, port}] {
+			if hostIPsOverlap(a, ip) {
+				return fmt.Errorf("port %d/%s on %s is in use by a process of the host", port, proto, HostAddrString(ip))
+			}
+		}
 		return nil
-	case errors.Is(err, syscall.EADDRINUSE):
-		return fmt.Errorf("port %d/%s on %s is in use by a process of the host", port, proto, host)
-	case errors.Is(err, syscall.EADDRNOTAVAIL):
-		return fmt.Errorf("host address %s is not an address of this host", host)
+	}, nil
+}
+
+// checkLocalAddr fails unless ip is an address of this host (binding port 0
+// on it is how the kernel answers that).
+func checkLocalAddr(ip netip.Addr) error {
+	c, err := net.ListenPacket("udp4", net.JoinHostPort(ip.String(), "0"))
+	if err == nil {
+		return c.Close()
 	}
-	return fmt.Errorf("check port %d/%s on %s: %w", port, proto, host, err)
+	if errors.Is(err, syscall.EADDRNOTAVAIL) {
+		return fmt.Errorf("host address %s is not an address of this host", ip)
+	}
+	return fmt.Errorf("check host address %s: %w", ip, err)
+}
+
+type sockKey struct {
+	proto Protocol
+	port  uint16
+}
+
+// Socket states in /proc/net/{tcp,udp}: TCP_LISTEN, and TCP_CLOSE, which an
+// unconnected (bound) UDP socket shows.
+const (
+	sockStateListen = 0x0a
+	sockStateClose  = 0x07
+)
+
+// readHostSockets lists the local addresses of listening TCP and bound UDP
+// sockets by protocol and port; an IPv6 wildcard socket counts as every
+// IPv4 address too (dual stack), and a zero address means every address.
+func readHostSockets() (map[sockKey][]netip.Addr, error) {
+	out := map[sockKey][]netip.Addr{}
+	for _, t := range []struct {
+		file  string
+		proto Protocol
+		state uint64
+	}{
+		{"tcp", TCP, sockStateListen}, {"tcp6", TCP, sockStateListen},
+		{"udp", UDP, sockStateClose}, {"udp6", UDP, sockStateClose},
+	} {
+		// thread-self: the table of the network namespace this thread is in.
+		raw, err := os.ReadFile("/proc/thread-self/net/" + t.file)
+		if errors.Is(err, os.ErrNotExist) && strings.HasSuffix(t.file, "6") {
+			continue // IPv6 disabled
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list host sockets: %w", err)
+		}
+		for _, line := range strings.Split(string(raw), "\n")[1:] {
+			f := strings.Fields(line)
+			if len(f) < 4 {
+				continue
+			}
+			if st, err := strconv.ParseUint(f[3], 16, 8); err != nil || st != t.state {
+				continue
+			}
+			addr, port, err := parseProcAddr(f[1])
+			if err != nil {
+				return nil, fmt.Errorf("list host sockets: %s: %w", t.file, err)
+			}
+			out[sockKey{t.proto, port}] = append(out[sockKey{t.proto, port}], addr)
+		}
+	}
+	return out, nil
+}
+
+// parseProcAddr reads "0100007F:1F90" (IPv4) or 32 hex digits (IPv6), each
+// 32-bit word in host byte order, and the port in hex. IPv4-mapped IPv6
+// addresses come back as IPv4; wildcards as the zero Addr.
+func parseProcAddr(s string) (netip.Addr, uint16, error) {
+	hexAddr, hexPort, ok := strings.Cut(s, ":")
+	port, err := strconv.ParseUint(hexPort, 16, 16)
+	if !ok || err != nil || (len(hexAddr) != 8 && len(hexAddr) != 32) {
+		return netip.Addr{}, 0, fmt.Errorf("bad socket address %q", s)
+	}
+	raw, err := hex.DecodeString(hexAddr)
+	if err != nil {
+		return netip.Addr{}, 0, fmt.Errorf("bad socket address %q", s)
+	}
+	for w := 0; w < len(raw); w += 4 { // host (little-endian) words to network order
+		binary.BigEndian.PutUint32(raw[w:], binary.LittleEndian.Uint32(raw[w:]))
+	}
+	addr, _ := netip.AddrFromSlice(raw)
+	addr = addr.Unmap()
+	if addr.IsUnspecified() {
+		addr = netip.Addr{}
+	}
+	return addr, uint16(port), nil
 }
 
 // assignPorts checks the requested mappings for conflicts and gives a random

@@ -48,3 +48,23 @@ func TestAssignPortsRandomHostPort(t *testing.T) {
 		t.Errorf("two mappings got the same host port %d", got[0].HostPort)
 	}
 }
+
+func TestParseProcAddr(t *testing.T) {
+	for in, want := range map[string]netip.AddrPort{
+		"0100007F:1F90":                         netip.MustParseAddrPort("127.0.0.1:8080"),
+		"00000000:0035":                         netip.AddrPortFrom(netip.Addr{}, 53),
+		"0000000000000000FFFF00000200A8C0:01BB": netip.MustParseAddrPort("192.168.0.2:443"),
+		"00000000000000000000000000000000:0016": netip.AddrPortFrom(netip.Addr{}, 22),
+		"000080FE00000000FF005450B6AD1DFE:0050": netip.MustParseAddrPort("[fe80::5054:ff:fe1d:adb6]:80"),
+	} {
+		addr, port, err := parseProcAddr(in)
+		if err != nil || netip.AddrPortFrom(addr, port) != want {
+			t.Errorf("parseProcAddr(%s) = %v:%d, %v; want %v", in, addr, port, err, want)
+		}
+	}
+	for _, bad := range []string{"", "0100007F", "01007F:1F90", "0100007F:XYZ", "0100007G:0050"} {
+		if _, _, err := parseProcAddr(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}

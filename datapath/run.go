@@ -29,21 +29,48 @@ type RunOptions struct {
 	Stderr    io.Writer
 }
 
-// ParseMode splits a --net value into its mode and, for container:NAME, the
-// endpoint whose namespace is shared.
-func ParseMode(net string) (Mode, string, error) {
-	if name, ok := strings.CutPrefix(net, "container:"); ok {
-		if err := netnsutil.ValidName(name); err != nil {
-			return "", "", fmt.Errorf("--net=container:NAME: %w", err)
-		}
-		return ModeContainer, name, nil
-	}
-	switch m := Mode(net); m {
-	case ModeBridge, ModeHost, ModeNone:
-		return m, "", nil
-	}
-	return "", "", fmt.Errorf("invalid --net %q: want bridge, host, none or container:NAME", net)
+// NetworkMode is what Docker's --network value means: a mode, and for
+// bridge mode the network (empty: the default network), for container mode
+// the endpoint whose namespace is shared.
+type NetworkMode struct {
+	Mode      Mode
+	Network   string
+	Container string
 }
+
+// ParseNetworkMode reads a --network value as Docker does: bridge, host,
+// none, container:NAME, or the name of a network (bridge mode on it).
+func ParseNetworkMode(v string) (NetworkMode, error) {
+	if name, ok := strings.CutPrefix(v, "container:"); ok {
+		if err := netnsutil.ValidName(name); err != nil {
+			return NetworkMode{}, fmt.Errorf("--network=container:NAME: %w", err)
+		}
+		return NetworkMode{Mode: ModeContainer, Container: name}, nil
+	}
+	switch Mode(v) {
+	case ModeBridge:
+		return NetworkMode{Mode: ModeBridge}, nil
+	case ModeHost, ModeNone:
+		return NetworkMode{Mode: Mode(v)}, nil
+	}
+	if err := netnsutil.ValidName(v); err != nil {
+		return NetworkMode{}, fmt.Errorf("invalid --network %q: want bridge, host, none, container:NAME or a network's name", v)
+	}
+	return NetworkMode{Mode: ModeBridge, Network: v}, nil
+}
+
+// StartError is CMD failing to start: not found, or not executable.
+type StartError struct {
+	Cmd string
+	Err error
+}
+
+func (e *StartError) Error() string { return fmt.Sprintf("start %s: %v", e.Cmd, e.Err) }
+func (e *StartError) Unwrap() error { return e.Err }
+
+// reservedNetworkNames are the --network values that are modes, not
+// networks, so no network may take them (Docker refuses them too).
+var reservedNetworkNames = []string{string(ModeHost), string(ModeNone)}
 
 // Run starts CMD in the namespace the mode gives it and waits for it. It
 // returns CMD's exit code. Signals ebpfnet receives are passed on to CMD.
@@ -52,15 +79,17 @@ func (i *Instance) Run(ctx context.Context, o RunOptions) (int, error) {
 		return 0, errors.New("no command given (ebpfnet run [flags] -- CMD [ARG...])")
 	}
 	mode, shared := o.Mode, o.Container
-	if mode == ModeContainer {
+	switch mode {
+	case ModeContainer:
 		if err := netnsutil.ValidName(shared); err != nil {
-			return 0, fmt.Errorf("--net=container:NAME: %w", err)
+			return 0, fmt.Errorf("--network=container:NAME: %w", err)
 		}
-	} else if _, _, err := ParseMode(string(mode)); err != nil {
-		return 0, err
+	case ModeBridge, ModeHost, ModeNone:
+	default:
+		return 0, fmt.Errorf("invalid network mode %q", mode)
 	}
 	if mode != ModeBridge && (len(o.Ports) > 0 || o.Network != "" || o.IP != "") {
-		return 0, fmt.Errorf("-p, --network and --ip need --net=bridge")
+		return 0, fmt.Errorf("-p and --ip need bridge mode (--network=bridge or a network's name)")
 	}
 	var ns netnsutil.Namespace
 	var err error
@@ -76,10 +105,10 @@ func (i *Instance) Run(ctx context.Context, o RunOptions) (int, error) {
 			return err
 		})
 		if err != nil {
-			return 0, fmt.Errorf("--net=container:%s: %w", shared, err)
+			return 0, fmt.Errorf("--network=container:%s: %w", shared, err)
 		}
 		if ns, err = netnsutil.Resolve(ep.Netns); err != nil {
-			return 0, fmt.Errorf("--net=container:%s: namespace gone: %w", shared, err)
+			return 0, fmt.Errorf("--network=container:%s: namespace gone: %w", shared, err)
 		}
 	default:
 		name := o.Name
@@ -130,7 +159,7 @@ func runIn(ctx context.Context, ns netnsutil.Namespace, o RunOptions) (int, erro
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 	if err := netnsutil.Start(ns, cmd); err != nil {
-		return 0, fmt.Errorf("start %s: %w", o.Cmd[0], err)
+		return 0, &StartError{Cmd: o.Cmd[0], Err: err}
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()

@@ -82,7 +82,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"odd target name", []string{"attach", "--network", "n1", "bad name!"}, "invalid name"},
 		{"already attached", []string{"attach", "--network", "n1", busy}, "already"},
 		{"target has eth0", []string{"attach", "--network", "n1", withEth0}, "already has an eth0"},
-		{"bad mode", []string{"attach", "--net=weird", c}, "invalid --net"},
+		{"bad mode", []string{"attach", "--net=we/ird", c}, "invalid --network"},
 		{"host mode on attach", []string{"attach", "--net=host", c}, "use `ebpfnet run`"},
 		{"remove network in use", []string{"network", "rm", "n1"}, "has attached endpoints"},
 		{"remove unknown network", []string{"network", "rm", "nope"}, "not found"},

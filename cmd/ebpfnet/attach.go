@@ -10,24 +10,24 @@ import (
 
 func newAttachCmd(g *globals) *cobra.Command {
 	var o datapath.AttachOptions
-	var mode string
+	var network networkFlag
 	var ports []string
 	cmd := &cobra.Command{
-		Use:   "attach --net=bridge|none [flags] TARGET",
+		Use:   "attach [--network bridge|none|NETWORK] [flags] TARGET",
 		Short: "Connect a network namespace (name, netns path or PID)",
-		Example: `  ip netns add web && ebpfnet attach --net=bridge web
-  ebpfnet attach --net=bridge --network backend --ip 172.30.0.10 /run/netns/db
-  ebpfnet attach --net=none 4242`,
+		Example: `  ip netns add web && ebpfnet attach web          # bridge mode, default network "bridge"
+  ebpfnet attach --network backend --ip 172.30.0.10 -p 8080:80 /run/netns/db
+  ebpfnet attach --network none 4242`,
 		Args: cobra.ExactArgs(1),
 		RunE: g.withInstance(func(cmd *cobra.Command, args []string, inst *datapath.Instance) error {
-			m, _, err := datapath.ParseMode(mode)
+			m, err := network.mode()
 			if err != nil {
 				return err
 			}
 			if o.Ports, err = datapath.ParsePortSpecs(ports); err != nil {
 				return err
 			}
-			o.Mode, o.Target = m, args[0]
+			o.Mode, o.Network, o.Target = m.Mode, m.Network, args[0]
 			ep, err := inst.Attach(o)
 			if err != nil {
 				return err
@@ -41,8 +41,7 @@ func newAttachCmd(g *globals) *cobra.Command {
 		}),
 	}
 	f := cmd.Flags()
-	f.StringVar(&mode, "net", "bridge", "network mode: bridge or none")
-	f.StringVar(&o.Network, "network", "", "network to join (default: "+datapath.DefaultNetwork+", created on first use)")
+	network.register(f, "bridge (the default network, created on first use), none, or a network's name (alias --net)")
 	f.StringVar(&o.IP, "ip", "", "IPv4 address (default: the next free one)")
 	publishFlag(f, &ports)
 	f.StringVar(&o.Name, "name", "", "endpoint name (default: derived from TARGET)")

@@ -7,6 +7,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/ebpfnet/ebpfnet/datapath"
 )
 
 // group makes cmd a parent of subcommands that refuses to run by itself:
@@ -62,4 +64,50 @@ func (o *outputFlag) register(f *pflag.FlagSet, usage string) {
 // publishFlag binds Docker's -p/--publish; datapath.ParsePortSpecs reads it.
 func publishFlag(f *pflag.FlagSet, specs *[]string) {
 	f.StringArrayVarP(specs, "publish", "p", nil, "publish a port: [hostIP:][hostPort[-end]:]containerPort[-end][/tcp|/udp]")
+}
+
+// networkFlag is Docker's --network, with --net as its alias. Given twice,
+// the values must agree, except that the mode "bridge" and a network's name
+// make bridge mode on that network (the older `--net=bridge --network NAME`).
+type networkFlag struct{ values []string }
+
+func (n *networkFlag) String() string { return strings.Join(n.values, ",") }
+func (n *networkFlag) Type() string   { return "network" }
+
+func (n *networkFlag) Set(s string) error {
+	if _, err := datapath.ParseNetworkMode(s); err != nil {
+		return err
+	}
+	n.values = append(n.values, s)
+	return nil
+}
+
+// mode resolves the flag; without it, bridge mode on the default network.
+func (n *networkFlag) mode() (datapath.NetworkMode, error) {
+	out := datapath.NetworkMode{Mode: datapath.ModeBridge}
+	for i, v := range n.values {
+		m, err := datapath.ParseNetworkMode(v)
+		if err != nil {
+			return out, err
+		}
+		switch {
+		case i == 0 || m == out:
+			out = m
+		case m.Mode == datapath.ModeBridge && out.Mode == datapath.ModeBridge && (m.Network == "" || out.Network == ""):
+			out.Network = max(m.Network, out.Network)
+		default:
+			return out, fmt.Errorf("conflicting options: --network=%s and --network=%s", n.values[0], v)
+		}
+	}
+	return out, nil
+}
+
+func (n *networkFlag) register(f *pflag.FlagSet, usage string) {
+	f.Var(n, "network", usage)
+	f.SetNormalizeFunc(func(_ *pflag.FlagSet, name string) pflag.NormalizedName {
+		if name == "net" {
+			name = "network"
+		}
+		return pflag.NormalizedName(name)
+	})
 }

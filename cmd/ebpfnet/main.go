@@ -14,19 +14,34 @@ import (
 	"github.com/ebpfnet/ebpfnet/datapath"
 )
 
-// exitError carries a command's exit code (ebpfnet run returns CMD's).
-type exitError struct{ code int }
+// exitError carries an exit code other than 1 (ebpfnet run returns CMD's)
+// and, if ebpfnet has something to say, the error.
+type exitError struct {
+	code int
+	err  error
+}
 
-func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+func (e exitError) Error() string {
+	if e.err != nil {
+		return e.err.Error()
+	}
+	return fmt.Sprintf("exit status %d", e.code)
+}
+
+func (e exitError) Unwrap() error { return e.err }
 
 func main() {
 	if err := newRootCmd().ExecuteContext(context.Background()); err != nil {
+		code := 1
 		var exit exitError
 		if errors.As(err, &exit) {
-			os.Exit(exit.code)
+			code = exit.code
+			err = exit.err
 		}
-		fmt.Fprintln(os.Stderr, "ebpfnet:", err)
-		os.Exit(1)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "ebpfnet:", err)
+		}
+		os.Exit(code)
 	}
 }
 

@@ -11,6 +11,8 @@ func TestNetworkCommand(t *testing.T) {
 		{name: "create twice", args: []string{"network", "create", "n1", "--subnet", "172.31.0.0/24"}, code: 1, stderr: `network n1 already exists`},
 		{name: "overlap", args: []string{"network", "create", "n2", "--subnet", "172.30.0.128/25"}, code: 1, stderr: `subnet 172.30.0.128/25 overlaps network n1`},
 		{name: "bad subnet", args: []string{"network", "create", "n2", "--subnet", "300.1.0.0/16"}, code: 1, stderr: `subnet`},
+		{name: "host is a mode", args: []string{"network", "create", "host"}, code: 1, stderr: `network name host is reserved: --network=host is a network mode`},
+		{name: "none is a mode", args: []string{"network", "create", "none"}, code: 1, stderr: `network name none is reserved`},
 		{name: "bad mtu", args: []string{"network", "create", "n2", "--mtu", "20"}, code: 1, stderr: `invalid MTU 20`},
 		{name: "no name", args: []string{"network", "create"}, code: 1, stderr: `accepts 1 arg`},
 		{name: "ls", args: []string{"network", "ls"}, stdout: `(?m)^NAME\s+SUBNET.*\nn1\s+172\.30\.0\.0/24\s+172\.30\.0\.1\s+\S+\s+uplink0\s+false\s+false$`},
