@@ -11,6 +11,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/ebpfnet/ebpfnet/internal/netnsutil"
 	"github.com/ebpfnet/ebpfnet/loader"
@@ -46,13 +49,19 @@ func DefaultConfig() Config {
 	}
 }
 
-// Instance is an open ebpfnet instance.
+// Instance is an open ebpfnet instance. Its methods may be called from
+// several goroutines (the daemon serves scrapes while it collects garbage);
+// commands of several processes are serialized by the store's lock.
 type Instance struct {
+	mu    sync.Mutex // guards the loaded datapath below
 	cfg   Config
 	log   *slog.Logger
 	dp    *loader.Datapath
 	views *maps.Views
 	pins  string // resolved pin root
+	// pinID identifies the pinned maps i.dp opened, to notice when
+	// another command removed them and pinned new ones.
+	pinID uint64
 }
 
 // Open opens an instance. The datapath is loaded lazily, on first need.
@@ -72,10 +81,12 @@ func Open(cfg Config) (*Instance, error) {
 
 // Close releases the instance's handles; the datapath stays in the kernel.
 func (i *Instance) Close() {
+	i.mu.Lock()
+	defer i.mu.Unlock()
 	if i.dp != nil {
 		i.dp.Close()
 	}
-	i.dp, i.views, i.pins = nil, nil, ""
+	i.dp, i.views, i.pins, i.pinID = nil, nil, "", 0
 }
 
 // withStore runs fn holding the store, which serializes ebpfnet commands of
@@ -89,10 +100,21 @@ func (i *Instance) withStore(fn func(*store) error) error {
 	return fn(st)
 }
 
-// datapath loads (or reopens) the pinned datapath.
+// datapath loads (or reopens) the pinned datapath. A long-lived process
+// (the daemon) whose pins were removed and made anew by other commands (the
+// last network removed, then a new one created) reopens the new ones: the
+// old maps still exist while it holds them, but no program uses them.
 func (i *Instance) datapath() (*maps.Views, error) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
 	if i.dp != nil {
-		return i.views, nil
+		if id, err := pinnedMapsID(i.pins); err == nil && id == i.pinID {
+			return i.views, nil
+		}
+		i.log.Info("the pinned datapath was removed or replaced by another command: reopening it", "pins", i.pins)
+		// Not Close: a scrape may still be reading the old maps; their
+		// descriptors close when the last reference goes.
+		i.dp, i.views, i.pins, i.pinID = nil, nil, "", 0
 	}
 	pins, err := loader.PreparePinRoot(i.cfg.PinRoot)
 	if err != nil {
@@ -103,7 +125,20 @@ func (i *Instance) datapath() (*maps.Views, error) {
 		return nil, err
 	}
 	i.dp, i.views, i.pins = dp, maps.New(&dp.Maps), pins
+	if i.pinID, err = pinnedMapsID(pins); err != nil {
+		return nil, err
+	}
 	return i.views, nil
+}
+
+// pinnedMapsID is the inode of the pinned maps' directory, which bpffs gives
+// anew when the pins are removed and made again.
+func pinnedMapsID(pins string) (uint64, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(filepath.Join(pins, "maps"), &st); err != nil {
+		return 0, err
+	}
+	return st.Ino, nil
 }
 
 // releaseIfUnused removes the pinned datapath once no network and no

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -315,4 +317,62 @@ func TestMonitorStreamsDropsAndNewFlows(t *testing.T) {
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// A daemon running while the instance is emptied (pins removed) and filled
+// again must serve the new maps, not the dead ones it opened first.
+func TestDaemonFollowsRepinnedDatapath(t *testing.T) {
+	tp := newTopology(t)
+	c1, _ := twoContainers(tp)
+	var logs syncBuffer
+	d := tp.EbpfnetCmd("daemon", "--metrics-addr", "127.0.0.1:9471", "--gc-interval", "500ms")
+	d.Stderr = &logs
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Process.Signal(syscall.SIGTERM); d.Wait() })
+	client := httpIn(tp.Namespace(tp.Host))
+	waitFor(t, 10*time.Second, func() bool {
+		resp, err := client.Get("http://127.0.0.1:9471/healthz")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil
+	})
+	get(t, client, "http://127.0.0.1:9471/metrics")
+
+	tp.MustEbpfnet("detach", c1, tp.Prefix+"-c2")
+	tp.MustEbpfnet("network", "rm", "n1")
+	c3 := tp.AddContainer("c3")
+	tp.MustEbpfnet("network", "create", "n2", "--subnet", "172.31.0.0/24")
+	tp.MustEbpfnet("attach", "--network", "n2", "-p", "8080:80", c3)
+	testutil.Serve(t, tp.Namespace(c3), "c3", "0.0.0.0:80")
+	testutil.MustAsk(t, tp.Namespace(tp.Ext), "tcp", testutil.HostIP+":8080")
+
+	body := get(t, client, "http://127.0.0.1:9471/metrics")
+	if v := sample(body, "ebpfnet_map_entries", `map="ports"`); v != 1 {
+		t.Errorf("ports map entries = %v, want 1 (the new datapath's)\n%s", v, body)
+	}
+	if v := sample(body, "ebpfnet_packets_total", `direction="from_uplink"`, `verdict="dnat"`); v < 1 {
+		t.Errorf("dnat packets = %v, want the new datapath's traffic", v)
+	}
+	waitFor(t, 5*time.Second, func() bool { return strings.Contains(logs.String(), "reopening it") })
+}
+
+// syncBuffer collects a child's output while the test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
