@@ -60,7 +60,9 @@ func keys(t *testing.T, v *Views) map[Tuple]bool {
 
 func TestGCStateAwareTimeouts(t *testing.T) {
 	v := newViews(t)
-	now := Monotonic()
+	// A day ahead of the clock: on a machine up for less than the ages used
+	// here, "now - age" would go below zero and wrap in the uint64 fields.
+	now := Monotonic() + 24*time.Hour
 	ago := func(d time.Duration) time.Duration { return now - d }
 	const (
 		syn  = StateSYN
