@@ -153,15 +153,6 @@ func TestDeleteFlowsRemovesBothHalves(t *testing.T) {
 	}
 }
 
-func TestMonotonicMatchesDatapathClock(t *testing.T) {
-	a := Monotonic()
-	time.Sleep(10 * time.Millisecond)
-	b := Monotonic()
-	if d := b - a; d < 10*time.Millisecond || d > time.Second {
-		t.Errorf("Monotonic advanced %v over a 10ms sleep", d)
-	}
-}
-
 func TestPortBindings(t *testing.T) {
 	v := newViews(t)
 	specific := netip.MustParseAddr("198.18.0.9")

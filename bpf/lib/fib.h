@@ -4,7 +4,7 @@
 
 #include "common.h"
 #include "csum.h"
-#include "conntrack.h"
+#include "parse.h"
 
 #define AF_INET_ 2
 
