@@ -138,9 +138,9 @@ static __always_inline int hairpin(struct __sk_buff *skb, const struct endpoint_
 }
 
 /* Masquerade a new flow leaving through an uplink. */
-static __always_inline int snat(struct __sk_buff *skb, const struct endpoint_info *src,
-				const struct uplink_info *upl, const struct bpf_fib_lookup *fib, long rc,
-				const struct ct_key *k, const struct l4_meta *m)
+static __always_inline int snat(struct __sk_buff *skb, const struct endpoint_info *src, const struct uplink_info *upl,
+				const struct bpf_fib_lookup *fib, long rc, const struct ct_key *k,
+				const struct l4_meta *m)
 {
 	struct ct_entry fe = {};
 	int ret;
@@ -158,8 +158,8 @@ static __always_inline int snat(struct __sk_buff *skb, const struct endpoint_inf
 }
 
 /* A new packet for something that is no endpoint. */
-static __always_inline int to_outside(struct __sk_buff *skb, const struct endpoint_info *src,
-				      const struct ct_key *k, const struct l4_meta *m, enum tuple_result t)
+static __always_inline int to_outside(struct __sk_buff *skb, const struct endpoint_info *src, const struct ct_key *k,
+				      const struct l4_meta *m, enum tuple_result t)
 {
 	struct network_info *net = bpf_map_lookup_elem(&networks, &src->net_id);
 	struct bpf_fib_lookup fib;
@@ -258,7 +258,8 @@ int from_container(struct __sk_buff *skb)
 	 * but a frame sent via the gateway MAC must be fixed up too. Through a
 	 * helper, not a direct write: one direct write anywhere makes the
 	 * verifier unclone every cloned skb (all TCP data) at program entry. */
-	if (!mac_equal(p.eth->h_dest, dst->mac) && bpf_skb_store_bytes(skb, offsetof(struct ethhdr, h_dest), dst->mac, ETH_ALEN, 0))
+	if (!mac_equal(p.eth->h_dest, dst->mac) &&
+	    bpf_skb_store_bytes(skb, offsetof(struct ethhdr, h_dest), dst->mac, ETH_ALEN, 0))
 		return drop(skb, DIR, DROP_WRITE_FAILED);
 	count_verdict(DIR, VERDICT_FORWARD, skb->len);
 	count_endpoint(dst->ifindex, 0, skb->len);

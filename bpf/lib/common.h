@@ -30,6 +30,5 @@
 /* Compares two MACs as one 4-byte and one 2-byte word. */
 static __always_inline int mac_equal(const __u8 *a, const __u8 *b)
 {
-	return ((const __u32 *)a)[0] == ((const __u32 *)b)[0] &&
-	       ((const __u16 *)a)[2] == ((const __u16 *)b)[2];
+	return ((const __u32 *)a)[0] == ((const __u32 *)b)[0] && ((const __u16 *)a)[2] == ((const __u16 *)b)[2];
 }

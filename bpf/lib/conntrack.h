@@ -107,8 +107,8 @@ static __always_inline int icmp_echo_tuple(__u8 type, __be16 id, __be16 *sport, 
 }
 
 /* Reads the wire tuple. Only bpf_skb_load_bytes: packet pointers stay valid. */
-static __always_inline enum tuple_result ct_extract(struct __sk_buff *skb, const struct packet *p,
-						    struct ct_key *k, struct l4_meta *m)
+static __always_inline enum tuple_result ct_extract(struct __sk_buff *skb, const struct packet *p, struct ct_key *k,
+						    struct l4_meta *m)
 {
 	const struct iphdr *ip = p->ip;
 

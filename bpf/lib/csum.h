@@ -49,8 +49,8 @@ static __always_inline __u64 l4_csum_flags(__u8 proto)
 /* Rewrite an IPv4 address at off (in the outer header). l4_csum is the
  * absolute offset of a TCP/UDP checksum whose pseudo header includes the
  * address, or 0 (ICMP has no pseudo header). */
-static __always_inline int csum_rewrite_addr(struct __sk_buff *skb, __u32 off, __be32 from, __be32 to,
-					     __u32 l4_csum, __u64 l4_flags)
+static __always_inline int csum_rewrite_addr(struct __sk_buff *skb, __u32 off, __be32 from, __be32 to, __u32 l4_csum,
+					     __u64 l4_flags)
 {
 	if (l4_csum && bpf_l4_csum_replace(skb, l4_csum, from, to, BPF_F_PSEUDO_HDR | l4_flags | sizeof(to)))
 		return -1;
@@ -60,8 +60,8 @@ static __always_inline int csum_rewrite_addr(struct __sk_buff *skb, __u32 off, _
 }
 
 /* Rewrite a 16-bit L4 field (port, echo id) covered by the checksum at l4_csum. */
-static __always_inline int csum_rewrite_l4_16(struct __sk_buff *skb, __u32 off, __be16 from, __be16 to,
-					      __u32 l4_csum, __u64 l4_flags)
+static __always_inline int csum_rewrite_l4_16(struct __sk_buff *skb, __u32 off, __be16 from, __be16 to, __u32 l4_csum,
+					      __u64 l4_flags)
 {
 	if (bpf_l4_csum_replace(skb, l4_csum, from, to, l4_flags | sizeof(to)))
 		return -1;
@@ -72,8 +72,8 @@ static __always_inline int csum_rewrite_l4_16(struct __sk_buff *skb, __u32 off, 
  * is its offset in struct iphdr. Fixing the inner header checksum by the
  * same delta keeps the one's complement sum of the inner header, and so the
  * outer ICMP checksum, unchanged. */
-static __always_inline int csum_rewrite_inner_addr(struct __sk_buff *skb, __u32 inner_ip, __u32 field,
-						   __be32 from, __be32 to)
+static __always_inline int csum_rewrite_inner_addr(struct __sk_buff *skb, __u32 inner_ip, __u32 field, __be32 from,
+						   __be32 to)
 {
 	if (bpf_l3_csum_replace(skb, inner_ip + offsetof(struct iphdr, check), from, to, sizeof(to)))
 		return -1;

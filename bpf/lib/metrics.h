@@ -27,9 +27,11 @@ struct counter {
 };
 
 /* Index: direction * __VERDICT_MAX + verdict. */
+#define VERDICT_COUNTERS_SIZE (__DIR_MAX * __VERDICT_MAX)
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, __DIR_MAX * __VERDICT_MAX);
+	__uint(max_entries, VERDICT_COUNTERS_SIZE);
 	__type(key, __u32);
 	__type(value, struct counter);
 } verdict_counters SEC(".maps");

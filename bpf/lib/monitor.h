@@ -110,7 +110,8 @@ static __always_inline void monitor_emit(struct __sk_buff *skb, enum monitor_typ
 		e->proto = ip.protocol;
 		e->saddr = ip.saddr;
 		e->daddr = ip.daddr;
-		if ((ip.protocol == IPPROTO_TCP || ip.protocol == IPPROTO_UDP) && !(ip.frag_off & bpf_htons(IP_OFFSET)) &&
+		if ((ip.protocol == IPPROTO_TCP || ip.protocol == IPPROTO_UDP) &&
+		    !(ip.frag_off & bpf_htons(IP_OFFSET)) &&
 		    !bpf_skb_load_bytes(skb, sizeof(struct ethhdr) + ip.ihl * 4, ports, sizeof(ports))) {
 			e->sport = ports[0];
 			e->dport = ports[1];

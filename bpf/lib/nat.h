@@ -151,7 +151,10 @@ static __always_inline enum ct_create_result ct_create(struct __sk_buff *skb, co
 		ct_reply_key(&rk, k, fe);
 		fe->peer = rk;
 		ct_peer_entry(&re, k, fe, now);
-		err = alloc && host_socket_holds(skb, &rk) ? -EEXIST : bpf_map_update_elem(&conntrack, &rk, &re, BPF_NOEXIST);
+		if (alloc && host_socket_holds(skb, &rk))
+			err = -EEXIST;
+		else
+			err = bpf_map_update_elem(&conntrack, &rk, &re, BPF_NOEXIST);
 		if (!err) {
 			err = bpf_map_update_elem(&conntrack, k, fe, BPF_NOEXIST);
 			if (err) {
@@ -261,8 +264,8 @@ struct icmp_err {
 /* Finds the flow an ICMP error is about. Only the first 8 bytes of the quoted
  * L4 header are read: that is all RFC 792 guarantees. No touch: errors must
  * not keep a flow alive. */
-static __always_inline int nat_icmp_error_lookup(struct __sk_buff *skb, const struct l4_meta *m,
-						 struct icmp_err *ie, struct ct_entry *out)
+static __always_inline int nat_icmp_error_lookup(struct __sk_buff *skb, const struct l4_meta *m, struct icmp_err *ie,
+						 struct ct_entry *out)
 {
 	struct ct_entry *e;
 	struct iphdr inner;
@@ -329,8 +332,7 @@ static __always_inline int nat_icmp_error_apply(struct __sk_buff *skb, const str
 	__be32 saddr = nat_icmp_error_saddr(outer, ie, e);
 	__u32 icmp_csum = m->l4_off + ICMP_CSUM_OFF;
 
-	if (e->new_daddr != outer->daddr &&
-	    csum_rewrite_addr(skb, IP_DADDR_OFF, outer->daddr, e->new_daddr, 0, 0))
+	if (e->new_daddr != outer->daddr && csum_rewrite_addr(skb, IP_DADDR_OFF, outer->daddr, e->new_daddr, 0, 0))
 		return -1;
 	if (saddr != outer->saddr && csum_rewrite_addr(skb, IP_SADDR_OFF, outer->saddr, saddr, 0, 0))
 		return -1;
