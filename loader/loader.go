@@ -24,12 +24,13 @@ import (
 
 // Program names, as in the C sources' SEC("tc") functions.
 const (
-	ProgFromContainer = "from_container"
-	ProgFromUplink    = "from_uplink"
+	ProgFromContainer = fromContainerProgFromContainer
+	ProgFromUplink    = fromUplinkProgFromUplink
 )
 
-// Socket-layer programs (bpf/sock.c) for host-local access to published ports.
-var SockPrograms = []string{"sock_connect4", "sock_sendmsg4", "sock_recvmsg4", "sock_getpeername4", "sock_bind4"}
+// Socket-layer programs (bpf/sock.c) for host-local access to published
+// ports. Their attach types come from their SEC() names.
+var SockPrograms = []string{sockProgSockConnect4, sockProgSockSendmsg4, sockProgSockRecvmsg4, sockProgSockGetpeername4, sockProgSockBind4}
 
 // Defaults of the sizes and ranges Options can override.
 const (
@@ -80,6 +81,7 @@ type Maps struct {
 type Datapath struct {
 	Maps     Maps
 	programs map[string]*ebpf.Program
+	attach   map[string]ebpf.AttachType // from each program's SEC()
 	all      map[string]*ebpf.Map
 	pinRoot  string
 	opts     Options
@@ -105,7 +107,7 @@ func Load(opts Options) (*Datapath, error) {
 	if min, max := opts.natPorts(); min > max {
 		return nil, fmt.Errorf("NAT port range %d-%d is empty", min, max)
 	}
-	d := &Datapath{programs: map[string]*ebpf.Program{}, all: map[string]*ebpf.Map{}, pinRoot: opts.PinRoot, opts: opts}
+	d := &Datapath{programs: map[string]*ebpf.Program{}, attach: map[string]ebpf.AttachType{}, all: map[string]*ebpf.Map{}, pinRoot: opts.PinRoot, opts: opts}
 	if d.pinRoot != "" {
 		for _, dir := range []string{"maps", "progs", "links"} {
 			if err := os.MkdirAll(filepath.Join(d.pinRoot, dir), 0o700); err != nil {
@@ -186,6 +188,13 @@ func (d *Datapath) loadObject(obj object, reusePinned bool) error {
 	if err := d.configure(spec); err != nil {
 		return err
 	}
+	for _, name := range obj.programs {
+		ps, ok := spec.Programs[name]
+		if !ok {
+			return fmt.Errorf("program %s missing from object", name)
+		}
+		d.attach[name] = ps.AttachType
+	}
 	replacements := map[string]*ebpf.Map{}
 	for name, ms := range spec.Maps {
 		if isDataSection(name) {
@@ -256,19 +265,19 @@ func (o Options) natPorts() (min, max uint16) {
 
 // configure applies Options to a spec before anything is created from it.
 func (d *Datapath) configure(spec *ebpf.CollectionSpec) error {
-	if ms, ok := spec.Maps["conntrack"]; ok {
+	if ms, ok := spec.Maps[fromContainerMapConntrack]; ok {
 		switch {
 		case d.opts.CTMapSize > 0:
 			ms.MaxEntries = uint32(d.opts.CTMapSize)
 		case d.pinRoot != "":
 			// No size asked for: keep whatever size the pinned table has.
-			if m, err := ebpf.LoadPinnedMap(filepath.Join(d.pinRoot, "maps", "conntrack"), nil); err == nil {
+			if m, err := ebpf.LoadPinnedMap(filepath.Join(d.pinRoot, "maps", fromContainerMapConntrack), nil); err == nil {
 				ms.MaxEntries = m.MaxEntries()
 				m.Close()
 			}
 		}
 	}
-	if v, ok := spec.Variables["host_netns_cookie"]; ok {
+	if v, ok := spec.Variables[sockVarHostNetnsCookie]; ok {
 		cookie, err := netnsCookie()
 		if err != nil {
 			return err
@@ -278,7 +287,7 @@ func (d *Datapath) configure(spec *ebpf.CollectionSpec) error {
 		}
 	}
 	min, max := d.opts.natPorts()
-	for name, val := range map[string]uint16{"nat_port_min": min, "nat_port_max": max} {
+	for name, val := range map[string]uint16{fromContainerVarNatPortMin: min, fromContainerVarNatPortMax: max} {
 		v, ok := spec.Variables[name]
 		if !ok {
 			continue
