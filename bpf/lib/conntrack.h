@@ -10,7 +10,7 @@
 #include "common.h"
 #include "parse.h"
 
-/* An enum, not a define, so the default reaches Go through BTF
+/* An enum, not a define, so bpf2go mirrors the default to Go
  * (loader.DefaultCTMapSize). The loader resizes the map from --ct-map-size. */
 enum ct_limits {
 	CT_MAP_SIZE = 512 * 1024, /* 256k flows, two entries each */
