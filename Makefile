@@ -3,8 +3,9 @@ export PATH := $(PATH):/usr/local/go/bin
 GO ?= go
 BIN := bin/ebpfnet
 GENERATED := $(wildcard loader/*_bpfel.go loader/*_bpfel.o)
+C_SOURCES := $(wildcard bpf/*.c bpf/lib/*.h)
 
-.PHONY: all deps generate check-generated build lint test unit-test integration-test demo bench bench-quick bench-profile clean
+.PHONY: all deps generate check-generated build fmt lint test unit-test integration-test demo bench bench-quick bench-profile clean
 
 all: build
 
@@ -25,11 +26,18 @@ check-generated: generate
 build:
 	$(GO) build -o $(BIN) ./cmd/ebpfnet
 
-## lint: go vet, staticcheck, go.mod tidy, and the one-way import rule (docs/ARCHITECTURE.md)
+## fmt: format the C (clang-format, see .clang-format) and the Go (gofmt)
+fmt:
+	clang-format -i $(C_SOURCES)
+	gofmt -w .
+
+## lint: go vet, staticcheck, go.mod tidy, C and Go formatted as make fmt would, and the one-way import rule (docs/ARCHITECTURE.md)
 lint:
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 	$(GO) mod tidy -diff
+	clang-format --dry-run --Werror $(C_SOURCES)
+	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "Go not gofmt-formatted: run make fmt"; exit 1; }
 	$(GO) test -count=1 ./internal/layering/
 
 ## test: every test (unit, BPF_PROG_TEST_RUN and namespace integration); needs root

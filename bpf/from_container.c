@@ -101,27 +101,13 @@ static __always_inline int tracked(struct __sk_buff *skb, const struct l4_meta *
 static __always_inline int start_flow(struct __sk_buff *skb, const struct ct_key *k, const struct l4_meta *m,
 				      struct ct_entry *fe)
 {
-	switch (ct_create(skb, k, fe, 1)) {
-	case CT_CREATED:
-		monitor_emit(skb, MONITOR_NEW_FLOW, DIR, 0);
-		break;
-	case CT_RACED:
-		if (!ct_lookup(k, m, fe))
-			return drop(skb, DIR, DROP_CT_MAP_FULL);
-		break;
-	case CT_NO_PORT:
-		return drop(skb, DIR, DROP_NAT_EXHAUSTED);
-	default:
-		return drop(skb, DIR, DROP_CT_MAP_FULL);
-	}
+	int ret = nat_start_flow(skb, DIR, k, m, fe, 1);
+
+	if (ret)
+		return ret;
 	if (nat_apply(skb, m, k, fe))
 		return drop(skb, DIR, DROP_CSUM_FAILED);
 	return 0;
-}
-
-static __always_inline __u8 initial_state(const struct l4_meta *m)
-{
-	return m->proto == IPPROTO_TCP ? ct_tcp_state(0, m->tcp_flags) : 0;
 }
 
 /* A container reaches a published port through a host IP: DNAT to the
@@ -144,7 +130,7 @@ static __always_inline int hairpin(struct __sk_buff *skb, const struct endpoint_
 	fe.ifindex = pb->ifindex;
 	fe.peer_ifindex = src->ifindex;
 	fe.kind = CT_KIND_HAIRPIN;
-	fe.state = initial_state(m);
+	fe.state = ct_initial_state(m);
 	ret = start_flow(skb, k, m, &fe);
 	if (ret)
 		return ret;
@@ -152,9 +138,9 @@ static __always_inline int hairpin(struct __sk_buff *skb, const struct endpoint_
 }
 
 /* Masquerade a new flow leaving through an uplink. */
-static __always_inline int snat(struct __sk_buff *skb, const struct endpoint_info *src,
-				const struct uplink_info *upl, const struct bpf_fib_lookup *fib, long rc,
-				const struct ct_key *k, const struct l4_meta *m)
+static __always_inline int snat(struct __sk_buff *skb, const struct endpoint_info *src, const struct uplink_info *upl,
+				const struct bpf_fib_lookup *fib, long rc, const struct ct_key *k,
+				const struct l4_meta *m)
 {
 	struct ct_entry fe = {};
 	int ret;
@@ -164,7 +150,7 @@ static __always_inline int snat(struct __sk_buff *skb, const struct endpoint_inf
 	fe.new_dport = k->dport;
 	fe.peer_ifindex = src->ifindex;
 	fe.kind = CT_KIND_SNAT;
-	fe.state = initial_state(m);
+	fe.state = ct_initial_state(m);
 	ret = start_flow(skb, k, m, &fe);
 	if (ret)
 		return ret;
@@ -172,8 +158,8 @@ static __always_inline int snat(struct __sk_buff *skb, const struct endpoint_inf
 }
 
 /* A new packet for something that is no endpoint. */
-static __always_inline int to_outside(struct __sk_buff *skb, const struct endpoint_info *src,
-				      const struct ct_key *k, const struct l4_meta *m, enum tuple_result t)
+static __always_inline int to_outside(struct __sk_buff *skb, const struct endpoint_info *src, const struct ct_key *k,
+				      const struct l4_meta *m, enum tuple_result t)
 {
 	struct network_info *net = bpf_map_lookup_elem(&networks, &src->net_id);
 	struct bpf_fib_lookup fib;
@@ -272,8 +258,9 @@ int from_container(struct __sk_buff *skb)
 	 * but a frame sent via the gateway MAC must be fixed up too. Through a
 	 * helper, not a direct write: one direct write anywhere makes the
 	 * verifier unclone every cloned skb (all TCP data) at program entry. */
-	if (!mac_equal(p.eth->h_dest, dst->mac) && bpf_skb_store_bytes(skb, 0, dst->mac, ETH_ALEN_, 0))
-		return drop(skb, DIR, DROP_CSUM_FAILED);
+	if (!mac_equal(p.eth->h_dest, dst->mac) &&
+	    bpf_skb_store_bytes(skb, offsetof(struct ethhdr, h_dest), dst->mac, ETH_ALEN, 0))
+		return drop(skb, DIR, DROP_WRITE_FAILED);
 	count_verdict(DIR, VERDICT_FORWARD, skb->len);
 	count_endpoint(dst->ifindex, 0, skb->len);
 	return bpf_redirect_peer(dst->ifindex, 0);

@@ -55,6 +55,7 @@ static __always_inline int dnat(struct __sk_buff *skb, const struct port_binding
 				const struct l4_meta *m)
 {
 	struct ct_entry fe = {};
+	int ret;
 
 	if (m->frag)
 		return drop(skb, DIR, DROP_FRAGMENT);
@@ -66,21 +67,10 @@ static __always_inline int dnat(struct __sk_buff *skb, const struct port_binding
 	fe.new_dport = pb->container_port;
 	fe.ifindex = pb->ifindex;
 	fe.kind = CT_KIND_DNAT;
-	if (m->proto == IPPROTO_TCP)
-		fe.state = ct_tcp_state(0, m->tcp_flags);
-	switch (ct_create(skb, k, &fe, 0)) {
-	case CT_CREATED:
-		monitor_emit(skb, MONITOR_NEW_FLOW, DIR, 0);
-		break;
-	case CT_RACED:
-		if (!ct_lookup(k, m, &fe))
-			return drop(skb, DIR, DROP_CT_MAP_FULL);
-		break;
-	case CT_NO_PORT:
-		return drop(skb, DIR, DROP_CT_CONFLICT);
-	default:
-		return drop(skb, DIR, DROP_CT_MAP_FULL);
-	}
+	fe.state = ct_initial_state(m);
+	ret = nat_start_flow(skb, DIR, k, m, &fe, 0);
+	if (ret)
+		return ret;
 	return deliver(skb, m, k, &fe, NULL);
 }
 

@@ -9,7 +9,7 @@
  * cgroup, which every namespace's processes share. */
 
 #include "lib/common.h"
-#include "lib/nat.h"
+#include "lib/ports.h"
 
 char __license[] SEC("license") = "Dual BSD/GPL";
 

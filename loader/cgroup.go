@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 
@@ -28,14 +27,6 @@ func netnsCookie() (uint64, error) {
 		return 0, fmt.Errorf("netns cookie: %w", err)
 	}
 	return cookie, nil
-}
-
-var sockAttach = map[string]ebpf.AttachType{
-	"sock_connect4":     ebpf.AttachCGroupInet4Connect,
-	"sock_sendmsg4":     ebpf.AttachCGroupUDP4Sendmsg,
-	"sock_recvmsg4":     ebpf.AttachCGroupUDP4Recvmsg,
-	"sock_getpeername4": ebpf.AttachCgroupInet4GetPeername,
-	"sock_bind4":        ebpf.AttachCGroupInet4Bind,
 }
 
 // Cgroup2Root finds the cgroup v2 hierarchy's mount point, looking through
@@ -85,7 +76,7 @@ func (d *Datapath) AttachSockHooks() error {
 		if _, err := os.Stat(path); err == nil && d.pinRoot != "" {
 			continue
 		}
-		l, err := link.AttachCgroup(link.CgroupOptions{Path: root, Attach: sockAttach[name], Program: d.programs[name]})
+		l, err := link.AttachCgroup(link.CgroupOptions{Path: root, Attach: d.attach[name], Program: d.programs[name]})
 		if err == nil && d.pinRoot != "" {
 			err = l.Pin(path)
 		}

@@ -54,6 +54,12 @@ const (
 	fromContainerCtKindCT_KIND_HAIRPIN fromContainerCtKind = 3
 )
 
+type fromContainerCtLimits uint32
+
+const (
+	fromContainerCtLimitsCT_MAP_SIZE fromContainerCtLimits = 524288
+)
+
 type fromContainerCtState uint32
 
 const (
@@ -91,7 +97,8 @@ const (
 	fromContainerDropReasonDROP_REDIRECT_FAILED   fromContainerDropReason = 14
 	fromContainerDropReasonDROP_CT_CONFLICT       fromContainerDropReason = 15
 	fromContainerDropReasonDROP_FRAG_NEEDED       fromContainerDropReason = 16
-	fromContainerDropReasonDROP_MAX               fromContainerDropReason = 17
+	fromContainerDropReasonDROP_WRITE_FAILED      fromContainerDropReason = 17
+	fromContainerDropReasonDROP_MAX               fromContainerDropReason = 18
 )
 
 type fromContainerEndpointCounters struct {
@@ -143,6 +150,26 @@ type fromContainerMonitorType uint32
 const (
 	fromContainerMonitorTypeMONITOR_DROP     fromContainerMonitorType = 1
 	fromContainerMonitorTypeMONITOR_NEW_FLOW fromContainerMonitorType = 2
+)
+
+type fromContainerNatLimits uint32
+
+const (
+	fromContainerNatLimitsNAT_MAX_TRIES      fromContainerNatLimits = 32
+	fromContainerNatLimitsNAT_RETRY_STRAINED fromContainerNatLimits = 5
+)
+
+type fromContainerNatRetryBucket uint32
+
+const (
+	fromContainerNatRetryBucketNAT_RETRY_0         fromContainerNatRetryBucket = 0
+	fromContainerNatRetryBucketNAT_RETRY_1         fromContainerNatRetryBucket = 1
+	fromContainerNatRetryBucketNAT_RETRY_23        fromContainerNatRetryBucket = 2
+	fromContainerNatRetryBucketNAT_RETRY_47        fromContainerNatRetryBucket = 3
+	fromContainerNatRetryBucketNAT_RETRY_815       fromContainerNatRetryBucket = 4
+	fromContainerNatRetryBucketNAT_RETRY_1631      fromContainerNatRetryBucket = 5
+	fromContainerNatRetryBucketNAT_RETRY_EXHAUSTED fromContainerNatRetryBucket = 6
+	fromContainerNatRetryBucketNAT_RETRY_MAX       fromContainerNatRetryBucket = 7
 )
 
 type fromContainerNetworkFlags uint32
@@ -208,33 +235,36 @@ const (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	fromContainerMapConntrack             = "conntrack"
-	fromContainerMapDropCounters          = "drop_counters"
-	fromContainerMapEndpointIps           = "endpoint_ips"
-	fromContainerMapEndpointStats         = "endpoint_stats"
-	fromContainerMapEndpoints             = "endpoints"
-	fromContainerMapMonitorBudgets        = "monitor_budgets"
-	fromContainerMapMonitorCtl            = "monitor_ctl"
-	fromContainerMapMonitorEvents         = "monitor_events"
-	fromContainerMapNatAllocFailures      = "nat_alloc_failures"
-	fromContainerMapNatRetries            = "nat_retries"
-	fromContainerMapNetworks              = "networks"
-	fromContainerMapPorts                 = "ports"
-	fromContainerMapSubnets               = "subnets"
-	fromContainerMapUplinkIps             = "uplink_ips"
-	fromContainerMapUplinks               = "uplinks"
-	fromContainerMapVerdictCounters       = "verdict_counters"
-	fromContainerProgFromContainer        = "from_container"
-	fromContainerVarBtfAnchorCtKind       = "btf_anchor_ct_kind"
-	fromContainerVarBtfAnchorCtState      = "btf_anchor_ct_state"
-	fromContainerVarBtfAnchorDirection    = "btf_anchor_direction"
-	fromContainerVarBtfAnchorDropReason   = "btf_anchor_drop_reason"
-	fromContainerVarBtfAnchorMonitorEvent = "btf_anchor_monitor_event"
-	fromContainerVarBtfAnchorMonitorType  = "btf_anchor_monitor_type"
-	fromContainerVarBtfAnchorNetworkFlags = "btf_anchor_network_flags"
-	fromContainerVarBtfAnchorVerdict      = "btf_anchor_verdict"
-	fromContainerVarNatPortMax            = "nat_port_max"
-	fromContainerVarNatPortMin            = "nat_port_min"
+	fromContainerMapConntrack               = "conntrack"
+	fromContainerMapDropCounters            = "drop_counters"
+	fromContainerMapEndpointIps             = "endpoint_ips"
+	fromContainerMapEndpointStats           = "endpoint_stats"
+	fromContainerMapEndpoints               = "endpoints"
+	fromContainerMapMonitorBudgets          = "monitor_budgets"
+	fromContainerMapMonitorCtl              = "monitor_ctl"
+	fromContainerMapMonitorEvents           = "monitor_events"
+	fromContainerMapNatAllocFailures        = "nat_alloc_failures"
+	fromContainerMapNatRetries              = "nat_retries"
+	fromContainerMapNetworks                = "networks"
+	fromContainerMapPorts                   = "ports"
+	fromContainerMapSubnets                 = "subnets"
+	fromContainerMapUplinkIps               = "uplink_ips"
+	fromContainerMapUplinks                 = "uplinks"
+	fromContainerMapVerdictCounters         = "verdict_counters"
+	fromContainerProgFromContainer          = "from_container"
+	fromContainerVarBtfAnchorCtKind         = "btf_anchor_ct_kind"
+	fromContainerVarBtfAnchorCtLimits       = "btf_anchor_ct_limits"
+	fromContainerVarBtfAnchorCtState        = "btf_anchor_ct_state"
+	fromContainerVarBtfAnchorDirection      = "btf_anchor_direction"
+	fromContainerVarBtfAnchorDropReason     = "btf_anchor_drop_reason"
+	fromContainerVarBtfAnchorMonitorEvent   = "btf_anchor_monitor_event"
+	fromContainerVarBtfAnchorMonitorType    = "btf_anchor_monitor_type"
+	fromContainerVarBtfAnchorNatLimits      = "btf_anchor_nat_limits"
+	fromContainerVarBtfAnchorNatRetryBucket = "btf_anchor_nat_retry_bucket"
+	fromContainerVarBtfAnchorNetworkFlags   = "btf_anchor_network_flags"
+	fromContainerVarBtfAnchorVerdict        = "btf_anchor_verdict"
+	fromContainerVarNatPortMax              = "nat_port_max"
+	fromContainerVarNatPortMin              = "nat_port_min"
 )
 
 // loadFromContainer returns the embedded CollectionSpec for fromContainer.
@@ -308,16 +338,19 @@ type fromContainerMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type fromContainerVariableSpecs struct {
-	BtfAnchorCtKind       *ebpf.VariableSpec `ebpf:"btf_anchor_ct_kind"`
-	BtfAnchorCtState      *ebpf.VariableSpec `ebpf:"btf_anchor_ct_state"`
-	BtfAnchorDirection    *ebpf.VariableSpec `ebpf:"btf_anchor_direction"`
-	BtfAnchorDropReason   *ebpf.VariableSpec `ebpf:"btf_anchor_drop_reason"`
-	BtfAnchorMonitorEvent *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_event"`
-	BtfAnchorMonitorType  *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_type"`
-	BtfAnchorNetworkFlags *ebpf.VariableSpec `ebpf:"btf_anchor_network_flags"`
-	BtfAnchorVerdict      *ebpf.VariableSpec `ebpf:"btf_anchor_verdict"`
-	NatPortMax            *ebpf.VariableSpec `ebpf:"nat_port_max"`
-	NatPortMin            *ebpf.VariableSpec `ebpf:"nat_port_min"`
+	BtfAnchorCtKind         *ebpf.VariableSpec `ebpf:"btf_anchor_ct_kind"`
+	BtfAnchorCtLimits       *ebpf.VariableSpec `ebpf:"btf_anchor_ct_limits"`
+	BtfAnchorCtState        *ebpf.VariableSpec `ebpf:"btf_anchor_ct_state"`
+	BtfAnchorDirection      *ebpf.VariableSpec `ebpf:"btf_anchor_direction"`
+	BtfAnchorDropReason     *ebpf.VariableSpec `ebpf:"btf_anchor_drop_reason"`
+	BtfAnchorMonitorEvent   *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_event"`
+	BtfAnchorMonitorType    *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_type"`
+	BtfAnchorNatLimits      *ebpf.VariableSpec `ebpf:"btf_anchor_nat_limits"`
+	BtfAnchorNatRetryBucket *ebpf.VariableSpec `ebpf:"btf_anchor_nat_retry_bucket"`
+	BtfAnchorNetworkFlags   *ebpf.VariableSpec `ebpf:"btf_anchor_network_flags"`
+	BtfAnchorVerdict        *ebpf.VariableSpec `ebpf:"btf_anchor_verdict"`
+	NatPortMax              *ebpf.VariableSpec `ebpf:"nat_port_max"`
+	NatPortMin              *ebpf.VariableSpec `ebpf:"nat_port_min"`
 }
 
 // fromContainerObjects contains all objects after they have been loaded into the kernel.
@@ -383,16 +416,19 @@ func (m *fromContainerMaps) Close() error {
 //
 // It can be passed to loadFromContainerObjects or ebpf.CollectionSpec.LoadAndAssign.
 type fromContainerVariables struct {
-	BtfAnchorCtKind       *ebpf.Variable `ebpf:"btf_anchor_ct_kind"`
-	BtfAnchorCtState      *ebpf.Variable `ebpf:"btf_anchor_ct_state"`
-	BtfAnchorDirection    *ebpf.Variable `ebpf:"btf_anchor_direction"`
-	BtfAnchorDropReason   *ebpf.Variable `ebpf:"btf_anchor_drop_reason"`
-	BtfAnchorMonitorEvent *ebpf.Variable `ebpf:"btf_anchor_monitor_event"`
-	BtfAnchorMonitorType  *ebpf.Variable `ebpf:"btf_anchor_monitor_type"`
-	BtfAnchorNetworkFlags *ebpf.Variable `ebpf:"btf_anchor_network_flags"`
-	BtfAnchorVerdict      *ebpf.Variable `ebpf:"btf_anchor_verdict"`
-	NatPortMax            *ebpf.Variable `ebpf:"nat_port_max"`
-	NatPortMin            *ebpf.Variable `ebpf:"nat_port_min"`
+	BtfAnchorCtKind         *ebpf.Variable `ebpf:"btf_anchor_ct_kind"`
+	BtfAnchorCtLimits       *ebpf.Variable `ebpf:"btf_anchor_ct_limits"`
+	BtfAnchorCtState        *ebpf.Variable `ebpf:"btf_anchor_ct_state"`
+	BtfAnchorDirection      *ebpf.Variable `ebpf:"btf_anchor_direction"`
+	BtfAnchorDropReason     *ebpf.Variable `ebpf:"btf_anchor_drop_reason"`
+	BtfAnchorMonitorEvent   *ebpf.Variable `ebpf:"btf_anchor_monitor_event"`
+	BtfAnchorMonitorType    *ebpf.Variable `ebpf:"btf_anchor_monitor_type"`
+	BtfAnchorNatLimits      *ebpf.Variable `ebpf:"btf_anchor_nat_limits"`
+	BtfAnchorNatRetryBucket *ebpf.Variable `ebpf:"btf_anchor_nat_retry_bucket"`
+	BtfAnchorNetworkFlags   *ebpf.Variable `ebpf:"btf_anchor_network_flags"`
+	BtfAnchorVerdict        *ebpf.Variable `ebpf:"btf_anchor_verdict"`
+	NatPortMax              *ebpf.Variable `ebpf:"nat_port_max"`
+	NatPortMin              *ebpf.Variable `ebpf:"nat_port_min"`
 }
 
 // fromContainerPrograms contains all programs after they have been loaded into the kernel.

@@ -247,7 +247,7 @@ func TestDropReasonNamesCoverEnum(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for r := loader.DropReason(0); r <= loader.NumDropReasons; r++ {
+	for r := loader.DropReason(0); r < loader.NumDropReasons; r++ {
 		if names[r] == "" {
 			t.Errorf("drop reason %d has no name", r)
 		}

@@ -16,33 +16,36 @@ import (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	fromUplinkMapConntrack             = "conntrack"
-	fromUplinkMapDropCounters          = "drop_counters"
-	fromUplinkMapEndpointIps           = "endpoint_ips"
-	fromUplinkMapEndpointStats         = "endpoint_stats"
-	fromUplinkMapEndpoints             = "endpoints"
-	fromUplinkMapMonitorBudgets        = "monitor_budgets"
-	fromUplinkMapMonitorCtl            = "monitor_ctl"
-	fromUplinkMapMonitorEvents         = "monitor_events"
-	fromUplinkMapNatAllocFailures      = "nat_alloc_failures"
-	fromUplinkMapNatRetries            = "nat_retries"
-	fromUplinkMapNetworks              = "networks"
-	fromUplinkMapPorts                 = "ports"
-	fromUplinkMapSubnets               = "subnets"
-	fromUplinkMapUplinkIps             = "uplink_ips"
-	fromUplinkMapUplinks               = "uplinks"
-	fromUplinkMapVerdictCounters       = "verdict_counters"
-	fromUplinkProgFromUplink           = "from_uplink"
-	fromUplinkVarBtfAnchorCtKind       = "btf_anchor_ct_kind"
-	fromUplinkVarBtfAnchorCtState      = "btf_anchor_ct_state"
-	fromUplinkVarBtfAnchorDirection    = "btf_anchor_direction"
-	fromUplinkVarBtfAnchorDropReason   = "btf_anchor_drop_reason"
-	fromUplinkVarBtfAnchorMonitorEvent = "btf_anchor_monitor_event"
-	fromUplinkVarBtfAnchorMonitorType  = "btf_anchor_monitor_type"
-	fromUplinkVarBtfAnchorNetworkFlags = "btf_anchor_network_flags"
-	fromUplinkVarBtfAnchorVerdict      = "btf_anchor_verdict"
-	fromUplinkVarNatPortMax            = "nat_port_max"
-	fromUplinkVarNatPortMin            = "nat_port_min"
+	fromUplinkMapConntrack               = "conntrack"
+	fromUplinkMapDropCounters            = "drop_counters"
+	fromUplinkMapEndpointIps             = "endpoint_ips"
+	fromUplinkMapEndpointStats           = "endpoint_stats"
+	fromUplinkMapEndpoints               = "endpoints"
+	fromUplinkMapMonitorBudgets          = "monitor_budgets"
+	fromUplinkMapMonitorCtl              = "monitor_ctl"
+	fromUplinkMapMonitorEvents           = "monitor_events"
+	fromUplinkMapNatAllocFailures        = "nat_alloc_failures"
+	fromUplinkMapNatRetries              = "nat_retries"
+	fromUplinkMapNetworks                = "networks"
+	fromUplinkMapPorts                   = "ports"
+	fromUplinkMapSubnets                 = "subnets"
+	fromUplinkMapUplinkIps               = "uplink_ips"
+	fromUplinkMapUplinks                 = "uplinks"
+	fromUplinkMapVerdictCounters         = "verdict_counters"
+	fromUplinkProgFromUplink             = "from_uplink"
+	fromUplinkVarBtfAnchorCtKind         = "btf_anchor_ct_kind"
+	fromUplinkVarBtfAnchorCtLimits       = "btf_anchor_ct_limits"
+	fromUplinkVarBtfAnchorCtState        = "btf_anchor_ct_state"
+	fromUplinkVarBtfAnchorDirection      = "btf_anchor_direction"
+	fromUplinkVarBtfAnchorDropReason     = "btf_anchor_drop_reason"
+	fromUplinkVarBtfAnchorMonitorEvent   = "btf_anchor_monitor_event"
+	fromUplinkVarBtfAnchorMonitorType    = "btf_anchor_monitor_type"
+	fromUplinkVarBtfAnchorNatLimits      = "btf_anchor_nat_limits"
+	fromUplinkVarBtfAnchorNatRetryBucket = "btf_anchor_nat_retry_bucket"
+	fromUplinkVarBtfAnchorNetworkFlags   = "btf_anchor_network_flags"
+	fromUplinkVarBtfAnchorVerdict        = "btf_anchor_verdict"
+	fromUplinkVarNatPortMax              = "nat_port_max"
+	fromUplinkVarNatPortMin              = "nat_port_min"
 )
 
 // loadFromUplink returns the embedded CollectionSpec for fromUplink.
@@ -116,16 +119,19 @@ type fromUplinkMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type fromUplinkVariableSpecs struct {
-	BtfAnchorCtKind       *ebpf.VariableSpec `ebpf:"btf_anchor_ct_kind"`
-	BtfAnchorCtState      *ebpf.VariableSpec `ebpf:"btf_anchor_ct_state"`
-	BtfAnchorDirection    *ebpf.VariableSpec `ebpf:"btf_anchor_direction"`
-	BtfAnchorDropReason   *ebpf.VariableSpec `ebpf:"btf_anchor_drop_reason"`
-	BtfAnchorMonitorEvent *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_event"`
-	BtfAnchorMonitorType  *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_type"`
-	BtfAnchorNetworkFlags *ebpf.VariableSpec `ebpf:"btf_anchor_network_flags"`
-	BtfAnchorVerdict      *ebpf.VariableSpec `ebpf:"btf_anchor_verdict"`
-	NatPortMax            *ebpf.VariableSpec `ebpf:"nat_port_max"`
-	NatPortMin            *ebpf.VariableSpec `ebpf:"nat_port_min"`
+	BtfAnchorCtKind         *ebpf.VariableSpec `ebpf:"btf_anchor_ct_kind"`
+	BtfAnchorCtLimits       *ebpf.VariableSpec `ebpf:"btf_anchor_ct_limits"`
+	BtfAnchorCtState        *ebpf.VariableSpec `ebpf:"btf_anchor_ct_state"`
+	BtfAnchorDirection      *ebpf.VariableSpec `ebpf:"btf_anchor_direction"`
+	BtfAnchorDropReason     *ebpf.VariableSpec `ebpf:"btf_anchor_drop_reason"`
+	BtfAnchorMonitorEvent   *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_event"`
+	BtfAnchorMonitorType    *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_type"`
+	BtfAnchorNatLimits      *ebpf.VariableSpec `ebpf:"btf_anchor_nat_limits"`
+	BtfAnchorNatRetryBucket *ebpf.VariableSpec `ebpf:"btf_anchor_nat_retry_bucket"`
+	BtfAnchorNetworkFlags   *ebpf.VariableSpec `ebpf:"btf_anchor_network_flags"`
+	BtfAnchorVerdict        *ebpf.VariableSpec `ebpf:"btf_anchor_verdict"`
+	NatPortMax              *ebpf.VariableSpec `ebpf:"nat_port_max"`
+	NatPortMin              *ebpf.VariableSpec `ebpf:"nat_port_min"`
 }
 
 // fromUplinkObjects contains all objects after they have been loaded into the kernel.
@@ -191,16 +197,19 @@ func (m *fromUplinkMaps) Close() error {
 //
 // It can be passed to loadFromUplinkObjects or ebpf.CollectionSpec.LoadAndAssign.
 type fromUplinkVariables struct {
-	BtfAnchorCtKind       *ebpf.Variable `ebpf:"btf_anchor_ct_kind"`
-	BtfAnchorCtState      *ebpf.Variable `ebpf:"btf_anchor_ct_state"`
-	BtfAnchorDirection    *ebpf.Variable `ebpf:"btf_anchor_direction"`
-	BtfAnchorDropReason   *ebpf.Variable `ebpf:"btf_anchor_drop_reason"`
-	BtfAnchorMonitorEvent *ebpf.Variable `ebpf:"btf_anchor_monitor_event"`
-	BtfAnchorMonitorType  *ebpf.Variable `ebpf:"btf_anchor_monitor_type"`
-	BtfAnchorNetworkFlags *ebpf.Variable `ebpf:"btf_anchor_network_flags"`
-	BtfAnchorVerdict      *ebpf.Variable `ebpf:"btf_anchor_verdict"`
-	NatPortMax            *ebpf.Variable `ebpf:"nat_port_max"`
-	NatPortMin            *ebpf.Variable `ebpf:"nat_port_min"`
+	BtfAnchorCtKind         *ebpf.Variable `ebpf:"btf_anchor_ct_kind"`
+	BtfAnchorCtLimits       *ebpf.Variable `ebpf:"btf_anchor_ct_limits"`
+	BtfAnchorCtState        *ebpf.Variable `ebpf:"btf_anchor_ct_state"`
+	BtfAnchorDirection      *ebpf.Variable `ebpf:"btf_anchor_direction"`
+	BtfAnchorDropReason     *ebpf.Variable `ebpf:"btf_anchor_drop_reason"`
+	BtfAnchorMonitorEvent   *ebpf.Variable `ebpf:"btf_anchor_monitor_event"`
+	BtfAnchorMonitorType    *ebpf.Variable `ebpf:"btf_anchor_monitor_type"`
+	BtfAnchorNatLimits      *ebpf.Variable `ebpf:"btf_anchor_nat_limits"`
+	BtfAnchorNatRetryBucket *ebpf.Variable `ebpf:"btf_anchor_nat_retry_bucket"`
+	BtfAnchorNetworkFlags   *ebpf.Variable `ebpf:"btf_anchor_network_flags"`
+	BtfAnchorVerdict        *ebpf.Variable `ebpf:"btf_anchor_verdict"`
+	NatPortMax              *ebpf.Variable `ebpf:"nat_port_max"`
+	NatPortMin              *ebpf.Variable `ebpf:"nat_port_min"`
 }
 
 // fromUplinkPrograms contains all programs after they have been loaded into the kernel.

@@ -5,13 +5,17 @@
 package loader
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"iter"
 	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
+	"sync"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
@@ -20,17 +24,19 @@ import (
 
 // Program names, as in the C sources' SEC("tc") functions.
 const (
-	ProgFromContainer = "from_container"
-	ProgFromUplink    = "from_uplink"
+	ProgFromContainer = fromContainerProgFromContainer
+	ProgFromUplink    = fromUplinkProgFromUplink
 )
 
-// Socket-layer programs (bpf/sock.c) for host-local access to published ports.
-var SockPrograms = []string{"sock_connect4", "sock_sendmsg4", "sock_recvmsg4", "sock_getpeername4", "sock_bind4"}
+// Socket-layer programs (bpf/sock.c) for host-local access to published
+// ports. Their attach types come from their SEC() names.
+var SockPrograms = []string{sockProgSockConnect4, sockProgSockSendmsg4, sockProgSockRecvmsg4, sockProgSockGetpeername4, sockProgSockBind4}
 
 // Defaults of the sizes and ranges Options can override.
 const (
-	// DefaultCTMapSize holds 256k flows: each flow is two entries.
-	DefaultCTMapSize  = 512 * 1024
+	// DefaultCTMapSize holds 256k flows: each flow is two entries
+	// (CT_MAP_SIZE in bpf/lib/conntrack.h).
+	DefaultCTMapSize  = int(fromContainerCtLimitsCT_MAP_SIZE)
 	DefaultNATPortMin = 1024
 	DefaultNATPortMax = 65535
 )
@@ -50,7 +56,8 @@ type Options struct {
 }
 
 // Maps are the datapath's shared maps: one instance per ebpfnet instance,
-// used by every program.
+// used by every program. The ebpf tags are the one list of their C names:
+// Load fills the fields and ByName lists them from the tags.
 type Maps struct {
 	Networks         *ebpf.Map `ebpf:"networks"`
 	Endpoints        *ebpf.Map `ebpf:"endpoints"`
@@ -74,6 +81,7 @@ type Maps struct {
 type Datapath struct {
 	Maps     Maps
 	programs map[string]*ebpf.Program
+	attach   map[string]ebpf.AttachType // from each program's SEC()
 	all      map[string]*ebpf.Map
 	pinRoot  string
 	opts     Options
@@ -99,7 +107,7 @@ func Load(opts Options) (*Datapath, error) {
 	if min, max := opts.natPorts(); min > max {
 		return nil, fmt.Errorf("NAT port range %d-%d is empty", min, max)
 	}
-	d := &Datapath{programs: map[string]*ebpf.Program{}, all: map[string]*ebpf.Map{}, pinRoot: opts.PinRoot, opts: opts}
+	d := &Datapath{programs: map[string]*ebpf.Program{}, attach: map[string]ebpf.AttachType{}, all: map[string]*ebpf.Map{}, pinRoot: opts.PinRoot, opts: opts}
 	if d.pinRoot != "" {
 		for _, dir := range []string{"maps", "progs", "links"} {
 			if err := os.MkdirAll(filepath.Join(d.pinRoot, dir), 0o700); err != nil {
@@ -180,6 +188,13 @@ func (d *Datapath) loadObject(obj object, reusePinned bool) error {
 	if err := d.configure(spec); err != nil {
 		return err
 	}
+	for _, name := range obj.programs {
+		ps, ok := spec.Programs[name]
+		if !ok {
+			return fmt.Errorf("program %s missing from object", name)
+		}
+		d.attach[name] = ps.AttachType
+	}
 	replacements := map[string]*ebpf.Map{}
 	for name, ms := range spec.Maps {
 		if isDataSection(name) {
@@ -250,19 +265,19 @@ func (o Options) natPorts() (min, max uint16) {
 
 // configure applies Options to a spec before anything is created from it.
 func (d *Datapath) configure(spec *ebpf.CollectionSpec) error {
-	if ms, ok := spec.Maps["conntrack"]; ok {
+	if ms, ok := spec.Maps[fromContainerMapConntrack]; ok {
 		switch {
 		case d.opts.CTMapSize > 0:
 			ms.MaxEntries = uint32(d.opts.CTMapSize)
 		case d.pinRoot != "":
 			// No size asked for: keep whatever size the pinned table has.
-			if m, err := ebpf.LoadPinnedMap(filepath.Join(d.pinRoot, "maps", "conntrack"), nil); err == nil {
+			if m, err := ebpf.LoadPinnedMap(filepath.Join(d.pinRoot, "maps", fromContainerMapConntrack), nil); err == nil {
 				ms.MaxEntries = m.MaxEntries()
 				m.Close()
 			}
 		}
 	}
-	if v, ok := spec.Variables["host_netns_cookie"]; ok {
+	if v, ok := spec.Variables[sockVarHostNetnsCookie]; ok {
 		cookie, err := netnsCookie()
 		if err != nil {
 			return err
@@ -272,7 +287,7 @@ func (d *Datapath) configure(spec *ebpf.CollectionSpec) error {
 		}
 	}
 	min, max := d.opts.natPorts()
-	for name, val := range map[string]uint16{"nat_port_min": min, "nat_port_max": max} {
+	for name, val := range map[string]uint16{fromContainerVarNatPortMin: min, fromContainerVarNatPortMax: max} {
 		v, ok := spec.Variables[name]
 		if !ok {
 			continue
@@ -392,16 +407,24 @@ func (d *Datapath) relink(oldID ebpf.ProgramID, prog *ebpf.Program) error {
 	return nil
 }
 
-func assignMaps(dst *Maps, all map[string]*ebpf.Map) error {
-	fields := map[string]**ebpf.Map{
-		"networks": &dst.Networks, "endpoints": &dst.Endpoints, "endpoint_ips": &dst.EndpointIPs,
-		"subnets": &dst.Subnets, "verdict_counters": &dst.VerdictCounters,
-		"drop_counters": &dst.DropCounters, "endpoint_stats": &dst.EndpointStats,
-		"conntrack": &dst.Conntrack, "uplinks": &dst.Uplinks, "uplink_ips": &dst.UplinkIPs,
-		"ports": &dst.Ports, "nat_retries": &dst.NATRetries, "nat_alloc_failures": &dst.NATAllocFailures,
-		"monitor_events": &dst.MonitorEvents, "monitor_ctl": &dst.MonitorCtl,
+// mapFields yields the C name (ebpf tag) and the field of every map in m.
+func mapFields(m *Maps) iter.Seq2[string, **ebpf.Map] {
+	return func(yield func(string, **ebpf.Map) bool) {
+		v := reflect.ValueOf(m).Elem()
+		for i := range v.NumField() {
+			name := v.Type().Field(i).Tag.Get("ebpf")
+			if name == "" {
+				continue
+			}
+			if !yield(name, v.Field(i).Addr().Interface().(**ebpf.Map)) {
+				return
+			}
+		}
 	}
-	for name, field := range fields {
+}
+
+func assignMaps(dst *Maps, all map[string]*ebpf.Map) error {
+	for name, field := range mapFields(dst) {
 		m, ok := all[name]
 		if !ok {
 			return fmt.Errorf("map %s missing from datapath objects", name)
@@ -409,6 +432,15 @@ func assignMaps(dst *Maps, all map[string]*ebpf.Map) error {
 		*field = m
 	}
 	return nil
+}
+
+// ByName returns the maps by their C name.
+func (m *Maps) ByName() map[string]*ebpf.Map {
+	out := map[string]*ebpf.Map{}
+	for name, field := range mapFields(m) {
+		out[name] = *field
+	}
+	return out
 }
 
 // Program returns a loaded program by name.
@@ -486,15 +518,25 @@ func (d *Datapath) LinkedProgramID(prog, ifname string) ebpf.ProgramID {
 	return info.Program
 }
 
+// objectBTF is the type information of the embedded objects. Every object
+// is built from the same headers: from_container's has every type.
+var objectBTF = sync.OnceValues(func() (*btf.Spec, error) {
+	spec, err := btf.LoadSpecFromReader(bytes.NewReader(_FromContainerBytes))
+	if err != nil {
+		return nil, fmt.Errorf("read datapath BTF: %w", err)
+	}
+	return spec, nil
+})
+
 // EnumNames returns value -> name for a C enum of the datapath, read from the
 // object's BTF so the names can never drift from the C definition.
 func EnumNames(enum string) (map[uint64]string, error) {
-	spec, err := loadFromContainer()
+	spec, err := objectBTF()
 	if err != nil {
 		return nil, err
 	}
 	var e *btf.Enum
-	if err := spec.Types.TypeByName(enum, &e); err != nil {
+	if err := spec.TypeByName(enum, &e); err != nil {
 		return nil, fmt.Errorf("enum %s: %w", enum, err)
 	}
 	names := make(map[uint64]string, len(e.Values))

@@ -11,7 +11,7 @@ func TestLoadOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := dp.Maps.Conntrack.MaxEntries(); got != loader.DefaultCTMapSize || got < 512*1024 {
+	if got := int(dp.Maps.Conntrack.MaxEntries()); got != loader.DefaultCTMapSize || got < 512*1024 {
 		t.Errorf("default conntrack size %d, want %d (256k flows)", got, loader.DefaultCTMapSize)
 	}
 	if dp.Program(loader.ProgFromUplink) == nil || dp.Program(loader.ProgFromContainer) == nil {
@@ -48,5 +48,36 @@ func TestFromUplinkUnknownInterface(t *testing.T) {
 	ret, got := runProg(t, e.up, 999, in)
 	if ret != tcActOK || string(got) != string(in) {
 		t.Fatalf("verdict %d; want TC_ACT_OK unchanged", ret)
+	}
+}
+
+// The struct tags are the one list of shared maps: every one is filled, and
+// with the map of that name.
+func TestMapsByName(t *testing.T) {
+	dp, err := loader.Load(loader.Options{CTMapSize: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dp.Close()
+	byName := dp.Maps.ByName()
+	if len(byName) != 15 {
+		t.Errorf("%d maps, want 15", len(byName))
+	}
+	for name, m := range byName {
+		if m == nil {
+			t.Errorf("map %s not loaded", name)
+			continue
+		}
+		info, err := m.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The kernel keeps the first 15 bytes of a map's name.
+		if want := name[:min(len(name), 15)]; info.Name != want {
+			t.Errorf("field tagged %s holds map %s", name, info.Name)
+		}
+	}
+	if byName["conntrack"] != dp.Maps.Conntrack {
+		t.Error("ByName()[conntrack] is not Maps.Conntrack")
 	}
 }

@@ -16,9 +16,6 @@ import (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	sockMapConntrack         = "conntrack"
-	sockMapNatAllocFailures  = "nat_alloc_failures"
-	sockMapNatRetries        = "nat_retries"
 	sockMapPorts             = "ports"
 	sockMapSockNat           = "sock_nat"
 	sockMapUplinkIps         = "uplink_ips"
@@ -28,11 +25,7 @@ const (
 	sockProgSockGetpeername4 = "sock_getpeername4"
 	sockProgSockRecvmsg4     = "sock_recvmsg4"
 	sockProgSockSendmsg4     = "sock_sendmsg4"
-	sockVarBtfAnchorCtKind   = "btf_anchor_ct_kind"
-	sockVarBtfAnchorCtState  = "btf_anchor_ct_state"
 	sockVarHostNetnsCookie   = "host_netns_cookie"
-	sockVarNatPortMax        = "nat_port_max"
-	sockVarNatPortMin        = "nat_port_min"
 )
 
 // loadSock returns the embedded CollectionSpec for sock.
@@ -88,24 +81,17 @@ type sockProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sockMapSpecs struct {
-	Conntrack        *ebpf.MapSpec `ebpf:"conntrack"`
-	NatAllocFailures *ebpf.MapSpec `ebpf:"nat_alloc_failures"`
-	NatRetries       *ebpf.MapSpec `ebpf:"nat_retries"`
-	Ports            *ebpf.MapSpec `ebpf:"ports"`
-	SockNat          *ebpf.MapSpec `ebpf:"sock_nat"`
-	UplinkIps        *ebpf.MapSpec `ebpf:"uplink_ips"`
-	Uplinks          *ebpf.MapSpec `ebpf:"uplinks"`
+	Ports     *ebpf.MapSpec `ebpf:"ports"`
+	SockNat   *ebpf.MapSpec `ebpf:"sock_nat"`
+	UplinkIps *ebpf.MapSpec `ebpf:"uplink_ips"`
+	Uplinks   *ebpf.MapSpec `ebpf:"uplinks"`
 }
 
 // sockVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sockVariableSpecs struct {
-	BtfAnchorCtKind  *ebpf.VariableSpec `ebpf:"btf_anchor_ct_kind"`
-	BtfAnchorCtState *ebpf.VariableSpec `ebpf:"btf_anchor_ct_state"`
-	HostNetnsCookie  *ebpf.VariableSpec `ebpf:"host_netns_cookie"`
-	NatPortMax       *ebpf.VariableSpec `ebpf:"nat_port_max"`
-	NatPortMin       *ebpf.VariableSpec `ebpf:"nat_port_min"`
+	HostNetnsCookie *ebpf.VariableSpec `ebpf:"host_netns_cookie"`
 }
 
 // sockObjects contains all objects after they have been loaded into the kernel.
@@ -128,20 +114,14 @@ func (o *sockObjects) Close() error {
 //
 // It can be passed to loadSockObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sockMaps struct {
-	Conntrack        *ebpf.Map `ebpf:"conntrack"`
-	NatAllocFailures *ebpf.Map `ebpf:"nat_alloc_failures"`
-	NatRetries       *ebpf.Map `ebpf:"nat_retries"`
-	Ports            *ebpf.Map `ebpf:"ports"`
-	SockNat          *ebpf.Map `ebpf:"sock_nat"`
-	UplinkIps        *ebpf.Map `ebpf:"uplink_ips"`
-	Uplinks          *ebpf.Map `ebpf:"uplinks"`
+	Ports     *ebpf.Map `ebpf:"ports"`
+	SockNat   *ebpf.Map `ebpf:"sock_nat"`
+	UplinkIps *ebpf.Map `ebpf:"uplink_ips"`
+	Uplinks   *ebpf.Map `ebpf:"uplinks"`
 }
 
 func (m *sockMaps) Close() error {
 	return _SockClose(
-		m.Conntrack,
-		m.NatAllocFailures,
-		m.NatRetries,
 		m.Ports,
 		m.SockNat,
 		m.UplinkIps,
@@ -153,11 +133,7 @@ func (m *sockMaps) Close() error {
 //
 // It can be passed to loadSockObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sockVariables struct {
-	BtfAnchorCtKind  *ebpf.Variable `ebpf:"btf_anchor_ct_kind"`
-	BtfAnchorCtState *ebpf.Variable `ebpf:"btf_anchor_ct_state"`
-	HostNetnsCookie  *ebpf.Variable `ebpf:"host_netns_cookie"`
-	NatPortMax       *ebpf.Variable `ebpf:"nat_port_max"`
-	NatPortMin       *ebpf.Variable `ebpf:"nat_port_min"`
+	HostNetnsCookie *ebpf.Variable `ebpf:"host_netns_cookie"`
 }
 
 // sockPrograms contains all programs after they have been loaded into the kernel.

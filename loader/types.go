@@ -54,6 +54,10 @@ const (
 	MonitorNewFlow = fromContainerMonitorTypeMONITOR_NEW_FLOW
 )
 
-// NATRetryBuckets is the length of the nat_retries histogram: 0, 1, 2-3,
-// 4-7, 8-15, 16-31 retries, then exhausted (NAT_RETRY_BUCKETS in nat.h).
-const NATRetryBuckets = 7
+// The nat_retries histogram (enum nat_retry_bucket in bpf/lib/nat.h):
+// NATRetryBuckets buckets, from NATRetryStrained on allocations that took at
+// least half the retry budget or failed.
+const (
+	NATRetryBuckets  = int(fromContainerNatRetryBucketNAT_RETRY_MAX)
+	NATRetryStrained = int(fromContainerNatLimitsNAT_RETRY_STRAINED)
+)

@@ -21,20 +21,40 @@ func (c *Counter) add(o loader.Counter) {
 	c.Bytes += o.Bytes
 }
 
-// Directions and verdicts as metric labels.
+// Directions and verdicts as metric labels, from the C enums' BTF
+// (DIR_FROM_UPLINK -> "from_uplink", VERDICT_SNAT -> "snat").
 var (
-	DirectionNames = map[loader.Direction]string{
-		loader.DirFromContainer: "from_container",
-		loader.DirFromUplink:    "from_uplink",
-	}
-	VerdictNames = map[loader.Verdict]string{
-		loader.VerdictForward: "forward",
-		loader.VerdictSNAT:    "snat",
-		loader.VerdictDNAT:    "dnat",
-		loader.VerdictPass:    "pass",
-		loader.VerdictDrop:    "drop",
-	}
+	DirectionNames = mustEnumLabels[loader.Direction]("direction", "DIR_")
+	VerdictNames   = mustEnumLabels[loader.Verdict]("verdict", "VERDICT_")
 )
+
+// enumLabels names the values of a C enum of the datapath by their
+// lowercased C names without prefix. Sentinels (__DIR_MAX) are no values.
+func enumLabels[T ~uint32](enum, prefix string) (map[T]string, error) {
+	raw, err := loader.EnumNames(enum)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[T]string, len(raw))
+	for v, name := range raw {
+		if strings.HasPrefix(name, "__") {
+			continue
+		}
+		out[T(v)] = strings.ToLower(strings.TrimPrefix(name, prefix))
+	}
+	return out, nil
+}
+
+// mustEnumLabels is enumLabels for package variables. The BTF is embedded
+// at build time, so a failure is a build defect (the package's tests catch
+// it), not a runtime condition.
+func mustEnumLabels[T ~uint32](enum, prefix string) map[T]string {
+	out, err := enumLabels[T](enum, prefix)
+	if err != nil {
+		panic(err)
+	}
+	return out
+}
 
 // VerdictKey names one verdict counter.
 type VerdictKey struct {
@@ -101,15 +121,7 @@ func sumPerCPU(m *ebpf.Map, key uint32) (Counter, error) {
 }
 
 var dropNames = sync.OnceValues(func() (map[loader.DropReason]string, error) {
-	raw, err := loader.EnumNames("drop_reason")
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[loader.DropReason]string, len(raw))
-	for v, name := range raw {
-		out[loader.DropReason(v)] = strings.ToLower(strings.TrimPrefix(name, "DROP_"))
-	}
-	return out, nil
+	return enumLabels[loader.DropReason]("drop_reason", "DROP_")
 })
 
 // DropReasonNames maps each drop reason to its label, derived from the C enum

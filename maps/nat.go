@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 
 	"github.com/cilium/ebpf"
 
@@ -193,21 +194,31 @@ type NATStats struct {
 	// port was taken (also counted as drop reason nat_exhausted).
 	AllocFailures uint64
 	// Retries is a histogram of the retries a successful allocation took,
-	// by bucket: 0, 1, 2-3, 4-7, 8-15, 16-31; the last bucket counts
-	// exhaustion. Allocations needing many retries mean the conntrack
-	// table is crowded for some destination: run GC early.
+	// by bucket (NATRetryBucketNames): 0, 1, 2-3, 4-7, 8-15, 16-31; the
+	// last bucket counts exhaustion. Allocations needing many retries mean
+	// the conntrack table is crowded for some destination: run GC early.
 	Retries [loader.NATRetryBuckets]uint64
 }
 
 // Strained counts allocations that needed at least half the retry budget
-// (16 of 32) or failed: when it grows, the conntrack table is crowded for
-// some destinations and the control plane should run GC early.
+// or failed: when it grows, the conntrack table is crowded for some
+// destinations and the control plane should run GC early.
 func (s NATStats) Strained() uint64 {
-	return s.Retries[5] + s.Retries[6] // 16-31 retries, exhausted
+	var n uint64
+	for _, c := range s.Retries[loader.NATRetryStrained:] {
+		n += c
+	}
+	return n
 }
 
-// NATRetryBucketNames label the Retries buckets.
-var NATRetryBucketNames = [loader.NATRetryBuckets]string{"0", "1", "2-3", "4-7", "8-15", "16-31", "exhausted"}
+// NATRetryBucketNames label the Retries buckets, from the C enum's BTF:
+// NAT_RETRY_2_3 is "2-3", NAT_RETRY_EXHAUSTED "exhausted".
+var NATRetryBucketNames = func() (out [loader.NATRetryBuckets]string) {
+	for v, name := range mustEnumLabels[uint32]("nat_retry_bucket", "NAT_RETRY_") {
+		out[v] = strings.ReplaceAll(name, "_", "-")
+	}
+	return out
+}()
 
 // NATStats reads the allocator's counters.
 func (v *Views) NATStats() (NATStats, error) {

@@ -20,7 +20,8 @@ func (v *Views) MapUsage() ([]MapUsage, error) {
 	for name, m := range v.tables() {
 		count := countEntries
 		if m == v.m.Conntrack {
-			// Up to 512k entries at every scrape: read in batches.
+			// The biggest table by far (--ct-map-size), read at every
+			// scrape: in batches.
 			count = func(*ebpf.Map) (int, error) {
 				entries, err := v.snapshot()
 				return len(entries), err
@@ -53,16 +54,15 @@ func countEntries(m *ebpf.Map) (int, error) {
 	return n, it.Err()
 }
 
-// tables are the maps whose fill level matters.
+// tables are the maps whose fill level matters: the hash maps and tries.
+// Arrays are always full and a ring buffer has no entries to count.
 func (v *Views) tables() map[string]*ebpf.Map {
-	return map[string]*ebpf.Map{
-		"networks":       v.m.Networks,
-		"endpoints":      v.m.Endpoints,
-		"endpoint_ips":   v.m.EndpointIPs,
-		"subnets":        v.m.Subnets,
-		"endpoint_stats": v.m.EndpointStats,
-		"conntrack":      v.m.Conntrack,
-		"ports":          v.m.Ports,
-		"uplinks":        v.m.Uplinks,
+	out := map[string]*ebpf.Map{}
+	for name, m := range v.m.ByName() {
+		switch m.Type() {
+		case ebpf.Hash, ebpf.LRUHash, ebpf.PerCPUHash, ebpf.LRUCPUHash, ebpf.LPMTrie:
+			out[name] = m
+		}
 	}
+	return out
 }

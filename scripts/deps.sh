@@ -5,6 +5,7 @@ set -euo pipefail
 
 pkgs=(
 	clang llvm libbpf-dev linux-libc-dev gcc-multilib # BPF C build (bpf2go)
+	clang-format                                      # make fmt, make lint
 	iproute2 iptables nftables iputils-ping           # sandbox topologies and tests
 	iperf3 bpftool                                    # benchmarks and debugging
 	prometheus                                        # the daemon is scraped by a real Prometheus in tests

@@ -20,10 +20,15 @@
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
-#define ETH_ALEN_ 6
+/* bpf_helpers.h's offsetof is no integer constant expression, which
+ * _Static_assert and array sizes need. */
+#undef offsetof
+#define offsetof(type, member) __builtin_offsetof(type, member)
 
+#define NSEC_PER_SEC 1000000000ULL
+
+/* Compares two MACs as one 4-byte and one 2-byte word. */
 static __always_inline int mac_equal(const __u8 *a, const __u8 *b)
 {
-	return ((const __u32 *)a)[0] == ((const __u32 *)b)[0] &&
-	       ((const __u16 *)a)[2] == ((const __u16 *)b)[2];
+	return ((const __u32 *)a)[0] == ((const __u32 *)b)[0] && ((const __u16 *)a)[2] == ((const __u16 *)b)[2];
 }

@@ -10,21 +10,16 @@
 #include "common.h"
 #include "parse.h"
 
-#ifndef CT_MAP_SIZE
-/* 256k flows, two entries each; the loader may override it. */
-#define CT_MAP_SIZE (512 * 1024)
-#endif
-
-#define NSEC_PER_SEC 1000000000ULL
+/* An enum, not a define, so bpf2go mirrors the default to Go
+ * (loader.DefaultCTMapSize). The loader resizes the map from --ct-map-size. */
+enum ct_limits {
+	CT_MAP_SIZE = 512 * 1024, /* 256k flows, two entries each */
+};
 
 #define TCP_FLAG_FIN 0x01
 #define TCP_FLAG_SYN 0x02
 #define TCP_FLAG_RST 0x04
 #define TCP_FLAG_ACK 0x10
-
-#define IP_MF_ 0x2000
-#define IP_DF_ 0x4000
-#define IP_OFFSET_ 0x1fff
 
 struct ct_key {
 	__be32 saddr;
@@ -73,18 +68,6 @@ struct {
 	__type(value, struct ct_entry);
 } conntrack SEC(".maps");
 
-/* What the NAT code needs to know about a packet besides its tuple. */
-struct l4_meta {
-	__u32 l4_off;
-	__u8 proto;
-	__u8 tcp_flags;
-	__u8 icmp_type;
-	__u8 ttl;
-	__u8 frag; /* any fragment: MF set or offset != 0 */
-	__u8 df;
-	__u8 tos;
-};
-
 enum tuple_result {
 	TUPLE_OK = 0,
 	TUPLE_NONE = 1,       /* no NATable tuple (protocol, later fragment, ICMP type) */
@@ -124,8 +107,8 @@ static __always_inline int icmp_echo_tuple(__u8 type, __be16 id, __be16 *sport, 
 }
 
 /* Reads the wire tuple. Only bpf_skb_load_bytes: packet pointers stay valid. */
-static __always_inline enum tuple_result ct_extract(struct __sk_buff *skb, const struct packet *p,
-						    struct ct_key *k, struct l4_meta *m)
+static __always_inline enum tuple_result ct_extract(struct __sk_buff *skb, const struct packet *p, struct ct_key *k,
+						    struct l4_meta *m)
 {
 	const struct iphdr *ip = p->ip;
 
@@ -137,8 +120,8 @@ static __always_inline enum tuple_result ct_extract(struct __sk_buff *skb, const
 	m->proto = ip->protocol;
 	m->ttl = ip->ttl;
 	m->tos = ip->tos;
-	m->frag = !!(ip->frag_off & bpf_htons(IP_MF_ | IP_OFFSET_));
-	m->df = !!(ip->frag_off & bpf_htons(IP_DF_));
+	m->frag = !!(ip->frag_off & bpf_htons(IP_MF | IP_OFFSET));
+	m->df = !!(ip->frag_off & bpf_htons(IP_DF));
 	m->l4_off = ETH_HLEN + ip->ihl * 4;
 	if (!p->l4)
 		return TUPLE_NONE;
@@ -225,6 +208,12 @@ static __always_inline __u8 ct_tcp_state(__u8 st, __u8 flags)
 	return st;
 }
 
+/* The state bits of a flow's first packet. */
+static __always_inline __u8 ct_initial_state(const struct l4_meta *m)
+{
+	return m->proto == IPPROTO_TCP ? ct_tcp_state(0, m->tcp_flags) : 0;
+}
+
 /* Per-packet bookkeeping on a hit. Writes only on change: a write per packet
  * would bounce the entry's cache line between CPUs. */
 static __always_inline void ct_touch(struct ct_entry *e, const struct l4_meta *m, __u64 now)
@@ -270,3 +259,4 @@ static __always_inline int ct_lookup(const struct ct_key *k, const struct l4_met
 
 const volatile enum ct_kind btf_anchor_ct_kind __attribute__((unused));
 const volatile enum ct_state btf_anchor_ct_state __attribute__((unused));
+const volatile enum ct_limits btf_anchor_ct_limits __attribute__((unused));

@@ -9,22 +9,32 @@
 
 #include "common.h"
 
+/* Absolute offsets of the outer IPv4 header's fields. */
 #define IP_OFF ETH_HLEN
-#define IP_TTL_OFF (IP_OFF + 8)
-#define IP_CSUM_OFF (IP_OFF + 10)
-#define IP_SADDR_OFF (IP_OFF + 12)
-#define IP_DADDR_OFF (IP_OFF + 16)
+#define IP_TTL_OFF (IP_OFF + offsetof(struct iphdr, ttl))
+#define IP_CSUM_OFF (IP_OFF + offsetof(struct iphdr, check))
+#define IP_SADDR_OFF (IP_OFF + offsetof(struct iphdr, saddr))
+#define IP_DADDR_OFF (IP_OFF + offsetof(struct iphdr, daddr))
+
+/* Offsets inside an L4 header. TCP and UDP ports sit at the same place. */
+#define L4_SPORT_OFF offsetof(struct udphdr, source)
+#define L4_DPORT_OFF offsetof(struct udphdr, dest)
+#define ICMP_CSUM_OFF offsetof(struct icmphdr, checksum)
+#define ICMP_ECHO_ID_OFF offsetof(struct icmphdr, un.echo.id)
+
+_Static_assert(offsetof(struct tcphdr, source) == L4_SPORT_OFF && offsetof(struct tcphdr, dest) == L4_DPORT_OFF,
+	       "TCP and UDP ports must share offsets");
 
 /* Offset of the L4 checksum inside its header; 0 for protocols we don't NAT. */
 static __always_inline __u32 l4_csum_field(__u8 proto)
 {
 	switch (proto) {
 	case IPPROTO_TCP:
-		return 16;
+		return offsetof(struct tcphdr, check);
 	case IPPROTO_UDP:
-		return 6;
+		return offsetof(struct udphdr, check);
 	case IPPROTO_ICMP:
-		return 2;
+		return ICMP_CSUM_OFF;
 	}
 	return 0;
 }
@@ -39,8 +49,8 @@ static __always_inline __u64 l4_csum_flags(__u8 proto)
 /* Rewrite an IPv4 address at off (in the outer header). l4_csum is the
  * absolute offset of a TCP/UDP checksum whose pseudo header includes the
  * address, or 0 (ICMP has no pseudo header). */
-static __always_inline int csum_rewrite_addr(struct __sk_buff *skb, __u32 off, __be32 from, __be32 to,
-					     __u32 l4_csum, __u64 l4_flags)
+static __always_inline int csum_rewrite_addr(struct __sk_buff *skb, __u32 off, __be32 from, __be32 to, __u32 l4_csum,
+					     __u64 l4_flags)
 {
 	if (l4_csum && bpf_l4_csum_replace(skb, l4_csum, from, to, BPF_F_PSEUDO_HDR | l4_flags | sizeof(to)))
 		return -1;
@@ -50,21 +60,22 @@ static __always_inline int csum_rewrite_addr(struct __sk_buff *skb, __u32 off, _
 }
 
 /* Rewrite a 16-bit L4 field (port, echo id) covered by the checksum at l4_csum. */
-static __always_inline int csum_rewrite_l4_16(struct __sk_buff *skb, __u32 off, __be16 from, __be16 to,
-					      __u32 l4_csum, __u64 l4_flags)
+static __always_inline int csum_rewrite_l4_16(struct __sk_buff *skb, __u32 off, __be16 from, __be16 to, __u32 l4_csum,
+					      __u64 l4_flags)
 {
 	if (bpf_l4_csum_replace(skb, l4_csum, from, to, l4_flags | sizeof(to)))
 		return -1;
 	return bpf_skb_store_bytes(skb, off, &to, sizeof(to), 0) ? -1 : 0;
 }
 
-/* Rewrite an address inside the IP header embedded in an ICMP error. Fixing
- * the inner header checksum by the same delta keeps the one's complement sum
- * of the inner header, and so the outer ICMP checksum, unchanged. */
-static __always_inline int csum_rewrite_inner_addr(struct __sk_buff *skb, __u32 inner_ip, __u32 field,
-						   __be32 from, __be32 to)
+/* Rewrite an address inside the IP header embedded in an ICMP error; field
+ * is its offset in struct iphdr. Fixing the inner header checksum by the
+ * same delta keeps the one's complement sum of the inner header, and so the
+ * outer ICMP checksum, unchanged. */
+static __always_inline int csum_rewrite_inner_addr(struct __sk_buff *skb, __u32 inner_ip, __u32 field, __be32 from,
+						   __be32 to)
 {
-	if (bpf_l3_csum_replace(skb, inner_ip + 10, from, to, sizeof(to)))
+	if (bpf_l3_csum_replace(skb, inner_ip + offsetof(struct iphdr, check), from, to, sizeof(to)))
 		return -1;
 	return bpf_skb_store_bytes(skb, inner_ip + field, &to, sizeof(to), 0) ? -1 : 0;
 }
@@ -88,7 +99,7 @@ static __always_inline int ip_rewrite(struct __sk_buff *skb, __be32 saddr, __be3
 
 	if (bpf_skb_load_bytes(skb, IP_OFF, &ip, sizeof(ip)))
 		return -1;
-	if (ip.ihl != 5)
+	if (ip.ihl * 4 != sizeof(ip))
 		return 1;
 	ip.saddr = saddr;
 	ip.daddr = daddr;
@@ -106,17 +117,21 @@ static __always_inline int csum_dec_ttl(struct __sk_buff *skb, __u8 ttl)
 {
 	__u8 next = ttl - 1;
 
-	/* TTL is the high byte of the 16-bit word at offset 8. */
-	if (bpf_l3_csum_replace(skb, IP_CSUM_OFF, bpf_htons((__u16)ttl << 8), bpf_htons((__u16)next << 8), 2))
+	/* The checksum sums 16-bit words: TTL is the high byte of its word
+	 * (protocol the low one), so the delta is the TTL shifted up. */
+	_Static_assert(offsetof(struct iphdr, ttl) % 2 == 0, "TTL must be the high byte of its checksum word");
+	if (bpf_l3_csum_replace(skb, IP_CSUM_OFF, bpf_htons((__u16)ttl << 8), bpf_htons((__u16)next << 8),
+				sizeof(__u16)))
 		return -1;
 	return bpf_skb_store_bytes(skb, IP_TTL_OFF, &next, 1, 0) ? -1 : 0;
 }
 
+/* Rewrite both MACs with one store: h_dest and h_source are adjacent. */
 static __always_inline int store_macs(struct __sk_buff *skb, const __u8 *dst, const __u8 *src)
 {
-	__u8 macs[2 * ETH_ALEN_];
+	__u8 macs[2 * ETH_ALEN];
 
-	__builtin_memcpy(macs, dst, ETH_ALEN_);
-	__builtin_memcpy(macs + ETH_ALEN_, src, ETH_ALEN_);
-	return bpf_skb_store_bytes(skb, 0, macs, sizeof(macs), 0) ? -1 : 0;
+	__builtin_memcpy(macs, dst, ETH_ALEN);
+	__builtin_memcpy(macs + ETH_ALEN, src, ETH_ALEN);
+	return bpf_skb_store_bytes(skb, offsetof(struct ethhdr, h_dest), macs, sizeof(macs), 0) ? -1 : 0;
 }

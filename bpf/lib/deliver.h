@@ -22,7 +22,7 @@ static __always_inline int deliver_endpoint(struct __sk_buff *skb, enum directio
 	if (!net)
 		return drop(skb, dir, DROP_UNKNOWN_ENDPOINT);
 	if (store_macs(skb, ep->mac, net->gateway_mac))
-		return drop(skb, dir, DROP_CSUM_FAILED);
+		return drop(skb, dir, DROP_WRITE_FAILED);
 	count_verdict(dir, VERDICT_DNAT, skb->len);
 	count_endpoint(ifindex, 0, skb->len);
 	return bpf_redirect_peer(ifindex, 0);

@@ -11,12 +11,12 @@ enum network_flags {
 };
 
 struct network_info {
-	__be32 subnet;  /* network address */
+	__be32 subnet; /* network address */
 	__be32 mask;
 	__be32 gateway; /* held by the bridge */
 	__u32 flags;    /* enum network_flags */
 	__u32 bridge_ifindex;
-	__u8 gateway_mac[6];
+	__u8 gateway_mac[ETH_ALEN];
 	__u16 _pad;
 };
 
@@ -31,8 +31,8 @@ struct {
 struct endpoint_info {
 	__be32 ip;
 	__u32 net_id;
-	__u32 ifindex; /* host side of the veth pair */
-	__u8 mac[6];   /* container side MAC */
+	__u32 ifindex;      /* host side of the veth pair */
+	__u8 mac[ETH_ALEN]; /* container side MAC */
 	__u16 _pad;
 };
 

@@ -4,15 +4,15 @@
 
 #include "common.h"
 #include "csum.h"
-#include "conntrack.h"
+#include "parse.h"
 
 #define AF_INET_ 2
 
 /* Looks up the route for (saddr, daddr) as if the packet was forwarded from
  * its ingress interface. tot_len stays 0: the helper then checks the skb
  * against the egress MTU itself, which is right for GSO packets too. */
-static __always_inline long fib_lookup4(struct __sk_buff *skb, struct bpf_fib_lookup *fib, __be32 saddr,
-					__be32 daddr, const struct l4_meta *m)
+static __always_inline long fib_lookup4(struct __sk_buff *skb, struct bpf_fib_lookup *fib, __be32 saddr, __be32 daddr,
+					const struct l4_meta *m)
 {
 	__builtin_memset(fib, 0, sizeof(*fib));
 	fib->family = AF_INET_;

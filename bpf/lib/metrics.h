@@ -1,10 +1,25 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
-/* Per-CPU packet and byte counters, summed by user space at read time. */
+/* Per-CPU packet and byte counters, summed by user space at read time. The
+ * direction and verdict names reach Go through BTF (maps.DirectionNames,
+ * maps.VerdictNames). */
 #pragma once
 
 #include "common.h"
-#include "drop.h"
-#include "monitor.h"
+
+enum direction {
+	DIR_FROM_CONTAINER = 0,
+	DIR_FROM_UPLINK = 1,
+	__DIR_MAX,
+};
+
+enum verdict {
+	VERDICT_FORWARD = 0, /* redirected to another endpoint unchanged */
+	VERDICT_SNAT = 1,    /* source translated, sent out */
+	VERDICT_DNAT = 2,    /* destination translated, sent in */
+	VERDICT_PASS = 3,    /* handed to the kernel stack */
+	VERDICT_DROP = 4,
+	__VERDICT_MAX,
+};
 
 struct counter {
 	__u64 packets;
@@ -12,24 +27,14 @@ struct counter {
 };
 
 /* Index: direction * __VERDICT_MAX + verdict. */
+#define VERDICT_COUNTERS_SIZE (__DIR_MAX * __VERDICT_MAX)
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, __DIR_MAX * __VERDICT_MAX);
+	__uint(max_entries, VERDICT_COUNTERS_SIZE);
 	__type(key, __u32);
 	__type(value, struct counter);
 } verdict_counters SEC(".maps");
-
-/* Room for reasons to come: a pinned map keeps its size across upgrades. */
-#define DROP_COUNTERS_SIZE 64
-_Static_assert(__DROP_MAX <= DROP_COUNTERS_SIZE, "drop_counters too small for enum drop_reason");
-
-/* Index: drop reason. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, DROP_COUNTERS_SIZE);
-	__type(key, __u32);
-	__type(value, struct counter);
-} drop_counters SEC(".maps");
 
 /* Per endpoint, keyed by the host-side veth ifindex. tx is what the container
  * sent, rx what the datapath delivered to it. */
@@ -60,18 +65,6 @@ static __always_inline void count_verdict(enum direction dir, enum verdict v, __
 		counter_add(c, len);
 }
 
-static __always_inline int drop(struct __sk_buff *skb, enum direction dir, enum drop_reason reason)
-{
-	__u32 key = reason;
-	struct counter *c = bpf_map_lookup_elem(&drop_counters, &key);
-
-	if (c)
-		counter_add(c, skb->len);
-	count_verdict(dir, VERDICT_DROP, skb->len);
-	monitor_emit(skb, MONITOR_DROP, dir, reason);
-	return TC_ACT_SHOT;
-}
-
 static __always_inline void count_endpoint(__u32 ifindex, int tx, __u32 len)
 {
 	struct endpoint_counters *ec = bpf_map_lookup_elem(&endpoint_stats, &ifindex);
@@ -83,3 +76,7 @@ static __always_inline void count_endpoint(__u32 ifindex, int tx, __u32 len)
 	else
 		counter_add(&ec->rx, len);
 }
+
+/* Unreferenced enums get no BTF: these anchors keep them in the object. */
+const volatile enum direction btf_anchor_direction __attribute__((unused));
+const volatile enum verdict btf_anchor_verdict __attribute__((unused));

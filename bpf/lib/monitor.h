@@ -8,6 +8,7 @@
 #pragma once
 
 #include "common.h"
+#include "parse.h"
 
 enum monitor_type {
 	MONITOR_DROP = 1,
@@ -74,7 +75,7 @@ static __always_inline int monitor_allowed(void)
 	b = bpf_map_lookup_elem(&monitor_budgets, &zero);
 	if (!b)
 		return 0;
-	sec = now / 1000000000ULL;
+	sec = now / NSEC_PER_SEC;
 	if (b->second != sec) {
 		b->second = sec;
 		b->used = 0;
@@ -109,7 +110,8 @@ static __always_inline void monitor_emit(struct __sk_buff *skb, enum monitor_typ
 		e->proto = ip.protocol;
 		e->saddr = ip.saddr;
 		e->daddr = ip.daddr;
-		if ((ip.protocol == IPPROTO_TCP || ip.protocol == IPPROTO_UDP) && !(ip.frag_off & bpf_htons(0x1fff)) &&
+		if ((ip.protocol == IPPROTO_TCP || ip.protocol == IPPROTO_UDP) &&
+		    !(ip.frag_off & bpf_htons(IP_OFFSET)) &&
 		    !bpf_skb_load_bytes(skb, sizeof(struct ethhdr) + ip.ihl * 4, ports, sizeof(ports))) {
 			e->sport = ports[0];
 			e->dport = ports[1];

@@ -6,75 +6,50 @@
  * not reassemble or track them by IP id; a packet too big for the egress MTU
  * without DF is dropped (DROP_FRAG_NEEDED), with DF the stack answers with
  * the ICMP error; the L4 checksum inside the header an ICMP error quotes is
- * not updated; ports host sockets use on the masquerade address are not
- * reserved, so a masqueraded flow could alias a host connection to the same
- * destination. */
+ * not updated. */
 #pragma once
 
 #include "common.h"
 #include "csum.h"
 #include "conntrack.h"
+#include "drop.h"
+#include "ports.h"
 
 #ifndef EEXIST
 #define EEXIST 17
 #endif
 
-/* An interface that leads outside, keyed by ifindex. */
-struct uplink_info {
-	__be32 ip; /* masquerade address, host IP of published ports */
-	__u8 mac[6];
-	__u16 _pad;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 64);
-	__type(key, __u32);
-	__type(value, struct uplink_info);
-} uplinks SEC(".maps");
-
-/* The same addresses keyed by IP (value: ifindex), so a container's packet
- * to a host IP is recognised without walking the uplinks. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 64);
-	__type(key, __be32);
-	__type(value, __u32);
-} uplink_ips SEC(".maps");
-
-struct port_key {
-	__u8 proto;
-	__u8 _pad;
-	__be16 port;
-	__be32 host_ip; /* 0: any local address */
-};
-
-struct port_binding {
-	__be32 container_ip;
-	__be16 container_port;
-	__u16 _pad;
-	__u32 ifindex; /* host side of the endpoint's veth */
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536);
-	__type(key, struct port_key);
-	__type(value, struct port_binding);
-} ports SEC(".maps");
-
 /* Source port allocation. The range is set by the loader. */
 const volatile __u16 nat_port_min = 1024;
 const volatile __u16 nat_port_max = 65535;
 
-#define NAT_MAX_TRIES 32
+/* Indexes of the nat_retries histogram, by the retries an allocation took.
+ * Go labels the buckets from these names through BTF: NAT_RETRY_2_3 is
+ * "2-3". */
+enum nat_retry_bucket {
+	NAT_RETRY_0 = 0,
+	NAT_RETRY_1 = 1,
+	NAT_RETRY_2_3 = 2,
+	NAT_RETRY_4_7 = 3,
+	NAT_RETRY_8_15 = 4,
+	NAT_RETRY_16_31 = 5,
+	NAT_RETRY_EXHAUSTED = 6,
+	__NAT_RETRY_MAX,
+};
 
-/* Retry histogram buckets: 0, 1, 2-3, 4-7, 8-15, 16-31 retries, exhausted. */
-#define NAT_RETRY_BUCKETS 7
+enum nat_limits {
+	NAT_MAX_TRIES = 32,
+	/* From here on allocation is sequential: past half the retry budget
+	 * the table is crowded for this destination (maps.NATStats.Strained). */
+	NAT_RETRY_STRAINED = NAT_RETRY_16_31,
+};
+
+_Static_assert(NAT_MAX_TRIES == 32 && NAT_RETRY_EXHAUSTED == NAT_RETRY_16_31 + 1,
+	       "the histogram's power-of-two buckets end at NAT_MAX_TRIES - 1");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, NAT_RETRY_BUCKETS);
+	__uint(max_entries, __NAT_RETRY_MAX);
 	__type(key, __u32);
 	__type(value, __u64);
 } nat_retries SEC(".maps");
@@ -86,7 +61,7 @@ struct {
 	__type(value, __u64);
 } nat_alloc_failures SEC(".maps");
 
-static __always_inline void nat_count_retries(__u32 bucket)
+static __always_inline void nat_count_retries(enum nat_retry_bucket bucket)
 {
 	__u64 *c = bpf_map_lookup_elem(&nat_retries, &bucket);
 
@@ -94,17 +69,17 @@ static __always_inline void nat_count_retries(__u32 bucket)
 		(*c)++;
 }
 
-static __always_inline __u32 nat_retry_bucket(__u32 retries)
+static __always_inline enum nat_retry_bucket nat_retry_bucket(__u32 retries)
 {
 	if (retries < 2)
 		return retries;
 	if (retries < 4)
-		return 2;
+		return NAT_RETRY_2_3;
 	if (retries < 8)
-		return 3;
+		return NAT_RETRY_4_7;
 	if (retries < 16)
-		return 4;
-	return 5;
+		return NAT_RETRY_8_15;
+	return NAT_RETRY_16_31;
 }
 
 static __always_inline void nat_count_failure(void)
@@ -114,7 +89,7 @@ static __always_inline void nat_count_failure(void)
 
 	if (c)
 		(*c)++;
-	nat_count_retries(NAT_RETRY_BUCKETS - 1);
+	nat_count_retries(NAT_RETRY_EXHAUSTED);
 }
 
 enum ct_create_result {
@@ -176,7 +151,10 @@ static __always_inline enum ct_create_result ct_create(struct __sk_buff *skb, co
 		ct_reply_key(&rk, k, fe);
 		fe->peer = rk;
 		ct_peer_entry(&re, k, fe, now);
-		err = alloc && host_socket_holds(skb, &rk) ? -EEXIST : bpf_map_update_elem(&conntrack, &rk, &re, BPF_NOEXIST);
+		if (alloc && host_socket_holds(skb, &rk))
+			err = -EEXIST;
+		else
+			err = bpf_map_update_elem(&conntrack, &rk, &re, BPF_NOEXIST);
 		if (!err) {
 			err = bpf_map_update_elem(&conntrack, k, fe, BPF_NOEXIST);
 			if (err) {
@@ -200,15 +178,26 @@ static __always_inline enum ct_create_result ct_create(struct __sk_buff *skb, co
 	return CT_NO_PORT;
 }
 
-static __always_inline struct port_binding *port_lookup(__u8 proto, __be32 daddr, __be16 dport, int any_ok)
+/* Creates the flow this packet starts (see ct_create) and leaves in
+ * fe the entry to apply: ours, or the one another CPU created first. Returns
+ * 0, or the drop verdict. Without alloc the reply tuple is fixed, so a taken
+ * one is a conflict with another flow rather than port exhaustion. */
+static __always_inline int nat_start_flow(struct __sk_buff *skb, enum direction dir, const struct ct_key *k,
+					  const struct l4_meta *m, struct ct_entry *fe, int alloc)
 {
-	struct port_key pk = { .proto = proto, .port = dport, .host_ip = daddr };
-	struct port_binding *pb = bpf_map_lookup_elem(&ports, &pk);
-
-	if (pb || !any_ok)
-		return pb;
-	pk.host_ip = 0;
-	return bpf_map_lookup_elem(&ports, &pk);
+	switch (ct_create(skb, k, fe, alloc)) {
+	case CT_CREATED:
+		monitor_emit(skb, MONITOR_NEW_FLOW, dir, 0);
+		return 0;
+	case CT_RACED:
+		if (ct_lookup(k, m, fe))
+			return 0;
+		return drop(skb, dir, DROP_CT_MAP_FULL);
+	case CT_NO_PORT:
+		return drop(skb, dir, alloc ? DROP_NAT_EXHAUSTED : DROP_CT_CONFLICT);
+	default:
+		return drop(skb, dir, DROP_CT_MAP_FULL);
+	}
 }
 
 /* Applies the rewrite of e to a packet whose wire tuple is k, and
@@ -245,14 +234,14 @@ static __always_inline int nat_apply(struct __sk_buff *skb, const struct l4_meta
 		__be16 from = req ? k->sport : k->dport;
 		__be16 to = req ? e->new_sport : e->new_dport;
 
-		if (from != to && csum_rewrite_l4_16(skb, m->l4_off + 4, from, to, csum_off, 0))
+		if (from != to && csum_rewrite_l4_16(skb, m->l4_off + ICMP_ECHO_ID_OFF, from, to, csum_off, 0))
 			return -1;
 	} else {
 		if (e->new_sport != k->sport &&
-		    csum_rewrite_l4_16(skb, m->l4_off, k->sport, e->new_sport, csum_off, flags))
+		    csum_rewrite_l4_16(skb, m->l4_off + L4_SPORT_OFF, k->sport, e->new_sport, csum_off, flags))
 			return -1;
 		if (e->new_dport != k->dport &&
-		    csum_rewrite_l4_16(skb, m->l4_off + 2, k->dport, e->new_dport, csum_off, flags))
+		    csum_rewrite_l4_16(skb, m->l4_off + L4_DPORT_OFF, k->dport, e->new_dport, csum_off, flags))
 			return -1;
 	}
 	return 0;
@@ -275,8 +264,8 @@ struct icmp_err {
 /* Finds the flow an ICMP error is about. Only the first 8 bytes of the quoted
  * L4 header are read: that is all RFC 792 guarantees. No touch: errors must
  * not keep a flow alive. */
-static __always_inline int nat_icmp_error_lookup(struct __sk_buff *skb, const struct l4_meta *m,
-						 struct icmp_err *ie, struct ct_entry *out)
+static __always_inline int nat_icmp_error_lookup(struct __sk_buff *skb, const struct l4_meta *m, struct icmp_err *ie,
+						 struct ct_entry *out)
 {
 	struct ct_entry *e;
 	struct iphdr inner;
@@ -286,7 +275,7 @@ static __always_inline int nat_icmp_error_lookup(struct __sk_buff *skb, const st
 	ie->inner_ip = m->l4_off + sizeof(struct icmphdr);
 	if (bpf_skb_load_bytes(skb, ie->inner_ip, &inner, sizeof(inner)))
 		return 0;
-	if (inner.version != 4 || inner.ihl < 5 || (inner.frag_off & bpf_htons(IP_OFFSET_)))
+	if (inner.version != 4 || inner.ihl * 4 < sizeof(inner) || (inner.frag_off & bpf_htons(IP_OFFSET)))
 		return 0;
 	ie->inner_l4 = ie->inner_ip + inner.ihl * 4;
 	ie->inner_saddr = inner.saddr;
@@ -341,18 +330,17 @@ static __always_inline int nat_icmp_error_apply(struct __sk_buff *skb, const str
 						const struct ct_entry *e)
 {
 	__be32 saddr = nat_icmp_error_saddr(outer, ie, e);
-	__u32 icmp_csum = m->l4_off + 2;
+	__u32 icmp_csum = m->l4_off + ICMP_CSUM_OFF;
 
-	if (e->new_daddr != outer->daddr &&
-	    csum_rewrite_addr(skb, IP_DADDR_OFF, outer->daddr, e->new_daddr, 0, 0))
+	if (e->new_daddr != outer->daddr && csum_rewrite_addr(skb, IP_DADDR_OFF, outer->daddr, e->new_daddr, 0, 0))
 		return -1;
 	if (saddr != outer->saddr && csum_rewrite_addr(skb, IP_SADDR_OFF, outer->saddr, saddr, 0, 0))
 		return -1;
 	if (e->new_daddr != ie->inner_saddr &&
-	    csum_rewrite_inner_addr(skb, ie->inner_ip, 12, ie->inner_saddr, e->new_daddr))
+	    csum_rewrite_inner_addr(skb, ie->inner_ip, offsetof(struct iphdr, saddr), ie->inner_saddr, e->new_daddr))
 		return -1;
 	if (e->new_saddr != ie->inner_daddr &&
-	    csum_rewrite_inner_addr(skb, ie->inner_ip, 16, ie->inner_daddr, e->new_saddr))
+	    csum_rewrite_inner_addr(skb, ie->inner_ip, offsetof(struct iphdr, daddr), ie->inner_daddr, e->new_saddr))
 		return -1;
 	if (ie->inner_proto == IPPROTO_ICMP) {
 		/* The quoted echo's id: on the sport side of a request. */
@@ -360,15 +348,18 @@ static __always_inline int nat_icmp_error_apply(struct __sk_buff *skb, const str
 		__be16 from = req ? ie->inner_sport : ie->inner_dport;
 		__be16 to = req ? e->new_dport : e->new_sport;
 
-		if (from != to && csum_rewrite_l4_16(skb, ie->inner_l4 + 4, from, to, icmp_csum, 0))
+		if (from != to && csum_rewrite_l4_16(skb, ie->inner_l4 + ICMP_ECHO_ID_OFF, from, to, icmp_csum, 0))
 			return -1;
 	} else {
 		if (e->new_dport != ie->inner_sport &&
-		    csum_rewrite_l4_16(skb, ie->inner_l4, ie->inner_sport, e->new_dport, icmp_csum, 0))
+		    csum_rewrite_l4_16(skb, ie->inner_l4 + L4_SPORT_OFF, ie->inner_sport, e->new_dport, icmp_csum, 0))
 			return -1;
 		if (e->new_sport != ie->inner_dport &&
-		    csum_rewrite_l4_16(skb, ie->inner_l4 + 2, ie->inner_dport, e->new_sport, icmp_csum, 0))
+		    csum_rewrite_l4_16(skb, ie->inner_l4 + L4_DPORT_OFF, ie->inner_dport, e->new_sport, icmp_csum, 0))
 			return -1;
 	}
 	return csum_dec_ttl(skb, m->ttl);
 }
+
+const volatile enum nat_retry_bucket btf_anchor_nat_retry_bucket __attribute__((unused));
+const volatile enum nat_limits btf_anchor_nat_limits __attribute__((unused));

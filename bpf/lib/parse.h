@@ -4,6 +4,12 @@
 
 #include "common.h"
 
+/* IPv4 frag_off bits, host byte order: only the kernel's private headers
+ * define them. */
+#define IP_MF 0x2000
+#define IP_DF 0x4000
+#define IP_OFFSET 0x1fff
+
 struct packet {
 	struct ethhdr *eth;
 	struct iphdr *ip; /* NULL unless IPv4 */
@@ -15,6 +21,18 @@ enum parse_result {
 	PARSE_OK = 0,
 	PARSE_NOT_IPV4 = 1,
 	PARSE_MALFORMED = 2,
+};
+
+/* What the NAT code needs to know about a packet besides its tuple. */
+struct l4_meta {
+	__u32 l4_off;
+	__u8 proto;
+	__u8 tcp_flags;
+	__u8 icmp_type;
+	__u8 ttl;
+	__u8 frag; /* any fragment: MF set or offset != 0 */
+	__u8 df;
+	__u8 tos;
 };
 
 /* Fills p from skb. The caller must call it again after any helper that may
@@ -43,7 +61,7 @@ static __always_inline enum parse_result parse_packet(struct __sk_buff *skb, str
 		return PARSE_MALFORMED;
 	p->ip = ip;
 	/* Later fragments carry no L4 header. */
-	if (ip->frag_off & bpf_htons(0x1fff))
+	if (ip->frag_off & bpf_htons(IP_OFFSET))
 		return PARSE_OK;
 	if ((void *)ip + ihl > data_end)
 		return PARSE_MALFORMED;

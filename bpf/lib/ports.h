@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Uplinks and published ports as the control plane writes them: read by the
+ * TC programs (masquerade, DNAT, hairpin) and by the socket hooks. */
+#pragma once
+
+#include "common.h"
+
+/* An interface that leads outside, keyed by ifindex. */
+struct uplink_info {
+	__be32 ip; /* masquerade address, host IP of published ports */
+	__u8 mac[ETH_ALEN];
+	__u16 _pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, struct uplink_info);
+} uplinks SEC(".maps");
+
+/* The same addresses keyed by IP (value: ifindex), so a container's packet
+ * to a host IP is recognised without walking the uplinks. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, __be32);
+	__type(value, __u32);
+} uplink_ips SEC(".maps");
+
+struct port_key {
+	__u8 proto;
+	__u8 _pad;
+	__be16 port;
+	__be32 host_ip; /* 0: any local address */
+};
+
+struct port_binding {
+	__be32 container_ip;
+	__be16 container_port;
+	__u16 _pad;
+	__u32 ifindex; /* host side of the endpoint's veth */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct port_key);
+	__type(value, struct port_binding);
+} ports SEC(".maps");
+
+/* The binding published at (proto, daddr, dport); with any_ok, one published
+ * on every address (host_ip 0) matches too. */
+static __always_inline struct port_binding *port_lookup(__u8 proto, __be32 daddr, __be16 dport, int any_ok)
+{
+	struct port_key pk = { .proto = proto, .port = dport, .host_ip = daddr };
+	struct port_binding *pb = bpf_map_lookup_elem(&ports, &pk);
+
+	if (pb || !any_ok)
+		return pb;
+	pk.host_ip = 0;
+	return bpf_map_lookup_elem(&ports, &pk);
+}
