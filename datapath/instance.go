@@ -31,6 +31,10 @@ type Config struct {
 	// 0 is DefaultCTMapSize. It is fixed while the datapath is pinned.
 	CTMapSize int
 	Log       *slog.Logger
+	// DerivedPaths says StateDir and PinRoot are DefaultConfig's, named
+	// after the namespace's inode: state found there that belongs to a dead
+	// namespace which had the same inode is removed, not refused.
+	DerivedPaths bool
 }
 
 // DefaultConfig names the instance after the network namespace it runs in,
@@ -44,8 +48,9 @@ func DefaultConfig() Config {
 		}
 	}
 	return Config{
-		StateDir: filepath.Join("/var/lib/ebpfnet", instance),
-		PinRoot:  filepath.Join(loader.DefaultBPFFS, "ebpfnet", instance),
+		StateDir:     filepath.Join("/var/lib/ebpfnet", instance),
+		PinRoot:      filepath.Join(loader.DefaultBPFFS, "ebpfnet", instance),
+		DerivedPaths: true,
 	}
 }
 
@@ -62,6 +67,8 @@ type Instance struct {
 	// pinID identifies the pinned maps i.dp opened, to notice when
 	// another command removed them and pinned new ones.
 	pinID uint64
+	// ownerChecked: the store was found to belong to this namespace.
+	ownerChecked bool
 }
 
 // Open opens an instance. The datapath is loaded lazily, on first need.
@@ -97,6 +104,12 @@ func (i *Instance) withStore(fn func(*store) error) error {
 		return err
 	}
 	defer st.close()
+	if !i.ownerChecked {
+		if err := i.checkOwner(st); err != nil {
+			return err
+		}
+		i.ownerChecked = true
+	}
 	return fn(st)
 }
 

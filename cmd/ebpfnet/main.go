@@ -56,10 +56,10 @@ type globals struct {
 func (g *globals) open(level slog.Level) (*datapath.Instance, error) {
 	cfg := datapath.DefaultConfig()
 	if g.stateDir != "" {
-		cfg.StateDir = g.stateDir
+		cfg.StateDir, cfg.DerivedPaths = g.stateDir, false
 	}
 	if g.pinRoot != "" {
-		cfg.PinRoot = g.pinRoot
+		cfg.PinRoot, cfg.DerivedPaths = g.pinRoot, false
 	}
 	cfg.CTMapSize = g.ctMapSize
 	cfg.Log = g.logger(level)
