@@ -34,15 +34,7 @@ func ParseProtocol(s string) (Protocol, error) {
 	return 0, fmt.Errorf("protocol %q: must be tcp or udp", s)
 }
 
-func (p Protocol) String() string {
-	switch p {
-	case TCP:
-		return "tcp"
-	case UDP:
-		return "udp"
-	}
-	return fmt.Sprintf("proto-%d", uint8(p))
-}
+func (p Protocol) String() string { return maps.ProtoName(uint8(p)) }
 
 // MarshalText implements encoding.TextMarshaler.
 func (p Protocol) MarshalText() ([]byte, error) {
@@ -60,13 +52,8 @@ func (p *Protocol) UnmarshalText(b []byte) error {
 }
 
 // HostAddrString formats a published port's host address: the zero address
-// means every address of the host, written as Docker writes it.
-func HostAddrString(ip netip.Addr) string {
-	if !ip.IsValid() {
-		return "0.0.0.0"
-	}
-	return ip.String()
-}
+// means every address of the host, written as Docker writes it (0.0.0.0).
+func HostAddrString(ip netip.Addr) string { return maps.HostAddrString(ip) }
 
 // PortMapping is one published port, as `docker port` shows it.
 type PortMapping struct {

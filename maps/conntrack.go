@@ -33,10 +33,12 @@ type Tuple struct {
 }
 
 func (t Tuple) String() string {
-	return fmt.Sprintf("%s %s -> %s", protoName(t.Proto), t.Src, t.Dst)
+	return fmt.Sprintf("%s %s -> %s", ProtoName(t.Proto), t.Src, t.Dst)
 }
 
-func protoName(p uint8) string {
+// ProtoName is how ebpfnet writes an IP protocol number everywhere: tcp,
+// udp, icmp, or proto-N.
+func ProtoName(p uint8) string {
 	switch p {
 	case ProtoTCP:
 		return "tcp"

@@ -180,12 +180,16 @@ func (v *Views) PortBindings() ([]PortBinding, error) {
 }
 
 func (b PortBinding) hostString() string {
-	proto := map[uint8]string{ProtoTCP: "tcp", ProtoUDP: "udp"}[b.Proto]
-	host := "0.0.0.0"
-	if b.HostIP.IsValid() {
-		host = b.HostIP.String()
+	return fmt.Sprintf("%s:%d/%s", HostAddrString(b.HostIP), b.HostPort, ProtoName(b.Proto))
+}
+
+// HostAddrString is how ebpfnet writes a published port's host address
+// everywhere: the zero address (every address of the host) as 0.0.0.0.
+func HostAddrString(ip netip.Addr) string {
+	if !ip.IsValid() {
+		return "0.0.0.0"
 	}
-	return fmt.Sprintf("%s:%d/%s", host, b.HostPort, proto)
+	return ip.String()
 }
 
 // NATStats are the source port allocator's counters, summed over CPUs.
