@@ -274,3 +274,19 @@ func TestUplinks(t *testing.T) {
 		t.Error("uplink address left behind")
 	}
 }
+
+func TestGCRefusesNonPositiveTimeouts(t *testing.T) {
+	v := newViews(t)
+	live, _ := putPair(t, v, ProtoUDP, ctrA, 4000, 53, 0, 0, gcNow, gcNow)
+	to := DefaultTimeouts
+	to.UDP = -5 * time.Second
+	if n, err := v.GC(gcNow, to); err == nil || n != 0 {
+		t.Errorf("GC with a UDP timeout of -5s = %d, %v; want a refusal", n, err)
+	}
+	if !keys(t, v)[live] {
+		t.Error("a live flow expired")
+	}
+	if err := DefaultTimeouts.Validate(); err != nil {
+		t.Errorf("default timeouts: %v", err)
+	}
+}
