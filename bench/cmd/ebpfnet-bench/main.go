@@ -70,11 +70,18 @@ func main() {
 	flag.StringVar(&scaleNs, "scale-n", "", "other published ports for the scaling runs (default 0,1000,10000,50000; quick 0,1000)")
 	flag.StringVar(&attachNs, "attach-n", "", "attached containers for the attach-time runs (default 0,10,50; quick 0,10)")
 	flag.BoolVar(&cfg.trace, "trace", false, "print every command")
+	clean := flag.Bool("clean", false, "only remove what killed runs left behind (namespaces, pins and their cgroup links, state) and exit")
 	render := flag.String("render", "", "only re-render results.md and the SVGs from this results.json (into its directory unless -out)")
 	flag.Parse()
 	if *render != "" {
 		if err := rerender(*render, cfg.out); err != nil {
 			fail(err)
+		}
+		return
+	}
+	if *clean {
+		for _, p := range cleanLeftovers(newRunner(cfg.trace)) {
+			fmt.Printf("removed what a killed run left: %s-*\n", p)
 		}
 		return
 	}
@@ -210,6 +217,16 @@ func run(cfg *config) error {
 	defer cancel()
 
 	b := &bench{cfg: cfg, r: newRunner(cfg.trace), start: time.Now(), maxN: map[string]int{}, ctx: ctx}
+	// Lock this run's id before making anything (released after the
+	// teardown below), then remove what killed runs left.
+	lock, err := lockRun()
+	if err != nil {
+		return err
+	}
+	defer lock.release()
+	for _, p := range cleanLeftovers(b.r) {
+		b.logf("removed what a killed run left: %s-*", p)
+	}
 	b.res = &report.Results{Meta: report.Meta{
 		Start: b.start, Quick: cfg.quick, Reps: cfg.reps, Modes: cfg.modes,
 		Machine: machineInfo(cfg), Params: cfg.params(),
@@ -223,9 +240,8 @@ func run(cfg *config) error {
 		}
 	}()
 
-	id := randHex(2)
 	for _, m := range cfg.modes {
-		e := newEnv(m, "bn"+id+m[:1], cfg, b.r, b.logf)
+		e := newEnv(m, benchPrefix+lock.id+m[:1], cfg, b.r, b.logf)
 		b.envs = append(b.envs, e)
 		b.logf("setup %-8s (namespaces %s-*)", m, e.prefix)
 		if err := e.setup(ctx); err != nil {
