@@ -145,6 +145,15 @@ func netnsNames(r *runner) []string {
 // left in them (servers of a killed run), the pin directory, which detaches
 // the instance's TCX and cgroup links, and the state dirs.
 func removePrefix(r *runner, prefix, pinRoot string) {
+	// Pins first: the socket hooks sit on the host's root cgroup, the most
+	// harmful thing to leave behind, and removing their pins detaches them.
+	if pinRoot == "" {
+		pinRoot = filepath.Join(benchPins, prefix)
+	}
+	if err := os.RemoveAll(pinRoot); err != nil {
+		fmt.Fprintf(os.Stderr, "cleanup: remove pins %s: %v\n", pinRoot, err)
+	}
+	os.Remove(filepath.Dir(pinRoot)) // only when empty
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	for _, name := range netnsNames(r) {
@@ -161,13 +170,6 @@ func removePrefix(r *runner, prefix, pinRoot string) {
 			fmt.Fprintf(os.Stderr, "cleanup: %v\n", err)
 		}
 	}
-	if pinRoot == "" {
-		pinRoot = filepath.Join(benchPins, prefix)
-	}
-	if err := os.RemoveAll(pinRoot); err != nil {
-		fmt.Fprintf(os.Stderr, "cleanup: remove pins %s: %v\n", pinRoot, err)
-	}
-	os.Remove(filepath.Dir(pinRoot)) // only when empty
 	states, _ := filepath.Glob(filepath.Join(os.TempDir(), "ebpfnet-bench-"+prefix+"-*"))
 	for _, s := range states {
 		os.RemoveAll(s)
