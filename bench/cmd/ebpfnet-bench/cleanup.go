@@ -122,7 +122,14 @@ func cleanLeftovers(r *runner) []string {
 		removePrefix(r, p, "")
 		done = append(done, p)
 	}
+	for p := range prefixes {
+		dead[prefixRE.FindStringSubmatch(p)[1]] = true
+	}
 	for id := range dead {
+		bins, _ := filepath.Glob(filepath.Join(os.TempDir(), "ebpfnet-bench-bin-"+id+"-*"))
+		for _, b := range bins {
+			os.RemoveAll(b) // the run's private copies of the binaries
+		}
 		os.Remove(filepath.Join(lockDir, id+".lock"))
 	}
 	return done

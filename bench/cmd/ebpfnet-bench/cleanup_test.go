@@ -165,9 +165,12 @@ func leftovers(t *testing.T, prefix string, links []link.ID) []string {
 			left = append(left, "cgroup link "+strconv.Itoa(int(id)))
 		}
 	}
-	if _, err := os.Stat(filepath.Join(lockDir, strings.TrimSuffix(strings.TrimPrefix(prefix, benchPrefix), "e")+".lock")); err == nil {
+	id := strings.TrimSuffix(strings.TrimPrefix(prefix, benchPrefix), "e")
+	if _, err := os.Stat(filepath.Join(lockDir, id+".lock")); err == nil {
 		left = append(left, "lock file")
 	}
+	bins, _ := filepath.Glob(filepath.Join(os.TempDir(), "ebpfnet-bench-bin-"+id+"-*"))
+	left = append(left, bins...)
 	return left
 }
 
@@ -229,9 +232,10 @@ func testRemovePrefix(prefix string) {
 		exec.Command("ip", "netns", "delete", name).Run()
 	}
 	os.RemoveAll(filepath.Join(benchPins, prefix))
+	id := strings.TrimSuffix(strings.TrimPrefix(prefix, benchPrefix), "e")
 	states, _ := filepath.Glob(filepath.Join(os.TempDir(), "ebpfnet-bench-"+prefix+"-*"))
-	for _, s := range states {
+	bins, _ := filepath.Glob(filepath.Join(os.TempDir(), "ebpfnet-bench-bin-"+id+"-*"))
+	for _, s := range append(states, bins...) {
 		os.RemoveAll(s)
 	}
 }
-

@@ -194,10 +194,20 @@ func run(cfg *config) error {
 	if cfg.clientCPU >= 0 && cfg.serverCPU >= 0 && cfg.clientCPU == cfg.serverCPU {
 		return errors.New("client and server CPUs must differ")
 	}
+	// Lock this run's id before making anything (released after everything
+	// made is removed), then remove what killed runs left.
+	lock, err := lockRun()
+	if err != nil {
+		return err
+	}
+	defer lock.release()
+	for _, p := range cleanLeftovers(newRunner(cfg.trace)) {
+		fmt.Printf("removed what a killed run left: %s-*\n", p)
+	}
 	// Run a private copy of ebpfnet: bin/ebpfnet may be rebuilt while the
 	// benchmark runs, and a build with other map layouts cannot use the
 	// instance's pins.
-	snap, sum, err := snapshot(cfg.ebpfnetBin)
+	snap, sum, err := snapshot(cfg.ebpfnetBin, lock.id)
 	if err != nil && slicesContains(cfg.modes, "ebpfnet") {
 		return fmt.Errorf("ebpfnet binary: %w (run make build)", err)
 	}
@@ -206,7 +216,7 @@ func run(cfg *config) error {
 		cfg.ebpfnetSrc, cfg.ebpfnetBin, cfg.ebpfnetSum = cfg.ebpfnetBin, snap, sum
 	}
 	// The same for this program, which the namespaces run as the traffic tools.
-	if self, _, err := snapshot(cfg.self); err == nil {
+	if self, _, err := snapshot(cfg.self, lock.id); err == nil {
 		defer os.RemoveAll(filepath.Dir(self))
 		cfg.self = self
 	}
@@ -217,16 +227,6 @@ func run(cfg *config) error {
 	defer cancel()
 
 	b := &bench{cfg: cfg, r: newRunner(cfg.trace), start: time.Now(), maxN: map[string]int{}, ctx: ctx}
-	// Lock this run's id before making anything (released after the
-	// teardown below), then remove what killed runs left.
-	lock, err := lockRun()
-	if err != nil {
-		return err
-	}
-	defer lock.release()
-	for _, p := range cleanLeftovers(b.r) {
-		b.logf("removed what a killed run left: %s-*", p)
-	}
 	b.res = &report.Results{Meta: report.Meta{
 		Start: b.start, Quick: cfg.quick, Reps: cfg.reps, Modes: cfg.modes,
 		Machine: machineInfo(cfg), Params: cfg.params(),
@@ -490,12 +490,12 @@ func (b *bench) skip(e *env, n int, why string) {
 
 // snapshot copies bin into a private temp dir and returns the copy's path
 // and the sha256 of its content.
-func snapshot(bin string) (string, string, error) {
+func snapshot(bin, id string) (string, string, error) {
 	data, err := os.ReadFile(bin)
 	if err != nil {
 		return "", "", err
 	}
-	dir, err := os.MkdirTemp("", "ebpfnet-bench-bin-")
+	dir, err := os.MkdirTemp("", "ebpfnet-bench-bin-"+id+"-") // id: see cleanLeftovers
 	if err != nil {
 		return "", "", err
 	}
