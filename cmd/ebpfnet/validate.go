@@ -19,7 +19,7 @@ var ctMapSizeUsers = map[string]bool{
 // would ignore it (the env variable, a standing setting, is not refused).
 func checkCTMapSizeFlag(cmd *cobra.Command) error {
 	if f := cmd.Flags().Lookup("ct-map-size"); f != nil && f.Changed && !ctMapSizeUsers[cmd.CommandPath()] {
-		return fmt.Errorf("--ct-map-size applies only to commands that create the datapath (network create, attach, run, daemon), not to %q", cmd.CommandPath())
+		return fmt.Errorf("--ct-map-size sizes the conntrack table when the datapath is created: only network create, attach, run and daemon take it, not %q", cmd.CommandPath())
 	}
 	return nil
 }

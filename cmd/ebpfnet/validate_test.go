@@ -47,7 +47,7 @@ func TestCTTimeoutsMustBePositive(t *testing.T) {
 func TestCTMapSizeRefusedWhereIgnored(t *testing.T) {
 	for _, args := range [][]string{{"--ct-map-size", "1024", "ls"}, {"network", "ls", "--ct-map-size=1024"}, {"--ct-map-size", "1024", "ct", "ls"}} {
 		_, err := execute(t, args...)
-		if err == nil || !strings.Contains(err.Error(), "--ct-map-size applies only to commands that create the datapath") {
+		if err == nil || !strings.Contains(err.Error(), "--ct-map-size sizes the conntrack table when the datapath is created") {
 			t.Errorf("%v: err = %v, want a refusal", args, err)
 		}
 	}
