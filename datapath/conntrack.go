@@ -2,7 +2,6 @@ package datapath
 
 import (
 	"cmp"
-	"fmt"
 	"slices"
 	"time"
 
@@ -27,17 +26,7 @@ var DefaultTimeouts = maps.DefaultTimeouts
 func Now() time.Duration { return maps.Monotonic() }
 
 // CheckTimeouts refuses timeouts that would expire live flows at once.
-func CheckTimeouts(t Timeouts) error {
-	for _, f := range []struct {
-		name string
-		d    time.Duration
-	}{{"tcp-syn", t.TCPSyn}, {"tcp-established", t.TCPEstablished}, {"tcp-closing", t.TCPClosing}, {"udp", t.UDP}, {"icmp", t.ICMP}} {
-		if f.d <= 0 {
-			return fmt.Errorf("conntrack timeout %s %s: must be positive", f.name, f.d)
-		}
-	}
-	return nil
-}
+func CheckTimeouts(t Timeouts) error { return t.Validate() }
 
 // Flows lists the conntrack entries, both directions, oldest first.
 func (i *Instance) Flows() ([]Flow, error) {

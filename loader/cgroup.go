@@ -29,11 +29,15 @@ func netnsCookie() (uint64, error) {
 	return cookie, nil
 }
 
-// Cgroup2Root finds the cgroup v2 hierarchy's mount point, looking through
-// the lasting mount namespace when this one (under `ip netns exec`) has a
-// fresh /sys without it.
+// Cgroup2Root finds the cgroup v2 hierarchy's mount point (/sys/fs/cgroup,
+// or /sys/fs/cgroup/unified on a hybrid host) as the calling thread sees it,
+// looking through the lasting mount namespace when this one (under `ip netns
+// exec`) has a fresh /sys without it. The path is only good on this thread:
+// lock it (mountns.Do does) between the call and opening the path.
 func Cgroup2Root() (string, error) {
-	if p, err := cgroup2Mount("/proc/self/mountinfo"); err == nil {
+	// /proc/self is the main thread, which may sit in another mount
+	// namespace than the caller: read the thread's own table.
+	if p, err := cgroup2Mount("/proc/thread-self/mountinfo"); err == nil {
 		return p, nil
 	}
 	if root := mountns.Root(); root != "" {
@@ -65,31 +69,49 @@ func cgroup2Mount(mountinfo string) (string, error) {
 // AttachSockHooks attaches the socket-layer programs to the root cgroup so
 // host processes reach published ports locally. The programs act only on
 // sockets of this instance's network namespace. Attaching again is a no-op.
+// The cgroup is found and opened on one thread in the lasting mount
+// namespace, where the hierarchy is mounted even under `ip netns exec`.
 func (d *Datapath) AttachSockHooks() error {
-	root, err := Cgroup2Root()
-	if err != nil {
-		return err
-	}
-	var attached []string
+	var todo []string
 	for _, name := range SockPrograms {
-		path := d.linkPath("cgroup", name)
-		if _, err := os.Stat(path); err == nil && d.pinRoot != "" {
+		if _, err := os.Stat(d.linkPath("cgroup", name)); err == nil && d.pinRoot != "" {
 			continue
 		}
-		l, err := link.AttachCgroup(link.CgroupOptions{Path: root, Attach: d.attach[name], Program: d.programs[name]})
-		if err == nil && d.pinRoot != "" {
-			err = l.Pin(path)
-		}
-		if l != nil {
-			l.Close()
-		}
+		todo = append(todo, name)
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	var links []link.Link
+	err := mountns.Do(func() error {
+		root, err := Cgroup2Root()
 		if err != nil {
-			for _, a := range attached {
-				d.DetachSockHook(a)
-			}
-			return fmt.Errorf("attach %s to cgroup %s: %w", name, root, err)
+			return err
 		}
-		attached = append(attached, name)
+		for _, name := range todo {
+			l, err := link.AttachCgroup(link.CgroupOptions{Path: root, Attach: d.attach[name], Program: d.programs[name]})
+			if err != nil {
+				return fmt.Errorf("attach %s to cgroup %s: %w", name, root, err)
+			}
+			links = append(links, l)
+		}
+		return nil
+	})
+	// Pin here, not in the lasting mount namespace: the pin root was
+	// resolved from this one. Closing a link that is not pinned detaches it.
+	for i, l := range links {
+		if err == nil && d.pinRoot != "" {
+			if perr := l.Pin(d.linkPath("cgroup", todo[i])); perr != nil {
+				err = fmt.Errorf("pin %s: %w", todo[i], perr)
+			}
+		}
+		l.Close()
+	}
+	if err != nil {
+		for _, name := range todo {
+			d.DetachSockHook(name)
+		}
+		return err
 	}
 	return nil
 }

@@ -265,6 +265,20 @@ var DefaultTimeouts = Timeouts{
 	ICMP:           30 * time.Second,
 }
 
+// Validate refuses a timeout that is not positive: GC with one would expire
+// every flow of that kind, live or not.
+func (t Timeouts) Validate() error {
+	for _, c := range []struct {
+		name string
+		d    time.Duration
+	}{{"tcp-syn", t.TCPSyn}, {"tcp-established", t.TCPEstablished}, {"tcp-closing", t.TCPClosing}, {"udp", t.UDP}, {"icmp", t.ICMP}} {
+		if c.d <= 0 {
+			return fmt.Errorf("conntrack timeout %s %v: must be positive", c.name, c.d)
+		}
+	}
+	return nil
+}
+
 // timeout is the idle limit of a flow whose halves are a and b (b may be nil
 // when the LRU evicted it; the datapath rebuilds it on the next packet).
 func (t Timeouts) timeout(a, b *loader.CTEntry, proto uint8) time.Duration {
@@ -293,6 +307,9 @@ func (t Timeouts) timeout(a, b *loader.CTEntry, proto uint8) time.Duration {
 // once; now is CLOCK_MONOTONIC (Monotonic()). It returns the number of flows
 // expired. A flow's idle time is that of its most recently used half.
 func (v *Views) GC(now time.Duration, t Timeouts) (expired int, err error) {
+	if err := t.Validate(); err != nil {
+		return 0, err
+	}
 	entries, err := v.snapshot()
 	if err != nil {
 		return 0, err

@@ -58,11 +58,15 @@ func keys(t *testing.T, v *Views) map[Tuple]bool {
 	return out
 }
 
+// gcNow is the CLOCK_MONOTONIC time the GC tests pretend it is. GC takes
+// the time as an argument, so the tests use a fixed clock and never the
+// machine's: a real "now - 2h" is negative on a machine booted less than two
+// hours ago.
+const gcNow = 100 * time.Hour
+
 func TestGCStateAwareTimeouts(t *testing.T) {
 	v := newViews(t)
-	// A day ahead of the clock: on a machine up for less than the ages used
-	// here, "now - age" would go below zero and wrap in the uint64 fields.
-	now := Monotonic() + 24*time.Hour
+	now := gcNow
 	ago := func(d time.Duration) time.Duration { return now - d }
 	const (
 		syn  = StateSYN
@@ -131,9 +135,29 @@ func TestGCStateAwareTimeouts(t *testing.T) {
 	}
 }
 
+// On a machine booted a few seconds ago every timestamp is small: the GC
+// must neither underflow nor expire what the datapath just touched (an entry
+// refreshed after the GC read the clock is newer than now).
+func TestGCYoungMachine(t *testing.T) {
+	v := newViews(t)
+	now := 3 * time.Second // booted three seconds ago
+	to := Timeouts{TCPSyn: time.Minute, TCPEstablished: time.Hour, TCPClosing: 10 * time.Second, UDP: 30 * time.Second, ICMP: time.Second}
+	fresh, _ := putPair(t, v, ProtoUDP, ctrA, 3000, 53, 0, 0, time.Second, 2*time.Second)
+	future, _ := putPair(t, v, ProtoUDP, ctrA, 3001, 53, 0, 0, 0, now+time.Second)
+	boot, _ := putPair(t, v, ProtoICMP, ctrA, 3002, 0, 0, 0, 0, 0) // seen at ktime 0, idle 3s > 1s
+	n, err := v.GC(now, to)
+	if err != nil || n != 1 {
+		t.Errorf("GC = %d, %v; want 1 (the ICMP flow)", n, err)
+	}
+	left := keys(t, v)
+	if !left[fresh] || !left[future] || left[boot] {
+		t.Errorf("after GC: fresh %v (want true), touched after now %v (want true), idle since boot %v (want false)", left[fresh], left[future], left[boot])
+	}
+}
+
 func TestDeleteFlowsRemovesBothHalves(t *testing.T) {
 	v := newViews(t)
-	now := Monotonic()
+	now := gcNow
 	putPair(t, v, ProtoTCP, ctrA, 1000, 443, StateSYN, 0, now, now)
 	putPair(t, v, ProtoUDP, ctrA, 1001, 53, 0, 0, now, now)
 	keepF, keepR := putPair(t, v, ProtoTCP, ctrB, 1002, 443, StateSYN, 0, now, now)
@@ -239,5 +263,21 @@ func TestUplinks(t *testing.T) {
 	}
 	if err := v.m.UplinkIPs.Lookup(BE32(other), &idx); err == nil {
 		t.Error("uplink address left behind")
+	}
+}
+
+func TestGCRefusesNonPositiveTimeouts(t *testing.T) {
+	v := newViews(t)
+	live, _ := putPair(t, v, ProtoUDP, ctrA, 4000, 53, 0, 0, gcNow, gcNow)
+	to := DefaultTimeouts
+	to.UDP = -5 * time.Second
+	if n, err := v.GC(gcNow, to); err == nil || n != 0 {
+		t.Errorf("GC with a UDP timeout of -5s = %d, %v; want a refusal", n, err)
+	}
+	if !keys(t, v)[live] {
+		t.Error("a live flow expired")
+	}
+	if err := DefaultTimeouts.Validate(); err != nil {
+		t.Errorf("default timeouts: %v", err)
 	}
 }

@@ -38,6 +38,9 @@ func (e Event) String() string {
 // EnableMonitor asks the datapath for events until the given CLOCK_MONOTONIC
 // time, at most rate per second per CPU. A monitor renews it while it runs.
 func (v *Views) EnableMonitor(until time.Duration, rate uint32) error {
+	if until <= 0 {
+		until = 1 // already over; 0 means "nobody listens", a negative time would be forever as a u64
+	}
 	ctl := loader.MonitorControl{ListenUntil: uint64(until), Rate: rate}
 	return v.m.MonitorCtl.Put(uint32(0), &ctl)
 }

@@ -11,13 +11,36 @@ import (
 	"github.com/ebpfnet/ebpfnet/datapath"
 )
 
-// timeoutFlags binds conntrack timeout flags to t.
+// timeoutFlags binds conntrack timeout flags to t; each must be positive.
 func timeoutFlags(f *pflag.FlagSet, t *datapath.Timeouts) {
-	f.DurationVar(&t.TCPSyn, "ct-timeout-tcp-syn", t.TCPSyn, "idle timeout of TCP flows not yet established")
-	f.DurationVar(&t.TCPEstablished, "ct-timeout-tcp-established", t.TCPEstablished, "idle timeout of established TCP flows")
-	f.DurationVar(&t.TCPClosing, "ct-timeout-tcp-closing", t.TCPClosing, "idle timeout of TCP flows after FIN or RST")
-	f.DurationVar(&t.UDP, "ct-timeout-udp", t.UDP, "idle timeout of UDP flows")
-	f.DurationVar(&t.ICMP, "ct-timeout-icmp", t.ICMP, "idle timeout of ICMP echo flows")
+	f.Var(positiveDuration{&t.TCPSyn}, "ct-timeout-tcp-syn", "idle timeout of TCP flows not yet established")
+	f.Var(positiveDuration{&t.TCPEstablished}, "ct-timeout-tcp-established", "idle timeout of established TCP flows")
+	f.Var(positiveDuration{&t.TCPClosing}, "ct-timeout-tcp-closing", "idle timeout of TCP flows after FIN or RST")
+	f.Var(positiveDuration{&t.UDP}, "ct-timeout-udp", "idle timeout of UDP flows")
+	f.Var(positiveDuration{&t.ICMP}, "ct-timeout-icmp", "idle timeout of ICMP echo flows")
+}
+
+// positiveDuration is a duration flag that refuses zero and negative values
+// (a timeout of -5s would expire every live flow).
+type positiveDuration struct{ d *time.Duration }
+
+func (p positiveDuration) String() string {
+	if p.d == nil {
+		return "0s"
+	}
+	return p.d.String()
+}
+func (p positiveDuration) Type() string { return "duration" }
+func (p positiveDuration) Set(s string) error {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	if d <= 0 {
+		return fmt.Errorf("must be positive")
+	}
+	*p.d = d
+	return nil
 }
 
 func newCTCmd(g *globals) *cobra.Command {

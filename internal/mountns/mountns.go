@@ -71,33 +71,50 @@ func Root() string {
 // Do runs fn on a dedicated OS thread in the lasting mount namespace. fn may
 // change the thread further (e.g. unshare its network namespace): the thread
 // is never handed back to the Go scheduler and exits with its goroutine.
+//
+// That thread is never the main thread. The Go runtime cannot end the main
+// thread when a goroutine exits locked to it: it parks it for good, still in
+// the namespaces fn left it in, and /proc/self (which names the main thread)
+// would then describe the host's mount namespace while every other thread
+// lives in this process's own: paths read from /proc/self/mountinfo would not
+// open. Callers that read mount tables use /proc/thread-self.
 func Do(fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
-		pid := anchor()
-		if pid == 0 {
-			errc <- fn()
+		if unix.Gettid() == unix.Getpid() {
+			// The main thread stays locked to this goroutine while another
+			// one does the work, so the work cannot land on it; then it goes
+			// back to the scheduler unchanged.
+			errc <- Do(fn)
+			runtime.UnlockOSThread()
 			return
 		}
-		// setns(CLONE_NEWNS) needs a thread that does not share its fs_struct.
-		if err := unix.Unshare(unix.CLONE_FS); err != nil {
-			errc <- fmt.Errorf("unshare fs: %w", err)
-			return
-		}
-		fd, err := unix.Open(fmt.Sprintf("/proc/%d/ns/mnt", pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			errc <- fmt.Errorf("open mount namespace of pid %d: %w", pid, err)
-			return
-		}
-		defer unix.Close(fd)
-		if err := unix.Setns(fd, unix.CLONE_NEWNS); err != nil {
-			errc <- fmt.Errorf("join mount namespace of pid %d: %w", pid, err)
-			return
-		}
-		errc <- fn()
+		// From here on the thread is never unlocked: it dies with this
+		// goroutine, whatever fn did to it.
+		errc <- doLocked(fn)
 	}()
 	return <-errc
+}
+
+func doLocked(fn func() error) error {
+	pid := anchor()
+	if pid == 0 {
+		return fn()
+	}
+	// setns(CLONE_NEWNS) needs a thread that does not share its fs_struct.
+	if err := unix.Unshare(unix.CLONE_FS); err != nil {
+		return fmt.Errorf("unshare fs: %w", err)
+	}
+	fd, err := unix.Open(fmt.Sprintf("/proc/%d/ns/mnt", pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open mount namespace of pid %d: %w", pid, err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Setns(fd, unix.CLONE_NEWNS); err != nil {
+		return fmt.Errorf("join mount namespace of pid %d: %w", pid, err)
+	}
+	return fn()
 }
 
 // Visible returns path if it exists here, else the same path seen through

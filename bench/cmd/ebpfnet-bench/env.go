@@ -281,25 +281,11 @@ func (e *env) waitServers(ctx context.Context) error {
 	return nil
 }
 
-// teardown removes every namespace with the prefix, the pins and the state.
+// teardown removes every namespace with the prefix (and what runs in them),
+// the pins (which detaches the instance's TCX and cgroup links) and the
+// state.
 func (e *env) teardown() {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	out, _ := e.r.run(ctx, 10*time.Second, "ip", "netns", "list")
-	for _, line := range strings.Split(out, "\n") {
-		name, _, _ := strings.Cut(line, " ")
-		if strings.HasPrefix(name, e.prefix+"-") {
-			if _, err := e.r.run(ctx, 20*time.Second, "ip", "netns", "delete", name); err != nil {
-				fmt.Fprintf(os.Stderr, "cleanup: %v\n", err)
-			}
-		}
-	}
-	if e.pinRoot != "" {
-		if err := os.RemoveAll(e.pinRoot); err != nil {
-			fmt.Fprintf(os.Stderr, "cleanup: remove pins %s: %v\n", e.pinRoot, err)
-		}
-		os.Remove(filepath.Dir(e.pinRoot)) // only when empty
-	}
+	removePrefix(e.r, e.prefix, e.pinRoot)
 	if e.stateDir != "" {
 		os.RemoveAll(e.stateDir)
 	}

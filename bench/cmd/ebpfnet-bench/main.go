@@ -70,11 +70,18 @@ func main() {
 	flag.StringVar(&scaleNs, "scale-n", "", "other published ports for the scaling runs (default 0,1000,10000,50000; quick 0,1000)")
 	flag.StringVar(&attachNs, "attach-n", "", "attached containers for the attach-time runs (default 0,10,50; quick 0,10)")
 	flag.BoolVar(&cfg.trace, "trace", false, "print every command")
+	clean := flag.Bool("clean", false, "only remove what killed runs left behind (namespaces, pins and their cgroup links, state) and exit")
 	render := flag.String("render", "", "only re-render results.md and the SVGs from this results.json (into its directory unless -out)")
 	flag.Parse()
 	if *render != "" {
 		if err := rerender(*render, cfg.out); err != nil {
 			fail(err)
+		}
+		return
+	}
+	if *clean {
+		for _, p := range cleanLeftovers(newRunner(cfg.trace)) {
+			fmt.Printf("removed what a killed run left: %s-*\n", p)
 		}
 		return
 	}
@@ -187,10 +194,20 @@ func run(cfg *config) error {
 	if cfg.clientCPU >= 0 && cfg.serverCPU >= 0 && cfg.clientCPU == cfg.serverCPU {
 		return errors.New("client and server CPUs must differ")
 	}
+	// Lock this run's id before making anything (released after everything
+	// made is removed), then remove what killed runs left.
+	lock, err := lockRun()
+	if err != nil {
+		return err
+	}
+	defer lock.release()
+	for _, p := range cleanLeftovers(newRunner(cfg.trace)) {
+		fmt.Printf("removed what a killed run left: %s-*\n", p)
+	}
 	// Run a private copy of ebpfnet: bin/ebpfnet may be rebuilt while the
 	// benchmark runs, and a build with other map layouts cannot use the
 	// instance's pins.
-	snap, sum, err := snapshot(cfg.ebpfnetBin)
+	snap, sum, err := snapshot(cfg.ebpfnetBin, lock.id)
 	if err != nil && slicesContains(cfg.modes, "ebpfnet") {
 		return fmt.Errorf("ebpfnet binary: %w (run make build)", err)
 	}
@@ -199,12 +216,12 @@ func run(cfg *config) error {
 		cfg.ebpfnetSrc, cfg.ebpfnetBin, cfg.ebpfnetSum = cfg.ebpfnetBin, snap, sum
 	}
 	// The same for this program, which the namespaces run as the traffic tools.
-	if self, _, err := snapshot(cfg.self); err == nil {
+	if self, _, err := snapshot(cfg.self, lock.id); err == nil {
 		defer os.RemoveAll(filepath.Dir(self))
 		cfg.self = self
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, cfg.maxTime)
 	defer cancel()
@@ -223,9 +240,8 @@ func run(cfg *config) error {
 		}
 	}()
 
-	id := randHex(2)
 	for _, m := range cfg.modes {
-		e := newEnv(m, "bn"+id+m[:1], cfg, b.r, b.logf)
+		e := newEnv(m, benchPrefix+lock.id+m[:1], cfg, b.r, b.logf)
 		b.envs = append(b.envs, e)
 		b.logf("setup %-8s (namespaces %s-*)", m, e.prefix)
 		if err := e.setup(ctx); err != nil {
@@ -474,12 +490,12 @@ func (b *bench) skip(e *env, n int, why string) {
 
 // snapshot copies bin into a private temp dir and returns the copy's path
 // and the sha256 of its content.
-func snapshot(bin string) (string, string, error) {
+func snapshot(bin, id string) (string, string, error) {
 	data, err := os.ReadFile(bin)
 	if err != nil {
 		return "", "", err
 	}
-	dir, err := os.MkdirTemp("", "ebpfnet-bench-bin-")
+	dir, err := os.MkdirTemp("", "ebpfnet-bench-bin-"+id+"-") // id: see cleanLeftovers
 	if err != nil {
 		return "", "", err
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -93,6 +94,8 @@ func (r *runner) start(name string, args ...string) (*proc, error) {
 	}
 	p := &proc{cmd: exec.Command(args[0], args[1:]...), name: name, done: make(chan struct{})}
 	p.cmd.Stderr = &p.stderr
+	// Servers die with the benchmark even when it is killed outright.
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
