@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
@@ -68,7 +69,9 @@ type Instance struct {
 	// another command removed them and pinned new ones.
 	pinID uint64
 	// ownerChecked: the store was found to belong to this namespace.
-	ownerChecked bool
+	ownerChecked atomic.Bool
+	// inStore counts goroutines of this process holding the store's lock.
+	inStore atomic.Int32
 }
 
 // Open opens an instance. The datapath is loaded lazily, on first need.
@@ -104,11 +107,13 @@ func (i *Instance) withStore(fn func(*store) error) error {
 		return err
 	}
 	defer st.close()
-	if !i.ownerChecked {
+	i.inStore.Add(1)
+	defer i.inStore.Add(-1)
+	if !i.ownerChecked.Load() {
 		if err := i.checkOwner(st); err != nil {
 			return err
 		}
-		i.ownerChecked = true
+		i.ownerChecked.Store(true)
 	}
 	return fn(st)
 }
@@ -117,11 +122,39 @@ func (i *Instance) withStore(fn func(*store) error) error {
 // (the daemon) whose pins were removed and made anew by other commands (the
 // last network removed, then a new one created) reopens the new ones: the
 // old maps still exist while it holds them, but no program uses them.
+// Loading may create the pins, so it happens under the store's lock, which
+// keeps it from racing another command that removes or makes them.
 func (i *Instance) datapath() (*maps.Views, error) {
+	i.mu.Lock()
+	if i.dp != nil && i.pinsCurrent() {
+		defer i.mu.Unlock()
+		return i.views, nil
+	}
+	i.mu.Unlock()
+	if i.inStore.Load() > 0 {
+		return i.load()
+	}
+	var views *maps.Views
+	err := i.withStore(func(*store) (err error) {
+		views, err = i.load()
+		return err
+	})
+	return views, err
+}
+
+// pinsCurrent reports whether the loaded datapath's pins are still the
+// instance's. Callers hold i.mu.
+func (i *Instance) pinsCurrent() bool {
+	id, err := pinnedMapsID(i.pins)
+	return err == nil && id == i.pinID
+}
+
+// load (re)opens the pinned datapath; the store's lock is held.
+func (i *Instance) load() (*maps.Views, error) {
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	if i.dp != nil {
-		if id, err := pinnedMapsID(i.pins); err == nil && id == i.pinID {
+		if i.pinsCurrent() {
 			return i.views, nil
 		}
 		i.log.Info("the pinned datapath was removed or replaced by another command: reopening it", "pins", i.pins)
