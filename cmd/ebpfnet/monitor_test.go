@@ -3,10 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestMonitorCommand(t *testing.T) {
@@ -23,18 +27,36 @@ func TestMonitorCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { first.Process.Kill(); first.Wait() }()
-	// Until the first one holds the lock, a second one would run: bound it.
-	for try := 0; ; try++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		second := tp.EbpfnetCmd("monitor")
-		second = exec.CommandContext(ctx, second.Path, second.Args[1:]...)
-		out, err := second.CombinedOutput()
-		cancel()
-		if err != nil && strings.Contains(string(out), "another monitor is running on this instance") {
-			break
+	// Wait until the first one holds the instance's monitor lock.
+	lockFile := filepath.Join(tp.StateDir, "monitor.lock")
+	deadline := time.Now().Add(15 * time.Second)
+	for !heldByOther(lockFile) {
+		if time.Now().After(deadline) || first.ProcessState != nil {
+			t.Fatalf("first monitor never took the lock; stderr %q", errOut.String())
 		}
-		if try == 5 {
-			t.Fatalf("second monitor: %v, %q; first monitor stderr %q", err, out, errOut.String())
-		}
+		time.Sleep(50 * time.Millisecond)
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	second := tp.EbpfnetCmd("monitor")
+	second = exec.CommandContext(ctx, second.Path, second.Args[1:]...)
+	out, err := second.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "another monitor is running on this instance") {
+		t.Fatalf("second monitor: %v, %q; want a refusal", err, out)
+	}
+}
+
+// heldByOther reports whether another process holds an exclusive flock on
+// path.
+func heldByOther(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		return true
+	}
+	unix.Flock(int(f.Fd()), unix.LOCK_UN)
+	return false
 }
