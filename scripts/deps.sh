@@ -8,6 +8,9 @@ pkgs=(
 	iproute2 iptables nftables iputils-ping           # sandbox topologies and tests
 	iperf3 bpftool                                    # benchmarks and debugging
 	prometheus                                        # the daemon is scraped by a real Prometheus in tests
+	docker.io containerd runc tini                    # real runtimes in tests (internal/runtimetest): dockerd, containerd + ctr
+	containernetworking-plugins                       # reference CNI plugins (/usr/lib/cni): bridge, portmap, host-local, tuning, bandwidth
+	busybox-static util-linux                         # offline test image (static /bin/busybox); nsenter
 	make git ca-certificates
 )
 
@@ -18,6 +21,16 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
 	echo "installing: ${missing[*]}"
 	export DEBIAN_FRONTEND=noninteractive
+	# docker.io and containerd start system daemons on install, and a system
+	# dockerd makes docker0 and iptables rules in the root namespace. The
+	# tests start their own daemons in sandbox namespaces, so deny service
+	# starts during the install (policy-rc.d, exit 101) unless the machine
+	# already has a policy.
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+		chmod 755 /usr/sbin/policy-rc.d
+		trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+	fi
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
