@@ -23,8 +23,8 @@ var updateCapture = flag.Bool("update-capture", false, "rewrite testdata/docker-
 // just enough of the protocol for `docker run` with a published port to go
 // through a container's whole life, and records every call.
 type captureDriver struct {
-	t    testing.TB
-	host string // netns where dockerd runs: veths are made there
+	t       testing.TB
+	host    string // netns where dockerd runs: veths are made there
 	mu      sync.Mutex
 	log     []capturedCall
 	gateway map[string]string // network ID -> gateway IP

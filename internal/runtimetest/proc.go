@@ -328,3 +328,7 @@ func unescapeMount(s string) string {
 	}
 	return b.String()
 }
+
+// testutilExec runs argv in a network namespace with nsenter. (Bound
+// busybox wget with timeout(1): busybox-static 1.35 wget -T segfaults.)
+func testutilExec(ns string, argv ...string) *exec.Cmd { return nsenterCmd(ns, argv...) }
