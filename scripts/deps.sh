@@ -8,7 +8,7 @@ pkgs=(
 	iproute2 iptables nftables iputils-ping           # sandbox topologies and tests
 	iperf3 bpftool                                    # benchmarks and debugging
 	prometheus                                        # the daemon is scraped by a real Prometheus in tests
-	docker.io containerd runc tini                    # real runtimes in tests (internal/runtimetest): dockerd, containerd + ctr
+	docker.io containerd runc tini podman             # real runtimes in tests (internal/runtimetest): dockerd, containerd + ctr, podman (CNI backend)
 	containernetworking-plugins                       # reference CNI plugins (/usr/lib/cni): bridge, portmap, host-local, tuning, bandwidth
 	busybox-static util-linux                         # offline test image (static /bin/busybox); nsenter
 	make git ca-certificates
