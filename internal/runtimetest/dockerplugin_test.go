@@ -140,9 +140,11 @@ func serveDriver(t *testing.T, socket, host string) *captureDriver {
 func TestDockerRemoteDriverCapture(t *testing.T) {
 	t.Parallel()
 	tp := newHost(t)
-	dk := Docker(t, tp.Host)
+	// The driver first: cleanups run last-in first-out, so it still
+	// answers while dockerd's cleanup removes containers and networks.
 	name, socket := PluginSocket(t, "ebrtcap")
 	drv := serveDriver(t, socket, tp.Host)
+	dk := Docker(t, tp.Host)
 
 	dk.MustCmd("network", "create", "-d", name, "--subnet", "172.30.0.0/16", "--gateway", "172.30.0.1",
 		"-o", "ebpfnet.icc=false", "-o", "com.docker.network.driver.mtu=1400", "--label", "test=capture", "capnet")
