@@ -14,7 +14,9 @@ type ContainerdOptions struct {
 	// Snapshotter: "native" (default: works on any backing file system,
 	// like dockerd's vfs) or "overlayfs".
 	Snapshotter string
-	// Namespace is the containerd namespace ctr uses (default "ebpfnet-test").
+	// Namespace is the containerd namespace ctr uses (default: a unique
+	// name per test, so runc's state dirs /run/containerd/runc/<ns>,
+	// global, never mix tests).
 	Namespace string
 	// NoImage skips importing the test image.
 	NoImage bool
@@ -73,7 +75,7 @@ func Containerd(t testing.TB, host string, opts ...ContainerdOptions) *Container
 		o.Snapshotter = "native"
 	}
 	if o.Namespace == "" {
-		o.Namespace = "ebpfnet-test"
+		o.Namespace = UniqueName("ebt-")
 	}
 	dir := ShortDir(t, "ebrt-c")
 	c := &ContainerdDaemon{
@@ -264,4 +266,5 @@ func (c *ContainerdDaemon) stop() {
 		}
 	}
 	c.d.stop()
+	os.Remove(filepath.Join("/run/containerd/runc", c.Namespace)) // only if empty
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ebpfnet/ebpfnet/internal/testutil"
 )
@@ -185,4 +186,31 @@ func TestContainerdCNIBridge(t *testing.T) {
 			t.Errorf("lease %s left after ctr run --rm", l.Name())
 		}
 	}
+}
+
+// TestNerdctlPublish runs a container with nerdctl on containerd 1.6, on a
+// per-test CNI network, with -p 8080:80 reached from the outside namespace.
+func TestNerdctlPublish(t *testing.T) {
+	t.Parallel()
+	tp := newHost(t)
+	Require(t, NerdctlBin, filepath.Join(CNIPluginDir, "bridge"), filepath.Join(CNIPluginDir, "portmap"))
+	c := Containerd(t, tp.Host)
+	name := UniqueName("nd")
+	ForgetCNINetwork(t, name)
+	c.MustNerdctl("network", "create", "--subnet", "10.79.0.0/24", name)
+	c.MustNerdctl("run", "-d", "--name", "web", "--network", name, "-p", "8080:80", ImageRef, "httpd", "-f", "-p", "80", "-h", "/var/www")
+	var out string
+	var err error
+	for i := 0; i < 20; i++ {
+		out, _, err = runCmd(testutilExec(tp.Ext, "timeout", "5", BusyboxBin, "wget", "-qO-", "http://"+testutil.HostIP+":8080/index.html"))
+		if err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil || strings.TrimSpace(out) != "ebpfnet-test" {
+		t.Fatalf("GET %s:8080 from outside: %q %v", testutil.HostIP, out, err)
+	}
+	c.MustNerdctl("rm", "-f", "web")
+	c.MustNerdctl("network", "rm", name)
 }
