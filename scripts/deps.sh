@@ -58,8 +58,12 @@ if ! "$nerdctl" --version 2>/dev/null | grep -q "version ${nerdctl_version#v}\$"
 	printf 'module nerdctlbuild\n\ngo 1.21\n' >"$tmp/go.mod"
 	printf '//go:build tools\n\npackage tools\n\nimport _ "github.com/containerd/nerdctl/cmd/nerdctl"\n' >"$tmp/tools.go"
 	mkdir -p "$(dirname "$nerdctl")"
-	(cd "$tmp" && GOFLAGS=-mod=mod "$go" get "github.com/containerd/nerdctl@$nerdctl_version" >/dev/null 2>&1 &&
-		GOFLAGS=-mod=mod "$go" build -o "$nerdctl" github.com/containerd/nerdctl/cmd/nerdctl)
+	if ! (cd "$tmp" && GOFLAGS=-mod=mod "$go" get "github.com/containerd/nerdctl@$nerdctl_version" &&
+		GOFLAGS=-mod=mod "$go" build -o "$nerdctl" github.com/containerd/nerdctl/cmd/nerdctl) >"$tmp/log" 2>&1; then
+		cat "$tmp/log" >&2
+		echo "building nerdctl failed" >&2
+		exit 1
+	fi
 	rm -rf "$tmp"
 	trap - EXIT
 fi
