@@ -95,6 +95,9 @@ func (i *Instance) attach(st *store, o AttachOptions) (Endpoint, error) {
 		if e.Name == name {
 			return Endpoint{}, fmt.Errorf("endpoint %s already exists", name)
 		}
+		if o.ContainerID != "" && e.ContainerID == o.ContainerID && e.Interface() == cmp.Or(o.IfName, defaultIfName) {
+			return Endpoint{}, fmt.Errorf("container %s already has interface %s (endpoint %s)", o.ContainerID, e.Interface(), e.Name)
+		}
 		if e.NetnsIno == ns.Ino && sharesInterface(e, o) {
 			return Endpoint{}, fmt.Errorf("target %s is already attached as endpoint %s", o.Target, e.Name)
 		}
