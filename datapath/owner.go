@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/ebpfnet/ebpfnet/internal/netnsutil"
 )
 
 // What runtime-driven front ends (CNI, Docker) need beyond the CLI:
@@ -272,3 +274,7 @@ func (i *Instance) Ready() error {
 		return i.releaseIfUnused(st)
 	})
 }
+
+// ValidName reports whether name can name a network or an endpoint, so a
+// front end can refuse bad input before it changes anything.
+func ValidName(name string) error { return netnsutil.ValidName(name) }

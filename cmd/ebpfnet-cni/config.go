@@ -11,7 +11,6 @@ import (
 	"github.com/containernetworking/cni/pkg/version"
 
 	"github.com/ebpfnet/ebpfnet/datapath"
-	"github.com/ebpfnet/ebpfnet/internal/netnsutil"
 )
 
 // NetConf is the plugin's configuration: the standard keys plus ebpfnet's
@@ -71,7 +70,7 @@ func parseConf(stdin []byte) (*NetConf, error) {
 	if err := version.ParsePrevResult(&conf.PluginConf); err != nil {
 		return nil, types.NewError(types.ErrDecodingFailure, "failed to parse prevResult", err.Error())
 	}
-	if err := netnsutil.ValidName(conf.Name); err != nil {
+	if err := datapath.ValidName(conf.Name); err != nil {
 		return nil, configError("network name: %v", err)
 	}
 	for _, d := range []struct{ key, dir string }{{"stateDir", conf.StateDir}, {"pinRoot", conf.PinRoot}} {
