@@ -1,7 +1,10 @@
-//go:build runtimetest
+//go:build runtimetest && ignore
 
-// The containerd end-to-end tests need internal/runtimetest (branch rt);
-// until both branches are merged they build only with -tags runtimetest.
+// The containerd end-to-end tests need internal/runtimetest (branch rt).
+// Until both branches are merged they build only with
+// -tags runtimetest,ignore: `ignore` keeps `go mod tidy` (make lint) from
+// looking for the missing package. Once merged, delete the constraint line
+// so they run in make test.
 
 package integration
 
