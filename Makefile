@@ -2,10 +2,15 @@
 export PATH := $(PATH):/usr/local/go/bin
 GO ?= go
 BIN := bin/ebpfnet
+CNI_BIN := bin/ebpfnet-cni
+# install: DESTDIR for staging, PREFIX for the CLI, CNI_BIN_DIR for the plugin.
+DESTDIR ?=
+PREFIX ?= /usr/local
+CNI_BIN_DIR ?= /opt/cni/bin
 GENERATED := $(wildcard loader/*_bpfel.go loader/*_bpfel.o)
 C_SOURCES := $(wildcard bpf/*.c bpf/lib/*.h)
 
-.PHONY: all deps generate check-generated build fmt lint test unit-test integration-test demo bench bench-quick bench-profile clean
+.PHONY: all deps generate check-generated build install fmt lint test unit-test integration-test demo bench bench-quick bench-cni bench-profile clean
 
 all: build
 
@@ -22,9 +27,15 @@ generate:
 check-generated: generate
 	@git diff --exit-code --stat -- loader/ || { echo "bpf2go output is stale: run make generate and commit"; exit 1; }
 
-## build: bin/ebpfnet
+## build: bin/ebpfnet and bin/ebpfnet-cni
 build:
 	$(GO) build -o $(BIN) ./cmd/ebpfnet
+	$(GO) build -o $(CNI_BIN) ./cmd/ebpfnet-cni
+
+## install: the CLI as $(PREFIX)/bin/ebpfnet, the CNI plugin as $(CNI_BIN_DIR)/ebpfnet (DESTDIR stages)
+install: build
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/ebpfnet
+	install -D -m 0755 $(CNI_BIN) $(DESTDIR)$(CNI_BIN_DIR)/ebpfnet
 
 ## fmt: format the C (clang-format, see .clang-format) and the Go (gofmt)
 fmt:
@@ -70,6 +81,11 @@ bench-profile: build
 bench-quick: build
 	$(GO) build -o bin/ebpfnet-bench ./bench/cmd/ebpfnet-bench
 	./bin/ebpfnet-bench -quick -ebpfnet $(BIN) $(BENCH_FLAGS)
+
+## bench-cni: CNI ADD/DEL latency, ebpfnet vs the reference bridge+portmap plugins (median of 50); needs root
+bench-cni: build
+	$(GO) build -o bin/cni-bench ./bench/cmd/cni-bench
+	./bin/cni-bench -plugin $(CNI_BIN) $(BENCH_CNI_FLAGS)
 
 clean:
 	rm -rf bin

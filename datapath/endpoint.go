@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -30,7 +29,13 @@ type AttachOptions struct {
 	IP      string        // bridge mode; empty: allocate
 	Ports   []PortMapping // bridge mode; see ParsePortSpec
 	Target  string        // netns name, netns path or PID
-	Name    string        // endpoint name; empty: derived from Target
+	Name    string        // endpoint name; empty: derived from Target (or ContainerID and IfName)
+	IfName  string        // bridge mode: container interface; empty: eth0
+	MAC     string        // bridge mode: container MAC; empty: derived from the IP
+	Gateway string        // bridge mode: expected gateway (e.g. from delegated IPAM); empty: the network's
+	// ContainerID is the runtime's key for the endpoint (CNI_CONTAINERID);
+	// with IfName it identifies the endpoint, see EndpointFor.
+	ContainerID string
 	// ownNetns marks a namespace ebpfnet run created (and removes with --rm).
 	ownNetns bool
 }
@@ -70,26 +75,37 @@ func (i *Instance) attach(st *store, o AttachOptions) (Endpoint, error) {
 	if cur, err := netnsutil.Current(); err == nil && cur.Ino == ns.Ino {
 		return Endpoint{}, fmt.Errorf("target %s is the host's own network namespace (that is --network=host)", o.Target)
 	}
-	name := o.Name
-	if name == "" {
-		name = endpointName(o.Target)
-	}
-	if err := netnsutil.ValidName(name); err != nil {
-		return Endpoint{}, fmt.Errorf("endpoint name: %w", err)
+	if err := checkOwner(o); err != nil {
+		return Endpoint{}, err
 	}
 	eps, err := st.endpoints()
 	if err != nil {
 		return Endpoint{}, err
 	}
+	name := o.Name
+	if name == "" && o.ContainerID != "" {
+		name = ownedEndpointName(o.ContainerID, o.IfName, eps)
+	} else if name == "" {
+		name = endpointName(o.Target)
+	}
+	if err := netnsutil.ValidName(name); err != nil {
+		return Endpoint{}, fmt.Errorf("endpoint name: %w", err)
+	}
 	for _, e := range eps {
 		if e.Name == name {
 			return Endpoint{}, fmt.Errorf("endpoint %s already exists", name)
 		}
-		if e.NetnsIno == ns.Ino {
+		if o.ContainerID != "" && e.ContainerID == o.ContainerID && e.Interface() == cmp.Or(o.IfName, defaultIfName) {
+			return Endpoint{}, fmt.Errorf("container %s already has interface %s (endpoint %s)", o.ContainerID, e.Interface(), e.Name)
+		}
+		if e.NetnsIno == ns.Ino && sharesInterface(e, o) {
 			return Endpoint{}, fmt.Errorf("target %s is already attached as endpoint %s", o.Target, e.Name)
 		}
 	}
-	ep := Endpoint{Name: name, Mode: o.Mode, Netns: ns.Ref, NetnsIno: ns.Ino, OwnNetns: o.ownNetns}
+	ep := Endpoint{Name: name, Mode: o.Mode, Netns: ns.Ref, NetnsIno: ns.Ino, OwnNetns: o.ownNetns, ContainerID: o.ContainerID}
+	if o.Mode == ModeBridge && o.IfName != "" && o.IfName != defaultIfName {
+		ep.IfName = o.IfName
+	}
 	var rollback undo
 	defer rollback.run()
 	if o.Mode == ModeBridge {
@@ -163,7 +179,7 @@ func (i *Instance) attachBridge(st *store, ep *Endpoint, o AttachOptions, ns net
 	if err != nil {
 		return err
 	}
-	if err := checkNoEth0(ns); err != nil {
+	if err := checkNoInterface(ns, ep.Interface()); err != nil {
 		return err
 	}
 
@@ -188,11 +204,18 @@ func (i *Instance) attachBridge(st *store, ep *Endpoint, o AttachOptions, ns net
 			return err
 		}
 	}
+	if err := checkGatewayOf(n, o.Gateway); err != nil {
+		return err
+	}
+	mac, err := endpointMAC(o.MAC, ip)
+	if err != nil {
+		return err
+	}
 	views, err := i.datapath()
 	if err != nil {
 		return err
 	}
-	ep.Network, ep.IP, ep.MAC = n.Name, ip, macFor(ip)
+	ep.Network, ep.IP, ep.MAC = n.Name, ip, mac.String()
 	ep.HostVeth = "veth" + randomHex(4)[:7]
 
 	if err := i.plumbVeth(ep, n, ns, rollback); err != nil {
@@ -204,7 +227,6 @@ func (i *Instance) attachBridge(st *store, ep *Endpoint, o AttachOptions, ns net
 	if err := faultPoint("after-veth"); err != nil {
 		return err
 	}
-	mac, _ := net.ParseMAC(ep.MAC)
 	start := time.Now()
 	if err := views.PutEndpoint(maps.Endpoint{IP: ip, MAC: mac, NetID: n.ID, Ifindex: ep.HostIfindex}); err != nil {
 		return err

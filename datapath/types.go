@@ -47,6 +47,12 @@ type Endpoint struct {
 	HostIfindex      int           `json:"host_ifindex,omitempty"`
 	ContainerIfindex int           `json:"container_ifindex,omitempty"`
 	Ports            []PortMapping `json:"ports,omitempty"`
+	// IfName is the container interface; empty means eth0 (records made
+	// before it was configurable).
+	IfName string `json:"ifname,omitempty"`
+	// ContainerID is the owner's key (a CNI container ID) when a front end
+	// attached the endpoint for a runtime; with IfName it identifies it.
+	ContainerID string `json:"container_id,omitempty"`
 
 	Created time.Time `json:"created"`
 }

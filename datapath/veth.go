@@ -10,7 +10,8 @@ import (
 	"github.com/ebpfnet/ebpfnet/internal/netnsutil"
 )
 
-// plumbVeth creates the veth pair with its container end (eth0) directly in
+// plumbVeth creates the veth pair with its container end (eth0 or the
+// endpoint's IfName) directly in
 // the target namespace, addresses it and routes via the gateway.
 func (i *Instance) plumbVeth(ep *Endpoint, n Network, ns netnsutil.Namespace, rollback *undo) error {
 	br, err := netlink.LinkByName(n.Bridge)
@@ -25,7 +26,7 @@ func (i *Instance) plumbVeth(ep *Endpoint, n Network, ns netnsutil.Namespace, ro
 	mac, _ := net.ParseMAC(ep.MAC)
 	veth := &netlink.Veth{
 		LinkAttrs:        netlink.LinkAttrs{Name: ep.HostVeth, MTU: n.MTU, MasterIndex: br.Attrs().Index},
-		PeerName:         "eth0",
+		PeerName:         ep.Interface(),
 		PeerHardwareAddr: mac,
 		PeerNamespace:    netlink.NsFd(nsh),
 	}
@@ -48,9 +49,9 @@ func (i *Instance) plumbVeth(ep *Endpoint, n Network, ns netnsutil.Namespace, ro
 		return fmt.Errorf("netlink in %s: %w", ns.Path, err)
 	}
 	defer h.Close()
-	eth0, err := h.LinkByName("eth0")
+	eth0, err := h.LinkByName(ep.Interface())
 	if err != nil {
-		return fmt.Errorf("find eth0 in %s: %w", ns.Path, err)
+		return fmt.Errorf("find %s in %s: %w", ep.Interface(), ns.Path, err)
 	}
 	ep.ContainerIfindex = eth0.Attrs().Index
 	steps := []struct {
@@ -58,10 +59,10 @@ func (i *Instance) plumbVeth(ep *Endpoint, n Network, ns netnsutil.Namespace, ro
 		do   func() error
 	}{
 		{"bring up lo", func() error { return linkUpByName(h, "lo") }},
-		{"address eth0", func() error {
+		{"address " + ep.Interface(), func() error {
 			return h.AddrAdd(eth0, &netlink.Addr{IPNet: prefixIPNet(netip.PrefixFrom(ep.IP, n.Subnet.Bits()))})
 		}},
-		{"bring up eth0", func() error { return h.LinkSetUp(eth0) }},
+		{"bring up " + ep.Interface(), func() error { return h.LinkSetUp(eth0) }},
 		{"add default route", func() error {
 			return h.RouteAdd(&netlink.Route{LinkIndex: eth0.Attrs().Index, Gw: n.Gateway.AsSlice()})
 		}},
@@ -106,10 +107,10 @@ func setLoopbackUp(ns netnsutil.Namespace) error {
 	})
 }
 
-func checkNoEth0(ns netnsutil.Namespace) error {
+func checkNoInterface(ns netnsutil.Namespace, ifName string) error {
 	return withHandle(ns, func(h *netlink.Handle) error {
-		if _, err := h.LinkByName("eth0"); err == nil {
-			return fmt.Errorf("target %s already has an eth0 interface", ns.Path)
+		if _, err := h.LinkByName(ifName); err == nil {
+			return fmt.Errorf("target %s already has an %s interface", ns.Path, ifName)
 		}
 		return nil
 	})

@@ -1,0 +1,145 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/containernetworking/cni/pkg/invoke"
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
+	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/vishvananda/netlink"
+
+	"github.com/ebpfnet/ebpfnet/datapath"
+)
+
+// cmdAdd attaches the container in bridge mode. Everything is validated
+// first; a failure after delegated IPAM gave an address hands it back, and
+// datapath rolls back its own half-made attach.
+func cmdAdd(args *skel.CmdArgs) (err error) {
+	req, err := parseAdd(args.StdinData)
+	if err != nil {
+		return err
+	}
+	conf := req.conf
+	inst, err := open(conf)
+	if err != nil {
+		return err
+	}
+	defer inst.Close()
+	if _, found, err := inst.EndpointFor(args.ContainerID, args.IfName); err != nil {
+		return refused("look up endpoint", err)
+	} else if found {
+		return types.NewError(codeRefused, fmt.Sprintf("container %s already has interface %s on ebpfnet", args.ContainerID, args.IfName), "")
+	}
+
+	ip, gateway := req.ip, ""
+	var ipamResult *current.Result
+	if conf.hasIPAM() {
+		if ipamResult, err = delegateIPAM(conf, args.StdinData); err != nil {
+			return err
+		}
+		defer func() {
+			if err != nil {
+				invoke.DelegateDel(context.TODO(), conf.IPAM.Type, args.StdinData, nil)
+			}
+		}()
+		addr, gw, err := ipv4Of(ipamResult)
+		if err != nil {
+			return err
+		}
+		ip = addr.Addr().String()
+		if gw.IsValid() {
+			gateway = gw.String()
+		}
+		// A network made on first use takes the IPAM plugin's subnet and
+		// gateway unless the config names them.
+		if req.network.Subnet == "" {
+			req.network.Subnet = addr.Masked().String()
+		}
+		if req.network.Gateway == "" {
+			req.network.Gateway = gateway
+		}
+	}
+
+	n, _, err := inst.EnsureNetwork(req.network)
+	if err != nil {
+		return refused("network "+conf.Name, err)
+	}
+	ep, err := inst.Attach(datapath.AttachOptions{
+		Mode: datapath.ModeBridge, Network: n.Name, IP: ip, Gateway: gateway, MAC: req.mac,
+		Ports: req.ports, Target: args.Netns, IfName: args.IfName, ContainerID: args.ContainerID,
+	})
+	if err != nil {
+		return refused("attach", err)
+	}
+	result := buildResult(conf, args, n, ep)
+	if ipamResult != nil {
+		if len(conf.DNS.Nameservers) == 0 {
+			result.DNS = ipamResult.DNS
+		}
+		for _, r := range ipamResult.Routes {
+			if ones, _ := r.Dst.Mask.Size(); ones > 0 {
+				result.Routes = append(result.Routes, r)
+			}
+		}
+	}
+	return types.PrintResult(result, conf.CNIVersion)
+}
+
+// delegateIPAM runs the configured IPAM plugin's ADD.
+func delegateIPAM(conf *NetConf, stdin []byte) (*current.Result, error) {
+	r, err := invoke.DelegateAdd(context.TODO(), conf.IPAM.Type, stdin, nil)
+	if err != nil {
+		return nil, refused("ipam "+conf.IPAM.Type, err)
+	}
+	res, err := current.NewResultFromResult(r)
+	if err != nil {
+		invoke.DelegateDel(context.TODO(), conf.IPAM.Type, stdin, nil)
+		return nil, types.NewError(types.ErrDecodingFailure, "ipam "+conf.IPAM.Type+" result", err.Error())
+	}
+	return res, nil
+}
+
+// ipv4Of picks the one IPv4 address of an IPAM result.
+func ipv4Of(r *current.Result) (netip.Prefix, netip.Addr, error) {
+	for _, c := range r.IPs {
+		a, ok := netip.AddrFromSlice(c.Address.IP)
+		if !ok || !a.Unmap().Is4() {
+			continue
+		}
+		bits, _ := c.Address.Mask.Size()
+		var gw netip.Addr
+		if g, ok := netip.AddrFromSlice(c.Gateway); ok && c.Gateway != nil {
+			gw = g.Unmap()
+		}
+		return netip.PrefixFrom(a.Unmap(), bits), gw, nil
+	}
+	return netip.Prefix{}, netip.Addr{}, types.NewError(codeRefused, "ipam returned no IPv4 address", "")
+}
+
+// buildResult describes what ADD made: the host veth, the container
+// interface in its sandbox, the address with its gateway, the default route
+// and the config's DNS.
+func buildResult(conf *NetConf, args *skel.CmdArgs, n datapath.Network, ep datapath.Endpoint) *current.Result {
+	host := &current.Interface{Name: ep.HostVeth}
+	if l, err := netlink.LinkByName(ep.HostVeth); err == nil {
+		host.Mac = l.Attrs().HardwareAddr.String()
+	}
+	return &current.Result{
+		CNIVersion: current.ImplementedSpecVersion,
+		Interfaces: []*current.Interface{
+			host,
+			{Name: ep.Interface(), Mac: ep.MAC, Mtu: n.MTU, Sandbox: args.Netns},
+		},
+		IPs: []*current.IPConfig{{
+			Interface: current.Int(1),
+			Address:   net.IPNet{IP: ep.IP.AsSlice(), Mask: net.CIDRMask(n.Subnet.Bits(), 32)},
+			Gateway:   n.Gateway.AsSlice(),
+		}},
+		Routes: []*types.Route{{Dst: net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}, GW: n.Gateway.AsSlice()}},
+		DNS:    conf.DNS,
+	}
+}

@@ -1,0 +1,221 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"strings"
+
+	"github.com/containernetworking/cni/pkg/types"
+	"github.com/containernetworking/cni/pkg/version"
+
+	"github.com/ebpfnet/ebpfnet/datapath"
+)
+
+// NetConf is the plugin's configuration: the standard keys plus ebpfnet's
+// network settings and the runtimeConfig of the capabilities it declares.
+type NetConf struct {
+	types.PluginConf
+
+	Subnet   string `json:"subnet,omitempty"`
+	Gateway  string `json:"gateway,omitempty"`
+	Bridge   string `json:"bridge,omitempty"`
+	Uplink   string `json:"uplink,omitempty"`
+	MTU      int    `json:"mtu,omitempty"`
+	IPMasq   *bool  `json:"ipMasq,omitempty"` // default true, as Docker
+	ICC      *bool  `json:"icc,omitempty"`    // default true
+	Internal bool   `json:"internal,omitempty"`
+
+	// StateDir and PinRoot select the ebpfnet instance; by default the one
+	// named after the network namespace the plugin runs in, which is what
+	// the ebpfnet CLI uses there too.
+	StateDir string `json:"stateDir,omitempty"`
+	PinRoot  string `json:"pinRoot,omitempty"`
+
+	RuntimeConfig RuntimeConfig `json:"runtimeConfig"`
+}
+
+// RuntimeConfig carries the capabilities portMappings, ips and mac.
+type RuntimeConfig struct {
+	PortMappings []PortMapEntry `json:"portMappings,omitempty"`
+	IPs          []string       `json:"ips,omitempty"`
+	MAC          string         `json:"mac,omitempty"`
+}
+
+// PortMapEntry is one portMappings entry, as the portmap plugin takes it.
+type PortMapEntry struct {
+	HostPort      int    `json:"hostPort"`
+	ContainerPort int    `json:"containerPort"`
+	Protocol      string `json:"protocol"`
+	HostIP        string `json:"hostIP,omitempty"`
+}
+
+// request is a validated ADD: everything datapath needs, decided before
+// anything is changed.
+type request struct {
+	conf    *NetConf
+	network datapath.NetworkOptions
+	ports   []datapath.PortMapping
+	ip      string // from the ips capability (ebpfnet IPAM only)
+	mac     string
+}
+
+// parseConf decodes and validates stdin.
+func parseConf(stdin []byte) (*NetConf, error) {
+	conf := &NetConf{}
+	if err := json.Unmarshal(stdin, conf); err != nil {
+		return nil, types.NewError(types.ErrDecodingFailure, "failed to parse network configuration", err.Error())
+	}
+	if err := version.ParsePrevResult(&conf.PluginConf); err != nil {
+		return nil, types.NewError(types.ErrDecodingFailure, "failed to parse prevResult", err.Error())
+	}
+	if err := datapath.ValidName(conf.Name); err != nil {
+		return nil, configError("network name: %v", err)
+	}
+	for _, d := range []struct{ key, dir string }{{"stateDir", conf.StateDir}, {"pinRoot", conf.PinRoot}} {
+		if d.dir != "" && !filepath.IsAbs(d.dir) {
+			return nil, configError("%s %q: must be an absolute path", d.key, d.dir)
+		}
+	}
+	if conf.Subnet != "" {
+		p, err := netip.ParsePrefix(conf.Subnet)
+		if err != nil || !p.Addr().Is4() {
+			return nil, configError("subnet %q: want an IPv4 CIDR such as 10.88.0.0/16", conf.Subnet)
+		}
+	}
+	if conf.Gateway != "" {
+		if a, err := netip.ParseAddr(conf.Gateway); err != nil || !a.Is4() {
+			return nil, configError("gateway %q: want an IPv4 address", conf.Gateway)
+		}
+	}
+	if conf.MTU < 0 {
+		return nil, configError("mtu %d: must be positive", conf.MTU)
+	}
+	return conf, nil
+}
+
+// networkOptions are the network the config names, with Docker's defaults.
+func (c *NetConf) networkOptions() datapath.NetworkOptions {
+	o := datapath.DefaultNetworkOptions(c.Name)
+	o.Subnet, o.Gateway, o.Bridge, o.Uplink, o.MTU, o.Internal = c.Subnet, c.Gateway, c.Bridge, c.Uplink, c.MTU, c.Internal
+	if c.IPMasq != nil {
+		o.Masquerade = *c.IPMasq
+	}
+	if c.ICC != nil {
+		o.ICC = *c.ICC
+	}
+	if o.Internal {
+		o.Masquerade = false
+	}
+	return o
+}
+
+// instanceConfig selects the ebpfnet instance.
+func (c *NetConf) instanceConfig() datapath.Config {
+	cfg := datapath.DefaultConfig()
+	if c.StateDir != "" {
+		cfg.StateDir = c.StateDir
+	}
+	if c.PinRoot != "" {
+		cfg.PinRoot = c.PinRoot
+	}
+	return cfg
+}
+
+func (c *NetConf) hasIPAM() bool { return c.IPAM.Type != "" }
+
+// parseAdd validates an ADD's config and runtimeConfig.
+func parseAdd(stdin []byte) (*request, error) {
+	conf, err := parseConf(stdin)
+	if err != nil {
+		return nil, err
+	}
+	r := &request{conf: conf, network: conf.networkOptions(), mac: conf.RuntimeConfig.MAC}
+	if r.ports, err = portMappings(conf.RuntimeConfig.PortMappings); err != nil {
+		return nil, err
+	}
+	if len(r.ports) > 0 && conf.Internal {
+		return nil, configError("network %s is internal: it cannot publish ports", conf.Name)
+	}
+	if !conf.hasIPAM() {
+		// With delegated IPAM the IPAM plugin reads the ips capability.
+		if r.ip, err = requestedIP(conf.RuntimeConfig.IPs); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+// portMappings turns the portMappings capability into datapath mappings.
+func portMappings(in []PortMapEntry) ([]datapath.PortMapping, error) {
+	var out []datapath.PortMapping
+	for _, e := range in {
+		proto, err := datapath.ParseProtocol(cmpOr(e.Protocol, "tcp"))
+		if err != nil {
+			return nil, configError("portMappings: %v", err)
+		}
+		for _, p := range []struct {
+			what string
+			n    int
+		}{{"hostPort", e.HostPort}, {"containerPort", e.ContainerPort}} {
+			if p.n < 1 || p.n > 65535 {
+				return nil, configError("portMappings: %s %d is not a port number (1-65535)", p.what, p.n)
+			}
+		}
+		m := datapath.PortMapping{Proto: proto, HostPort: uint16(e.HostPort), ContainerPort: uint16(e.ContainerPort)}
+		if e.HostIP != "" {
+			a, err := netip.ParseAddr(e.HostIP)
+			if err != nil {
+				return nil, configError("portMappings: hostIP %q is not an IP address", e.HostIP)
+			}
+			if !a.Is4() {
+				// Runtimes publish each port for both families; IPv6 is
+				// not in the datapath yet, so those entries are skipped.
+				continue
+			}
+			if !a.IsUnspecified() {
+				m.HostIP = a
+			}
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// requestedIP reads the ips capability: at most one IPv4 address, with or
+// without a prefix length.
+func requestedIP(ips []string) (string, error) {
+	var v4 []string
+	for _, s := range ips {
+		addr := s
+		if p, err := netip.ParsePrefix(s); err == nil {
+			addr = p.Addr().String()
+		}
+		a, err := netip.ParseAddr(addr)
+		if err != nil {
+			return "", configError("ips: %q is not an IP address", s)
+		}
+		if a.Is4() {
+			v4 = append(v4, a.String())
+		}
+	}
+	if len(v4) > 1 {
+		return "", configError("ips: one IPv4 address per interface, got %s", strings.Join(v4, ", "))
+	}
+	if len(v4) == 0 {
+		return "", nil
+	}
+	return v4[0], nil
+}
+
+func configError(format string, args ...any) *types.Error {
+	return types.NewError(types.ErrInvalidNetworkConfig, fmt.Sprintf(format, args...), "")
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"errors"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/types"
+
+	"github.com/ebpfnet/ebpfnet/datapath"
+)
+
+func TestParseAdd(t *testing.T) {
+	r, err := parseAdd([]byte(`{"cniVersion":"1.1.0","name":"cni0","type":"ebpfnet","subnet":"10.88.0.0/16",
+		"ipMasq":false,"mtu":1400,"stateDir":"/tmp/s","pinRoot":"/sys/fs/bpf/x",
+		"runtimeConfig":{"portMappings":[
+			{"hostPort":8080,"containerPort":80,"protocol":"tcp"},
+			{"hostPort":5353,"containerPort":53,"protocol":"UDP","hostIP":"198.18.0.2"},
+			{"hostPort":8080,"containerPort":80,"protocol":"tcp","hostIP":"::"}],
+		"ips":["10.88.0.9/16","fd00::9/64"],"mac":"0a:58:0a:58:00:09"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []datapath.PortMapping{
+		{Proto: datapath.TCP, HostPort: 8080, ContainerPort: 80},
+		{Proto: datapath.UDP, HostIP: netip.MustParseAddr("198.18.0.2"), HostPort: 5353, ContainerPort: 53},
+	}
+	if len(r.ports) != len(want) || r.ports[0] != want[0] || r.ports[1] != want[1] {
+		t.Errorf("ports %v, want %v (the IPv6 entry skipped)", r.ports, want)
+	}
+	if r.ip != "10.88.0.9" || r.mac != "0a:58:0a:58:00:09" {
+		t.Errorf("ip %q mac %q", r.ip, r.mac)
+	}
+	n := r.network
+	if n.Name != "cni0" || n.Subnet != "10.88.0.0/16" || n.Masquerade || !n.ICC || n.MTU != 1400 {
+		t.Errorf("network options %+v", n)
+	}
+	if c := r.conf.instanceConfig(); c.StateDir != "/tmp/s" || c.PinRoot != "/sys/fs/bpf/x" {
+		t.Errorf("instance %+v", c)
+	}
+}
+
+func TestParseAddDefaults(t *testing.T) {
+	r, err := parseAdd([]byte(`{"cniVersion":"1.0.0","name":"cni0","type":"ebpfnet","internal":true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.network.ICC || r.network.Masquerade || !r.network.Internal {
+		t.Errorf("internal network: %+v", r.network)
+	}
+	def := datapath.DefaultConfig()
+	if c := r.conf.instanceConfig(); c.StateDir != def.StateDir || c.PinRoot != def.PinRoot {
+		t.Errorf("instance %+v, want the default %+v", c, def)
+	}
+}
+
+func TestParseAddRefuses(t *testing.T) {
+	tests := []struct {
+		conf string
+		code uint
+		want string
+	}{
+		{`{`, types.ErrDecodingFailure, "failed to parse"},
+		{`{"name":"bad name","type":"ebpfnet"}`, types.ErrInvalidNetworkConfig, "network name"},
+		{`{"name":"n","subnet":"10.0.0.0/33"}`, types.ErrInvalidNetworkConfig, "subnet"},
+		{`{"name":"n","subnet":"fd00::/64"}`, types.ErrInvalidNetworkConfig, "IPv4 CIDR"},
+		{`{"name":"n","gateway":"x"}`, types.ErrInvalidNetworkConfig, "gateway"},
+		{`{"name":"n","stateDir":"rel"}`, types.ErrInvalidNetworkConfig, "absolute"},
+		{`{"name":"n","runtimeConfig":{"portMappings":[{"hostPort":0,"containerPort":80}]}}`, types.ErrInvalidNetworkConfig, "hostPort 0"},
+		{`{"name":"n","runtimeConfig":{"portMappings":[{"hostPort":80,"containerPort":70000}]}}`, types.ErrInvalidNetworkConfig, "containerPort 70000"},
+		{`{"name":"n","runtimeConfig":{"portMappings":[{"hostPort":80,"containerPort":80,"protocol":"sctp"}]}}`, types.ErrInvalidNetworkConfig, "tcp or udp"},
+		{`{"name":"n","runtimeConfig":{"portMappings":[{"hostPort":80,"containerPort":80,"hostIP":"nope"}]}}`, types.ErrInvalidNetworkConfig, "hostIP"},
+		{`{"name":"n","internal":true,"runtimeConfig":{"portMappings":[{"hostPort":80,"containerPort":80}]}}`, types.ErrInvalidNetworkConfig, "internal"},
+		{`{"name":"n","runtimeConfig":{"ips":["10.0.0.2","10.0.0.3"]}}`, types.ErrInvalidNetworkConfig, "one IPv4 address"},
+		{`{"name":"n","runtimeConfig":{"ips":["x"]}}`, types.ErrInvalidNetworkConfig, "not an IP"},
+	}
+	for _, tt := range tests {
+		_, err := parseAdd([]byte(tt.conf))
+		var te *types.Error
+		if !errors.As(err, &te) || te.Code != tt.code || !strings.Contains(te.Msg, tt.want) {
+			t.Errorf("%s: got %v, want code %d with %q", tt.conf, err, tt.code, tt.want)
+		}
+	}
+}
+
+// The example in contrib/cni is a valid conflist whose ebpfnet entry parses.
+func TestContribConflist(t *testing.T) {
+	list, err := libcni.ConfListFromFile("../../contrib/cni/10-ebpfnet.conflist")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if list.Plugins[0].Network.Type != "ebpfnet" {
+		t.Fatalf("first plugin is %s", list.Plugins[0].Network.Type)
+	}
+	// libcni injects the list's name and version at run time.
+	pc, err := libcni.InjectConf(list.Plugins[0], map[string]any{"name": list.Name, "cniVersion": list.CNIVersion})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := parseAdd(pc.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.network.Subnet != "10.88.0.0/16" || r.network.Bridge != "ebpfnet-cni0" || !r.network.Masquerade {
+		t.Fatalf("network options %+v", r.network)
+	}
+}

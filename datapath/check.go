@@ -1,0 +1,126 @@
+package datapath
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/vishvananda/netlink"
+
+	"github.com/ebpfnet/ebpfnet/internal/netnsutil"
+	"github.com/ebpfnet/ebpfnet/loader"
+)
+
+// CheckEndpoint compares a bridge endpoint's record with the kernel: its
+// namespace, the host veth (by name and ifindex), the from_container program
+// at TCX ingress, its datapath map entries and published ports, and inside
+// the namespace the interface with its MAC, address and default route. It
+// returns one line per problem; none means healthy. err is for when the
+// check itself could not run.
+func (i *Instance) CheckEndpoint(ep Endpoint) (problems []string, err error) {
+	if ep.Mode != ModeBridge {
+		return nil, nil
+	}
+	err = i.withStore(func(*store) error {
+		problems, err = i.checkEndpoint(ep)
+		return err
+	})
+	return problems, err
+}
+
+func (i *Instance) checkEndpoint(ep Endpoint) ([]string, error) {
+	var problems []string
+	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	views, err := i.datapath()
+	if err != nil {
+		return nil, err
+	}
+
+	// Host side.
+	if l, err := netlink.LinkByName(ep.HostVeth); err != nil {
+		bad("host veth %s is missing", ep.HostVeth)
+	} else if l.Attrs().Index != ep.HostIfindex {
+		bad("host veth %s has ifindex %d, endpoint has %d", ep.HostVeth, l.Attrs().Index, ep.HostIfindex)
+	} else if l.Attrs().OperState == netlink.OperDown {
+		bad("host veth %s is down", ep.HostVeth)
+	} else if !tcxAttached(ep.HostIfindex, i.dp.Program(loader.ProgFromContainer)) {
+		bad("%s is not attached at TCX ingress of %s", loader.ProgFromContainer, ep.HostVeth)
+	}
+	if m, err := views.LookupEndpoint(ep.HostIfindex); err != nil {
+		bad("datapath has no endpoint entry for ifindex %d", ep.HostIfindex)
+	} else if m.IP != ep.IP || m.MAC.String() != ep.MAC {
+		bad("datapath entry for ifindex %d is %s %s, endpoint is %s %s", ep.HostIfindex, m.IP, m.MAC, ep.IP, ep.MAC)
+	}
+	if len(ep.Ports) > 0 {
+		have, err := views.PortBindings()
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range ep.Ports {
+			if !slices.Contains(have, binding(p, ep)) {
+				bad("published port %s is missing from the datapath", p)
+			}
+		}
+	}
+
+	// Container side.
+	ns, err := netnsutil.Resolve(ep.Netns)
+	if err != nil || ns.Ino != ep.NetnsIno {
+		bad("network namespace %s is gone", ep.Netns)
+		return problems, nil
+	}
+	err = withHandle(ns, func(h *netlink.Handle) error {
+		l, err := h.LinkByName(ep.Interface())
+		if err != nil {
+			bad("interface %s is missing in %s", ep.Interface(), ep.Netns)
+			return nil
+		}
+		if l.Attrs().HardwareAddr.String() != ep.MAC {
+			bad("interface %s has MAC %s, endpoint has %s", ep.Interface(), l.Attrs().HardwareAddr, ep.MAC)
+		}
+		addrs, err := h.AddrList(l, netlink.FAMILY_V4)
+		if err != nil {
+			return err
+		}
+		if !slices.ContainsFunc(addrs, func(a netlink.Addr) bool {
+			ip, ok := netip.AddrFromSlice(a.IP)
+			return ok && ip.Unmap() == ep.IP
+		}) {
+			bad("interface %s lacks address %s", ep.Interface(), ep.IP)
+		}
+		routes, err := h.RouteList(l, netlink.FAMILY_V4)
+		if err != nil {
+			return err
+		}
+		if !slices.ContainsFunc(routes, func(r netlink.Route) bool {
+			return (r.Dst == nil || r.Dst.IP.IsUnspecified()) && r.Gw != nil
+		}) {
+			bad("no default route via %s in %s", ep.Interface(), ep.Netns)
+		}
+		return nil
+	})
+	return problems, err
+}
+
+// tcxAttached reports whether prog runs at TCX ingress of ifindex, asking
+// the kernel rather than the pins.
+func tcxAttached(ifindex int, prog *ebpf.Program) bool {
+	if prog == nil {
+		return false
+	}
+	info, err := prog.Info()
+	if err != nil {
+		return false
+	}
+	want, ok := info.ID()
+	if !ok {
+		return false
+	}
+	res, err := link.QueryPrograms(link.QueryOptions{Target: ifindex, Attach: ebpf.AttachTCXIngress})
+	if err != nil {
+		return false
+	}
+	return slices.ContainsFunc(res.Programs, func(p link.AttachedProgram) bool { return p.ID == want })
+}
