@@ -71,3 +71,6 @@ func (i *Instance) natStrain() (uint64, error) {
 	s, err := views.NATStats()
 	return s.Strained(), err
 }
+
+// ProtocolName writes an IP protocol number as ebpfnet does everywhere.
+func ProtocolName(p uint8) string { return maps.ProtoName(p) }

@@ -230,3 +230,22 @@ func (u *undo) run() {
 func (i *Instance) ReleaseIfUnused() error {
 	return i.withStore(i.releaseIfUnused)
 }
+
+// StateDir is the instance's state directory.
+func (i *Instance) StateDir() string { return i.cfg.StateDir }
+
+// PinRoot is the instance's bpffs directory, as configured.
+func (i *Instance) PinRoot() string { return i.cfg.PinRoot }
+
+// LogPath is where a detached command's output goes (ebpfnet run -d),
+// making its directory.
+func (i *Instance) LogPath(name string) (string, error) {
+	if err := netnsutil.ValidName(name); err != nil {
+		return "", err
+	}
+	dir := filepath.Join(i.cfg.StateDir, "logs")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, name+".log"), nil
+}

@@ -247,3 +247,20 @@ func binding(p PortMapping, ep Endpoint) maps.PortBinding {
 		ContainerIP: ep.IP, ContainerPort: p.ContainerPort, Ifindex: ep.HostIfindex,
 	}
 }
+
+// ParseContainerPort parses PORT[/PROTO] as `docker port` takes it.
+func ParseContainerPort(s string) (PortMapping, error) {
+	port, proto := s, "tcp"
+	if i := strings.LastIndexByte(s, '/'); i >= 0 {
+		port, proto = s[:i], s[i+1:]
+	}
+	p, err := ParseProtocol(proto)
+	if err != nil {
+		return PortMapping{}, fmt.Errorf("invalid port %q: %w", s, err)
+	}
+	n, err := parsePort(port)
+	if err != nil {
+		return PortMapping{}, fmt.Errorf("invalid port %q: %w", s, err)
+	}
+	return PortMapping{Proto: p, ContainerPort: n}, nil
+}

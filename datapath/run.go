@@ -27,6 +27,9 @@ type RunOptions struct {
 	Stdin     io.Reader
 	Stdout    io.Writer
 	Stderr    io.Writer
+	// Ready, if set, is called once the namespace is attached, before CMD
+	// starts (ebpfnet run -d waits for it).
+	Ready func()
 }
 
 // NetworkMode is what Docker's --network value means: a mode, and for
@@ -128,6 +131,9 @@ func (i *Instance) Run(ctx context.Context, o RunOptions) (int, error) {
 				}
 			}()
 		}
+	}
+	if o.Ready != nil {
+		o.Ready()
 	}
 	return runIn(ctx, ns, o)
 }

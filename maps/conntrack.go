@@ -1,6 +1,7 @@
 package maps
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -116,17 +117,33 @@ func (s FlowState) String() string {
 
 // Flow is one conntrack entry: one direction of a NATed flow.
 type Flow struct {
-	Tuple      Tuple // as on the wire in this direction: the entry's key
-	Translated Tuple // after the rewrite
-	Peer       Tuple // the other direction's key
-	Kind       FlowKind
-	Reply      bool // the direction opposite to the flow's first packet
-	State      FlowState
-	Ifindex    int // delivered into this host-side veth; 0: out through the FIB
+	Tuple      Tuple     `json:"tuple"`      // as on the wire in this direction: the entry's key
+	Translated Tuple     `json:"translated"` // after the rewrite
+	Peer       Tuple     `json:"peer"`       // the other direction's key
+	Kind       FlowKind  `json:"kind"`
+	Reply      bool      `json:"reply"` // the direction opposite to the flow's first packet
+	State      FlowState `json:"state"`
+	Ifindex    int       `json:"ifindex"` // delivered into this host-side veth; 0: out through the FIB
 	// PeerIfindex is the other direction's Ifindex, kept to rebuild it.
-	PeerIfindex int
-	Created     time.Duration
-	LastSeen    time.Duration // CLOCK_MONOTONIC, updated at most once a second
+	PeerIfindex int           `json:"peer_ifindex"`
+	Created     time.Duration `json:"created_ns"`   // CLOCK_MONOTONIC
+	LastSeen    time.Duration `json:"last_seen_ns"` // CLOCK_MONOTONIC, updated at most once a second
+}
+
+// MarshalText writes a kind by name in JSON.
+func (k FlowKind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
+
+// MarshalText writes the state bits by name in JSON.
+func (s FlowState) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// MarshalJSON writes a tuple with its protocol by name and addresses with
+// ports: {"proto":"tcp","src":"172.30.0.2:40000","dst":"198.18.0.1:80"}.
+func (t Tuple) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Proto string         `json:"proto"`
+		Src   netip.AddrPort `json:"src"`
+		Dst   netip.AddrPort `json:"dst"`
+	}{ProtoName(t.Proto), t.Src, t.Dst})
 }
 
 // Age is how long ago the flow began.

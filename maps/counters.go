@@ -12,8 +12,8 @@ import (
 
 // Counter is a packet and byte count summed over all CPUs.
 type Counter struct {
-	Packets uint64
-	Bytes   uint64
+	Packets uint64 `json:"packets"`
+	Bytes   uint64 `json:"bytes"`
 }
 
 func (c *Counter) add(o loader.Counter) {

@@ -2,7 +2,7 @@ package main
 
 import (
 	"fmt"
-	"text/tabwriter"
+	"io"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -45,6 +45,7 @@ func (p positiveDuration) Set(s string) error {
 
 func newCTCmd(g *globals) *cobra.Command {
 	cmd := group(&cobra.Command{Use: "ct", Short: "Inspect and expire the datapath's connection tracking"})
+	var out *listFlags
 	ls := &cobra.Command{
 		Use:   "ls",
 		Short: "List conntrack entries (one per direction)",
@@ -55,19 +56,20 @@ func newCTCmd(g *globals) *cobra.Command {
 				return err
 			}
 			now := datapath.Now()
-			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "KIND\tDIR\tTUPLE\tTRANSLATED\tSTATE\tAGE\tIDLE")
-			for _, f := range flows {
-				dir := "orig"
-				if f.Reply {
-					dir = "reply"
+			return printList(cmd, out, flows, func(f datapath.Flow) string { return f.Tuple.String() }, func(w io.Writer) {
+				fmt.Fprintln(w, "KIND\tDIR\tTUPLE\tTRANSLATED\tSTATE\tAGE\tIDLE")
+				for _, f := range flows {
+					dir := "orig"
+					if f.Reply {
+						dir = "reply"
+					}
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f.Kind, dir, f.Tuple, f.Translated, f.State,
+						f.Age(now).Truncate(time.Second), f.Idle(now).Truncate(time.Second))
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f.Kind, dir, f.Tuple, f.Translated, f.State,
-					f.Age(now).Truncate(time.Second), f.Idle(now).Truncate(time.Second))
-			}
-			return w.Flush()
+			})
 		}),
 	}
+	out = newListFlags(ls.Flags(), true)
 	t := datapath.DefaultTimeouts
 	gc := &cobra.Command{
 		Use:   "gc",

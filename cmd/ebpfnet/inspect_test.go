@@ -10,6 +10,6 @@ func TestInspectCommand(t *testing.T) {
 	runCases(t, tp, []cliCase{
 		{name: "bridge endpoint", args: []string{"inspect", c1}, stdout: `(?s)"network": "n1".*"proto": "tcp".*"host_port": 8080.*"program_id": [1-9]`},
 		{name: "missing", args: []string{"inspect", "nope"}, code: 1, stderr: `no endpoint nope`},
-		{name: "no target", args: []string{"inspect"}, code: 1, stderr: `accepts 1 arg`},
+		{name: "no target", args: []string{"inspect"}, code: 1, stderr: `requires at least 1 arg`},
 	})
 }

@@ -2,7 +2,8 @@ package main
 
 import (
 	"fmt"
-	"text/tabwriter"
+	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -10,31 +11,27 @@ import (
 )
 
 func newLsCmd(g *globals) *cobra.Command {
-	output := newOutputFlag("table", "json")
+	var out *listFlags
 	cmd := &cobra.Command{
-		Use:   "ls",
-		Short: "List endpoints",
-		Args:  cobra.NoArgs,
+		Use:     "ls",
+		Aliases: []string{"ps"},
+		Short:   "List endpoints",
+		Args:    cobra.NoArgs,
 		RunE: g.withInstance(func(cmd *cobra.Command, _ []string, inst *datapath.Instance) error {
-			eps, err := inst.Endpoints()
+			eps, err := inst.EndpointStatuses()
 			if err != nil {
 				return err
 			}
-			if output.value == "json" {
-				if eps == nil {
-					eps = []datapath.Endpoint{}
+			return printList(cmd, out, eps, func(e datapath.EndpointStatus) string { return e.Name }, func(w io.Writer) {
+				fmt.Fprintln(w, "NAME\tMODE\tNETWORK\tIP\tPORTS\tSTATUS\tHOST VETH\tNETNS")
+				for _, e := range eps {
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Name, e.Mode, dash(e.Network), dash(addrString(e.Endpoint)),
+						dash(portsColumn(e.Ports)), e.Status, dash(e.HostVeth), dash(e.Netns))
 				}
-				return printJSON(cmd, eps)
-			}
-			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "NAME\tMODE\tNETWORK\tIP\tMAC\tHOST VETH\tNETNS")
-			for _, e := range eps {
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Name, e.Mode, dash(e.Network), dash(addrString(e)), dash(e.MAC), dash(e.HostVeth), e.Netns)
-			}
-			return w.Flush()
+			})
 		}),
 	}
-	output.register(cmd.Flags(), "output format")
+	out = newListFlags(cmd.Flags(), true)
 	return cmd
 }
 
@@ -45,9 +42,23 @@ func addrString(e datapath.Endpoint) string {
 	return e.IP.String()
 }
 
-func dash(s string) string {
-	if s == "" {
-		return "-"
+// portsColumn writes published ports as docker ps does, consecutive ports
+// folded into ranges: 0.0.0.0:8080->80/tcp, 0.0.0.0:9000-9009->7000-7009/udp.
+func portsColumn(ps []datapath.PortMapping) string {
+	var parts []string
+	for i := 0; i < len(ps); {
+		j := i
+		for j+1 < len(ps) && ps[j+1].Proto == ps[i].Proto && ps[j+1].HostIP == ps[i].HostIP &&
+			ps[j+1].HostPort == ps[j].HostPort+1 && ps[j+1].ContainerPort == ps[j].ContainerPort+1 {
+			j++
+		}
+		host, ctr := fmt.Sprint(ps[i].HostPort), fmt.Sprint(ps[i].ContainerPort)
+		if j > i {
+			host += fmt.Sprintf("-%d", ps[j].HostPort)
+			ctr += fmt.Sprintf("-%d", ps[j].ContainerPort)
+		}
+		parts = append(parts, fmt.Sprintf("%s:%s->%s/%s", datapath.HostAddrString(ps[i].HostIP), host, ctr, ps[i].Proto))
+		i = j + 1
 	}
-	return s
+	return strings.Join(parts, ", ")
 }

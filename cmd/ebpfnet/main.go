@@ -8,10 +8,12 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ebpfnet/ebpfnet/datapath"
+	"github.com/ebpfnet/ebpfnet/metrics"
 )
 
 // exitError carries an exit code other than 1 (ebpfnet run returns CMD's)
@@ -39,7 +41,10 @@ func main() {
 			err = exit.err
 		}
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "ebpfnet:", err)
+			// One line per error: a command on several names reports each.
+			for _, line := range strings.Split(err.Error(), "\n") {
+				fmt.Fprintln(os.Stderr, "ebpfnet:", line)
+			}
 		}
 		os.Exit(code)
 	}
@@ -136,6 +141,12 @@ pins are per instance (see --state-dir and --pin-root).`,
 		newCTCmd(g),
 		newNATCmd(g),
 		newMonitorCmd(g),
+		newRmCmd(g),
+		newPruneCmd(g),
+		newLogsCmd(g),
+		newVersionCmd(),
 	)
+	root.Version = metrics.Version()
+	root.SetVersionTemplate(versionLine() + "\n")
 	return root
 }

@@ -57,7 +57,7 @@ func run(t *testing.T, tp *testutil.Topology, args ...string) result {
 }
 
 // cliCase is one command line and what it must do. stdout and stderr are
-// regular expressions; a failing command must say why in one line.
+// regular expressions; a failing command must say why, one line per error.
 type cliCase struct {
 	name   string
 	args   []string
@@ -81,8 +81,13 @@ func runCases(t *testing.T, tp *testutil.Topology, cases []cliCase) {
 		if c.stderr != "" && !regexp.MustCompile(c.stderr).MatchString(r.stderr) {
 			t.Errorf("%s: stderr %q does not match %q", what, r.stderr, c.stderr)
 		}
-		if c.code != 0 && strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
-			t.Errorf("%s: error is not one line:\n%s", what, r.stderr)
+		if c.code != 0 && r.stderr != "" {
+			// One line per error, each saying who speaks.
+			for _, line := range strings.Split(strings.TrimSpace(r.stderr), "\n") {
+				if !strings.HasPrefix(line, "ebpfnet: ") {
+					t.Errorf("%s: error line %q is not one line starting with \"ebpfnet: \"", what, line)
+				}
+			}
 		}
 	}
 }

@@ -32,10 +32,7 @@ One monitor at a time per instance: a second one is refused.`,
 					iface += " endpoint " + ev.Endpoint
 				}
 				if output.value == "json" {
-					return enc.Encode(jsonEvent{
-						Type: ev.Type, Reason: ev.Reason, Direction: ev.Direction, Interface: iface,
-						Len: ev.Len, Tuple: ev.Tuple.String(),
-					})
+					return enc.Encode(newJSONEvent(time.Now(), ev))
 				}
 				_, err := fmt.Fprintf(cmd.OutOrStdout(), "%s %s (%s)\n", time.Now().Format("15:04:05.000"), ev.Event, iface)
 				return err
@@ -47,11 +44,33 @@ One monitor at a time per instance: a second one is refused.`,
 	return cmd
 }
 
+// jsonEvent is one line of `monitor -o json`: every field on its own, so
+// jq and log pipelines need not parse strings.
 type jsonEvent struct {
-	Type      string `json:"type"`
-	Reason    string `json:"reason,omitempty"`
-	Direction string `json:"direction"`
-	Interface string `json:"interface"`
-	Len       int    `json:"len"`
-	Tuple     string `json:"tuple,omitempty"`
+	Time      time.Time `json:"time"`
+	Type      string    `json:"type"` // drop or new_flow
+	Reason    string    `json:"reason,omitempty"`
+	Direction string    `json:"direction"`
+	Interface string    `json:"interface"`
+	Ifindex   int       `json:"ifindex"`
+	Endpoint  string    `json:"endpoint,omitempty"`
+	Len       int       `json:"len"`
+	Protocol  string    `json:"protocol,omitempty"`
+	Src       string    `json:"src,omitempty"`
+	SrcPort   uint16    `json:"src_port,omitempty"`
+	Dst       string    `json:"dst,omitempty"`
+	DstPort   uint16    `json:"dst_port,omitempty"`
+}
+
+func newJSONEvent(now time.Time, ev datapath.MonitorEvent) jsonEvent {
+	j := jsonEvent{
+		Time: now.UTC(), Type: ev.Type, Reason: ev.Reason, Direction: ev.Direction,
+		Interface: ev.Interface, Ifindex: ev.Ifindex, Endpoint: ev.Endpoint, Len: ev.Len,
+	}
+	if t := ev.Tuple; t.Proto != 0 {
+		j.Protocol = datapath.ProtocolName(t.Proto)
+		j.Src, j.SrcPort = t.Src.Addr().String(), t.Src.Port()
+		j.Dst, j.DstPort = t.Dst.Addr().String(), t.Dst.Port()
+	}
+	return j
 }

@@ -11,7 +11,8 @@ import (
 
 func newNATCmd(g *globals) *cobra.Command {
 	cmd := group(&cobra.Command{Use: "nat", Short: "Inspect address translations"})
-	cmd.AddCommand(&cobra.Command{
+	output := newOutputFlag("table", "json")
+	ls := &cobra.Command{
 		Use:   "ls",
 		Short: "List published ports and active translations",
 		Args:  cobra.NoArgs,
@@ -24,6 +25,18 @@ func newNATCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			var orig []datapath.Flow
+			for _, f := range flows {
+				if !f.Reply {
+					orig = append(orig, f)
+				}
+			}
+			if output.value == "json" {
+				return printJSON(cmd, struct {
+					Published    []datapath.PortBinding `json:"published"`
+					Translations []datapath.Flow        `json:"translations"`
+				}{append([]datapath.PortBinding{}, bindings...), append([]datapath.Flow{}, orig...)})
+			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "PUBLISHED\tTO")
 			for _, b := range bindings {
@@ -31,13 +44,13 @@ func newNATCmd(g *globals) *cobra.Command {
 			}
 			fmt.Fprintln(w, "\t")
 			fmt.Fprintln(w, "KIND\tFROM\tTO")
-			for _, f := range flows {
-				if !f.Reply {
-					fmt.Fprintf(w, "%s\t%s\t%s\n", f.Kind, f.Tuple, f.Translated)
-				}
+			for _, f := range orig {
+				fmt.Fprintf(w, "%s\t%s\t%s\n", f.Kind, f.Tuple, f.Translated)
 			}
 			return w.Flush()
 		}),
-	})
+	}
+	output.register(ls.Flags(), "output format")
+	cmd.AddCommand(ls)
 	return cmd
 }

@@ -1,9 +1,9 @@
 package main
 
 import (
-	"encoding/json"
+	"errors"
 	"fmt"
-	"text/tabwriter"
+	"io"
 
 	"github.com/spf13/cobra"
 
@@ -47,7 +47,8 @@ func newNetworkCreateCmd(g *globals) *cobra.Command {
 }
 
 func newNetworkLsCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var out *listFlags
+	cmd := &cobra.Command{
 		Use:     "ls",
 		Aliases: []string{"list"},
 		Short:   "List networks",
@@ -57,51 +58,63 @@ func newNetworkLsCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "NAME\tSUBNET\tGATEWAY\tBRIDGE\tUPLINK\tICC\tINTERNAL")
-			for _, n := range nets {
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%t\t%t\n", n.Name, n.Subnet, n.Gateway, n.Bridge, n.Uplink, n.ICC, n.Internal)
-			}
-			return w.Flush()
+			return printList(cmd, out, nets, func(n datapath.Network) string { return n.Name }, func(w io.Writer) {
+				fmt.Fprintln(w, "NAME\tSUBNET\tGATEWAY\tBRIDGE\tUPLINK\tICC\tINTERNAL")
+				for _, n := range nets {
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%t\t%t\n", n.Name, n.Subnet, n.Gateway, n.Bridge, dash(n.Uplink), n.ICC, n.Internal)
+				}
+			})
 		}),
 	}
+	out = newListFlags(cmd.Flags(), true)
+	return cmd
 }
 
 func newNetworkInspectCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "inspect NAME",
-		Short: "Show a network and its endpoints as JSON",
-		Args:  cobra.ExactArgs(1),
+	var out *listFlags
+	cmd := &cobra.Command{
+		Use:   "inspect NAME...",
+		Short: "Show networks and their endpoints as a JSON array",
+		Args:  cobra.MinimumNArgs(1),
 		RunE: g.withInstance(func(cmd *cobra.Command, args []string, inst *datapath.Instance) error {
-			d, err := inst.InspectNetwork(args[0])
-			if err != nil {
-				return err
+			var found []datapath.NetworkDetail
+			var errs []error
+			for _, name := range args {
+				d, err := inst.InspectNetwork(name)
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				found = append(found, d)
 			}
-			return printJSON(cmd, d)
+			if len(found) > 0 || len(errs) == 0 {
+				if err := printInspected(cmd, out, found, func(d datapath.NetworkDetail) string { return d.Name }); err != nil {
+					return err
+				}
+			}
+			return errors.Join(errs...)
 		}),
 	}
+	out = newInspectFlags(cmd)
+	return cmd
 }
 
 func newNetworkRmCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:     "rm NAME...",
 		Aliases: []string{"remove"},
-		Short:   "Remove networks (refused while endpoints are attached)",
+		Short:   "Remove networks (refused while endpoints are attached); removes what it can",
 		Args:    cobra.MinimumNArgs(1),
 		RunE: g.withInstance(func(cmd *cobra.Command, args []string, inst *datapath.Instance) error {
+			var errs []error
 			for _, name := range args {
 				if err := inst.RemoveNetwork(name); err != nil {
-					return err
+					errs = append(errs, err)
+					continue
 				}
 				fmt.Fprintln(cmd.OutOrStdout(), name)
 			}
-			return nil
+			return errors.Join(errs...)
 		}),
 	}
-}
-
-func printJSON(cmd *cobra.Command, v any) error {
-	enc := json.NewEncoder(cmd.OutOrStdout())
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }

@@ -1,10 +1,17 @@
 package main
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
+	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
+	"strings"
+	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -22,6 +29,7 @@ func newRunCmd(g *globals) *cobra.Command {
 	var o datapath.RunOptions
 	var network networkFlag
 	var ports []string
+	var detach bool
 	cmd := &cobra.Command{
 		Use:   "run [flags] -- CMD [ARG...]",
 		Short: "Run a command with a Docker network mode",
@@ -52,8 +60,20 @@ that CMD cannot be executed and 127 that it was not found.`,
 			if o.Ports, err = datapath.ParsePortSpecs(ports); err != nil {
 				return runFailed(err)
 			}
+			if detach {
+				return runDetached(cmd, g, inst, o, network.values, ports, args)
+			}
 			o.Cmd = args
 			o.Stdin, o.Stdout, o.Stderr = os.Stdin, cmd.OutOrStdout(), cmd.ErrOrStderr()
+			if os.Getenv(readyFDEnv) == "3" {
+				// Started by run -d: tell it the endpoint is attached.
+				os.Unsetenv(readyFDEnv)
+				o.Ready = func() {
+					ready := os.NewFile(3, "ready")
+					ready.Write([]byte("ok\n"))
+					ready.Close()
+				}
+			}
 			code, err := inst.Run(cmd.Context(), o)
 			var start *datapath.StartError
 			switch {
@@ -74,9 +94,91 @@ that CMD cannot be executed and 127 that it was not found.`,
 	network.register(f, "bridge, host, none, container:NAME or a network's name (alias --net)")
 	f.StringVar(&o.Name, "name", "", "name of the netns and endpoint (default: generated)")
 	f.BoolVar(&o.Rm, "rm", false, "detach and delete the namespace when CMD exits")
+	f.BoolVarP(&detach, "detach", "d", false, "run CMD in the background (output in `ebpfnet logs NAME`); its endpoint is freed when it exits")
 	f.StringVar(&o.IP, "ip", "", "IPv4 address")
 	publishFlag(f, &ports)
 	return cmd
 }
 
 func runFailed(err error) error { return exitError{code: exitRunFailed, err: err} }
+
+// runDetached starts `ebpfnet run --rm` for CMD in the background, as its
+// own session, so the endpoint is freed when CMD exits, and returns once the
+// endpoint is attached, printing its name.
+func runDetached(cmd *cobra.Command, g *globals, inst *datapath.Instance, o datapath.RunOptions, networks, ports, args []string) error {
+	if o.Mode == datapath.ModeHost || o.Mode == datapath.ModeContainer {
+		return runFailed(errors.New("-d needs a namespace of its own: bridge mode or --network=none"))
+	}
+	if o.Name == "" {
+		o.Name = "ebpfnet-" + randomSuffix()
+	}
+	if err := datapath.ValidName(o.Name); err != nil {
+		return runFailed(err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return runFailed(err)
+	}
+	child := []string{"--state-dir", inst.StateDir(), "--pin-root", inst.PinRoot(), "run", "--rm", "--name", o.Name}
+	for _, n := range networks {
+		child = append(child, "--network", n)
+	}
+	if o.IP != "" {
+		child = append(child, "--ip", o.IP)
+	}
+	for _, p := range ports {
+		child = append(child, "--publish", p)
+	}
+	logPath, err := inst.LogPath(o.Name)
+	if err != nil {
+		return runFailed(err)
+	}
+	log, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return runFailed(err)
+	}
+	defer log.Close()
+	c := exec.Command(self, append(append(child, "--"), args...)...)
+	c.Stdout, c.Stderr = log, log
+	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if g.verbose {
+		c.Args = append([]string{c.Args[0], "--verbose"}, c.Args[1:]...)
+	}
+	// The child says "ok" on a pipe once attached; EOF without it means it
+	// failed, and its log says why.
+	readR, readW, err := os.Pipe()
+	if err != nil {
+		return runFailed(err)
+	}
+	defer readR.Close()
+	c.ExtraFiles = []*os.File{readW}
+	c.Env = append(os.Environ(), readyFDEnv+"=3")
+	err = c.Start()
+	readW.Close()
+	if err != nil {
+		return runFailed(err)
+	}
+	go c.Wait() // reap it if it ends while we are here; it outlives us otherwise
+	readR.SetReadDeadline(time.Now().Add(60 * time.Second))
+	buf := make([]byte, 3)
+	if n, _ := io.ReadFull(readR, buf); n == 3 && string(buf) == "ok\n" {
+		fmt.Fprintln(cmd.OutOrStdout(), o.Name)
+		return nil
+	}
+	out, _ := os.ReadFile(logPath)
+	why := strings.TrimSpace(strings.ReplaceAll(string(out), "ebpfnet: ", ""))
+	if why == "" {
+		why = "no word from it in 60s (see " + logPath + ")"
+	}
+	return runFailed(fmt.Errorf("run -d: %s", why))
+}
+
+// readyFDEnv tells a run started by run -d that fd 3 is where to say it is
+// attached.
+const readyFDEnv = "EBPFNET_READY_FD"
+
+func randomSuffix() string {
+	b := make([]byte, 4)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
