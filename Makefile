@@ -5,7 +5,7 @@ BIN := bin/ebpfnet
 GENERATED := $(wildcard loader/*_bpfel.go loader/*_bpfel.o)
 C_SOURCES := $(wildcard bpf/*.c bpf/lib/*.h)
 
-.PHONY: all deps generate check-generated build fmt lint test unit-test integration-test demo bench bench-quick bench-profile clean
+.PHONY: all deps generate check-generated build fmt lint test fuzz unit-test integration-test demo bench bench-quick bench-profile clean
 
 all: build
 
@@ -44,6 +44,12 @@ lint:
 test: build
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
+
+## fuzz: property-based fuzzing of from_container and from_uplink (loader/fuzz_test.go), FUZZTIME each; needs root
+FUZZTIME ?= 60s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzFromContainer$$' -fuzztime $(FUZZTIME) ./loader/
+	$(GO) test -run '^$$' -fuzz '^FuzzFromUplink$$' -fuzztime $(FUZZTIME) ./loader/
 
 unit-test:
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /integration)

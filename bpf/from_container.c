@@ -222,6 +222,9 @@ static __always_inline int to_outside(struct __sk_buff *skb, const struct endpoi
 
 	if (!net)
 		return pass(skb);
+	/* The FIB would route them out of an uplink, masqueraded. */
+	if (martian_daddr(k->daddr))
+		return drop(skb, DIR, DROP_MARTIAN);
 	/* Before the published ports: an internal network reaches nothing but
 	 * container subnets and gateways, published ports included. */
 	if ((net->flags & NET_F_INTERNAL) && !in_container_subnets(k->daddr))

@@ -78,12 +78,13 @@ static __always_inline int dnat(struct __sk_buff *skb, const struct port_binding
 
 /* Loopback and "this network" addresses never come from a wire: without
  * this, a port published on 127.0.0.1 would answer a frame addressed to
- * 127.0.0.1 at the uplink's MAC. 0.0.0.0 as a source stays (DHCP). */
+ * 127.0.0.1 at the uplink's MAC. Neither do multicast, class E or broadcast
+ * sources, nor the host's own addresses. 0.0.0.0 as a source stays (DHCP). */
 static __always_inline int martian(__be32 saddr, __be32 daddr)
 {
-	__u32 s = bpf_ntohl(saddr) >> 24, d = bpf_ntohl(daddr) >> 24;
+	__u32 s = bpf_ntohl(saddr) >> 24;
 
-	return s == 127 || d == 127 || d == 0;
+	return s == 127 || s >= 224 || martian_daddr(daddr) || bpf_map_lookup_elem(&uplink_ips, &saddr);
 }
 
 /* A packet that is no reply and no published port. Addressed to a

@@ -162,4 +162,3 @@ func TestIssue9IPv6AndOtherEthertypes(t *testing.T) {
 		})
 	}
 }
-

@@ -66,6 +66,15 @@ struct l4_meta {
 	__u8 tos;
 };
 
+/* Loopback and "this network" destinations: never on a wire (the stack's
+ * martian checks, which bpf_fib_lookup skips). */
+static __always_inline int martian_daddr(__be32 daddr)
+{
+	__u32 d = bpf_ntohl(daddr) >> 24;
+
+	return d == 127 || d == 0;
+}
+
 /* Checks the L4 header of a whole packet or a first fragment (mf) whose IP
  * payload is l4_len bytes at off, and keeps its first bytes in p->l4. */
 static __always_inline enum parse_result parse_l4(struct __sk_buff *skb, struct packet *p, __u8 proto, __u32 off,
