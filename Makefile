@@ -10,7 +10,7 @@ CNI_BIN_DIR ?= /opt/cni/bin
 GENERATED := $(wildcard loader/*_bpfel.go loader/*_bpfel.o)
 C_SOURCES := $(wildcard bpf/*.c bpf/lib/*.h)
 
-.PHONY: all deps generate check-generated build install fmt lint test unit-test integration-test demo bench bench-quick bench-cni bench-profile clean
+.PHONY: all deps generate check-generated build install fmt lint test fuzz unit-test integration-test demo bench bench-quick bench-cni bench-profile clean
 
 all: build
 
@@ -55,6 +55,12 @@ lint:
 test: build
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
+
+## fuzz: property-based fuzzing of from_container and from_uplink (loader/fuzz_test.go), FUZZTIME each; needs root
+FUZZTIME ?= 60s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzFromContainer$$' -fuzztime $(FUZZTIME) ./loader/
+	$(GO) test -run '^$$' -fuzz '^FuzzFromUplink$$' -fuzztime $(FUZZTIME) ./loader/
 
 unit-test:
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /integration)

@@ -9,7 +9,13 @@
  * isolation checks goes to the kernel stack.
  *
  * TTL: a packet we would route with TTL <= 1 goes to the stack untranslated,
- * which drops it and sends the container the ICMP time exceeded. */
+ * which drops it and sends the container the ICMP time exceeded.
+ *
+ * What a container may send: IPv4 (validated by parse_packet) and ARP whose
+ * sender addresses are its own. VLAN-tagged frames (containers get untagged
+ * veths), IPv6 (the datapath is IPv4-only, so it could enforce neither
+ * isolation nor --icc=false) and every other ethertype are dropped with a
+ * reason of their own. */
 
 #include "lib/common.h"
 #include "lib/drop.h"
@@ -29,6 +35,50 @@ static __always_inline int pass(struct __sk_buff *skb)
 {
 	count_verdict(DIR, VERDICT_PASS, skb->len);
 	return TC_ACT_OK;
+}
+
+/* ARP for Ethernet and IPv4, as RFC 826 lays it out. */
+struct arp_eth_ipv4 {
+	__be16 htype;
+	__be16 ptype;
+	__u8 hlen;
+	__u8 plen;
+	__be16 op;
+	__u8 sha[ETH_ALEN];
+	__u8 spa[4];
+	__u8 tha[ETH_ALEN];
+	__u8 tpa[4];
+};
+
+_Static_assert(sizeof(struct arp_eth_ipv4) == 28, "ARP for Ethernet/IPv4 is 28 bytes");
+
+/* A container's ARP must speak for itself: the sender hardware address is
+ * its MAC and the sender protocol address its IP, or 0.0.0.0 in a request
+ * (an RFC 5227 probe). Else it would poison the host's neighbour table. */
+static __always_inline int check_arp(struct __sk_buff *skb, const struct endpoint_info *src)
+{
+	struct arp_eth_ipv4 a;
+	__be32 spa;
+
+	if (bpf_skb_load_bytes(skb, ETH_HLEN, &a, sizeof(a)))
+		return drop(skb, DIR, DROP_MALFORMED);
+	if (a.htype != bpf_htons(1) || a.ptype != bpf_htons(ETH_P_IP) || a.hlen != ETH_ALEN || a.plen != 4 ||
+	    (a.op != bpf_htons(1) && a.op != bpf_htons(2)))
+		return drop(skb, DIR, DROP_MALFORMED);
+	__builtin_memcpy(&spa, a.spa, sizeof(spa));
+	if (!mac_equal(a.sha, src->mac) || (spa != src->ip && !(spa == 0 && a.op == bpf_htons(1))))
+		return drop(skb, DIR, DROP_SPOOFED_ARP);
+	return pass(skb); /* the bridge and the host answer it */
+}
+
+/* Everything but IPv4 (see the top of the file). */
+static __always_inline int not_ipv4(struct __sk_buff *skb, const struct endpoint_info *src, const struct packet *p)
+{
+	if (p->eth->h_proto == bpf_htons(ETH_P_ARP))
+		return check_arp(skb, src);
+	if (p->eth->h_proto == bpf_htons(ETH_P_IPV6))
+		return drop(skb, DIR, DROP_IPV6);
+	return drop(skb, DIR, DROP_ETHERTYPE);
 }
 
 /* Destination is not a known endpoint: refuse it if it lies inside another
@@ -96,12 +146,12 @@ static __always_inline int tracked(struct __sk_buff *skb, const struct l4_meta *
 	return deliver_fib(skb, DIR, &fib, rc);
 }
 
-/* Creates the flow fe describes (allocating its source port) and
- * translates this first packet. 0 on success, else the drop verdict. */
+/* Creates the flow fe describes (with alloc, allocating its source port)
+ * and translates this first packet. 0 on success, else the drop verdict. */
 static __always_inline int start_flow(struct __sk_buff *skb, const struct ct_key *k, const struct l4_meta *m,
-				      struct ct_entry *fe)
+				      struct ct_entry *fe, int alloc)
 {
-	int ret = nat_start_flow(skb, DIR, k, m, fe, 1);
+	int ret = nat_start_flow(skb, DIR, k, m, fe, alloc);
 
 	if (ret)
 		return ret;
@@ -131,27 +181,30 @@ static __always_inline int hairpin(struct __sk_buff *skb, const struct endpoint_
 	fe.peer_ifindex = src->ifindex;
 	fe.kind = CT_KIND_HAIRPIN;
 	fe.state = ct_initial_state(m);
-	ret = start_flow(skb, k, m, &fe);
+	ret = start_flow(skb, k, m, &fe, 1);
 	if (ret)
 		return ret;
 	return deliver_endpoint(skb, DIR, fe.ifindex);
 }
 
-/* Masquerade a new flow leaving through an uplink. */
+/* A new flow leaving through an uplink: masqueraded, or with masq 0 only
+ * tracked (addresses and ports kept), so that the uplink lets its replies
+ * in and nothing else (from_uplink's direct routing protection). */
 static __always_inline int snat(struct __sk_buff *skb, const struct endpoint_info *src, const struct uplink_info *upl,
 				const struct bpf_fib_lookup *fib, long rc, const struct ct_key *k,
-				const struct l4_meta *m)
+				const struct l4_meta *m, int masq)
 {
 	struct ct_entry fe = {};
 	int ret;
 
-	fe.new_saddr = upl->ip;
+	fe.new_saddr = masq ? upl->ip : k->saddr;
+	fe.new_sport = k->sport;
 	fe.new_daddr = k->daddr;
 	fe.new_dport = k->dport;
 	fe.peer_ifindex = src->ifindex;
-	fe.kind = CT_KIND_SNAT;
+	fe.kind = masq ? CT_KIND_SNAT : CT_KIND_ROUTED;
 	fe.state = ct_initial_state(m);
-	ret = start_flow(skb, k, m, &fe);
+	ret = start_flow(skb, k, m, &fe, masq);
 	if (ret)
 		return ret;
 	return deliver_fib(skb, DIR, fib, rc);
@@ -165,9 +218,13 @@ static __always_inline int to_outside(struct __sk_buff *skb, const struct endpoi
 	struct bpf_fib_lookup fib;
 	struct uplink_info *upl;
 	long rc;
+	int masq;
 
 	if (!net)
 		return pass(skb);
+	/* The FIB would route them out of an uplink, masqueraded. */
+	if (martian_daddr(k->daddr))
+		return drop(skb, DIR, DROP_MARTIAN);
 	/* Before the published ports: an internal network reaches nothing but
 	 * container subnets and gateways, published ports included. */
 	if ((net->flags & NET_F_INTERNAL) && !in_container_subnets(k->daddr))
@@ -178,9 +235,6 @@ static __always_inline int to_outside(struct __sk_buff *skb, const struct endpoi
 		if (pb)
 			return hairpin(skb, src, net, pb, k, m);
 	}
-	if (!(net->flags & NET_F_MASQUERADE))
-		return pass(skb);
-
 	rc = fib_lookup4(skb, &fib, k->saddr, k->daddr, m);
 	if (!fib_forwardable(rc) && rc != BPF_FIB_LKUP_RET_FRAG_NEEDED)
 		return pass(skb); /* host-bound, unreachable...: the stack answers */
@@ -189,15 +243,14 @@ static __always_inline int to_outside(struct __sk_buff *skb, const struct endpoi
 		return pass(skb);
 	if (!fib_forwardable(rc))
 		return fib_refused(skb, m, rc);
-	if (m->frag)
-		return drop(skb, DIR, DROP_FRAGMENT);
-	if (t == TUPLE_MALFORMED)
-		return drop(skb, DIR, DROP_MALFORMED);
+	masq = !!(net->flags & NET_F_MASQUERADE);
+	if (m->frag) /* untranslated, the stack may forward it */
+		return masq ? drop(skb, DIR, DROP_FRAGMENT) : pass(skb);
 	if (t != TUPLE_OK)
 		return pass(skb); /* no ports to translate: left to the stack and its firewall */
 	if (m->ttl <= 1)
 		return pass(skb);
-	return snat(skb, src, upl, &fib, rc, k, m);
+	return snat(skb, src, upl, &fib, rc, k, m, masq);
 }
 
 SEC("tc")
@@ -223,8 +276,10 @@ int from_container(struct __sk_buff *skb)
 		return drop(skb, DIR, DROP_MALFORMED);
 	if (!mac_equal(p.eth->h_source, src->mac))
 		return drop(skb, DIR, DROP_SPOOFED_MAC);
+	if (ret == PARSE_VLAN)
+		return drop(skb, DIR, DROP_VLAN);
 	if (!p.ip)
-		return pass(skb); /* ARP, IPv6: the bridge handles them */
+		return not_ipv4(skb, src, &p);
 	if (p.ip->saddr != src->ip)
 		return drop(skb, DIR, DROP_SPOOFED_IP);
 
@@ -233,7 +288,7 @@ int from_container(struct __sk_buff *skb)
 	 * so this traffic skips the conntrack lookup. */
 	dst = bpf_map_lookup_elem(&endpoint_ips, &p.ip->daddr);
 	if (!dst) {
-		t = ct_extract(skb, &p, &k, &m);
+		t = ct_extract(&p, &k, &m);
 		if (t == TUPLE_OK && ct_lookup(&k, &m, &e))
 			return tracked(skb, &m, &k, &e, NULL);
 		if (t == TUPLE_ICMP_ERROR) {

@@ -3,8 +3,10 @@
  *
  * Replies to masqueraded flows and packets to published ports are translated
  * and delivered straight into their container with bpf_redirect_peer.
- * Everything else (traffic for the host itself, ARP, IPv6) goes to the stack
- * untouched.
+ * Malformed frames (parse.h) and martian addresses are dropped; so is
+ * anything else addressed to a container (direct routing protection, see
+ * unsolicited()). Everything else (traffic for the host itself, ARP, IPv6,
+ * frames for a VLAN device on the uplink) goes to the stack untouched.
  *
  * TTL: a packet that would reach a container with TTL 0 is dropped
  * (DROP_TTL_EXCEEDED); it was addressed to the host, so the stack could not
@@ -74,12 +76,47 @@ static __always_inline int dnat(struct __sk_buff *skb, const struct port_binding
 	return deliver(skb, m, k, &fe, NULL);
 }
 
+/* Loopback and "this network" addresses never come from a wire: without
+ * this, a port published on 127.0.0.1 would answer a frame addressed to
+ * 127.0.0.1 at the uplink's MAC. Neither do multicast, class E or broadcast
+ * sources, nor the host's own addresses. 0.0.0.0 as a source stays (DHCP). */
+static __always_inline int martian(__be32 saddr, __be32 daddr)
+{
+	__u32 s = bpf_ntohl(saddr) >> 24;
+
+	return s == 127 || s >= 224 || martian_daddr(daddr) || bpf_map_lookup_elem(&uplink_ips, &saddr);
+}
+
+/* A packet that is no reply and no published port. Addressed to a
+ * container (its network's subnet, but not the gateway, which is the host),
+ * the stack would route it into the bridge: Docker 28's direct routing
+ * protection drops it, unless the network's gateway mode is
+ * nat-unprotected. Internal networks are never reachable. Everything else
+ * is the host's own traffic. */
+static __always_inline int unsolicited(struct __sk_buff *skb, const struct ct_key *k)
+{
+	struct subnet_key key = { .prefixlen = 32, .addr = k->daddr };
+	struct network_info *net;
+	__u32 *net_id;
+
+	net_id = bpf_map_lookup_elem(&subnets, &key);
+	if (!net_id)
+		return pass(skb);
+	net = bpf_map_lookup_elem(&networks, net_id);
+	if (net && net->gateway == k->daddr)
+		return pass(skb);
+	if (net && (net->flags & (NET_F_UNPROTECTED | NET_F_INTERNAL)) == NET_F_UNPROTECTED)
+		return pass(skb);
+	return drop(skb, DIR, DROP_DIRECT_ROUTING);
+}
+
 SEC("tc")
 int from_uplink(struct __sk_buff *skb)
 {
 	__u32 ifindex = skb->ingress_ifindex;
 	struct uplink_info *upl;
 	struct port_binding *pb;
+	enum parse_result ret;
 	enum tuple_result t;
 	struct ct_entry e;
 	struct l4_meta m;
@@ -89,28 +126,33 @@ int from_uplink(struct __sk_buff *skb)
 	upl = bpf_map_lookup_elem(&uplinks, &ifindex);
 	if (!upl)
 		return pass(skb);
-	if (parse_packet(skb, &p) != PARSE_OK || !p.ip)
-		return pass(skb); /* ARP, IPv6, or the stack's to reject */
+	ret = parse_packet(skb, &p);
+	if (ret == PARSE_MALFORMED)
+		return drop(skb, DIR, DROP_MALFORMED);
+	if (ret != PARSE_OK)
+		return pass(skb); /* ARP, IPv6, frames for a VLAN device on the uplink */
+	if (martian(p.ip->saddr, p.ip->daddr))
+		return drop(skb, DIR, DROP_MARTIAN);
 
-	t = ct_extract(skb, &p, &k, &m);
+	t = ct_extract(&p, &k, &m);
 	if (t == TUPLE_ICMP_ERROR) {
 		struct icmp_err ie;
 
 		if (nat_icmp_error_lookup(skb, &m, &ie, &e) && inbound(&e))
 			return deliver(skb, &m, &k, &e, &ie);
-		return pass(skb);
+		return unsolicited(skb, &k);
 	}
 	if (t != TUPLE_OK)
-		return pass(skb);
+		return unsolicited(skb, &k);
 	if (ct_lookup(&k, &m, &e)) {
 		if (inbound(&e))
 			return deliver(skb, &m, &k, &e, NULL);
-		return pass(skb);
+		return unsolicited(skb, &k);
 	}
 	if (k.proto != IPPROTO_TCP && k.proto != IPPROTO_UDP)
-		return pass(skb);
+		return unsolicited(skb, &k);
 	pb = port_lookup(k.proto, k.daddr, k.dport, k.daddr == upl->ip);
 	if (!pb)
-		return pass(skb);
+		return unsolicited(skb, &k);
 	return dnat(skb, pb, &k, &m);
 }

@@ -45,13 +45,15 @@ static __always_inline int is_loopback(__be32 ip)
 	return (bpf_ntohl(ip) >> 24) == 127;
 }
 
-/* The binding a host process reaches at ip:port, if any. Loopback reaches
- * bindings on every address; a host address reaches its own and those on
- * every address. */
+/* The binding a host process reaches at ip:port, if any. A loopback
+ * address reaches its own (a port published on 127.0.0.1 answers there
+ * and, from_uplink refusing loopback from a wire, only there) and those on
+ * every address; a host address reaches its own and those on every
+ * address. */
 static __always_inline struct port_binding *published(__u8 proto, __be32 ip, __be16 port)
 {
 	if (is_loopback(ip))
-		return port_lookup(proto, 0, port, 1);
+		return port_lookup(proto, ip, port, 1);
 	if (!bpf_map_lookup_elem(&uplink_ips, &ip))
 		return NULL;
 	return port_lookup(proto, ip, port, 1);
@@ -128,8 +130,11 @@ int sock_bind4(struct bpf_sock_addr *ctx)
 	__be32 ip = ctx->user_ip4;
 	__be16 port = (__be16)ctx->user_port;
 
-	if (!host_socket(ctx) || !port || is_loopback(ip))
+	if (!host_socket(ctx) || !port)
 		return SOCK_PASS;
+	/* Loopback: only a port published on that very address is taken. */
+	if (is_loopback(ip))
+		return port_lookup(ctx->protocol, ip, port, 0) ? SOCK_REFUSE : SOCK_PASS;
 	if (ip == 0 ? port_lookup(ctx->protocol, 0, port, 0) : published(ctx->protocol, ip, port))
 		return SOCK_REFUSE;
 	return SOCK_PASS;

@@ -29,7 +29,17 @@ type NetworkOptions struct {
 	ICC        bool
 	Masquerade bool
 	Internal   bool
+	// GatewayMode: "nat" (default: from an uplink only published ports and
+	// replies reach the containers) or "nat-unprotected" (Docker's: direct
+	// routing to every container port).
+	GatewayMode string
 }
+
+// Gateway modes, as Docker's com.docker.network.bridge.gateway_mode_ipv4.
+const (
+	GatewayNAT            = "nat"
+	GatewayNATUnprotected = "nat-unprotected"
+)
 
 // DefaultNetworkOptions are Docker's defaults.
 func DefaultNetworkOptions(name string) NetworkOptions {
@@ -89,6 +99,7 @@ func (i *Instance) createNetwork(st *store, o NetworkOptions) (Network, error) {
 	err = views.PutNetwork(maps.Network{
 		ID: n.ID, Subnet: n.Subnet, Gateway: n.Gateway, GatewayMAC: link.Attrs().HardwareAddr,
 		BridgeIfindex: link.Attrs().Index, ICC: n.ICC, Masquerade: n.Masquerade, Internal: n.Internal,
+		Unprotected: n.GatewayMode == GatewayNATUnprotected,
 	})
 	if err != nil {
 		return Network{}, err
@@ -119,6 +130,16 @@ func (i *Instance) validateNetwork(st *store, o NetworkOptions) (Network, error)
 	n := Network{Name: o.Name, Bridge: o.Bridge, Uplink: o.Uplink, MTU: o.MTU, ICC: o.ICC, Masquerade: o.Masquerade, Internal: o.Internal}
 	if err := netnsutil.ValidName(o.Name); err != nil {
 		return n, fmt.Errorf("network name: %w", err)
+	}
+	switch o.GatewayMode {
+	case "", GatewayNAT:
+	case GatewayNATUnprotected:
+		if o.Internal {
+			return n, fmt.Errorf("gateway mode %s: an internal network is never reachable from outside", o.GatewayMode)
+		}
+		n.GatewayMode = o.GatewayMode
+	default:
+		return n, fmt.Errorf("gateway mode %q: want %s or %s", o.GatewayMode, GatewayNAT, GatewayNATUnprotected)
 	}
 	if slices.Contains(reservedNetworkNames, o.Name) {
 		return n, fmt.Errorf("network name %s is reserved: --network=%s is a network mode", o.Name, o.Name)

@@ -17,7 +17,10 @@ type Network struct {
 	ICC        bool         `json:"icc"`
 	Masquerade bool         `json:"ip_masquerade"`
 	Internal   bool         `json:"internal"`
-	Created    time.Time    `json:"created"`
+	// GatewayMode "nat-unprotected" lets an uplink route to every
+	// container port; empty is "nat".
+	GatewayMode string    `json:"gateway_mode,omitempty"`
+	Created     time.Time `json:"created"`
 }
 
 // Mode is a Docker network mode.

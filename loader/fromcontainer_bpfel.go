@@ -52,6 +52,7 @@ const (
 	fromContainerCtKindCT_KIND_SNAT    fromContainerCtKind = 1
 	fromContainerCtKindCT_KIND_DNAT    fromContainerCtKind = 2
 	fromContainerCtKindCT_KIND_HAIRPIN fromContainerCtKind = 3
+	fromContainerCtKindCT_KIND_ROUTED  fromContainerCtKind = 4
 )
 
 type fromContainerCtLimits uint32
@@ -98,7 +99,13 @@ const (
 	fromContainerDropReasonDROP_CT_CONFLICT       fromContainerDropReason = 15
 	fromContainerDropReasonDROP_FRAG_NEEDED       fromContainerDropReason = 16
 	fromContainerDropReasonDROP_WRITE_FAILED      fromContainerDropReason = 17
-	fromContainerDropReasonDROP_MAX               fromContainerDropReason = 18
+	fromContainerDropReasonDROP_VLAN              fromContainerDropReason = 18
+	fromContainerDropReasonDROP_ETHERTYPE         fromContainerDropReason = 19
+	fromContainerDropReasonDROP_IPV6              fromContainerDropReason = 20
+	fromContainerDropReasonDROP_SPOOFED_ARP       fromContainerDropReason = 21
+	fromContainerDropReasonDROP_MARTIAN           fromContainerDropReason = 22
+	fromContainerDropReasonDROP_DIRECT_ROUTING    fromContainerDropReason = 23
+	fromContainerDropReasonDROP_MAX               fromContainerDropReason = 24
 )
 
 type fromContainerEndpointCounters struct {
@@ -175,9 +182,10 @@ const (
 type fromContainerNetworkFlags uint32
 
 const (
-	fromContainerNetworkFlagsNET_F_ICC        fromContainerNetworkFlags = 1
-	fromContainerNetworkFlagsNET_F_MASQUERADE fromContainerNetworkFlags = 2
-	fromContainerNetworkFlagsNET_F_INTERNAL   fromContainerNetworkFlags = 4
+	fromContainerNetworkFlagsNET_F_ICC         fromContainerNetworkFlags = 1
+	fromContainerNetworkFlagsNET_F_MASQUERADE  fromContainerNetworkFlags = 2
+	fromContainerNetworkFlagsNET_F_INTERNAL    fromContainerNetworkFlags = 4
+	fromContainerNetworkFlagsNET_F_UNPROTECTED fromContainerNetworkFlags = 8
 )
 
 type fromContainerNetworkInfo struct {

@@ -54,7 +54,7 @@ type envOpts struct {
 // (no link to any real network): A's and B's host-side veths, and the uplink
 // with H, a default route via R and a permanent neighbour entry for R, so
 // bpf_fib_lookup resolves. Programs must then be run from the test goroutine.
-func newNATEnv(t *testing.T, o envOpts) *natEnv {
+func newNATEnv(t testing.TB, o envOpts) *natEnv {
 	t.Helper()
 	e := &natEnv{ifA: 101, ifB: 102, ifUp: 200}
 	if o.netns {
@@ -94,7 +94,7 @@ func newNATEnv(t *testing.T, o envOpts) *natEnv {
 	return e
 }
 
-func setupNetns(t *testing.T) (ifA, ifB, ifUp int) {
+func setupNetns(t testing.TB) (ifA, ifB, ifUp int) {
 	t.Helper()
 	runtime.LockOSThread()
 	orig, err := netns.Get()
@@ -231,7 +231,7 @@ type pkt struct {
 	zeroUDPCsum    bool
 }
 
-func (p pkt) build(t *testing.T) []byte {
+func (p pkt) build(t testing.TB) []byte {
 	t.Helper()
 	ttl := p.ttl
 	if ttl == 0 {

@@ -362,11 +362,30 @@ func TestSNATEdgeCases(t *testing.T) {
 		// MACs are left for the neighbour subsystem.
 		decode(t, got).expect(t, macA, macGW, ap(hostH, 40000), ap(p.dst, 9053), 63)
 	})
-	t.Run("no masquerade: to the stack", func(t *testing.T) {
+	t.Run("no masquerade: tracked, untranslated, replies let in", func(t *testing.T) {
 		e := newNATEnv(t, envOpts{netns: true, noMasq: true})
-		if ret, _ := e.fromContainer(t, e.ifA, base.build(t)); ret != tcActOK {
-			t.Fatalf("verdict %d, want TC_ACT_OK", ret)
+		ret, got := e.fromContainer(t, e.ifA, base.build(t))
+		if ret != tcActRedirect {
+			t.Fatalf("verdict %d, want TC_ACT_REDIRECT", ret)
 		}
+		verifyChecksums(t, got)
+		decode(t, got).expect(t, macUp, macRt, ap(ipA, 40000), ap(srvD, 9053), 63)
+		flows := e.flows(t)
+		if len(flows) != 2 {
+			t.Fatalf("entries %v", flows)
+		}
+		for _, f := range flows {
+			if f.Kind != maps.FlowRouted {
+				t.Errorf("kind %v, want routed", f.Kind)
+			}
+		}
+		r := pkt{srcMAC: macRt, dstMAC: macUp, src: srvD, dst: ipA, proto: layers.IPProtocolUDP, sport: 9053, dport: 40000}
+		ret, got = e.fromUplink(t, r.build(t))
+		if ret != tcActRedirect {
+			t.Fatalf("reply verdict %d, want TC_ACT_REDIRECT", ret)
+		}
+		verifyChecksums(t, got)
+		decode(t, got).expect(t, macGW, macA, ap(srvD, 9053), ap(ipA, 40000), 63)
 	})
 	t.Run("host address: to the stack", func(t *testing.T) {
 		e := newNATEnv(t, envOpts{netns: true})

@@ -40,10 +40,13 @@ const (
 	NetICC        = fromContainerNetworkFlagsNET_F_ICC
 	NetMasquerade = fromContainerNetworkFlagsNET_F_MASQUERADE
 	NetInternal   = fromContainerNetworkFlagsNET_F_INTERNAL
+	// NetUnprotected: gateway mode nat-unprotected, no direct routing protection.
+	NetUnprotected = fromContainerNetworkFlagsNET_F_UNPROTECTED
 
 	CTKindSNAT    = fromContainerCtKindCT_KIND_SNAT
 	CTKindDNAT    = fromContainerCtKindCT_KIND_DNAT
 	CTKindHairpin = fromContainerCtKindCT_KIND_HAIRPIN
+	CTKindRouted  = fromContainerCtKindCT_KIND_ROUTED
 
 	CTStateSYN         = fromContainerCtStateCT_ST_SYN
 	CTStateEstablished = fromContainerCtStateCT_ST_ESTABLISHED

@@ -75,6 +75,7 @@ const (
 	FlowSNAT    = FlowKind(loader.CTKindSNAT)    // container -> outside, masqueraded
 	FlowDNAT    = FlowKind(loader.CTKindDNAT)    // outside -> published port
 	FlowHairpin = FlowKind(loader.CTKindHairpin) // container -> published port on a host IP
+	FlowRouted  = FlowKind(loader.CTKindRouted)  // container -> outside, not masqueraded (tracked for the replies)
 )
 
 func (k FlowKind) String() string {
@@ -85,6 +86,8 @@ func (k FlowKind) String() string {
 		return "dnat"
 	case FlowHairpin:
 		return "hairpin"
+	case FlowRouted:
+		return "routed"
 	}
 	return fmt.Sprintf("kind-%d", uint8(k))
 }

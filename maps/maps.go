@@ -54,6 +54,10 @@ type Network struct {
 	ICC           bool
 	Masquerade    bool
 	Internal      bool
+	// Unprotected (gateway mode nat-unprotected): an uplink may route
+	// anything to the containers' addresses, not only replies and
+	// published ports.
+	Unprotected bool
 }
 
 // PutNetwork writes n into the networks map and its subnet into the LPM trie.
@@ -71,6 +75,9 @@ func (v *Views) PutNetwork(n Network) error {
 	}
 	if n.Internal {
 		flags |= uint32(loader.NetInternal)
+	}
+	if n.Unprotected {
+		flags |= uint32(loader.NetUnprotected)
 	}
 	info := loader.NetworkInfo{
 		Subnet:        BE32(n.Subnet.Masked().Addr()),

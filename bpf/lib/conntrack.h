@@ -34,6 +34,7 @@ enum ct_kind {
 	CT_KIND_SNAT = 1,    /* container -> outside, masqueraded */
 	CT_KIND_DNAT = 2,    /* outside -> published port */
 	CT_KIND_HAIRPIN = 3, /* container -> published port via a host IP */
+	CT_KIND_ROUTED = 4,  /* container -> outside, not masqueraded: tracked so replies are let in */
 };
 
 /* TCP state as bits, per direction: the GC combines both halves. */
@@ -72,21 +73,11 @@ enum tuple_result {
 	TUPLE_OK = 0,
 	TUPLE_NONE = 1,       /* no NATable tuple (protocol, later fragment, ICMP type) */
 	TUPLE_ICMP_ERROR = 2, /* ICMP error: the flow is in the embedded header */
-	TUPLE_MALFORMED = 3,  /* L4 header truncated */
 };
 
 struct l4_ports {
 	__be16 sport;
 	__be16 dport;
-};
-
-struct tcp_head {
-	__be16 sport;
-	__be16 dport;
-	__be32 seq;
-	__be32 ack;
-	__u8 doff;
-	__u8 flags;
 };
 
 /* Tuple of an ICMP echo: request keyed (id, 0), reply (0, id), so a request
@@ -106,9 +97,8 @@ static __always_inline int icmp_echo_tuple(__u8 type, __be16 id, __be16 *sport, 
 	return 0;
 }
 
-/* Reads the wire tuple. Only bpf_skb_load_bytes: packet pointers stay valid. */
-static __always_inline enum tuple_result ct_extract(struct __sk_buff *skb, const struct packet *p, struct ct_key *k,
-						    struct l4_meta *m)
+/* Reads the wire tuple from what parse_packet validated and kept. */
+static __always_inline enum tuple_result ct_extract(const struct packet *p, struct ct_key *k, struct l4_meta *m)
 {
 	const struct iphdr *ip = p->ip;
 
@@ -123,41 +113,26 @@ static __always_inline enum tuple_result ct_extract(struct __sk_buff *skb, const
 	m->frag = !!(ip->frag_off & bpf_htons(IP_MF | IP_OFFSET));
 	m->df = !!(ip->frag_off & bpf_htons(IP_DF));
 	m->l4_off = ETH_HLEN + ip->ihl * 4;
-	if (!p->l4)
+	if (!p->has_l4)
 		return TUPLE_NONE;
 
 	switch (m->proto) {
-	case IPPROTO_TCP: {
-		struct tcp_head th;
-
-		if (bpf_skb_load_bytes(skb, m->l4_off, &th, sizeof(th)))
-			return TUPLE_MALFORMED;
-		k->sport = th.sport;
-		k->dport = th.dport;
-		m->tcp_flags = th.flags;
+	case IPPROTO_TCP:
+		k->sport = p->l4.tcp.sport;
+		k->dport = p->l4.tcp.dport;
+		m->tcp_flags = p->l4.tcp.flags;
 		return TUPLE_OK;
-	}
-	case IPPROTO_UDP: {
-		struct l4_ports ports;
-
-		if (bpf_skb_load_bytes(skb, m->l4_off, &ports, sizeof(ports)))
-			return TUPLE_MALFORMED;
-		k->sport = ports.sport;
-		k->dport = ports.dport;
+	case IPPROTO_UDP:
+		k->sport = p->l4.udp.source;
+		k->dport = p->l4.udp.dest;
 		return TUPLE_OK;
-	}
-	case IPPROTO_ICMP: {
-		struct icmphdr ih;
-
-		if (bpf_skb_load_bytes(skb, m->l4_off, &ih, sizeof(ih)))
-			return TUPLE_MALFORMED;
-		m->icmp_type = ih.type;
-		if (icmp_echo_tuple(ih.type, ih.un.echo.id, &k->sport, &k->dport))
+	case IPPROTO_ICMP:
+		m->icmp_type = p->l4.icmp.type;
+		if (icmp_echo_tuple(p->l4.icmp.type, p->l4.icmp.un.echo.id, &k->sport, &k->dport))
 			return TUPLE_OK;
-		if (ih.type == ICMP_DEST_UNREACH || ih.type == ICMP_TIME_EXCEEDED)
+		if (p->l4.icmp.type == ICMP_DEST_UNREACH || p->l4.icmp.type == ICMP_TIME_EXCEEDED)
 			return TUPLE_ICMP_ERROR;
 		return TUPLE_NONE;
-	}
 	}
 	return TUPLE_NONE;
 }

@@ -87,27 +87,32 @@ static __always_inline __sum16 csum_fold32(__u64 sum)
 	return (__sum16)~sum;
 }
 
-/* Rewrite the addresses of a 20-byte IPv4 header (no options) and decrement
- * its TTL with one load and one store, the header checksum recomputed: two
- * to four helper calls fewer than field by field. The header's one's
- * complement sum stays 0xffff, so skb->csum of a CHECKSUM_COMPLETE packet
- * stays right. Returns 1 if the header has options (use the field helpers). */
+/* Rewrite the addresses of an IPv4 header and decrement its TTL with one
+ * load and one store of its first 20 bytes (options are left alone): two to
+ * four helper calls fewer than field by field. The header checksum is
+ * patched incrementally (RFC 1624, eqn. 3), never recomputed, so the
+ * header's one's complement sum is unchanged: a valid checksum stays valid,
+ * an invalid one stays invalid (recomputing would launder it), and skb->csum
+ * of a CHECKSUM_COMPLETE packet stays right. */
 static __always_inline int ip_rewrite(struct __sk_buff *skb, __be32 saddr, __be32 daddr)
 {
 	struct iphdr ip;
-	__s64 sum;
+	__u16 *w = (__u16 *)&ip;
+	__u32 sum;
 
+	_Static_assert(offsetof(struct iphdr, ttl) == 8 && offsetof(struct iphdr, saddr) == 12 &&
+			       offsetof(struct iphdr, daddr) == 16,
+		       "ip_rewrite patches the words at 8, 12..19");
 	if (bpf_skb_load_bytes(skb, IP_OFF, &ip, sizeof(ip)))
 		return -1;
-	if (ip.ihl * 4 != sizeof(ip))
-		return 1;
+	/* One's complement sums are byte-order independent: the words are
+	 * summed as they lie in memory. ~HC + ~m + m'. */
+	sum = (__u16)~ip.check;
+	sum += (__u16)~w[4] + (__u16)~w[6] + (__u16)~w[7] + (__u16)~w[8] + (__u16)~w[9];
 	ip.saddr = saddr;
 	ip.daddr = daddr;
 	ip.ttl--;
-	ip.check = 0;
-	sum = bpf_csum_diff(NULL, 0, (__be32 *)&ip, sizeof(ip), 0);
-	if (sum < 0)
-		return -1;
+	sum += w[4] + w[6] + w[7] + w[8] + w[9];
 	ip.check = csum_fold32(sum);
 	return bpf_skb_store_bytes(skb, IP_OFF, &ip, sizeof(ip), 0) ? -1 : 0;
 }

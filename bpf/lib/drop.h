@@ -28,6 +28,12 @@ enum drop_reason {
 	DROP_CT_CONFLICT = 15,      /* a new DNAT flow's reply tuple belongs to another flow */
 	DROP_FRAG_NEEDED = 16,      /* too big for the egress MTU and DF unset: we do not fragment */
 	DROP_WRITE_FAILED = 17,     /* storing the new MAC addresses failed */
+	DROP_VLAN = 18,             /* a container sent an 802.1Q/802.1ad tagged frame */
+	DROP_ETHERTYPE = 19,        /* a container sent an ethertype the datapath does not carry (not IPv4, ARP) */
+	DROP_IPV6 = 20,             /* a container sent IPv6: the datapath is IPv4-only, so isolation could not hold */
+	DROP_SPOOFED_ARP = 21,      /* ARP sender hardware or protocol address is not the endpoint's */
+	DROP_MARTIAN = 22,          /* loopback or "this network" address arriving from a wire */
+	DROP_DIRECT_ROUTING = 23,   /* from an uplink to a container address: no published port, no reply */
 	__DROP_MAX,
 };
 

@@ -8,6 +8,10 @@ enum network_flags {
 	NET_F_ICC = 1 << 0,        /* containers of this network may talk */
 	NET_F_MASQUERADE = 1 << 1, /* SNAT traffic leaving for the outside */
 	NET_F_INTERNAL = 1 << 2,   /* no outside access at all */
+	/* Gateway mode nat-unprotected: an uplink may route anything to the
+	 * containers' addresses (Docker's direct routing without its raw
+	 * PREROUTING drop). Off, only published ports and replies get in. */
+	NET_F_UNPROTECTED = 1 << 3,
 };
 
 struct network_info {

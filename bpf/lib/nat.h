@@ -208,7 +208,6 @@ static __always_inline int nat_apply(struct __sk_buff *skb, const struct l4_meta
 	__u32 csum_off = m->l4_off + l4_csum_field(m->proto);
 	__u64 flags = l4_csum_flags(m->proto);
 	__u32 pseudo = m->proto == IPPROTO_ICMP ? 0 : csum_off;
-	int ret;
 
 	/* The L4 checksum covers the addresses through the pseudo header. */
 	if (pseudo && e->new_saddr != k->saddr &&
@@ -217,17 +216,8 @@ static __always_inline int nat_apply(struct __sk_buff *skb, const struct l4_meta
 	if (pseudo && e->new_daddr != k->daddr &&
 	    bpf_l4_csum_replace(skb, pseudo, k->daddr, e->new_daddr, BPF_F_PSEUDO_HDR | flags | sizeof(__be32)))
 		return -1;
-	ret = ip_rewrite(skb, e->new_saddr, e->new_daddr);
-	if (ret < 0)
+	if (ip_rewrite(skb, e->new_saddr, e->new_daddr))
 		return -1;
-	if (ret > 0) { /* IP options: field by field */
-		if (e->new_saddr != k->saddr && csum_rewrite_addr(skb, IP_SADDR_OFF, k->saddr, e->new_saddr, 0, 0))
-			return -1;
-		if (e->new_daddr != k->daddr && csum_rewrite_addr(skb, IP_DADDR_OFF, k->daddr, e->new_daddr, 0, 0))
-			return -1;
-		if (csum_dec_ttl(skb, m->ttl))
-			return -1;
-	}
 	if (m->proto == IPPROTO_ICMP) {
 		/* The echo id is on the sport side of a request, dport of a reply. */
 		int req = m->icmp_type == ICMP_ECHO;
