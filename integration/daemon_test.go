@@ -301,9 +301,9 @@ func TestMonitorStreamsDropsAndNewFlows(t *testing.T) {
 			if !ok {
 				t.Fatal("monitor exited")
 			}
-			tuple, iface := fmt.Sprint(ev["tuple"]), fmt.Sprint(ev["interface"])
+			tuple := fmt.Sprintf("%v %v:%v -> %v:%v", ev["protocol"], ev["src"], ev["src_port"], ev["dst"], ev["dst_port"])
 			if ev["type"] == "new_flow" {
-				if !strings.HasPrefix(tuple, "tcp 172.30.0.2:") || !strings.HasSuffix(tuple, "-> "+extAddr+":9000") {
+				if !strings.HasPrefix(tuple, "tcp 172.30.0.2:") || !strings.HasSuffix(tuple, "-> "+extAddr+":9000") || ev["endpoint"] != c1 {
 					t.Fatalf("new flow event %v", ev)
 				}
 				sawNewFlow = true
@@ -313,7 +313,7 @@ func TestMonitorStreamsDropsAndNewFlows(t *testing.T) {
 				continue // IPv6 neighbour discovery and ARP for the spoofed address: dropped too
 			}
 			if ev["type"] != "drop" || ev["reason"] != "spoofed_ip" || !strings.HasPrefix(tuple, "icmp 172.30.0.99:") ||
-				!strings.Contains(tuple, "-> 172.30.0.3:") || !strings.HasSuffix(iface, "endpoint "+c1) {
+				!strings.Contains(tuple, "-> 172.30.0.3:") || ev["endpoint"] != c1 {
 				t.Fatalf("event %v: want a spoofed_ip drop 172.30.0.99 -> 172.30.0.3 on %s's veth", ev, c1)
 			}
 			if sawNewFlow {
