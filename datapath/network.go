@@ -75,6 +75,9 @@ func (i *Instance) createNetwork(st *store, o NetworkOptions) (Network, error) {
 		return Network{}, fmt.Errorf("create bridge %s: %w", n.Bridge, err)
 	}
 	rollback.add(func() { netlink.LinkDel(br) })
+	if err := faultPoint("after-bridge"); err != nil {
+		return Network{}, err
+	}
 	link, err := netlink.LinkByName(n.Bridge)
 	if err != nil {
 		return Network{}, err
@@ -94,6 +97,9 @@ func (i *Instance) createNetwork(st *store, o NetworkOptions) (Network, error) {
 		return Network{}, err
 	}
 	rollback.add(func() { views.DeleteNetwork(n.ID, n.Subnet) })
+	if err := faultPoint("after-network-maps"); err != nil {
+		return Network{}, err
+	}
 	if !n.Internal {
 		if err := i.ensureUplink(n.Uplink, &rollback); err != nil {
 			return Network{}, err
@@ -106,6 +112,9 @@ func (i *Instance) createNetwork(st *store, o NetworkOptions) (Network, error) {
 		}
 	}
 	n.Created = time.Now().UTC()
+	if err := faultPoint("before-network-save"); err != nil {
+		return Network{}, err
+	}
 	if err := st.putNetwork(n); err != nil {
 		return Network{}, fmt.Errorf("save network: %w", err)
 	}
