@@ -194,6 +194,9 @@ func (i *Instance) attachBridge(st *store, ep *Endpoint, o AttachOptions, ns net
 	}
 	ep.Network, ep.IP, ep.MAC = n.Name, ip, macFor(ip)
 	ep.HostVeth = "veth" + randomHex(4)[:7]
+	if err := i.beginAttach(st, *ep, ports, rollback); err != nil {
+		return err
+	}
 
 	if err := i.plumbVeth(ep, n, ns, rollback); err != nil {
 		return err

@@ -84,12 +84,12 @@ func (i *Instance) checkOwner(st *store) error {
 // they described (bridges, veths, links) died with their namespace.
 func (i *Instance) forgetState(st *store) error {
 	err := st.db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketNetworks, bucketEndpoints, bucketMeta, bucketLatency} {
+		for _, b := range [][]byte{bucketNetworks, bucketEndpoints, bucketMeta, bucketLatency, bucketIntents} {
 			if err := tx.DeleteBucket(b); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
 				return err
 			}
 		}
-		for _, b := range [][]byte{bucketNetworks, bucketEndpoints, bucketMeta} {
+		for _, b := range [][]byte{bucketNetworks, bucketEndpoints, bucketMeta, bucketIntents} {
 			if _, err := tx.CreateBucket(b); err != nil {
 				return err
 			}

@@ -67,6 +67,9 @@ func (i *Instance) createNetwork(st *store, o NetworkOptions) (Network, error) {
 
 	var rollback undo
 	defer rollback.run()
+	if err := i.beginNetwork(st, n, &rollback); err != nil {
+		return Network{}, err
+	}
 	// A bridge without a set MAC takes its lowest port's, and loses it with
 	// its last port: the datapath rewrites frames with the gateway MAC, so
 	// it must not change. Docker sets one too.
@@ -161,6 +164,9 @@ func (i *Instance) validateNetwork(st *store, o NetworkOptions) (Network, error)
 		if e.Subnet.Overlaps(n.Subnet) {
 			return n, fmt.Errorf("subnet %s overlaps network %s (%s)", n.Subnet, e.Name, e.Subnet)
 		}
+	}
+	if err := checkRoutedSubnet(n.Subnet); err != nil {
+		return n, err
 	}
 	if n.Gateway, err = checkGateway(n.Subnet, o.Gateway); err != nil {
 		return n, err
@@ -272,6 +278,10 @@ func (i *Instance) RemoveNetwork(name string) error {
 		if len(users) > 0 {
 			slices.Sort(users)
 			return fmt.Errorf("network %s has attached endpoints: %v (detach them first)", name, users)
+		}
+		// Whatever a crash left on the bridge goes with it.
+		if err := i.sweepOrphans(st); err != nil {
+			i.log.Warn("reconcile before network rm", "err", err)
 		}
 		if err := i.removeNetwork(st, n); err != nil {
 			return fmt.Errorf("remove network %s: %w", name, err)
