@@ -17,7 +17,7 @@ var (
 	// bucketIntents holds what a running command is about to make in the
 	// kernel (intent.go): a crash leaves it for the next command to undo.
 	bucketIntents = []byte("intents")
-	keyNextNetID    = []byte("next_network_id")
+	keyNextNetID  = []byte("next_network_id")
 )
 
 // store is the instance's state: an embedded bbolt database. bbolt takes an
@@ -109,7 +109,7 @@ func del(s *store, bucket []byte, key string) error {
 func (s *store) network(name string) (Network, bool, error) {
 	return get[Network](s, bucketNetworks, name)
 }
-func (s *store) networks() ([]Network, error)    { return list[Network](s, bucketNetworks) }
+func (s *store) networks() ([]Network, error) { return list[Network](s, bucketNetworks) }
 func (s *store) putNetwork(n Network) error {
 	return putDone(s, bucketNetworks, n.Name, n, intentNetwork)
 }
@@ -118,7 +118,7 @@ func (s *store) deleteNetwork(name string) error { return del(s, bucketNetworks,
 func (s *store) endpoint(name string) (Endpoint, bool, error) {
 	return get[Endpoint](s, bucketEndpoints, name)
 }
-func (s *store) endpoints() ([]Endpoint, error)   { return list[Endpoint](s, bucketEndpoints) }
+func (s *store) endpoints() ([]Endpoint, error) { return list[Endpoint](s, bucketEndpoints) }
 func (s *store) putEndpoint(e Endpoint) error {
 	return putDone(s, bucketEndpoints, e.Name, e, intentAttach)
 }
