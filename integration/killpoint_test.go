@@ -2,6 +2,9 @@ package integration
 
 import (
 	"errors"
+	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ebpfnet/ebpfnet/internal/testutil"
+	"github.com/ebpfnet/ebpfnet/maps"
 )
 
 // Kill points: EBPFNET_TEST_KILL=<point> makes the command SIGKILL itself
@@ -241,4 +245,33 @@ func TestNetworkCreateRefusesRoutedSubnet(t *testing.T) {
 		t.Fatalf("a refused create left a bridge:\n%s", out)
 	}
 	tp.MustEbpfnet("network", "create", "n1", "--subnet", "10.78.0.0/24")
+}
+
+// Orphans no intent names (a crash of a version without intents, or state
+// changed behind ebpfnet's back): the daemon's reconcile compares the kernel
+// with the store and removes what no stored endpoint accounts for.
+func TestDaemonRemovesOrphansNoIntentNames(t *testing.T) {
+	tp := newTopology(t)
+	c1, c2 := tp.AddContainer("c1"), tp.AddContainer("c2")
+	tp.MustEbpfnet("network", "create", "n1", "--subnet", "172.30.0.0/24")
+	// An orphan veth on n1's bridge whose endpoint and port entries claim
+	// 172.30.0.2 and 8080/tcp, as the killed attach of issue 9 left them.
+	br := strings.TrimSpace(tp.Exec(tp.Host, "ip", "-o", "link", "show", "type", "bridge"))
+	br = strings.TrimSuffix(strings.Fields(br)[1], ":")
+	tp.Exec(tp.Host, "ip", "link", "add", "vethdeadbee", "master", br, "type", "veth", "peer", "name", "orphanpeer")
+	idx := strings.TrimSpace(tp.Exec(tp.Host, "cat", "/sys/class/net/vethdeadbee/ifindex"))
+	views := tp.Views()
+	var ifindex int
+	fmt.Sscan(idx, &ifindex)
+	ip := netip.MustParseAddr("172.30.0.2")
+	mac, _ := net.ParseMAC("02:42:ac:1e:00:02")
+	if err := views.PutEndpoint(maps.Endpoint{IP: ip, MAC: mac, NetID: 0, Ifindex: ifindex}); err != nil {
+		t.Fatal(err)
+	}
+	if err := views.PutPortBinding(maps.PortBinding{Proto: maps.ProtoTCP, HostPort: 8080, ContainerIP: ip, ContainerPort: 80, Ifindex: ifindex}); err != nil {
+		t.Fatal(err)
+	}
+	startDaemon(t, tp, "127.0.0.1:9469")
+	wantKernel(t, tp, 10*time.Second, oneNetworkNoEndpoint)
+	attachWorks(t, tp, c1, c2)
 }
