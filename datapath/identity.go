@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 	"golang.org/x/sys/unix"
 
 	"github.com/ebpfnet/ebpfnet/loader"
@@ -85,7 +86,7 @@ func (i *Instance) checkOwner(st *store) error {
 func (i *Instance) forgetState(st *store) error {
 	err := st.db.Update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketNetworks, bucketEndpoints, bucketMeta, bucketLatency, bucketIntents} {
-			if err := tx.DeleteBucket(b); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+			if err := tx.DeleteBucket(b); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
 				return err
 			}
 		}

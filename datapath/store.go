@@ -78,14 +78,6 @@ func list[T any](s *store, bucket []byte) ([]T, error) {
 	return out, err
 }
 
-func put(s *store, bucket []byte, key string, v any) error {
-	raw, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucket).Put([]byte(key), raw) })
-}
-
 // putDone writes a record and, in the same transaction (one fsync),
 // removes the intent of the command that made it: the record and the end of
 // the intent are one atomic step.
