@@ -217,6 +217,9 @@ func (i *Instance) attachBridge(st *store, ep *Endpoint, o AttachOptions, ns net
 	}
 	ep.Network, ep.IP, ep.MAC = n.Name, ip, mac.String()
 	ep.HostVeth = "veth" + randomHex(4)[:7]
+	if err := i.beginAttach(st, *ep, ports, rollback); err != nil {
+		return err
+	}
 
 	if err := i.plumbVeth(ep, n, ns, rollback); err != nil {
 		return err
@@ -243,13 +246,16 @@ func (i *Instance) attachBridge(st *store, ep *Endpoint, o AttachOptions, ns net
 		rollback.add(func() { views.DeletePortBinding(b) })
 	}
 	ep.Ports = ports
+	if err := faultPoint("after-maps"); err != nil {
+		return err
+	}
 	// Maps first, program second: the program drops traffic from interfaces
 	// it does not know.
 	if _, err := i.dp.AttachTCXIngress(loader.ProgFromContainer, ep.HostIfindex, ep.HostVeth); err != nil {
 		return err
 	}
 	rollback.add(func() { i.dp.DetachTCX(loader.ProgFromContainer, ep.HostVeth) })
-	return nil
+	return faultPoint("after-link")
 }
 
 func randomHex(n int) string {
@@ -259,8 +265,13 @@ func randomHex(n int) string {
 }
 
 // faultPoint fails on purpose where EBPFNET_TEST_FAULT names it, so tests can
-// prove that an attach failing half way rolls back.
+// prove that an attach failing half way rolls back; where EBPFNET_TEST_KILL
+// names it, the process dies there with SIGKILL (no rollback, no deferred
+// function), so tests can prove that the next command repairs a crash.
 func faultPoint(name string) error {
+	if os.Getenv("EBPFNET_TEST_KILL") == name {
+		killSelf()
+	}
 	if os.Getenv("EBPFNET_TEST_FAULT") == name {
 		return fmt.Errorf("injected fault at %s", name)
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 	"golang.org/x/sys/unix"
 
 	"github.com/ebpfnet/ebpfnet/loader"
@@ -84,12 +85,12 @@ func (i *Instance) checkOwner(st *store) error {
 // they described (bridges, veths, links) died with their namespace.
 func (i *Instance) forgetState(st *store) error {
 	err := st.db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketNetworks, bucketEndpoints, bucketMeta, bucketLatency} {
-			if err := tx.DeleteBucket(b); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+		for _, b := range [][]byte{bucketNetworks, bucketEndpoints, bucketMeta, bucketLatency, bucketIntents} {
+			if err := tx.DeleteBucket(b); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
 				return err
 			}
 		}
-		for _, b := range [][]byte{bucketNetworks, bucketEndpoints, bucketMeta} {
+		for _, b := range [][]byte{bucketNetworks, bucketEndpoints, bucketMeta, bucketIntents} {
 			if _, err := tx.CreateBucket(b); err != nil {
 				return err
 			}

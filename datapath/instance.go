@@ -115,6 +115,9 @@ func (i *Instance) withStore(fn func(*store) error) error {
 		}
 		i.ownerChecked.Store(true)
 	}
+	if err := i.recoverIntents(st); err != nil {
+		i.log.Warn("could not roll back a command that died half way: the next command tries again", "err", err)
+	}
 	return fn(st)
 }
 

@@ -77,6 +77,9 @@ func (i *Instance) createNetwork(st *store, o NetworkOptions) (Network, error) {
 
 	var rollback undo
 	defer rollback.run()
+	if err := i.beginNetwork(st, n, &rollback); err != nil {
+		return Network{}, err
+	}
 	// A bridge without a set MAC takes its lowest port's, and loses it with
 	// its last port: the datapath rewrites frames with the gateway MAC, so
 	// it must not change. Docker sets one too.
@@ -85,6 +88,9 @@ func (i *Instance) createNetwork(st *store, o NetworkOptions) (Network, error) {
 		return Network{}, fmt.Errorf("create bridge %s: %w", n.Bridge, err)
 	}
 	rollback.add(func() { netlink.LinkDel(br) })
+	if err := faultPoint("after-bridge"); err != nil {
+		return Network{}, err
+	}
 	link, err := netlink.LinkByName(n.Bridge)
 	if err != nil {
 		return Network{}, err
@@ -105,6 +111,9 @@ func (i *Instance) createNetwork(st *store, o NetworkOptions) (Network, error) {
 		return Network{}, err
 	}
 	rollback.add(func() { views.DeleteNetwork(n.ID, n.Subnet) })
+	if err := faultPoint("after-network-maps"); err != nil {
+		return Network{}, err
+	}
 	if !n.Internal {
 		if err := i.ensureUplink(n.Uplink, &rollback); err != nil {
 			return Network{}, err
@@ -117,6 +126,9 @@ func (i *Instance) createNetwork(st *store, o NetworkOptions) (Network, error) {
 		}
 	}
 	n.Created = time.Now().UTC()
+	if err := faultPoint("before-network-save"); err != nil {
+		return Network{}, err
+	}
 	if err := st.putNetwork(n); err != nil {
 		return Network{}, fmt.Errorf("save network: %w", err)
 	}
@@ -173,6 +185,9 @@ func (i *Instance) validateNetwork(st *store, o NetworkOptions) (Network, error)
 		if e.Subnet.Overlaps(n.Subnet) {
 			return n, fmt.Errorf("subnet %s overlaps network %s (%s)", n.Subnet, e.Name, e.Subnet)
 		}
+	}
+	if err := checkRoutedSubnet(n.Subnet); err != nil {
+		return n, err
 	}
 	if n.Gateway, err = checkGateway(n.Subnet, o.Gateway); err != nil {
 		return n, err
@@ -284,6 +299,10 @@ func (i *Instance) RemoveNetwork(name string) error {
 		if len(users) > 0 {
 			slices.Sort(users)
 			return fmt.Errorf("network %s has attached endpoints: %v (detach them first)", name, users)
+		}
+		// Whatever a crash left on the bridge goes with it.
+		if err := i.sweepOrphans(st); err != nil {
+			i.log.Warn("reconcile before network rm", "err", err)
 		}
 		if err := i.removeNetwork(st, n); err != nil {
 			return fmt.Errorf("remove network %s: %w", name, err)

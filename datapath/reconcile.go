@@ -5,7 +5,8 @@ import (
 )
 
 // Reconcile frees endpoints whose network namespace is gone (the container
-// died without a detach). It returns the names it removed.
+// died without a detach) and removes kernel objects no stored network or
+// endpoint accounts for (sweepOrphans). It returns the endpoints it freed.
 func (i *Instance) Reconcile() ([]string, error) {
 	var gone []string
 	err := i.withStore(func(st *store) error {
@@ -26,7 +27,8 @@ func (i *Instance) Reconcile() ([]string, error) {
 			i.log.Info("reconcile: network namespace vanished, endpoint freed", "endpoint", ep.Name, "netns", ep.Netns, "ip", ep.IP)
 			gone = append(gone, ep.Name)
 		}
-		return nil
+		// Then the kernel against the store: what a crashed command left.
+		return i.sweepOrphans(st)
 	})
 	return gone, err
 }

@@ -14,7 +14,10 @@ var (
 	bucketNetworks  = []byte("networks")
 	bucketEndpoints = []byte("endpoints")
 	bucketMeta      = []byte("meta")
-	keyNextNetID    = []byte("next_network_id")
+	// bucketIntents holds what a running command is about to make in the
+	// kernel (intent.go): a crash leaves it for the next command to undo.
+	bucketIntents = []byte("intents")
+	keyNextNetID  = []byte("next_network_id")
 )
 
 // store is the instance's state: an embedded bbolt database. bbolt takes an
@@ -30,7 +33,7 @@ func openStore(dir string) (*store, error) {
 		return nil, fmt.Errorf("open state %s: %w", dir, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketNetworks, bucketEndpoints, bucketMeta} {
+		for _, b := range [][]byte{bucketNetworks, bucketEndpoints, bucketMeta, bucketIntents} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -75,12 +78,20 @@ func list[T any](s *store, bucket []byte) ([]T, error) {
 	return out, err
 }
 
-func put(s *store, bucket []byte, key string, v any) error {
+// putDone writes a record and, in the same transaction (one fsync),
+// removes the intent of the command that made it: the record and the end of
+// the intent are one atomic step.
+func putDone(s *store, bucket []byte, key string, v any, kind string) error {
 	raw, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucket).Put([]byte(key), raw) })
+	return s.db.Update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bucket).Put([]byte(key), raw); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketIntents).Delete(intentKey(kind, key))
+	})
 }
 
 func del(s *store, bucket []byte, key string) error {
@@ -90,15 +101,19 @@ func del(s *store, bucket []byte, key string) error {
 func (s *store) network(name string) (Network, bool, error) {
 	return get[Network](s, bucketNetworks, name)
 }
-func (s *store) networks() ([]Network, error)    { return list[Network](s, bucketNetworks) }
-func (s *store) putNetwork(n Network) error      { return put(s, bucketNetworks, n.Name, n) }
+func (s *store) networks() ([]Network, error) { return list[Network](s, bucketNetworks) }
+func (s *store) putNetwork(n Network) error {
+	return putDone(s, bucketNetworks, n.Name, n, intentNetwork)
+}
 func (s *store) deleteNetwork(name string) error { return del(s, bucketNetworks, name) }
 
 func (s *store) endpoint(name string) (Endpoint, bool, error) {
 	return get[Endpoint](s, bucketEndpoints, name)
 }
-func (s *store) endpoints() ([]Endpoint, error)   { return list[Endpoint](s, bucketEndpoints) }
-func (s *store) putEndpoint(e Endpoint) error     { return put(s, bucketEndpoints, e.Name, e) }
+func (s *store) endpoints() ([]Endpoint, error) { return list[Endpoint](s, bucketEndpoints) }
+func (s *store) putEndpoint(e Endpoint) error {
+	return putDone(s, bucketEndpoints, e.Name, e, intentAttach)
+}
 func (s *store) deleteEndpoint(name string) error { return del(s, bucketEndpoints, name) }
 
 // nextNetworkID hands out datapath network ids; they are never reused within

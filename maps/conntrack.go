@@ -179,43 +179,86 @@ type ctEntry struct {
 	val loader.CTEntry
 }
 
-// snapshot reads the whole table, in batches where the kernel allows.
-func (v *Views) snapshot() ([]ctEntry, error) {
-	out, err := v.snapshotBatch()
-	if err == nil {
-		return out, nil
-	}
-	out = out[:0]
-	var k loader.CTKey
-	var e loader.CTEntry
-	it := v.m.Conntrack.Iterate()
-	for it.Next(&k, &e) {
-		out = append(out, ctEntry{k, e})
-	}
-	if err := it.Err(); err != nil {
-		return nil, fmt.Errorf("read conntrack: %w", err)
-	}
-	return out, nil
-}
+// ctBatch is how many entries one read of the conntrack table returns. GC,
+// DeleteFlows and counting hold one batch at a time, never the table (the
+// table is 524k entries by default: a snapshot of it cost the daemon
+// ~280 MB during a SYN flood).
+var ctBatch = 4096
 
-func (v *Views) snapshotBatch() ([]ctEntry, error) {
-	const chunk = 4096
-	var out []ctEntry
+// forEachBatch reads the conntrack table in batches into fixed buffers and
+// hands each batch to fn, which may delete entries (those not yet read are
+// then not seen). Memory is O(ctBatch) whatever the table's size.
+func (v *Views) forEachBatch(fn func(keys []loader.CTKey, vals []loader.CTEntry) error) error {
+	size := ctBatch
+	keys := make([]loader.CTKey, size)
+	vals := make([]loader.CTEntry, size)
 	var cursor ebpf.MapBatchCursor
-	keys := make([]loader.CTKey, chunk)
-	vals := make([]loader.CTEntry, chunk)
 	for {
 		n, err := v.m.Conntrack.BatchLookup(&cursor, keys, vals, nil)
-		for i := 0; i < n; i++ {
-			out = append(out, ctEntry{keys[i], vals[i]})
+		if errors.Is(err, unix.ENOSPC) && n == 0 {
+			// One hash bucket holds more entries than the buffer.
+			size *= 2
+			keys, vals = make([]loader.CTKey, size), make([]loader.CTEntry, size)
+			continue
+		}
+		if errors.Is(err, ebpf.ErrNotSupported) {
+			return v.forEachChunk(keys, vals, fn)
+		}
+		if n > 0 {
+			if err := fn(keys[:n], vals[:n]); err != nil {
+				return err
+			}
 		}
 		if errors.Is(err, ebpf.ErrKeyNotExist) {
-			return out, nil
+			return nil
 		}
 		if err != nil {
-			return out, err
+			return fmt.Errorf("read conntrack: %w", err)
 		}
 	}
+}
+
+// forEachChunk is forEachBatch for kernels without batch lookups.
+func (v *Views) forEachChunk(keys []loader.CTKey, vals []loader.CTEntry, fn func([]loader.CTKey, []loader.CTEntry) error) error {
+	n := 0
+	it := v.m.Conntrack.Iterate()
+	for it.Next(&keys[n], &vals[n]) {
+		if n++; n == len(keys) {
+			if err := fn(keys, vals); err != nil {
+				return err
+			}
+			n = 0
+		}
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("read conntrack: %w", err)
+	}
+	if n > 0 {
+		return fn(keys[:n], vals[:n])
+	}
+	return nil
+}
+
+// snapshot reads the whole table (for listing it: ct ls).
+func (v *Views) snapshot() ([]ctEntry, error) {
+	var out []ctEntry
+	err := v.forEachBatch(func(keys []loader.CTKey, vals []loader.CTEntry) error {
+		for i := range keys {
+			out = append(out, ctEntry{keys[i], vals[i]})
+		}
+		return nil
+	})
+	return out, err
+}
+
+// countFlows counts the table's entries, one batch at a time.
+func (v *Views) countFlows() (int, error) {
+	n := 0
+	err := v.forEachBatch(func(keys []loader.CTKey, _ []loader.CTEntry) error {
+		n += len(keys)
+		return nil
+	})
+	return n, err
 }
 
 // Flows lists every conntrack entry; each flow appears once per direction.
@@ -234,13 +277,9 @@ func (v *Views) Flows() ([]Flow, error) {
 // DeleteFlows deletes the entries match selects, and their peers. It returns
 // how many entries it deleted. Detach uses it to forget an endpoint's flows.
 func (v *Views) DeleteFlows(match func(Flow) bool) (int, error) {
-	entries, err := v.snapshot()
-	if err != nil {
-		return 0, err
-	}
 	deleted := 0
 	var errs []error
-	gone := map[loader.CTKey]bool{}
+	gone := map[loader.CTKey]bool{} // this batch's deletions: O(batch)
 	del := func(k loader.CTKey) {
 		if gone[k] {
 			return
@@ -253,14 +292,18 @@ func (v *Views) DeleteFlows(match func(Flow) bool) (int, error) {
 			errs = append(errs, err)
 		}
 	}
-	for _, e := range entries {
-		if gone[e.key] || !match(flowFrom(e.key, e.val)) {
-			continue
+	err := v.forEachBatch(func(keys []loader.CTKey, vals []loader.CTEntry) error {
+		clear(gone)
+		for i := range keys {
+			if gone[keys[i]] || !match(flowFrom(keys[i], vals[i])) {
+				continue
+			}
+			del(keys[i])
+			del(vals[i].Peer)
 		}
-		del(e.key)
-		del(e.val.Peer)
-	}
-	if err := errors.Join(errs...); err != nil {
+		return nil
+	})
+	if err := errors.Join(append(errs, err)...); err != nil {
 		return deleted, fmt.Errorf("delete conntrack entries: %w", err)
 	}
 	return deleted, nil
@@ -323,56 +366,78 @@ func (t Timeouts) timeout(a, b *loader.CTEntry, proto uint8) time.Duration {
 	return t.ICMP
 }
 
+// shortest is the least idle time after which some flow may expire.
+func (t Timeouts) shortest() time.Duration {
+	return min(t.TCPSyn, t.TCPEstablished, t.TCPClosing, t.UDP, t.ICMP)
+}
+
 // GC deletes the flows idle for longer than their timeout, both halves at
 // once; now is CLOCK_MONOTONIC (Monotonic()). It returns the number of flows
 // expired. A flow's idle time is that of its most recently used half.
+//
+// It reads the table in batches (forEachBatch) and deletes in batches, so
+// its memory does not grow with the table. An entry seen within the
+// shortest timeout is alive whatever its peer; any other is read again
+// with its peer (the datapath may have used either since the batch was
+// read, and the peer may be in another batch) and decided on both.
 func (v *Views) GC(now time.Duration, t Timeouts) (expired int, err error) {
 	if err := t.Validate(); err != nil {
 		return 0, err
 	}
-	entries, err := v.snapshot()
-	if err != nil {
-		return 0, err
-	}
-	byKey := make(map[loader.CTKey]*loader.CTEntry, len(entries))
-	for i := range entries {
-		byKey[entries[i].key] = &entries[i].val
-	}
+	shortest := t.shortest()
 	var errs []error
-	done := make(map[loader.CTKey]bool)
-	for i := range entries {
-		k, e := entries[i].key, &entries[i].val
-		if done[k] {
-			continue
-		}
-		done[k] = true
-		peer := byKey[e.Peer]
-		if peer != nil && peer.Peer != k {
-			peer = nil // the peer key was reused by another flow
-		}
-		if peer != nil {
-			done[e.Peer] = true
-		}
-		if now-lastSeen(e, peer) <= t.timeout(e, peer, k.Proto) {
-			continue
-		}
-		// The datapath may have used the flow since the snapshot.
-		var cur loader.CTEntry
-		if v.m.Conntrack.Lookup(&k, &cur) == nil && now-lastSeen(&cur, peer) <= t.timeout(&cur, peer, k.Proto) {
-			continue
-		}
-		if err := ignoreMissing(v.m.Conntrack.Delete(&k)); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if peer != nil {
-			if err := ignoreMissing(v.m.Conntrack.Delete(&e.Peer)); err != nil {
+	doomed := make(map[loader.CTKey]bool) // this batch's: O(batch)
+	pending := make([]loader.CTKey, 0, 2*ctBatch)
+	flush := func() {
+		for len(pending) > 0 {
+			n, err := v.m.Conntrack.BatchDelete(pending, nil)
+			if err == nil {
+				break
+			}
+			if n >= len(pending) {
+				break
+			}
+			// pending[n] failed (gone meanwhile, or no batch delete):
+			// delete it alone and go on with the rest.
+			if err := ignoreMissing(v.m.Conntrack.Delete(&pending[n])); err != nil {
 				errs = append(errs, err)
 			}
+			pending = pending[n+1:]
 		}
-		expired++
+		pending = pending[:0:cap(pending)]
 	}
-	if err := errors.Join(errs...); err != nil {
+	// Declared once: a variable whose address goes to a syscall wrapper
+	// lives on the heap, and one per entry would grow with the table.
+	var cur, peerEntry loader.CTEntry
+	err = v.forEachBatch(func(keys []loader.CTKey, vals []loader.CTEntry) error {
+		clear(doomed)
+		for i := range keys {
+			k := keys[i]
+			if doomed[k] || now-time.Duration(vals[i].LastSeen) <= shortest {
+				continue
+			}
+			if v.m.Conntrack.Lookup(&keys[i], &cur) != nil {
+				continue // gone since the batch was read
+			}
+			peer := &peerEntry
+			if doomed[cur.Peer] || v.m.Conntrack.Lookup(&cur.Peer, peer) != nil || peer.Peer != k {
+				peer = nil // evicted, or the key was reused by another flow
+			}
+			if now-lastSeen(&cur, peer) <= t.timeout(&cur, peer, k.Proto) {
+				continue
+			}
+			doomed[k] = true
+			pending = append(pending, k)
+			if peer != nil {
+				doomed[cur.Peer] = true
+				pending = append(pending, cur.Peer)
+			}
+			expired++
+		}
+		flush()
+		return nil
+	})
+	if err := errors.Join(append(errs, err)...); err != nil {
 		return expired, fmt.Errorf("conntrack GC: %w", err)
 	}
 	return expired, nil

@@ -21,11 +21,8 @@ func (v *Views) MapUsage() ([]MapUsage, error) {
 		count := countEntries
 		if m == v.m.Conntrack {
 			// The biggest table by far (--ct-map-size), read at every
-			// scrape: in batches.
-			count = func(*ebpf.Map) (int, error) {
-				entries, err := v.snapshot()
-				return len(entries), err
-			}
+			// scrape: in batches, one at a time.
+			count = func(*ebpf.Map) (int, error) { return v.countFlows() }
 		}
 		n, err := count(m)
 		if err != nil {

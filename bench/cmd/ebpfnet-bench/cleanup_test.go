@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -34,7 +33,10 @@ func buildBench(t *testing.T) (bench, ebpfnet string) {
 		t.Skip("needs root")
 	}
 	dir := t.TempDir()
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = "/usr/local/go/bin/go"
+	}
 	bench, ebpfnet = filepath.Join(dir, "ebpfnet-bench"), filepath.Join(dir, "ebpfnet")
 	for _, b := range [][2]string{{bench, "."}, {ebpfnet, "../../../cmd/ebpfnet"}} {
 		if out, err := exec.Command(goBin, "build", "-o", b[0], b[1]).CombinedOutput(); err != nil {
