@@ -64,6 +64,11 @@ func (i *Instance) plumbVeth(ep *Endpoint, n Network, ns netnsutil.Namespace, ro
 		}},
 		{"bring up " + ep.Interface(), func() error { return h.LinkSetUp(eth0) }},
 		{"add default route", func() error {
+			// The first network gives the default route, as in Docker; a
+			// network connected later only its subnet's.
+			if hasDefaultRoute(h) {
+				return nil
+			}
 			return h.RouteAdd(&netlink.Route{LinkIndex: eth0.Attrs().Index, Gw: n.Gateway.AsSlice()})
 		}},
 	}
@@ -114,4 +119,17 @@ func checkNoInterface(ns netnsutil.Namespace, ifName string) error {
 		}
 		return nil
 	})
+}
+
+func hasDefaultRoute(h *netlink.Handle) bool {
+	routes, err := h.RouteList(nil, netlink.FAMILY_V4)
+	if err != nil {
+		return false
+	}
+	for _, r := range routes {
+		if r.Dst == nil || (r.Dst.IP.IsUnspecified() && r.Dst.Mask != nil && net.IP(r.Dst.Mask).IsUnspecified()) {
+			return true
+		}
+	}
+	return false
 }

@@ -12,7 +12,7 @@ import (
 
 func newNetworkCmd(g *globals) *cobra.Command {
 	cmd := group(&cobra.Command{Use: "network", Short: "Manage bridge networks"})
-	cmd.AddCommand(newNetworkCreateCmd(g), newNetworkLsCmd(g), newNetworkInspectCmd(g), newNetworkRmCmd(g))
+	cmd.AddCommand(newNetworkCreateCmd(g), newNetworkLsCmd(g), newNetworkInspectCmd(g), newNetworkRmCmd(g), newNetworkConnectCmd(g), newNetworkDisconnectCmd(g))
 	return cmd
 }
 
@@ -116,6 +116,43 @@ func newNetworkRmCmd(g *globals) *cobra.Command {
 				fmt.Fprintln(cmd.OutOrStdout(), name)
 			}
 			return errors.Join(errs...)
+		}),
+	}
+}
+
+func newNetworkConnectCmd(g *globals) *cobra.Command {
+	var o datapath.ConnectOptions
+	cmd := &cobra.Command{
+		Use:     "connect [--ip IP] NETWORK ENDPOINT",
+		Short:   "Connect an endpoint's namespace to one more network (the next ethN)",
+		Example: `  ebpfnet network connect backend web     # web gets eth1 on backend, endpoint web.backend`,
+		Args:    cobra.ExactArgs(2),
+		RunE: g.withInstance(func(cmd *cobra.Command, args []string, inst *datapath.Instance) error {
+			o.Network, o.Target = args[0], args[1]
+			ep, err := inst.Connect(o)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s %s %s %s\n", ep.Name, ep.Network, ep.Interface(), ep.IP)
+			return nil
+		}),
+	}
+	cmd.Flags().StringVar(&o.IP, "ip", "", "IPv4 address on the network (default: the next free one)")
+	return cmd
+}
+
+func newNetworkDisconnectCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "disconnect NETWORK ENDPOINT",
+		Short: "Remove an endpoint's namespace's interface on a network",
+		Args:  cobra.ExactArgs(2),
+		RunE: g.withInstance(func(cmd *cobra.Command, args []string, inst *datapath.Instance) error {
+			ep, err := inst.Disconnect(args[0], args[1])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), ep.Name)
+			return nil
 		}),
 	}
 }

@@ -5,7 +5,7 @@ import "testing"
 func TestNetworkCommand(t *testing.T) {
 	tp := newHost(t)
 	runCases(t, tp, []cliCase{
-		{name: "bare group", args: []string{"network"}, code: 1, stderr: `network needs a subcommand: create, inspect, ls, rm`},
+		{name: "bare group", args: []string{"network"}, code: 1, stderr: `network needs a subcommand: connect, create, disconnect, inspect, ls, rm`},
 		{name: "unknown subcommand", args: []string{"network", "prune"}, code: 1, stderr: `unknown command "prune" for "ebpfnet network"`},
 		{name: "create", args: []string{"network", "create", "n1", "--subnet", "172.30.0.0/24", "--icc=false"}, stdout: `^n1\n$`},
 		{name: "create twice", args: []string{"network", "create", "n1", "--subnet", "172.31.0.0/24"}, code: 1, stderr: `network n1 already exists`},
