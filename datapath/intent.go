@@ -63,11 +63,11 @@ func (s *store) putIntent(in intent) error {
 	if err != nil {
 		return err
 	}
-	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketIntents).Put(in.key(), raw) })
+	return s.updateUnsynced(func(tx *bolt.Tx) error { return tx.Bucket(bucketIntents).Put(in.key(), raw) })
 }
 
 func (s *store) deleteIntent(in intent) error {
-	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketIntents).Delete(in.key()) })
+	return s.updateUnsynced(func(tx *bolt.Tx) error { return tx.Bucket(bucketIntents).Delete(in.key()) })
 }
 
 // intents lists the pending intents, attaches first (they use networks).

@@ -45,7 +45,7 @@ func (h Histogram) Cumulative() map[float64]uint64 {
 }
 
 func (s *store) observe(op string, d time.Duration) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.updateUnsynced(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bucketLatency)
 		if err != nil {
 			return err

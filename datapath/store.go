@@ -32,19 +32,40 @@ func openStore(dir string) (*store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open state %s: %w", dir, err)
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketNetworks, bucketEndpoints, bucketMeta, bucketIntents} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
-			}
+	buckets := [][]byte{bucketNetworks, bucketEndpoints, bucketMeta, bucketIntents}
+	missing := false
+	db.View(func(tx *bolt.Tx) error {
+		for _, b := range buckets {
+			missing = missing || tx.Bucket(b) == nil
 		}
 		return nil
 	})
+	if missing { // a write transaction costs two fsyncs: only when needed
+		err = db.Update(func(tx *bolt.Tx) error {
+			for _, b := range buckets {
+				if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
 	return &store{db: db}, nil
+}
+
+// updateUnsynced is a write transaction without fsync, for what only has
+// to survive the process, not the machine: intents (they guard against a
+// command killed half way; the kernel state they describe does not survive
+// a reboot either) and latency statistics. The page cache keeps them across
+// a crash of the process. Records of networks and endpoints are synced.
+func (s *store) updateUnsynced(fn func(*bolt.Tx) error) error {
+	s.db.NoSync = true
+	defer func() { s.db.NoSync = false }()
+	return s.db.Update(fn)
 }
 
 func (s *store) close() error { return s.db.Close() }
