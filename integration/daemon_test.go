@@ -291,7 +291,7 @@ func TestMonitorStreamsDropsAndNewFlows(t *testing.T) {
 	tp.Exec(c1, "ip", "neigh", "replace", "172.30.0.3", "lladdr", c2MAC, "dev", "eth0", "nud", "permanent")
 	testutil.Serve(t, tp.Namespace(tp.Ext), "ext", ":9000")
 	sawNewFlow := false
-	deadline := time.After(10 * time.Second)
+	deadline := time.After(30 * time.Second) // generous: a loaded 2-core machine
 	for {
 		// The monitor may still be starting: keep sending until it reports.
 		exec.Command("ip", "netns", "exec", c1, "ping", "-c", "1", "-W", "1", "-I", "172.30.0.99", "172.30.0.3").Run()
@@ -320,7 +320,7 @@ func TestMonitorStreamsDropsAndNewFlows(t *testing.T) {
 				return
 			}
 		case <-deadline:
-			t.Fatalf("within 10s: no drop event, or no new flow event (saw one: %v)", sawNewFlow)
+			t.Fatalf("within 30s: no drop event, or no new flow event (saw one: %v)", sawNewFlow)
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
