@@ -59,3 +59,11 @@ func aliasFlag(f *pflag.FlagSet) {
 		return pflag.NormalizedName(name)
 	})
 }
+
+// resolverFlags are the daemon's flags for the embedded resolver.
+func resolverFlags(f *pflag.FlagSet, o *datapath.ServeOptions) {
+	o.DNS = true
+	f.BoolVar(&o.DNS, "embedded-dns", o.DNS, "serve DNS on each user-defined network's gateway (container names, aliases; other names forwarded to the host's resolvers)")
+	f.IntVar(&o.DNSPort, "dns-port", 53, "port of the embedded DNS resolver")
+	f.Lookup("dns-port").Hidden = true // for tests
+}
