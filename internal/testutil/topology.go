@@ -86,7 +86,6 @@ func (tp *Topology) cleanup() {
 			os.RemoveAll(d)
 		}
 	}
-	os.Remove("/etc/netns") // only if empty
 	if err := os.RemoveAll(tp.PinRoot); err != nil {
 		tp.t.Errorf("cleanup: remove pins: %v", err)
 	}
