@@ -10,8 +10,8 @@ import (
 // ConnectOptions are the flags of `ebpfnet network connect`.
 type ConnectOptions struct {
 	Network string
-	Target  string // an endpoint's name, or anything attach takes
-	IP      string // empty: allocate
+	Target  string   // an endpoint's name, or anything attach takes
+	IP      string   // empty: allocate
 	Aliases []string // --alias: more names on this network
 }
 

@@ -16,18 +16,18 @@ import (
 
 // RunOptions are the flags of `ebpfnet run`.
 type RunOptions struct {
-	Mode      Mode
-	Container string // ModeContainer: the endpoint whose namespace CMD shares
-	Name      string // bridge/none: netns and endpoint name; empty: generated
-	Rm        bool   // bridge/none: detach and delete the netns when CMD exits
-	Network   string
-	IP        string
-	Ports     []PortMapping
-	DNSOptions          // --network-alias, --dns, --add-host (dns.go)
-	Cmd       []string
-	Stdin     io.Reader
-	Stdout    io.Writer
-	Stderr    io.Writer
+	Mode       Mode
+	Container  string // ModeContainer: the endpoint whose namespace CMD shares
+	Name       string // bridge/none: netns and endpoint name; empty: generated
+	Rm         bool   // bridge/none: detach and delete the netns when CMD exits
+	Network    string
+	IP         string
+	Ports      []PortMapping
+	DNSOptions // --network-alias, --dns, --add-host (dns.go)
+	Cmd        []string
+	Stdin      io.Reader
+	Stdout     io.Writer
+	Stderr     io.Writer
 	// Ready, if set, is called once the namespace is attached, before CMD
 	// starts (ebpfnet run -d waits for it).
 	Ready func()
