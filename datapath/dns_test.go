@@ -79,6 +79,7 @@ func TestDNSIndexLookup(t *testing.T) {
 			2: {{Name: "db", Network: "n1", NetnsIno: 2, DNS: []netip.Addr{a("192.0.2.9")}}},
 			3: {{Name: "x", Network: "in", NetnsIno: 3}},
 		},
+		anyIP:    map[netip.Addr]bool{a("172.30.0.2"): true, a("172.30.0.3"): true, a("172.31.0.2"): true, a("172.29.0.2"): true},
 		upstream: []netip.AddrPort{netip.MustParseAddrPort("192.0.2.1:53")},
 	}
 	q := func(net, src, name string) resolver.Answer {
@@ -104,6 +105,12 @@ func TestDNSIndexLookup(t *testing.T) {
 	}
 	if r := q("in", "172.29.0.2", "example.org"); r.Known || len(r.Upstream) != 0 {
 		t.Errorf("internal network forwards: %+v", r)
+	}
+	if r := q("n2", "172.30.0.3", "cache"); r.Known || len(r.Upstream) != 0 {
+		t.Errorf("n1's db asking n2's gateway: %+v, want nothing (isolation)", r)
+	}
+	if r := q("n1", "172.30.0.1", "web"); !r.Known {
+		t.Errorf("the host asking: %+v", r)
 	}
 	if r := x.lookup(resolver.Query{Network: "n1", Src: a("172.30.0.3"), Type: dns.TypePTR, ReverseIP: a("172.30.0.2")}); !r.Known || r.Names[0] != "web.n1" {
 		t.Errorf("PTR: %+v", r)

@@ -37,7 +37,8 @@ type dnsIndex struct {
 	names    NameTable
 	byIP     map[string]map[netip.Addr]Endpoint // network -> address -> endpoint
 	byNetns  map[uint64][]Endpoint
-	upstream []netip.AddrPort // the host's resolvers
+	anyIP    map[netip.Addr]bool // every endpoint's address, any network
+	upstream []netip.AddrPort    // the host's resolvers
 }
 
 func (i *Instance) loadDNSIndex() (*dnsIndex, error) {
@@ -53,7 +54,7 @@ func (i *Instance) loadDNSIndex() (*dnsIndex, error) {
 	if err != nil {
 		return nil, err
 	}
-	idx := &dnsIndex{networks: map[string]Network{}, names: NameTable{}, byIP: map[string]map[netip.Addr]Endpoint{}, byNetns: map[uint64][]Endpoint{}}
+	idx := &dnsIndex{networks: map[string]Network{}, names: NameTable{}, byIP: map[string]map[netip.Addr]Endpoint{}, byNetns: map[uint64][]Endpoint{}, anyIP: map[netip.Addr]bool{}}
 	gateways := map[netip.Addr]bool{}
 	for _, n := range nets {
 		gateways[n.Gateway] = true
@@ -66,6 +67,9 @@ func (i *Instance) loadDNSIndex() (*dnsIndex, error) {
 	}
 	for _, e := range eps {
 		idx.byNetns[e.NetnsIno] = append(idx.byNetns[e.NetnsIno], e)
+		if e.IP.IsValid() {
+			idx.anyIP[e.IP] = true
+		}
 		names, ok := idx.names[e.Network]
 		if e.Mode != ModeBridge || !ok || !e.IP.IsValid() {
 			continue
@@ -114,6 +118,11 @@ func (x *dnsIndex) lookup(q resolver.Query) resolver.Answer {
 				nets = append(nets, e.Network)
 			}
 		}
+	} else if x.anyIP[q.Src] {
+		// A container of another network reached this gateway (gateways
+		// stay reachable, as in Docker): it learns nothing of this
+		// network, and this is not its resolver.
+		return resolver.Answer{}
 	}
 	if q.Type == dns.TypePTR && q.ReverseIP.IsValid() {
 		for _, n := range nets {

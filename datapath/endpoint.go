@@ -120,8 +120,9 @@ func (i *Instance) attach(st *store, o AttachOptions) (Endpoint, error) {
 	} else if err := setLoopbackUp(ns); err != nil {
 		return Endpoint{}, err
 	}
-	if !slices.ContainsFunc(eps, func(e Endpoint) bool { return e.NetnsIno == ns.Ino }) {
-		// The namespace's first endpoint: its resolv.conf and hosts.
+	if o.ContainerID == "" && !slices.ContainsFunc(eps, func(e Endpoint) bool { return e.NetnsIno == ns.Ino }) {
+		// The namespace's first endpoint: its resolv.conf and hosts (a
+		// runtime's container, with a ContainerID, has its own /etc).
 		if err := i.writeEtcFiles(&ep, st); err != nil {
 			return Endpoint{}, fmt.Errorf("write resolv.conf and hosts: %w", err)
 		}

@@ -144,6 +144,10 @@ func TestEmbeddedDNS(t *testing.T) {
 	mustNotResolve(t, c1, c3)
 	mustNotResolve(t, c3, c1)
 	mustNotResolve(t, c3, "db")
+	// Another network's gateway answers nothing about its network.
+	if out, err := exec.Command("ip", "netns", "exec", c3, "timeout", "10", "busybox", "nslookup", c2, "172.30.0.1").CombinedOutput(); err == nil || strings.Contains(string(out), "172.30.0.20") {
+		t.Errorf("busybox nslookup %s 172.30.0.1 from n2's %s: %v\n%s", c2, c3, err, out)
+	}
 	// Anything else goes to the host's resolvers: the test's own server.
 	mustResolve(t, c1, outsideName, outsideIP)
 	mustResolve(t, c3, outsideName, outsideIP)
