@@ -10,8 +10,9 @@ import (
 // ConnectOptions are the flags of `ebpfnet network connect`.
 type ConnectOptions struct {
 	Network string
-	Target  string // an endpoint's name, or anything attach takes
-	IP      string // empty: allocate
+	Target  string   // an endpoint's name, or anything attach takes
+	IP      string   // empty: allocate
+	Aliases []string // --alias: more names on this network
 }
 
 // Connect gives an attached namespace an interface on one more network, as
@@ -58,7 +59,7 @@ func (i *Instance) Connect(o ConnectOptions) (Endpoint, error) {
 	}
 	return i.Attach(AttachOptions{
 		Mode: ModeBridge, Network: o.Network, IP: o.IP, Target: first.Netns, Name: name,
-		IfName: ifName, ContainerID: first.ContainerID,
+		IfName: ifName, ContainerID: first.ContainerID, DNSOptions: DNSOptions{Aliases: o.Aliases},
 	})
 }
 

@@ -36,6 +36,7 @@ type AttachOptions struct {
 	// ContainerID is the runtime's key for the endpoint (CNI_CONTAINERID);
 	// with IfName it identifies the endpoint, see EndpointFor.
 	ContainerID string
+	DNSOptions  // --network-alias, --dns, --add-host (dns.go)
 	// ownNetns marks a namespace ebpfnet run created (and removes with --rm).
 	ownNetns bool
 }
@@ -78,6 +79,9 @@ func (i *Instance) attach(st *store, o AttachOptions) (Endpoint, error) {
 	if err := checkOwner(o); err != nil {
 		return Endpoint{}, err
 	}
+	if err := CheckDNSOptions(o.DNSOptions); err != nil {
+		return Endpoint{}, err
+	}
 	eps, err := st.endpoints()
 	if err != nil {
 		return Endpoint{}, err
@@ -102,7 +106,8 @@ func (i *Instance) attach(st *store, o AttachOptions) (Endpoint, error) {
 			return Endpoint{}, fmt.Errorf("target %s is already attached as endpoint %s", o.Target, e.Name)
 		}
 	}
-	ep := Endpoint{Name: name, Mode: o.Mode, Netns: ns.Ref, NetnsIno: ns.Ino, OwnNetns: o.ownNetns, ContainerID: o.ContainerID}
+	ep := Endpoint{Name: name, Mode: o.Mode, Netns: ns.Ref, NetnsIno: ns.Ino, OwnNetns: o.ownNetns, ContainerID: o.ContainerID,
+		Aliases: o.Aliases, DNS: o.DNS, ExtraHosts: o.ExtraHosts}
 	if o.Mode == ModeBridge && o.IfName != "" && o.IfName != defaultIfName {
 		ep.IfName = o.IfName
 	}
@@ -114,6 +119,14 @@ func (i *Instance) attach(st *store, o AttachOptions) (Endpoint, error) {
 		}
 	} else if err := setLoopbackUp(ns); err != nil {
 		return Endpoint{}, err
+	}
+	if o.ContainerID == "" && !slices.ContainsFunc(eps, func(e Endpoint) bool { return e.NetnsIno == ns.Ino }) {
+		// The namespace's first endpoint: its resolv.conf and hosts (a
+		// runtime's container, with a ContainerID, has its own /etc).
+		if err := i.writeEtcFiles(&ep, st); err != nil {
+			return Endpoint{}, fmt.Errorf("write resolv.conf and hosts: %w", err)
+		}
+		rollback.add(func() { removeEtcFiles(ep) })
 	}
 	ep.Created = time.Now().UTC()
 	if err := faultPoint("before-save"); err != nil {
@@ -306,6 +319,9 @@ func (i *Instance) Detach(target string) (Endpoint, error) {
 // teardown undoes the kernel side of an attach. It keeps going past errors
 // so a half-gone endpoint is still cleaned up as far as possible.
 func (i *Instance) teardown(ep Endpoint) error {
+	if err := removeEtcFiles(ep); err != nil {
+		i.log.Warn("remove resolv.conf and hosts", "endpoint", ep.Name, "err", err)
+	}
 	if ep.Mode != ModeBridge {
 		return nil
 	}

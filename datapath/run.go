@@ -16,17 +16,18 @@ import (
 
 // RunOptions are the flags of `ebpfnet run`.
 type RunOptions struct {
-	Mode      Mode
-	Container string // ModeContainer: the endpoint whose namespace CMD shares
-	Name      string // bridge/none: netns and endpoint name; empty: generated
-	Rm        bool   // bridge/none: detach and delete the netns when CMD exits
-	Network   string
-	IP        string
-	Ports     []PortMapping
-	Cmd       []string
-	Stdin     io.Reader
-	Stdout    io.Writer
-	Stderr    io.Writer
+	Mode       Mode
+	Container  string // ModeContainer: the endpoint whose namespace CMD shares
+	Name       string // bridge/none: netns and endpoint name; empty: generated
+	Rm         bool   // bridge/none: detach and delete the netns when CMD exits
+	Network    string
+	IP         string
+	Ports      []PortMapping
+	DNSOptions // --network-alias, --dns, --add-host (dns.go)
+	Cmd        []string
+	Stdin      io.Reader
+	Stdout     io.Writer
+	Stderr     io.Writer
 	// Ready, if set, is called once the namespace is attached, before CMD
 	// starts (ebpfnet run -d waits for it).
 	Ready func()
@@ -135,7 +136,7 @@ func (i *Instance) Run(ctx context.Context, o RunOptions) (int, error) {
 	if o.Ready != nil {
 		o.Ready()
 	}
-	return runIn(ctx, ns, o)
+	return runIn(ctx, ns, o, etcDirFor(ns.Ref))
 }
 
 func (i *Instance) createAndAttach(name string, mode Mode, o RunOptions) (netnsutil.Namespace, error) {
@@ -150,7 +151,7 @@ func (i *Instance) createAndAttach(name string, mode Mode, o RunOptions) (netnsu
 	if err != nil {
 		return ns, err
 	}
-	_, err = i.Attach(AttachOptions{Mode: mode, Network: o.Network, IP: o.IP, Ports: o.Ports, Target: ns.Ref, Name: name, ownNetns: true})
+	_, err = i.Attach(AttachOptions{Mode: mode, Network: o.Network, IP: o.IP, Ports: o.Ports, Target: ns.Ref, Name: name, ownNetns: true, DNSOptions: o.DNSOptions})
 	if err != nil {
 		netnsutil.DeleteNamed(name)
 		return ns, err
@@ -158,13 +159,13 @@ func (i *Instance) createAndAttach(name string, mode Mode, o RunOptions) (netnsu
 	return ns, nil
 }
 
-func runIn(ctx context.Context, ns netnsutil.Namespace, o RunOptions) (int, error) {
+func runIn(ctx context.Context, ns netnsutil.Namespace, o RunOptions, etcDir string) (int, error) {
 	cmd := exec.Command(o.Cmd[0], o.Cmd[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = o.Stdin, o.Stdout, o.Stderr
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
-	if err := netnsutil.Start(ns, cmd); err != nil {
+	if err := startWithEtc(ns, cmd, etcDir); err != nil {
 		return 0, &StartError{Cmd: o.Cmd[0], Err: err}
 	}
 	done := make(chan error, 1)

@@ -17,6 +17,10 @@ type ServeOptions struct {
 	Timeouts       Timeouts
 	// OnGC, if set, is told about every collection (e.g. for metrics).
 	OnGC func(GCResult)
+	// DNS runs the embedded resolver (dnsserve.go) on each user-defined
+	// network's gateway, port DNSPort (0: 53).
+	DNS     bool
+	DNSPort int
 }
 
 // Serve keeps the instance healthy until ctx ends: it restores state first
@@ -62,6 +66,12 @@ func (i *Instance) Serve(ctx context.Context, o ServeOptions) error {
 	}
 	// Only after state is restored: expire what is expired, never wipe.
 	gc()
+	if o.DNS {
+		dnsCtx, stopDNS := context.WithCancel(ctx)
+		dnsDone := make(chan struct{})
+		go func() { defer close(dnsDone); i.serveDNS(dnsCtx, o.DNSPort) }()
+		defer func() { stopDNS(); <-dnsDone }()
+	}
 
 	tick := time.NewTicker(o.GCInterval)
 	defer tick.Stop()

@@ -57,5 +57,12 @@ type Endpoint struct {
 	// attached the endpoint for a runtime; with IfName it identifies it.
 	ContainerID string `json:"container_id,omitempty"`
 
+	// Name resolution (dns.go): --network-alias, --dns, --add-host, and the
+	// /etc/netns/NAME directory whose resolv.conf and hosts ebpfnet wrote.
+	Aliases    []string     `json:"aliases,omitempty"`
+	DNS        []netip.Addr `json:"dns,omitempty"`
+	ExtraHosts []string     `json:"extra_hosts,omitempty"`
+	EtcDir     string       `json:"etc_dir,omitempty"`
+
 	Created time.Time `json:"created"`
 }

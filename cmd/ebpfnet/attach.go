@@ -12,6 +12,7 @@ func newAttachCmd(g *globals) *cobra.Command {
 	var o datapath.AttachOptions
 	var network networkFlag
 	var ports []string
+	var dns dnsFlags
 	cmd := &cobra.Command{
 		Use:   "attach [--network bridge|none|NETWORK] [flags] TARGET",
 		Short: "Connect a network namespace (name, netns path or PID)",
@@ -25,6 +26,9 @@ func newAttachCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if o.Ports, err = datapath.ParsePortSpecs(ports); err != nil {
+				return err
+			}
+			if o.DNSOptions, err = dns.options(); err != nil {
 				return err
 			}
 			o.Mode, o.Network, o.Target = m.Mode, m.Network, args[0]
@@ -45,5 +49,6 @@ func newAttachCmd(g *globals) *cobra.Command {
 	f.StringVar(&o.IP, "ip", "", "IPv4 address (default: the next free one)")
 	publishFlag(f, &ports)
 	f.StringVar(&o.Name, "name", "", "endpoint name (default: derived from TARGET)")
+	dns.register(f)
 	return cmd
 }

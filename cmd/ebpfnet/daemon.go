@@ -75,5 +75,6 @@ SIGINT without detaching anything.`,
 	cmd.Flags().StringVar(&addr, "metrics-addr", "127.0.0.1:9469", "address to serve /metrics on")
 	cmd.Flags().DurationVar(&o.GCInterval, "gc-interval", o.GCInterval, "how often to expire conntrack entries and reconcile")
 	timeoutFlags(cmd.Flags(), &o.Timeouts)
+	resolverFlags(cmd.Flags(), &o)
 	return cmd
 }

@@ -138,6 +138,8 @@ func newNetworkConnectCmd(g *globals) *cobra.Command {
 		}),
 	}
 	cmd.Flags().StringVar(&o.IP, "ip", "", "IPv4 address on the network (default: the next free one)")
+	cmd.Flags().StringArrayVar(&o.Aliases, "alias", nil, "another name the endpoint has on this network")
+	aliasFlag(cmd.Flags())
 	return cmd
 }
 

@@ -30,6 +30,7 @@ func newRunCmd(g *globals) *cobra.Command {
 	var network networkFlag
 	var ports []string
 	var detach bool
+	var dns dnsFlags
 	cmd := &cobra.Command{
 		Use:   "run [flags] -- CMD [ARG...]",
 		Short: "Run a command with a Docker network mode",
@@ -60,8 +61,11 @@ that CMD cannot be executed and 127 that it was not found.`,
 			if o.Ports, err = datapath.ParsePortSpecs(ports); err != nil {
 				return runFailed(err)
 			}
+			if o.DNSOptions, err = dns.options(); err != nil {
+				return runFailed(err)
+			}
 			if detach {
-				return runDetached(cmd, g, inst, o, network.values, ports, args)
+				return runDetached(cmd, g, inst, o, network.values, ports, dns.args(), args)
 			}
 			o.Cmd = args
 			o.Stdin, o.Stdout, o.Stderr = os.Stdin, cmd.OutOrStdout(), cmd.ErrOrStderr()
@@ -97,6 +101,7 @@ that CMD cannot be executed and 127 that it was not found.`,
 	f.BoolVarP(&detach, "detach", "d", false, "run CMD in the background (output in `ebpfnet logs NAME`); its endpoint is freed when it exits")
 	f.StringVar(&o.IP, "ip", "", "IPv4 address")
 	publishFlag(f, &ports)
+	dns.register(f)
 	return cmd
 }
 
@@ -105,7 +110,7 @@ func runFailed(err error) error { return exitError{code: exitRunFailed, err: err
 // runDetached starts `ebpfnet run --rm` for CMD in the background, as its
 // own session, so the endpoint is freed when CMD exits, and returns once the
 // endpoint is attached, printing its name.
-func runDetached(cmd *cobra.Command, g *globals, inst *datapath.Instance, o datapath.RunOptions, networks, ports, args []string) error {
+func runDetached(cmd *cobra.Command, g *globals, inst *datapath.Instance, o datapath.RunOptions, networks, ports, extra, args []string) error {
 	if o.Mode == datapath.ModeHost || o.Mode == datapath.ModeContainer {
 		return runFailed(errors.New("-d needs a namespace of its own: bridge mode or --network=none"))
 	}
@@ -129,6 +134,7 @@ func runDetached(cmd *cobra.Command, g *globals, inst *datapath.Instance, o data
 	for _, p := range ports {
 		child = append(child, "--publish", p)
 	}
+	child = append(child, extra...)
 	logPath, err := inst.LogPath(o.Name)
 	if err != nil {
 		return runFailed(err)

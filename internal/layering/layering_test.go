@@ -19,7 +19,8 @@ const module = "github.com/ebpfnet/ebpfnet/"
 var allowed = map[string][]string{
 	"loader":             {"internal/mountns"},
 	"maps":               {"loader"},
-	"datapath":           {"maps", "loader", "internal/netnsutil", "internal/mountns"},
+	"datapath":           {"maps", "loader", "internal/netnsutil", "internal/mountns", "resolver"},
+	"resolver":           {}, // embedded DNS server: miekg/dns only
 	"metrics":            {"datapath"},
 	"cmd/":               {"datapath", "metrics"}, // front ends: CLI, CNI plugin
 	"dockerdriver":       {"datapath", "metrics"}, // front end: Docker remote driver

@@ -79,6 +79,13 @@ func (tp *Topology) cleanup() {
 			}
 		}
 	}
+	// resolv.conf and hosts attach wrote for the test's named namespaces
+	// (datapath/dns.go), and any the test wrote for its host.
+	if dirs, err := filepath.Glob(filepath.Join("/etc/netns", tp.Prefix+"-*")); err == nil {
+		for _, d := range dirs {
+			os.RemoveAll(d)
+		}
+	}
 	if err := os.RemoveAll(tp.PinRoot); err != nil {
 		tp.t.Errorf("cleanup: remove pins: %v", err)
 	}

@@ -1,0 +1,292 @@
+// Package resolver is ebpfnet's embedded DNS server, as Docker's: it listens
+// (UDP and TCP, port 53) on addresses the caller names, one per network,
+// answers names the caller knows for that network and forwards the rest to
+// upstream servers. It knows nothing of ebpfnet: the caller says what to
+// listen on (Sync) and how to look names up (Lookup).
+package resolver
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// TTL of the answers for names the resolver knows (Docker's 600s).
+const TTL = 600
+
+// Answer is what Lookup says about a query from Src on network Network.
+type Answer struct {
+	// Known: the name is the network's; IPs may still be empty (an IPv6
+	// query for an IPv4-only container gets an empty NOERROR).
+	Known bool
+	IPs   []netip.Addr
+	// Names answers a reverse (PTR) lookup.
+	Names []string
+	// Upstream are the servers to forward to when the name is not known;
+	// empty: answer SERVFAIL (e.g. an --internal network).
+	Upstream []netip.AddrPort
+}
+
+// Query is one question the resolver asks Lookup.
+type Query struct {
+	Network string
+	Src     netip.Addr
+	Name    string // lower case, without the trailing dot
+	Type    uint16 // dns.TypeA, dns.TypeAAAA, dns.TypePTR, ...
+	// ReverseIP is the address a PTR query asks about (in-addr.arpa).
+	ReverseIP netip.Addr
+}
+
+// Server serves the networks Sync names.
+type Server struct {
+	Lookup func(Query) Answer
+	Log    *slog.Logger
+	// Port to listen on; 0 is 53.
+	Port int
+	// Timeout per upstream exchange; 0 is 2s.
+	Timeout time.Duration
+
+	mu        sync.Mutex
+	listeners map[string]*listener
+	failed    map[string]string // network -> last listen error (logged once)
+}
+
+type listener struct {
+	addr netip.Addr
+	udp  *dns.Server
+	tcp  *dns.Server
+}
+
+// Sync makes the server listen on exactly the given network -> address
+// pairs: new ones are started, gone or moved ones stopped. A network whose
+// address cannot be bound (not yet on an interface, port taken) is retried
+// on the next Sync; the error is logged once.
+func (s *Server) Sync(want map[string]netip.Addr) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.listeners == nil {
+		s.listeners = map[string]*listener{}
+		s.failed = map[string]string{}
+	}
+	for name, l := range s.listeners {
+		if a, ok := want[name]; !ok || a != l.addr {
+			l.stop()
+			delete(s.listeners, name)
+			s.log().Info("dns: stopped", "network", name, "addr", l.addr)
+		}
+	}
+	for name, addr := range want {
+		if _, ok := s.listeners[name]; ok {
+			continue
+		}
+		l, err := s.listen(name, addr)
+		if err != nil {
+			if s.failed[name] != err.Error() {
+				s.failed[name] = err.Error()
+				s.log().Warn("dns: cannot listen", "network", name, "addr", addr, "err", err)
+			}
+			continue
+		}
+		delete(s.failed, name)
+		s.listeners[name] = l
+		s.log().Info("dns: serving", "network", name, "addr", netip.AddrPortFrom(addr, uint16(s.port())))
+	}
+	for name := range s.failed {
+		if _, ok := want[name]; !ok {
+			delete(s.failed, name)
+		}
+	}
+}
+
+// Addrs returns what the server listens on, by network.
+func (s *Server) Addrs() map[string]netip.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]netip.Addr{}
+	for n, l := range s.listeners {
+		out[n] = l.addr
+	}
+	return out
+}
+
+// Close stops every listener.
+func (s *Server) Close() { s.Sync(nil) }
+
+func (s *Server) port() int {
+	if s.Port == 0 {
+		return 53
+	}
+	return s.Port
+}
+
+func (s *Server) log() *slog.Logger {
+	if s.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return s.Log
+}
+
+func (s *Server) listen(network string, addr netip.Addr) (*listener, error) {
+	ap := netip.AddrPortFrom(addr, uint16(s.port())).String()
+	pc, err := net.ListenPacket("udp", ap)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", ap)
+	if err != nil {
+		pc.Close()
+		return nil, err
+	}
+	h := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) { s.handle(network, w, r) })
+	l := &listener{
+		addr: addr,
+		udp:  &dns.Server{PacketConn: pc, Handler: h},
+		tcp:  &dns.Server{Listener: ln, Handler: h, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second},
+	}
+	go l.udp.ActivateAndServe()
+	go l.tcp.ActivateAndServe()
+	return l, nil
+}
+
+func (l *listener) stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	l.udp.ShutdownContext(ctx)
+	l.tcp.ShutdownContext(ctx)
+}
+
+func (s *Server) handle(network string, w dns.ResponseWriter, r *dns.Msg) {
+	if len(r.Question) != 1 || r.Opcode != dns.OpcodeQuery {
+		m := new(dns.Msg)
+		m.SetRcode(r, dns.RcodeNotImplemented)
+		w.WriteMsg(m)
+		return
+	}
+	q := r.Question[0]
+	src, _ := netip.AddrFromSlice(remoteIP(w.RemoteAddr()))
+	query := Query{
+		Network: network, Src: src.Unmap(), Type: q.Qtype,
+		Name: strings.TrimSuffix(strings.ToLower(q.Name), "."),
+	}
+	if q.Qtype == dns.TypePTR {
+		query.ReverseIP = reverseIP(query.Name)
+	}
+	a := s.Lookup(query)
+	if a.Known {
+		w.WriteMsg(answer(r, q, a))
+		return
+	}
+	tcp := false
+	if _, ok := w.RemoteAddr().(*net.TCPAddr); ok {
+		tcp = true
+	}
+	resp, err := s.forward(r, a.Upstream, tcp)
+	if err != nil {
+		s.log().Debug("dns: forward", "network", network, "name", q.Name, "err", err)
+		m := new(dns.Msg)
+		m.SetRcode(r, dns.RcodeServerFailure)
+		m.RecursionAvailable = true
+		w.WriteMsg(m)
+		return
+	}
+	if !tcp {
+		// Fit the client's UDP size; it retries over TCP when truncated.
+		size := dns.MinMsgSize
+		if o := r.IsEdns0(); o != nil {
+			size = int(o.UDPSize())
+		}
+		resp.Truncate(size)
+	}
+	w.WriteMsg(resp)
+}
+
+func answer(r *dns.Msg, q dns.Question, a Answer) *dns.Msg {
+	m := new(dns.Msg)
+	m.SetReply(r)
+	m.Authoritative = true
+	m.RecursionAvailable = true
+	hdr := dns.RR_Header{Name: q.Name, Class: dns.ClassINET, Ttl: TTL}
+	switch q.Qtype {
+	case dns.TypeA, dns.TypeAAAA, dns.TypeANY:
+		for _, ip := range a.IPs {
+			if ip.Is4() && q.Qtype != dns.TypeAAAA {
+				h := hdr
+				h.Rrtype = dns.TypeA
+				m.Answer = append(m.Answer, &dns.A{Hdr: h, A: ip.AsSlice()})
+			} else if ip.Is6() && q.Qtype != dns.TypeA {
+				h := hdr
+				h.Rrtype = dns.TypeAAAA
+				m.Answer = append(m.Answer, &dns.AAAA{Hdr: h, AAAA: ip.AsSlice()})
+			}
+		}
+	case dns.TypePTR:
+		for _, n := range a.Names {
+			h := hdr
+			h.Rrtype = dns.TypePTR
+			m.Answer = append(m.Answer, &dns.PTR{Hdr: h, Ptr: dns.Fqdn(n)})
+		}
+	}
+	return m
+}
+
+func (s *Server) forward(r *dns.Msg, upstream []netip.AddrPort, tcp bool) (*dns.Msg, error) {
+	if len(upstream) == 0 {
+		return nil, errors.New("no upstream servers")
+	}
+	timeout := s.Timeout
+	if timeout == 0 {
+		timeout = 2 * time.Second
+	}
+	var errs []error
+	for _, u := range upstream {
+		c := &dns.Client{Net: "udp", Timeout: timeout}
+		if tcp {
+			c.Net = "tcp"
+		}
+		resp, _, err := c.Exchange(r, u.String())
+		if err == nil && resp.Truncated && !tcp {
+			c.Net = "tcp"
+			resp, _, err = c.Exchange(r, u.String())
+		}
+		if err == nil {
+			resp.Id = r.Id
+			return resp, nil
+		}
+		errs = append(errs, err)
+	}
+	return nil, errors.Join(errs...)
+}
+
+func remoteIP(a net.Addr) net.IP {
+	switch a := a.(type) {
+	case *net.UDPAddr:
+		return a.IP
+	case *net.TCPAddr:
+		return a.IP
+	}
+	return nil
+}
+
+// reverseIP reads d.c.b.a.in-addr.arpa.
+func reverseIP(name string) netip.Addr {
+	rest, ok := strings.CutSuffix(name, ".in-addr.arpa")
+	if !ok {
+		return netip.Addr{}
+	}
+	p := strings.Split(rest, ".")
+	if len(p) != 4 {
+		return netip.Addr{}
+	}
+	ip, err := netip.ParseAddr(p[3] + "." + p[2] + "." + p[1] + "." + p[0])
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ip
+}
