@@ -358,3 +358,25 @@ func (i *Instance) UnpublishPorts(target string) ([]PortMapping, error) {
 	})
 	return out, err
 }
+
+// idle reports whether the instance has nothing for background work to
+// do: the datapath is not loaded (or its pins were removed, as the last
+// `network rm` does) and the store holds no network or endpoint. Loading
+// it then would pin an empty datapath again behind that network rm, in a
+// process (the Docker plugin) that runs for as long as the host.
+func (i *Instance) idle() bool {
+	i.mu.Lock()
+	loaded := i.dp != nil && i.pinsCurrent()
+	i.mu.Unlock()
+	if loaded {
+		return false
+	}
+	idle := false
+	i.withStore(func(st *store) error {
+		nets, err := st.networks()
+		eps, err2 := st.endpoints()
+		idle = err == nil && err2 == nil && len(nets) == 0 && len(eps) == 0
+		return nil
+	})
+	return idle
+}
