@@ -10,7 +10,7 @@ CNI_BIN_DIR ?= /opt/cni/bin
 GENERATED := $(wildcard loader/*_bpfel.go loader/*_bpfel.o)
 C_SOURCES := $(wildcard bpf/*.c bpf/lib/*.h)
 
-.PHONY: all deps generate check-generated build install fmt lint test fuzz unit-test integration-test demo bench bench-quick bench-cni bench-profile clean
+.PHONY: all deps generate check-generated build install fmt lint test fuzz unit-test integration-test demo bench bench-quick bench-cni bench-docker bench-profile clean
 
 all: build
 
@@ -92,6 +92,11 @@ bench-quick: build
 bench-cni: build
 	$(GO) build -o bin/cni-bench ./bench/cmd/cni-bench
 	./bin/cni-bench -plugin $(CNI_BIN) $(BENCH_CNI_FLAGS)
+
+## bench-docker: docker run -p start-to-ready, ebpfnet driver vs Docker's bridge+iptables (median of RUNS=20, then with PRELOAD=1000 ports published); needs root
+bench-docker: build
+	EBPFNET_DOCKER_BENCH=1 EBPFNET_BIN=$(CURDIR)/$(BIN) RUNS=$(or $(RUNS),20) PRELOAD=$(or $(PRELOAD),1000) \
+		$(GO) test -count=1 -timeout 30m -v -run TestDockerRunStartup ./bench/dockerbench/
 
 clean:
 	rm -rf bin

@@ -65,6 +65,9 @@ func (i *Instance) checkEndpoint(ep Endpoint) ([]string, error) {
 		}
 	}
 
+	if ep.PeerName != "" {
+		return problems, nil // the runtime configures the container side
+	}
 	// Container side.
 	ns, err := netnsutil.Resolve(ep.Netns)
 	if err != nil || ns.Ino != ep.NetnsIno {

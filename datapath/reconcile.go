@@ -15,7 +15,11 @@ func (i *Instance) Reconcile() ([]string, error) {
 			return err
 		}
 		for _, ep := range eps {
-			if ns, err := netnsutil.Resolve(ep.Netns); err == nil && ns.Ino == ep.NetnsIno {
+			if alive, prepared := i.preparedAlive(ep); prepared {
+				if alive {
+					continue
+				}
+			} else if ns, err := netnsutil.Resolve(ep.Netns); err == nil && ns.Ino == ep.NetnsIno {
 				continue
 			}
 			if err := i.teardown(ep); err != nil {

@@ -49,6 +49,9 @@ func (i *Instance) Serve(ctx context.Context, o ServeOptions) error {
 		return err
 	}
 	gc := func() {
+		if i.idle() {
+			return
+		}
 		r, err := i.GC(o.Timeouts)
 		if err != nil {
 			i.log.Warn("conntrack gc", "err", err)
@@ -85,6 +88,9 @@ func (i *Instance) Serve(ctx context.Context, o ServeOptions) error {
 		case <-ctx.Done():
 			return i.ReleaseIfUnused()
 		case <-strain.C:
+			if i.idle() {
+				continue
+			}
 			if s, err := i.natStrain(); err == nil && s > strained {
 				strained = s
 				i.log.Info("NAT port allocation under strain: conntrack gc early")

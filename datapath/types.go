@@ -56,6 +56,11 @@ type Endpoint struct {
 	// ContainerID is the owner's key (a CNI container ID) when a front end
 	// attached the endpoint for a runtime; with IfName it identifies it.
 	ContainerID string `json:"container_id,omitempty"`
+	// PeerName is set on a prepared endpoint (PrepareEndpoint): a runtime
+	// (Docker) moves the container end into its sandbox itself, and this is
+	// the end's name while it is in the host's namespace. Such an endpoint
+	// has no NetnsIno; it lives as long as its host veth.
+	PeerName string `json:"peer_name,omitempty"`
 
 	// Name resolution (dns.go): --network-alias, --dns, --add-host, and the
 	// /etc/netns/NAME directory whose resolv.conf and hosts ebpfnet wrote.

@@ -37,39 +37,9 @@ SIGINT without detaching anything.`,
 			return datapath.CheckTimeouts(o.Timeouts)
 		},
 		RunE: g.withInstanceLog(slog.LevelInfo, func(cmd *cobra.Command, _ []string, inst *datapath.Instance) error {
-			log := g.logger(slog.LevelInfo)
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-
-			reg := prometheus.NewRegistry()
-			gcm := metrics.NewGCMetrics()
-			reg.MustRegister(
-				collectors.NewGoCollector(),
-				collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-				metrics.NewCollector(inst, log),
-				gcm,
-			)
-			o.OnGC = func(r datapath.GCResult) { gcm.Observe(r.Expired, r.Duration) }
-			mux := http.NewServeMux()
-			mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-			mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
-			ln, err := net.Listen("tcp", addr)
-			if err != nil {
-				return err
-			}
-			srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-			go srv.Serve(ln)
-			log.Info("daemon running", "metrics", "http://"+ln.Addr().String()+"/metrics")
-
-			serveErr := inst.Serve(ctx, o)
-			shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			err = srv.Shutdown(shutdown)
-			if errors.Is(err, http.ErrServerClosed) {
-				err = nil
-			}
-			log.Info("daemon stopped; the datapath keeps forwarding")
-			return errors.Join(serveErr, err)
+			return serveControlPlane(ctx, inst, g.logger(slog.LevelInfo), addr, o)
 		}),
 	}
 	cmd.Flags().StringVar(&addr, "metrics-addr", "127.0.0.1:9469", "address to serve /metrics on")
@@ -77,4 +47,45 @@ SIGINT without detaching anything.`,
 	timeoutFlags(cmd.Flags(), &o.Timeouts)
 	resolverFlags(cmd.Flags(), &o)
 	return cmd
+}
+
+// serveControlPlane is the daemon's work, shared with docker-plugin: metrics
+// on addr (none when empty) and the instance's background loop (conntrack
+// GC, reconcile) until ctx ends.
+func serveControlPlane(ctx context.Context, inst *datapath.Instance, log *slog.Logger, addr string, o datapath.ServeOptions) error {
+	var srv *http.Server
+	if addr != "" {
+		reg := prometheus.NewRegistry()
+		gcm := metrics.NewGCMetrics()
+		reg.MustRegister(
+			collectors.NewGoCollector(),
+			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+			metrics.NewCollector(inst, log),
+			gcm,
+		)
+		o.OnGC = func(r datapath.GCResult) { gcm.Observe(r.Expired, r.Duration) }
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return err
+		}
+		srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go srv.Serve(ln)
+		log.Info("daemon running", "metrics", "http://"+ln.Addr().String()+"/metrics")
+	}
+
+	serveErr := inst.Serve(ctx, o)
+	var err error
+	if srv != nil {
+		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		err = srv.Shutdown(shutdown)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+	}
+	log.Info("daemon stopped; the datapath keeps forwarding")
+	return errors.Join(serveErr, err)
 }

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ebpfnet/ebpfnet/datapath"
+	"github.com/ebpfnet/ebpfnet/dockerdriver"
+)
+
+// dockerPluginDir is where dockerd looks for legacy plugins' sockets.
+const dockerPluginDir = "/run/docker/plugins"
+
+func newDockerPluginCmd(g *globals) *cobra.Command {
+	var name, socket, addr string
+	o := datapath.ServeOptions{GCInterval: 10 * time.Second, Timeouts: datapath.DefaultTimeouts}
+	cmd := &cobra.Command{
+		Use:   "docker-plugin",
+		Short: "Serve Docker's remote network driver protocol (docker network create -d ebpfnet)",
+		Long: `docker-plugin serves Docker's network plugin protocol on
+/run/docker/plugins/NAME.sock (NAME from --name, default ebpfnet), so
+"docker network create -d NAME" makes ebpfnet networks and containers on them
+get ebpfnet endpoints and published ports. It also does the daemon's work
+(conntrack GC, reconcile, metrics with --metrics-addr). Run it in the
+namespace dockerd runs in, before dockerd uses the driver. Stopping it stops
+nothing: the datapath is pinned and the store keeps the endpoints.`,
+		Args: cobra.NoArgs,
+		PreRunE: func(*cobra.Command, []string) error {
+			if err := datapath.ValidName(name); err != nil {
+				return fmt.Errorf("--name: %w", err)
+			}
+			return datapath.CheckTimeouts(o.Timeouts)
+		},
+		RunE: g.withInstanceLog(slog.LevelInfo, func(cmd *cobra.Command, _ []string, inst *datapath.Instance) error {
+			log := g.logger(slog.LevelInfo)
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			if socket == "" {
+				socket = filepath.Join(dockerPluginDir, name+".sock")
+			}
+			if err := inst.Ready(); err != nil {
+				return err
+			}
+			ln, err := listenUnix(socket)
+			if err != nil {
+				return err
+			}
+			defer os.Remove(socket)
+			srv := &http.Server{Handler: dockerdriver.New(inst, log).Handler(), ReadHeaderTimeout: 10 * time.Second}
+			go srv.Serve(ln)
+			log.Info("docker network plugin serving", "name", name, "socket", socket)
+			err = serveControlPlane(ctx, inst, log, addr, o)
+			shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			return errors.Join(err, srv.Shutdown(shutdown))
+		}),
+	}
+	cmd.Flags().StringVar(&name, "name", "ebpfnet", "driver name: docker network create -d NAME; the socket is /run/docker/plugins/NAME.sock")
+	cmd.Flags().StringVar(&socket, "socket", "", "listen on this unix socket instead (point dockerd at it with /etc/docker/plugins/NAME.spec)")
+	cmd.Flags().StringVar(&addr, "metrics-addr", "", "address to serve /metrics on (none by default)")
+	cmd.Flags().DurationVar(&o.GCInterval, "gc-interval", o.GCInterval, "how often to expire conntrack entries and reconcile")
+	timeoutFlags(cmd.Flags(), &o.Timeouts)
+	return cmd
+}
+
+// listenUnix listens on path, replacing a stale socket a killed plugin left
+// but refusing to steal one a live process serves.
+func listenUnix(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("%s is served by another process: is a docker-plugin with this --name running?", path)
+	}
+	os.Remove(path)
+	return net.Listen("unix", path)
+}

@@ -1,0 +1,382 @@
+package datapath
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/ebpfnet/ebpfnet/loader"
+	"github.com/ebpfnet/ebpfnet/maps"
+)
+
+// Prepared endpoints are for runtimes that move the container's interface
+// into their sandbox themselves (Docker's remote network drivers): ebpfnet
+// makes the veth pair with both ends in the host's namespace, programs the
+// host end, and the runtime moves, renames and addresses the other end. The
+// endpoint is keyed by the runtime's ID (Owner) and lives as long as its
+// host veth: the container end dies with the sandbox, and the pair with it.
+
+// PrepareOptions describe a prepared endpoint.
+type PrepareOptions struct {
+	Network string // the network's name
+	IP      string // the container's address, chosen by the runtime's IPAM
+	MAC     string // empty: derived from the IP as Docker does
+	// Owner is the runtime's key (a Docker endpoint ID), stored as the
+	// endpoint's ContainerID; EndpointFor(Owner, "") finds it.
+	Owner string
+	// Name is the endpoint's name; empty: the first 12 characters of Owner.
+	Name string
+}
+
+// PortRequest asks for a published port. A HostPortEnd above HostPort asks
+// for the first free host port of HostPort..HostPortEnd (Docker's
+// -p 8000-8010:80); HostPort 0 asks for any free ephemeral port.
+type PortRequest struct {
+	PortMapping
+	HostPortEnd uint16
+}
+
+// PrepareEndpoint creates a prepared endpoint: the veth pair (host end
+// "ebp<owner>h" on the network's bridge, container end "ebp<owner>c" left
+// down in the host's namespace with the MAC), datapath entries, the
+// from_container program and the record. The runtime then moves the
+// container end (Endpoint.PeerName) into its sandbox.
+func (i *Instance) PrepareEndpoint(o PrepareOptions) (Endpoint, error) {
+	var ep Endpoint
+	err := i.withStore(func(st *store) (err error) {
+		start := time.Now()
+		if ep, err = i.prepare(st, o); err != nil {
+			return err
+		}
+		return st.observe(OpAttach, time.Since(start))
+	})
+	return ep, err
+}
+
+func (i *Instance) prepare(st *store, o PrepareOptions) (Endpoint, error) {
+	if err := validContainerID(o.Owner); err != nil {
+		return Endpoint{}, err
+	}
+	name := o.Name
+	if name == "" {
+		name = o.Owner[:min(12, len(o.Owner))]
+	}
+	if err := ValidName(name); err != nil {
+		return Endpoint{}, fmt.Errorf("endpoint name: %w", err)
+	}
+	n, ok, err := st.network(o.Network)
+	if err != nil {
+		return Endpoint{}, err
+	}
+	if !ok {
+		return Endpoint{}, fmt.Errorf("network %s not found", o.Network)
+	}
+	eps, err := st.endpoints()
+	if err != nil {
+		return Endpoint{}, err
+	}
+	used := map[netip.Addr]string{}
+	for _, e := range eps {
+		if e.Name == name {
+			return Endpoint{}, fmt.Errorf("endpoint %s already exists", name)
+		}
+		if e.ContainerID == o.Owner {
+			return Endpoint{}, fmt.Errorf("endpoint %s already exists for %s", e.Name, o.Owner)
+		}
+		if e.Network == n.Name {
+			used[e.IP] = e.Name
+		}
+	}
+	ip, err := checkRequestedIP(n, o.IP, used)
+	if err != nil {
+		return Endpoint{}, err
+	}
+	mac, err := endpointMAC(o.MAC, ip)
+	if err != nil {
+		return Endpoint{}, err
+	}
+	tag := o.Owner[:min(10, len(o.Owner))]
+	ep := Endpoint{
+		Name: name, Mode: ModeBridge, ContainerID: o.Owner, Network: n.Name, IP: ip, MAC: mac.String(),
+		HostVeth: "ebp" + tag + "h", PeerName: "ebp" + tag + "c",
+	}
+	for _, ifname := range []string{ep.HostVeth, ep.PeerName} {
+		if _, err := netlink.LinkByName(ifname); err == nil {
+			return Endpoint{}, fmt.Errorf("interface %s already exists", ifname)
+		}
+	}
+	br, err := netlink.LinkByName(n.Bridge)
+	if err != nil {
+		return Endpoint{}, fmt.Errorf("bridge %s of network %s is missing: %w", n.Bridge, n.Name, err)
+	}
+	views, err := i.datapath()
+	if err != nil {
+		return Endpoint{}, err
+	}
+
+	var rollback undo
+	defer rollback.run()
+	veth := &netlink.Veth{
+		LinkAttrs:        netlink.LinkAttrs{Name: ep.HostVeth, MTU: n.MTU, MasterIndex: br.Attrs().Index},
+		PeerName:         ep.PeerName,
+		PeerHardwareAddr: mac,
+	}
+	if err := netlink.LinkAdd(veth); err != nil {
+		return Endpoint{}, fmt.Errorf("create veth %s: %w", ep.HostVeth, err)
+	}
+	rollback.add(func() { netlink.LinkDel(veth) })
+	host, err := netlink.LinkByName(ep.HostVeth)
+	if err != nil {
+		return Endpoint{}, err
+	}
+	peer, err := netlink.LinkByName(ep.PeerName)
+	if err != nil {
+		return Endpoint{}, err
+	}
+	ep.HostIfindex = host.Attrs().Index
+	if peer.Attrs().MTU != n.MTU {
+		if err := netlink.LinkSetMTU(peer, n.MTU); err != nil {
+			return Endpoint{}, fmt.Errorf("set MTU of %s: %w", ep.PeerName, err)
+		}
+	}
+	if err := netlink.LinkSetUp(host); err != nil {
+		return Endpoint{}, fmt.Errorf("bring up %s: %w", ep.HostVeth, err)
+	}
+	if err := enableForwarding(ep.HostVeth); err != nil {
+		return Endpoint{}, err
+	}
+	if err := views.PutEndpoint(maps.Endpoint{IP: ip, MAC: mac, NetID: n.ID, Ifindex: ep.HostIfindex}); err != nil {
+		return Endpoint{}, err
+	}
+	rollback.add(func() { views.DeleteEndpoint(ep.HostIfindex, ip) })
+	// Maps first, program second: the program drops traffic from
+	// interfaces it does not know.
+	if _, err := i.dp.AttachTCXIngress(loader.ProgFromContainer, ep.HostIfindex, ep.HostVeth); err != nil {
+		return Endpoint{}, err
+	}
+	rollback.add(func() { i.dp.DetachTCX(loader.ProgFromContainer, ep.HostVeth) })
+	ep.Created = time.Now().UTC()
+	if err := st.putEndpoint(ep); err != nil {
+		return Endpoint{}, fmt.Errorf("save endpoint: %w", err)
+	}
+	rollback = nil
+	i.log.Info("endpoint prepared", "endpoint", ep.Name, "network", ep.Network, "ip", ep.IP, "veth", ep.HostVeth, "peer", ep.PeerName)
+	return ep, nil
+}
+
+// preparedAlive reports, for a prepared endpoint, whether its host veth is
+// still there (prepared is false for other endpoints, which live as long
+// as their namespace).
+func (i *Instance) preparedAlive(ep Endpoint) (alive, prepared bool) {
+	if ep.PeerName == "" {
+		return false, false
+	}
+	l, err := netlink.LinkByName(ep.HostVeth)
+	var notFound netlink.LinkNotFoundError
+	if err != nil && !errors.As(err, &notFound) {
+		return true, true // unsure: keep it
+	}
+	return err == nil && l.Attrs().Index == ep.HostIfindex, true
+}
+
+// SetEndpointSandbox records where the runtime put a prepared endpoint's
+// container end (Docker's sandbox key, a netns path), for ls and inspect.
+func (i *Instance) SetEndpointSandbox(target, sandbox string) (Endpoint, error) {
+	var ep Endpoint
+	err := i.withStore(func(st *store) (err error) {
+		if ep, err = findEndpoint(st, target); err != nil {
+			return err
+		}
+		if ep.PeerName == "" {
+			return fmt.Errorf("endpoint %s was not prepared for a runtime", ep.Name)
+		}
+		ep.Netns = sandbox
+		return st.putEndpoint(ep)
+	})
+	return ep, err
+}
+
+// PublishPorts publishes ports of an attached bridge endpoint. Requests it
+// already satisfies are kept as they are (a runtime may repeat itself);
+// the others are checked as attach checks them, given host ports, and
+// installed all or none. It returns the endpoint's ports afterwards.
+func (i *Instance) PublishPorts(target string, reqs []PortRequest) ([]PortMapping, error) {
+	var out []PortMapping
+	err := i.withStore(func(st *store) error {
+		ep, err := findEndpoint(st, target)
+		if err != nil {
+			return err
+		}
+		if ep.Mode != ModeBridge {
+			return fmt.Errorf("endpoint %s is not in bridge mode: it cannot publish ports", ep.Name)
+		}
+		n, ok, err := st.network(ep.Network)
+		if err != nil {
+			return err
+		}
+		if ok && n.Internal && len(reqs) > 0 {
+			return fmt.Errorf("network %s is --internal: it has no outside to publish ports to", n.Name)
+		}
+		eps, err := st.endpoints()
+		if err != nil {
+			return err
+		}
+		eps = slices.DeleteFunc(eps, func(e Endpoint) bool { return e.Name == ep.Name })
+		var want []PortRequest
+		for _, r := range reqs {
+			ms, err := checkPorts([]PortMapping{r.PortMapping})
+			if err != nil {
+				return err
+			}
+			r.PortMapping = ms[0]
+			if r.HostPortEnd != 0 && r.HostPortEnd < r.HostPort {
+				return fmt.Errorf("published port %d/%s: host port range %d-%d ends before it starts", r.ContainerPort, r.Proto, r.HostPort, r.HostPortEnd)
+			}
+			if !slices.ContainsFunc(ep.Ports, r.satisfiedBy) {
+				want = append(want, r)
+			}
+		}
+		if len(want) == 0 {
+			out = ep.Ports
+			return nil
+		}
+		free, err := hostPortProbe()
+		if err != nil {
+			return err
+		}
+		added, err := assignPortRequests(want, eps, ep, free)
+		if err != nil {
+			return err
+		}
+		views, err := i.datapath()
+		if err != nil {
+			return err
+		}
+		var rollback undo
+		defer rollback.run()
+		for _, p := range added {
+			b := binding(p, ep)
+			if err := views.PutPortBinding(b); err != nil {
+				return fmt.Errorf("publish %s: %w", p, err)
+			}
+			rollback.add(func() { views.DeletePortBinding(b) })
+		}
+		ep.Ports = append(ep.Ports, added...)
+		if err := st.putEndpoint(ep); err != nil {
+			return fmt.Errorf("save endpoint: %w", err)
+		}
+		rollback = nil
+		out = ep.Ports
+		i.log.Info("ports published", "endpoint", ep.Name, "ports", added)
+		return nil
+	})
+	return out, err
+}
+
+// satisfiedBy reports whether the published port m answers the request.
+func (r PortRequest) satisfiedBy(m PortMapping) bool {
+	if m.Proto != r.Proto || m.HostIP != r.HostIP || m.ContainerPort != r.ContainerPort {
+		return false
+	}
+	switch {
+	case r.HostPort == 0:
+		return true
+	case r.HostPortEnd > r.HostPort:
+		return m.HostPort >= r.HostPort && m.HostPort <= r.HostPortEnd
+	}
+	return m.HostPort == r.HostPort
+}
+
+// assignPortRequests is assignPorts with host port ranges: a range takes
+// its first free port, as Docker's port allocator does.
+func assignPortRequests(reqs []PortRequest, eps []Endpoint, self Endpoint, free hostPortFree) ([]PortMapping, error) {
+	eps = append(eps, self) // the endpoint's own ports conflict too
+	var out []PortMapping
+	for _, r := range reqs {
+		if r.HostPortEnd <= r.HostPort || r.HostPort == 0 {
+			ms, err := assignPorts([]PortMapping{r.PortMapping}, eps, self.Name, free)
+			if err != nil {
+				return nil, err
+			}
+			// Later requests must see this one.
+			if owner := portOwner(ms[0], nil, out, self.Name); owner != "" {
+				return nil, fmt.Errorf("port %d/%s on %s is requested twice", ms[0].HostPort, ms[0].Proto, HostAddrString(ms[0].HostIP))
+			}
+			out = append(out, ms[0])
+			continue
+		}
+		m, found := r.PortMapping, false
+		var firstErr error
+		for p := uint32(r.HostPort); p <= uint32(r.HostPortEnd) && !found; p++ {
+			m.HostPort = uint16(p)
+			if owner := portOwner(m, eps, out, self.Name); owner != "" {
+				firstErr = cmp.Or(firstErr, fmt.Errorf("already published by %s", owner))
+				continue
+			}
+			if err := free(m.Proto, m.HostIP, m.HostPort); err != nil {
+				firstErr = cmp.Or(firstErr, err)
+				continue
+			}
+			found = true
+		}
+		if !found {
+			return nil, fmt.Errorf("no free host port in %d-%d/%s on %s for container port %d (%v)", r.HostPort, r.HostPortEnd, r.Proto, HostAddrString(r.HostIP), r.ContainerPort, firstErr)
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// UnpublishPorts removes every published port of an endpoint and returns
+// what it removed. Flows already translated run on until they expire.
+func (i *Instance) UnpublishPorts(target string) ([]PortMapping, error) {
+	var out []PortMapping
+	err := i.withStore(func(st *store) error {
+		ep, err := findEndpoint(st, target)
+		if err != nil || len(ep.Ports) == 0 {
+			return err
+		}
+		views, err := i.datapath()
+		if err != nil {
+			return err
+		}
+		var errs []error
+		for _, p := range ep.Ports {
+			errs = append(errs, views.DeletePortBinding(binding(p, ep)))
+		}
+		if err := errors.Join(errs...); err != nil {
+			return fmt.Errorf("unpublish ports of %s: %w", ep.Name, err)
+		}
+		out, ep.Ports = ep.Ports, nil
+		i.log.Info("ports unpublished", "endpoint", ep.Name, "ports", out)
+		return st.putEndpoint(ep)
+	})
+	return out, err
+}
+
+// idle reports whether the instance has nothing for background work to
+// do: the datapath is not loaded (or its pins were removed, as the last
+// `network rm` does) and the store holds no network or endpoint. Loading
+// it then would pin an empty datapath again behind that network rm, in a
+// process (the Docker plugin) that runs for as long as the host.
+func (i *Instance) idle() bool {
+	i.mu.Lock()
+	loaded := i.dp != nil && i.pinsCurrent()
+	i.mu.Unlock()
+	if loaded {
+		return false
+	}
+	idle := false
+	i.withStore(func(st *store) error {
+		nets, err := st.networks()
+		eps, err2 := st.endpoints()
+		idle = err == nil && err2 == nil && len(nets) == 0 && len(eps) == 0
+		return nil
+	})
+	return idle
+}
