@@ -120,3 +120,17 @@ func TestEmbryonicPromotion(t *testing.T) {
 		t.Errorf("%d embryonic entries, want the blind flow's 2", n)
 	}
 }
+
+// A container's SYN-ACK or RST whose flow conntrack no longer holds (the
+// flood churned its embryonic entries out) starts no flow: else the
+// container's answers to a flood would fill conntrack after all.
+func TestAnswerWithoutFlowStartsNoFlow(t *testing.T) {
+	for _, flags := range []string{"SA", "R", "RA"} {
+		t.Run(flags, func(t *testing.T) {
+			e := newNATEnv(t, envOpts{netns: true})
+			p := pkt{srcMAC: macB, dstMAC: macGW, src: ipB, dst: cliC, proto: layers.IPProtocolTCP, sport: 80, dport: 5555, tcpFlags: flags}
+			ret, _ := e.fromContainer(t, e.ifB, p.build(t))
+			expectRefused(t, e, ret, "no_flow")
+		})
+	}
+}

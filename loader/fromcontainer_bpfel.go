@@ -107,7 +107,8 @@ const (
 	fromContainerDropReasonDROP_SPOOFED_ARP       fromContainerDropReason = 21
 	fromContainerDropReasonDROP_MARTIAN           fromContainerDropReason = 22
 	fromContainerDropReasonDROP_DIRECT_ROUTING    fromContainerDropReason = 23
-	fromContainerDropReasonDROP_MAX               fromContainerDropReason = 24
+	fromContainerDropReasonDROP_NO_FLOW           fromContainerDropReason = 24
+	fromContainerDropReasonDROP_MAX               fromContainerDropReason = 25
 )
 
 type fromContainerEndpointCounters struct {

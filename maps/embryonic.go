@@ -28,3 +28,9 @@ func (v *Views) EmbryonicFlows() ([]Flow, error) {
 	}
 	return out, nil
 }
+
+// CTCapacity is the size of conntrack (--ct-map-size) and of the embryonic
+// table, in entries (two per flow).
+func (v *Views) CTCapacity() (conntrack, embryonic int) {
+	return int(v.m.Conntrack.MaxEntries()), int(v.m.CTEmbryonic.MaxEntries())
+}
