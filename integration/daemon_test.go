@@ -301,10 +301,13 @@ func TestMonitorStreamsDropsAndNewFlows(t *testing.T) {
 			if !ok {
 				t.Fatal("monitor exited")
 			}
-			tuple, iface := fmt.Sprint(ev["tuple"]), fmt.Sprint(ev["interface"])
+			// monitor -o json has the tuple's fields on their own.
+			tuple := fmt.Sprintf("%v %v:%v -> %v:%v", ev["protocol"], ev["src"], ev["src_port"], ev["dst"], ev["dst_port"])
+			iface := fmt.Sprint(ev["interface"])
 			if ev["type"] == "new_flow" {
-				if !strings.HasPrefix(tuple, "tcp 172.30.0.2:") || !strings.HasSuffix(tuple, "-> "+extAddr+":9000") {
-					t.Fatalf("new flow event %v", ev)
+				if !strings.HasPrefix(tuple, "tcp 172.30.0.2:") || !strings.HasSuffix(tuple, "-> "+extAddr+":9000") ||
+					ev["translated_src"] != hostAddr || ev["translated_dst"] != extAddr {
+					t.Fatalf("new flow event %v: want 172.30.0.2 -> %s:9000 translated to %s -> %s", ev, extAddr, hostAddr, extAddr)
 				}
 				sawNewFlow = true
 				continue
@@ -313,7 +316,7 @@ func TestMonitorStreamsDropsAndNewFlows(t *testing.T) {
 				continue // IPv6 neighbour discovery and ARP for the spoofed address: dropped too
 			}
 			if ev["type"] != "drop" || ev["reason"] != "spoofed_ip" || !strings.HasPrefix(tuple, "icmp 172.30.0.99:") ||
-				!strings.Contains(tuple, "-> 172.30.0.3:") || !strings.HasSuffix(iface, "endpoint "+c1) {
+				!strings.Contains(tuple, "-> 172.30.0.3:") || ev["endpoint"] != c1 || !strings.HasPrefix(iface, "veth") {
 				t.Fatalf("event %v: want a spoofed_ip drop 172.30.0.99 -> 172.30.0.3 on %s's veth", ev, c1)
 			}
 			if sawNewFlow {

@@ -141,18 +141,23 @@ type fromContainerMonitorControl struct {
 }
 
 type fromContainerMonitorEvent struct {
-	_       structs.HostLayout
-	Ts      uint64
-	Ifindex uint32
-	Len     uint32
-	Type    uint8
-	Reason  uint8
-	Dir     uint8
-	Proto   uint8
-	Saddr   uint32
-	Daddr   uint32
-	Sport   uint16
-	Dport   uint16
+	_        structs.HostLayout
+	Ts       uint64
+	Ifindex  uint32
+	Len      uint32
+	Type     uint8
+	Reason   uint8
+	Dir      uint8
+	Proto    uint8
+	Saddr    uint32
+	Daddr    uint32
+	Sport    uint16
+	Dport    uint16
+	NewSaddr uint32
+	NewDaddr uint32
+	NewSport uint16
+	NewDport uint16
+	_        [4]byte
 }
 
 type fromContainerMonitorType uint32

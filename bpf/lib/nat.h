@@ -183,9 +183,14 @@ static __always_inline int nat_start_flow(struct __sk_buff *skb, enum direction 
 					  const struct l4_meta *m, struct ct_entry *fe, int alloc, int emb)
 {
 	switch (ct_create(skb, k, fe, alloc, emb)) {
-	case CT_CREATED:
-		monitor_emit(skb, MONITOR_NEW_FLOW, dir, 0);
+	case CT_CREATED: {
+		struct monitor_nat xl = {
+			.saddr = fe->new_saddr, .daddr = fe->new_daddr, .sport = fe->new_sport, .dport = fe->new_dport
+		};
+
+		monitor_emit_nat(skb, MONITOR_NEW_FLOW, dir, 0, &xl);
 		return 0;
+	}
 	case CT_RACED:
 		if (ct_lookup(k, m, fe))
 			return 0;
