@@ -17,11 +17,14 @@ import (
 
 func inspect(t *testing.T, tp *testutil.Topology, target string) datapath.EndpointDetail {
 	t.Helper()
-	var d datapath.EndpointDetail
+	var d []datapath.EndpointDetail
 	if err := json.Unmarshal([]byte(tp.MustEbpfnet("inspect", target)), &d); err != nil {
 		t.Fatal(err)
 	}
-	return d
+	if len(d) != 1 {
+		t.Fatalf("inspect %s: %d endpoints, want 1", target, len(d))
+	}
+	return d[0]
 }
 
 // txPackets reads an interface's transmit counter in the host namespace.
@@ -174,10 +177,12 @@ func TestRunModes(t *testing.T) {
 		if err != nil {
 			return false
 		}
-		var d datapath.EndpointDetail
-		json.Unmarshal([]byte(out), &d)
-		ip = d.IP.String()
-		return d.IP.IsValid()
+		var d []datapath.EndpointDetail
+		if json.Unmarshal([]byte(out), &d) != nil || len(d) != 1 {
+			return false
+		}
+		ip = d[0].IP.String()
+		return d[0].IP.IsValid()
 	})
 	if !strings.Contains(testutil.Run(t, "ip", "netns", "list"), web) {
 		t.Fatalf("netns %s not listed by ip netns", web)
