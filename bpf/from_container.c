@@ -151,7 +151,7 @@ static __always_inline int tracked(struct __sk_buff *skb, const struct l4_meta *
 static __always_inline int start_flow(struct __sk_buff *skb, const struct ct_key *k, const struct l4_meta *m,
 				      struct ct_entry *fe, int alloc)
 {
-	int ret = nat_start_flow(skb, DIR, k, m, fe, alloc);
+	int ret = nat_start_flow(skb, DIR, k, m, fe, alloc, 0);
 
 	if (ret)
 		return ret;
@@ -250,6 +250,13 @@ static __always_inline int to_outside(struct __sk_buff *skb, const struct endpoi
 		return pass(skb); /* no ports to translate: left to the stack and its firewall */
 	if (m->ttl <= 1)
 		return pass(skb);
+	/* A SYN-ACK or RST answers a flow: one whose entries are gone (an
+	 * embryonic flow a SYN flood churned out) must not start a flow of
+	 * its own, or the flood's answers would fill conntrack after all. */
+	if (k->proto == IPPROTO_TCP &&
+	    ((m->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == (TCP_FLAG_SYN | TCP_FLAG_ACK) ||
+	     (m->tcp_flags & TCP_FLAG_RST)))
+		return drop(skb, DIR, DROP_NO_FLOW);
 	return snat(skb, src, upl, &fib, rc, k, m, masq);
 }
 

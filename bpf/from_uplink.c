@@ -5,7 +5,9 @@
  * and delivered straight into their container with bpf_redirect_peer.
  * Malformed frames (parse.h) and martian addresses are dropped; so is
  * anything else addressed to a container (direct routing protection, see
- * unsolicited()). Everything else (traffic for the host itself, ARP, IPv6,
+ * unsolicited()), except on nat-unprotected networks, whose inbound flows
+ * are tracked as routed. New inbound TCP flows start in the embryonic table
+ * and are promoted on the client's ACK (conntrack.h). Everything else (traffic for the host itself, ARP, IPv6,
  * frames for a VLAN device on the uplink) goes to the stack untouched.
  *
  * TTL: a packet that would reach a container with TTL 0 is dropped
@@ -50,30 +52,65 @@ static __always_inline int deliver(struct __sk_buff *skb, const struct l4_meta *
 	return deliver_endpoint(skb, DIR, e->ifindex);
 }
 
+/* Not a verdict: the packet starts the inbound flow in fe. */
+#define NEW_FLOW 0x100
+
 /* A new flow to a published port. The reply tuple is the container's
  * address with the client's: no port is allocated, so a reply tuple another
  * flow holds is a conflict. */
-static __always_inline int dnat(struct __sk_buff *skb, const struct port_binding *pb, const struct ct_key *k,
-				const struct l4_meta *m)
+static __always_inline int published(struct __sk_buff *skb, const struct port_binding *pb, const struct ct_key *k,
+				     const struct l4_meta *m, struct ct_entry *fe)
 {
-	struct ct_entry fe = {};
-	int ret;
-
 	if (m->frag)
 		return drop(skb, DIR, DROP_FRAGMENT);
 	if (m->ttl <= 1)
 		return drop(skb, DIR, DROP_TTL_EXCEEDED);
-	fe.new_saddr = k->saddr;
-	fe.new_sport = k->sport;
-	fe.new_daddr = pb->container_ip;
-	fe.new_dport = pb->container_port;
-	fe.ifindex = pb->ifindex;
-	fe.kind = CT_KIND_DNAT;
-	fe.state = ct_initial_state(m);
-	ret = nat_start_flow(skb, DIR, k, m, &fe, 0);
+	fe->new_saddr = k->saddr;
+	fe->new_sport = k->sport;
+	fe->new_daddr = pb->container_ip;
+	fe->new_dport = pb->container_port;
+	fe->ifindex = pb->ifindex;
+	fe->kind = CT_KIND_DNAT;
+	return NEW_FLOW;
+}
+
+/* A new flow from outside to a container of a nat-unprotected network:
+ * tracked as routed (no translation), so the container's replies leave
+ * with its own address instead of being masqueraded as a flow of their
+ * own. No endpoint, no flow (fe NULL: fragments, ICMP errors, entries of
+ * other kinds): the stack's. */
+static __always_inline int unprotected(struct __sk_buff *skb, const struct ct_key *k, const struct l4_meta *m,
+				       struct ct_entry *fe)
+{
+	struct endpoint_info *ep;
+
+	if (!fe || m->frag || m->ttl <= 1)
+		return pass(skb);
+	ep = bpf_map_lookup_elem(&endpoint_ips, &k->daddr);
+	if (!ep)
+		return pass(skb);
+	fe->new_saddr = k->saddr;
+	fe->new_sport = k->sport;
+	fe->new_daddr = k->daddr;
+	fe->new_dport = k->dport;
+	fe->ifindex = ep->ifindex;
+	fe->kind = CT_KIND_ROUTED;
+	return NEW_FLOW;
+}
+
+/* Starts the inbound flow fe describes and delivers this first packet. TCP
+ * starts embryonic (conntrack.h): a SYN flood cannot evict established
+ * flows. */
+static __always_inline int start_inbound(struct __sk_buff *skb, const struct ct_key *k, const struct l4_meta *m,
+					 struct ct_entry *fe)
+{
+	int ret;
+
+	fe->state = ct_initial_state(m);
+	ret = nat_start_flow(skb, DIR, k, m, fe, 0, k->proto == IPPROTO_TCP);
 	if (ret)
 		return ret;
-	return deliver(skb, m, k, &fe, NULL);
+	return deliver(skb, m, k, fe, NULL);
 }
 
 /* Loopback and "this network" addresses never come from a wire: without
@@ -92,8 +129,10 @@ static __always_inline int martian(__be32 saddr, __be32 daddr)
  * the stack would route it into the bridge: Docker 28's direct routing
  * protection drops it, unless the network's gateway mode is
  * nat-unprotected. Internal networks are never reachable. Everything else
- * is the host's own traffic. */
-static __always_inline int unsolicited(struct __sk_buff *skb, const struct ct_key *k)
+ * is the host's own traffic. With fe, returns NEW_FLOW if the packet starts
+ * a flow of a nat-unprotected network. */
+static __always_inline int unsolicited(struct __sk_buff *skb, const struct ct_key *k, const struct l4_meta *m,
+				       struct ct_entry *fe)
 {
 	struct subnet_key key = { .prefixlen = 32, .addr = k->daddr };
 	struct network_info *net;
@@ -106,7 +145,7 @@ static __always_inline int unsolicited(struct __sk_buff *skb, const struct ct_ke
 	if (net && net->gateway == k->daddr)
 		return pass(skb);
 	if (net && (net->flags & (NET_F_UNPROTECTED | NET_F_INTERNAL)) == NET_F_UNPROTECTED)
-		return pass(skb);
+		return unprotected(skb, k, m, fe);
 	return drop(skb, DIR, DROP_DIRECT_ROUTING);
 }
 
@@ -118,7 +157,9 @@ int from_uplink(struct __sk_buff *skb)
 	struct port_binding *pb;
 	enum parse_result ret;
 	enum tuple_result t;
+	enum ct_table ct;
 	struct ct_entry e;
+	int verdict;
 	struct l4_meta m;
 	struct ct_key k;
 	struct packet p;
@@ -140,19 +181,24 @@ int from_uplink(struct __sk_buff *skb)
 
 		if (nat_icmp_error_lookup(skb, &m, &ie, &e) && inbound(&e))
 			return deliver(skb, &m, &k, &e, &ie);
-		return unsolicited(skb, &k);
+		return unsolicited(skb, &k, &m, NULL);
 	}
 	if (t != TUPLE_OK)
-		return unsolicited(skb, &k);
-	if (ct_lookup(&k, &m, &e)) {
-		if (inbound(&e))
-			return deliver(skb, &m, &k, &e, NULL);
-		return unsolicited(skb, &k);
+		return unsolicited(skb, &k, &m, NULL);
+	ct = ct_lookup(&k, &m, &e);
+	if (ct) {
+		if (!inbound(&e))
+			return unsolicited(skb, &k, &m, NULL);
+		if (ct == CT_EMBRYONIC)
+			ct_promote(&k, &e, &m);
+		return deliver(skb, &m, &k, &e, NULL);
 	}
-	if (k.proto != IPPROTO_TCP && k.proto != IPPROTO_UDP)
-		return unsolicited(skb, &k);
-	pb = port_lookup(k.proto, k.daddr, k.dport, k.daddr == upl->ip);
-	if (!pb)
-		return unsolicited(skb, &k);
-	return dnat(skb, pb, &k, &m);
+	__builtin_memset(&e, 0, sizeof(e));
+	pb = NULL;
+	if (k.proto == IPPROTO_TCP || k.proto == IPPROTO_UDP)
+		pb = port_lookup(k.proto, k.daddr, k.dport, k.daddr == upl->ip);
+	verdict = pb ? published(skb, pb, &k, &m, &e) : unsolicited(skb, &k, &m, &e);
+	if (verdict != NEW_FLOW)
+		return verdict;
+	return start_inbound(skb, &k, &m, &e);
 }

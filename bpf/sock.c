@@ -19,6 +19,10 @@ const volatile __u64 host_netns_cookie = 0;
 #define SOCK_PASS 1
 #define SOCK_REFUSE 0
 
+#ifndef EADDRINUSE
+#define EADDRINUSE 98
+#endif
+
 /* Per socket: the published address it asked for and the container address
  * it was sent to, to undo the rewrite for the application's eyes. */
 struct sock_nat {
@@ -121,6 +125,14 @@ int sock_getpeername4(struct bpf_sock_addr *ctx)
 	return restore_published(ctx);
 }
 
+/* The port is taken: bind() fails with EADDRINUSE, what the application
+ * would see were Docker's proxy holding it (a bare refusal is EPERM). */
+static __always_inline int in_use(void)
+{
+	bpf_set_retval(-EADDRINUSE);
+	return SOCK_REFUSE;
+}
+
 /* A host process binding a published port would never see its traffic (the
  * datapath takes it first): refuse, as Docker's proxy holding the port
  * would. */
@@ -134,8 +146,8 @@ int sock_bind4(struct bpf_sock_addr *ctx)
 		return SOCK_PASS;
 	/* Loopback: only a port published on that very address is taken. */
 	if (is_loopback(ip))
-		return port_lookup(ctx->protocol, ip, port, 0) ? SOCK_REFUSE : SOCK_PASS;
+		return port_lookup(ctx->protocol, ip, port, 0) ? in_use() : SOCK_PASS;
 	if (ip == 0 ? port_lookup(ctx->protocol, 0, port, 0) : published(ctx->protocol, ip, port))
-		return SOCK_REFUSE;
+		return in_use();
 	return SOCK_PASS;
 }

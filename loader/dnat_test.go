@@ -20,6 +20,8 @@ func publish(t *testing.T, e *natEnv, b maps.PortBinding) {
 }
 
 // Outside client C -> H:8080 published to B:80, and B's replies back out.
+// A TCP flow is embryonic until the client acknowledges B's SYN-ACK, then
+// both its entries are in conntrack.
 func TestDNATNewFlowAndReply(t *testing.T) {
 	for _, proto := range []layers.IPProtocol{layers.IPProtocolTCP, layers.IPProtocolUDP} {
 		t.Run(proto.String(), func(t *testing.T) {
@@ -35,7 +37,14 @@ func TestDNATNewFlowAndReply(t *testing.T) {
 			if n := e.rx(t, e.ifB); n != 1 {
 				t.Errorf("B received %d, want 1", n)
 			}
+			tcp := proto == layers.IPProtocolTCP
 			flows := e.flows(t)
+			if tcp {
+				if len(flows) != 0 {
+					t.Fatalf("a SYN wrote conntrack: %v", flows)
+				}
+				flows = e.embryonic(t)
+			}
 			fwdKey := maps.Tuple{Proto: uint8(proto), Src: ap(cliC, 5555), Dst: ap(hostH, 8080)}
 			repKey := maps.Tuple{Proto: uint8(proto), Src: ap(ipB, 80), Dst: ap(cliC, 5555)}
 			fwd, rep := flows[fwdKey], flows[repKey]
@@ -57,8 +66,24 @@ func TestDNATNewFlowAndReply(t *testing.T) {
 			if n := e.verdictIn(t, loader.DirFromContainer, loader.VerdictSNAT); n != 1 {
 				t.Errorf("snat verdicts %d", n)
 			}
-			if n := len(e.flows(t)); n != 2 {
-				t.Errorf("%d entries after the reply, want 2", n)
+			main, emb := len(e.flows(t)), len(e.embryonic(t))
+			if !tcp && (main != 2 || emb != 0) || tcp && (main != 0 || emb != 2) {
+				t.Errorf("%d conntrack and %d embryonic entries after the reply", main, emb)
+			}
+			if !tcp {
+				return
+			}
+			// The client's ACK completes the handshake: promoted.
+			ack := pkt{srcMAC: macRt, dstMAC: macUp, src: cliC, dst: hostH, proto: proto, sport: 5555, dport: 8080, tcpFlags: "A", ttl: 60}
+			if ret, _ := e.fromUplink(t, ack.build(t)); ret != tcActRedirect {
+				t.Fatalf("ACK verdict %d, want TC_ACT_REDIRECT", ret)
+			}
+			flows = e.flows(t)
+			if len(flows) != 2 || flows[fwdKey].Kind != maps.FlowDNAT || flows[repKey].Translated.Src != ap(hostH, 8080) {
+				t.Errorf("conntrack after the ACK: %v", flows)
+			}
+			if n := len(e.embryonic(t)); n != 0 {
+				t.Errorf("%d embryonic entries left after the promotion", n)
 			}
 		})
 	}

@@ -58,7 +58,9 @@ const (
 type fromContainerCtLimits uint32
 
 const (
-	fromContainerCtLimitsCT_MAP_SIZE fromContainerCtLimits = 524288
+	fromContainerCtLimitsCT_MAP_SIZE       fromContainerCtLimits = 524288
+	fromContainerCtLimitsCT_EMBRYONIC_SIZE fromContainerCtLimits = 32768
+	fromContainerCtLimitsCT_EMBRYONIC_IDLE fromContainerCtLimits = 60
 )
 
 type fromContainerCtState uint32
@@ -105,7 +107,8 @@ const (
 	fromContainerDropReasonDROP_SPOOFED_ARP       fromContainerDropReason = 21
 	fromContainerDropReasonDROP_MARTIAN           fromContainerDropReason = 22
 	fromContainerDropReasonDROP_DIRECT_ROUTING    fromContainerDropReason = 23
-	fromContainerDropReasonDROP_MAX               fromContainerDropReason = 24
+	fromContainerDropReasonDROP_NO_FLOW           fromContainerDropReason = 24
+	fromContainerDropReasonDROP_MAX               fromContainerDropReason = 25
 )
 
 type fromContainerEndpointCounters struct {
@@ -138,18 +141,23 @@ type fromContainerMonitorControl struct {
 }
 
 type fromContainerMonitorEvent struct {
-	_       structs.HostLayout
-	Ts      uint64
-	Ifindex uint32
-	Len     uint32
-	Type    uint8
-	Reason  uint8
-	Dir     uint8
-	Proto   uint8
-	Saddr   uint32
-	Daddr   uint32
-	Sport   uint16
-	Dport   uint16
+	_        structs.HostLayout
+	Ts       uint64
+	Ifindex  uint32
+	Len      uint32
+	Type     uint8
+	Reason   uint8
+	Dir      uint8
+	Proto    uint8
+	Saddr    uint32
+	Daddr    uint32
+	Sport    uint16
+	Dport    uint16
+	NewSaddr uint32
+	NewDaddr uint32
+	NewSport uint16
+	NewDport uint16
+	_        [4]byte
 }
 
 type fromContainerMonitorType uint32
@@ -244,6 +252,7 @@ const (
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	fromContainerMapConntrack               = "conntrack"
+	fromContainerMapCtEmbryonic             = "ct_embryonic"
 	fromContainerMapDropCounters            = "drop_counters"
 	fromContainerMapEndpointIps             = "endpoint_ips"
 	fromContainerMapEndpointStats           = "endpoint_stats"
@@ -325,6 +334,7 @@ type fromContainerProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type fromContainerMapSpecs struct {
 	Conntrack        *ebpf.MapSpec `ebpf:"conntrack"`
+	CtEmbryonic      *ebpf.MapSpec `ebpf:"ct_embryonic"`
 	DropCounters     *ebpf.MapSpec `ebpf:"drop_counters"`
 	EndpointIps      *ebpf.MapSpec `ebpf:"endpoint_ips"`
 	EndpointStats    *ebpf.MapSpec `ebpf:"endpoint_stats"`
@@ -382,6 +392,7 @@ func (o *fromContainerObjects) Close() error {
 // It can be passed to loadFromContainerObjects or ebpf.CollectionSpec.LoadAndAssign.
 type fromContainerMaps struct {
 	Conntrack        *ebpf.Map `ebpf:"conntrack"`
+	CtEmbryonic      *ebpf.Map `ebpf:"ct_embryonic"`
 	DropCounters     *ebpf.Map `ebpf:"drop_counters"`
 	EndpointIps      *ebpf.Map `ebpf:"endpoint_ips"`
 	EndpointStats    *ebpf.Map `ebpf:"endpoint_stats"`
@@ -402,6 +413,7 @@ type fromContainerMaps struct {
 func (m *fromContainerMaps) Close() error {
 	return _FromContainerClose(
 		m.Conntrack,
+		m.CtEmbryonic,
 		m.DropCounters,
 		m.EndpointIps,
 		m.EndpointStats,

@@ -17,6 +17,7 @@ import (
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	fromUplinkMapConntrack               = "conntrack"
+	fromUplinkMapCtEmbryonic             = "ct_embryonic"
 	fromUplinkMapDropCounters            = "drop_counters"
 	fromUplinkMapEndpointIps             = "endpoint_ips"
 	fromUplinkMapEndpointStats           = "endpoint_stats"
@@ -98,6 +99,7 @@ type fromUplinkProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type fromUplinkMapSpecs struct {
 	Conntrack        *ebpf.MapSpec `ebpf:"conntrack"`
+	CtEmbryonic      *ebpf.MapSpec `ebpf:"ct_embryonic"`
 	DropCounters     *ebpf.MapSpec `ebpf:"drop_counters"`
 	EndpointIps      *ebpf.MapSpec `ebpf:"endpoint_ips"`
 	EndpointStats    *ebpf.MapSpec `ebpf:"endpoint_stats"`
@@ -155,6 +157,7 @@ func (o *fromUplinkObjects) Close() error {
 // It can be passed to loadFromUplinkObjects or ebpf.CollectionSpec.LoadAndAssign.
 type fromUplinkMaps struct {
 	Conntrack        *ebpf.Map `ebpf:"conntrack"`
+	CtEmbryonic      *ebpf.Map `ebpf:"ct_embryonic"`
 	DropCounters     *ebpf.Map `ebpf:"drop_counters"`
 	EndpointIps      *ebpf.Map `ebpf:"endpoint_ips"`
 	EndpointStats    *ebpf.Map `ebpf:"endpoint_stats"`
@@ -175,6 +178,7 @@ type fromUplinkMaps struct {
 func (m *fromUplinkMaps) Close() error {
 	return _FromUplinkClose(
 		m.Conntrack,
+		m.CtEmbryonic,
 		m.DropCounters,
 		m.EndpointIps,
 		m.EndpointStats,

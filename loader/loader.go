@@ -39,6 +39,11 @@ const (
 	DefaultCTMapSize  = int(fromContainerCtLimitsCT_MAP_SIZE)
 	DefaultNATPortMin = 1024
 	DefaultNATPortMax = 65535
+	// CTEmbryonicSize is the fixed size of the embryonic table (half-open
+	// inbound TCP flows, two entries each), CTEmbryonicIdleSeconds how long
+	// an entry of it may sit idle (CT_EMBRYONIC_* in bpf/lib/conntrack.h).
+	CTEmbryonicSize        = int(fromContainerCtLimitsCT_EMBRYONIC_SIZE)
+	CTEmbryonicIdleSeconds = int(fromContainerCtLimitsCT_EMBRYONIC_IDLE)
 )
 
 // Options select where the datapath is pinned and how it is sized.
@@ -67,6 +72,7 @@ type Maps struct {
 	DropCounters     *ebpf.Map `ebpf:"drop_counters"`
 	EndpointStats    *ebpf.Map `ebpf:"endpoint_stats"`
 	Conntrack        *ebpf.Map `ebpf:"conntrack"`
+	CTEmbryonic      *ebpf.Map `ebpf:"ct_embryonic"`
 	Uplinks          *ebpf.Map `ebpf:"uplinks"`
 	UplinkIPs        *ebpf.Map `ebpf:"uplink_ips"`
 	Ports            *ebpf.Map `ebpf:"ports"`

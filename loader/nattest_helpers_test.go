@@ -216,6 +216,20 @@ func (e *natEnv) flows(t *testing.T) map[maps.Tuple]maps.Flow {
 	return out
 }
 
+// embryonic lists the embryonic table by key.
+func (e *natEnv) embryonic(t *testing.T) map[maps.Tuple]maps.Flow {
+	t.Helper()
+	fs, err := e.views.EmbryonicFlows()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[maps.Tuple]maps.Flow{}
+	for _, f := range fs {
+		out[f.Tuple] = f
+	}
+	return out
+}
+
 // pkt describes a test packet; build turns it into a frame.
 type pkt struct {
 	srcMAC, dstMAC net.HardwareAddr

@@ -22,6 +22,9 @@ type Event struct {
 	Ifindex   int
 	Len       int
 	Tuple     Tuple // zero Proto when the packet was not IPv4
+	// Translated is a new flow's tuple after translation (the rewrite of
+	// its first packet; equal to Tuple for routed flows); zero for drops.
+	Translated Tuple
 }
 
 func (e Event) String() string {
@@ -31,6 +34,9 @@ func (e Event) String() string {
 	}
 	if e.Tuple.Proto != 0 {
 		s += " " + e.Tuple.String()
+	}
+	if e.Translated.Proto != 0 {
+		s += " => " + e.Translated.Src.String() + " -> " + e.Translated.Dst.String()
 	}
 	return s + fmt.Sprintf(" len %d", e.Len)
 }
@@ -109,6 +115,13 @@ func decodeEvent(raw loader.MonitorEvent) (Event, error) {
 			Proto: raw.Proto,
 			Src:   netip.AddrPortFrom(AddrFromBE32(raw.Saddr), PortFromBE16(raw.Sport)),
 			Dst:   netip.AddrPortFrom(AddrFromBE32(raw.Daddr), PortFromBE16(raw.Dport)),
+		}
+		if e.Type == "new_flow" {
+			e.Translated = Tuple{
+				Proto: raw.Proto,
+				Src:   netip.AddrPortFrom(AddrFromBE32(raw.NewSaddr), PortFromBE16(raw.NewSport)),
+				Dst:   netip.AddrPortFrom(AddrFromBE32(raw.NewDaddr), PortFromBE16(raw.NewDport)),
+			}
 		}
 	}
 	return e, nil

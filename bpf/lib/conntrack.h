@@ -4,7 +4,18 @@
  * One LRU entry per direction, keyed by the tuple exactly as it appears on
  * the wire in that direction, so a lookup needs no knowledge of which side
  * sent the packet. Each entry holds the rewrite for its direction and the key
- * of its peer, so a half the LRU evicted can be rebuilt from the other. */
+ * of its peer, so a half the LRU evicted can be rebuilt from the other.
+ *
+ * Two tables. TCP flows that arrive from an uplink (published ports,
+ * nat-unprotected networks) start in ct_embryonic, a small LRU of their own,
+ * and move into conntrack when the client acknowledges the container's
+ * answer (ct_promote). Anyone on the Internet can send SYNs from spoofed
+ * addresses, and each would otherwise insert two entries into conntrack:
+ * a flood of them made the LRU evict idle established flows, whose next
+ * packet from the container then left masqueraded as a new flow. A spoofed
+ * SYN never sees the SYN-ACK, so it never leaves ct_embryonic: a flood churns
+ * that table only. Flows the containers start, and UDP, go straight into
+ * conntrack. */
 #pragma once
 
 #include "common.h"
@@ -14,7 +25,17 @@
  * (loader.DefaultCTMapSize). The loader resizes the map from --ct-map-size. */
 enum ct_limits {
 	CT_MAP_SIZE = 512 * 1024, /* 256k flows, two entries each */
+	/* Half-open inbound TCP flows: a SYN flood churns only this table.
+	 * Big enough for a busy server's handshakes in flight (16k flows). */
+	CT_EMBRYONIC_SIZE = 32 * 1024,
+	/* An embryonic flow idle this long (seconds) is dead: the handshake
+	 * timeout of the daemon's GC, which does not walk this table. */
+	CT_EMBRYONIC_IDLE = 60,
 };
+
+#ifndef EEXIST
+#define EEXIST 17
+#endif
 
 #define TCP_FLAG_FIN 0x01
 #define TCP_FLAG_SYN 0x02
@@ -68,6 +89,20 @@ struct {
 	__type(key, struct ct_key);
 	__type(value, struct ct_entry);
 } conntrack SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, CT_EMBRYONIC_SIZE);
+	__type(key, struct ct_key);
+	__type(value, struct ct_entry);
+} ct_embryonic SEC(".maps");
+
+/* Where a lookup found a flow. */
+enum ct_table {
+	CT_NONE = 0,
+	CT_MAIN = 1,      /* conntrack */
+	CT_EMBRYONIC = 2, /* ct_embryonic: an inbound TCP flow not yet acknowledged */
+};
 
 enum tuple_result {
 	TUPLE_OK = 0,
@@ -205,31 +240,101 @@ static __always_inline void ct_touch(struct ct_entry *e, const struct l4_meta *m
 
 /* The LRU evicts entries one at a time: rebuild a missing peer so replies
  * keep flowing. NOEXIST: never clobber a key another flow claimed since. */
-static __always_inline void ct_repair_peer(const struct ct_key *k, const struct ct_entry *e, __u64 now)
+static __always_inline void ct_repair_peer(enum ct_table t, const struct ct_key *k, const struct ct_entry *e, __u64 now)
 {
 	struct ct_key pk = e->peer;
 	struct ct_entry pe;
 
+	if (t == CT_EMBRYONIC) {
+		if (bpf_map_lookup_elem(&ct_embryonic, &pk))
+			return;
+		ct_peer_entry(&pe, k, e, now);
+		bpf_map_update_elem(&ct_embryonic, &pk, &pe, BPF_NOEXIST);
+		return;
+	}
 	if (bpf_map_lookup_elem(&conntrack, &pk))
 		return;
 	ct_peer_entry(&pe, k, e, now);
 	bpf_map_update_elem(&conntrack, &pk, &pe, BPF_NOEXIST);
 }
 
-/* Lookup with the per-hit bookkeeping. Returns a copy: the LRU may evict the
+/* Lookup with the per-hit bookkeeping, in conntrack, then ct_embryonic.
+ * Returns the table it found the flow in, and a copy: the LRU may evict the
  * entry under us, and the rewrite must not change halfway. */
-static __always_inline int ct_lookup(const struct ct_key *k, const struct l4_meta *m, struct ct_entry *out)
+static __always_inline enum ct_table ct_lookup(const struct ct_key *k, const struct l4_meta *m, struct ct_entry *out)
 {
+	enum ct_table t = CT_MAIN;
 	struct ct_entry *e = bpf_map_lookup_elem(&conntrack, k);
 	__u64 now;
 
-	if (!e)
-		return 0;
 	now = bpf_ktime_get_ns();
+	if (!e) {
+		e = bpf_map_lookup_elem(&ct_embryonic, k);
+		if (!e)
+			return CT_NONE;
+		if (now - e->last_seen > CT_EMBRYONIC_IDLE * NSEC_PER_SEC) {
+			struct ct_key pk = e->peer;
+
+			bpf_map_delete_elem(&ct_embryonic, &pk);
+			bpf_map_delete_elem(&ct_embryonic, k);
+			return CT_NONE;
+		}
+		t = CT_EMBRYONIC;
+	}
 	ct_touch(e, m, now);
 	*out = *e;
-	ct_repair_peer(k, out, now);
-	return 1;
+	ct_repair_peer(t, k, out, now);
+	return t;
+}
+
+/* A packet of an embryonic flow from its client (e: its entry, after this
+ * packet's touch). The flow is real once the client acknowledges what the
+ * container sent: an ACK without SYN or RST after the container's half
+ * saw a SYN-ACK or an ACK (a flow picked up mid-stream) and no RST. A
+ * spoofed source never sees the container's answer, so it cannot get here
+ * by a SYN flood. Both halves move into conntrack, the reply half first
+ * with NOEXIST as ct_create claims them; on any failure the flow stays
+ * embryonic and the next ACK tries again. */
+static __always_inline void ct_promote(const struct ct_key *k, const struct ct_entry *e, const struct l4_meta *m)
+{
+	struct ct_key pk = e->peer;
+	struct ct_entry *re;
+	struct ct_entry pe;
+
+	if (m->proto != IPPROTO_TCP || e->reply || (m->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_RST)) ||
+	    !(m->tcp_flags & TCP_FLAG_ACK))
+		return;
+	re = bpf_map_lookup_elem(&ct_embryonic, &pk);
+	if (!re || !(re->state & (CT_ST_SYN | CT_ST_ESTABLISHED)) || (re->state & CT_ST_RST))
+		return;
+	pe = *re;
+	if (bpf_map_update_elem(&conntrack, &pk, &pe, BPF_NOEXIST))
+		return;
+	if (bpf_map_update_elem(&conntrack, k, e, BPF_NOEXIST)) {
+		bpf_map_delete_elem(&conntrack, &pk);
+		return;
+	}
+	bpf_map_delete_elem(&ct_embryonic, k);
+	bpf_map_delete_elem(&ct_embryonic, &pk);
+}
+
+/* ct_create's inserts: into conntrack, or with emb into ct_embryonic, a
+ * key conntrack holds counting as taken there too. */
+static __always_inline long ct_insert(int emb, const struct ct_key *k, const struct ct_entry *e)
+{
+	if (!emb)
+		return bpf_map_update_elem(&conntrack, k, e, BPF_NOEXIST);
+	if (bpf_map_lookup_elem(&conntrack, k))
+		return -EEXIST;
+	return bpf_map_update_elem(&ct_embryonic, k, e, BPF_NOEXIST);
+}
+
+static __always_inline void ct_remove(int emb, const struct ct_key *k)
+{
+	if (emb)
+		bpf_map_delete_elem(&ct_embryonic, k);
+	else
+		bpf_map_delete_elem(&conntrack, k);
 }
 
 const volatile enum ct_kind btf_anchor_ct_kind __attribute__((unused));

@@ -34,6 +34,7 @@ enum drop_reason {
 	DROP_SPOOFED_ARP = 21,      /* ARP sender hardware or protocol address is not the endpoint's */
 	DROP_MARTIAN = 22,          /* loopback or "this network" address arriving from a wire */
 	DROP_DIRECT_ROUTING = 23,   /* from an uplink to a container address: no published port, no reply */
+	DROP_NO_FLOW = 24, /* a container's TCP SYN-ACK or RST to the outside whose flow conntrack does not hold */
 	__DROP_MAX,
 };
 

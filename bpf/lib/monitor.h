@@ -27,6 +27,20 @@ struct monitor_event {
 	__be32 daddr;
 	__be16 sport;
 	__be16 dport;
+	/* New flows: the tuple after translation (the first packet's rewrite);
+	 * zero for drops. */
+	__be32 new_saddr;
+	__be32 new_daddr;
+	__be16 new_sport;
+	__be16 new_dport;
+};
+
+/* A new flow's rewrite, for its event. */
+struct monitor_nat {
+	__be32 saddr;
+	__be32 daddr;
+	__be16 sport;
+	__be16 dport;
 };
 
 struct monitor_control {
@@ -87,8 +101,9 @@ static __always_inline int monitor_allowed(void)
 }
 
 /* Reads the tuple with bpf_skb_load_bytes: callers may have moved packet
- * data, and this runs on cold paths only. */
-static __always_inline void monitor_emit(struct __sk_buff *skb, enum monitor_type type, __u8 dir, __u8 reason)
+ * data, and this runs on cold paths only. xl: a new flow's rewrite, or NULL. */
+static __always_inline void monitor_emit_nat(struct __sk_buff *skb, enum monitor_type type, __u8 dir, __u8 reason,
+					     const struct monitor_nat *xl)
 {
 	struct monitor_event *e;
 	struct iphdr ip;
@@ -106,6 +121,12 @@ static __always_inline void monitor_emit(struct __sk_buff *skb, enum monitor_typ
 	e->type = type;
 	e->reason = reason;
 	e->dir = dir;
+	if (xl) {
+		e->new_saddr = xl->saddr;
+		e->new_daddr = xl->daddr;
+		e->new_sport = xl->sport;
+		e->new_dport = xl->dport;
+	}
 	if (skb->protocol == bpf_htons(ETH_P_IP) && !bpf_skb_load_bytes(skb, sizeof(struct ethhdr), &ip, sizeof(ip))) {
 		e->proto = ip.protocol;
 		e->saddr = ip.saddr;
@@ -118,6 +139,11 @@ static __always_inline void monitor_emit(struct __sk_buff *skb, enum monitor_typ
 		}
 	}
 	bpf_ringbuf_submit(e, 0);
+}
+
+static __always_inline void monitor_emit(struct __sk_buff *skb, enum monitor_type type, __u8 dir, __u8 reason)
+{
+	monitor_emit_nat(skb, type, dir, reason, NULL);
 }
 
 /* Keeps the event layout in BTF (it is only reached through the ring

@@ -15,10 +15,6 @@
 #include "drop.h"
 #include "ports.h"
 
-#ifndef EEXIST
-#define EEXIST 17
-#endif
-
 /* Source port allocation. The range is set by the loader. */
 const volatile __u16 nat_port_min = 1024;
 const volatile __u16 nat_port_max = 65535;
@@ -126,9 +122,10 @@ static __always_inline int host_socket_holds(struct __sk_buff *skb, const struct
  * by no host socket: the original port first, then random ones, then
  * sequentially. The reply entry is claimed first with NOEXIST, so two flows
  * can never share a reply tuple; it is rolled back if the forward entry
- * cannot be written. */
+ * cannot be written. With emb (never with alloc) the entries go into
+ * ct_embryonic (conntrack.h). */
 static __always_inline enum ct_create_result ct_create(struct __sk_buff *skb, const struct ct_key *k,
-						       struct ct_entry *fe, int alloc)
+						       struct ct_entry *fe, int alloc, int emb)
 {
 	__u32 min = nat_port_min, max = nat_port_max, range, port, i;
 	__u64 now = bpf_ktime_get_ns();
@@ -154,11 +151,11 @@ static __always_inline enum ct_create_result ct_create(struct __sk_buff *skb, co
 		if (alloc && host_socket_holds(skb, &rk))
 			err = -EEXIST;
 		else
-			err = bpf_map_update_elem(&conntrack, &rk, &re, BPF_NOEXIST);
+			err = ct_insert(emb, &rk, &re);
 		if (!err) {
-			err = bpf_map_update_elem(&conntrack, k, fe, BPF_NOEXIST);
+			err = ct_insert(emb, k, fe);
 			if (err) {
-				bpf_map_delete_elem(&conntrack, &rk);
+				ct_remove(emb, &rk);
 				return err == -EEXIST ? CT_RACED : CT_FAILED;
 			}
 			if (alloc)
@@ -183,12 +180,17 @@ static __always_inline enum ct_create_result ct_create(struct __sk_buff *skb, co
  * 0, or the drop verdict. Without alloc the reply tuple is fixed, so a taken
  * one is a conflict with another flow rather than port exhaustion. */
 static __always_inline int nat_start_flow(struct __sk_buff *skb, enum direction dir, const struct ct_key *k,
-					  const struct l4_meta *m, struct ct_entry *fe, int alloc)
+					  const struct l4_meta *m, struct ct_entry *fe, int alloc, int emb)
 {
-	switch (ct_create(skb, k, fe, alloc)) {
-	case CT_CREATED:
-		monitor_emit(skb, MONITOR_NEW_FLOW, dir, 0);
+	switch (ct_create(skb, k, fe, alloc, emb)) {
+	case CT_CREATED: {
+		struct monitor_nat xl = {
+			.saddr = fe->new_saddr, .daddr = fe->new_daddr, .sport = fe->new_sport, .dport = fe->new_dport
+		};
+
+		monitor_emit_nat(skb, MONITOR_NEW_FLOW, dir, 0, &xl);
 		return 0;
+	}
 	case CT_RACED:
 		if (ct_lookup(k, m, fe))
 			return 0;
@@ -298,6 +300,8 @@ static __always_inline int nat_icmp_error_lookup(struct __sk_buff *skb, const st
 	k.dport = ie->inner_sport;
 	k.proto = ie->inner_proto;
 	e = bpf_map_lookup_elem(&conntrack, &k);
+	if (!e)
+		e = bpf_map_lookup_elem(&ct_embryonic, &k);
 	if (!e)
 		return 0;
 	*out = *e;

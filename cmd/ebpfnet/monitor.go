@@ -60,6 +60,11 @@ type jsonEvent struct {
 	SrcPort   uint16    `json:"src_port,omitempty"`
 	Dst       string    `json:"dst,omitempty"`
 	DstPort   uint16    `json:"dst_port,omitempty"`
+	// New flows: the tuple after translation.
+	TranslatedSrc     string `json:"translated_src,omitempty"`
+	TranslatedSrcPort uint16 `json:"translated_src_port,omitempty"`
+	TranslatedDst     string `json:"translated_dst,omitempty"`
+	TranslatedDstPort uint16 `json:"translated_dst_port,omitempty"`
 }
 
 func newJSONEvent(now time.Time, ev datapath.MonitorEvent) jsonEvent {
@@ -71,6 +76,10 @@ func newJSONEvent(now time.Time, ev datapath.MonitorEvent) jsonEvent {
 		j.Protocol = datapath.ProtocolName(t.Proto)
 		j.Src, j.SrcPort = t.Src.Addr().String(), t.Src.Port()
 		j.Dst, j.DstPort = t.Dst.Addr().String(), t.Dst.Port()
+	}
+	if t := ev.Translated; t.Proto != 0 {
+		j.TranslatedSrc, j.TranslatedSrcPort = t.Src.Addr().String(), t.Src.Port()
+		j.TranslatedDst, j.TranslatedDstPort = t.Dst.Addr().String(), t.Dst.Port()
 	}
 	return j
 }

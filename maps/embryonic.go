@@ -1,0 +1,36 @@
+package maps
+
+import (
+	"fmt"
+
+	"github.com/ebpfnet/ebpfnet/loader"
+)
+
+// EmbryonicFlows lists the entries of the embryonic table: inbound TCP
+// flows (published ports, nat-unprotected networks) whose client has not
+// yet acknowledged the container's answer. The datapath moves a flow into
+// conntrack on that acknowledgement; until then a SYN flood churns this
+// small LRU table only, never conntrack's established flows. Its entries
+// expire by LRU eviction and after loader.CTEmbryonicIdleSeconds idle, in
+// the datapath itself: the GC does not walk it.
+func (v *Views) EmbryonicFlows() ([]Flow, error) {
+	var (
+		k   loader.CTKey
+		e   loader.CTEntry
+		out []Flow
+	)
+	it := v.m.CTEmbryonic.Iterate()
+	for it.Next(&k, &e) {
+		out = append(out, flowFrom(k, e))
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("read ct_embryonic: %w", err)
+	}
+	return out, nil
+}
+
+// CTCapacity is the size of conntrack (--ct-map-size) and of the embryonic
+// table, in entries (two per flow).
+func (v *Views) CTCapacity() (conntrack, embryonic int) {
+	return int(v.m.Conntrack.MaxEntries()), int(v.m.CTEmbryonic.MaxEntries())
+}
