@@ -155,7 +155,7 @@ func (m *Member) AllocateEndpoint(ctx context.Context, network string, req Endpo
 	}
 	n, err := m.s.network(ctx, op, network)
 	if err != nil {
-		return Endpoint{}, fmt.Errorf("%s on %s: %w", op, network, err)
+		return Endpoint{}, err
 	}
 	a := m.alloc[network]
 	if a == nil || a.net.VNI != n.VNI || a.net.Created != n.Created {

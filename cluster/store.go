@@ -157,7 +157,7 @@ func (s *Store) storeErr(op string, err error) error {
 		return nil
 	}
 	if errors.Is(err, context.DeadlineExceeded) || status.Code(err) == codes.Unavailable || status.Code(err) == codes.DeadlineExceeded {
-		return fmt.Errorf("%s: %w %s (no answer within %s)", op, ErrUnavailable, s.name, s.cfg.RequestTimeout)
+		return fmt.Errorf("%s: %w: %s did not answer within %s", op, ErrUnavailable, s.name, s.cfg.RequestTimeout)
 	}
 	if errors.Is(err, context.Canceled) {
 		return fmt.Errorf("%s: %w", op, err)
