@@ -35,6 +35,10 @@ func (o NetworkOptions) network() (Network, error) {
 	if err := validName("network", o.Name); err != nil {
 		return n, err
 	}
+	switch o.Name {
+	case "host", "none", "bridge", "default":
+		return n, fmt.Errorf("network name %s is reserved", o.Name)
+	}
 	if o.Subnet == "" {
 		return n, errors.New("overlay network needs --subnet")
 	}

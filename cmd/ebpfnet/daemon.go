@@ -22,6 +22,7 @@ import (
 
 func newDaemonCmd(g *globals) *cobra.Command {
 	var addr string
+	var agent clusterAgent
 	o := datapath.ServeOptions{GCInterval: 10 * time.Second, Timeouts: datapath.DefaultTimeouts}
 	cmd := &cobra.Command{
 		Use:   "daemon",
@@ -31,6 +32,9 @@ working while the daemon is stopped or restarting. It stops on SIGTERM or
 SIGINT without detaching anything.`,
 		Args: cobra.NoArgs,
 		PreRunE: func(*cobra.Command, []string) error {
+			if err := agent.check(g); err != nil {
+				return err
+			}
 			if o.GCInterval <= 0 {
 				return fmt.Errorf("invalid --gc-interval %s: must be positive", o.GCInterval)
 			}
@@ -61,7 +65,11 @@ SIGINT without detaching anything.`,
 			go srv.Serve(ln)
 			log.Info("daemon running", "metrics", "http://"+ln.Addr().String()+"/metrics")
 
+			agentDone := make(chan struct{})
+			go func() { agent.run(ctx, g, log); close(agentDone) }()
 			serveErr := inst.Serve(ctx, o)
+			stop()
+			<-agentDone
 			shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			err = srv.Shutdown(shutdown)
@@ -75,5 +83,6 @@ SIGINT without detaching anything.`,
 	cmd.Flags().StringVar(&addr, "metrics-addr", "127.0.0.1:9469", "address to serve /metrics on")
 	cmd.Flags().DurationVar(&o.GCInterval, "gc-interval", o.GCInterval, "how often to expire conntrack entries and reconcile")
 	timeoutFlags(cmd.Flags(), &o.Timeouts)
+	agent.register(cmd)
 	return cmd
 }
