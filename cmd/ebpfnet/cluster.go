@@ -213,3 +213,43 @@ func uplinkMAC(addr netip.Addr) string {
 	}
 	return ""
 }
+
+// overlayNames says which of names are not local networks but overlay
+// networks of the store (none without --cluster-store).
+func (g *globals) overlayNames(ctx context.Context, inst *datapath.Instance, names []string) (map[string]bool, error) {
+	out := map[string]bool{}
+	if g.clusterStore == "" {
+		return out, nil
+	}
+	local, err := inst.Networks()
+	if err != nil {
+		return nil, err
+	}
+	isLocal := map[string]bool{}
+	for _, n := range local {
+		isLocal[n.Name] = true
+	}
+	rows, err := g.networkRows(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range rows {
+		if !isLocal[r.Name] {
+			out[r.Name] = true
+		}
+	}
+	return out, nil
+}
+
+// removeOverlayNetwork removes an overlay network from the store (refused
+// while any host has an endpoint on it).
+func (g *globals) removeOverlayNetwork(ctx context.Context, name string) error {
+	s, err := g.openCluster("removing an overlay network")
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return s.RemoveNetwork(ctx, name)
+}

@@ -129,7 +129,19 @@ func newNetworkRmCmd(g *globals) *cobra.Command {
 		Args:    cobra.MinimumNArgs(1),
 		RunE: g.withInstance(func(cmd *cobra.Command, args []string, inst *datapath.Instance) error {
 			var errs []error
+			overlays, err := g.overlayNames(cmd.Context(), inst, args)
+			if err != nil {
+				return err
+			}
 			for _, name := range args {
+				if overlays[name] {
+					if err := g.removeOverlayNetwork(cmd.Context(), name); err != nil {
+						errs = append(errs, err)
+						continue
+					}
+					fmt.Fprintln(cmd.OutOrStdout(), name)
+					continue
+				}
 				if err := inst.RemoveNetwork(name); err != nil {
 					errs = append(errs, err)
 					continue
