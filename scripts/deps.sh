@@ -12,6 +12,7 @@ pkgs=(
 	docker.io containerd runc tini podman             # real runtimes in tests (internal/runtimetest): dockerd, containerd + ctr, podman (CNI backend)
 	containernetworking-plugins                       # reference CNI plugins (/usr/lib/cni): bridge, portmap, host-local, tuning, bandwidth
 	busybox-static util-linux                         # offline test image (static /bin/busybox); nsenter
+	etcd-server etcd-client                           # overlay cluster store: tests run etcd in a sandbox namespace (internal/etcdtest)
 	make git ca-certificates
 )
 
@@ -23,7 +24,9 @@ if [ ${#missing[@]} -gt 0 ]; then
 	echo "installing: ${missing[*]}"
 	export DEBIAN_FRONTEND=noninteractive
 	# docker.io and containerd start system daemons on install, and a system
-	# dockerd makes docker0 and iptables rules in the root namespace. The
+	# dockerd makes docker0 and iptables rules in the root namespace;
+	# etcd-server would start a system etcd listening on 127.0.0.1:2379 of the
+	# root namespace. The
 	# tests start their own daemons in sandbox namespaces, so deny service
 	# starts during the install (policy-rc.d, exit 101) unless the machine
 	# already has a policy.

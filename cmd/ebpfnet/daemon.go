@@ -22,6 +22,7 @@ import (
 
 func newDaemonCmd(g *globals) *cobra.Command {
 	var addr string
+	var agent clusterAgent
 	o := datapath.ServeOptions{GCInterval: 10 * time.Second, Timeouts: datapath.DefaultTimeouts}
 	cmd := &cobra.Command{
 		Use:   "daemon",
@@ -31,6 +32,9 @@ working while the daemon is stopped or restarting. It stops on SIGTERM or
 SIGINT without detaching anything.`,
 		Args: cobra.NoArgs,
 		PreRunE: func(*cobra.Command, []string) error {
+			if err := agent.check(g); err != nil {
+				return err
+			}
 			if o.GCInterval <= 0 {
 				return fmt.Errorf("invalid --gc-interval %s: must be positive", o.GCInterval)
 			}
@@ -39,13 +43,20 @@ SIGINT without detaching anything.`,
 		RunE: g.withInstanceLog(slog.LevelInfo, func(cmd *cobra.Command, _ []string, inst *datapath.Instance) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			return serveControlPlane(ctx, inst, g.logger(slog.LevelInfo), addr, o)
+			log := g.logger(slog.LevelInfo)
+			agentDone := make(chan struct{})
+			go func() { agent.run(ctx, g, log); close(agentDone) }()
+			err := serveControlPlane(ctx, inst, log, addr, o)
+			stop() // the cluster agent stops with the control plane
+			<-agentDone
+			return err
 		}),
 	}
 	cmd.Flags().StringVar(&addr, "metrics-addr", "127.0.0.1:9469", "address to serve /metrics on")
 	cmd.Flags().DurationVar(&o.GCInterval, "gc-interval", o.GCInterval, "how often to expire conntrack entries and reconcile")
 	timeoutFlags(cmd.Flags(), &o.Timeouts)
 	resolverFlags(cmd.Flags(), &o)
+	agent.register(cmd)
 	return cmd
 }
 

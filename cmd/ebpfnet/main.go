@@ -56,6 +56,8 @@ type globals struct {
 	pinRoot   string
 	ctMapSize int
 	verbose   bool
+	// clusterStore is --cluster-store (overlay networks; cluster.go).
+	clusterStore string
 }
 
 func (g *globals) open(level slog.Level) (*datapath.Instance, error) {
@@ -127,6 +129,7 @@ pins are per instance (see --state-dir and --pin-root).`,
 	root.PersistentFlags().StringVar(&g.pinRoot, "pin-root", os.Getenv("EBPFNET_PIN_ROOT"), "bpffs directory for pinned maps, programs and links (env EBPFNET_PIN_ROOT; default "+def.PinRoot+")")
 	root.PersistentFlags().IntVar(&g.ctMapSize, "ct-map-size", envInt("EBPFNET_CT_MAP_SIZE"), fmt.Sprintf("conntrack entries, two per flow (env EBPFNET_CT_MAP_SIZE; default %d); fixed while the datapath is pinned", datapath.DefaultCTMapSize))
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log what is done")
+	clusterFlags(root, g)
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error { return checkCTMapSizeFlag(cmd) }
 	root.AddCommand(
 		newNetworkCmd(g),

@@ -11,30 +11,48 @@ import (
 )
 
 func newNetworkCmd(g *globals) *cobra.Command {
-	cmd := group(&cobra.Command{Use: "network", Short: "Manage bridge networks"})
+	cmd := group(&cobra.Command{Use: "network", Short: "Manage bridge and overlay networks"})
 	cmd.AddCommand(newNetworkCreateCmd(g), newNetworkLsCmd(g), newNetworkInspectCmd(g), newNetworkRmCmd(g), newNetworkConnectCmd(g), newNetworkDisconnectCmd(g))
 	return cmd
 }
 
 func newNetworkCreateCmd(g *globals) *cobra.Command {
 	o := datapath.DefaultNetworkOptions("")
+	var driver string
+	var ov overlayCreateOptions
+	createBridge := g.withInstance(func(cmd *cobra.Command, args []string, inst *datapath.Instance) error {
+		o.Name = args[0]
+		n, err := inst.CreateNetwork(o)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(cmd.OutOrStdout(), n.Name)
+		return nil
+	})
 	cmd := &cobra.Command{
 		Use:   "create NAME",
-		Short: "Create a bridge network",
+		Short: "Create a bridge network, or an overlay network spanning the cluster's hosts",
 		Example: `  ebpfnet network create backend --subnet 172.30.0.0/16
-  ebpfnet network create isolated --subnet 10.77.0.0/24 --icc=false`,
+  ebpfnet network create isolated --subnet 10.77.0.0/24 --icc=false
+  ebpfnet --cluster-store etcd://10.0.0.5:2379 network create --driver overlay ov1 --subnet 10.200.0.0/16`,
 		Args: cobra.ExactArgs(1),
-		RunE: g.withInstance(func(cmd *cobra.Command, args []string, inst *datapath.Instance) error {
-			o.Name = args[0]
-			n, err := inst.CreateNetwork(o)
-			if err != nil {
-				return err
+		RunE: func(cmd *cobra.Command, args []string) error {
+			switch driver {
+			case "bridge":
+				if cmd.Flags().Changed("vni") {
+					return fmt.Errorf("--vni needs --driver overlay")
+				}
+				return createBridge(cmd, args)
+			case "overlay":
+				o.Name = args[0]
+				return createOverlayNetwork(cmd, g, o, ov)
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), n.Name)
-			return nil
-		}),
+			return fmt.Errorf("unknown --driver %q: want bridge or overlay", driver)
+		},
 	}
 	f := cmd.Flags()
+	f.StringVar(&driver, "driver", "bridge", "bridge (this host) or overlay (every host of the cluster store)")
+	f.Uint32Var(&ov.vni, "vni", 0, "VXLAN network identifier of an overlay network (default: the lowest free from 4096)")
 	f.StringVar(&o.Subnet, "subnet", "", "IPv4 subnet in CIDR form (default: a free /16 from 172.17-31.0.0)")
 	f.StringVar(&o.Gateway, "gateway", "", "gateway address on the bridge (default: first address of the subnet)")
 	f.StringVar(&o.Uplink, "uplink", "", "interface towards the outside (default: the default route's)")
@@ -59,12 +77,15 @@ func newNetworkLsCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return printList(cmd, out, nets, func(n datapath.Network) string { return n.Name }, func(w io.Writer) {
-				fmt.Fprintln(w, "NAME\tSUBNET\tGATEWAY\tBRIDGE\tUPLINK\tICC\tINTERNAL")
-				for _, n := range nets {
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%t\t%t\n", n.Name, n.Subnet, n.Gateway, n.Bridge, dash(n.Uplink), n.ICC, n.Internal)
+			// With a cluster store, overlay networks too; when the store
+			// does not answer, the local ones are listed and the error told.
+			rows, ovErr := g.networkRows(cmd.Context(), nets)
+			return errors.Join(printList(cmd, out, rows, func(n networkRow) string { return n.Name }, func(w io.Writer) {
+				fmt.Fprintln(w, "NAME\tDRIVER\tSCOPE\tSUBNET\tGATEWAY\tBRIDGE\tUPLINK\tICC\tINTERNAL")
+				for _, n := range rows {
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%t\t%t\n", n.Name, n.Driver, n.Scope, n.Subnet, n.Gateway, dash(n.Bridge), dash(n.Uplink), n.ICC, n.Internal)
 				}
-			})
+			}), ovErr)
 		}),
 	}
 	out = newListFlags(cmd.Flags(), true)
@@ -108,7 +129,19 @@ func newNetworkRmCmd(g *globals) *cobra.Command {
 		Args:    cobra.MinimumNArgs(1),
 		RunE: g.withInstance(func(cmd *cobra.Command, args []string, inst *datapath.Instance) error {
 			var errs []error
+			overlays, err := g.overlayNames(cmd.Context(), inst, args)
+			if err != nil {
+				return err
+			}
 			for _, name := range args {
+				if overlays[name] {
+					if err := g.removeOverlayNetwork(cmd.Context(), name); err != nil {
+						errs = append(errs, err)
+						continue
+					}
+					fmt.Fprintln(cmd.OutOrStdout(), name)
+					continue
+				}
 				if err := inst.RemoveNetwork(name); err != nil {
 					errs = append(errs, err)
 					continue

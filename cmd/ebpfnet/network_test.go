@@ -15,11 +15,11 @@ func TestNetworkCommand(t *testing.T) {
 		{name: "none is a mode", args: []string{"network", "create", "none"}, code: 1, stderr: `network name none is reserved`},
 		{name: "bad mtu", args: []string{"network", "create", "n2", "--mtu", "20"}, code: 1, stderr: `invalid MTU 20`},
 		{name: "no name", args: []string{"network", "create"}, code: 1, stderr: `accepts 1 arg`},
-		{name: "ls", args: []string{"network", "ls"}, stdout: `(?m)^NAME\s+SUBNET.*\nn1\s+172\.30\.0\.0/24\s+172\.30\.0\.1\s+\S+\s+uplink0\s+false\s+false$`},
+		{name: "ls", args: []string{"network", "ls"}, stdout: `(?m)^NAME\s+DRIVER\s+SCOPE\s+SUBNET.*\nn1\s+bridge\s+local\s+172\.30\.0\.0/24\s+172\.30\.0\.1\s+\S+\s+uplink0\s+false\s+false$`},
 		{name: "inspect", args: []string{"network", "inspect", "n1"}, stdout: `"subnet": "172.30.0.0/24"`},
 		{name: "inspect missing", args: []string{"network", "inspect", "nope"}, code: 1, stderr: `network nope not found`},
 		{name: "rm missing", args: []string{"network", "rm", "nope"}, code: 1, stderr: `network nope not found`},
 		{name: "rm", args: []string{"network", "rm", "n1"}, stdout: `^n1\n$`},
-		{name: "ls empty", args: []string{"network", "ls"}, stdout: `^NAME\s+SUBNET\s+GATEWAY\s+BRIDGE\s+UPLINK\s+ICC\s+INTERNAL\s*\n$`},
+		{name: "ls empty", args: []string{"network", "ls"}, stdout: `^NAME\s+DRIVER\s+SCOPE\s+SUBNET\s+GATEWAY\s+BRIDGE\s+UPLINK\s+ICC\s+INTERNAL\s*\n$`},
 	})
 }

@@ -17,22 +17,26 @@ const module = "github.com/ebpfnet/ebpfnet/"
 // allowed lists, for each layer, the project packages its (non-test) code
 // may import. A package belongs to the layer whose prefix is longest.
 var allowed = map[string][]string{
-	"loader":             {"internal/mountns"},
-	"maps":               {"loader"},
-	"datapath":           {"maps", "loader", "internal/netnsutil", "internal/mountns", "resolver"},
-	"resolver":           {}, // embedded DNS server: miekg/dns only
-	"metrics":            {"datapath"},
-	"cmd/":               {"datapath", "metrics"}, // front ends: CLI, CNI plugin
-	"dockerdriver":       {"datapath", "metrics"}, // front end: Docker remote driver
-	"cluster":            {"datapath"},            // front end: overlay cluster state
+	"loader":       {"internal/mountns"},
+	"maps":         {"loader"},
+	"datapath":     {"maps", "loader", "internal/netnsutil", "internal/mountns", "resolver"},
+	"resolver":     {}, // embedded DNS server: miekg/dns only
+	"metrics":      {"datapath"},
+	"cmd/":         {"datapath", "metrics", "cluster"}, // front ends: CLI (and its daemon), CNI plugin
+	"dockerdriver": {"datapath", "metrics", "cluster"}, // front end: Docker remote driver
+	// cluster: overlay state in etcd. Not a front end: the CLI's
+	// --cluster-store and the daemon's --advertise-addr (and later the CNI
+	// plugin and Docker driver on overlay networks) drive it, and it
+	// drives datapath (remote endpoints into the maps).
+	"cluster":            {"datapath"},
 	"internal/netnsutil": {"internal/mountns"},
 	"internal/mountns":   {},
 }
 
 // free layers are tests and tools: they may import anything but a front end.
-var free = []string{"integration", "internal/testutil", "internal/runtimetest", "internal/layering", "bench/"}
+var free = []string{"integration", "internal/testutil", "internal/runtimetest", "internal/etcdtest", "internal/layering", "bench/"}
 
-var frontEnds = []string{"cmd/", "dockerdriver", "cluster"}
+var frontEnds = []string{"cmd/", "dockerdriver"}
 
 // hosts lets a command serve a front end that is a library: `ebpfnet
 // docker-plugin` (cmd/ebpfnet) serves dockerdriver's handler. The command
@@ -150,6 +154,11 @@ func TestCheckCatchesViolations(t *testing.T) {
 		{"cmd/ebpfnet", "dockerdriver", true},
 		{"cmd/ebpfnet-cni", "dockerdriver", false},
 		{"dockerdriver", "cmd/ebpfnet", false},
+		{"cmd/ebpfnet", "cluster", true},
+		{"cluster", "datapath", true},
+		{"cluster", "maps", false},
+		{"cluster", "cmd/ebpfnet", false},
+		{"datapath", "cluster", false},
 		{"integration", "maps", true},
 		{"integration", "cmd/ebpfnet", false},
 		{"newpkg", "datapath", false},

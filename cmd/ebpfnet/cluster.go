@@ -1,0 +1,255 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ebpfnet/ebpfnet/cluster"
+	"github.com/ebpfnet/ebpfnet/datapath"
+)
+
+// clusterFlags registers the global --cluster-store flag.
+func clusterFlags(root *cobra.Command, g *globals) {
+	root.PersistentFlags().StringVar(&g.clusterStore, "cluster-store", os.Getenv("EBPFNET_CLUSTER_STORE"),
+		"cluster store for overlay networks: etcd://HOST:PORT[,HOST:PORT...] (env EBPFNET_CLUSTER_STORE)")
+}
+
+// openCluster connects to --cluster-store; what names the command that
+// needs it, for the error without one.
+func (g *globals) openCluster(what string) (*cluster.Store, error) {
+	if g.clusterStore == "" {
+		return nil, fmt.Errorf("%s needs a cluster store: --cluster-store etcd://HOST:PORT or EBPFNET_CLUSTER_STORE", what)
+	}
+	eps, err := cluster.ParseStoreURL(g.clusterStore)
+	if err != nil {
+		return nil, err
+	}
+	return cluster.Open(cluster.Config{Endpoints: eps, Log: g.logger(slog.LevelWarn)})
+}
+
+// stateDir is the instance's state directory, as open() resolves it.
+func (g *globals) resolvedStateDir() string {
+	if g.stateDir != "" {
+		return g.stateDir
+	}
+	return datapath.DefaultConfig().StateDir
+}
+
+// overlayCreateOptions are the flags of network create that apply to an
+// overlay network.
+type overlayCreateOptions struct {
+	vni uint32
+}
+
+func createOverlayNetwork(cmd *cobra.Command, g *globals, o datapath.NetworkOptions, ov overlayCreateOptions) error {
+	for _, f := range []string{"uplink", "bridge", "ip-masquerade"} {
+		if cmd.Flags().Changed(f) {
+			return fmt.Errorf("--%s does not apply to --driver overlay", f)
+		}
+	}
+	s, err := g.openCluster("--driver overlay")
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	co := cluster.DefaultNetworkOptions(o.Name)
+	co.Subnet, co.Gateway, co.VNI, co.ICC, co.Internal, co.MTU = o.Subnet, o.Gateway, ov.vni, o.ICC, o.Internal, o.MTU
+	co.Host, _ = os.Hostname()
+	ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
+	defer cancel()
+	n, err := s.CreateNetwork(ctx, co)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(cmd.OutOrStdout(), n.Name)
+	return nil
+}
+
+// networkRow is a line of network ls: a local bridge network or, with a
+// cluster store, an overlay network.
+type networkRow struct {
+	datapath.Network
+	Driver string `json:"driver"`
+	Scope  string `json:"scope"`
+	VNI    uint32 `json:"vni,omitempty"`
+}
+
+// networkRows are the local networks and, with --cluster-store, the
+// overlay networks of the store (with the store's error, if any).
+func (g *globals) networkRows(ctx context.Context, local []datapath.Network) ([]networkRow, error) {
+	var rows []networkRow
+	for _, n := range local {
+		rows = append(rows, networkRow{Network: n, Driver: "bridge", Scope: "local"})
+	}
+	if g.clusterStore == "" {
+		return rows, nil
+	}
+	s, err := g.openCluster("overlay networks")
+	if err != nil {
+		return rows, err
+	}
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	nets, err := s.Networks(ctx)
+	for _, n := range nets {
+		rows = append(rows, networkRow{
+			Network: datapath.Network{Name: n.Name, Subnet: n.Subnet, Gateway: n.Gateway, MTU: n.MTU, ICC: n.ICC, Internal: n.Internal, Created: n.Created},
+			Driver:  "overlay", Scope: "global", VNI: n.VNI,
+		})
+	}
+	return rows, err
+}
+
+// clusterAgent is the daemon's part in the cluster: membership under a
+// lease, and the watcher keeping the view of overlay networks and remote
+// endpoints. Phase 2 turns the watcher's events into BPF map entries; for
+// now they are logged.
+type clusterAgent struct {
+	advertise string
+	name      string
+	ttl       time.Duration
+}
+
+func (a *clusterAgent) register(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&a.advertise, "advertise-addr", "", "join the cluster (--cluster-store) with this underlay address: other hosts tunnel overlay traffic to it")
+	f.StringVar(&a.name, "node-name", "", "name of this host in the cluster (default: the advertise address)")
+	f.DurationVar(&a.ttl, "lease-ttl", cluster.DefaultTTL, "how long the cluster keeps this host and its endpoints after the daemon stops renewing")
+}
+
+func (a *clusterAgent) check(g *globals) error {
+	if a.advertise == "" {
+		if a.name != "" {
+			return errors.New("--node-name needs --advertise-addr")
+		}
+		return nil
+	}
+	if ip, err := netip.ParseAddr(a.advertise); err != nil || !ip.Is4() {
+		return fmt.Errorf("invalid --advertise-addr %q: want an IPv4 address of this host", a.advertise)
+	}
+	if g.clusterStore == "" {
+		return errors.New("--advertise-addr needs --cluster-store etcd://HOST:PORT (or EBPFNET_CLUSTER_STORE)")
+	}
+	if a.ttl < 2*time.Second {
+		return fmt.Errorf("invalid --lease-ttl %s: at least 2s", a.ttl)
+	}
+	_, err := cluster.ParseStoreURL(g.clusterStore)
+	return err
+}
+
+// run joins (retrying while the store is unreachable: the local datapath
+// is served meanwhile) and keeps the view until ctx ends. It never revokes
+// the lease: a restart within the TTL is invisible to the other hosts.
+func (a *clusterAgent) run(ctx context.Context, g *globals, log *slog.Logger) {
+	if a.advertise == "" {
+		return
+	}
+	addr := netip.MustParseAddr(a.advertise)
+	name := a.name
+	if name == "" {
+		name = a.advertise
+	}
+	s, err := g.openCluster("--advertise-addr")
+	if err != nil {
+		log.Error("cluster", "err", err)
+		return
+	}
+	defer s.Close()
+	local, err := cluster.NewFileStore(g.resolvedStateDir())
+	if err != nil {
+		log.Error("cluster local store", "err", err)
+		return
+	}
+	mac := uplinkMAC(addr)
+	var m *cluster.Member
+	for backoff := time.Second; ; backoff = min(2*backoff, 10*time.Second) {
+		var res cluster.ReconcileResult
+		m, res, err = s.Join(ctx, cluster.HostOptions{Name: name, Addr: addr, MAC: mac, TTL: a.ttl, Local: local})
+		if err == nil {
+			log.Info("joined cluster", "store", s.Name(), "host", name, "addr", addr, "lease", m.Lease(),
+				"registered", len(res.Registered), "stale_deleted", len(res.Stale), "conflicts", len(res.Conflicts))
+			break
+		}
+		log.Warn("cluster join failed; retrying", "err", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+	}
+	defer m.Close()
+	w := s.NewWatcher(name, func(e cluster.Event) {
+		switch {
+		case e.Host != nil:
+			log.Info("cluster host "+string(e.Type), "host", e.Host.Name, "addr", e.Host.Addr)
+		case e.Network != nil:
+			log.Info("overlay network "+string(e.Type), "network", e.Network.Name, "subnet", e.Network.Subnet, "vni", e.Network.VNI)
+		case e.Endpoint != nil && e.Remote:
+			log.Info("remote endpoint "+string(e.Type), "network", e.Endpoint.Network, "ip", e.Endpoint.IP, "mac", e.Endpoint.MAC, "host", e.Endpoint.Host)
+		}
+	})
+	w.Run(ctx)
+}
+
+// uplinkMAC is the MAC of the interface holding addr, if any.
+func uplinkMAC(addr netip.Addr) string {
+	ifs, _ := net.Interfaces()
+	for _, ifc := range ifs {
+		addrs, _ := ifc.Addrs()
+		for _, a := range addrs {
+			if p, err := netip.ParsePrefix(a.String()); err == nil && p.Addr() == addr {
+				return ifc.HardwareAddr.String()
+			}
+		}
+	}
+	return ""
+}
+
+// overlayNames says which of names are not local networks but overlay
+// networks of the store (none without --cluster-store).
+func (g *globals) overlayNames(ctx context.Context, inst *datapath.Instance, names []string) (map[string]bool, error) {
+	out := map[string]bool{}
+	if g.clusterStore == "" {
+		return out, nil
+	}
+	local, err := inst.Networks()
+	if err != nil {
+		return nil, err
+	}
+	isLocal := map[string]bool{}
+	for _, n := range local {
+		isLocal[n.Name] = true
+	}
+	rows, err := g.networkRows(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range rows {
+		if !isLocal[r.Name] {
+			out[r.Name] = true
+		}
+	}
+	return out, nil
+}
+
+// removeOverlayNetwork removes an overlay network from the store (refused
+// while any host has an endpoint on it).
+func (g *globals) removeOverlayNetwork(ctx context.Context, name string) error {
+	s, err := g.openCluster("removing an overlay network")
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return s.RemoveNetwork(ctx, name)
+}
