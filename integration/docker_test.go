@@ -309,11 +309,11 @@ func TestDockerBridge(t *testing.T) {
 		if nat := h.MustEbpfnet("nat", "ls"); !strings.Contains(nat, "127.0.0.1:"+m[1]+"/tcp") {
 			t.Errorf("nat ls lacks the loopback binding:\n%s", nat)
 		}
-		// Reaching it from the host itself depends on the datapath's
-		// handling of 127.0.0.1 bindings (socket hooks), not on the
-		// driver: report, do not fail.
+		// The host itself reaches it on loopback, through the socket hooks.
 		out, err := exec.Command("ip", "netns", "exec", h.Host, "timeout", "5", runtimetest.BusyboxBin, "wget", "-qO-", "http://127.0.0.1:"+m[1]+"/index.html").CombinedOutput()
-		t.Logf("host -> 127.0.0.1:%s: %q %v", m[1], out, err)
+		if err != nil || strings.TrimSpace(string(out)) != "ebpfnet-test" {
+			t.Errorf("host -> 127.0.0.1:%s: %q %v, want the container's page", m[1], out, err)
+		}
 		if out, err := h.inExt(3, "wget", "-qO-", "http://"+testutil.HostIP+":"+m[1]+"/index.html"); err == nil {
 			t.Errorf("a 127.0.0.1 binding answered from outside: %q", out)
 		}
