@@ -35,6 +35,12 @@ func (i *Instance) sweepOrphans(st *store) error {
 	if err != nil {
 		return err
 	}
+	if len(nets) == 0 && len(eps) == 0 {
+		// An empty instance has released its pins; loading the datapath
+		// here would pin it again behind the last command's back. What a
+		// crashed command left is in its intent, rolled back on open.
+		return nil
+	}
 	views, err := i.datapath()
 	if err != nil {
 		return err
