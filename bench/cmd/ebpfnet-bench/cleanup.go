@@ -177,6 +177,12 @@ func removePrefix(r *runner, prefix, pinRoot string) {
 			fmt.Fprintf(os.Stderr, "cleanup: %v\n", err)
 		}
 	}
+	// Attach wrote resolv.conf and hosts for the named namespaces it
+	// attached (embedded DNS); deleting a namespace leaves them.
+	etcs, _ := filepath.Glob(filepath.Join("/etc/netns", prefix+"-*"))
+	for _, d := range etcs {
+		os.RemoveAll(d)
+	}
 	states, _ := filepath.Glob(filepath.Join(os.TempDir(), "ebpfnet-bench-"+prefix+"-*"))
 	for _, s := range states {
 		os.RemoveAll(s)
