@@ -160,7 +160,7 @@ func TestContainerdCNIBridge(t *testing.T) {
 }`, name, br, filepath.Join(c.Dir, "ipam")))
 
 	out := c.MustCtrCNI("run", "--rm", "--cni", ImageRef, UniqueName("cni-"),
-		"sh", "-c", "ip -o -4 addr show eth0; ping -c 1 -W 2 10.77.0.1 >/dev/null && echo gateway-ok")
+		"sh", "-c", "ip -o -4 addr show eth0; for i in 1 2 3 4 5; do ping -c 1 -W 2 10.77.0.1 >/dev/null && echo gateway-ok && break; sleep 1; done")
 	t.Logf("container:\n%s", out)
 	var ip net.IP
 	for _, f := range strings.Fields(out) {
