@@ -6,19 +6,22 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ebpfnet/ebpfnet/internal/testutil"
 )
 
-// TestREADMETour runs README's tour block in a sandbox host, as a reader
-// would paste it, and checks each "#=>" line appears in the output, in
-// order: the README stays true.
-func TestREADMETour(t *testing.T) {
+// runREADMEBlock runs the README's ```sh block after the marker line in the
+// topology's host namespace, as a reader would paste it, and checks each
+// "#=>" line appears in its output, in order: the README stays true.
+func runREADMEBlock(t *testing.T, tp *testutil.Topology, marker string) {
+	t.Helper()
 	raw, err := os.ReadFile("../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, block, ok := strings.Cut(string(raw), "<!-- readme-test -->\n```sh\n")
+	_, block, ok := strings.Cut(string(raw), marker+"\n```sh\n")
 	if !ok {
-		t.Fatal("README has no <!-- readme-test --> block")
+		t.Fatalf("README has no %s block", marker)
 	}
 	block, _, _ = strings.Cut(block, "```")
 	var want []string
@@ -27,25 +30,29 @@ func TestREADMETour(t *testing.T) {
 			want = append(want, exp)
 		}
 	}
-	tp := newTopology(t)
-	// The block names its namespaces as a reader would (web): make sure a
-	// failed run does not leave them.
-	t.Cleanup(func() { exec.Command("ip", "netns", "delete", "web").Run() })
-	script := "set -euo pipefail\n" + block
-	cmd := exec.Command("ip", "netns", "exec", tp.Host, "bash", "-c", script)
+	cmd := exec.Command("ip", "netns", "exec", tp.Host, "timeout", "120", "bash", "-c", "set -euo pipefail\n"+block)
 	cmd.Env = append(os.Environ(),
 		"PATH="+filepath.Dir(ebpfnetBin)+":"+os.Getenv("PATH"),
 		"EBPFNET_STATE_DIR="+tp.StateDir, "EBPFNET_PIN_ROOT="+tp.PinRoot)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Fatalf("README tour failed: %v\n%s", err, out)
+		t.Fatalf("README %s failed: %v\n%s", marker, err, out)
 	}
 	rest := string(out)
 	for _, w := range want {
 		i := strings.Index(rest, w+"\n")
 		if i < 0 {
-			t.Fatalf("README tour: output lacks %q (in order)\n%s", w, out)
+			t.Fatalf("README %s: output lacks %q (in order)\n%s", marker, w, out)
 		}
 		rest = rest[i+len(w):]
 	}
+}
+
+// TestREADMETour runs the tour.
+func TestREADMETour(t *testing.T) {
+	tp := newTopology(t)
+	// The block names its namespaces as a reader would (web): make sure a
+	// failed run does not leave them.
+	t.Cleanup(func() { exec.Command("ip", "netns", "delete", "web").Run() })
+	runREADMEBlock(t, tp, "<!-- readme-test -->")
 }
