@@ -26,6 +26,7 @@
 #include "lib/nat.h"
 #include "lib/fib.h"
 #include "lib/deliver.h"
+#include "lib/firewall.h" /* not used here: bpf2go mirrors the layouts from this object */
 
 char __license[] SEC("license") = "Dual BSD/GPL";
 

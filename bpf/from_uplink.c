@@ -22,6 +22,7 @@
 #include "lib/conntrack.h"
 #include "lib/nat.h"
 #include "lib/deliver.h"
+#include "lib/firewall.h"
 
 char __license[] SEC("license") = "Dual BSD/GPL";
 
@@ -55,16 +56,22 @@ static __always_inline int deliver(struct __sk_buff *skb, const struct l4_meta *
 /* Not a verdict: the packet starts the inbound flow in fe. */
 #define NEW_FLOW 0x100
 
-/* A new flow to a published port. The reply tuple is the container's
+/* A new flow to a published port, if the user firewall (firewall.h) lets
+ * its source in. The reply tuple is the container's
  * address with the client's: no port is allocated, so a reply tuple another
  * flow holds is a conflict. */
 static __always_inline int published(struct __sk_buff *skb, const struct port_binding *pb, const struct ct_key *k,
 				     const struct l4_meta *m, struct ct_entry *fe)
 {
+	struct endpoint_info *ep;
+
 	if (m->frag)
 		return drop(skb, DIR, DROP_FRAGMENT);
 	if (m->ttl <= 1)
 		return drop(skb, DIR, DROP_TTL_EXCEEDED);
+	ep = bpf_map_lookup_elem(&endpoints, &pb->ifindex);
+	if (!fw_allows(k->saddr, k->proto, k->dport, 1, ep ? ep->net_id : 0))
+		return drop(skb, DIR, DROP_FIREWALL);
 	fe->new_saddr = k->saddr;
 	fe->new_sport = k->sport;
 	fe->new_daddr = pb->container_ip;
@@ -75,7 +82,8 @@ static __always_inline int published(struct __sk_buff *skb, const struct port_bi
 }
 
 /* A new flow from outside to a container of a nat-unprotected network:
- * tracked as routed (no translation), so the container's replies leave
+ * tracked as routed (no translation; the firewall's network and global
+ * scopes judge it), so the container's replies leave
  * with its own address instead of being masqueraded as a flow of their
  * own. No endpoint, no flow (fe NULL: fragments, ICMP errors, entries of
  * other kinds): the stack's. */
@@ -89,6 +97,8 @@ static __always_inline int unprotected(struct __sk_buff *skb, const struct ct_ke
 	ep = bpf_map_lookup_elem(&endpoint_ips, &k->daddr);
 	if (!ep)
 		return pass(skb);
+	if (!fw_allows(k->saddr, k->proto, k->dport, 0, ep->net_id))
+		return drop(skb, DIR, DROP_FIREWALL);
 	fe->new_saddr = k->saddr;
 	fe->new_sport = k->sport;
 	fe->new_daddr = k->daddr;

@@ -133,6 +133,11 @@ func (i *Instance) createNetwork(st *store, o NetworkOptions) (Network, error) {
 		return Network{}, fmt.Errorf("save network: %w", err)
 	}
 	rollback = nil
+	// A fresh datapath has an empty firewall, and a network scope names
+	// this network's id only now.
+	if err := syncFirewall(st, views); err != nil {
+		return n, fmt.Errorf("network %s created, but %w", n.Name, err)
+	}
 	i.log.Info("network created", "name", n.Name, "subnet", n.Subnet, "bridge", n.Bridge)
 	return n, nil
 }
@@ -308,6 +313,9 @@ func (i *Instance) RemoveNetwork(name string) error {
 			return fmt.Errorf("remove network %s: %w", name, err)
 		}
 		i.log.Info("network removed", "name", name)
+		if err := i.applyFirewall(st); err != nil {
+			return err
+		}
 		return i.releaseIfUnused(st)
 	})
 }

@@ -17,6 +17,9 @@ var (
 	// bucketIntents holds what a running command is about to make in the
 	// kernel (intent.go): a crash leaves it for the next command to undo.
 	bucketIntents = []byte("intents")
+	// bucketFirewall holds the user firewall's rules (firewall.go), keyed
+	// by scope and source.
+	bucketFirewall = []byte("firewall")
 	keyNextNetID  = []byte("next_network_id")
 )
 
@@ -32,7 +35,7 @@ func openStore(dir string) (*store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open state %s: %w", dir, err)
 	}
-	buckets := [][]byte{bucketNetworks, bucketEndpoints, bucketMeta, bucketIntents}
+	buckets := [][]byte{bucketNetworks, bucketEndpoints, bucketMeta, bucketIntents, bucketFirewall}
 	missing := false
 	db.View(func(tx *bolt.Tx) error {
 		for _, b := range buckets {

@@ -108,7 +108,8 @@ const (
 	fromContainerDropReasonDROP_MARTIAN           fromContainerDropReason = 22
 	fromContainerDropReasonDROP_DIRECT_ROUTING    fromContainerDropReason = 23
 	fromContainerDropReasonDROP_NO_FLOW           fromContainerDropReason = 24
-	fromContainerDropReasonDROP_MAX               fromContainerDropReason = 25
+	fromContainerDropReasonDROP_FIREWALL          fromContainerDropReason = 25
+	fromContainerDropReasonDROP_MAX               fromContainerDropReason = 26
 )
 
 type fromContainerEndpointCounters struct {
@@ -125,6 +126,42 @@ type fromContainerEndpointInfo struct {
 	Mac     [6]uint8
 	Pad     uint16
 }
+
+type fromContainerFwAction uint32
+
+const (
+	fromContainerFwActionFW_ALLOW fromContainerFwAction = 1
+	fromContainerFwActionFW_DENY  fromContainerFwAction = 2
+)
+
+type fromContainerFwKey struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Kind      uint8
+	Proto     uint8
+	Port      uint16
+	Id        uint32
+	Saddr     uint32
+}
+
+type fromContainerFwLimits uint32
+
+const (
+	fromContainerFwLimitsFW_SCOPE_BITS fromContainerFwLimits = 64
+)
+
+type fromContainerFwRule struct {
+	_      structs.HostLayout
+	Action uint32
+}
+
+type fromContainerFwScopeKind uint32
+
+const (
+	fromContainerFwScopeKindFW_SCOPE_ALL     fromContainerFwScopeKind = 1
+	fromContainerFwScopeKindFW_SCOPE_NETWORK fromContainerFwScopeKind = 2
+	fromContainerFwScopeKindFW_SCOPE_PORT    fromContainerFwScopeKind = 3
+)
 
 type fromContainerMonitorBudget struct {
 	_      structs.HostLayout
@@ -257,6 +294,7 @@ const (
 	fromContainerMapEndpointIps             = "endpoint_ips"
 	fromContainerMapEndpointStats           = "endpoint_stats"
 	fromContainerMapEndpoints               = "endpoints"
+	fromContainerMapFwRules                 = "fw_rules"
 	fromContainerMapMonitorBudgets          = "monitor_budgets"
 	fromContainerMapMonitorCtl              = "monitor_ctl"
 	fromContainerMapMonitorEvents           = "monitor_events"
@@ -274,6 +312,9 @@ const (
 	fromContainerVarBtfAnchorCtState        = "btf_anchor_ct_state"
 	fromContainerVarBtfAnchorDirection      = "btf_anchor_direction"
 	fromContainerVarBtfAnchorDropReason     = "btf_anchor_drop_reason"
+	fromContainerVarBtfAnchorFwAction       = "btf_anchor_fw_action"
+	fromContainerVarBtfAnchorFwLimits       = "btf_anchor_fw_limits"
+	fromContainerVarBtfAnchorFwScopeKind    = "btf_anchor_fw_scope_kind"
 	fromContainerVarBtfAnchorMonitorEvent   = "btf_anchor_monitor_event"
 	fromContainerVarBtfAnchorMonitorType    = "btf_anchor_monitor_type"
 	fromContainerVarBtfAnchorNatLimits      = "btf_anchor_nat_limits"
@@ -339,6 +380,7 @@ type fromContainerMapSpecs struct {
 	EndpointIps      *ebpf.MapSpec `ebpf:"endpoint_ips"`
 	EndpointStats    *ebpf.MapSpec `ebpf:"endpoint_stats"`
 	Endpoints        *ebpf.MapSpec `ebpf:"endpoints"`
+	FwRules          *ebpf.MapSpec `ebpf:"fw_rules"`
 	MonitorBudgets   *ebpf.MapSpec `ebpf:"monitor_budgets"`
 	MonitorCtl       *ebpf.MapSpec `ebpf:"monitor_ctl"`
 	MonitorEvents    *ebpf.MapSpec `ebpf:"monitor_events"`
@@ -361,6 +403,9 @@ type fromContainerVariableSpecs struct {
 	BtfAnchorCtState        *ebpf.VariableSpec `ebpf:"btf_anchor_ct_state"`
 	BtfAnchorDirection      *ebpf.VariableSpec `ebpf:"btf_anchor_direction"`
 	BtfAnchorDropReason     *ebpf.VariableSpec `ebpf:"btf_anchor_drop_reason"`
+	BtfAnchorFwAction       *ebpf.VariableSpec `ebpf:"btf_anchor_fw_action"`
+	BtfAnchorFwLimits       *ebpf.VariableSpec `ebpf:"btf_anchor_fw_limits"`
+	BtfAnchorFwScopeKind    *ebpf.VariableSpec `ebpf:"btf_anchor_fw_scope_kind"`
 	BtfAnchorMonitorEvent   *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_event"`
 	BtfAnchorMonitorType    *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_type"`
 	BtfAnchorNatLimits      *ebpf.VariableSpec `ebpf:"btf_anchor_nat_limits"`
@@ -397,6 +442,7 @@ type fromContainerMaps struct {
 	EndpointIps      *ebpf.Map `ebpf:"endpoint_ips"`
 	EndpointStats    *ebpf.Map `ebpf:"endpoint_stats"`
 	Endpoints        *ebpf.Map `ebpf:"endpoints"`
+	FwRules          *ebpf.Map `ebpf:"fw_rules"`
 	MonitorBudgets   *ebpf.Map `ebpf:"monitor_budgets"`
 	MonitorCtl       *ebpf.Map `ebpf:"monitor_ctl"`
 	MonitorEvents    *ebpf.Map `ebpf:"monitor_events"`
@@ -418,6 +464,7 @@ func (m *fromContainerMaps) Close() error {
 		m.EndpointIps,
 		m.EndpointStats,
 		m.Endpoints,
+		m.FwRules,
 		m.MonitorBudgets,
 		m.MonitorCtl,
 		m.MonitorEvents,
@@ -441,6 +488,9 @@ type fromContainerVariables struct {
 	BtfAnchorCtState        *ebpf.Variable `ebpf:"btf_anchor_ct_state"`
 	BtfAnchorDirection      *ebpf.Variable `ebpf:"btf_anchor_direction"`
 	BtfAnchorDropReason     *ebpf.Variable `ebpf:"btf_anchor_drop_reason"`
+	BtfAnchorFwAction       *ebpf.Variable `ebpf:"btf_anchor_fw_action"`
+	BtfAnchorFwLimits       *ebpf.Variable `ebpf:"btf_anchor_fw_limits"`
+	BtfAnchorFwScopeKind    *ebpf.Variable `ebpf:"btf_anchor_fw_scope_kind"`
 	BtfAnchorMonitorEvent   *ebpf.Variable `ebpf:"btf_anchor_monitor_event"`
 	BtfAnchorMonitorType    *ebpf.Variable `ebpf:"btf_anchor_monitor_type"`
 	BtfAnchorNatLimits      *ebpf.Variable `ebpf:"btf_anchor_nat_limits"`

@@ -22,6 +22,7 @@ const (
 	fromUplinkMapEndpointIps             = "endpoint_ips"
 	fromUplinkMapEndpointStats           = "endpoint_stats"
 	fromUplinkMapEndpoints               = "endpoints"
+	fromUplinkMapFwRules                 = "fw_rules"
 	fromUplinkMapMonitorBudgets          = "monitor_budgets"
 	fromUplinkMapMonitorCtl              = "monitor_ctl"
 	fromUplinkMapMonitorEvents           = "monitor_events"
@@ -39,6 +40,9 @@ const (
 	fromUplinkVarBtfAnchorCtState        = "btf_anchor_ct_state"
 	fromUplinkVarBtfAnchorDirection      = "btf_anchor_direction"
 	fromUplinkVarBtfAnchorDropReason     = "btf_anchor_drop_reason"
+	fromUplinkVarBtfAnchorFwAction       = "btf_anchor_fw_action"
+	fromUplinkVarBtfAnchorFwLimits       = "btf_anchor_fw_limits"
+	fromUplinkVarBtfAnchorFwScopeKind    = "btf_anchor_fw_scope_kind"
 	fromUplinkVarBtfAnchorMonitorEvent   = "btf_anchor_monitor_event"
 	fromUplinkVarBtfAnchorMonitorType    = "btf_anchor_monitor_type"
 	fromUplinkVarBtfAnchorNatLimits      = "btf_anchor_nat_limits"
@@ -104,6 +108,7 @@ type fromUplinkMapSpecs struct {
 	EndpointIps      *ebpf.MapSpec `ebpf:"endpoint_ips"`
 	EndpointStats    *ebpf.MapSpec `ebpf:"endpoint_stats"`
 	Endpoints        *ebpf.MapSpec `ebpf:"endpoints"`
+	FwRules          *ebpf.MapSpec `ebpf:"fw_rules"`
 	MonitorBudgets   *ebpf.MapSpec `ebpf:"monitor_budgets"`
 	MonitorCtl       *ebpf.MapSpec `ebpf:"monitor_ctl"`
 	MonitorEvents    *ebpf.MapSpec `ebpf:"monitor_events"`
@@ -126,6 +131,9 @@ type fromUplinkVariableSpecs struct {
 	BtfAnchorCtState        *ebpf.VariableSpec `ebpf:"btf_anchor_ct_state"`
 	BtfAnchorDirection      *ebpf.VariableSpec `ebpf:"btf_anchor_direction"`
 	BtfAnchorDropReason     *ebpf.VariableSpec `ebpf:"btf_anchor_drop_reason"`
+	BtfAnchorFwAction       *ebpf.VariableSpec `ebpf:"btf_anchor_fw_action"`
+	BtfAnchorFwLimits       *ebpf.VariableSpec `ebpf:"btf_anchor_fw_limits"`
+	BtfAnchorFwScopeKind    *ebpf.VariableSpec `ebpf:"btf_anchor_fw_scope_kind"`
 	BtfAnchorMonitorEvent   *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_event"`
 	BtfAnchorMonitorType    *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_type"`
 	BtfAnchorNatLimits      *ebpf.VariableSpec `ebpf:"btf_anchor_nat_limits"`
@@ -162,6 +170,7 @@ type fromUplinkMaps struct {
 	EndpointIps      *ebpf.Map `ebpf:"endpoint_ips"`
 	EndpointStats    *ebpf.Map `ebpf:"endpoint_stats"`
 	Endpoints        *ebpf.Map `ebpf:"endpoints"`
+	FwRules          *ebpf.Map `ebpf:"fw_rules"`
 	MonitorBudgets   *ebpf.Map `ebpf:"monitor_budgets"`
 	MonitorCtl       *ebpf.Map `ebpf:"monitor_ctl"`
 	MonitorEvents    *ebpf.Map `ebpf:"monitor_events"`
@@ -183,6 +192,7 @@ func (m *fromUplinkMaps) Close() error {
 		m.EndpointIps,
 		m.EndpointStats,
 		m.Endpoints,
+		m.FwRules,
 		m.MonitorBudgets,
 		m.MonitorCtl,
 		m.MonitorEvents,
@@ -206,6 +216,9 @@ type fromUplinkVariables struct {
 	BtfAnchorCtState        *ebpf.Variable `ebpf:"btf_anchor_ct_state"`
 	BtfAnchorDirection      *ebpf.Variable `ebpf:"btf_anchor_direction"`
 	BtfAnchorDropReason     *ebpf.Variable `ebpf:"btf_anchor_drop_reason"`
+	BtfAnchorFwAction       *ebpf.Variable `ebpf:"btf_anchor_fw_action"`
+	BtfAnchorFwLimits       *ebpf.Variable `ebpf:"btf_anchor_fw_limits"`
+	BtfAnchorFwScopeKind    *ebpf.Variable `ebpf:"btf_anchor_fw_scope_kind"`
 	BtfAnchorMonitorEvent   *ebpf.Variable `ebpf:"btf_anchor_monitor_event"`
 	BtfAnchorMonitorType    *ebpf.Variable `ebpf:"btf_anchor_monitor_type"`
 	BtfAnchorNatLimits      *ebpf.Variable `ebpf:"btf_anchor_nat_limits"`

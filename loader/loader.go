@@ -80,6 +80,7 @@ type Maps struct {
 	NATAllocFailures *ebpf.Map `ebpf:"nat_alloc_failures"`
 	MonitorEvents    *ebpf.Map `ebpf:"monitor_events"`
 	MonitorCtl       *ebpf.Map `ebpf:"monitor_ctl"`
+	FWRules          *ebpf.Map `ebpf:"fw_rules"`
 }
 
 // Datapath is a loaded datapath. Close releases this process's handles; what

@@ -21,6 +21,10 @@ type (
 	MonitorEvent     = fromContainerMonitorEvent
 	MonitorControl   = fromContainerMonitorControl
 	MonitorType      = fromContainerMonitorType
+	FWKey            = fromContainerFwKey
+	FWRule           = fromContainerFwRule
+	FWScopeKind      = fromContainerFwScopeKind
+	FWAction         = fromContainerFwAction
 )
 
 const (
@@ -52,6 +56,13 @@ const (
 	CTStateEstablished = fromContainerCtStateCT_ST_ESTABLISHED
 	CTStateFIN         = fromContainerCtStateCT_ST_FIN
 	CTStateRST         = fromContainerCtStateCT_ST_RST
+
+	FWScopeAll     = fromContainerFwScopeKindFW_SCOPE_ALL
+	FWScopeNetwork = fromContainerFwScopeKindFW_SCOPE_NETWORK
+	FWScopePort    = fromContainerFwScopeKindFW_SCOPE_PORT
+	FWAllow        = fromContainerFwActionFW_ALLOW
+	FWDeny         = fromContainerFwActionFW_DENY
+	FWScopeBits    = int(fromContainerFwLimitsFW_SCOPE_BITS)
 
 	MonitorDrop    = fromContainerMonitorTypeMONITOR_DROP
 	MonitorNewFlow = fromContainerMonitorTypeMONITOR_NEW_FLOW

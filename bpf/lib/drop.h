@@ -34,7 +34,8 @@ enum drop_reason {
 	DROP_SPOOFED_ARP = 21,      /* ARP sender hardware or protocol address is not the endpoint's */
 	DROP_MARTIAN = 22,          /* loopback or "this network" address arriving from a wire */
 	DROP_DIRECT_ROUTING = 23,   /* from an uplink to a container address: no published port, no reply */
-	DROP_NO_FLOW = 24, /* a container's TCP SYN-ACK or RST to the outside whose flow conntrack does not hold */
+	DROP_NO_FLOW = 24,  /* a container's TCP SYN-ACK or RST to the outside whose flow conntrack does not hold */
+	DROP_FIREWALL = 25, /* the user firewall (ebpfnet firewall) refuses the source of a new inbound flow */
 	__DROP_MAX,
 };
 

@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* The user firewall: who may open a flow to a published port from an
+ * uplink. It is ebpfnet's DOCKER-USER: the DNAT happens at TC, before the
+ * host's netfilter, so iptables/ufw rules never see this traffic.
+ *
+ * Rules are source prefixes in scopes. A new inbound flow is judged by the
+ * most specific scope that has rules: its published port (protocol and
+ * host port), then the network of the container it goes to, then every
+ * published port. Inside a scope the longest matching prefix decides. The
+ * control plane compiles the user's rules into fw_rules and adds a 0/0 deny
+ * to every scope with an allow rule and no 0/0 rule of its own, so an allow
+ * list is a list: what it does not name is refused. Only new flows are
+ * judged; replies and flows already tracked are not (DOCKER-USER behind
+ * conntrack's ESTABLISHED,RELATED accept). */
+#pragma once
+
+#include "common.h"
+
+enum fw_scope_kind {
+	FW_SCOPE_ALL = 1,     /* every published port */
+	FW_SCOPE_NETWORK = 2, /* the ports of one network's containers (id: network id) */
+	FW_SCOPE_PORT = 3,    /* one published port (proto, port: host port) */
+};
+
+enum fw_action {
+	FW_ALLOW = 1,
+	FW_DENY = 2,
+};
+
+enum fw_limits {
+	/* Scope bits come first in the key: prefixlen = FW_SCOPE_BITS + the
+	 * source prefix's length. */
+	FW_SCOPE_BITS = 64,
+};
+
+struct fw_key {
+	__u32 prefixlen;
+	__u8 kind; /* enum fw_scope_kind */
+	__u8 proto;
+	__be16 port;
+	__u32 id;
+	__be32 saddr;
+};
+
+struct fw_rule {
+	__u32 action; /* enum fw_action */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 16384);
+	__type(key, struct fw_key);
+	__type(value, struct fw_rule);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} fw_rules SEC(".maps");
+
+/* The action of the longest prefix of saddr in a scope, 0 if none. */
+static __always_inline __u32 fw_scope(__u8 kind, __u8 proto, __be16 port, __u32 id, __be32 saddr)
+{
+	struct fw_key key = {
+		.prefixlen = FW_SCOPE_BITS + 32,
+		.kind = kind,
+		.proto = proto,
+		.port = port,
+		.id = id,
+		.saddr = saddr,
+	};
+	struct fw_rule *r = bpf_map_lookup_elem(&fw_rules, &key);
+
+	return r ? r->action : 0;
+}
+
+/* Whether saddr may open a flow. port_scoped: judge the (proto, port)
+ * scope too (a published port; a routed flow has no published port). */
+static __always_inline int fw_allows(__be32 saddr, __u8 proto, __be16 port, int port_scoped, __u32 net_id)
+{
+	__u32 action = 0;
+
+	if (port_scoped)
+		action = fw_scope(FW_SCOPE_PORT, proto, port, 0, saddr);
+	if (!action && net_id)
+		action = fw_scope(FW_SCOPE_NETWORK, 0, 0, net_id, saddr);
+	if (!action)
+		action = fw_scope(FW_SCOPE_ALL, 0, 0, 0, saddr);
+	return action != FW_DENY;
+}
+
+const volatile enum fw_scope_kind btf_anchor_fw_scope_kind __attribute__((unused));
+const volatile enum fw_action btf_anchor_fw_action __attribute__((unused));
+const volatile enum fw_limits btf_anchor_fw_limits __attribute__((unused));

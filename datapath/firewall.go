@@ -1,0 +1,301 @@
+package datapath
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/ebpfnet/ebpfnet/loader"
+	"github.com/ebpfnet/ebpfnet/maps"
+)
+
+// The user firewall, ebpfnet's DOCKER-USER: source allow/deny lists for new
+// flows from an uplink to published ports (and, on nat-unprotected
+// networks, to routed container addresses), judged in from_uplink before
+// any translation. Semantics are in bpf/lib/firewall.h; rules are kept in
+// the store and compiled into the fw_rules trie.
+
+// FirewallAction is what a rule does with a matching source.
+type FirewallAction string
+
+// Firewall actions.
+const (
+	FirewallAllow FirewallAction = "allow"
+	FirewallDeny  FirewallAction = "deny"
+)
+
+// FirewallRule is one user rule. Its scope is one published port (Port and
+// Protocol), the published ports of one network's containers (Network), or
+// every published port (neither).
+type FirewallRule struct {
+	Port     uint16         `json:"port,omitempty"`
+	Protocol Protocol       `json:"protocol,omitempty"`
+	Network  string         `json:"network,omitempty"`
+	Source   netip.Prefix   `json:"source"`
+	Action   FirewallAction `json:"action"`
+	// Implied marks the deny-everything-else rule a scope with an allow
+	// rule gets (listings show it; it cannot be added or removed).
+	Implied bool `json:"implied,omitempty"`
+}
+
+// Scope is the rule's scope as users write it: "8080/tcp", "network NAME"
+// or "all".
+func (r FirewallRule) Scope() string {
+	switch {
+	case r.Port != 0:
+		return fmt.Sprintf("%d/%s", r.Port, r.Protocol)
+	case r.Network != "":
+		return "network " + r.Network
+	}
+	return "all"
+}
+
+func (r FirewallRule) key() string { return r.Scope() + " " + r.Source.String() }
+
+// ParseFirewallPort parses a rule's port scope: PORT[/PROTO], tcp by default.
+func ParseFirewallPort(s string) (uint16, Protocol, error) {
+	num, proto, hasProto := strings.Cut(s, "/")
+	p := TCP
+	if hasProto {
+		var err error
+		if p, err = ParseProtocol(proto); err != nil {
+			return 0, 0, fmt.Errorf("--port %q: %w", s, err)
+		}
+	}
+	n, err := strconv.ParseUint(num, 10, 16)
+	if err != nil || n == 0 {
+		return 0, 0, fmt.Errorf("--port %q: port must be 1-65535", s)
+	}
+	return uint16(n), p, nil
+}
+
+// ParseFirewallSource parses an IPv4 address or prefix ("any" is 0.0.0.0/0).
+// A prefix with host bits set is refused: 10.1.2.3/8 is a typo more often
+// than a wish for 10.0.0.0/8.
+func ParseFirewallSource(s string) (netip.Prefix, error) {
+	if s == "any" {
+		return netip.PrefixFrom(netip.IPv4Unspecified(), 0), nil
+	}
+	if !strings.Contains(s, "/") {
+		a, err := netip.ParseAddr(s)
+		if err != nil || !a.Is4() {
+			return netip.Prefix{}, fmt.Errorf("source %q: not an IPv4 address or prefix", s)
+		}
+		return netip.PrefixFrom(a, 32), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil || !p.Addr().Is4() {
+		return netip.Prefix{}, fmt.Errorf("source %q: not an IPv4 address or prefix", s)
+	}
+	if p.Masked() != p {
+		return netip.Prefix{}, fmt.Errorf("source %q has host bits set: did you mean %v?", s, p.Masked())
+	}
+	return p, nil
+}
+
+func (r FirewallRule) validate() error {
+	if r.Action != FirewallAllow && r.Action != FirewallDeny {
+		return fmt.Errorf("action %q: must be allow or deny", r.Action)
+	}
+	if !r.Source.IsValid() || !r.Source.Addr().Is4() || r.Source.Masked() != r.Source {
+		return fmt.Errorf("source %v: not an IPv4 prefix", r.Source)
+	}
+	if r.Port != 0 && r.Network != "" {
+		return errors.New("a rule is scoped to a port or to a network, not both")
+	}
+	if r.Port == 0 && r.Protocol != 0 {
+		return errors.New("a protocol needs a port")
+	}
+	if r.Port != 0 && r.Protocol != TCP && r.Protocol != UDP {
+		return fmt.Errorf("port %d: protocol must be tcp or udp", r.Port)
+	}
+	if r.Implied {
+		return errors.New("implied rules cannot be added")
+	}
+	return nil
+}
+
+// FirewallAdd adds a rule, or changes the action of the rule with the same
+// scope and source. A network scope must name an existing network; a port
+// need not be published yet. Flows already open are not judged again.
+func (i *Instance) FirewallAdd(r FirewallRule) error {
+	if err := r.validate(); err != nil {
+		return err
+	}
+	return i.withStore(func(st *store) error {
+		if r.Network != "" {
+			if _, ok, err := st.network(r.Network); err != nil {
+				return err
+			} else if !ok {
+				return fmt.Errorf("network %s not found", r.Network)
+			}
+		}
+		raw, err := json.Marshal(r)
+		if err != nil {
+			return err
+		}
+		if err := st.db.Update(func(tx *bolt.Tx) error {
+			return tx.Bucket(bucketFirewall).Put([]byte(r.key()), raw)
+		}); err != nil {
+			return err
+		}
+		return i.applyFirewall(st)
+	})
+}
+
+// FirewallRemove removes the rule with r's scope and source (its action is
+// not compared).
+func (i *Instance) FirewallRemove(r FirewallRule) error {
+	return i.withStore(func(st *store) error {
+		found := false
+		if err := st.db.Update(func(tx *bolt.Tx) error {
+			b := tx.Bucket(bucketFirewall)
+			found = b.Get([]byte(r.key())) != nil
+			return b.Delete([]byte(r.key()))
+		}); err != nil {
+			return err
+		}
+		if !found {
+			return fmt.Errorf("no firewall rule for %s from %v", r.Scope(), r.Source)
+		}
+		return i.applyFirewall(st)
+	})
+}
+
+// FirewallFlush removes every rule, or with scoped, every rule of that
+// rule's scope (Port/Protocol or Network; neither: the "all" scope). It
+// returns how many it removed.
+func (i *Instance) FirewallFlush(scoped *FirewallRule) (int, error) {
+	n := 0
+	err := i.withStore(func(st *store) error {
+		if err := st.db.Update(func(tx *bolt.Tx) error {
+			b := tx.Bucket(bucketFirewall)
+			var doomed [][]byte
+			err := b.ForEach(func(k, raw []byte) error {
+				var r FirewallRule
+				if err := json.Unmarshal(raw, &r); err != nil {
+					return err
+				}
+				if scoped == nil || r.Scope() == scoped.Scope() {
+					doomed = append(doomed, k)
+				}
+				return nil
+			})
+			for _, k := range doomed {
+				err = errors.Join(err, b.Delete(k))
+			}
+			n = len(doomed)
+			return err
+		}); err != nil {
+			return err
+		}
+		return i.applyFirewall(st)
+	})
+	return n, err
+}
+
+// FirewallRules lists the rules by scope and then source, each scope's
+// implied deny after its allow rules.
+func (i *Instance) FirewallRules() ([]FirewallRule, error) {
+	var out []FirewallRule
+	err := i.withStore(func(st *store) (err error) {
+		out, err = firewallRules(st)
+		return err
+	})
+	return withImpliedDenies(out), err
+}
+
+func firewallRules(st *store) ([]FirewallRule, error) {
+	rules, err := list[FirewallRule](st, bucketFirewall)
+	sort.Slice(rules, func(a, b int) bool {
+		if sa, sb := rules[a].Scope(), rules[b].Scope(); sa != sb {
+			return sa < sb
+		}
+		return rules[a].Source.Bits() > rules[b].Source.Bits() ||
+			rules[a].Source.Bits() == rules[b].Source.Bits() && rules[a].Source.Addr().Less(rules[b].Source.Addr())
+	})
+	return rules, err
+}
+
+// withImpliedDenies adds, after the rules of every scope that allows some
+// sources and says nothing of 0.0.0.0/0, the deny of everything else.
+func withImpliedDenies(rules []FirewallRule) []FirewallRule {
+	type scopeState struct{ allows, any bool }
+	state := map[string]*scopeState{}
+	for _, r := range rules {
+		s := state[r.Scope()]
+		if s == nil {
+			s = &scopeState{}
+			state[r.Scope()] = s
+		}
+		s.allows = s.allows || r.Action == FirewallAllow
+		s.any = s.any || r.Source.Bits() == 0
+	}
+	var out []FirewallRule
+	for j, r := range rules {
+		out = append(out, r)
+		if last := j == len(rules)-1 || rules[j+1].Scope() != r.Scope(); last {
+			if s := state[r.Scope()]; s.allows && !s.any {
+				out = append(out, FirewallRule{Port: r.Port, Protocol: r.Protocol, Network: r.Network,
+					Source: netip.PrefixFrom(netip.IPv4Unspecified(), 0), Action: FirewallDeny, Implied: true})
+			}
+		}
+	}
+	return out
+}
+
+// applyFirewall compiles the stored rules into the fw_rules trie. An
+// instance with no network has no datapath to apply them to: loading one
+// would pin it with nothing to use it, so the rules wait in the store
+// (restoreFirewall applies them when a datapath is made).
+func (i *Instance) applyFirewall(st *store) error {
+	nets, err := st.networks()
+	if err != nil || len(nets) == 0 {
+		return err
+	}
+	views, err := i.datapath()
+	if err != nil {
+		return err
+	}
+	return syncFirewall(st, views)
+}
+
+func syncFirewall(st *store, views *maps.Views) error {
+	rules, err := firewallRules(st)
+	if err != nil {
+		return err
+	}
+	nets, err := st.networks()
+	if err != nil {
+		return err
+	}
+	ids := map[string]uint32{}
+	for _, n := range nets {
+		ids[n.Name] = n.ID
+	}
+	var entries []maps.FirewallEntry
+	for _, r := range withImpliedDenies(rules) {
+		e := maps.FirewallEntry{Source: r.Source, Allow: r.Action == FirewallAllow, Scope: maps.FirewallScope{Kind: loader.FWScopeAll}}
+		switch {
+		case r.Port != 0:
+			e.Scope = maps.FirewallScope{Kind: loader.FWScopePort, Proto: uint8(r.Protocol), Port: r.Port}
+		case r.Network != "":
+			id, ok := ids[r.Network]
+			if !ok {
+				continue // the network was removed: its rules wait for one of that name
+			}
+			e.Scope = maps.FirewallScope{Kind: loader.FWScopeNetwork, NetID: id}
+		}
+		entries = append(entries, e)
+	}
+	if err := views.SyncFirewall(entries); err != nil {
+		return fmt.Errorf("apply firewall rules: %w", err)
+	}
+	return nil
+}

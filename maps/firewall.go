@@ -1,0 +1,114 @@
+package maps
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/ebpfnet/ebpfnet/loader"
+)
+
+// FirewallScope is what a firewall entry applies to (bpf/lib/firewall.h):
+// every published port, the published ports of one network's containers,
+// or one published port.
+type FirewallScope struct {
+	Kind  loader.FWScopeKind
+	Proto uint8  // FWScopePort
+	Port  uint16 // FWScopePort: the host port
+	NetID uint32 // FWScopeNetwork
+}
+
+// FirewallEntry is one compiled rule: sources in Source opening a flow in
+// Scope are allowed or denied.
+type FirewallEntry struct {
+	Scope  FirewallScope
+	Source netip.Prefix
+	Allow  bool
+}
+
+func (e FirewallEntry) key() (loader.FWKey, error) {
+	if !e.Source.Addr().Is4() {
+		return loader.FWKey{}, fmt.Errorf("firewall source %v is not an IPv4 prefix", e.Source)
+	}
+	src := e.Source.Masked()
+	k := loader.FWKey{
+		Prefixlen: uint32(loader.FWScopeBits + src.Bits()),
+		Kind:      uint8(e.Scope.Kind),
+		Saddr:     BE32(src.Addr()),
+	}
+	switch e.Scope.Kind {
+	case loader.FWScopeAll:
+	case loader.FWScopeNetwork:
+		k.Id = e.Scope.NetID
+	case loader.FWScopePort:
+		k.Proto, k.Port = e.Scope.Proto, BE16(e.Scope.Port)
+	default:
+		return k, fmt.Errorf("firewall scope kind %d unknown", e.Scope.Kind)
+	}
+	return k, nil
+}
+
+func firewallEntryFromKey(k loader.FWKey, r loader.FWRule) FirewallEntry {
+	bits := int(k.Prefixlen) - loader.FWScopeBits
+	return FirewallEntry{
+		Scope: FirewallScope{
+			Kind:  loader.FWScopeKind(k.Kind),
+			Proto: k.Proto,
+			Port:  PortFromBE16(k.Port),
+			NetID: k.Id,
+		},
+		Source: netip.PrefixFrom(AddrFromBE32(k.Saddr), bits),
+		Allow:  r.Action == uint32(loader.FWAllow),
+	}
+}
+
+// FirewallEntries lists the compiled rules in the fw_rules trie.
+func (v *Views) FirewallEntries() ([]FirewallEntry, error) {
+	var out []FirewallEntry
+	var k loader.FWKey
+	var r loader.FWRule
+	it := v.m.FWRules.Iterate()
+	for it.Next(&k, &r) {
+		out = append(out, firewallEntryFromKey(k, r))
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("list firewall rules: %w", err)
+	}
+	return out, nil
+}
+
+// SyncFirewall makes the fw_rules trie hold exactly want: new and changed
+// entries are written first, then stale ones deleted, so a source never
+// passes through a moment with neither its old nor its new rule.
+func (v *Views) SyncFirewall(want []FirewallEntry) error {
+	keep := make(map[loader.FWKey]bool, len(want))
+	for _, e := range want {
+		k, err := e.key()
+		if err != nil {
+			return err
+		}
+		r := loader.FWRule{Action: uint32(loader.FWDeny)}
+		if e.Allow {
+			r.Action = uint32(loader.FWAllow)
+		}
+		if err := v.m.FWRules.Update(&k, &r, ebpf.UpdateAny); err != nil {
+			return fmt.Errorf("write firewall rule %v: %w", e.Source, err)
+		}
+		keep[k] = true
+	}
+	have, err := v.FirewallEntries()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, e := range have {
+		k, err := e.key()
+		if err != nil || keep[k] {
+			continue
+		}
+		errs = append(errs, ignoreMissing(v.m.FWRules.Delete(&k)))
+	}
+	return errors.Join(errs...)
+}
