@@ -1,0 +1,169 @@
+package loader_test
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/google/gopacket/layers"
+
+	"github.com/ebpfnet/ebpfnet/loader"
+	"github.com/ebpfnet/ebpfnet/maps"
+)
+
+// Issue 9 item 5: the user firewall (bpf/lib/firewall.h) judges the source
+// of new flows from an uplink before DNAT.
+func TestFirewall(t *testing.T) {
+	pfx := netip.MustParsePrefix
+	port8080 := maps.FirewallScope{Kind: loader.FWScopePort, Proto: maps.ProtoTCP, Port: 8080}
+	net1 := maps.FirewallScope{Kind: loader.FWScopeNetwork, NetID: 1}
+	all := maps.FirewallScope{Kind: loader.FWScopeAll}
+	rules := []maps.FirewallEntry{
+		// 8080/tcp: an allow list with a hole in it; the 0/0 deny is
+		// what the control plane adds to a scope with an allow rule.
+		{Scope: port8080, Source: pfx("198.18.7.0/24"), Allow: true},
+		{Scope: port8080, Source: pfx("198.18.7.128/25")},
+		{Scope: port8080, Source: pfx("0.0.0.0/0")},
+		// Network 1 denies two prefixes; the port scope above wins for 8080.
+		{Scope: net1, Source: pfx("198.18.7.0/24")},
+		{Scope: net1, Source: pfx("198.18.10.0/24")},
+		// Every published port: one denied prefix.
+		{Scope: all, Source: pfx("203.0.113.0/24")},
+	}
+	for _, tc := range []struct {
+		name    string
+		src     string
+		proto   layers.IPProtocol
+		dport   uint16
+		allowed bool
+	}{
+		{"port scope allows", "198.18.7.7", layers.IPProtocolTCP, 8080, true},
+		{"longer deny prefix wins", "198.18.7.200", layers.IPProtocolTCP, 8080, false},
+		{"implied deny of an allow list", "198.18.9.9", layers.IPProtocolTCP, 8080, false},
+		{"global deny reaches a port without rules", "203.0.113.5", layers.IPProtocolTCP, 9090, false},
+		{"port scope decides before the global scope", "203.0.113.5", layers.IPProtocolTCP, 8080, false},
+		{"network scope denies", "198.18.7.7", layers.IPProtocolTCP, 9090, false},
+		{"network scope, other prefix", "198.18.10.1", layers.IPProtocolUDP, 9090, false},
+		{"no rule matches", "198.18.9.9", layers.IPProtocolTCP, 9090, true},
+		{"port scope is per protocol", "198.18.9.9", layers.IPProtocolUDP, 8080, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newNATEnv(t, envOpts{netns: true})
+			for _, p := range []uint8{maps.ProtoTCP, maps.ProtoUDP} {
+				publish(t, e, maps.PortBinding{Proto: p, HostPort: 8080, ContainerIP: ipB, ContainerPort: 80, Ifindex: e.ifB})
+				publish(t, e, maps.PortBinding{Proto: p, HostPort: 9090, ContainerIP: ipA, ContainerPort: 90, Ifindex: e.ifA})
+			}
+			if err := e.views.SyncFirewall(rules); err != nil {
+				t.Fatal(err)
+			}
+			src := netip.MustParseAddr(tc.src)
+			in := pkt{srcMAC: macRt, dstMAC: macUp, src: src, dst: hostH, proto: tc.proto, sport: 5555, dport: tc.dport, tcpFlags: "S", ttl: 60}
+			ret, got := e.fromUplink(t, in.build(t))
+			if !tc.allowed {
+				expectRefused(t, e, ret, "firewall")
+				if n := len(e.embryonic(t)); n != 0 {
+					t.Errorf("a refused SYN left %d embryonic entries", n)
+				}
+				return
+			}
+			if ret != tcActRedirect {
+				t.Fatalf("verdict %d, want TC_ACT_REDIRECT", ret)
+			}
+			verifyChecksums(t, got)
+			mac, to := macB, ap(ipB, 80)
+			if tc.dport == 9090 {
+				mac, to = macA, ap(ipA, 90)
+			}
+			decode(t, got).expect(t, macGW, mac, ap(src, 5555), to, 59)
+			if n := e.drops(t, "firewall"); n != 0 {
+				t.Errorf("drops[firewall] = %d", n)
+			}
+		})
+	}
+}
+
+// A rule added while a flow is open does not cut it (DOCKER-USER behind
+// conntrack's ESTABLISHED accept): only new flows are judged.
+func TestFirewallJudgesOnlyNewFlows(t *testing.T) {
+	e := newNATEnv(t, envOpts{netns: true})
+	publish(t, e, maps.PortBinding{Proto: maps.ProtoTCP, HostPort: 8080, ContainerIP: ipB, ContainerPort: 80, Ifindex: e.ifB})
+	syn := pkt{srcMAC: macRt, dstMAC: macUp, src: cliC, dst: hostH, proto: layers.IPProtocolTCP, sport: 5555, dport: 8080, tcpFlags: "S", ttl: 60}
+	if ret, _ := e.fromUplink(t, syn.build(t)); ret != tcActRedirect {
+		t.Fatalf("SYN verdict %d before any rule", ret)
+	}
+	deny := []maps.FirewallEntry{{Scope: maps.FirewallScope{Kind: loader.FWScopeAll}, Source: netip.PrefixFrom(cliC, 32)}}
+	if err := e.views.SyncFirewall(deny); err != nil {
+		t.Fatal(err)
+	}
+	ack := syn
+	ack.tcpFlags = "A"
+	ret, got := e.fromUplink(t, ack.build(t))
+	if ret != tcActRedirect {
+		t.Fatalf("the open flow's ACK: verdict %d, want TC_ACT_REDIRECT", ret)
+	}
+	decode(t, got).expect(t, macGW, macB, ap(cliC, 5555), ap(ipB, 80), 59)
+	other := syn
+	other.sport = 5556
+	ret, _ = e.fromUplink(t, other.build(t))
+	if ret != tcActShot || e.drops(t, "firewall") != 1 {
+		t.Fatalf("a new flow from the denied source: verdict %d, firewall drops %d", ret, e.drops(t, "firewall"))
+	}
+}
+
+// On a nat-unprotected network the network and global scopes judge flows
+// routed to the containers' own addresses too.
+func TestFirewallRoutedFlows(t *testing.T) {
+	e := newNATEnv(t, envOpts{netns: true, noMasq: true})
+	if err := e.views.PutNetwork(maps.Network{ID: 1, Subnet: netip.MustParsePrefix("172.30.0.0/16"), Gateway: gw1, GatewayMAC: macGW,
+		BridgeIfindex: 50, ICC: true, Unprotected: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.views.SyncFirewall([]maps.FirewallEntry{
+		{Scope: maps.FirewallScope{Kind: loader.FWScopeNetwork, NetID: 1}, Source: netip.MustParsePrefix("198.18.7.0/24")},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		src     netip.Addr
+		allowed bool
+	}{{cliC, false}, {netip.MustParseAddr("198.18.9.9"), true}} {
+		p := pkt{srcMAC: macRt, dstMAC: macUp, src: tc.src, dst: ipB, proto: layers.IPProtocolTCP, sport: 5555, dport: 22, tcpFlags: "S", ttl: 60}
+		ret, got := e.fromUplink(t, p.build(t))
+		if !tc.allowed {
+			expectRefused(t, e, ret, "firewall")
+			continue
+		}
+		if ret != tcActRedirect {
+			t.Fatalf("%v: verdict %d, want TC_ACT_REDIRECT", tc.src, ret)
+		}
+		verifyChecksums(t, got)
+		decode(t, got).expect(t, macGW, macB, ap(tc.src, 5555), ap(ipB, 22), 59)
+	}
+}
+
+// The trie holds exactly what SyncFirewall was last given, and reads back.
+func TestFirewallSync(t *testing.T) {
+	e := newNATEnv(t, envOpts{})
+	scope := maps.FirewallScope{Kind: loader.FWScopePort, Proto: maps.ProtoUDP, Port: 53}
+	first := []maps.FirewallEntry{
+		{Scope: scope, Source: netip.MustParsePrefix("10.0.0.0/8"), Allow: true},
+		{Scope: scope, Source: netip.MustParsePrefix("0.0.0.0/0")},
+	}
+	if err := e.views.SyncFirewall(first); err != nil {
+		t.Fatal(err)
+	}
+	second := first[:1]
+	second[0].Allow = false
+	if err := e.views.SyncFirewall(second); err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.views.FirewallEntries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0] != second[0] {
+		t.Fatalf("entries %+v, want %+v", got, second)
+	}
+	if err := e.views.SyncFirewall([]maps.FirewallEntry{{Scope: scope, Source: netip.PrefixFrom(netip.IPv6Loopback(), 128)}}); err == nil {
+		t.Error("an IPv6 source was accepted")
+	}
+}
