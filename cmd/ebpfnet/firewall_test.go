@@ -1,0 +1,30 @@
+package main
+
+import "testing"
+
+// Bad rules are refused in one line and change nothing.
+func TestFirewallCommand(t *testing.T) {
+	tp := newHost(t)
+	tp.MustEbpfnet("network", "create", "n1", "--subnet", "172.30.0.0/24")
+	tp.MustEbpfnet("firewall", "add", "--network", "n1", "--source", "10.0.0.0/8")
+	const only = `^SCOPE\s+SOURCE\s+ACTION\nnetwork n1\s+10\.0\.0\.0/8\s+allow\nnetwork n1\s+0\.0\.0\.0/0\s+deny \(implied\)\n$`
+	runCases(t, tp, []cliCase{
+		{name: "listed", args: []string{"firewall", "ls"}, stdout: only},
+		{name: "json", args: []string{"firewall", "ls", "-o", "json"}, stdout: `(?s)"network": "n1",\s+"source": "10.0.0.0/8",\s+"action": "allow".*"implied": true`},
+		{name: "host bits", args: []string{"firewall", "add", "--source", "10.1.2.3/8"}, code: 1, stderr: `^ebpfnet: source "10.1.2.3/8" has host bits set: did you mean 10.0.0.0/8\?\n$`},
+		{name: "not IPv4", args: []string{"firewall", "add", "--source", "fe80::/64"}, code: 1, stderr: `not an IPv4 address or prefix`},
+		{name: "garbage", args: []string{"firewall", "add", "--source", "10.0.0.0/33"}, code: 1, stderr: `not an IPv4 address or prefix`},
+		{name: "no source", args: []string{"firewall", "add", "--port", "80"}, code: 1, stderr: `--source is required`},
+		{name: "action", args: []string{"firewall", "add", "--source", "any", "--action", "reject"}, code: 1, stderr: `action "reject": must be allow or deny`},
+		{name: "port zero", args: []string{"firewall", "add", "--source", "any", "--port", "0"}, code: 1, stderr: `port must be 1-65535`},
+		{name: "protocol", args: []string{"firewall", "add", "--source", "any", "--port", "80/sctp"}, code: 1, stderr: `must be tcp or udp`},
+		{name: "two scopes", args: []string{"firewall", "add", "--source", "any", "--port", "80", "--network", "n1"}, code: 1, stderr: `a rule has one scope`},
+		{name: "no such network", args: []string{"firewall", "add", "--source", "any", "--network", "n2"}, code: 1, stderr: `network n2 not found`},
+		{name: "rm missing", args: []string{"firewall", "rm", "--source", "10.0.0.0/8"}, code: 1, stderr: `no firewall rule for all from 10.0.0.0/8`},
+		{name: "unchanged", args: []string{"firewall", "ls"}, stdout: only},
+		{name: "replace action", args: []string{"firewall", "add", "--network", "n1", "--source", "10.0.0.0/8", "--action", "deny"}},
+		{name: "no allow, no implied deny", args: []string{"firewall", "ls"}, stdout: `^SCOPE\s+SOURCE\s+ACTION\nnetwork n1\s+10\.0\.0\.0/8\s+deny\n$`},
+		{name: "flush a scope", args: []string{"firewall", "flush", "--network", "n1"}, stdout: `^1 rule\(s\) removed\n$`},
+		{name: "empty", args: []string{"firewall", "ls"}, stdout: `^SCOPE\s+SOURCE\s+ACTION\n$`},
+	})
+}
