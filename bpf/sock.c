@@ -135,19 +135,22 @@ static __always_inline int in_use(void)
 
 /* A host process binding a published port would never see its traffic (the
  * datapath takes it first): refuse, as Docker's proxy holding the port
- * would. */
+ * would. A runtime that reserves its ports itself (PORT_F_RUNTIME_HELD) is
+ * let through; the port is then held by its socket, so any other bind
+ * still fails, by the kernel's own rule. */
 SEC("cgroup/bind4")
 int sock_bind4(struct bpf_sock_addr *ctx)
 {
 	__be32 ip = ctx->user_ip4;
 	__be16 port = (__be16)ctx->user_port;
+	struct port_binding *pb;
 
 	if (!host_socket(ctx) || !port)
 		return SOCK_PASS;
 	/* Loopback: only a port published on that very address is taken. */
-	if (is_loopback(ip))
-		return port_lookup(ctx->protocol, ip, port, 0) ? in_use() : SOCK_PASS;
-	if (ip == 0 ? port_lookup(ctx->protocol, 0, port, 0) : published(ctx->protocol, ip, port))
-		return in_use();
-	return SOCK_PASS;
+	if (is_loopback(ip) || ip == 0)
+		pb = port_lookup(ctx->protocol, ip, port, 0);
+	else
+		pb = published(ctx->protocol, ip, port);
+	return pb && !(pb->flags & PORT_F_RUNTIME_HELD) ? in_use() : SOCK_PASS;
 }

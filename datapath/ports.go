@@ -61,6 +61,9 @@ type PortMapping struct {
 	HostIP        netip.Addr `json:"host_ip,omitzero"` // zero: every host address
 	HostPort      uint16     `json:"host_port"`        // 0 until assigned
 	ContainerPort uint16     `json:"container_port"`
+	// RuntimeHeld: the runtime that asked for the port reserves it with a
+	// socket of its own (Podman), so the host's bind of it is let through.
+	RuntimeHeld bool `json:"runtime_held,omitempty"`
 }
 
 func (m PortMapping) String() string {
@@ -244,7 +247,7 @@ func (i *Instance) PortBindings() ([]PortBinding, error) {
 func binding(p PortMapping, ep Endpoint) maps.PortBinding {
 	return maps.PortBinding{
 		Proto: uint8(p.Proto), HostIP: p.HostIP, HostPort: p.HostPort,
-		ContainerIP: ep.IP, ContainerPort: p.ContainerPort, Ifindex: ep.HostIfindex,
+		ContainerIP: ep.IP, ContainerPort: p.ContainerPort, Ifindex: ep.HostIfindex, RuntimeHeld: p.RuntimeHeld,
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/ebpfnet/ebpfnet/internal/netnsutil"
+	"github.com/ebpfnet/ebpfnet/maps"
 )
 
 // Issue 12 item 5b. A host process binding a published port fails as it
@@ -17,6 +18,13 @@ func TestHostBindOfPublishedPortIsAddressInUse(t *testing.T) {
 	tp := natHost(t)
 	c := tp.AddContainer("c")
 	tp.MustEbpfnet("attach", "--network", "n1", "-p", "8080:80", "-p", "8053:53/udp", "-p", "127.0.0.1:8081:81", c)
+	// A binding whose runtime holds the port itself (Podman through the
+	// CNI plugin's runtimeHoldsPorts), written as the plugin would.
+	ep := inspect(t, tp, c)
+	if err := tp.Views().PutPortBinding(maps.PortBinding{Proto: maps.ProtoTCP, HostPort: 8090, ContainerIP: ep.IP,
+		ContainerPort: 90, Ifindex: ep.HostIfindex, RuntimeHeld: true}); err != nil {
+		t.Fatal(err)
+	}
 	host := tp.Namespace(tp.Host)
 	for _, tc := range []struct {
 		network, addr string
@@ -29,6 +37,7 @@ func TestHostBindOfPublishedPortIsAddressInUse(t *testing.T) {
 		{"udp4", ":8053", true},
 		{"tcp4", ":8053", false}, // another protocol
 		{"tcp4", ":8082", false},
+		{"tcp4", ":8090", false}, // held by its runtime
 	} {
 		err := netnsutil.Do(host, func() error {
 			if tc.network == "udp4" {

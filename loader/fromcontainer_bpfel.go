@@ -248,9 +248,15 @@ type fromContainerPortBinding struct {
 	_             structs.HostLayout
 	ContainerIp   uint32
 	ContainerPort uint16
-	Pad           uint16
+	Flags         uint16
 	Ifindex       uint32
 }
+
+type fromContainerPortFlags uint32
+
+const (
+	fromContainerPortFlagsPORT_F_RUNTIME_HELD fromContainerPortFlags = 1
+)
 
 type fromContainerPortKey struct {
 	_      structs.HostLayout
@@ -320,6 +326,7 @@ const (
 	fromContainerVarBtfAnchorNatLimits      = "btf_anchor_nat_limits"
 	fromContainerVarBtfAnchorNatRetryBucket = "btf_anchor_nat_retry_bucket"
 	fromContainerVarBtfAnchorNetworkFlags   = "btf_anchor_network_flags"
+	fromContainerVarBtfAnchorPortFlags      = "btf_anchor_port_flags"
 	fromContainerVarBtfAnchorVerdict        = "btf_anchor_verdict"
 	fromContainerVarNatPortMax              = "nat_port_max"
 	fromContainerVarNatPortMin              = "nat_port_min"
@@ -411,6 +418,7 @@ type fromContainerVariableSpecs struct {
 	BtfAnchorNatLimits      *ebpf.VariableSpec `ebpf:"btf_anchor_nat_limits"`
 	BtfAnchorNatRetryBucket *ebpf.VariableSpec `ebpf:"btf_anchor_nat_retry_bucket"`
 	BtfAnchorNetworkFlags   *ebpf.VariableSpec `ebpf:"btf_anchor_network_flags"`
+	BtfAnchorPortFlags      *ebpf.VariableSpec `ebpf:"btf_anchor_port_flags"`
 	BtfAnchorVerdict        *ebpf.VariableSpec `ebpf:"btf_anchor_verdict"`
 	NatPortMax              *ebpf.VariableSpec `ebpf:"nat_port_max"`
 	NatPortMin              *ebpf.VariableSpec `ebpf:"nat_port_min"`
@@ -496,6 +504,7 @@ type fromContainerVariables struct {
 	BtfAnchorNatLimits      *ebpf.Variable `ebpf:"btf_anchor_nat_limits"`
 	BtfAnchorNatRetryBucket *ebpf.Variable `ebpf:"btf_anchor_nat_retry_bucket"`
 	BtfAnchorNetworkFlags   *ebpf.Variable `ebpf:"btf_anchor_network_flags"`
+	BtfAnchorPortFlags      *ebpf.Variable `ebpf:"btf_anchor_port_flags"`
 	BtfAnchorVerdict        *ebpf.Variable `ebpf:"btf_anchor_verdict"`
 	NatPortMax              *ebpf.Variable `ebpf:"nat_port_max"`
 	NatPortMin              *ebpf.Variable `ebpf:"nat_port_min"`

@@ -48,6 +48,7 @@ const (
 	fromUplinkVarBtfAnchorNatLimits      = "btf_anchor_nat_limits"
 	fromUplinkVarBtfAnchorNatRetryBucket = "btf_anchor_nat_retry_bucket"
 	fromUplinkVarBtfAnchorNetworkFlags   = "btf_anchor_network_flags"
+	fromUplinkVarBtfAnchorPortFlags      = "btf_anchor_port_flags"
 	fromUplinkVarBtfAnchorVerdict        = "btf_anchor_verdict"
 	fromUplinkVarNatPortMax              = "nat_port_max"
 	fromUplinkVarNatPortMin              = "nat_port_min"
@@ -139,6 +140,7 @@ type fromUplinkVariableSpecs struct {
 	BtfAnchorNatLimits      *ebpf.VariableSpec `ebpf:"btf_anchor_nat_limits"`
 	BtfAnchorNatRetryBucket *ebpf.VariableSpec `ebpf:"btf_anchor_nat_retry_bucket"`
 	BtfAnchorNetworkFlags   *ebpf.VariableSpec `ebpf:"btf_anchor_network_flags"`
+	BtfAnchorPortFlags      *ebpf.VariableSpec `ebpf:"btf_anchor_port_flags"`
 	BtfAnchorVerdict        *ebpf.VariableSpec `ebpf:"btf_anchor_verdict"`
 	NatPortMax              *ebpf.VariableSpec `ebpf:"nat_port_max"`
 	NatPortMin              *ebpf.VariableSpec `ebpf:"nat_port_min"`
@@ -224,6 +226,7 @@ type fromUplinkVariables struct {
 	BtfAnchorNatLimits      *ebpf.Variable `ebpf:"btf_anchor_nat_limits"`
 	BtfAnchorNatRetryBucket *ebpf.Variable `ebpf:"btf_anchor_nat_retry_bucket"`
 	BtfAnchorNetworkFlags   *ebpf.Variable `ebpf:"btf_anchor_network_flags"`
+	BtfAnchorPortFlags      *ebpf.Variable `ebpf:"btf_anchor_port_flags"`
 	BtfAnchorVerdict        *ebpf.Variable `ebpf:"btf_anchor_verdict"`
 	NatPortMax              *ebpf.Variable `ebpf:"nat_port_max"`
 	NatPortMin              *ebpf.Variable `ebpf:"nat_port_min"`

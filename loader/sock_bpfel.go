@@ -16,16 +16,17 @@ import (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	sockMapPorts             = "ports"
-	sockMapSockNat           = "sock_nat"
-	sockMapUplinkIps         = "uplink_ips"
-	sockMapUplinks           = "uplinks"
-	sockProgSockBind4        = "sock_bind4"
-	sockProgSockConnect4     = "sock_connect4"
-	sockProgSockGetpeername4 = "sock_getpeername4"
-	sockProgSockRecvmsg4     = "sock_recvmsg4"
-	sockProgSockSendmsg4     = "sock_sendmsg4"
-	sockVarHostNetnsCookie   = "host_netns_cookie"
+	sockMapPorts              = "ports"
+	sockMapSockNat            = "sock_nat"
+	sockMapUplinkIps          = "uplink_ips"
+	sockMapUplinks            = "uplinks"
+	sockProgSockBind4         = "sock_bind4"
+	sockProgSockConnect4      = "sock_connect4"
+	sockProgSockGetpeername4  = "sock_getpeername4"
+	sockProgSockRecvmsg4      = "sock_recvmsg4"
+	sockProgSockSendmsg4      = "sock_sendmsg4"
+	sockVarBtfAnchorPortFlags = "btf_anchor_port_flags"
+	sockVarHostNetnsCookie    = "host_netns_cookie"
 )
 
 // loadSock returns the embedded CollectionSpec for sock.
@@ -91,7 +92,8 @@ type sockMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sockVariableSpecs struct {
-	HostNetnsCookie *ebpf.VariableSpec `ebpf:"host_netns_cookie"`
+	BtfAnchorPortFlags *ebpf.VariableSpec `ebpf:"btf_anchor_port_flags"`
+	HostNetnsCookie    *ebpf.VariableSpec `ebpf:"host_netns_cookie"`
 }
 
 // sockObjects contains all objects after they have been loaded into the kernel.
@@ -133,7 +135,8 @@ func (m *sockMaps) Close() error {
 //
 // It can be passed to loadSockObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sockVariables struct {
-	HostNetnsCookie *ebpf.Variable `ebpf:"host_netns_cookie"`
+	BtfAnchorPortFlags *ebpf.Variable `ebpf:"btf_anchor_port_flags"`
+	HostNetnsCookie    *ebpf.Variable `ebpf:"host_netns_cookie"`
 }
 
 // sockPrograms contains all programs after they have been loaded into the kernel.

@@ -64,6 +64,8 @@ const (
 	FWDeny         = fromContainerFwActionFW_DENY
 	FWScopeBits    = int(fromContainerFwLimitsFW_SCOPE_BITS)
 
+	PortRuntimeHeld = fromContainerPortFlagsPORT_F_RUNTIME_HELD
+
 	MonitorDrop    = fromContainerMonitorTypeMONITOR_DROP
 	MonitorNewFlow = fromContainerMonitorTypeMONITOR_NEW_FLOW
 )

@@ -110,6 +110,9 @@ type PortBinding struct {
 	ContainerIP   netip.Addr
 	ContainerPort uint16
 	Ifindex       int
+	// RuntimeHeld: the runtime reserves the host port with a socket of
+	// its own, which the bind guard lets through (PORT_F_RUNTIME_HELD).
+	RuntimeHeld bool
 }
 
 func (b PortBinding) key() (loader.PortKey, error) {
@@ -137,6 +140,9 @@ func (v *Views) PutPortBinding(b PortBinding) error {
 		return fmt.Errorf("published port %d: container IP %v is not IPv4", b.HostPort, b.ContainerIP)
 	}
 	val := loader.PortBinding{ContainerIp: BE32(b.ContainerIP), ContainerPort: BE16(b.ContainerPort), Ifindex: uint32(b.Ifindex)}
+	if b.RuntimeHeld {
+		val.Flags |= uint16(loader.PortRuntimeHeld)
+	}
 	if err := v.m.Ports.Update(&k, &val, ebpf.UpdateNoExist); err != nil {
 		return fmt.Errorf("publish %s: %w", b.hostString(), err)
 	}
@@ -167,6 +173,7 @@ func (v *Views) PortBindings() ([]PortBinding, error) {
 			ContainerIP:   AddrFromBE32(val.ContainerIp),
 			ContainerPort: PortFromBE16(val.ContainerPort),
 			Ifindex:       int(val.Ifindex),
+			RuntimeHeld:   val.Flags&uint16(loader.PortRuntimeHeld) != 0,
 		}
 		if k.HostIp != 0 {
 			b.HostIP = AddrFromBE32(k.HostIp)

@@ -35,10 +35,18 @@ struct port_key {
 	__be32 host_ip; /* 0: any local address */
 };
 
+enum port_flags {
+	/* The runtime that asked for the port reserves it with a socket of
+	 * its own (Podman's conmon binds every published host port): the
+	 * bind guard (sock.c) lets binds of it through. The socket never sees
+	 * the port's traffic, which the datapath takes first. */
+	PORT_F_RUNTIME_HELD = 1 << 0,
+};
+
 struct port_binding {
 	__be32 container_ip;
 	__be16 container_port;
-	__u16 _pad;
+	__u16 flags;   /* enum port_flags */
 	__u32 ifindex; /* host side of the endpoint's veth */
 };
 
@@ -51,6 +59,8 @@ struct {
 
 /* The binding published at (proto, daddr, dport); with any_ok, one published
  * on every address (host_ip 0) matches too. */
+const volatile enum port_flags btf_anchor_port_flags __attribute__((unused));
+
 static __always_inline struct port_binding *port_lookup(__u8 proto, __be32 daddr, __be16 dport, int any_ok)
 {
 	struct port_key pk = { .proto = proto, .port = dport, .host_ip = daddr };

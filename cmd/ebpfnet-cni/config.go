@@ -26,6 +26,10 @@ type NetConf struct {
 	IPMasq   *bool  `json:"ipMasq,omitempty"` // default true, as Docker
 	ICC      *bool  `json:"icc,omitempty"`    // default true
 	Internal bool   `json:"internal,omitempty"`
+	// RuntimeHoldsPorts: the runtime reserves each published host port
+	// with a socket of its own after ADD (Podman does), so ebpfnet's guard
+	// against host binds of published ports lets those binds through.
+	RuntimeHoldsPorts bool `json:"runtimeHoldsPorts,omitempty"`
 
 	// StateDir and PinRoot select the ebpfnet instance; by default the one
 	// named after the network namespace the plugin runs in, which is what
@@ -132,7 +136,7 @@ func parseAdd(stdin []byte) (*request, error) {
 		return nil, err
 	}
 	r := &request{conf: conf, network: conf.networkOptions(), mac: conf.RuntimeConfig.MAC}
-	if r.ports, err = portMappings(conf.RuntimeConfig.PortMappings); err != nil {
+	if r.ports, err = portMappings(conf.RuntimeConfig.PortMappings, conf.RuntimeHoldsPorts); err != nil {
 		return nil, err
 	}
 	if len(r.ports) > 0 && conf.Internal {
@@ -148,7 +152,7 @@ func parseAdd(stdin []byte) (*request, error) {
 }
 
 // portMappings turns the portMappings capability into datapath mappings.
-func portMappings(in []PortMapEntry) ([]datapath.PortMapping, error) {
+func portMappings(in []PortMapEntry, runtimeHeld bool) ([]datapath.PortMapping, error) {
 	var out []datapath.PortMapping
 	for _, e := range in {
 		proto, err := datapath.ParseProtocol(cmpOr(e.Protocol, "tcp"))
@@ -163,7 +167,7 @@ func portMappings(in []PortMapEntry) ([]datapath.PortMapping, error) {
 				return nil, configError("portMappings: %s %d is not a port number (1-65535)", p.what, p.n)
 			}
 		}
-		m := datapath.PortMapping{Proto: proto, HostPort: uint16(e.HostPort), ContainerPort: uint16(e.ContainerPort)}
+		m := datapath.PortMapping{Proto: proto, HostPort: uint16(e.HostPort), ContainerPort: uint16(e.ContainerPort), RuntimeHeld: runtimeHeld}
 		if e.HostIP != "" {
 			a, err := netip.ParseAddr(e.HostIP)
 			if err != nil {

@@ -85,25 +85,37 @@ func TestParseAddRefuses(t *testing.T) {
 	}
 }
 
-// The example in contrib/cni is a valid conflist whose ebpfnet entry parses.
+// The examples in contrib/cni are valid conflists whose ebpfnet entry parses.
 func TestContribConflist(t *testing.T) {
-	list, err := libcni.ConfListFromFile("../../contrib/cni/10-ebpfnet.conflist")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if list.Plugins[0].Network.Type != "ebpfnet" {
-		t.Fatalf("first plugin is %s", list.Plugins[0].Network.Type)
-	}
-	// libcni injects the list's name and version at run time.
-	pc, err := libcni.InjectConf(list.Plugins[0], map[string]any{"name": list.Name, "cniVersion": list.CNIVersion})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := parseAdd(pc.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.network.Subnet != "10.88.0.0/16" || r.network.Bridge != "ebpfnet-cni0" || !r.network.Masquerade {
-		t.Fatalf("network options %+v", r.network)
+	for _, tc := range []struct {
+		file, subnet, bridge string
+		runtimeHeld          bool
+	}{
+		{"10-ebpfnet.conflist", "10.88.0.0/16", "ebpfnet-cni0", false},
+		{"10-ebpfnet-podman.conflist", "10.89.0.0/16", "ebpfnet-pod0", true},
+	} {
+		list, err := libcni.ConfListFromFile("../../contrib/cni/" + tc.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if list.Plugins[0].Network.Type != "ebpfnet" {
+			t.Fatalf("%s: first plugin is %s", tc.file, list.Plugins[0].Network.Type)
+		}
+		// libcni injects the list's name, version and runtimeConfig at run time.
+		pc, err := libcni.InjectConf(list.Plugins[0], map[string]any{"name": list.Name, "cniVersion": list.CNIVersion,
+			"runtimeConfig": map[string]any{"portMappings": []map[string]any{{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := parseAdd(pc.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.network.Subnet != tc.subnet || r.network.Bridge != tc.bridge || !r.network.Masquerade {
+			t.Fatalf("%s: network options %+v", tc.file, r.network)
+		}
+		if len(r.ports) != 1 || r.ports[0].RuntimeHeld != tc.runtimeHeld {
+			t.Fatalf("%s: ports %+v, want one with RuntimeHeld %v", tc.file, r.ports, tc.runtimeHeld)
+		}
 	}
 }
