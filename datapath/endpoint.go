@@ -27,12 +27,15 @@ type AttachOptions struct {
 	Mode    Mode          // ModeBridge or ModeNone
 	Network string        // bridge mode; empty: the default network
 	IP      string        // bridge mode; empty: allocate
-	Ports   []PortMapping // bridge mode; see ParsePortSpec
-	Target  string        // netns name, netns path or PID
-	Name    string        // endpoint name; empty: derived from Target (or ContainerID and IfName)
-	IfName  string        // bridge mode: container interface; empty: eth0
-	MAC     string        // bridge mode: container MAC; empty: derived from the IP
-	Gateway string        // bridge mode: expected gateway (e.g. from delegated IPAM); empty: the network's
+	Ports   []PortMapping // bridge mode: ports to publish
+	// PortRequests are published like Ports, and may ask for one free host
+	// port of a range or an ephemeral one (ParsePortSpec).
+	PortRequests []PortRequest
+	Target       string // netns name, netns path or PID
+	Name         string // endpoint name; empty: derived from Target (or ContainerID and IfName)
+	IfName       string // bridge mode: container interface; empty: eth0
+	MAC          string // bridge mode: container MAC; empty: derived from the IP
+	Gateway      string // bridge mode: expected gateway (e.g. from delegated IPAM); empty: the network's
 	// ContainerID is the runtime's key for the endpoint (CNI_CONTAINERID);
 	// with IfName it identifies the endpoint, see EndpointFor.
 	ContainerID string
@@ -62,12 +65,13 @@ func (i *Instance) attach(st *store, o AttachOptions) (Endpoint, error) {
 	if o.Mode != ModeBridge && o.Mode != ModeNone {
 		return Endpoint{}, fmt.Errorf("attach supports bridge mode (--network=bridge or a network's name) and --network=none; use `ebpfnet run` for host and container: modes")
 	}
-	if len(o.Ports) > 0 && o.Mode != ModeBridge {
-		return Endpoint{}, errors.New("published ports need bridge mode (--network=bridge or a network's name)")
-	}
 	var err error
-	if o.Ports, err = checkPorts(o.Ports); err != nil {
+	if o.PortRequests, err = checkPortRequests(append(requestsFor(o.Ports), o.PortRequests...)); err != nil {
 		return Endpoint{}, err
+	}
+	o.Ports = nil // all in PortRequests now
+	if len(o.PortRequests) > 0 && o.Mode != ModeBridge {
+		return Endpoint{}, errors.New("published ports need bridge mode (--network=bridge or a network's name)")
 	}
 	ns, err := netnsutil.Resolve(o.Target)
 	if err != nil {
@@ -179,16 +183,16 @@ func (i *Instance) attachBridge(st *store, ep *Endpoint, o AttachOptions, ns net
 			return err
 		}
 	}
-	if len(o.Ports) > 0 && ok && n.Internal {
+	if len(o.PortRequests) > 0 && ok && n.Internal {
 		return fmt.Errorf("network %s is --internal: it has no outside to publish ports to", n.Name)
 	}
 	var free hostPortFree = func(Protocol, netip.Addr, uint16) error { return nil }
-	if len(o.Ports) > 0 {
+	if len(o.PortRequests) > 0 {
 		if free, err = hostPortProbe(); err != nil {
 			return err
 		}
 	}
-	ports, err := assignPorts(o.Ports, eps, ep.Name, free)
+	ports, err := assignPortRequests(o.PortRequests, eps, Endpoint{Name: ep.Name}, free)
 	if err != nil {
 		return err
 	}

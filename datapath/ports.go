@@ -94,8 +94,8 @@ func checkPorts(ms []PortMapping) ([]PortMapping, error) {
 }
 
 // ParsePortSpecs parses several -p values.
-func ParsePortSpecs(specs []string) ([]PortMapping, error) {
-	var out []PortMapping
+func ParsePortSpecs(specs []string) ([]PortRequest, error) {
+	var out []PortRequest
 	for _, spec := range specs {
 		ms, err := ParsePortSpec(spec)
 		if err != nil {
@@ -107,9 +107,12 @@ func ParsePortSpecs(specs []string) ([]PortMapping, error) {
 }
 
 // ParsePortSpec parses Docker's -p grammar:
-// [hostIP:][hostPort[-end]:]containerPort[-end][/tcp|/udp]. A range expands
-// to one mapping per port; an omitted host port stays 0 (assigned at attach).
-func ParsePortSpec(spec string) ([]PortMapping, error) {
+// [hostIP:][hostPort[-end]:]containerPort[-end][/tcp|/udp]. Ranges of equal
+// length expand to one request per port; a host port range with one
+// container port asks for one free host port of the range (Docker's
+// -p 8000-8010:80); an omitted host port stays 0 (an ephemeral port is
+// assigned at attach).
+func ParsePortSpec(spec string) ([]PortRequest, error) {
 	bad := func(why string) error { return fmt.Errorf("invalid port spec %q: %s", spec, why) }
 	rest, proto := spec, TCP
 	if i := strings.LastIndexByte(spec, '/'); i >= 0 {
@@ -152,19 +155,50 @@ func ParsePortSpec(spec string) ([]PortMapping, error) {
 		if hLo, hHi, err = parseRange(hostPorts); err != nil {
 			return nil, bad("host port: " + err.Error())
 		}
+		if cHi == cLo && hHi != hLo {
+			return []PortRequest{{PortMapping: PortMapping{Proto: proto, HostIP: ip, HostPort: hLo, ContainerPort: cLo}, HostPortEnd: hHi}}, nil
+		}
 		if hHi-hLo != cHi-cLo {
 			return nil, bad("host and container port ranges must have the same length")
 		}
 	} else if cHi != cLo {
 		return nil, bad("a container port range needs a host port range of the same length")
 	}
-	var out []PortMapping
+	var out []PortRequest
 	for i := uint32(0); i <= uint32(cHi-cLo); i++ {
 		m := PortMapping{Proto: proto, HostIP: ip, ContainerPort: cLo + uint16(i)}
 		if hLo != 0 {
 			m.HostPort = hLo + uint16(i)
 		}
-		out = append(out, m)
+		out = append(out, PortRequest{PortMapping: m})
+	}
+	return out, nil
+}
+
+// PublishAll is Docker's -P: every exposed port (--expose
+// PORT[-END][/PROTO]) that published does not already publish gets an
+// ephemeral host port.
+func PublishAll(exposed []string, published []PortRequest) ([]PortRequest, error) {
+	out := published
+	for _, spec := range exposed {
+		rest, proto := spec, TCP
+		if i := strings.LastIndexByte(spec, '/'); i >= 0 {
+			var err error
+			rest = spec[:i]
+			if proto, err = ParseProtocol(spec[i+1:]); err != nil {
+				return nil, fmt.Errorf("invalid --expose %q: protocol must be tcp or udp", spec)
+			}
+		}
+		lo, hi, err := parseRange(rest)
+		if err != nil {
+			return nil, fmt.Errorf("invalid --expose %q: %v", spec, err)
+		}
+		for p := uint32(lo); p <= uint32(hi); p++ {
+			r := PortRequest{PortMapping: PortMapping{Proto: proto, ContainerPort: uint16(p)}}
+			if !slices.ContainsFunc(out, func(o PortRequest) bool { return o.Proto == r.Proto && o.ContainerPort == r.ContainerPort }) {
+				out = append(out, r)
+			}
+		}
 	}
 	return out, nil
 }

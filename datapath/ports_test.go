@@ -10,22 +10,26 @@ import (
 
 func TestParsePortSpec(t *testing.T) {
 	ip := netip.MustParseAddr("198.18.0.2")
+	m := func(ms ...PortMapping) []PortRequest { return requestsFor(ms) }
 	for _, tc := range []struct {
 		spec string
-		want []PortMapping
+		want []PortRequest
 	}{
-		{"80", []PortMapping{{Proto: TCP, ContainerPort: 80}}},
-		{"8080:80", []PortMapping{{Proto: TCP, HostPort: 8080, ContainerPort: 80}}},
-		{"8080:80/udp", []PortMapping{{Proto: UDP, HostPort: 8080, ContainerPort: 80}}},
-		{"53/UDP", []PortMapping{{Proto: UDP, ContainerPort: 53}}},
-		{"198.18.0.2:8080:80", []PortMapping{{Proto: TCP, HostIP: ip, HostPort: 8080, ContainerPort: 80}}},
-		{"198.18.0.2::80", []PortMapping{{Proto: TCP, HostIP: ip, ContainerPort: 80}}},
-		{"0.0.0.0:8080:80", []PortMapping{{Proto: TCP, HostPort: 8080, ContainerPort: 80}}},
-		{"8000-8002:80-82/tcp", []PortMapping{
-			{Proto: TCP, HostPort: 8000, ContainerPort: 80},
-			{Proto: TCP, HostPort: 8001, ContainerPort: 81},
-			{Proto: TCP, HostPort: 8002, ContainerPort: 82},
-		}},
+		{"80", m(PortMapping{Proto: TCP, ContainerPort: 80})},
+		{"8080:80", m(PortMapping{Proto: TCP, HostPort: 8080, ContainerPort: 80})},
+		{"8080:80/udp", m(PortMapping{Proto: UDP, HostPort: 8080, ContainerPort: 80})},
+		{"53/UDP", m(PortMapping{Proto: UDP, ContainerPort: 53})},
+		{"198.18.0.2:8080:80", m(PortMapping{Proto: TCP, HostIP: ip, HostPort: 8080, ContainerPort: 80})},
+		{"198.18.0.2::80", m(PortMapping{Proto: TCP, HostIP: ip, ContainerPort: 80})},
+		{"0.0.0.0:8080:80", m(PortMapping{Proto: TCP, HostPort: 8080, ContainerPort: 80})},
+		{"8000-8002:80-82/tcp", m(
+			PortMapping{Proto: TCP, HostPort: 8000, ContainerPort: 80},
+			PortMapping{Proto: TCP, HostPort: 8001, ContainerPort: 81},
+			PortMapping{Proto: TCP, HostPort: 8002, ContainerPort: 82},
+		)},
+		// Docker: a host range for one container port takes one port of it.
+		{"8000-8010:80", []PortRequest{{PortMapping: PortMapping{Proto: TCP, HostPort: 8000, ContainerPort: 80}, HostPortEnd: 8010}}},
+		{"198.18.0.2:8000-8001:53/udp", []PortRequest{{PortMapping: PortMapping{Proto: UDP, HostIP: ip, HostPort: 8000, ContainerPort: 53}, HostPortEnd: 8001}}},
 	} {
 		got, err := ParsePortSpec(tc.spec)
 		if err != nil {
@@ -34,6 +38,31 @@ func TestParsePortSpec(t *testing.T) {
 		}
 		if !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("%s:\n got %+v\nwant %+v", tc.spec, got, tc.want)
+		}
+	}
+}
+
+func TestPublishAll(t *testing.T) {
+	published, err := ParsePortSpecs([]string{"8080:80"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := PublishAll([]string{"80", "90", "7000-7001/udp", "90/tcp"}, published)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []PortRequest{
+		{PortMapping: PortMapping{Proto: TCP, HostPort: 8080, ContainerPort: 80}}, // -p wins over -P
+		{PortMapping: PortMapping{Proto: TCP, ContainerPort: 90}},
+		{PortMapping: PortMapping{Proto: UDP, ContainerPort: 7000}},
+		{PortMapping: PortMapping{Proto: UDP, ContainerPort: 7001}},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %+v\nwant %+v", got, want)
+	}
+	for spec, msg := range map[string]string{"0": "not a port number", "80/sctp": "tcp or udp", "9-8": "ends before", "x": "not a port number"} {
+		if _, err := PublishAll([]string{spec}, nil); err == nil || !strings.Contains(err.Error(), msg) {
+			t.Errorf("--expose %q: %v, want %q", spec, err, msg)
 		}
 	}
 }
@@ -48,7 +77,7 @@ func TestParsePortSpecErrors(t *testing.T) {
 		"[::1]:8080:80":   "IPv6",
 		"::1:8080:80":     "IPv6",
 		"1.2.3:8080:80":   "IPv4 address",
-		"8000-8001:80":    "same length",
+		"8000-8002:80-81": "same length",
 		"8000:80-81":      "same length",
 		"80-81":           "needs a host port range",
 		"90-80:90-80":     "ends before it starts",

@@ -1,7 +1,6 @@
 package datapath
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -227,16 +226,11 @@ func (i *Instance) PublishPorts(target string, reqs []PortRequest) ([]PortMappin
 			return err
 		}
 		eps = slices.DeleteFunc(eps, func(e Endpoint) bool { return e.Name == ep.Name })
+		if reqs, err = checkPortRequests(reqs); err != nil {
+			return err
+		}
 		var want []PortRequest
 		for _, r := range reqs {
-			ms, err := checkPorts([]PortMapping{r.PortMapping})
-			if err != nil {
-				return err
-			}
-			r.PortMapping = ms[0]
-			if r.HostPortEnd != 0 && r.HostPortEnd < r.HostPort {
-				return fmt.Errorf("published port %d/%s: host port range %d-%d ends before it starts", r.ContainerPort, r.Proto, r.HostPort, r.HostPortEnd)
-			}
 			if !slices.ContainsFunc(ep.Ports, r.satisfiedBy) {
 				want = append(want, r)
 			}
@@ -278,6 +272,33 @@ func (i *Instance) PublishPorts(target string, reqs []PortRequest) ([]PortMappin
 	return out, err
 }
 
+// checkPortRequests is checkPorts for requests, whose host port may be a
+// range to pick from.
+func checkPortRequests(reqs []PortRequest) ([]PortRequest, error) {
+	out := make([]PortRequest, 0, len(reqs))
+	for _, r := range reqs {
+		ms, err := checkPorts([]PortMapping{r.PortMapping})
+		if err != nil {
+			return nil, err
+		}
+		r.PortMapping = ms[0]
+		if r.HostPortEnd != 0 && r.HostPortEnd < r.HostPort {
+			return nil, fmt.Errorf("published port %d/%s: host port range %d-%d ends before it starts", r.ContainerPort, r.Proto, r.HostPort, r.HostPortEnd)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// requestsFor makes requests of plain mappings.
+func requestsFor(ms []PortMapping) []PortRequest {
+	out := make([]PortRequest, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, PortRequest{PortMapping: m})
+	}
+	return out
+}
+
 // satisfiedBy reports whether the published port m answers the request.
 func (r PortRequest) satisfiedBy(m PortMapping) bool {
 	if m.Proto != r.Proto || m.HostIP != r.HostIP || m.ContainerPort != r.ContainerPort {
@@ -292,40 +313,16 @@ func (r PortRequest) satisfiedBy(m PortMapping) bool {
 	return m.HostPort == r.HostPort
 }
 
-// assignPortRequests is assignPorts with host port ranges: a range takes
-// its first free port, as Docker's port allocator does.
+// assignPortRequests checks requests for conflicts (with eps, self's own
+// ports and each other) and gives each a host port (assignPort). It
+// changes nothing.
 func assignPortRequests(reqs []PortRequest, eps []Endpoint, self Endpoint, free hostPortFree) ([]PortMapping, error) {
 	eps = append(eps, self) // the endpoint's own ports conflict too
 	var out []PortMapping
 	for _, r := range reqs {
-		if r.HostPortEnd <= r.HostPort || r.HostPort == 0 {
-			ms, err := assignPorts([]PortMapping{r.PortMapping}, eps, self.Name, free)
-			if err != nil {
-				return nil, err
-			}
-			// Later requests must see this one.
-			if owner := portOwner(ms[0], nil, out, self.Name); owner != "" {
-				return nil, fmt.Errorf("port %d/%s on %s is requested twice", ms[0].HostPort, ms[0].Proto, HostAddrString(ms[0].HostIP))
-			}
-			out = append(out, ms[0])
-			continue
-		}
-		m, found := r.PortMapping, false
-		var firstErr error
-		for p := uint32(r.HostPort); p <= uint32(r.HostPortEnd) && !found; p++ {
-			m.HostPort = uint16(p)
-			if owner := portOwner(m, eps, out, self.Name); owner != "" {
-				firstErr = cmp.Or(firstErr, fmt.Errorf("already published by %s", owner))
-				continue
-			}
-			if err := free(m.Proto, m.HostIP, m.HostPort); err != nil {
-				firstErr = cmp.Or(firstErr, err)
-				continue
-			}
-			found = true
-		}
-		if !found {
-			return nil, fmt.Errorf("no free host port in %d-%d/%s on %s for container port %d (%v)", r.HostPort, r.HostPortEnd, r.Proto, HostAddrString(r.HostIP), r.ContainerPort, firstErr)
+		m, err := assignPort(r, eps, out, self.Name, free)
+		if err != nil {
+			return nil, err
 		}
 		out = append(out, m)
 	}

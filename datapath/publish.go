@@ -1,6 +1,7 @@
 package datapath
 
 import (
+	"cmp"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -14,7 +15,8 @@ import (
 	"syscall"
 )
 
-// Ephemeral host ports for -p without a host port, as Docker uses.
+// Ephemeral host ports for -p without a host port when the namespace's
+// ip_local_port_range cannot be read, as Docker falls back to.
 const (
 	ephemeralLow  = 49153
 	ephemeralHigh = 65535
@@ -171,27 +173,58 @@ func parseProcAddr(s string) (netip.Addr, uint16, error) {
 // assignPorts checks the requested mappings for conflicts and gives a random
 // free host port to those without one. It changes nothing.
 func assignPorts(want []PortMapping, eps []Endpoint, self string, free hostPortFree) ([]PortMapping, error) {
-	var out []PortMapping
-	for _, m := range want {
-		if m.HostPort != 0 {
-			if owner := portOwner(m, eps, out, self); owner != "" {
-				return nil, fmt.Errorf("port %d/%s on %s is already published by %s", m.HostPort, m.Proto, HostAddrString(m.HostIP), owner)
-			}
-			if err := free(m.Proto, m.HostIP, m.HostPort); err != nil {
-				return nil, err
-			}
-			out = append(out, m)
-			continue
+	return assignPortRequests(requestsFor(want), eps, Endpoint{Name: self}, free)
+}
+
+// assignPort gives r a host port no endpoint in eps, no mapping in pending
+// and no host socket holds: r's own, the first free one of its range (as
+// Docker's allocator takes it), or a random ephemeral one.
+func assignPort(r PortRequest, eps []Endpoint, pending []PortMapping, self string, free hostPortFree) (PortMapping, error) {
+	m := r.PortMapping
+	taken := func() error {
+		if owner := portOwner(m, eps, pending, self); owner != "" {
+			return fmt.Errorf("port %d/%s on %s is already published by %s", m.HostPort, m.Proto, HostAddrString(m.HostIP), owner)
 		}
-		found := false
-		for try := 0; try < 64 && !found; try++ {
-			m.HostPort = uint16(ephemeralLow + rand.IntN(ephemeralHigh-ephemeralLow+1))
-			found = portOwner(m, eps, out, self) == "" && free(m.Proto, m.HostIP, m.HostPort) == nil
-		}
-		if !found {
-			return nil, fmt.Errorf("no free host port for %d/%s", m.ContainerPort, m.Proto)
-		}
-		out = append(out, m)
+		return free(m.Proto, m.HostIP, m.HostPort)
 	}
-	return out, nil
+	switch {
+	case m.HostPort != 0 && r.HostPortEnd <= m.HostPort:
+		return m, taken()
+	case m.HostPort != 0:
+		var firstErr error
+		for p := uint32(r.HostPort); p <= uint32(r.HostPortEnd); p++ {
+			m.HostPort = uint16(p)
+			err := taken()
+			if err == nil {
+				return m, nil
+			}
+			firstErr = cmp.Or(firstErr, err)
+		}
+		return m, fmt.Errorf("no free host port in %d-%d/%s on %s for container port %d (%v)", r.HostPort, r.HostPortEnd, r.Proto, HostAddrString(r.HostIP), r.ContainerPort, firstErr)
+	}
+	lo, hi := ephemeralPorts()
+	for try := 0; try < 64; try++ {
+		m.HostPort = uint16(lo + rand.IntN(hi-lo+1))
+		if taken() == nil {
+			return m, nil
+		}
+	}
+	return m, fmt.Errorf("no free host port for %d/%s", m.ContainerPort, m.Proto)
+}
+
+// ephemeralPorts is the range ephemeral published ports come from: the
+// namespace's ip_local_port_range, as Docker's port allocator reads it, or
+// Docker's fallback.
+func ephemeralPorts() (lo, hi int) {
+	raw, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err == nil {
+		if f := strings.Fields(string(raw)); len(f) == 2 {
+			a, errA := strconv.Atoi(f[0])
+			b, errB := strconv.Atoi(f[1])
+			if errA == nil && errB == nil && a > 0 && a <= b && b <= 65535 {
+				return a, b
+			}
+		}
+	}
+	return ephemeralLow, ephemeralHigh
 }

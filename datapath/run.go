@@ -22,7 +22,7 @@ type RunOptions struct {
 	Rm         bool   // bridge/none: detach and delete the netns when CMD exits
 	Network    string
 	IP         string
-	Ports      []PortMapping
+	Ports      []PortRequest
 	DNSOptions // --network-alias, --dns, --add-host (dns.go)
 	Cmd        []string
 	Stdin      io.Reader
@@ -144,14 +144,14 @@ func (i *Instance) createAndAttach(name string, mode Mode, o RunOptions) (netnsu
 	if err := netnsutil.ValidName(name); err != nil {
 		return netnsutil.Namespace{}, err
 	}
-	if _, err := checkPorts(o.Ports); err != nil {
+	if _, err := checkPortRequests(o.Ports); err != nil {
 		return netnsutil.Namespace{}, err
 	}
 	ns, err := netnsutil.CreateNamed(name)
 	if err != nil {
 		return ns, err
 	}
-	_, err = i.Attach(AttachOptions{Mode: mode, Network: o.Network, IP: o.IP, Ports: o.Ports, Target: ns.Ref, Name: name, ownNetns: true, DNSOptions: o.DNSOptions})
+	_, err = i.Attach(AttachOptions{Mode: mode, Network: o.Network, IP: o.IP, PortRequests: o.Ports, Target: ns.Ref, Name: name, ownNetns: true, DNSOptions: o.DNSOptions})
 	if err != nil {
 		netnsutil.DeleteNamed(name)
 		return ns, err

@@ -20,7 +20,7 @@ var (
 	// bucketFirewall holds the user firewall's rules (firewall.go), keyed
 	// by scope and source.
 	bucketFirewall = []byte("firewall")
-	keyNextNetID  = []byte("next_network_id")
+	keyNextNetID   = []byte("next_network_id")
 )
 
 // store is the instance's state: an embedded bbolt database. bbolt takes an

@@ -199,7 +199,7 @@ func TestPortConflictsAndBadSpecs(t *testing.T) {
 		{"taken on one address", hostAddr + ":8080:81", "already published by endpoint " + a},
 		{"bad protocol", "80/sctp", "protocol must be tcp or udp"},
 		{"IPv6 host address", "[::1]:8080:80", "IPv6"},
-		{"unequal ranges", "8000-8001:80", "same length"},
+		{"unequal ranges", "8000-8002:80-81", "same length"},
 		{"port out of range", "70000:80", "not a port number"},
 		{"not an address of the host", "192.0.2.1:8090:80", "not an address of this host"},
 	} {

@@ -29,8 +29,8 @@ func TestLabelsFromBTF(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if drops[loader.NumDropReasons-1] != "no_flow" || drops[loader.NumDropReasons] != "" {
-		t.Errorf("last drop reason %q, sentinel %q; want no_flow and none", drops[loader.NumDropReasons-1], drops[loader.NumDropReasons])
+	if drops[loader.NumDropReasons-1] != "firewall" || drops[loader.NumDropReasons] != "" {
+		t.Errorf("last drop reason %q, sentinel %q; want firewall and none", drops[loader.NumDropReasons-1], drops[loader.NumDropReasons])
 	}
 }
 

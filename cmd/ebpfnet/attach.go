@@ -11,7 +11,7 @@ import (
 func newAttachCmd(g *globals) *cobra.Command {
 	var o datapath.AttachOptions
 	var network networkFlag
-	var ports []string
+	var ports publishFlags
 	var dns dnsFlags
 	cmd := &cobra.Command{
 		Use:   "attach [--network bridge|none|NETWORK] [flags] TARGET",
@@ -25,7 +25,7 @@ func newAttachCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if o.Ports, err = datapath.ParsePortSpecs(ports); err != nil {
+			if o.PortRequests, err = ports.requests(); err != nil {
 				return err
 			}
 			if o.DNSOptions, err = dns.options(); err != nil {
@@ -47,7 +47,7 @@ func newAttachCmd(g *globals) *cobra.Command {
 	f := cmd.Flags()
 	network.register(f, "bridge (the default network, created on first use), none, or a network's name (alias --net)")
 	f.StringVar(&o.IP, "ip", "", "IPv4 address (default: the next free one)")
-	publishFlag(f, &ports)
+	ports.register(f)
 	f.StringVar(&o.Name, "name", "", "endpoint name (default: derived from TARGET)")
 	dns.register(f)
 	return cmd

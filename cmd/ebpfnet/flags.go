@@ -61,9 +61,44 @@ func (o *outputFlag) register(f *pflag.FlagSet, usage string) {
 	f.VarP(o, "output", "o", usage+": "+strings.Join(o.allowed, " or "))
 }
 
-// publishFlag binds Docker's -p/--publish; datapath.ParsePortSpecs reads it.
-func publishFlag(f *pflag.FlagSet, specs *[]string) {
-	f.StringArrayVarP(specs, "publish", "p", nil, "publish a port: [hostIP:][hostPort[-end]:]containerPort[-end][/tcp|/udp]")
+// publishFlags are Docker's -p/--publish, -P/--publish-all and --expose.
+type publishFlags struct {
+	specs, expose []string
+	all           bool
+}
+
+func (p *publishFlags) register(f *pflag.FlagSet) {
+	f.StringArrayVarP(&p.specs, "publish", "p", nil, "publish a port: [hostIP:][hostPort[-end]:]containerPort[-end][/tcp|/udp]; a host port range with one container port takes one free port of the range")
+	f.BoolVarP(&p.all, "publish-all", "P", false, "publish every --expose'd port on an ephemeral host port")
+	f.StringArrayVar(&p.expose, "expose", nil, "expose a port or range, PORT[-END][/PROTO] (published by -P)")
+}
+
+// requests are the ports to publish. --expose is checked with or without -P.
+func (p *publishFlags) requests() ([]datapath.PortRequest, error) {
+	reqs, err := datapath.ParsePortSpecs(p.specs)
+	if err != nil {
+		return nil, err
+	}
+	all, err := datapath.PublishAll(p.expose, reqs)
+	if err != nil || !p.all {
+		return reqs, err
+	}
+	return all, nil
+}
+
+// args gives the flags back as a command line (run -d's child).
+func (p *publishFlags) args() []string {
+	var out []string
+	for _, s := range p.specs {
+		out = append(out, "--publish", s)
+	}
+	for _, s := range p.expose {
+		out = append(out, "--expose", s)
+	}
+	if p.all {
+		out = append(out, "--publish-all")
+	}
+	return out
 }
 
 // networkFlag is Docker's --network, with --net as its alias. Given twice,

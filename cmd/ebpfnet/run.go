@@ -28,7 +28,7 @@ const (
 func newRunCmd(g *globals) *cobra.Command {
 	var o datapath.RunOptions
 	var network networkFlag
-	var ports []string
+	var ports publishFlags
 	var detach bool
 	var dns dnsFlags
 	cmd := &cobra.Command{
@@ -58,14 +58,14 @@ that CMD cannot be executed and 127 that it was not found.`,
 				return runFailed(err)
 			}
 			o.Mode, o.Network, o.Container = m.Mode, m.Network, m.Container
-			if o.Ports, err = datapath.ParsePortSpecs(ports); err != nil {
+			if o.Ports, err = ports.requests(); err != nil {
 				return runFailed(err)
 			}
 			if o.DNSOptions, err = dns.options(); err != nil {
 				return runFailed(err)
 			}
 			if detach {
-				return runDetached(cmd, g, inst, o, network.values, ports, dns.args(), args)
+				return runDetached(cmd, g, inst, o, network.values, append(ports.args(), dns.args()...), args)
 			}
 			o.Cmd = args
 			o.Stdin, o.Stdout, o.Stderr = os.Stdin, cmd.OutOrStdout(), cmd.ErrOrStderr()
@@ -100,7 +100,7 @@ that CMD cannot be executed and 127 that it was not found.`,
 	f.BoolVar(&o.Rm, "rm", false, "detach and delete the namespace when CMD exits")
 	f.BoolVarP(&detach, "detach", "d", false, "run CMD in the background (output in `ebpfnet logs NAME`); its endpoint is freed when it exits")
 	f.StringVar(&o.IP, "ip", "", "IPv4 address")
-	publishFlag(f, &ports)
+	ports.register(f)
 	dns.register(f)
 	return cmd
 }
@@ -110,7 +110,7 @@ func runFailed(err error) error { return exitError{code: exitRunFailed, err: err
 // runDetached starts `ebpfnet run --rm` for CMD in the background, as its
 // own session, so the endpoint is freed when CMD exits, and returns once the
 // endpoint is attached, printing its name.
-func runDetached(cmd *cobra.Command, g *globals, inst *datapath.Instance, o datapath.RunOptions, networks, ports, extra, args []string) error {
+func runDetached(cmd *cobra.Command, g *globals, inst *datapath.Instance, o datapath.RunOptions, networks, extra, args []string) error {
 	if o.Mode == datapath.ModeHost || o.Mode == datapath.ModeContainer {
 		return runFailed(errors.New("-d needs a namespace of its own: bridge mode or --network=none"))
 	}
@@ -130,9 +130,6 @@ func runDetached(cmd *cobra.Command, g *globals, inst *datapath.Instance, o data
 	}
 	if o.IP != "" {
 		child = append(child, "--ip", o.IP)
-	}
-	for _, p := range ports {
-		child = append(child, "--publish", p)
 	}
 	child = append(child, extra...)
 	logPath, err := inst.LogPath(o.Name)
