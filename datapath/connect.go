@@ -57,10 +57,25 @@ func (i *Instance) Connect(o ConnectOptions) (Endpoint, error) {
 	if err := netnsutil.ValidName(name); err != nil {
 		return Endpoint{}, fmt.Errorf("endpoint name: %w", err)
 	}
-	return i.Attach(AttachOptions{
+	ep, err := i.Attach(AttachOptions{
 		Mode: ModeBridge, Network: o.Network, IP: o.IP, Target: first.Netns, Name: name,
 		IfName: ifName, ContainerID: first.ContainerID, DNSOptions: DNSOptions{Aliases: o.Aliases},
 	})
+	if err != nil {
+		return ep, err
+	}
+	return ep, i.refreshEtc(first.NetnsIno)
+}
+
+// refreshEtc gives a namespace whose networks changed its new resolv.conf
+// and hosts: the new address named, the embedded resolver if it joined its
+// first user-defined network (as Docker's sandbox rebuilds them).
+func (i *Instance) refreshEtc(netnsIno uint64) error {
+	err := i.withStore(func(st *store) error { return i.refreshEtcFiles(st, netnsIno) })
+	if err != nil {
+		return fmt.Errorf("rewrite resolv.conf and hosts: %w", err)
+	}
+	return nil
 }
 
 // Disconnect removes a namespace's interface on one network, as docker
@@ -76,7 +91,11 @@ func (i *Instance) Disconnect(network, target string) (Endpoint, error) {
 	}
 	for _, e := range eps {
 		if e.NetnsIno == first.NetnsIno && e.Network == network {
-			return i.Detach(e.Name)
+			ep, err := i.Detach(e.Name)
+			if err != nil {
+				return ep, err
+			}
+			return ep, i.refreshEtc(first.NetnsIno)
 		}
 	}
 	return Endpoint{}, fmt.Errorf("endpoint %s is not connected to network %s", first.Name, network)

@@ -171,12 +171,23 @@ func hostResolvers(rc ResolvConf) []netip.Addr {
 }
 
 // etcFiles renders the resolv.conf and hosts a container gets, as Docker
-// writes them: on a user-defined network the embedded resolver (here the
-// gateway) with ndots:0, elsewhere the host's resolvers (or --dns).
-func etcFiles(ep Endpoint, n Network, host ResolvConf) (resolv, hosts string) {
+// writes them, for the endpoints of one namespace: ep, its first (whose
+// --dns, --add-host it takes), and those `network connect` added. With an
+// endpoint on a user-defined network the embedded resolver (that network's
+// gateway; the first such network's) with ndots:0, otherwise the host's
+// resolvers (or --dns). hosts names every address of the namespace.
+func etcFiles(ep Endpoint, connected []Endpoint, nets map[string]Network, host ResolvConf) (resolv, hosts string) {
 	var r strings.Builder
 	r.WriteString(generatedBy + " for endpoint " + ep.Name + "; removed when it is detached.\n\n")
-	embedded := ep.Mode == ModeBridge && n.Name != DefaultNetwork && n.Gateway.IsValid()
+	var n Network // the network of the embedded resolver
+	embedded := false
+	for _, e := range append([]Endpoint{ep}, connected...) {
+		if cand, ok := nets[e.Network]; ok && e.Mode == ModeBridge && cand.Name != DefaultNetwork && cand.Gateway.IsValid() {
+			n, embedded = cand, true
+			break
+		}
+	}
+	gateway := nets[ep.Network].Gateway // --add-host NAME:host-gateway
 	options := slices.Clone(host.Options)
 	if embedded {
 		fmt.Fprintf(&r, "nameserver %s\n", n.Gateway)
@@ -216,14 +227,16 @@ func etcFiles(ep Endpoint, n Network, host ResolvConf) (resolv, hosts string) {
 			continue
 		}
 		if !ip.IsValid() {
-			ip = n.Gateway
+			ip = gateway
 		}
 		if ip.IsValid() {
 			fmt.Fprintf(&h, "%s\t%s\n", ip, name)
 		}
 	}
-	if ep.IP.IsValid() {
-		fmt.Fprintf(&h, "%s\t%s\n", ep.IP, strings.Join(append([]string{ep.Name}, ep.Aliases...), " "))
+	for _, e := range append([]Endpoint{ep}, connected...) {
+		if e.IP.IsValid() {
+			fmt.Fprintf(&h, "%s\t%s\n", e.IP, strings.Join(append([]string{baseName(e)}, e.Aliases...), " "))
+		}
 	}
 	return r.String(), h.String()
 }
@@ -254,18 +267,30 @@ func (i *Instance) writeEtcFiles(ep *Endpoint, st *store) error {
 	if dir == "" {
 		return nil
 	}
-	var n Network
-	if ep.Mode == ModeBridge {
-		var err error
-		if n, _, err = st.network(ep.Network); err != nil {
-			return err
+	all, err := st.endpoints()
+	if err != nil {
+		return err
+	}
+	var connected []Endpoint
+	for _, e := range all {
+		if e.NetnsIno == ep.NetnsIno && e.Name != ep.Name && e.Mode == ModeBridge {
+			connected = append(connected, e)
 		}
+	}
+	slices.SortFunc(connected, func(a, b Endpoint) int { return strings.Compare(a.Interface(), b.Interface()) })
+	nets := map[string]Network{}
+	list, err := st.networks()
+	if err != nil {
+		return err
+	}
+	for _, n := range list {
+		nets[n.Name] = n
 	}
 	host, err := ReadResolvConf(HostResolvConf)
 	if err != nil {
 		return err
 	}
-	resolv, hosts := etcFiles(*ep, n, host)
+	resolv, hosts := etcFiles(*ep, connected, nets, host)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -294,6 +319,22 @@ func ours(path string) bool {
 		return true
 	}
 	return err == nil && bytes.HasPrefix(raw, []byte(generatedBy))
+}
+
+// refreshEtcFiles rewrites the resolv.conf and hosts of the namespace
+// whose identity is netnsIno after `network connect` or `disconnect`
+// changed its endpoints: they belong to the endpoint that wrote them.
+func (i *Instance) refreshEtcFiles(st *store, netnsIno uint64) error {
+	eps, err := st.endpoints()
+	if err != nil {
+		return err
+	}
+	for _, e := range eps {
+		if e.NetnsIno == netnsIno && e.EtcDir != "" {
+			return i.writeEtcFiles(&e, st)
+		}
+	}
+	return nil
 }
 
 // removeEtcFiles removes what writeEtcFiles wrote for ep.

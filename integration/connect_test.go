@@ -47,12 +47,23 @@ func TestNetworkConnectDisconnect(t *testing.T) {
 	if route := tp.Exec(c1, "ip", "-4", "route", "show", "default"); !strings.Contains(route, "via 172.30.0.1 dev eth0") || strings.Count(route, "default") != 1 {
 		t.Errorf("default route after connect:\n%s\nwant only the first network's", route)
 	}
+	// The namespace's hosts names its new address; its resolver stays n1's
+	// embedded one (n1 is user-defined).
+	if hosts := tp.Exec(c1, "cat", "/etc/hosts"); !strings.Contains(hosts, "172.31.0.11\t"+c1+"\n") || !strings.Contains(hosts, "172.30.0.10\t"+c1+"\n") {
+		t.Errorf("/etc/hosts of %s after connect:\n%s", c1, hosts)
+	}
+	if resolv := tp.Exec(c1, "cat", "/etc/resolv.conf"); !strings.Contains(resolv, "nameserver 172.30.0.1\n") {
+		t.Errorf("/etc/resolv.conf of %s after connect:\n%s", c1, resolv)
+	}
 	if _, errOut, err := tp.Ebpfnet("network", "connect", "n2", c1); err == nil || !strings.Contains(errOut, "is already connected to network n2") {
 		t.Errorf("connecting twice: %v %s", err, errOut)
 	}
 
 	if out := tp.MustEbpfnet("network", "disconnect", "n2", c1); out != c1+".n2\n" {
 		t.Fatalf("network disconnect: %q", out)
+	}
+	if hosts := tp.Exec(c1, "cat", "/etc/hosts"); strings.Contains(hosts, "172.31.0.11") || !strings.Contains(hosts, "172.30.0.10\t"+c1+"\n") {
+		t.Errorf("/etc/hosts of %s after disconnect:\n%s", c1, hosts)
 	}
 	if links := tp.Exec(c1, "ip", "-o", "link"); strings.Contains(links, "eth1") {
 		t.Errorf("eth1 still in %s after disconnect:\n%s", c1, links)
