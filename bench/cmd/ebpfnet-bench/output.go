@@ -234,10 +234,10 @@ func (b *bench) write() error {
 	files := map[string]string{
 		"results.json": string(js) + "\n",
 		"results.md":   b.markdown(),
-		"throughput.svg": report.BarChart("TCP throughput (median, min–max)", "Gbit/s",
+		"throughput.svg": report.BarChart("TCP throughput (median, min–max)", report.Axis{Unit: "Gbit/s", Better: report.HigherBetter},
 			[]string{"DNAT ingress", "SNAT egress", "container→container"},
 			b.series([]report.Key{k("dnat_tcp", "gbps", no), k("snat_tcp", "gbps", no), k("c2c_tcp", "gbps", no)})),
-		"latency.svg": report.BarChart("Request/response latency, 64 B (median, min–max)", "µs",
+		"latency.svg": report.BarChart("Request/response latency, 64 B (median, min–max)", report.Axis{Unit: "µs", Better: report.LowerBetter},
 			[]string{"DNAT avg", "DNAT p99", "c2c avg", "c2c p99"},
 			b.series([]report.Key{k("dnat_rr", "avg_us", no), k("dnat_rr", "p99_us", no), k("c2c_rr", "avg_us", no), k("c2c_rr", "p99_us", no)})),
 	}
@@ -249,8 +249,8 @@ func (b *bench) write() error {
 		ck = append(ck, k("scale_connrate", "conn_per_sec", n))
 		lk = append(lk, k("scale_connrate", "conn_p99_us", n))
 	}
-	files["scaling_connrate.svg"] = report.LineChart("New connections/s through a published port vs other published ports", "conn/s", "N other published ports (host: N=0 only)", xl, b.series(ck))
-	files["scaling_latency.svg"] = report.LineChart("New-connection latency p99 vs other published ports", "µs", "N other published ports (host: N=0 only)", xl, b.series(lk))
+	files["scaling_connrate.svg"] = report.LineChart("New connections/s through a published port vs other published ports", report.Axis{Unit: "connections/s", Better: report.HigherBetter, Log: true}, "N other published ports (host: N=0 only)", xl, b.series(ck))
+	files["scaling_latency.svg"] = report.LineChart("New-connection latency p99 vs other published ports", report.Axis{Unit: "µs (p99)", Better: report.LowerBetter, Log: true}, "N other published ports (host: N=0 only)", xl, b.series(lk))
 	for name, content := range files {
 		tmp := filepath.Join(dir, name+".tmp")
 		if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {

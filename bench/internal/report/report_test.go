@@ -91,9 +91,9 @@ func TestCharts(t *testing.T) {
 		{Name: "host", Values: []stats.Summary{{N: 3, Median: 9, Min: 8, Max: 10}, {N: 1, Median: 5, Min: 5, Max: 5}}},
 		{Name: "ebpfnet <&>", Values: []stats.Summary{{}, {N: 3, Median: 4, Min: 3, Max: 6}}, Note: []string{"failed", ""}},
 	}
-	bar := BarChart("TCP <throughput>", "Gbit/s", []string{"ingress", "egress"}, series)
+	bar := BarChart("TCP <throughput>", Axis{Unit: "Gbit/s", Better: HigherBetter}, []string{"ingress", "egress"}, series)
 	wellFormed(t, bar)
-	for _, want := range []string{"failed", "ebpfnet &lt;&amp;&gt;", "TCP &lt;throughput&gt;", `height="`} {
+	for _, want := range []string{"failed", "ebpfnet &lt;&amp;&gt;", "TCP &lt;throughput&gt;", `height="`, "higher is better"} {
 		if !strings.Contains(bar, want) {
 			t.Errorf("bar chart lacks %q", want)
 		}
@@ -102,7 +102,7 @@ func TestCharts(t *testing.T) {
 	if !strings.Contains(bar, ">10<") {
 		t.Errorf("bar chart axis should top at 10:\n%s", bar)
 	}
-	line := LineChart("rate", "conn/s", "N", []string{"0", "1000"}, series)
+	line := LineChart("rate", Axis{Unit: "conn/s"}, "N", []string{"0", "1000"}, series)
 	wellFormed(t, line)
 	if strings.Count(line, "<polyline") != 1 { // host has 2 points; ebpfnet only 1
 		t.Errorf("want one polyline:\n%s", line)
@@ -111,10 +111,31 @@ func TestCharts(t *testing.T) {
 		t.Error("line chart should label the failed point")
 	}
 	series[0].Reference = true
-	ref := LineChart("rate", "conn/s", "N", []string{"0", "1000"}, series)
+	ref := LineChart("rate", Axis{Unit: "conn/s"}, "N", []string{"0", "1000"}, series)
 	wellFormed(t, ref)
 	if strings.Count(ref, "<polyline") != 0 || !strings.Contains(ref, `stroke-dasharray`) {
 		t.Errorf("reference series should be a dashed line, not a polyline:\n%s", ref)
+	}
+}
+
+// A log axis keeps a flat line of tens of µs readable next to a 100,000 µs
+// collapse: ticks at every decade, and the small values well off the floor.
+func TestLogAxis(t *testing.T) {
+	series := []Series{
+		{Name: "ebpfnet", Values: []stats.Summary{{N: 1, Median: 40, Min: 40, Max: 40}, {N: 1, Median: 45, Min: 45, Max: 45}}},
+		{Name: "iptables", Values: []stats.Summary{{N: 1, Median: 60, Min: 60, Max: 60}, {N: 1, Median: 120000, Min: 120000, Max: 120000}}},
+	}
+	svg := LineChart("p99", Axis{Unit: "µs", Better: LowerBetter, Log: true}, "N", []string{"10", "50000"}, series)
+	wellFormed(t, svg)
+	for _, want := range []string{">10<", ">100<", ">1000<", ">1000000<", "lower is better; log scale"} {
+		if !strings.Contains(svg, want) {
+			t.Errorf("log axis lacks %q", want)
+		}
+	}
+	var b strings.Builder
+	y := valueAxis(&b, Axis{Log: true}, series)
+	if floor, small := y(10), y(40); floor-small < float64(plotH)/10 {
+		t.Errorf("40 µs sits %.1f px above the floor of a 10..10^6 axis: flattened", floor-small)
 	}
 }
 

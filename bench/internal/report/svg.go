@@ -24,6 +24,22 @@ type Series struct {
 	Reference bool
 }
 
+// Axis is a chart's value axis: its unit, which direction is better (said
+// under the title, so a reader never has to guess), and whether it is
+// logarithmic, for values spanning decades (iptables' collapse next to a
+// flat eBPF line would otherwise flatten the line to zero).
+type Axis struct {
+	Unit   string
+	Better string // HigherBetter or LowerBetter
+	Log    bool
+}
+
+// Directions for Axis.Better.
+const (
+	HigherBetter = "higher is better"
+	LowerBetter  = "lower is better"
+)
+
 const (
 	svgW, svgH             = 760, 420
 	padL, padR, padT, padB = 70, 20, 50, 80
@@ -45,11 +61,63 @@ func niceMax(v float64) float64 {
 	return 10 * p
 }
 
-func header(b *strings.Builder, title, unit string) {
+func header(b *strings.Builder, title string, a Axis) {
 	fmt.Fprintf(b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" %s font-size="12">`+"\n", svgW, svgH, svgW, svgH, fontAttr)
 	fmt.Fprintf(b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
 	fmt.Fprintf(b, `<text x="%d" y="24" font-size="16" font-weight="bold">%s</text>`+"\n", padL, html.EscapeString(title))
-	fmt.Fprintf(b, `<text x="14" y="%d" transform="rotate(-90 14 %d)" text-anchor="middle">%s</text>`+"\n", padT+plotH/2, padT+plotH/2, html.EscapeString(unit))
+	sub := a.Better
+	if a.Log {
+		sub = strings.TrimPrefix(sub+"; log scale", "; ")
+	}
+	if sub != "" {
+		fmt.Fprintf(b, `<text x="%d" y="40" font-size="12" fill="#555">%s</text>`+"\n", padL, html.EscapeString(sub))
+	}
+	fmt.Fprintf(b, `<text x="14" y="%d" transform="rotate(-90 14 %d)" text-anchor="middle">%s</text>`+"\n", padT+plotH/2, padT+plotH/2, html.EscapeString(a.Unit))
+}
+
+// valueAxis draws the y axis for series and returns the value-to-y map.
+func valueAxis(b *strings.Builder, a Axis, series []Series) func(float64) float64 {
+	if !a.Log {
+		return yAxis(b, niceMax(maxOf(series)))
+	}
+	lo, hi := logRange(series)
+	y := func(v float64) float64 {
+		v = math.Max(v, lo) // zero and below sit on the axis
+		return padT + plotH - (math.Log10(v)-math.Log10(lo))/(math.Log10(hi)-math.Log10(lo))*plotH
+	}
+	for v := lo; v <= hi*1.0001; v *= 10 {
+		fmt.Fprintf(b, `<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#ddd"/>`+"\n", padL, padL+plotW, y(v), y(v))
+		fmt.Fprintf(b, `<text x="%d" y="%.1f" text-anchor="end" dominant-baseline="middle">%s</text>`+"\n", padL-6, y(v), Num(v))
+	}
+	fmt.Fprintf(b, `<line x1="%d" x2="%d" y1="%d" y2="%d" stroke="#333"/>`+"\n", padL, padL+plotW, padT+plotH, padT+plotH)
+	return y
+}
+
+// logRange is the decades the series' positive values span.
+func logRange(series []Series) (lo, hi float64) {
+	lo, hi = math.Inf(1), 0
+	for _, s := range series {
+		for _, v := range s.Values {
+			if v.N > 0 && v.Min > 0 {
+				lo = math.Min(lo, v.Min)
+			}
+			if v.N > 0 {
+				hi = math.Max(hi, v.Max)
+			}
+		}
+	}
+	if hi <= 0 {
+		return 1, 10
+	}
+	if math.IsInf(lo, 1) {
+		lo = hi
+	}
+	lo = math.Pow(10, math.Floor(math.Log10(lo)))
+	hi = math.Pow(10, math.Ceil(math.Log10(hi)))
+	if hi <= lo {
+		hi = lo * 10
+	}
+	return lo, hi
 }
 
 func yAxis(b *strings.Builder, top float64) func(float64) float64 {
@@ -87,10 +155,11 @@ func maxOf(series []Series) float64 {
 
 // BarChart draws grouped bars: one group per category, one bar per series,
 // the median as the bar and min-max as a whisker.
-func BarChart(title, unit string, categories []string, series []Series) string {
+func BarChart(title string, a Axis, categories []string, series []Series) string {
+	unit := a.Unit
 	var b strings.Builder
-	header(&b, title, unit)
-	y := yAxis(&b, niceMax(maxOf(series)))
+	header(&b, title, a)
+	y := valueAxis(&b, a, series)
 	groupW := float64(plotW) / float64(max(1, len(categories)))
 	barW := groupW * 0.8 / float64(max(1, len(series)))
 	for ci, cat := range categories {
@@ -124,11 +193,13 @@ func BarChart(title, unit string, categories []string, series []Series) string {
 }
 
 // LineChart draws one line per series over equally spaced x positions
-// (labelled by xlabels), markers at medians, min-max whiskers.
-func LineChart(title, unit, xtitle string, xlabels []string, series []Series) string {
+// (labelled by xlabels: a categorical axis, so N = 10, 1000 and 50000 are
+// equally readable), markers at medians, min-max whiskers.
+func LineChart(title string, a Axis, xtitle string, xlabels []string, series []Series) string {
+	unit := a.Unit
 	var b strings.Builder
-	header(&b, title, unit)
-	y := yAxis(&b, niceMax(maxOf(series)))
+	header(&b, title, a)
+	y := valueAxis(&b, a, series)
 	n := max(1, len(xlabels))
 	x := func(i int) float64 {
 		if n == 1 {
