@@ -255,13 +255,11 @@ func (i *Instance) attachBridge(st *store, ep *Endpoint, o AttachOptions, ns net
 		return err
 	}
 	rollback.add(func() { views.DeleteEndpoint(ep.HostIfindex, ip) })
-	for _, p := range ports {
-		b := binding(p, *ep)
-		if err := views.PutPortBinding(b); err != nil {
-			return fmt.Errorf("publish %s: %w", p, err)
-		}
-		rollback.add(func() { views.DeletePortBinding(b) })
+	bindings := bindings(ports, *ep)
+	if err := views.PutPortBindings(bindings); err != nil {
+		return err
 	}
+	rollback.add(func() { views.DeletePortBindings(bindings) })
 	ep.Ports = ports
 	if err := faultPoint("after-maps"); err != nil {
 		return err
@@ -338,9 +336,7 @@ func (i *Instance) teardown(ep Endpoint) error {
 	if l, err := netlink.LinkByName(ep.HostVeth); err == nil && l.Attrs().Index == ep.HostIfindex {
 		errs = append(errs, netlink.LinkDel(l))
 	}
-	for _, p := range ep.Ports {
-		errs = append(errs, views.DeletePortBinding(binding(p, ep)))
-	}
+	errs = append(errs, views.DeletePortBindings(bindings(ep.Ports, ep)))
 	errs = append(errs, views.DeleteEndpoint(ep.HostIfindex, ep.IP))
 	// Its flows die with it: a new endpoint may get the address.
 	_, err = views.DeleteEndpointFlows(ep.IP)

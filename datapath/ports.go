@@ -2,6 +2,7 @@ package datapath
 
 import (
 	"cmp"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -64,6 +65,64 @@ type PortMapping struct {
 	// RuntimeHeld: the runtime that asked for the port reserves it with a
 	// socket of its own (Podman), so the host's bind of it is let through.
 	RuntimeHeld bool `json:"runtime_held,omitempty"`
+}
+
+// PortList is an endpoint's published ports. In JSON (the store, inspect)
+// a run of mappings that differ only by consecutive host and container
+// ports is one element with a "count", so the record of a -p
+// 20000-40000:20000-40000 endpoint is a few bytes, not megabytes to encode
+// and write on every command; decoding expands the runs again.
+type PortList []PortMapping
+
+type portRun struct {
+	PortMapping
+	Count int `json:"count,omitempty"` // 0 or 1: one mapping
+}
+
+// MarshalJSON writes runs.
+func (l PortList) MarshalJSON() ([]byte, error) {
+	runs := make([]portRun, 0, 1)
+	for _, m := range l {
+		if n := len(runs); n > 0 {
+			last := &runs[n-1]
+			next := last.PortMapping
+			next.HostPort += uint16(last.Count)
+			next.ContainerPort += uint16(last.Count)
+			if next == m && m.HostPort != 0 && int(last.HostPort)+last.Count <= 65535 {
+				last.Count++
+				continue
+			}
+		}
+		runs = append(runs, portRun{m, 1})
+	}
+	for j := range runs {
+		if runs[j].Count == 1 {
+			runs[j].Count = 0
+		}
+	}
+	return json.Marshal(runs)
+}
+
+// UnmarshalJSON expands runs (and reads lists written before runs).
+func (l *PortList) UnmarshalJSON(b []byte) error {
+	var runs []portRun
+	if err := json.Unmarshal(b, &runs); err != nil {
+		return err
+	}
+	out := PortList{}
+	for _, r := range runs {
+		if r.Count < 0 || int(r.HostPort)+r.Count > 65536 || int(r.ContainerPort)+r.Count > 65536 {
+			return fmt.Errorf("port run %v x%d leaves the port range", r.PortMapping, r.Count)
+		}
+		for k := 0; k < max(1, r.Count); k++ {
+			m := r.PortMapping
+			m.HostPort += uint16(k)
+			m.ContainerPort += uint16(k)
+			out = append(out, m)
+		}
+	}
+	*l = out
+	return nil
 }
 
 func (m PortMapping) String() string {
@@ -164,7 +223,7 @@ func ParsePortSpec(spec string) ([]PortRequest, error) {
 	} else if cHi != cLo {
 		return nil, bad("a container port range needs a host port range of the same length")
 	}
-	var out []PortRequest
+	out := make([]PortRequest, 0, int(cHi-cLo)+1)
 	for i := uint32(0); i <= uint32(cHi-cLo); i++ {
 		m := PortMapping{Proto: proto, HostIP: ip, ContainerPort: cLo + uint16(i)}
 		if hLo != 0 {
@@ -283,6 +342,14 @@ func binding(p PortMapping, ep Endpoint) maps.PortBinding {
 		Proto: uint8(p.Proto), HostIP: p.HostIP, HostPort: p.HostPort,
 		ContainerIP: ep.IP, ContainerPort: p.ContainerPort, Ifindex: ep.HostIfindex, RuntimeHeld: p.RuntimeHeld,
 	}
+}
+
+func bindings(ps []PortMapping, ep Endpoint) []maps.PortBinding {
+	out := make([]maps.PortBinding, len(ps))
+	for j, p := range ps {
+		out[j] = binding(p, ep)
+	}
+	return out
 }
 
 // ParseContainerPort parses PORT[/PROTO] as `docker port` takes it.

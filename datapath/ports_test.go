@@ -124,3 +124,41 @@ func TestCheckPorts(t *testing.T) {
 		}
 	}
 }
+
+// A big range is stored as runs and read back as every mapping; records
+// written before runs (one element per port) still read.
+func TestPortListJSON(t *testing.T) {
+	ip := netip.MustParseAddr("198.18.0.2")
+	var l PortList
+	for p := 20000; p <= 40000; p++ {
+		l = append(l, PortMapping{Proto: TCP, HostPort: uint16(p), ContainerPort: uint16(p)})
+	}
+	l = append(l,
+		PortMapping{Proto: UDP, HostPort: 40000, ContainerPort: 40000},
+		PortMapping{Proto: UDP, HostPort: 40001, ContainerPort: 40001, RuntimeHeld: true}, // a flag breaks the run
+		PortMapping{Proto: TCP, HostIP: ip, HostPort: 8080, ContainerPort: 80},
+		PortMapping{Proto: TCP, HostIP: ip, HostPort: 8081, ContainerPort: 80}, // container port repeats
+		PortMapping{Proto: TCP, HostPort: 65535, ContainerPort: 65535},
+	)
+	raw, err := json.Marshal(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(raw) > 600 {
+		t.Errorf("%d bytes for %d mappings: not stored as runs\n%s", len(raw), len(l), raw)
+	}
+	var back PortList
+	if err := json.Unmarshal(raw, &back); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(back, l) {
+		t.Fatalf("round trip lost mappings: %d back, %d in", len(back), len(l))
+	}
+	var legacy PortList
+	if err := json.Unmarshal([]byte(`[{"proto":"tcp","host_port":8080,"container_port":80},{"proto":"udp","host_port":53,"container_port":53}]`), &legacy); err != nil || len(legacy) != 2 || legacy[1].Proto != UDP {
+		t.Fatalf("legacy list: %v %+v", err, legacy)
+	}
+	if err := json.Unmarshal([]byte(`[{"proto":"tcp","host_port":65000,"container_port":80,"count":1000}]`), &legacy); err == nil {
+		t.Error("a run past port 65535 was accepted")
+	}
+}

@@ -253,13 +253,11 @@ func (i *Instance) PublishPorts(target string, reqs []PortRequest) ([]PortMappin
 		}
 		var rollback undo
 		defer rollback.run()
-		for _, p := range added {
-			b := binding(p, ep)
-			if err := views.PutPortBinding(b); err != nil {
-				return fmt.Errorf("publish %s: %w", p, err)
-			}
-			rollback.add(func() { views.DeletePortBinding(b) })
+		bs := bindings(added, ep)
+		if err := views.PutPortBindings(bs); err != nil {
+			return err
 		}
+		rollback.add(func() { views.DeletePortBindings(bs) })
 		ep.Ports = append(ep.Ports, added...)
 		if err := st.putEndpoint(ep); err != nil {
 			return fmt.Errorf("save endpoint: %w", err)
@@ -317,13 +315,14 @@ func (r PortRequest) satisfiedBy(m PortMapping) bool {
 // ports and each other) and gives each a host port (assignPort). It
 // changes nothing.
 func assignPortRequests(reqs []PortRequest, eps []Endpoint, self Endpoint, free hostPortFree) ([]PortMapping, error) {
-	eps = append(eps, self) // the endpoint's own ports conflict too
+	published := newPortTable(append(eps, self)) // the endpoint's own ports conflict too
 	var out []PortMapping
 	for _, r := range reqs {
-		m, err := assignPort(r, eps, out, self.Name, free)
+		m, err := assignPort(r, published, free)
 		if err != nil {
 			return nil, err
 		}
+		published.add(m, "endpoint "+self.Name+" (twice in this command)")
 		out = append(out, m)
 	}
 	return out, nil
@@ -342,11 +341,7 @@ func (i *Instance) UnpublishPorts(target string) ([]PortMapping, error) {
 		if err != nil {
 			return err
 		}
-		var errs []error
-		for _, p := range ep.Ports {
-			errs = append(errs, views.DeletePortBinding(binding(p, ep)))
-		}
-		if err := errors.Join(errs...); err != nil {
+		if err := views.DeletePortBindings(bindings(ep.Ports, ep)); err != nil {
 			return fmt.Errorf("unpublish ports of %s: %w", ep.Name, err)
 		}
 		out, ep.Ports = ep.Ports, nil

@@ -28,19 +28,36 @@ func hostIPsOverlap(a, b netip.Addr) bool {
 	return !a.IsValid() || !b.IsValid() || a == b
 }
 
-// portOwner finds who already publishes proto/port on an address
-// overlapping ip, among eps and the mappings accepted so far.
-func portOwner(m PortMapping, eps []Endpoint, pending []PortMapping, self string) string {
+// portTable indexes published ports by protocol and host port, so checking
+// a request costs the same with 40000 ports published as with one.
+type portTable map[sockKey][]portUse
+
+type portUse struct {
+	ip    netip.Addr
+	owner string
+}
+
+func newPortTable(eps []Endpoint) portTable {
+	t := portTable{}
 	for _, e := range eps {
 		for _, p := range e.Ports {
-			if p.Proto == m.Proto && p.HostPort == m.HostPort && hostIPsOverlap(p.HostIP, m.HostIP) {
-				return "endpoint " + e.Name
-			}
+			t.add(p, "endpoint "+e.Name)
 		}
 	}
-	for _, p := range pending {
-		if p.Proto == m.Proto && p.HostPort == m.HostPort && hostIPsOverlap(p.HostIP, m.HostIP) {
-			return "endpoint " + self + " (twice in this command)"
+	return t
+}
+
+func (t portTable) add(m PortMapping, owner string) {
+	k := sockKey{m.Proto, m.HostPort}
+	t[k] = append(t[k], portUse{m.HostIP, owner})
+}
+
+// owner is who already publishes m's protocol and port on an address
+// overlapping m's, or "".
+func (t portTable) owner(m PortMapping) string {
+	for _, u := range t[sockKey{m.Proto, m.HostPort}] {
+		if hostIPsOverlap(u.ip, m.HostIP) {
+			return u.owner
 		}
 	}
 	return ""
@@ -176,13 +193,13 @@ func assignPorts(want []PortMapping, eps []Endpoint, self string, free hostPortF
 	return assignPortRequests(requestsFor(want), eps, Endpoint{Name: self}, free)
 }
 
-// assignPort gives r a host port no endpoint in eps, no mapping in pending
-// and no host socket holds: r's own, the first free one of its range (as
+// assignPort gives r a host port that is not in published and no host
+// socket holds: r's own, the first free one of its range (as
 // Docker's allocator takes it), or a random ephemeral one.
-func assignPort(r PortRequest, eps []Endpoint, pending []PortMapping, self string, free hostPortFree) (PortMapping, error) {
+func assignPort(r PortRequest, published portTable, free hostPortFree) (PortMapping, error) {
 	m := r.PortMapping
 	taken := func() error {
-		if owner := portOwner(m, eps, pending, self); owner != "" {
+		if owner := published.owner(m); owner != "" {
 			return fmt.Errorf("port %d/%s on %s is already published by %s", m.HostPort, m.Proto, HostAddrString(m.HostIP), owner)
 		}
 		return free(m.Proto, m.HostIP, m.HostPort)

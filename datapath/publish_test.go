@@ -39,9 +39,10 @@ func TestAssignPortsRandomHostPort(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	lo, hi := ephemeralPorts() // this namespace's ip_local_port_range
 	for _, m := range got {
-		if m.HostPort < ephemeralLow {
-			t.Errorf("host port %d outside the ephemeral range", m.HostPort)
+		if int(m.HostPort) < lo || int(m.HostPort) > hi {
+			t.Errorf("host port %d outside the ephemeral range %d-%d", m.HostPort, lo, hi)
 		}
 	}
 	if got[0].HostPort == got[1].HostPort {

@@ -49,7 +49,7 @@ type Endpoint struct {
 	HostVeth         string        `json:"host_veth,omitempty"`
 	HostIfindex      int           `json:"host_ifindex,omitempty"`
 	ContainerIfindex int           `json:"container_ifindex,omitempty"`
-	Ports            []PortMapping `json:"ports,omitempty"`
+	Ports            PortList      `json:"ports,omitempty"`
 	// IfName is the container interface; empty means eth0 (records made
 	// before it was configurable).
 	IfName string `json:"ifname,omitempty"`

@@ -272,7 +272,7 @@ func TestDockerBridge(t *testing.T) {
 		}
 	})
 	t.Run("udp range", func(t *testing.T) {
-		nat := h.MustEbpfnet("nat", "ls")
+		nat := h.MustEbpfnet("nat", "ls", "--expand")
 		for _, p := range []string{":9000/udp", ":9001/udp", ":9002/udp"} {
 			if !strings.Contains(nat, p) {
 				t.Errorf("nat ls lacks %s:\n%s", p, nat)

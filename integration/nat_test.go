@@ -62,12 +62,15 @@ func TestPublishedPortsFromOutside(t *testing.T) {
 	}
 
 	out := tp.MustEbpfnet("port", c)
-	for _, want := range []string{"80/tcp -> 0.0.0.0:8080", "53/udp -> 0.0.0.0:5353", "7001/tcp -> 0.0.0.0:9001"} {
+	for _, want := range []string{"80/tcp -> 0.0.0.0:8080", "53/udp -> 0.0.0.0:5353", "7000-7001/tcp -> 0.0.0.0:9000-9001"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("ebpfnet port lacks %q:\n%s", want, out)
 		}
 	}
-	if out := tp.MustEbpfnet("nat", "ls"); !strings.Contains(out, "0.0.0.0:8080/tcp") || !strings.Contains(out, "dnat") {
+	if out := tp.MustEbpfnet("port", "--expand", c); !strings.Contains(out, "7001/tcp -> 0.0.0.0:9001\n") {
+		t.Errorf("ebpfnet port --expand lacks 7001/tcp -> 0.0.0.0:9001:\n%s", out)
+	}
+	if out := tp.MustEbpfnet("nat", "ls"); !strings.Contains(out, "0.0.0.0:8080/tcp") || !strings.Contains(out, "0.0.0.0:9000-9001/tcp") || !strings.Contains(out, "dnat") {
 		t.Errorf("nat ls:\n%s", out)
 	}
 	assertNoNetfilter(t, tp)

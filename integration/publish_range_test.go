@@ -42,7 +42,7 @@ func TestPublishHostPortRangeAndPublishAll(t *testing.T) {
 	// -P: ephemeral ports from the host namespace's own range.
 	tp.Exec(tp.Host, "sysctl", "-qw", "net.ipv4.ip_local_port_range=41000 41099")
 	tp.MustEbpfnet("attach", "--network", "n1", "-P", "--expose", "90", "--expose", "7000-7001/udp", "-p", "9443:443", c)
-	lines := strings.Split(strings.TrimSpace(tp.MustEbpfnet("port", c)), "\n")
+	lines := strings.Split(strings.TrimSpace(tp.MustEbpfnet("port", "--expand", c)), "\n")
 	if len(lines) != 4 {
 		t.Fatalf("port %s:\n%s\nwant 443, 90, 7000/udp and 7001/udp", c, strings.Join(lines, "\n"))
 	}

@@ -136,17 +136,90 @@ func (v *Views) PutPortBinding(b PortBinding) error {
 	if err != nil {
 		return err
 	}
-	if !b.ContainerIP.Is4() {
-		return fmt.Errorf("published port %d: container IP %v is not IPv4", b.HostPort, b.ContainerIP)
-	}
-	val := loader.PortBinding{ContainerIp: BE32(b.ContainerIP), ContainerPort: BE16(b.ContainerPort), Ifindex: uint32(b.Ifindex)}
-	if b.RuntimeHeld {
-		val.Flags |= uint16(loader.PortRuntimeHeld)
+	val, err := b.value()
+	if err != nil {
+		return err
 	}
 	if err := v.m.Ports.Update(&k, &val, ebpf.UpdateNoExist); err != nil {
 		return fmt.Errorf("publish %s: %w", b.hostString(), err)
 	}
 	return nil
+}
+
+// portBatch bounds one batch syscall's keys and values (and the kernel's
+// copy of them).
+const portBatch = 4096
+
+func (b PortBinding) value() (loader.PortBinding, error) {
+	if !b.ContainerIP.Is4() {
+		return loader.PortBinding{}, fmt.Errorf("published port %d: container IP %v is not IPv4", b.HostPort, b.ContainerIP)
+	}
+	val := loader.PortBinding{ContainerIp: BE32(b.ContainerIP), ContainerPort: BE16(b.ContainerPort), Ifindex: uint32(b.Ifindex)}
+	if b.RuntimeHeld {
+		val.Flags |= uint16(loader.PortRuntimeHeld)
+	}
+	return val, nil
+}
+
+// PutPortBindings publishes ports in batches, one syscall per 4096
+// instead of one per port (a -p 20000-40000 range). Unlike PutPortBinding
+// it does not refuse a port already in the map: the kernel takes no
+// BPF_NOEXIST in a batch. Callers check conflicts against the store under
+// its lock, after the intents of dead commands were rolled back, so the
+// map holds no binding the store does not. All or none: on an error those
+// written are removed again.
+func (v *Views) PutPortBindings(bs []PortBinding) error {
+	keys := make([]loader.PortKey, len(bs))
+	vals := make([]loader.PortBinding, len(bs))
+	for j, b := range bs {
+		var err error
+		if keys[j], err = b.key(); err != nil {
+			return err
+		}
+		if vals[j], err = b.value(); err != nil {
+			return err
+		}
+	}
+	for start := 0; start < len(bs); start += portBatch {
+		end := min(start+portBatch, len(bs))
+		if _, err := v.m.Ports.BatchUpdate(keys[start:end], vals[start:end], nil); err != nil {
+			v.DeletePortBindings(bs[:end])
+			return fmt.Errorf("publish %d ports from %s: %w", end-start, bs[start].hostString(), err)
+		}
+	}
+	return nil
+}
+
+// DeletePortBindings unpublishes ports in batches; missing ones are no
+// error.
+func (v *Views) DeletePortBindings(bs []PortBinding) error {
+	keys := make([]loader.PortKey, 0, len(bs))
+	for _, b := range bs {
+		k, err := b.key()
+		if err != nil {
+			return err
+		}
+		keys = append(keys, k)
+	}
+	var errs []error
+	for start := 0; start < len(keys); {
+		end := min(start+portBatch, len(keys))
+		n, err := v.m.Ports.BatchDelete(keys[start:end], nil)
+		if err == nil {
+			start = end
+			continue
+		}
+		// The kernel stops at the first missing key: delete that one
+		// alone and go on after it.
+		if k := start + n; k < end {
+			errs = append(errs, ignoreMissing(v.m.Ports.Delete(&keys[k])))
+			start = k + 1
+			continue
+		}
+		errs = append(errs, err)
+		start = end
+	}
+	return errors.Join(errs...)
 }
 
 // DeletePortBinding unpublishes the port b's (Proto, HostIP, HostPort) names;

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 
@@ -33,6 +34,13 @@ func (e exitError) Error() string {
 func (e exitError) Unwrap() error { return e.err }
 
 func main() {
+	// Where a command's time goes: EBPFNET_CPUPROFILE=FILE, then go tool
+	// pprof bin/ebpfnet FILE.
+	if path := os.Getenv("EBPFNET_CPUPROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil && pprof.StartCPUProfile(f) == nil {
+			defer pprof.StopCPUProfile()
+		}
+	}
 	if err := newRootCmd().ExecuteContext(context.Background()); err != nil {
 		code := 1
 		var exit exitError
@@ -46,6 +54,7 @@ func main() {
 				fmt.Fprintln(os.Stderr, "ebpfnet:", line)
 			}
 		}
+		pprof.StopCPUProfile() // os.Exit skips the deferred stop
 		os.Exit(code)
 	}
 }

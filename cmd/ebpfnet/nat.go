@@ -12,6 +12,7 @@ import (
 func newNATCmd(g *globals) *cobra.Command {
 	cmd := group(&cobra.Command{Use: "nat", Short: "Inspect address translations"})
 	output := newOutputFlag("table", "json")
+	var expand bool
 	ls := &cobra.Command{
 		Use:   "ls",
 		Short: "List published ports and active translations",
@@ -39,8 +40,11 @@ func newNATCmd(g *globals) *cobra.Command {
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "PUBLISHED\tTO")
-			for _, b := range bindings {
-				fmt.Fprintf(w, "%s:%d/%s\t%s:%d\n", datapath.HostAddrString(b.HostIP), b.HostPort, b.Proto, b.ContainerIP, b.ContainerPort)
+			runs := groupRuns(bindings, expand, func(b datapath.PortBinding) portRun {
+				return portRun{proto: b.Proto, hostIP: b.HostIP, ctrIP: b.ContainerIP, hostPort: b.HostPort, ctrPort: b.ContainerPort}
+			})
+			for _, r := range runs {
+				fmt.Fprintf(w, "%s:%s/%s\t%s:%s\n", datapath.HostAddrString(r.hostIP), portSpan(r.hostPort, r.n), r.proto, r.ctrIP, portSpan(r.ctrPort, r.n))
 			}
 			fmt.Fprintln(w, "\t")
 			fmt.Fprintln(w, "KIND\tFROM\tTO")
@@ -51,6 +55,7 @@ func newNATCmd(g *globals) *cobra.Command {
 		}),
 	}
 	output.register(ls.Flags(), "output format")
+	ls.Flags().BoolVar(&expand, "expand", false, "one line per published port instead of one per range")
 	cmd.AddCommand(ls)
 	return cmd
 }

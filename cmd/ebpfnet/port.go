@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -9,21 +10,28 @@ import (
 )
 
 func newPortCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var expand bool
+	cmd := &cobra.Command{
 		Use:   "port TARGET [PORT[/PROTO]]",
 		Short: "List an endpoint's published ports, or where one container port is published (like docker port)",
 		Example: `  ebpfnet port web            # 80/tcp -> 0.0.0.0:8080
   ebpfnet port web 80         # 0.0.0.0:8080
-  ebpfnet port web 53/udp`,
+  ebpfnet port web 53/udp
+  ebpfnet port big            # 20000-40000/tcp -> 0.0.0.0:20000-40000 (--expand: one line per port)`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: g.withInstance(func(cmd *cobra.Command, args []string, inst *datapath.Instance) error {
 			ports, err := inst.Ports(args[0])
 			if err != nil {
 				return err
 			}
+			out := bufio.NewWriter(cmd.OutOrStdout())
+			defer out.Flush()
 			if len(args) == 1 {
-				for _, p := range ports {
-					fmt.Fprintln(cmd.OutOrStdout(), p)
+				runs := groupRuns(ports, expand, func(p datapath.PortMapping) portRun {
+					return portRun{proto: p.Proto, hostIP: p.HostIP, hostPort: p.HostPort, ctrPort: p.ContainerPort}
+				})
+				for _, r := range runs {
+					fmt.Fprintf(out, "%s/%s -> %s:%s\n", portSpan(r.ctrPort, r.n), r.proto, datapath.HostAddrString(r.hostIP), portSpan(r.hostPort, r.n))
 				}
 				return nil
 			}
@@ -34,7 +42,7 @@ func newPortCmd(g *globals) *cobra.Command {
 			found := false
 			for _, p := range ports {
 				if p.ContainerPort == want.ContainerPort && p.Proto == want.Proto {
-					fmt.Fprintf(cmd.OutOrStdout(), "%s:%d\n", datapath.HostAddrString(p.HostIP), p.HostPort)
+					fmt.Fprintf(out, "%s:%d\n", datapath.HostAddrString(p.HostIP), p.HostPort)
 					found = true
 				}
 			}
@@ -44,4 +52,6 @@ func newPortCmd(g *globals) *cobra.Command {
 			return nil
 		}),
 	}
+	cmd.Flags().BoolVar(&expand, "expand", false, "one line per port instead of one per range")
+	return cmd
 }
