@@ -337,8 +337,33 @@ func (b *bench) loop(ctx context.Context) error {
 		}
 		b.scaling(ctx)
 		b.attachScaling(ctx)
+		b.rangePublishing(ctx)
 	}
 	return nil
+}
+
+// rangePublishing: publishing and removing a 40002-port range in one go.
+func (b *bench) rangePublishing(ctx context.Context) {
+	n := 2 * (rangeHi - rangeLo + 1)
+	for _, e := range b.envs {
+		if ctx.Err() != nil {
+			return
+		}
+		if e.mode == "host" {
+			continue
+		}
+		var unpublish time.Duration
+		b.measure(e, "publish_range", n, msMetric, func() (metrics, json.RawMessage, error) {
+			p, u, err := e.publishRange(ctx)
+			unpublish = u
+			return metrics{"ms": ms(p)}, nil, err
+		})
+		if unpublish > 0 {
+			b.measure(e, "unpublish_range", n, msMetric, func() (metrics, json.RawMessage, error) {
+				return metrics{"ms": ms(unpublish)}, nil, nil
+			})
+		}
+	}
 }
 
 // scaling: connection rate and latency through the published port with N

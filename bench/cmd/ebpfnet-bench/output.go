@@ -114,6 +114,12 @@ func (b *bench) rows() []report.Row {
 	for _, n := range b.res.Ns("attach_one", "ms") {
 		add(s, fmt.Sprintf("attach one container, N=%d attached", n), "attach_one", "ms", n, nil)
 	}
+	for _, n := range b.res.Ns("publish_range", "ms") {
+		add(s, fmt.Sprintf("publish a port range, %d bindings (-p 20000-40000 tcp+udp)", n), "publish_range", "ms", n, nil)
+	}
+	for _, n := range b.res.Ns("unpublish_range", "ms") {
+		add(s, fmt.Sprintf("remove that range, %d bindings", n), "unpublish_range", "ms", n, nil)
+	}
 	return rows
 }
 

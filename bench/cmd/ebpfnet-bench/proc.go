@@ -87,6 +87,13 @@ func (r *runner) timed(ctx context.Context, timeout time.Duration, args ...strin
 	return time.Since(t0), out, err
 }
 
+// timedStdin is runStdin, timed (the time includes writing stdin).
+func (r *runner) timedStdin(ctx context.Context, timeout time.Duration, stdin string, args ...string) (time.Duration, string, error) {
+	t0 := time.Now()
+	out, err := r.runStdin(ctx, timeout, stdin, args...)
+	return time.Since(t0), out, err
+}
+
 // start runs a command in the background until stop or the end of the run.
 func (r *runner) start(name string, args ...string) (*proc, error) {
 	if r.trace {
