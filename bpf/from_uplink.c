@@ -69,9 +69,11 @@ static __always_inline int published(struct __sk_buff *skb, const struct port_bi
 		return drop(skb, DIR, DROP_FRAGMENT);
 	if (m->ttl <= 1)
 		return drop(skb, DIR, DROP_TTL_EXCEEDED);
-	ep = bpf_map_lookup_elem(&endpoints, &pb->ifindex);
-	if (!fw_allows(k->saddr, k->proto, k->dport, 1, ep ? ep->net_id : 0))
-		return drop(skb, DIR, DROP_FIREWALL);
+	if (fw_active()) {
+		ep = bpf_map_lookup_elem(&endpoints, &pb->ifindex);
+		if (!fw_allows(k->saddr, k->proto, k->dport, 1, ep ? ep->net_id : 0))
+			return drop(skb, DIR, DROP_FIREWALL);
+	}
 	fe->new_saddr = k->saddr;
 	fe->new_sport = k->sport;
 	fe->new_daddr = pb->container_ip;

@@ -300,6 +300,7 @@ const (
 	fromContainerMapEndpointIps             = "endpoint_ips"
 	fromContainerMapEndpointStats           = "endpoint_stats"
 	fromContainerMapEndpoints               = "endpoints"
+	fromContainerMapFwCount                 = "fw_count"
 	fromContainerMapFwRules                 = "fw_rules"
 	fromContainerMapMonitorBudgets          = "monitor_budgets"
 	fromContainerMapMonitorCtl              = "monitor_ctl"
@@ -387,6 +388,7 @@ type fromContainerMapSpecs struct {
 	EndpointIps      *ebpf.MapSpec `ebpf:"endpoint_ips"`
 	EndpointStats    *ebpf.MapSpec `ebpf:"endpoint_stats"`
 	Endpoints        *ebpf.MapSpec `ebpf:"endpoints"`
+	FwCount          *ebpf.MapSpec `ebpf:"fw_count"`
 	FwRules          *ebpf.MapSpec `ebpf:"fw_rules"`
 	MonitorBudgets   *ebpf.MapSpec `ebpf:"monitor_budgets"`
 	MonitorCtl       *ebpf.MapSpec `ebpf:"monitor_ctl"`
@@ -450,6 +452,7 @@ type fromContainerMaps struct {
 	EndpointIps      *ebpf.Map `ebpf:"endpoint_ips"`
 	EndpointStats    *ebpf.Map `ebpf:"endpoint_stats"`
 	Endpoints        *ebpf.Map `ebpf:"endpoints"`
+	FwCount          *ebpf.Map `ebpf:"fw_count"`
 	FwRules          *ebpf.Map `ebpf:"fw_rules"`
 	MonitorBudgets   *ebpf.Map `ebpf:"monitor_budgets"`
 	MonitorCtl       *ebpf.Map `ebpf:"monitor_ctl"`
@@ -472,6 +475,7 @@ func (m *fromContainerMaps) Close() error {
 		m.EndpointIps,
 		m.EndpointStats,
 		m.Endpoints,
+		m.FwCount,
 		m.FwRules,
 		m.MonitorBudgets,
 		m.MonitorCtl,

@@ -22,6 +22,7 @@ const (
 	fromUplinkMapEndpointIps             = "endpoint_ips"
 	fromUplinkMapEndpointStats           = "endpoint_stats"
 	fromUplinkMapEndpoints               = "endpoints"
+	fromUplinkMapFwCount                 = "fw_count"
 	fromUplinkMapFwRules                 = "fw_rules"
 	fromUplinkMapMonitorBudgets          = "monitor_budgets"
 	fromUplinkMapMonitorCtl              = "monitor_ctl"
@@ -109,6 +110,7 @@ type fromUplinkMapSpecs struct {
 	EndpointIps      *ebpf.MapSpec `ebpf:"endpoint_ips"`
 	EndpointStats    *ebpf.MapSpec `ebpf:"endpoint_stats"`
 	Endpoints        *ebpf.MapSpec `ebpf:"endpoints"`
+	FwCount          *ebpf.MapSpec `ebpf:"fw_count"`
 	FwRules          *ebpf.MapSpec `ebpf:"fw_rules"`
 	MonitorBudgets   *ebpf.MapSpec `ebpf:"monitor_budgets"`
 	MonitorCtl       *ebpf.MapSpec `ebpf:"monitor_ctl"`
@@ -172,6 +174,7 @@ type fromUplinkMaps struct {
 	EndpointIps      *ebpf.Map `ebpf:"endpoint_ips"`
 	EndpointStats    *ebpf.Map `ebpf:"endpoint_stats"`
 	Endpoints        *ebpf.Map `ebpf:"endpoints"`
+	FwCount          *ebpf.Map `ebpf:"fw_count"`
 	FwRules          *ebpf.Map `ebpf:"fw_rules"`
 	MonitorBudgets   *ebpf.Map `ebpf:"monitor_budgets"`
 	MonitorCtl       *ebpf.Map `ebpf:"monitor_ctl"`
@@ -194,6 +197,7 @@ func (m *fromUplinkMaps) Close() error {
 		m.EndpointIps,
 		m.EndpointStats,
 		m.Endpoints,
+		m.FwCount,
 		m.FwRules,
 		m.MonitorBudgets,
 		m.MonitorCtl,

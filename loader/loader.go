@@ -81,6 +81,7 @@ type Maps struct {
 	MonitorEvents    *ebpf.Map `ebpf:"monitor_events"`
 	MonitorCtl       *ebpf.Map `ebpf:"monitor_ctl"`
 	FWRules          *ebpf.Map `ebpf:"fw_rules"`
+	FWCount          *ebpf.Map `ebpf:"fw_count"`
 }
 
 // Datapath is a loaded datapath. Close releases this process's handles; what

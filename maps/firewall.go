@@ -110,5 +110,9 @@ func (v *Views) SyncFirewall(want []FirewallEntry) error {
 		}
 		errs = append(errs, ignoreMissing(v.m.FWRules.Delete(&k)))
 	}
+	// Last: a count of 0 lets new flows skip the trie, so it drops to 0
+	// only once the trie is empty, and rises only once it is filled.
+	n, zero := uint32(len(keep)), uint32(0)
+	errs = append(errs, v.m.FWCount.Update(&zero, &n, ebpf.UpdateAny))
 	return errors.Join(errs...)
 }

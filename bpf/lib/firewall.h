@@ -54,6 +54,25 @@ struct {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 } fw_rules SEC(".maps");
 
+/* Index 0: how many entries fw_rules holds (the control plane writes it
+ * after every sync). With none, new flows skip the trie: an array lookup
+ * is inlined by the verifier, three trie lookups are helper calls. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} fw_count SEC(".maps");
+
+/* Whether any rule exists: without, callers skip even gathering what the
+ * scopes need. */
+static __always_inline int fw_active(void)
+{
+	__u32 zero = 0, *rules = bpf_map_lookup_elem(&fw_count, &zero);
+
+	return rules && *rules;
+}
+
 /* The action of the longest prefix of saddr in a scope, 0 if none. */
 static __always_inline __u32 fw_scope(__u8 kind, __u8 proto, __be16 port, __u32 id, __be32 saddr)
 {
@@ -76,6 +95,8 @@ static __always_inline int fw_allows(__be32 saddr, __u8 proto, __be16 port, int 
 {
 	__u32 action = 0;
 
+	if (!fw_active())
+		return 1;
 	if (port_scoped)
 		action = fw_scope(FW_SCOPE_PORT, proto, port, 0, saddr);
 	if (!action && net_id)
