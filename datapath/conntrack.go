@@ -35,6 +35,12 @@ func (i *Instance) Flows() ([]Flow, error) {
 		return nil, err
 	}
 	flows, err := views.Flows()
+	if err != nil {
+		return nil, err
+	}
+	// Half-open inbound flows too, as conntrack -L shows SYN_RECV ones.
+	embryonic, err := views.EmbryonicFlows()
+	flows = append(flows, embryonic...)
 	slices.SortFunc(flows, func(a, b Flow) int {
 		return cmp.Or(cmp.Compare(a.Created, b.Created), cmp.Compare(a.Tuple.String(), b.Tuple.String()))
 	})

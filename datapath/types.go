@@ -43,13 +43,13 @@ type Endpoint struct {
 	OwnNetns bool `json:"own_netns,omitempty"`
 
 	// Bridge mode only.
-	Network          string        `json:"network,omitempty"`
-	IP               netip.Addr    `json:"ip,omitzero"`
-	MAC              string        `json:"mac,omitempty"`
-	HostVeth         string        `json:"host_veth,omitempty"`
-	HostIfindex      int           `json:"host_ifindex,omitempty"`
-	ContainerIfindex int           `json:"container_ifindex,omitempty"`
-	Ports            PortList      `json:"ports,omitempty"`
+	Network          string     `json:"network,omitempty"`
+	IP               netip.Addr `json:"ip,omitzero"`
+	MAC              string     `json:"mac,omitempty"`
+	HostVeth         string     `json:"host_veth,omitempty"`
+	HostIfindex      int        `json:"host_ifindex,omitempty"`
+	ContainerIfindex int        `json:"container_ifindex,omitempty"`
+	Ports            PortList   `json:"ports,omitempty"`
 	// IfName is the container interface; empty means eth0 (records made
 	// before it was configurable).
 	IfName string `json:"ifname,omitempty"`

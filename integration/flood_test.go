@@ -112,6 +112,12 @@ func TestSYNFloodKeepsIdleInboundConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("after the flood: %d embryonic entries", len(emb))
+	// ct ls shows the half-open flows, as conntrack -L shows SYN_RECV.
+	if len(emb) > 0 {
+		if ct := tp.MustEbpfnet("ct", "ls"); !strings.Contains(ct, ",embryonic") || !strings.Contains(ct, "198.19.") {
+			t.Errorf("ct ls does not show the embryonic flows (%d entries)", len(emb))
+		}
+	}
 
 	// The server speaks first, then the client.
 	exchange("server after the flood", srv, cli)

@@ -340,3 +340,35 @@ func TestICMPErrors(t *testing.T) {
 		}
 	})
 }
+
+// A half-open inbound flow is listed (flagged embryonic) and goes with its
+// endpoint's flows: a new endpoint given the address must not inherit a
+// handshake in flight to the old one.
+func TestEmbryonicFlowsListedAndDeletedWithTheEndpoint(t *testing.T) {
+	e := newNATEnv(t, envOpts{netns: true})
+	publish(t, e, maps.PortBinding{Proto: maps.ProtoTCP, HostPort: 8080, ContainerIP: ipB, ContainerPort: 80, Ifindex: e.ifB})
+	publish(t, e, maps.PortBinding{Proto: maps.ProtoTCP, HostPort: 9090, ContainerIP: ipA, ContainerPort: 90, Ifindex: e.ifA})
+	for _, dport := range []uint16{8080, 9090} {
+		syn := pkt{srcMAC: macRt, dstMAC: macUp, src: cliC, dst: hostH, proto: layers.IPProtocolTCP, sport: 5555, dport: dport, tcpFlags: "S", ttl: 60}
+		if ret, _ := e.fromUplink(t, syn.build(t)); ret != tcActRedirect {
+			t.Fatalf("SYN to %d: verdict %d", dport, ret)
+		}
+	}
+	emb, err := e.views.EmbryonicFlows()
+	if err != nil || len(emb) != 4 || !emb[0].Embryonic {
+		t.Fatalf("embryonic flows %+v, %v: want 4 entries flagged embryonic", emb, err)
+	}
+	n, err := e.views.DeleteEndpointFlows(ipB)
+	if err != nil || n != 2 {
+		t.Fatalf("DeleteEndpointFlows(B) = %d, %v; want B's 2 embryonic entries", n, err)
+	}
+	emb, _ = e.views.EmbryonicFlows()
+	if len(emb) != 2 {
+		t.Fatalf("%d embryonic entries left, want A's 2", len(emb))
+	}
+	for _, f := range emb {
+		if f.Translated.Dst.Addr() != ipA && f.Tuple.Src.Addr() != ipA {
+			t.Errorf("left entry %v is not A's", f.Tuple)
+		}
+	}
+}

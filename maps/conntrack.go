@@ -131,6 +131,9 @@ type Flow struct {
 	PeerIfindex int           `json:"peer_ifindex"`
 	Created     time.Duration `json:"created_ns"`   // CLOCK_MONOTONIC
 	LastSeen    time.Duration `json:"last_seen_ns"` // CLOCK_MONOTONIC, updated at most once a second
+	// Embryonic: an inbound TCP flow still in the embryonic table, its
+	// client not yet having acknowledged the container's answer.
+	Embryonic bool `json:"embryonic,omitempty"`
 }
 
 // MarshalText writes a kind by name in JSON.
@@ -476,8 +479,13 @@ func (v *Views) PutFlow(f Flow) error {
 // DeleteEndpointFlows forgets every flow of the container with address ip,
 // in either direction, whatever the translation (detach calls it).
 func (v *Views) DeleteEndpointFlows(ip netip.Addr) (int, error) {
-	return v.DeleteFlows(func(f Flow) bool {
+	involves := func(f Flow) bool {
 		return f.Tuple.Src.Addr() == ip || f.Tuple.Dst.Addr() == ip ||
 			f.Translated.Src.Addr() == ip || f.Translated.Dst.Addr() == ip
-	})
+	}
+	n, err := v.DeleteFlows(involves)
+	// Half-open flows too: a new endpoint may get the address, and must not
+	// inherit a handshake in flight to the old one.
+	emb, embErr := v.deleteEmbryonic(involves)
+	return n + emb, errors.Join(err, embErr)
 }

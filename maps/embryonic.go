@@ -1,7 +1,10 @@
 package maps
 
 import (
+	"errors"
 	"fmt"
+
+	"github.com/cilium/ebpf"
 
 	"github.com/ebpfnet/ebpfnet/loader"
 )
@@ -21,12 +24,41 @@ func (v *Views) EmbryonicFlows() ([]Flow, error) {
 	)
 	it := v.m.CTEmbryonic.Iterate()
 	for it.Next(&k, &e) {
-		out = append(out, flowFrom(k, e))
+		f := flowFrom(k, e)
+		f.Embryonic = true
+		out = append(out, f)
 	}
 	if err := it.Err(); err != nil {
 		return nil, fmt.Errorf("read ct_embryonic: %w", err)
 	}
 	return out, nil
+}
+
+// deleteEmbryonic removes the embryonic entries match selects (both halves
+// of each flow). The table is small (loader.CTEmbryonicSize), so it is read
+// whole.
+func (v *Views) deleteEmbryonic(match func(Flow) bool) (int, error) {
+	flows, err := v.EmbryonicFlows()
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	var errs []error
+	for _, f := range flows {
+		if !match(f) {
+			continue
+		}
+		for _, t := range []Tuple{f.Tuple, f.Peer} {
+			k := t.key()
+			switch err := v.m.CTEmbryonic.Delete(&k); {
+			case err == nil:
+				n++
+			case !errors.Is(err, ebpf.ErrKeyNotExist):
+				errs = append(errs, err)
+			}
+		}
+	}
+	return n, errors.Join(errs...)
 }
 
 // CTCapacity is the size of conntrack (--ct-map-size) and of the embryonic

@@ -48,7 +48,7 @@ func newCTCmd(g *globals) *cobra.Command {
 	var out *listFlags
 	ls := &cobra.Command{
 		Use:   "ls",
-		Short: "List conntrack entries (one per direction)",
+		Short: "List conntrack entries (one per direction), half-open inbound TCP flows (STATE ...,embryonic) included",
 		Args:  cobra.NoArgs,
 		RunE: g.withInstance(func(cmd *cobra.Command, _ []string, inst *datapath.Instance) error {
 			flows, err := inst.Flows()
@@ -63,7 +63,11 @@ func newCTCmd(g *globals) *cobra.Command {
 					if f.Reply {
 						dir = "reply"
 					}
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f.Kind, dir, f.Tuple, f.Translated, f.State,
+					state := f.State.String()
+					if f.Embryonic {
+						state += ",embryonic"
+					}
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f.Kind, dir, f.Tuple, f.Translated, state,
 						f.Age(now).Truncate(time.Second), f.Idle(now).Truncate(time.Second))
 				}
 			})
