@@ -255,11 +255,11 @@ func (i *Instance) attachBridge(st *store, ep *Endpoint, o AttachOptions, ns net
 		return err
 	}
 	rollback.add(func() { views.DeleteEndpoint(ep.HostIfindex, ip) })
-	bindings := bindings(ports, *ep)
-	if err := views.PutPortBindings(bindings); err != nil {
+	bs := bindings(ports, *ep)
+	if err := views.PutPortBindings(bs); err != nil {
 		return err
 	}
-	rollback.add(func() { views.DeletePortBindings(bindings) })
+	rollback.add(func() { views.DeletePortBindings(bs) })
 	ep.Ports = ports
 	if err := faultPoint("after-maps"); err != nil {
 		return err
