@@ -11,6 +11,7 @@ import (
 
 	"github.com/ebpfnet/ebpfnet/internal/netnsutil"
 	"github.com/ebpfnet/ebpfnet/loader"
+	"github.com/ebpfnet/ebpfnet/maps"
 )
 
 // CheckEndpoint compares a bridge endpoint's record with the kernel: its
@@ -58,8 +59,12 @@ func (i *Instance) checkEndpoint(ep Endpoint) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
+		installed := make(map[maps.PortBinding]bool, len(have))
+		for _, b := range have {
+			installed[b] = true
+		}
 		for _, p := range ep.Ports {
-			if !slices.Contains(have, binding(p, ep)) {
+			if !installed[binding(p, ep)] {
 				bad("published port %s is missing from the datapath", p)
 			}
 		}

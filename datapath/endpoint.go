@@ -127,7 +127,10 @@ func (i *Instance) attach(st *store, o AttachOptions) (Endpoint, error) {
 	if o.ContainerID == "" && !slices.ContainsFunc(eps, func(e Endpoint) bool { return e.NetnsIno == ns.Ino }) {
 		// The namespace's first endpoint: its resolv.conf and hosts (a
 		// runtime's container, with a ContainerID, has its own /etc).
-		if err := i.writeEtcFiles(&ep, st); err != nil {
+		etc := timeStep("resolv.conf and hosts")
+		err := i.writeEtcFiles(&ep, st)
+		etc()
+		if err != nil {
 			return Endpoint{}, fmt.Errorf("write resolv.conf and hosts: %w", err)
 		}
 		rollback.add(func() { removeEtcFiles(ep) })
@@ -136,9 +139,11 @@ func (i *Instance) attach(st *store, o AttachOptions) (Endpoint, error) {
 	if err := faultPoint("before-save"); err != nil {
 		return Endpoint{}, err
 	}
+	saved := timeStep("store write")
 	if err := st.putEndpoint(ep); err != nil {
 		return Endpoint{}, fmt.Errorf("save endpoint: %w", err)
 	}
+	saved()
 	rollback = nil
 	i.log.Info("attached", "endpoint", ep.Name, "mode", ep.Mode, "network", ep.Network, "ip", ep.IP)
 	return ep, nil
@@ -186,6 +191,7 @@ func (i *Instance) attachBridge(st *store, ep *Endpoint, o AttachOptions, ns net
 	if len(o.PortRequests) > 0 && ok && n.Internal {
 		return fmt.Errorf("network %s is --internal: it has no outside to publish ports to", n.Name)
 	}
+	checked := timeStep("port checks")
 	var free hostPortFree = func(Protocol, netip.Addr, uint16) error { return nil }
 	if len(o.PortRequests) > 0 {
 		if free, err = hostPortProbe(); err != nil {
@@ -196,9 +202,12 @@ func (i *Instance) attachBridge(st *store, ep *Endpoint, o AttachOptions, ns net
 	if err != nil {
 		return err
 	}
+	checked()
+	looked := timeStep("netlink")
 	if err := checkNoInterface(ns, ep.Interface()); err != nil {
 		return err
 	}
+	looked()
 
 	if !ok {
 		// Docker's default network appears on first use.
@@ -234,31 +243,41 @@ func (i *Instance) attachBridge(st *store, ep *Endpoint, o AttachOptions, ns net
 	}
 	ep.Network, ep.IP, ep.MAC = n.Name, ip, mac.String()
 	ep.HostVeth = "veth" + randomHex(4)[:7]
+	intended := timeStep("store write")
 	if err := i.beginAttach(st, *ep, ports, rollback); err != nil {
 		return err
 	}
+	intended()
 
+	plumbed := timeStep("netlink")
 	if err := i.plumbVeth(ep, n, ns, rollback); err != nil {
 		return err
 	}
+	plumbed()
+	forwarding := timeStep("sysctl")
 	if err := enableForwarding(ep.HostVeth); err != nil {
 		return err
 	}
+	forwarding()
 	if err := faultPoint("after-veth"); err != nil {
 		return err
 	}
 	start := time.Now()
+	written := timeStep("map writes")
 	if err := views.PutEndpoint(maps.Endpoint{IP: ip, MAC: mac, NetID: n.ID, Ifindex: ep.HostIfindex}); err != nil {
 		return err
 	}
+	written()
 	if err := st.observe(OpMapUpdate, time.Since(start)); err != nil {
 		return err
 	}
 	rollback.add(func() { views.DeleteEndpoint(ep.HostIfindex, ip) })
+	published := timeStep("map writes")
 	bs := bindings(ports, *ep)
 	if err := views.PutPortBindings(bs); err != nil {
 		return err
 	}
+	published()
 	rollback.add(func() { views.DeletePortBindings(bs) })
 	ep.Ports = ports
 	if err := faultPoint("after-maps"); err != nil {
@@ -266,9 +285,11 @@ func (i *Instance) attachBridge(st *store, ep *Endpoint, o AttachOptions, ns net
 	}
 	// Maps first, program second: the program drops traffic from interfaces
 	// it does not know.
+	linked := timeStep("tcx")
 	if _, err := i.dp.AttachTCXIngress(loader.ProgFromContainer, ep.HostIfindex, ep.HostVeth); err != nil {
 		return err
 	}
+	linked()
 	rollback.add(func() { i.dp.DetachTCX(loader.ProgFromContainer, ep.HostVeth) })
 	return faultPoint("after-link")
 }
@@ -306,9 +327,11 @@ func (i *Instance) Detach(target string) (Endpoint, error) {
 		if err := i.teardown(ep); err != nil {
 			return fmt.Errorf("detach %s: %w", ep.Name, err)
 		}
+		deleted := timeStep("store write")
 		if err := st.deleteEndpoint(ep.Name); err != nil {
 			return err
 		}
+		deleted()
 		if err := st.observe(OpDetach, time.Since(start)); err != nil {
 			return err
 		}
@@ -321,9 +344,11 @@ func (i *Instance) Detach(target string) (Endpoint, error) {
 // teardown undoes the kernel side of an attach. It keeps going past errors
 // so a half-gone endpoint is still cleaned up as far as possible.
 func (i *Instance) teardown(ep Endpoint) error {
+	etc := timeStep("resolv.conf and hosts")
 	if err := removeEtcFiles(ep); err != nil {
 		i.log.Warn("remove resolv.conf and hosts", "endpoint", ep.Name, "err", err)
 	}
+	etc()
 	if ep.Mode != ModeBridge {
 		return nil
 	}
@@ -332,14 +357,22 @@ func (i *Instance) teardown(ep Endpoint) error {
 		return err
 	}
 	var errs []error
+	unlinked := timeStep("tcx")
 	errs = append(errs, i.dp.DetachTCX(loader.ProgFromContainer, ep.HostVeth))
+	unlinked()
+	unplumbed := timeStep("netlink")
 	if l, err := netlink.LinkByName(ep.HostVeth); err == nil && l.Attrs().Index == ep.HostIfindex {
 		errs = append(errs, netlink.LinkDel(l))
 	}
+	unplumbed()
+	removed := timeStep("map writes")
 	errs = append(errs, views.DeletePortBindings(bindings(ep.Ports, ep)))
 	errs = append(errs, views.DeleteEndpoint(ep.HostIfindex, ep.IP))
+	removed()
 	// Its flows die with it: a new endpoint may get the address.
+	flushed := timeStep("conntrack flush")
 	_, err = views.DeleteEndpointFlows(ep.IP)
+	flushed()
 	errs = append(errs, err)
 	return errors.Join(errs...)
 }

@@ -102,6 +102,7 @@ func (i *Instance) Close() {
 // withStore runs fn holding the store, which serializes ebpfnet commands of
 // one instance (bbolt's file lock).
 func (i *Instance) withStore(fn func(*store) error) error {
+	opened := timeStep("store open")
 	st, err := openStore(i.cfg.StateDir)
 	if err != nil {
 		return err
@@ -118,6 +119,7 @@ func (i *Instance) withStore(fn func(*store) error) error {
 	if err := i.recoverIntents(st); err != nil {
 		i.log.Warn("could not roll back a command that died half way: the next command tries again", "err", err)
 	}
+	opened()
 	return fn(st)
 }
 
@@ -165,6 +167,7 @@ func (i *Instance) load() (*maps.Views, error) {
 		// descriptors close when the last reference goes.
 		i.dp, i.views, i.pins, i.pinID = nil, nil, "", 0
 	}
+	defer timeStep("load datapath")()
 	pins, err := loader.PreparePinRoot(i.cfg.PinRoot)
 	if err != nil {
 		return nil, err

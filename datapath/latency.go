@@ -45,6 +45,7 @@ func (h Histogram) Cumulative() map[float64]uint64 {
 }
 
 func (s *store) observe(op string, d time.Duration) error {
+	defer timeStep("store write")()
 	return s.updateUnsynced(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bucketLatency)
 		if err != nil {

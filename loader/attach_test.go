@@ -1,6 +1,9 @@
 package loader
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -31,5 +34,43 @@ func TestSockProgramsAttachTypes(t *testing.T) {
 	}
 	if got := d.attach[ProgFromContainer]; got != ebpf.AttachNone {
 		t.Errorf("%s attach type %v: TC programs get theirs at attach time", ProgFromContainer, got)
+	}
+}
+
+// A command of the same build opens the pinned datapath without parsing the
+// embedded objects, and still finds the socket hooks' attach types (from
+// the one object that has them) when it attaches them.
+func TestPinnedFastPathAttachTypes(t *testing.T) {
+	root, err := PreparePinRoot(filepath.Join(DefaultBPFFS, "ebpfnet", fmt.Sprintf("unit-fast-%d", os.Getpid())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(root) })
+	first, err := Load(Options{PinRoot: root, CTMapSize: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	second, err := Load(Options{PinRoot: root, CTMapSize: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	if len(second.attach) != 0 {
+		t.Fatalf("the second Load parsed the objects (attach types %v): the pinned fast path was not taken", second.attach)
+	}
+	if second.Maps.Conntrack == nil || second.Maps.Ports == nil || second.Program(ProgFromContainer) == nil {
+		t.Fatal("the fast path left maps or programs unset")
+	}
+	for _, name := range SockPrograms {
+		got, err := second.attachType(name)
+		if err != nil || got != first.attach[name] {
+			t.Errorf("%s: attach type %v (%v), want %v", name, got, err, first.attach[name])
+		}
+	}
+	// Another conntrack size than pinned takes the long way, which refuses it.
+	if third, err := Load(Options{PinRoot: root, CTMapSize: 2048}); err == nil {
+		third.Close()
+		t.Fatal("a conntrack size other than the pinned one was accepted")
 	}
 }

@@ -89,7 +89,11 @@ func (d *Datapath) AttachSockHooks() error {
 			return err
 		}
 		for _, name := range todo {
-			l, err := link.AttachCgroup(link.CgroupOptions{Path: root, Attach: d.attach[name], Program: d.programs[name]})
+			typ, err := d.attachType(name)
+			if err != nil {
+				return err
+			}
+			l, err := link.AttachCgroup(link.CgroupOptions{Path: root, Attach: typ, Program: d.programs[name]})
 			if err != nil {
 				return fmt.Errorf("attach %s to cgroup %s: %w", name, root, err)
 			}

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sync"
 
 	"github.com/cilium/ebpf"
@@ -130,6 +131,9 @@ func Load(opts Options) (*Datapath, error) {
 	// The verifier is most of a command's run time: when the pinned
 	// programs come from this very build and configuration, reuse them.
 	reuse := d.pinnedBuild() == build
+	if reuse && d.openPinned() == nil {
+		return d, nil
+	}
 	for _, obj := range objects {
 		if err := d.loadObject(obj, reuse); err != nil {
 			d.Close()
@@ -240,6 +244,78 @@ func (d *Datapath) loadObject(obj object, reusePinned bool) error {
 		d.programs[name] = prog
 	}
 	return nil
+}
+
+// openPinned opens the maps and programs a command of this very build
+// pinned, by their pins alone: parsing the embedded objects (their BTF and
+// line info) would be most of a short command's work. It fails, having
+// opened nothing, if something is missing or the conntrack table has
+// another size than asked for; Load then takes the long way, which says why.
+func (d *Datapath) openPinned() error {
+	var ms Maps
+	all := map[string]*ebpf.Map{}
+	progs := map[string]*ebpf.Program{}
+	err := func() error {
+		for name := range mapFields(&ms) {
+			m, err := ebpf.LoadPinnedMap(filepath.Join(d.pinRoot, "maps", name), nil)
+			if err != nil {
+				return err
+			}
+			all[name] = m
+		}
+		if ct := all[fromContainerMapConntrack]; d.opts.CTMapSize > 0 && int(ct.MaxEntries()) != d.opts.CTMapSize {
+			return errors.New("conntrack table of another size")
+		}
+		for _, obj := range objects {
+			for _, name := range obj.programs {
+				p, err := ebpf.LoadPinnedProgram(filepath.Join(d.pinRoot, "progs", name), nil)
+				if err != nil {
+					return err
+				}
+				progs[name] = p
+			}
+		}
+		return assignMaps(&d.Maps, all)
+	}()
+	if err != nil {
+		for _, m := range all {
+			m.Close()
+		}
+		for _, p := range progs {
+			p.Close()
+		}
+		d.Maps = Maps{}
+		return err
+	}
+	d.all, d.programs = all, progs
+	return nil
+}
+
+// attachType is the attach type of a program, from its SEC() name. Load
+// records it when it parses the objects; after openPinned it parses the
+// one object that has the program.
+func (d *Datapath) attachType(name string) (ebpf.AttachType, error) {
+	if t, ok := d.attach[name]; ok {
+		return t, nil
+	}
+	for _, obj := range objects {
+		if !slices.Contains(obj.programs, name) {
+			continue
+		}
+		spec, err := obj.load()
+		if err != nil {
+			return 0, err
+		}
+		for _, n := range obj.programs {
+			if ps, ok := spec.Programs[n]; ok {
+				d.attach[n] = ps.AttachType
+			}
+		}
+		if t, ok := d.attach[name]; ok {
+			return t, nil
+		}
+	}
+	return 0, fmt.Errorf("program %s missing from object", name)
 }
 
 // loadPinnedPrograms opens the pinned programs of obj, all or none.

@@ -10,6 +10,7 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -41,7 +42,10 @@ func main() {
 			defer pprof.StopCPUProfile()
 		}
 	}
-	if err := newRootCmd().ExecuteContext(context.Background()); err != nil {
+	entered := time.Now()
+	err := newRootCmd().ExecuteContext(context.Background())
+	printStepTimes(entered)
+	if err != nil {
 		code := 1
 		var exit exitError
 		if errors.As(err, &exit) {
