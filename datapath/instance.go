@@ -196,12 +196,14 @@ func pinnedMapsID(pins string) (uint64, error) {
 // releaseIfUnused removes the pinned datapath once no network and no
 // endpoint is left, so a torn-down instance leaves nothing in bpffs.
 func (i *Instance) releaseIfUnused(st *store) error {
-	nets, err := st.networks()
-	if err != nil {
+	// Emptiness only: decoding every record (a 40000-port endpoint's
+	// ports) after every command would be wasted.
+	noNets, err := st.empty(bucketNetworks)
+	if err != nil || !noNets {
 		return err
 	}
-	eps, err := st.endpoints()
-	if err != nil || len(nets) > 0 || len(eps) > 0 {
+	noEps, err := st.empty(bucketEndpoints)
+	if err != nil || !noEps {
 		return err
 	}
 	pins := i.pins

@@ -135,32 +135,50 @@ func (m PortMapping) String() string {
 func checkPorts(ms []PortMapping) ([]PortMapping, error) {
 	out := make([]PortMapping, 0, len(ms))
 	for _, m := range ms {
-		if m.Proto != TCP && m.Proto != UDP {
-			return nil, fmt.Errorf("published port %d: protocol %s: must be tcp or udp", m.ContainerPort, m.Proto)
-		}
-		if m.ContainerPort == 0 {
-			return nil, errors.New("published port: container port 0 is not a port number (1-65535)")
-		}
-		if m.HostIP.IsValid() && !m.HostIP.Is4() {
-			return nil, fmt.Errorf("published port %d: host address %s is not IPv4", m.ContainerPort, m.HostIP)
-		}
-		if m.HostIP.IsUnspecified() {
-			m.HostIP = netip.Addr{}
+		m, err := checkPort(m)
+		if err != nil {
+			return nil, err
 		}
 		out = append(out, m)
 	}
 	return out, nil
 }
 
+// checkPort is checkPorts for one mapping.
+func checkPort(m PortMapping) (PortMapping, error) {
+	if m.Proto != TCP && m.Proto != UDP {
+		return m, fmt.Errorf("published port %d: protocol %s: must be tcp or udp", m.ContainerPort, m.Proto)
+	}
+	if m.ContainerPort == 0 {
+		return m, errors.New("published port: container port 0 is not a port number (1-65535)")
+	}
+	if m.HostIP.IsValid() && !m.HostIP.Is4() {
+		return m, fmt.Errorf("published port %d: host address %s is not IPv4", m.ContainerPort, m.HostIP)
+	}
+	if m.HostIP.IsUnspecified() {
+		m.HostIP = netip.Addr{}
+	}
+	return m, nil
+}
+
 // ParsePortSpecs parses several -p values.
 func ParsePortSpecs(specs []string) ([]PortRequest, error) {
-	var out []PortRequest
+	parsed := make([][]PortRequest, 0, len(specs))
+	n := 0
 	for _, spec := range specs {
-		ms, err := ParsePortSpec(spec)
+		rs, err := ParsePortSpec(spec)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, ms...)
+		parsed = append(parsed, rs)
+		n += len(rs)
+	}
+	if n == 0 {
+		return nil, nil
+	}
+	out := make([]PortRequest, 0, n) // one allocation for a 40000-port range
+	for _, rs := range parsed {
+		out = append(out, rs...)
 	}
 	return out, nil
 }

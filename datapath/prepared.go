@@ -275,11 +275,11 @@ func (i *Instance) PublishPorts(target string, reqs []PortRequest) ([]PortMappin
 func checkPortRequests(reqs []PortRequest) ([]PortRequest, error) {
 	out := make([]PortRequest, 0, len(reqs))
 	for _, r := range reqs {
-		ms, err := checkPorts([]PortMapping{r.PortMapping})
+		m, err := checkPort(r.PortMapping)
 		if err != nil {
 			return nil, err
 		}
-		r.PortMapping = ms[0]
+		r.PortMapping = m
 		if r.HostPortEnd != 0 && r.HostPortEnd < r.HostPort {
 			return nil, fmt.Errorf("published port %d/%s: host port range %d-%d ends before it starts", r.ContainerPort, r.Proto, r.HostPort, r.HostPortEnd)
 		}
@@ -316,13 +316,14 @@ func (r PortRequest) satisfiedBy(m PortMapping) bool {
 // changes nothing.
 func assignPortRequests(reqs []PortRequest, eps []Endpoint, self Endpoint, free hostPortFree) ([]PortMapping, error) {
 	published := newPortTable(append(eps, self)) // the endpoint's own ports conflict too
-	var out []PortMapping
+	out := make([]PortMapping, 0, len(reqs))
+	twice := "endpoint " + self.Name + " (twice in this command)"
 	for _, r := range reqs {
 		m, err := assignPort(r, published, free)
 		if err != nil {
 			return nil, err
 		}
-		published.add(m, "endpoint "+self.Name+" (twice in this command)")
+		published.add(m, twice)
 		out = append(out, m)
 	}
 	return out, nil

@@ -38,10 +38,15 @@ type portUse struct {
 }
 
 func newPortTable(eps []Endpoint) portTable {
-	t := portTable{}
+	n := 0
 	for _, e := range eps {
+		n += len(e.Ports)
+	}
+	t := make(portTable, n)
+	for _, e := range eps {
+		owner := "endpoint " + e.Name
 		for _, p := range e.Ports {
-			t.add(p, "endpoint "+e.Name)
+			t.add(p, owner)
 		}
 	}
 	return t

@@ -135,6 +135,17 @@ func (s *store) endpoint(name string) (Endpoint, bool, error) {
 	return get[Endpoint](s, bucketEndpoints, name)
 }
 func (s *store) endpoints() ([]Endpoint, error) { return list[Endpoint](s, bucketEndpoints) }
+
+// empty reports whether a bucket has no record, without decoding any.
+func (s *store) empty(bucket []byte) (bool, error) {
+	empty := true
+	err := s.db.View(func(tx *bolt.Tx) error {
+		k, _ := tx.Bucket(bucket).Cursor().First()
+		empty = k == nil
+		return nil
+	})
+	return empty, err
+}
 func (s *store) putEndpoint(e Endpoint) error {
 	return putDone(s, bucketEndpoints, e.Name, e, intentAttach)
 }

@@ -143,7 +143,10 @@ pins are per instance (see --state-dir and --pin-root).`,
 	root.PersistentFlags().IntVar(&g.ctMapSize, "ct-map-size", envInt("EBPFNET_CT_MAP_SIZE"), fmt.Sprintf("conntrack entries, two per flow (env EBPFNET_CT_MAP_SIZE; default %d); fixed while the datapath is pinned", datapath.DefaultCTMapSize))
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log what is done")
 	clusterFlags(root, g)
-	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error { return checkCTMapSizeFlag(cmd) }
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		tuneGC(cmd)
+		return checkCTMapSizeFlag(cmd)
+	}
 	root.AddCommand(
 		newNetworkCmd(g),
 		newAttachCmd(g),

@@ -47,6 +47,8 @@ type env struct {
 	// ebpfnet
 	stateDir, pinRoot string
 	bin               string
+	globalFlags       []string // e.g. --ct-map-size for the conntrack scale env
+	lastSteps         metrics  // step times of the last ebpfnet command, ms
 
 	broken  error // setup failed: every cell of this mode fails with it
 	pubErr  error // ebpfnet: publishing (-p) failed; ingress cells fail with it
@@ -160,7 +162,7 @@ func (e *env) setupBridge(ctx context.Context) error {
 // driver does (veth pair, eth0 inside, address, default route), in one shell
 // so the timing is one process start plus the netlink work.
 func (e *env) manualAttach(ctx context.Context, ns, ip string) (time.Duration, error) {
-	veth := "veth" + strings.TrimPrefix(ns, e.prefix+"-")
+	veth := manualVeth(e, ns)
 	script := strings.Join([]string{
 		"set -e",
 		fmt.Sprintf("ip link add %s type veth peer name eth0 netns %s", veth, ns),
@@ -173,9 +175,23 @@ func (e *env) manualAttach(ctx context.Context, ns, ip string) (time.Duration, e
 	return d, err
 }
 
+// manualVeth names the host end of a container's veth in the
+// iptables/nftables modes.
+func manualVeth(e *env, ns string) string { return "veth" + strings.TrimPrefix(ns, e.prefix+"-") }
+
+// ebpfnet runs an ebpfnet command in the host namespace and returns its
+// wall time and stdout; the time of each of its steps is in e.lastSteps.
 func (e *env) ebpfnet(ctx context.Context, args ...string) (time.Duration, string, error) {
-	full := append([]string{e.bin, "--state-dir", e.stateDir, "--pin-root", e.pinRoot}, args...)
-	return e.r.timed(ctx, 120*time.Second, inNS(e.host, full...)...)
+	full := []string{e.bin, "--state-dir", e.stateDir, "--pin-root", e.pinRoot}
+	if len(args) > 0 && (args[0] == "attach" || args[0] == "network") { // the commands that may create the datapath
+		full = append(full, e.globalFlags...)
+	}
+	full = append(full, args...)
+	t0 := time.Now()
+	out, stderr, err := e.r.runFull(ctx, 120*time.Second, "", []string{fmt.Sprintf("EBPFNET_STEP_TIMES=%d", t0.UnixNano())}, inNS(e.host, full...)...)
+	d := time.Since(t0)
+	e.lastSteps = parseStepTimes(stderr, d)
+	return d, out, err
 }
 
 func (e *env) setupEbpfnet(ctx context.Context) error {

@@ -50,14 +50,19 @@ type config struct {
 	udpTime                 time.Duration
 	scaleNs, attachNs       []int
 	scaleSetupLimit         time.Duration
+	ctEntries               int             // conntrack scale: table size, entries
+	parts                   map[string]bool // which parts of the bench run (-only)
 }
+
+// benchParts are the parts -only selects from, in the order they run.
+var benchParts = []string{"traffic", "scaling", "attach", "range", "conntrack"}
 
 func main() {
 	if tool(os.Args[1:]) {
 		return
 	}
 	cfg := &config{}
-	var modes, scaleNs, attachNs string
+	var modes, scaleNs, attachNs, only string
 	flag.BoolVar(&cfg.strict, "strict", false, "exit with an error if any cell failed (for CI)")
 	flag.BoolVar(&cfg.quick, "quick", false, "CI smoke run: 1 repetition, short runs, N up to 1000 (< 2 minutes)")
 	flag.IntVar(&cfg.reps, "reps", 0, "repetitions (default 3, quick 1)")
@@ -70,6 +75,8 @@ func main() {
 	flag.StringVar(&scaleNs, "scale-n", "", "other published ports for the scaling runs (default 0,1000,10000,50000; quick 0,1000)")
 	flag.StringVar(&attachNs, "attach-n", "", "attached containers for the attach-time runs (default 0,10,50; quick 0,10)")
 	flag.BoolVar(&cfg.trace, "trace", false, "print every command")
+	flag.StringVar(&only, "only", strings.Join(benchParts, ","), "parts to run: traffic (throughput, latency), scaling (N published ports), attach (N attached containers), range (a 40002-port publish), conntrack (a full conntrack table)")
+	flag.IntVar(&cfg.ctEntries, "ct-entries", 0, "conntrack scale run: table size in entries, filled to the brim (default 1048576, quick 131072)")
 	clean := flag.Bool("clean", false, "only remove what killed runs left behind (namespaces, pins and their cgroup links, state) and exit")
 	render := flag.String("render", "", "only re-render results.md and the SVGs from this results.json (into its directory unless -out)")
 	flag.Parse()
@@ -86,6 +93,13 @@ func main() {
 		return
 	}
 	cfg.modes = strings.Split(modes, ",")
+	cfg.parts = map[string]bool{}
+	for _, p := range strings.Split(only, ",") {
+		if !slicesContains(benchParts, p) {
+			fail(fmt.Errorf("-only: unknown part %q (parts: %s)", p, strings.Join(benchParts, ",")))
+		}
+		cfg.parts[p] = true
+	}
 	cfg.defaults()
 	var err error
 	if cfg.scaleNs, err = parseInts(scaleNs, cfg.scaleNs); err != nil {
@@ -115,6 +129,7 @@ func (c *config) defaults() {
 		c.udpTime, c.udpMax = 1*time.Second, 2_000_000
 		c.scaleNs, c.attachNs = []int{0, 1000}, []int{0, 10}
 		c.scaleSetupLimit = 60 * time.Second
+		c.ctEntries = cmp(c.ctEntries, 128*1024)
 	} else {
 		c.reps = cmp(c.reps, 3)
 		c.out = cmpS(c.out, "bench/results")
@@ -124,8 +139,9 @@ func (c *config) defaults() {
 		c.rrMaxTime = 20 * time.Second
 		c.connTime, c.connScaleTime, c.connMax, c.connWarmup = 5*time.Second, 3*time.Second, 60000, 500
 		c.udpTime, c.udpMax = 5*time.Second, 10_000_000
-		c.scaleNs, c.attachNs = []int{0, 1000, 10000, 50000}, []int{0, 10, 50}
+		c.scaleNs, c.attachNs = []int{0, 1000, 10000, 50000}, []int{0, 10, 50, 1000}
 		c.scaleSetupLimit = 240 * time.Second
+		c.ctEntries = cmp(c.ctEntries, 1024*1024)
 	}
 	c.rrSize, c.connConc, c.udpSize = 64, 4, 64
 }
@@ -173,6 +189,7 @@ type bench struct {
 	rep   int
 	ctx   context.Context // the run's; a cell cut short by its end is not recorded
 	maxN  map[string]int  // mode -> largest N it survived setting up; beyond: skipped
+	ctEnv *env            // the conntrack scale run's own ebpfnet sandbox
 }
 
 func (b *bench) logf(format string, a ...any) {
@@ -237,6 +254,9 @@ func run(cfg *config) error {
 		b.r.stopAll()
 		for _, e := range b.envs {
 			e.teardown()
+		}
+		if b.ctEnv != nil {
+			b.ctEnv.teardown()
 		}
 	}()
 
@@ -328,6 +348,9 @@ func (b *bench) loop(ctx context.Context) error {
 			{"c2c_rr", func(e *env) (metrics, json.RawMessage, error) { return e.rr(ctx, e.c2c(), c.rrN) }, rrMetrics},
 		}
 		for _, w := range workloads {
+			if !c.parts["traffic"] {
+				break
+			}
 			for _, e := range b.envs {
 				if ctx.Err() != nil {
 					return nil
@@ -335,9 +358,19 @@ func (b *bench) loop(ctx context.Context) error {
 				b.measure(e, w.name, report.NoN, w.ms, func() (metrics, json.RawMessage, error) { return w.f(e) })
 			}
 		}
-		b.scaling(ctx)
-		b.attachScaling(ctx)
-		b.rangePublishing(ctx)
+		if c.parts["scaling"] {
+			b.scaling(ctx)
+		}
+		if c.parts["attach"] {
+			b.attachScaling(ctx)
+		}
+		if c.parts["range"] {
+			b.rangePublishing(ctx)
+			b.ranges(ctx)
+		}
+		if c.parts["conntrack"] {
+			b.conntrackScale(ctx)
+		}
 	}
 	return nil
 }
@@ -361,6 +394,47 @@ func (b *bench) rangePublishing(ctx context.Context) {
 		if unpublish > 0 {
 			b.measure(e, "unpublish_range", n, msMetric, func() (metrics, json.RawMessage, error) {
 				return metrics{"ms": ms(unpublish)}, nil, nil
+			})
+		}
+	}
+}
+
+// ranges: a container publishing 40002 ports against Docker 28+'s range
+// rules (one per protocol and purpose), started and removed; for ebpfnet
+// also `port` and `nat ls` on it, the ports map's memory and step times.
+func (b *bench) ranges(ctx context.Context) {
+	for _, e := range b.envs {
+		if ctx.Err() != nil || e.mode == "host" {
+			continue
+		}
+		res, err := e.publishRangeRules(ctx)
+		b.measure(e, "publish_range_rules", report.NoN, msMetric, func() (metrics, json.RawMessage, error) {
+			return metrics{"ms": ms(res.publish)}, nil, err
+		})
+		if err != nil {
+			continue
+		}
+		b.measure(e, "unpublish_range_rules", report.NoN, msMetric, func() (metrics, json.RawMessage, error) {
+			return metrics{"ms": ms(res.unpublish)}, nil, nil
+		})
+		if e.mode != "ebpfnet" {
+			continue
+		}
+		b.measure(e, "range_port_cmd", report.NoN, msMetric, func() (metrics, json.RawMessage, error) {
+			return metrics{"ms": ms(res.port)}, nil, nil
+		})
+		b.measure(e, "range_nat_ls", report.NoN, msMetric, func() (metrics, json.RawMessage, error) {
+			return metrics{"ms": ms(res.natLs)}, nil, nil
+		})
+		b.measure(e, "ports_map", report.NoN, []metricDef{{"kib", "KiB"}, {"bytes_per_port", "bytes"}}, func() (metrics, json.RawMessage, error) {
+			return metrics{"kib": float64(res.portsBytes) / 1024, "bytes_per_port": float64(res.portsBytes) / float64(res.portsCapacity)}, nil, nil
+		})
+		for w, m := range map[string]metrics{"publish_range_steps": res.publishSteps, "unpublish_range_steps": res.unpublishSteps} {
+			b.measure(e, w, report.NoN, stepMetrics, func() (metrics, json.RawMessage, error) {
+				if m == nil {
+					return nil, nil, errors.New("ebpfnet printed no step times (EBPFNET_STEP_TIMES)")
+				}
+				return m, nil, nil
 			})
 		}
 	}
@@ -436,10 +510,33 @@ func (b *bench) attachScaling(ctx context.Context) {
 			if e.mode == "host" {
 				continue
 			}
+			res, err := e.attachOne(ctx, n)
 			b.measure(e, "attach_one", n, msMetric, func() (metrics, json.RawMessage, error) {
-				d, err := e.attachOne(ctx, n)
-				return metrics{"ms": ms(d)}, nil, err
+				return metrics{"ms": ms(res.attach)}, nil, err
 			})
+			if err != nil {
+				continue
+			}
+			b.measure(e, "detach_one", n, msMetric, func() (metrics, json.RawMessage, error) {
+				return metrics{"ms": ms(res.detach)}, nil, nil
+			})
+			if e.mode != "ebpfnet" {
+				continue
+			}
+			b.measure(e, "ls_all", n, msMetric, func() (metrics, json.RawMessage, error) {
+				return metrics{"ms": ms(res.ls)}, nil, nil
+			})
+			b.measure(e, "map_memory", n, mibMetric, func() (metrics, json.RawMessage, error) {
+				return metrics{"mib": float64(res.mapBytes) / (1 << 20)}, nil, nil
+			})
+			for w, m := range map[string]metrics{"attach_steps": res.attachSteps, "detach_steps": res.detachSteps} {
+				b.measure(e, w, n, stepMetrics, func() (metrics, json.RawMessage, error) {
+					if m == nil {
+						return nil, nil, errors.New("ebpfnet printed no step times (EBPFNET_STEP_TIMES)")
+					}
+					return m, nil, nil
+				})
+			}
 		}
 	}
 	for _, e := range b.envs {
@@ -457,6 +554,7 @@ var (
 	connMetrics = []metricDef{{"conn_per_sec", "conn/s"}, {"conn_avg_us", "µs"}, {"conn_p99_us", "µs"}}
 	udpMetrics  = []metricDef{{"kpps", "kpps"}, {"loss", "fraction"}}
 	msMetric    = []metricDef{{"ms", "ms"}}
+	mibMetric   = []metricDef{{"mib", "MiB"}}
 )
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1e3 }

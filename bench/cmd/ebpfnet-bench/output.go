@@ -120,6 +120,57 @@ func (b *bench) rows() []report.Row {
 	for _, n := range b.res.Ns("unpublish_range", "ms") {
 		add(s, fmt.Sprintf("remove that range, %d bindings", n), "unpublish_range", "ms", n, nil)
 	}
+	for _, n := range b.res.Ns("detach_one", "ms") {
+		add(s, fmt.Sprintf("detach one container, N=%d attached", n), "detach_one", "ms", n, nil)
+	}
+	for _, n := range b.res.Ns("ls_all", "ms") {
+		add(s, fmt.Sprintf("`ebpfnet ls`, N+1=%d attached", n+1), "ls_all", "ms", n, nil)
+	}
+	has := func(w, m string) bool { return b.res.HasMode(k(w, m, no), "ebpfnet") }
+	if has("publish_range_rules", "ms") {
+		add(s, "start a container publishing the range (iptables/nftables: veth plumbing and Docker 28+'s one rule per range, protocol and purpose, added as Docker adds them)", "publish_range_rules", "ms", no, nil)
+		add(s, "remove it again (ebpfnet detach; iptables -D / nft delete by handle, veth delete)", "unpublish_range_rules", "ms", no, nil)
+		add(s, "`ebpfnet port` on it (ranges summarized)", "range_port_cmd", "ms", no, nil)
+		add(s, "`ebpfnet nat ls` with it published", "range_nat_ls", "ms", no, nil)
+	}
+	s = "Kernel memory of the datapath's maps"
+	for _, n := range b.res.Ns("map_memory", "mib") {
+		add(s, fmt.Sprintf("all maps, MiB, N+1=%d attached", n+1), "map_memory", "mib", n, nil)
+	}
+	if has("ports_map", "kib") {
+		add(s, "ports map, KiB (preallocated: the same for 1 or 65536 published ports)", "ports_map", "kib", no, nil)
+		add(s, "ports map, bytes per published port (map memory / 65536 entries)", "ports_map", "bytes_per_port", no, nil)
+	}
+	for _, n := range b.res.Ns("ct_memory", "mib") {
+		add(s, fmt.Sprintf("conntrack table of %d entries, MiB", n), "ct_memory", "mib", n, nil)
+	}
+	s = "Conntrack table filled to the brim (its own ebpfnet sandbox)"
+	for _, n := range b.res.Ns("ct_gc", "ms") {
+		add(s, fmt.Sprintf("one GC pass over %d live entries, ms", n), "ct_gc", "ms", n, nil)
+		add(s, fmt.Sprintf("new connections, conn/s, %d-entry table full", n), "ct_connrate", "conn_per_sec", n, nil)
+		add(s, fmt.Sprintf("new connections, conn/s, the same while GC runs back to back"), "ct_connrate_gc", "conn_per_sec", n, nil)
+		add(s, "GC passes completed meanwhile", "ct_connrate_gc", "gc_passes", n, nil)
+	}
+	for _, w := range []struct{ workload, what string }{
+		{"attach_steps", "attach one container"},
+		{"detach_steps", "detach one container"},
+		{"publish_range_steps", "start a container publishing 40002 ports"},
+		{"unpublish_range_steps", "remove it again"},
+	} {
+		n := no
+		if ns := b.res.Ns(w.workload, "start_ms"); len(ns) > 0 {
+			n = ns[0]
+		} else if !has(w.workload, "start_ms") {
+			continue
+		}
+		s = fmt.Sprintf("Where an ebpfnet command's time goes, ms: %s", w.what)
+		if n != no {
+			s += fmt.Sprintf(" (N=%d attached)", n)
+		}
+		for _, m := range stepMetrics {
+			add(s, stepLabels[m.name], w.workload, m.name, n, nil)
+		}
+	}
 	return rows
 }
 

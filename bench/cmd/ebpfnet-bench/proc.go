@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -54,6 +55,13 @@ func (r *runner) run(ctx context.Context, timeout time.Duration, args ...string)
 
 // runStdin is run with stdin fed from a string.
 func (r *runner) runStdin(ctx context.Context, timeout time.Duration, stdin string, args ...string) (string, error) {
+	out, _, err := r.runFull(ctx, timeout, stdin, nil, args...)
+	return out, err
+}
+
+// runFull is run with stdin, extra environment variables, and stderr
+// returned too.
+func (r *runner) runFull(ctx context.Context, timeout time.Duration, stdin string, env []string, args ...string) (string, string, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if r.trace {
@@ -66,18 +74,21 @@ func (r *runner) runStdin(ctx context.Context, timeout time.Duration, stdin stri
 	if stdin != "" {
 		cmd.Stdin = strings.NewReader(stdin)
 	}
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	err := cmd.Run()
 	if err != nil {
-		msg := strings.TrimSpace(stderr.String())
+		msg := strings.TrimSpace(withoutStepTimes(stderr.String()))
 		if msg == "" {
 			msg = lastLine(stdout.String())
 		}
 		if ctx.Err() == context.DeadlineExceeded {
 			err = fmt.Errorf("timed out after %s", timeout)
 		}
-		return stdout.String(), fmt.Errorf("%s: %v: %s", short(args), err, msg)
+		return stdout.String(), stderr.String(), fmt.Errorf("%s: %v: %s", short(args), err, msg)
 	}
-	return stdout.String(), nil
+	return stdout.String(), stderr.String(), nil
 }
 
 // timed runs a command and returns its wall time.

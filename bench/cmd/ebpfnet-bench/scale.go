@@ -103,11 +103,21 @@ func (e *env) publishOne(ctx context.Context) (time.Duration, error) {
 	return 0, errSkip
 }
 
+// attachResult is what attachOne measured.
+type attachResult struct {
+	attach, detach           time.Duration
+	attachSteps, detachSteps metrics // ebpfnet: where the time went
+	ls                       time.Duration
+	mapBytes                 uint64 // ebpfnet: kernel memory of its maps
+}
+
 // attachOne times attaching one more container with n others attached
-// (besides c1, c2 and any dummies), then removes it.
-func (e *env) attachOne(ctx context.Context, n int) (time.Duration, error) {
+// (besides c1, c2 and any dummies), then detaching it again; for ebpfnet
+// also `ebpfnet ls` with the n+1 attached and the maps' memory.
+func (e *env) attachOne(ctx context.Context, n int) (attachResult, error) {
+	var res attachResult
 	if e.mode == "host" {
-		return 0, errSkip
+		return res, errSkip
 	}
 	for len(e.extra) > n {
 		ns := e.extra[len(e.extra)-1]
@@ -122,23 +132,36 @@ func (e *env) attachOne(ctx context.Context, n int) (time.Duration, error) {
 	for k := len(e.extra); k < n; k++ {
 		ns := fmt.Sprintf("%s-a%d", e.prefix, k)
 		if err := e.addNetns(ctx, ns); err != nil {
-			return 0, err
+			return res, err
 		}
 		e.extra = append(e.extra, ns)
 		if _, err := e.attach(ctx, ns, k); err != nil {
-			return 0, fmt.Errorf("attaching container %d of %d: %w", k+1, n, err)
+			return res, fmt.Errorf("attaching container %d of %d: %w", k+1, n, err)
 		}
 	}
 	ns := e.prefix + "-ax"
 	if err := e.addNetns(ctx, ns); err != nil {
-		return 0, err
+		return res, err
 	}
 	defer e.r.run(context.Background(), 20*time.Second, "ip", "netns", "delete", ns)
-	d, err := e.attach(ctx, ns, 250)
-	if err == nil && e.mode == "ebpfnet" {
-		_, _, err = e.ebpfnet(ctx, "detach", ns)
+	var err error
+	if res.attach, err = e.attach(ctx, ns, n); err != nil {
+		return res, err
 	}
-	return d, err
+	if e.mode != "ebpfnet" {
+		res.detach, _, err = e.r.timed(ctx, 20*time.Second, inNS(e.host, "ip", "link", "del", manualVeth(e, ns))...)
+		return res, err
+	}
+	res.attachSteps = e.lastSteps
+	if res.ls, _, err = e.ebpfnet(ctx, "ls"); err != nil {
+		return res, err
+	}
+	if res.mapBytes, _, err = pinnedMapBytes(e.pinRoot); err != nil {
+		return res, err
+	}
+	res.detach, _, err = e.ebpfnet(ctx, "detach", ns)
+	res.detachSteps = e.lastSteps
+	return res, err
 }
 
 func (e *env) attach(ctx context.Context, ns string, k int) (time.Duration, error) {
@@ -146,7 +169,8 @@ func (e *env) attach(ctx context.Context, ns string, k int) (time.Duration, erro
 		d, _, err := e.ebpfnet(ctx, "attach", "--net=bridge", "--network", "bench", ns)
 		return d, err
 	}
-	return e.manualAttach(ctx, ns, fmt.Sprintf("172.30.200.%d", k+2))
+	// 172.30.200.2 and up, 250 to a /24: room for thousands.
+	return e.manualAttach(ctx, ns, fmt.Sprintf("172.30.%d.%d", 200+k/250, 2+k%250))
 }
 
 // shellJoin quotes args for sh.
