@@ -113,7 +113,7 @@ func (i *Instance) NATStats() (NATStats, error) {
 	}
 	out := NATStats{AllocFailures: s.AllocFailures}
 	for j, n := range s.Retries {
-		out.Retries = append(out.Retries, NATRetryBucket{Retries: maps.NATRetryBucketNames[j], Count: n})
+		out.Retries = append(out.Retries, NATRetryBucket{Retries: maps.NATRetryBucketNames()[j], Count: n})
 	}
 	return out, nil
 }

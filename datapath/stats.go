@@ -32,8 +32,8 @@ func (i *Instance) Stats() (Stats, error) {
 		return Stats{}, err
 	}
 	var out Stats
-	for d, dname := range maps.DirectionNames {
-		for v, vname := range maps.VerdictNames {
+	for d, dname := range maps.DirectionNames() {
+		for v, vname := range maps.VerdictNames() {
 			out.Verdicts = append(out.Verdicts, VerdictStat{dname, vname, vs[maps.VerdictKey{Direction: d, Verdict: v}]})
 		}
 	}

@@ -22,10 +22,11 @@ func (c *Counter) add(o loader.Counter) {
 }
 
 // Directions and verdicts as metric labels, from the C enums' BTF
-// (DIR_FROM_UPLINK -> "from_uplink", VERDICT_SNAT -> "snat").
+// (DIR_FROM_UPLINK -> "from_uplink", VERDICT_SNAT -> "snat"), read on
+// first use: parsing the BTF at start-up cost every command about 2 ms.
 var (
-	DirectionNames = mustEnumLabels[loader.Direction]("direction", "DIR_")
-	VerdictNames   = mustEnumLabels[loader.Verdict]("verdict", "VERDICT_")
+	DirectionNames = sync.OnceValue(func() map[loader.Direction]string { return mustEnumLabels[loader.Direction]("direction", "DIR_") })
+	VerdictNames   = sync.OnceValue(func() map[loader.Verdict]string { return mustEnumLabels[loader.Verdict]("verdict", "VERDICT_") })
 )
 
 // enumLabels names the values of a C enum of the datapath by their

@@ -93,7 +93,7 @@ func (r *MonitorReader) Read() (Event, error) {
 func decodeEvent(raw loader.MonitorEvent) (Event, error) {
 	e := Event{
 		Time:      time.Duration(raw.Ts),
-		Direction: DirectionNames[loader.Direction(raw.Dir)],
+		Direction: DirectionNames()[loader.Direction(raw.Dir)],
 		Ifindex:   int(raw.Ifindex),
 		Len:       int(raw.Len),
 	}

@@ -11,19 +11,19 @@ import (
 // alerts use, so a rename in C must show up here.
 func TestLabelsFromBTF(t *testing.T) {
 	wantDirs := map[loader.Direction]string{loader.DirFromContainer: "from_container", loader.DirFromUplink: "from_uplink"}
-	if !maps.Equal(DirectionNames, wantDirs) {
-		t.Errorf("DirectionNames = %v, want %v", DirectionNames, wantDirs)
+	if !maps.Equal(DirectionNames(), wantDirs) {
+		t.Errorf("DirectionNames = %v, want %v", DirectionNames(), wantDirs)
 	}
 	wantVerdicts := map[loader.Verdict]string{
 		loader.VerdictForward: "forward", loader.VerdictSNAT: "snat", loader.VerdictDNAT: "dnat",
 		loader.VerdictPass: "pass", loader.VerdictDrop: "drop",
 	}
-	if !maps.Equal(VerdictNames, wantVerdicts) {
-		t.Errorf("VerdictNames = %v, want %v", VerdictNames, wantVerdicts)
+	if !maps.Equal(VerdictNames(), wantVerdicts) {
+		t.Errorf("VerdictNames = %v, want %v", VerdictNames(), wantVerdicts)
 	}
 	wantBuckets := [...]string{"0", "1", "2-3", "4-7", "8-15", "16-31", "exhausted"}
-	if NATRetryBucketNames != wantBuckets {
-		t.Errorf("NATRetryBucketNames = %q, want %q", NATRetryBucketNames, wantBuckets)
+	if NATRetryBucketNames() != wantBuckets {
+		t.Errorf("NATRetryBucketNames = %q, want %q", NATRetryBucketNames(), wantBuckets)
 	}
 	drops, err := DropReasonNames()
 	if err != nil {

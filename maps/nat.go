@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 
 	"github.com/cilium/ebpf"
 
@@ -336,12 +337,14 @@ func (s NATStats) Strained() uint64 {
 
 // NATRetryBucketNames label the Retries buckets, from the C enum's BTF:
 // NAT_RETRY_2_3 is "2-3", NAT_RETRY_EXHAUSTED "exhausted".
-var NATRetryBucketNames = func() (out [loader.NATRetryBuckets]string) {
+// Read on first use, not at start-up: parsing the BTF costs every
+// command about 2 ms.
+var NATRetryBucketNames = sync.OnceValue(func() (out [loader.NATRetryBuckets]string) {
 	for v, name := range mustEnumLabels[uint32]("nat_retry_bucket", "NAT_RETRY_") {
 		out[v] = strings.ReplaceAll(name, "_", "-")
 	}
 	return out
-}()
+})
 
 // NATStats reads the allocator's counters.
 func (v *Views) NATStats() (NATStats, error) {
