@@ -84,6 +84,7 @@ func (i *Instance) checkOwner(st *store) error {
 // forgetState empties the store and removes the pins. The kernel objects
 // they described (bridges, veths, links) died with their namespace.
 func (i *Instance) forgetState(st *store) error {
+	st.written(bucketEndpoints)
 	err := st.db.Update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketNetworks, bucketEndpoints, bucketMeta, bucketLatency, bucketIntents} {
 			if err := tx.DeleteBucket(b); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {

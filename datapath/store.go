@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -25,7 +26,13 @@ var (
 
 // store is the instance's state: an embedded bbolt database. bbolt takes an
 // exclusive file lock, so ebpfnet commands on one instance are serialized.
-type store struct{ db *bolt.DB }
+type store struct {
+	db *bolt.DB
+	// eps caches the endpoint records decoded in this session (nil: not
+	// read, or written since): an attach lists them more than once, and
+	// with 1000 endpoints each decode is milliseconds.
+	eps []Endpoint
+}
 
 func openStore(dir string) (*store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -106,6 +113,7 @@ func list[T any](s *store, bucket []byte) ([]T, error) {
 // removes the intent of the command that made it: the record and the end of
 // the intent are one atomic step.
 func putDone(s *store, bucket []byte, key string, v any, kind string) error {
+	s.written(bucket)
 	raw, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -119,6 +127,7 @@ func putDone(s *store, bucket []byte, key string, v any, kind string) error {
 }
 
 func del(s *store, bucket []byte, key string) error {
+	s.written(bucket)
 	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucket).Delete([]byte(key)) })
 }
 
@@ -134,7 +143,26 @@ func (s *store) deleteNetwork(name string) error { return del(s, bucketNetworks,
 func (s *store) endpoint(name string) (Endpoint, bool, error) {
 	return get[Endpoint](s, bucketEndpoints, name)
 }
-func (s *store) endpoints() ([]Endpoint, error) { return list[Endpoint](s, bucketEndpoints) }
+func (s *store) endpoints() ([]Endpoint, error) {
+	if s.eps == nil {
+		eps, err := list[Endpoint](s, bucketEndpoints)
+		if err != nil {
+			return nil, err
+		}
+		s.eps = append([]Endpoint{}, eps...) // non-nil: read, even when empty
+	}
+	if len(s.eps) == 0 {
+		return nil, nil
+	}
+	return slices.Clone(s.eps), nil // callers may reorder or cut their copy
+}
+
+// written forgets what the session cached of bucket.
+func (s *store) written(bucket []byte) {
+	if string(bucket) == string(bucketEndpoints) {
+		s.eps = nil
+	}
+}
 
 // empty reports whether a bucket has no record, without decoding any.
 func (s *store) empty(bucket []byte) (bool, error) {

@@ -25,7 +25,8 @@ func (i *Instance) plumbVeth(ep *Endpoint, n Network, ns netnsutil.Namespace, ro
 	defer nsh.Close()
 	mac, _ := net.ParseMAC(ep.MAC)
 	veth := &netlink.Veth{
-		LinkAttrs:        netlink.LinkAttrs{Name: ep.HostVeth, MTU: n.MTU, MasterIndex: br.Attrs().Index},
+		// Up in the create request itself: one round trip less.
+		LinkAttrs:        netlink.LinkAttrs{Name: ep.HostVeth, MTU: n.MTU, MasterIndex: br.Attrs().Index, Flags: net.FlagUp},
 		PeerName:         ep.Interface(),
 		PeerHardwareAddr: mac,
 		PeerNamespace:    netlink.NsFd(nsh),
@@ -35,13 +36,13 @@ func (i *Instance) plumbVeth(ep *Endpoint, n Network, ns netnsutil.Namespace, ro
 	}
 	// Deleting the host end deletes the container end too.
 	rollback.add(func() { netlink.LinkDel(veth) })
-	host, err := netlink.LinkByName(ep.HostVeth)
-	if err != nil {
-		return err
-	}
-	ep.HostIfindex = host.Attrs().Index
-	if err := netlink.LinkSetUp(host); err != nil {
-		return fmt.Errorf("bring up %s: %w", ep.HostVeth, err)
+	// LinkAdd looked the new link up by name for its index already.
+	if ep.HostIfindex = veth.Attrs().Index; ep.HostIfindex == 0 {
+		host, err := netlink.LinkByName(ep.HostVeth)
+		if err != nil {
+			return err
+		}
+		ep.HostIfindex = host.Attrs().Index
 	}
 
 	h, err := netlink.NewHandleAt(nsh)

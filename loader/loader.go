@@ -268,7 +268,7 @@ func (d *Datapath) openPinned() error {
 		}
 		for _, obj := range objects {
 			for _, name := range obj.programs {
-				p, err := ebpf.LoadPinnedProgram(filepath.Join(d.pinRoot, "progs", name), nil)
+				p, err := openPinnedProgram(filepath.Join(d.pinRoot, "progs", name))
 				if err != nil {
 					return err
 				}
@@ -322,7 +322,7 @@ func (d *Datapath) attachType(name string) (ebpf.AttachType, error) {
 func (d *Datapath) loadPinnedPrograms(obj object) error {
 	progs := map[string]*ebpf.Program{}
 	for _, name := range obj.programs {
-		p, err := ebpf.LoadPinnedProgram(filepath.Join(d.pinRoot, "progs", name), nil)
+		p, err := openPinnedProgram(filepath.Join(d.pinRoot, "progs", name))
 		if err != nil {
 			for _, p := range progs {
 				p.Close()
