@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
 	"text/tabwriter"
 
@@ -38,7 +39,9 @@ func newNATCmd(g *globals) *cobra.Command {
 					Translations []datapath.Flow        `json:"translations"`
 				}{append([]datapath.PortBinding{}, bindings...), append([]datapath.Flow{}, orig...)})
 			}
-			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			// Buffered: tabwriter writes cell by cell, a syscall each.
+			out := bufio.NewWriter(cmd.OutOrStdout())
+			w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "PUBLISHED\tTO")
 			runs := groupRuns(bindings, expand, func(b datapath.PortBinding) portRun {
 				return portRun{proto: b.Proto, hostIP: b.HostIP, ctrIP: b.ContainerIP, hostPort: b.HostPort, ctrPort: b.ContainerPort}
@@ -51,7 +54,10 @@ func newNATCmd(g *globals) *cobra.Command {
 			for _, f := range orig {
 				fmt.Fprintf(w, "%s\t%s\t%s\n", f.Kind, f.Tuple, f.Translated)
 			}
-			return w.Flush()
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			return out.Flush()
 		}),
 	}
 	output.register(ls.Flags(), "output format")
