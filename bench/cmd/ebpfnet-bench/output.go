@@ -148,7 +148,7 @@ func (b *bench) rows() []report.Row {
 	for _, n := range b.res.Ns("ct_gc", "ms") {
 		add(s, fmt.Sprintf("one GC pass over %d live entries, ms", n), "ct_gc", "ms", n, nil)
 		add(s, fmt.Sprintf("new connections, conn/s, %d-entry table full", n), "ct_connrate", "conn_per_sec", n, nil)
-		add(s, fmt.Sprintf("new connections, conn/s, the same while GC runs back to back"), "ct_connrate_gc", "conn_per_sec", n, nil)
+		add(s, "new connections, conn/s, the same while GC runs back to back", "ct_connrate_gc", "conn_per_sec", n, nil)
 		add(s, "GC passes completed meanwhile", "ct_connrate_gc", "gc_passes", n, nil)
 	}
 	for _, w := range []struct{ workload, what string }{
