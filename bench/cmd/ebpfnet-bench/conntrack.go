@@ -96,6 +96,18 @@ func (b *bench) conntrackScale(ctx context.Context) {
 		}
 		return m, raw, err
 	})
+	// Control: the machine has 2 CPUs, the client and the server use one
+	// each, so anything running beside them slows them down. The same run
+	// beside a busy loop, unpinned like the GC, separates that from what
+	// GC does to the datapath's maps.
+	b.measure(e, "ct_connrate_busy", n, connMetrics, func() (metrics, json.RawMessage, error) {
+		busy, err := b.r.start("busy loop", "sh", "-c", "while :; do :; done")
+		if err != nil {
+			return nil, nil, err
+		}
+		defer b.r.stop(busy)
+		return e.connrate(ctx, e.ingress())
+	})
 }
 
 var gcOutRe = regexp.MustCompile(`expired (\d+) flows in (\S+)`)

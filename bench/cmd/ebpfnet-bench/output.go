@@ -150,6 +150,7 @@ func (b *bench) rows() []report.Row {
 		add(s, fmt.Sprintf("new connections, conn/s, %d-entry table full", n), "ct_connrate", "conn_per_sec", n, nil)
 		add(s, "new connections, conn/s, the same while GC runs back to back", "ct_connrate_gc", "conn_per_sec", n, nil)
 		add(s, "GC passes completed meanwhile", "ct_connrate_gc", "gc_passes", n, nil)
+		add(s, "new connections, conn/s, the same beside a busy loop instead (control: 2 CPUs, client and server take one each)", "ct_connrate_busy", "conn_per_sec", n, nil)
 	}
 	for _, w := range []struct{ workload, what string }{
 		{"attach_steps", "attach one container"},
