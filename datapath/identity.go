@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	bolt "go.etcd.io/bbolt"
@@ -86,12 +87,14 @@ func (i *Instance) checkOwner(st *store) error {
 func (i *Instance) forgetState(st *store) error {
 	st.written(bucketEndpoints)
 	err := st.db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketNetworks, bucketEndpoints, bucketMeta, bucketLatency, bucketIntents} {
+		// Everything goes, the firewall's rules too: they were a dead
+		// namespace's policy.
+		for _, b := range append(slices.Clone(stateBuckets), bucketLatency) {
 			if err := tx.DeleteBucket(b); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
 				return err
 			}
 		}
-		for _, b := range [][]byte{bucketNetworks, bucketEndpoints, bucketMeta, bucketIntents} {
+		for _, b := range stateBuckets {
 			if _, err := tx.CreateBucket(b); err != nil {
 				return err
 			}

@@ -24,6 +24,10 @@ var (
 	keyNextNetID   = []byte("next_network_id")
 )
 
+// stateBuckets are the buckets every store has (latency statistics are
+// made on first use).
+var stateBuckets = [][]byte{bucketNetworks, bucketEndpoints, bucketMeta, bucketIntents, bucketFirewall}
+
 // store is the instance's state: an embedded bbolt database. bbolt takes an
 // exclusive file lock, so ebpfnet commands on one instance are serialized.
 type store struct {
@@ -42,7 +46,7 @@ func openStore(dir string) (*store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open state %s: %w", dir, err)
 	}
-	buckets := [][]byte{bucketNetworks, bucketEndpoints, bucketMeta, bucketIntents, bucketFirewall}
+	buckets := stateBuckets
 	missing := false
 	db.View(func(tx *bolt.Tx) error {
 		for _, b := range buckets {

@@ -53,6 +53,9 @@ func TestNewNamespaceDoesNotInheritADeadOnesState(t *testing.T) {
 	if out, errOut, err := ebpfnet("network", "create", "n1", "--subnet", "172.30.0.0/24"); err != nil {
 		t.Fatalf("network create: %v\n%s%s", err, out, errOut)
 	}
+	if out, errOut, err := ebpfnet("firewall", "add", "--source", "10.0.0.0/8", "--action", "deny"); err != nil {
+		t.Fatalf("firewall add: %v\n%s%s", err, out, errOut)
+	}
 	testutil.Run(t, "ip", "netns", "delete", name)
 	// A namespace's inode is freed once the kernel has cleaned it up.
 	reused := false
@@ -71,6 +74,10 @@ func TestNewNamespaceDoesNotInheritADeadOnesState(t *testing.T) {
 	}
 	if !strings.Contains(errOut, "belonged to a network namespace that no longer exists") {
 		t.Errorf("no one-line explanation of the cleanup:\n%s", errOut)
+	}
+	// Nor its firewall policy.
+	if out, errOut, err := ebpfnet("firewall", "ls", "-o", "json"); err != nil || strings.TrimSpace(out) != "[]" {
+		t.Errorf("firewall ls in the new namespace: %v %q %s; want no rules", err, out, errOut)
 	}
 	if out, errOut, err := ebpfnet("network", "create", "n1", "--subnet", "172.30.0.0/24"); err != nil {
 		t.Fatalf("network create in the new namespace: %v\n%s%s", err, out, errOut)
