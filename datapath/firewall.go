@@ -1,6 +1,7 @@
 package datapath
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -140,12 +141,9 @@ func (i *Instance) FirewallAdd(r FirewallRule) error {
 		if err != nil {
 			return err
 		}
-		if err := st.db.Update(func(tx *bolt.Tx) error {
-			return tx.Bucket(bucketFirewall).Put([]byte(r.key()), raw)
-		}); err != nil {
-			return err
-		}
-		return i.applyFirewall(st)
+		return i.changeFirewall(st, func(b *bolt.Bucket) error {
+			return b.Put([]byte(r.key()), raw)
+		})
 	})
 }
 
@@ -153,18 +151,12 @@ func (i *Instance) FirewallAdd(r FirewallRule) error {
 // not compared).
 func (i *Instance) FirewallRemove(r FirewallRule) error {
 	return i.withStore(func(st *store) error {
-		found := false
-		if err := st.db.Update(func(tx *bolt.Tx) error {
-			b := tx.Bucket(bucketFirewall)
-			found = b.Get([]byte(r.key())) != nil
+		return i.changeFirewall(st, func(b *bolt.Bucket) error {
+			if b.Get([]byte(r.key())) == nil {
+				return fmt.Errorf("no firewall rule for %s from %v", r.Scope(), r.Source)
+			}
 			return b.Delete([]byte(r.key()))
-		}); err != nil {
-			return err
-		}
-		if !found {
-			return fmt.Errorf("no firewall rule for %s from %v", r.Scope(), r.Source)
-		}
-		return i.applyFirewall(st)
+		})
 	})
 }
 
@@ -174,8 +166,7 @@ func (i *Instance) FirewallRemove(r FirewallRule) error {
 func (i *Instance) FirewallFlush(scoped *FirewallRule) (int, error) {
 	n := 0
 	err := i.withStore(func(st *store) error {
-		if err := st.db.Update(func(tx *bolt.Tx) error {
-			b := tx.Bucket(bucketFirewall)
+		return i.changeFirewall(st, func(b *bolt.Bucket) error {
 			var doomed [][]byte
 			err := b.ForEach(func(k, raw []byte) error {
 				var r FirewallRule
@@ -192,11 +183,11 @@ func (i *Instance) FirewallFlush(scoped *FirewallRule) (int, error) {
 			}
 			n = len(doomed)
 			return err
-		}); err != nil {
-			return err
-		}
-		return i.applyFirewall(st)
+		})
 	})
+	if err != nil {
+		n = 0
+	}
 	return n, err
 }
 
@@ -250,10 +241,62 @@ func withImpliedDenies(rules []FirewallRule) []FirewallRule {
 	return out
 }
 
+// changeFirewall applies change to the stored rules and compiles the result
+// into the datapath. If the datapath refuses them, the stored rules are put
+// back and compiled again, so a failed command changes nothing.
+func (i *Instance) changeFirewall(st *store, change func(*bolt.Bucket) error) error {
+	var before map[string][]byte
+	if err := st.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketFirewall)
+		before = map[string][]byte{}
+		if err := b.ForEach(func(k, v []byte) error {
+			before[string(k)] = bytes.Clone(v)
+			return nil
+		}); err != nil {
+			return err
+		}
+		return change(b)
+	}); err != nil {
+		return err
+	}
+	err := faultPoint("before-firewall-apply")
+	if err == nil {
+		err = i.applyFirewall(st)
+	}
+	if err == nil {
+		err = faultPoint("after-firewall-apply")
+	}
+	if err == nil {
+		return nil
+	}
+	restore := st.db.Update(func(tx *bolt.Tx) error {
+		if err := tx.DeleteBucket(bucketFirewall); err != nil {
+			return err
+		}
+		b, err := tx.CreateBucket(bucketFirewall)
+		if err != nil {
+			return err
+		}
+		for k, v := range before {
+			if err := b.Put([]byte(k), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if restore == nil {
+		restore = i.applyFirewall(st)
+	}
+	if restore != nil {
+		return fmt.Errorf("%w (and putting the old rules back failed: %v)", err, restore)
+	}
+	return err
+}
+
 // applyFirewall compiles the stored rules into the fw_rules trie. An
 // instance with no network has no datapath to apply them to: loading one
 // would pin it with nothing to use it, so the rules wait in the store
-// (restoreFirewall applies them when a datapath is made).
+// (createNetwork compiles them into the datapath it makes).
 func (i *Instance) applyFirewall(st *store) error {
 	nets, err := st.networks()
 	if err != nil || len(nets) == 0 {
@@ -267,13 +310,76 @@ func (i *Instance) applyFirewall(st *store) error {
 }
 
 func syncFirewall(st *store, views *maps.Views) error {
-	rules, err := firewallRules(st)
+	entries, err := compileFirewall(st)
 	if err != nil {
 		return err
 	}
+	if err := views.SyncFirewall(entries); err != nil {
+		return fmt.Errorf("apply firewall rules: %w", err)
+	}
+	return nil
+}
+
+// reconcileFirewall compiles the stored rules into the datapath again if
+// what it holds differs: a command killed between the store and the kernel,
+// or the map changed behind ebpfnet's back (bpftool). It reports whether it
+// had to.
+func (i *Instance) reconcileFirewall(st *store) (bool, error) {
+	nets, err := st.networks()
+	if err != nil || len(nets) == 0 {
+		return false, err
+	}
+	views, err := i.datapath()
+	if err != nil {
+		return false, err
+	}
+	want, err := compileFirewall(st)
+	if err != nil {
+		return false, err
+	}
+	have, err := views.FirewallEntries()
+	if err != nil {
+		return false, err
+	}
+	count, err := views.FirewallCount()
+	if err != nil {
+		return false, err
+	}
+	if count == uint32(len(want)) && sameFirewallEntries(want, have) {
+		return false, nil
+	}
+	if err := views.SyncFirewall(want); err != nil {
+		return true, fmt.Errorf("apply firewall rules: %w", err)
+	}
+	return true, nil
+}
+
+func sameFirewallEntries(a, b []maps.FirewallEntry) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	set := make(map[maps.FirewallEntry]bool, len(a))
+	for _, e := range a {
+		set[e] = true
+	}
+	for _, e := range b {
+		if !set[e] {
+			return false
+		}
+	}
+	return true
+}
+
+// compileFirewall is what the fw_rules trie must hold for the stored rules:
+// each rule in its scope's key space, and each allow list's implied deny.
+func compileFirewall(st *store) ([]maps.FirewallEntry, error) {
+	rules, err := firewallRules(st)
+	if err != nil {
+		return nil, err
+	}
 	nets, err := st.networks()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ids := map[string]uint32{}
 	for _, n := range nets {
@@ -294,8 +400,5 @@ func syncFirewall(st *store, views *maps.Views) error {
 		}
 		entries = append(entries, e)
 	}
-	if err := views.SyncFirewall(entries); err != nil {
-		return fmt.Errorf("apply firewall rules: %w", err)
-	}
-	return nil
+	return entries, nil
 }

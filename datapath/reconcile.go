@@ -6,7 +6,9 @@ import (
 
 // Reconcile frees endpoints whose network namespace is gone (the container
 // died without a detach) and removes kernel objects no stored network or
-// endpoint accounts for (sweepOrphans). It returns the endpoints it freed.
+// endpoint accounts for (sweepOrphans), and compiles the stored firewall
+// rules into the datapath again if it holds others. It returns the
+// endpoints it freed.
 func (i *Instance) Reconcile() ([]string, error) {
 	var gone []string
 	err := i.withStore(func(st *store) error {
@@ -32,7 +34,15 @@ func (i *Instance) Reconcile() ([]string, error) {
 			gone = append(gone, ep.Name)
 		}
 		// Then the kernel against the store: what a crashed command left.
-		return i.sweepOrphans(st)
+		if err := i.sweepOrphans(st); err != nil {
+			return err
+		}
+		if fixed, err := i.reconcileFirewall(st); err != nil {
+			return err
+		} else if fixed {
+			i.log.Warn("reconcile: the datapath's firewall rules differed from the stored ones: applied the stored rules")
+		}
+		return nil
 	})
 	return gone, err
 }

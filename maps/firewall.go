@@ -81,9 +81,11 @@ func (v *Views) FirewallEntries() ([]FirewallEntry, error) {
 
 // SyncFirewall makes the fw_rules trie hold exactly want: new and changed
 // entries are written first, then stale ones deleted, so a source never
-// passes through a moment with neither its old nor its new rule.
+// passes through a moment with neither its old nor its new rule. Every
+// entry is checked, and want against the trie's size, before anything is
+// written.
 func (v *Views) SyncFirewall(want []FirewallEntry) error {
-	keep := make(map[loader.FWKey]bool, len(want))
+	keep := make(map[loader.FWKey]loader.FWRule, len(want))
 	for _, e := range want {
 		k, err := e.key()
 		if err != nil {
@@ -93,26 +95,57 @@ func (v *Views) SyncFirewall(want []FirewallEntry) error {
 		if e.Allow {
 			r.Action = uint32(loader.FWAllow)
 		}
-		if err := v.m.FWRules.Update(&k, &r, ebpf.UpdateAny); err != nil {
-			return fmt.Errorf("write firewall rule %v: %w", e.Source, err)
-		}
-		keep[k] = true
+		keep[k] = r
+	}
+	limit := int(v.m.FWRules.MaxEntries())
+	if len(keep) > limit {
+		return fmt.Errorf("%d firewall entries (implied denies included): the datapath holds at most %d", len(keep), limit)
 	}
 	have, err := v.FirewallEntries()
 	if err != nil {
 		return err
 	}
-	var errs []error
+	var stale []loader.FWKey
 	for _, e := range have {
-		k, err := e.key()
-		if err != nil || keep[k] {
-			continue
+		if k, err := e.key(); err == nil {
+			if _, ok := keep[k]; !ok {
+				stale = append(stale, k)
+			}
 		}
-		errs = append(errs, ignoreMissing(v.m.FWRules.Delete(&k)))
+	}
+	var errs []error
+	deleteStale := func() {
+		for _, k := range stale {
+			errs = append(errs, ignoreMissing(v.m.FWRules.Delete(&k)))
+		}
+	}
+	// Old and new together would not fit: make room first, accepting the
+	// moment in between.
+	roomFirst := len(stale)+len(keep) > limit
+	if roomFirst {
+		deleteStale()
+	}
+	for k, r := range keep {
+		if err := v.m.FWRules.Update(&k, &r, ebpf.UpdateAny); err != nil {
+			return errors.Join(append(errs, fmt.Errorf("write firewall rule %v: %w", firewallEntryFromKey(k, r).Source, err))...)
+		}
+	}
+	if !roomFirst {
+		deleteStale()
 	}
 	// Last: a count of 0 lets new flows skip the trie, so it drops to 0
 	// only once the trie is empty, and rises only once it is filled.
 	n, zero := uint32(len(keep)), uint32(0)
 	errs = append(errs, v.m.FWCount.Update(&zero, &n, ebpf.UpdateAny))
 	return errors.Join(errs...)
+}
+
+// FirewallCount is the rule count the datapath gates the trie on (0: new
+// flows skip it).
+func (v *Views) FirewallCount() (uint32, error) {
+	var zero, n uint32
+	if err := v.m.FWCount.Lookup(&zero, &n); err != nil {
+		return 0, fmt.Errorf("read firewall rule count: %w", err)
+	}
+	return n, nil
 }
