@@ -2,8 +2,10 @@ package loader_test
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 
+	"github.com/cilium/ebpf"
 	"github.com/google/gopacket/layers"
 
 	"github.com/ebpfnet/ebpfnet/loader"
@@ -109,6 +111,93 @@ func TestFirewallJudgesOnlyNewFlows(t *testing.T) {
 	}
 }
 
+// Flows a container starts are not judged, and neither are their replies
+// from a denied source (DOCKER-USER sees them as ESTABLISHED): only a new
+// flow from that source to a published port is refused.
+func TestFirewallSparesReplies(t *testing.T) {
+	e := newNATEnv(t, envOpts{netns: true})
+	publish(t, e, maps.PortBinding{Proto: maps.ProtoTCP, HostPort: 8080, ContainerIP: ipB, ContainerPort: 80, Ifindex: e.ifB})
+	denied := netip.PrefixFrom(srvD, 32)
+	if err := e.views.SyncFirewall([]maps.FirewallEntry{
+		{Scope: maps.FirewallScope{Kind: loader.FWScopeAll}, Source: denied},
+		{Scope: maps.FirewallScope{Kind: loader.FWScopeNetwork, NetID: 1}, Source: denied},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	out := pkt{srcMAC: macA, dstMAC: macGW, src: ipA, dst: srvD, proto: layers.IPProtocolTCP, sport: 40000, dport: 443, tcpFlags: "S"}
+	if ret, _ := e.fromContainer(t, e.ifA, out.build(t)); ret != tcActRedirect {
+		t.Fatalf("SYN out to a denied address: verdict %d, want TC_ACT_REDIRECT", ret)
+	}
+	reply := pkt{srcMAC: macRt, dstMAC: macUp, src: srvD, dst: hostH, proto: layers.IPProtocolTCP, sport: 443, dport: 40000, tcpFlags: "SA", ttl: 50}
+	ret, got := e.fromUplink(t, reply.build(t))
+	if ret != tcActRedirect {
+		t.Fatalf("SYN-ACK from the denied address: verdict %d, want TC_ACT_REDIRECT", ret)
+	}
+	verifyChecksums(t, got)
+	decode(t, got).expect(t, macGW, macA, ap(srvD, 443), ap(ipA, 40000), 49)
+	if n := e.drops(t, "firewall"); n != 0 {
+		t.Fatalf("drops[firewall] = %d after a reply", n)
+	}
+	syn := pkt{srcMAC: macRt, dstMAC: macUp, src: srvD, dst: hostH, proto: layers.IPProtocolTCP, sport: 443, dport: 8080, tcpFlags: "S", ttl: 50}
+	ret, _ = e.fromUplink(t, syn.build(t))
+	if ret != tcActShot || e.drops(t, "firewall") != 1 {
+		t.Fatalf("a new flow from the denied address: verdict %d, firewall drops %d", ret, e.drops(t, "firewall"))
+	}
+	if n, m := len(e.flows(t)), len(e.embryonic(t)); n != 2 || m != 0 {
+		t.Errorf("%d conntrack and %d embryonic entries, want the outbound flow's 2 and none", n, m)
+	}
+}
+
+// With no rules the count is 0 and new flows skip the trie; the count
+// follows every sync, so an entry left in the trie with a count of 0 (what
+// a flush leaves for an instant) judges nothing.
+func TestFirewallCountGatesTrie(t *testing.T) {
+	e := newNATEnv(t, envOpts{netns: true})
+	publish(t, e, maps.PortBinding{Proto: maps.ProtoTCP, HostPort: 8080, ContainerIP: ipB, ContainerPort: 80, Ifindex: e.ifB})
+	deny := []maps.FirewallEntry{{Scope: maps.FirewallScope{Kind: loader.FWScopeAll}, Source: netip.PrefixFrom(cliC, 32)}}
+	syn := func(sport uint16) []byte {
+		return pkt{srcMAC: macRt, dstMAC: macUp, src: cliC, dst: hostH, proto: layers.IPProtocolTCP, sport: sport, dport: 8080, tcpFlags: "S", ttl: 60}.build(t)
+	}
+	count := func() uint32 {
+		t.Helper()
+		n, err := e.views.FirewallCount()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := count(); n != 0 {
+		t.Fatalf("count %d with no rules", n)
+	}
+	if err := e.views.SyncFirewall(deny); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(); n != 1 {
+		t.Fatalf("count %d after one rule", n)
+	}
+	ret, _ := e.fromUplink(t, syn(5555))
+	expectRefused(t, e, ret, "firewall")
+
+	// The gate: the deny entry stays, the count says none.
+	var zero, none uint32
+	if err := e.fwCount().Update(&zero, &none, 0); err != nil {
+		t.Fatal(err)
+	}
+	ret, got := e.fromUplink(t, syn(5556))
+	if ret != tcActRedirect {
+		t.Fatalf("count 0: verdict %d, want TC_ACT_REDIRECT (the trie skipped)", ret)
+	}
+	verifyChecksums(t, got)
+	decode(t, got).expect(t, macGW, macB, ap(cliC, 5556), ap(ipB, 80), 59)
+
+	if err := e.views.SyncFirewall(nil); err != nil {
+		t.Fatal(err)
+	}
+	if n, entries := count(), e.fwEntries(t); n != 0 || len(entries) != 0 {
+		t.Fatalf("after a flush: count %d, entries %v", n, entries)
+	}
+}
+
 // On a nat-unprotected network the network and global scopes judge flows
 // routed to the containers' own addresses too.
 func TestFirewallRoutedFlows(t *testing.T) {
@@ -163,7 +252,43 @@ func TestFirewallSync(t *testing.T) {
 	if len(got) != 1 || got[0] != second[0] {
 		t.Fatalf("entries %+v, want %+v", got, second)
 	}
-	if err := e.views.SyncFirewall([]maps.FirewallEntry{{Scope: scope, Source: netip.PrefixFrom(netip.IPv6Loopback(), 128)}}); err == nil {
+	// Refusals leave the trie as it was: an IPv6 source after a valid
+	// entry, and more entries than the trie holds.
+	bad := []maps.FirewallEntry{
+		{Scope: scope, Source: netip.MustParsePrefix("192.0.2.0/24")},
+		{Scope: scope, Source: netip.PrefixFrom(netip.IPv6Loopback(), 128)},
+	}
+	if err := e.views.SyncFirewall(bad); err == nil {
 		t.Error("an IPv6 source was accepted")
 	}
+	limit := int(e.fwRules().MaxEntries())
+	many := make([]maps.FirewallEntry, 0, limit+1)
+	for j := range limit + 1 {
+		many = append(many, maps.FirewallEntry{Scope: scope, Source: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(j >> 16), byte(j >> 8), byte(j)}), 32)})
+	}
+	if err := e.views.SyncFirewall(many); err == nil || !strings.Contains(err.Error(), "at most") {
+		t.Errorf("%d entries: %v, want refused", len(many), err)
+	}
+	if got := e.fwEntries(t); len(got) != 1 || got[0] != second[0] {
+		t.Fatalf("after refusals: %d entries (first %+v), want only %+v", len(got), got[:min(len(got), 1)], second[0])
+	}
+	// Exactly full fits, even replacing what is there.
+	if err := e.views.SyncFirewall(many[1:]); err != nil {
+		t.Fatalf("%d entries: %v", limit, err)
+	}
+	if n, err := e.views.FirewallCount(); err != nil || int(n) != limit {
+		t.Fatalf("count %d, %v, want %d", n, err, limit)
+	}
+}
+
+func (e *natEnv) fwCount() *ebpf.Map { return e.dp.Maps.FWCount }
+func (e *natEnv) fwRules() *ebpf.Map { return e.dp.Maps.FWRules }
+
+func (e *natEnv) fwEntries(t *testing.T) []maps.FirewallEntry {
+	t.Helper()
+	got, err := e.views.FirewallEntries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
 }
