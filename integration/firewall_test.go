@@ -25,33 +25,7 @@ func TestFirewallRestrictsPublishedPorts(t *testing.T) {
 	testutil.Serve(t, tp.Namespace(web), "web", ":80")
 	testutil.Serve(t, tp.Namespace(web), "web", ":81")
 
-	ext := tp.Namespace(tp.Ext)
-	reach := func(from, port string) bool {
-		t.Helper()
-		c, err := testutil.DialFrom(ext, "tcp4", from+":0", testutil.HostIP+":"+port, time.Second)
-		if err != nil {
-			var ne net.Error
-			if !errors.As(err, &ne) || !ne.Timeout() {
-				t.Fatalf("%s -> %s: %v (want a connection or a timeout)", from, port, err)
-			}
-			return false
-		}
-		defer c.Close()
-		line, err := testutil.AskOn(c)
-		if err != nil || !strings.HasPrefix(line, "web "+from+":") {
-			t.Fatalf("%s -> %s: reply %q, %v", from, port, line, err)
-		}
-		return true
-	}
-	expect := func(step string, want map[string]bool) {
-		t.Helper()
-		for k, ok := range want {
-			from, port, _ := strings.Cut(k, " ")
-			if got := reach(from, port); got != ok {
-				t.Errorf("%s: %s reaches %s: %v, want %v", step, from, port, got, ok)
-			}
-		}
-	}
+	expect := func(step string, want map[string]bool) { t.Helper(); expectReach(t, tp, step, want) }
 
 	expect("no rules", map[string]bool{testutil.ExtIP + " 8080": true, second + " 8080": true, second + " 8081": true})
 
@@ -88,4 +62,103 @@ func TestFirewallRestrictsPublishedPorts(t *testing.T) {
 		t.Errorf("flush said %q", out)
 	}
 	expect("flushed", map[string]bool{testutil.ExtIP + " 8080": true, second + " 8080": true, second + " 8081": true})
+}
+
+// reachWeb reports whether a TCP connection from the outside namespace's
+// address from to the host's port reaches the "web" server (a timeout: it
+// was dropped).
+func reachWeb(t *testing.T, tp *testutil.Topology, from, port string) bool {
+	t.Helper()
+	c, err := testutil.DialFrom(tp.Namespace(tp.Ext), "tcp4", from+":0", testutil.HostIP+":"+port, time.Second)
+	if err != nil {
+		var ne net.Error
+		if !errors.As(err, &ne) || !ne.Timeout() {
+			t.Fatalf("%s -> %s: %v (want a connection or a timeout)", from, port, err)
+		}
+		return false
+	}
+	defer c.Close()
+	line, err := testutil.AskOn(c)
+	if err != nil || !strings.HasPrefix(line, "web "+from+":") {
+		t.Fatalf("%s -> %s: reply %q, %v", from, port, line, err)
+	}
+	return true
+}
+
+// expectReach checks reachWeb for each "FROM PORT" in want.
+func expectReach(t *testing.T, tp *testutil.Topology, step string, want map[string]bool) {
+	t.Helper()
+	for k, ok := range want {
+		from, port, _ := strings.Cut(k, " ")
+		if got := reachWeb(t, tp, from, port); got != ok {
+			t.Errorf("%s: %s reaches %s: %v, want %v", step, from, port, got, ok)
+		}
+	}
+}
+
+// A firewall change that fails after the kernel took it changes nothing; one
+// killed between the store and the kernel leaves the kernel behind, and the
+// daemon's reconcile applies the stored rules, as it does when the map is
+// emptied behind ebpfnet's back.
+func TestFirewallFailedChangeAndRepair(t *testing.T) {
+	tp := newTopology(t)
+	web := tp.AddContainer("web")
+	const second = "198.18.0.3"
+	tp.Exec(tp.Ext, "ip", "addr", "add", second+"/24", "dev", "eth0")
+	tp.MustEbpfnet("network", "create", "n1", "--subnet", "172.30.0.0/24")
+	tp.MustEbpfnet("attach", "--network", "n1", "-p", "8080:80", web)
+	testutil.Serve(t, tp.Namespace(web), "web", ":80")
+	views := tp.Views()
+	trie := func() (int, uint32) {
+		t.Helper()
+		entries, err := views.FirewallEntries()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := views.FirewallCount()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(entries), n
+	}
+	allowExt := []string{"firewall", "add", "--port", "8080/tcp", "--source", testutil.ExtIP}
+	listed := "8080/tcp  198.18.0.1/32  allow"
+
+	// A kernel-side failure after the trie was written: the store and the
+	// trie are put back.
+	cmd := tp.EbpfnetCmd(allowExt...)
+	cmd.Env = append(cmd.Environ(), "EBPFNET_TEST_FAULT=after-firewall-apply")
+	out, err := cmd.CombinedOutput()
+	if err == nil || string(out) != "ebpfnet: injected fault at after-firewall-apply\n" {
+		t.Fatalf("faulted add: %v, output %q (want exit 1 and one line)", err, out)
+	}
+	if ls := tp.MustEbpfnet("firewall", "ls", "-q"); ls != "" {
+		t.Errorf("after the failed add the store lists:\n%s", ls)
+	}
+	if n, count := trie(); n != 0 || count != 0 {
+		t.Errorf("after the failed add the trie holds %d entries, count %d", n, count)
+	}
+	expectReach(t, tp, "after the failed add", map[string]bool{second + " 8080": true})
+
+	// Killed between the store and the kernel: stored, not applied.
+	killedAt(t, tp, "before-firewall-apply", allowExt...)
+	if ls := tp.MustEbpfnet("firewall", "ls"); !strings.Contains(ls, listed) {
+		t.Fatalf("the killed add's rule is not stored:\n%s", ls)
+	}
+	if n, _ := trie(); n != 0 {
+		t.Fatalf("the killed add reached the trie (%d entries): nothing to repair", n)
+	}
+	expectReach(t, tp, "killed before the kernel", map[string]bool{second + " 8080": true})
+
+	// The daemon's reconcile applies it: the rule and its implied deny.
+	startDaemon(t, tp, "127.0.0.1:9481")
+	waitFor(t, 10*time.Second, func() bool { n, count := trie(); return n == 2 && count == 2 })
+	expectReach(t, tp, "reconciled", map[string]bool{testutil.ExtIP + " 8080": true, second + " 8080": false})
+
+	// Emptied behind ebpfnet's back (as bpftool could): applied again.
+	if err := views.SyncFirewall(nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, func() bool { n, count := trie(); return n == 2 && count == 2 })
+	expectReach(t, tp, "reconciled again", map[string]bool{testutil.ExtIP + " 8080": true, second + " 8080": false})
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -129,13 +130,19 @@ routed to the containers' own addresses.`,
 		Short: "List the rules, each scope's implied deny included",
 		Args:  cobra.NoArgs,
 	}
-	lf := newListFlags(ls.Flags(), false)
+	lf := newListFlags(ls.Flags(), true)
+	// A rule has no name: -q prints the flags that name it, for scripts
+	// (ebpfnet firewall ls -q | xargs -L1 ebpfnet firewall rm).
+	ls.Flags().Lookup("quiet").Usage = "print each rule as the --port/--network and --source flags that name it (implied denies left out)"
 	ls.RunE = g.withInstance(func(cmd *cobra.Command, _ []string, inst *datapath.Instance) error {
 		rules, err := inst.FirewallRules()
 		if err != nil {
 			return err
 		}
-		return printList(cmd, lf, rules, func(r datapath.FirewallRule) string { return r.Scope() }, func(w io.Writer) {
+		if lf.quiet {
+			rules = slices.DeleteFunc(rules, func(r datapath.FirewallRule) bool { return r.Implied })
+		}
+		return printList(cmd, lf, rules, firewallRuleFlags, func(w io.Writer) {
 			fmt.Fprintln(w, "SCOPE\tSOURCE\tACTION")
 			for _, r := range rules {
 				act := string(r.Action)
@@ -148,4 +155,15 @@ routed to the containers' own addresses.`,
 	})
 	cmd.AddCommand(add, rm, flush, ls)
 	return cmd
+}
+
+// firewallRuleFlags is the command line that names r in firewall rm.
+func firewallRuleFlags(r datapath.FirewallRule) string {
+	switch {
+	case r.Port != 0:
+		return fmt.Sprintf("--port %d/%s --source %v", r.Port, r.Protocol, r.Source)
+	case r.Network != "":
+		return fmt.Sprintf("--network %s --source %v", r.Network, r.Source)
+	}
+	return fmt.Sprintf("--source %v", r.Source)
 }

@@ -10,6 +10,8 @@ func TestFirewallCommand(t *testing.T) {
 	const only = `^SCOPE\s+SOURCE\s+ACTION\nnetwork n1\s+10\.0\.0\.0/8\s+allow\nnetwork n1\s+0\.0\.0\.0/0\s+deny \(implied\)\n$`
 	runCases(t, tp, []cliCase{
 		{name: "listed", args: []string{"firewall", "ls"}, stdout: only},
+		{name: "quiet", args: []string{"firewall", "ls", "-q"}, stdout: `^--network n1 --source 10\.0\.0\.0/8\n$`},
+		{name: "format", args: []string{"firewall", "ls", "--format", "{{.Scope}} {{.Source}} {{.Action}} {{.Implied}}"}, stdout: `^network n1 10\.0\.0\.0/8 allow false\nnetwork n1 0\.0\.0\.0/0 deny true\n$`},
 		{name: "json", args: []string{"firewall", "ls", "-o", "json"}, stdout: `(?s)"network": "n1",\s+"source": "10.0.0.0/8",\s+"action": "allow".*"implied": true`},
 		{name: "host bits", args: []string{"firewall", "add", "--source", "10.1.2.3/8"}, code: 1, stderr: `^ebpfnet: source "10.1.2.3/8" has host bits set: did you mean 10.0.0.0/8\?\n$`},
 		{name: "not IPv4", args: []string{"firewall", "add", "--source", "fe80::/64"}, code: 1, stderr: `not an IPv4 address or prefix`},
@@ -17,6 +19,7 @@ func TestFirewallCommand(t *testing.T) {
 		{name: "no source", args: []string{"firewall", "add", "--port", "80"}, code: 1, stderr: `--source is required`},
 		{name: "action", args: []string{"firewall", "add", "--source", "any", "--action", "reject"}, code: 1, stderr: `action "reject": must be allow or deny`},
 		{name: "port zero", args: []string{"firewall", "add", "--source", "any", "--port", "0"}, code: 1, stderr: `port must be 1-65535`},
+		{name: "port too big", args: []string{"firewall", "add", "--source", "any", "--port", "70000/udp"}, code: 1, stderr: `^ebpfnet: --port "70000/udp": port must be 1-65535\n$`},
 		{name: "protocol", args: []string{"firewall", "add", "--source", "any", "--port", "80/sctp"}, code: 1, stderr: `must be tcp or udp`},
 		{name: "two scopes", args: []string{"firewall", "add", "--source", "any", "--port", "80", "--network", "n1"}, code: 1, stderr: `a rule has one scope`},
 		{name: "no such network", args: []string{"firewall", "add", "--source", "any", "--network", "n2"}, code: 1, stderr: `network n2 not found`},
