@@ -162,3 +162,8 @@ func TestFirewallFailedChangeAndRepair(t *testing.T) {
 	waitFor(t, 10*time.Second, func() bool { n, count := trie(); return n == 2 && count == 2 })
 	expectReach(t, tp, "reconciled again", map[string]bool{testutil.ExtIP + " 8080": true, second + " 8080": false})
 }
+
+// TestREADMEFirewall runs the README's firewall block: its listings stay true.
+func TestREADMEFirewall(t *testing.T) {
+	runREADMEBlock(t, newTopology(t), "<!-- readme-test firewall -->")
+}
