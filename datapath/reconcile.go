@@ -37,8 +37,10 @@ func (i *Instance) Reconcile() ([]string, error) {
 		if err := i.sweepOrphans(st); err != nil {
 			return err
 		}
+		// Logged, not returned: a daemon that cannot apply the firewall
+		// still frees endpoints and collects conntrack.
 		if fixed, err := i.reconcileFirewall(st); err != nil {
-			return err
+			i.log.Warn("reconcile: firewall rules", "err", err)
 		} else if fixed {
 			i.log.Warn("reconcile: the datapath's firewall rules differed from the stored ones: applied the stored rules")
 		}

@@ -1,9 +1,11 @@
 package integration
 
 import (
+	"encoding/json"
 	"errors"
 	"net"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -166,4 +168,61 @@ func TestFirewallFailedChangeAndRepair(t *testing.T) {
 // TestREADMEFirewall runs the README's firewall block: its listings stay true.
 func TestREADMEFirewall(t *testing.T) {
 	runREADMEBlock(t, newTopology(t), "<!-- readme-test firewall -->")
+}
+
+// A refused connection shows in `monitor -o json` as a drop with reason
+// firewall and the client's tuple, before any translation.
+func TestFirewallDropInMonitor(t *testing.T) {
+	tp := natHost(t)
+	publishedServer(tp)
+	tp.MustEbpfnet("firewall", "add", "--port", "8080/tcp", "--source", extAddr, "--action", "deny")
+	mon := tp.EbpfnetCmd("monitor", "-o", "json")
+	stdout, err := mon.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mon.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mon.Process.Signal(syscall.SIGTERM); mon.Wait() })
+	events := make(chan map[string]any, 64)
+	go func() {
+		defer close(events)
+		dec := json.NewDecoder(stdout)
+		for {
+			var ev map[string]any
+			if dec.Decode(&ev) != nil {
+				return
+			}
+			events <- ev
+		}
+	}()
+	deadline := time.After(30 * time.Second) // generous: a loaded 2-core machine
+	for {
+		// The monitor may still be starting: new attempts until it reports.
+		if c, err := testutil.DialFrom(tp.Namespace(tp.Ext), "tcp4", extAddr+":0", hostAddr+":8080", time.Second); err == nil {
+			c.Close()
+			t.Fatal("the denied source reached 8080")
+		}
+		for drained := false; !drained; {
+			select {
+			case ev, ok := <-events:
+				if !ok {
+					t.Fatal("monitor exited")
+				}
+				if ev["type"] != "drop" || ev["reason"] != "firewall" {
+					continue
+				}
+				if ev["direction"] != "from_uplink" || ev["protocol"] != "tcp" || ev["src"] != extAddr ||
+					ev["dst"] != hostAddr || ev["dst_port"] != float64(8080) {
+					t.Fatalf("firewall drop event %v: want from_uplink tcp %s:PORT -> %s:8080", ev, extAddr, hostAddr)
+				}
+				return
+			case <-deadline:
+				t.Fatal("no firewall drop event within 30s")
+			case <-time.After(500 * time.Millisecond):
+				drained = true
+			}
+		}
+	}
 }
