@@ -3,13 +3,14 @@
 # namespaces: attach and network create SIGKILLed at every kill point
 # (EBPFNET_TEST_KILL=<point>), then the next command or a daemon pass must
 # leave no orphan veth, bridge, route, map entry or link pin and traffic
-# must work; orphans no intent names are removed by the daemon; subnets
+# must work; orphans no intent names are removed by the daemon; a firewall
+# change killed between store and kernel is applied by the daemon; subnets
 # overlapping host routes are refused; conntrack GC's memory stays flat
 # with the table's size. Needs root. Usage: scripts/killpoints.sh [-bench]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=$PATH:/usr/local/go/bin
-go test -count=1 -v -run 'TestKillPoints|TestNetworkCreateRefusesRoutedSubnet|TestDaemonRemovesOrphans' ./integration/ | grep -E '^(=== RUN|\s*--- |ok|FAIL|\s+\w+_test.go)'
+go test -count=1 -v -run 'TestKillPoints|TestNetworkCreateRefusesRoutedSubnet|TestDaemonRemovesOrphans|TestFirewallFailedChangeAndRepair' ./integration/ | grep -E '^(=== RUN|\s*--- |ok|FAIL|\s+\w+_test.go)'
 go test -count=1 -v -run 'TestGCMemoryDoesNotGrowWithTheTable|TestGCAcrossBatches' ./maps/ | grep -E '^(\s*--- |ok|FAIL|\s+\w+_test.go)'
 if [ "${1:-}" = -bench ]; then
 	# One GC over a full default-size table (524288 live entries).
