@@ -2,7 +2,9 @@
 /* TCX ingress on the host side of every container veth: what a container sends.
  *
  * Same-network unicast IPv4 goes straight into the peer container with
- * bpf_redirect_peer, skipping the bridge and netfilter. Packets of tracked
+ * bpf_redirect_peer, skipping the bridge and netfilter; on an overlay
+ * network, to a peer on another host, it is redirected to the VXLAN device
+ * with the tunnel key of that host and the network's VNI. Packets of tracked
  * flows are translated and delivered; new flows to a published port on a
  * host IP are hairpinned, and new flows that the FIB routes out of an uplink
  * are masqueraded. Everything else that passes the anti-spoofing and
@@ -26,6 +28,7 @@
 #include "lib/nat.h"
 #include "lib/fib.h"
 #include "lib/deliver.h"
+#include "lib/overlay.h"
 #include "lib/firewall.h" /* not used here: bpf2go mirrors the layouts from this object */
 
 char __license[] SEC("license") = "Dual BSD/GPL";
@@ -53,6 +56,28 @@ struct arp_eth_ipv4 {
 
 _Static_assert(sizeof(struct arp_eth_ipv4) == 28, "ARP for Ethernet/IPv4 is 28 bytes");
 
+/* Answers a request for a remote endpoint of an overlay network in place and
+ * sends it back into the container: the control plane knows every peer's
+ * MAC, so no request floods the underlay. */
+static __always_inline int arp_reply(struct __sk_buff *skb, const struct arp_eth_ipv4 *req, const __u8 *mac)
+{
+	struct arp_eth_ipv4 rep = *req;
+	__u8 eth[2 * ETH_ALEN];
+
+	rep.op = bpf_htons(2);
+	__builtin_memcpy(rep.sha, mac, ETH_ALEN);
+	__builtin_memcpy(rep.spa, req->tpa, 4);
+	__builtin_memcpy(rep.tha, req->sha, ETH_ALEN);
+	__builtin_memcpy(rep.tpa, req->spa, 4);
+	__builtin_memcpy(eth, req->sha, ETH_ALEN);
+	__builtin_memcpy(eth + ETH_ALEN, mac, ETH_ALEN);
+	if (bpf_skb_store_bytes(skb, 0, eth, sizeof(eth), 0) ||
+	    bpf_skb_store_bytes(skb, ETH_HLEN, &rep, sizeof(rep), 0))
+		return drop(skb, DIR, DROP_WRITE_FAILED);
+	count_verdict(DIR, VERDICT_FORWARD, skb->len);
+	return bpf_redirect(skb->ingress_ifindex, 0);
+}
+
 /* A container's ARP must speak for itself: the sender hardware address is
  * its MAC and the sender protocol address its IP, or 0.0.0.0 in a request
  * (an RFC 5227 probe). Else it would poison the host's neighbour table. */
@@ -69,6 +94,15 @@ static __always_inline int check_arp(struct __sk_buff *skb, const struct endpoin
 	__builtin_memcpy(&spa, a.spa, sizeof(spa));
 	if (!mac_equal(a.sha, src->mac) || (spa != src->ip && !(spa == 0 && a.op == bpf_htons(1))))
 		return drop(skb, DIR, DROP_SPOOFED_ARP);
+	if (a.op == bpf_htons(1)) {
+		__be32 tpa;
+		struct remote_endpoint *r;
+
+		__builtin_memcpy(&tpa, a.tpa, sizeof(tpa));
+		r = remote_endpoint_of(src, tpa);
+		if (r)
+			return arp_reply(skb, &a, r->mac);
+	}
 	return pass(skb); /* the bridge and the host answer it */
 }
 
@@ -261,6 +295,30 @@ static __always_inline int to_outside(struct __sk_buff *skb, const struct endpoi
 	return snat(skb, src, upl, &fib, rc, k, m, masq);
 }
 
+/* To an endpoint of the same overlay network on another host: through the
+ * VXLAN device, to that host, with the network's VNI. */
+static __always_inline int to_remote(struct __sk_buff *skb, const struct endpoint_info *src,
+				     const struct remote_endpoint *r, const struct packet *p)
+{
+	struct network_info *net = bpf_map_lookup_elem(&networks, &src->net_id);
+	struct bpf_tunnel_key key = {};
+	__u32 len = skb->len;
+
+	if (!net || !(net->flags & NET_F_ICC))
+		return drop(skb, DIR, DROP_ICC_DISABLED);
+	if (!mac_equal(p->eth->h_dest, r->mac) &&
+	    bpf_skb_store_bytes(skb, offsetof(struct ethhdr, h_dest), r->mac, ETH_ALEN, 0))
+		return drop(skb, DIR, DROP_WRITE_FAILED);
+	key.remote_ipv4 = bpf_ntohl(r->host);
+	key.tunnel_id = net->vni;
+	key.tunnel_ttl = 64;
+	if (bpf_skb_set_tunnel_key(skb, &key, sizeof(key), 0))
+		return drop(skb, DIR, DROP_WRITE_FAILED);
+	count_verdict(DIR, VERDICT_FORWARD, len);
+	count_overlay_host(r->host, 1, len);
+	return bpf_redirect(net->overlay_ifindex, 0);
+}
+
 SEC("tc")
 int from_container(struct __sk_buff *skb)
 {
@@ -296,6 +354,10 @@ int from_container(struct __sk_buff *skb)
 	 * so this traffic skips the conntrack lookup. */
 	dst = bpf_map_lookup_elem(&endpoint_ips, &p.ip->daddr);
 	if (!dst) {
+		struct remote_endpoint *r = remote_endpoint_of(src, p.ip->daddr);
+
+		if (r)
+			return to_remote(skb, src, r, &p);
 		t = ct_extract(&p, &k, &m);
 		if (t == TUPLE_OK && ct_lookup(&k, &m, &e))
 			return tracked(skb, &m, &k, &e, NULL);

@@ -92,3 +92,26 @@ func (f *FileStore) DeleteEndpoint(network string, ip netip.Addr) error {
 		return slices.DeleteFunc(eps, func(x Endpoint) bool { return x.Network == network && x.IP == ip }), nil
 	})
 }
+
+// SetHost records the name this host joined the cluster as, for the other
+// processes of the host (Joined needs it).
+func (f *FileStore) SetHost(name string) error {
+	p := filepath.Join(filepath.Dir(f.Path), "cluster-host")
+	tmp := p + ".tmp"
+	if err := os.WriteFile(tmp, []byte(name+"\n"), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, p)
+}
+
+// Host is the name SetHost recorded.
+func (f *FileStore) Host() (string, error) {
+	b, err := os.ReadFile(filepath.Join(filepath.Dir(f.Path), "cluster-host"))
+	if errors.Is(err, os.ErrNotExist) {
+		return "", errors.New("this host has not joined the cluster: start ebpfnet daemon --advertise-addr IP (with the same --state-dir)")
+	}
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(b)), nil
+}

@@ -243,8 +243,30 @@ func (m *Member) keepAlive(ctx context.Context) {
 // stay until the TTL runs out, so a daemon restart within the TTL changes
 // nothing for the others (the new daemon's Join takes them over).
 func (m *Member) Close() {
+	if m.cancel == nil {
+		return // Joined: the daemon renews the lease
+	}
 	m.cancel()
 	<-m.done
+}
+
+// Joined is this host's membership for a process other than the daemon
+// that joined it (the CLI attaching a container): it allocates under the
+// host's current lease and leaves renewing it to the daemon. It fails if
+// the host is not in the cluster, i.e. its daemon is not running (or has
+// been away for longer than the lease).
+func (s *Store) Joined(ctx context.Context, name string, local LocalStore) (*Member, error) {
+	const op = "allocate"
+	r, err := s.get(ctx, op, s.key("hosts", name))
+	if err != nil {
+		return nil, err
+	}
+	var h Host
+	if len(r.Kvs) == 0 || json.Unmarshal(r.Kvs[0].Value, &h) != nil || h.Lease == 0 {
+		return nil, fmt.Errorf("host %s is not in the cluster: is its daemon running (ebpfnet daemon --advertise-addr)?", name)
+	}
+	return &Member{s: s, o: HostOptions{Name: name, Addr: h.Addr, MAC: h.MAC, Local: local}, local: local,
+		lease: clientv3.LeaseID(h.Lease), alloc: map[string]*netAlloc{}}, nil
 }
 
 // Leave revokes the lease: the host and all its endpoints go at once.

@@ -264,7 +264,7 @@ func (i *Instance) attachBridge(st *store, ep *Endpoint, o AttachOptions, ns net
 	}
 	start := time.Now()
 	written := timeStep("map writes")
-	if err := views.PutEndpoint(maps.Endpoint{IP: ip, MAC: mac, NetID: n.ID, Ifindex: ep.HostIfindex}); err != nil {
+	if err := views.PutEndpoint(maps.Endpoint{IP: ip, MAC: mac, NetID: n.ID, Ifindex: ep.HostIfindex, Overlay: n.VNI != 0}); err != nil {
 		return err
 	}
 	written()

@@ -33,6 +33,9 @@ type NetworkOptions struct {
 	// replies reach the containers) or "nat-unprotected" (Docker's: direct
 	// routing to every container port).
 	GatewayMode string
+	// VNI makes it this host's part of an overlay network (overlay.go);
+	// its MTU defaults to the uplink's minus VXLANOverhead.
+	VNI uint32
 }
 
 // Gateway modes, as Docker's com.docker.network.bridge.gateway_mode_ipv4.
@@ -102,10 +105,17 @@ func (i *Instance) createNetwork(st *store, o NetworkOptions) (Network, error) {
 	if err := netlink.LinkSetUp(link); err != nil {
 		return Network{}, fmt.Errorf("bring up bridge %s: %w", n.Bridge, err)
 	}
+	overlayIfindex := 0
+	if n.VNI != 0 {
+		if overlayIfindex, err = i.ensureOverlayDevice(n.MTU+VXLANOverhead, &rollback); err != nil {
+			return Network{}, err
+		}
+	}
 	err = views.PutNetwork(maps.Network{
 		ID: n.ID, Subnet: n.Subnet, Gateway: n.Gateway, GatewayMAC: link.Attrs().HardwareAddr,
 		BridgeIfindex: link.Attrs().Index, ICC: n.ICC, Masquerade: n.Masquerade, Internal: n.Internal,
 		Unprotected: n.GatewayMode == GatewayNATUnprotected,
+		VNI:         n.VNI, OverlayIfindex: overlayIfindex,
 	})
 	if err != nil {
 		return Network{}, err
@@ -166,9 +176,18 @@ func (i *Instance) validateNetwork(st *store, o NetworkOptions) (Network, error)
 		return n, err
 	}
 	var taken []netip.Prefix
+	if o.VNI != 0 {
+		if o.VNI > maxVNI {
+			return n, fmt.Errorf("invalid VNI %d: at most %d", o.VNI, maxVNI)
+		}
+		n.Driver, n.VNI = DriverOverlay, o.VNI
+	}
 	for _, e := range existing {
 		if e.Name == o.Name {
 			return n, fmt.Errorf("network %s already exists", o.Name)
+		}
+		if o.VNI != 0 && e.VNI == o.VNI {
+			return n, fmt.Errorf("VNI %d is already used by network %s", o.VNI, e.Name)
 		}
 		if o.Bridge != "" && e.Bridge == o.Bridge {
 			return n, fmt.Errorf("bridge %s is already used by network %s", o.Bridge, e.Name)
@@ -222,6 +241,10 @@ func (i *Instance) validateNetwork(st *store, o NetworkOptions) (Network, error)
 		if _, err := uplinkAddr(l); err == nil {
 			n.Uplink, uplinkMTU = l.Attrs().Name, l.Attrs().MTU
 		}
+	}
+	if o.VNI != 0 && o.MTU == 0 {
+		// The frame must fit the underlay once encapsulated.
+		uplinkMTU = cmp.Or(uplinkMTU, 1500) - VXLANOverhead
 	}
 	switch {
 	case o.MTU == 0 && uplinkMTU > 0:
@@ -335,6 +358,9 @@ func (i *Instance) removeNetwork(st *store, n Network) error {
 	}
 	nets = slices.DeleteFunc(nets, func(o Network) bool { return o.Name == n.Name })
 	var errs []error
+	if n.VNI != 0 {
+		errs = append(errs, i.releaseOverlay(views, n, nets))
+	}
 	errs = append(errs, views.DeleteNetwork(n.ID, n.Subnet))
 	errs = append(errs, i.releaseUplink(n.Uplink, nets))
 	if l, err := netlink.LinkByName(n.Bridge); err == nil {

@@ -149,7 +149,7 @@ func (i *Instance) prepare(st *store, o PrepareOptions) (Endpoint, error) {
 	if err := enableForwarding(ep.HostVeth); err != nil {
 		return Endpoint{}, err
 	}
-	if err := views.PutEndpoint(maps.Endpoint{IP: ip, MAC: mac, NetID: n.ID, Ifindex: ep.HostIfindex}); err != nil {
+	if err := views.PutEndpoint(maps.Endpoint{IP: ip, MAC: mac, NetID: n.ID, Ifindex: ep.HostIfindex, Overlay: n.VNI != 0}); err != nil {
 		return Endpoint{}, err
 	}
 	rollback.add(func() { views.DeleteEndpoint(ep.HostIfindex, ip) })

@@ -19,8 +19,12 @@ type Network struct {
 	Internal   bool         `json:"internal"`
 	// GatewayMode "nat-unprotected" lets an uplink route to every
 	// container port; empty is "nat".
-	GatewayMode string    `json:"gateway_mode,omitempty"`
-	Created     time.Time `json:"created"`
+	GatewayMode string `json:"gateway_mode,omitempty"`
+	// Driver is "" for a bridge network, DriverOverlay for this host's
+	// part of an overlay network, which VNI identifies across hosts.
+	Driver  string    `json:"driver,omitempty"`
+	VNI     uint32    `json:"vni,omitempty"`
+	Created time.Time `json:"created"`
 }
 
 // Mode is a Docker network mode.

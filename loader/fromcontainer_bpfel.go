@@ -77,39 +77,43 @@ type fromContainerDirection uint32
 const (
 	fromContainerDirectionDIR_FROM_CONTAINER fromContainerDirection = 0
 	fromContainerDirectionDIR_FROM_UPLINK    fromContainerDirection = 1
-	fromContainerDirectionDIR_MAX            fromContainerDirection = 2
+	fromContainerDirectionDIR_FROM_OVERLAY   fromContainerDirection = 2
+	fromContainerDirectionDIR_MAX            fromContainerDirection = 3
 )
 
 type fromContainerDropReason uint32
 
 const (
-	fromContainerDropReasonDROP_NONE              fromContainerDropReason = 0
-	fromContainerDropReasonDROP_MALFORMED         fromContainerDropReason = 1
-	fromContainerDropReasonDROP_UNKNOWN_ENDPOINT  fromContainerDropReason = 2
-	fromContainerDropReasonDROP_SPOOFED_MAC       fromContainerDropReason = 3
-	fromContainerDropReasonDROP_SPOOFED_IP        fromContainerDropReason = 4
-	fromContainerDropReasonDROP_NETWORK_ISOLATION fromContainerDropReason = 5
-	fromContainerDropReasonDROP_ICC_DISABLED      fromContainerDropReason = 6
-	fromContainerDropReasonDROP_INTERNAL_NETWORK  fromContainerDropReason = 7
-	fromContainerDropReasonDROP_NAT_EXHAUSTED     fromContainerDropReason = 8
-	fromContainerDropReasonDROP_CT_MAP_FULL       fromContainerDropReason = 9
-	fromContainerDropReasonDROP_TTL_EXCEEDED      fromContainerDropReason = 10
-	fromContainerDropReasonDROP_FRAGMENT          fromContainerDropReason = 11
-	fromContainerDropReasonDROP_FIB_FAILED        fromContainerDropReason = 12
-	fromContainerDropReasonDROP_CSUM_FAILED       fromContainerDropReason = 13
-	fromContainerDropReasonDROP_REDIRECT_FAILED   fromContainerDropReason = 14
-	fromContainerDropReasonDROP_CT_CONFLICT       fromContainerDropReason = 15
-	fromContainerDropReasonDROP_FRAG_NEEDED       fromContainerDropReason = 16
-	fromContainerDropReasonDROP_WRITE_FAILED      fromContainerDropReason = 17
-	fromContainerDropReasonDROP_VLAN              fromContainerDropReason = 18
-	fromContainerDropReasonDROP_ETHERTYPE         fromContainerDropReason = 19
-	fromContainerDropReasonDROP_IPV6              fromContainerDropReason = 20
-	fromContainerDropReasonDROP_SPOOFED_ARP       fromContainerDropReason = 21
-	fromContainerDropReasonDROP_MARTIAN           fromContainerDropReason = 22
-	fromContainerDropReasonDROP_DIRECT_ROUTING    fromContainerDropReason = 23
-	fromContainerDropReasonDROP_NO_FLOW           fromContainerDropReason = 24
-	fromContainerDropReasonDROP_FIREWALL          fromContainerDropReason = 25
-	fromContainerDropReasonDROP_MAX               fromContainerDropReason = 26
+	fromContainerDropReasonDROP_NONE                fromContainerDropReason = 0
+	fromContainerDropReasonDROP_MALFORMED           fromContainerDropReason = 1
+	fromContainerDropReasonDROP_UNKNOWN_ENDPOINT    fromContainerDropReason = 2
+	fromContainerDropReasonDROP_SPOOFED_MAC         fromContainerDropReason = 3
+	fromContainerDropReasonDROP_SPOOFED_IP          fromContainerDropReason = 4
+	fromContainerDropReasonDROP_NETWORK_ISOLATION   fromContainerDropReason = 5
+	fromContainerDropReasonDROP_ICC_DISABLED        fromContainerDropReason = 6
+	fromContainerDropReasonDROP_INTERNAL_NETWORK    fromContainerDropReason = 7
+	fromContainerDropReasonDROP_NAT_EXHAUSTED       fromContainerDropReason = 8
+	fromContainerDropReasonDROP_CT_MAP_FULL         fromContainerDropReason = 9
+	fromContainerDropReasonDROP_TTL_EXCEEDED        fromContainerDropReason = 10
+	fromContainerDropReasonDROP_FRAGMENT            fromContainerDropReason = 11
+	fromContainerDropReasonDROP_FIB_FAILED          fromContainerDropReason = 12
+	fromContainerDropReasonDROP_CSUM_FAILED         fromContainerDropReason = 13
+	fromContainerDropReasonDROP_REDIRECT_FAILED     fromContainerDropReason = 14
+	fromContainerDropReasonDROP_CT_CONFLICT         fromContainerDropReason = 15
+	fromContainerDropReasonDROP_FRAG_NEEDED         fromContainerDropReason = 16
+	fromContainerDropReasonDROP_WRITE_FAILED        fromContainerDropReason = 17
+	fromContainerDropReasonDROP_VLAN                fromContainerDropReason = 18
+	fromContainerDropReasonDROP_ETHERTYPE           fromContainerDropReason = 19
+	fromContainerDropReasonDROP_IPV6                fromContainerDropReason = 20
+	fromContainerDropReasonDROP_SPOOFED_ARP         fromContainerDropReason = 21
+	fromContainerDropReasonDROP_MARTIAN             fromContainerDropReason = 22
+	fromContainerDropReasonDROP_DIRECT_ROUTING      fromContainerDropReason = 23
+	fromContainerDropReasonDROP_NO_FLOW             fromContainerDropReason = 24
+	fromContainerDropReasonDROP_FIREWALL            fromContainerDropReason = 25
+	fromContainerDropReasonDROP_OVERLAY_SPOOFED     fromContainerDropReason = 26
+	fromContainerDropReasonDROP_OVERLAY_VNI         fromContainerDropReason = 27
+	fromContainerDropReasonDROP_OVERLAY_NO_ENDPOINT fromContainerDropReason = 28
+	fromContainerDropReasonDROP_MAX                 fromContainerDropReason = 29
 )
 
 type fromContainerEndpointCounters struct {
@@ -118,13 +122,19 @@ type fromContainerEndpointCounters struct {
 	Rx fromContainerCounter
 }
 
+type fromContainerEndpointFlags uint32
+
+const (
+	fromContainerEndpointFlagsEP_F_OVERLAY fromContainerEndpointFlags = 1
+)
+
 type fromContainerEndpointInfo struct {
 	_       structs.HostLayout
 	Ip      uint32
 	NetId   uint32
 	Ifindex uint32
 	Mac     [6]uint8
-	Pad     uint16
+	Flags   uint16
 }
 
 type fromContainerFwAction uint32
@@ -231,17 +241,28 @@ const (
 	fromContainerNetworkFlagsNET_F_MASQUERADE  fromContainerNetworkFlags = 2
 	fromContainerNetworkFlagsNET_F_INTERNAL    fromContainerNetworkFlags = 4
 	fromContainerNetworkFlagsNET_F_UNPROTECTED fromContainerNetworkFlags = 8
+	fromContainerNetworkFlagsNET_F_OVERLAY     fromContainerNetworkFlags = 16
 )
 
 type fromContainerNetworkInfo struct {
-	_             structs.HostLayout
-	Subnet        uint32
-	Mask          uint32
-	Gateway       uint32
-	Flags         uint32
-	BridgeIfindex uint32
-	GatewayMac    [6]uint8
-	Pad           uint16
+	_              structs.HostLayout
+	Subnet         uint32
+	Mask           uint32
+	Gateway        uint32
+	Flags          uint32
+	BridgeIfindex  uint32
+	GatewayMac     [6]uint8
+	Pad            uint16
+	Vni            uint32
+	OverlayIfindex uint32
+}
+
+type fromContainerOverlayHostCounters struct {
+	_         structs.HostLayout
+	TxPackets uint64
+	TxBytes   uint64
+	RxPackets uint64
+	RxBytes   uint64
 }
 
 type fromContainerPortBinding struct {
@@ -264,6 +285,14 @@ type fromContainerPortKey struct {
 	Pad    uint8
 	Port   uint16
 	HostIp uint32
+}
+
+type fromContainerRemoteEndpoint struct {
+	_     structs.HostLayout
+	Host  uint32
+	NetId uint32
+	Mac   [6]uint8
+	Pad   uint16
 }
 
 type fromContainerSubnetKey struct {
@@ -308,7 +337,9 @@ const (
 	fromContainerMapNatAllocFailures        = "nat_alloc_failures"
 	fromContainerMapNatRetries              = "nat_retries"
 	fromContainerMapNetworks                = "networks"
+	fromContainerMapOverlayHosts            = "overlay_hosts"
 	fromContainerMapPorts                   = "ports"
+	fromContainerMapRemoteEndpoints         = "remote_endpoints"
 	fromContainerMapSubnets                 = "subnets"
 	fromContainerMapUplinkIps               = "uplink_ips"
 	fromContainerMapUplinks                 = "uplinks"
@@ -319,6 +350,7 @@ const (
 	fromContainerVarBtfAnchorCtState        = "btf_anchor_ct_state"
 	fromContainerVarBtfAnchorDirection      = "btf_anchor_direction"
 	fromContainerVarBtfAnchorDropReason     = "btf_anchor_drop_reason"
+	fromContainerVarBtfAnchorEndpointFlags  = "btf_anchor_endpoint_flags"
 	fromContainerVarBtfAnchorFwAction       = "btf_anchor_fw_action"
 	fromContainerVarBtfAnchorFwLimits       = "btf_anchor_fw_limits"
 	fromContainerVarBtfAnchorFwScopeKind    = "btf_anchor_fw_scope_kind"
@@ -396,7 +428,9 @@ type fromContainerMapSpecs struct {
 	NatAllocFailures *ebpf.MapSpec `ebpf:"nat_alloc_failures"`
 	NatRetries       *ebpf.MapSpec `ebpf:"nat_retries"`
 	Networks         *ebpf.MapSpec `ebpf:"networks"`
+	OverlayHosts     *ebpf.MapSpec `ebpf:"overlay_hosts"`
 	Ports            *ebpf.MapSpec `ebpf:"ports"`
+	RemoteEndpoints  *ebpf.MapSpec `ebpf:"remote_endpoints"`
 	Subnets          *ebpf.MapSpec `ebpf:"subnets"`
 	UplinkIps        *ebpf.MapSpec `ebpf:"uplink_ips"`
 	Uplinks          *ebpf.MapSpec `ebpf:"uplinks"`
@@ -412,6 +446,7 @@ type fromContainerVariableSpecs struct {
 	BtfAnchorCtState        *ebpf.VariableSpec `ebpf:"btf_anchor_ct_state"`
 	BtfAnchorDirection      *ebpf.VariableSpec `ebpf:"btf_anchor_direction"`
 	BtfAnchorDropReason     *ebpf.VariableSpec `ebpf:"btf_anchor_drop_reason"`
+	BtfAnchorEndpointFlags  *ebpf.VariableSpec `ebpf:"btf_anchor_endpoint_flags"`
 	BtfAnchorFwAction       *ebpf.VariableSpec `ebpf:"btf_anchor_fw_action"`
 	BtfAnchorFwLimits       *ebpf.VariableSpec `ebpf:"btf_anchor_fw_limits"`
 	BtfAnchorFwScopeKind    *ebpf.VariableSpec `ebpf:"btf_anchor_fw_scope_kind"`
@@ -460,7 +495,9 @@ type fromContainerMaps struct {
 	NatAllocFailures *ebpf.Map `ebpf:"nat_alloc_failures"`
 	NatRetries       *ebpf.Map `ebpf:"nat_retries"`
 	Networks         *ebpf.Map `ebpf:"networks"`
+	OverlayHosts     *ebpf.Map `ebpf:"overlay_hosts"`
 	Ports            *ebpf.Map `ebpf:"ports"`
+	RemoteEndpoints  *ebpf.Map `ebpf:"remote_endpoints"`
 	Subnets          *ebpf.Map `ebpf:"subnets"`
 	UplinkIps        *ebpf.Map `ebpf:"uplink_ips"`
 	Uplinks          *ebpf.Map `ebpf:"uplinks"`
@@ -483,7 +520,9 @@ func (m *fromContainerMaps) Close() error {
 		m.NatAllocFailures,
 		m.NatRetries,
 		m.Networks,
+		m.OverlayHosts,
 		m.Ports,
+		m.RemoteEndpoints,
 		m.Subnets,
 		m.UplinkIps,
 		m.Uplinks,
@@ -500,6 +539,7 @@ type fromContainerVariables struct {
 	BtfAnchorCtState        *ebpf.Variable `ebpf:"btf_anchor_ct_state"`
 	BtfAnchorDirection      *ebpf.Variable `ebpf:"btf_anchor_direction"`
 	BtfAnchorDropReason     *ebpf.Variable `ebpf:"btf_anchor_drop_reason"`
+	BtfAnchorEndpointFlags  *ebpf.Variable `ebpf:"btf_anchor_endpoint_flags"`
 	BtfAnchorFwAction       *ebpf.Variable `ebpf:"btf_anchor_fw_action"`
 	BtfAnchorFwLimits       *ebpf.Variable `ebpf:"btf_anchor_fw_limits"`
 	BtfAnchorFwScopeKind    *ebpf.Variable `ebpf:"btf_anchor_fw_scope_kind"`

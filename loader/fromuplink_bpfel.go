@@ -41,6 +41,7 @@ const (
 	fromUplinkVarBtfAnchorCtState        = "btf_anchor_ct_state"
 	fromUplinkVarBtfAnchorDirection      = "btf_anchor_direction"
 	fromUplinkVarBtfAnchorDropReason     = "btf_anchor_drop_reason"
+	fromUplinkVarBtfAnchorEndpointFlags  = "btf_anchor_endpoint_flags"
 	fromUplinkVarBtfAnchorFwAction       = "btf_anchor_fw_action"
 	fromUplinkVarBtfAnchorFwLimits       = "btf_anchor_fw_limits"
 	fromUplinkVarBtfAnchorFwScopeKind    = "btf_anchor_fw_scope_kind"
@@ -134,6 +135,7 @@ type fromUplinkVariableSpecs struct {
 	BtfAnchorCtState        *ebpf.VariableSpec `ebpf:"btf_anchor_ct_state"`
 	BtfAnchorDirection      *ebpf.VariableSpec `ebpf:"btf_anchor_direction"`
 	BtfAnchorDropReason     *ebpf.VariableSpec `ebpf:"btf_anchor_drop_reason"`
+	BtfAnchorEndpointFlags  *ebpf.VariableSpec `ebpf:"btf_anchor_endpoint_flags"`
 	BtfAnchorFwAction       *ebpf.VariableSpec `ebpf:"btf_anchor_fw_action"`
 	BtfAnchorFwLimits       *ebpf.VariableSpec `ebpf:"btf_anchor_fw_limits"`
 	BtfAnchorFwScopeKind    *ebpf.VariableSpec `ebpf:"btf_anchor_fw_scope_kind"`
@@ -222,6 +224,7 @@ type fromUplinkVariables struct {
 	BtfAnchorCtState        *ebpf.Variable `ebpf:"btf_anchor_ct_state"`
 	BtfAnchorDirection      *ebpf.Variable `ebpf:"btf_anchor_direction"`
 	BtfAnchorDropReason     *ebpf.Variable `ebpf:"btf_anchor_drop_reason"`
+	BtfAnchorEndpointFlags  *ebpf.Variable `ebpf:"btf_anchor_endpoint_flags"`
 	BtfAnchorFwAction       *ebpf.Variable `ebpf:"btf_anchor_fw_action"`
 	BtfAnchorFwLimits       *ebpf.Variable `ebpf:"btf_anchor_fw_limits"`
 	BtfAnchorFwScopeKind    *ebpf.Variable `ebpf:"btf_anchor_fw_scope_kind"`

@@ -27,6 +27,7 @@ import (
 const (
 	ProgFromContainer = fromContainerProgFromContainer
 	ProgFromUplink    = fromUplinkProgFromUplink
+	ProgFromOverlay   = fromOverlayProgFromOverlay
 )
 
 // Socket-layer programs (bpf/sock.c) for host-local access to published
@@ -83,6 +84,8 @@ type Maps struct {
 	MonitorCtl       *ebpf.Map `ebpf:"monitor_ctl"`
 	FWRules          *ebpf.Map `ebpf:"fw_rules"`
 	FWCount          *ebpf.Map `ebpf:"fw_count"`
+	RemoteEndpoints  *ebpf.Map `ebpf:"remote_endpoints"`
+	OverlayHosts     *ebpf.Map `ebpf:"overlay_hosts"`
 }
 
 // Datapath is a loaded datapath. Close releases this process's handles; what
@@ -105,6 +108,7 @@ type object struct {
 var objects = []object{
 	{loadFromContainer, &_FromContainerBytes, []string{ProgFromContainer}},
 	{loadFromUplink, &_FromUplinkBytes, []string{ProgFromUplink}},
+	{loadFromOverlay, &_FromOverlayBytes, []string{ProgFromOverlay}},
 	{loadSock, &_SockBytes, SockPrograms},
 }
 

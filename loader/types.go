@@ -25,11 +25,15 @@ type (
 	FWRule           = fromContainerFwRule
 	FWScopeKind      = fromContainerFwScopeKind
 	FWAction         = fromContainerFwAction
+	RemoteEndpoint   = fromContainerRemoteEndpoint
+	OverlayCounters  = fromContainerOverlayHostCounters
+	EndpointFlags    = fromContainerEndpointFlags
 )
 
 const (
 	DirFromContainer = fromContainerDirectionDIR_FROM_CONTAINER
 	DirFromUplink    = fromContainerDirectionDIR_FROM_UPLINK
+	DirFromOverlay   = fromContainerDirectionDIR_FROM_OVERLAY
 	NumDirections    = fromContainerDirectionDIR_MAX
 
 	VerdictForward = fromContainerVerdictVERDICT_FORWARD
@@ -46,6 +50,8 @@ const (
 	NetInternal   = fromContainerNetworkFlagsNET_F_INTERNAL
 	// NetUnprotected: gateway mode nat-unprotected, no direct routing protection.
 	NetUnprotected = fromContainerNetworkFlagsNET_F_UNPROTECTED
+	NetOverlay     = fromContainerNetworkFlagsNET_F_OVERLAY
+	EPOverlay      = fromContainerEndpointFlagsEP_F_OVERLAY
 
 	CTKindSNAT    = fromContainerCtKindCT_KIND_SNAT
 	CTKindDNAT    = fromContainerCtKindCT_KIND_DNAT

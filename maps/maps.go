@@ -58,6 +58,10 @@ type Network struct {
 	// anything to the containers' addresses, not only replies and
 	// published ports.
 	Unprotected bool
+	// VNI and OverlayIfindex (the host's VXLAN device) make it an overlay
+	// network: endpoints on other hosts are reached through the device.
+	VNI            uint32
+	OverlayIfindex int
 }
 
 // PutNetwork writes n into the networks map and its subnet into the LPM trie.
@@ -79,13 +83,18 @@ func (v *Views) PutNetwork(n Network) error {
 	if n.Unprotected {
 		flags |= uint32(loader.NetUnprotected)
 	}
+	if n.OverlayIfindex != 0 {
+		flags |= uint32(loader.NetOverlay)
+	}
 	info := loader.NetworkInfo{
-		Subnet:        BE32(n.Subnet.Masked().Addr()),
-		Mask:          BE32(prefixMask(n.Subnet)),
-		Gateway:       BE32(n.Gateway),
-		Flags:         flags,
-		BridgeIfindex: uint32(n.BridgeIfindex),
-		GatewayMac:    mac,
+		Vni:            n.VNI,
+		OverlayIfindex: uint32(n.OverlayIfindex),
+		Subnet:         BE32(n.Subnet.Masked().Addr()),
+		Mask:           BE32(prefixMask(n.Subnet)),
+		Gateway:        BE32(n.Gateway),
+		Flags:          flags,
+		BridgeIfindex:  uint32(n.BridgeIfindex),
+		GatewayMac:     mac,
 	}
 	if err := v.m.Networks.Put(n.ID, &info); err != nil {
 		return fmt.Errorf("write network %d: %w", n.ID, err)
@@ -123,6 +132,9 @@ type Endpoint struct {
 	MAC     net.HardwareAddr
 	NetID   uint32
 	Ifindex int // host side of the veth pair
+	// Overlay: on an overlay network, so the datapath looks up remote
+	// endpoints for it.
+	Overlay bool
 }
 
 // PutEndpoint writes ep into both endpoint maps and zeroes its counters.
@@ -132,6 +144,9 @@ func (v *Views) PutEndpoint(ep Endpoint) error {
 		return err
 	}
 	info := loader.EndpointInfo{Ip: BE32(ep.IP), NetId: ep.NetID, Ifindex: uint32(ep.Ifindex), Mac: mac}
+	if ep.Overlay {
+		info.Flags = uint16(loader.EPOverlay)
+	}
 	ifindex := uint32(ep.Ifindex)
 	zero := make([]loader.EndpointCounters, ebpf.MustPossibleCPU())
 	if err := v.m.EndpointStats.Put(ifindex, zero); err != nil {
@@ -166,7 +181,8 @@ func (v *Views) LookupEndpoint(ifindex int) (Endpoint, error) {
 	if err := v.m.Endpoints.Lookup(uint32(ifindex), &info); err != nil {
 		return Endpoint{}, err
 	}
-	return Endpoint{IP: AddrFromBE32(info.Ip), MAC: net.HardwareAddr(info.Mac[:]), NetID: info.NetId, Ifindex: int(info.Ifindex)}, nil
+	return Endpoint{IP: AddrFromBE32(info.Ip), MAC: net.HardwareAddr(info.Mac[:]), NetID: info.NetId, Ifindex: int(info.Ifindex),
+		Overlay: info.Flags&uint16(loader.EPOverlay) != 0}, nil
 }
 
 func ignoreMissing(err error) error {

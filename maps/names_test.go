@@ -10,7 +10,7 @@ import (
 // The labels come from the C enums' BTF; these are the ones dashboards and
 // alerts use, so a rename in C must show up here.
 func TestLabelsFromBTF(t *testing.T) {
-	wantDirs := map[loader.Direction]string{loader.DirFromContainer: "from_container", loader.DirFromUplink: "from_uplink"}
+	wantDirs := map[loader.Direction]string{loader.DirFromContainer: "from_container", loader.DirFromUplink: "from_uplink", loader.DirFromOverlay: "from_overlay"}
 	if !maps.Equal(DirectionNames(), wantDirs) {
 		t.Errorf("DirectionNames = %v, want %v", DirectionNames(), wantDirs)
 	}
@@ -29,8 +29,8 @@ func TestLabelsFromBTF(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if drops[loader.NumDropReasons-1] != "firewall" || drops[loader.NumDropReasons] != "" {
-		t.Errorf("last drop reason %q, sentinel %q; want firewall and none", drops[loader.NumDropReasons-1], drops[loader.NumDropReasons])
+	if drops[loader.NumDropReasons-1] != "overlay_no_endpoint" || drops[loader.NumDropReasons] != "" {
+		t.Errorf("last drop reason %q, sentinel %q; want overlay_no_endpoint and none", drops[loader.NumDropReasons-1], drops[loader.NumDropReasons])
 	}
 }
 

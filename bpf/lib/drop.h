@@ -36,6 +36,11 @@ enum drop_reason {
 	DROP_DIRECT_ROUTING = 23,   /* from an uplink to a container address: no published port, no reply */
 	DROP_NO_FLOW = 24,  /* a container's TCP SYN-ACK or RST to the outside whose flow conntrack does not hold */
 	DROP_FIREWALL = 25, /* the user firewall (ebpfnet firewall) refuses the source of a new inbound flow */
+	/* From the VXLAN device: the inner source is no endpoint of the host the
+	 * outer source names (or its MAC is not the endpoint's). */
+	DROP_OVERLAY_SPOOFED = 26,
+	DROP_OVERLAY_VNI = 27,         /* the VNI is not the inner source's network's */
+	DROP_OVERLAY_NO_ENDPOINT = 28, /* from the VXLAN device to no local endpoint of the network */
 	__DROP_MAX,
 };
 

@@ -12,6 +12,7 @@ enum network_flags {
 	 * containers' addresses (Docker's direct routing without its raw
 	 * PREROUTING drop). Off, only published ports and replies get in. */
 	NET_F_UNPROTECTED = 1 << 3,
+	NET_F_OVERLAY = 1 << 4, /* spans hosts: remote endpoints via the VXLAN device */
 };
 
 struct network_info {
@@ -22,6 +23,8 @@ struct network_info {
 	__u32 bridge_ifindex;
 	__u8 gateway_mac[ETH_ALEN];
 	__u16 _pad;
+	__u32 vni;             /* NET_F_OVERLAY: the VXLAN network identifier */
+	__u32 overlay_ifindex; /* NET_F_OVERLAY: the host's VXLAN device */
 };
 
 /* Keyed by network id. */
@@ -32,12 +35,16 @@ struct {
 	__type(value, struct network_info);
 } networks SEC(".maps");
 
+enum endpoint_flags {
+	EP_F_OVERLAY = 1 << 0, /* on an overlay network: look up remote endpoints */
+};
+
 struct endpoint_info {
 	__be32 ip;
 	__u32 net_id;
 	__u32 ifindex;      /* host side of the veth pair */
 	__u8 mac[ETH_ALEN]; /* container side MAC */
-	__u16 _pad;
+	__u16 flags;        /* enum endpoint_flags */
 };
 
 /* Keyed by the host-side veth ifindex: who is sending. */
@@ -72,3 +79,4 @@ struct {
 } subnets SEC(".maps");
 
 const volatile enum network_flags btf_anchor_network_flags __attribute__((unused));
+const volatile enum endpoint_flags btf_anchor_endpoint_flags __attribute__((unused));

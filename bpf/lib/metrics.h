@@ -9,6 +9,7 @@
 enum direction {
 	DIR_FROM_CONTAINER = 0,
 	DIR_FROM_UPLINK = 1,
+	DIR_FROM_OVERLAY = 2, /* decapsulated by the VXLAN device */
 	__DIR_MAX,
 };
 

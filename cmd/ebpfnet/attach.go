@@ -32,7 +32,10 @@ func newAttachCmd(g *globals) *cobra.Command {
 				return err
 			}
 			o.Mode, o.Network, o.Target = m.Mode, m.Network, args[0]
-			ep, err := inst.Attach(o)
+			ep, overlay, err := g.attachOverlay(cmd.Context(), inst, o)
+			if err == nil && !overlay {
+				ep, err = inst.Attach(o)
+			}
 			if err != nil {
 				return err
 			}

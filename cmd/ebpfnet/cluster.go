@@ -86,7 +86,13 @@ type networkRow struct {
 // overlay networks of the store (with the store's error, if any).
 func (g *globals) networkRows(ctx context.Context, local []datapath.Network) ([]networkRow, error) {
 	var rows []networkRow
+	seen := map[string]bool{}
 	for _, n := range local {
+		seen[n.Name] = true
+		if n.VNI != 0 { // this host's part of an overlay network
+			rows = append(rows, networkRow{Network: n, Driver: datapath.DriverOverlay, Scope: "global", VNI: n.VNI})
+			continue
+		}
 		rows = append(rows, networkRow{Network: n, Driver: "bridge", Scope: "local"})
 	}
 	if g.clusterStore == "" {
@@ -101,6 +107,9 @@ func (g *globals) networkRows(ctx context.Context, local []datapath.Network) ([]
 	defer cancel()
 	nets, err := s.Networks(ctx)
 	for _, n := range nets {
+		if seen[n.Name] {
+			continue
+		}
 		rows = append(rows, networkRow{
 			Network: datapath.Network{Name: n.Name, Subnet: n.Subnet, Gateway: n.Gateway, MTU: n.MTU, ICC: n.ICC, Internal: n.Internal, Created: n.Created},
 			Driver:  "overlay", Scope: "global", VNI: n.VNI,
@@ -111,8 +120,7 @@ func (g *globals) networkRows(ctx context.Context, local []datapath.Network) ([]
 
 // clusterAgent is the daemon's part in the cluster: membership under a
 // lease, and the watcher keeping the view of overlay networks and remote
-// endpoints. Phase 2 turns the watcher's events into BPF map entries; for
-// now they are logged.
+// endpoints, which the overlay syncer writes into the datapath.
 type clusterAgent struct {
 	advertise string
 	name      string
@@ -149,7 +157,7 @@ func (a *clusterAgent) check(g *globals) error {
 // run joins (retrying while the store is unreachable: the local datapath
 // is served meanwhile) and keeps the view until ctx ends. It never revokes
 // the lease: a restart within the TTL is invisible to the other hosts.
-func (a *clusterAgent) run(ctx context.Context, g *globals, log *slog.Logger) {
+func (a *clusterAgent) run(ctx context.Context, g *globals, inst *datapath.Instance, log *slog.Logger) {
 	if a.advertise == "" {
 		return
 	}
@@ -187,7 +195,12 @@ func (a *clusterAgent) run(ctx context.Context, g *globals, log *slog.Logger) {
 		}
 	}
 	defer m.Close()
+	if err := local.SetHost(name); err != nil {
+		log.Error("cluster local store", "err", err)
+	}
+	syncer := newOverlaySyncer(inst, name, log)
 	w := s.NewWatcher(name, func(e cluster.Event) {
+		syncer.changed()
 		switch {
 		case e.Host != nil:
 			log.Info("cluster host "+string(e.Type), "host", e.Host.Name, "addr", e.Host.Addr)
@@ -197,7 +210,11 @@ func (a *clusterAgent) run(ctx context.Context, g *globals, log *slog.Logger) {
 			log.Info("remote endpoint "+string(e.Type), "network", e.Endpoint.Network, "ip", e.Endpoint.IP, "mac", e.Endpoint.MAC, "host", e.Endpoint.Host)
 		}
 	})
+	syncer.w = w
+	syncDone := make(chan struct{})
+	go func() { syncer.run(ctx); close(syncDone) }()
 	w.Run(ctx)
+	<-syncDone
 }
 
 // uplinkMAC is the MAC of the interface holding addr, if any.
@@ -214,8 +231,8 @@ func uplinkMAC(addr netip.Addr) string {
 	return ""
 }
 
-// overlayNames says which of names are not local networks but overlay
-// networks of the store (none without --cluster-store).
+// overlayNames says which of names are not local bridge networks but
+// overlay networks of the store (none without --cluster-store).
 func (g *globals) overlayNames(ctx context.Context, inst *datapath.Instance, names []string) (map[string]bool, error) {
 	out := map[string]bool{}
 	if g.clusterStore == "" {
@@ -227,7 +244,7 @@ func (g *globals) overlayNames(ctx context.Context, inst *datapath.Instance, nam
 	}
 	isLocal := map[string]bool{}
 	for _, n := range local {
-		isLocal[n.Name] = true
+		isLocal[n.Name] = n.VNI == 0
 	}
 	rows, err := g.networkRows(ctx, nil)
 	if err != nil {

@@ -45,7 +45,7 @@ SIGINT without detaching anything.`,
 			defer stop()
 			log := g.logger(slog.LevelInfo)
 			agentDone := make(chan struct{})
-			go func() { agent.run(ctx, g, log); close(agentDone) }()
+			go func() { agent.run(ctx, g, inst, log); close(agentDone) }()
 			err := serveControlPlane(ctx, inst, log, addr, o)
 			stop() // the cluster agent stops with the control plane
 			<-agentDone

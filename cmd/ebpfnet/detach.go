@@ -19,6 +19,7 @@ func newDetachCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
+				g.releaseOverlay(cmd.Context(), cmd.ErrOrStderr(), ep, onOverlay(inst, ep))
 				fmt.Fprintln(cmd.OutOrStdout(), ep.Name)
 			}
 			return nil

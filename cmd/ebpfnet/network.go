@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/spf13/cobra"
 
@@ -135,6 +136,11 @@ func newNetworkRmCmd(g *globals) *cobra.Command {
 			}
 			for _, name := range args {
 				if overlays[name] {
+					// This host's part first: refused while it has endpoints.
+					if err := removeLocalPart(inst, name); err != nil {
+						errs = append(errs, err)
+						continue
+					}
 					if err := g.removeOverlayNetwork(cmd.Context(), name); err != nil {
 						errs = append(errs, err)
 						continue
@@ -190,4 +196,16 @@ func newNetworkDisconnectCmd(g *globals) *cobra.Command {
 			return nil
 		}),
 	}
+}
+
+// removeLocalPart removes this host's part of an overlay network, if any.
+func removeLocalPart(inst *datapath.Instance, name string) error {
+	nets, err := inst.Networks()
+	if err != nil {
+		return err
+	}
+	if slices.ContainsFunc(nets, func(n datapath.Network) bool { return n.Name == name && n.VNI != 0 }) {
+		return inst.RemoveNetwork(name)
+	}
+	return nil
 }

@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Overlay networks: endpoints on other hosts, reached through the host's
+ * VXLAN device (collect_md) with the tunnel key set per packet. The control
+ * plane writes both maps from the cluster store's view. */
+#pragma once
+
+#include "common.h"
+#include "endpoint.h"
+
+/* An endpoint of an overlay network that lives on another host. */
+struct remote_endpoint {
+	__be32 host;        /* the host's underlay address: outer destination and expected outer source */
+	__u32 net_id;       /* this host's id of the overlay network */
+	__u8 mac[ETH_ALEN]; /* the container's MAC (ARP answers, inner destination) */
+	__u16 _pad;
+};
+
+/* Keyed by the endpoint's overlay IPv4 address. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __be32);
+	__type(value, struct remote_endpoint);
+} remote_endpoints SEC(".maps");
+
+/* Traffic per peer host, keyed by its underlay address. tx is encapsulated
+ * towards it, rx decapsulated from it and delivered. */
+struct overlay_host_counters {
+	__u64 tx_packets;
+	__u64 tx_bytes;
+	__u64 rx_packets;
+	__u64 rx_bytes;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __be32);
+	__type(value, struct overlay_host_counters);
+} overlay_hosts SEC(".maps");
+
+static __always_inline void count_overlay_host(__be32 host, int tx, __u32 len)
+{
+	struct overlay_host_counters *c = bpf_map_lookup_elem(&overlay_hosts, &host);
+
+	if (!c)
+		return;
+	if (tx) {
+		c->tx_packets++;
+		c->tx_bytes += len;
+	} else {
+		c->rx_packets++;
+		c->rx_bytes += len;
+	}
+}
+
+/* A remote endpoint of the sender's overlay network, or NULL. */
+static __always_inline struct remote_endpoint *remote_endpoint_of(const struct endpoint_info *src, __be32 daddr)
+{
+	struct remote_endpoint *r;
+
+	if (!(src->flags & EP_F_OVERLAY))
+		return NULL;
+	r = bpf_map_lookup_elem(&remote_endpoints, &daddr);
+	return r && r->net_id == src->net_id ? r : NULL;
+}

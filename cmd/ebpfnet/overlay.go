@@ -1,0 +1,271 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ebpfnet/ebpfnet/cluster"
+	"github.com/ebpfnet/ebpfnet/datapath"
+)
+
+// overlayTimeout bounds what an attach or detach waits for the store.
+const overlayTimeout = 10 * time.Second
+
+// overlayNetwork returns the cluster's overlay network o.Network names, or
+// nil when it names a local bridge network, none, or there is no store.
+func (g *globals) overlayNetwork(ctx context.Context, inst *datapath.Instance, name string) (*cluster.Store, *cluster.Network, error) {
+	if g.clusterStore == "" || name == "" {
+		return nil, nil, nil
+	}
+	local, err := inst.Networks()
+	if err != nil {
+		return nil, nil, err
+	}
+	if i := slices.IndexFunc(local, func(n datapath.Network) bool { return n.Name == name }); i >= 0 && local[i].VNI == 0 {
+		return nil, nil, nil
+	}
+	s, err := g.openCluster("overlay networks")
+	if err != nil {
+		return nil, nil, err
+	}
+	n, err := s.Network(ctx, name)
+	if errors.Is(err, cluster.ErrNotFound) {
+		s.Close()
+		return nil, nil, nil // the datapath says "not found"
+	}
+	if err != nil {
+		s.Close()
+		return nil, nil, err
+	}
+	return s, &n, nil
+}
+
+// joined is this host's membership, as its daemon joined it.
+func (g *globals) joined(ctx context.Context, s *cluster.Store) (*cluster.Member, error) {
+	local, err := cluster.NewFileStore(g.resolvedStateDir())
+	if err != nil {
+		return nil, err
+	}
+	host, err := local.Host()
+	if err != nil {
+		return nil, err
+	}
+	return s.Joined(ctx, host, local)
+}
+
+// attachOverlay attaches to an overlay network: this host's part of the
+// network is made if missing, the address comes from the cluster (and is
+// released again if the attach fails). ok is false when o.Network is no
+// overlay network: the caller attaches as usual.
+func (g *globals) attachOverlay(ctx context.Context, inst *datapath.Instance, o datapath.AttachOptions) (ep datapath.Endpoint, ok bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, overlayTimeout)
+	defer cancel()
+	s, n, err := g.overlayNetwork(ctx, inst, o.Network)
+	if err != nil || n == nil {
+		return ep, false, err
+	}
+	defer s.Close()
+	var req cluster.EndpointRequest
+	if o.IP != "" {
+		if req.IP, err = netip.ParseAddr(o.IP); err != nil {
+			return ep, true, fmt.Errorf("invalid --ip %q: want an IPv4 address", o.IP)
+		}
+	}
+	req.Name, req.MAC = o.Name, o.MAC
+	m, err := g.joined(ctx, s)
+	if err != nil {
+		return ep, true, err
+	}
+	if _, err := inst.EnsureOverlayNetwork(overlayNetworkOptions(*n)); err != nil {
+		return ep, true, err
+	}
+	e, err := m.AllocateEndpoint(ctx, n.Name, req)
+	if err != nil {
+		return ep, true, err
+	}
+	o.IP, o.MAC = e.IP.String(), e.MAC
+	if ep, err = inst.Attach(o); err != nil {
+		if rerr := m.ReleaseEndpoint(context.WithoutCancel(ctx), n.Name, e.IP); rerr != nil {
+			err = fmt.Errorf("%w (and releasing %s in the cluster failed: %v)", err, e.IP, rerr)
+		}
+		return ep, true, err
+	}
+	return ep, true, nil
+}
+
+// overlayNetworkOptions make this host's part of n.
+func overlayNetworkOptions(n cluster.Network) datapath.NetworkOptions {
+	o := datapath.DefaultNetworkOptions(n.Name)
+	o.Subnet, o.Gateway, o.VNI = n.Subnet.String(), n.Gateway.String(), n.VNI
+	o.ICC, o.Internal, o.MTU = n.ICC, n.Internal, n.MTU
+	return o
+}
+
+// releaseOverlay gives a detached endpoint's address on an overlay network
+// back to the cluster. With the store away the local record goes anyway:
+// the daemon's next join deletes the cluster's record as stale.
+func (g *globals) releaseOverlay(ctx context.Context, stderr io.Writer, ep datapath.Endpoint, wasOverlay bool) {
+	if !wasOverlay || g.clusterStore == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, overlayTimeout)
+	defer cancel()
+	err := func() error {
+		s, err := g.openCluster("overlay networks")
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		m, err := g.joined(ctx, s)
+		if err != nil {
+			return err
+		}
+		return m.ReleaseEndpoint(ctx, ep.Network, ep.IP)
+	}()
+	if err == nil {
+		return
+	}
+	if local, lerr := cluster.NewFileStore(g.resolvedStateDir()); lerr == nil {
+		lerr = local.DeleteEndpoint(ep.Network, ep.IP)
+		err = errors.Join(err, lerr)
+	}
+	fmt.Fprintf(stderr, "warning: %s detached, but its address %s on %s stays taken in the cluster until this host's daemon rejoins: %v\n",
+		ep.Name, ep.IP, ep.Network, err)
+}
+
+// overlaySyncer keeps the datapath's remote endpoints and peer hosts in
+// step with the cluster view: after every change the watcher reports, and
+// every interval (a network made locally after the view last changed, or a
+// failed write, is caught up by then).
+type overlaySyncer struct {
+	inst     *datapath.Instance
+	w        *cluster.Watcher
+	self     string
+	log      *slog.Logger
+	kick     chan struct{}
+	interval time.Duration
+}
+
+func newOverlaySyncer(inst *datapath.Instance, self string, log *slog.Logger) *overlaySyncer {
+	return &overlaySyncer{inst: inst, self: self, log: log, kick: make(chan struct{}, 1), interval: 2 * time.Second}
+}
+
+// changed schedules a sync (the watcher's handler: never blocks).
+func (o *overlaySyncer) changed() {
+	select {
+	case o.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (o *overlaySyncer) run(ctx context.Context) {
+	t := time.NewTicker(o.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-o.kick:
+		case <-t.C:
+		}
+		o.sync()
+	}
+}
+
+// view is the watcher's view as the datapath wants it.
+func (o *overlaySyncer) view() datapath.OverlayView {
+	var v datapath.OverlayView
+	addr := map[string]netip.Addr{}
+	for _, h := range o.w.Hosts() {
+		addr[h.Name] = h.Addr
+		if h.Name != o.self {
+			v.Peers = append(v.Peers, h.Addr)
+		}
+	}
+	for _, n := range o.w.Networks() {
+		for _, e := range o.w.RemoteEndpoints(n.Name) {
+			host, ok := addr[e.Host]
+			if !ok {
+				continue // its host left: the endpoint goes with it
+			}
+			v.Endpoints = append(v.Endpoints, datapath.RemoteEndpoint{Network: e.Network, IP: e.IP, MAC: e.MAC, Host: host})
+		}
+	}
+	return v
+}
+
+func (o *overlaySyncer) sync() {
+	// A view that is not in step with the store (it is away) is not
+	// applied: the pinned maps keep carrying the traffic they carried.
+	if !o.w.Status().Synced {
+		return
+	}
+	res, err := o.inst.SyncOverlay(o.view())
+	if err != nil {
+		o.log.Warn("overlay sync", "err", err)
+		return
+	}
+	if res.Written+res.Deleted > 0 {
+		o.log.Info("overlay synced", "written", res.Written, "deleted", res.Deleted)
+	}
+}
+
+// onOverlay says whether ep's network is an overlay network.
+func onOverlay(inst *datapath.Instance, ep datapath.Endpoint) bool {
+	if ep.Network == "" {
+		return false
+	}
+	nets, err := inst.Networks()
+	return err == nil && slices.ContainsFunc(nets, func(n datapath.Network) bool { return n.Name == ep.Network && n.VNI != 0 })
+}
+
+func newOverlayCmd(g *globals) *cobra.Command {
+	cmd := group(&cobra.Command{Use: "overlay", Short: "Inspect what the datapath knows of overlay networks' other hosts"})
+	var lsOut, peersOut *listFlags
+	ls := &cobra.Command{
+		Use:   "ls",
+		Short: "List the remote endpoints (containers on other hosts) the datapath tunnels to",
+		Args:  cobra.NoArgs,
+		RunE: g.withInstance(func(cmd *cobra.Command, _ []string, inst *datapath.Instance) error {
+			rs, err := inst.RemoteEndpoints()
+			if err != nil {
+				return err
+			}
+			return printList(cmd, lsOut, rs, func(r datapath.RemoteEndpoint) string { return r.IP.String() }, func(w io.Writer) {
+				fmt.Fprintln(w, "NETWORK\tIP\tMAC\tHOST")
+				for _, r := range rs {
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", dash(r.Network), r.IP, r.MAC, r.Host)
+				}
+			})
+		}),
+	}
+	lsOut = newListFlags(ls.Flags(), true)
+	peers := &cobra.Command{
+		Use:   "peers",
+		Short: "List the peer hosts and the overlay traffic with each (tx: encapsulated to it, rx: from it)",
+		Args:  cobra.NoArgs,
+		RunE: g.withInstance(func(cmd *cobra.Command, _ []string, inst *datapath.Instance) error {
+			ps, err := inst.OverlayPeers()
+			if err != nil {
+				return err
+			}
+			return printList(cmd, peersOut, ps, func(p datapath.OverlayPeer) string { return p.Host.String() }, func(w io.Writer) {
+				fmt.Fprintln(w, "HOST\tTX_PACKETS\tTX_BYTES\tRX_PACKETS\tRX_BYTES")
+				for _, p := range ps {
+					fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\n", p.Host, p.TxPackets, p.TxBytes, p.RxPackets, p.RxBytes)
+				}
+			})
+		}),
+	}
+	peersOut = newListFlags(peers.Flags(), true)
+	cmd.AddCommand(ls, peers)
+	return cmd
+}

@@ -1,0 +1,225 @@
+package datapath
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/ebpfnet/ebpfnet/loader"
+	"github.com/ebpfnet/ebpfnet/maps"
+)
+
+// An overlay network is, on each host, a bridge network like any other (a
+// local bridge holding the same gateway address on every host, masquerade
+// and published ports through the host's own uplink) plus a VNI: its
+// endpoints on other hosts are reached through the host's VXLAN device,
+// which from_container sends to with the tunnel key set per packet and
+// from_overlay receives from. The cluster (package cluster, driven by the
+// daemon) says which remote endpoints and peer hosts exist: SyncOverlay.
+const (
+	// DriverOverlay is Network.Driver of an overlay network.
+	DriverOverlay = "overlay"
+	// OverlayDevice is the host's VXLAN device, one per network namespace
+	// (it owns UDP port VXLANPort), shared by every overlay network.
+	OverlayDevice = "ebpfnet_vxlan"
+	// VXLANPort is the IANA VXLAN port, as Docker's overlay driver uses.
+	VXLANPort = 4789
+	// VXLANOverhead is what VXLAN over IPv4 adds to a frame: outer IPv4
+	// (20), UDP (8), VXLAN (8) and the inner Ethernet header (14).
+	VXLANOverhead = 50
+	maxVNI        = 1<<24 - 1
+)
+
+// RemoteEndpoint is an endpoint of an overlay network on another host.
+type RemoteEndpoint struct {
+	Network string     `json:"network"`
+	IP      netip.Addr `json:"ip"`
+	MAC     string     `json:"mac"`
+	Host    netip.Addr `json:"host"` // the host's underlay address
+}
+
+// OverlayView is what the cluster says this host must know: the other
+// hosts' underlay addresses and their endpoints.
+type OverlayView struct {
+	Peers     []netip.Addr
+	Endpoints []RemoteEndpoint
+}
+
+// OverlaySync says what SyncOverlay changed.
+type OverlaySync struct {
+	Written, Deleted int
+	// Skipped are remote endpoints of networks this host does not have.
+	Skipped int
+}
+
+// ensureOverlayDevice makes the VXLAN device (external: the tunnel key
+// comes from the programs; no learning: the cluster store is the only
+// source of peers) and links from_overlay to it.
+func (i *Instance) ensureOverlayDevice(mtu int, rollback *undo) (int, error) {
+	l, err := netlink.LinkByName(OverlayDevice)
+	if err != nil {
+		vx := &netlink.Vxlan{
+			LinkAttrs: netlink.LinkAttrs{Name: OverlayDevice, MTU: mtu},
+			FlowBased: true, Port: VXLANPort, Learning: false,
+		}
+		if err := netlink.LinkAdd(vx); err != nil {
+			return 0, fmt.Errorf("create VXLAN device %s: %w", OverlayDevice, err)
+		}
+		rollback.add(func() { netlink.LinkDel(vx) })
+		if l, err = netlink.LinkByName(OverlayDevice); err != nil {
+			return 0, err
+		}
+	} else if _, ok := l.(*netlink.Vxlan); !ok {
+		return 0, fmt.Errorf("interface %s exists and is no VXLAN device", OverlayDevice)
+	}
+	if err := netlink.LinkSetUp(l); err != nil {
+		return 0, fmt.Errorf("bring up %s: %w", OverlayDevice, err)
+	}
+	if i.dp.LinkedProgramID(loader.ProgFromOverlay, OverlayDevice) == 0 {
+		if _, err := i.dp.AttachTCXIngress(loader.ProgFromOverlay, l.Attrs().Index, OverlayDevice); err != nil {
+			return 0, err
+		}
+		rollback.add(func() { i.dp.DetachTCX(loader.ProgFromOverlay, OverlayDevice) })
+	}
+	return l.Attrs().Index, nil
+}
+
+// releaseOverlay removes an overlay network's remote endpoints and, with
+// no overlay network left, the VXLAN device.
+func (i *Instance) releaseOverlay(views *maps.Views, n Network, remaining []Network) error {
+	_, _, err := views.SyncRemoteEndpoints([]uint32{n.ID}, nil)
+	if hasOverlay(remaining) {
+		return err
+	}
+	errs := []error{err, views.SyncOverlayHosts(nil), i.dp.DetachTCX(loader.ProgFromOverlay, OverlayDevice)}
+	if l, lerr := netlink.LinkByName(OverlayDevice); lerr == nil {
+		errs = append(errs, netlink.LinkDel(l))
+	}
+	return errors.Join(errs...)
+}
+
+// EnsureOverlayNetwork makes this host's part of an overlay network (o.VNI
+// set) unless it exists; an existing one must have the same VNI and subnet.
+func (i *Instance) EnsureOverlayNetwork(o NetworkOptions) (Network, error) {
+	if o.VNI == 0 {
+		return Network{}, errors.New("an overlay network needs a VNI")
+	}
+	var n Network
+	err := i.withStore(func(st *store) error {
+		have, ok, err := st.network(o.Name)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			n, err = i.createNetwork(st, o)
+			return err
+		}
+		if have.VNI != o.VNI || have.Subnet.String() != o.Subnet {
+			return fmt.Errorf("network %s exists on this host as %s (VNI %d), not as the cluster's overlay network %s (VNI %d)",
+				o.Name, have.Subnet, have.VNI, o.Subnet, o.VNI)
+		}
+		n = have
+		return nil
+	})
+	return n, err
+}
+
+// SyncOverlay makes the datapath's remote endpoints and peer hosts exactly
+// the view's, for the overlay networks this host has (remote endpoints of
+// others are skipped). It is idempotent: a resync replays the whole view.
+func (i *Instance) SyncOverlay(v OverlayView) (OverlaySync, error) {
+	var res OverlaySync
+	err := i.withStore(func(st *store) error {
+		nets, err := st.networks()
+		if err != nil {
+			return err
+		}
+		ids := map[string]uint32{}
+		var scope []uint32
+		for _, n := range nets {
+			if n.VNI != 0 {
+				ids[n.Name] = n.ID
+				scope = append(scope, n.ID)
+			}
+		}
+		if len(scope) == 0 {
+			return nil // no datapath to program: nothing would use it
+		}
+		views, err := i.datapath()
+		if err != nil {
+			return err
+		}
+		var want []maps.RemoteEndpoint
+		for _, r := range v.Endpoints {
+			id, ok := ids[r.Network]
+			if !ok {
+				res.Skipped++
+				continue
+			}
+			mac, err := net.ParseMAC(r.MAC)
+			if err != nil {
+				return fmt.Errorf("remote endpoint %s: %w", r.IP, err)
+			}
+			want = append(want, maps.RemoteEndpoint{IP: r.IP, MAC: mac, NetID: id, Host: r.Host})
+		}
+		hostsErr := views.SyncOverlayHosts(v.Peers)
+		res.Written, res.Deleted, err = views.SyncRemoteEndpoints(scope, want)
+		return errors.Join(hostsErr, err)
+	})
+	return res, err
+}
+
+// OverlayPeer is the traffic with one peer host.
+type OverlayPeer = maps.OverlayHostStats
+
+// OverlayPeers lists the peer hosts the datapath knows and their traffic.
+func (i *Instance) OverlayPeers() ([]OverlayPeer, error) {
+	var out []OverlayPeer
+	err := i.withStore(func(st *store) error {
+		if nets, err := st.networks(); err != nil || !hasOverlay(nets) {
+			return err
+		}
+		views, err := i.datapath()
+		if err != nil {
+			return err
+		}
+		out, err = views.OverlayHosts()
+		return err
+	})
+	slices.SortFunc(out, func(a, b OverlayPeer) int { return a.Host.Compare(b.Host) })
+	return out, err
+}
+
+// RemoteEndpoints lists the remote endpoints the datapath holds.
+func (i *Instance) RemoteEndpoints() ([]RemoteEndpoint, error) {
+	var out []RemoteEndpoint
+	err := i.withStore(func(st *store) error {
+		nets, err := st.networks()
+		if err != nil || !hasOverlay(nets) {
+			return err
+		}
+		names := map[uint32]string{}
+		for _, n := range nets {
+			names[n.ID] = n.Name
+		}
+		views, err := i.datapath()
+		if err != nil {
+			return err
+		}
+		rs, err := views.RemoteEndpoints()
+		for _, r := range rs {
+			out = append(out, RemoteEndpoint{Network: names[r.NetID], IP: r.IP, MAC: r.MAC.String(), Host: r.Host})
+		}
+		return err
+	})
+	slices.SortFunc(out, func(a, b RemoteEndpoint) int { return a.IP.Compare(b.IP) })
+	return out, err
+}
+
+func hasOverlay(nets []Network) bool {
+	return slices.ContainsFunc(nets, func(n Network) bool { return n.VNI != 0 })
+}

@@ -1,0 +1,357 @@
+package integration
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ebpfnet/ebpfnet/internal/etcdtest"
+	"github.com/ebpfnet/ebpfnet/internal/netnsutil"
+	"github.com/ebpfnet/ebpfnet/internal/testutil"
+	"github.com/ebpfnet/ebpfnet/loader"
+)
+
+// ovHost is a simulated cluster host running its own ebpfnet instance.
+type ovHost struct {
+	t                  *testing.T
+	i                  int // 1-based, as etcdtest.HostIP
+	ns, state, pinRoot string
+	store              string
+	daemon             *exec.Cmd
+	daemonDone         chan struct{}
+	daemonLog          *bytes.Buffer
+}
+
+func newOverlayHosts(t *testing.T, n int) (*etcdtest.Cluster, []*ovHost) {
+	t.Helper()
+	c := etcdtest.NewCluster(t, n)
+	var hs []*ovHost
+	for i, ns := range c.Hosts {
+		h := &ovHost{t: t, i: i + 1, ns: ns, state: filepath.Join(t.TempDir(), "state"),
+			pinRoot: filepath.Join(loader.DefaultBPFFS, "ebpfnet", ns), store: c.Etcd.Store()}
+		t.Cleanup(func() { os.RemoveAll(h.pinRoot) })
+		// Every host forwards nothing itself: what crosses is the datapath's.
+		c.Exec(ns, "iptables", "-P", "FORWARD", "DROP")
+		hs = append(hs, h)
+	}
+	return c, hs
+}
+
+func (h *ovHost) cmd(args ...string) *exec.Cmd {
+	full := append([]string{"netns", "exec", h.ns, ebpfnetBin, "--state-dir", h.state, "--pin-root", h.pinRoot, "--cluster-store", h.store}, args...)
+	return exec.Command("ip", full...)
+}
+
+func (h *ovHost) run(args ...string) (string, string, error) {
+	cmd := h.cmd(args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	return stdout.String(), strings.TrimSpace(stderr.String()), err
+}
+
+func (h *ovHost) must(args ...string) string {
+	h.t.Helper()
+	out, errOut, err := h.run(args...)
+	if err != nil {
+		h.t.Fatalf("host %d: ebpfnet %s: %v: %s", h.i, strings.Join(args, " "), err, errOut)
+	}
+	return out
+}
+
+// startDaemon joins the cluster and waits until the host is a member.
+func (h *ovHost) startDaemon() {
+	h.t.Helper()
+	h.daemon = h.cmd("daemon", "--advertise-addr", etcdtest.HostIP(h.i), "--lease-ttl", "3s", "--metrics-addr", "127.0.0.1:0")
+	h.daemonLog = &bytes.Buffer{}
+	h.daemon.Stdout, h.daemon.Stderr = h.daemonLog, h.daemonLog
+	if err := h.daemon.Start(); err != nil {
+		h.t.Fatal(err)
+	}
+	cmd, done := h.daemon, make(chan struct{})
+	h.daemonDone = done
+	go func() { cmd.Wait(); close(done) }()
+	h.t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGKILL) // by PID; a no-op if it is gone
+		<-done
+		if h.t.Failed() {
+			h.t.Logf("host %d daemon log:\n%s", h.i, h.daemonLog.String())
+		}
+	})
+	waitUntil(h.t, 30*time.Second, fmt.Sprintf("host %d joining the cluster", h.i), func() bool {
+		_, err := os.Stat(filepath.Join(h.state, "cluster-host"))
+		return err == nil
+	})
+}
+
+// killDaemon kills the daemon by PID, as a crash would.
+func (h *ovHost) killDaemon() {
+	h.daemon.Process.Signal(syscall.SIGKILL)
+	<-h.daemonDone
+}
+
+func (h *ovHost) remoteIPs() string {
+	h.t.Helper()
+	return strings.Join(strings.Fields(h.must("overlay", "ls", "-q")), " ")
+}
+
+func (h *ovHost) drops() map[string]uint64 {
+	h.t.Helper()
+	var s struct {
+		Drops map[string]struct {
+			Packets uint64 `json:"packets"`
+		} `json:"drops"`
+	}
+	if err := json.Unmarshal([]byte(h.must("stats", "-o", "json")), &s); err != nil {
+		h.t.Fatal(err)
+	}
+	out := map[string]uint64{}
+	for k, v := range s.Drops {
+		out[k] = v.Packets
+	}
+	return out
+}
+
+// waitUntil is waitFor that says what it waited for.
+func waitUntil(t *testing.T, limit time.Duration, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", limit, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// askEventually asks until the server answers (the other hosts learn a new
+// endpoint from the store within a sync).
+func askEventually(t *testing.T, from netnsutil.Namespace, network, addr string) testutil.Reply {
+	t.Helper()
+	var line string
+	waitUntil(t, 15*time.Second, fmt.Sprintf("%s %s", network, addr), func() bool {
+		var err error
+		line, err = testutil.Ask(from, network, addr)
+		return err == nil
+	})
+	name, src, _ := strings.Cut(line, " ")
+	host, _, _ := net.SplitHostPort(src)
+	return testutil.Reply{Server: name, Source: host}
+}
+
+func container(t *testing.T, c *etcdtest.Cluster, name string) (string, netnsutil.Namespace) {
+	t.Helper()
+	ns := c.Prefix + "-" + name
+	testutil.Run(t, "ip", "netns", "add", ns)
+	testutil.Run(t, "ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
+	n, err := netnsutil.Resolve(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ns, n
+}
+
+// TestOverlayAcrossHosts: three hosts, containers of one overlay network on
+// each reach each other by their overlay addresses over VXLAN, with the
+// hosts' FORWARD policy DROP, isolated from a second overlay network; a
+// forged VXLAN packet is dropped; a dead host's endpoints go with its
+// lease; with etcd down existing traffic flows and attaches fail in one
+// line, and work again when it returns.
+func TestOverlayAcrossHosts(t *testing.T) {
+	t.Parallel()
+	c, hs := newOverlayHosts(t, 3)
+	for _, h := range hs {
+		h.startDaemon()
+	}
+	hs[0].must("network", "create", "--driver", "overlay", "ov1", "--subnet", "10.210.0.0/24")
+	hs[1].must("network", "create", "--driver", "overlay", "ov2", "--subnet", "10.211.0.0/24")
+
+	nsA, a := container(t, c, "a")
+	nsB, b := container(t, c, "b")
+	nsC, cc := container(t, c, "c")
+	nsX, x := container(t, c, "x")
+	ipOf := func(out string) string { f := strings.Fields(out); return f[len(f)-1] }
+	ipA := ipOf(hs[0].must("attach", "--network", "ov1", "--name", "a", nsA))
+	ipB := ipOf(hs[1].must("attach", "--network", "ov1", "--name", "b", nsB))
+	ipC := ipOf(hs[2].must("attach", "--network", "ov1", "--name", "c", nsC))
+	ipX := ipOf(hs[1].must("attach", "--network", "ov2", "--name", "x", nsX))
+	t.Logf("a %s (h1), b %s (h2), c %s (h3), x %s (h2, ov2)", ipA, ipB, ipC, ipX)
+
+	// The overlay MTU leaves room for VXLAN on the 1500-byte underlay.
+	if out := testutil.Run(t, "ip", "netns", "exec", nsA, "ip", "-o", "link", "show", "eth0"); !strings.Contains(out, "mtu 1450") {
+		t.Errorf("container MTU: %s", out)
+	}
+
+	testutil.Serve(t, b, "b", ":7000")
+	testutil.Serve(t, a, "a", ":7000")
+	testutil.Serve(t, cc, "c", ":7000")
+	testutil.Serve(t, x, "x", ":7000")
+	for _, p := range []struct {
+		from       netnsutil.Namespace
+		fromIP, to string
+		server     string
+	}{
+		{a, ipA, ipB, "b"}, {b, ipB, ipA, "a"}, {a, ipA, ipC, "c"}, {cc, ipC, ipB, "b"},
+	} {
+		for _, network := range []string{"tcp4", "udp4"} {
+			r := askEventually(t, p.from, network, net.JoinHostPort(p.to, "7000"))
+			if r.Server != p.server || r.Source != p.fromIP {
+				t.Errorf("%s %s -> %s: reply %+v, want server %s seeing %s", network, p.fromIP, p.to, r, p.server, p.fromIP)
+			}
+		}
+	}
+	testutil.Run(t, "ip", "netns", "exec", nsA, "ping", "-c", "2", "-W", "2", ipC)
+
+	// Counted per peer host: the traffic took the eBPF path.
+	var peers []struct {
+		Host      string `json:"host"`
+		TxPackets uint64 `json:"tx_packets"`
+		RxPackets uint64 `json:"rx_packets"`
+	}
+	if err := json.Unmarshal([]byte(hs[0].must("overlay", "peers", "-o", "json")), &peers); err != nil {
+		t.Fatal(err)
+	}
+	if len(peers) != 2 {
+		t.Errorf("host 1 peers %+v, want hosts 2 and 3", peers)
+	}
+	for _, p := range peers {
+		if p.TxPackets == 0 || p.RxPackets == 0 {
+			t.Errorf("host 1 peer %+v: no traffic counted", p)
+		}
+	}
+
+	// Isolation between overlay networks, across hosts and on one host.
+	if !testutil.TimesOut(a, net.JoinHostPort(ipX, "7000"), time.Second) {
+		t.Errorf("ov1 container a reached ov2 container x")
+	}
+	if !testutil.TimesOut(b, net.JoinHostPort(ipX, "7000"), time.Second) {
+		t.Errorf("ov1 container b reached ov2 container x on its own host")
+	}
+
+	// A forged VXLAN packet from host 3 claiming a's address (a lives on
+	// host 1) is dropped by host 2; so is one with the wrong VNI.
+	before := hs[1].drops()
+	var nets []struct {
+		Name string `json:"name"`
+		VNI  uint32 `json:"vni"`
+	}
+	if err := json.Unmarshal([]byte(hs[1].must("network", "ls", "-o", "json")), &nets); err != nil {
+		t.Fatal(err)
+	}
+	var vni uint32
+	for _, n := range nets {
+		if n.Name == "ov1" {
+			vni = n.VNI
+		}
+	}
+	if vni == 0 {
+		t.Fatalf("no VNI for ov1 in network ls: %+v", nets)
+	}
+	sendVXLAN(t, c.Hosts[2], etcdtest.HostIP(2), vni, ipA, ipB)   // a is host 1's
+	sendVXLAN(t, c.Hosts[2], etcdtest.HostIP(2), vni+1, ipC, ipB) // c is host 3's, wrong VNI
+	waitUntil(t, 5*time.Second, "the forged packets' drops", func() bool {
+		d := hs[1].drops()
+		return d["overlay_spoofed"] > before["overlay_spoofed"] && d["overlay_vni"] > before["overlay_vni"]
+	})
+
+	// Host 3 dies: after its lease, the others forget c; a and b still talk.
+	if !strings.Contains(hs[0].remoteIPs(), ipC) {
+		t.Fatalf("host 1 does not know c (%s): %s", ipC, hs[0].remoteIPs())
+	}
+	hs[2].killDaemon()
+	waitUntil(t, 15*time.Second, "host 1 forgetting c", func() bool { return !strings.Contains(hs[0].remoteIPs(), ipC) })
+	if r := askEventually(t, a, "tcp4", net.JoinHostPort(ipB, "7000")); r.Server != "b" {
+		t.Errorf("a -> b after host 3 died: %+v", r)
+	}
+
+	// etcd down: a long-lived connection and new ones keep working (the
+	// maps are pinned); a new attach fails in one line; etcd back, it works.
+	conn, err := testutil.Dial(a, "tcp4", net.JoinHostPort(ipB, "7000"), 3*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := c.Etcd.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := testutil.AskOn(conn); err != nil || !strings.HasPrefix(r, "b ") {
+		t.Errorf("open connection a -> b with etcd down: %q %v", r, err)
+	}
+	if r := testutil.MustAsk(t, b, "udp4", net.JoinHostPort(ipA, "7000")); r.Server != "a" {
+		t.Errorf("b -> a with etcd down: %+v", r)
+	}
+	nsD, dns := container(t, c, "d")
+	testutil.Serve(t, dns, "d", ":7000")
+	_, errOut, err := hs[0].run("attach", "--network", "ov1", "--name", "d", nsD)
+	if err == nil || strings.Contains(errOut, "\n") || !strings.Contains(errOut, "unreachable") {
+		t.Errorf("attach with etcd down: err %v, stderr %q: want a one-line unreachable error", err, errOut)
+	}
+	if err := c.Etcd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ipD := ipOf(hs[0].must("attach", "--network", "ov1", "--name", "d", nsD))
+	if r := askEventually(t, b, "tcp4", net.JoinHostPort(ipD, "7000")); r.Server != "d" || r.Source != ipB {
+		t.Errorf("b -> d after etcd returned: %+v", r)
+	}
+
+	// Detach gives the address back: the other hosts forget it.
+	hs[1].must("detach", "b")
+	waitUntil(t, 15*time.Second, "host 1 forgetting b", func() bool { return !strings.Contains(hs[0].remoteIPs(), ipB) })
+}
+
+// sendVXLAN sends, from namespace ns, one VXLAN packet to host's port 4789
+// carrying a UDP datagram from src to dst (inner MACs: Docker's, from the
+// addresses).
+func sendVXLAN(t *testing.T, ns, host string, vni uint32, src, dst string) {
+	t.Helper()
+	s, d := net.ParseIP(src).To4(), net.ParseIP(dst).To4()
+	mac := func(ip net.IP) []byte { return []byte{0x02, 0x42, ip[0], ip[1], ip[2], ip[3]} }
+	var b []byte
+	b = binary.BigEndian.AppendUint32(b, 0x08000000) // VXLAN: I flag
+	b = binary.BigEndian.AppendUint32(b, vni<<8)
+	b = append(b, mac(d)...)
+	b = append(b, mac(s)...)
+	b = append(b, 0x08, 0x00)
+	payload := []byte("forged")
+	ip := []byte{0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0}
+	binary.BigEndian.PutUint16(ip[2:], uint16(20+8+len(payload)))
+	ip = append(append(ip, s...), d...)
+	var sum uint32
+	for i := 0; i < 20; i += 2 {
+		sum += uint32(binary.BigEndian.Uint16(ip[i:]))
+	}
+	for sum > 0xffff {
+		sum = sum&0xffff + sum>>16
+	}
+	binary.BigEndian.PutUint16(ip[10:], ^uint16(sum))
+	udp := make([]byte, 8)
+	binary.BigEndian.PutUint16(udp[0:], 40000)
+	binary.BigEndian.PutUint16(udp[2:], 7000)
+	binary.BigEndian.PutUint16(udp[4:], uint16(8+len(payload)))
+	b = append(append(append(b, ip...), udp...), payload...)
+	n, err := netnsutil.Resolve(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = netnsutil.Do(n, func() error {
+		c, err := net.Dial("udp4", net.JoinHostPort(host, "4789"))
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_, err = c.Write(b)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,179 @@
+package maps
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/ebpfnet/ebpfnet/loader"
+)
+
+// RemoteEndpoint is an endpoint of an overlay network on another host.
+type RemoteEndpoint struct {
+	IP    netip.Addr
+	MAC   net.HardwareAddr
+	NetID uint32     // this host's id of the overlay network
+	Host  netip.Addr // the other host's underlay address
+}
+
+func (r RemoteEndpoint) value() (loader.RemoteEndpoint, error) {
+	mac, err := mac6(r.MAC)
+	if err != nil {
+		return loader.RemoteEndpoint{}, err
+	}
+	if !r.IP.Is4() || !r.Host.Is4() {
+		return loader.RemoteEndpoint{}, fmt.Errorf("remote endpoint %v on host %v: want IPv4", r.IP, r.Host)
+	}
+	return loader.RemoteEndpoint{Host: BE32(r.Host), NetId: r.NetID, Mac: mac}, nil
+}
+
+// RemoteEndpoints lists the remote_endpoints map.
+func (v *Views) RemoteEndpoints() ([]RemoteEndpoint, error) {
+	var (
+		out []RemoteEndpoint
+		ip  uint32
+		val loader.RemoteEndpoint
+	)
+	it := v.m.RemoteEndpoints.Iterate()
+	for it.Next(&ip, &val) {
+		out = append(out, RemoteEndpoint{IP: AddrFromBE32(ip), MAC: slices.Clone(net.HardwareAddr(val.Mac[:])), NetID: val.NetId, Host: AddrFromBE32(val.Host)})
+	}
+	return out, it.Err()
+}
+
+// SyncRemoteEndpoints makes the remote endpoints of the networks in netIDs
+// exactly want (entries of other networks are left alone): new and changed
+// entries first, then stale ones deleted. It reports how many entries it
+// wrote and deleted.
+func (v *Views) SyncRemoteEndpoints(netIDs []uint32, want []RemoteEndpoint) (written, deleted int, err error) {
+	scope := map[uint32]bool{}
+	for _, id := range netIDs {
+		scope[id] = true
+	}
+	keep := make(map[uint32]loader.RemoteEndpoint, len(want))
+	for _, r := range want {
+		if !scope[r.NetID] {
+			return 0, 0, fmt.Errorf("remote endpoint %v: network %d is not being synced", r.IP, r.NetID)
+		}
+		val, err := r.value()
+		if err != nil {
+			return 0, 0, err
+		}
+		keep[BE32(r.IP)] = val
+	}
+	var (
+		ip    uint32
+		val   loader.RemoteEndpoint
+		stale []uint32
+	)
+	have := map[uint32]loader.RemoteEndpoint{}
+	it := v.m.RemoteEndpoints.Iterate()
+	for it.Next(&ip, &val) {
+		have[ip] = val
+		if _, ok := keep[ip]; !ok && scope[val.NetId] {
+			stale = append(stale, ip)
+		}
+	}
+	if err := it.Err(); err != nil {
+		return 0, 0, fmt.Errorf("read remote endpoints: %w", err)
+	}
+	var errs []error
+	for ip, val := range keep {
+		if old, ok := have[ip]; ok && old == val {
+			continue
+		}
+		if old, ok := have[ip]; ok && !scope[old.NetId] {
+			errs = append(errs, fmt.Errorf("remote endpoint %v: address held by network %d", AddrFromBE32(ip), old.NetId))
+			continue
+		}
+		if err := v.m.RemoteEndpoints.Update(ip, &val, ebpf.UpdateAny); err != nil {
+			errs = append(errs, fmt.Errorf("write remote endpoint %v: %w", AddrFromBE32(ip), err))
+			continue
+		}
+		written++
+	}
+	for _, ip := range stale {
+		if err := ignoreMissing(v.m.RemoteEndpoints.Delete(ip)); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		deleted++
+	}
+	return written, deleted, errors.Join(errs...)
+}
+
+// OverlayHostStats is the traffic with one peer host.
+type OverlayHostStats struct {
+	Host      netip.Addr `json:"host"`
+	TxPackets uint64     `json:"tx_packets"`
+	TxBytes   uint64     `json:"tx_bytes"`
+	RxPackets uint64     `json:"rx_packets"`
+	RxBytes   uint64     `json:"rx_bytes"`
+}
+
+// SyncOverlayHosts makes the peer hosts exactly hosts: a new host starts
+// with zero counters, a host that left loses its entry (and its counters).
+func (v *Views) SyncOverlayHosts(hosts []netip.Addr) error {
+	keep := map[uint32]bool{}
+	for _, h := range hosts {
+		if !h.Is4() {
+			return fmt.Errorf("peer host %v: want IPv4", h)
+		}
+		keep[BE32(h)] = true
+	}
+	var (
+		key   uint32
+		stale []uint32
+		have  = map[uint32]bool{}
+		vals  []loader.OverlayCounters
+	)
+	it := v.m.OverlayHosts.Iterate()
+	for it.Next(&key, &vals) {
+		have[key] = true
+		if !keep[key] {
+			stale = append(stale, key)
+		}
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("read overlay hosts: %w", err)
+	}
+	var errs []error
+	zero := make([]loader.OverlayCounters, ebpf.MustPossibleCPU())
+	for h := range keep {
+		if have[h] {
+			continue
+		}
+		if err := v.m.OverlayHosts.Update(h, zero, ebpf.UpdateNoExist); err != nil && !errors.Is(err, ebpf.ErrKeyExist) {
+			errs = append(errs, fmt.Errorf("write overlay host %v: %w", AddrFromBE32(h), err))
+		}
+	}
+	for _, h := range stale {
+		errs = append(errs, ignoreMissing(v.m.OverlayHosts.Delete(h)))
+	}
+	return errors.Join(errs...)
+}
+
+// OverlayHosts reads the per-peer-host counters, summed over CPUs.
+func (v *Views) OverlayHosts() ([]OverlayHostStats, error) {
+	var (
+		key  uint32
+		vals []loader.OverlayCounters
+		out  []OverlayHostStats
+	)
+	it := v.m.OverlayHosts.Iterate()
+	for it.Next(&key, &vals) {
+		s := OverlayHostStats{Host: AddrFromBE32(key)}
+		for _, c := range vals {
+			s.TxPackets += c.TxPackets
+			s.TxBytes += c.TxBytes
+			s.RxPackets += c.RxPackets
+			s.RxBytes += c.RxBytes
+		}
+		out = append(out, s)
+	}
+	return out, it.Err()
+}
