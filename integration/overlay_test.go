@@ -71,7 +71,7 @@ func (h *ovHost) must(args ...string) string {
 // startDaemon joins the cluster and waits until the host is a member.
 func (h *ovHost) startDaemon() {
 	h.t.Helper()
-	h.daemon = h.cmd("daemon", "--advertise-addr", etcdtest.HostIP(h.i), "--lease-ttl", "3s", "--metrics-addr", "127.0.0.1:0")
+	h.daemon = h.cmd("daemon", "--advertise-addr", etcdtest.HostIP(h.i), "--lease-ttl", "3s", "--metrics-addr", "127.0.0.1:9469")
 	h.daemonLog = &bytes.Buffer{}
 	h.daemon.Stdout, h.daemon.Stderr = h.daemonLog, h.daemonLog
 	if err := h.daemon.Start(); err != nil {
@@ -148,6 +148,15 @@ func askEventually(t *testing.T, from netnsutil.Namespace, network, addr string)
 	return testutil.Reply{Server: name, Source: host}
 }
 
+func namespace(t *testing.T, ns string) netnsutil.Namespace {
+	t.Helper()
+	n, err := netnsutil.Resolve(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 func container(t *testing.T, c *etcdtest.Cluster, name string) (string, netnsutil.Namespace) {
 	t.Helper()
 	ns := c.Prefix + "-" + name
@@ -180,7 +189,7 @@ func TestOverlayAcrossHosts(t *testing.T) {
 	nsC, cc := container(t, c, "c")
 	nsX, x := container(t, c, "x")
 	ipOf := func(out string) string { f := strings.Fields(out); return f[len(f)-1] }
-	ipA := ipOf(hs[0].must("attach", "--network", "ov1", "--name", "a", nsA))
+	ipA := ipOf(hs[0].must("attach", "--network", "ov1", "--name", "a", "-p", "8080:7000", nsA))
 	ipB := ipOf(hs[1].must("attach", "--network", "ov1", "--name", "b", nsB))
 	ipC := ipOf(hs[2].must("attach", "--network", "ov1", "--name", "c", nsC))
 	ipX := ipOf(hs[1].must("attach", "--network", "ov2", "--name", "x", nsX))
@@ -227,6 +236,35 @@ func TestOverlayAcrossHosts(t *testing.T) {
 		if p.TxPackets == 0 || p.RxPackets == 0 {
 			t.Errorf("host 1 peer %+v: no traffic counted", p)
 		}
+	}
+
+	metricsBody := get(t, httpIn(namespace(t, c.Hosts[0])), "http://127.0.0.1:9469/metrics")
+	for _, series := range []string{"ebpfnet_overlay_peer_packets_total", "ebpfnet_overlay_peer_bytes_total"} {
+		if v := sample(metricsBody, series, `direction="tx"`, `peer="`+etcdtest.HostIP(2)+`"`); v == 0 {
+			t.Errorf("%s to host 2: %v", series, v)
+		}
+	}
+	if v := sample(metricsBody, "ebpfnet_cluster_view_synced"); v != 1 {
+		t.Errorf("ebpfnet_cluster_view_synced = %v, want 1", v)
+	}
+	if !strings.Contains(metricsBody, "ebpfnet_cluster_sync_lag_seconds ") {
+		t.Errorf("no ebpfnet_cluster_sync_lag_seconds in the metrics")
+	}
+
+	// Bulk TCP across hosts: full-size segments fit the overlay MTU.
+	if got := iperf(t, nil, nsB, nsA, ipB, 5201); got < 10<<20 {
+		t.Errorf("iperf3 a -> b moved %.0f bytes in 2 s", got)
+	}
+
+	// Each host's own uplink: a's traffic to the underlay is masqueraded
+	// to host 1's address, and a's published port answers there.
+	under := namespace(t, c.Underlay)
+	testutil.Serve(t, under, "underlay", etcdtest.UnderlayIP+":7100")
+	if r := testutil.MustAsk(t, a, "tcp4", etcdtest.UnderlayIP+":7100"); r.Source != etcdtest.HostIP(1) {
+		t.Errorf("a -> underlay: seen from %s, want host 1's %s (masquerade)", r.Source, etcdtest.HostIP(1))
+	}
+	if r := testutil.MustAsk(t, under, "tcp4", etcdtest.HostIP(1)+":8080"); r.Server != "a" || r.Source != etcdtest.UnderlayIP {
+		t.Errorf("underlay -> host 1:8080: %+v, want a seeing %s", r, etcdtest.UnderlayIP)
 	}
 
 	// Isolation between overlay networks, across hosts and on one host.

@@ -23,6 +23,7 @@ type Source interface {
 	MapUsage() ([]datapath.MapUsage, error)
 	NATStats() (datapath.NATStats, error)
 	Latencies() (map[string]datapath.Histogram, error)
+	OverlayPeers() ([]datapath.OverlayPeer, error)
 }
 
 // Collector is a prometheus.Collector over the datapath maps.
@@ -39,6 +40,8 @@ type Collector struct {
 	latency            *prometheus.Desc
 	natFailures        *prometheus.Desc
 	natRetries         *prometheus.Desc
+	peerPackets        *prometheus.Desc
+	peerBytes          *prometheus.Desc
 	scrapeErrors       prometheus.Counter
 }
 
@@ -62,6 +65,8 @@ func NewCollector(src Source, log *slog.Logger) *Collector {
 		buildInfo:   d("build_info", "Build information of the running ebpfnet; always 1.", "version", "goversion"),
 		natFailures: d("nat_port_allocation_failures_total", "New masqueraded flows dropped because no source port was free."),
 		natRetries:  d("nat_port_allocations_total", "Source port allocations by how many retries they took (bucket \"exhausted\": failed).", "retries"),
+		peerPackets: d("overlay_peer_packets_total", "Overlay packets encapsulated to (tx) or received from (rx) a peer host.", "peer", "direction"),
+		peerBytes:   d("overlay_peer_bytes_total", "Overlay bytes (inner frames) encapsulated to (tx) or received from (rx) a peer host.", "peer", "direction"),
 		latency:     d("operation_duration_seconds", "Duration of control-plane operations (attach, detach, map_update).", "operation"),
 		scrapeErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "ebpfnet_scrape_errors_total", Help: "Errors reading datapath maps during scrapes.",
@@ -71,7 +76,7 @@ func NewCollector(src Source, log *slog.Logger) *Collector {
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.drops, c.dropBytes, c.epPackets, c.epBytes, c.endpoints, c.ports, c.mapEntries, c.mapCap, c.buildInfo, c.latency, c.natFailures, c.natRetries} {
+	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.drops, c.dropBytes, c.epPackets, c.epBytes, c.endpoints, c.ports, c.mapEntries, c.mapCap, c.buildInfo, c.latency, c.natFailures, c.natRetries, c.peerPackets, c.peerBytes} {
 		ch <- d
 	}
 	c.scrapeErrors.Describe(ch)
@@ -141,6 +146,17 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	} else {
 		for op, h := range hs {
 			ch <- prometheus.MustNewConstHistogram(c.latency, h.Count, h.Sum, h.Cumulative(), op)
+		}
+	}
+	if peers, err := c.src.OverlayPeers(); err != nil {
+		fail("overlay peers", err)
+	} else {
+		for _, p := range peers {
+			h := p.Host.String()
+			counter(c.peerPackets, p.TxPackets, h, "tx")
+			counter(c.peerBytes, p.TxBytes, h, "tx")
+			counter(c.peerPackets, p.RxPackets, h, "rx")
+			counter(c.peerBytes, p.RxBytes, h, "rx")
 		}
 	}
 	gauge(c.buildInfo, 1, Version(), runtime.Version())

@@ -3,6 +3,7 @@ package metrics_test
 import (
 	"errors"
 	"log/slog"
+	"net/netip"
 	"strconv"
 	"strings"
 	"testing"
@@ -51,6 +52,10 @@ func (source) Latencies() (map[string]datapath.Histogram, error) {
 	return map[string]datapath.Histogram{"attach": h}, nil
 }
 
+func (source) OverlayPeers() ([]datapath.OverlayPeer, error) {
+	return []datapath.OverlayPeer{{Host: netip.MustParseAddr("198.18.0.12"), TxPackets: 4, TxBytes: 400, RxPackets: 3, RxBytes: 300}}, nil
+}
+
 func TestCollectorSeries(t *testing.T) {
 	c := metrics.NewCollector(source{}, slog.New(slog.DiscardHandler))
 	want := `
@@ -80,9 +85,14 @@ ebpfnet_map_capacity_entries{map="endpoints"} 4096
 # TYPE ebpfnet_nat_port_allocations_total counter
 ebpfnet_nat_port_allocations_total{retries="0"} 7
 ebpfnet_nat_port_allocations_total{retries="exhausted"} 1
+# HELP ebpfnet_overlay_peer_packets_total Overlay packets encapsulated to (tx) or received from (rx) a peer host.
+# TYPE ebpfnet_overlay_peer_packets_total counter
+ebpfnet_overlay_peer_packets_total{direction="rx",peer="198.18.0.12"} 3
+ebpfnet_overlay_peer_packets_total{direction="tx",peer="198.18.0.12"} 4
 `
 	names := []string{"ebpfnet_endpoint_packets_total", "ebpfnet_endpoints", "ebpfnet_published_ports", "ebpfnet_packets_total",
-		"ebpfnet_drops_total", "ebpfnet_map_entries", "ebpfnet_map_capacity_entries", "ebpfnet_nat_port_allocations_total"}
+		"ebpfnet_drops_total", "ebpfnet_map_entries", "ebpfnet_map_capacity_entries", "ebpfnet_nat_port_allocations_total",
+		"ebpfnet_overlay_peer_packets_total"}
 	if err := testutil.CollectAndCompare(c, strings.NewReader(want), names...); err != nil {
 		t.Error(err)
 	}

@@ -125,6 +125,7 @@ type clusterAgent struct {
 	advertise string
 	name      string
 	ttl       time.Duration
+	metrics   *syncMetrics // nil: not exported
 }
 
 func (a *clusterAgent) register(cmd *cobra.Command) {
@@ -198,7 +199,7 @@ func (a *clusterAgent) run(ctx context.Context, g *globals, inst *datapath.Insta
 	if err := local.SetHost(name); err != nil {
 		log.Error("cluster local store", "err", err)
 	}
-	syncer := newOverlaySyncer(inst, name, log)
+	syncer := newOverlaySyncer(inst, name, log, a.metrics)
 	w := s.NewWatcher(name, func(e cluster.Event) {
 		syncer.changed()
 		switch {

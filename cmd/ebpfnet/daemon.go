@@ -45,8 +45,13 @@ SIGINT without detaching anything.`,
 			defer stop()
 			log := g.logger(slog.LevelInfo)
 			agentDone := make(chan struct{})
+			var extra []prometheus.Collector
+			if agent.advertise != "" {
+				agent.metrics = newSyncMetrics()
+				extra = append(extra, agent.metrics)
+			}
 			go func() { agent.run(ctx, g, inst, log); close(agentDone) }()
-			err := serveControlPlane(ctx, inst, log, addr, o)
+			err := serveControlPlane(ctx, inst, log, addr, o, extra...)
 			stop() // the cluster agent stops with the control plane
 			<-agentDone
 			return err
@@ -63,7 +68,7 @@ SIGINT without detaching anything.`,
 // serveControlPlane is the daemon's work, shared with docker-plugin: metrics
 // on addr (none when empty) and the instance's background loop (conntrack
 // GC, reconcile) until ctx ends.
-func serveControlPlane(ctx context.Context, inst *datapath.Instance, log *slog.Logger, addr string, o datapath.ServeOptions) error {
+func serveControlPlane(ctx context.Context, inst *datapath.Instance, log *slog.Logger, addr string, o datapath.ServeOptions, extra ...prometheus.Collector) error {
 	var srv *http.Server
 	if addr != "" {
 		reg := prometheus.NewRegistry()
@@ -74,6 +79,7 @@ func serveControlPlane(ctx context.Context, inst *datapath.Instance, log *slog.L
 			metrics.NewCollector(inst, log),
 			gcm,
 		)
+		reg.MustRegister(extra...)
 		o.OnGC = func(r datapath.GCResult) { gcm.Observe(r.Expired, r.Duration) }
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))

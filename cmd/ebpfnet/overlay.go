@@ -8,8 +8,10 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
+	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/ebpfnet/ebpfnet/cluster"
@@ -146,6 +148,7 @@ func (g *globals) releaseOverlay(ctx context.Context, stderr io.Writer, ep datap
 // every interval (a network made locally after the view last changed, or a
 // failed write, is caught up by then).
 type overlaySyncer struct {
+	metrics  *syncMetrics
 	inst     *datapath.Instance
 	w        *cluster.Watcher
 	self     string
@@ -154,8 +157,11 @@ type overlaySyncer struct {
 	interval time.Duration
 }
 
-func newOverlaySyncer(inst *datapath.Instance, self string, log *slog.Logger) *overlaySyncer {
-	return &overlaySyncer{inst: inst, self: self, log: log, kick: make(chan struct{}, 1), interval: 2 * time.Second}
+func newOverlaySyncer(inst *datapath.Instance, self string, log *slog.Logger, m *syncMetrics) *overlaySyncer {
+	if m == nil {
+		m = newSyncMetrics()
+	}
+	return &overlaySyncer{metrics: m, inst: inst, self: self, log: log, kick: make(chan struct{}, 1), interval: 2 * time.Second}
 }
 
 // changed schedules a sync (the watcher's handler: never blocks).
@@ -205,14 +211,18 @@ func (o *overlaySyncer) view() datapath.OverlayView {
 func (o *overlaySyncer) sync() {
 	// A view that is not in step with the store (it is away) is not
 	// applied: the pinned maps keep carrying the traffic they carried.
-	if !o.w.Status().Synced {
+	st := o.w.Status()
+	o.metrics.viewSynced.Store(st.Synced)
+	if !st.Synced {
 		return
 	}
 	res, err := o.inst.SyncOverlay(o.view())
 	if err != nil {
+		o.metrics.failures.Add(1)
 		o.log.Warn("overlay sync", "err", err)
 		return
 	}
+	o.metrics.applied.Store(time.Now().UnixNano())
 	if res.Written+res.Deleted > 0 {
 		o.log.Info("overlay synced", "written", res.Written, "deleted", res.Deleted)
 	}
@@ -268,4 +278,40 @@ func newOverlayCmd(g *globals) *cobra.Command {
 	peersOut = newListFlags(peers.Flags(), true)
 	cmd.AddCommand(ls, peers)
 	return cmd
+}
+
+// syncMetrics export how far the datapath is behind the cluster store.
+type syncMetrics struct {
+	applied    atomic.Int64 // unix ns of the last view applied
+	viewSynced atomic.Bool
+	failures   atomic.Uint64
+
+	lag, synced, failed *prometheus.Desc
+}
+
+func newSyncMetrics() *syncMetrics {
+	return &syncMetrics{
+		lag: prometheus.NewDesc("ebpfnet_cluster_sync_lag_seconds",
+			"Seconds since the datapath last applied a view of the cluster store that was in step with it (grows while the store is away).", nil, nil),
+		synced: prometheus.NewDesc("ebpfnet_cluster_view_synced", "1 while the daemon's view of the cluster store is in step with it.", nil, nil),
+		failed: prometheus.NewDesc("ebpfnet_cluster_sync_failures_total", "Views of the cluster store the datapath could not apply.", nil, nil),
+	}
+}
+
+func (m *syncMetrics) Describe(ch chan<- *prometheus.Desc) {
+	ch <- m.lag
+	ch <- m.synced
+	ch <- m.failed
+}
+
+func (m *syncMetrics) Collect(ch chan<- prometheus.Metric) {
+	if at := m.applied.Load(); at != 0 {
+		ch <- prometheus.MustNewConstMetric(m.lag, prometheus.GaugeValue, time.Since(time.Unix(0, at)).Seconds())
+	}
+	synced := 0.0
+	if m.viewSynced.Load() {
+		synced = 1
+	}
+	ch <- prometheus.MustNewConstMetric(m.synced, prometheus.GaugeValue, synced)
+	ch <- prometheus.MustNewConstMetric(m.failed, prometheus.CounterValue, float64(m.failures.Load()))
 }
