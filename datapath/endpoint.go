@@ -39,6 +39,9 @@ type AttachOptions struct {
 	// ContainerID is the runtime's key for the endpoint (CNI_CONTAINERID);
 	// with IfName it identifies the endpoint, see EndpointFor.
 	ContainerID string
+	// FromCluster says IP and MAC were allocated in the cluster store, as
+	// an overlay network's must be.
+	FromCluster bool
 	DNSOptions  // --network-alias, --dns, --add-host (dns.go)
 	// ownNetns marks a namespace ebpfnet run created (and removes with --rm).
 	ownNetns bool
@@ -181,6 +184,11 @@ func (i *Instance) attachBridge(st *store, ep *Endpoint, o AttachOptions, ns net
 		if e.Network == netName {
 			used[e.IP] = e.Name
 		}
+	}
+	if ok && n.VNI != 0 && !o.FromCluster {
+		// Its addresses are the cluster's: the local IPAM could hand out one
+		// that another host holds.
+		return fmt.Errorf("network %s is an overlay network: its addresses come from the cluster store (ebpfnet --cluster-store ... attach)", n.Name)
 	}
 	var ip netip.Addr
 	if ok && o.IP != "" {

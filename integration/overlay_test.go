@@ -195,6 +195,11 @@ func TestOverlayAcrossHosts(t *testing.T) {
 	ipX := ipOf(hs[1].must("attach", "--network", "ov2", "--name", "x", nsX))
 	t.Logf("a %s (h1), b %s (h2), c %s (h3), x %s (h2, ov2)", ipA, ipB, ipC, ipX)
 
+	// Paths that would take an address from the local IPAM are refused.
+	if _, errOut, err := hs[0].run("run", "--network", "ov1", "--rm", "--", "true"); err == nil || !strings.Contains(errOut, "overlay network") {
+		t.Errorf("run on an overlay network: err %v, stderr %q", err, errOut)
+	}
+
 	// The overlay MTU leaves room for VXLAN on the 1500-byte underlay.
 	if out := testutil.Run(t, "ip", "netns", "exec", nsA, "ip", "-o", "link", "show", "eth0"); !strings.Contains(out, "mtu 1450") {
 		t.Errorf("container MTU: %s", out)

@@ -93,7 +93,7 @@ func (g *globals) attachOverlay(ctx context.Context, inst *datapath.Instance, o 
 	if err != nil {
 		return ep, true, err
 	}
-	o.IP, o.MAC = e.IP.String(), e.MAC
+	o.IP, o.MAC, o.FromCluster = e.IP.String(), e.MAC, true
 	if ep, err = inst.Attach(o); err != nil {
 		if rerr := m.ReleaseEndpoint(context.WithoutCancel(ctx), n.Name, e.IP); rerr != nil {
 			err = fmt.Errorf("%w (and releasing %s in the cluster failed: %v)", err, e.IP, rerr)
