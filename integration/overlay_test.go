@@ -315,6 +315,32 @@ func TestOverlayAcrossHosts(t *testing.T) {
 	if r := askEventually(t, a, "tcp4", net.JoinHostPort(ipB, "7000")); r.Server != "b" {
 		t.Errorf("a -> b after host 3 died: %+v", r)
 	}
+	// It comes back: it re-registers c from its local record, the others
+	// learn c again, and nothing else appears.
+	hs[2].startDaemon()
+	waitUntil(t, 15*time.Second, "host 1 relearning c", func() bool { return strings.Contains(hs[0].remoteIPs(), ipC) })
+	if got, want := hs[0].remoteIPs(), ipB+" "+ipC; got != want {
+		t.Errorf("host 1 remote endpoints after host 3 returned: %q, want %q", got, want)
+	}
+	if r := askEventually(t, a, "tcp4", net.JoinHostPort(ipC, "7000")); r.Server != "c" {
+		t.Errorf("a -> c after host 3 returned: %+v", r)
+	}
+
+	// --icc=false holds across hosts.
+	hs[0].must("network", "create", "--driver", "overlay", "ov3", "--subnet", "10.212.0.0/24", "--icc=false")
+	nsE, e := container(t, c, "e")
+	nsF, fns := container(t, c, "f")
+	hs[0].must("attach", "--network", "ov3", "--name", "e", nsE)
+	ipF := ipOf(hs[1].must("attach", "--network", "ov3", "--name", "f", nsF))
+	testutil.Serve(t, fns, "f", ":7000")
+	waitUntil(t, 15*time.Second, "host 1 learning f", func() bool { return strings.Contains(hs[0].remoteIPs(), ipF) })
+	iccBefore := hs[0].drops()["icc_disabled"]
+	if !testutil.TimesOut(e, net.JoinHostPort(ipF, "7000"), time.Second) {
+		t.Errorf("--icc=false: e reached f on another host")
+	}
+	if hs[0].drops()["icc_disabled"] == iccBefore {
+		t.Errorf("--icc=false: no icc_disabled drop counted on host 1")
+	}
 
 	// etcd down: a long-lived connection and new ones keep working (the
 	// maps are pinned); a new attach fails in one line; etcd back, it works.
