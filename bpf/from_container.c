@@ -302,21 +302,25 @@ static __always_inline int to_remote(struct __sk_buff *skb, const struct endpoin
 {
 	struct network_info *net = bpf_map_lookup_elem(&networks, &src->net_id);
 	struct bpf_tunnel_key key = {};
+	struct overlay_network *ov;
 	__u32 len = skb->len;
 
 	if (!net || !(net->flags & NET_F_ICC))
 		return drop(skb, DIR, DROP_ICC_DISABLED);
+	ov = bpf_map_lookup_elem(&overlay_networks, &src->net_id);
+	if (!ov)
+		return drop(skb, DIR, DROP_UNKNOWN_ENDPOINT); /* the network is being removed */
 	if (!mac_equal(p->eth->h_dest, r->mac) &&
 	    bpf_skb_store_bytes(skb, offsetof(struct ethhdr, h_dest), r->mac, ETH_ALEN, 0))
 		return drop(skb, DIR, DROP_WRITE_FAILED);
 	key.remote_ipv4 = bpf_ntohl(r->host);
-	key.tunnel_id = net->vni;
+	key.tunnel_id = ov->vni;
 	key.tunnel_ttl = 64;
 	if (bpf_skb_set_tunnel_key(skb, &key, sizeof(key), 0))
 		return drop(skb, DIR, DROP_WRITE_FAILED);
 	count_verdict(DIR, VERDICT_FORWARD, len);
 	count_overlay_host(r->host, 1, len);
-	return bpf_redirect(net->overlay_ifindex, 0);
+	return bpf_redirect(ov->ifindex, 0);
 }
 
 SEC("tc")

@@ -26,6 +26,7 @@ int from_overlay(struct __sk_buff *skb)
 {
 	struct endpoint_info *dst;
 	struct remote_endpoint *src;
+	struct overlay_network *ov;
 	struct bpf_tunnel_key key;
 	struct network_info *net;
 	struct packet p;
@@ -46,8 +47,9 @@ int from_overlay(struct __sk_buff *skb)
 	src = bpf_map_lookup_elem(&remote_endpoints, &p.ip->saddr);
 	if (!src || src->host != outer || !mac_equal(p.eth->h_source, src->mac))
 		return drop(skb, DIR, DROP_OVERLAY_SPOOFED);
+	ov = bpf_map_lookup_elem(&overlay_networks, &src->net_id);
 	net = bpf_map_lookup_elem(&networks, &src->net_id);
-	if (!net || !(net->flags & NET_F_OVERLAY) || net->vni != key.tunnel_id)
+	if (!ov || !net || ov->vni != key.tunnel_id)
 		return drop(skb, DIR, DROP_OVERLAY_VNI);
 	count_overlay_host(outer, 0, skb->len);
 

@@ -245,16 +245,14 @@ const (
 )
 
 type fromContainerNetworkInfo struct {
-	_              structs.HostLayout
-	Subnet         uint32
-	Mask           uint32
-	Gateway        uint32
-	Flags          uint32
-	BridgeIfindex  uint32
-	GatewayMac     [6]uint8
-	Pad            uint16
-	Vni            uint32
-	OverlayIfindex uint32
+	_             structs.HostLayout
+	Subnet        uint32
+	Mask          uint32
+	Gateway       uint32
+	Flags         uint32
+	BridgeIfindex uint32
+	GatewayMac    [6]uint8
+	Pad           uint16
 }
 
 type fromContainerOverlayHostCounters struct {
@@ -263,6 +261,12 @@ type fromContainerOverlayHostCounters struct {
 	TxBytes   uint64
 	RxPackets uint64
 	RxBytes   uint64
+}
+
+type fromContainerOverlayNetwork struct {
+	_       structs.HostLayout
+	Vni     uint32
+	Ifindex uint32
 }
 
 type fromContainerPortBinding struct {
@@ -338,6 +342,7 @@ const (
 	fromContainerMapNatRetries              = "nat_retries"
 	fromContainerMapNetworks                = "networks"
 	fromContainerMapOverlayHosts            = "overlay_hosts"
+	fromContainerMapOverlayNetworks         = "overlay_networks"
 	fromContainerMapPorts                   = "ports"
 	fromContainerMapRemoteEndpoints         = "remote_endpoints"
 	fromContainerMapSubnets                 = "subnets"
@@ -429,6 +434,7 @@ type fromContainerMapSpecs struct {
 	NatRetries       *ebpf.MapSpec `ebpf:"nat_retries"`
 	Networks         *ebpf.MapSpec `ebpf:"networks"`
 	OverlayHosts     *ebpf.MapSpec `ebpf:"overlay_hosts"`
+	OverlayNetworks  *ebpf.MapSpec `ebpf:"overlay_networks"`
 	Ports            *ebpf.MapSpec `ebpf:"ports"`
 	RemoteEndpoints  *ebpf.MapSpec `ebpf:"remote_endpoints"`
 	Subnets          *ebpf.MapSpec `ebpf:"subnets"`
@@ -496,6 +502,7 @@ type fromContainerMaps struct {
 	NatRetries       *ebpf.Map `ebpf:"nat_retries"`
 	Networks         *ebpf.Map `ebpf:"networks"`
 	OverlayHosts     *ebpf.Map `ebpf:"overlay_hosts"`
+	OverlayNetworks  *ebpf.Map `ebpf:"overlay_networks"`
 	Ports            *ebpf.Map `ebpf:"ports"`
 	RemoteEndpoints  *ebpf.Map `ebpf:"remote_endpoints"`
 	Subnets          *ebpf.Map `ebpf:"subnets"`
@@ -521,6 +528,7 @@ func (m *fromContainerMaps) Close() error {
 		m.NatRetries,
 		m.Networks,
 		m.OverlayHosts,
+		m.OverlayNetworks,
 		m.Ports,
 		m.RemoteEndpoints,
 		m.Subnets,

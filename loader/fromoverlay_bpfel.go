@@ -25,6 +25,7 @@ const (
 	fromOverlayMapMonitorEvents          = "monitor_events"
 	fromOverlayMapNetworks               = "networks"
 	fromOverlayMapOverlayHosts           = "overlay_hosts"
+	fromOverlayMapOverlayNetworks        = "overlay_networks"
 	fromOverlayMapRemoteEndpoints        = "remote_endpoints"
 	fromOverlayMapSubnets                = "subnets"
 	fromOverlayMapVerdictCounters        = "verdict_counters"
@@ -96,6 +97,7 @@ type fromOverlayMapSpecs struct {
 	MonitorEvents   *ebpf.MapSpec `ebpf:"monitor_events"`
 	Networks        *ebpf.MapSpec `ebpf:"networks"`
 	OverlayHosts    *ebpf.MapSpec `ebpf:"overlay_hosts"`
+	OverlayNetworks *ebpf.MapSpec `ebpf:"overlay_networks"`
 	RemoteEndpoints *ebpf.MapSpec `ebpf:"remote_endpoints"`
 	Subnets         *ebpf.MapSpec `ebpf:"subnets"`
 	VerdictCounters *ebpf.MapSpec `ebpf:"verdict_counters"`
@@ -143,6 +145,7 @@ type fromOverlayMaps struct {
 	MonitorEvents   *ebpf.Map `ebpf:"monitor_events"`
 	Networks        *ebpf.Map `ebpf:"networks"`
 	OverlayHosts    *ebpf.Map `ebpf:"overlay_hosts"`
+	OverlayNetworks *ebpf.Map `ebpf:"overlay_networks"`
 	RemoteEndpoints *ebpf.Map `ebpf:"remote_endpoints"`
 	Subnets         *ebpf.Map `ebpf:"subnets"`
 	VerdictCounters *ebpf.Map `ebpf:"verdict_counters"`
@@ -159,6 +162,7 @@ func (m *fromOverlayMaps) Close() error {
 		m.MonitorEvents,
 		m.Networks,
 		m.OverlayHosts,
+		m.OverlayNetworks,
 		m.RemoteEndpoints,
 		m.Subnets,
 		m.VerdictCounters,

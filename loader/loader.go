@@ -84,6 +84,7 @@ type Maps struct {
 	MonitorCtl       *ebpf.Map `ebpf:"monitor_ctl"`
 	FWRules          *ebpf.Map `ebpf:"fw_rules"`
 	FWCount          *ebpf.Map `ebpf:"fw_count"`
+	OverlayNetworks  *ebpf.Map `ebpf:"overlay_networks"`
 	RemoteEndpoints  *ebpf.Map `ebpf:"remote_endpoints"`
 	OverlayHosts     *ebpf.Map `ebpf:"overlay_hosts"`
 }

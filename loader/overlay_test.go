@@ -2,6 +2,7 @@ package loader_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"net"
 	"net/netip"
 	"testing"
@@ -180,5 +181,20 @@ func TestFromOverlayNeedsTunnelMetadata(t *testing.T) {
 	}
 	if ret != tcActShot || f.drops(t, "malformed") != 1 {
 		t.Fatalf("verdict %d, malformed drops %d: want TC_ACT_SHOT and 1", ret, f.drops(t, "malformed"))
+	}
+}
+
+// Overlay networks added a map rather than fields: the layouts of maps
+// that pinned datapaths of older builds hold did not change, so an upgrade
+// reuses them (a changed size would be ErrMapIncompatible).
+func TestOverlayKeptPinnedLayouts(t *testing.T) {
+	for name, got := range map[string]int{
+		"network_info":  binary.Size(loader.NetworkInfo{}),
+		"endpoint_info": binary.Size(loader.EndpointInfo{}),
+	} {
+		want := map[string]int{"network_info": 28, "endpoint_info": 20}[name]
+		if got != want {
+			t.Errorf("struct %s is %d bytes, was %d: pinned maps of older builds no longer fit", name, got, want)
+		}
 	}
 }

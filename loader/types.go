@@ -26,6 +26,7 @@ type (
 	FWScopeKind      = fromContainerFwScopeKind
 	FWAction         = fromContainerFwAction
 	RemoteEndpoint   = fromContainerRemoteEndpoint
+	OverlayNetwork   = fromContainerOverlayNetwork
 	OverlayCounters  = fromContainerOverlayHostCounters
 	EndpointFlags    = fromContainerEndpointFlags
 )

@@ -87,21 +87,28 @@ func (v *Views) PutNetwork(n Network) error {
 		flags |= uint32(loader.NetOverlay)
 	}
 	info := loader.NetworkInfo{
-		Vni:            n.VNI,
-		OverlayIfindex: uint32(n.OverlayIfindex),
-		Subnet:         BE32(n.Subnet.Masked().Addr()),
-		Mask:           BE32(prefixMask(n.Subnet)),
-		Gateway:        BE32(n.Gateway),
-		Flags:          flags,
-		BridgeIfindex:  uint32(n.BridgeIfindex),
-		GatewayMac:     mac,
+		Subnet:        BE32(n.Subnet.Masked().Addr()),
+		Mask:          BE32(prefixMask(n.Subnet)),
+		Gateway:       BE32(n.Gateway),
+		Flags:         flags,
+		BridgeIfindex: uint32(n.BridgeIfindex),
+		GatewayMac:    mac,
+	}
+	if n.OverlayIfindex != 0 {
+		// First: the programs look it up once the flag says overlay.
+		ov := loader.OverlayNetwork{Vni: n.VNI, Ifindex: uint32(n.OverlayIfindex)}
+		if err := v.m.OverlayNetworks.Put(n.ID, &ov); err != nil {
+			return fmt.Errorf("write overlay network %d: %w", n.ID, err)
+		}
 	}
 	if err := v.m.Networks.Put(n.ID, &info); err != nil {
+		v.m.OverlayNetworks.Delete(n.ID)
 		return fmt.Errorf("write network %d: %w", n.ID, err)
 	}
 	key := subnetKey(n.Subnet)
 	if err := v.m.Subnets.Put(&key, n.ID); err != nil {
 		v.m.Networks.Delete(n.ID)
+		v.m.OverlayNetworks.Delete(n.ID)
 		return fmt.Errorf("write subnet %s: %w", n.Subnet, err)
 	}
 	return nil
@@ -113,6 +120,7 @@ func (v *Views) DeleteNetwork(id uint32, subnet netip.Prefix) error {
 	return errors.Join(
 		ignoreMissing(v.m.Subnets.Delete(&key)),
 		ignoreMissing(v.m.Networks.Delete(id)),
+		ignoreMissing(v.m.OverlayNetworks.Delete(id)),
 	)
 }
 

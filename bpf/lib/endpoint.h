@@ -12,7 +12,7 @@ enum network_flags {
 	 * containers' addresses (Docker's direct routing without its raw
 	 * PREROUTING drop). Off, only published ports and replies get in. */
 	NET_F_UNPROTECTED = 1 << 3,
-	NET_F_OVERLAY = 1 << 4, /* spans hosts: remote endpoints via the VXLAN device */
+	NET_F_OVERLAY = 1 << 4, /* spans hosts: see overlay_networks */
 };
 
 struct network_info {
@@ -23,8 +23,6 @@ struct network_info {
 	__u32 bridge_ifindex;
 	__u8 gateway_mac[ETH_ALEN];
 	__u16 _pad;
-	__u32 vni;             /* NET_F_OVERLAY: the VXLAN network identifier */
-	__u32 overlay_ifindex; /* NET_F_OVERLAY: the host's VXLAN device */
 };
 
 /* Keyed by network id. */

@@ -7,6 +7,20 @@
 #include "common.h"
 #include "endpoint.h"
 
+/* What makes a network an overlay network, keyed by network id (a map of its
+ * own, so network_info keeps the layout pinned maps have). */
+struct overlay_network {
+	__u32 vni;     /* the VXLAN network identifier */
+	__u32 ifindex; /* the host's VXLAN device */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, struct overlay_network);
+} overlay_networks SEC(".maps");
+
 /* An endpoint of an overlay network that lives on another host. */
 struct remote_endpoint {
 	__be32 host;        /* the host's underlay address: outer destination and expected outer source */
