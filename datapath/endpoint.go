@@ -368,20 +368,27 @@ func (i *Instance) teardown(ep Endpoint) error {
 	unlinked := timeStep("tcx")
 	errs = append(errs, i.dp.DetachTCX(loader.ProgFromContainer, ep.HostVeth))
 	unlinked()
+	removed := timeStep("map writes")
+	errs = append(errs, views.DeletePortBindings(bindings(ep.Ports, ep)))
+	errs = append(errs, views.DeleteEndpoint(ep.HostIfindex, ep.IP))
+	removed()
+	// Its flows die with it: a new endpoint may get the address. With the
+	// program and the maps gone no new flow of it can start, so the scan
+	// (a walk of the whole conntrack table) runs while the kernel deletes
+	// the veth pair, on the other CPU.
+	flushDone := make(chan error, 1)
+	go func() {
+		_, err := views.DeleteEndpointFlows(ep.IP)
+		flushDone <- err
+	}()
 	unplumbed := timeStep("netlink")
 	if l, err := netlink.LinkByName(ep.HostVeth); err == nil && l.Attrs().Index == ep.HostIfindex {
 		errs = append(errs, netlink.LinkDel(l))
 	}
 	unplumbed()
-	removed := timeStep("map writes")
-	errs = append(errs, views.DeletePortBindings(bindings(ep.Ports, ep)))
-	errs = append(errs, views.DeleteEndpoint(ep.HostIfindex, ep.IP))
-	removed()
-	// Its flows die with it: a new endpoint may get the address.
-	flushed := timeStep("conntrack flush")
-	_, err = views.DeleteEndpointFlows(ep.IP)
+	flushed := timeStep("conntrack flush") // what the veth delete did not hide
+	errs = append(errs, <-flushDone)
 	flushed()
-	errs = append(errs, err)
 	return errors.Join(errs...)
 }
 
