@@ -23,6 +23,7 @@
 #include "lib/nat.h"
 #include "lib/deliver.h"
 #include "lib/firewall.h"
+#include "lib/overlay.h"
 
 char __license[] SEC("license") = "Dual BSD/GPL";
 
@@ -186,6 +187,8 @@ int from_uplink(struct __sk_buff *skb)
 		return pass(skb); /* ARP, IPv6, frames for a VLAN device on the uplink */
 	if (martian(p.ip->saddr, p.ip->daddr))
 		return drop(skb, DIR, DROP_MARTIAN);
+	if (overlay_underlay_packet(&p, upl->ip))
+		return pass(skb); /* from_overlay judges what it carries */
 
 	t = ct_extract(&p, &k, &m);
 	if (t == TUPLE_ICMP_ERROR) {

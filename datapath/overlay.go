@@ -26,8 +26,9 @@ const (
 	// OverlayDevice is the host's VXLAN device, one per network namespace
 	// (it owns UDP port VXLANPort), shared by every overlay network.
 	OverlayDevice = "ebpfnet_vxlan"
-	// VXLANPort is the IANA VXLAN port, as Docker's overlay driver uses.
-	VXLANPort = 4789
+	// VXLANPort is the IANA VXLAN port, as Docker's overlay driver uses
+	// (from_uplink's fast path for VXLAN knows it too).
+	VXLANPort = loader.VXLANPort
 	// VXLANOverhead is what VXLAN over IPv4 adds to a frame: outer IPv4
 	// (20), UDP (8), VXLAN (8) and the inner Ethernet header (14).
 	VXLANOverhead = 50

@@ -263,6 +263,12 @@ type fromContainerOverlayHostCounters struct {
 	RxBytes   uint64
 }
 
+type fromContainerOverlayLimits uint32
+
+const (
+	fromContainerOverlayLimitsOVERLAY_VXLAN_PORT fromContainerOverlayLimits = 4789
+)
+
 type fromContainerOverlayNetwork struct {
 	_       structs.HostLayout
 	Vni     uint32
@@ -364,6 +370,7 @@ const (
 	fromContainerVarBtfAnchorNatLimits      = "btf_anchor_nat_limits"
 	fromContainerVarBtfAnchorNatRetryBucket = "btf_anchor_nat_retry_bucket"
 	fromContainerVarBtfAnchorNetworkFlags   = "btf_anchor_network_flags"
+	fromContainerVarBtfAnchorOverlayLimits  = "btf_anchor_overlay_limits"
 	fromContainerVarBtfAnchorPortFlags      = "btf_anchor_port_flags"
 	fromContainerVarBtfAnchorVerdict        = "btf_anchor_verdict"
 	fromContainerVarNatPortMax              = "nat_port_max"
@@ -461,6 +468,7 @@ type fromContainerVariableSpecs struct {
 	BtfAnchorNatLimits      *ebpf.VariableSpec `ebpf:"btf_anchor_nat_limits"`
 	BtfAnchorNatRetryBucket *ebpf.VariableSpec `ebpf:"btf_anchor_nat_retry_bucket"`
 	BtfAnchorNetworkFlags   *ebpf.VariableSpec `ebpf:"btf_anchor_network_flags"`
+	BtfAnchorOverlayLimits  *ebpf.VariableSpec `ebpf:"btf_anchor_overlay_limits"`
 	BtfAnchorPortFlags      *ebpf.VariableSpec `ebpf:"btf_anchor_port_flags"`
 	BtfAnchorVerdict        *ebpf.VariableSpec `ebpf:"btf_anchor_verdict"`
 	NatPortMax              *ebpf.VariableSpec `ebpf:"nat_port_max"`
@@ -556,6 +564,7 @@ type fromContainerVariables struct {
 	BtfAnchorNatLimits      *ebpf.Variable `ebpf:"btf_anchor_nat_limits"`
 	BtfAnchorNatRetryBucket *ebpf.Variable `ebpf:"btf_anchor_nat_retry_bucket"`
 	BtfAnchorNetworkFlags   *ebpf.Variable `ebpf:"btf_anchor_network_flags"`
+	BtfAnchorOverlayLimits  *ebpf.Variable `ebpf:"btf_anchor_overlay_limits"`
 	BtfAnchorPortFlags      *ebpf.Variable `ebpf:"btf_anchor_port_flags"`
 	BtfAnchorVerdict        *ebpf.Variable `ebpf:"btf_anchor_verdict"`
 	NatPortMax              *ebpf.Variable `ebpf:"nat_port_max"`

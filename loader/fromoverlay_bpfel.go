@@ -36,6 +36,7 @@ const (
 	fromOverlayVarBtfAnchorMonitorEvent  = "btf_anchor_monitor_event"
 	fromOverlayVarBtfAnchorMonitorType   = "btf_anchor_monitor_type"
 	fromOverlayVarBtfAnchorNetworkFlags  = "btf_anchor_network_flags"
+	fromOverlayVarBtfAnchorOverlayLimits = "btf_anchor_overlay_limits"
 	fromOverlayVarBtfAnchorVerdict       = "btf_anchor_verdict"
 )
 
@@ -113,6 +114,7 @@ type fromOverlayVariableSpecs struct {
 	BtfAnchorMonitorEvent  *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_event"`
 	BtfAnchorMonitorType   *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_type"`
 	BtfAnchorNetworkFlags  *ebpf.VariableSpec `ebpf:"btf_anchor_network_flags"`
+	BtfAnchorOverlayLimits *ebpf.VariableSpec `ebpf:"btf_anchor_overlay_limits"`
 	BtfAnchorVerdict       *ebpf.VariableSpec `ebpf:"btf_anchor_verdict"`
 }
 
@@ -179,6 +181,7 @@ type fromOverlayVariables struct {
 	BtfAnchorMonitorEvent  *ebpf.Variable `ebpf:"btf_anchor_monitor_event"`
 	BtfAnchorMonitorType   *ebpf.Variable `ebpf:"btf_anchor_monitor_type"`
 	BtfAnchorNetworkFlags  *ebpf.Variable `ebpf:"btf_anchor_network_flags"`
+	BtfAnchorOverlayLimits *ebpf.Variable `ebpf:"btf_anchor_overlay_limits"`
 	BtfAnchorVerdict       *ebpf.Variable `ebpf:"btf_anchor_verdict"`
 }
 

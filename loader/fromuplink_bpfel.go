@@ -30,7 +30,10 @@ const (
 	fromUplinkMapNatAllocFailures        = "nat_alloc_failures"
 	fromUplinkMapNatRetries              = "nat_retries"
 	fromUplinkMapNetworks                = "networks"
+	fromUplinkMapOverlayHosts            = "overlay_hosts"
+	fromUplinkMapOverlayNetworks         = "overlay_networks"
 	fromUplinkMapPorts                   = "ports"
+	fromUplinkMapRemoteEndpoints         = "remote_endpoints"
 	fromUplinkMapSubnets                 = "subnets"
 	fromUplinkMapUplinkIps               = "uplink_ips"
 	fromUplinkMapUplinks                 = "uplinks"
@@ -50,6 +53,7 @@ const (
 	fromUplinkVarBtfAnchorNatLimits      = "btf_anchor_nat_limits"
 	fromUplinkVarBtfAnchorNatRetryBucket = "btf_anchor_nat_retry_bucket"
 	fromUplinkVarBtfAnchorNetworkFlags   = "btf_anchor_network_flags"
+	fromUplinkVarBtfAnchorOverlayLimits  = "btf_anchor_overlay_limits"
 	fromUplinkVarBtfAnchorPortFlags      = "btf_anchor_port_flags"
 	fromUplinkVarBtfAnchorVerdict        = "btf_anchor_verdict"
 	fromUplinkVarNatPortMax              = "nat_port_max"
@@ -119,7 +123,10 @@ type fromUplinkMapSpecs struct {
 	NatAllocFailures *ebpf.MapSpec `ebpf:"nat_alloc_failures"`
 	NatRetries       *ebpf.MapSpec `ebpf:"nat_retries"`
 	Networks         *ebpf.MapSpec `ebpf:"networks"`
+	OverlayHosts     *ebpf.MapSpec `ebpf:"overlay_hosts"`
+	OverlayNetworks  *ebpf.MapSpec `ebpf:"overlay_networks"`
 	Ports            *ebpf.MapSpec `ebpf:"ports"`
+	RemoteEndpoints  *ebpf.MapSpec `ebpf:"remote_endpoints"`
 	Subnets          *ebpf.MapSpec `ebpf:"subnets"`
 	UplinkIps        *ebpf.MapSpec `ebpf:"uplink_ips"`
 	Uplinks          *ebpf.MapSpec `ebpf:"uplinks"`
@@ -144,6 +151,7 @@ type fromUplinkVariableSpecs struct {
 	BtfAnchorNatLimits      *ebpf.VariableSpec `ebpf:"btf_anchor_nat_limits"`
 	BtfAnchorNatRetryBucket *ebpf.VariableSpec `ebpf:"btf_anchor_nat_retry_bucket"`
 	BtfAnchorNetworkFlags   *ebpf.VariableSpec `ebpf:"btf_anchor_network_flags"`
+	BtfAnchorOverlayLimits  *ebpf.VariableSpec `ebpf:"btf_anchor_overlay_limits"`
 	BtfAnchorPortFlags      *ebpf.VariableSpec `ebpf:"btf_anchor_port_flags"`
 	BtfAnchorVerdict        *ebpf.VariableSpec `ebpf:"btf_anchor_verdict"`
 	NatPortMax              *ebpf.VariableSpec `ebpf:"nat_port_max"`
@@ -184,7 +192,10 @@ type fromUplinkMaps struct {
 	NatAllocFailures *ebpf.Map `ebpf:"nat_alloc_failures"`
 	NatRetries       *ebpf.Map `ebpf:"nat_retries"`
 	Networks         *ebpf.Map `ebpf:"networks"`
+	OverlayHosts     *ebpf.Map `ebpf:"overlay_hosts"`
+	OverlayNetworks  *ebpf.Map `ebpf:"overlay_networks"`
 	Ports            *ebpf.Map `ebpf:"ports"`
+	RemoteEndpoints  *ebpf.Map `ebpf:"remote_endpoints"`
 	Subnets          *ebpf.Map `ebpf:"subnets"`
 	UplinkIps        *ebpf.Map `ebpf:"uplink_ips"`
 	Uplinks          *ebpf.Map `ebpf:"uplinks"`
@@ -207,7 +218,10 @@ func (m *fromUplinkMaps) Close() error {
 		m.NatAllocFailures,
 		m.NatRetries,
 		m.Networks,
+		m.OverlayHosts,
+		m.OverlayNetworks,
 		m.Ports,
+		m.RemoteEndpoints,
 		m.Subnets,
 		m.UplinkIps,
 		m.Uplinks,
@@ -233,6 +247,7 @@ type fromUplinkVariables struct {
 	BtfAnchorNatLimits      *ebpf.Variable `ebpf:"btf_anchor_nat_limits"`
 	BtfAnchorNatRetryBucket *ebpf.Variable `ebpf:"btf_anchor_nat_retry_bucket"`
 	BtfAnchorNetworkFlags   *ebpf.Variable `ebpf:"btf_anchor_network_flags"`
+	BtfAnchorOverlayLimits  *ebpf.Variable `ebpf:"btf_anchor_overlay_limits"`
 	BtfAnchorPortFlags      *ebpf.Variable `ebpf:"btf_anchor_port_flags"`
 	BtfAnchorVerdict        *ebpf.Variable `ebpf:"btf_anchor_verdict"`
 	NatPortMax              *ebpf.Variable `ebpf:"nat_port_max"`

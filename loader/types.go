@@ -73,6 +73,9 @@ const (
 
 	PortRuntimeHeld = fromContainerPortFlagsPORT_F_RUNTIME_HELD
 
+	// VXLANPort is the UDP port of the overlay's VXLAN devices.
+	VXLANPort = int(fromContainerOverlayLimitsOVERLAY_VXLAN_PORT)
+
 	MonitorDrop    = fromContainerMonitorTypeMONITOR_DROP
 	MonitorNewFlow = fromContainerMonitorTypeMONITOR_NEW_FLOW
 )

@@ -6,6 +6,11 @@
 
 #include "common.h"
 #include "endpoint.h"
+#include "parse.h"
+
+enum overlay_limits {
+	OVERLAY_VXLAN_PORT = 4789, /* the IANA VXLAN port, as Docker's overlay driver uses */
+};
 
 /* What makes a network an overlay network, keyed by network id (a map of its
  * own, so network_info keeps the layout pinned maps have). */
@@ -78,3 +83,14 @@ static __always_inline struct remote_endpoint *remote_endpoint_of(const struct e
 	r = bpf_map_lookup_elem(&remote_endpoints, &daddr);
 	return r && r->net_id == src->net_id ? r : NULL;
 }
+
+/* VXLAN from a peer host to this host's address on the uplink: the host's
+ * own traffic for its VXLAN device, and on an overlay host the bulk of what
+ * the uplink receives, so it may skip conntrack and the published ports. */
+static __always_inline int overlay_underlay_packet(const struct packet *p, __be32 uplink_ip)
+{
+	return p->ip->protocol == IPPROTO_UDP && p->has_l4 && p->l4.udp.dest == bpf_htons(OVERLAY_VXLAN_PORT) &&
+	       p->ip->daddr == uplink_ip && bpf_map_lookup_elem(&overlay_hosts, &p->ip->saddr);
+}
+
+const volatile enum overlay_limits btf_anchor_overlay_limits __attribute__((unused));

@@ -55,7 +55,7 @@ type config struct {
 }
 
 // benchParts are the parts -only selects from, in the order they run.
-var benchParts = []string{"traffic", "scaling", "attach", "range", "conntrack"}
+var benchParts = []string{"traffic", "scaling", "attach", "range", "conntrack", "overlay"}
 
 func main() {
 	if tool(os.Args[1:]) {
@@ -75,7 +75,7 @@ func main() {
 	flag.StringVar(&scaleNs, "scale-n", "", "other published ports for the scaling runs (default 0,1000,10000,50000; quick 0,1000)")
 	flag.StringVar(&attachNs, "attach-n", "", "attached containers for the attach-time runs (default 0,10,50; quick 0,10)")
 	flag.BoolVar(&cfg.trace, "trace", false, "print every command")
-	flag.StringVar(&only, "only", strings.Join(benchParts, ","), "parts to run: traffic (throughput, latency), scaling (N published ports), attach (N attached containers), range (a 40002-port publish), conntrack (a full conntrack table)")
+	flag.StringVar(&only, "only", strings.Join(benchParts, ","), "parts to run: traffic (throughput, latency), scaling (N published ports), attach (N attached containers), range (a 40002-port publish), conntrack (a full conntrack table), overlay (two hosts: ebpfnet overlay vs the underlay vs kernel VXLAN)")
 	flag.IntVar(&cfg.ctEntries, "ct-entries", 0, "conntrack scale run: table size in entries, filled to the brim (default 1048576, quick 131072)")
 	clean := flag.Bool("clean", false, "only remove what killed runs left behind (namespaces, pins and their cgroup links, state) and exit")
 	render := flag.String("render", "", "only re-render results.md and the SVGs from this results.json (into its directory unless -out)")
@@ -190,6 +190,7 @@ type bench struct {
 	ctx   context.Context // the run's; a cell cut short by its end is not recorded
 	maxN  map[string]int  // mode -> largest N it survived setting up; beyond: skipped
 	ctEnv *env            // the conntrack scale run's own ebpfnet sandbox
+	ov    *ovBench        // the overlay part's sandbox (two hosts, etcd)
 }
 
 func (b *bench) logf(format string, a ...any) {
@@ -257,6 +258,9 @@ func run(cfg *config) error {
 		}
 		if b.ctEnv != nil {
 			b.ctEnv.teardown()
+		}
+		if b.ov != nil {
+			b.ov.teardown(b.r)
 		}
 	}()
 
@@ -370,6 +374,9 @@ func (b *bench) loop(ctx context.Context) error {
 		}
 		if c.parts["conntrack"] {
 			b.conntrackScale(ctx)
+		}
+		if c.parts["overlay"] {
+			b.overlay(ctx)
 		}
 	}
 	return nil

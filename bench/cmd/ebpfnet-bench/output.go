@@ -152,6 +152,14 @@ func (b *bench) rows() []report.Row {
 		add(s, "GC passes completed meanwhile", "ct_connrate_gc", "gc_passes", n, nil)
 		add(s, "new connections, conn/s, the same beside a busy loop instead (control: 2 CPUs, client and server take one each)", "ct_connrate_busy", "conn_per_sec", n, nil)
 	}
+	if has("overlay_tcp", "gbps") {
+		s = "Across two hosts (columns: host = the underlay itself, iptables = kernel VXLAN + bridge as Docker's overlay driver makes them, ebpfnet = ebpfnet overlay; ratio: ×underlay)"
+		add(s, "container → container TCP, Gbit/s", "overlay_tcp", "gbps", no, ref("overlay_tcp", "gbps", no))
+		add(s, "container → container RR avg, µs", "overlay_rr", "avg_us", no, ref("overlay_rr", "avg_us", no))
+		add(s, "container → container RR p99, µs", "overlay_rr", "p99_us", no, ref("overlay_rr", "p99_us", no))
+		add(s, "ebpfnet ÷ kernel VXLAN, TCP throughput (same repetition)", "overlay_vs_kernel", "tcp_ratio", no, nil)
+		add(s, "ebpfnet ÷ kernel VXLAN, RR avg latency (same repetition)", "overlay_vs_kernel", "rr_ratio", no, nil)
+	}
 	for _, w := range []struct{ workload, what string }{
 		{"attach_steps", "attach one container"},
 		{"detach_steps", "detach one container"},
