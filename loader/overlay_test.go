@@ -198,3 +198,27 @@ func TestOverlayKeptPinnedLayouts(t *testing.T) {
 		}
 	}
 }
+
+// from_uplink hands VXLAN from a peer host to the stack (the VXLAN device)
+// before conntrack and the published ports: even a published 4789/udp does
+// not take it. From anyone else, the same packet is what it always was.
+func TestFromUplinkPassesVXLANFromPeers(t *testing.T) {
+	e := newNATEnv(t, envOpts{})
+	peer := netip.MustParseAddr("198.18.0.12")
+	if err := e.views.SyncOverlayHosts([]netip.Addr{peer}); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, e, maps.PortBinding{Proto: maps.ProtoUDP, HostPort: uint16(loader.VXLANPort), ContainerIP: ipA, ContainerPort: 4789, Ifindex: e.ifA})
+	in := pkt{srcMAC: macRt, dstMAC: macUp, src: peer, dst: hostH, proto: layers.IPProtocolUDP, sport: 40000, dport: uint16(loader.VXLANPort)}.build(t)
+	ret, out := e.fromUplink(t, in)
+	if ret != tcActOK || !bytes.Equal(out, in) {
+		t.Fatalf("VXLAN from a peer: verdict %d, changed %v; want TC_ACT_OK unchanged", ret, !bytes.Equal(out, in))
+	}
+	if n := len(e.flows(t)); n != 0 {
+		t.Fatalf("VXLAN from a peer left %d conntrack entries", n)
+	}
+	other := pkt{srcMAC: macRt, dstMAC: macUp, src: cliC, dst: hostH, proto: layers.IPProtocolUDP, sport: 40000, dport: uint16(loader.VXLANPort)}.build(t)
+	if ret, _ := e.fromUplink(t, other); ret != tcActRedirect {
+		t.Fatalf("UDP 4789 from a non-peer: verdict %d, want the published port's DNAT (TC_ACT_REDIRECT)", ret)
+	}
+}
