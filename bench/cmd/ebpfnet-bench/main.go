@@ -64,7 +64,7 @@ func main() {
 	cfg := &config{}
 	var modes, scaleNs, attachNs, only string
 	flag.BoolVar(&cfg.strict, "strict", false, "exit with an error if any cell failed (for CI)")
-	flag.BoolVar(&cfg.quick, "quick", false, "CI smoke run: 1 repetition, short runs, N up to 1000 (< 2 minutes)")
+	flag.BoolVar(&cfg.quick, "quick", false, "CI smoke run: 1 repetition, short runs, N up to 1000, no overlay part unless -only names it (< 2 minutes)")
 	flag.IntVar(&cfg.reps, "reps", 0, "repetitions (default 3, quick 1)")
 	flag.StringVar(&modes, "modes", "host,iptables,nftables,ebpfnet", "modes, in the order they are interleaved")
 	flag.StringVar(&cfg.out, "out", "", "results directory (default bench/results, quick: bench/results/quick)")
@@ -99,6 +99,13 @@ func main() {
 			fail(fmt.Errorf("-only: unknown part %q (parts: %s)", p, strings.Join(benchParts, ",")))
 		}
 		cfg.parts[p] = true
+	}
+	onlySet := false
+	flag.Visit(func(f *flag.Flag) { onlySet = onlySet || f.Name == "only" })
+	if cfg.quick && !onlySet {
+		// Its sandbox (etcd, two daemons) costs ~20 s: more than the
+		// quick run's two minutes allow. -only overlay runs it.
+		delete(cfg.parts, "overlay")
 	}
 	cfg.defaults()
 	var err error
