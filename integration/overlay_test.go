@@ -71,7 +71,7 @@ func (h *ovHost) must(args ...string) string {
 // startDaemon joins the cluster and waits until the host is a member.
 func (h *ovHost) startDaemon() {
 	h.t.Helper()
-	h.daemon = h.cmd("daemon", "--advertise-addr", etcdtest.HostIP(h.i), "--lease-ttl", "3s", "--metrics-addr", "127.0.0.1:9469")
+	h.daemon = h.cmd("daemon", "--advertise-addr", etcdtest.HostIP(h.i), "--lease-ttl", "3s", "--metrics-addr", "127.0.0.1:9469", "--gc-interval", "1s")
 	h.daemonLog = &bytes.Buffer{}
 	h.daemon.Stdout, h.daemon.Stderr = h.daemonLog, h.daemonLog
 	if err := h.daemon.Start(); err != nil {
@@ -371,6 +371,11 @@ func TestOverlayAcrossHosts(t *testing.T) {
 	if r := askEventually(t, b, "tcp4", net.JoinHostPort(ipD, "7000")); r.Server != "d" || r.Source != ipB {
 		t.Errorf("b -> d after etcd returned: %+v", r)
 	}
+
+	// d's namespace dies without a detach: host 1's daemon frees the
+	// endpoint and, after a grace period, its address in the cluster.
+	testutil.Run(t, "ip", "netns", "delete", nsD)
+	waitUntil(t, 40*time.Second, "host 2 forgetting d, whose namespace died", func() bool { return !strings.Contains(hs[1].remoteIPs(), ipD) })
 
 	// Detach gives the address back: the other hosts forget it.
 	hs[1].must("detach", "b")

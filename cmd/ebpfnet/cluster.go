@@ -199,7 +199,7 @@ func (a *clusterAgent) run(ctx context.Context, g *globals, inst *datapath.Insta
 	if err := local.SetHost(name); err != nil {
 		log.Error("cluster local store", "err", err)
 	}
-	syncer := newOverlaySyncer(inst, name, log, a.metrics)
+	syncer := newOverlaySyncer(inst, m, log, a.metrics)
 	w := s.NewWatcher(name, func(e cluster.Event) {
 		syncer.changed()
 		switch {

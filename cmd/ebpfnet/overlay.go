@@ -149,19 +149,29 @@ func (g *globals) releaseOverlay(ctx context.Context, stderr io.Writer, ep datap
 // failed write, is caught up by then).
 type overlaySyncer struct {
 	metrics  *syncMetrics
+	member   *cluster.Member // releases this host's records of endpoints that are gone
 	inst     *datapath.Instance
 	w        *cluster.Watcher
 	self     string
 	log      *slog.Logger
 	kick     chan struct{}
 	interval time.Duration
+	// missingSince: this host's endpoint records ("network/ip") whose
+	// endpoint was not attached at the last syncs, and since when.
+	missingSince map[string]time.Time
 }
 
-func newOverlaySyncer(inst *datapath.Instance, self string, log *slog.Logger, m *syncMetrics) *overlaySyncer {
+// orphanGrace is how long a record of this host may lack its endpoint
+// before the daemon releases it: an attach allocates first and plumbs
+// after, which takes well under a second.
+const orphanGrace = 10 * time.Second
+
+func newOverlaySyncer(inst *datapath.Instance, member *cluster.Member, log *slog.Logger, m *syncMetrics) *overlaySyncer {
 	if m == nil {
 		m = newSyncMetrics()
 	}
-	return &overlaySyncer{metrics: m, inst: inst, self: self, log: log, kick: make(chan struct{}, 1), interval: 2 * time.Second}
+	return &overlaySyncer{metrics: m, member: member, inst: inst, self: member.Name(), log: log, kick: make(chan struct{}, 1),
+		interval: 2 * time.Second, missingSince: map[string]time.Time{}}
 }
 
 // changed schedules a sync (the watcher's handler: never blocks).
@@ -223,6 +233,7 @@ func (o *overlaySyncer) sync() {
 		return
 	}
 	o.metrics.applied.Store(time.Now().UnixNano())
+	o.releaseOrphans()
 	if res.Written+res.Deleted > 0 {
 		o.log.Info("overlay synced", "written", res.Written, "deleted", res.Deleted)
 	}
@@ -278,6 +289,56 @@ func newOverlayCmd(g *globals) *cobra.Command {
 	peersOut = newListFlags(peers.Flags(), true)
 	cmd.AddCommand(ls, peers)
 	return cmd
+}
+
+// releaseOrphans gives back the addresses of this host's endpoints that are
+// gone without a detach (rm, prune, the daemon's reconcile of a dead
+// namespace): their records would hold the address and keep the other hosts
+// tunnelling to it for as long as this host's lease lives.
+func (o *overlaySyncer) releaseOrphans() {
+	eps, err := o.inst.Endpoints()
+	if err != nil {
+		o.log.Warn("overlay: list endpoints", "err", err)
+		return
+	}
+	attached := map[string]bool{}
+	for _, e := range eps {
+		if e.Mode == datapath.ModeBridge {
+			attached[e.Network+"/"+e.IP.String()] = true
+		}
+	}
+	now, seen := time.Now(), map[string]bool{}
+	for _, n := range o.w.Networks() {
+		for _, e := range o.w.Endpoints(n.Name) {
+			k := e.Network + "/" + e.IP.String()
+			if e.Host != o.self || attached[k] {
+				continue
+			}
+			seen[k] = true
+			first, ok := o.missingSince[k]
+			if !ok {
+				o.missingSince[k] = now
+				continue
+			}
+			if now.Sub(first) < orphanGrace {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), overlayTimeout)
+			err := o.member.ReleaseEndpoint(ctx, e.Network, e.IP)
+			cancel()
+			if err != nil {
+				o.log.Warn("overlay: release the record of an endpoint that is gone", "endpoint", e.String(), "err", err)
+				continue
+			}
+			o.log.Info("overlay: released the record of an endpoint that is gone", "endpoint", e.String())
+			delete(o.missingSince, k)
+		}
+	}
+	for k := range o.missingSince {
+		if !seen[k] {
+			delete(o.missingSince, k)
+		}
+	}
 }
 
 // syncMetrics export how far the datapath is behind the cluster store.
