@@ -16,18 +16,22 @@ import (
 
 // RunOptions are the flags of `ebpfnet run`.
 type RunOptions struct {
-	Mode       Mode
-	Container  string // ModeContainer: the endpoint whose namespace CMD shares
-	Name       string // bridge/none: netns and endpoint name; empty: generated
-	Rm         bool   // bridge/none: detach and delete the netns when CMD exits
-	Network    string
-	IP         string
-	Ports      []PortRequest
-	DNSOptions // --network-alias, --dns, --add-host (dns.go)
-	Cmd        []string
-	Stdin      io.Reader
-	Stdout     io.Writer
-	Stderr     io.Writer
+	Mode      Mode
+	Container string // ModeContainer: the endpoint whose namespace CMD shares
+	Name      string // bridge/none: netns and endpoint name; empty: generated
+	Rm        bool   // bridge/none: detach and delete the netns when CMD exits
+	Network   string
+	IP        string
+	MAC       string // empty: derived from the IP
+	// FromCluster: IP and MAC were allocated in the cluster store (an
+	// overlay network's, see AttachOptions).
+	FromCluster bool
+	Ports       []PortRequest
+	DNSOptions  // --network-alias, --dns, --add-host (dns.go)
+	Cmd         []string
+	Stdin       io.Reader
+	Stdout      io.Writer
+	Stderr      io.Writer
 	// Ready, if set, is called once the namespace is attached, before CMD
 	// starts (ebpfnet run -d waits for it).
 	Ready func()
@@ -151,7 +155,8 @@ func (i *Instance) createAndAttach(name string, mode Mode, o RunOptions) (netnsu
 	if err != nil {
 		return ns, err
 	}
-	_, err = i.Attach(AttachOptions{Mode: mode, Network: o.Network, IP: o.IP, PortRequests: o.Ports, Target: ns.Ref, Name: name, ownNetns: true, DNSOptions: o.DNSOptions})
+	_, err = i.Attach(AttachOptions{Mode: mode, Network: o.Network, IP: o.IP, MAC: o.MAC, FromCluster: o.FromCluster,
+		PortRequests: o.Ports, Target: ns.Ref, Name: name, ownNetns: true, DNSOptions: o.DNSOptions})
 	if err != nil {
 		netnsutil.DeleteNamed(name)
 		return ns, err

@@ -195,9 +195,9 @@ func TestOverlayAcrossHosts(t *testing.T) {
 	ipX := ipOf(hs[1].must("attach", "--network", "ov2", "--name", "x", nsX))
 	t.Logf("a %s (h1), b %s (h2), c %s (h3), x %s (h2, ov2)", ipA, ipB, ipC, ipX)
 
-	// Paths that would take an address from the local IPAM are refused.
-	if _, errOut, err := hs[0].run("run", "--network", "ov1", "--rm", "--", "true"); err == nil || !strings.Contains(errOut, "overlay network") {
-		t.Errorf("run on an overlay network: err %v, stderr %q", err, errOut)
+	// A path that would take an address from the local IPAM is refused.
+	if _, errOut, err := hs[1].run("network", "connect", "ov1", "x"); err == nil || !strings.Contains(errOut, "overlay network") {
+		t.Errorf("network connect to an overlay network: err %v, stderr %q", err, errOut)
 	}
 
 	// The overlay MTU leaves room for VXLAN on the 1500-byte underlay.
@@ -224,6 +224,11 @@ func TestOverlayAcrossHosts(t *testing.T) {
 		}
 	}
 	testutil.Run(t, "ip", "netns", "exec", nsA, "ping", "-c", "2", "-W", "2", ipC)
+	// run takes its address from the cluster too, and gives it back with --rm.
+	if out, errOut, err := hs[0].run("run", "--network", "ov1", "--rm", "--", "ping", "-c", "3", "-W", "2", ipB); err != nil {
+		t.Errorf("run --network ov1 -- ping b: %v\n%s%s", err, out, errOut)
+	}
+	waitUntil(t, 10*time.Second, "host 2 forgetting the run's address", func() bool { return hs[1].remoteIPs() == ipA+" "+ipC })
 
 	// Counted per peer host: the traffic took the eBPF path.
 	var peers []struct {

@@ -63,42 +63,79 @@ func (g *globals) joined(ctx context.Context, s *cluster.Store) (*cluster.Member
 	return s.Joined(ctx, host, local)
 }
 
-// attachOverlay attaches to an overlay network: this host's part of the
-// network is made if missing, the address comes from the cluster (and is
-// released again if the attach fails). ok is false when o.Network is no
-// overlay network: the caller attaches as usual.
-func (g *globals) attachOverlay(ctx context.Context, inst *datapath.Instance, o datapath.AttachOptions) (ep datapath.Endpoint, ok bool, err error) {
+// overlayAddress is an address taken from the cluster for an endpoint
+// about to be attached to an overlay network.
+type overlayAddress struct {
+	s  *cluster.Store
+	m  *cluster.Member
+	ep cluster.Endpoint
+}
+
+// allocateOverlay takes an address on network for an endpoint name (ip, if
+// set, is the one wanted) and makes this host's part of the network if
+// missing. It returns nil when network is no overlay network (the caller
+// attaches as usual). Close the result when done.
+func (g *globals) allocateOverlay(ctx context.Context, inst *datapath.Instance, network, name, ip, mac string) (*overlayAddress, error) {
 	ctx, cancel := context.WithTimeout(ctx, overlayTimeout)
 	defer cancel()
-	s, n, err := g.overlayNetwork(ctx, inst, o.Network)
+	s, n, err := g.overlayNetwork(ctx, inst, network)
 	if err != nil || n == nil {
-		return ep, false, err
+		return nil, err
 	}
-	defer s.Close()
-	var req cluster.EndpointRequest
-	if o.IP != "" {
-		if req.IP, err = netip.ParseAddr(o.IP); err != nil {
-			return ep, true, fmt.Errorf("invalid --ip %q: want an IPv4 address", o.IP)
+	a := &overlayAddress{s: s}
+	req := cluster.EndpointRequest{Name: name, MAC: mac}
+	if ip != "" {
+		if req.IP, err = netip.ParseAddr(ip); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("invalid --ip %q: want an IPv4 address", ip)
 		}
 	}
-	req.Name, req.MAC = o.Name, o.MAC
-	m, err := g.joined(ctx, s)
+	if a.m, err = g.joined(ctx, s); err == nil {
+		_, err = inst.EnsureOverlayNetwork(overlayNetworkOptions(*n))
+	}
+	if err == nil {
+		a.ep, err = a.m.AllocateEndpoint(ctx, n.Name, req)
+	}
 	if err != nil {
-		return ep, true, err
+		s.Close()
+		return nil, err
 	}
-	if _, err := inst.EnsureOverlayNetwork(overlayNetworkOptions(*n)); err != nil {
-		return ep, true, err
+	return a, nil
+}
+
+// releaseIfUnused gives the address back unless an endpoint holds it (the
+// attach failed, or run --rm removed it again).
+func (a *overlayAddress) releaseIfUnused(ctx context.Context, inst *datapath.Instance, cause error) error {
+	eps, err := inst.Endpoints()
+	if err == nil && slices.ContainsFunc(eps, func(e datapath.Endpoint) bool { return e.Network == a.ep.Network && e.IP == a.ep.IP }) {
+		return cause
 	}
-	e, err := m.AllocateEndpoint(ctx, n.Name, req)
-	if err != nil {
-		return ep, true, err
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), overlayTimeout)
+	defer cancel()
+	if rerr := a.m.ReleaseEndpoint(ctx, a.ep.Network, a.ep.IP); rerr != nil {
+		rerr = fmt.Errorf("releasing %s in the cluster failed: %w", a.ep.IP, rerr)
+		if cause == nil {
+			return rerr
+		}
+		return fmt.Errorf("%w (and %v)", cause, rerr)
 	}
-	o.IP, o.MAC, o.FromCluster = e.IP.String(), e.MAC, true
+	return cause
+}
+
+func (a *overlayAddress) Close() { a.s.Close() }
+
+// attachOverlay attaches to an overlay network with an address from the
+// cluster. ok is false when o.Network is no overlay network: the caller
+// attaches as usual.
+func (g *globals) attachOverlay(ctx context.Context, inst *datapath.Instance, o datapath.AttachOptions) (ep datapath.Endpoint, ok bool, err error) {
+	a, err := g.allocateOverlay(ctx, inst, o.Network, o.Name, o.IP, o.MAC)
+	if err != nil || a == nil {
+		return ep, err != nil, err
+	}
+	defer a.Close()
+	o.IP, o.MAC, o.FromCluster = a.ep.IP.String(), a.ep.MAC, true
 	if ep, err = inst.Attach(o); err != nil {
-		if rerr := m.ReleaseEndpoint(context.WithoutCancel(ctx), n.Name, e.IP); rerr != nil {
-			err = fmt.Errorf("%w (and releasing %s in the cluster failed: %v)", err, e.IP, rerr)
-		}
-		return ep, true, err
+		return ep, true, a.releaseIfUnused(ctx, inst, err)
 	}
 	return ep, true, nil
 }

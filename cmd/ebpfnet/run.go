@@ -78,7 +78,20 @@ that CMD cannot be executed and 127 that it was not found.`,
 					ready.Close()
 				}
 			}
+			var addr *overlayAddress
+			if o.Mode == datapath.ModeBridge {
+				if addr, err = g.allocateOverlay(cmd.Context(), inst, o.Network, o.Name, o.IP, ""); err != nil {
+					return runFailed(err)
+				}
+			}
+			if addr != nil {
+				defer addr.Close()
+				o.IP, o.MAC, o.FromCluster = addr.ep.IP.String(), addr.ep.MAC, true
+			}
 			code, err := inst.Run(cmd.Context(), o)
+			if addr != nil {
+				err = addr.releaseIfUnused(cmd.Context(), inst, err)
+			}
 			var start *datapath.StartError
 			switch {
 			case errors.As(err, &start) && (errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist)):
@@ -124,7 +137,11 @@ func runDetached(cmd *cobra.Command, g *globals, inst *datapath.Instance, o data
 	if err != nil {
 		return runFailed(err)
 	}
-	child := []string{"--state-dir", inst.StateDir(), "--pin-root", inst.PinRoot(), "run", "--rm", "--name", o.Name}
+	child := []string{"--state-dir", inst.StateDir(), "--pin-root", inst.PinRoot()}
+	if g.clusterStore != "" {
+		child = append(child, "--cluster-store", g.clusterStore)
+	}
+	child = append(child, "run", "--rm", "--name", o.Name)
 	for _, n := range networks {
 		child = append(child, "--network", n)
 	}
