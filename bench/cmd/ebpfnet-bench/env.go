@@ -75,6 +75,10 @@ func newEnv(mode, prefix string, cfg *config, r *runner, logf func(string, ...an
 	return e
 }
 
+// reference: a mode that is no container network driver (host, routed),
+// measured for traffic only.
+func (e *env) reference() bool { return e.mode == "host" || e.mode == "routed" }
+
 func (e *env) sh(ctx context.Context, ns string, args ...string) (string, error) {
 	return e.r.run(ctx, 60*time.Second, inNS(ns, args...)...)
 }
@@ -114,6 +118,8 @@ func (e *env) setup(ctx context.Context) error {
 	switch e.mode {
 	case "host":
 		err = nil
+	case "routed":
+		err = e.setupRouted(ctx)
 	case "iptables", "nftables":
 		err = e.setupBridge(ctx)
 	case "ebpfnet":
@@ -157,6 +163,47 @@ func (e *env) setupBridge(ctx context.Context) error {
 	}
 	return e.applyRules(ctx, 0)
 }
+
+// setupRouted is the second reference: each container behind a plain veth
+// pair routed by the host (a /32 route per container, proxy ARP for the
+// containers' gateway, as Calico plumbs them), no bridge, no NAT, no
+// netfilter rule, no conntrack. The outside reaches the containers'
+// addresses directly and they reach it from theirs, so every path has the
+// same veth hops as ebpfnet's and nothing else: what ebpfnet loses against
+// it is its own cost, what this loses against host is the veth hop's.
+func (e *env) setupRouted(ctx context.Context) error {
+	e.c1IP, e.c2IP = "172.30.0.2", "172.30.0.3"
+	steps := [][]string{
+		inNS(e.host, "sysctl", "-qw", "net.ipv4.ip_forward=1"),
+		inNS(e.ext, "ip", "route", "add", subnet, "via", hostIP),
+	}
+	for _, c := range [][2]string{{e.c1, e.c1IP}, {e.c2, e.c2IP}} {
+		if err := e.addNetns(ctx, c[0]); err != nil {
+			return err
+		}
+		veth := manualVeth(e, c[0])
+		steps = append(steps,
+			[]string{"ip", "link", "add", veth, "netns", e.host, "type", "veth", "peer", "name", "eth0", "netns", c[0]},
+			inNS(e.host, "sysctl", "-qw", "net.ipv4.conf."+veth+".proxy_arp=1"),
+			[]string{"ip", "-n", e.host, "link", "set", veth, "up"},
+			[]string{"ip", "-n", e.host, "route", "add", c[1] + "/32", "dev", veth},
+			[]string{"ip", "-n", c[0], "addr", "add", c[1] + "/32", "dev", "eth0"},
+			[]string{"ip", "-n", c[0], "link", "set", "eth0", "up"},
+			[]string{"ip", "-n", c[0], "route", "add", routedGW, "dev", "eth0"},
+			[]string{"ip", "-n", c[0], "route", "add", "default", "via", routedGW, "dev", "eth0"},
+		)
+	}
+	for _, s := range steps {
+		if _, err := e.r.run(ctx, 10*time.Second, s...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// routedGW is the containers' gateway in the routed mode: link-local, no
+// interface holds it, the host's proxy ARP answers for it.
+const routedGW = "169.254.1.1"
 
 // manualAttach plumbs a container into docker0 the way Docker's bridge
 // driver does (veth pair, eth0 inside, address, default route), in one shell

@@ -66,7 +66,7 @@ func main() {
 	flag.BoolVar(&cfg.strict, "strict", false, "exit with an error if any cell failed (for CI)")
 	flag.BoolVar(&cfg.quick, "quick", false, "CI smoke run: 1 repetition, short runs, N up to 1000, no overlay part unless -only names it (< 2 minutes)")
 	flag.IntVar(&cfg.reps, "reps", 0, "repetitions (default 3, quick 1)")
-	flag.StringVar(&modes, "modes", "host,iptables,nftables,ebpfnet", "modes, in the order they are interleaved")
+	flag.StringVar(&modes, "modes", "host,routed,iptables,nftables,ebpfnet", "modes, in the order they are interleaved (routed: plain veth pairs and routing, no NAT: the second reference)")
 	flag.StringVar(&cfg.out, "out", "", "results directory (default bench/results, quick: bench/results/quick)")
 	flag.StringVar(&cfg.ebpfnetBin, "ebpfnet", "bin/ebpfnet", "ebpfnet binary")
 	flag.IntVar(&cfg.clientCPU, "client-cpu", 0, "CPU the clients are pinned to (-1: none)")
@@ -211,7 +211,7 @@ func run(cfg *config) error {
 	}
 	for _, m := range cfg.modes {
 		switch m {
-		case "host", "iptables", "nftables", "ebpfnet":
+		case "host", "routed", "iptables", "nftables", "ebpfnet":
 		default:
 			return fmt.Errorf("unknown mode %q", m)
 		}
@@ -396,7 +396,7 @@ func (b *bench) rangePublishing(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		if e.mode == "host" {
+		if e.reference() {
 			continue
 		}
 		var unpublish time.Duration
@@ -418,7 +418,7 @@ func (b *bench) rangePublishing(ctx context.Context) {
 // also `port` and `nat ls` on it, the ports map's memory and step times.
 func (b *bench) ranges(ctx context.Context) {
 	for _, e := range b.envs {
-		if ctx.Err() != nil || e.mode == "host" {
+		if ctx.Err() != nil || e.reference() {
 			continue
 		}
 		res, err := e.publishRangeRules(ctx)
@@ -463,7 +463,7 @@ func (b *bench) scaling(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			if e.mode == "host" && n != 0 {
+			if e.mode == "routed" || (e.mode == "host" && n != 0) {
 				continue // nothing to publish: host is measured at N=0 as the reference
 			}
 			if e.broken == nil && e.mode != "host" {
@@ -521,7 +521,7 @@ func (b *bench) attachScaling(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			if e.mode == "host" {
+			if e.reference() {
 				continue
 			}
 			res, err := e.attachOne(ctx, n)
@@ -554,7 +554,7 @@ func (b *bench) attachScaling(ctx context.Context) {
 		}
 	}
 	for _, e := range b.envs {
-		if e.broken == nil && e.mode != "host" {
+		if e.broken == nil && !e.reference() {
 			e.attachOne(ctx, 0) // remove the extra containers (one more timed attach, discarded)
 		}
 	}

@@ -196,7 +196,7 @@ func (b *bench) flatness() string {
 	}
 	sb.WriteString("\n|---|" + strings.Repeat("---|", len(ns)-1) + "\n")
 	for _, m := range b.cfg.modes {
-		if m == "host" {
+		if m == "host" || m == "routed" {
 			continue
 		}
 		fmt.Fprintf(&sb, "| %s |", m)
@@ -266,6 +266,9 @@ func (b *bench) series(keys []report.Key) []report.Series {
 	var out []report.Series
 	for _, m := range b.res.Meta.Modes {
 		s := report.Series{Name: m}
+		if m == "routed" && len(keys) > 0 && keys[0].N != report.NoN {
+			continue // traffic only: not in the scaling plots
+		}
 		if m == "host" && len(keys) > 0 && keys[0].N == 0 {
 			s.Name, s.Reference = "host (N=0)", true // measured at N=0 only
 		}

@@ -20,15 +20,21 @@ type path struct {
 }
 
 func (e *env) ingress() path {
+	if e.mode == "routed" { // no published port: straight to the container
+		return path{e.ext, fmt.Sprintf("%s:%d", e.c1IP, srvPort), e.c1IP, e.srvName, extIP, false}
+	}
 	return path{e.ext, fmt.Sprintf("%s:%d", hostIP, pubPort), hostIP, e.srvName, extIP, e.mode != "host"}
 }
 
 func (e *env) egress() path {
-	ns := e.c1
-	if e.mode == "host" {
+	ns, src := e.c1, hostIP
+	switch e.mode {
+	case "host":
 		ns = e.host
+	case "routed": // not masqueraded
+		src = e.c1IP
 	}
-	return path{ns, fmt.Sprintf("%s:%d", extIP, srvPort), extIP, extName, hostIP, false}
+	return path{ns, fmt.Sprintf("%s:%d", extIP, srvPort), extIP, extName, src, false}
 }
 
 // c2c: container to container on one network. In host mode there are no
