@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -64,7 +65,7 @@ func main() {
 	cfg := &config{}
 	var modes, scaleNs, attachNs, only string
 	flag.BoolVar(&cfg.strict, "strict", false, "exit with an error if any cell failed (for CI)")
-	flag.BoolVar(&cfg.quick, "quick", false, "CI smoke run: 1 repetition, short runs, N up to 1000, no overlay part unless -only names it (< 2 minutes)")
+	flag.BoolVar(&cfg.quick, "quick", false, "CI smoke run: 1 repetition, short runs, N up to 1000, no overlay part and no routed mode unless -only / -modes name them (< 2 minutes)")
 	flag.IntVar(&cfg.reps, "reps", 0, "repetitions (default 3, quick 1)")
 	flag.StringVar(&modes, "modes", "host,routed,iptables,nftables,ebpfnet", "modes, in the order they are interleaved (routed: plain veth pairs and routing, no NAT: the second reference)")
 	flag.StringVar(&cfg.out, "out", "", "results directory (default bench/results, quick: bench/results/quick)")
@@ -100,12 +101,16 @@ func main() {
 		}
 		cfg.parts[p] = true
 	}
-	onlySet := false
-	flag.Visit(func(f *flag.Flag) { onlySet = onlySet || f.Name == "only" })
-	if cfg.quick && !onlySet {
+	set := map[string]bool{}
+	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if cfg.quick && !set["only"] {
 		// Its sandbox (etcd, two daemons) costs ~20 s: more than the
 		// quick run's two minutes allow. -only overlay runs it.
 		delete(cfg.parts, "overlay")
+	}
+	if cfg.quick && !set["modes"] {
+		// The second reference too (~20 s): -modes names it.
+		cfg.modes = slices.DeleteFunc(cfg.modes, func(m string) bool { return m == "routed" })
 	}
 	cfg.defaults()
 	var err error
