@@ -104,6 +104,34 @@ func (h *ovHost) remoteIPs() string {
 	return strings.Join(strings.Fields(h.must("overlay", "ls", "-q")), " ")
 }
 
+// monitor runs `ebpfnet monitor -o json` until the test ends and yields
+// its events.
+func (h *ovHost) monitor() <-chan map[string]any {
+	h.t.Helper()
+	mon := h.cmd("monitor", "-o", "json")
+	stdout, err := mon.StdoutPipe()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if err := mon.Start(); err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(func() { mon.Process.Signal(syscall.SIGTERM); mon.Wait() })
+	events := make(chan map[string]any, 64)
+	go func() {
+		defer close(events)
+		dec := json.NewDecoder(stdout)
+		for {
+			var ev map[string]any
+			if dec.Decode(&ev) != nil {
+				return
+			}
+			events <- ev
+		}
+	}()
+	return events
+}
+
 func (h *ovHost) drops() map[string]uint64 {
 	h.t.Helper()
 	var s struct {
@@ -304,8 +332,33 @@ func TestOverlayAcrossHosts(t *testing.T) {
 	if vni == 0 {
 		t.Fatalf("no VNI for ov1 in network ls: %+v", nets)
 	}
-	sendVXLAN(t, c.Hosts[2], etcdtest.HostIP(2), vni, ipA, ipB)   // a is host 1's
+	events := hs[1].monitor()
 	sendVXLAN(t, c.Hosts[2], etcdtest.HostIP(2), vni+1, ipC, ipB) // c is host 3's, wrong VNI
+	// a is host 1's; sent until host 2's monitor (which may still be
+	// starting) shows the drop, with the inner packet's addresses.
+	deadline := time.After(30 * time.Second)
+	for seen := false; !seen; {
+		sendVXLAN(t, c.Hosts[2], etcdtest.HostIP(2), vni, ipA, ipB)
+		for drained := false; !drained && !seen; {
+			select {
+			case ev, ok := <-events:
+				if !ok {
+					t.Fatal("monitor exited")
+				}
+				if ev["type"] != "drop" || ev["reason"] != "overlay_spoofed" {
+					continue
+				}
+				if ev["direction"] != "from_overlay" || ev["protocol"] != "udp" || ev["src"] != ipA || ev["dst"] != ipB {
+					t.Fatalf("overlay drop event %v: want from_overlay udp %s -> %s", ev, ipA, ipB)
+				}
+				seen = true
+			case <-deadline:
+				t.Fatal("no overlay_spoofed drop event in host 2's monitor within 30s")
+			case <-time.After(500 * time.Millisecond):
+				drained = true
+			}
+		}
+	}
 	waitUntil(t, 5*time.Second, "the forged packets' drops", func() bool {
 		d := hs[1].drops()
 		return d["overlay_spoofed"] > before["overlay_spoofed"] && d["overlay_vni"] > before["overlay_vni"]

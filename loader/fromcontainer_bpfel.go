@@ -329,6 +329,13 @@ const (
 	fromContainerVerdictVERDICT_MAX     fromContainerVerdict = 5
 )
 
+type fromContainerVerdictLimits uint32
+
+const (
+	fromContainerVerdictLimitsVERDICT_SLOTS     fromContainerVerdictLimits = 8
+	fromContainerVerdictLimitsVERDICT_DIR_SLOTS fromContainerVerdictLimits = 8
+)
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -354,7 +361,7 @@ const (
 	fromContainerMapSubnets                 = "subnets"
 	fromContainerMapUplinkIps               = "uplink_ips"
 	fromContainerMapUplinks                 = "uplinks"
-	fromContainerMapVerdictCounters         = "verdict_counters"
+	fromContainerMapVerdicts                = "verdicts"
 	fromContainerProgFromContainer          = "from_container"
 	fromContainerVarBtfAnchorCtKind         = "btf_anchor_ct_kind"
 	fromContainerVarBtfAnchorCtLimits       = "btf_anchor_ct_limits"
@@ -373,6 +380,7 @@ const (
 	fromContainerVarBtfAnchorOverlayLimits  = "btf_anchor_overlay_limits"
 	fromContainerVarBtfAnchorPortFlags      = "btf_anchor_port_flags"
 	fromContainerVarBtfAnchorVerdict        = "btf_anchor_verdict"
+	fromContainerVarBtfAnchorVerdictLimits  = "btf_anchor_verdict_limits"
 	fromContainerVarNatPortMax              = "nat_port_max"
 	fromContainerVarNatPortMin              = "nat_port_min"
 )
@@ -447,7 +455,7 @@ type fromContainerMapSpecs struct {
 	Subnets          *ebpf.MapSpec `ebpf:"subnets"`
 	UplinkIps        *ebpf.MapSpec `ebpf:"uplink_ips"`
 	Uplinks          *ebpf.MapSpec `ebpf:"uplinks"`
-	VerdictCounters  *ebpf.MapSpec `ebpf:"verdict_counters"`
+	Verdicts         *ebpf.MapSpec `ebpf:"verdicts"`
 }
 
 // fromContainerVariableSpecs contains global variables before they are loaded into the kernel.
@@ -471,6 +479,7 @@ type fromContainerVariableSpecs struct {
 	BtfAnchorOverlayLimits  *ebpf.VariableSpec `ebpf:"btf_anchor_overlay_limits"`
 	BtfAnchorPortFlags      *ebpf.VariableSpec `ebpf:"btf_anchor_port_flags"`
 	BtfAnchorVerdict        *ebpf.VariableSpec `ebpf:"btf_anchor_verdict"`
+	BtfAnchorVerdictLimits  *ebpf.VariableSpec `ebpf:"btf_anchor_verdict_limits"`
 	NatPortMax              *ebpf.VariableSpec `ebpf:"nat_port_max"`
 	NatPortMin              *ebpf.VariableSpec `ebpf:"nat_port_min"`
 }
@@ -516,7 +525,7 @@ type fromContainerMaps struct {
 	Subnets          *ebpf.Map `ebpf:"subnets"`
 	UplinkIps        *ebpf.Map `ebpf:"uplink_ips"`
 	Uplinks          *ebpf.Map `ebpf:"uplinks"`
-	VerdictCounters  *ebpf.Map `ebpf:"verdict_counters"`
+	Verdicts         *ebpf.Map `ebpf:"verdicts"`
 }
 
 func (m *fromContainerMaps) Close() error {
@@ -542,7 +551,7 @@ func (m *fromContainerMaps) Close() error {
 		m.Subnets,
 		m.UplinkIps,
 		m.Uplinks,
-		m.VerdictCounters,
+		m.Verdicts,
 	)
 }
 
@@ -567,6 +576,7 @@ type fromContainerVariables struct {
 	BtfAnchorOverlayLimits  *ebpf.Variable `ebpf:"btf_anchor_overlay_limits"`
 	BtfAnchorPortFlags      *ebpf.Variable `ebpf:"btf_anchor_port_flags"`
 	BtfAnchorVerdict        *ebpf.Variable `ebpf:"btf_anchor_verdict"`
+	BtfAnchorVerdictLimits  *ebpf.Variable `ebpf:"btf_anchor_verdict_limits"`
 	NatPortMax              *ebpf.Variable `ebpf:"nat_port_max"`
 	NatPortMin              *ebpf.Variable `ebpf:"nat_port_min"`
 }

@@ -28,7 +28,7 @@ const (
 	fromOverlayMapOverlayNetworks        = "overlay_networks"
 	fromOverlayMapRemoteEndpoints        = "remote_endpoints"
 	fromOverlayMapSubnets                = "subnets"
-	fromOverlayMapVerdictCounters        = "verdict_counters"
+	fromOverlayMapVerdicts               = "verdicts"
 	fromOverlayProgFromOverlay           = "from_overlay"
 	fromOverlayVarBtfAnchorDirection     = "btf_anchor_direction"
 	fromOverlayVarBtfAnchorDropReason    = "btf_anchor_drop_reason"
@@ -38,6 +38,7 @@ const (
 	fromOverlayVarBtfAnchorNetworkFlags  = "btf_anchor_network_flags"
 	fromOverlayVarBtfAnchorOverlayLimits = "btf_anchor_overlay_limits"
 	fromOverlayVarBtfAnchorVerdict       = "btf_anchor_verdict"
+	fromOverlayVarBtfAnchorVerdictLimits = "btf_anchor_verdict_limits"
 )
 
 // loadFromOverlay returns the embedded CollectionSpec for fromOverlay.
@@ -101,7 +102,7 @@ type fromOverlayMapSpecs struct {
 	OverlayNetworks *ebpf.MapSpec `ebpf:"overlay_networks"`
 	RemoteEndpoints *ebpf.MapSpec `ebpf:"remote_endpoints"`
 	Subnets         *ebpf.MapSpec `ebpf:"subnets"`
-	VerdictCounters *ebpf.MapSpec `ebpf:"verdict_counters"`
+	Verdicts        *ebpf.MapSpec `ebpf:"verdicts"`
 }
 
 // fromOverlayVariableSpecs contains global variables before they are loaded into the kernel.
@@ -116,6 +117,7 @@ type fromOverlayVariableSpecs struct {
 	BtfAnchorNetworkFlags  *ebpf.VariableSpec `ebpf:"btf_anchor_network_flags"`
 	BtfAnchorOverlayLimits *ebpf.VariableSpec `ebpf:"btf_anchor_overlay_limits"`
 	BtfAnchorVerdict       *ebpf.VariableSpec `ebpf:"btf_anchor_verdict"`
+	BtfAnchorVerdictLimits *ebpf.VariableSpec `ebpf:"btf_anchor_verdict_limits"`
 }
 
 // fromOverlayObjects contains all objects after they have been loaded into the kernel.
@@ -150,7 +152,7 @@ type fromOverlayMaps struct {
 	OverlayNetworks *ebpf.Map `ebpf:"overlay_networks"`
 	RemoteEndpoints *ebpf.Map `ebpf:"remote_endpoints"`
 	Subnets         *ebpf.Map `ebpf:"subnets"`
-	VerdictCounters *ebpf.Map `ebpf:"verdict_counters"`
+	Verdicts        *ebpf.Map `ebpf:"verdicts"`
 }
 
 func (m *fromOverlayMaps) Close() error {
@@ -167,7 +169,7 @@ func (m *fromOverlayMaps) Close() error {
 		m.OverlayNetworks,
 		m.RemoteEndpoints,
 		m.Subnets,
-		m.VerdictCounters,
+		m.Verdicts,
 	)
 }
 
@@ -183,6 +185,7 @@ type fromOverlayVariables struct {
 	BtfAnchorNetworkFlags  *ebpf.Variable `ebpf:"btf_anchor_network_flags"`
 	BtfAnchorOverlayLimits *ebpf.Variable `ebpf:"btf_anchor_overlay_limits"`
 	BtfAnchorVerdict       *ebpf.Variable `ebpf:"btf_anchor_verdict"`
+	BtfAnchorVerdictLimits *ebpf.Variable `ebpf:"btf_anchor_verdict_limits"`
 }
 
 // fromOverlayPrograms contains all programs after they have been loaded into the kernel.

@@ -37,7 +37,7 @@ const (
 	fromUplinkMapSubnets                 = "subnets"
 	fromUplinkMapUplinkIps               = "uplink_ips"
 	fromUplinkMapUplinks                 = "uplinks"
-	fromUplinkMapVerdictCounters         = "verdict_counters"
+	fromUplinkMapVerdicts                = "verdicts"
 	fromUplinkProgFromUplink             = "from_uplink"
 	fromUplinkVarBtfAnchorCtKind         = "btf_anchor_ct_kind"
 	fromUplinkVarBtfAnchorCtLimits       = "btf_anchor_ct_limits"
@@ -56,6 +56,7 @@ const (
 	fromUplinkVarBtfAnchorOverlayLimits  = "btf_anchor_overlay_limits"
 	fromUplinkVarBtfAnchorPortFlags      = "btf_anchor_port_flags"
 	fromUplinkVarBtfAnchorVerdict        = "btf_anchor_verdict"
+	fromUplinkVarBtfAnchorVerdictLimits  = "btf_anchor_verdict_limits"
 	fromUplinkVarNatPortMax              = "nat_port_max"
 	fromUplinkVarNatPortMin              = "nat_port_min"
 )
@@ -130,7 +131,7 @@ type fromUplinkMapSpecs struct {
 	Subnets          *ebpf.MapSpec `ebpf:"subnets"`
 	UplinkIps        *ebpf.MapSpec `ebpf:"uplink_ips"`
 	Uplinks          *ebpf.MapSpec `ebpf:"uplinks"`
-	VerdictCounters  *ebpf.MapSpec `ebpf:"verdict_counters"`
+	Verdicts         *ebpf.MapSpec `ebpf:"verdicts"`
 }
 
 // fromUplinkVariableSpecs contains global variables before they are loaded into the kernel.
@@ -154,6 +155,7 @@ type fromUplinkVariableSpecs struct {
 	BtfAnchorOverlayLimits  *ebpf.VariableSpec `ebpf:"btf_anchor_overlay_limits"`
 	BtfAnchorPortFlags      *ebpf.VariableSpec `ebpf:"btf_anchor_port_flags"`
 	BtfAnchorVerdict        *ebpf.VariableSpec `ebpf:"btf_anchor_verdict"`
+	BtfAnchorVerdictLimits  *ebpf.VariableSpec `ebpf:"btf_anchor_verdict_limits"`
 	NatPortMax              *ebpf.VariableSpec `ebpf:"nat_port_max"`
 	NatPortMin              *ebpf.VariableSpec `ebpf:"nat_port_min"`
 }
@@ -199,7 +201,7 @@ type fromUplinkMaps struct {
 	Subnets          *ebpf.Map `ebpf:"subnets"`
 	UplinkIps        *ebpf.Map `ebpf:"uplink_ips"`
 	Uplinks          *ebpf.Map `ebpf:"uplinks"`
-	VerdictCounters  *ebpf.Map `ebpf:"verdict_counters"`
+	Verdicts         *ebpf.Map `ebpf:"verdicts"`
 }
 
 func (m *fromUplinkMaps) Close() error {
@@ -225,7 +227,7 @@ func (m *fromUplinkMaps) Close() error {
 		m.Subnets,
 		m.UplinkIps,
 		m.Uplinks,
-		m.VerdictCounters,
+		m.Verdicts,
 	)
 }
 
@@ -250,6 +252,7 @@ type fromUplinkVariables struct {
 	BtfAnchorOverlayLimits  *ebpf.Variable `ebpf:"btf_anchor_overlay_limits"`
 	BtfAnchorPortFlags      *ebpf.Variable `ebpf:"btf_anchor_port_flags"`
 	BtfAnchorVerdict        *ebpf.Variable `ebpf:"btf_anchor_verdict"`
+	BtfAnchorVerdictLimits  *ebpf.Variable `ebpf:"btf_anchor_verdict_limits"`
 	NatPortMax              *ebpf.Variable `ebpf:"nat_port_max"`
 	NatPortMin              *ebpf.Variable `ebpf:"nat_port_min"`
 }

@@ -70,7 +70,7 @@ type Maps struct {
 	Endpoints        *ebpf.Map `ebpf:"endpoints"`
 	EndpointIPs      *ebpf.Map `ebpf:"endpoint_ips"`
 	Subnets          *ebpf.Map `ebpf:"subnets"`
-	VerdictCounters  *ebpf.Map `ebpf:"verdict_counters"`
+	VerdictCounters  *ebpf.Map `ebpf:"verdicts"`
 	DropCounters     *ebpf.Map `ebpf:"drop_counters"`
 	EndpointStats    *ebpf.Map `ebpf:"endpoint_stats"`
 	Conntrack        *ebpf.Map `ebpf:"conntrack"`

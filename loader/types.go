@@ -43,6 +43,9 @@ const (
 	VerdictPass    = fromContainerVerdictVERDICT_PASS
 	VerdictDrop    = fromContainerVerdictVERDICT_DROP
 	NumVerdicts    = fromContainerVerdictVERDICT_MAX
+	// VerdictSlots is the stride of the verdicts map: direction *
+	// VerdictSlots + verdict (room for verdicts to come).
+	VerdictSlots = uint32(fromContainerVerdictLimitsVERDICT_SLOTS)
 
 	NumDropReasons = fromContainerDropReasonDROP_MAX
 

@@ -68,7 +68,7 @@ func (v *Views) Verdicts() (map[VerdictKey]Counter, error) {
 	out := map[VerdictKey]Counter{}
 	for d := loader.Direction(0); d < loader.NumDirections; d++ {
 		for vd := loader.Verdict(0); vd < loader.NumVerdicts; vd++ {
-			c, err := sumPerCPU(v.m.VerdictCounters, uint32(d)*uint32(loader.NumVerdicts)+uint32(vd))
+			c, err := sumPerCPU(v.m.VerdictCounters, uint32(d)*loader.VerdictSlots+uint32(vd))
 			if err != nil {
 				return nil, fmt.Errorf("read verdict counters: %w", err)
 			}

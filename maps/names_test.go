@@ -69,7 +69,7 @@ func TestMapUsageCountsHashMaps(t *testing.T) {
 			t.Errorf("no usage for %s", name)
 		}
 	}
-	for _, name := range []string{"drop_counters", "verdict_counters", "nat_retries", "monitor_events"} {
+	for _, name := range []string{"drop_counters", "verdicts", "nat_retries", "monitor_events"} {
 		if _, ok := got[name]; ok {
 			t.Errorf("usage reported for %s, which is no hash map", name)
 		}

@@ -27,15 +27,24 @@ struct counter {
 	__u64 bytes;
 };
 
-/* Index: direction * __VERDICT_MAX + verdict. */
-#define VERDICT_COUNTERS_SIZE (__DIR_MAX * __VERDICT_MAX)
+/* Room for directions and verdicts to come: a pinned map keeps its size
+ * across upgrades. (It replaced verdict_counters, sized for exactly two
+ * directions, which a third could not join without breaking the pins of
+ * older builds.) Index: direction * VERDICT_SLOTS + verdict. */
+enum verdict_limits {
+	VERDICT_SLOTS = 8,
+	VERDICT_DIR_SLOTS = 8,
+};
+
+_Static_assert(__VERDICT_MAX <= VERDICT_SLOTS, "verdicts too small for enum verdict");
+_Static_assert(__DIR_MAX <= VERDICT_DIR_SLOTS, "verdicts too small for enum direction");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, VERDICT_COUNTERS_SIZE);
+	__uint(max_entries, VERDICT_DIR_SLOTS *VERDICT_SLOTS);
 	__type(key, __u32);
 	__type(value, struct counter);
-} verdict_counters SEC(".maps");
+} verdicts SEC(".maps");
 
 /* Per endpoint, keyed by the host-side veth ifindex. tx is what the container
  * sent, rx what the datapath delivered to it. */
@@ -59,8 +68,8 @@ static __always_inline void counter_add(struct counter *c, __u32 len)
 
 static __always_inline void count_verdict(enum direction dir, enum verdict v, __u32 len)
 {
-	__u32 key = dir * __VERDICT_MAX + v;
-	struct counter *c = bpf_map_lookup_elem(&verdict_counters, &key);
+	__u32 key = dir * VERDICT_SLOTS + v;
+	struct counter *c = bpf_map_lookup_elem(&verdicts, &key);
 
 	if (c)
 		counter_add(c, len);
@@ -81,3 +90,4 @@ static __always_inline void count_endpoint(__u32 ifindex, int tx, __u32 len)
 /* Unreferenced enums get no BTF: these anchors keep them in the object. */
 const volatile enum direction btf_anchor_direction __attribute__((unused));
 const volatile enum verdict btf_anchor_verdict __attribute__((unused));
+const volatile enum verdict_limits btf_anchor_verdict_limits __attribute__((unused));

@@ -21,7 +21,7 @@ import (
 // overlayTimeout bounds what an attach or detach waits for the store.
 const overlayTimeout = 10 * time.Second
 
-// overlayNetwork returns the cluster's overlay network o.Network names, or
+// overlayNetwork returns the cluster's overlay network called name, or
 // nil when it names a local bridge network, none, or there is no store.
 func (g *globals) overlayNetwork(ctx context.Context, inst *datapath.Instance, name string) (*cluster.Store, *cluster.Network, error) {
 	if g.clusterStore == "" || name == "" {
