@@ -383,14 +383,5 @@ int from_container(struct __sk_buff *skb)
 	if (dst->ifindex == ifindex)
 		return pass(skb);
 
-	/* Same L2 segment: the frame is already addressed to the peer's MAC,
-	 * but a frame sent via the gateway MAC must be fixed up too. Through a
-	 * helper, not a direct write: one direct write anywhere makes the
-	 * verifier unclone every cloned skb (all TCP data) at program entry. */
-	if (!mac_equal(p.eth->h_dest, dst->mac) &&
-	    bpf_skb_store_bytes(skb, offsetof(struct ethhdr, h_dest), dst->mac, ETH_ALEN, 0))
-		return drop(skb, DIR, DROP_WRITE_FAILED);
-	count_verdict(DIR, VERDICT_FORWARD, skb->len);
-	count_endpoint(dst->ifindex, 0, skb->len);
-	return bpf_redirect_peer(dst->ifindex, 0);
+	return deliver_peer(skb, DIR, p.eth, dst);
 }

@@ -15,6 +15,7 @@
 #include "lib/metrics.h"
 #include "lib/endpoint.h"
 #include "lib/parse.h"
+#include "lib/deliver.h"
 #include "lib/overlay.h"
 
 char __license[] SEC("license") = "Dual BSD/GPL";
@@ -60,10 +61,5 @@ int from_overlay(struct __sk_buff *skb)
 		return drop(skb, DIR, DROP_NETWORK_ISOLATION);
 	if (!(net->flags & NET_F_ICC))
 		return drop(skb, DIR, DROP_ICC_DISABLED);
-	if (!mac_equal(p.eth->h_dest, dst->mac) &&
-	    bpf_skb_store_bytes(skb, offsetof(struct ethhdr, h_dest), dst->mac, ETH_ALEN, 0))
-		return drop(skb, DIR, DROP_WRITE_FAILED);
-	count_verdict(DIR, VERDICT_FORWARD, skb->len);
-	count_endpoint(dst->ifindex, 0, skb->len);
-	return bpf_redirect_peer(dst->ifindex, 0);
+	return deliver_peer(skb, DIR, p.eth, dst);
 }

@@ -262,27 +262,7 @@ func TestTransferSurvivesDaemonRestart(t *testing.T) {
 func TestMonitorStreamsDropsAndNewFlows(t *testing.T) {
 	tp := newTopology(t)
 	c1, c2 := twoContainers(tp)
-	mon := tp.EbpfnetCmd("monitor", "-o", "json")
-	stdout, err := mon.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := mon.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { mon.Process.Signal(syscall.SIGTERM); mon.Wait() })
-	events := make(chan map[string]any, 16)
-	go func() {
-		dec := json.NewDecoder(stdout)
-		for {
-			var ev map[string]any
-			if dec.Decode(&ev) != nil {
-				close(events)
-				return
-			}
-			events <- ev
-		}
-	}()
+	events := monitorEvents(t, tp.EbpfnetCmd("monitor", "-o", "json"))
 
 	tp.Exec(c1, "ip", "addr", "add", "172.30.0.99/32", "dev", "eth0")
 	// ARP from the spoofed address is dropped (spoofed_arp): give c1 c2's

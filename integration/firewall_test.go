@@ -1,11 +1,9 @@
 package integration
 
 import (
-	"encoding/json"
 	"errors"
 	"net"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -176,27 +174,7 @@ func TestFirewallDropInMonitor(t *testing.T) {
 	tp := natHost(t)
 	publishedServer(tp)
 	tp.MustEbpfnet("firewall", "add", "--port", "8080/tcp", "--source", extAddr, "--action", "deny")
-	mon := tp.EbpfnetCmd("monitor", "-o", "json")
-	stdout, err := mon.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := mon.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { mon.Process.Signal(syscall.SIGTERM); mon.Wait() })
-	events := make(chan map[string]any, 64)
-	go func() {
-		defer close(events)
-		dec := json.NewDecoder(stdout)
-		for {
-			var ev map[string]any
-			if dec.Decode(&ev) != nil {
-				return
-			}
-			events <- ev
-		}
-	}()
+	events := monitorEvents(t, tp.EbpfnetCmd("monitor", "-o", "json"))
 	deadline := time.After(30 * time.Second) // generous: a loaded 2-core machine
 	for {
 		// The monitor may still be starting: new attempts until it reports.

@@ -1,8 +1,6 @@
 package integration
 
 import (
-	"encoding/json"
-	"syscall"
 	"testing"
 	"time"
 
@@ -16,27 +14,7 @@ func TestMonitorShowsTranslatedTuples(t *testing.T) {
 	tp := natHost(t)
 	c := publishedServer(tp)
 	testutil.Serve(t, tp.Namespace(tp.Ext), "ext", ":9000")
-	mon := tp.EbpfnetCmd("monitor", "-o", "json")
-	stdout, err := mon.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := mon.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { mon.Process.Signal(syscall.SIGTERM); mon.Wait() })
-	events := make(chan map[string]any, 64)
-	go func() {
-		defer close(events)
-		dec := json.NewDecoder(stdout)
-		for {
-			var ev map[string]any
-			if dec.Decode(&ev) != nil {
-				return
-			}
-			events <- ev
-		}
-	}()
+	events := monitorEvents(t, tp.EbpfnetCmd("monitor", "-o", "json"))
 
 	sawSNAT, sawDNAT := false, false
 	deadline := time.After(30 * time.Second) // generous: a loaded 2-core machine

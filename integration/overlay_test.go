@@ -104,32 +104,10 @@ func (h *ovHost) remoteIPs() string {
 	return strings.Join(strings.Fields(h.must("overlay", "ls", "-q")), " ")
 }
 
-// monitor runs `ebpfnet monitor -o json` until the test ends and yields
-// its events.
+// monitor runs `ebpfnet monitor -o json` on the host until the test ends.
 func (h *ovHost) monitor() <-chan map[string]any {
 	h.t.Helper()
-	mon := h.cmd("monitor", "-o", "json")
-	stdout, err := mon.StdoutPipe()
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	if err := mon.Start(); err != nil {
-		h.t.Fatal(err)
-	}
-	h.t.Cleanup(func() { mon.Process.Signal(syscall.SIGTERM); mon.Wait() })
-	events := make(chan map[string]any, 64)
-	go func() {
-		defer close(events)
-		dec := json.NewDecoder(stdout)
-		for {
-			var ev map[string]any
-			if dec.Decode(&ev) != nil {
-				return
-			}
-			events <- ev
-		}
-	}()
-	return events
+	return monitorEvents(h.t, h.cmd("monitor", "-o", "json"))
 }
 
 func (h *ovHost) drops() map[string]uint64 {

@@ -28,6 +28,22 @@ static __always_inline int deliver_endpoint(struct __sk_buff *skb, enum directio
 	return bpf_redirect_peer(ifindex, 0);
 }
 
+/* Into dst, a container on the sender's L2 segment (its network, on this
+ * host or, decapsulated, on another), unchanged: the frame is already
+ * addressed to dst's MAC, but one sent via the gateway MAC must be fixed up
+ * too. Through a helper, not a direct write: one direct write anywhere makes
+ * the verifier unclone every cloned skb (all TCP data) at program entry. */
+static __always_inline int deliver_peer(struct __sk_buff *skb, enum direction dir, const struct ethhdr *eth,
+					const struct endpoint_info *dst)
+{
+	if (!mac_equal(eth->h_dest, dst->mac) &&
+	    bpf_skb_store_bytes(skb, offsetof(struct ethhdr, h_dest), dst->mac, ETH_ALEN, 0))
+		return drop(skb, dir, DROP_WRITE_FAILED);
+	count_verdict(dir, VERDICT_FORWARD, skb->len);
+	count_endpoint(dst->ifindex, 0, skb->len);
+	return bpf_redirect_peer(dst->ifindex, 0);
+}
+
 /* Out of the FIB's egress interface; the packet is already translated. */
 static __always_inline int deliver_fib(struct __sk_buff *skb, enum direction dir, const struct bpf_fib_lookup *fib,
 				       long rc)
