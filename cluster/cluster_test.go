@@ -610,3 +610,58 @@ func TestParseStoreURL(t *testing.T) {
 		}
 	}
 }
+
+// TestJoinedAllocatesUnderTheDaemonsLease: another process of a joined host
+// (the CLI) allocates under the host's lease and records the endpoint in
+// the host's local store; a host that never joined is refused in one line.
+func TestJoinedAllocatesUnderTheDaemonsLease(t *testing.T) {
+	c := etcdtest.NewCluster(t, 1)
+	dir := t.TempDir()
+	n := startNode(t, c, 0, dir)
+	createNet(t, n.store, "ov1", "10.210.0.0/24")
+	if err := n.local.SetHost(n.name); err != nil {
+		t.Fatal(err)
+	}
+
+	cli := openStore(t, c, 0)
+	local, err := NewFileStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, err := local.Host()
+	if err != nil || host != n.name {
+		t.Fatalf("recorded host %q (%v), want %s", host, err, n.name)
+	}
+	m, err := cli.Joined(ctxT(t, 10*time.Second), host, local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close() // a no-op: the daemon renews the lease
+	if m.Lease() != n.mem.Lease() {
+		t.Fatalf("lease %d, want the daemon's %d", m.Lease(), n.mem.Lease())
+	}
+	e, err := m.AllocateEndpoint(ctxT(t, 10*time.Second), "ov1", EndpointRequest{Name: "web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the daemon's view showing the CLI's endpoint", func() bool {
+		_, ok := ips(n.w.Endpoints("ov1"))[e.IP]
+		return ok
+	})
+	recorded, err := n.local.Endpoints()
+	if err != nil || len(recorded) != 1 || recorded[0].IP != e.IP {
+		t.Fatalf("local store %+v (%v), want %s", recorded, err, e.IP)
+	}
+
+	_, err = cli.Joined(ctxT(t, 10*time.Second), "h9", local)
+	if err == nil || !strings.Contains(err.Error(), "not in the cluster") || strings.Contains(err.Error(), "\n") {
+		t.Errorf("Joined for a host that never joined: %v", err)
+	}
+	other, err := NewFileStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Host(); err == nil || !strings.Contains(err.Error(), "daemon --advertise-addr") {
+		t.Errorf("Host of a state dir no daemon joined from: %v", err)
+	}
+}
