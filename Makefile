@@ -10,7 +10,7 @@ CNI_BIN_DIR ?= /opt/cni/bin
 GENERATED := $(wildcard loader/*_bpfel.go loader/*_bpfel.o)
 C_SOURCES := $(wildcard bpf/*.c bpf/lib/*.h)
 
-.PHONY: all deps generate check-generated build install fmt lint test fuzz unit-test integration-test demo bench bench-quick bench-cni bench-docker bench-profile clean
+.PHONY: all deps generate check-generated build install fmt lint test fuzz unit-test integration-test demo demo-overlay bench bench-quick bench-cni bench-docker bench-profile clean
 
 all: build
 
@@ -71,6 +71,10 @@ integration-test: build
 ## demo: a host namespace, two containers, traffic between them via eBPF
 demo: build
 	./scripts/demo.sh
+
+## demo-overlay: three hosts and etcd in namespaces, one overlay network, traffic across hosts via VXLAN in eBPF
+demo-overlay: build
+	./scripts/demo-overlay.sh
 
 ## bench: full benchmark (ebpfnet vs Docker iptables/nftables rules vs host), results in bench/results/; needs root
 bench: build
