@@ -416,6 +416,15 @@ func TestOverlayAcrossHosts(t *testing.T) {
 	// Detach gives the address back: the other hosts forget it.
 	hs[1].must("detach", "b")
 	waitUntil(t, 15*time.Second, "host 1 forgetting b", func() bool { return !strings.Contains(hs[0].remoteIPs(), ipB) })
+
+	// ov2 removed from the cluster on host 1, which never had a part of
+	// it: host 2's daemon removes its own part once x is detached.
+	hs[1].must("detach", "x")
+	hs[0].must("network", "rm", "ov2")
+	waitUntil(t, 30*time.Second, "host 2 removing its part of ov2", func() bool {
+		_, _, err := hs[1].run("network", "inspect", "ov2")
+		return err != nil
+	})
 }
 
 // sendVXLAN sends, from namespace ns, one VXLAN packet to host's port 4789

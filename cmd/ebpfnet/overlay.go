@@ -194,13 +194,15 @@ type overlaySyncer struct {
 	kick     chan struct{}
 	interval time.Duration
 	// missingSince: this host's endpoint records ("network/ip") whose
-	// endpoint was not attached at the last syncs, and since when.
-	missingSince map[string]time.Time
+	// endpoint was not attached at the last syncs, and since when;
+	// goneSince the same for this host's parts of networks the view lacks.
+	missingSince, goneSince map[string]time.Time
 }
 
 // orphanGrace is how long a record of this host may lack its endpoint
-// before the daemon releases it: an attach allocates first and plumbs
-// after, which takes well under a second.
+// before the daemon releases it (an attach allocates first and plumbs
+// after, which takes well under a second), and how long this host's part of
+// a network may be missing from the view before the daemon removes it.
 const orphanGrace = 10 * time.Second
 
 func newOverlaySyncer(inst *datapath.Instance, member *cluster.Member, log *slog.Logger, m *syncMetrics) *overlaySyncer {
@@ -208,7 +210,7 @@ func newOverlaySyncer(inst *datapath.Instance, member *cluster.Member, log *slog
 		m = newSyncMetrics()
 	}
 	return &overlaySyncer{metrics: m, member: member, inst: inst, self: member.Name(), log: log, kick: make(chan struct{}, 1),
-		interval: 2 * time.Second, missingSince: map[string]time.Time{}}
+		interval: 2 * time.Second, missingSince: map[string]time.Time{}, goneSince: map[string]time.Time{}}
 }
 
 // changed schedules a sync (the watcher's handler: never blocks).
@@ -271,6 +273,7 @@ func (o *overlaySyncer) sync() {
 	}
 	o.metrics.applied.Store(time.Now().UnixNano())
 	o.releaseOrphans()
+	o.removeGoneNetworks()
 	if res.Written+res.Deleted > 0 {
 		o.log.Info("overlay synced", "written", res.Written, "deleted", res.Deleted)
 	}
@@ -374,6 +377,52 @@ func (o *overlaySyncer) releaseOrphans() {
 	for k := range o.missingSince {
 		if !seen[k] {
 			delete(o.missingSince, k)
+		}
+	}
+}
+
+// removeGoneNetworks removes this host's parts of overlay networks the
+// cluster no longer has (`network rm` on any host), once no endpoint uses
+// them: a network of the same name made again (another VNI, another
+// subnet) then starts afresh here too. The same grace as for records: an
+// attach makes this host's part as soon as the store has the network,
+// which may be before this view does.
+func (o *overlaySyncer) removeGoneNetworks() {
+	inCluster := map[string]bool{}
+	for _, n := range o.w.Networks() {
+		inCluster[n.Name] = true
+	}
+	local, err := o.inst.Networks()
+	if err != nil {
+		return
+	}
+	eps, err := o.inst.Endpoints()
+	if err != nil {
+		return
+	}
+	now, seen := time.Now(), map[string]bool{}
+	for _, n := range local {
+		if n.VNI == 0 || inCluster[n.Name] || slices.ContainsFunc(eps, func(e datapath.Endpoint) bool { return e.Network == n.Name }) {
+			continue
+		}
+		k := "network " + n.Name
+		seen[k] = true
+		if first, ok := o.goneSince[k]; !ok {
+			o.goneSince[k] = now
+			continue
+		} else if now.Sub(first) < orphanGrace {
+			continue
+		}
+		delete(o.goneSince, k)
+		if err := o.inst.RemoveNetwork(n.Name); err != nil {
+			o.log.Warn("overlay: remove this host's part of a network the cluster no longer has", "network", n.Name, "err", err)
+			continue
+		}
+		o.log.Info("overlay: removed this host's part of a network the cluster no longer has", "network", n.Name)
+	}
+	for k := range o.goneSince {
+		if !seen[k] {
+			delete(o.goneSince, k)
 		}
 	}
 }
