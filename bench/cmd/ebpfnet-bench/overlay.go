@@ -157,17 +157,7 @@ func (o *ovBench) setup(ctx context.Context, b *bench) error {
 		if err := e.addNetns(ctx, cont); err != nil {
 			return err
 		}
-		for _, s := range [][]string{
-			inNS(ns(h), "ip", "link", "add", "br-ov", "type", "bridge"),
-			inNS(ns(h), "ip", "link", "set", "br-ov", "up"),
-			inNS(ns(h), "ip", "link", "add", "vx0", "type", "vxlan", "id", kvxVNI, "dstport", "4789", "local", hosts[h], "nolearning"),
-			inNS(ns(h), "ip", "link", "set", "vx0", "master", "br-ov", "up"),
-			inNS(ns(h), "bridge", "fdb", "append", "00:00:00:00:00:00", "dev", "vx0", "dst", hosts[other]),
-			{"ip", "link", "add", "veth0", "netns", ns(h), "mtu", vxlanMTU, "type", "veth", "peer", "name", "eth0", "netns", cont, "mtu", vxlanMTU},
-			inNS(ns(h), "ip", "link", "set", "veth0", "master", "br-ov", "up"),
-			inNS(cont, "ip", "addr", "add", kIPs[h]+"/24", "dev", "eth0"),
-			inNS(cont, "ip", "link", "set", "eth0", "up"),
-		} {
+		for _, s := range kernelVXLANCmds(ns(h), cont, hosts[h], hosts[other], kIPs[h]) {
 			if err := run(s...); err != nil {
 				return err
 			}
@@ -244,6 +234,24 @@ func (o *ovBench) setup(ctx context.Context, b *bench) error {
 		}
 	}
 	return nil
+}
+
+// kernelVXLANCmds are the commands for one host of the kernel VXLAN column: a bridge, a
+// VXLAN device on it without learning, whose all-zeros FDB entry floods
+// unknown and broadcast frames (ARP included) to the one peer host, and the
+// container's veth on the bridge with the overlay MTU on both ends.
+func kernelVXLANCmds(hostNS, contNS, local, remote, contIP string) [][]string {
+	return [][]string{
+		inNS(hostNS, "ip", "link", "add", "br-ov", "type", "bridge"),
+		inNS(hostNS, "ip", "link", "set", "br-ov", "up"),
+		inNS(hostNS, "ip", "link", "add", "vx0", "type", "vxlan", "id", kvxVNI, "dstport", "4789", "local", local, "nolearning"),
+		inNS(hostNS, "ip", "link", "set", "vx0", "master", "br-ov", "up"),
+		inNS(hostNS, "bridge", "fdb", "append", "00:00:00:00:00:00", "dev", "vx0", "dst", remote),
+		{"ip", "link", "add", "veth0", "netns", hostNS, "mtu", vxlanMTU, "type", "veth", "peer", "name", "eth0", "netns", contNS, "mtu", vxlanMTU},
+		inNS(hostNS, "ip", "link", "set", "veth0", "master", "br-ov", "up"),
+		inNS(contNS, "ip", "addr", "add", contIP+"/24", "dev", "eth0"),
+		inNS(contNS, "ip", "link", "set", "eth0", "up"),
+	}
 }
 
 // retry calls f until it succeeds or limit passes (its last error).

@@ -51,3 +51,32 @@ func TestIptablesRangeCmds(t *testing.T) {
 		t.Errorf("DNAT rule: %v", cmds[1])
 	}
 }
+
+// The kernel VXLAN column is Docker's classic overlay: VNI on the IANA port,
+// no learning, the peer host in the FDB, the bridge in the host namespace,
+// the overlay MTU on both veth ends and the container's address in a /24.
+func TestKernelVXLANCmds(t *testing.T) {
+	cmds := kernelVXLANCmds("o-k1", "o-k1c", "198.18.0.21", "198.18.0.22", "10.220.0.2")
+	var all []string
+	for _, c := range cmds {
+		all = append(all, strings.Join(c, " "))
+	}
+	want := []string{
+		"ip netns exec o-k1 ip link add vx0 type vxlan id " + kvxVNI + " dstport 4789 local 198.18.0.21 nolearning",
+		"ip netns exec o-k1 ip link set vx0 master br-ov up",
+		"ip netns exec o-k1 bridge fdb append 00:00:00:00:00:00 dev vx0 dst 198.18.0.22",
+		"ip link add veth0 netns o-k1 mtu 1450 type veth peer name eth0 netns o-k1c mtu 1450",
+		"ip netns exec o-k1 ip link set veth0 master br-ov up",
+		"ip netns exec o-k1c ip addr add 10.220.0.2/24 dev eth0",
+	}
+	joined := strings.Join(all, "\n")
+	for _, w := range want {
+		if !strings.Contains(joined, w) {
+			t.Errorf("missing %q in:\n%s", w, joined)
+		}
+	}
+	// The bridge exists before anything is put on it.
+	if !strings.HasSuffix(all[0], "ip link add br-ov type bridge") {
+		t.Errorf("first command %q, want the bridge", all[0])
+	}
+}
