@@ -12,6 +12,8 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/ebpfnet/ebpfnet/datapath"
 )
 
 // ErrNotFound is wrapped by errors about missing networks or endpoints.
@@ -64,7 +66,7 @@ func (o NetworkOptions) network() (Network, error) {
 	if n.BlockBits < n.Subnet.Bits() || n.BlockBits > 30 {
 		return n, fmt.Errorf("invalid block size /%d for subnet %s", n.BlockBits, n.Subnet)
 	}
-	if o.MTU != 0 && (o.MTU < 576 || o.MTU > 65535-VXLANOverhead) {
+	if o.MTU != 0 && (o.MTU < 576 || o.MTU > 65535-datapath.VXLANOverhead) {
 		return n, fmt.Errorf("invalid MTU %d", o.MTU)
 	}
 	return n, nil

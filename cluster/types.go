@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/ebpfnet/ebpfnet/datapath"
 )
 
 func nopZap() *zap.Logger { return zap.NewNop() }
@@ -61,11 +63,8 @@ func DefaultNetworkOptions(name string) NetworkOptions {
 // VNI range: Docker's overlay driver allocates from 4096 up.
 const (
 	FirstVNI         = 4096
-	MaxVNI           = 1<<24 - 1
+	MaxVNI           = datapath.MaxVNI
 	DefaultBlockBits = 26
-	// VXLANOverhead is what VXLAN over IPv4 adds: outer IPv4, UDP, VXLAN
-	// header and the inner Ethernet header.
-	VXLANOverhead = 50
 )
 
 // Block is an address block of a network with affinity to one host: only

@@ -177,8 +177,8 @@ func (i *Instance) validateNetwork(st *store, o NetworkOptions) (Network, error)
 	}
 	var taken []netip.Prefix
 	if o.VNI != 0 {
-		if o.VNI > maxVNI {
-			return n, fmt.Errorf("invalid VNI %d: at most %d", o.VNI, maxVNI)
+		if o.VNI > MaxVNI {
+			return n, fmt.Errorf("invalid VNI %d: at most %d", o.VNI, MaxVNI)
 		}
 		n.Driver, n.VNI = DriverOverlay, o.VNI
 	}

@@ -32,7 +32,8 @@ const (
 	// VXLANOverhead is what VXLAN over IPv4 adds to a frame: outer IPv4
 	// (20), UDP (8), VXLAN (8) and the inner Ethernet header (14).
 	VXLANOverhead = 50
-	maxVNI        = 1<<24 - 1
+	// MaxVNI: a VNI is 24 bits.
+	MaxVNI = 1<<24 - 1
 )
 
 // RemoteEndpoint is an endpoint of an overlay network on another host.

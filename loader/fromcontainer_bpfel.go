@@ -241,7 +241,6 @@ const (
 	fromContainerNetworkFlagsNET_F_MASQUERADE  fromContainerNetworkFlags = 2
 	fromContainerNetworkFlagsNET_F_INTERNAL    fromContainerNetworkFlags = 4
 	fromContainerNetworkFlagsNET_F_UNPROTECTED fromContainerNetworkFlags = 8
-	fromContainerNetworkFlagsNET_F_OVERLAY     fromContainerNetworkFlags = 16
 )
 
 type fromContainerNetworkInfo struct {

@@ -54,7 +54,6 @@ const (
 	NetInternal   = fromContainerNetworkFlagsNET_F_INTERNAL
 	// NetUnprotected: gateway mode nat-unprotected, no direct routing protection.
 	NetUnprotected = fromContainerNetworkFlagsNET_F_UNPROTECTED
-	NetOverlay     = fromContainerNetworkFlagsNET_F_OVERLAY
 	EPOverlay      = fromContainerEndpointFlagsEP_F_OVERLAY
 
 	CTKindSNAT    = fromContainerCtKindCT_KIND_SNAT

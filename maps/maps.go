@@ -83,9 +83,6 @@ func (v *Views) PutNetwork(n Network) error {
 	if n.Unprotected {
 		flags |= uint32(loader.NetUnprotected)
 	}
-	if n.OverlayIfindex != 0 {
-		flags |= uint32(loader.NetOverlay)
-	}
 	info := loader.NetworkInfo{
 		Subnet:        BE32(n.Subnet.Masked().Addr()),
 		Mask:          BE32(prefixMask(n.Subnet)),

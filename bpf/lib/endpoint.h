@@ -12,7 +12,6 @@ enum network_flags {
 	 * containers' addresses (Docker's direct routing without its raw
 	 * PREROUTING drop). Off, only published ports and replies get in. */
 	NET_F_UNPROTECTED = 1 << 3,
-	NET_F_OVERLAY = 1 << 4, /* spans hosts: see overlay_networks */
 };
 
 struct network_info {

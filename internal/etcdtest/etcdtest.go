@@ -65,6 +65,13 @@ func (e *Etcd) Endpoint() string { return fmt.Sprintf("http://%s:%d", e.IP, Clie
 // Store is the --cluster-store value for the CLI.
 func (e *Etcd) Store() string { return fmt.Sprintf("etcd://%s:%d", e.IP, ClientPort) }
 
+// NewEtcd describes an etcd server in the existing namespace ns on ip (an
+// address of ns) with its data and log under dir; Start runs it, Stop ends
+// it. For tools (the bench); tests use StartEtcd.
+func NewEtcd(ns, ip, dir string) *Etcd {
+	return &Etcd{NS: ns, IP: ip, DataDir: filepath.Join(dir, "data"), logPath: filepath.Join(dir, "etcd.log")}
+}
+
 // StartEtcd starts etcd in the existing namespace ns on ip (an address of
 // ns), waits until it serves, and stops it in t.Cleanup.
 func StartEtcd(t testing.TB, ns, ip string) *Etcd {
@@ -72,8 +79,8 @@ func StartEtcd(t testing.TB, ns, ip string) *Etcd {
 	if _, err := exec.LookPath("etcd"); err != nil {
 		t.Skip("etcd not installed (make deps installs etcd-server)")
 	}
-	dir := t.TempDir()
-	e := &Etcd{t: t, NS: ns, IP: ip, DataDir: filepath.Join(dir, "data"), logPath: filepath.Join(dir, "etcd.log")}
+	e := NewEtcd(ns, ip, t.TempDir())
+	e.t = t
 	t.Cleanup(func() {
 		if err := e.Stop(); err != nil {
 			t.Errorf("cleanup: stop etcd: %v", err)
@@ -92,6 +99,9 @@ func (e *Etcd) Start() error {
 	defer e.mu.Unlock()
 	if e.cmd != nil {
 		return errors.New("etcd already running")
+	}
+	if err := os.MkdirAll(filepath.Dir(e.logPath), 0o700); err != nil {
+		return err
 	}
 	logf, err := os.OpenFile(e.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {

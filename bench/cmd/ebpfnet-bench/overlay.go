@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ebpfnet/ebpfnet/bench/internal/report"
+	"github.com/ebpfnet/ebpfnet/internal/etcdtest"
 )
 
 // The overlay part: two simulated hosts on an underlay bridge, a container
@@ -30,7 +31,7 @@ import (
 //	p-h1, p-h2  ebpfnet hosts, uplink0 198.18.0.11/.12; containers p-a, p-b
 //	p-k1, p-k2  kernel VXLAN hosts, uplink0 198.18.0.21/.22; containers p-ka, p-kb
 const (
-	ovUnderlayIP = "198.18.0.1"
+	ovUnderlayIP = etcdtest.UnderlayIP
 	ovSubnet     = "10.210.0.0/24"
 	kvxSubnet    = "10.220.0.0/24"
 	kvxVNI       = "5000"
@@ -40,6 +41,7 @@ const (
 // ovBench is the overlay part's sandbox; paths are per column.
 type ovBench struct {
 	prefix, pinRoot, stateDir string
+	etcd                      *etcdtest.Etcd
 	envs                      map[string]*env // column -> env recording it
 	paths                     map[string]path
 	servers                   map[string]string // column -> server namespace
@@ -166,15 +168,13 @@ func (o *ovBench) setup(ctx context.Context, b *bench) error {
 	o.servers["iptables"] = ns("k2c")
 	o.paths["iptables"] = path{clientNS: ns("k1c"), addr: kIPs["k2"] + fmt.Sprintf(":%d", srvPort), iperfIP: kIPs["k2"], wantName: "kernel-vxlan", wantSrc: kIPs["k1"]}
 
-	// ebpfnet: etcd on the underlay, a daemon per host, one overlay network.
-	store := "etcd://" + ovUnderlayIP + ":2379"
-	client, peer := "http://"+ovUnderlayIP+":2379", "http://127.0.0.1:2380"
-	if _, err := r.start("etcd", "nsenter", "--net=/run/netns/"+ns("u"), "--", "etcd", "--name", "bench",
-		"--data-dir", filepath.Join(dir, "etcd"), "--listen-client-urls", client, "--advertise-client-urls", client,
-		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer, "--initial-cluster", "bench="+peer,
-		"--initial-cluster-state", "new", "--log-level", "error"); err != nil {
+	// ebpfnet: etcd on the underlay (as the tests run it, waited for until
+	// it is healthy), a daemon per host, one overlay network.
+	o.etcd = etcdtest.NewEtcd(ns("u"), ovUnderlayIP, filepath.Join(dir, "etcd"))
+	if err := o.etcd.Start(); err != nil {
 		return err
 	}
+	store := o.etcd.Store()
 	cli := func(h string, args ...string) []string {
 		full := []string{c.ebpfnetBin, "--state-dir", filepath.Join(dir, h), "--pin-root", filepath.Join(o.pinRoot, h), "--cluster-store", store}
 		return inNS(ns(h), append(full, args...)...)
@@ -194,10 +194,7 @@ func (o *ovBench) setup(ctx context.Context, b *bench) error {
 	}); err != nil {
 		return err
 	}
-	if err := retry(ctx, 30*time.Second, func() error {
-		_, err := r.run(ctx, 20*time.Second, cli("h1", "network", "create", "--driver", "overlay", "ov1", "--subnet", ovSubnet)...)
-		return err
-	}); err != nil {
+	if _, err := r.run(ctx, 20*time.Second, cli("h1", "network", "create", "--driver", "overlay", "ov1", "--subnet", ovSubnet)...); err != nil {
 		return err
 	}
 	ips := map[string]string{}
@@ -267,6 +264,9 @@ func retry(ctx context.Context, limit time.Duration, f func() error) error {
 }
 
 func (o *ovBench) teardown(r *runner) {
+	if o.etcd != nil {
+		o.etcd.Stop() // by PID
+	}
 	removePrefix(r, o.prefix, o.pinRoot)
 	if o.stateDir != "" && strings.Contains(o.stateDir, "ebpfnet-bench-") {
 		os.RemoveAll(o.stateDir)
