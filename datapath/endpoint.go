@@ -392,6 +392,17 @@ func (i *Instance) teardown(ep Endpoint) error {
 	return errors.Join(errs...)
 }
 
+// ErrNotFound is what the errors of lookups that found nothing (no such
+// endpoint) are: the API answers them with 404.
+var ErrNotFound = errors.New("not found")
+
+// notFound is an error message that is ErrNotFound.
+type notFound string
+
+func (e notFound) Error() string              { return string(e) }
+func (notFound) Is(target error) bool         { return target == ErrNotFound }
+func notFoundf(format string, a ...any) error { return notFound(fmt.Sprintf(format, a...)) }
+
 func findEndpoint(st *store, target string) (Endpoint, error) {
 	if ep, ok, err := st.endpoint(target); err != nil || ok {
 		return ep, err
@@ -401,7 +412,7 @@ func findEndpoint(st *store, target string) (Endpoint, error) {
 	}
 	ns, err := netnsutil.Resolve(target)
 	if err != nil {
-		return Endpoint{}, fmt.Errorf("no endpoint %s", target)
+		return Endpoint{}, notFoundf("no endpoint %s", target)
 	}
 	eps, err := st.endpoints()
 	if err != nil {
@@ -412,7 +423,7 @@ func findEndpoint(st *store, target string) (Endpoint, error) {
 			return e, nil
 		}
 	}
-	return Endpoint{}, fmt.Errorf("target %s is not attached", target)
+	return Endpoint{}, notFoundf("target %s is not attached", target)
 }
 
 // Endpoints lists the instance's endpoints, sorted by name.

@@ -12,6 +12,9 @@ import (
 // an attach's time goes. Unset, a step costs one branch.
 var stepTimesOn = os.Getenv("EBPFNET_STEP_TIMES") != ""
 
+// StepTimesOn says whether steps are timed (EBPFNET_STEP_TIMES was set).
+func StepTimesOn() bool { return stepTimesOn }
+
 // Step is the time spent in one kind of step, summed over a command.
 type Step struct {
 	Name string
@@ -42,6 +45,16 @@ func addStep(name string, d time.Duration) {
 		}
 	}
 	steps.list = append(steps.list, Step{name, d})
+}
+
+// TakeStepTimes returns the steps timed so far and starts counting anew:
+// a long-lived process (the daemon's API) reports each request's own.
+func TakeStepTimes() []Step {
+	steps.Lock()
+	defer steps.Unlock()
+	out := steps.list
+	steps.list = nil
+	return out
 }
 
 // StepTimes returns the steps timed so far in the order they first ran,

@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"os/signal"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -16,12 +18,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
+	"github.com/ebpfnet/ebpfnet/api"
 	"github.com/ebpfnet/ebpfnet/datapath"
 	"github.com/ebpfnet/ebpfnet/metrics"
 )
 
 func newDaemonCmd(g *globals) *cobra.Command {
-	var addr string
+	var addr, apiSocket string
+	var noAPI bool
 	var agent clusterAgent
 	o := datapath.ServeOptions{GCInterval: 10 * time.Second, Timeouts: datapath.DefaultTimeouts}
 	cmd := &cobra.Command{
@@ -29,7 +33,11 @@ func newDaemonCmd(g *globals) *cobra.Command {
 		Short: "Serve Prometheus metrics, expire conntrack entries, free endpoints whose namespace vanished",
 		Long: `The daemon is optional for forwarding: the datapath is pinned and keeps
 working while the daemon is stopped or restarting. It stops on SIGTERM or
-SIGINT without detaching anything.`,
+SIGINT without detaching anything.
+
+It serves the control API (attach, detach, list and inspect endpoints: HTTP
+with JSON on a Unix socket, see package api) on --api-socket, by default
+api.sock in the state directory, owner-only.`,
 		Args: cobra.NoArgs,
 		PreRunE: func(*cobra.Command, []string) error {
 			if err := agent.check(g); err != nil {
@@ -44,6 +52,21 @@ SIGINT without detaching anything.`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			log := g.logger(slog.LevelInfo)
+			if !noAPI {
+				if apiSocket == "" {
+					apiSocket = filepath.Join(g.resolvedStateDir(), "api.sock")
+				}
+				// Listening comes first: the socket's umask must not
+				// meet files other goroutines create.
+				ln, err := api.Listen(apiSocket)
+				if err != nil {
+					return err
+				}
+				srv := &http.Server{Handler: api.Handler(daemonBackend{g, inst}, log), ReadHeaderTimeout: 5 * time.Second}
+				go srv.Serve(ln)
+				defer srv.Close()
+				log.Info("API listening", "socket", apiSocket)
+			}
 			agentDone := make(chan struct{})
 			var extra []prometheus.Collector
 			if agent.advertise != "" {
@@ -58,11 +81,46 @@ SIGINT without detaching anything.`,
 		}),
 	}
 	cmd.Flags().StringVar(&addr, "metrics-addr", "127.0.0.1:9469", "address to serve /metrics on")
+	cmd.Flags().StringVar(&apiSocket, "api-socket", "", "Unix socket of the control API (default: api.sock in the state directory)")
+	cmd.Flags().BoolVar(&noAPI, "no-api", false, "serve no control API")
 	cmd.Flags().DurationVar(&o.GCInterval, "gc-interval", o.GCInterval, "how often to expire conntrack entries and reconcile")
 	timeoutFlags(cmd.Flags(), &o.Timeouts)
 	resolverFlags(cmd.Flags(), &o)
 	agent.register(cmd)
 	return cmd
+}
+
+// daemonBackend serves the API as the CLI's attach and detach work: on an
+// overlay network with an address from the cluster (--cluster-store).
+type daemonBackend struct {
+	g    *globals
+	inst *datapath.Instance
+}
+
+func (b daemonBackend) Attach(ctx context.Context, o datapath.AttachOptions) (datapath.Endpoint, error) {
+	ep, overlay, err := b.g.attachOverlay(ctx, b.inst, o)
+	if err == nil && !overlay {
+		ep, err = b.inst.Attach(o)
+	}
+	return ep, err
+}
+
+func (b daemonBackend) Detach(ctx context.Context, target string) (datapath.Endpoint, error) {
+	ep, err := b.inst.Detach(target)
+	if err == nil {
+		var warn strings.Builder
+		b.g.releaseOverlay(ctx, &warn, ep, onOverlay(b.inst, ep))
+		if warn.Len() > 0 {
+			b.g.logger(slog.LevelWarn).Warn(strings.TrimSpace(warn.String()))
+		}
+	}
+	return ep, err
+}
+
+func (b daemonBackend) Endpoints() ([]datapath.Endpoint, error) { return b.inst.Endpoints() }
+
+func (b daemonBackend) Inspect(target string) (datapath.EndpointDetail, error) {
+	return b.inst.Inspect(target)
 }
 
 // serveControlPlane is the daemon's work, shared with docker-plugin: metrics

@@ -24,6 +24,7 @@ var allowed = map[string][]string{
 	"metrics":      {"datapath"},
 	"cmd/":         {"datapath", "metrics", "cluster"}, // front ends: CLI (and its daemon), CNI plugin
 	"dockerdriver": {"datapath", "metrics", "cluster"}, // front end: Docker remote driver
+	"api":          {"datapath"},                       // front end: the daemon's control API
 	// cluster: overlay state in etcd. Not a front end: the CLI's
 	// --cluster-store and the daemon's --advertise-addr (and later the CNI
 	// plugin and Docker driver on overlay networks) drive it, and it
@@ -36,12 +37,17 @@ var allowed = map[string][]string{
 // free layers are tests and tools: they may import anything but a front end.
 var free = []string{"integration", "internal/testutil", "internal/runtimetest", "internal/etcdtest", "internal/layering", "bench/"}
 
-var frontEnds = []string{"cmd/", "dockerdriver"}
+var frontEnds = []string{"cmd/", "dockerdriver", "api"}
 
 // hosts lets a command serve a front end that is a library: `ebpfnet
-// docker-plugin` (cmd/ebpfnet) serves dockerdriver's handler. The command
-// stays thin and the front end still sees only datapath.
-var hosts = map[string][]string{"cmd/ebpfnet": {"dockerdriver"}}
+// docker-plugin` and `ebpfnet daemon` (cmd/ebpfnet) serve dockerdriver's
+// and api's handlers. The command stays thin and the front end still sees
+// only datapath. The bench and the integration tests are api's clients.
+var hosts = map[string][]string{
+	"cmd/ebpfnet":             {"dockerdriver", "api"},
+	"bench/cmd/ebpfnet-bench": {"api"},
+	"integration":             {"api"},
+}
 
 type pkg struct {
 	ImportPath string
