@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/ebpfnet/ebpfnet/api"
 )
 
 // Sandbox addresses (198.18.0.0/15 is the benchmarking range).
@@ -47,8 +49,10 @@ type env struct {
 	// ebpfnet
 	stateDir, pinRoot string
 	bin               string
-	globalFlags       []string // e.g. --ct-map-size for the conntrack scale env
-	lastSteps         metrics  // step times of the last ebpfnet command, ms
+	globalFlags       []string    // e.g. --ct-map-size for the conntrack scale env
+	lastSteps         metrics     // step times of the last ebpfnet command, ms
+	daemon            *proc       // ebpfnet daemon serving api (attach part)
+	api               *api.Client // its API
 
 	broken  error // setup failed: every cell of this mode fails with it
 	pubErr  error // ebpfnet: publishing (-p) failed; ingress cells fail with it

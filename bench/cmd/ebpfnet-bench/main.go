@@ -521,6 +521,15 @@ func (e *env) connrateScale(ctx context.Context) (metrics, json.RawMessage, erro
 
 // attachScaling: time to attach one container with N others attached.
 func (b *bench) attachScaling(ctx context.Context) {
+	for _, e := range b.envs {
+		if e.mode == "ebpfnet" && e.broken == nil {
+			if err := e.startAPI(ctx); err != nil {
+				e.logf("!! %s: its daemon's API: %v (no in-process rows)", e.mode, err)
+				e.stopAPI()
+			}
+			defer e.stopAPI()
+		}
+	}
 	for _, n := range b.cfg.attachNs {
 		for _, e := range b.envs {
 			if ctx.Err() != nil {
@@ -539,6 +548,14 @@ func (b *bench) attachScaling(ctx context.Context) {
 			b.measure(e, "detach_one", n, msMetric, func() (metrics, json.RawMessage, error) {
 				return metrics{"ms": ms(res.detach)}, nil, nil
 			})
+			if res.attachIn > 0 {
+				b.measure(e, "attach_inproc", n, msMetric, func() (metrics, json.RawMessage, error) {
+					return metrics{"ms": ms(res.attachIn)}, nil, nil
+				})
+				b.measure(e, "detach_inproc", n, msMetric, func() (metrics, json.RawMessage, error) {
+					return metrics{"ms": ms(res.detachIn)}, nil, nil
+				})
+			}
 			if e.mode != "ebpfnet" {
 				continue
 			}
@@ -548,7 +565,8 @@ func (b *bench) attachScaling(ctx context.Context) {
 			b.measure(e, "map_memory", n, mibMetric, func() (metrics, json.RawMessage, error) {
 				return metrics{"mib": float64(res.mapBytes) / (1 << 20)}, nil, nil
 			})
-			for w, m := range map[string]metrics{"attach_steps": res.attachSteps, "detach_steps": res.detachSteps} {
+			for w, m := range map[string]metrics{"attach_steps": res.attachSteps, "detach_steps": res.detachSteps,
+				"attach_api_steps": res.attachInSteps, "detach_api_steps": res.detachInSteps} {
 				b.measure(e, w, n, stepMetrics, func() (metrics, json.RawMessage, error) {
 					if m == nil {
 						return nil, nil, errors.New("ebpfnet printed no step times (EBPFNET_STEP_TIMES)")

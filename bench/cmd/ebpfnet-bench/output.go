@@ -123,6 +123,12 @@ func (b *bench) rows() []report.Row {
 	for _, n := range b.res.Ns("detach_one", "ms") {
 		add(s, fmt.Sprintf("detach one container, N=%d attached", n), "detach_one", "ms", n, nil)
 	}
+	for _, n := range b.res.Ns("attach_inproc", "ms") {
+		add(s, fmt.Sprintf("attach one container in-process (ebpfnet: its daemon's API; iptables/nftables: the same plumbing by netlink from one process, as dockerd makes it), N=%d attached", n), "attach_inproc", "ms", n, nil)
+	}
+	for _, n := range b.res.Ns("detach_inproc", "ms") {
+		add(s, fmt.Sprintf("detach it in-process, N=%d attached", n), "detach_inproc", "ms", n, nil)
+	}
 	for _, n := range b.res.Ns("ls_all", "ms") {
 		add(s, fmt.Sprintf("`ebpfnet ls`, N+1=%d attached", n+1), "ls_all", "ms", n, nil)
 	}
@@ -163,6 +169,8 @@ func (b *bench) rows() []report.Row {
 	for _, w := range []struct{ workload, what string }{
 		{"attach_steps", "attach one container"},
 		{"detach_steps", "detach one container"},
+		{"attach_api_steps", "attach one container through the daemon's API"},
+		{"detach_api_steps", "detach it through the API"},
 		{"publish_range_steps", "start a container publishing 40002 ports"},
 		{"unpublish_range_steps", "remove it again"},
 	} {

@@ -109,6 +109,9 @@ type attachResult struct {
 	attachSteps, detachSteps metrics // ebpfnet: where the time went
 	ls                       time.Duration
 	mapBytes                 uint64 // ebpfnet: kernel memory of its maps
+	// The same container attached and detached in-process (inprocess.go).
+	attachIn, detachIn           time.Duration
+	attachInSteps, detachInSteps metrics // ebpfnet: the daemon's steps
 }
 
 // attachOne times attaching one more container with n others attached
@@ -149,8 +152,10 @@ func (e *env) attachOne(ctx context.Context, n int) (attachResult, error) {
 		return res, err
 	}
 	if e.mode != "ebpfnet" {
-		res.detach, _, err = e.r.timed(ctx, 20*time.Second, inNS(e.host, "ip", "link", "del", manualVeth(e, ns))...)
-		return res, err
+		if res.detach, _, err = e.r.timed(ctx, 20*time.Second, inNS(e.host, "ip", "link", "del", manualVeth(e, ns))...); err != nil {
+			return res, err
+		}
+		return res, e.inProcessOne(ctx, n, &res)
 	}
 	res.attachSteps = e.lastSteps
 	if res.ls, _, err = e.ebpfnet(ctx, "ls"); err != nil {
@@ -161,7 +166,29 @@ func (e *env) attachOne(ctx context.Context, n int) (attachResult, error) {
 	}
 	res.detach, _, err = e.ebpfnet(ctx, "detach", ns)
 	res.detachSteps = e.lastSteps
-	return res, err
+	if err != nil {
+		return res, err
+	}
+	return res, e.inProcessOne(ctx, n, &res)
+}
+
+// inProcessOne attaches and detaches one more container in-process
+// (inprocess.go), with n others attached.
+func (e *env) inProcessOne(ctx context.Context, n int, res *attachResult) error {
+	if e.mode == "ebpfnet" && e.api == nil {
+		return nil // no daemon: the attach part runs it
+	}
+	ns := e.prefix + "-ay"
+	if err := e.addNetns(ctx, ns); err != nil {
+		return err
+	}
+	defer e.r.run(context.Background(), 20*time.Second, "ip", "netns", "delete", ns)
+	var err error
+	if res.attachIn, res.attachInSteps, err = e.attachInProcess(ctx, ns, n); err != nil {
+		return err
+	}
+	res.detachIn, res.detachInSteps, err = e.detachInProcess(ctx, ns)
+	return err
 }
 
 func (e *env) attach(ctx context.Context, ns string, k int) (time.Duration, error) {

@@ -80,14 +80,21 @@ func parseStepTimes(stderr string, wall time.Duration) metrics {
 	if !found {
 		return nil
 	}
+	m := groupSteps(raw.Steps, raw.Main)
+	m["start_ms"] = raw.Start / 1e3
+	m["exit_ms"] = max(ms(wall)-(raw.Start+raw.Main)/1e3, 0)
+	return m
+}
+
+// groupSteps sums step times (µs, by ebpfnet's names) into stepMetrics;
+// what totalUS leaves over is other_ms.
+func groupSteps(steps map[string]float64, totalUS float64) metrics {
 	m := metrics{}
 	for _, d := range stepMetrics {
 		m[d.name] = 0
 	}
-	m["start_ms"] = raw.Start / 1e3
-	m["exit_ms"] = max(ms(wall)-(raw.Start+raw.Main)/1e3, 0)
-	rest := raw.Main
-	for name, us := range raw.Steps {
+	rest := totalUS
+	for name, us := range steps {
 		g, ok := stepGroups[name]
 		if !ok {
 			g = "other_ms"
