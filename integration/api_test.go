@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -139,4 +140,12 @@ func TestAPISocketOwnership(t *testing.T) {
 	if _, err := c.Attach(context.Background(), api.AttachRequest{Target: c2, Network: "n1"}); err != nil {
 		t.Fatalf("attach through the restarted daemon: %v", err)
 	}
+}
+
+// TestREADMEAPI runs README's control API block (it starts a daemon).
+func TestREADMEAPI(t *testing.T) {
+	tp := newTopology(t)
+	// The block names a namespace as a reader would (api1).
+	t.Cleanup(func() { exec.Command("ip", "netns", "delete", "api1").Run() })
+	runREADMEBlock(t, tp, "<!-- readme-test api -->")
 }
