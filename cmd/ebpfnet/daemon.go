@@ -52,6 +52,12 @@ api.sock in the state directory, owner-only.`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			log := g.logger(slog.LevelInfo)
+			// Every socket is bound before anything is served, so a bad
+			// address fails the start with nothing half up.
+			metricsLn, err := listenMetrics(addr)
+			if err != nil {
+				return err
+			}
 			if !noAPI {
 				if apiSocket == "" {
 					apiSocket = filepath.Join(g.resolvedStateDir(), "api.sock")
@@ -60,6 +66,9 @@ api.sock in the state directory, owner-only.`,
 				// meet files other goroutines create.
 				ln, err := api.Listen(apiSocket)
 				if err != nil {
+					if metricsLn != nil {
+						metricsLn.Close()
+					}
 					return err
 				}
 				srv := &http.Server{Handler: api.Handler(daemonBackend{g, inst}, log), ReadHeaderTimeout: 5 * time.Second}
@@ -74,7 +83,7 @@ api.sock in the state directory, owner-only.`,
 				extra = append(extra, agent.metrics)
 			}
 			go func() { agent.run(ctx, g, inst, log); close(agentDone) }()
-			err := serveControlPlane(ctx, inst, log, addr, o, extra...)
+			err = serveControlPlane(ctx, inst, log, metricsLn, o, extra...)
 			stop() // the cluster agent stops with the control plane
 			<-agentDone
 			return err
@@ -123,12 +132,20 @@ func (b daemonBackend) Inspect(target string) (datapath.EndpointDetail, error) {
 	return b.inst.Inspect(target)
 }
 
+// listenMetrics binds the metrics address; none (nil) when addr is empty.
+func listenMetrics(addr string) (net.Listener, error) {
+	if addr == "" {
+		return nil, nil
+	}
+	return net.Listen("tcp", addr)
+}
+
 // serveControlPlane is the daemon's work, shared with docker-plugin: metrics
-// on addr (none when empty) and the instance's background loop (conntrack
-// GC, reconcile) until ctx ends.
-func serveControlPlane(ctx context.Context, inst *datapath.Instance, log *slog.Logger, addr string, o datapath.ServeOptions, extra ...prometheus.Collector) error {
+// on ln (none when nil) and the instance's background loop (conntrack GC,
+// reconcile) until ctx ends.
+func serveControlPlane(ctx context.Context, inst *datapath.Instance, log *slog.Logger, ln net.Listener, o datapath.ServeOptions, extra ...prometheus.Collector) error {
 	var srv *http.Server
-	if addr != "" {
+	if ln != nil {
 		reg := prometheus.NewRegistry()
 		gcm := metrics.NewGCMetrics()
 		reg.MustRegister(
@@ -142,10 +159,6 @@ func serveControlPlane(ctx context.Context, inst *datapath.Instance, log *slog.L
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			return err
-		}
 		srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go srv.Serve(ln)
 		log.Info("daemon running", "metrics", "http://"+ln.Addr().String()+"/metrics")

@@ -52,15 +52,22 @@ nothing: the datapath is pinned and the store keeps the endpoints.`,
 			if err := inst.Ready(); err != nil {
 				return err
 			}
+			metricsLn, err := listenMetrics(addr)
+			if err != nil {
+				return err
+			}
 			ln, err := listenUnix(socket)
 			if err != nil {
+				if metricsLn != nil {
+					metricsLn.Close()
+				}
 				return err
 			}
 			defer os.Remove(socket)
 			srv := &http.Server{Handler: dockerdriver.New(inst, log).Handler(), ReadHeaderTimeout: 10 * time.Second}
 			go srv.Serve(ln)
 			log.Info("docker network plugin serving", "name", name, "socket", socket)
-			err = serveControlPlane(ctx, inst, log, addr, o)
+			err = serveControlPlane(ctx, inst, log, metricsLn, o)
 			shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			return errors.Join(err, srv.Shutdown(shutdown))
