@@ -9,13 +9,10 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"sync"
-	"syscall"
-	"time"
 
 	"github.com/ebpfnet/ebpfnet/datapath"
+	"github.com/ebpfnet/ebpfnet/internal/unixsock"
 )
 
 // Backend does what the API asks. InstanceBackend is the plain one; the
@@ -179,24 +176,12 @@ func (req AttachRequest) Options() (datapath.AttachOptions, error) {
 // owner (root) only: the API changes the host's network. A socket left by
 // a daemon that died is replaced; one a running daemon answers on is not.
 func Listen(path string) (net.Listener, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, err
-	}
-	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
-		c.Close()
+	ln, err := unixsock.Listen(path)
+	if errors.Is(err, unixsock.ErrInUse) {
 		return nil, fmt.Errorf("API socket %s: another daemon serves it", path)
-	} else if fi, serr := os.Lstat(path); serr == nil {
-		if fi.Mode().Type() != os.ModeSocket {
-			return nil, fmt.Errorf("API socket %s: exists and is no socket", path)
-		}
-		if err := os.Remove(path); err != nil {
-			return nil, err
-		}
 	}
-	// The umask makes the socket 0600 from the start: a chmod after bind
-	// leaves a moment in which anyone may connect.
-	old := syscall.Umask(0o177)
-	ln, err := net.Listen("unix", path)
-	syscall.Umask(old)
-	return ln, err
+	if err != nil {
+		return nil, fmt.Errorf("API socket: %w", err)
+	}
+	return ln, nil
 }

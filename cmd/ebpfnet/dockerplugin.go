@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/ebpfnet/ebpfnet/datapath"
 	"github.com/ebpfnet/ebpfnet/dockerdriver"
+	"github.com/ebpfnet/ebpfnet/internal/unixsock"
 )
 
 // dockerPluginDir is where dockerd looks for legacy plugins' sockets.
@@ -56,7 +56,10 @@ nothing: the datapath is pinned and the store keeps the endpoints.`,
 			if err != nil {
 				return err
 			}
-			ln, err := listenUnix(socket)
+			ln, err := unixsock.Listen(socket)
+			if errors.Is(err, unixsock.ErrInUse) {
+				err = fmt.Errorf("%s is served by another process: is a docker-plugin with this --name running?", socket)
+			}
 			if err != nil {
 				if metricsLn != nil {
 					metricsLn.Close()
@@ -79,18 +82,4 @@ nothing: the datapath is pinned and the store keeps the endpoints.`,
 	cmd.Flags().DurationVar(&o.GCInterval, "gc-interval", o.GCInterval, "how often to expire conntrack entries and reconcile")
 	timeoutFlags(cmd.Flags(), &o.Timeouts)
 	return cmd
-}
-
-// listenUnix listens on path, replacing a stale socket a killed plugin left
-// but refusing to steal one a live process serves.
-func listenUnix(path string) (net.Listener, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, err
-	}
-	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
-		c.Close()
-		return nil, fmt.Errorf("%s is served by another process: is a docker-plugin with this --name running?", path)
-	}
-	os.Remove(path)
-	return net.Listen("unix", path)
 }

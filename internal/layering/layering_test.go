@@ -22,9 +22,9 @@ var allowed = map[string][]string{
 	"datapath":     {"maps", "loader", "internal/netnsutil", "internal/mountns", "resolver"},
 	"resolver":     {}, // embedded DNS server: miekg/dns only
 	"metrics":      {"datapath"},
-	"cmd/":         {"datapath", "metrics", "cluster"}, // front ends: CLI (and its daemon), CNI plugin
-	"dockerdriver": {"datapath", "metrics", "cluster"}, // front end: Docker remote driver
-	"api":          {"datapath"},                       // front end: the daemon's control API
+	"cmd/":         {"datapath", "metrics", "cluster", "internal/unixsock"}, // front ends: CLI (and its daemon), CNI plugin
+	"dockerdriver": {"datapath", "metrics", "cluster"},                      // front end: Docker remote driver
+	"api":          {"datapath", "internal/unixsock"},                       // front end: the daemon's control API
 	// cluster: overlay state in etcd. Not a front end: the CLI's
 	// --cluster-store and the daemon's --advertise-addr (and later the CNI
 	// plugin and Docker driver on overlay networks) drive it, and it
@@ -32,6 +32,7 @@ var allowed = map[string][]string{
 	"cluster":            {"datapath"},
 	"internal/netnsutil": {"internal/mountns"},
 	"internal/mountns":   {},
+	"internal/unixsock":  {},
 }
 
 // free layers are tests and tools: they may import anything but a front end.
