@@ -12,11 +12,12 @@
 //	DELETE /v1/endpoints/{name}   -> 200, the detached datapath.Endpoint
 //
 // Errors are {"message": "..."} with 400 for a request that is malformed or
-// invalid (nothing was changed), 404 for an endpoint that does not exist and
-// 500 for the rest, as Docker answers. With step timing on (the daemon
-// started with EBPFNET_STEP_TIMES set) each answer to a POST or DELETE
-// carries the header Ebpfnet-Steps: the JSON object of the request's step
-// times in microseconds, as the CLI prints them.
+// invalid (nothing was changed), 404 for an endpoint, network or target
+// namespace that does not exist and 500 for the rest, as Docker answers.
+// With step timing on (the daemon started with EBPFNET_STEP_TIMES set) each
+// answer to a POST or DELETE carries the header Ebpfnet-Steps: the JSON
+// object of the request's step times in microseconds, as the CLI prints
+// them.
 package api
 
 import (

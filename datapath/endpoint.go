@@ -77,6 +77,9 @@ func (i *Instance) attach(st *store, o AttachOptions) (Endpoint, error) {
 		return Endpoint{}, errors.New("published ports need bridge mode (--network=bridge or a network's name)")
 	}
 	ns, err := netnsutil.Resolve(o.Target)
+	if errors.Is(err, os.ErrNotExist) {
+		return Endpoint{}, notFound(err.Error())
+	}
 	if err != nil {
 		return Endpoint{}, err
 	}
@@ -177,7 +180,7 @@ func (i *Instance) attachBridge(st *store, ep *Endpoint, o AttachOptions, ns net
 		return err
 	}
 	if !ok && netName != DefaultNetwork {
-		return fmt.Errorf("network %s not found", netName)
+		return notFoundf("network %s not found", netName)
 	}
 	used := map[netip.Addr]string{}
 	for _, e := range eps {
@@ -393,7 +396,7 @@ func (i *Instance) teardown(ep Endpoint) error {
 }
 
 // ErrNotFound is what the errors of lookups that found nothing (no such
-// endpoint) are: the API answers them with 404.
+// endpoint, network or target namespace) are: the API answers them with 404.
 var ErrNotFound = errors.New("not found")
 
 // notFound is an error message that is ErrNotFound.

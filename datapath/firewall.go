@@ -134,7 +134,7 @@ func (i *Instance) FirewallAdd(r FirewallRule) error {
 			if _, ok, err := st.network(r.Network); err != nil {
 				return err
 			} else if !ok {
-				return fmt.Errorf("network %s not found", r.Network)
+				return notFoundf("network %s not found", r.Network)
 			}
 		}
 		raw, err := json.Marshal(r)

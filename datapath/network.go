@@ -312,7 +312,7 @@ func (i *Instance) RemoveNetwork(name string) error {
 			return err
 		}
 		if !ok {
-			return fmt.Errorf("network %s not found", name)
+			return notFoundf("network %s not found", name)
 		}
 		eps, err := st.endpoints()
 		if err != nil {
@@ -398,7 +398,7 @@ func (i *Instance) InspectNetwork(name string) (NetworkDetail, error) {
 			return err
 		}
 		if !ok {
-			return fmt.Errorf("network %s not found", name)
+			return notFoundf("network %s not found", name)
 		}
 		d.Network = n
 		eps, err := st.endpoints()

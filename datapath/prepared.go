@@ -73,7 +73,7 @@ func (i *Instance) prepare(st *store, o PrepareOptions) (Endpoint, error) {
 		return Endpoint{}, err
 	}
 	if !ok {
-		return Endpoint{}, fmt.Errorf("network %s not found", o.Network)
+		return Endpoint{}, notFoundf("network %s not found", o.Network)
 	}
 	eps, err := st.endpoints()
 	if err != nil {

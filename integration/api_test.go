@@ -87,8 +87,9 @@ func TestAPIAttachDetach(t *testing.T) {
 		{api.AttachRequest{Target: c3, IP: "172.30.0.300"}, http.StatusBadRequest, "not an IP"},
 		{api.AttachRequest{Target: c3, DNS: []string{"resolver"}}, http.StatusBadRequest, "not an IP"},
 		{api.AttachRequest{Target: c3, Network: "n1", Publish: []string{"8080:80"}}, http.StatusInternalServerError, "8080"},
-		{api.AttachRequest{Target: c3, Network: "nonet"}, http.StatusInternalServerError, "nonet"},
-		{api.AttachRequest{Target: tp.Prefix + "-nosuchns", Network: "n1"}, http.StatusInternalServerError, "nosuchns"},
+		{api.AttachRequest{Target: c3, Network: "nonet"}, http.StatusNotFound, "network nonet not found"},
+		{api.AttachRequest{Target: tp.Prefix + "-nosuchns", Network: "n1"}, http.StatusNotFound, "no such network namespace"},
+		{api.AttachRequest{Target: "/proc/999999999/ns/net", Network: "n1"}, http.StatusNotFound, "999999999"},
 	} {
 		_, err := c.Attach(ctx, tc.req)
 		wantStatus(t, "attach "+tc.req.Target+" "+tc.req.Network, err, tc.status, tc.msg)

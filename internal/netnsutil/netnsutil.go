@@ -38,7 +38,7 @@ func Resolve(target string) (Namespace, error) {
 	case isPID(target):
 		ref = "/proc/" + target + "/ns/net"
 		if _, err := os.Stat(ref); err != nil {
-			return Namespace{}, fmt.Errorf("target %s: no such process", target)
+			return Namespace{}, notExist(fmt.Sprintf("target %s: no such process", target))
 		}
 	case strings.ContainsRune(target, '/'):
 		ref = target
@@ -53,7 +53,7 @@ func Resolve(target string) (Namespace, error) {
 	path := mountns.Visible(ref)
 	if path == "" {
 		if !strings.ContainsRune(target, '/') && !isPID(target) {
-			return Namespace{}, fmt.Errorf("target %s: no such network namespace (see ip netns list)", target)
+			return Namespace{}, notExist(fmt.Sprintf("target %s: no such network namespace (see ip netns list)", target))
 		}
 		path = ref
 	}
@@ -63,6 +63,13 @@ func Resolve(target string) (Namespace, error) {
 	}
 	return Namespace{Ref: ref, Path: path, Ino: ino}, nil
 }
+
+// notExist is a message for a target that names nothing: errors.Is(err,
+// os.ErrNotExist) holds for it, as for a path that is not there.
+type notExist string
+
+func (e notExist) Error() string      { return string(e) }
+func (notExist) Is(target error) bool { return target == os.ErrNotExist }
 
 func isPID(s string) bool {
 	n, err := strconv.Atoi(s)
