@@ -85,7 +85,7 @@ func (i *Instance) checkOwner(st *store) error {
 // forgetState empties the store and removes the pins. The kernel objects
 // they described (bridges, veths, links) died with their namespace.
 func (i *Instance) forgetState(st *store) error {
-	st.written(bucketEndpoints)
+	st.eps = nil
 	err := st.db.Update(func(tx *bolt.Tx) error {
 		// Everything goes, the firewall's rules too: they were a dead
 		// namespace's policy.

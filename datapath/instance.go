@@ -72,6 +72,8 @@ type Instance struct {
 	ownerChecked atomic.Bool
 	// inStore counts goroutines of this process holding the store's lock.
 	inStore atomic.Int32
+	// eps keeps decoded endpoint records between store sessions.
+	eps endpointCache
 }
 
 // Open opens an instance. The datapath is loaded lazily, on first need.
@@ -108,6 +110,8 @@ func (i *Instance) withStore(fn func(*store) error) error {
 		return err
 	}
 	defer st.close()
+	i.eps.load(st)
+	defer i.eps.save(st)
 	i.inStore.Add(1)
 	defer i.inStore.Add(-1)
 	if !i.ownerChecked.Load() {

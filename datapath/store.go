@@ -22,6 +22,7 @@ var (
 	// by scope and source.
 	bucketFirewall = []byte("firewall")
 	keyNextNetID   = []byte("next_network_id")
+	keyStoreID     = []byte("store_id")
 )
 
 // stateBuckets are the buckets every store has (latency statistics are
@@ -32,9 +33,11 @@ var stateBuckets = [][]byte{bucketNetworks, bucketEndpoints, bucketMeta, bucketI
 // exclusive file lock, so ebpfnet commands on one instance are serialized.
 type store struct {
 	db *bolt.DB
-	// eps caches the endpoint records decoded in this session (nil: not
-	// read, or written since): an attach lists them more than once, and
-	// with 1000 endpoints each decode is milliseconds.
+	// id tells this store from one made anew at the same path (epcache.go).
+	id string
+	// eps are the endpoint records decoded in this session, kept in step
+	// with its writes (nil: not read): an attach lists them more than once,
+	// and with 1000 endpoints each decode is milliseconds.
 	eps []Endpoint
 }
 
@@ -47,19 +50,29 @@ func openStore(dir string) (*store, error) {
 		return nil, fmt.Errorf("open state %s: %w", dir, err)
 	}
 	buckets := stateBuckets
-	missing := false
+	var id []byte
 	db.View(func(tx *bolt.Tx) error {
+		if meta := tx.Bucket(bucketMeta); meta != nil {
+			id = slices.Clone(meta.Get(keyStoreID))
+		}
 		for _, b := range buckets {
-			missing = missing || tx.Bucket(b) == nil
+			if tx.Bucket(b) == nil {
+				id = nil
+			}
 		}
 		return nil
 	})
-	if missing { // a write transaction costs two fsyncs: only when needed
+	if id == nil { // a write transaction costs two fsyncs: only when needed
 		err = db.Update(func(tx *bolt.Tx) error {
 			for _, b := range buckets {
 				if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 					return err
 				}
+			}
+			meta := tx.Bucket(bucketMeta)
+			if id = slices.Clone(meta.Get(keyStoreID)); id == nil {
+				id = []byte(randomHex(8))
+				return meta.Put(keyStoreID, id)
 			}
 			return nil
 		})
@@ -68,7 +81,7 @@ func openStore(dir string) (*store, error) {
 		db.Close()
 		return nil, err
 	}
-	return &store{db: db}, nil
+	return &store{db: db, id: string(id)}, nil
 }
 
 // updateUnsynced is a write transaction without fsync, for what only has
@@ -117,22 +130,24 @@ func list[T any](s *store, bucket []byte) ([]T, error) {
 // removes the intent of the command that made it: the record and the end of
 // the intent are one atomic step.
 func putDone(s *store, bucket []byte, key string, v any, kind string) error {
-	s.written(bucket)
 	raw, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
+	err = s.db.Update(func(tx *bolt.Tx) error {
 		if err := tx.Bucket(bucket).Put([]byte(key), raw); err != nil {
 			return err
 		}
 		return tx.Bucket(bucketIntents).Delete(intentKey(kind, key))
 	})
+	s.wrote(bucket, key, raw, err)
+	return err
 }
 
 func del(s *store, bucket []byte, key string) error {
-	s.written(bucket)
-	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucket).Delete([]byte(key)) })
+	err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucket).Delete([]byte(key)) })
+	s.wrote(bucket, key, nil, err)
+	return err
 }
 
 func (s *store) network(name string) (Network, bool, error) {
@@ -149,7 +164,9 @@ func (s *store) endpoint(name string) (Endpoint, bool, error) {
 }
 func (s *store) endpoints() ([]Endpoint, error) {
 	if s.eps == nil {
+		read := timeStep("store read")
 		eps, err := list[Endpoint](s, bucketEndpoints)
+		read()
 		if err != nil {
 			return nil, err
 		}
@@ -161,12 +178,6 @@ func (s *store) endpoints() ([]Endpoint, error) {
 	return slices.Clone(s.eps), nil // callers may reorder or cut their copy
 }
 
-// written forgets what the session cached of bucket.
-func (s *store) written(bucket []byte) {
-	if string(bucket) == string(bucketEndpoints) {
-		s.eps = nil
-	}
-}
 
 // empty reports whether a bucket has no record, without decoding any.
 func (s *store) empty(bucket []byte) (bool, error) {
