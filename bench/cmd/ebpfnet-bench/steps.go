@@ -29,6 +29,7 @@ func withoutStepTimes(stderr string) string {
 var stepGroups = map[string]string{
 	"store open":            "store_ms",
 	"store write":           "store_ms",
+	"store read":            "store_ms",
 	"load datapath":         "load_ms",
 	"port checks":           "checks_ms",
 	"netlink":               "netlink_ms",
@@ -50,7 +51,7 @@ var stepMetrics = []metricDef{
 // stepLabels name stepMetrics in the table.
 var stepLabels = map[string]string{
 	"start_ms":   "process start: ip netns exec, exec, Go runtime and package init",
-	"store_ms":   "store: open (lock, owner check, intents), intent and record writes",
+	"store_ms":   "store: open (lock, owner check, intents), record reads, intent and record writes",
 	"load_ms":    "open the pinned datapath (build-ID fast path)",
 	"checks_ms":  "port conflict checks (host sockets, published ports)",
 	"netlink_ms": "netlink: veth pair, addresses, routes (detach: veth delete)",
