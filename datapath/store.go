@@ -178,7 +178,6 @@ func (s *store) endpoints() ([]Endpoint, error) {
 	return slices.Clone(s.eps), nil // callers may reorder or cut their copy
 }
 
-
 // empty reports whether a bucket has no record, without decoding any.
 func (s *store) empty(bucket []byte) (bool, error) {
 	empty := true
