@@ -60,7 +60,7 @@ var stepLabels = map[string]string{
 	"tcx_ms":     "TCX link and its pin",
 	"etc_ms":     "resolv.conf and hosts",
 	"ctflush_ms": "flush the endpoint's flows from conntrack",
-	"other_ms":   "rest of main (flags, store reads, output)",
+	"other_ms":   "rest of main or of the request (flags or HTTP and JSON, output)",
 	"exit_ms":    "process exit and reaping",
 }
 
