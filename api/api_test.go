@@ -229,15 +229,8 @@ func TestListen(t *testing.T) {
 	if perm := fi.Mode().Perm(); perm != 0o600 {
 		t.Errorf("socket mode %o, want 600 (owner only)", perm)
 	}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	// A listening socket takes connections into its backlog: no Accept
+	// is needed for the dial Listen makes to succeed.
 	if _, err := Listen(sock); err == nil || !strings.Contains(err.Error(), "another daemon serves it") {
 		t.Errorf("second listener on a live socket: %v", err)
 	}

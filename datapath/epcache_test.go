@@ -151,3 +151,25 @@ func TestEndpointCacheFailedWrite(t *testing.T) {
 		t.Fatal("a session without records left some in the cache")
 	}
 }
+
+// BenchmarkEndpointsDecode is what a session without kept records pays
+// to list 1000 endpoints (the decode the cache saves the daemon).
+func BenchmarkEndpointsDecode(b *testing.B) {
+	st, err := openStore(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.close()
+	st.db.NoSync = true // filling it is not what is measured
+	for k := range 1000 {
+		if err := st.putEndpoint(testEndpoint(k)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for b.Loop() {
+		st.eps = nil
+		if _, err := st.endpoints(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
