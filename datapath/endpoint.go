@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -386,7 +387,11 @@ func (i *Instance) teardown(ep Endpoint) error {
 	}()
 	unplumbed := timeStep("netlink")
 	if l, err := netlink.LinkByName(ep.HostVeth); err == nil && l.Attrs().Index == ep.HostIfindex {
-		errs = append(errs, netlink.LinkDel(l))
+		// ENODEV: the kernel was already deleting the pair, as it does
+		// (asynchronously) when the container's namespace is destroyed.
+		if err := netlink.LinkDel(l); !errors.Is(err, syscall.ENODEV) {
+			errs = append(errs, err)
+		}
 	}
 	unplumbed()
 	flushed := timeStep("conntrack flush") // what the veth delete did not hide

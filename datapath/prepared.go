@@ -1,7 +1,6 @@
 package datapath
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -166,21 +165,6 @@ func (i *Instance) prepare(st *store, o PrepareOptions) (Endpoint, error) {
 	rollback = nil
 	i.log.Info("endpoint prepared", "endpoint", ep.Name, "network", ep.Network, "ip", ep.IP, "veth", ep.HostVeth, "peer", ep.PeerName)
 	return ep, nil
-}
-
-// preparedAlive reports, for a prepared endpoint, whether its host veth is
-// still there (prepared is false for other endpoints, which live as long
-// as their namespace).
-func (i *Instance) preparedAlive(ep Endpoint) (alive, prepared bool) {
-	if ep.PeerName == "" {
-		return false, false
-	}
-	l, err := netlink.LinkByName(ep.HostVeth)
-	var notFound netlink.LinkNotFoundError
-	if err != nil && !errors.As(err, &notFound) {
-		return true, true // unsure: keep it
-	}
-	return err == nil && l.Attrs().Index == ep.HostIfindex, true
 }
 
 // SetEndpointSandbox records where the runtime put a prepared endpoint's

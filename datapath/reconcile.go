@@ -1,11 +1,7 @@
 package datapath
 
-import (
-	"github.com/ebpfnet/ebpfnet/internal/netnsutil"
-)
-
-// Reconcile frees endpoints whose network namespace is gone (the container
-// died without a detach) and removes kernel objects no stored network or
+// Reconcile frees endpoints whose container is gone (InUse: it died
+// without a detach) and removes kernel objects no stored network or
 // endpoint accounts for (sweepOrphans), and compiles the stored firewall
 // rules into the datapath again if it holds others. It returns the
 // endpoints it freed.
@@ -17,11 +13,7 @@ func (i *Instance) Reconcile() ([]string, error) {
 			return err
 		}
 		for _, ep := range eps {
-			if alive, prepared := i.preparedAlive(ep); prepared {
-				if alive {
-					continue
-				}
-			} else if ns, err := netnsutil.Resolve(ep.Netns); err == nil && ns.Ino == ep.NetnsIno {
+			if i.InUse(ep) {
 				continue
 			}
 			if err := i.teardown(ep); err != nil {
@@ -30,7 +22,8 @@ func (i *Instance) Reconcile() ([]string, error) {
 			if err := st.deleteEndpoint(ep.Name); err != nil {
 				return err
 			}
-			i.log.Info("reconcile: network namespace vanished, endpoint freed", "endpoint", ep.Name, "netns", ep.Netns, "ip", ep.IP)
+			i.log.Info("reconcile: the endpoint's container is gone (InUse): endpoint freed",
+				"endpoint", ep.Name, "netns", ep.Netns, "veth", ep.HostVeth, "ip", ep.IP)
 			gone = append(gone, ep.Name)
 		}
 		// Then the kernel against the store: what a crashed command left.

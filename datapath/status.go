@@ -15,7 +15,7 @@ const (
 	StatusUp            = "up"             // the namespace is there
 	StatusRunning       = "running"        // ebpfnet run's namespace with a process in it
 	StatusExited        = "exited"         // ebpfnet run's namespace, its command gone
-	StatusNamespaceGone = "namespace gone" // the container died without a detach
+	StatusNamespaceGone = "namespace gone" // the container died without a detach (InUse is false)
 )
 
 // EndpointStatus is an endpoint with what is left of it.
@@ -35,9 +35,7 @@ func (i *Instance) EndpointStatuses() ([]EndpointStatus, error) {
 	for _, e := range eps {
 		s := EndpointStatus{Endpoint: e, Status: StatusUp}
 		switch {
-		case e.Netns == "":
-			// No namespace of ebpfnet's to check (a runtime owns it).
-		case !namespaceIs(e.Netns, e.NetnsIno):
+		case !i.InUse(e):
 			s.Status = StatusNamespaceGone
 		case e.OwnNetns:
 			if procs == nil {
@@ -51,11 +49,6 @@ func (i *Instance) EndpointStatuses() ([]EndpointStatus, error) {
 		out = append(out, s)
 	}
 	return out, nil
-}
-
-func namespaceIs(ref string, ino uint64) bool {
-	ns, err := netnsutil.Resolve(ref)
-	return err == nil && ns.Ino == ino
 }
 
 // processesByNetns counts the processes in each network namespace.

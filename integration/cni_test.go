@@ -280,8 +280,8 @@ func TestCNIDelWhenThingsAreGone(t *testing.T) {
 }
 
 // TestCNIGCAndStatus: GC with a partial list of valid attachments removes
-// the others; STATUS is ready, and not ready (code 50) when the datapath
-// cannot be loaded.
+// the others whose namespace is gone; STATUS is ready, and not ready (code
+// 50) when the datapath cannot be loaded.
 func TestCNIGCAndStatus(t *testing.T) {
 	h := newCNIHost(t)
 	list := h.conflist("1.1.0", nil)
@@ -294,8 +294,10 @@ func TestCNIGCAndStatus(t *testing.T) {
 		h.mustAdd(list, rt)
 		rts = append(rts, rt)
 	}
-	// A runtime that lost its libcni cache: only the plugin's own GC can
-	// find the stale endpoints.
+	// A runtime that lost its libcni cache and pods a and c: only the
+	// plugin's own GC can find the stale endpoints.
+	testutil.Run(t, "ip", "netns", "delete", filepath.Base(rts[0].NetNS))
+	testutil.Run(t, "ip", "netns", "delete", filepath.Base(rts[2].NetNS))
 	fresh := libcni.NewCNIConfigWithCacheDir(h.path, t.TempDir(), nil)
 	err := h.inHost(func() error {
 		return fresh.GCNetworkList(context.Background(), list, &libcni.GCArgs{ValidAttachments: []types.GCAttachment{{ContainerID: "gc-b", IfName: "eth0"}}})

@@ -109,9 +109,13 @@ func checkPrevResult(prev *current.Result, args *skel.CmdArgs, ep datapath.Endpo
 	return problems
 }
 
-// cmdGC removes this network's runtime-made endpoints that are not in
-// cni.dev/valid-attachments. Endpoints the ebpfnet CLI made (no container
-// ID) are never touched.
+// cmdGC removes this network's CNI-made endpoints that are not in
+// cni.dev/valid-attachments and whose namespace is gone. Endpoints other
+// front ends made (the CLI's, without a container ID; Docker's prepared
+// ones) are never touched, nor is one whose namespace still exists
+// (datapath's InUse, the rule prune and the daemon follow too): another
+// runtime may share the network, and a runtime's list is no proof that a
+// container is gone. DEL removes such an endpoint.
 func cmdGC(args *skel.CmdArgs) error {
 	conf, err := parseConf(args.StdinData)
 	if err != nil {
@@ -132,7 +136,7 @@ func cmdGC(args *skel.CmdArgs) error {
 	}
 	var errs []error
 	for _, ep := range eps {
-		if ep.ContainerID == "" || ep.Network != conf.Name || valid[types.GCAttachment{ContainerID: ep.ContainerID, IfName: ep.Interface()}] {
+		if !madeByCNI(ep) || ep.Network != conf.Name || valid[types.GCAttachment{ContainerID: ep.ContainerID, IfName: ep.Interface()}] || inst.InUse(ep) {
 			continue
 		}
 		if _, _, err := inst.RemoveEndpoint(ep.ContainerID, ep.Interface()); err != nil {
@@ -148,6 +152,13 @@ func cmdGC(args *skel.CmdArgs) error {
 		return refused("gc", err)
 	}
 	return nil
+}
+
+// madeByCNI reports whether a CNI ADD made the endpoint: keyed by a
+// container ID, and not prepared for a runtime that moves the interface
+// itself (Docker's driver also keys its endpoints by an ID).
+func madeByCNI(ep datapath.Endpoint) bool {
+	return ep.ContainerID != "" && ep.PeerName == ""
 }
 
 // cmdStatus reports whether ADD can work: the instance's state opens and its
