@@ -186,7 +186,7 @@ static __always_inline int tracked(struct __sk_buff *skb, const struct l4_meta *
 static __always_inline int start_flow(struct __sk_buff *skb, const struct ct_key *k, const struct l4_meta *m,
 				      struct ct_entry *fe, int alloc)
 {
-	int ret = nat_start_flow(skb, DIR, k, m, fe, alloc, 0);
+	int ret = nat_start_flow(skb, DIR, k, m, fe, alloc, CT_MAIN);
 
 	if (ret)
 		return ret;

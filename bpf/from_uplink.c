@@ -6,8 +6,9 @@
  * Malformed frames (parse.h) and martian addresses are dropped; so is
  * anything else addressed to a container (direct routing protection, see
  * unsolicited()), except on nat-unprotected networks, whose inbound flows
- * are tracked as routed. New inbound TCP flows start in the embryonic table
- * and are promoted on the client's ACK (conntrack.h). Everything else (traffic for the host itself, ARP, IPv6,
+ * are tracked as routed. New inbound flows start in a table of their class:
+ * TCP in the embryonic table until the client acknowledges the container's
+ * answer, datagrams in ct_inbound (conntrack.h). Everything else (traffic for the host itself, ARP, IPv6,
  * frames for a VLAN device on the uplink) goes to the stack untouched.
  *
  * TTL: a packet that would reach a container with TTL 0 is dropped
@@ -111,16 +112,17 @@ static __always_inline int unprotected(struct __sk_buff *skb, const struct ct_ke
 	return NEW_FLOW;
 }
 
-/* Starts the inbound flow fe describes and delivers this first packet. TCP
- * starts embryonic (conntrack.h): a SYN flood cannot evict established
- * flows. */
+/* Starts the inbound flow fe describes and delivers this first packet, in
+ * the table of its class (conntrack.h): TCP embryonic until its client
+ * proves its address, datagrams in ct_inbound for good, so no flood from
+ * outside can evict established flows. */
 static __always_inline int start_inbound(struct __sk_buff *skb, const struct ct_key *k, const struct l4_meta *m,
 					 struct ct_entry *fe)
 {
 	int ret;
 
 	fe->state = ct_initial_state(m);
-	ret = nat_start_flow(skb, DIR, k, m, fe, 0, k->proto == IPPROTO_TCP);
+	ret = nat_start_flow(skb, DIR, k, m, fe, 0, ct_inbound_table(k->proto));
 	if (ret)
 		return ret;
 	return deliver(skb, m, k, fe, NULL);

@@ -19,6 +19,15 @@ type fromContainerCounter struct {
 	Bytes   uint64
 }
 
+type fromContainerCtEmbryo struct {
+	_        structs.HostLayout
+	E        fromContainerCtEntry
+	AckLo    uint32
+	AckHi    uint32
+	Answered uint8
+	Pad      [7]uint8
+}
+
 type fromContainerCtEntry struct {
 	_           structs.HostLayout
 	Peer        fromContainerCtKey
@@ -61,6 +70,7 @@ const (
 	fromContainerCtLimitsCT_MAP_SIZE       fromContainerCtLimits = 524288
 	fromContainerCtLimitsCT_EMBRYONIC_SIZE fromContainerCtLimits = 32768
 	fromContainerCtLimitsCT_EMBRYONIC_IDLE fromContainerCtLimits = 60
+	fromContainerCtLimitsCT_INBOUND_SIZE   fromContainerCtLimits = 65536
 )
 
 type fromContainerCtState uint32
@@ -341,6 +351,7 @@ const (
 const (
 	fromContainerMapConntrack               = "conntrack"
 	fromContainerMapCtEmbryonic             = "ct_embryonic"
+	fromContainerMapCtInbound               = "ct_inbound"
 	fromContainerMapDropCounters            = "drop_counters"
 	fromContainerMapEndpointIps             = "endpoint_ips"
 	fromContainerMapEndpointStats           = "endpoint_stats"
@@ -435,6 +446,7 @@ type fromContainerProgramSpecs struct {
 type fromContainerMapSpecs struct {
 	Conntrack        *ebpf.MapSpec `ebpf:"conntrack"`
 	CtEmbryonic      *ebpf.MapSpec `ebpf:"ct_embryonic"`
+	CtInbound        *ebpf.MapSpec `ebpf:"ct_inbound"`
 	DropCounters     *ebpf.MapSpec `ebpf:"drop_counters"`
 	EndpointIps      *ebpf.MapSpec `ebpf:"endpoint_ips"`
 	EndpointStats    *ebpf.MapSpec `ebpf:"endpoint_stats"`
@@ -505,6 +517,7 @@ func (o *fromContainerObjects) Close() error {
 type fromContainerMaps struct {
 	Conntrack        *ebpf.Map `ebpf:"conntrack"`
 	CtEmbryonic      *ebpf.Map `ebpf:"ct_embryonic"`
+	CtInbound        *ebpf.Map `ebpf:"ct_inbound"`
 	DropCounters     *ebpf.Map `ebpf:"drop_counters"`
 	EndpointIps      *ebpf.Map `ebpf:"endpoint_ips"`
 	EndpointStats    *ebpf.Map `ebpf:"endpoint_stats"`
@@ -531,6 +544,7 @@ func (m *fromContainerMaps) Close() error {
 	return _FromContainerClose(
 		m.Conntrack,
 		m.CtEmbryonic,
+		m.CtInbound,
 		m.DropCounters,
 		m.EndpointIps,
 		m.EndpointStats,

@@ -18,6 +18,7 @@ import (
 const (
 	fromUplinkMapConntrack               = "conntrack"
 	fromUplinkMapCtEmbryonic             = "ct_embryonic"
+	fromUplinkMapCtInbound               = "ct_inbound"
 	fromUplinkMapDropCounters            = "drop_counters"
 	fromUplinkMapEndpointIps             = "endpoint_ips"
 	fromUplinkMapEndpointStats           = "endpoint_stats"
@@ -112,6 +113,7 @@ type fromUplinkProgramSpecs struct {
 type fromUplinkMapSpecs struct {
 	Conntrack        *ebpf.MapSpec `ebpf:"conntrack"`
 	CtEmbryonic      *ebpf.MapSpec `ebpf:"ct_embryonic"`
+	CtInbound        *ebpf.MapSpec `ebpf:"ct_inbound"`
 	DropCounters     *ebpf.MapSpec `ebpf:"drop_counters"`
 	EndpointIps      *ebpf.MapSpec `ebpf:"endpoint_ips"`
 	EndpointStats    *ebpf.MapSpec `ebpf:"endpoint_stats"`
@@ -182,6 +184,7 @@ func (o *fromUplinkObjects) Close() error {
 type fromUplinkMaps struct {
 	Conntrack        *ebpf.Map `ebpf:"conntrack"`
 	CtEmbryonic      *ebpf.Map `ebpf:"ct_embryonic"`
+	CtInbound        *ebpf.Map `ebpf:"ct_inbound"`
 	DropCounters     *ebpf.Map `ebpf:"drop_counters"`
 	EndpointIps      *ebpf.Map `ebpf:"endpoint_ips"`
 	EndpointStats    *ebpf.Map `ebpf:"endpoint_stats"`
@@ -208,6 +211,7 @@ func (m *fromUplinkMaps) Close() error {
 	return _FromUplinkClose(
 		m.Conntrack,
 		m.CtEmbryonic,
+		m.CtInbound,
 		m.DropCounters,
 		m.EndpointIps,
 		m.EndpointStats,

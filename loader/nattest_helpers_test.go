@@ -1,6 +1,7 @@
 package loader_test
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"net"
@@ -238,11 +239,15 @@ type pkt struct {
 	sport, dport   uint16 // echo id in sport for ICMP
 	ttl            uint8
 	tcpFlags       string // "S", "A", "F", "R", "SA" ...
-	icmpType       uint8  // ICMP: echo request by default
-	flags          layers.IPv4Flag
-	fragOffset     uint16
-	payload        []byte
-	zeroUDPCsum    bool
+	// seq and ack: TCP sequence and acknowledgement numbers. Unset, seq is
+	// 1000 and an ACK acknowledges a SYN sent with the default seq
+	// (1001): each side's default answer is a valid one.
+	seq, ack    uint32
+	icmpType    uint8 // ICMP: echo request by default
+	flags       layers.IPv4Flag
+	fragOffset  uint16
+	payload     []byte
+	zeroUDPCsum bool
 }
 
 func (p pkt) build(t testing.TB) []byte {
@@ -261,14 +266,14 @@ func (p pkt) build(t testing.TB) []byte {
 	var l4 gopacket.SerializableLayer
 	switch p.proto {
 	case layers.IPProtocolTCP:
-		tcp := &layers.TCP{SrcPort: layers.TCPPort(p.sport), DstPort: layers.TCPPort(p.dport), Seq: 1000, Window: 64000, DataOffset: 5}
+		tcp := &layers.TCP{SrcPort: layers.TCPPort(p.sport), DstPort: layers.TCPPort(p.dport), Seq: cmp.Or(p.seq, 1000), Window: 64000, DataOffset: 5}
 		for _, c := range p.tcpFlags {
 			switch c {
 			case 'S':
 				tcp.SYN = true
 			case 'A':
 				tcp.ACK = true
-				tcp.Ack = 77
+				tcp.Ack = cmp.Or(p.ack, 1001)
 			case 'F':
 				tcp.FIN = true
 			case 'R':

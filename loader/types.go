@@ -13,6 +13,7 @@ type (
 	NetworkFlags     = fromContainerNetworkFlags
 	CTKey            = fromContainerCtKey
 	CTEntry          = fromContainerCtEntry
+	CTEmbryo         = fromContainerCtEmbryo
 	CTKind           = fromContainerCtKind
 	CTState          = fromContainerCtState
 	PortKey          = fromContainerPortKey

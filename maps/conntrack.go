@@ -134,6 +134,9 @@ type Flow struct {
 	// Embryonic: an inbound TCP flow still in the embryonic table, its
 	// client not yet having acknowledged the container's answer.
 	Embryonic bool `json:"embryonic,omitempty"`
+	// Inbound: an inbound datagram flow (a published UDP port), kept in a
+	// table of its own so that spoofed datagrams evict only their like.
+	Inbound bool `json:"inbound,omitempty"`
 }
 
 // MarshalText writes a kind by name in JSON.
@@ -177,27 +180,37 @@ func flowFrom(k loader.CTKey, e loader.CTEntry) Flow {
 	}
 }
 
-type ctEntry struct {
-	key loader.CTKey
-	val loader.CTEntry
-}
-
 // ctBatch is how many entries one read of the conntrack table returns. GC,
 // DeleteFlows and counting hold one batch at a time, never the table (the
 // table is 524k entries by default: a snapshot of it cost the daemon
 // ~280 MB during a SYN flood).
 var ctBatch = 4096
 
-// forEachBatch reads the conntrack table in batches into fixed buffers and
-// hands each batch to fn, which may delete entries (those not yet read are
-// then not seen). Memory is O(ctBatch) whatever the table's size.
-func (v *Views) forEachBatch(fn func(keys []loader.CTKey, vals []loader.CTEntry) error) error {
+// flowTables are the tables whose entries are plain flows the GC expires:
+// conntrack, and the inbound datagram flows (ct_inbound). The embryonic
+// table expires in the datapath (embryonic.go).
+func (v *Views) flowTables() []*ebpf.Map { return []*ebpf.Map{v.m.Conntrack, v.m.CTInbound} }
+
+// forEachFlowBatch is forEachBatch over every flow table.
+func (v *Views) forEachFlowBatch(fn func(m *ebpf.Map, keys []loader.CTKey, vals []loader.CTEntry) error) error {
+	for _, m := range v.flowTables() {
+		if err := v.forEachBatch(m, func(keys []loader.CTKey, vals []loader.CTEntry) error { return fn(m, keys, vals) }); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// forEachBatch reads table m in batches into fixed buffers and hands each
+// batch to fn, which may delete entries (those not yet read are then not
+// seen). Memory is O(ctBatch) whatever the table's size.
+func (v *Views) forEachBatch(m *ebpf.Map, fn func(keys []loader.CTKey, vals []loader.CTEntry) error) error {
 	size := ctBatch
 	keys := make([]loader.CTKey, size)
 	vals := make([]loader.CTEntry, size)
 	var cursor ebpf.MapBatchCursor
 	for {
-		n, err := v.m.Conntrack.BatchLookup(&cursor, keys, vals, nil)
+		n, err := m.BatchLookup(&cursor, keys, vals, nil)
 		if errors.Is(err, unix.ENOSPC) && n == 0 {
 			// One hash bucket holds more entries than the buffer.
 			size *= 2
@@ -205,7 +218,7 @@ func (v *Views) forEachBatch(fn func(keys []loader.CTKey, vals []loader.CTEntry)
 			continue
 		}
 		if errors.Is(err, ebpf.ErrNotSupported) {
-			return v.forEachChunk(keys, vals, fn)
+			return forEachChunk(m, keys, vals, fn)
 		}
 		if n > 0 {
 			if err := fn(keys[:n], vals[:n]); err != nil {
@@ -216,15 +229,22 @@ func (v *Views) forEachBatch(fn func(keys []loader.CTKey, vals []loader.CTEntry)
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("read conntrack: %w", err)
+			return fmt.Errorf("read %s: %w", tableName(m), err)
 		}
 	}
 }
 
+func tableName(m *ebpf.Map) string {
+	if info, err := m.Info(); err == nil && info.Name != "" {
+		return info.Name
+	}
+	return "conntrack"
+}
+
 // forEachChunk is forEachBatch for kernels without batch lookups.
-func (v *Views) forEachChunk(keys []loader.CTKey, vals []loader.CTEntry, fn func([]loader.CTKey, []loader.CTEntry) error) error {
+func forEachChunk(m *ebpf.Map, keys []loader.CTKey, vals []loader.CTEntry, fn func([]loader.CTKey, []loader.CTEntry) error) error {
 	n := 0
-	it := v.m.Conntrack.Iterate()
+	it := m.Iterate()
 	for it.Next(&keys[n], &vals[n]) {
 		if n++; n == len(keys) {
 			if err := fn(keys, vals); err != nil {
@@ -234,7 +254,7 @@ func (v *Views) forEachChunk(keys []loader.CTKey, vals []loader.CTEntry, fn func
 		}
 	}
 	if err := it.Err(); err != nil {
-		return fmt.Errorf("read conntrack: %w", err)
+		return fmt.Errorf("read %s: %w", tableName(m), err)
 	}
 	if n > 0 {
 		return fn(keys[:n], vals[:n])
@@ -242,39 +262,29 @@ func (v *Views) forEachChunk(keys []loader.CTKey, vals []loader.CTEntry, fn func
 	return nil
 }
 
-// snapshot reads the whole table (for listing it: ct ls).
-func (v *Views) snapshot() ([]ctEntry, error) {
-	var out []ctEntry
-	err := v.forEachBatch(func(keys []loader.CTKey, vals []loader.CTEntry) error {
-		for i := range keys {
-			out = append(out, ctEntry{keys[i], vals[i]})
-		}
-		return nil
-	})
-	return out, err
-}
-
-// countFlows counts the table's entries, one batch at a time.
-func (v *Views) countFlows() (int, error) {
+// countFlows counts a flow table's entries, one batch at a time.
+func (v *Views) countFlows(m *ebpf.Map) (int, error) {
 	n := 0
-	err := v.forEachBatch(func(keys []loader.CTKey, _ []loader.CTEntry) error {
+	err := v.forEachBatch(m, func(keys []loader.CTKey, _ []loader.CTEntry) error {
 		n += len(keys)
 		return nil
 	})
 	return n, err
 }
 
-// Flows lists every conntrack entry; each flow appears once per direction.
+// Flows lists every entry of conntrack and of the inbound datagram table;
+// each flow appears once per direction.
 func (v *Views) Flows() ([]Flow, error) {
-	entries, err := v.snapshot()
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Flow, 0, len(entries))
-	for _, e := range entries {
-		out = append(out, flowFrom(e.key, e.val))
-	}
-	return out, nil
+	var out []Flow
+	err := v.forEachFlowBatch(func(m *ebpf.Map, keys []loader.CTKey, vals []loader.CTEntry) error {
+		for i := range keys {
+			f := flowFrom(keys[i], vals[i])
+			f.Inbound = m == v.m.CTInbound
+			out = append(out, f)
+		}
+		return nil
+	})
+	return out, err
 }
 
 // DeleteFlows deletes the entries match selects, and their peers. It returns
@@ -283,26 +293,26 @@ func (v *Views) DeleteFlows(match func(Flow) bool) (int, error) {
 	deleted := 0
 	var errs []error
 	gone := map[loader.CTKey]bool{} // this batch's deletions: O(batch)
-	del := func(k loader.CTKey) {
+	del := func(m *ebpf.Map, k loader.CTKey) {
 		if gone[k] {
 			return
 		}
 		gone[k] = true
-		switch err := v.m.Conntrack.Delete(&k); {
+		switch err := m.Delete(&k); {
 		case err == nil:
 			deleted++
 		case !errors.Is(err, ebpf.ErrKeyNotExist):
 			errs = append(errs, err)
 		}
 	}
-	err := v.forEachBatch(func(keys []loader.CTKey, vals []loader.CTEntry) error {
+	err := v.forEachFlowBatch(func(m *ebpf.Map, keys []loader.CTKey, vals []loader.CTEntry) error {
 		clear(gone)
 		for i := range keys {
 			if gone[keys[i]] || !match(flowFrom(keys[i], vals[i])) {
 				continue
 			}
-			del(keys[i])
-			del(vals[i].Peer)
+			del(m, keys[i])
+			del(m, vals[i].Peer)
 		}
 		return nil
 	})
@@ -375,25 +385,39 @@ func (t Timeouts) shortest() time.Duration {
 }
 
 // GC deletes the flows idle for longer than their timeout, both halves at
-// once; now is CLOCK_MONOTONIC (Monotonic()). It returns the number of flows
-// expired. A flow's idle time is that of its most recently used half.
-//
-// It reads the table in batches (forEachBatch) and deletes in batches, so
-// its memory does not grow with the table. An entry seen within the
-// shortest timeout is alive whatever its peer; any other is read again
-// with its peer (the datapath may have used either since the batch was
-// read, and the peer may be in another batch) and decided on both.
+// once, in conntrack and in the inbound datagram table; now is
+// CLOCK_MONOTONIC (Monotonic()). It returns the number of flows expired. A
+// flow's idle time is that of its most recently used half.
 func (v *Views) GC(now time.Duration, t Timeouts) (expired int, err error) {
 	if err := t.Validate(); err != nil {
 		return 0, err
 	}
+	var errs []error
+	for _, m := range v.flowTables() {
+		n, err := v.gcTable(m, now, t)
+		expired += n
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return expired, fmt.Errorf("conntrack GC: %w", err)
+	}
+	return expired, nil
+}
+
+// gcTable is GC on one table. It reads the table in batches
+// (forEachBatch) and deletes in batches, so its memory does not grow with
+// the table. An entry seen within the shortest timeout is alive whatever
+// its peer; any other is read again with its peer (the datapath may have
+// used either since the batch was read, and the peer may be in another
+// batch) and decided on both.
+func (v *Views) gcTable(m *ebpf.Map, now time.Duration, t Timeouts) (expired int, err error) {
 	shortest := t.shortest()
 	var errs []error
 	doomed := make(map[loader.CTKey]bool) // this batch's: O(batch)
 	pending := make([]loader.CTKey, 0, 2*ctBatch)
 	flush := func() {
 		for len(pending) > 0 {
-			n, err := v.m.Conntrack.BatchDelete(pending, nil)
+			n, err := m.BatchDelete(pending, nil)
 			if err == nil {
 				break
 			}
@@ -402,7 +426,7 @@ func (v *Views) GC(now time.Duration, t Timeouts) (expired int, err error) {
 			}
 			// pending[n] failed (gone meanwhile, or no batch delete):
 			// delete it alone and go on with the rest.
-			if err := ignoreMissing(v.m.Conntrack.Delete(&pending[n])); err != nil {
+			if err := ignoreMissing(m.Delete(&pending[n])); err != nil {
 				errs = append(errs, err)
 			}
 			pending = pending[n+1:]
@@ -412,18 +436,18 @@ func (v *Views) GC(now time.Duration, t Timeouts) (expired int, err error) {
 	// Declared once: a variable whose address goes to a syscall wrapper
 	// lives on the heap, and one per entry would grow with the table.
 	var cur, peerEntry loader.CTEntry
-	err = v.forEachBatch(func(keys []loader.CTKey, vals []loader.CTEntry) error {
+	err = v.forEachBatch(m, func(keys []loader.CTKey, vals []loader.CTEntry) error {
 		clear(doomed)
 		for i := range keys {
 			k := keys[i]
 			if doomed[k] || now-time.Duration(vals[i].LastSeen) <= shortest {
 				continue
 			}
-			if v.m.Conntrack.Lookup(&keys[i], &cur) != nil {
+			if m.Lookup(&keys[i], &cur) != nil {
 				continue // gone since the batch was read
 			}
 			peer := &peerEntry
-			if doomed[cur.Peer] || v.m.Conntrack.Lookup(&cur.Peer, peer) != nil || peer.Peer != k {
+			if doomed[cur.Peer] || m.Lookup(&cur.Peer, peer) != nil || peer.Peer != k {
 				peer = nil // evicted, or the key was reused by another flow
 			}
 			if now-lastSeen(&cur, peer) <= t.timeout(&cur, peer, k.Proto) {
@@ -440,10 +464,7 @@ func (v *Views) GC(now time.Duration, t Timeouts) (expired int, err error) {
 		flush()
 		return nil
 	})
-	if err := errors.Join(append(errs, err)...); err != nil {
-		return expired, fmt.Errorf("conntrack GC: %w", err)
-	}
-	return expired, nil
+	return expired, errors.Join(append(errs, err)...)
 }
 
 func lastSeen(a, b *loader.CTEntry) time.Duration {

@@ -19,12 +19,12 @@ import (
 func (v *Views) EmbryonicFlows() ([]Flow, error) {
 	var (
 		k   loader.CTKey
-		e   loader.CTEntry
+		e   loader.CTEmbryo
 		out []Flow
 	)
 	it := v.m.CTEmbryonic.Iterate()
 	for it.Next(&k, &e) {
-		f := flowFrom(k, e)
+		f := flowFrom(k, e.E)
 		f.Embryonic = true
 		out = append(out, f)
 	}
@@ -61,8 +61,8 @@ func (v *Views) deleteEmbryonic(match func(Flow) bool) (int, error) {
 	return n, errors.Join(errs...)
 }
 
-// CTCapacity is the size of conntrack (--ct-map-size) and of the embryonic
-// table, in entries (two per flow).
-func (v *Views) CTCapacity() (conntrack, embryonic int) {
-	return int(v.m.Conntrack.MaxEntries()), int(v.m.CTEmbryonic.MaxEntries())
+// CTCapacity is the size of conntrack (--ct-map-size), of the embryonic
+// table and of the inbound datagram table, in entries (two per flow).
+func (v *Views) CTCapacity() (conntrack, embryonic, inbound int) {
+	return int(v.m.Conntrack.MaxEntries()), int(v.m.CTEmbryonic.MaxEntries()), int(v.m.CTInbound.MaxEntries())
 }

@@ -69,12 +69,12 @@ func TestGCMemoryDoesNotGrowWithTheTable(t *testing.T) {
 	// Tables full of expired flows (after a flood): deleted in batches.
 	expiring := func(size int) uint64 {
 		v := fill(t, size, time.Second)
-		n, err := v.countFlows()
+		n, err := v.countFlows(v.m.Conntrack)
 		if err != nil {
 			t.Fatal(err)
 		}
 		b := gcBytes(t, v, n/2)
-		if left, _ := v.countFlows(); left != 0 {
+		if left, _ := v.countFlows(v.m.Conntrack); left != 0 {
 			t.Fatalf("%d entries left after expiring all", left)
 		}
 		return b

@@ -19,10 +19,10 @@ func (v *Views) MapUsage() ([]MapUsage, error) {
 	var out []MapUsage
 	for name, m := range v.tables() {
 		count := countEntries
-		if m == v.m.Conntrack {
-			// The biggest table by far (--ct-map-size), read at every
+		if m == v.m.Conntrack || m == v.m.CTInbound {
+			// The biggest tables by far (--ct-map-size), read at every
 			// scrape: in batches, one at a time.
-			count = func(*ebpf.Map) (int, error) { return v.countFlows() }
+			count = v.countFlows
 		}
 		n, err := count(m)
 		if err != nil {

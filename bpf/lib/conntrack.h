@@ -6,16 +6,25 @@
  * sent the packet. Each entry holds the rewrite for its direction and the key
  * of its peer, so a half the LRU evicted can be rebuilt from the other.
  *
- * Two tables. TCP flows that arrive from an uplink (published ports,
- * nat-unprotected networks) start in ct_embryonic, a small LRU of their own,
- * and move into conntrack when the client acknowledges the container's
- * answer (ct_promote). Anyone on the Internet can send SYNs from spoofed
- * addresses, and each would otherwise insert two entries into conntrack:
- * a flood of them made the LRU evict idle established flows, whose next
- * packet from the container then left masqueraded as a new flow. A spoofed
- * SYN never sees the SYN-ACK, so it never leaves ct_embryonic: a flood churns
- * that table only. Flows the containers start, and UDP, go straight into
- * conntrack. */
+ * Three tables, one per class of flow, so that a flood of one class can
+ * evict only flows of its own class (an LRU evicts whatever is oldest):
+ *
+ * - conntrack: flows whose other end is known to be real: those the
+ *   containers start, and inbound TCP flows whose client acknowledged the
+ *   container's answer.
+ * - ct_embryonic: inbound TCP flows (published ports, nat-unprotected
+ *   networks) until the client acknowledges the container's SYN-ACK (or,
+ *   for a flow picked up mid-stream, a segment the container sent): its ack
+ *   number must fall in the sequence range the container sent, which a
+ *   spoofed source never sees. Then the flow moves into conntrack
+ *   (ct_promote). A container's RST ends an embryonic flow at once.
+ * - ct_inbound: inbound UDP and other datagram flows. Nothing in a datagram
+ *   proves its source address, and a container answers spoofed ones as
+ *   gladly as real ones, so these flows never move: a UDP flood churns
+ *   this table and no other.
+ *
+ * So a SYN flood, a blind-ACK flood or a spoofed UDP flood from outside
+ * evicts neither established TCP flows nor masqueraded ones. */
 #pragma once
 
 #include "common.h"
@@ -31,6 +40,9 @@ enum ct_limits {
 	/* An embryonic flow idle this long (seconds) is dead: the handshake
 	 * timeout of the daemon's GC, which does not walk this table. */
 	CT_EMBRYONIC_IDLE = 60,
+	/* Inbound datagram flows (published UDP ports, nat-unprotected
+	 * networks): 32k flows. The GC expires them like conntrack's. */
+	CT_INBOUND_SIZE = 64 * 1024,
 };
 
 #ifndef EEXIST
@@ -90,19 +102,44 @@ struct {
 	__type(value, struct ct_entry);
 } conntrack SEC(".maps");
 
+/* An entry of ct_embryonic. On the container's half, the sequence range
+ * the container has sent so far: the client's ACK must acknowledge a byte
+ * of it (ack_lo <= ack <= ack_hi, in sequence space) to promote the flow. */
+struct ct_embryo {
+	struct ct_entry e;
+	__u32 ack_lo;  /* the first acknowledgement the client can send: ISN + 1 */
+	__u32 ack_hi;  /* the last: past everything the container sent */
+	__u8 answered; /* the range is set: the container sent a segment */
+	__u8 _pad[7];
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, CT_EMBRYONIC_SIZE);
 	__type(key, struct ct_key);
-	__type(value, struct ct_entry);
+	__type(value, struct ct_embryo);
 } ct_embryonic SEC(".maps");
 
-/* Where a lookup found a flow. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, CT_INBOUND_SIZE);
+	__type(key, struct ct_key);
+	__type(value, struct ct_entry);
+} ct_inbound SEC(".maps");
+
+/* Where a lookup found a flow, or which table a new flow goes into. */
 enum ct_table {
 	CT_NONE = 0,
 	CT_MAIN = 1,      /* conntrack */
 	CT_EMBRYONIC = 2, /* ct_embryonic: an inbound TCP flow not yet acknowledged */
+	CT_INBOUND = 3,   /* ct_inbound: an inbound datagram flow */
 };
+
+/* The table an inbound flow of proto starts in. */
+static __always_inline enum ct_table ct_inbound_table(__u8 proto)
+{
+	return proto == IPPROTO_TCP ? CT_EMBRYONIC : CT_INBOUND;
+}
 
 enum tuple_result {
 	TUPLE_OK = 0,
@@ -156,6 +193,10 @@ static __always_inline enum tuple_result ct_extract(const struct packet *p, stru
 		k->sport = p->l4.tcp.sport;
 		k->dport = p->l4.tcp.dport;
 		m->tcp_flags = p->l4.tcp.flags;
+		m->tcp_seq = bpf_ntohl(p->l4.tcp.seq);
+		m->tcp_ack = bpf_ntohl(p->l4.tcp.ack);
+		/* parse_l4 checked the data offset against the segment. */
+		m->tcp_len = (__u32)p->ip_len - ip->ihl * 4 - (p->l4.tcp.doff >> 4) * 4;
 		return TUPLE_OK;
 	case IPPROTO_UDP:
 		k->sport = p->l4.udp.source;
@@ -238,29 +279,101 @@ static __always_inline void ct_touch(struct ct_entry *e, const struct l4_meta *m
 	}
 }
 
+/* Removes both halves of the embryonic flow whose half at k names pk. */
+static __always_inline void ct_embryo_forget(const struct ct_key *k, const struct ct_key *pk)
+{
+	bpf_map_delete_elem(&ct_embryonic, pk);
+	bpf_map_delete_elem(&ct_embryonic, k);
+}
+
+/* ct_insert's write into ct_embryonic: the range is set by the container's
+ * first segment. */
+static __always_inline long ct_embryo_insert(const struct ct_key *k, const struct ct_entry *e, __u64 flags)
+{
+	struct ct_embryo em = { .e = *e };
+
+	return bpf_map_update_elem(&ct_embryonic, k, &em, flags);
+}
+
+/* The container's segment m of an embryonic flow (em: its half) widens the
+ * range the client may acknowledge. The low end stays at the first segment
+ * seen: a flow picked up mid-stream is acknowledged an RTT behind. */
+static __always_inline void ct_embryo_answer(struct ct_embryo *em, const struct l4_meta *m)
+{
+	__u32 lo = m->tcp_seq + !!(m->tcp_flags & TCP_FLAG_SYN);
+	__u32 hi = lo + m->tcp_len + !!(m->tcp_flags & TCP_FLAG_FIN);
+
+	if (!em->answered) {
+		em->ack_lo = lo;
+		em->ack_hi = hi;
+		em->answered = 1;
+	} else if ((__s32)(hi - em->ack_hi) > 0) {
+		em->ack_hi = hi;
+	}
+}
+
+/* Whether ack acknowledges something the container sent (em: its half). */
+static __always_inline int ct_embryo_acked(const struct ct_embryo *em, __u32 ack)
+{
+	return em->answered && ack - em->ack_lo <= em->ack_hi - em->ack_lo;
+}
+
 /* The LRU evicts entries one at a time: rebuild a missing peer so replies
  * keep flowing. NOEXIST: never clobber a key another flow claimed since. */
 static __always_inline void ct_repair_peer(enum ct_table t, const struct ct_key *k, const struct ct_entry *e, __u64 now)
 {
 	struct ct_key pk = e->peer;
 	struct ct_entry pe;
+	void *map = t == CT_INBOUND ? (void *)&ct_inbound : (void *)&conntrack;
 
 	if (t == CT_EMBRYONIC) {
 		if (bpf_map_lookup_elem(&ct_embryonic, &pk))
 			return;
 		ct_peer_entry(&pe, k, e, now);
-		bpf_map_update_elem(&ct_embryonic, &pk, &pe, BPF_NOEXIST);
+		ct_embryo_insert(&pk, &pe, BPF_NOEXIST);
 		return;
 	}
-	if (bpf_map_lookup_elem(&conntrack, &pk))
+	if (bpf_map_lookup_elem(map, &pk))
 		return;
 	ct_peer_entry(&pe, k, e, now);
-	bpf_map_update_elem(&conntrack, &pk, &pe, BPF_NOEXIST);
+	bpf_map_update_elem(map, &pk, &pe, BPF_NOEXIST);
 }
 
-/* Lookup with the per-hit bookkeeping, in conntrack, then ct_embryonic.
- * Returns the table it found the flow in, and a copy: the LRU may evict the
- * entry under us, and the rewrite must not change halfway. */
+/* ct_lookup in ct_embryonic. An entry idle too long is dead (the GC does
+ * not walk this table); the container's segments set the range its client
+ * must acknowledge, and its RST ends the flow: the client it answers is
+ * gone, or never was. */
+static __always_inline enum ct_table ct_lookup_embryonic(const struct ct_key *k, const struct l4_meta *m,
+							 struct ct_entry *out, __u64 now)
+{
+	struct ct_embryo *em = bpf_map_lookup_elem(&ct_embryonic, k);
+
+	if (!em)
+		return CT_NONE;
+	if (now - em->e.last_seen > CT_EMBRYONIC_IDLE * NSEC_PER_SEC) {
+		struct ct_key pk = em->e.peer;
+
+		ct_embryo_forget(k, &pk);
+		return CT_NONE;
+	}
+	ct_touch(&em->e, m, now);
+	if (em->e.reply) {
+		if (m->tcp_flags & TCP_FLAG_RST) {
+			*out = em->e;
+			ct_embryo_forget(k, &out->peer);
+			return CT_EMBRYONIC;
+		}
+		ct_embryo_answer(em, m);
+	}
+	*out = em->e;
+	ct_repair_peer(CT_EMBRYONIC, k, out, now);
+	return CT_EMBRYONIC;
+}
+
+/* Lookup with the per-hit bookkeeping: conntrack, then the table of
+ * inbound flows of the packet's protocol. Returns the table it found the
+ * flow in, and a copy: the LRU may evict the entry under us, and the
+ * rewrite must not change halfway. */
 static __always_inline enum ct_table ct_lookup(const struct ct_key *k, const struct l4_meta *m, struct ct_entry *out)
 {
 	enum ct_table t = CT_MAIN;
@@ -269,17 +382,12 @@ static __always_inline enum ct_table ct_lookup(const struct ct_key *k, const str
 
 	now = bpf_ktime_get_ns();
 	if (!e) {
-		e = bpf_map_lookup_elem(&ct_embryonic, k);
+		if (k->proto == IPPROTO_TCP)
+			return ct_lookup_embryonic(k, m, out, now);
+		e = bpf_map_lookup_elem(&ct_inbound, k);
 		if (!e)
 			return CT_NONE;
-		if (now - e->last_seen > CT_EMBRYONIC_IDLE * NSEC_PER_SEC) {
-			struct ct_key pk = e->peer;
-
-			bpf_map_delete_elem(&ct_embryonic, &pk);
-			bpf_map_delete_elem(&ct_embryonic, k);
-			return CT_NONE;
-		}
-		t = CT_EMBRYONIC;
+		t = CT_INBOUND;
 	}
 	ct_touch(e, m, now);
 	*out = *e;
@@ -289,50 +397,53 @@ static __always_inline enum ct_table ct_lookup(const struct ct_key *k, const str
 
 /* A packet of an embryonic flow from its client (e: its entry, after this
  * packet's touch). The flow is real once the client acknowledges what the
- * container sent: an ACK without SYN or RST after the container's half
- * saw a SYN-ACK or an ACK (a flow picked up mid-stream) and no RST. A
- * spoofed source never sees the container's answer, so it cannot get here
- * by a SYN flood. Both halves move into conntrack, the reply half first
- * with NOEXIST as ct_create claims them; on any failure the flow stays
+ * container sent: an ACK without SYN or RST whose ack number falls in the
+ * range the container's half recorded (ct_embryo_answer). A spoofed source
+ * never sees the container's answer, so neither a SYN flood nor blind ACKs
+ * get here. Both halves move into conntrack, the reply half first with
+ * NOEXIST as ct_create claims them; on any failure the flow stays
  * embryonic and the next ACK tries again. */
 static __always_inline void ct_promote(const struct ct_key *k, const struct ct_entry *e, const struct l4_meta *m)
 {
 	struct ct_key pk = e->peer;
-	struct ct_entry *re;
+	struct ct_embryo *re;
 	struct ct_entry pe;
 
 	if (m->proto != IPPROTO_TCP || e->reply || (m->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_RST)) ||
 	    !(m->tcp_flags & TCP_FLAG_ACK))
 		return;
 	re = bpf_map_lookup_elem(&ct_embryonic, &pk);
-	if (!re || !(re->state & (CT_ST_SYN | CT_ST_ESTABLISHED)) || (re->state & CT_ST_RST))
+	if (!re || (re->e.state & CT_ST_RST) || !ct_embryo_acked(re, m->tcp_ack))
 		return;
-	pe = *re;
+	pe = re->e;
 	if (bpf_map_update_elem(&conntrack, &pk, &pe, BPF_NOEXIST))
 		return;
 	if (bpf_map_update_elem(&conntrack, k, e, BPF_NOEXIST)) {
 		bpf_map_delete_elem(&conntrack, &pk);
 		return;
 	}
-	bpf_map_delete_elem(&ct_embryonic, k);
-	bpf_map_delete_elem(&ct_embryonic, &pk);
+	ct_embryo_forget(k, &pk);
 }
 
-/* ct_create's inserts: into conntrack, or with emb into ct_embryonic, a
- * key conntrack holds counting as taken there too. */
-static __always_inline long ct_insert(int emb, const struct ct_key *k, const struct ct_entry *e)
+/* ct_create's inserts into table t; for the inbound tables a key conntrack
+ * holds counts as taken there too. */
+static __always_inline long ct_insert(enum ct_table t, const struct ct_key *k, const struct ct_entry *e)
 {
-	if (!emb)
+	if (t == CT_MAIN)
 		return bpf_map_update_elem(&conntrack, k, e, BPF_NOEXIST);
 	if (bpf_map_lookup_elem(&conntrack, k))
 		return -EEXIST;
-	return bpf_map_update_elem(&ct_embryonic, k, e, BPF_NOEXIST);
+	if (t == CT_EMBRYONIC)
+		return ct_embryo_insert(k, e, BPF_NOEXIST);
+	return bpf_map_update_elem(&ct_inbound, k, e, BPF_NOEXIST);
 }
 
-static __always_inline void ct_remove(int emb, const struct ct_key *k)
+static __always_inline void ct_remove(enum ct_table t, const struct ct_key *k)
 {
-	if (emb)
+	if (t == CT_EMBRYONIC)
 		bpf_map_delete_elem(&ct_embryonic, k);
+	else if (t == CT_INBOUND)
+		bpf_map_delete_elem(&ct_inbound, k);
 	else
 		bpf_map_delete_elem(&conntrack, k);
 }

@@ -122,10 +122,10 @@ static __always_inline int host_socket_holds(struct __sk_buff *skb, const struct
  * by no host socket: the original port first, then random ones, then
  * sequentially. The reply entry is claimed first with NOEXIST, so two flows
  * can never share a reply tuple; it is rolled back if the forward entry
- * cannot be written. With emb (never with alloc) the entries go into
- * ct_embryonic (conntrack.h). */
+ * cannot be written. The entries go into table t (conntrack.h): an inbound
+ * flow's (never with alloc) into the table of its class. */
 static __always_inline enum ct_create_result ct_create(struct __sk_buff *skb, const struct ct_key *k,
-						       struct ct_entry *fe, int alloc, int emb)
+						       struct ct_entry *fe, int alloc, enum ct_table t)
 {
 	__u32 min = nat_port_min, max = nat_port_max, range, port, i;
 	__u64 now = bpf_ktime_get_ns();
@@ -151,11 +151,11 @@ static __always_inline enum ct_create_result ct_create(struct __sk_buff *skb, co
 		if (alloc && host_socket_holds(skb, &rk))
 			err = -EEXIST;
 		else
-			err = ct_insert(emb, &rk, &re);
+			err = ct_insert(t, &rk, &re);
 		if (!err) {
-			err = ct_insert(emb, k, fe);
+			err = ct_insert(t, k, fe);
 			if (err) {
-				ct_remove(emb, &rk);
+				ct_remove(t, &rk);
 				return err == -EEXIST ? CT_RACED : CT_FAILED;
 			}
 			if (alloc)
@@ -180,9 +180,9 @@ static __always_inline enum ct_create_result ct_create(struct __sk_buff *skb, co
  * 0, or the drop verdict. Without alloc the reply tuple is fixed, so a taken
  * one is a conflict with another flow rather than port exhaustion. */
 static __always_inline int nat_start_flow(struct __sk_buff *skb, enum direction dir, const struct ct_key *k,
-					  const struct l4_meta *m, struct ct_entry *fe, int alloc, int emb)
+					  const struct l4_meta *m, struct ct_entry *fe, int alloc, enum ct_table t)
 {
-	switch (ct_create(skb, k, fe, alloc, emb)) {
+	switch (ct_create(skb, k, fe, alloc, t)) {
 	case CT_CREATED: {
 		struct monitor_nat xl = {
 			.saddr = fe->new_saddr, .daddr = fe->new_daddr, .sport = fe->new_sport, .dport = fe->new_dport
@@ -300,8 +300,13 @@ static __always_inline int nat_icmp_error_lookup(struct __sk_buff *skb, const st
 	k.dport = ie->inner_sport;
 	k.proto = ie->inner_proto;
 	e = bpf_map_lookup_elem(&conntrack, &k);
-	if (!e)
-		e = bpf_map_lookup_elem(&ct_embryonic, &k);
+	if (!e && k.proto == IPPROTO_TCP) {
+		struct ct_embryo *em = bpf_map_lookup_elem(&ct_embryonic, &k);
+
+		e = em ? &em->e : NULL;
+	} else if (!e) {
+		e = bpf_map_lookup_elem(&ct_inbound, &k);
+	}
 	if (!e)
 		return 0;
 	*out = *e;

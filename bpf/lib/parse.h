@@ -57,6 +57,11 @@ enum parse_result {
 /* What the NAT code needs to know about a packet besides its tuple. */
 struct l4_meta {
 	__u32 l4_off;
+	/* TCP, host byte order: what the embryonic table checks the client's
+	 * acknowledgement against (conntrack.h). */
+	__u32 tcp_seq;
+	__u32 tcp_ack;
+	__u32 tcp_len; /* payload bytes */
 	__u8 proto;
 	__u8 tcp_flags;
 	__u8 icmp_type;

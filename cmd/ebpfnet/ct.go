@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -48,7 +49,7 @@ func newCTCmd(g *globals) *cobra.Command {
 	var out *listFlags
 	ls := &cobra.Command{
 		Use:   "ls",
-		Short: "List conntrack entries (one per direction), half-open inbound TCP flows (STATE ...,embryonic) included",
+		Short: "List conntrack entries (one per direction), half-open inbound TCP flows (STATE ...,embryonic) and inbound datagram flows (inbound) included",
 		Args:  cobra.NoArgs,
 		RunE: g.withInstance(func(cmd *cobra.Command, _ []string, inst *datapath.Instance) error {
 			flows, err := inst.Flows()
@@ -64,8 +65,11 @@ func newCTCmd(g *globals) *cobra.Command {
 						dir = "reply"
 					}
 					state := f.State.String()
-					if f.Embryonic {
+					switch {
+					case f.Embryonic:
 						state += ",embryonic"
+					case f.Inbound: // a datagram flow from outside: no state bits
+						state = strings.TrimPrefix(state+",inbound", "-,")
 					}
 					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f.Kind, dir, f.Tuple, f.Translated, state,
 						f.Age(now).Truncate(time.Second), f.Idle(now).Truncate(time.Second))
