@@ -5,10 +5,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
 
 	"github.com/ebpfnet/ebpfnet/internal/mountns"
 	"github.com/ebpfnet/ebpfnet/loader"
@@ -20,6 +23,10 @@ const helperEnv = "EBPFNET_MOUNTNS_TEST_PIN_ROOT"
 // main goroutine, as a command runs: that is where mountns.Do used to leave
 // the main thread in another mount namespace.
 func TestMain(m *testing.M) {
+	if dir := os.Getenv(orphanEnv); dir != "" {
+		orphan(dir)
+		os.Exit(0)
+	}
 	if root := os.Getenv(helperEnv); root != "" {
 		if err := helper(root); err != nil {
 			fmt.Println("ERROR", err)
@@ -116,5 +123,107 @@ exec ip netns exec "$1" "$0" -test.run=^$`
 	}
 	if want := fmt.Sprintf("cgroup hooks attached: %d", len(loader.SockPrograms)); !strings.Contains(string(out), want) {
 		t.Errorf("helper output lacks %q", want)
+	}
+}
+
+const orphanEnv = "EBPFNET_MOUNTNS_TEST_ORPHAN_DIR"
+
+// orphan is the helper of TestAnchorOutlivesItsParent, started as `ip netns
+// exec NS helper &` by a shell: it says it runs (dir/started), waits for
+// that shell to exit, then does what a daemon does every GC interval (work
+// in the lasting mount namespace, paths through Root) and writes what it
+// found to dir/result.
+func orphan(dir string) {
+	parent := os.Getppid()
+	result := func(format string, a ...any) {
+		os.WriteFile(filepath.Join(dir, "result"), fmt.Appendf(nil, format, a...), 0o600)
+	}
+	if !mountns.Private() {
+		result("ERROR not in a private mount namespace")
+		return
+	}
+	os.WriteFile(filepath.Join(dir, "started"), nil, 0o600)
+	for os.Getppid() == parent {
+		time.Sleep(10 * time.Millisecond)
+	}
+	var inside string
+	var sys unix.Stat_t
+	err := mountns.Do(func() error {
+		inside, _ = os.Readlink("/proc/thread-self/ns/mnt")
+		return unix.Stat("/sys", &sys)
+	})
+	if err != nil {
+		result("ERROR %v", err)
+		return
+	}
+	var throughRoot unix.Stat_t
+	if err := unix.Stat(mountns.Root()+"/sys", &throughRoot); err != nil {
+		result("ERROR through Root: %v", err)
+		return
+	}
+	if throughRoot.Dev != sys.Dev {
+		result("ERROR Root()/sys is device %d, /sys in the lasting namespace %d", throughRoot.Dev, sys.Dev)
+		return
+	}
+	result("ok %s", inside)
+}
+
+// Issue 21 item 6: `ip netns exec H ebpfnet daemon &` from a shell that
+// then exits. The daemon looked the shell's PID up again for every piece of
+// work in the lasting mount namespace and failed (open mount namespace of
+// pid N: no such file or directory) once the shell was gone. The helper
+// must still reach the shell's mount namespace (the test's own) after it.
+func TestAnchorOutlivesItsParent(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("needs ip")
+	}
+	ns := fmt.Sprintf("ebpfnet-mntorphan-%d", os.Getpid())
+	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	dir := t.TempDir()
+	// The shell starts the helper in the background, waits until it runs
+	// (it has found its anchor: this shell), and exits.
+	script := `ip netns exec "$1" "$0" -test.run=^$ & echo $! > "$2/pid"
+for i in $(seq 500); do [ -e "$2/started" ] && exit 0; sleep 0.01; done
+exit 1`
+	cmd := exec.Command("sh", "-c", script, os.Args[0], ns, dir)
+	cmd.Env = append(os.Environ(), orphanEnv+"="+dir)
+	out, err := cmd.CombinedOutput()
+	t.Cleanup(func() { killByPIDFile(filepath.Join(dir, "pid")) })
+	if err != nil {
+		t.Fatalf("the helper did not start: %v %s", err, out)
+	}
+	var result []byte
+	for range 500 {
+		if result, err = os.ReadFile(filepath.Join(dir, "result")); err == nil && len(result) > 0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	self, _ := os.Readlink("/proc/self/ns/mnt")
+	if want := "ok " + self; string(result) != want {
+		t.Fatalf("helper after its parent exited: %q, want %q", result, want)
+	}
+}
+
+// killByPIDFile kills the process a PID file names if it is still the
+// helper (its command line is this test binary's).
+func killByPIDFile(path string) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 1 {
+		return
+	}
+	cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if strings.HasPrefix(string(cmdline), os.Args[0]+"\x00") {
+		unix.Kill(pid, unix.SIGKILL)
 	}
 }
