@@ -13,7 +13,9 @@
 //
 // Errors are {"message": "..."} with 400 for a request that is malformed or
 // invalid (nothing was changed), 404 for an endpoint, network or target
-// namespace that does not exist and 500 for the rest, as Docker answers.
+// namespace that does not exist, 409 for an endpoint name or a target
+// already in use (nothing was changed) and 500 for the rest, as Docker
+// answers.
 // With step timing on (the daemon started with EBPFNET_STEP_TIMES set) each
 // answer to a POST or DELETE carries the header Ebpfnet-Steps: the JSON
 // object of the request's step times in microseconds, as the CLI prints

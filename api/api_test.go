@@ -185,8 +185,9 @@ func TestBadRequests(t *testing.T) {
 	}
 }
 
-// A lookup that found nothing is 404, anything else the backend fails with
-// is 500; the client returns both as *Error with the backend's message.
+// A lookup that found nothing is 404, a name or target already in use 409
+// (issue 21 item 12: it was 500), anything else the backend fails with is
+// 500; the client returns each as *Error with the backend's message.
 func TestErrorStatus(t *testing.T) {
 	r := &recorder{}
 	c, _ := serve(t, r)
@@ -196,6 +197,7 @@ func TestErrorStatus(t *testing.T) {
 		status int
 	}{
 		{fmt.Errorf("detach: %w", datapath.ErrNotFound), http.StatusNotFound},
+		{fmt.Errorf("attach: %w", datapath.ErrExists), http.StatusConflict},
 		{errors.New("create veth: file exists"), http.StatusInternalServerError},
 		{&Error{http.StatusConflict, "in use"}, http.StatusConflict},
 	} {

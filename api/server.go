@@ -117,6 +117,8 @@ func (s *server) reply(w http.ResponseWriter, status int, v any, err error) {
 		case errors.As(err, &e):
 		case errors.Is(err, datapath.ErrNotFound):
 			e = &Error{http.StatusNotFound, err.Error()}
+		case errors.Is(err, datapath.ErrExists):
+			e = &Error{http.StatusConflict, err.Error()}
 		default:
 			e = &Error{http.StatusInternalServerError, err.Error()}
 		}

@@ -108,13 +108,13 @@ func (i *Instance) attach(st *store, o AttachOptions) (Endpoint, error) {
 	}
 	for _, e := range eps {
 		if e.Name == name {
-			return Endpoint{}, fmt.Errorf("endpoint %s already exists", name)
+			return Endpoint{}, existsf("endpoint %s already exists", name)
 		}
 		if o.ContainerID != "" && e.ContainerID == o.ContainerID && e.Interface() == cmp.Or(o.IfName, defaultIfName) {
-			return Endpoint{}, fmt.Errorf("container %s already has interface %s (endpoint %s)", o.ContainerID, e.Interface(), e.Name)
+			return Endpoint{}, existsf("container %s already has interface %s (endpoint %s)", o.ContainerID, e.Interface(), e.Name)
 		}
 		if e.NetnsIno == ns.Ino && sharesInterface(e, o) {
-			return Endpoint{}, fmt.Errorf("target %s is already attached as endpoint %s", o.Target, e.Name)
+			return Endpoint{}, existsf("target %s is already attached as endpoint %s", o.Target, e.Name)
 		}
 	}
 	ep := Endpoint{Name: name, Mode: o.Mode, Netns: ns.Ref, NetnsIno: ns.Ino, OwnNetns: o.ownNetns, ContainerID: o.ContainerID,
@@ -410,6 +410,19 @@ type notFound string
 func (e notFound) Error() string              { return string(e) }
 func (notFound) Is(target error) bool         { return target == ErrNotFound }
 func notFoundf(format string, a ...any) error { return notFound(fmt.Sprintf(format, a...)) }
+
+// ErrExists is what the errors of changes refused because what they would
+// make is already there (an endpoint of that name, a target already
+// attached, an interface of that name) are: the API answers them with 409,
+// as Docker answers a name in use.
+var ErrExists = errors.New("already exists")
+
+// exists is an error message that is ErrExists.
+type exists string
+
+func (e exists) Error() string              { return string(e) }
+func (exists) Is(target error) bool         { return target == ErrExists }
+func existsf(format string, a ...any) error { return exists(fmt.Sprintf(format, a...)) }
 
 func findEndpoint(st *store, target string) (Endpoint, error) {
 	if ep, ok, err := st.endpoint(target); err != nil || ok {

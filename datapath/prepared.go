@@ -81,10 +81,10 @@ func (i *Instance) prepare(st *store, o PrepareOptions) (Endpoint, error) {
 	used := map[netip.Addr]string{}
 	for _, e := range eps {
 		if e.Name == name {
-			return Endpoint{}, fmt.Errorf("endpoint %s already exists", name)
+			return Endpoint{}, existsf("endpoint %s already exists", name)
 		}
 		if e.ContainerID == o.Owner {
-			return Endpoint{}, fmt.Errorf("endpoint %s already exists for %s", e.Name, o.Owner)
+			return Endpoint{}, existsf("endpoint %s already exists for %s", e.Name, o.Owner)
 		}
 		if e.Network == n.Name {
 			used[e.IP] = e.Name
@@ -105,7 +105,7 @@ func (i *Instance) prepare(st *store, o PrepareOptions) (Endpoint, error) {
 	}
 	for _, ifname := range []string{ep.HostVeth, ep.PeerName} {
 		if _, err := netlink.LinkByName(ifname); err == nil {
-			return Endpoint{}, fmt.Errorf("interface %s already exists", ifname)
+			return Endpoint{}, existsf("interface %s already exists", ifname)
 		}
 	}
 	br, err := netlink.LinkByName(n.Bridge)
@@ -223,7 +223,7 @@ func (i *Instance) PublishPorts(target string, reqs []PortRequest) ([]PortMappin
 			out = ep.Ports
 			return nil
 		}
-		free, err := hostPortProbe()
+		free, err := hostPortProbe(nil)
 		if err != nil {
 			return err
 		}
@@ -303,11 +303,11 @@ func assignPortRequests(reqs []PortRequest, eps []Endpoint, self Endpoint, free 
 	out := make([]PortMapping, 0, len(reqs))
 	twice := "endpoint " + self.Name + " (twice in this command)"
 	for _, r := range reqs {
-		m, err := assignPort(r, published, free)
+		m, err := assignPort(r, published, free, self.ContainerID)
 		if err != nil {
 			return nil, err
 		}
-		published.add(m, twice)
+		published.add(m, twice, "")
 		out = append(out, m)
 	}
 	return out, nil

@@ -116,7 +116,7 @@ func setLoopbackUp(ns netnsutil.Namespace) error {
 func checkNoInterface(ns netnsutil.Namespace, ifName string) error {
 	return withHandle(ns, func(h *netlink.Handle) error {
 		if _, err := h.LinkByName(ifName); err == nil {
-			return fmt.Errorf("target %s already has an %s interface", ns.Path, ifName)
+			return existsf("target %s already has an %s interface", ns.Path, ifName)
 		}
 		return nil
 	})

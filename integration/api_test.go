@@ -73,7 +73,7 @@ func TestAPIAttachDetach(t *testing.T) {
 		t.Fatalf("inspect %s: %+v, %v; want its program and counted packets", c1, d, err)
 	}
 
-	// Bad requests: 400 or 404, and nothing changes.
+	// Bad requests: 400, 404 or 409, and nothing changes.
 	c3 := tp.AddContainer("c3")
 	for _, tc := range []struct {
 		req    api.AttachRequest
@@ -90,6 +90,8 @@ func TestAPIAttachDetach(t *testing.T) {
 		{api.AttachRequest{Target: c3, Network: "nonet"}, http.StatusNotFound, "network nonet not found"},
 		{api.AttachRequest{Target: tp.Prefix + "-nosuchns", Network: "n1"}, http.StatusNotFound, "no such network namespace"},
 		{api.AttachRequest{Target: "/proc/999999999/ns/net", Network: "n1"}, http.StatusNotFound, "999999999"},
+		{api.AttachRequest{Target: c2, Name: "again", Network: "n1"}, http.StatusConflict, "already attached"},
+		{api.AttachRequest{Target: c3, Name: c1, Network: "n1"}, http.StatusConflict, "endpoint " + c1 + " already exists"},
 	} {
 		_, err := c.Attach(ctx, tc.req)
 		wantStatus(t, "attach "+tc.req.Target+" "+tc.req.Network, err, tc.status, tc.msg)
