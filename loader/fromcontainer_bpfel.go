@@ -19,13 +19,11 @@ type fromContainerCounter struct {
 	Bytes   uint64
 }
 
-type fromContainerCtEmbryo struct {
-	_        structs.HostLayout
-	E        fromContainerCtEntry
-	AckLo    uint32
-	AckHi    uint32
-	Answered uint8
-	Pad      [7]uint8
+type fromContainerCtAckRange struct {
+	_       structs.HostLayout
+	Created uint64
+	Lo      uint32
+	Hi      uint32
 }
 
 type fromContainerCtEntry struct {
@@ -350,6 +348,7 @@ const (
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	fromContainerMapConntrack               = "conntrack"
+	fromContainerMapCtAckRanges             = "ct_ack_ranges"
 	fromContainerMapCtEmbryonic             = "ct_embryonic"
 	fromContainerMapCtInbound               = "ct_inbound"
 	fromContainerMapDropCounters            = "drop_counters"
@@ -445,6 +444,7 @@ type fromContainerProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type fromContainerMapSpecs struct {
 	Conntrack        *ebpf.MapSpec `ebpf:"conntrack"`
+	CtAckRanges      *ebpf.MapSpec `ebpf:"ct_ack_ranges"`
 	CtEmbryonic      *ebpf.MapSpec `ebpf:"ct_embryonic"`
 	CtInbound        *ebpf.MapSpec `ebpf:"ct_inbound"`
 	DropCounters     *ebpf.MapSpec `ebpf:"drop_counters"`
@@ -516,6 +516,7 @@ func (o *fromContainerObjects) Close() error {
 // It can be passed to loadFromContainerObjects or ebpf.CollectionSpec.LoadAndAssign.
 type fromContainerMaps struct {
 	Conntrack        *ebpf.Map `ebpf:"conntrack"`
+	CtAckRanges      *ebpf.Map `ebpf:"ct_ack_ranges"`
 	CtEmbryonic      *ebpf.Map `ebpf:"ct_embryonic"`
 	CtInbound        *ebpf.Map `ebpf:"ct_inbound"`
 	DropCounters     *ebpf.Map `ebpf:"drop_counters"`
@@ -543,6 +544,7 @@ type fromContainerMaps struct {
 func (m *fromContainerMaps) Close() error {
 	return _FromContainerClose(
 		m.Conntrack,
+		m.CtAckRanges,
 		m.CtEmbryonic,
 		m.CtInbound,
 		m.DropCounters,

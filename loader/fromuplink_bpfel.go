@@ -17,6 +17,7 @@ import (
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	fromUplinkMapConntrack               = "conntrack"
+	fromUplinkMapCtAckRanges             = "ct_ack_ranges"
 	fromUplinkMapCtEmbryonic             = "ct_embryonic"
 	fromUplinkMapCtInbound               = "ct_inbound"
 	fromUplinkMapDropCounters            = "drop_counters"
@@ -112,6 +113,7 @@ type fromUplinkProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type fromUplinkMapSpecs struct {
 	Conntrack        *ebpf.MapSpec `ebpf:"conntrack"`
+	CtAckRanges      *ebpf.MapSpec `ebpf:"ct_ack_ranges"`
 	CtEmbryonic      *ebpf.MapSpec `ebpf:"ct_embryonic"`
 	CtInbound        *ebpf.MapSpec `ebpf:"ct_inbound"`
 	DropCounters     *ebpf.MapSpec `ebpf:"drop_counters"`
@@ -183,6 +185,7 @@ func (o *fromUplinkObjects) Close() error {
 // It can be passed to loadFromUplinkObjects or ebpf.CollectionSpec.LoadAndAssign.
 type fromUplinkMaps struct {
 	Conntrack        *ebpf.Map `ebpf:"conntrack"`
+	CtAckRanges      *ebpf.Map `ebpf:"ct_ack_ranges"`
 	CtEmbryonic      *ebpf.Map `ebpf:"ct_embryonic"`
 	CtInbound        *ebpf.Map `ebpf:"ct_inbound"`
 	DropCounters     *ebpf.Map `ebpf:"drop_counters"`
@@ -210,6 +213,7 @@ type fromUplinkMaps struct {
 func (m *fromUplinkMaps) Close() error {
 	return _FromUplinkClose(
 		m.Conntrack,
+		m.CtAckRanges,
 		m.CtEmbryonic,
 		m.CtInbound,
 		m.DropCounters,

@@ -79,6 +79,7 @@ type Maps struct {
 	Conntrack        *ebpf.Map `ebpf:"conntrack"`
 	CTEmbryonic      *ebpf.Map `ebpf:"ct_embryonic"`
 	CTInbound        *ebpf.Map `ebpf:"ct_inbound"`
+	CTAckRanges      *ebpf.Map `ebpf:"ct_ack_ranges"`
 	Uplinks          *ebpf.Map `ebpf:"uplinks"`
 	UplinkIPs        *ebpf.Map `ebpf:"uplink_ips"`
 	Ports            *ebpf.Map `ebpf:"ports"`
@@ -392,23 +393,6 @@ func (d *Datapath) configure(spec *ebpf.CollectionSpec) error {
 	return nil
 }
 
-// replaceableOnUpgrade are the maps an upgrade may start empty when their
-// layout changed: what they hold is rebuilt by traffic. ct_embryonic holds
-// handshakes in flight; a client's ACK that finds none is picked up
-// mid-stream (conntrack.h) and promoted on the container's answer.
-var replaceableOnUpgrade = map[string]bool{fromContainerMapCtEmbryonic: true}
-
-// replacePinnedMap unpins a map of another layout and pins a new, empty one
-// in its place. The programs running now keep the old map until they are
-// swapped for this build's (pinProgram), moments later.
-func (d *Datapath) replacePinnedMap(ms *ebpf.MapSpec, opts ebpf.MapOptions) (*ebpf.Map, error) {
-	path := filepath.Join(opts.PinPath, ms.Name)
-	if err := os.Remove(path); err != nil {
-		return nil, fmt.Errorf("unpin map %s of an older layout: %w", ms.Name, err)
-	}
-	return ebpf.NewMapWithOptions(ms, opts)
-}
-
 func isDataSection(name string) bool { return len(name) > 0 && name[0] == '.' }
 
 func (d *Datapath) openMap(ms *ebpf.MapSpec) (*ebpf.Map, error) {
@@ -419,9 +403,6 @@ func (d *Datapath) openMap(ms *ebpf.MapSpec) (*ebpf.Map, error) {
 		opts.PinPath = filepath.Join(d.pinRoot, "maps")
 	}
 	m, err := ebpf.NewMapWithOptions(ms, opts)
-	if errors.Is(err, ebpf.ErrMapIncompatible) && replaceableOnUpgrade[ms.Name] {
-		m, err = d.replacePinnedMap(ms, opts)
-	}
 	if errors.Is(err, ebpf.ErrMapIncompatible) {
 		return nil, fmt.Errorf("pinned map %s has another layout than this ebpfnet build: detach every endpoint and remove %s: %w", ms.Name, d.pinRoot, err)
 	}

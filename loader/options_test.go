@@ -60,8 +60,8 @@ func TestMapsByName(t *testing.T) {
 	}
 	defer dp.Close()
 	byName := dp.Maps.ByName()
-	if len(byName) != 22 {
-		t.Errorf("%d maps, want 22", len(byName))
+	if len(byName) != 23 {
+		t.Errorf("%d maps, want 23", len(byName))
 	}
 	for name, m := range byName {
 		if m == nil {

@@ -2,11 +2,9 @@ package loader_test
 
 import (
 	"crypto/rand"
-	"encoding/binary"
 	"encoding/hex"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -144,46 +142,5 @@ func TestUpgradeSwapsProgramInLinks(t *testing.T) {
 	pi, _ := pinned.Info()
 	if id, _ := pi.ID(); id != newID {
 		t.Fatalf("pin holds program %d, want %d", id, newID)
-	}
-}
-
-// An upgrade from a build whose embryonic table had another layout (before
-// issue 21 its entries had no acknowledgement range) starts that table
-// empty instead of refusing to load; a map whose content cannot be rebuilt
-// by traffic (conntrack) of another layout is still refused, by name.
-func TestUpgradeReplacesEmbryonicTableOfAnotherLayout(t *testing.T) {
-	root := pinRoot(t)
-	pinOld := func(name string, valueSize uint32) {
-		t.Helper()
-		m, err := ebpf.NewMap(&ebpf.MapSpec{Name: name, Type: ebpf.LRUHash, KeySize: 16, ValueSize: valueSize, MaxEntries: 1024})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer m.Close()
-		if err := m.Pin(filepath.Join(root, "maps", name)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.MkdirAll(filepath.Join(root, "maps"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	pinOld("ct_embryonic", 56)
-	dp, err := loader.Load(loader.Options{PinRoot: root})
-	if err != nil {
-		t.Fatalf("load over an embryonic table of the old layout: %v", err)
-	}
-	defer dp.Close()
-	if got, want := dp.Maps.CTEmbryonic.ValueSize(), uint32(binary.Size(loader.CTEmbryo{})); got != want {
-		t.Errorf("embryonic table's value size %d, want %d", got, want)
-	}
-
-	root2 := pinRoot(t)
-	if err := os.MkdirAll(filepath.Join(root2, "maps"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	root = root2
-	pinOld("conntrack", 48)
-	if _, err := loader.Load(loader.Options{PinRoot: root2}); err == nil || !strings.Contains(err.Error(), "pinned map conntrack has another layout") {
-		t.Errorf("load over a conntrack of another layout: %v, want a refusal naming it", err)
 	}
 }

@@ -13,7 +13,6 @@ type (
 	NetworkFlags     = fromContainerNetworkFlags
 	CTKey            = fromContainerCtKey
 	CTEntry          = fromContainerCtEntry
-	CTEmbryo         = fromContainerCtEmbryo
 	CTKind           = fromContainerCtKind
 	CTState          = fromContainerCtState
 	PortKey          = fromContainerPortKey

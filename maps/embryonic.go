@@ -19,12 +19,12 @@ import (
 func (v *Views) EmbryonicFlows() ([]Flow, error) {
 	var (
 		k   loader.CTKey
-		e   loader.CTEmbryo
+		e   loader.CTEntry
 		out []Flow
 	)
 	it := v.m.CTEmbryonic.Iterate()
 	for it.Next(&k, &e) {
-		f := flowFrom(k, e.E)
+		f := flowFrom(k, e)
 		f.Embryonic = true
 		out = append(out, f)
 	}

@@ -102,23 +102,30 @@ struct {
 	__type(value, struct ct_entry);
 } conntrack SEC(".maps");
 
-/* An entry of ct_embryonic. On the container's half, the sequence range
- * the container has sent so far: the client's ACK must acknowledge a byte
- * of it (ack_lo <= ack <= ack_hi, in sequence space) to promote the flow. */
-struct ct_embryo {
-	struct ct_entry e;
-	__u32 ack_lo;  /* the first acknowledgement the client can send: ISN + 1 */
-	__u32 ack_hi;  /* the last: past everything the container sent */
-	__u8 answered; /* the range is set: the container sent a segment */
-	__u8 _pad[7];
-};
-
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, CT_EMBRYONIC_SIZE);
 	__type(key, struct ct_key);
-	__type(value, struct ct_embryo);
+	__type(value, struct ct_entry);
 } ct_embryonic SEC(".maps");
+
+/* What the container of an embryonic flow has sent: the client's ACK must
+ * acknowledge a byte of it (lo <= ack <= hi, in sequence space) to promote
+ * the flow. Keyed by the container's half. A map beside ct_embryonic, not
+ * a field of its entries, so that ct_embryonic keeps the layout of older
+ * builds and an upgrade or a downgrade keeps the handshakes in flight. */
+struct ct_ack_range {
+	__u64 created; /* the flow's: a range of an older flow on the tuple is none */
+	__u32 lo;      /* the first acknowledgement the client can send: ISN + 1 */
+	__u32 hi;      /* the last: past everything the container sent */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, CT_EMBRYONIC_SIZE / 2);
+	__type(key, struct ct_key);
+	__type(value, struct ct_ack_range);
+} ct_ack_ranges SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -279,43 +286,42 @@ static __always_inline void ct_touch(struct ct_entry *e, const struct l4_meta *m
 	}
 }
 
-/* Removes both halves of the embryonic flow whose half at k names pk. */
+/* Removes both halves of the embryonic flow whose half at k names pk, and
+ * the range of whichever half is the container's. */
 static __always_inline void ct_embryo_forget(const struct ct_key *k, const struct ct_key *pk)
 {
 	bpf_map_delete_elem(&ct_embryonic, pk);
 	bpf_map_delete_elem(&ct_embryonic, k);
+	bpf_map_delete_elem(&ct_ack_ranges, pk);
+	bpf_map_delete_elem(&ct_ack_ranges, k);
 }
 
-/* ct_insert's write into ct_embryonic: the range is set by the container's
- * first segment. */
-static __always_inline long ct_embryo_insert(const struct ct_key *k, const struct ct_entry *e, __u64 flags)
-{
-	struct ct_embryo em = { .e = *e };
-
-	return bpf_map_update_elem(&ct_embryonic, k, &em, flags);
-}
-
-/* The container's segment m of an embryonic flow (em: its half) widens the
- * range the client may acknowledge. The low end stays at the first segment
- * seen: a flow picked up mid-stream is acknowledged an RTT behind. */
-static __always_inline void ct_embryo_answer(struct ct_embryo *em, const struct l4_meta *m)
+/* The container's segment m of an embryonic flow (k, e: its half) widens
+ * the range the client may acknowledge. A SYN-ACK starts it afresh; the
+ * low end otherwise stays at the first segment seen: a flow picked up
+ * mid-stream is acknowledged an RTT behind. */
+static __always_inline void ct_embryo_answer(const struct ct_key *k, const struct ct_entry *e, const struct l4_meta *m)
 {
 	__u32 lo = m->tcp_seq + !!(m->tcp_flags & TCP_FLAG_SYN);
 	__u32 hi = lo + m->tcp_len + !!(m->tcp_flags & TCP_FLAG_FIN);
+	struct ct_ack_range *r = bpf_map_lookup_elem(&ct_ack_ranges, k);
+	struct ct_ack_range fresh = { .created = e->created, .lo = lo, .hi = hi };
 
-	if (!em->answered) {
-		em->ack_lo = lo;
-		em->ack_hi = hi;
-		em->answered = 1;
-	} else if ((__s32)(hi - em->ack_hi) > 0) {
-		em->ack_hi = hi;
+	if (!r || r->created != e->created || (m->tcp_flags & TCP_FLAG_SYN)) {
+		bpf_map_update_elem(&ct_ack_ranges, k, &fresh, BPF_ANY);
+		return;
 	}
+	if ((__s32)(hi - r->hi) > 0)
+		r->hi = hi;
 }
 
-/* Whether ack acknowledges something the container sent (em: its half). */
-static __always_inline int ct_embryo_acked(const struct ct_embryo *em, __u32 ack)
+/* Whether ack acknowledges something the container sent (pk, pe: its
+ * half). */
+static __always_inline int ct_embryo_acked(const struct ct_key *pk, const struct ct_entry *pe, __u32 ack)
 {
-	return em->answered && ack - em->ack_lo <= em->ack_hi - em->ack_lo;
+	struct ct_ack_range *r = bpf_map_lookup_elem(&ct_ack_ranges, pk);
+
+	return r && r->created == pe->created && ack - r->lo <= r->hi - r->lo;
 }
 
 /* The LRU evicts entries one at a time: rebuild a missing peer so replies
@@ -326,13 +332,8 @@ static __always_inline void ct_repair_peer(enum ct_table t, const struct ct_key 
 	struct ct_entry pe;
 	void *map = t == CT_INBOUND ? (void *)&ct_inbound : (void *)&conntrack;
 
-	if (t == CT_EMBRYONIC) {
-		if (bpf_map_lookup_elem(&ct_embryonic, &pk))
-			return;
-		ct_peer_entry(&pe, k, e, now);
-		ct_embryo_insert(&pk, &pe, BPF_NOEXIST);
-		return;
-	}
+	if (t == CT_EMBRYONIC)
+		map = &ct_embryonic;
 	if (bpf_map_lookup_elem(map, &pk))
 		return;
 	ct_peer_entry(&pe, k, e, now);
@@ -341,31 +342,30 @@ static __always_inline void ct_repair_peer(enum ct_table t, const struct ct_key 
 
 /* ct_lookup in ct_embryonic. An entry idle too long is dead (the GC does
  * not walk this table); the container's segments set the range its client
- * must acknowledge, and its RST ends the flow: the client it answers is
- * gone, or never was. */
+ * must acknowledge (ct_ack_ranges), and its RST ends the flow: the client
+ * it answers is gone, or never was. */
 static __always_inline enum ct_table ct_lookup_embryonic(const struct ct_key *k, const struct l4_meta *m,
 							 struct ct_entry *out, __u64 now)
 {
-	struct ct_embryo *em = bpf_map_lookup_elem(&ct_embryonic, k);
+	struct ct_entry *e = bpf_map_lookup_elem(&ct_embryonic, k);
 
-	if (!em)
+	if (!e)
 		return CT_NONE;
-	if (now - em->e.last_seen > CT_EMBRYONIC_IDLE * NSEC_PER_SEC) {
-		struct ct_key pk = em->e.peer;
+	if (now - e->last_seen > CT_EMBRYONIC_IDLE * NSEC_PER_SEC) {
+		struct ct_key pk = e->peer;
 
 		ct_embryo_forget(k, &pk);
 		return CT_NONE;
 	}
-	ct_touch(&em->e, m, now);
-	if (em->e.reply) {
+	ct_touch(e, m, now);
+	*out = *e;
+	if (out->reply) {
 		if (m->tcp_flags & TCP_FLAG_RST) {
-			*out = em->e;
 			ct_embryo_forget(k, &out->peer);
 			return CT_EMBRYONIC;
 		}
-		ct_embryo_answer(em, m);
+		ct_embryo_answer(k, out, m);
 	}
-	*out = em->e;
 	ct_repair_peer(CT_EMBRYONIC, k, out, now);
 	return CT_EMBRYONIC;
 }
@@ -398,7 +398,7 @@ static __always_inline enum ct_table ct_lookup(const struct ct_key *k, const str
 /* A packet of an embryonic flow from its client (e: its entry, after this
  * packet's touch). The flow is real once the client acknowledges what the
  * container sent: an ACK without SYN or RST whose ack number falls in the
- * range the container's half recorded (ct_embryo_answer). A spoofed source
+ * range recorded for the container's half (ct_embryo_answer). A spoofed source
  * never sees the container's answer, so neither a SYN flood nor blind ACKs
  * get here. Both halves move into conntrack, the reply half first with
  * NOEXIST as ct_create claims them; on any failure the flow stays
@@ -406,16 +406,18 @@ static __always_inline enum ct_table ct_lookup(const struct ct_key *k, const str
 static __always_inline void ct_promote(const struct ct_key *k, const struct ct_entry *e, const struct l4_meta *m)
 {
 	struct ct_key pk = e->peer;
-	struct ct_embryo *re;
+	struct ct_entry *re;
 	struct ct_entry pe;
 
 	if (m->proto != IPPROTO_TCP || e->reply || (m->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_RST)) ||
 	    !(m->tcp_flags & TCP_FLAG_ACK))
 		return;
 	re = bpf_map_lookup_elem(&ct_embryonic, &pk);
-	if (!re || (re->e.state & CT_ST_RST) || !ct_embryo_acked(re, m->tcp_ack))
+	if (!re || (re->state & CT_ST_RST))
 		return;
-	pe = re->e;
+	pe = *re;
+	if (!ct_embryo_acked(&pk, &pe, m->tcp_ack))
+		return;
 	if (bpf_map_update_elem(&conntrack, &pk, &pe, BPF_NOEXIST))
 		return;
 	if (bpf_map_update_elem(&conntrack, k, e, BPF_NOEXIST)) {
@@ -433,9 +435,7 @@ static __always_inline long ct_insert(enum ct_table t, const struct ct_key *k, c
 		return bpf_map_update_elem(&conntrack, k, e, BPF_NOEXIST);
 	if (bpf_map_lookup_elem(&conntrack, k))
 		return -EEXIST;
-	if (t == CT_EMBRYONIC)
-		return ct_embryo_insert(k, e, BPF_NOEXIST);
-	return bpf_map_update_elem(&ct_inbound, k, e, BPF_NOEXIST);
+	return bpf_map_update_elem(t == CT_EMBRYONIC ? (void *)&ct_embryonic : (void *)&ct_inbound, k, e, BPF_NOEXIST);
 }
 
 static __always_inline void ct_remove(enum ct_table t, const struct ct_key *k)

@@ -300,13 +300,8 @@ static __always_inline int nat_icmp_error_lookup(struct __sk_buff *skb, const st
 	k.dport = ie->inner_sport;
 	k.proto = ie->inner_proto;
 	e = bpf_map_lookup_elem(&conntrack, &k);
-	if (!e && k.proto == IPPROTO_TCP) {
-		struct ct_embryo *em = bpf_map_lookup_elem(&ct_embryonic, &k);
-
-		e = em ? &em->e : NULL;
-	} else if (!e) {
-		e = bpf_map_lookup_elem(&ct_inbound, &k);
-	}
+	if (!e)
+		e = bpf_map_lookup_elem(k.proto == IPPROTO_TCP ? (void *)&ct_embryonic : (void *)&ct_inbound, &k);
 	if (!e)
 		return 0;
 	*out = *e;

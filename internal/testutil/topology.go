@@ -203,3 +203,12 @@ func BuildEbpfnet(dir string) (string, error) {
 	}
 	return bin, nil
 }
+
+// WithBinary is the same host run with another ebpfnet binary (an older
+// release, for upgrade tests): same namespaces, state dir and pin root,
+// cleaned up by tp.
+func (tp *Topology) WithBinary(bin string) *Topology {
+	other := *tp
+	other.bin = bin
+	return &other
+}
