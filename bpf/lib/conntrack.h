@@ -287,13 +287,12 @@ static __always_inline void ct_touch(struct ct_entry *e, const struct l4_meta *m
 }
 
 /* Removes both halves of the embryonic flow whose half at k names pk, and
- * the range of whichever half is the container's. */
-static __always_inline void ct_embryo_forget(const struct ct_key *k, const struct ct_key *pk)
+ * the range of the container's half ck (one of the two). */
+static __always_inline void ct_embryo_forget(const struct ct_key *k, const struct ct_key *pk, const struct ct_key *ck)
 {
 	bpf_map_delete_elem(&ct_embryonic, pk);
 	bpf_map_delete_elem(&ct_embryonic, k);
-	bpf_map_delete_elem(&ct_ack_ranges, pk);
-	bpf_map_delete_elem(&ct_ack_ranges, k);
+	bpf_map_delete_elem(&ct_ack_ranges, ck);
 }
 
 /* The container's segment m of an embryonic flow (k, e: its half) widens
@@ -354,14 +353,14 @@ static __always_inline enum ct_table ct_lookup_embryonic(const struct ct_key *k,
 	if (now - e->last_seen > CT_EMBRYONIC_IDLE * NSEC_PER_SEC) {
 		struct ct_key pk = e->peer;
 
-		ct_embryo_forget(k, &pk);
+		ct_embryo_forget(k, &pk, e->reply ? k : &pk);
 		return CT_NONE;
 	}
 	ct_touch(e, m, now);
 	*out = *e;
 	if (out->reply) {
 		if (m->tcp_flags & TCP_FLAG_RST) {
-			ct_embryo_forget(k, &out->peer);
+			ct_embryo_forget(k, &out->peer, k);
 			return CT_EMBRYONIC;
 		}
 		ct_embryo_answer(k, out, m);
@@ -424,7 +423,7 @@ static __always_inline void ct_promote(const struct ct_key *k, const struct ct_e
 		bpf_map_delete_elem(&conntrack, &pk);
 		return;
 	}
-	ct_embryo_forget(k, &pk);
+	ct_embryo_forget(k, &pk, &pk);
 }
 
 /* ct_create's inserts into table t; for the inbound tables a key conntrack
