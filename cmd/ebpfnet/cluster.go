@@ -8,6 +8,9 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -73,18 +76,49 @@ func createOverlayNetwork(cmd *cobra.Command, g *globals, o datapath.NetworkOpti
 	return nil
 }
 
-// networkRow is a line of network ls: a local bridge network or, with a
-// cluster store, an overlay network.
+// networkRow is a line of network ls: a local bridge network, a
+// predefined one (host, none) or, with a cluster store, an overlay network.
 type networkRow struct {
 	datapath.Network
 	Driver string `json:"driver"`
 	Scope  string `json:"scope"`
 	VNI    uint32 `json:"vni,omitempty"`
+	// predefined rows (host, none) have no subnet, bridge or settings.
+	predefined bool
 }
 
-// networkRows are the local networks and, with --cluster-store, the
-// overlay networks of the store (with the store's error, if any).
+// cells are the row's table cells after NAME, DRIVER and SCOPE; "-" where a
+// value does not apply.
+func (r networkRow) cells() []string {
+	if r.predefined {
+		return []string{"-", "-", "-", "-", "-", "-"}
+	}
+	return []string{r.Subnet.String(), r.Gateway.String(), dash(r.Bridge), dash(r.Uplink), strconv.FormatBool(r.ICC), strconv.FormatBool(r.Internal)}
+}
+
+// networkRows are the local networks, the predefined ones and, with
+// --cluster-store, the overlay networks of the store (with the store's
+// error, if any), sorted by name as docker network ls sorts them.
 func (g *globals) networkRows(ctx context.Context, local []datapath.Network) ([]networkRow, error) {
+	rows, err := g.madeNetworkRows(ctx, local)
+	rows = append(rows, predefinedRows()...)
+	slices.SortFunc(rows, func(a, b networkRow) int { return strings.Compare(a.Name, b.Name) })
+	return rows, err
+}
+
+// predefinedRows are the networks Docker lists although nobody made them:
+// host (driver host) and none (driver null). Here they are modes (run
+// --network host|none, attach --network none), with nothing stored.
+func predefinedRows() []networkRow {
+	return []networkRow{
+		{Network: datapath.Network{Name: string(datapath.ModeHost)}, Driver: "host", Scope: "local", predefined: true},
+		{Network: datapath.Network{Name: string(datapath.ModeNone)}, Driver: "null", Scope: "local", predefined: true},
+	}
+}
+
+// madeNetworkRows are the networks something made: the local ones and the
+// cluster's overlay networks.
+func (g *globals) madeNetworkRows(ctx context.Context, local []datapath.Network) ([]networkRow, error) {
 	var rows []networkRow
 	seen := map[string]bool{}
 	for _, n := range local {

@@ -106,11 +106,11 @@ func TestOverlayNetworkCommands(t *testing.T) {
 		{1, cliCase{name: "bridge flag on overlay", args: []string{store, "network", "create", "--driver", "overlay", "ov3", "--subnet", "10.93.0.0/16", "--bridge", "x"}, code: 1, stderr: `--bridge does not apply to --driver overlay`}},
 		{1, cliCase{name: "unknown driver", args: []string{"network", "create", "--driver", "macvlan", "m"}, code: 1, stderr: `unknown --driver "macvlan"`}},
 		{1, cliCase{name: "local network", args: []string{"network", "create", "b1", "--subnet", "172.30.0.0/24"}, stdout: `^b1\n$`}},
-		{1, cliCase{name: "ls both", args: []string{store, "network", "ls"}, stdout: `(?m)^NAME\s+DRIVER\s+SCOPE\s+SUBNET.*\nb1\s+bridge\s+local\s+172\.30\.0\.0/24.*\nov1\s+overlay\s+global\s+10\.90\.0\.0/16\s+10\.90\.0\.1\s+-\s+-\s+true\s+false\nov2\s+overlay\s+global\s+10\.91\.0\.0/16\s+10\.91\.0\.1\s+-\s+-\s+false\s+false\n$`}},
-		{1, cliCase{name: "ls without store", args: []string{"network", "ls"}, stdout: `(?m)^NAME\s+DRIVER\s+SCOPE.*\nb1\s+bridge\s+local\s+.*\n$`}},
+		{1, cliCase{name: "ls both", args: []string{store, "network", "ls"}, stdout: `(?m)^NAME\s+DRIVER\s+SCOPE\s+SUBNET.*\nb1\s+bridge\s+local\s+172\.30\.0\.0/24.*\nhost\s+host\s+local\s+-\s+-\s+-\s+-\s+-\s+-\nnone\s+null\s+local\s+-\s+-\s+-\s+-\s+-\s+-\nov1\s+overlay\s+global\s+10\.90\.0\.0/16\s+10\.90\.0\.1\s+-\s+-\s+true\s+false\nov2\s+overlay\s+global\s+10\.91\.0\.0/16\s+10\.91\.0\.1\s+-\s+-\s+false\s+false\n$`}},
+		{1, cliCase{name: "ls without store", args: []string{"network", "ls"}, stdout: `(?m)^NAME\s+DRIVER\s+SCOPE.*\nb1\s+bridge\s+local\s+.*\nhost\s+host\s+.*\nnone\s+null\s+.*\n$`}},
 		{1, cliCase{name: "rm local", args: []string{"network", "rm", "b1"}, stdout: `^b1\n$`}},
 		{1, cliCase{name: "rm overlay", args: []string{store, "network", "rm", "ov2"}, stdout: `^ov2\n$`}},
-		{0, cliCase{name: "ls after rm", args: []string{store, "network", "ls", "-q"}, stdout: `^ov1\n$`}},
+		{0, cliCase{name: "ls after rm", args: []string{store, "network", "ls", "-q"}, stdout: `^host\nnone\nov1\n$`}},
 		{0, cliCase{name: "vni free again", args: []string{store, "network", "create", "--driver", "overlay", "ov5", "--subnet", "10.95.0.0/16", "--vni", "5000"}, stdout: `^ov5\n$`}},
 	} {
 		hs[tc.h].check(tc.cliCase)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -13,7 +14,7 @@ import (
 
 func newNetworkCmd(g *globals) *cobra.Command {
 	cmd := group(&cobra.Command{Use: "network", Short: "Manage bridge and overlay networks"})
-	cmd.AddCommand(newNetworkCreateCmd(g), newNetworkLsCmd(g), newNetworkInspectCmd(g), newNetworkRmCmd(g), newNetworkConnectCmd(g), newNetworkDisconnectCmd(g))
+	cmd.AddCommand(newNetworkCreateCmd(g), newNetworkLsCmd(g), newNetworkInspectCmd(g), newNetworkRmCmd(g), newNetworkPruneCmd(g), newNetworkConnectCmd(g), newNetworkDisconnectCmd(g))
 	return cmd
 }
 
@@ -84,7 +85,7 @@ func newNetworkLsCmd(g *globals) *cobra.Command {
 			return errors.Join(printList(cmd, out, rows, func(n networkRow) string { return n.Name }, func(w io.Writer) {
 				fmt.Fprintln(w, "NAME\tDRIVER\tSCOPE\tSUBNET\tGATEWAY\tBRIDGE\tUPLINK\tICC\tINTERNAL")
 				for _, n := range rows {
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%t\t%t\n", n.Name, n.Driver, n.Scope, n.Subnet, n.Gateway, dash(n.Bridge), dash(n.Uplink), n.ICC, n.Internal)
+					fmt.Fprintln(w, strings.Join(append([]string{n.Name, n.Driver, n.Scope}, n.cells()...), "\t"))
 				}
 			}), ovErr)
 		}),
@@ -135,6 +136,10 @@ func newNetworkRmCmd(g *globals) *cobra.Command {
 				return err
 			}
 			for _, name := range args {
+				if isPredefined(name) {
+					errs = append(errs, fmt.Errorf("%s is a pre-defined network and cannot be removed", name))
+					continue
+				}
 				if overlays[name] {
 					// This host's part first: refused while it has endpoints.
 					if err := removeLocalPart(inst, name); err != nil {
