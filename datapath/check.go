@@ -24,14 +24,14 @@ func (i *Instance) CheckEndpoint(ep Endpoint) (problems []string, err error) {
 	if ep.Mode != ModeBridge {
 		return nil, nil
 	}
-	err = i.withStore(func(*store) error {
-		problems, err = i.checkEndpoint(ep)
+	err = i.withStore(func(st *store) error {
+		problems, err = i.checkEndpoint(st, ep)
 		return err
 	})
 	return problems, err
 }
 
-func (i *Instance) checkEndpoint(ep Endpoint) ([]string, error) {
+func (i *Instance) checkEndpoint(st *store, ep Endpoint) ([]string, error) {
 	var problems []string
 	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 	views, err := i.datapath()
@@ -55,18 +55,12 @@ func (i *Instance) checkEndpoint(ep Endpoint) ([]string, error) {
 		bad("datapath entry for ifindex %d is %s %s, endpoint is %s %s", ep.HostIfindex, m.IP, m.MAC, ep.IP, ep.MAC)
 	}
 	if len(ep.Ports) > 0 {
-		have, err := views.PortBindings()
+		missing, err := missingPorts(st, views, ep)
 		if err != nil {
 			return nil, err
 		}
-		installed := make(map[maps.PortBinding]bool, len(have))
-		for _, b := range have {
-			installed[b] = true
-		}
-		for _, p := range ep.Ports {
-			if !installed[binding(p, ep)] {
-				bad("published port %s is missing from the datapath", p)
-			}
+		for _, p := range missing {
+			bad("published port %s is missing from the datapath", p)
 		}
 	}
 
@@ -98,13 +92,9 @@ func (i *Instance) checkEndpoint(ep Endpoint) ([]string, error) {
 		}) {
 			bad("interface %s lacks address %s", ep.Interface(), ep.IP)
 		}
-		routes, err := h.RouteList(l, netlink.FAMILY_V4)
-		if err != nil {
-			return err
-		}
-		if !slices.ContainsFunc(routes, func(r netlink.Route) bool {
-			return (r.Dst == nil || r.Dst.IP.IsUnspecified()) && r.Gw != nil
-		}) {
+		// The first network gives the default route (plumbVeth); an
+		// interface added later has none of its own.
+		if !hasDefaultRoute(h) {
 			bad("no default route via %s in %s", ep.Interface(), ep.Netns)
 		}
 		return nil
@@ -131,4 +121,42 @@ func tcxAttached(ifindex int, prog *ebpf.Program) bool {
 		return false
 	}
 	return slices.ContainsFunc(res.Programs, func(p link.AttachedProgram) bool { return p.ID == want })
+}
+
+// missingPorts lists ep's published ports the datapath does not bind: to
+// ep, or, for a runtime-held port another interface of the container
+// publishes too, to that interface (sharesRuntimePort).
+func missingPorts(st *store, views *maps.Views, ep Endpoint) ([]PortMapping, error) {
+	have, err := views.PortBindings()
+	if err != nil {
+		return nil, err
+	}
+	installed := make(map[maps.PortBinding]maps.PortBinding, len(have))
+	for _, b := range have {
+		installed[portKeyOf(b)] = b
+	}
+	eps, err := st.endpoints()
+	if err != nil {
+		return nil, err
+	}
+	var missing []PortMapping
+	for _, p := range ep.Ports {
+		want := binding(p, ep)
+		got, ok := installed[portKeyOf(want)]
+		switch {
+		case ok && got == want:
+		case ok && p.RuntimeHeld && boundToSibling(got, ep, eps):
+		default:
+			missing = append(missing, p)
+		}
+	}
+	return missing, nil
+}
+
+// boundToSibling reports whether b delivers to another interface of ep's
+// container.
+func boundToSibling(b maps.PortBinding, ep Endpoint, eps []Endpoint) bool {
+	return ep.ContainerID != "" && slices.ContainsFunc(eps, func(e Endpoint) bool {
+		return e.Name != ep.Name && e.ContainerID == ep.ContainerID && e.IP == b.ContainerIP && e.HostIfindex == b.Ifindex
+	})
 }

@@ -206,11 +206,15 @@ func (i *Instance) attachBridge(st *store, ep *Endpoint, o AttachOptions, ns net
 	checked := timeStep("port checks")
 	var free hostPortFree = func(Protocol, netip.Addr, uint16) error { return nil }
 	if len(o.PortRequests) > 0 {
-		if free, err = hostPortProbe(); err != nil {
+		runtimeOwn, err := st.runtimeSocketsOf(o.ContainerID)
+		if err != nil {
+			return err
+		}
+		if free, err = hostPortProbe(runtimeOwn); err != nil {
 			return err
 		}
 	}
-	ports, err := assignPortRequests(o.PortRequests, eps, Endpoint{Name: ep.Name}, free)
+	ports, err := assignPortRequests(o.PortRequests, eps, Endpoint{Name: ep.Name, ContainerID: o.ContainerID}, free)
 	if err != nil {
 		return err
 	}
@@ -285,13 +289,13 @@ func (i *Instance) attachBridge(st *store, ep *Endpoint, o AttachOptions, ns net
 	}
 	rollback.add(func() { views.DeleteEndpoint(ep.HostIfindex, ip) })
 	published := timeStep("map writes")
-	bs := bindings(ports, *ep)
+	ep.Ports = ports
+	bs := bindings(activePorts(*ep, eps), *ep)
 	if err := views.PutPortBindings(bs); err != nil {
 		return err
 	}
 	published()
 	rollback.add(func() { views.DeletePortBindings(bs) })
-	ep.Ports = ports
 	if err := faultPoint("after-maps"); err != nil {
 		return err
 	}
@@ -335,22 +339,79 @@ func (i *Instance) Detach(target string) (Endpoint, error) {
 		if ep, err = findEndpoint(st, target); err != nil {
 			return err
 		}
-		start := time.Now()
-		if err := i.teardown(ep); err != nil {
-			return fmt.Errorf("detach %s: %w", ep.Name, err)
-		}
-		deleted := timeStep("store write")
-		if err := st.deleteEndpoint(ep.Name); err != nil {
-			return err
-		}
-		deleted()
-		if err := st.observe(OpDetach, time.Since(start)); err != nil {
+		if err := i.detachEndpoint(st, ep); err != nil {
 			return err
 		}
 		i.log.Info("detached", "endpoint", ep.Name)
 		return i.releaseIfUnused(st)
 	})
 	return ep, err
+}
+
+// detachEndpoint removes a stored endpoint: its kernel side, then its
+// record. A teardown that fails keeps the record, so a retry (or the
+// daemon) finishes the job.
+func (i *Instance) detachEndpoint(st *store, ep Endpoint) error {
+	if err := i.rememberRuntimeSockets(st, ep); err != nil {
+		// The runtime's next ADD of the container may then find its own
+		// socket on the port and refuse it.
+		i.log.Warn("remember the runtime's sockets of the published ports", "endpoint", ep.Name, "err", err)
+	}
+	start := time.Now()
+	if err := i.teardown(ep); err != nil {
+		return fmt.Errorf("detach %s: %w", ep.Name, err)
+	}
+	deleted := timeStep("store write")
+	if err := st.deleteEndpoint(ep.Name); err != nil {
+		return err
+	}
+	deleted()
+	if err := i.handOverRuntimePorts(st, ep); err != nil {
+		i.log.Warn("hand the published ports over to the container's other interface", "endpoint", ep.Name, "err", err)
+	}
+	if err := i.moveDefaultRoute(st, ep); err != nil {
+		i.log.Warn("give the namespace a default route via its other network", "endpoint", ep.Name, "err", err)
+	}
+	return st.observe(OpDetach, time.Since(start))
+}
+
+// moveDefaultRoute gives a namespace that lost its default route with
+// gone's interface one via the gateway of another network it is on, as
+// Docker does when a container leaves the network of its gateway: its
+// published ports, handed over to that network, answer again.
+func (i *Instance) moveDefaultRoute(st *store, gone Endpoint) error {
+	if gone.Mode != ModeBridge || gone.PeerName != "" {
+		return nil
+	}
+	eps, err := st.endpoints()
+	if err != nil {
+		return err
+	}
+	k := slices.IndexFunc(eps, func(e Endpoint) bool {
+		return e.NetnsIno == gone.NetnsIno && e.Mode == ModeBridge && e.PeerName == ""
+	})
+	if k < 0 {
+		return nil
+	}
+	next := eps[k]
+	n, ok, err := st.network(next.Network)
+	if err != nil || !ok {
+		return err
+	}
+	ns, err := netnsutil.Resolve(next.Netns)
+	if err != nil || ns.Ino != next.NetnsIno {
+		return nil // the namespace is gone: nothing to route
+	}
+	return withHandle(ns, func(h *netlink.Handle) error {
+		if hasDefaultRoute(h) {
+			return nil
+		}
+		l, err := h.LinkByName(next.Interface())
+		if err != nil {
+			return err
+		}
+		return h.RouteAdd(&netlink.Route{LinkIndex: l.Attrs().Index, Gw: n.Gateway.AsSlice()})
+	})
 }
 
 // teardown undoes the kernel side of an attach. It keeps going past errors
@@ -373,7 +434,11 @@ func (i *Instance) teardown(ep Endpoint) error {
 	errs = append(errs, i.dp.DetachTCX(loader.ProgFromContainer, ep.HostVeth))
 	unlinked()
 	removed := timeStep("map writes")
-	errs = append(errs, views.DeletePortBindings(bindings(ep.Ports, ep)))
+	if bound, err := boundPorts(views, ep); err != nil {
+		errs = append(errs, err)
+	} else {
+		errs = append(errs, views.DeletePortBindings(bound))
+	}
 	errs = append(errs, views.DeleteEndpoint(ep.HostIfindex, ep.IP))
 	removed()
 	// Its flows die with it: a new endpoint may get the address. With the

@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/ebpfnet/ebpfnet/internal/netnsutil"
 )
@@ -183,15 +182,7 @@ func (i *Instance) RemoveEndpoint(containerID, ifName string) (Endpoint, bool, e
 		if ep, found, err = endpointFor(st, containerID, ifName); err != nil || !found {
 			return err
 		}
-		start := time.Now()
-		if err := i.teardown(ep); err != nil {
-			// Keep the record so a retry (or the daemon) finishes the job.
-			return fmt.Errorf("detach %s: %w", ep.Name, err)
-		}
-		if err := st.deleteEndpoint(ep.Name); err != nil {
-			return err
-		}
-		if err := st.observe(OpDetach, time.Since(start)); err != nil {
+		if err := i.detachEndpoint(st, ep); err != nil {
 			return err
 		}
 		i.log.Info("detached", "endpoint", ep.Name, "container", containerID)

@@ -223,7 +223,7 @@ func (i *Instance) PublishPorts(target string, reqs []PortRequest) ([]PortMappin
 			out = ep.Ports
 			return nil
 		}
-		free, err := hostPortProbe()
+		free, err := hostPortProbe(nil)
 		if err != nil {
 			return err
 		}
@@ -303,11 +303,11 @@ func assignPortRequests(reqs []PortRequest, eps []Endpoint, self Endpoint, free 
 	out := make([]PortMapping, 0, len(reqs))
 	twice := "endpoint " + self.Name + " (twice in this command)"
 	for _, r := range reqs {
-		m, err := assignPort(r, published, free)
+		m, err := assignPort(r, published, free, self.ContainerID)
 		if err != nil {
 			return nil, err
 		}
-		published.add(m, twice)
+		published.add(m, twice, "")
 		out = append(out, m)
 	}
 	return out, nil

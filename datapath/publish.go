@@ -35,6 +35,10 @@ type portTable map[sockKey][]portUse
 type portUse struct {
 	ip    netip.Addr
 	owner string
+	// container is the ContainerID of a runtime-held mapping's endpoint:
+	// another interface of that container may publish the same binding
+	// (see sharesRuntimePort). Empty for every other use.
+	container string
 }
 
 func newPortTable(eps []Endpoint) portTable {
@@ -46,26 +50,52 @@ func newPortTable(eps []Endpoint) portTable {
 	for _, e := range eps {
 		owner := "endpoint " + e.Name
 		for _, p := range e.Ports {
-			t.add(p, owner)
+			t.add(p, owner, runtimeHeldBy(p, e))
 		}
 	}
 	return t
 }
 
-func (t portTable) add(m PortMapping, owner string) {
+// runtimeHeldBy is the container whose runtime holds p's host port for
+// endpoint e, or "".
+func runtimeHeldBy(p PortMapping, e Endpoint) string {
+	if p.RuntimeHeld {
+		return e.ContainerID
+	}
+	return ""
+}
+
+func (t portTable) add(m PortMapping, owner, container string) {
 	k := sockKey{m.Proto, m.HostPort}
-	t[k] = append(t[k], portUse{m.HostIP, owner})
+	t[k] = append(t[k], portUse{m.HostIP, owner, container})
 }
 
 // owner is who already publishes m's protocol and port on an address
-// overlapping m's, or "".
-func (t portTable) owner(m PortMapping) string {
+// overlapping m's, or "". A use that container (the requester) may share
+// does not count; shared reports whether there was one.
+func (t portTable) owner(m PortMapping, container string) (owner string, shared bool) {
 	for _, u := range t[sockKey{m.Proto, m.HostPort}] {
-		if hostIPsOverlap(u.ip, m.HostIP) {
-			return u.owner
+		if !hostIPsOverlap(u.ip, m.HostIP) {
+			continue
 		}
+		if sharesRuntimePort(u, m, container) {
+			shared = true
+			continue
+		}
+		return u.owner, false
 	}
-	return ""
+	return "", shared
+}
+
+// sharesRuntimePort reports whether container may publish m although u
+// already does: both are the same container's runtime-held binding of the
+// same host address and port, as when Podman connects a container with
+// published ports to a second network (it passes the container's
+// portMappings to every network's ADD). The datapath keeps the first
+// interface's binding; the others stand by and take over when it goes
+// (handOverRuntimePorts).
+func sharesRuntimePort(u portUse, m PortMapping, container string) bool {
+	return container != "" && m.RuntimeHeld && u.container == container && u.ip == m.HostIP
 }
 
 // hostPortFree reports whether no socket of the host namespace holds the
@@ -77,8 +107,10 @@ type hostPortFree func(proto Protocol, ip netip.Addr, port uint16) error
 // namespace's sockets, read once however many ports are checked. Only
 // listening TCP sockets and bound, unconnected UDP sockets conflict: a
 // client's TIME-WAIT or connected socket on the port does not, which a bind
-// probe would get wrong.
-func hostPortProbe() (hostPortFree, error) {
+// probe would get wrong. Sockets whose inode is in runtimeOwn do not
+// conflict either: they are the requesting container's runtime's own
+// (runtimesockets.go).
+func hostPortProbe(runtimeOwn map[uint64]bool) (hostPortFree, error) {
 	held, err := readHostSockets()
 	if err != nil {
 		return nil, err
@@ -95,8 +127,8 @@ func hostPortProbe() (hostPortFree, error) {
 				return err
 			}
 		}
-		for _, a := range held[sockKey{proto, port}] {
-			if hostIPsOverlap(a, ip) {
+		for _, sock := range held[sockKey{proto, port}] {
+			if hostIPsOverlap(sock.addr, ip) && !runtimeOwn[sock.inode] {
 				return fmt.Errorf("port %d/%s on %s is in use by a process of the host", port, proto, HostAddrString(ip))
 			}
 		}
@@ -129,11 +161,19 @@ const (
 	sockStateClose  = 0x07
 )
 
-// readHostSockets lists the local addresses of listening TCP and bound UDP
-// sockets by protocol and port; an IPv6 wildcard socket counts as every
-// IPv4 address too (dual stack), and a zero address means every address.
-func readHostSockets() (map[sockKey][]netip.Addr, error) {
-	out := map[sockKey][]netip.Addr{}
+// hostSocket is a listening TCP or bound UDP socket of the host: its local
+// address (zero: every address) and its inode, which names the socket as
+// long as it is open.
+type hostSocket struct {
+	addr  netip.Addr
+	inode uint64
+}
+
+// readHostSockets lists listening TCP and bound UDP sockets by protocol
+// and port; an IPv6 wildcard socket counts as every IPv4 address too (dual
+// stack).
+func readHostSockets() (map[sockKey][]hostSocket, error) {
+	out := map[sockKey][]hostSocket{}
 	for _, t := range []struct {
 		file  string
 		proto Protocol
@@ -152,7 +192,7 @@ func readHostSockets() (map[sockKey][]netip.Addr, error) {
 		}
 		for _, line := range strings.Split(string(raw), "\n")[1:] {
 			f := strings.Fields(line)
-			if len(f) < 4 {
+			if len(f) < 10 {
 				continue
 			}
 			if st, err := strconv.ParseUint(f[3], 16, 8); err != nil || st != t.state {
@@ -162,7 +202,12 @@ func readHostSockets() (map[sockKey][]netip.Addr, error) {
 			if err != nil {
 				return nil, fmt.Errorf("list host sockets: %s: %w", t.file, err)
 			}
-			out[sockKey{t.proto, port}] = append(out[sockKey{t.proto, port}], addr)
+			inode, err := strconv.ParseUint(f[9], 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("list host sockets: %s: bad inode %q", t.file, f[9])
+			}
+			k := sockKey{t.proto, port}
+			out[k] = append(out[k], hostSocket{addr, inode})
 		}
 	}
 	return out, nil
@@ -201,11 +246,19 @@ func assignPorts(want []PortMapping, eps []Endpoint, self string, free hostPortF
 // assignPort gives r a host port that is not in published and no host
 // socket holds: r's own, the first free one of its range (as
 // Docker's allocator takes it), or a random ephemeral one.
-func assignPort(r PortRequest, published portTable, free hostPortFree) (PortMapping, error) {
+//
+// container is the requester's ContainerID: a port another interface of
+// that container publishes runtime-held is not taken (sharesRuntimePort),
+// and no host socket is asked about, since that runtime's socket holds it.
+func assignPort(r PortRequest, published portTable, free hostPortFree, container string) (PortMapping, error) {
 	m := r.PortMapping
 	taken := func() error {
-		if owner := published.owner(m); owner != "" {
+		owner, shared := published.owner(m, container)
+		if owner != "" {
 			return fmt.Errorf("port %d/%s on %s is already published by %s", m.HostPort, m.Proto, HostAddrString(m.HostIP), owner)
+		}
+		if shared {
+			return nil
 		}
 		return free(m.Proto, m.HostIP, m.HostPort)
 	}

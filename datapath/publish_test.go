@@ -1,6 +1,7 @@
 package datapath
 
 import (
+	"errors"
 	"net/netip"
 	"strings"
 	"testing"
@@ -67,5 +68,42 @@ func TestParseProcAddr(t *testing.T) {
 		if _, _, err := parseProcAddr(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
+	}
+}
+
+// A container's runtime-held port may be published by another interface of
+// the same container (Podman's network connect), by nothing else.
+func TestAssignPortsSharesRuntimeHeldWithinContainer(t *testing.T) {
+	held := PortMapping{Proto: TCP, HostPort: 8080, ContainerPort: 80, RuntimeHeld: true}
+	eps := []Endpoint{{Name: "c1-eth0", ContainerID: "c1", Ports: []PortMapping{held}}}
+	hostSocket := func(Protocol, netip.Addr, uint16) error { return errors.New("in use by a process of the host") }
+	plain := held
+	plain.RuntimeHeld = false
+	h1 := held
+	h1.HostIP = netip.MustParseAddr("198.18.0.2")
+	for _, tc := range []struct {
+		name, container string
+		want            PortMapping
+		err             string
+	}{
+		// The runtime's socket holds the port: no host probe for a sibling.
+		{"sibling", "c1", held, ""},
+		{"other container", "c2", held, "already published by endpoint c1-eth0"},
+		{"not runtime-held", "c1", plain, "already published by endpoint c1-eth0"},
+		{"other address", "c1", h1, "already published by endpoint c1-eth0"},
+		{"no container", "", held, "already published by endpoint c1-eth0"},
+	} {
+		_, err := assignPortRequests(requestsFor([]PortMapping{tc.want}), eps, Endpoint{Name: "new", ContainerID: tc.container}, hostSocket)
+		if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
+			t.Errorf("%s: error %v, want %q", tc.name, err, tc.err)
+		}
+	}
+	twice := []PortMapping{held, held}
+	if _, err := assignPortRequests(requestsFor(twice), nil, Endpoint{Name: "new", ContainerID: "c1"}, noHostSockets); err == nil || !strings.Contains(err.Error(), "twice") {
+		t.Errorf("one interface asking twice: %v", err)
+	}
+	standby := Endpoint{Name: "c1-eth1", ContainerID: "c1", Ports: []PortMapping{held, {Proto: UDP, HostPort: 53, ContainerPort: 53, RuntimeHeld: true}}}
+	if got := activePorts(standby, append(eps, standby)); len(got) != 1 || got[0].Proto != UDP {
+		t.Errorf("active ports of the second interface: %v, want only 53/udp", got)
 	}
 }

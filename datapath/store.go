@@ -27,7 +27,7 @@ var (
 
 // stateBuckets are the buckets every store has (latency statistics are
 // made on first use).
-var stateBuckets = [][]byte{bucketNetworks, bucketEndpoints, bucketMeta, bucketIntents, bucketFirewall}
+var stateBuckets = [][]byte{bucketNetworks, bucketEndpoints, bucketMeta, bucketIntents, bucketFirewall, bucketRuntimeSockets}
 
 // store is the instance's state: an embedded bbolt database. bbolt takes an
 // exclusive file lock, so ebpfnet commands on one instance are serialized.

@@ -64,7 +64,7 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 		}
 	}
 
-	n, _, err := inst.EnsureNetwork(req.network)
+	n, created, err := inst.EnsureNetwork(req.network)
 	if err != nil {
 		return refused("network "+conf.Name, err)
 	}
@@ -73,6 +73,11 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 		Ports: req.ports, Target: args.Netns, IfName: args.IfName, ContainerID: args.ContainerID,
 	})
 	if err != nil {
+		if created {
+			// A failed ADD leaves the host as it found it. Another ADD
+			// may have attached to the network meanwhile: then it stays.
+			inst.RemoveNetwork(n.Name)
+		}
 		return refused("attach", err)
 	}
 	result := buildResult(conf, args, n, ep)
