@@ -25,7 +25,7 @@ func TestDockerShapedOutput(t *testing.T) {
 		{name: "inspect several", args: []string{"inspect", "--format", "{{.Name}} {{.Network}}", c1, c2}, stdout: `^` + c1 + ` n1\n` + c2 + ` n1\n$`},
 		{name: "inspect one missing", args: []string{"inspect", "--format", "{{.Name}}", c1, "nope"}, code: 1, stdout: `^` + c1 + `\n$`, stderr: `no endpoint nope`},
 		{name: "network inspect several", args: []string{"network", "inspect", "-f", "{{.Name}} {{.Subnet}} {{len .Endpoints}}", "n1", "n2"}, stdout: `^n1 172\.30\.0\.0/24 2\nn2 172\.31\.0\.0/24 0\n$`},
-		{name: "network ls quiet", args: []string{"network", "ls", "-q"}, stdout: `^n1\nn2\n$`},
+		{name: "network ls quiet", args: []string{"network", "ls", "-q"}, stdout: `^host\nn1\nn2\nnone\n$`},
 		{name: "network ls json", args: []string{"network", "ls", "-o", "json"}, stdout: `(?s)"name": "n1".*"name": "n2"`},
 		{name: "port of one container port", args: []string{"port", c1, "80"}, stdout: `^0\.0\.0\.0:8080\n$`},
 		{name: "port with protocol", args: []string{"port", c1, "53/udp"}, stdout: `^0\.0\.0\.0:5353\n$`},
