@@ -50,7 +50,20 @@ func checkOwner(o AttachOptions) error {
 	if o.Mode != ModeBridge && (o.MAC != "" || o.Gateway != "" || o.IfName != "") {
 		return errors.New("an interface name, MAC or gateway needs bridge mode")
 	}
-	return nil
+	return CheckMAC(o.MAC)
+}
+
+// CheckMAC checks a requested container MAC (--mac-address, CNI's mac) as
+// attach will take it: an Ethernet unicast address, not all zeroes. Empty
+// is fine: the MAC is derived from the IP. Front ends call it before they
+// change anything (run makes a namespace, an overlay attach takes an
+// address in the cluster first).
+func CheckMAC(mac string) error {
+	if mac == "" {
+		return nil
+	}
+	_, err := endpointMAC(mac, netip.Addr{})
+	return err
 }
 
 // validContainerID accepts what the CNI spec allows a container ID to be:

@@ -96,8 +96,8 @@ func (i *Instance) Run(ctx context.Context, o RunOptions) (int, error) {
 	default:
 		return 0, fmt.Errorf("invalid network mode %q", mode)
 	}
-	if mode != ModeBridge && (len(o.Ports) > 0 || o.Network != "" || o.IP != "") {
-		return 0, fmt.Errorf("-p and --ip need bridge mode (--network=bridge or a network's name)")
+	if mode != ModeBridge && (len(o.Ports) > 0 || o.Network != "" || o.IP != "" || o.MAC != "") {
+		return 0, fmt.Errorf("-p, --ip and --mac-address need bridge mode (--network=bridge or a network's name)")
 	}
 	var ns netnsutil.Namespace
 	var err error
@@ -149,6 +149,9 @@ func (i *Instance) createAndAttach(name string, mode Mode, o RunOptions) (netnsu
 		return netnsutil.Namespace{}, err
 	}
 	if _, err := checkPortRequests(o.Ports); err != nil {
+		return netnsutil.Namespace{}, err
+	}
+	if err := CheckMAC(o.MAC); err != nil {
 		return netnsutil.Namespace{}, err
 	}
 	ns, err := netnsutil.CreateNamed(name)

@@ -32,6 +32,9 @@ func newAttachCmd(g *globals) *cobra.Command {
 				return err
 			}
 			o.Mode, o.Network, o.Target = m.Mode, m.Network, args[0]
+			if err := checkMACFlag(o.Mode, o.MAC); err != nil {
+				return err
+			}
 			ep, overlay, err := g.attachOverlay(cmd.Context(), inst, o)
 			if err == nil && !overlay {
 				ep, err = inst.Attach(o)
@@ -50,6 +53,7 @@ func newAttachCmd(g *globals) *cobra.Command {
 	f := cmd.Flags()
 	network.register(f, "bridge (the default network, created on first use), none, or a network's name (alias --net)")
 	f.StringVar(&o.IP, "ip", "", "IPv4 address (default: the next free one)")
+	macAddressFlag(f, &o.MAC)
 	ports.register(f)
 	f.StringVar(&o.Name, "name", "", "endpoint name (default: derived from TARGET)")
 	dns.register(f)

@@ -58,6 +58,9 @@ that CMD cannot be executed and 127 that it was not found.`,
 				return runFailed(err)
 			}
 			o.Mode, o.Network, o.Container = m.Mode, m.Network, m.Container
+			if err := checkMACFlag(o.Mode, o.MAC); err != nil {
+				return runFailed(err)
+			}
 			if o.Ports, err = ports.requests(); err != nil {
 				return runFailed(err)
 			}
@@ -80,7 +83,7 @@ that CMD cannot be executed and 127 that it was not found.`,
 			}
 			var addr *overlayAddress
 			if o.Mode == datapath.ModeBridge {
-				if addr, err = g.allocateOverlay(cmd.Context(), inst, o.Network, o.Name, o.IP, ""); err != nil {
+				if addr, err = g.allocateOverlay(cmd.Context(), inst, o.Network, o.Name, o.IP, o.MAC); err != nil {
 					return runFailed(err)
 				}
 			}
@@ -113,6 +116,7 @@ that CMD cannot be executed and 127 that it was not found.`,
 	f.BoolVar(&o.Rm, "rm", false, "detach and delete the namespace when CMD exits")
 	f.BoolVarP(&detach, "detach", "d", false, "run CMD in the background (output in `ebpfnet logs NAME`); its endpoint is freed when it exits")
 	f.StringVar(&o.IP, "ip", "", "IPv4 address")
+	macAddressFlag(f, &o.MAC)
 	ports.register(f)
 	dns.register(f)
 	return cmd
@@ -147,6 +151,9 @@ func runDetached(cmd *cobra.Command, g *globals, inst *datapath.Instance, o data
 	}
 	if o.IP != "" {
 		child = append(child, "--ip", o.IP)
+	}
+	if o.MAC != "" {
+		child = append(child, "--mac-address", o.MAC)
 	}
 	child = append(child, extra...)
 	logPath, err := inst.LogPath(o.Name)

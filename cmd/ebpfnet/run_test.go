@@ -23,7 +23,7 @@ func TestRunCommand(t *testing.T) {
 		{name: "none has only lo", args: []string{"run", "--net=none", "--rm", "--", "ip", "-o", "link"}, stdout: `^1: lo:[^\n]*\n$`},
 		{name: "bad mode", args: []string{"run", "--net=a/b", "--", "true"}, code: 125, stderr: `invalid --network "a/b"`},
 		{name: "unknown network", args: []string{"run", "--network=nope", "--", "true"}, code: 125, stderr: `network nope not found`},
-		{name: "ports need bridge", args: []string{"run", "--net=host", "-p", "80", "--", "true"}, code: 125, stderr: `-p and --ip need bridge mode`},
+		{name: "ports need bridge", args: []string{"run", "--net=host", "-p", "80", "--", "true"}, code: 125, stderr: `-p, --ip and --mac-address need bridge mode`},
 		{name: "bad port", args: []string{"run", "-p", "0", "--", "true"}, code: 125, stderr: `invalid port spec "0"`},
 		{name: "bad flag", args: []string{"run", "--bogus", "--", "true"}, code: 125, stderr: `unknown flag: --bogus`},
 		{name: "container mode needs an endpoint", args: []string{"run", "--net=container:nope", "--", "true"}, code: 125, stderr: `--network=container:nope: no endpoint nope`},
