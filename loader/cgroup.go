@@ -30,20 +30,15 @@ func netnsCookie() (uint64, error) {
 }
 
 // Cgroup2Root finds the cgroup v2 hierarchy's mount point (/sys/fs/cgroup,
-// or /sys/fs/cgroup/unified on a hybrid host) as the calling thread sees it,
-// looking through the lasting mount namespace when this one (under `ip netns
-// exec`) has a fresh /sys without it. The path is only good on this thread:
-// lock it (mountns.Do does) between the call and opening the path.
+// or /sys/fs/cgroup/unified on a hybrid host) as the calling thread sees it.
+// Under `ip netns exec` the process's own mount namespace has a fresh /sys
+// without it: call it inside mountns.Do, whose thread sits in the lasting
+// one. The path is only good on this thread.
 func Cgroup2Root() (string, error) {
 	// /proc/self is the main thread, which may sit in another mount
 	// namespace than the caller: read the thread's own table.
 	if p, err := cgroup2Mount("/proc/thread-self/mountinfo"); err == nil {
 		return p, nil
-	}
-	if root := mountns.Root(); root != "" {
-		if p, err := cgroup2Mount(strings.TrimSuffix(root, "/root") + "/mountinfo"); err == nil {
-			return root + p, nil
-		}
 	}
 	return "", errors.New("no cgroup v2 hierarchy mounted: host-local access to published ports needs one")
 }
