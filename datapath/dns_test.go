@@ -106,7 +106,7 @@ func TestDNSIndexLookup(t *testing.T) {
 			2: {{Name: "db", Network: "n1", NetnsIno: 2, DNS: []netip.Addr{a("192.0.2.9")}}},
 			3: {{Name: "x", Network: "in", NetnsIno: 3}},
 		},
-		anyIP:    map[netip.Addr]bool{a("172.30.0.2"): true, a("172.30.0.3"): true, a("172.31.0.2"): true, a("172.29.0.2"): true},
+		gateways: map[netip.Addr]bool{a("172.30.0.1"): true, a("172.31.0.1"): true, a("172.29.0.1"): true},
 		upstream: []netip.AddrPort{netip.MustParseAddrPort("192.0.2.1:53")},
 	}
 	q := func(net, src, name string) resolver.Answer {
@@ -141,5 +141,27 @@ func TestDNSIndexLookup(t *testing.T) {
 	}
 	if r := x.lookup(resolver.Query{Network: "n1", Src: a("172.30.0.3"), Type: dns.TypePTR, ReverseIP: a("172.30.0.2")}); !r.Known || r.Names[0] != "web.n1" {
 		t.Errorf("PTR: %+v", r)
+	}
+	if r := q("n1", "198.18.0.1", "web"); r.Known || len(r.Upstream) != 0 {
+		t.Errorf("a neighbour outside asking: %+v, want nothing", r)
+	}
+
+	// Who the resolver serves at all: the network's endpoints and the host.
+	for _, c := range []struct {
+		network, src string
+		want         bool
+	}{
+		{"n1", "172.30.0.2", true},   // an endpoint of n1
+		{"n2", "172.31.0.2", true},   // the same namespace's n2 endpoint
+		{"n1", "172.30.0.1", true},   // the host, from the gateway
+		{"n1", "172.31.0.1", true},   // the host, from another gateway
+		{"n2", "172.30.0.3", false},  // n1's db: another network
+		{"in", "172.30.0.2", false},  // another network
+		{"n1", "198.18.0.1", false},  // a neighbour routed through the host
+		{"n1", "172.30.0.99", false}, // in the subnet, but no endpoint's
+	} {
+		if got := x.serves(c.network, a(c.src)); got != c.want {
+			t.Errorf("serves(%s, %s) = %v, want %v", c.network, c.src, got, c.want)
+		}
 	}
 }

@@ -37,7 +37,7 @@ type dnsIndex struct {
 	names    NameTable
 	byIP     map[string]map[netip.Addr]Endpoint // network -> address -> endpoint
 	byNetns  map[uint64][]Endpoint
-	anyIP    map[netip.Addr]bool // every endpoint's address, any network
+	gateways map[netip.Addr]bool // every network's gateway: the host's own addresses
 	upstream []netip.AddrPort    // the host's resolvers
 }
 
@@ -54,10 +54,9 @@ func (i *Instance) loadDNSIndex() (*dnsIndex, error) {
 	if err != nil {
 		return nil, err
 	}
-	idx := &dnsIndex{networks: map[string]Network{}, names: NameTable{}, byIP: map[string]map[netip.Addr]Endpoint{}, byNetns: map[uint64][]Endpoint{}, anyIP: map[netip.Addr]bool{}}
-	gateways := map[netip.Addr]bool{}
+	idx := &dnsIndex{networks: map[string]Network{}, names: NameTable{}, byIP: map[string]map[netip.Addr]Endpoint{}, byNetns: map[uint64][]Endpoint{}, gateways: map[netip.Addr]bool{}}
 	for _, n := range nets {
-		gateways[n.Gateway] = true
+		idx.gateways[n.Gateway] = true
 		if n.Name == DefaultNetwork || !n.Gateway.IsValid() {
 			continue
 		}
@@ -67,9 +66,6 @@ func (i *Instance) loadDNSIndex() (*dnsIndex, error) {
 	}
 	for _, e := range eps {
 		idx.byNetns[e.NetnsIno] = append(idx.byNetns[e.NetnsIno], e)
-		if e.IP.IsValid() {
-			idx.anyIP[e.IP] = true
-		}
 		names, ok := idx.names[e.Network]
 		if e.Mode != ModeBridge || !ok || !e.IP.IsValid() {
 			continue
@@ -87,7 +83,7 @@ func (i *Instance) loadDNSIndex() (*dnsIndex, error) {
 		return nil, err
 	}
 	for _, a := range rc.Nameservers {
-		if !gateways[a] { // never forward to ourselves
+		if !idx.gateways[a] { // never forward to ourselves
 			idx.upstream = append(idx.upstream, netip.AddrPortFrom(a, 53))
 		}
 	}
@@ -101,6 +97,18 @@ func (x *dnsIndex) listen() map[string]netip.Addr {
 		out[name] = n.Gateway
 	}
 	return out
+}
+
+// serves reports whether network's resolver answers src: the network's own
+// endpoints, and the host itself. Anyone else (a neighbour routed to the
+// subnet through the host, a container of another network, which reaches
+// every gateway) would learn the network's names and addresses and get open
+// recursion. A host process asking a gateway speaks from that gateway's
+// address (the kernel's source for a local destination), and no other host
+// can use a host address as its source: the kernel drops such martians.
+func (x *dnsIndex) serves(network string, src netip.Addr) bool {
+	_, member := x.byIP[network][src]
+	return member || x.gateways[src]
 }
 
 // lookup answers a query on network q.Network, as Docker's embedded DNS:
@@ -118,10 +126,9 @@ func (x *dnsIndex) lookup(q resolver.Query) resolver.Answer {
 				nets = append(nets, e.Network)
 			}
 		}
-	} else if x.anyIP[q.Src] {
-		// A container of another network reached this gateway (gateways
-		// stay reachable, as in Docker): it learns nothing of this
-		// network, and this is not its resolver.
+	} else if !x.gateways[q.Src] {
+		// Not the network's and not the host (serves refuses them
+		// first): it learns nothing of this network.
 		return resolver.Answer{}
 	}
 	if q.Type == dns.TypePTR && q.ReverseIP.IsValid() {
@@ -197,6 +204,18 @@ func (i *Instance) serveDNS(ctx context.Context, port int) {
 		// after reading.
 		idx, stamp = next, version()
 		s.Sync(idx.listen())
+	}
+	s.Serves = func(network string, src netip.Addr) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if idx.serves(network, src) {
+			return true
+		}
+		// A container attached a moment ago is not in the index yet.
+		if time.Since(checked) > 100*time.Millisecond {
+			refresh(false)
+		}
+		return idx.serves(network, src)
 	}
 	s.Lookup = func(q resolver.Query) resolver.Answer {
 		mu.Lock()

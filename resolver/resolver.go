@@ -47,10 +47,16 @@ type Query struct {
 // Server serves the networks Sync names.
 type Server struct {
 	Lookup func(Query) Answer
+	// Serves reports whether the resolver of network answers a query from
+	// src; nil serves everyone. Whoever it turns away gets REFUSED, for
+	// every query (UDP and TCP alike), before anything is looked up.
+	Serves func(network string, src netip.Addr) bool
 	Log    *slog.Logger
 	// Port to listen on; 0 is 53.
 	Port int
-	// Timeout per upstream exchange; 0 is 2s.
+	// Timeout bounds forwarding one query, across every upstream: when
+	// none has answered by then, the client gets SERVFAIL. 0 is
+	// DefaultForwardTimeout.
 	Timeout time.Duration
 
 	mu        sync.Mutex
@@ -163,6 +169,19 @@ func (l *listener) stop() {
 }
 
 func (s *Server) handle(network string, w dns.ResponseWriter, r *dns.Msg) {
+	src, _ := netip.AddrFromSlice(remoteIP(w.RemoteAddr()))
+	src = src.Unmap()
+	if s.Serves != nil && !s.Serves(network, src) {
+		// REFUSED rather than silence: a client that should not be asking
+		// (a container of another network) learns so at once instead of
+		// timing out, and the reply, the header and at most the question
+		// echoed, is never larger than the query: no amplifier for a
+		// spoofed source.
+		m := new(dns.Msg)
+		m.SetRcode(r, dns.RcodeRefused)
+		w.WriteMsg(m)
+		return
+	}
 	if len(r.Question) != 1 || r.Opcode != dns.OpcodeQuery {
 		m := new(dns.Msg)
 		m.SetRcode(r, dns.RcodeNotImplemented)
@@ -170,9 +189,8 @@ func (s *Server) handle(network string, w dns.ResponseWriter, r *dns.Msg) {
 		return
 	}
 	q := r.Question[0]
-	src, _ := netip.AddrFromSlice(remoteIP(w.RemoteAddr()))
 	query := Query{
-		Network: network, Src: src.Unmap(), Type: q.Qtype,
+		Network: network, Src: src, Type: q.Qtype,
 		Name: strings.TrimSuffix(strings.ToLower(q.Name), "."),
 	}
 	if q.Qtype == dns.TypePTR {
@@ -236,32 +254,85 @@ func answer(r *dns.Msg, q dns.Question, a Answer) *dns.Msg {
 	return m
 }
 
+// DefaultForwardTimeout bounds forwarding one query when Server.Timeout is
+// 0. A container's resolver waits 5s for an answer before it retries (glibc;
+// musl retransmits after 2.5s): SERVFAIL within 2s reaches it before either,
+// so a name nobody can answer fails fast instead of hanging the client for
+// every retry. A live upstream answers far sooner, even uncached, and a
+// client that retries later finds the name in the upstream's cache.
+const DefaultForwardTimeout = 2 * time.Second
+
+type forwarded struct {
+	resp *dns.Msg
+	err  error
+}
+
+// forward asks the upstream servers in turn, sharing one time budget: each
+// gets an equal share of it before the next is asked as well, the earlier
+// ones still listening, and one that fails at once (ICMP unreachable,
+// connection refused) hands on at once. The first reply wins; when the
+// budget is spent without one, the error says why.
 func (s *Server) forward(r *dns.Msg, upstream []netip.AddrPort, tcp bool) (*dns.Msg, error) {
 	if len(upstream) == 0 {
 		return nil, errors.New("no upstream servers")
 	}
-	timeout := s.Timeout
-	if timeout == 0 {
-		timeout = 2 * time.Second
+	budget := s.Timeout
+	if budget == 0 {
+		budget = DefaultForwardTimeout
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), budget)
+	defer cancel()
+	replies := make(chan forwarded, len(upstream)) // no sender ever blocks
+	asked, pending := 0, 0
+	askNext := func() {
+		u, q := upstream[asked], r.Copy() // a message per exchange: packing is not concurrency-safe
+		asked, pending = asked+1, pending+1
+		go func() {
+			resp, err := exchange(ctx, q, u, tcp)
+			replies <- forwarded{resp, err}
+		}()
+	}
+	turn := budget / time.Duration(len(upstream))
+	next := time.NewTimer(turn)
+	defer next.Stop()
+	askNext()
 	var errs []error
-	for _, u := range upstream {
-		c := &dns.Client{Net: "udp", Timeout: timeout}
-		if tcp {
-			c.Net = "tcp"
+	for pending > 0 {
+		select {
+		case f := <-replies:
+			pending--
+			if f.err == nil {
+				f.resp.Id = r.Id
+				return f.resp, nil
+			}
+			errs = append(errs, f.err)
+			if asked < len(upstream) {
+				askNext()
+				next.Reset(turn)
+			}
+		case <-next.C:
+			if asked < len(upstream) {
+				askNext()
+				next.Reset(turn)
+			}
 		}
-		resp, _, err := c.Exchange(r, u.String())
-		if err == nil && resp.Truncated && !tcp {
-			c.Net = "tcp"
-			resp, _, err = c.Exchange(r, u.String())
-		}
-		if err == nil {
-			resp.Id = r.Id
-			return resp, nil
-		}
-		errs = append(errs, err)
 	}
 	return nil, errors.Join(errs...)
+}
+
+// exchange asks one upstream before ctx's deadline, over TCP when the
+// client asked over TCP or the UDP reply was truncated.
+func exchange(ctx context.Context, r *dns.Msg, u netip.AddrPort, tcp bool) (*dns.Msg, error) {
+	c := &dns.Client{Net: "udp"}
+	if tcp {
+		c.Net = "tcp"
+	}
+	resp, _, err := c.ExchangeContext(ctx, r, u.String())
+	if err == nil && resp.Truncated && !tcp {
+		c.Net = "tcp"
+		resp, _, err = c.ExchangeContext(ctx, r, u.String())
+	}
+	return resp, err
 }
 
 func remoteIP(a net.Addr) net.IP {

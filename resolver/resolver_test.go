@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 )
@@ -53,5 +54,106 @@ func TestHandle(t *testing.T) {
 	}
 	if m := ask(s, "example.org", dns.TypeA); m.Rcode != dns.RcodeServerFailure {
 		t.Errorf("unknown name without upstream: %v, want SERVFAIL", m)
+	}
+}
+
+// Whom Serves turns away gets REFUSED, whatever it asks, and Lookup is
+// never asked.
+func TestHandleRefusesWhomItDoesNotServe(t *testing.T) {
+	looked := false
+	s := &Server{
+		Lookup: func(Query) Answer { looked = true; return Answer{Known: true} },
+		Serves: func(network string, src netip.Addr) bool {
+			return network == "n1" && src == netip.MustParseAddr("172.30.0.2")
+		},
+	}
+	for _, qtype := range []uint16{dns.TypeA, dns.TypePTR, dns.TypeANY} {
+		m := ask(s, "web", qtype) // from 172.30.0.9: not served
+		if m.Rcode != dns.RcodeRefused || len(m.Answer) != 0 || m.RecursionAvailable {
+			t.Errorf("type %d from a stranger: %v, want a bare REFUSED", qtype, m)
+		}
+	}
+	if looked {
+		t.Error("Lookup asked for a stranger's query")
+	}
+}
+
+// silentUpstream is a DNS server on loopback that reads queries and never
+// answers, as a resolver behind a firewall that drops.
+func silentUpstream(t *testing.T) netip.AddrPort {
+	t.Helper()
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	return netip.MustParseAddrPort(pc.LocalAddr().String())
+}
+
+// answeringUpstream answers every A query with 192.0.2.7.
+func answeringUpstream(t *testing.T) netip.AddrPort {
+	t.Helper()
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		rr, _ := dns.NewRR(r.Question[0].Name + " 60 IN A 192.0.2.7")
+		m.Answer = append(m.Answer, rr)
+		w.WriteMsg(m)
+	})}
+	go srv.ActivateAndServe()
+	t.Cleanup(func() { srv.Shutdown() })
+	return netip.MustParseAddrPort(pc.LocalAddr().String())
+}
+
+// refusingUpstream is a loopback port nobody listens on: the kernel answers
+// with ICMP port unreachable.
+func refusingUpstream(t *testing.T) netip.AddrPort {
+	t.Helper()
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := netip.MustParseAddrPort(pc.LocalAddr().String())
+	pc.Close()
+	return a
+}
+
+func forwardingServer(up ...netip.AddrPort) *Server {
+	return &Server{Lookup: func(Query) Answer { return Answer{Upstream: up} }}
+}
+
+// Forwarding is bounded as a whole: upstreams that never answer give
+// SERVFAIL within the budget, not a timeout per upstream.
+func TestForwardGivesUpWithinItsBudget(t *testing.T) {
+	s := forwardingServer(silentUpstream(t), silentUpstream(t), silentUpstream(t))
+	s.Timeout = 600 * time.Millisecond
+	start := time.Now()
+	m := ask(s, "example.org", dns.TypeA)
+	if took := time.Since(start); m.Rcode != dns.RcodeServerFailure || took > 1500*time.Millisecond {
+		t.Errorf("three silent upstreams: %v after %v, want SERVFAIL within the 600ms budget", m, took)
+	}
+}
+
+// A silent upstream delays the next one by its share of the budget only;
+// one that refuses hands on at once.
+func TestForwardMovesOnFromDeadUpstreams(t *testing.T) {
+	s := forwardingServer(silentUpstream(t), answeringUpstream(t))
+	s.Timeout = 2 * time.Second
+	start := time.Now()
+	m := ask(s, "example.org", dns.TypeA)
+	if took := time.Since(start); m.Rcode != dns.RcodeSuccess || len(m.Answer) != 1 || took > 1900*time.Millisecond {
+		t.Errorf("silent then answering upstream: %v after %v, want the answer after about 1s", m, took)
+	}
+
+	s = forwardingServer(refusingUpstream(t), answeringUpstream(t))
+	s.Timeout = 10 * time.Second
+	start = time.Now()
+	m = ask(s, "example.org", dns.TypeA)
+	if took := time.Since(start); m.Rcode != dns.RcodeSuccess || len(m.Answer) != 1 || took > 2*time.Second {
+		t.Errorf("refusing then answering upstream: %v after %v, want the answer at once", m, took)
 	}
 }
