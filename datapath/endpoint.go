@@ -358,21 +358,37 @@ func (i *Instance) detachEndpoint(st *store, ep Endpoint) error {
 		i.log.Warn("remember the runtime's sockets of the published ports", "endpoint", ep.Name, "err", err)
 	}
 	start := time.Now()
-	if err := i.teardown(ep); err != nil {
+	failed, err := i.beginRemoval(st, intent{Kind: intentDetach, Endpoint: &ep})
+	if err != nil {
+		return err
+	}
+	err = i.teardown(ep)
+	if err == nil {
+		err = faultPoint("detach-before-delete")
+	}
+	if err != nil {
+		failed()
 		return fmt.Errorf("detach %s: %w", ep.Name, err)
 	}
 	deleted := timeStep("store write")
 	if err := st.deleteEndpoint(ep.Name); err != nil {
+		failed()
 		return err
 	}
 	deleted()
+	i.afterDetach(st, ep)
+	return st.observe(OpDetach, time.Since(start))
+}
+
+// afterDetach is what the container's other interfaces take over from a
+// removed endpoint: its runtime-held ports and the default route.
+func (i *Instance) afterDetach(st *store, ep Endpoint) {
 	if err := i.handOverRuntimePorts(st, ep); err != nil {
 		i.log.Warn("hand the published ports over to the container's other interface", "endpoint", ep.Name, "err", err)
 	}
 	if err := i.moveDefaultRoute(st, ep); err != nil {
 		i.log.Warn("give the namespace a default route via its other network", "endpoint", ep.Name, "err", err)
 	}
-	return st.observe(OpDetach, time.Since(start))
 }
 
 // moveDefaultRoute gives a namespace that lost its default route with
@@ -433,6 +449,7 @@ func (i *Instance) teardown(ep Endpoint) error {
 	unlinked := timeStep("tcx")
 	errs = append(errs, i.dp.DetachTCX(loader.ProgFromContainer, ep.HostVeth))
 	unlinked()
+	errs = append(errs, faultPoint("detach-after-unlink"))
 	removed := timeStep("map writes")
 	if bound, err := boundPorts(views, ep); err != nil {
 		errs = append(errs, err)
@@ -441,6 +458,7 @@ func (i *Instance) teardown(ep Endpoint) error {
 	}
 	errs = append(errs, views.DeleteEndpoint(ep.HostIfindex, ep.IP))
 	removed()
+	errs = append(errs, faultPoint("detach-after-maps"))
 	// Its flows die with it: a new endpoint may get the address. With the
 	// program and the maps gone no new flow of it can start, so the scan
 	// (a walk of the whole conntrack table) runs while the kernel deletes
@@ -459,6 +477,7 @@ func (i *Instance) teardown(ep Endpoint) error {
 		}
 	}
 	unplumbed()
+	errs = append(errs, faultPoint("detach-after-veth"))
 	flushed := timeStep("conntrack flush") // what the veth delete did not hide
 	errs = append(errs, <-flushDone)
 	flushed()

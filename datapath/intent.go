@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -27,22 +28,35 @@ import (
 // rollback would have. Rolling back, not completing, is always right: the
 // dead command never reported success.
 //
-// Cost: one small extra bbolt transaction (one fsync) per attach and per
-// network create; the end of the intent rides in the record's transaction.
+// Cost: one small extra bbolt transaction (one fsync) per attach, detach,
+// network create and rm; the end of the intent rides in the record's
+// transaction.
+//
+// Removals (detach, network rm) write an intent too, and the removal of
+// the record ends it in the same transaction. Their intents are finished,
+// not rolled back: the user asked for the thing to go, and what a removal
+// that died left (a network without its bridge, an endpoint without its
+// veth) cannot serve anyway. A removal that fails with an error removes
+// its intent and keeps the record, as before, so the user sees the error
+// and retries; the daemon repairs a network that lost its bridge
+// (repairNetworks).
 
 const (
-	intentAttach  = "attach"
-	intentNetwork = "network"
+	intentAttach        = "attach"
+	intentNetwork       = "network"
+	intentDetach        = "detach"
+	intentNetworkRemove = "network-rm"
 )
 
-// intent is what a command is about to make in the kernel.
+// intent is what a command is about to make in, or remove from, the kernel.
 type intent struct {
 	Kind string `json:"kind"`
 	// Endpoint: attach. Name, network, IP, MAC, host veth name and ports
 	// are known before the kernel is touched; the ifindex is found again
-	// from the veth's name or the address's map entry.
+	// from the veth's name or the address's map entry. Detach: the record.
 	Endpoint *Endpoint `json:"endpoint,omitempty"`
-	// Network: network create. Name, id, subnet, bridge and uplink.
+	// Network: network create (name, id, subnet, bridge and uplink) and
+	// network rm (the record).
 	Network *Network  `json:"network,omitempty"`
 	PID     int       `json:"pid"`
 	Started time.Time `json:"started"`
@@ -51,7 +65,7 @@ type intent struct {
 func intentKey(kind, name string) []byte { return []byte(kind + "/" + name) }
 
 func (in intent) key() []byte {
-	if in.Kind == intentAttach {
+	if in.Endpoint != nil {
 		return intentKey(in.Kind, in.Endpoint.Name)
 	}
 	return intentKey(in.Kind, in.Network.Name)
@@ -70,9 +84,11 @@ func (s *store) deleteIntent(in intent) error {
 	return s.updateUnsynced(func(tx *bolt.Tx) error { return tx.Bucket(bucketIntents).Delete(in.key()) })
 }
 
-// intents lists the pending intents, attaches first (they use networks).
+// intents lists the pending intents, endpoints' first (they use networks):
+// attaches, detaches, network creates, network removals.
 func (s *store) intents() ([]intent, error) {
-	var attaches, nets []intent
+	order := []string{intentAttach, intentDetach, intentNetwork, intentNetworkRemove}
+	byKind := map[string][]intent{}
 	err := s.db.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketIntents)
 		if b == nil {
@@ -83,18 +99,20 @@ func (s *store) intents() ([]intent, error) {
 			if err := json.Unmarshal(raw, &in); err != nil {
 				return fmt.Errorf("intent %s: %w", k, err)
 			}
-			switch {
-			case in.Kind == intentAttach && in.Endpoint != nil:
-				attaches = append(attaches, in)
-			case in.Kind == intentNetwork && in.Network != nil:
-				nets = append(nets, in)
-			default:
+			endpointKind := in.Kind == intentAttach || in.Kind == intentDetach
+			networkKind := in.Kind == intentNetwork || in.Kind == intentNetworkRemove
+			if !(endpointKind && in.Endpoint != nil || networkKind && in.Network != nil) {
 				return fmt.Errorf("intent %s: unknown kind %q", k, in.Kind)
 			}
+			byKind[in.Kind] = append(byKind[in.Kind], in)
 			return nil
 		})
 	})
-	return append(attaches, nets...), err
+	var out []intent
+	for _, kind := range order {
+		out = append(out, byKind[kind]...)
+	}
+	return out, err
 }
 
 // beginAttach records an attach's intent before its first kernel change;
@@ -128,8 +146,23 @@ func (i *Instance) beginNetwork(st *store, n Network, rollback *undo) error {
 	return nil
 }
 
-// recoverIntents rolls back what commands that died left half made. It runs
-// at every store open (a read transaction when there is nothing to do).
+// beginRemoval records a detach's or network rm's intent before its first
+// kernel change. The record's deletion ends it (delDone); done removes it
+// when the removal failed with an error instead.
+func (i *Instance) beginRemoval(st *store, in intent) (done func(), err error) {
+	if err := st.putIntent(in); err != nil {
+		return nil, fmt.Errorf("record %s intent: %w", in.Kind, err)
+	}
+	return func() {
+		if err := st.deleteIntent(in); err != nil {
+			i.log.Warn("remove intent", "what", string(in.key()), "err", err)
+		}
+	}, nil
+}
+
+// recoverIntents rolls back what commands that died left half made, and
+// finishes the removals they left half done. It runs at every store open
+// (a read transaction when there is nothing to do).
 func (i *Instance) recoverIntents(st *store) error {
 	ins, err := st.intents()
 	if err != nil || len(ins) == 0 {
@@ -143,6 +176,10 @@ func (i *Instance) recoverIntents(st *store) error {
 			err = i.undoAttach(st, *in.Endpoint)
 		case intentNetwork:
 			err = i.undoNetwork(st, *in.Network)
+		case intentDetach:
+			err = i.finishDetach(st, *in.Endpoint)
+		case intentNetworkRemove:
+			err = i.finishNetworkRemove(st, *in.Network)
 		}
 		if err != nil {
 			// Kept: the next command tries again.
@@ -153,7 +190,7 @@ func (i *Instance) recoverIntents(st *store) error {
 			errs = append(errs, err)
 			continue
 		}
-		i.log.Warn("rolled back what a command that died left half done", "op", in.Kind, "what", string(in.key()), "pid", in.PID, "started", in.Started)
+		i.log.Warn("rolled back or finished what a command that died left half done", "op", in.Kind, "what", string(in.key()), "pid", in.PID, "started", in.Started)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err
@@ -196,4 +233,56 @@ func (i *Instance) undoNetwork(st *store, n Network) error {
 		return err
 	}
 	return i.removeNetwork(st, n)
+}
+
+// finishDetach completes a detach that died: the rest of the kernel side
+// (teardown skips what is gone already) and the record, whose deletion
+// ends the intent. A record of that name for another veth is another
+// endpoint's and stays.
+func (i *Instance) finishDetach(st *store, ep Endpoint) error {
+	stored, ok, err := st.endpoint(ep.Name)
+	if err != nil {
+		return err
+	}
+	if ok && stored.HostVeth != ep.HostVeth {
+		return nil
+	}
+	if err := i.teardown(ep); err != nil {
+		return err
+	}
+	if !ok {
+		return nil
+	}
+	if err := st.deleteEndpoint(ep.Name); err != nil {
+		return err
+	}
+	i.afterDetach(st, ep)
+	return nil
+}
+
+// finishNetworkRemove completes a network rm that died: the datapath's
+// entries, the uplink if no other network uses it, the bridge and the
+// record. rm checked that no endpoint used the network and held the lock
+// until it died, and this runs before any other command: an endpoint on
+// it now would be a surprise, and keeps the network as it is.
+func (i *Instance) finishNetworkRemove(st *store, n Network) error {
+	stored, ok, err := st.network(n.Name)
+	if err != nil {
+		return err
+	}
+	if ok && stored.ID != n.ID {
+		return nil // another network of that name
+	}
+	eps, err := st.endpoints()
+	if err != nil {
+		return err
+	}
+	if slices.ContainsFunc(eps, func(e Endpoint) bool { return e.Network == n.Name }) {
+		i.log.Warn("a network rm died, but the network has endpoints: kept", "network", n.Name)
+		return nil
+	}
+	if err := i.removeNetwork(st, n); err != nil {
+		return err
+	}
+	return i.applyFirewall(st)
 }

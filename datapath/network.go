@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"time"
@@ -83,27 +84,10 @@ func (i *Instance) createNetwork(st *store, o NetworkOptions) (Network, error) {
 	if err := i.beginNetwork(st, n, &rollback); err != nil {
 		return Network{}, err
 	}
-	// A bridge without a set MAC takes its lowest port's, and loses it with
-	// its last port: the datapath rewrites frames with the gateway MAC, so
-	// it must not change. Docker sets one too.
-	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: n.Bridge, MTU: n.MTU, HardwareAddr: randomMAC()}}
-	if err := netlink.LinkAdd(br); err != nil {
-		return Network{}, fmt.Errorf("create bridge %s: %w", n.Bridge, err)
-	}
-	rollback.add(func() { netlink.LinkDel(br) })
-	if err := faultPoint("after-bridge"); err != nil {
-		return Network{}, err
-	}
-	link, err := netlink.LinkByName(n.Bridge)
+	n.BridgeMAC = randomMAC().String()
+	link, err := makeBridge(n, &rollback)
 	if err != nil {
 		return Network{}, err
-	}
-	addr := &netlink.Addr{IPNet: prefixIPNet(netip.PrefixFrom(n.Gateway, n.Subnet.Bits()))}
-	if err := netlink.AddrAdd(link, addr); err != nil {
-		return Network{}, fmt.Errorf("address bridge %s: %w", n.Bridge, err)
-	}
-	if err := netlink.LinkSetUp(link); err != nil {
-		return Network{}, fmt.Errorf("bring up bridge %s: %w", n.Bridge, err)
 	}
 	overlayIfindex := 0
 	if n.VNI != 0 {
@@ -111,13 +95,7 @@ func (i *Instance) createNetwork(st *store, o NetworkOptions) (Network, error) {
 			return Network{}, err
 		}
 	}
-	err = views.PutNetwork(maps.Network{
-		ID: n.ID, Subnet: n.Subnet, Gateway: n.Gateway, GatewayMAC: link.Attrs().HardwareAddr,
-		BridgeIfindex: link.Attrs().Index, ICC: n.ICC, Masquerade: n.Masquerade, Internal: n.Internal,
-		Unprotected: n.GatewayMode == GatewayNATUnprotected,
-		VNI:         n.VNI, OverlayIfindex: overlayIfindex,
-	})
-	if err != nil {
+	if err := views.PutNetwork(networkEntry(n, link, overlayIfindex)); err != nil {
 		return Network{}, err
 	}
 	rollback.add(func() { views.DeleteNetwork(n.ID, n.Subnet) })
@@ -150,6 +128,48 @@ func (i *Instance) createNetwork(st *store, o NetworkOptions) (Network, error) {
 	}
 	i.log.Info("network created", "name", n.Name, "subnet", n.Subnet, "bridge", n.Bridge)
 	return n, nil
+}
+
+// makeBridge creates n's bridge with its MAC, the gateway address (and with
+// it the subnet's route) and brings it up.
+func makeBridge(n Network, rollback *undo) (netlink.Link, error) {
+	// A bridge without a set MAC takes its lowest port's, and loses it with
+	// its last port: the datapath rewrites frames with the gateway MAC, so
+	// it must not change. Docker sets one too.
+	mac, err := net.ParseMAC(n.BridgeMAC)
+	if err != nil {
+		mac = randomMAC() // a record from before the MAC was kept
+	}
+	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: n.Bridge, MTU: n.MTU, HardwareAddr: mac}}
+	if err := netlink.LinkAdd(br); err != nil {
+		return nil, fmt.Errorf("create bridge %s: %w", n.Bridge, err)
+	}
+	rollback.add(func() { netlink.LinkDel(br) })
+	if err := faultPoint("after-bridge"); err != nil {
+		return nil, err
+	}
+	link, err := netlink.LinkByName(n.Bridge)
+	if err != nil {
+		return nil, err
+	}
+	addr := &netlink.Addr{IPNet: prefixIPNet(netip.PrefixFrom(n.Gateway, n.Subnet.Bits()))}
+	if err := netlink.AddrAdd(link, addr); err != nil {
+		return nil, fmt.Errorf("address bridge %s: %w", n.Bridge, err)
+	}
+	if err := netlink.LinkSetUp(link); err != nil {
+		return nil, fmt.Errorf("bring up bridge %s: %w", n.Bridge, err)
+	}
+	return link, nil
+}
+
+// networkEntry is the datapath's view of n, whose bridge is bridge.
+func networkEntry(n Network, bridge netlink.Link, overlayIfindex int) maps.Network {
+	return maps.Network{
+		ID: n.ID, Subnet: n.Subnet, Gateway: n.Gateway, GatewayMAC: bridge.Attrs().HardwareAddr,
+		BridgeIfindex: bridge.Attrs().Index, ICC: n.ICC, Masquerade: n.Masquerade, Internal: n.Internal,
+		Unprotected: n.GatewayMode == GatewayNATUnprotected,
+		VNI:         n.VNI, OverlayIfindex: overlayIfindex,
+	}
 }
 
 // validateNetwork checks everything before the kernel is touched.
@@ -346,7 +366,9 @@ func (i *Instance) RemoveNetwork(name string) error {
 // removeNetwork undoes createNetwork: the datapath's entries, the uplink if
 // no other network uses it, the bridge, and the record. It keeps going past
 // errors so a half-made network (a failed attach's default network) is
-// removed as far as possible, and keeps the record if anything failed.
+// removed as far as possible, and keeps the record if anything failed. Its
+// intent lets the next command finish a removal that died half way
+// (finishNetworkRemove).
 func (i *Instance) removeNetwork(st *store, n Network) error {
 	views, err := i.datapath()
 	if err != nil {
@@ -357,19 +379,29 @@ func (i *Instance) removeNetwork(st *store, n Network) error {
 		return err
 	}
 	nets = slices.DeleteFunc(nets, func(o Network) bool { return o.Name == n.Name })
+	failed, err := i.beginRemoval(st, intent{Kind: intentNetworkRemove, Network: &n})
+	if err != nil {
+		return err
+	}
 	var errs []error
 	if n.VNI != 0 {
 		errs = append(errs, i.releaseOverlay(views, n, nets))
 	}
-	errs = append(errs, views.DeleteNetwork(n.ID, n.Subnet))
-	errs = append(errs, i.releaseUplink(n.Uplink, nets))
+	errs = append(errs, views.DeleteNetwork(n.ID, n.Subnet), faultPoint("network-rm-after-maps"))
+	errs = append(errs, i.releaseUplink(n.Uplink, nets), faultPoint("network-rm-after-uplink"))
 	if l, err := netlink.LinkByName(n.Bridge); err == nil {
 		errs = append(errs, netlink.LinkDel(l))
 	}
+	errs = append(errs, faultPoint("network-rm-after-bridge"))
 	if err := errors.Join(errs...); err != nil {
+		failed()
 		return err
 	}
-	return st.deleteNetwork(n.Name)
+	if err := st.deleteNetwork(n.Name); err != nil {
+		failed()
+		return err
+	}
+	return nil
 }
 
 // Networks lists the instance's networks, sorted by name.

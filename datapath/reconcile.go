@@ -26,6 +26,7 @@ func (i *Instance) Reconcile() ([]string, error) {
 				"endpoint", ep.Name, "netns", ep.Netns, "veth", ep.HostVeth, "ip", ep.IP)
 			gone = append(gone, ep.Name)
 		}
+		i.repairNetworks(st) // a stored network that lost its bridge gets it back
 		// Then the kernel against the store: what a crashed command left.
 		if err := i.sweepOrphans(st); err != nil {
 			return err

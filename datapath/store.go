@@ -144,8 +144,16 @@ func putDone(s *store, bucket []byte, key string, v any, kind string) error {
 	return err
 }
 
-func del(s *store, bucket []byte, key string) error {
-	err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucket).Delete([]byte(key)) })
+// delDone deletes a record and, in the same transaction, the intent of
+// the removal (kind) that deletes it: the record's end and the intent's
+// are one atomic step, as in putDone.
+func delDone(s *store, bucket []byte, key string, kind string) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bucket).Delete([]byte(key)); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketIntents).Delete(intentKey(kind, key))
+	})
 	s.wrote(bucket, key, nil, err)
 	return err
 }
@@ -157,7 +165,9 @@ func (s *store) networks() ([]Network, error) { return list[Network](s, bucketNe
 func (s *store) putNetwork(n Network) error {
 	return putDone(s, bucketNetworks, n.Name, n, intentNetwork)
 }
-func (s *store) deleteNetwork(name string) error { return del(s, bucketNetworks, name) }
+func (s *store) deleteNetwork(name string) error {
+	return delDone(s, bucketNetworks, name, intentNetworkRemove)
+}
 
 func (s *store) endpoint(name string) (Endpoint, bool, error) {
 	return get[Endpoint](s, bucketEndpoints, name)
@@ -191,7 +201,9 @@ func (s *store) empty(bucket []byte) (bool, error) {
 func (s *store) putEndpoint(e Endpoint) error {
 	return putDone(s, bucketEndpoints, e.Name, e, intentAttach)
 }
-func (s *store) deleteEndpoint(name string) error { return del(s, bucketEndpoints, name) }
+func (s *store) deleteEndpoint(name string) error {
+	return delDone(s, bucketEndpoints, name, intentDetach)
+}
 
 // nextNetworkID hands out datapath network ids; they are never reused within
 // an instance so a stale map entry can never alias a new network.

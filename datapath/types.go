@@ -12,6 +12,7 @@ type Network struct {
 	Subnet     netip.Prefix `json:"subnet"`
 	Gateway    netip.Addr   `json:"gateway"`
 	Bridge     string       `json:"bridge"`
+	BridgeMAC  string       `json:"bridge_mac,omitempty"` // kept for a bridge made again (netrepair.go)
 	Uplink     string       `json:"uplink,omitempty"`
 	MTU        int          `json:"mtu"`
 	ICC        bool         `json:"icc"`

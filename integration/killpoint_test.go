@@ -275,3 +275,115 @@ func TestDaemonRemovesOrphansNoIntentNames(t *testing.T) {
 	wantKernel(t, tp, 10*time.Second, oneNetworkNoEndpoint)
 	attachWorks(t, tp, c1, c2)
 }
+
+// TestKillPointsInDetach: a detach SIGKILLed after any of its kernel
+// changes is finished by the next command (or a daemon pass): the endpoint
+// is gone from ls, nothing of it is left in the kernel, and the container
+// can be attached again.
+func TestKillPointsInDetach(t *testing.T) {
+	for _, point := range []string{"detach-after-unlink", "detach-after-maps", "detach-after-veth", "detach-before-delete"} {
+		for _, repair := range []string{"command", "daemon"} {
+			if repair == "daemon" && point != "detach-after-maps" {
+				continue // the daemon's pass runs the same repair
+			}
+			t.Run(point+"/"+repair, func(t *testing.T) {
+				tp := newTopology(t)
+				tp.Exec(tp.Host, "iptables", "-P", "FORWARD", "DROP")
+				c1, c2 := tp.AddContainer("c1"), tp.AddContainer("c2")
+				tp.MustEbpfnet("network", "create", "n1", "--subnet", "172.30.0.0/24")
+				tp.MustEbpfnet("attach", "--network", "n1", "-p", "8080:80", c1)
+				killedAt(t, tp, point, "detach", c1)
+				if repair == "daemon" {
+					startDaemon(t, tp, "127.0.0.1:9469")
+					wantKernel(t, tp, 10*time.Second, oneNetworkNoEndpoint)
+				}
+				if out := tp.MustEbpfnet("ls", "-o", "json"); strings.TrimSpace(out) != "[]" {
+					t.Fatalf("ls after the crash: %s, want no endpoint", out)
+				}
+				wantKernel(t, tp, 0, oneNetworkNoEndpoint)
+				if out := tp.Exec(c1, "ip", "-o", "link"); strings.Contains(out, "eth0") {
+					t.Fatalf("eth0 left in the container:\n%s", out)
+				}
+				attachWorks(t, tp, c1, c2)
+			})
+		}
+	}
+}
+
+// TestKillPointsInNetworkRm: a network rm SIGKILLed after any of its
+// kernel changes is finished by the next command (or a daemon pass): the
+// network is gone from network ls, no bridge, route, map entry or pin is
+// left, and a network of that name can be made and used again (it used to
+// stay listed without its bridge: "bridge ebpfnetN of network n1 is
+// missing").
+func TestKillPointsInNetworkRm(t *testing.T) {
+	for _, point := range []string{"network-rm-after-maps", "network-rm-after-uplink", "network-rm-after-bridge"} {
+		for _, repair := range []string{"command", "daemon"} {
+			if repair == "daemon" && point != "network-rm-after-maps" {
+				continue
+			}
+			t.Run(point+"/"+repair, func(t *testing.T) {
+				tp := newTopology(t)
+				tp.Exec(tp.Host, "iptables", "-P", "FORWARD", "DROP")
+				c1, c2 := tp.AddContainer("c1"), tp.AddContainer("c2")
+				tp.MustEbpfnet("network", "create", "n1", "--subnet", "172.30.0.0/24")
+				killedAt(t, tp, point, "network", "rm", "n1")
+				if repair == "daemon" {
+					startDaemon(t, tp, "127.0.0.1:9469")
+					waitFor(t, 10*time.Second, func() bool {
+						out := tp.Exec(tp.Host, "ip", "-o", "link", "show", "type", "bridge")
+						return strings.TrimSpace(out) == ""
+					})
+					// Having finished the rm, the daemon releases the
+					// empty instance's pins and loads a datapath again (as
+					// its start does): reading the maps meanwhile would
+					// race it.
+					time.Sleep(time.Second)
+				}
+				if out := tp.MustEbpfnet("network", "ls", "-q"); strings.Contains(out, "n1") {
+					t.Fatalf("network ls after the crash:\n%s\nwant no n1", out)
+				}
+				wantKernel(t, tp, 0, nothing)
+				tp.MustEbpfnet("network", "create", "n1", "--subnet", "172.30.0.0/24")
+				wantKernel(t, tp, 0, oneNetworkNoEndpoint)
+				attachWorks(t, tp, c1, c2)
+			})
+		}
+	}
+}
+
+// TestDaemonRepairsNetworkWithoutBridge: a network whose bridge vanished
+// without an intent saying why (a network rm that failed half way, an
+// older version's crash, `ip link del` behind ebpfnet's back) gets it back
+// from the daemon, with its gateway MAC, its map entry and its endpoints'
+// veths as ports: the published port answers, and attach works again.
+func TestDaemonRepairsNetworkWithoutBridge(t *testing.T) {
+	tp := newTopology(t)
+	tp.Exec(tp.Host, "iptables", "-P", "FORWARD", "DROP")
+	c1, c2 := tp.AddContainer("c1"), tp.AddContainer("c2")
+	tp.MustEbpfnet("network", "create", "n1", "--subnet", "172.30.0.0/24")
+	tp.MustEbpfnet("attach", "--network", "n1", "-p", "8080:80", c1)
+	testutil.Serve(t, tp.Namespace(c1), "c1", ":80")
+	testutil.Serve(t, tp.Namespace(tp.Ext), "ext", ":7000")
+	bridge := viewKernel(t, tp).Bridges[0]
+	mac := strings.TrimSpace(tp.Exec(tp.Host, "cat", "/sys/class/net/"+bridge+"/address"))
+	tp.Exec(tp.Host, "ip", "link", "del", bridge)
+	startDaemon(t, tp, "127.0.0.1:9469")
+	wantKernel(t, tp, 10*time.Second, func(v kernelView) string {
+		if !slices.Equal(v.Bridges, []string{bridge}) {
+			return "bridge not made again"
+		}
+		if len(v.Routes) != 1 || !strings.HasPrefix(v.Routes[0], "172.30.0.0/24 dev "+bridge+" ") {
+			return "subnet route not back"
+		}
+		return ""
+	})
+	if got := strings.TrimSpace(tp.Exec(tp.Host, "cat", "/sys/class/net/"+bridge+"/address")); got != mac {
+		t.Errorf("bridge MAC %s, was %s: containers would send to a gateway MAC nobody has", got, mac)
+	}
+	expect(t, testutil.MustAsk(t, tp.Namespace(tp.Ext), "tcp4", hostAddr+":8080"), "c1", extAddr)
+	expect(t, testutil.MustAsk(t, tp.Namespace(c1), "tcp4", extAddr+":7000"), "ext", hostAddr)
+	tp.MustEbpfnet("attach", "--network", "n1", c2)
+	expect(t, testutil.MustAsk(t, tp.Namespace(c2), "tcp4", "172.30.0.2:80"), "c1", "172.30.0.3")
+	expect(t, testutil.MustAsk(t, tp.Namespace(tp.Host), "tcp4", "172.30.0.2:80"), "c1", "172.30.0.1")
+}

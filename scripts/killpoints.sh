@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# Reruns the crash experiments of issue 9 (items 6, 7, 9) on sandbox
-# namespaces: attach and network create SIGKILLed at every kill point
-# (EBPFNET_TEST_KILL=<point>), then the next command or a daemon pass must
-# leave no orphan veth, bridge, route, map entry or link pin and traffic
-# must work; orphans no intent names are removed by the daemon; a firewall
+# Reruns the crash experiments of issue 9 (items 6, 7, 9) and issue 21
+# (item 7) on sandbox namespaces: attach, network create, detach and network
+# rm SIGKILLed at every kill point (EBPFNET_TEST_KILL=<point>), then the
+# next command or a daemon pass must leave no orphan veth, bridge, route,
+# map entry or link pin (a detach or rm is finished, an attach or create
+# rolled back) and traffic must work; orphans no intent names are removed
+# by the daemon, a network that lost its bridge gets it back; a firewall
 # change killed between store and kernel is applied by the daemon; subnets
 # overlapping host routes are refused; conntrack GC's memory stays flat
 # with the table's size. Needs root. Usage: scripts/killpoints.sh [-bench]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=$PATH:/usr/local/go/bin
-go test -count=1 -v -run 'TestKillPoints|TestNetworkCreateRefusesRoutedSubnet|TestDaemonRemovesOrphans|TestFirewallFailedChangeAndRepair' ./integration/ | grep -E '^(=== RUN|\s*--- |ok|FAIL|\s+\w+_test.go)'
+go test -count=1 -v -run 'TestKillPoints|TestNetworkCreateRefusesRoutedSubnet|TestDaemonRemovesOrphans|TestDaemonRepairsNetworkWithoutBridge|TestFirewallFailedChangeAndRepair' ./integration/ | grep -E '^(=== RUN|\s*--- |ok|FAIL|\s+\w+_test.go)'
 go test -count=1 -v -run 'TestGCMemoryDoesNotGrowWithTheTable|TestGCAcrossBatches' ./maps/ | grep -E '^(\s*--- |ok|FAIL|\s+\w+_test.go)'
 if [ "${1:-}" = -bench ]; then
 	# One GC over a full default-size table (524288 live entries).
