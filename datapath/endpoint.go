@@ -122,13 +122,19 @@ func (i *Instance) attach(st *store, o AttachOptions) (Endpoint, error) {
 	if o.Mode == ModeBridge && o.IfName != "" && o.IfName != defaultIfName {
 		ep.IfName = o.IfName
 	}
+	// Every step works in the namespace resolved here (target.go).
+	tgt, err := openTarget(ns)
+	if err != nil {
+		return Endpoint{}, err
+	}
+	defer tgt.close()
 	var rollback undo
 	defer rollback.run()
 	if o.Mode == ModeBridge {
-		if err := i.attachBridge(st, &ep, o, ns, eps, &rollback); err != nil {
+		if err := i.attachBridge(st, &ep, o, tgt, eps, &rollback); err != nil {
 			return Endpoint{}, err
 		}
-	} else if err := setLoopbackUp(ns); err != nil {
+	} else if err := setLoopbackUp(tgt); err != nil {
 		return Endpoint{}, err
 	}
 	if o.ContainerID == "" && !slices.ContainsFunc(eps, func(e Endpoint) bool { return e.NetnsIno == ns.Ino }) {
@@ -174,7 +180,7 @@ func endpointName(target string) string {
 
 // attachBridge plumbs and programs a bridge endpoint, adding each undo step
 // to rollback.
-func (i *Instance) attachBridge(st *store, ep *Endpoint, o AttachOptions, ns netnsutil.Namespace, eps []Endpoint, rollback *undo) error {
+func (i *Instance) attachBridge(st *store, ep *Endpoint, o AttachOptions, ns target, eps []Endpoint, rollback *undo) error {
 	netName := cmp.Or(o.Network, DefaultNetwork)
 	n, ok, err := st.network(netName)
 	if err != nil {
@@ -307,7 +313,13 @@ func (i *Instance) attachBridge(st *store, ep *Endpoint, o AttachOptions, ns net
 	}
 	linked()
 	rollback.add(func() { i.dp.DetachTCX(loader.ProgFromContainer, ep.HostVeth) })
-	return faultPoint("after-link")
+	if err := faultPoint("after-link"); err != nil {
+		return err
+	}
+	// What the caller is told must be what its namespace has.
+	verified := timeStep("netlink")
+	defer verified()
+	return verifyPlumbed(ns, o.Target, *ep, n)
 }
 
 func randomHex(n int) string {
@@ -319,8 +331,10 @@ func randomHex(n int) string {
 // faultPoint fails on purpose where EBPFNET_TEST_FAULT names it, so tests can
 // prove that an attach failing half way rolls back; where EBPFNET_TEST_KILL
 // names it, the process dies there with SIGKILL (no rollback, no deferred
-// function), so tests can prove that the next command repairs a crash.
+// function), so tests can prove that the next command repairs a crash;
+// where EBPFNET_TEST_PAUSE names it, it waits for the test (pauseAt).
 func faultPoint(name string) error {
+	pauseAt(name)
 	if os.Getenv("EBPFNET_TEST_KILL") == name {
 		killSelf()
 	}
@@ -418,7 +432,8 @@ func (i *Instance) moveDefaultRoute(st *store, gone Endpoint) error {
 	if err != nil || ns.Ino != next.NetnsIno {
 		return nil // the namespace is gone: nothing to route
 	}
-	return withHandle(ns, func(h *netlink.Handle) error {
+	moved := false
+	err = withHandle(ns, func(h *netlink.Handle) error {
 		if hasDefaultRoute(h) {
 			return nil
 		}
@@ -426,8 +441,14 @@ func (i *Instance) moveDefaultRoute(st *store, gone Endpoint) error {
 		if err != nil {
 			return err
 		}
+		moved = true
 		return h.RouteAdd(&netlink.Route{LinkIndex: l.Attrs().Index, Gw: n.Gateway.AsSlice()})
 	})
+	if err != nil || !moved {
+		return err
+	}
+	next.DefaultRoute = true
+	return st.putEndpoint(next)
 }
 
 // teardown undoes the kernel side of an attach. It keeps going past errors

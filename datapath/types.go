@@ -54,6 +54,7 @@ type Endpoint struct {
 	HostVeth         string     `json:"host_veth,omitempty"`
 	HostIfindex      int        `json:"host_ifindex,omitempty"`
 	ContainerIfindex int        `json:"container_ifindex,omitempty"`
+	DefaultRoute     bool       `json:"default_route,omitempty"` // the namespace's default route is via this interface
 	Ports            PortList   `json:"ports,omitempty"`
 	// IfName is the container interface; empty means eth0 (records made
 	// before it was configurable).

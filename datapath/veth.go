@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 
 	"github.com/vishvananda/netlink"
 
@@ -11,25 +12,20 @@ import (
 )
 
 // plumbVeth creates the veth pair with its container end (eth0 or the
-// endpoint's IfName) directly in
-// the target namespace, addresses it and routes via the gateway.
-func (i *Instance) plumbVeth(ep *Endpoint, n Network, ns netnsutil.Namespace, rollback *undo) error {
+// endpoint's IfName) directly in the target namespace, addresses it and
+// routes via the gateway if the namespace has no default route yet.
+func (i *Instance) plumbVeth(ep *Endpoint, n Network, ns target, rollback *undo) error {
 	br, err := netlink.LinkByName(n.Bridge)
 	if err != nil {
 		return fmt.Errorf("bridge %s of network %s is missing: %w", n.Bridge, n.Name, err)
 	}
-	nsh, err := ns.Open()
-	if err != nil {
-		return err
-	}
-	defer nsh.Close()
 	mac, _ := net.ParseMAC(ep.MAC)
 	veth := &netlink.Veth{
 		// Up in the create request itself: one round trip less.
 		LinkAttrs:        netlink.LinkAttrs{Name: ep.HostVeth, MTU: n.MTU, MasterIndex: br.Attrs().Index, Flags: net.FlagUp},
 		PeerName:         ep.Interface(),
 		PeerHardwareAddr: mac,
-		PeerNamespace:    netlink.NsFd(nsh),
+		PeerNamespace:    netlink.NsFd(ns.fd),
 	}
 	if err := netlink.LinkAdd(veth); err != nil {
 		return fmt.Errorf("create veth %s: %w", ep.HostVeth, err)
@@ -45,16 +41,20 @@ func (i *Instance) plumbVeth(ep *Endpoint, n Network, ns netnsutil.Namespace, ro
 		ep.HostIfindex = host.Attrs().Index
 	}
 
-	h, err := netlink.NewHandleAt(nsh)
-	if err != nil {
-		return fmt.Errorf("netlink in %s: %w", ns.Path, err)
-	}
-	defer h.Close()
+	return ns.do(func(h *netlink.Handle) error { return configureContainerEnd(h, ep, n, ns.Path) })
+}
+
+// configureContainerEnd addresses the container end, brings it (and lo)
+// up and gives the namespace its default route if it has none: the first
+// network gives it, as in Docker; a network connected later only its
+// subnet's.
+func configureContainerEnd(h *netlink.Handle, ep *Endpoint, n Network, where string) error {
 	eth0, err := h.LinkByName(ep.Interface())
 	if err != nil {
-		return fmt.Errorf("find %s in %s: %w", ep.Interface(), ns.Path, err)
+		return fmt.Errorf("find %s in %s: %w", ep.Interface(), where, err)
 	}
 	ep.ContainerIfindex = eth0.Attrs().Index
+	ep.DefaultRoute = !hasDefaultRoute(h)
 	steps := []struct {
 		what string
 		do   func() error
@@ -65,9 +65,7 @@ func (i *Instance) plumbVeth(ep *Endpoint, n Network, ns netnsutil.Namespace, ro
 		}},
 		{"bring up " + ep.Interface(), func() error { return h.LinkSetUp(eth0) }},
 		{"add default route", func() error {
-			// The first network gives the default route, as in Docker; a
-			// network connected later only its subnet's.
-			if hasDefaultRoute(h) {
+			if !ep.DefaultRoute {
 				return nil
 			}
 			return h.RouteAdd(&netlink.Route{LinkIndex: eth0.Attrs().Index, Gw: n.Gateway.AsSlice()})
@@ -75,7 +73,7 @@ func (i *Instance) plumbVeth(ep *Endpoint, n Network, ns netnsutil.Namespace, ro
 	}
 	for _, s := range steps {
 		if err := s.do(); err != nil {
-			return fmt.Errorf("%s in %s: %w", s.what, ns.Path, err)
+			return fmt.Errorf("%s in %s: %w", s.what, where, err)
 		}
 	}
 	return nil
@@ -104,8 +102,8 @@ func withHandle(ns netnsutil.Namespace, fn func(*netlink.Handle) error) error {
 	return fn(h)
 }
 
-func setLoopbackUp(ns netnsutil.Namespace) error {
-	return withHandle(ns, func(h *netlink.Handle) error {
+func setLoopbackUp(ns target) error {
+	return ns.do(func(h *netlink.Handle) error {
 		if err := linkUpByName(h, "lo"); err != nil {
 			return fmt.Errorf("bring up lo in %s: %w", ns.Path, err)
 		}
@@ -113,8 +111,8 @@ func setLoopbackUp(ns netnsutil.Namespace) error {
 	})
 }
 
-func checkNoInterface(ns netnsutil.Namespace, ifName string) error {
-	return withHandle(ns, func(h *netlink.Handle) error {
+func checkNoInterface(ns target, ifName string) error {
+	return ns.do(func(h *netlink.Handle) error {
 		if _, err := h.LinkByName(ifName); err == nil {
 			return existsf("target %s already has an %s interface", ns.Path, ifName)
 		}
@@ -127,10 +125,9 @@ func hasDefaultRoute(h *netlink.Handle) bool {
 	if err != nil {
 		return false
 	}
-	for _, r := range routes {
-		if r.Dst == nil || (r.Dst.IP.IsUnspecified() && r.Dst.Mask != nil && net.IP(r.Dst.Mask).IsUnspecified()) {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(routes, isDefaultRoute)
+}
+
+func isDefaultRoute(r netlink.Route) bool {
+	return r.Dst == nil || (r.Dst.IP.IsUnspecified() && r.Dst.Mask != nil && net.IP(r.Dst.Mask).IsUnspecified())
 }

@@ -1,9 +1,15 @@
 package integration
 
 import (
+	"bytes"
 	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/containernetworking/cni/libcni"
 
@@ -130,3 +136,79 @@ func TestCNIFailedAddChangesNothing(t *testing.T) {
 		})
 	}
 }
+
+// TestCNIAddFailsWhenItsSandboxIsReplaced reproduces issue 21 item 8, an
+// ADD that reported an address its sandbox did not have (`ip -n NS addr
+// show dev net1` lacked 10.91.0.2 right after), deterministically: the
+// sandbox's name is bound to a new namespace while the ADD runs (a runner
+// reusing a netns name: `ip netns delete NS; ip netns add NS`), and the old
+// one lives on (a process of the container holds it). The plugin pauses
+// after making the veth (EBPFNET_TEST_PAUSE) for the swap. The ADD used to
+// finish in the old namespace and report success; it must fail, leave
+// neither namespace an interface, keep no record, and an ADD into the new
+// namespace must then give net1 the address it reports.
+func TestCNIAddFailsWhenItsSandboxIsReplaced(t *testing.T) {
+	h := newCNIHost(t)
+	ns := h.AddContainer("c")
+	holder := exec.Command("ip", "netns", "exec", ns, "sleep", "300")
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { holder.Process.Kill(); holder.Wait() })
+
+	pause := filepath.Join(t.TempDir(), "paused")
+	conf := map[string]any{"cniVersion": "1.1.0", "name": "swapnet", "type": "ebpfnet", "subnet": "10.91.0.0/24",
+		"stateDir": h.StateDir, "pinRoot": h.PinRoot}
+	stdin, _ := json.Marshal(conf)
+	add := exec.Command(cniPlugin(t))
+	add.Env = []string{"CNI_COMMAND=ADD", "CNI_CONTAINERID=swap-1", "CNI_NETNS=/run/netns/" + ns, "CNI_IFNAME=net1",
+		"CNI_PATH=" + filepath.Dir(cniPlugin(t)), "EBPFNET_TEST_PAUSE=after-veth", "EBPFNET_TEST_PAUSE_FILE=" + pause}
+	var stdout, stderr bytes.Buffer
+	add.Stdin, add.Stdout, add.Stderr = bytes.NewReader(stdin), &stdout, &stderr
+	if err := h.inHost(add.Start); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if add.ProcessState == nil {
+			add.Process.Kill()
+			add.Wait()
+		}
+	})
+	waitFor(t, 20*time.Second, func() bool { _, err := os.Stat(pause); return err == nil })
+	testutil.Run(t, "ip", "netns", "delete", ns)
+	h.AddNetns(ns)
+	if err := os.Remove(pause); err != nil {
+		t.Fatal(err)
+	}
+	err := add.Wait()
+	if err == nil {
+		t.Fatalf("ADD into a sandbox replaced meanwhile succeeded: %s\n%s has:\n%s", stdout.String(), ns, h.Exec(ns, "ip", "-o", "addr"))
+	}
+	if !strings.Contains(stdout.String(), "names another network namespace") {
+		t.Errorf("ADD failed with %v, want a CNI error naming the replaced namespace:\n%s%s", err, stdout.String(), stderr.String())
+	}
+	if out := h.Exec(ns, "ip", "-o", "link"); strings.Contains(out, "net1") {
+		t.Errorf("net1 in the new namespace after the failed ADD:\n%s", out)
+	}
+	old := strings.TrimSpace(testutil.Run(t, "nsenter", "-t", itoa(holder.Process.Pid), "-n", "ip", "-o", "link"))
+	if strings.Contains(old, "net1") {
+		t.Errorf("net1 left in the replaced namespace:\n%s", old)
+	}
+	if eps := h.ls(); len(eps) != 0 {
+		t.Errorf("endpoints after the failed ADD: %v", eps)
+	}
+	if veths := viewKernel(t, h.Topology).Veths; len(veths) != 0 {
+		t.Errorf("host veths left: %v", veths)
+	}
+
+	list := h.namedList("swapnet", "10.91.0.0/24", nil)
+	r := h.mustAdd(list, h.rt("swap-1", ns, "net1", nil))
+	if ip := resultIP(t, r); ip != "10.91.0.2" {
+		t.Fatalf("ADD reported %s, want 10.91.0.2", ip)
+	}
+	if out := h.Exec(ns, "ip", "-o", "-4", "addr", "show", "dev", "net1"); !strings.Contains(out, "10.91.0.2/24") {
+		t.Fatalf("ADD reported 10.91.0.2, net1 has:\n%s", out)
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

@@ -125,13 +125,18 @@ func ipv4Of(r *current.Result) (netip.Prefix, netip.Addr, error) {
 	return netip.Prefix{}, netip.Addr{}, types.NewError(codeRefused, "ipam returned no IPv4 address", "")
 }
 
-// buildResult describes what ADD made: the host veth, the container
-// interface in its sandbox, the address with its gateway, the default route
-// and the config's DNS.
+// buildResult describes what ADD made (and datapath verified in the
+// sandbox): the host veth, the container interface in its sandbox, the
+// address with its gateway, the default route if this interface got it
+// (the container's first network) and the config's DNS.
 func buildResult(conf *NetConf, args *skel.CmdArgs, n datapath.Network, ep datapath.Endpoint) *current.Result {
 	host := &current.Interface{Name: ep.HostVeth}
 	if l, err := netlink.LinkByName(ep.HostVeth); err == nil {
 		host.Mac = l.Attrs().HardwareAddr.String()
+	}
+	var routes []*types.Route
+	if ep.DefaultRoute {
+		routes = append(routes, &types.Route{Dst: net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}, GW: n.Gateway.AsSlice()})
 	}
 	return &current.Result{
 		CNIVersion: current.ImplementedSpecVersion,
@@ -144,7 +149,7 @@ func buildResult(conf *NetConf, args *skel.CmdArgs, n datapath.Network, ep datap
 			Address:   net.IPNet{IP: ep.IP.AsSlice(), Mask: net.CIDRMask(n.Subnet.Bits(), 32)},
 			Gateway:   n.Gateway.AsSlice(),
 		}},
-		Routes: []*types.Route{{Dst: net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}, GW: n.Gateway.AsSlice()}},
+		Routes: routes,
 		DNS:    conf.DNS,
 	}
 }
