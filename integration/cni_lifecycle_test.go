@@ -212,3 +212,51 @@ func TestCNIAddFailsWhenItsSandboxIsReplaced(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// contribList loads an example conflist from contrib/cni, pointed at this
+// host's instance.
+func (h *cniHost) contribList(file string) *libcni.NetworkConfigList {
+	h.t.Helper()
+	list, err := libcni.ConfListFromFile(filepath.Join("..", "contrib", "cni", file))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if list.Plugins[0], err = libcni.InjectConf(list.Plugins[0], map[string]any{"stateDir": h.StateDir, "pinRoot": h.PinRoot}); err != nil {
+		h.t.Fatal(err)
+	}
+	return list
+}
+
+// TestCNIContribExamplesSideBySide: the two example conflists can be used
+// on one host, one after the other and at the same time (they both named
+// their network "ebpfnet" with different subnets, so the second failed:
+// "network ebpfnet exists with other settings"). Their networks outlive
+// their last container, as README says, and network rm removes them.
+func TestCNIContribExamplesSideBySide(t *testing.T) {
+	h := newCNIHost(t)
+	generic, podman := h.contribList("10-ebpfnet.conflist"), h.contribList("20-ebpfnet-podman.conflist")
+	c1, c2 := h.AddContainer("c1"), h.AddContainer("c2")
+	rt1, rt2 := h.rt("example-1", c1, "eth0", portMapping(8080, 80)), h.rt("example-2", c2, "eth0", portMapping(8081, 80))
+	if ip := resultIP(t, h.mustAdd(generic, rt1)); ip != "10.88.0.2" {
+		t.Fatalf("%s gave %s, want 10.88.0.2", generic.Name, ip)
+	}
+	h.mustDel(generic, rt1)
+	if ip := resultIP(t, h.mustAdd(podman, rt2)); ip != "10.89.0.2" {
+		t.Fatalf("%s after %s gave %s, want 10.89.0.2", podman.Name, generic.Name, ip)
+	}
+	h.mustAdd(generic, rt1)
+	testutil.Serve(t, h.Namespace(c1), "c1", ":80")
+	testutil.Serve(t, h.Namespace(c2), "c2", ":80")
+	expect(t, testutil.MustAsk(t, h.Namespace(h.Ext), "tcp4", hostAddr+":8080"), "c1", extAddr)
+	expect(t, testutil.MustAsk(t, h.Namespace(h.Ext), "tcp4", hostAddr+":8081"), "c2", extAddr)
+
+	h.mustDel(generic, rt1)
+	h.mustDel(podman, rt2)
+	if out := h.MustEbpfnet("network", "ls", "-q"); !strings.Contains(out, generic.Name) || !strings.Contains(out, podman.Name) {
+		t.Fatalf("network ls after the last DEL:\n%s\nwant both example networks (they outlive their containers)", out)
+	}
+	h.MustEbpfnet("network", "rm", generic.Name, podman.Name)
+	if v := viewKernel(t, h.Topology); len(v.Bridges) != 0 || len(v.Veths) != 0 {
+		t.Fatalf("left after network rm: %+v", v)
+	}
+}

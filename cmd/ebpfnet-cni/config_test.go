@@ -85,18 +85,23 @@ func TestParseAddRefuses(t *testing.T) {
 	}
 }
 
-// The examples in contrib/cni are valid conflists whose ebpfnet entry parses.
+// The examples in contrib/cni are valid conflists whose ebpfnet entry
+// parses, and name networks of their own: one name with two subnets would
+// make the second example's ADD fail ("exists with other settings").
 func TestContribConflist(t *testing.T) {
 	for _, tc := range []struct {
-		file, subnet, bridge string
-		runtimeHeld          bool
+		file, name, subnet, bridge string
+		runtimeHeld                bool
 	}{
-		{"10-ebpfnet.conflist", "10.88.0.0/16", "ebpfnet-cni0", false},
-		{"10-ebpfnet-podman.conflist", "10.89.0.0/16", "ebpfnet-pod0", true},
+		{"10-ebpfnet.conflist", "ebpfnet", "10.88.0.0/16", "ebpfnet-cni0", false},
+		{"20-ebpfnet-podman.conflist", "ebpfnet-podman", "10.89.0.0/16", "ebpfnet-pod0", true},
 	} {
 		list, err := libcni.ConfListFromFile("../../contrib/cni/" + tc.file)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if list.Name != tc.name {
+			t.Errorf("%s names network %q, want %q", tc.file, list.Name, tc.name)
 		}
 		if list.Plugins[0].Network.Type != "ebpfnet" {
 			t.Fatalf("%s: first plugin is %s", tc.file, list.Plugins[0].Network.Type)
