@@ -178,6 +178,7 @@ func (i *Instance) serveDNS(ctx context.Context, port int) {
 		idx     = &dnsIndex{}
 		stamp   string
 		checked time.Time
+		loaded  time.Time // when the index's last read of the store began
 	)
 	dbPath := filepath.Join(i.cfg.StateDir, "state.db")
 	version := func() string {
@@ -195,6 +196,7 @@ func (i *Instance) serveDNS(ctx context.Context, port int) {
 			s.Sync(idx.listen()) // retries a listener that could not bind
 			return
 		}
+		loaded = time.Now()
 		next, err := i.loadDNSIndex()
 		if err != nil {
 			i.log.Warn("dns: read names", "err", err)
@@ -206,14 +208,19 @@ func (i *Instance) serveDNS(ctx context.Context, port int) {
 		s.Sync(idx.listen())
 	}
 	s.Serves = func(network string, src netip.Addr) bool {
+		asked := time.Now()
 		mu.Lock()
 		defer mu.Unlock()
 		if idx.serves(network, src) {
 			return true
 		}
-		// A container attached a moment ago is not in the index yet.
-		if time.Since(checked) > 100*time.Millisecond {
-			refresh(false)
+		// A container attached a moment ago may not be in the index yet,
+		// and refusing it would fail its first lookups: decide on an index
+		// read after the query came. Strangers asking in a flood share
+		// the reads, at most ten a second.
+		if !loaded.After(asked) {
+			time.Sleep(time.Until(loaded.Add(100 * time.Millisecond)))
+			refresh(true)
 		}
 		return idx.serves(network, src)
 	}

@@ -110,6 +110,17 @@ func TestEmbeddedDNSServesOnlyItsNetwork(t *testing.T) {
 			mustNotServeDNS(t, tp, stranger, gateway, proto, "example.org", dns.TypeA)
 		}
 	}
+
+	// A container is served from its very first query, however fresh the
+	// daemon's view of the store: asked once, no retry.
+	for _, name := range []string{"f1", "f2", "f3"} {
+		fresh := tp.AddContainer(name)
+		tp.MustEbpfnet("attach", "--network", "n1", fresh)
+		reply, err := askDNS(t, tp, fresh, gateway, "udp", c2, dns.TypeA, 5*time.Second)
+		if err != nil || len(reply.Answer) == 0 || firstRecord(reply) != "172.30.0.20" {
+			t.Errorf("%s, just attached, asks for %s: %v %v", fresh, c2, reply, err)
+		}
+	}
 }
 
 // Issue 21, item 10: when the host's resolvers do not answer (dropped, or
