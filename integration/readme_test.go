@@ -5,7 +5,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/ebpfnet/ebpfnet/internal/testutil"
 )
@@ -34,7 +36,16 @@ func runREADMEBlock(t *testing.T, tp *testutil.Topology, marker string) {
 	cmd.Env = append(os.Environ(),
 		"PATH="+filepath.Dir(ebpfnetBin)+":"+os.Getenv("PATH"),
 		"EBPFNET_STATE_DIR="+tp.StateDir, "EBPFNET_PIN_ROOT="+tp.PinRoot)
+	// Its own process group, ended whole afterwards: a block that fails
+	// half way leaves what it started in the background (`ebpfnet daemon
+	// &`) running, holding the output open. WaitDelay bounds the wait for
+	// that output once the shell itself is done.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.WaitDelay = 5 * time.Second
 	out, err := cmd.CombinedOutput()
+	if cmd.Process != nil {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
 	if err != nil {
 		t.Fatalf("README %s failed: %v\n%s", marker, err, out)
 	}
