@@ -56,11 +56,12 @@ test: build
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
 
-## fuzz: property-based fuzzing of from_container and from_uplink (loader/fuzz_test.go), FUZZTIME each; needs root
+## fuzz: property-based fuzzing of from_container and from_uplink (loader/fuzz_test.go) and from_overlay (loader/fromoverlay_test.go), FUZZTIME each; needs root
 FUZZTIME ?= 60s
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzFromContainer$$' -fuzztime $(FUZZTIME) ./loader/
 	$(GO) test -run '^$$' -fuzz '^FuzzFromUplink$$' -fuzztime $(FUZZTIME) ./loader/
+	$(GO) test -run '^$$' -fuzz '^FuzzFromOverlay$$' -fuzztime $(FUZZTIME) ./loader/
 
 unit-test:
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /integration)

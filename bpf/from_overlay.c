@@ -8,7 +8,12 @@
  * local containers (same network, --icc) and bpf_redirect_peer into the
  * container. Nothing else crosses the overlay: ARP is answered on the
  * sending host, and traffic to the outside leaves through each host's own
- * uplink. */
+ * uplink.
+ *
+ * bpf/from_overlay_test.c builds this file once more for the loader's tests
+ * (FuzzFromOverlay) with bpf_skb_get_tunnel_key stubbed to read skb->cb:
+ * BPF_PROG_TEST_RUN cannot attach tunnel metadata. Keep the helper's one
+ * call as it is (IPv4 key, no flags) or update the stub with it. */
 
 #include "lib/common.h"
 #include "lib/drop.h"
@@ -52,7 +57,6 @@ int from_overlay(struct __sk_buff *skb)
 	net = bpf_map_lookup_elem(&networks, &src->net_id);
 	if (!ov || !net || ov->vni != key.tunnel_id)
 		return drop(skb, DIR, DROP_OVERLAY_VNI);
-	count_overlay_host(outer, 0, skb->len);
 
 	dst = bpf_map_lookup_elem(&endpoint_ips, &p.ip->daddr);
 	if (!dst)
@@ -61,5 +65,11 @@ int from_overlay(struct __sk_buff *skb)
 		return drop(skb, DIR, DROP_NETWORK_ISOLATION);
 	if (!(net->flags & NET_F_ICC))
 		return drop(skb, DIR, DROP_ICC_DISABLED);
-	return deliver_peer(skb, DIR, p.eth, dst);
+	ret = deliver_peer(skb, DIR, p.eth, dst);
+	/* A peer's rx is what was delivered from it (overlay.h), as its tx is
+	 * what was sent to it: a frame dropped above, however authentic its
+	 * sender, is in the drop counters only. */
+	if (ret == TC_ACT_REDIRECT)
+		count_overlay_host(outer, 0, skb->len);
+	return ret;
 }

@@ -44,7 +44,7 @@ type fixture struct {
 }
 
 // newFixture loads an unpinned datapath with network 1 (A, B) and network 2 (C).
-func newFixture(t *testing.T, icc bool) *fixture {
+func newFixture(t testing.TB, icc bool) *fixture {
 	t.Helper()
 	dp, err := loader.Load(loader.Options{})
 	if err != nil {

@@ -31,7 +31,7 @@ var (
 	ifVXLAN = 77
 )
 
-func newOverlayFixture(t *testing.T, icc bool) *fixture {
+func newOverlayFixture(t testing.TB, icc bool) *fixture {
 	t.Helper()
 	f := newFixture(t, true)
 	for _, n := range []maps.Network{
@@ -169,7 +169,7 @@ func TestOverlayAnswersARP(t *testing.T) {
 
 // from_overlay trusts only tunnel metadata: a frame without any (which
 // BPF_PROG_TEST_RUN cannot attach; integration/overlay_test.go sends real
-// VXLAN) is dropped.
+// VXLAN, fromoverlay_test.go runs the program's test build) is dropped.
 func TestFromOverlayNeedsTunnelMetadata(t *testing.T) {
 	f := newOverlayFixture(t, true)
 	prog := f.dp.Program(loader.ProgFromOverlay)

@@ -70,7 +70,7 @@ func TestIssue9DirectRouting(t *testing.T) {
 	})
 }
 
-func arpFrame(t *testing.T, ethSrc net.HardwareAddr, op uint16, sha net.HardwareAddr, spa, tpa netip.Addr) []byte {
+func arpFrame(t testing.TB, ethSrc net.HardwareAddr, op uint16, sha net.HardwareAddr, spa, tpa netip.Addr) []byte {
 	t.Helper()
 	dst := layers.EthernetBroadcast
 	tha := net.HardwareAddr(make([]byte, 6))
