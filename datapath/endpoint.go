@@ -536,18 +536,24 @@ func findEndpoint(st *store, target string) (Endpoint, error) {
 	if ep, ok, err := st.endpoint(endpointName(target)); err != nil || ok {
 		return ep, err
 	}
-	ns, err := netnsutil.Resolve(target)
-	if err != nil {
-		return Endpoint{}, notFoundf("no endpoint %s", target)
-	}
-	eps, err := st.endpoints()
-	if err != nil {
-		return Endpoint{}, err
-	}
-	for _, e := range eps {
-		if e.NetnsIno == ns.Ino {
-			return e, nil
+	ns, nsErr := netnsutil.Resolve(target)
+	if nsErr == nil {
+		eps, err := st.endpoints()
+		if err != nil {
+			return Endpoint{}, err
 		}
+		for _, e := range eps {
+			if e.NetnsIno == ns.Ino {
+				return e, nil
+			}
+		}
+	}
+	// A container's name last: a namespace of that name is more specific.
+	if ep, ok, err := endpointByContainerName(st, target); err != nil || ok {
+		return ep, err
+	}
+	if nsErr != nil {
+		return Endpoint{}, notFoundf("no endpoint %s", target)
 	}
 	return Endpoint{}, notFoundf("target %s is not attached", target)
 }

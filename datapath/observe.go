@@ -14,9 +14,11 @@ type Counter = maps.Counter
 type MapUsage = maps.MapUsage
 
 // EndpointTraffic is what one bridge endpoint sent (Tx) and was delivered
-// by the datapath (Rx).
+// by the datapath (Rx). ContainerName is its container's name when a front
+// end learned it (Endpoint.ContainerName).
 type EndpointTraffic struct {
 	Network, Name string
+	ContainerName string
 	Tx, Rx        Counter
 }
 
@@ -39,7 +41,7 @@ func (i *Instance) EndpointTraffic() ([]EndpointTraffic, error) {
 		if err != nil {
 			continue // detached between listing and reading
 		}
-		out = append(out, EndpointTraffic{Network: e.Network, Name: e.Name, Tx: tx, Rx: rx})
+		out = append(out, EndpointTraffic{Network: e.Network, Name: e.Name, ContainerName: e.ContainerName, Tx: tx, Rx: rx})
 	}
 	return out, nil
 }

@@ -301,7 +301,7 @@ func (r PortRequest) satisfiedBy(m PortMapping) bool {
 func assignPortRequests(reqs []PortRequest, eps []Endpoint, self Endpoint, free hostPortFree) ([]PortMapping, error) {
 	published := newPortTable(append(eps, self)) // the endpoint's own ports conflict too
 	out := make([]PortMapping, 0, len(reqs))
-	twice := "endpoint " + self.Name + " (twice in this command)"
+	twice := self.describe() + " (twice in this command)"
 	for _, r := range reqs {
 		m, err := assignPort(r, published, free, self.ContainerID)
 		if err != nil {

@@ -48,7 +48,7 @@ func newPortTable(eps []Endpoint) portTable {
 	}
 	t := make(portTable, n)
 	for _, e := range eps {
-		owner := "endpoint " + e.Name
+		owner := e.describe()
 		for _, p := range e.Ports {
 			t.add(p, owner, runtimeHeldBy(p, e))
 		}

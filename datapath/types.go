@@ -67,6 +67,11 @@ type Endpoint struct {
 	// the end's name while it is in the host's namespace. Such an endpoint
 	// has no NetnsIno; it lives as long as its host veth.
 	PeerName string `json:"peer_name,omitempty"`
+	// ContainerName is the runtime's name of the container (Docker's,
+	// without the leading "/"), when a front end could learn it: ls,
+	// errors and metrics show it instead of Name (containername.go).
+	// Records without it are fine: the name is a nicety.
+	ContainerName string `json:"container_name,omitempty"`
 
 	// Name resolution (dns.go): --network-alias, --dns, --add-host, and the
 	// /etc/netns/NAME directory whose resolv.conf and hosts ebpfnet wrote.

@@ -5,6 +5,8 @@
 // in eBPF. It is a front end: it maps Docker's JSON to datapath's options
 // and datapath's errors to Docker's {"Err": ...}, and keeps no state of its
 // own (names derive from Docker's IDs), so a restarted plugin carries on.
+// With dockerd's API reachable it also records each endpoint's container
+// name, for users to read (names.go).
 package dockerdriver
 
 import (
@@ -25,8 +27,9 @@ const ContentType = "application/vnd.docker.plugins.v1.2+json"
 
 // Driver serves the NetworkDriver protocol for one ebpfnet instance.
 type Driver struct {
-	inst *datapath.Instance
-	log  *slog.Logger
+	inst  *datapath.Instance
+	log   *slog.Logger
+	names *nameResolver // nil: container names are not looked up
 }
 
 // New returns a driver on inst; log may be nil.
@@ -43,7 +46,8 @@ func NetworkName(networkID string) string { return short(networkID, 12) }
 
 // EndpointName is the ebpfnet endpoint of a Docker endpoint: its short ID
 // (the EndpointID `docker network inspect` and `docker inspect` show).
-// Docker never tells a network driver the container's name.
+// Docker never tells a network driver the container's name: it is looked
+// up later, for display only (names.go).
 func EndpointName(endpointID string) string { return short(endpointID, 12) }
 
 func short(id string, n int) string { return id[:min(n, len(id))] }
@@ -353,6 +357,7 @@ func (d *Driver) deleteEndpoint(body []byte) (any, error) {
 	if err := decode(body, &req); err != nil {
 		return nil, err
 	}
+	d.forgetName(req.EndpointID)
 	// Gone already (a vanished sandbox took the veth and the daemon freed
 	// it) is done, not an error: Docker retries deletes after restarts.
 	if _, _, err := d.inst.RemoveEndpoint(req.EndpointID, ""); err != nil {
@@ -404,6 +409,8 @@ func (d *Driver) join(body []byte) (any, error) {
 	if !n.Internal {
 		resp.Gateway = n.Gateway.String()
 	}
+	// Looked up later, not here: dockerd holds the container's lock (names.go).
+	d.learnName(req.EndpointID)
 	return resp, nil
 }
 

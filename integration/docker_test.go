@@ -30,9 +30,13 @@ type dockerHost struct {
 	dk     *runtimetest.Dockerd
 	name   string // driver name: docker network create -d NAME
 	socket string
-	mu     sync.Mutex
-	plugin *exec.Cmd
-	log    *bytes.Buffer
+	// dockerAPI is the plugin's --docker-host socket: absent (no
+	// container names, and never a machine's own dockerd) until
+	// exposeDockerAPI links it to the test's dockerd.
+	dockerAPI string
+	mu        sync.Mutex
+	plugin    *exec.Cmd
+	log       *bytes.Buffer
 }
 
 func newDockerHost(t *testing.T) *dockerHost {
@@ -41,6 +45,7 @@ func newDockerHost(t *testing.T) *dockerHost {
 	tp.Exec(tp.Host, "iptables", "-P", "FORWARD", "DROP")
 	h := &dockerHost{Topology: tp, t: t}
 	h.name, h.socket = runtimetest.PluginSocket(t, "ebpfnet")
+	h.dockerAPI = filepath.Join(runtimetest.ShortDir(t, "ebdapi"), "docker.sock")
 	// The plugin first: cleanups run last-in first-out, so it still
 	// answers while dockerd's cleanup removes containers.
 	h.startPlugin()
@@ -63,7 +68,7 @@ func (h *dockerHost) startPlugin() {
 	}
 	cmd := exec.Command(runtimetest.NsenterBin, "--net="+filepath.Join("/run/netns", h.Host), "--",
 		ebpfnetBin, "--state-dir", h.StateDir, "--pin-root", h.PinRoot,
-		"docker-plugin", "--name", h.name, "--gc-interval", "1s")
+		"docker-plugin", "--name", h.name, "--gc-interval", "1s", "--docker-host", "unix://"+h.dockerAPI)
 	cmd.Stdout, cmd.Stderr = h.log, h.log
 	if err := cmd.Start(); err != nil {
 		h.t.Fatal(err)
@@ -76,6 +81,16 @@ func (h *dockerHost) startPlugin() {
 		time.Sleep(50 * time.Millisecond)
 	}
 	h.t.Fatalf("plugin did not listen on %s:\n%s", h.socket, h.log)
+}
+
+// exposeDockerAPI lets the plugin reach the test's dockerd (whose socket
+// path is made after the plugin starts, so that it answers dockerd's
+// cleanup): from now on it learns container names.
+func (h *dockerHost) exposeDockerAPI() {
+	h.t.Helper()
+	if err := os.Symlink(h.dk.Socket, h.dockerAPI); err != nil {
+		h.t.Fatal(err)
+	}
 }
 
 // stopPlugin signals the plugin (by PID) and waits for it.
@@ -345,6 +360,59 @@ func TestDockerBridge(t *testing.T) {
 	}
 	h.docker("network", "rm", "net1")
 	h.gone()
+}
+
+// TestDockerContainerNames: with dockerd's API reachable, ebpfnet shows
+// Docker's containers by the names docker ps shows: ls's NAME column, the
+// error of a second container publishing the same port, inspect and port
+// by name (ls -q keeps the endpoint's short ID); a rename while the plugin
+// was down is learnt when it starts.
+func TestDockerContainerNames(t *testing.T) {
+	h := newDockerHost(t)
+	h.exposeDockerAPI()
+	h.docker("network", "create", "-d", h.name, "--subnet", "172.24.0.0/24", "net1")
+	srv := []string{runtimetest.ImageName, "httpd", "-f", "-p", "80", "-h", "/var/www"}
+	h.docker(append([]string{"run", "-d", "--name", "web", "--network", "net1", "-p", "8080:80"}, srv...)...)
+	ep := h.endpointOf("web", "net1")
+	h.waitLsName("web", ep)
+	if q := h.MustEbpfnet("ls", "-q"); strings.TrimSpace(q) != ep {
+		t.Errorf("ls -q: %q, want the endpoint's short ID %s", q, ep)
+	}
+
+	_, stderr, err := h.dk.Cmd(append([]string{"run", "-d", "--name", "web2", "--network", "net1", "-p", "8080:80"}, srv...)...)
+	if err == nil || !strings.Contains(stderr, "port 8080/tcp on 0.0.0.0 is already published by container web") {
+		t.Errorf("second container on 8080: %v %q, want an error naming container web", err, stderr)
+	}
+	if in := h.MustEbpfnet("inspect", "web"); !strings.Contains(in, `"container_name": "web"`) || !strings.Contains(in, `"name": "`+ep+`"`) {
+		t.Errorf("inspect web:\n%s", in)
+	}
+	if p := h.MustEbpfnet("port", "web"); !strings.Contains(p, "80/tcp -> 0.0.0.0:8080") {
+		t.Errorf("port web: %s", p)
+	}
+
+	h.stopPlugin(syscall.SIGTERM)
+	h.docker("rename", "web", "front")
+	h.startPlugin()
+	h.waitLsName("front", ep)
+
+	h.docker("rm", "-f", "web2", "front")
+	h.docker("network", "rm", "net1")
+	h.gone()
+}
+
+// waitLsName waits (the plugin asks dockerd after Join, or at start) until
+// ls shows the endpoint ep as container name, and fails the test if not.
+func (h *dockerHost) waitLsName(name, ep string) {
+	h.t.Helper()
+	row := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + `\s+bridge\s+.*\sebp` + ep[:10] + `h\s`)
+	var ls string
+	for range 50 {
+		if ls = h.MustEbpfnet("ls"); row.MatchString(ls) {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	h.t.Fatalf("ls does not show endpoint %s as %s:\n%s", ep, name, ls)
 }
 
 // TestDockerOptionsAndModes: invalid options are refused with Docker-shown

@@ -110,11 +110,13 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	if eps, err := c.src.EndpointTraffic(); err != nil {
 		fail("endpoints", err)
 	} else {
-		for _, e := range eps {
-			counter(c.epPackets, e.Tx.Packets, e.Network, e.Name, "tx")
-			counter(c.epBytes, e.Tx.Bytes, e.Network, e.Name, "tx")
-			counter(c.epPackets, e.Rx.Packets, e.Network, e.Name, "rx")
-			counter(c.epBytes, e.Rx.Bytes, e.Network, e.Name, "rx")
+		labels := endpointLabels(eps)
+		for i, e := range eps {
+			label := labels[i]
+			counter(c.epPackets, e.Tx.Packets, e.Network, label, "tx")
+			counter(c.epBytes, e.Tx.Bytes, e.Network, label, "tx")
+			counter(c.epPackets, e.Rx.Packets, e.Network, label, "rx")
+			counter(c.epBytes, e.Rx.Bytes, e.Network, label, "rx")
 		}
 	}
 	if nets, err := c.src.NetworkSummaries(); err != nil {
@@ -161,6 +163,30 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(c.buildInfo, 1, Version(), runtime.Version())
 	c.scrapeErrors.Collect(ch)
+}
+
+// endpointLabels are the endpoint labels of eps, one each: the
+// container's name where it is known (what Docker users know a container
+// by), else the endpoint's name. Two endpoints of one network must not
+// share a label, or the whole scrape fails; a container name already taken
+// in its network (a renamed container's old name, an endpoint named like
+// a container) falls back to the endpoint's name, which is unique.
+func endpointLabels(eps []datapath.EndpointTraffic) []string {
+	type key struct{ network, label string }
+	taken := make(map[key]bool, len(eps))
+	for _, e := range eps {
+		taken[key{e.Network, e.Name}] = true
+	}
+	out := make([]string, len(eps))
+	for i, e := range eps {
+		out[i] = e.Name
+		if e.ContainerName == "" || taken[key{e.Network, e.ContainerName}] {
+			continue
+		}
+		taken[key{e.Network, e.ContainerName}] = true
+		out[i] = e.ContainerName
+	}
+	return out
 }
 
 // Version is the module version ebpfnet was built as, or "devel".

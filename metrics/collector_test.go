@@ -16,7 +16,10 @@ import (
 
 // source is a fixed datapath view. The collector's reading of a real
 // instance is covered by the daemon's integration tests, which scrape it.
-type source struct{ natErr error }
+type source struct {
+	natErr error
+	eps    []datapath.EndpointTraffic // nil: one endpoint, web on n1
+}
 
 func (source) Stats() (datapath.Stats, error) {
 	return datapath.Stats{
@@ -25,7 +28,10 @@ func (source) Stats() (datapath.Stats, error) {
 	}, nil
 }
 
-func (source) EndpointTraffic() ([]datapath.EndpointTraffic, error) {
+func (s source) EndpointTraffic() ([]datapath.EndpointTraffic, error) {
+	if s.eps != nil {
+		return s.eps, nil
+	}
 	return []datapath.EndpointTraffic{{Network: "n1", Name: "web", Tx: datapath.Counter{Packets: 5, Bytes: 500}, Rx: datapath.Counter{Packets: 6, Bytes: 600}}}, nil
 }
 
@@ -140,3 +146,34 @@ func TestCollectorCountsScrapeErrors(t *testing.T) {
 
 func formatFloat(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
 func formatUint(n uint64) string   { return strconv.FormatUint(n, 10) }
+
+// TestCollectorEndpointLabels: an endpoint whose container's name is known
+// is labelled with it (a Docker endpoint is d2aa190d69e1 to ebpfnet, web to
+// its user); a name another endpoint of the network already has falls
+// back to the endpoint's own, so the scrape never has duplicate series.
+func TestCollectorEndpointLabels(t *testing.T) {
+	c := metrics.NewCollector(source{eps: []datapath.EndpointTraffic{
+		{Network: "n1", Name: "d2aa190d69e1", ContainerName: "web", Tx: datapath.Counter{Packets: 1}},
+		{Network: "n1", Name: "e3bb201e70f2", ContainerName: "web", Tx: datapath.Counter{Packets: 2}},
+		{Network: "n1", Name: "api", Tx: datapath.Counter{Packets: 3}},
+		{Network: "n1", Name: "f4cc312f81a3", ContainerName: "api", Tx: datapath.Counter{Packets: 4}},
+		{Network: "n2", Name: "a5dd423a92b4", ContainerName: "web", Tx: datapath.Counter{Packets: 5}},
+	}}, slog.New(slog.DiscardHandler))
+	want := `
+# HELP ebpfnet_endpoint_packets_total Packets an endpoint sent (tx) or the datapath delivered to it (rx).
+# TYPE ebpfnet_endpoint_packets_total counter
+ebpfnet_endpoint_packets_total{direction="rx",endpoint="web",network="n1"} 0
+ebpfnet_endpoint_packets_total{direction="tx",endpoint="web",network="n1"} 1
+ebpfnet_endpoint_packets_total{direction="rx",endpoint="e3bb201e70f2",network="n1"} 0
+ebpfnet_endpoint_packets_total{direction="tx",endpoint="e3bb201e70f2",network="n1"} 2
+ebpfnet_endpoint_packets_total{direction="rx",endpoint="api",network="n1"} 0
+ebpfnet_endpoint_packets_total{direction="tx",endpoint="api",network="n1"} 3
+ebpfnet_endpoint_packets_total{direction="rx",endpoint="f4cc312f81a3",network="n1"} 0
+ebpfnet_endpoint_packets_total{direction="tx",endpoint="f4cc312f81a3",network="n1"} 4
+ebpfnet_endpoint_packets_total{direction="rx",endpoint="web",network="n2"} 0
+ebpfnet_endpoint_packets_total{direction="tx",endpoint="web",network="n2"} 5
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "ebpfnet_endpoint_packets_total"); err != nil {
+		t.Error(err)
+	}
+}

@@ -23,7 +23,7 @@ import (
 const dockerPluginDir = "/run/docker/plugins"
 
 func newDockerPluginCmd(g *globals) *cobra.Command {
-	var name, socket, addr string
+	var name, socket, addr, dockerHost string
 	o := datapath.ServeOptions{GCInterval: 10 * time.Second, Timeouts: datapath.DefaultTimeouts}
 	cmd := &cobra.Command{
 		Use:   "docker-plugin",
@@ -34,11 +34,23 @@ func newDockerPluginCmd(g *globals) *cobra.Command {
 get ebpfnet endpoints and published ports. It also does the daemon's work
 (conntrack GC, reconcile, metrics with --metrics-addr). Run it in the
 namespace dockerd runs in, before dockerd uses the driver. Stopping it stops
-nothing: the datapath is pinned and the store keeps the endpoints.`,
+nothing: the datapath is pinned and the store keeps the endpoints.
+
+Docker tells a driver endpoint IDs only: the plugin asks dockerd's API
+(--docker-host) which container owns each endpoint, after it joins and at
+start, so ls, errors and metrics show container names as docker ps does.
+Without the API they show the endpoints' short IDs.`,
 		Args: cobra.NoArgs,
-		PreRunE: func(*cobra.Command, []string) error {
+		PreRunE: func(cmd *cobra.Command, _ []string) error {
 			if err := datapath.ValidName(name); err != nil {
 				return fmt.Errorf("--name: %w", err)
+			}
+			// Only a host given on the command line is checked: a
+			// DOCKER_HOST this plugin cannot use (ssh://) costs names only.
+			if cmd.Flags().Changed("docker-host") && dockerHost != "" {
+				if _, err := dockerdriver.NewDockerAPI(dockerHost); err != nil {
+					return fmt.Errorf("--docker-host: %w", err)
+				}
 			}
 			return datapath.CheckTimeouts(o.Timeouts)
 		},
@@ -67,7 +79,12 @@ nothing: the datapath is pinned and the store keeps the endpoints.`,
 				return err
 			}
 			defer os.Remove(socket)
-			srv := &http.Server{Handler: dockerdriver.New(inst, log).Handler(), ReadHeaderTimeout: 10 * time.Second}
+			drv := dockerdriver.New(inst, log)
+			if api := dockerAPI(log, dockerHost); api != nil {
+				// Deferred before the instance closes (withInstanceLog).
+				defer drv.LookUpNames(ctx, api)()
+			}
+			srv := &http.Server{Handler: drv.Handler(), ReadHeaderTimeout: 10 * time.Second}
 			go srv.Serve(ln)
 			log.Info("docker network plugin serving", "name", name, "socket", socket)
 			err = serveControlPlane(ctx, inst, log, metricsLn, o)
@@ -79,7 +96,23 @@ nothing: the datapath is pinned and the store keeps the endpoints.`,
 	cmd.Flags().StringVar(&name, "name", "ebpfnet", "driver name: docker network create -d NAME; the socket is /run/docker/plugins/NAME.sock")
 	cmd.Flags().StringVar(&socket, "socket", "", "listen on this unix socket instead (point dockerd at it with /etc/docker/plugins/NAME.spec)")
 	cmd.Flags().StringVar(&addr, "metrics-addr", "", "address to serve /metrics on (none by default)")
+	cmd.Flags().StringVar(&dockerHost, "docker-host", dockerdriver.DefaultDockerHost(), "dockerd's API, to learn container names: unix:///PATH or tcp://HOST:PORT, as $DOCKER_HOST, which sets the default (empty: do not ask)")
 	cmd.Flags().DurationVar(&o.GCInterval, "gc-interval", o.GCInterval, "how often to expire conntrack entries and reconcile")
 	timeoutFlags(cmd.Flags(), &o.Timeouts)
 	return cmd
+}
+
+// dockerAPI is the client of the dockerd at host, or nil when there is none
+// to ask (host empty or unusable): then endpoints keep their short IDs.
+func dockerAPI(log *slog.Logger, host string) *dockerdriver.DockerAPI {
+	if host == "" {
+		return nil
+	}
+	api, err := dockerdriver.NewDockerAPI(host)
+	if err != nil {
+		log.Warn("container names off", "err", err)
+		return nil
+	}
+	log.Info("container names from docker API", "host", host)
+	return api
 }

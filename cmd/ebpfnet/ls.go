@@ -16,7 +16,11 @@ func newLsCmd(g *globals) *cobra.Command {
 		Use:     "ls",
 		Aliases: []string{"ps"},
 		Short:   "List endpoints",
-		Args:    cobra.NoArgs,
+		Long: `ls lists endpoints. The NAME column shows an endpoint's container name
+when ebpfnet knows it (the Docker plugin asks dockerd), as docker ps's
+NAMES does; -q, --format '{{.Name}}' and -o json keep the endpoint's own
+name (for Docker, the endpoint's short ID). Commands take either.`,
+		Args: cobra.NoArgs,
 		RunE: g.withInstance(func(cmd *cobra.Command, _ []string, inst *datapath.Instance) error {
 			eps, err := inst.EndpointStatuses()
 			if err != nil {
@@ -25,7 +29,9 @@ func newLsCmd(g *globals) *cobra.Command {
 			return printList(cmd, out, eps, func(e datapath.EndpointStatus) string { return e.Name }, func(w io.Writer) {
 				fmt.Fprintln(w, "NAME\tMODE\tNETWORK\tIP\tPORTS\tSTATUS\tHOST VETH\tNETNS")
 				for _, e := range eps {
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Name, e.Mode, dash(e.Network), dash(addrString(e.Endpoint)),
+					// As docker ps's NAMES: the container's name when known;
+					// -q and --format '{{.Name}}' keep the endpoint's own.
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.DisplayName(), e.Mode, dash(e.Network), dash(addrString(e.Endpoint)),
 						dash(portsColumn(e.Ports)), e.Status, dash(e.HostVeth), dash(e.Netns))
 				}
 			})
