@@ -18,7 +18,9 @@ import (
 
 // NameTable is what the embedded resolver answers: for each user-defined
 // network, each name (endpoint names without a connected network's suffix,
-// and aliases, lower case) and its addresses on that network.
+// and aliases, lower case; on an overlay network also the names of its
+// endpoints on other hosts, remotenames.go) and its addresses on that
+// network.
 type NameTable map[string]map[string][]netip.Addr
 
 // Names returns the instance's name table. The default network has none:
@@ -39,6 +41,11 @@ type dnsIndex struct {
 	byNetns  map[uint64][]Endpoint
 	gateways map[netip.Addr]bool // every network's gateway: the host's own addresses
 	upstream []netip.AddrPort    // the host's resolvers
+	// remote: overlay endpoints on other hosts, network -> address ->
+	// name, for PTR. They are never askers: the resolver listens on this
+	// host's gateways, for this host's containers.
+	remote    map[string]map[netip.Addr]string
+	remoteGen uint64 // the generation of the remote names indexed
 }
 
 func (i *Instance) loadDNSIndex() (*dnsIndex, error) {
@@ -78,6 +85,9 @@ func (i *Instance) loadDNSIndex() (*dnsIndex, error) {
 			}
 		}
 	}
+	var remote map[string][]RemoteName
+	remote, idx.remoteGen = i.remote.snapshot()
+	idx.addRemoteNames(remote)
 	rc, err := ReadResolvConf(HostResolvConf)
 	if err != nil {
 		return nil, err
@@ -137,6 +147,11 @@ func (x *dnsIndex) lookup(q resolver.Query) resolver.Answer {
 				return resolver.Answer{Known: true, Names: []string{baseName(e) + "." + n}}
 			}
 		}
+		for _, n := range nets {
+			if name, ok := x.remote[n][q.ReverseIP]; ok {
+				return resolver.Answer{Known: true, Names: []string{name + "." + n}}
+			}
+		}
 	}
 	for _, n := range nets {
 		name := q.Name
@@ -169,8 +184,9 @@ func (x *dnsIndex) lookup(q resolver.Query) resolver.Answer {
 }
 
 // serveDNS runs the embedded resolver until ctx ends: it follows the store
-// (networks created or removed, endpoints attached) by checking every
-// second, and at once when a name is not found.
+// (networks created or removed, endpoints attached) and the remote names
+// (SetRemoteNames) by checking every second, and at once when a name is
+// not found.
 func (i *Instance) serveDNS(ctx context.Context, port int) {
 	s := &resolver.Server{Log: i.log, Port: port}
 	var (
@@ -188,11 +204,17 @@ func (i *Instance) serveDNS(ctx context.Context, port int) {
 		}
 		return fmt.Sprint(fi.ModTime().UnixNano(), fi.Size())
 	}
-	// refresh reloads the index if the store changed (or force); callers
-	// hold mu.
+	// current is what the index must have been read from to be up to
+	// date: the store's version and the remote names' generation.
+	current := func() string {
+		_, gen := i.remote.snapshot()
+		return fmt.Sprint(version(), "/", gen)
+	}
+	// refresh reloads the index if the store or the remote names changed
+	// (or force); callers hold mu.
 	refresh := func(force bool) {
 		checked = time.Now()
-		if v := version(); !force && v == stamp {
+		if v := current(); !force && v == stamp {
 			s.Sync(idx.listen()) // retries a listener that could not bind
 			return
 		}
@@ -203,8 +225,9 @@ func (i *Instance) serveDNS(ctx context.Context, port int) {
 			return
 		}
 		// Reading the store writes it (bbolt commits): note the version
-		// after reading.
-		idx, stamp = next, version()
+		// after reading; and the generation of the remote names read,
+		// so a change since is read at the next check.
+		idx, stamp = next, fmt.Sprint(version(), "/", next.remoteGen)
 		s.Sync(idx.listen())
 	}
 	s.Serves = func(network string, src netip.Addr) bool {

@@ -74,6 +74,9 @@ type Instance struct {
 	inStore atomic.Int32
 	// eps keeps decoded endpoint records between store sessions.
 	eps endpointCache
+	// remote: names of overlay endpoints on other hosts, in memory only
+	// (remotenames.go).
+	remote remoteNames
 }
 
 // Open opens an instance. The datapath is loaded lazily, on first need.

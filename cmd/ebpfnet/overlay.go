@@ -235,9 +235,12 @@ func (o *overlaySyncer) run(ctx context.Context) {
 	}
 }
 
-// view is the watcher's view as the datapath wants it.
-func (o *overlaySyncer) view() datapath.OverlayView {
+// view is the watcher's view as the datapath wants it: the remote
+// endpoints and peer hosts for the maps, and the remote endpoints' names,
+// per network, for the embedded resolver.
+func (o *overlaySyncer) view() (datapath.OverlayView, map[string][]datapath.RemoteName) {
 	var v datapath.OverlayView
+	names := map[string][]datapath.RemoteName{}
 	addr := map[string]netip.Addr{}
 	for _, h := range o.w.Hosts() {
 		addr[h.Name] = h.Addr
@@ -252,9 +255,12 @@ func (o *overlaySyncer) view() datapath.OverlayView {
 				continue // its host left: the endpoint goes with it
 			}
 			v.Endpoints = append(v.Endpoints, datapath.RemoteEndpoint{Network: e.Network, IP: e.IP, MAC: e.MAC, Host: host})
+			if e.Name != "" {
+				names[e.Network] = append(names[e.Network], datapath.RemoteName{Name: e.Name, IP: e.IP})
+			}
 		}
 	}
-	return v
+	return v, names
 }
 
 func (o *overlaySyncer) sync() {
@@ -265,7 +271,11 @@ func (o *overlaySyncer) sync() {
 	if !st.Synced {
 		return
 	}
-	res, err := o.inst.SyncOverlay(o.view())
+	v, names := o.view()
+	// The names follow the view even if the maps cannot (the next sync
+	// retries those): they are in memory and cannot fail.
+	o.inst.SetRemoteNames(names)
+	res, err := o.inst.SyncOverlay(v)
 	if err != nil {
 		o.metrics.failures.Add(1)
 		o.log.Warn("overlay sync", "err", err)

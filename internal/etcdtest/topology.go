@@ -2,7 +2,9 @@ package etcdtest
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -69,6 +71,17 @@ func (c *Cluster) cleanup() {
 		if strings.HasPrefix(name, c.Prefix+"-") {
 			if err := exec.Command("ip", "netns", "delete", name).Run(); err != nil {
 				c.t.Errorf("cleanup: delete netns %s: %v", name, err)
+			}
+		}
+	}
+	// What attach wrote for the containers' namespaces (resolv.conf,
+	// hosts) and a test wrote for the hosts' (`ip netns exec` binds
+	// /etc/netns/NAME/* over /etc): a test that fails before detaching
+	// would leave them.
+	if dirs, err := filepath.Glob(filepath.Join("/etc/netns", c.Prefix+"-*")); err == nil {
+		for _, d := range dirs {
+			if err := os.RemoveAll(d); err != nil {
+				c.t.Errorf("cleanup: %v", err)
 			}
 		}
 	}
