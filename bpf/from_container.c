@@ -257,14 +257,15 @@ static __always_inline int to_outside(struct __sk_buff *skb, const struct endpoi
 
 	if (!net)
 		return pass(skb);
-	/* The FIB would route them out of an uplink, masqueraded. Class E and
-	 * the limited broadcast too: the stack would not forward them, and
-	 * from_uplink drops their replies as martian. */
-	if (martian_daddr(k->daddr) || bpf_ntohl(k->daddr) >= 0xf0000000)
-		return drop(skb, DIR, DROP_MARTIAN);
-	/* Multicast is never translated: the stack's multicast routing decides. */
-	if ((bpf_ntohl(k->daddr) >> 28) == 0xe)
+	/* The limited broadcast and multicast are never translated: the
+	 * bridge and the stack's multicast routing decide. */
+	if (k->daddr == 0xffffffff || (bpf_ntohl(k->daddr) >> 28) == 0xe)
 		return pass(skb);
+	/* The FIB would route them out of an uplink, masqueraded. Class E too:
+	 * the stack would not forward it, and from_uplink drops its replies
+	 * as martian. */
+	if (martian_daddr(k->daddr) || (bpf_ntohl(k->daddr) >> 28) == 0xf)
+		return drop(skb, DIR, DROP_MARTIAN);
 	/* Before the published ports: an internal network reaches nothing but
 	 * container subnets and gateways, published ports included. */
 	if ((net->flags & NET_F_INTERNAL) && !in_container_subnets(k->daddr))
