@@ -17,7 +17,7 @@ import (
 
 	"github.com/ebpfnet/ebpfnet/cluster"
 	"github.com/ebpfnet/ebpfnet/internal/etcdtest"
-	"github.com/ebpfnet/ebpfnet/loader"
+	"github.com/ebpfnet/ebpfnet/internal/testutil"
 )
 
 // clusterHost runs the CLI in a simulated cluster host with its own state.
@@ -36,7 +36,7 @@ func newClusterHosts(t *testing.T, n int) (*etcdtest.Cluster, []*clusterHost) {
 	var hs []*clusterHost
 	for _, ns := range c.Hosts {
 		h := &clusterHost{t: t, ns: ns, state: filepath.Join(t.TempDir(), "state"),
-			pinRoot: filepath.Join(loader.DefaultBPFFS, "ebpfnet", ns), store: c.Etcd.Store()}
+			pinRoot: testutil.PinRoot(ns), store: c.Etcd.Store()}
 		t.Cleanup(func() { os.RemoveAll(h.pinRoot) })
 		hs = append(hs, h)
 	}

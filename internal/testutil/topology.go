@@ -44,6 +44,10 @@ type Topology struct {
 	bin      string
 }
 
+// PinRoot is the pin root tests give the instance of the sandbox host
+// named name.
+func PinRoot(name string) string { return filepath.Join(loader.DefaultBPFFS, "ebpfnet", name) }
+
 // NewTopology builds the host and outside namespaces. bin is the ebpfnet
 // binary the test runs.
 func NewTopology(t testing.TB, bin string) *Topology {
@@ -52,7 +56,7 @@ func NewTopology(t testing.TB, bin string) *Topology {
 	tp := &Topology{
 		t: t, Prefix: p, Host: p + "-host", Ext: p + "-ext",
 		StateDir: filepath.Join(t.TempDir(), "state"),
-		PinRoot:  filepath.Join(loader.DefaultBPFFS, "ebpfnet", p),
+		PinRoot:  PinRoot(p),
 		bin:      bin,
 	}
 	t.Cleanup(tp.cleanup)
