@@ -9,23 +9,27 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ebpfnet/ebpfnet/internal/doccheck"
 	"github.com/ebpfnet/ebpfnet/internal/testutil"
 )
 
-// runREADMEBlock runs the README's ```sh block after the marker line in the
-// topology's host namespace, as a reader would paste it, and checks each
-// "#=>" line appears in its output, in order: the README stays true.
+// runREADMEBlock runs the ```sh block after the marker line, which is in
+// README.md or one of docs/*.md (once), in the topology's host namespace, as
+// a reader would paste it, and checks each "#=>" line appears in its
+// output, in order: the docs stay true. internal/doccheck's
+// TestEveryShBlockIsRun checks every marker there is run by a test here.
 func runREADMEBlock(t *testing.T, tp *testutil.Topology, marker string) {
 	t.Helper()
-	raw, err := os.ReadFile("../README.md")
+	root, err := doccheck.Root()
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, block, ok := strings.Cut(string(raw), marker+"\n```sh\n")
-	if !ok {
-		t.Fatalf("README has no %s block", marker)
+	b, err := doccheck.FindShBlock(root, marker)
+	if err != nil {
+		t.Fatal(err)
 	}
-	block, _, _ = strings.Cut(block, "```")
+	block := b.Text
+	marker = b.File + " " + marker // for the messages below
 	var want []string
 	for _, line := range strings.Split(block, "\n") {
 		if exp, ok := strings.CutPrefix(line, "#=> "); ok {
@@ -47,13 +51,13 @@ func runREADMEBlock(t *testing.T, tp *testutil.Topology, marker string) {
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	}
 	if err != nil {
-		t.Fatalf("README %s failed: %v\n%s", marker, err, out)
+		t.Fatalf("%s failed: %v\n%s", marker, err, out)
 	}
 	rest := string(out)
 	for _, w := range want {
 		i := strings.Index(rest, w+"\n")
 		if i < 0 {
-			t.Fatalf("README %s: output lacks %q (in order)\n%s", marker, w, out)
+			t.Fatalf("%s: output lacks %q (in order)\n%s", marker, w, out)
 		}
 		rest = rest[i+len(w):]
 	}

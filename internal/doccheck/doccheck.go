@@ -206,3 +206,75 @@ func FindShBlock(root, marker string) (ShBlock, error) {
 	}
 	return ShBlock{}, fmt.Errorf("%s appears %d times in README.md and docs/*.md", marker, len(found))
 }
+
+var (
+	link    = regexp.MustCompile(`\]\(([^)\s]+)\)`)
+	heading = regexp.MustCompile(`(?m)^#{1,6} +(.+?) *#*$`)
+	fence   = regexp.MustCompile("(?ms)^ *```.*?^ *```")
+)
+
+// Slug is the anchor GitHub gives a heading: lower case, punctuation
+// other than '-' and '_' dropped, spaces as '-'.
+func Slug(h string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(h) {
+		switch {
+		case r == ' ':
+			b.WriteRune('-')
+		case r == '-' || r == '_' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r > 127:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// Anchors are the anchors of doc's headings (a repeated heading's second
+// anchor gets "-1", as on GitHub). Headings in code blocks do not count.
+func Anchors(doc string) map[string]bool {
+	out := map[string]bool{}
+	for _, m := range heading.FindAllStringSubmatch(fence.ReplaceAllString(doc, ""), -1) {
+		s := Slug(m[1])
+		for i := 1; out[s]; i++ {
+			s = fmt.Sprintf("%s-%d", Slug(m[1]), i)
+		}
+		out[s] = true
+	}
+	return out
+}
+
+// BrokenLinks lists the relative links of the Markdown file rel (relative
+// to root) whose file does not exist or whose #anchor is no heading of
+// theirs. Links in code blocks and to other sites are not checked.
+func BrokenLinks(root, rel string) ([]string, error) {
+	raw, err := os.ReadFile(filepath.Join(root, rel))
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, m := range link.FindAllStringSubmatch(fence.ReplaceAllString(string(raw), ""), -1) {
+		target := m[1]
+		if strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
+			continue
+		}
+		file, anchor, _ := strings.Cut(target, "#")
+		path := filepath.Join(root, rel)
+		if file != "" {
+			path = filepath.Join(root, filepath.Dir(rel), file)
+		}
+		if _, err := os.Stat(path); err != nil {
+			out = append(out, fmt.Sprintf("%s: link %s: no file %s", rel, target, file))
+			continue
+		}
+		if anchor == "" || !strings.HasSuffix(path, ".md") {
+			continue
+		}
+		doc, err := os.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		if !Anchors(string(doc))[anchor] {
+			out = append(out, fmt.Sprintf("%s: link %s: no heading #%s there", rel, target, anchor))
+		}
+	}
+	return out, nil
+}
