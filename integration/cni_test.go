@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -34,12 +33,9 @@ var (
 func cniPlugin(t *testing.T) string {
 	t.Helper()
 	cniBuild.Do(func() {
+		// With the test hooks: a test holds an ADD at a point (EBPFNET_TEST_PAUSE).
 		cniBin = filepath.Join(filepath.Dir(ebpfnetBin), "ebpfnet-cni")
-		cmd := exec.Command("go", "build", "-o", cniBin, "github.com/ebpfnet/ebpfnet/cmd/ebpfnet-cni")
-		cmd.Env = append(os.Environ(), "PATH="+os.Getenv("PATH")+":/usr/local/go/bin")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			cniBuildErr = fmt.Errorf("build ebpfnet-cni: %v\n%s", err, out)
-		}
+		cniBuildErr = testutil.Build(cniBin, "github.com/ebpfnet/ebpfnet/cmd/ebpfnet-cni", true)
 	})
 	if cniBuildErr != nil {
 		t.Fatal(cniBuildErr)

@@ -197,15 +197,34 @@ func randHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// BuildEbpfnet builds the CLI into dir; for TestMain.
+// TestHooksTag is the build tag that compiles datapath's test hooks in:
+// environment variables that fail, kill or hold a command at a test point
+// of its steps (datapath/testhooks.go). Production builds (make build, the
+// bench) leave it out and read no test variable.
+const TestHooksTag = "ebpfnet_testhooks"
+
+// BuildEbpfnet builds the CLI, with the test hooks, into dir; for TestMain.
 func BuildEbpfnet(dir string) (string, error) {
 	bin := filepath.Join(dir, "ebpfnet")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/ebpfnet/ebpfnet/cmd/ebpfnet")
-	cmd.Env = append(os.Environ(), "PATH="+os.Getenv("PATH")+":/usr/local/go/bin")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("build ebpfnet: %v\n%s", err, out)
+	if err := Build(bin, "github.com/ebpfnet/ebpfnet/cmd/ebpfnet", true); err != nil {
+		return "", err
 	}
 	return bin, nil
+}
+
+// Build builds the package pkg into the binary bin, with the test hooks
+// (TestHooksTag) if testHooks.
+func Build(bin, pkg string, testHooks bool) error {
+	args := []string{"build", "-o", bin}
+	if testHooks {
+		args = append(args, "-tags", TestHooksTag)
+	}
+	cmd := exec.Command("go", append(args, pkg)...)
+	cmd.Env = append(os.Environ(), "PATH="+os.Getenv("PATH")+":/usr/local/go/bin")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("build %s: %v\n%s", filepath.Base(bin), err, out)
+	}
+	return nil
 }
 
 // WithBinary is the same host run with another ebpfnet binary (an older
