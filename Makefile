@@ -9,6 +9,10 @@ PREFIX ?= /usr/local
 CNI_BIN_DIR ?= /opt/cni/bin
 GENERATED := $(wildcard loader/*_bpfel.go loader/*_bpfel.o)
 C_SOURCES := $(wildcard bpf/*.c bpf/lib/*.h)
+# The build tag of datapath's test hooks (fault, kill and pause points):
+# the integration tests build ebpfnet with it (internal/testutil.Build),
+# build and install never do.
+TESTHOOKS := ebpfnet_testhooks
 
 .PHONY: all deps generate check-generated build install fmt lint test fuzz unit-test integration-test demo demo-overlay bench bench-quick bench-cni bench-docker bench-profile clean
 
@@ -42,9 +46,10 @@ fmt:
 	clang-format -i $(C_SOURCES)
 	gofmt -w .
 
-## lint: go vet, staticcheck, go.mod tidy, C and Go formatted as make fmt would, and the one-way import rule (docs/ARCHITECTURE.md)
+## lint: go vet (also with the test hooks tag), staticcheck, go.mod tidy, C and Go formatted as make fmt would, and the one-way import rule (docs/ARCHITECTURE.md)
 lint:
 	$(GO) vet ./...
+	$(GO) vet -tags $(TESTHOOKS) ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 	$(GO) mod tidy -diff
 	clang-format --dry-run --Werror $(C_SOURCES)
@@ -55,6 +60,7 @@ lint:
 test: build
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
+	$(GO) test -count=1 -tags $(TESTHOOKS) -run TestHooks ./datapath/
 
 ## fuzz: property-based fuzzing of from_container and from_uplink (loader/fuzz_test.go) and from_overlay (loader/fromoverlay_test.go), FUZZTIME each; needs root
 FUZZTIME ?= 60s

@@ -130,33 +130,37 @@ func (i *Instance) attach(st *store, o AttachOptions) (Endpoint, error) {
 	defer tgt.close()
 	var rollback undo
 	defer rollback.run()
+	var list []step
 	if o.Mode == ModeBridge {
-		if err := i.attachBridge(st, &ep, o, tgt, eps, &rollback); err != nil {
+		if list, err = i.bridgeSteps(st, &ep, o, tgt, eps, &rollback); err != nil {
 			return Endpoint{}, err
 		}
-	} else if err := setLoopbackUp(tgt); err != nil {
-		return Endpoint{}, err
+	} else {
+		list = []step{{name: "netlink", do: func() error { return setLoopbackUp(tgt) }}}
 	}
 	if o.ContainerID == "" && !slices.ContainsFunc(eps, func(e Endpoint) bool { return e.NetnsIno == ns.Ino }) {
 		// The namespace's first endpoint: its resolv.conf and hosts (a
 		// runtime's container, with a ContainerID, has its own /etc).
-		etc := timeStep("resolv.conf and hosts")
-		err := i.writeEtcFiles(&ep, st)
-		etc()
-		if err != nil {
-			return Endpoint{}, fmt.Errorf("write resolv.conf and hosts: %w", err)
-		}
-		rollback.add(func() { removeEtcFiles(ep) })
+		list = append(list, step{name: "resolv.conf and hosts",
+			do: func() error {
+				if err := i.writeEtcFiles(&ep, st); err != nil {
+					return fmt.Errorf("write resolv.conf and hosts: %w", err)
+				}
+				return nil
+			},
+			undo: func() { removeEtcFiles(ep) },
+		})
 	}
-	ep.Created = time.Now().UTC()
-	if err := faultPoint("before-save"); err != nil {
+	list = append(list, at("before-save"), step{name: "store write", do: func() error {
+		ep.Created = time.Now().UTC()
+		if err := st.putEndpoint(ep); err != nil {
+			return fmt.Errorf("save endpoint: %w", err)
+		}
+		return nil
+	}})
+	if err := runSteps(&rollback, list...); err != nil {
 		return Endpoint{}, err
 	}
-	saved := timeStep("store write")
-	if err := st.putEndpoint(ep); err != nil {
-		return Endpoint{}, fmt.Errorf("save endpoint: %w", err)
-	}
-	saved()
 	rollback = nil
 	i.log.Info("attached", "endpoint", ep.Name, "mode", ep.Mode, "network", ep.Network, "ip", ep.IP)
 	return ep, nil
@@ -178,16 +182,17 @@ func endpointName(target string) string {
 	return target
 }
 
-// attachBridge plumbs and programs a bridge endpoint, adding each undo step
-// to rollback.
-func (i *Instance) attachBridge(st *store, ep *Endpoint, o AttachOptions, ns target, eps []Endpoint, rollback *undo) error {
+// bridgeSteps checks and prepares a bridge endpoint (its network, made if
+// it is the default one and missing, with the undo on rollback; address,
+// MAC, ports) and returns the steps that plumb and program it.
+func (i *Instance) bridgeSteps(st *store, ep *Endpoint, o AttachOptions, ns target, eps []Endpoint, rollback *undo) ([]step, error) {
 	netName := cmp.Or(o.Network, DefaultNetwork)
 	n, ok, err := st.network(netName)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if !ok && netName != DefaultNetwork {
-		return notFoundf("network %s not found", netName)
+		return nil, notFoundf("network %s not found", netName)
 	}
 	used := map[netip.Addr]string{}
 	for _, e := range eps {
@@ -198,43 +203,29 @@ func (i *Instance) attachBridge(st *store, ep *Endpoint, o AttachOptions, ns tar
 	if ok && n.VNI != 0 && !o.FromCluster {
 		// Its addresses are the cluster's: the local IPAM could hand out one
 		// that another host holds.
-		return fmt.Errorf("network %s is an overlay network: its addresses come from the cluster store (ebpfnet --cluster-store ... attach)", n.Name)
+		return nil, fmt.Errorf("network %s is an overlay network: its addresses come from the cluster store (ebpfnet --cluster-store ... attach)", n.Name)
 	}
 	var ip netip.Addr
 	if ok && o.IP != "" {
 		if ip, err = checkRequestedIP(n, o.IP, used); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if len(o.PortRequests) > 0 && ok && n.Internal {
-		return fmt.Errorf("network %s is --internal: it has no outside to publish ports to", n.Name)
+		return nil, fmt.Errorf("network %s is --internal: it has no outside to publish ports to", n.Name)
 	}
-	checked := timeStep("port checks")
-	var free hostPortFree = func(Protocol, netip.Addr, uint16) error { return nil }
-	if len(o.PortRequests) > 0 {
-		runtimeOwn, err := st.runtimeSocketsOf(o.ContainerID)
-		if err != nil {
-			return err
-		}
-		if free, err = hostPortProbe(runtimeOwn); err != nil {
-			return err
-		}
+	var ports []PortMapping
+	if err := runSteps(nil,
+		step{name: "port checks", do: func() (err error) { ports, err = portsFor(st, o, ep.Name, eps); return err }},
+		step{name: "netlink", do: func() error { return checkNoInterface(ns, ep.Interface()) }},
+	); err != nil {
+		return nil, err
 	}
-	ports, err := assignPortRequests(o.PortRequests, eps, Endpoint{Name: ep.Name, ContainerID: o.ContainerID}, free)
-	if err != nil {
-		return err
-	}
-	checked()
-	looked := timeStep("netlink")
-	if err := checkNoInterface(ns, ep.Interface()); err != nil {
-		return err
-	}
-	looked()
 
 	if !ok {
 		// Docker's default network appears on first use.
 		if n, err = i.createNetwork(st, DefaultNetworkOptions(DefaultNetwork)); err != nil {
-			return fmt.Errorf("create default network: %w", err)
+			return nil, fmt.Errorf("create default network: %w", err)
 		}
 		rollback.add(func() {
 			if err := i.removeNetwork(st, n); err != nil {
@@ -243,105 +234,90 @@ func (i *Instance) attachBridge(st *store, ep *Endpoint, o AttachOptions, ns tar
 		})
 		if o.IP != "" {
 			if ip, err = checkRequestedIP(n, o.IP, used); err != nil {
-				return err
+				return nil, err
 			}
 		}
 	}
 	if !ip.IsValid() {
 		if ip, err = allocateIP(n, used); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if err := checkGatewayOf(n, o.Gateway); err != nil {
-		return err
+		return nil, err
 	}
 	mac, err := endpointMAC(o.MAC, ip)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	views, err := i.datapath()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ep.Network, ep.IP, ep.MAC = n.Name, ip, mac.String()
 	ep.HostVeth = "veth" + randomHex(4)[:7]
-	intended := timeStep("store write")
-	if err := i.beginAttach(st, *ep, ports, rollback); err != nil {
-		return err
-	}
-	intended()
 
-	plumbed := timeStep("netlink")
-	if err := i.plumbVeth(ep, n, ns, rollback); err != nil {
-		return err
+	var mapped time.Duration
+	var bs []maps.PortBinding
+	return []step{
+		i.attachIntent(st, *ep, ports),
+		{name: "netlink", do: func() error { return i.plumbVeth(ep, n, ns, rollback) }},
+		{name: "sysctl", do: func() error { return enableForwarding(ep.HostVeth) }},
+		at("after-veth"),
+		{name: "map writes",
+			do: func() error {
+				start := time.Now()
+				err := views.PutEndpoint(maps.Endpoint{IP: ip, MAC: mac, NetID: n.ID, Ifindex: ep.HostIfindex, Overlay: n.VNI != 0})
+				mapped = time.Since(start)
+				return err
+			},
+			undo: func() { views.DeleteEndpoint(ep.HostIfindex, ip) },
+		},
+		{do: func() error { return st.observe(OpMapUpdate, mapped) }},
+		{name: "map writes",
+			do: func() error {
+				ep.Ports = ports
+				bs = bindings(activePorts(*ep, eps), *ep)
+				return views.PutPortBindings(bs)
+			},
+			undo: func() { views.DeletePortBindings(bs) },
+		},
+		at("after-maps"),
+		// Maps first, program second: the program drops traffic from
+		// interfaces it does not know.
+		{name: "tcx",
+			do: func() error {
+				_, err := i.dp.AttachTCXIngress(loader.ProgFromContainer, ep.HostIfindex, ep.HostVeth)
+				return err
+			},
+			undo: func() { i.dp.DetachTCX(loader.ProgFromContainer, ep.HostVeth) },
+		},
+		at("after-link"),
+		// What the caller is told must be what its namespace has.
+		{name: "netlink", do: func() error { return verifyPlumbed(ns, o.Target, *ep, n) }},
+	}, nil
+}
+
+// portsFor assigns the host ports an endpoint named name publishes,
+// checking them against the host's sockets and the published ports of eps.
+func portsFor(st *store, o AttachOptions, name string, eps []Endpoint) ([]PortMapping, error) {
+	var free hostPortFree = func(Protocol, netip.Addr, uint16) error { return nil }
+	if len(o.PortRequests) > 0 {
+		runtimeOwn, err := st.runtimeSocketsOf(o.ContainerID)
+		if err != nil {
+			return nil, err
+		}
+		if free, err = hostPortProbe(runtimeOwn); err != nil {
+			return nil, err
+		}
 	}
-	plumbed()
-	forwarding := timeStep("sysctl")
-	if err := enableForwarding(ep.HostVeth); err != nil {
-		return err
-	}
-	forwarding()
-	if err := faultPoint("after-veth"); err != nil {
-		return err
-	}
-	start := time.Now()
-	written := timeStep("map writes")
-	if err := views.PutEndpoint(maps.Endpoint{IP: ip, MAC: mac, NetID: n.ID, Ifindex: ep.HostIfindex, Overlay: n.VNI != 0}); err != nil {
-		return err
-	}
-	written()
-	if err := st.observe(OpMapUpdate, time.Since(start)); err != nil {
-		return err
-	}
-	rollback.add(func() { views.DeleteEndpoint(ep.HostIfindex, ip) })
-	published := timeStep("map writes")
-	ep.Ports = ports
-	bs := bindings(activePorts(*ep, eps), *ep)
-	if err := views.PutPortBindings(bs); err != nil {
-		return err
-	}
-	published()
-	rollback.add(func() { views.DeletePortBindings(bs) })
-	if err := faultPoint("after-maps"); err != nil {
-		return err
-	}
-	// Maps first, program second: the program drops traffic from interfaces
-	// it does not know.
-	linked := timeStep("tcx")
-	if _, err := i.dp.AttachTCXIngress(loader.ProgFromContainer, ep.HostIfindex, ep.HostVeth); err != nil {
-		return err
-	}
-	linked()
-	rollback.add(func() { i.dp.DetachTCX(loader.ProgFromContainer, ep.HostVeth) })
-	if err := faultPoint("after-link"); err != nil {
-		return err
-	}
-	// What the caller is told must be what its namespace has.
-	verified := timeStep("netlink")
-	defer verified()
-	return verifyPlumbed(ns, o.Target, *ep, n)
+	return assignPortRequests(o.PortRequests, eps, Endpoint{Name: name, ContainerID: o.ContainerID}, free)
 }
 
 func randomHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-// faultPoint fails on purpose where EBPFNET_TEST_FAULT names it, so tests can
-// prove that an attach failing half way rolls back; where EBPFNET_TEST_KILL
-// names it, the process dies there with SIGKILL (no rollback, no deferred
-// function), so tests can prove that the next command repairs a crash;
-// where EBPFNET_TEST_PAUSE names it, it waits for the test (pauseAt).
-func faultPoint(name string) error {
-	pauseAt(name)
-	if os.Getenv("EBPFNET_TEST_KILL") == name {
-		killSelf()
-	}
-	if os.Getenv("EBPFNET_TEST_FAULT") == name {
-		return fmt.Errorf("injected fault at %s", name)
-	}
-	return nil
 }
 
 // Detach removes an endpoint: its program link, veth pair, datapath entries
@@ -376,20 +352,14 @@ func (i *Instance) detachEndpoint(st *store, ep Endpoint) error {
 	if err != nil {
 		return err
 	}
-	err = i.teardown(ep)
-	if err == nil {
-		err = faultPoint("detach-before-delete")
-	}
-	if err != nil {
+	if err := runSteps(nil,
+		step{do: func() error { return i.teardown(ep) }},
+		at("detach-before-delete"),
+		step{name: "store write", do: func() error { return st.deleteEndpoint(ep.Name) }},
+	); err != nil {
 		failed()
 		return fmt.Errorf("detach %s: %w", ep.Name, err)
 	}
-	deleted := timeStep("store write")
-	if err := st.deleteEndpoint(ep.Name); err != nil {
-		failed()
-		return err
-	}
-	deleted()
 	i.afterDetach(st, ep)
 	return st.observe(OpDetach, time.Since(start))
 }
@@ -454,11 +424,9 @@ func (i *Instance) moveDefaultRoute(st *store, gone Endpoint) error {
 // teardown undoes the kernel side of an attach. It keeps going past errors
 // so a half-gone endpoint is still cleaned up as far as possible.
 func (i *Instance) teardown(ep Endpoint) error {
-	etc := timeStep("resolv.conf and hosts")
-	if err := removeEtcFiles(ep); err != nil {
+	if err := runAll(step{name: "resolv.conf and hosts", do: func() error { return removeEtcFiles(ep) }}); err != nil {
 		i.log.Warn("remove resolv.conf and hosts", "endpoint", ep.Name, "err", err)
 	}
-	etc()
 	if ep.Mode != ModeBridge {
 		return nil
 	}
@@ -466,43 +434,45 @@ func (i *Instance) teardown(ep Endpoint) error {
 	if err != nil {
 		return err
 	}
-	var errs []error
-	unlinked := timeStep("tcx")
-	errs = append(errs, i.dp.DetachTCX(loader.ProgFromContainer, ep.HostVeth))
-	unlinked()
-	errs = append(errs, faultPoint("detach-after-unlink"))
-	removed := timeStep("map writes")
-	if bound, err := boundPorts(views, ep); err != nil {
-		errs = append(errs, err)
-	} else {
-		errs = append(errs, views.DeletePortBindings(bound))
-	}
-	errs = append(errs, views.DeleteEndpoint(ep.HostIfindex, ep.IP))
-	removed()
-	errs = append(errs, faultPoint("detach-after-maps"))
-	// Its flows die with it: a new endpoint may get the address. With the
-	// program and the maps gone no new flow of it can start, so the scan
-	// (a walk of the whole conntrack table) runs while the kernel deletes
-	// the veth pair, on the other CPU.
 	flushDone := make(chan error, 1)
-	go func() {
-		_, err := views.DeleteEndpointFlows(ep.IP)
-		flushDone <- err
-	}()
-	unplumbed := timeStep("netlink")
-	if l, err := netlink.LinkByName(ep.HostVeth); err == nil && l.Attrs().Index == ep.HostIfindex {
-		// ENODEV: the kernel was already deleting the pair, as it does
-		// (asynchronously) when the container's namespace is destroyed.
-		if err := netlink.LinkDel(l); !errors.Is(err, syscall.ENODEV) {
-			errs = append(errs, err)
-		}
-	}
-	unplumbed()
-	errs = append(errs, faultPoint("detach-after-veth"))
-	flushed := timeStep("conntrack flush") // what the veth delete did not hide
-	errs = append(errs, <-flushDone)
-	flushed()
-	return errors.Join(errs...)
+	return runAll(
+		step{name: "tcx", do: func() error { return i.dp.DetachTCX(loader.ProgFromContainer, ep.HostVeth) }},
+		at("detach-after-unlink"),
+		step{name: "map writes", do: func() error {
+			var errs []error
+			if bound, err := boundPorts(views, ep); err != nil {
+				errs = append(errs, err)
+			} else {
+				errs = append(errs, views.DeletePortBindings(bound))
+			}
+			return errors.Join(append(errs, views.DeleteEndpoint(ep.HostIfindex, ep.IP))...)
+		}},
+		at("detach-after-maps"),
+		// Its flows die with it: a new endpoint may get the address. With
+		// the program and the maps gone no new flow of it can start, so the
+		// scan (a walk of the whole conntrack table) runs while the kernel
+		// deletes the veth pair, on the other CPU.
+		step{do: func() error {
+			go func() {
+				_, err := views.DeleteEndpointFlows(ep.IP)
+				flushDone <- err
+			}()
+			return nil
+		}},
+		step{name: "netlink", do: func() error {
+			if l, err := netlink.LinkByName(ep.HostVeth); err == nil && l.Attrs().Index == ep.HostIfindex {
+				// ENODEV: the kernel was already deleting the pair, as it
+				// does (asynchronously) when the container's namespace is
+				// destroyed.
+				if err := netlink.LinkDel(l); !errors.Is(err, syscall.ENODEV) {
+					return err
+				}
+			}
+			return nil
+		}},
+		at("detach-after-veth"),
+		step{name: "conntrack flush", do: func() error { return <-flushDone }}, // what the veth delete did not hide
+	)
 }
 
 // ErrNotFound is what the errors of lookups that found nothing (no such

@@ -259,13 +259,11 @@ func (i *Instance) changeFirewall(st *store, change func(*bolt.Bucket) error) er
 	}); err != nil {
 		return err
 	}
-	err := faultPoint("before-firewall-apply")
-	if err == nil {
-		err = i.applyFirewall(st)
-	}
-	if err == nil {
-		err = faultPoint("after-firewall-apply")
-	}
+	err := runSteps(nil,
+		at("before-firewall-apply"),
+		step{do: func() error { return i.applyFirewall(st) }},
+		at("after-firewall-apply"),
+	)
 	if err == nil {
 		return nil
 	}

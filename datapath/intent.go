@@ -115,35 +115,43 @@ func (s *store) intents() ([]intent, error) {
 	return out, err
 }
 
-// beginAttach records an attach's intent before its first kernel change;
-// the rollback removes it again (added first, so it runs last).
-func (i *Instance) beginAttach(st *store, ep Endpoint, ports []PortMapping, rollback *undo) error {
+// attachIntent is the step that records an attach's intent before its
+// first kernel change; its undo, the rollback's last, removes it again.
+func (i *Instance) attachIntent(st *store, ep Endpoint, ports []PortMapping) step {
 	ep.Ports = ports
 	in := intent{Kind: intentAttach, Endpoint: &ep}
-	if err := st.putIntent(in); err != nil {
-		return fmt.Errorf("record attach intent: %w", err)
+	return step{name: "store write",
+		do: func() error {
+			if err := st.putIntent(in); err != nil {
+				return fmt.Errorf("record attach intent: %w", err)
+			}
+			return nil
+		},
+		undo: func() {
+			if err := st.deleteIntent(in); err != nil {
+				i.log.Warn("remove attach intent", "endpoint", ep.Name, "err", err)
+			}
+		},
 	}
-	rollback.add(func() {
-		if err := st.deleteIntent(in); err != nil {
-			i.log.Warn("remove attach intent", "endpoint", ep.Name, "err", err)
-		}
-	})
-	return nil
 }
 
-// beginNetwork records a network create's intent before its first kernel
-// change.
-func (i *Instance) beginNetwork(st *store, n Network, rollback *undo) error {
+// networkIntent is the step that records a network create's intent before
+// its first kernel change.
+func (i *Instance) networkIntent(st *store, n Network) step {
 	in := intent{Kind: intentNetwork, Network: &n}
-	if err := st.putIntent(in); err != nil {
-		return fmt.Errorf("record network intent: %w", err)
+	return step{
+		do: func() error {
+			if err := st.putIntent(in); err != nil {
+				return fmt.Errorf("record network intent: %w", err)
+			}
+			return nil
+		},
+		undo: func() {
+			if err := st.deleteIntent(in); err != nil {
+				i.log.Warn("remove network intent", "network", n.Name, "err", err)
+			}
+		},
 	}
-	rollback.add(func() {
-		if err := st.deleteIntent(in); err != nil {
-			i.log.Warn("remove network intent", "network", n.Name, "err", err)
-		}
-	})
-	return nil
 }
 
 // beginRemoval records a detach's or network rm's intent before its first

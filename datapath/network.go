@@ -2,7 +2,6 @@ package datapath
 
 import (
 	"cmp"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -81,44 +80,49 @@ func (i *Instance) createNetwork(st *store, o NetworkOptions) (Network, error) {
 
 	var rollback undo
 	defer rollback.run()
-	if err := i.beginNetwork(st, n, &rollback); err != nil {
-		return Network{}, err
-	}
 	n.BridgeMAC = randomMAC().String()
-	link, err := makeBridge(n, &rollback)
-	if err != nil {
-		return Network{}, err
-	}
+	var link netlink.Link
 	overlayIfindex := 0
-	if n.VNI != 0 {
-		if overlayIfindex, err = i.ensureOverlayDevice(n.MTU+VXLANOverhead, &rollback); err != nil {
-			return Network{}, err
-		}
-	}
-	if err := views.PutNetwork(networkEntry(n, link, overlayIfindex)); err != nil {
+	if err := runSteps(&rollback,
+		i.networkIntent(st, n),
+		step{do: func() (err error) { link, err = makeBridge(n, &rollback); return err }},
+		step{do: func() (err error) {
+			if n.VNI != 0 {
+				overlayIfindex, err = i.ensureOverlayDevice(n.MTU+VXLANOverhead, &rollback)
+			}
+			return err
+		}},
+		step{
+			do:   func() error { return views.PutNetwork(networkEntry(n, link, overlayIfindex)) },
+			undo: func() { views.DeleteNetwork(n.ID, n.Subnet) },
+		},
+		at("after-network-maps"),
+		step{do: func() error {
+			if n.Internal {
+				return nil
+			}
+			return i.ensureUplink(n.Uplink, &rollback)
+		}},
+		step{do: func() error {
+			if !i.dp.SockHooksAttached() {
+				// Without them the host reaches published ports only from
+				// outside.
+				if err := i.dp.AttachSockHooks(); err != nil {
+					i.log.Warn("host-local access to published ports is off", "err", err)
+				}
+			}
+			return nil
+		}},
+		at("before-network-save"),
+		step{do: func() error {
+			n.Created = time.Now().UTC()
+			if err := st.putNetwork(n); err != nil {
+				return fmt.Errorf("save network: %w", err)
+			}
+			return nil
+		}},
+	); err != nil {
 		return Network{}, err
-	}
-	rollback.add(func() { views.DeleteNetwork(n.ID, n.Subnet) })
-	if err := faultPoint("after-network-maps"); err != nil {
-		return Network{}, err
-	}
-	if !n.Internal {
-		if err := i.ensureUplink(n.Uplink, &rollback); err != nil {
-			return Network{}, err
-		}
-	}
-	if !i.dp.SockHooksAttached() {
-		// Without them the host reaches published ports only from outside.
-		if err := i.dp.AttachSockHooks(); err != nil {
-			i.log.Warn("host-local access to published ports is off", "err", err)
-		}
-	}
-	n.Created = time.Now().UTC()
-	if err := faultPoint("before-network-save"); err != nil {
-		return Network{}, err
-	}
-	if err := st.putNetwork(n); err != nil {
-		return Network{}, fmt.Errorf("save network: %w", err)
 	}
 	rollback = nil
 	// A fresh datapath has an empty firewall, and a network scope names
@@ -141,25 +145,33 @@ func makeBridge(n Network, rollback *undo) (netlink.Link, error) {
 		mac = randomMAC() // a record from before the MAC was kept
 	}
 	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: n.Bridge, MTU: n.MTU, HardwareAddr: mac}}
-	if err := netlink.LinkAdd(br); err != nil {
-		return nil, fmt.Errorf("create bridge %s: %w", n.Bridge, err)
-	}
-	rollback.add(func() { netlink.LinkDel(br) })
-	if err := faultPoint("after-bridge"); err != nil {
-		return nil, err
-	}
-	link, err := netlink.LinkByName(n.Bridge)
-	if err != nil {
-		return nil, err
-	}
-	addr := &netlink.Addr{IPNet: prefixIPNet(netip.PrefixFrom(n.Gateway, n.Subnet.Bits()))}
-	if err := netlink.AddrAdd(link, addr); err != nil {
-		return nil, fmt.Errorf("address bridge %s: %w", n.Bridge, err)
-	}
-	if err := netlink.LinkSetUp(link); err != nil {
-		return nil, fmt.Errorf("bring up bridge %s: %w", n.Bridge, err)
-	}
-	return link, nil
+	var link netlink.Link
+	err = runSteps(rollback,
+		step{
+			do: func() error {
+				if err := netlink.LinkAdd(br); err != nil {
+					return fmt.Errorf("create bridge %s: %w", n.Bridge, err)
+				}
+				return nil
+			},
+			undo: func() { netlink.LinkDel(br) },
+		},
+		at("after-bridge"),
+		step{do: func() (err error) {
+			if link, err = netlink.LinkByName(n.Bridge); err != nil {
+				return err
+			}
+			addr := &netlink.Addr{IPNet: prefixIPNet(netip.PrefixFrom(n.Gateway, n.Subnet.Bits()))}
+			if err := netlink.AddrAdd(link, addr); err != nil {
+				return fmt.Errorf("address bridge %s: %w", n.Bridge, err)
+			}
+			if err := netlink.LinkSetUp(link); err != nil {
+				return fmt.Errorf("bring up bridge %s: %w", n.Bridge, err)
+			}
+			return nil
+		}},
+	)
+	return link, err
 }
 
 // networkEntry is the datapath's view of n, whose bridge is bridge.
@@ -383,17 +395,25 @@ func (i *Instance) removeNetwork(st *store, n Network) error {
 	if err != nil {
 		return err
 	}
-	var errs []error
-	if n.VNI != 0 {
-		errs = append(errs, i.releaseOverlay(views, n, nets))
-	}
-	errs = append(errs, views.DeleteNetwork(n.ID, n.Subnet), faultPoint("network-rm-after-maps"))
-	errs = append(errs, i.releaseUplink(n.Uplink, nets), faultPoint("network-rm-after-uplink"))
-	if l, err := netlink.LinkByName(n.Bridge); err == nil {
-		errs = append(errs, netlink.LinkDel(l))
-	}
-	errs = append(errs, faultPoint("network-rm-after-bridge"))
-	if err := errors.Join(errs...); err != nil {
+	if err := runAll(
+		step{do: func() error {
+			if n.VNI == 0 {
+				return nil
+			}
+			return i.releaseOverlay(views, n, nets)
+		}},
+		step{do: func() error { return views.DeleteNetwork(n.ID, n.Subnet) }},
+		at("network-rm-after-maps"),
+		step{do: func() error { return i.releaseUplink(n.Uplink, nets) }},
+		at("network-rm-after-uplink"),
+		step{do: func() error {
+			if l, err := netlink.LinkByName(n.Bridge); err == nil {
+				return netlink.LinkDel(l)
+			}
+			return nil
+		}},
+		at("network-rm-after-bridge"),
+	); err != nil {
 		failed()
 		return err
 	}

@@ -19,8 +19,10 @@ import (
 )
 
 // Kill points: EBPFNET_TEST_KILL=<point> makes the command SIGKILL itself
-// there (datapath's faultPoint), as a crash or an OOM kill would: no
-// rollback, no store write. scripts/killpoints.sh runs these tests.
+// at that test point of its steps (datapath's at, in the test build of
+// ebpfnet that TestMain makes: -tags ebpfnet_testhooks), as a crash or an
+// OOM kill would: no rollback, no store write. scripts/killpoints.sh runs
+// these tests.
 
 // killedAt runs an ebpfnet command that must die by SIGKILL at point.
 func killedAt(t *testing.T, tp *testutil.Topology, point string, args ...string) {
@@ -39,6 +41,69 @@ func killedAt(t *testing.T, tp *testutil.Topology, point string, args ...string)
 func killedBySignal(exit *exec.ExitError) bool {
 	ws, ok := exit.Sys().(syscall.WaitStatus)
 	return ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL
+}
+
+// TestProductionBuildIgnoresTestHooks: ebpfnet built without the test
+// hooks (make build, a release) reads no test variable. With
+// EBPFNET_TEST_FAULT, _KILL and _PAUSE naming points of a network create,
+// an attach and a detach, they all succeed, where the test build fails.
+func TestProductionBuildIgnoresTestHooks(t *testing.T) {
+	tp := newTopology(t)
+	prod := filepath.Join(t.TempDir(), "ebpfnet-production")
+	if err := testutil.Build(prod, "github.com/ebpfnet/ebpfnet/cmd/ebpfnet", false); err != nil {
+		t.Fatal(err)
+	}
+	c := tp.AddContainer("c")
+	tp.MustEbpfnet("network", "create", "n1", "--subnet", "172.30.0.0/24")
+	run := func(tp *testutil.Topology, env []string, args ...string) (string, error) {
+		cmd := tp.EbpfnetCmd(args...)
+		cmd.Env = append(cmd.Environ(), env...)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	fault := []string{"EBPFNET_TEST_FAULT=after-veth"}
+	if out, err := run(tp, fault, "attach", "--network", "n1", c); err == nil || !strings.Contains(out, "injected fault at after-veth") {
+		t.Fatalf("test build: attach with %s: %v\n%s\nwant the injected fault", fault, err, out)
+	}
+
+	prodTp := tp.WithBinary(prod)
+	pause := filepath.Join(t.TempDir(), "paused") // never made: nothing pauses
+	attachSteps := []string{"store write", "port checks", "netlink", "sysctl", "map writes", "tcx"}
+	for _, tc := range []struct {
+		env   []string
+		args  []string
+		steps []string // the step times the bench reads (EBPFNET_STEP_TIMES)
+	}{
+		{[]string{"EBPFNET_TEST_KILL=after-bridge", "EBPFNET_TEST_FAULT=before-network-save"}, []string{"network", "create", "n2", "--subnet", "172.31.0.0/24"}, nil},
+		{[]string{"EBPFNET_TEST_FAULT=after-veth", "EBPFNET_TEST_KILL=after-link", "EBPFNET_TEST_PAUSE=after-maps", "EBPFNET_TEST_PAUSE_FILE=" + pause},
+			[]string{"attach", "--network", "n1", "-p", "8080:80", c}, attachSteps},
+		{[]string{"EBPFNET_TEST_FAULT=detach-after-maps", "EBPFNET_TEST_KILL=detach-after-unlink"}, []string{"detach", c},
+			[]string{"store write", "tcx", "map writes", "netlink", "conntrack flush"}},
+		{[]string{"EBPFNET_TEST_FAULT=after-veth"}, []string{"attach", "--network", "n1", c}, attachSteps},
+	} {
+		env := tc.env
+		if tc.steps != nil {
+			env = append(env, fmt.Sprintf("EBPFNET_STEP_TIMES=%d", time.Now().UnixNano()))
+		}
+		out, err := run(prodTp, env, tc.args...)
+		if err != nil {
+			t.Fatalf("production build: %v with %v: %v\n%s", tc.args, tc.env, err, out)
+		}
+		for _, name := range tc.steps {
+			if !strings.Contains(out, `"`+name+`":`) {
+				t.Errorf("%v: no %q in the step times:\n%s", tc.args, name, out)
+			}
+		}
+	}
+	if _, err := os.Stat(pause); err == nil {
+		t.Errorf("the production build paused at a test point")
+	}
+	if out := tp.MustEbpfnet("ls"); !strings.Contains(out, "172.30.0.2") {
+		t.Fatalf("ls after the production build's attach:\n%s", out)
+	}
+	if out := tp.MustEbpfnet("network", "ls"); !strings.Contains(out, "n2") {
+		t.Fatalf("network ls after the production build's create:\n%s", out)
+	}
 }
 
 // kernelView is what the kernel holds for an instance: the host's

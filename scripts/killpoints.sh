@@ -8,11 +8,14 @@
 # by the daemon, a network that lost its bridge gets it back; a firewall
 # change killed between store and kernel is applied by the daemon; subnets
 # overlapping host routes are refused; conntrack GC's memory stays flat
-# with the table's size. Needs root. Usage: scripts/killpoints.sh [-bench]
+# with the table's size. The integration tests build ebpfnet with the test
+# hooks (-tags ebpfnet_testhooks, internal/testutil.Build); a production
+# build ignores those variables (TestProductionBuildIgnoresTestHooks, run
+# here too). Needs root. Usage: scripts/killpoints.sh [-bench]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=$PATH:/usr/local/go/bin
-go test -count=1 -v -run 'TestKillPoints|TestNetworkCreateRefusesRoutedSubnet|TestDaemonRemovesOrphans|TestDaemonRepairsNetworkWithoutBridge|TestFirewallFailedChangeAndRepair' ./integration/ | grep -E '^(=== RUN|\s*--- |ok|FAIL|\s+\w+_test.go)'
+go test -count=1 -v -run 'TestKillPoints|TestNetworkCreateRefusesRoutedSubnet|TestDaemonRemovesOrphans|TestDaemonRepairsNetworkWithoutBridge|TestFirewallFailedChangeAndRepair|TestProductionBuildIgnoresTestHooks' ./integration/ | grep -E '^(=== RUN|\s*--- |ok|FAIL|\s+\w+_test.go)'
 go test -count=1 -v -run 'TestGCMemoryDoesNotGrowWithTheTable|TestGCAcrossBatches' ./maps/ | grep -E '^(\s*--- |ok|FAIL|\s+\w+_test.go)'
 if [ "${1:-}" = -bench ]; then
 	# One GC over a full default-size table (524288 live entries).
