@@ -29,14 +29,17 @@ var allowed = map[string][]string{
 	"datapath":     {"maps", "loader", "internal/netnsutil", "internal/mountns", "resolver"},
 	"resolver":     {}, // embedded DNS server: miekg/dns only
 	"metrics":      {"datapath"},
-	"cmd/":         {"datapath", "metrics", "cluster", "internal/unixsock"}, // front ends: CLI (and its daemon), CNI plugin
-	"dockerdriver": {"datapath", "metrics", "cluster"},                      // front end: Docker remote driver
-	"api":          {"datapath", "internal/unixsock"},                       // front end: the daemon's control API
-	// cluster: overlay state in etcd. Not a front end: the CLI's
-	// --cluster-store and the daemon's --advertise-addr (and later the CNI
-	// plugin and Docker driver on overlay networks) drive it, and it
-	// drives datapath (remote endpoints into the maps).
-	"cluster":            {"datapath"},
+	"cmd/":         {"datapath", "metrics", "cluster", "overlay", "internal/unixsock"}, // front ends: CLI (and its daemon), CNI plugin
+	"dockerdriver": {"datapath", "metrics", "cluster", "overlay"},                      // front end: Docker remote driver
+	"api":          {"datapath", "internal/unixsock"},                                  // front end: the daemon's control API
+	// cluster: overlay state in etcd (store client, allocator, watcher).
+	// It imports datapath for its limits only and never drives it.
+	"cluster": {"datapath"},
+	// overlay: a host's part in the cluster (join, the syncer writing the
+	// cluster's view into the maps, attach and detach with addresses from
+	// the cluster). Every front end uses it, the process serving the host
+	// (daemon, docker-plugin) runs it; it drives datapath.
+	"overlay":            {"cluster", "datapath"},
 	"internal/netnsutil": {"internal/mountns"},
 	"internal/mountns":   {},
 	"internal/unixsock":  {},
@@ -209,6 +212,15 @@ func TestCheckCatchesViolations(t *testing.T) {
 		{"cluster", "maps", false},
 		{"cluster", "cmd/ebpfnet", false},
 		{"datapath", "cluster", false},
+		{"overlay", "cluster", true},
+		{"overlay", "datapath", true},
+		{"overlay", "maps", false},
+		{"overlay", "cmd/ebpfnet", false},
+		{"overlay", "dockerdriver", false},
+		{"cmd/ebpfnet", "overlay", true},
+		{"dockerdriver", "overlay", true},
+		{"cluster", "overlay", false},
+		{"datapath", "overlay", false},
 		{"integration", "maps", true},
 		{"integration", "cmd/ebpfnet", false},
 		{"newpkg", "datapath", false},
