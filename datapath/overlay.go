@@ -18,8 +18,9 @@ import (
 // and published ports through the host's own uplink) plus a VNI: its
 // endpoints on other hosts are reached through the host's VXLAN device,
 // which from_container sends to with the tunnel key set per packet and
-// from_overlay receives from. The cluster (package cluster, driven by the
-// daemon) says which remote endpoints and peer hosts exist: SyncOverlay.
+// from_overlay receives from. The cluster (package cluster) says which
+// remote endpoints and peer hosts exist; package overlay, run by the process
+// serving the host, writes them here: SyncOverlay.
 const (
 	// DriverOverlay is Network.Driver of an overlay network.
 	DriverOverlay = "overlay"

@@ -35,10 +35,9 @@ func newAttachCmd(g *globals) *cobra.Command {
 			if err := checkMACFlag(o.Mode, o.MAC); err != nil {
 				return err
 			}
-			ep, overlay, err := g.attachOverlay(cmd.Context(), inst, o)
-			if err == nil && !overlay {
-				ep, err = inst.Attach(o)
-			}
+			agent := g.overlayAgent(inst)
+			defer agent.Close()
+			ep, err := agent.Attach(cmd.Context(), o)
 			if err != nil {
 				return err
 			}

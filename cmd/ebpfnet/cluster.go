@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
 	"os"
 	"slices"
@@ -17,25 +16,13 @@ import (
 
 	"github.com/ebpfnet/ebpfnet/cluster"
 	"github.com/ebpfnet/ebpfnet/datapath"
+	"github.com/ebpfnet/ebpfnet/overlay"
 )
 
 // clusterFlags registers the global --cluster-store flag.
 func clusterFlags(root *cobra.Command, g *globals) {
 	root.PersistentFlags().StringVar(&g.clusterStore, "cluster-store", os.Getenv("EBPFNET_CLUSTER_STORE"),
 		"cluster store for overlay networks: etcd://HOST:PORT[,HOST:PORT...] (env EBPFNET_CLUSTER_STORE)")
-}
-
-// openCluster connects to --cluster-store; what names the command that
-// needs it, for the error without one.
-func (g *globals) openCluster(what string) (*cluster.Store, error) {
-	if g.clusterStore == "" {
-		return nil, fmt.Errorf("%s needs a cluster store: --cluster-store etcd://HOST:PORT or EBPFNET_CLUSTER_STORE", what)
-	}
-	eps, err := cluster.ParseStoreURL(g.clusterStore)
-	if err != nil {
-		return nil, err
-	}
-	return cluster.Open(cluster.Config{Endpoints: eps, Log: g.logger(slog.LevelWarn)})
 }
 
 // stateDir is the instance's state directory, as open() resolves it.
@@ -58,22 +45,24 @@ func createOverlayNetwork(cmd *cobra.Command, g *globals, o datapath.NetworkOpti
 			return fmt.Errorf("--%s does not apply to --driver overlay", f)
 		}
 	}
-	s, err := g.openCluster("--driver overlay")
-	if err != nil {
-		return err
+	if g.clusterStore == "" {
+		return errNeedsStore("--driver overlay")
 	}
-	defer s.Close()
+	agent := g.overlayAgent(nil)
+	defer agent.Close()
 	co := cluster.DefaultNetworkOptions(o.Name)
 	co.Subnet, co.Gateway, co.VNI, co.ICC, co.Internal, co.MTU = o.Subnet, o.Gateway, ov.vni, o.ICC, o.Internal, o.MTU
-	co.Host, _ = os.Hostname()
-	ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
-	defer cancel()
-	n, err := s.CreateNetwork(ctx, co)
+	n, err := agent.CreateNetwork(cmd.Context(), co)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintln(cmd.OutOrStdout(), n.Name)
 	return nil
+}
+
+// errNeedsStore is the error of what, a flag that needs --cluster-store.
+func errNeedsStore(what string) error {
+	return fmt.Errorf("%s needs a cluster store: --cluster-store etcd://HOST:PORT or EBPFNET_CLUSTER_STORE", what)
 }
 
 // networkRow is a line of network ls: a local bridge network, a
@@ -129,17 +118,9 @@ func (g *globals) madeNetworkRows(ctx context.Context, local []datapath.Network)
 		}
 		rows = append(rows, networkRow{Network: n, Driver: "bridge", Scope: "local"})
 	}
-	if g.clusterStore == "" {
-		return rows, nil
-	}
-	s, err := g.openCluster("overlay networks")
-	if err != nil {
-		return rows, err
-	}
-	defer s.Close()
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	nets, err := s.Networks(ctx)
+	agent := g.overlayAgent(nil)
+	defer agent.Close()
+	nets, err := agent.Networks(ctx)
 	for _, n := range nets {
 		if seen[n.Name] {
 			continue
@@ -152,24 +133,22 @@ func (g *globals) madeNetworkRows(ctx context.Context, local []datapath.Network)
 	return rows, err
 }
 
-// clusterAgent is the daemon's part in the cluster: membership under a
-// lease, and the watcher keeping the view of overlay networks and remote
-// endpoints, which the overlay syncer writes into the datapath.
-type clusterAgent struct {
+// hostFlags join the host to the cluster (daemon, docker-plugin): with
+// --advertise-addr, the process serving the host runs the overlay agent.
+type hostFlags struct {
 	advertise string
 	name      string
 	ttl       time.Duration
-	metrics   *syncMetrics // nil: not exported
 }
 
-func (a *clusterAgent) register(cmd *cobra.Command) {
+func (a *hostFlags) register(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&a.advertise, "advertise-addr", "", "join the cluster (--cluster-store) with this underlay address: other hosts tunnel overlay traffic to it")
 	f.StringVar(&a.name, "node-name", "", "name of this host in the cluster (default: the advertise address)")
 	f.DurationVar(&a.ttl, "lease-ttl", cluster.DefaultTTL, "how long the cluster keeps this host and its endpoints after the daemon stops renewing")
 }
 
-func (a *clusterAgent) check(g *globals) error {
+func (a *hostFlags) check(g *globals) error {
 	if a.advertise == "" {
 		if a.name != "" {
 			return errors.New("--node-name needs --advertise-addr")
@@ -189,81 +168,22 @@ func (a *clusterAgent) check(g *globals) error {
 	return err
 }
 
-// run joins (retrying while the store is unreachable: the local datapath
-// is served meanwhile) and keeps the view until ctx ends. It never revokes
-// the lease: a restart within the TTL is invisible to the other hosts.
-func (a *clusterAgent) run(ctx context.Context, g *globals, inst *datapath.Instance, log *slog.Logger) {
-	if a.advertise == "" {
-		return
-	}
-	addr := netip.MustParseAddr(a.advertise)
-	name := a.name
-	if name == "" {
-		name = a.advertise
-	}
-	s, err := g.openCluster("--advertise-addr")
-	if err != nil {
-		log.Error("cluster", "err", err)
-		return
-	}
-	defer s.Close()
-	local, err := cluster.NewFileStore(g.resolvedStateDir())
-	if err != nil {
-		log.Error("cluster local store", "err", err)
-		return
-	}
-	mac := uplinkMAC(addr)
-	var m *cluster.Member
-	for backoff := time.Second; ; backoff = min(2*backoff, 10*time.Second) {
-		var res cluster.ReconcileResult
-		m, res, err = s.Join(ctx, cluster.HostOptions{Name: name, Addr: addr, MAC: mac, TTL: a.ttl, Local: local})
-		if err == nil {
-			log.Info("joined cluster", "store", s.Name(), "host", name, "addr", addr, "lease", m.Lease(),
-				"registered", len(res.Registered), "stale_deleted", len(res.Stale), "conflicts", len(res.Conflicts))
-			break
-		}
-		log.Warn("cluster join failed; retrying", "err", err, "in", backoff)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
-	}
-	defer m.Close()
-	if err := local.SetHost(name); err != nil {
-		log.Error("cluster local store", "err", err)
-	}
-	syncer := newOverlaySyncer(inst, m, log, a.metrics)
-	w := s.NewWatcher(name, func(e cluster.Event) {
-		syncer.changed()
-		switch {
-		case e.Host != nil:
-			log.Info("cluster host "+string(e.Type), "host", e.Host.Name, "addr", e.Host.Addr)
-		case e.Network != nil:
-			log.Info("overlay network "+string(e.Type), "network", e.Network.Name, "subnet", e.Network.Subnet, "vni", e.Network.VNI)
-		case e.Endpoint != nil && e.Remote:
-			log.Info("remote endpoint "+string(e.Type), "network", e.Endpoint.Network, "ip", e.Endpoint.IP, "mac", e.Endpoint.MAC, "host", e.Endpoint.Host)
-		}
-	})
-	syncer.w = w
-	syncDone := make(chan struct{})
-	go func() { syncer.run(ctx); close(syncDone) }()
-	w.Run(ctx)
-	<-syncDone
-}
+// joins says whether the flags join the host to the cluster.
+func (a *hostFlags) joins() bool { return a.advertise != "" }
 
-// uplinkMAC is the MAC of the interface holding addr, if any.
-func uplinkMAC(addr netip.Addr) string {
-	ifs, _ := net.Interfaces()
-	for _, ifc := range ifs {
-		addrs, _ := ifc.Addrs()
-		for _, a := range addrs {
-			if p, err := netip.ParsePrefix(a.String()); err == nil && p.Addr() == addr {
-				return ifc.HardwareAddr.String()
-			}
+// serveHost joins the cluster and keeps the datapath in step with it until
+// ctx ends (agent.Join retries while the store is unreachable: the local
+// datapath is served meanwhile). It never revokes the lease: a restart
+// within the TTL is invisible to the other hosts.
+func (a *hostFlags) serveHost(ctx context.Context, agent *overlay.Agent, log *slog.Logger) {
+	o := overlay.HostOptions{Addr: netip.MustParseAddr(a.advertise), Name: a.name, TTL: a.ttl}
+	if err := agent.Join(ctx, o); err != nil {
+		if ctx.Err() == nil {
+			log.Error("cluster", "err", err)
 		}
+		return
 	}
-	return ""
+	agent.Run(ctx)
 }
 
 // overlayNames says which of names are not local bridge networks but
@@ -291,17 +211,4 @@ func (g *globals) overlayNames(ctx context.Context, inst *datapath.Instance, nam
 		}
 	}
 	return out, nil
-}
-
-// removeOverlayNetwork removes an overlay network from the store (refused
-// while any host has an endpoint on it).
-func (g *globals) removeOverlayNetwork(ctx context.Context, name string) error {
-	s, err := g.openCluster("removing an overlay network")
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	return s.RemoveNetwork(ctx, name)
 }

@@ -128,14 +128,16 @@ func TestOverlayNetworkCommands(t *testing.T) {
 	}
 }
 
-// TestDaemonJoinsCluster: `ebpfnet daemon --advertise-addr` registers the
-// host under a lease; killed by PID, the host leaves the cluster after the
-// lease's TTL.
+// TestDaemonJoinsCluster: `ebpfnet daemon --advertise-addr` and `ebpfnet
+// docker-plugin --advertise-addr` register their host under a lease; killed
+// by PID, the host leaves the cluster after the lease's TTL.
 func TestDaemonJoinsCluster(t *testing.T) {
 	c, hs := newClusterHosts(t, 2)
 	store := "--cluster-store=" + c.Etcd.Store()
 	hs[0].check(cliCase{name: "advertise without store", args: []string{"daemon", "--advertise-addr", "198.18.0.11"}, code: 1, stderr: `--advertise-addr needs --cluster-store`})
 	hs[0].check(cliCase{name: "bad advertise", args: []string{store, "daemon", "--advertise-addr", "nope"}, code: 1, stderr: `invalid --advertise-addr "nope"`})
+	hs[0].check(cliCase{name: "plugin advertise without store", args: []string{"docker-plugin", "--advertise-addr", "198.18.0.11"}, code: 1, stderr: `--advertise-addr needs --cluster-store`})
+	hs[0].check(cliCase{name: "plugin node name without advertise", args: []string{store, "docker-plugin", "--node-name", "x"}, code: 1, stderr: `--node-name needs --advertise-addr`})
 
 	s, err := cluster.Open(cluster.Config{Endpoints: []string{c.Etcd.Endpoint()}, Dialer: etcdtest.GRPCDialerIn(c.Underlay)})
 	if err != nil {
@@ -155,7 +157,13 @@ func TestDaemonJoinsCluster(t *testing.T) {
 	}
 	var pids []int
 	for i, h := range hs {
-		cmd := h.cmd(store, "daemon", "--advertise-addr", etcdtest.HostIP(i+1), "--lease-ttl", "2s", "--metrics-addr", "127.0.0.1:0")
+		// Host 1 is served by the daemon, host 2 by the Docker plugin:
+		// both join with the same flags and agent.
+		serve := []string{"daemon", "--metrics-addr", "127.0.0.1:0"}
+		if i == 1 {
+			serve = []string{"docker-plugin", "--socket", filepath.Join(t.TempDir(), "ebpfnet.sock"), "--docker-host", ""}
+		}
+		cmd := h.cmd(append(append([]string{store}, serve...), "--advertise-addr", etcdtest.HostIP(i+1), "--lease-ttl", "2s")...)
 		var errOut bytes.Buffer
 		cmd.Stderr = &errOut
 		if err := cmd.Start(); err != nil {
@@ -181,7 +189,7 @@ func TestDaemonJoinsCluster(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	// `ip netns exec` execs the CLI, so the PID is the daemon's.
+	// `ip netns exec` execs the CLI, so the PID is the plugin's.
 	if err := syscall.Kill(pids[1], syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}

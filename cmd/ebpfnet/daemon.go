@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
@@ -21,12 +20,13 @@ import (
 	"github.com/ebpfnet/ebpfnet/api"
 	"github.com/ebpfnet/ebpfnet/datapath"
 	"github.com/ebpfnet/ebpfnet/metrics"
+	"github.com/ebpfnet/ebpfnet/overlay"
 )
 
 func newDaemonCmd(g *globals) *cobra.Command {
 	var addr, apiSocket string
 	var noAPI bool
-	var agent clusterAgent
+	var host hostFlags
 	o := datapath.ServeOptions{GCInterval: 10 * time.Second, Timeouts: datapath.DefaultTimeouts}
 	cmd := &cobra.Command{
 		Use:   "daemon",
@@ -40,7 +40,7 @@ with JSON on a Unix socket, see package api) on --api-socket, by default
 api.sock in the state directory, owner-only.`,
 		Args: cobra.NoArgs,
 		PreRunE: func(*cobra.Command, []string) error {
-			if err := agent.check(g); err != nil {
+			if err := host.check(g); err != nil {
 				return err
 			}
 			if o.GCInterval <= 0 {
@@ -58,6 +58,9 @@ api.sock in the state directory, owner-only.`,
 			if err != nil {
 				return err
 			}
+			// The overlay agent closes after the API (deferred first).
+			agent := g.overlayAgentLog(inst, log)
+			defer agent.Close()
 			if !noAPI {
 				if apiSocket == "" {
 					apiSocket = filepath.Join(g.resolvedStateDir(), "api.sock")
@@ -71,22 +74,14 @@ api.sock in the state directory, owner-only.`,
 					}
 					return err
 				}
-				srv := &http.Server{Handler: api.Handler(daemonBackend{g, inst}, log), ReadHeaderTimeout: 5 * time.Second}
+				srv := &http.Server{Handler: api.Handler(daemonBackend{agent, inst, log}, log), ReadHeaderTimeout: 5 * time.Second}
 				go srv.Serve(ln)
 				defer srv.Close()
 				log.Info("API listening", "socket", apiSocket)
 			}
-			agentDone := make(chan struct{})
-			var extra []prometheus.Collector
-			if agent.advertise != "" {
-				agent.metrics = newSyncMetrics()
-				extra = append(extra, agent.metrics)
-			}
-			go func() { agent.run(ctx, g, inst, log); close(agentDone) }()
-			err = serveControlPlane(ctx, inst, log, metricsLn, o, extra...)
-			stop() // the cluster agent stops with the control plane
-			<-agentDone
-			return err
+			return serveWithHost(ctx, stop, &host, agent, log, func(extra ...prometheus.Collector) error {
+				return serveControlPlane(ctx, inst, log, metricsLn, o, extra...)
+			})
 		}),
 	}
 	cmd.Flags().StringVar(&addr, "metrics-addr", "127.0.0.1:9469", "address to serve /metrics on")
@@ -95,33 +90,44 @@ api.sock in the state directory, owner-only.`,
 	cmd.Flags().DurationVar(&o.GCInterval, "gc-interval", o.GCInterval, "how often to expire conntrack entries and reconcile")
 	timeoutFlags(cmd.Flags(), &o.Timeouts)
 	resolverFlags(cmd.Flags(), &o)
-	agent.register(cmd)
+	host.register(cmd)
 	return cmd
+}
+
+// serveWithHost runs serve (the process's work, with the overlay agent's
+// metrics when it joins) and, with --advertise-addr, the overlay agent
+// beside it: joined to the cluster and keeping the datapath in step until
+// serve returns. stop ends ctx.
+func serveWithHost(ctx context.Context, stop func(), host *hostFlags, agent *overlay.Agent, log *slog.Logger, serve func(extra ...prometheus.Collector) error) error {
+	if !host.joins() {
+		return serve()
+	}
+	agentDone := make(chan struct{})
+	go func() { host.serveHost(ctx, agent, log); close(agentDone) }()
+	err := serve(agent.Metrics())
+	stop() // the overlay agent stops with the control plane
+	<-agentDone
+	return err
 }
 
 // daemonBackend serves the API as the CLI's attach and detach work: on an
 // overlay network with an address from the cluster (--cluster-store).
 type daemonBackend struct {
-	g    *globals
-	inst *datapath.Instance
+	agent *overlay.Agent
+	inst  *datapath.Instance
+	log   *slog.Logger
 }
 
 func (b daemonBackend) Attach(ctx context.Context, o datapath.AttachOptions) (datapath.Endpoint, error) {
-	ep, overlay, err := b.g.attachOverlay(ctx, b.inst, o)
-	if err == nil && !overlay {
-		ep, err = b.inst.Attach(o)
-	}
-	return ep, err
+	return b.agent.Attach(ctx, o)
 }
 
 func (b daemonBackend) Detach(ctx context.Context, target string) (datapath.Endpoint, error) {
-	ep, err := b.inst.Detach(target)
-	if err == nil {
-		var warn strings.Builder
-		b.g.releaseOverlay(ctx, &warn, ep, onOverlay(b.inst, ep))
-		if warn.Len() > 0 {
-			b.g.logger(slog.LevelWarn).Warn(strings.TrimSpace(warn.String()))
-		}
+	ep, err := b.agent.Detach(ctx, target)
+	var notReleased *overlay.NotReleasedError
+	if errors.As(err, &notReleased) {
+		b.log.Warn(err.Error())
+		err = nil
 	}
 	return ep, err
 }

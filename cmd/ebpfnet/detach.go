@@ -1,11 +1,13 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ebpfnet/ebpfnet/datapath"
+	"github.com/ebpfnet/ebpfnet/overlay"
 )
 
 func newDetachCmd(g *globals) *cobra.Command {
@@ -14,12 +16,16 @@ func newDetachCmd(g *globals) *cobra.Command {
 		Short: "Disconnect endpoints and remove everything attach made",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: g.withInstance(func(cmd *cobra.Command, args []string, inst *datapath.Instance) error {
+			agent := g.overlayAgent(inst)
+			defer agent.Close()
 			for _, t := range args {
-				ep, err := inst.Detach(t)
-				if err != nil {
+				ep, err := agent.Detach(cmd.Context(), t)
+				var notReleased *overlay.NotReleasedError
+				if errors.As(err, &notReleased) {
+					fmt.Fprintf(cmd.ErrOrStderr(), "warning: %v\n", err)
+				} else if err != nil {
 					return err
 				}
-				g.releaseOverlay(cmd.Context(), cmd.ErrOrStderr(), ep, onOverlay(inst, ep))
 				fmt.Fprintln(cmd.OutOrStdout(), ep.Name)
 			}
 			return nil

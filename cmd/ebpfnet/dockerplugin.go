@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/ebpfnet/ebpfnet/datapath"
@@ -24,6 +25,7 @@ const dockerPluginDir = "/run/docker/plugins"
 
 func newDockerPluginCmd(g *globals) *cobra.Command {
 	var name, socket, addr, dockerHost string
+	var host hostFlags
 	o := datapath.ServeOptions{GCInterval: 10 * time.Second, Timeouts: datapath.DefaultTimeouts}
 	cmd := &cobra.Command{
 		Use:   "docker-plugin",
@@ -39,9 +41,16 @@ nothing: the datapath is pinned and the store keeps the endpoints.
 Docker tells a driver endpoint IDs only: the plugin asks dockerd's API
 (--docker-host) which container owns each endpoint, after it joins and at
 start, so ls, errors and metrics show container names as docker ps does.
-Without the API they show the endpoints' short IDs.`,
+Without the API they show the endpoints' short IDs.
+
+With --advertise-addr (and --cluster-store) it joins the cluster as the
+daemon does and keeps the datapath in step with the overlay networks; run
+either the daemon or the plugin with it on a host, not both.`,
 		Args: cobra.NoArgs,
 		PreRunE: func(cmd *cobra.Command, _ []string) error {
+			if err := host.check(g); err != nil {
+				return err
+			}
 			if err := datapath.ValidName(name); err != nil {
 				return fmt.Errorf("--name: %w", err)
 			}
@@ -79,6 +88,8 @@ Without the API they show the endpoints' short IDs.`,
 				return err
 			}
 			defer os.Remove(socket)
+			agent := g.overlayAgentLog(inst, log)
+			defer agent.Close()
 			drv := dockerdriver.New(inst, log)
 			if api := dockerAPI(log, dockerHost); api != nil {
 				// Deferred before the instance closes (withInstanceLog).
@@ -87,7 +98,9 @@ Without the API they show the endpoints' short IDs.`,
 			srv := &http.Server{Handler: drv.Handler(), ReadHeaderTimeout: 10 * time.Second}
 			go srv.Serve(ln)
 			log.Info("docker network plugin serving", "name", name, "socket", socket)
-			err = serveControlPlane(ctx, inst, log, metricsLn, o)
+			err = serveWithHost(ctx, stop, &host, agent, log, func(extra ...prometheus.Collector) error {
+				return serveControlPlane(ctx, inst, log, metricsLn, o, extra...)
+			})
 			shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			return errors.Join(err, srv.Shutdown(shutdown))
@@ -99,6 +112,7 @@ Without the API they show the endpoints' short IDs.`,
 	cmd.Flags().StringVar(&dockerHost, "docker-host", dockerdriver.DefaultDockerHost(), "dockerd's API, to learn container names: unix:///PATH or tcp://HOST:PORT, as $DOCKER_HOST, which sets the default (empty: do not ask)")
 	cmd.Flags().DurationVar(&o.GCInterval, "gc-interval", o.GCInterval, "how often to expire conntrack entries and reconcile")
 	timeoutFlags(cmd.Flags(), &o.Timeouts)
+	host.register(cmd)
 	return cmd
 }
 

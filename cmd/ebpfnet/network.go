@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -135,18 +134,15 @@ func newNetworkRmCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			agent := g.overlayAgent(inst)
+			defer agent.Close()
 			for _, name := range args {
 				if isPredefined(name) {
 					errs = append(errs, fmt.Errorf("%s is a pre-defined network and cannot be removed", name))
 					continue
 				}
 				if overlays[name] {
-					// This host's part first: refused while it has endpoints.
-					if err := removeLocalPart(inst, name); err != nil {
-						errs = append(errs, err)
-						continue
-					}
-					if err := g.removeOverlayNetwork(cmd.Context(), name); err != nil {
+					if err := agent.RemoveNetwork(cmd.Context(), name); err != nil {
 						errs = append(errs, err)
 						continue
 					}
@@ -201,16 +197,4 @@ func newNetworkDisconnectCmd(g *globals) *cobra.Command {
 			return nil
 		}),
 	}
-}
-
-// removeLocalPart removes this host's part of an overlay network, if any.
-func removeLocalPart(inst *datapath.Instance, name string) error {
-	nets, err := inst.Networks()
-	if err != nil {
-		return err
-	}
-	if slices.ContainsFunc(nets, func(n datapath.Network) bool { return n.Name == name && n.VNI != 0 }) {
-		return inst.RemoveNetwork(name)
-	}
-	return nil
 }

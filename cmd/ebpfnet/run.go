@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ebpfnet/ebpfnet/datapath"
+	"github.com/ebpfnet/ebpfnet/overlay"
 )
 
 // Docker's exit codes for `run` when the command's own status is not there.
@@ -81,19 +82,20 @@ that CMD cannot be executed and 127 that it was not found.`,
 					ready.Close()
 				}
 			}
-			var addr *overlayAddress
+			var addr *overlay.Address
 			if o.Mode == datapath.ModeBridge {
-				if addr, err = g.allocateOverlay(cmd.Context(), inst, o.Network, o.Name, o.IP, o.MAC); err != nil {
+				agent := g.overlayAgent(inst)
+				defer agent.Close()
+				if addr, err = agent.Allocate(cmd.Context(), overlay.AddressRequest{Network: o.Network, Name: o.Name, IP: o.IP, MAC: o.MAC}); err != nil {
 					return runFailed(err)
 				}
 			}
 			if addr != nil {
-				defer addr.Close()
-				o.IP, o.MAC, o.FromCluster = addr.ep.IP.String(), addr.ep.MAC, true
+				o.IP, o.MAC, o.FromCluster = addr.IP.String(), addr.MAC, true
 			}
 			code, err := inst.Run(cmd.Context(), o)
 			if addr != nil {
-				err = addr.releaseIfUnused(cmd.Context(), inst, err)
+				err = addr.ReleaseUnlessUsed(cmd.Context(), err)
 			}
 			var start *datapath.StartError
 			switch {
