@@ -46,7 +46,7 @@ fmt:
 	clang-format -i $(C_SOURCES)
 	gofmt -w .
 
-## lint: go vet (also with the test hooks tag), staticcheck, go.mod tidy, C and Go formatted as make fmt would, and the one-way import rule (docs/ARCHITECTURE.md)
+## lint: go vet (also with the test hooks tag), staticcheck, go.mod tidy, C and Go formatted as make fmt would, the one-way import rule (docs/ARCHITECTURE.md), and the docs held to the code (pinned maps, import table, folder map, links, tested blocks)
 lint:
 	$(GO) vet ./...
 	$(GO) vet -tags $(TESTHOOKS) ./...
@@ -54,7 +54,8 @@ lint:
 	$(GO) mod tidy -diff
 	clang-format --dry-run --Werror $(C_SOURCES)
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "Go not gofmt-formatted: run make fmt"; exit 1; }
-	$(GO) test -count=1 ./internal/layering/
+	$(GO) test -count=1 ./internal/layering/ ./internal/doccheck/
+	$(GO) test -count=1 -run '^TestDoc' ./loader/
 
 ## test: every test (unit, BPF_PROG_TEST_RUN and namespace integration); needs root
 test: build

@@ -145,7 +145,7 @@ func TestAPISocketOwnership(t *testing.T) {
 	}
 }
 
-// TestREADMEAPI runs README's control API block (it starts a daemon).
+// TestREADMEAPI runs docs/api.md's control API block (it starts a daemon).
 func TestREADMEAPI(t *testing.T) {
 	tp := newTopology(t)
 	// The block names a namespace as a reader would (api1).

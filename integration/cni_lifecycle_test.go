@@ -231,7 +231,7 @@ func (h *cniHost) contribList(file string) *libcni.NetworkConfigList {
 // on one host, one after the other and at the same time (they both named
 // their network "ebpfnet" with different subnets, so the second failed:
 // "network ebpfnet exists with other settings"). Their networks outlive
-// their last container, as README says, and network rm removes them.
+// their last container, as docs/cni.md says, and network rm removes them.
 func TestCNIContribExamplesSideBySide(t *testing.T) {
 	h := newCNIHost(t)
 	generic, podman := h.contribList("10-ebpfnet.conflist"), h.contribList("20-ebpfnet-podman.conflist")

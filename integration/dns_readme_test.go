@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// TestREADMEDNS runs README's name-resolution block (it starts a daemon) in
+// TestREADMEDNS runs docs/dns.md's name-resolution block (it starts a daemon) in
 // a sandbox host whose resolv.conf names the test's own DNS server.
 func TestREADMEDNS(t *testing.T) {
 	tp := newTopology(t)

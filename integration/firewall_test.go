@@ -163,7 +163,7 @@ func TestFirewallFailedChangeAndRepair(t *testing.T) {
 	expectReach(t, tp, "reconciled again", map[string]bool{testutil.ExtIP + " 8080": true, second + " 8080": false})
 }
 
-// TestREADMEFirewall runs the README's firewall block: its listings stay true.
+// TestREADMEFirewall runs docs/firewall.md's block: its listings stay true.
 func TestREADMEFirewall(t *testing.T) {
 	runREADMEBlock(t, newTopology(t), "<!-- readme-test firewall -->")
 }

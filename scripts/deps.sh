@@ -13,7 +13,7 @@ pkgs=(
 	containernetworking-plugins                       # reference CNI plugins (/usr/lib/cni): bridge, portmap, host-local, tuning, bandwidth
 	busybox-static util-linux                         # offline test image (static /bin/busybox); nsenter
 	etcd-server etcd-client                           # overlay cluster store: tests run etcd in a sandbox namespace (internal/etcdtest)
-	curl                                              # the README's API example (a tested block)
+	curl                                              # docs/api.md's API example (a tested block)
 	make git ca-certificates
 )
 

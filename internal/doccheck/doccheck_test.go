@@ -160,3 +160,81 @@ func TestEveryShBlockIsRun(t *testing.T) {
 		}
 	}
 }
+
+// folderMapProblems says how the folder map (the marked block's body: a
+// code block whose lines start with a directory, continuation lines with
+// a space) disagrees with dirs, the directories that must be listed.
+// Every listed path must be one of dirs or optional.
+func folderMapProblems(block string, dirs, optional []string) []string {
+	var listed []string
+	for _, line := range strings.Split(block, "\n") {
+		if line == "" || strings.HasPrefix(line, " ") || strings.HasPrefix(line, "```") {
+			continue
+		}
+		path, _, _ := strings.Cut(line, " ")
+		listed = append(listed, strings.TrimSuffix(path, "/"))
+	}
+	var problems []string
+	for _, p := range Diff(listed, dirs) {
+		if name, ok := strings.CutPrefix(p, "not in the code: "); ok {
+			if slices.Contains(optional, name) {
+				continue
+			}
+			p = "no such directory: " + name
+		}
+		problems = append(problems, p)
+	}
+	return problems
+}
+
+// TestFolderMap: README's folder map lists every top-level directory and
+// every directory under cmd/ and internal/, and nothing else.
+func TestFolderMap(t *testing.T) {
+	root, err := Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, err := Block(string(raw), "folders")
+	if err != nil {
+		t.Fatalf("README.md: %v", err)
+	}
+	var dirs []string
+	for _, parent := range []string{".", "cmd", "internal"} {
+		entries, err := os.ReadDir(filepath.Join(root, parent))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			path := filepath.Join(parent, e.Name())
+			if e.IsDir() && !strings.HasPrefix(e.Name(), ".") && path != "cmd" && path != "internal" {
+				dirs = append(dirs, path)
+			}
+		}
+	}
+	// bin/ is made by make build; cmd/ and internal/ are listed by their
+	// subdirectories, and may be listed themselves.
+	for _, p := range folderMapProblems(block, dirs, []string{"bin", "cmd", "internal"}) {
+		t.Errorf("README.md's folder map: %s", p)
+	}
+}
+
+func TestFolderMapCatchesDrift(t *testing.T) {
+	dirs := []string{"api", "cmd/ebpfnet", "docs"}
+	good := "```\napi/   the API\ncmd/ebpfnet/  the CLI\n              more of it\ndocs/  docs\nbin/   built\n```\n"
+	if p := folderMapProblems(good, dirs, []string{"bin"}); len(p) != 0 {
+		t.Fatalf("a right map has problems: %v", p)
+	}
+	for name, bad := range map[string]string{
+		"missing": strings.Replace(good, "docs/  docs\n", "", 1),
+		"extra":   good + "gone/  was\n",
+		"twice":   strings.Replace(good, "docs/  docs\n", "docs/  docs\ndocs/ again\n", 1),
+	} {
+		if p := folderMapProblems(bad, dirs, []string{"bin"}); len(p) == 0 {
+			t.Errorf("%s: no problem found in\n%s", name, bad)
+		}
+	}
+}
