@@ -112,8 +112,9 @@ func TableColumn(table string) ([]string, error) {
 		if n == 0 || strings.Trim(cell, "-: ") == "" {
 			continue // header, separator
 		}
-		name, ok := strings.CutPrefix(cell, "`")
-		if name, ok = strings.CutSuffix(name, "`"); !ok || name == "" || strings.Contains(name, "`") {
+		name, open := strings.CutPrefix(cell, "`")
+		name, closed := strings.CutSuffix(name, "`")
+		if !open || !closed || name == "" || strings.Contains(name, "`") {
 			return nil, fmt.Errorf("line %d: first cell %q is not one `name`", n+1, cell)
 		}
 		out = append(out, name)

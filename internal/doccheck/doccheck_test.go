@@ -36,7 +36,7 @@ func TestTableColumn(t *testing.T) {
 	if err != nil || !slices.Equal(got, []string{"a", "b_c"}) {
 		t.Fatalf("TableColumn = %v, %v", got, err)
 	}
-	for _, bad := range []string{"| h |\n|---|\n| a |\n", "| h |\n|---|\n`a`: x\n", "| h |\n|---|\n| `a` `b` |\n"} {
+	for _, bad := range []string{"| h |\n|---|\n| a |\n", "| h |\n|---|\n`a`: x\n", "| h |\n|---|\n| `a` `b` |\n", "| h |\n|---|\n| a` |\n"} {
 		if _, err := TableColumn(bad); err == nil {
 			t.Errorf("TableColumn accepts %q", bad)
 		}
