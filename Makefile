@@ -10,7 +10,7 @@ CNI_BIN_DIR ?= /opt/cni/bin
 GENERATED := $(wildcard loader/*_bpfel.go loader/*_bpfel.o)
 C_SOURCES := $(wildcard bpf/*.c bpf/lib/*.h)
 # The build tag of datapath's test hooks (fault, kill and pause points):
-# the integration tests build ebpfnet with it (internal/testutil.Build),
+# the integration tests build ebpfnet with it (internal/testing/testutil.Build),
 # build and install never do.
 TESTHOOKS := ebpfnet_testhooks
 
@@ -54,7 +54,7 @@ lint:
 	$(GO) mod tidy -diff
 	clang-format --dry-run --Werror $(C_SOURCES)
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "Go not gofmt-formatted: run make fmt"; exit 1; }
-	$(GO) test -count=1 ./internal/layering/ ./internal/doccheck/
+	$(GO) test -count=1 ./internal/layering/ ./internal/testing/doccheck/
 	$(GO) test -count=1 -run '^TestDoc' ./loader/
 
 ## test: every test (unit, BPF_PROG_TEST_RUN and namespace integration); needs root

@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ebpfnet/ebpfnet/internal/etcdtest"
+	"github.com/ebpfnet/ebpfnet/internal/testing/etcdtest"
 )
 
 const testTTL = 3 * time.Second

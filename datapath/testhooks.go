@@ -10,7 +10,7 @@ import (
 )
 
 // Test hooks, compiled only into test builds (go build -tags
-// ebpfnet_testhooks; internal/testutil.BuildEbpfnet, which the integration
+// ebpfnet_testhooks; internal/testing/testutil.BuildEbpfnet, which the integration
 // tests and scripts/killpoints.sh use). At a test point (at) of a command's
 // steps:
 //

@@ -16,10 +16,10 @@ import (
 
 	"github.com/ebpfnet/ebpfnet/datapath"
 	"github.com/ebpfnet/ebpfnet/internal/netnsutil"
-	"github.com/ebpfnet/ebpfnet/internal/testutil"
+	"github.com/ebpfnet/ebpfnet/internal/testing/testutil"
 )
 
-const captureDir = "../internal/runtimetest/testdata/docker-driver-capture"
+const captureDir = "../internal/testing/runtimetest/testdata/docker-driver-capture"
 
 type call struct {
 	Method   string          `json:"method"`
@@ -114,7 +114,7 @@ func (h *testHost) links() []string {
 }
 
 // TestReplayCapture replays, in order, every request a real dockerd 20.10
-// made in internal/runtimetest's capture (create with options, run with
+// made in internal/testing/runtimetest's capture (create with options, run with
 // published ports, an --internal network, connect, disconnect, rm, network
 // rm) and checks each answer and the instance's state between them.
 func TestReplayCapture(t *testing.T) {

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/ebpfnet/ebpfnet/api"
-	"github.com/ebpfnet/ebpfnet/internal/testutil"
+	"github.com/ebpfnet/ebpfnet/internal/testing/testutil"
 )
 
 // apiClient is a client of the daemon tp runs, once it answers.

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/ebpfnet/ebpfnet/datapath"
-	"github.com/ebpfnet/ebpfnet/internal/testutil"
+	"github.com/ebpfnet/ebpfnet/internal/testing/testutil"
 	"github.com/ebpfnet/ebpfnet/loader"
 	"github.com/ebpfnet/ebpfnet/maps"
 )

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ebpfnet/ebpfnet/internal/testutil"
+	"github.com/ebpfnet/ebpfnet/internal/testing/testutil"
 )
 
 // One endpoint on two networks, as docker network connect makes it: it

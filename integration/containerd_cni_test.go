@@ -1,7 +1,7 @@
 package integration
 
 // End-to-end with a real runtime: containerd's ctr and nerdctl, started in
-// the simulated host by internal/runtimetest.
+// the simulated host by internal/testing/runtimetest.
 
 import (
 	"fmt"
@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ebpfnet/ebpfnet/internal/runtimetest"
-	"github.com/ebpfnet/ebpfnet/internal/testutil"
+	"github.com/ebpfnet/ebpfnet/internal/testing/runtimetest"
+	"github.com/ebpfnet/ebpfnet/internal/testing/testutil"
 )
 
 // containerdHost is a sandbox host running containerd, with the ebpfnet

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ebpfnet/ebpfnet/internal/testutil"
+	"github.com/ebpfnet/ebpfnet/internal/testing/testutil"
 )
 
 // TestDaemonOutlivesTheShellThatStartedIt (issue 21 item 6): a daemon

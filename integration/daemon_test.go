@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/ebpfnet/ebpfnet/internal/netnsutil"
-	"github.com/ebpfnet/ebpfnet/internal/testutil"
+	"github.com/ebpfnet/ebpfnet/internal/testing/testutil"
 )
 
 // httpIn is an HTTP client whose sockets live in ns (to reach a loopback

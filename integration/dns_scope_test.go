@@ -10,7 +10,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/ebpfnet/ebpfnet/internal/netnsutil"
-	"github.com/ebpfnet/ebpfnet/internal/testutil"
+	"github.com/ebpfnet/ebpfnet/internal/testing/testutil"
 )
 
 // askDNS sends one query from namespace ns to server:53 over proto (udp or

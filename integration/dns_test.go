@@ -12,7 +12,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/ebpfnet/ebpfnet/internal/netnsutil"
-	"github.com/ebpfnet/ebpfnet/internal/testutil"
+	"github.com/ebpfnet/ebpfnet/internal/testing/testutil"
 )
 
 // outsideName is the one name the test's own DNS server (in the outside

@@ -18,8 +18,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ebpfnet/ebpfnet/internal/runtimetest"
-	"github.com/ebpfnet/ebpfnet/internal/testutil"
+	"github.com/ebpfnet/ebpfnet/internal/testing/runtimetest"
+	"github.com/ebpfnet/ebpfnet/internal/testing/testutil"
 )
 
 // dockerHost is a sandbox host (FORWARD policy DROP) running

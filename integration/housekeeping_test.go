@@ -14,8 +14,8 @@ import (
 
 	"github.com/containernetworking/cni/libcni"
 
-	"github.com/ebpfnet/ebpfnet/internal/runtimetest"
-	"github.com/ebpfnet/ebpfnet/internal/testutil"
+	"github.com/ebpfnet/ebpfnet/internal/testing/runtimetest"
+	"github.com/ebpfnet/ebpfnet/internal/testing/testutil"
 )
 
 // statusOf is `ebpfnet ls`'s STATUS of an endpoint, "" if it is not listed.

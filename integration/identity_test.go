@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/ebpfnet/ebpfnet/internal/netnsutil"
-	"github.com/ebpfnet/ebpfnet/internal/testutil"
+	"github.com/ebpfnet/ebpfnet/internal/testing/testutil"
 )
 
 // The kernel gives a deleted namespace's inode to a later one, and the

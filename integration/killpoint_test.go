@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ebpfnet/ebpfnet/internal/testutil"
+	"github.com/ebpfnet/ebpfnet/internal/testing/testutil"
 	"github.com/ebpfnet/ebpfnet/maps"
 )
 

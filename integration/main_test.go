@@ -7,7 +7,7 @@ import (
 	"os"
 	"testing"
 
-	"github.com/ebpfnet/ebpfnet/internal/testutil"
+	"github.com/ebpfnet/ebpfnet/internal/testing/testutil"
 )
 
 var ebpfnetBin string

@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ebpfnet/ebpfnet/internal/testutil"
+	"github.com/ebpfnet/ebpfnet/internal/testing/testutil"
 )
 
 // Issue 12: `monitor -o json` shows a new flow's tuple after translation:

@@ -11,8 +11,8 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/ebpfnet/ebpfnet/internal/etcdtest"
 	"github.com/ebpfnet/ebpfnet/internal/netnsutil"
+	"github.com/ebpfnet/ebpfnet/internal/testing/etcdtest"
 )
 
 // askIn sends one query from namespace ns to server:53 over UDP and returns

@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ebpfnet/ebpfnet/internal/etcdtest"
 	"github.com/ebpfnet/ebpfnet/internal/netnsutil"
-	"github.com/ebpfnet/ebpfnet/internal/testutil"
+	"github.com/ebpfnet/ebpfnet/internal/testing/etcdtest"
+	"github.com/ebpfnet/ebpfnet/internal/testing/testutil"
 	"github.com/ebpfnet/ebpfnet/loader"
 )
 

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ebpfnet/ebpfnet/internal/runtimetest"
-	"github.com/ebpfnet/ebpfnet/internal/testutil"
+	"github.com/ebpfnet/ebpfnet/internal/testing/runtimetest"
+	"github.com/ebpfnet/ebpfnet/internal/testing/testutil"
 )
 
 // TestPodmanPublish: podman run -p on an ebpfnet CNI network. Podman

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/ebpfnet/ebpfnet/internal/netnsutil"
-	"github.com/ebpfnet/ebpfnet/internal/testutil"
+	"github.com/ebpfnet/ebpfnet/internal/testing/testutil"
 )
 
 // Issue 12, port grammar: -p 8000-8010:80 takes one free host port of the

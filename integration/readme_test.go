@@ -9,14 +9,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ebpfnet/ebpfnet/internal/doccheck"
-	"github.com/ebpfnet/ebpfnet/internal/testutil"
+	"github.com/ebpfnet/ebpfnet/internal/testing/doccheck"
+	"github.com/ebpfnet/ebpfnet/internal/testing/testutil"
 )
 
 // runREADMEBlock runs the ```sh block after the marker line, which is in
 // README.md or one of docs/*.md (once), in the topology's host namespace, as
 // a reader would paste it, and checks each "#=>" line appears in its
-// output, in order: the docs stay true. internal/doccheck's
+// output, in order: the docs stay true. internal/testing/doccheck's
 // TestEveryShBlockIsRun checks every marker there is run by a test here.
 func runREADMEBlock(t *testing.T, tp *testutil.Topology, marker string) {
 	t.Helper()

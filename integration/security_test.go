@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/ebpfnet/ebpfnet/internal/netnsutil"
-	"github.com/ebpfnet/ebpfnet/internal/testutil"
+	"github.com/ebpfnet/ebpfnet/internal/testing/testutil"
 )
 
 // Issue 9 items 1-4 through real namespaces (loader/security_test.go has

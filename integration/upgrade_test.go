@@ -17,7 +17,7 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/ebpfnet/ebpfnet/internal/netnsutil"
-	"github.com/ebpfnet/ebpfnet/internal/testutil"
+	"github.com/ebpfnet/ebpfnet/internal/testing/testutil"
 	"github.com/ebpfnet/ebpfnet/loader"
 )
 

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ebpfnet/ebpfnet/internal/doccheck"
+	"github.com/ebpfnet/ebpfnet/internal/testing/doccheck"
 )
 
 // pinnedMaps are the maps Load pins: every map of the embedded objects but

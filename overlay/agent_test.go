@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/ebpfnet/ebpfnet/cluster"
-	"github.com/ebpfnet/ebpfnet/internal/etcdtest"
+	"github.com/ebpfnet/ebpfnet/internal/testing/etcdtest"
 )
 
 // TestOverlayAgentJoinsCreatesAndLeaves: an agent joins while the store is down

@@ -9,10 +9,10 @@ pkgs=(
 	iproute2 iptables nftables iputils-ping           # sandbox topologies and tests
 	iperf3 bpftool                                    # benchmarks and debugging
 	prometheus                                        # the daemon is scraped by a real Prometheus in tests
-	docker.io containerd runc tini podman             # real runtimes in tests (internal/runtimetest): dockerd, containerd + ctr, podman (CNI backend)
+	docker.io containerd runc tini podman             # real runtimes in tests (internal/testing/runtimetest): dockerd, containerd + ctr, podman (CNI backend)
 	containernetworking-plugins                       # reference CNI plugins (/usr/lib/cni): bridge, portmap, host-local, tuning, bandwidth
 	busybox-static util-linux                         # offline test image (static /bin/busybox); nsenter
-	etcd-server etcd-client                           # overlay cluster store: tests run etcd in a sandbox namespace (internal/etcdtest)
+	etcd-server etcd-client                           # overlay cluster store: tests run etcd in a sandbox namespace (internal/testing/etcdtest)
 	curl                                              # docs/api.md's API example (a tested block)
 	make git ca-certificates
 )

@@ -9,7 +9,7 @@
 # change killed between store and kernel is applied by the daemon; subnets
 # overlapping host routes are refused; conntrack GC's memory stays flat
 # with the table's size. The integration tests build ebpfnet with the test
-# hooks (-tags ebpfnet_testhooks, internal/testutil.Build); a production
+# hooks (-tags ebpfnet_testhooks, internal/testing/testutil.Build); a production
 # build ignores those variables (TestProductionBuildIgnoresTestHooks, run
 # here too). Needs root. Usage: scripts/killpoints.sh [-bench]
 set -euo pipefail

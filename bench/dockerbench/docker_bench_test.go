@@ -1,6 +1,6 @@
 // Package dockerbench measures `docker run -p` start-to-ready time on the
 // ebpfnet Docker driver against Docker's own bridge driver with iptables,
-// each with a real dockerd in its own simulated host (internal/runtimetest).
+// each with a real dockerd in its own simulated host (internal/testing/runtimetest).
 // It runs only from `make bench-docker` (EBPFNET_DOCKER_BENCH=1).
 package dockerbench
 
@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ebpfnet/ebpfnet/internal/runtimetest"
-	"github.com/ebpfnet/ebpfnet/internal/testutil"
+	"github.com/ebpfnet/ebpfnet/internal/testing/runtimetest"
+	"github.com/ebpfnet/ebpfnet/internal/testing/testutil"
 )
 
 func env(name string, def int) int {

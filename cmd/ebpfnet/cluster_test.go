@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/ebpfnet/ebpfnet/cluster"
-	"github.com/ebpfnet/ebpfnet/internal/etcdtest"
-	"github.com/ebpfnet/ebpfnet/internal/testutil"
+	"github.com/ebpfnet/ebpfnet/internal/testing/etcdtest"
+	"github.com/ebpfnet/ebpfnet/internal/testing/testutil"
 )
 
 // clusterHost runs the CLI in a simulated cluster host with its own state.

@@ -16,7 +16,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ebpfnet/ebpfnet/internal/doccheck"
+	"github.com/ebpfnet/ebpfnet/internal/testing/doccheck"
 )
 
 const module = "github.com/ebpfnet/ebpfnet/"
@@ -46,7 +46,9 @@ var allowed = map[string][]string{
 }
 
 // free layers are tests and tools: they may import anything but a front end.
-var free = []string{"integration", "internal/testutil", "internal/runtimetest", "internal/etcdtest", "internal/doccheck", "internal/layering", "bench/"}
+// internal/testing/ holds the test rigs (sandbox hosts, real runtimes,
+// etcd, the docs' checks): only tests import them.
+var free = []string{"integration", "internal/testing/", "internal/layering", "bench/"}
 
 var frontEnds = []string{"cmd/", "dockerdriver", "api"}
 
@@ -61,9 +63,9 @@ var hosts = map[string][]string{
 }
 
 // testRigs may be imported by the test code (_test.go files, in-package and
-// external) of every package: the sandbox builders, and internal/netnsutil
-// to enter a sandbox host's namespaces.
-var testRigs = []string{"internal/testutil", "internal/runtimetest", "internal/etcdtest", "internal/doccheck", "internal/netnsutil"}
+// external) of every package: the rigs under internal/testing/, and
+// internal/netnsutil to enter a sandbox host's namespaces.
+var testRigs = []string{"internal/testing/", "internal/netnsutil"}
 
 // testAlso widens the rule for one layer's test code, with the reason the
 // docs show. Otherwise a package's tests may import what the package may,
@@ -236,8 +238,9 @@ func TestCheckTestCatchesViolations(t *testing.T) {
 		self, dep string
 		ok        bool
 	}{
-		{"cmd/ebpfnet", "datapath", true},          // what the package may
-		{"cmd/ebpfnet", "internal/testutil", true}, // a rig
+		{"cmd/ebpfnet", "datapath", true},                  // what the package may
+		{"cmd/ebpfnet", "internal/testing/testutil", true}, // a rig
+		{"datapath", "internal/testing/etcdtest", true},
 		{"cmd/ebpfnet", "internal/netnsutil", true},
 		{"cmd/ebpfnet", "loader", false},
 		{"cmd/ebpfnet", "maps", false},

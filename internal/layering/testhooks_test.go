@@ -11,7 +11,7 @@ import (
 )
 
 // testHooksTag compiles datapath's test hooks in (datapath/testhooks.go,
-// internal/testutil.TestHooksTag).
+// internal/testing/testutil.TestHooksTag).
 const testHooksTag = "ebpfnet_testhooks"
 
 // TestProductionCodeReadsNoTestVariable: no Go file of a production build

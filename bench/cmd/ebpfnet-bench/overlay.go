@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/ebpfnet/ebpfnet/bench/internal/report"
-	"github.com/ebpfnet/ebpfnet/internal/etcdtest"
+	"github.com/ebpfnet/ebpfnet/internal/testing/etcdtest"
 )
 
 // The overlay part: two simulated hosts on an underlay bridge, a container

@@ -1,6 +1,6 @@
 // Package runtimetest starts real container runtimes (dockerd, containerd)
 // inside a simulated host network namespace (the <prefix>-host namespace of
-// internal/testutil.Topology) for tests, and removes everything they made in
+// internal/testing/testutil.Topology) for tests, and removes everything they made in
 // t.Cleanup: processes (by PID), mounts, network namespaces, directories.
 //
 // Only tests import it. See README.md in this directory for the flags, the

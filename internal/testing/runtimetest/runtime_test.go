@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ebpfnet/ebpfnet/internal/testutil"
+	"github.com/ebpfnet/ebpfnet/internal/testing/testutil"
 )
 
 // newHost builds a simulated host (testutil.Topology) and checks that the

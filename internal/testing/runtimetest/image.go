@@ -157,7 +157,7 @@ func ImageArchiveBytes(busybox string) ([]byte, error) {
 			"WorkingDir": "/",
 		},
 		"rootfs":  map[string]any{"type": "layers", "diff_ids": []string{digestOf(rootfs)}},
-		"history": []map[string]string{{"created": epoch.Format(time.RFC3339), "created_by": "ebpfnet internal/runtimetest"}},
+		"history": []map[string]string{{"created": epoch.Format(time.RFC3339), "created_by": "ebpfnet internal/testing/runtimetest"}},
 	})
 	manifest, _ := json.Marshal(map[string]any{
 		"schemaVersion": 2,
