@@ -275,6 +275,10 @@ func TestICCDisabledHoldsForIPv6LinkLocal(t *testing.T) {
 		tp.Exec(ns, "sysctl", "-qw", "net.ipv6.conf.eth0.disable_ipv6=0")
 	}
 	ll := linkLocal(t, tp, b)
+	// a's own link-local address too: while it is tentative, a's dial
+	// fails at once without sending anything (EADDRNOTAVAIL), and no
+	// drop would be counted.
+	linkLocal(t, tp, a)
 	var l net.Listener
 	err := netnsutil.Do(tp.Namespace(b), func() (err error) {
 		l, err = net.Listen("tcp6", "[::]:80")
