@@ -9,6 +9,7 @@ import (
 	"github.com/cilium/ebpf/link"
 	"github.com/vishvananda/netlink"
 
+	"github.com/ebpfnet/ebpfnet/datapath/plumbing"
 	"github.com/ebpfnet/ebpfnet/internal/netnsutil"
 	"github.com/ebpfnet/ebpfnet/loader"
 	"github.com/ebpfnet/ebpfnet/maps"
@@ -73,7 +74,7 @@ func (i *Instance) checkEndpoint(st *store, ep Endpoint) ([]string, error) {
 		bad("network namespace %s is gone", ep.Netns)
 		return problems, nil
 	}
-	err = withHandle(ns, func(h *netlink.Handle) error {
+	err = plumbing.WithHandle(ns, func(h *netlink.Handle) error {
 		l, err := h.LinkByName(ep.Interface())
 		if err != nil {
 			bad("interface %s is missing in %s", ep.Interface(), ep.Netns)
@@ -94,7 +95,7 @@ func (i *Instance) checkEndpoint(st *store, ep Endpoint) ([]string, error) {
 		}
 		// The first network gives the default route (plumbVeth); an
 		// interface added later has none of its own.
-		if !hasDefaultRoute(h) {
+		if !plumbing.HasDefaultRoute(h) {
 			bad("no default route via %s in %s", ep.Interface(), ep.Netns)
 		}
 		return nil

@@ -18,6 +18,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/vishvananda/netlink"
 
+	"github.com/ebpfnet/ebpfnet/datapath/plumbing"
 	"github.com/ebpfnet/ebpfnet/internal/netnsutil"
 	"github.com/ebpfnet/ebpfnet/loader"
 	"github.com/ebpfnet/ebpfnet/maps"
@@ -262,7 +263,7 @@ func (i *Instance) bridgeSteps(st *store, ep *Endpoint, o AttachOptions, ns targ
 	return []step{
 		i.attachIntent(st, *ep, ports),
 		{name: "netlink", do: func() error { return i.plumbVeth(ep, n, ns, rollback) }},
-		{name: "sysctl", do: func() error { return enableForwarding(ep.HostVeth) }},
+		{name: "sysctl", do: func() error { return plumbing.EnableForwarding(ep.HostVeth) }},
 		at("after-veth"),
 		{name: "map writes",
 			do: func() error {
@@ -403,8 +404,8 @@ func (i *Instance) moveDefaultRoute(st *store, gone Endpoint) error {
 		return nil // the namespace is gone: nothing to route
 	}
 	moved := false
-	err = withHandle(ns, func(h *netlink.Handle) error {
-		if hasDefaultRoute(h) {
+	err = plumbing.WithHandle(ns, func(h *netlink.Handle) error {
+		if plumbing.HasDefaultRoute(h) {
 			return nil
 		}
 		l, err := h.LinkByName(next.Interface())

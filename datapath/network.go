@@ -11,6 +11,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/ebpfnet/ebpfnet/datapath/plumbing"
 	"github.com/ebpfnet/ebpfnet/internal/netnsutil"
 	"github.com/ebpfnet/ebpfnet/maps"
 )
@@ -137,38 +138,23 @@ func (i *Instance) createNetwork(st *store, o NetworkOptions) (Network, error) {
 // makeBridge creates n's bridge with its MAC, the gateway address (and with
 // it the subnet's route) and brings it up.
 func makeBridge(n Network, rollback *undo) (netlink.Link, error) {
-	// A bridge without a set MAC takes its lowest port's, and loses it with
-	// its last port: the datapath rewrites frames with the gateway MAC, so
-	// it must not change. Docker sets one too.
+	// The datapath rewrites frames with the gateway MAC, so it must not
+	// change. Docker sets one too.
 	mac, err := net.ParseMAC(n.BridgeMAC)
 	if err != nil {
 		mac = randomMAC() // a record from before the MAC was kept
 	}
-	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: n.Bridge, MTU: n.MTU, HardwareAddr: mac}}
 	var link netlink.Link
+	var del func()
 	err = runSteps(rollback,
 		step{
-			do: func() error {
-				if err := netlink.LinkAdd(br); err != nil {
-					return fmt.Errorf("create bridge %s: %w", n.Bridge, err)
-				}
-				return nil
-			},
-			undo: func() { netlink.LinkDel(br) },
+			do:   func() (err error) { del, err = plumbing.AddBridge(n.Bridge, n.MTU, mac); return err },
+			undo: func() { del() },
 		},
 		at("after-bridge"),
 		step{do: func() (err error) {
-			if link, err = netlink.LinkByName(n.Bridge); err != nil {
-				return err
-			}
-			addr := &netlink.Addr{IPNet: prefixIPNet(netip.PrefixFrom(n.Gateway, n.Subnet.Bits()))}
-			if err := netlink.AddrAdd(link, addr); err != nil {
-				return fmt.Errorf("address bridge %s: %w", n.Bridge, err)
-			}
-			if err := netlink.LinkSetUp(link); err != nil {
-				return fmt.Errorf("bring up bridge %s: %w", n.Bridge, err)
-			}
-			return nil
+			link, err = plumbing.AddressBridge(n.Bridge, netip.PrefixFrom(n.Gateway, n.Subnet.Bits()))
+			return err
 		}},
 	)
 	return link, err
@@ -227,7 +213,7 @@ func (i *Instance) validateNetwork(st *store, o NetworkOptions) (Network, error)
 		taken = append(taken, e.Subnet)
 	}
 	if o.Subnet == "" {
-		routes, err := routedPrefixes()
+		routes, err := plumbing.RoutedPrefixes()
 		if err != nil {
 			return n, err
 		}
@@ -242,7 +228,7 @@ func (i *Instance) validateNetwork(st *store, o NetworkOptions) (Network, error)
 			return n, fmt.Errorf("subnet %s overlaps network %s (%s)", n.Subnet, e.Name, e.Subnet)
 		}
 	}
-	if err := checkRoutedSubnet(n.Subnet); err != nil {
+	if err := plumbing.CheckRoutedSubnet(n.Subnet); err != nil {
 		return n, err
 	}
 	if n.Gateway, err = checkGateway(n.Subnet, o.Gateway); err != nil {
@@ -266,11 +252,11 @@ func (i *Instance) validateNetwork(st *store, o NetworkOptions) (Network, error)
 			return n, fmt.Errorf("uplink %s: no such interface", o.Uplink)
 		}
 		uplinkMTU = l.Attrs().MTU
-		if _, err := uplinkAddr(l); err != nil && !o.Internal {
+		if _, err := plumbing.UplinkAddr(l); err != nil && !o.Internal {
 			return n, err
 		}
-	} else if l := defaultRouteLink(); l != nil {
-		if _, err := uplinkAddr(l); err == nil {
+	} else if l := plumbing.DefaultRouteLink(); l != nil {
+		if _, err := plumbing.UplinkAddr(l); err == nil {
 			n.Uplink, uplinkMTU = l.Attrs().Name, l.Attrs().MTU
 		}
 	}
@@ -296,41 +282,6 @@ func validIfName(name string) error {
 	for _, r := range name {
 		if r <= ' ' || r == '/' || r == ':' || r > '~' {
 			return fmt.Errorf("invalid interface name %q", name)
-		}
-	}
-	return nil
-}
-
-// routedPrefixes lists the IPv4 routes of this namespace, except default
-// routes, so the default network's subnet avoids them.
-func routedPrefixes() ([]netip.Prefix, error) {
-	routes, err := netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
-	if err != nil {
-		return nil, fmt.Errorf("list routes: %w", err)
-	}
-	var out []netip.Prefix
-	for _, r := range routes {
-		if r.Dst == nil {
-			continue
-		}
-		if p, ok := ipNetPrefix(r.Dst); ok && p.Bits() > 0 {
-			out = append(out, p)
-		}
-	}
-	return out, nil
-}
-
-// defaultRouteLink is the interface of this namespace's IPv4 default route.
-func defaultRouteLink() netlink.Link {
-	routes, err := netlink.RouteList(nil, netlink.FAMILY_V4)
-	if err != nil {
-		return nil
-	}
-	for _, r := range routes {
-		if (r.Dst == nil || r.Dst.IP.IsUnspecified()) && r.LinkIndex > 0 {
-			if l, err := netlink.LinkByIndex(r.LinkIndex); err == nil {
-				return l
-			}
 		}
 	}
 	return nil

@@ -8,6 +8,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/ebpfnet/ebpfnet/datapath/plumbing"
 	"github.com/ebpfnet/ebpfnet/loader"
 	"github.com/ebpfnet/ebpfnet/maps"
 )
@@ -119,33 +120,12 @@ func (i *Instance) prepare(st *store, o PrepareOptions) (Endpoint, error) {
 
 	var rollback undo
 	defer rollback.run()
-	veth := &netlink.Veth{
-		LinkAttrs:        netlink.LinkAttrs{Name: ep.HostVeth, MTU: n.MTU, MasterIndex: br.Attrs().Index},
-		PeerName:         ep.PeerName,
-		PeerHardwareAddr: mac,
-	}
-	if err := netlink.LinkAdd(veth); err != nil {
-		return Endpoint{}, fmt.Errorf("create veth %s: %w", ep.HostVeth, err)
-	}
-	rollback.add(func() { netlink.LinkDel(veth) })
-	host, err := netlink.LinkByName(ep.HostVeth)
-	if err != nil {
+	if err := plumbing.AddPreparedVeth(plumbing.Veth{
+		Host: ep.HostVeth, Peer: ep.PeerName, PeerMAC: mac, MTU: n.MTU, BridgeIndex: br.Attrs().Index,
+	}, &ep.HostIfindex, rollback.add); err != nil {
 		return Endpoint{}, err
 	}
-	peer, err := netlink.LinkByName(ep.PeerName)
-	if err != nil {
-		return Endpoint{}, err
-	}
-	ep.HostIfindex = host.Attrs().Index
-	if peer.Attrs().MTU != n.MTU {
-		if err := netlink.LinkSetMTU(peer, n.MTU); err != nil {
-			return Endpoint{}, fmt.Errorf("set MTU of %s: %w", ep.PeerName, err)
-		}
-	}
-	if err := netlink.LinkSetUp(host); err != nil {
-		return Endpoint{}, fmt.Errorf("bring up %s: %w", ep.HostVeth, err)
-	}
-	if err := enableForwarding(ep.HostVeth); err != nil {
+	if err := plumbing.EnableForwarding(ep.HostVeth); err != nil {
 		return Endpoint{}, err
 	}
 	if err := views.PutEndpoint(maps.Endpoint{IP: ip, MAC: mac, NetID: n.ID, Ifindex: ep.HostIfindex, Overlay: n.VNI != 0}); err != nil {

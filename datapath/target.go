@@ -9,6 +9,7 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"github.com/ebpfnet/ebpfnet/datapath/plumbing"
 	"github.com/ebpfnet/ebpfnet/internal/netnsutil"
 )
 
@@ -92,27 +93,14 @@ func verifyPlumbed(t target, name string, ep Endpoint, n Network) error {
 			return fmt.Errorf("addresses of %s in %s: %w", ep.Interface(), name, err)
 		}
 		if !slices.ContainsFunc(addrs, func(a netlink.Addr) bool {
-			p, ok := ipNetPrefix(a.IPNet)
+			p, ok := plumbing.IPNetPrefix(a.IPNet)
 			return ok && p == want
 		}) {
 			return fmt.Errorf("interface %s in %s lacks address %s after attach", ep.Interface(), name, want)
 		}
-		if ep.DefaultRoute && !defaultRouteVia(h, l.Attrs().Index, n.Gateway) {
+		if ep.DefaultRoute && !plumbing.DefaultRouteVia(h, l.Attrs().Index, n.Gateway) {
 			return fmt.Errorf("no default route via %s in %s after attach", n.Gateway, name)
 		}
 		return nil
-	})
-}
-
-// defaultRouteVia reports whether the namespace's default route leaves
-// through ifindex via gw.
-func defaultRouteVia(h *netlink.Handle, ifindex int, gw netip.Addr) bool {
-	routes, err := h.RouteList(nil, netlink.FAMILY_V4)
-	if err != nil {
-		return false
-	}
-	return slices.ContainsFunc(routes, func(r netlink.Route) bool {
-		g, _ := netip.AddrFromSlice(r.Gw)
-		return isDefaultRoute(r) && r.LinkIndex == ifindex && g.Unmap() == gw
 	})
 }

@@ -52,6 +52,14 @@ var free = []string{"integration", "internal/testing/", "internal/layering", "be
 
 var frontEnds = []string{"cmd/", "dockerdriver", "api"}
 
+// rooms are the subpackages of datapath, its parts by concern. They may
+// import what datapath may and each other, never datapath itself (Go
+// forbids the cycle); datapath imports them. The private ones (the store,
+// kernel plumbing) are datapath's own: nothing outside datapath imports
+// them, not even tests and tools. The others (ports) hold vocabulary front
+// ends may use directly.
+var rooms, private = "datapath", []string{"datapath/store", "datapath/plumbing"}
+
 // hosts lets a command serve a front end that is a library: `ebpfnet
 // docker-plugin` and `ebpfnet daemon` (cmd/ebpfnet) serve dockerdriver's
 // and api's handlers. The command stays thin and the front end still sees
@@ -127,6 +135,9 @@ func check(self, dep string) string {
 	if hasPrefix(dep, frontEnds) && !sameFrontEnd(self, dep) {
 		return "nothing imports a front end"
 	}
+	if hasPrefix(dep, private) && !hasPrefix(self, []string{rooms}) {
+		return "only " + rooms + " and its subpackages import " + dep
+	}
 	if hasPrefix(self, free) {
 		return ""
 	}
@@ -136,6 +147,9 @@ func check(self, dep string) string {
 	}
 	if sameFrontEnd(self, dep) || strings.HasPrefix(dep, self+"/") {
 		return "" // its own subpackages
+	}
+	if strings.HasPrefix(self, rooms+"/") && strings.HasPrefix(dep, rooms+"/") {
+		return "" // datapath's rooms use each other
 	}
 	if slices.ContainsFunc(allowed[layer], func(a string) bool { return dep == a || strings.HasPrefix(dep, a+"/") }) {
 		return ""
@@ -226,6 +240,19 @@ func TestCheckCatchesViolations(t *testing.T) {
 		{"integration", "maps", true},
 		{"integration", "cmd/ebpfnet", false},
 		{"newpkg", "datapath", false},
+		{"datapath", "datapath/store", true},
+		{"datapath", "datapath/plumbing", true},
+		{"datapath/store", "datapath/ports", true},
+		{"datapath/plumbing", "internal/netnsutil", true},
+		{"datapath/ports", "maps", true},
+		{"datapath/ports", "metrics", false},
+		{"datapath/ports", "cmd/ebpfnet", false},
+		{"cmd/ebpfnet", "datapath/ports", true},
+		{"cmd/ebpfnet", "datapath/store", false},
+		{"dockerdriver", "datapath/plumbing", false},
+		{"overlay", "datapath/store", false},
+		{"integration", "datapath/plumbing", false},
+		{"resolver", "datapath", false},
 	} {
 		if got := check(tc.self, tc.dep) == ""; got != tc.ok {
 			t.Errorf("check(%s -> %s) allowed = %v, want %v", tc.self, tc.dep, got, tc.ok)
@@ -257,6 +284,8 @@ func TestCheckTestCatchesViolations(t *testing.T) {
 		{"internal/mountns", "maps", false},
 		{"integration", "cmd/ebpfnet", false},
 		{"newpkg", "datapath", false},
+		{"cmd/ebpfnet", "datapath/store", false},
+		{"datapath/ports", "datapath/plumbing", true},
 	} {
 		if got := checkTest(tc.self, tc.dep) == ""; got != tc.ok {
 			t.Errorf("checkTest(%s -> %s) allowed = %v, want %v", tc.self, tc.dep, got, tc.ok)
@@ -360,6 +389,7 @@ func renderTable() string {
 	fmt.Fprintf(&b, "| tests and tools: %s | any package but a front end | |\n", code(free))
 	b.WriteString("\n")
 	fmt.Fprintf(&b, "- Front ends: %s. Nothing imports a front end but its own subpackages and a host.\n", code(frontEnds))
+	fmt.Fprintf(&b, "- `%s/*`, its rooms, may import what `%s` may and each other; %s are private: nothing outside `%s` imports them, tests and tools neither.\n", rooms, rooms, code(private), rooms)
 	var hs []string
 	for _, h := range slices.Sorted(maps.Keys(hosts)) {
 		hs = append(hs, "`"+h+"` imports "+code(hosts[h]))

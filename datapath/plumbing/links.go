@@ -1,0 +1,144 @@
+package plumbing
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+)
+
+// Veth is a veth pair to make: its host end on a bridge, its peer either in
+// another namespace (PeerNS) or, without one, in this one.
+type Veth struct {
+	Host, Peer  string
+	PeerMAC     net.HardwareAddr
+	MTU         int
+	BridgeIndex int
+	// PeerNS is where the peer goes if HasPeerNS.
+	PeerNS    netns.NsHandle
+	HasPeerNS bool
+	// Up brings the host end up in the create request itself (one round
+	// trip less).
+	Up bool
+}
+
+// AddVeth makes v and returns the host end's ifindex and how to delete
+// the pair again (deleting the host end deletes the peer too).
+func AddVeth(v Veth) (ifindex int, del func(), err error) {
+	attrs := netlink.LinkAttrs{Name: v.Host, MTU: v.MTU, MasterIndex: v.BridgeIndex}
+	if v.Up {
+		attrs.Flags = net.FlagUp
+	}
+	veth := &netlink.Veth{LinkAttrs: attrs, PeerName: v.Peer, PeerHardwareAddr: v.PeerMAC}
+	if v.HasPeerNS {
+		veth.PeerNamespace = netlink.NsFd(v.PeerNS)
+	}
+	if err := netlink.LinkAdd(veth); err != nil {
+		return 0, nil, fmt.Errorf("create veth %s: %w", v.Host, err)
+	}
+	del = func() { netlink.LinkDel(veth) }
+	// LinkAdd looked the new link up by name for its index already.
+	if ifindex = veth.Attrs().Index; ifindex == 0 {
+		host, err := netlink.LinkByName(v.Host)
+		if err != nil {
+			return 0, del, err
+		}
+		ifindex = host.Attrs().Index
+	}
+	return ifindex, del, nil
+}
+
+// ConfigureContainerEnd addresses the interface ifname of h's namespace
+// with addr, brings it (and lo) up and gives the namespace a default route
+// via gw if it has none: the first network gives it, as in Docker; a
+// network connected later only its subnet's. where names the namespace in
+// errors.
+func ConfigureContainerEnd(h *netlink.Handle, ifname string, addr netip.Prefix, gw netip.Addr, where string) (ifindex int, defaultRoute bool, err error) {
+	eth0, err := h.LinkByName(ifname)
+	if err != nil {
+		return 0, false, fmt.Errorf("find %s in %s: %w", ifname, where, err)
+	}
+	defaultRoute = !HasDefaultRoute(h)
+	steps := []struct {
+		what string
+		do   func() error
+	}{
+		{"bring up lo", func() error { return LinkUpByName(h, "lo") }},
+		{"address " + ifname, func() error { return h.AddrAdd(eth0, &netlink.Addr{IPNet: PrefixIPNet(addr)}) }},
+		{"bring up " + ifname, func() error { return h.LinkSetUp(eth0) }},
+		{"add default route", func() error {
+			if !defaultRoute {
+				return nil
+			}
+			return h.RouteAdd(&netlink.Route{LinkIndex: eth0.Attrs().Index, Gw: gw.AsSlice()})
+		}},
+	}
+	for _, s := range steps {
+		if err := s.do(); err != nil {
+			return eth0.Attrs().Index, defaultRoute, fmt.Errorf("%s in %s: %w", s.what, where, err)
+		}
+	}
+	return eth0.Attrs().Index, defaultRoute, nil
+}
+
+// AddBridge makes a bridge with a fixed MAC (a bridge without one takes
+// its lowest port's, and loses it with its last port) and returns how to
+// delete it again.
+func AddBridge(name string, mtu int, mac net.HardwareAddr) (del func(), err error) {
+	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name, MTU: mtu, HardwareAddr: mac}}
+	if err := netlink.LinkAdd(br); err != nil {
+		return nil, fmt.Errorf("create bridge %s: %w", name, err)
+	}
+	return func() { netlink.LinkDel(br) }, nil
+}
+
+// AddressBridge gives the bridge name its gateway address (and with it the
+// subnet's route) and brings it up.
+func AddressBridge(name string, gw netip.Prefix) (netlink.Link, error) {
+	link, err := netlink.LinkByName(name)
+	if err != nil {
+		return nil, err
+	}
+	if err := netlink.AddrAdd(link, &netlink.Addr{IPNet: PrefixIPNet(gw)}); err != nil {
+		return nil, fmt.Errorf("address bridge %s: %w", name, err)
+	}
+	if err := netlink.LinkSetUp(link); err != nil {
+		return nil, fmt.Errorf("bring up bridge %s: %w", name, err)
+	}
+	return link, nil
+}
+
+// AddPreparedVeth makes v with both ends in this namespace (a runtime moves
+// the peer itself), gives the peer v's MTU, brings the host end up and
+// stores the host end's ifindex in *ifindex. onUndo receives the deletion
+// of the pair as soon as it exists.
+func AddPreparedVeth(v Veth, ifindex *int, onUndo func(func())) error {
+	v.HasPeerNS, v.Up = false, false
+	idx, del, err := AddVeth(v)
+	if del != nil {
+		onUndo(del)
+	}
+	if err != nil {
+		return err
+	}
+	*ifindex = idx
+	peer, err := netlink.LinkByName(v.Peer)
+	if err != nil {
+		return err
+	}
+	if peer.Attrs().MTU != v.MTU {
+		if err := netlink.LinkSetMTU(peer, v.MTU); err != nil {
+			return fmt.Errorf("set MTU of %s: %w", v.Peer, err)
+		}
+	}
+	host, err := netlink.LinkByIndex(idx)
+	if err != nil {
+		return err
+	}
+	if err := netlink.LinkSetUp(host); err != nil {
+		return fmt.Errorf("bring up %s: %w", v.Host, err)
+	}
+	return nil
+}

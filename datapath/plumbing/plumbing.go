@@ -1,0 +1,84 @@
+// Package plumbing is the datapath's kernel plumbing: netlink calls that
+// make and inspect veth pairs, bridges, addresses and routes, and the
+// per-interface sysctls. It knows nothing of networks, endpoints or the
+// store: datapath decides what to make and calls it with names, addresses
+// and MTUs. Only datapath imports it (internal/layering).
+package plumbing
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/ebpfnet/ebpfnet/internal/netnsutil"
+)
+
+// PrefixIPNet is p as netlink's *net.IPNet.
+func PrefixIPNet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}
+
+// IPNetPrefix is n as a netip.Prefix; false if n's address is invalid.
+func IPNetPrefix(n *net.IPNet) (netip.Prefix, bool) {
+	a, ok := netip.AddrFromSlice(n.IP)
+	if !ok {
+		return netip.Prefix{}, false
+	}
+	bits, _ := n.Mask.Size()
+	return netip.PrefixFrom(a.Unmap(), bits), true
+}
+
+// LinkUpByName brings up the interface name of h's namespace.
+func LinkUpByName(h *netlink.Handle, name string) error {
+	l, err := h.LinkByName(name)
+	if err != nil {
+		return err
+	}
+	return h.LinkSetUp(l)
+}
+
+// WithHandle runs fn with a netlink handle inside ns.
+func WithHandle(ns netnsutil.Namespace, fn func(*netlink.Handle) error) error {
+	nsh, err := ns.Open()
+	if err != nil {
+		return err
+	}
+	defer nsh.Close()
+	h, err := netlink.NewHandleAt(nsh)
+	if err != nil {
+		return fmt.Errorf("netlink in %s: %w", ns.Path, err)
+	}
+	defer h.Close()
+	return fn(h)
+}
+
+// EnableForwarding turns on IPv4 forwarding for one interface of this
+// namespace: bpf_fib_lookup refuses to route packets that arrive on an
+// interface that does not forward. Only ebpfnet's own interfaces are
+// touched, not the namespace-wide ip_forward.
+func EnableForwarding(ifname string) error {
+	path := filepath.Join("/proc/sys/net/ipv4/conf", ifname, "forwarding")
+	if err := os.WriteFile(path, []byte("1"), 0o644); err != nil {
+		return fmt.Errorf("enable forwarding on %s: %w", ifname, err)
+	}
+	return nil
+}
+
+// UplinkAddr is the address an uplink masquerades with: its first global
+// IPv4 address.
+func UplinkAddr(l netlink.Link) (netip.Addr, error) {
+	addrs, err := netlink.AddrList(l, netlink.FAMILY_V4)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("addresses of %s: %w", l.Attrs().Name, err)
+	}
+	for _, a := range addrs {
+		if ip, ok := netip.AddrFromSlice(a.IP.To4()); ok && ip.IsGlobalUnicast() {
+			return ip, nil
+		}
+	}
+	return netip.Addr{}, fmt.Errorf("uplink %s has no IPv4 address to masquerade with", l.Attrs().Name)
+}
