@@ -106,8 +106,8 @@ func TestAttachReachesBackend(t *testing.T) {
 		t.Fatalf("ports %+v: want %+v", o.PortRequests, want)
 	}
 	for k, p := range o.PortRequests {
-		if p.PortMapping != want[k] {
-			t.Errorf("port %d: %+v, want %+v", k, p.PortMapping, want[k])
+		if p.Mapping != want[k] {
+			t.Errorf("port %d: %+v, want %+v", k, p.Mapping, want[k])
 		}
 	}
 	if len(o.DNS) != 1 || o.DNS[0] != netip.MustParseAddr("10.0.0.53") || len(o.Aliases) != 1 || o.Aliases[0] != "db" {

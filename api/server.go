@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/ebpfnet/ebpfnet/datapath"
+	"github.com/ebpfnet/ebpfnet/datapath/ports"
 	"github.com/ebpfnet/ebpfnet/internal/unixsock"
 )
 
@@ -156,7 +157,7 @@ func (req AttachRequest) Options() (datapath.AttachOptions, error) {
 			return o, fmt.Errorf("ip %q: not an IP address", req.IP)
 		}
 	}
-	if o.PortRequests, err = datapath.ParsePortSpecs(req.Publish); err != nil {
+	if o.PortRequests, err = ports.ParseSpecs(req.Publish); err != nil {
 		return o, err
 	}
 	o.DNSOptions = datapath.DNSOptions{Aliases: req.Aliases, ExtraHosts: req.ExtraHosts}

@@ -19,6 +19,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/ebpfnet/ebpfnet/datapath/plumbing"
+	"github.com/ebpfnet/ebpfnet/datapath/ports"
 	"github.com/ebpfnet/ebpfnet/internal/netnsutil"
 	"github.com/ebpfnet/ebpfnet/loader"
 	"github.com/ebpfnet/ebpfnet/maps"
@@ -71,7 +72,7 @@ func (i *Instance) attach(st *store, o AttachOptions) (Endpoint, error) {
 		return Endpoint{}, fmt.Errorf("attach supports bridge mode (--network=bridge or a network's name) and --network=none; use `ebpfnet run` for host and container: modes")
 	}
 	var err error
-	if o.PortRequests, err = checkPortRequests(append(requestsFor(o.Ports), o.PortRequests...)); err != nil {
+	if o.PortRequests, err = ports.CheckRequests(append(ports.Requests(o.Ports), o.PortRequests...)); err != nil {
 		return Endpoint{}, err
 	}
 	o.Ports = nil // all in PortRequests now
@@ -302,17 +303,17 @@ func (i *Instance) bridgeSteps(st *store, ep *Endpoint, o AttachOptions, ns targ
 // portsFor assigns the host ports an endpoint named name publishes,
 // checking them against the host's sockets and the published ports of eps.
 func portsFor(st *store, o AttachOptions, name string, eps []Endpoint) ([]PortMapping, error) {
-	var free hostPortFree = func(Protocol, netip.Addr, uint16) error { return nil }
+	var free ports.HostPortFree = func(Protocol, netip.Addr, uint16) error { return nil }
 	if len(o.PortRequests) > 0 {
 		runtimeOwn, err := st.runtimeSocketsOf(o.ContainerID)
 		if err != nil {
 			return nil, err
 		}
-		if free, err = hostPortProbe(runtimeOwn); err != nil {
+		if free, err = ports.HostPortProbe(runtimeOwn); err != nil {
 			return nil, err
 		}
 	}
-	return assignPortRequests(o.PortRequests, eps, Endpoint{Name: name, ContainerID: o.ContainerID}, free)
+	return ports.Assign(o.PortRequests, holders(eps), ports.Holder{Owner: Endpoint{Name: name}.describe(), ContainerID: o.ContainerID}, free)
 }
 
 func randomHex(n int) string {

@@ -12,6 +12,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/ebpfnet/ebpfnet/datapath/ports"
 	"github.com/ebpfnet/ebpfnet/loader"
 	"github.com/ebpfnet/ebpfnet/maps"
 )
@@ -65,7 +66,7 @@ func ParseFirewallPort(s string) (uint16, Protocol, error) {
 	p := TCP
 	if hasProto {
 		var err error
-		if p, err = ParseProtocol(proto); err != nil {
+		if p, err = ports.ParseProtocol(proto); err != nil {
 			return 0, 0, fmt.Errorf("--port %q: %w", s, err)
 		}
 	}

@@ -2,307 +2,42 @@ package datapath
 
 import (
 	"cmp"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
-	"strconv"
-	"strings"
-	"syscall"
 
+	"github.com/ebpfnet/ebpfnet/datapath/ports"
 	"github.com/ebpfnet/ebpfnet/maps"
 )
 
-// Protocol is the transport protocol of a published port. It reads and
-// writes as Docker spells it ("tcp", "udp"), in flags, JSON and the store.
-type Protocol uint8
+// The port types front ends show are ports' (datapath/ports), named here
+// as before.
+type (
+	// PortMapping is one published port, as `docker port` shows it.
+	PortMapping = ports.Mapping
+	// PortRequest asks for a published port (a host port, a range or any).
+	PortRequest = ports.Request
+	// Protocol is a published port's transport protocol.
+	Protocol = ports.Protocol
+)
 
 // Published ports are TCP or UDP.
 const (
-	TCP Protocol = syscall.IPPROTO_TCP
-	UDP Protocol = syscall.IPPROTO_UDP
+	TCP = ports.TCP
+	UDP = ports.UDP
 )
 
-// ParseProtocol parses "tcp" or "udp", in any case.
-func ParseProtocol(s string) (Protocol, error) {
-	switch strings.ToLower(s) {
-	case "tcp":
-		return TCP, nil
-	case "udp":
-		return UDP, nil
-	}
-	return 0, fmt.Errorf("protocol %q: must be tcp or udp", s)
+// holder is ep as the port table sees it.
+func holder(ep Endpoint) ports.Holder {
+	return ports.Holder{Owner: ep.describe(), ContainerID: ep.ContainerID, Ports: ep.Ports}
 }
 
-func (p Protocol) String() string { return maps.ProtoName(uint8(p)) }
-
-// MarshalText implements encoding.TextMarshaler.
-func (p Protocol) MarshalText() ([]byte, error) {
-	if p != TCP && p != UDP {
-		return nil, fmt.Errorf("protocol %d: not tcp or udp", uint8(p))
+func holders(eps []Endpoint) []ports.Holder {
+	out := make([]ports.Holder, len(eps))
+	for j, e := range eps {
+		out[j] = holder(e)
 	}
-	return []byte(p.String()), nil
-}
-
-// UnmarshalText implements encoding.TextUnmarshaler.
-func (p *Protocol) UnmarshalText(b []byte) error {
-	v, err := ParseProtocol(string(b))
-	*p = v
-	return err
-}
-
-// HostAddrString formats a published port's host address: the zero address
-// means every address of the host, written as Docker writes it (0.0.0.0).
-func HostAddrString(ip netip.Addr) string { return maps.HostAddrString(ip) }
-
-// PortMapping is one published port, as `docker port` shows it.
-type PortMapping struct {
-	Proto         Protocol   `json:"proto"`
-	HostIP        netip.Addr `json:"host_ip,omitzero"` // zero: every host address
-	HostPort      uint16     `json:"host_port"`        // 0 until assigned
-	ContainerPort uint16     `json:"container_port"`
-	// RuntimeHeld: the runtime that asked for the port reserves it with a
-	// socket of its own (Podman), so the host's bind of it is let through.
-	RuntimeHeld bool `json:"runtime_held,omitempty"`
-}
-
-// PortList is an endpoint's published ports. In JSON (the store, inspect)
-// a run of mappings that differ only by consecutive host and container
-// ports is one element with a "count", so the record of a -p
-// 20000-40000:20000-40000 endpoint is a few bytes, not megabytes to encode
-// and write on every command; decoding expands the runs again.
-type PortList []PortMapping
-
-type portRun struct {
-	PortMapping
-	Count int `json:"count,omitempty"` // 0 or 1: one mapping
-}
-
-// MarshalJSON writes runs.
-func (l PortList) MarshalJSON() ([]byte, error) {
-	runs := make([]portRun, 0, 1)
-	for _, m := range l {
-		if n := len(runs); n > 0 {
-			last := &runs[n-1]
-			next := last.PortMapping
-			next.HostPort += uint16(last.Count)
-			next.ContainerPort += uint16(last.Count)
-			if next == m && m.HostPort != 0 && int(last.HostPort)+last.Count <= 65535 {
-				last.Count++
-				continue
-			}
-		}
-		runs = append(runs, portRun{m, 1})
-	}
-	for j := range runs {
-		if runs[j].Count == 1 {
-			runs[j].Count = 0
-		}
-	}
-	return json.Marshal(runs)
-}
-
-// UnmarshalJSON expands runs (and reads lists written before runs).
-func (l *PortList) UnmarshalJSON(b []byte) error {
-	var runs []portRun
-	if err := json.Unmarshal(b, &runs); err != nil {
-		return err
-	}
-	out := PortList{}
-	for _, r := range runs {
-		if r.Count < 0 || int(r.HostPort)+r.Count > 65536 || int(r.ContainerPort)+r.Count > 65536 {
-			return fmt.Errorf("port run %v x%d leaves the port range", r.PortMapping, r.Count)
-		}
-		for k := 0; k < max(1, r.Count); k++ {
-			m := r.PortMapping
-			m.HostPort += uint16(k)
-			m.ContainerPort += uint16(k)
-			out = append(out, m)
-		}
-	}
-	*l = out
-	return nil
-}
-
-func (m PortMapping) String() string {
-	return fmt.Sprintf("%d/%s -> %s:%d", m.ContainerPort, m.Proto, HostAddrString(m.HostIP), m.HostPort)
-}
-
-// checkPorts validates mappings that need not come from ParsePortSpec (a CNI
-// or Docker front end builds them itself) and returns them with 0.0.0.0
-// written as the zero address, which means every host address.
-func checkPorts(ms []PortMapping) ([]PortMapping, error) {
-	out := make([]PortMapping, 0, len(ms))
-	for _, m := range ms {
-		m, err := checkPort(m)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, m)
-	}
-	return out, nil
-}
-
-// checkPort is checkPorts for one mapping.
-func checkPort(m PortMapping) (PortMapping, error) {
-	if m.Proto != TCP && m.Proto != UDP {
-		return m, fmt.Errorf("published port %d: protocol %s: must be tcp or udp", m.ContainerPort, m.Proto)
-	}
-	if m.ContainerPort == 0 {
-		return m, errors.New("published port: container port 0 is not a port number (1-65535)")
-	}
-	if m.HostIP.IsValid() && !m.HostIP.Is4() {
-		return m, fmt.Errorf("published port %d: host address %s is not IPv4", m.ContainerPort, m.HostIP)
-	}
-	if m.HostIP.IsUnspecified() {
-		m.HostIP = netip.Addr{}
-	}
-	return m, nil
-}
-
-// ParsePortSpecs parses several -p values.
-func ParsePortSpecs(specs []string) ([]PortRequest, error) {
-	parsed := make([][]PortRequest, 0, len(specs))
-	n := 0
-	for _, spec := range specs {
-		rs, err := ParsePortSpec(spec)
-		if err != nil {
-			return nil, err
-		}
-		parsed = append(parsed, rs)
-		n += len(rs)
-	}
-	if n == 0 {
-		return nil, nil
-	}
-	out := make([]PortRequest, 0, n) // one allocation for a 40000-port range
-	for _, rs := range parsed {
-		out = append(out, rs...)
-	}
-	return out, nil
-}
-
-// ParsePortSpec parses Docker's -p grammar:
-// [hostIP:][hostPort[-end]:]containerPort[-end][/tcp|/udp]. Ranges of equal
-// length expand to one request per port; a host port range with one
-// container port asks for one free host port of the range (Docker's
-// -p 8000-8010:80); an omitted host port stays 0 (an ephemeral port is
-// assigned at attach).
-func ParsePortSpec(spec string) ([]PortRequest, error) {
-	bad := func(why string) error { return fmt.Errorf("invalid port spec %q: %s", spec, why) }
-	rest, proto := spec, TCP
-	if i := strings.LastIndexByte(spec, '/'); i >= 0 {
-		var err error
-		rest = spec[:i]
-		if proto, err = ParseProtocol(spec[i+1:]); err != nil {
-			return nil, bad("protocol must be tcp or udp")
-		}
-	}
-	if strings.HasPrefix(rest, "[") {
-		return nil, bad("IPv6 host addresses are not supported yet")
-	}
-	var hostIP, hostPorts, ctrPorts string
-	switch parts := strings.Split(rest, ":"); len(parts) {
-	case 1:
-		ctrPorts = parts[0]
-	case 2:
-		hostPorts, ctrPorts = parts[0], parts[1]
-	case 3:
-		hostIP, hostPorts, ctrPorts = parts[0], parts[1], parts[2]
-	default: // more colons: only an IPv6 host address has them
-		return nil, bad("IPv6 host addresses are not supported yet (or too many ':')")
-	}
-	var ip netip.Addr
-	if hostIP != "" {
-		a, err := netip.ParseAddr(hostIP)
-		if err != nil || !a.Is4() {
-			return nil, bad("host address must be an IPv4 address")
-		}
-		if !a.IsUnspecified() {
-			ip = a
-		}
-	}
-	cLo, cHi, err := parseRange(ctrPorts)
-	if err != nil {
-		return nil, bad("container port: " + err.Error())
-	}
-	var hLo, hHi uint16
-	if hostPorts != "" {
-		if hLo, hHi, err = parseRange(hostPorts); err != nil {
-			return nil, bad("host port: " + err.Error())
-		}
-		if cHi == cLo && hHi != hLo {
-			return []PortRequest{{PortMapping: PortMapping{Proto: proto, HostIP: ip, HostPort: hLo, ContainerPort: cLo}, HostPortEnd: hHi}}, nil
-		}
-		if hHi-hLo != cHi-cLo {
-			return nil, bad("host and container port ranges must have the same length")
-		}
-	} else if cHi != cLo {
-		return nil, bad("a container port range needs a host port range of the same length")
-	}
-	out := make([]PortRequest, 0, int(cHi-cLo)+1)
-	for i := uint32(0); i <= uint32(cHi-cLo); i++ {
-		m := PortMapping{Proto: proto, HostIP: ip, ContainerPort: cLo + uint16(i)}
-		if hLo != 0 {
-			m.HostPort = hLo + uint16(i)
-		}
-		out = append(out, PortRequest{PortMapping: m})
-	}
-	return out, nil
-}
-
-// PublishAll is Docker's -P: every exposed port (--expose
-// PORT[-END][/PROTO]) that published does not already publish gets an
-// ephemeral host port.
-func PublishAll(exposed []string, published []PortRequest) ([]PortRequest, error) {
-	out := published
-	for _, spec := range exposed {
-		rest, proto := spec, TCP
-		if i := strings.LastIndexByte(spec, '/'); i >= 0 {
-			var err error
-			rest = spec[:i]
-			if proto, err = ParseProtocol(spec[i+1:]); err != nil {
-				return nil, fmt.Errorf("invalid --expose %q: protocol must be tcp or udp", spec)
-			}
-		}
-		lo, hi, err := parseRange(rest)
-		if err != nil {
-			return nil, fmt.Errorf("invalid --expose %q: %v", spec, err)
-		}
-		for p := uint32(lo); p <= uint32(hi); p++ {
-			r := PortRequest{PortMapping: PortMapping{Proto: proto, ContainerPort: uint16(p)}}
-			if !slices.ContainsFunc(out, func(o PortRequest) bool { return o.Proto == r.Proto && o.ContainerPort == r.ContainerPort }) {
-				out = append(out, r)
-			}
-		}
-	}
-	return out, nil
-}
-
-func parseRange(s string) (lo, hi uint16, err error) {
-	a, b, isRange := strings.Cut(s, "-")
-	if lo, err = parsePort(a); err != nil {
-		return 0, 0, err
-	}
-	hi = lo
-	if isRange {
-		if hi, err = parsePort(b); err != nil {
-			return 0, 0, err
-		}
-		if hi < lo {
-			return 0, 0, fmt.Errorf("range %s ends before it starts", s)
-		}
-	}
-	return lo, hi, nil
-}
-
-func parsePort(s string) (uint16, error) {
-	n, err := strconv.ParseUint(s, 10, 16)
-	if err != nil || n == 0 {
-		return 0, fmt.Errorf("%q is not a port number (1-65535)", s)
-	}
-	return uint16(n), nil
+	return out
 }
 
 // Ports returns an endpoint's published ports, as `docker port` shows them.
@@ -327,7 +62,7 @@ type PortBinding struct {
 }
 
 func (b PortBinding) String() string {
-	return fmt.Sprintf("%s:%d/%s -> %s:%d", HostAddrString(b.HostIP), b.HostPort, b.Proto, b.ContainerIP, b.ContainerPort)
+	return fmt.Sprintf("%s:%d/%s -> %s:%d", ports.HostAddrString(b.HostIP), b.HostPort, b.Proto, b.ContainerIP, b.ContainerPort)
 }
 
 // PortBindings lists the published ports in the datapath's table, the
@@ -368,21 +103,4 @@ func bindings(ps []PortMapping, ep Endpoint) []maps.PortBinding {
 		out[j] = binding(p, ep)
 	}
 	return out
-}
-
-// ParseContainerPort parses PORT[/PROTO] as `docker port` takes it.
-func ParseContainerPort(s string) (PortMapping, error) {
-	port, proto := s, "tcp"
-	if i := strings.LastIndexByte(s, '/'); i >= 0 {
-		port, proto = s[:i], s[i+1:]
-	}
-	p, err := ParseProtocol(proto)
-	if err != nil {
-		return PortMapping{}, fmt.Errorf("invalid port %q: %w", s, err)
-	}
-	n, err := parsePort(port)
-	if err != nil {
-		return PortMapping{}, fmt.Errorf("invalid port %q: %w", s, err)
-	}
-	return PortMapping{Proto: p, ContainerPort: n}, nil
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/ebpfnet/ebpfnet/datapath/plumbing"
+	"github.com/ebpfnet/ebpfnet/datapath/ports"
 	"github.com/ebpfnet/ebpfnet/loader"
 	"github.com/ebpfnet/ebpfnet/maps"
 )
@@ -30,14 +31,6 @@ type PrepareOptions struct {
 	Owner string
 	// Name is the endpoint's name; empty: the first 12 characters of Owner.
 	Name string
-}
-
-// PortRequest asks for a published port. A HostPortEnd above HostPort asks
-// for the first free host port of HostPort..HostPortEnd (Docker's
-// -p 8000-8010:80); HostPort 0 asks for any free ephemeral port.
-type PortRequest struct {
-	PortMapping
-	HostPortEnd uint16
 }
 
 // PrepareEndpoint creates a prepared endpoint: the veth pair (host end
@@ -190,12 +183,12 @@ func (i *Instance) PublishPorts(target string, reqs []PortRequest) ([]PortMappin
 			return err
 		}
 		eps = slices.DeleteFunc(eps, func(e Endpoint) bool { return e.Name == ep.Name })
-		if reqs, err = checkPortRequests(reqs); err != nil {
+		if reqs, err = ports.CheckRequests(reqs); err != nil {
 			return err
 		}
 		var want []PortRequest
 		for _, r := range reqs {
-			if !slices.ContainsFunc(ep.Ports, r.satisfiedBy) {
+			if !slices.ContainsFunc(ep.Ports, r.SatisfiedBy) {
 				want = append(want, r)
 			}
 		}
@@ -203,11 +196,11 @@ func (i *Instance) PublishPorts(target string, reqs []PortRequest) ([]PortMappin
 			out = ep.Ports
 			return nil
 		}
-		free, err := hostPortProbe(nil)
+		free, err := ports.HostPortProbe(nil)
 		if err != nil {
 			return err
 		}
-		added, err := assignPortRequests(want, eps, ep, free)
+		added, err := ports.Assign(want, holders(eps), holder(ep), free)
 		if err != nil {
 			return err
 		}
@@ -232,65 +225,6 @@ func (i *Instance) PublishPorts(target string, reqs []PortRequest) ([]PortMappin
 		return nil
 	})
 	return out, err
-}
-
-// checkPortRequests is checkPorts for requests, whose host port may be a
-// range to pick from.
-func checkPortRequests(reqs []PortRequest) ([]PortRequest, error) {
-	out := make([]PortRequest, 0, len(reqs))
-	for _, r := range reqs {
-		m, err := checkPort(r.PortMapping)
-		if err != nil {
-			return nil, err
-		}
-		r.PortMapping = m
-		if r.HostPortEnd != 0 && r.HostPortEnd < r.HostPort {
-			return nil, fmt.Errorf("published port %d/%s: host port range %d-%d ends before it starts", r.ContainerPort, r.Proto, r.HostPort, r.HostPortEnd)
-		}
-		out = append(out, r)
-	}
-	return out, nil
-}
-
-// requestsFor makes requests of plain mappings.
-func requestsFor(ms []PortMapping) []PortRequest {
-	out := make([]PortRequest, 0, len(ms))
-	for _, m := range ms {
-		out = append(out, PortRequest{PortMapping: m})
-	}
-	return out
-}
-
-// satisfiedBy reports whether the published port m answers the request.
-func (r PortRequest) satisfiedBy(m PortMapping) bool {
-	if m.Proto != r.Proto || m.HostIP != r.HostIP || m.ContainerPort != r.ContainerPort {
-		return false
-	}
-	switch {
-	case r.HostPort == 0:
-		return true
-	case r.HostPortEnd > r.HostPort:
-		return m.HostPort >= r.HostPort && m.HostPort <= r.HostPortEnd
-	}
-	return m.HostPort == r.HostPort
-}
-
-// assignPortRequests checks requests for conflicts (with eps, self's own
-// ports and each other) and gives each a host port (assignPort). It
-// changes nothing.
-func assignPortRequests(reqs []PortRequest, eps []Endpoint, self Endpoint, free hostPortFree) ([]PortMapping, error) {
-	published := newPortTable(append(eps, self)) // the endpoint's own ports conflict too
-	out := make([]PortMapping, 0, len(reqs))
-	twice := self.describe() + " (twice in this command)"
-	for _, r := range reqs {
-		m, err := assignPort(r, published, free, self.ContainerID)
-		if err != nil {
-			return nil, err
-		}
-		published.add(m, twice, "")
-		out = append(out, m)
-	}
-	return out, nil
 }
 
 // UnpublishPorts removes every published port of an endpoint and returns

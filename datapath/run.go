@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/ebpfnet/ebpfnet/datapath/ports"
 	"github.com/ebpfnet/ebpfnet/internal/netnsutil"
 )
 
@@ -148,7 +149,7 @@ func (i *Instance) createAndAttach(name string, mode Mode, o RunOptions) (netnsu
 	if err := netnsutil.ValidName(name); err != nil {
 		return netnsutil.Namespace{}, err
 	}
-	if _, err := checkPortRequests(o.Ports); err != nil {
+	if _, err := ports.CheckRequests(o.Ports); err != nil {
 		return netnsutil.Namespace{}, err
 	}
 	if err := CheckMAC(o.MAC); err != nil {

@@ -7,6 +7,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/ebpfnet/ebpfnet/datapath/ports"
 	"github.com/ebpfnet/ebpfnet/maps"
 )
 
@@ -60,7 +61,7 @@ func (i *Instance) rememberRuntimeSockets(st *store, ep Endpoint) error {
 	if ep.ContainerID == "" || !slices.ContainsFunc(ep.Ports, func(p PortMapping) bool { return p.RuntimeHeld }) {
 		return nil
 	}
-	held, err := readHostSockets()
+	held, err := ports.ReadHostSockets()
 	if err != nil {
 		return err
 	}
@@ -68,11 +69,11 @@ func (i *Instance) rememberRuntimeSockets(st *store, ep Endpoint) error {
 	var holding []uint64
 	for k, socks := range held {
 		for _, sock := range socks {
-			open[sock.inode] = true
+			open[sock.Inode] = true
 			if slices.ContainsFunc(ep.Ports, func(p PortMapping) bool {
-				return p.RuntimeHeld && p.Proto == k.proto && p.HostPort == k.port && hostIPsOverlap(p.HostIP, sock.addr)
+				return p.RuntimeHeld && p.Proto == k.Proto && p.HostPort == k.Port && ports.HostIPsOverlap(p.HostIP, sock.Addr)
 			}) {
-				holding = append(holding, sock.inode)
+				holding = append(holding, sock.Inode)
 			}
 		}
 	}

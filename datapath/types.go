@@ -3,6 +3,8 @@ package datapath
 import (
 	"net/netip"
 	"time"
+
+	"github.com/ebpfnet/ebpfnet/datapath/ports"
 )
 
 // Network is the stored description of a bridge network.
@@ -55,7 +57,7 @@ type Endpoint struct {
 	HostIfindex      int        `json:"host_ifindex,omitempty"`
 	ContainerIfindex int        `json:"container_ifindex,omitempty"`
 	DefaultRoute     bool       `json:"default_route,omitempty"` // the namespace's default route is via this interface
-	Ports            PortList   `json:"ports,omitempty"`
+	Ports            ports.List `json:"ports,omitempty"`
 	// IfName is the container interface; empty means eth0 (records made
 	// before it was configurable).
 	IfName string `json:"ifname,omitempty"`

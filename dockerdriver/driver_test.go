@@ -374,9 +374,9 @@ func TestPortRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []datapath.PortRequest{
-		{PortMapping: datapath.PortMapping{Proto: datapath.TCP, HostPort: 8080, ContainerPort: 80}, HostPortEnd: 8080},
-		{PortMapping: datapath.PortMapping{Proto: datapath.UDP, ContainerPort: 53}},
-		{PortMapping: datapath.PortMapping{Proto: datapath.TCP, HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: 9100, ContainerPort: 90}, HostPortEnd: 9102},
+		{Mapping: datapath.PortMapping{Proto: datapath.TCP, HostPort: 8080, ContainerPort: 80}, HostPortEnd: 8080},
+		{Mapping: datapath.PortMapping{Proto: datapath.UDP, ContainerPort: 53}},
+		{Mapping: datapath.PortMapping{Proto: datapath.TCP, HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: 9100, ContainerPort: 90}, HostPortEnd: 9102},
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("got %+v\nwant %+v", got, want)

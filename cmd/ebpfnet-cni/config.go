@@ -11,6 +11,7 @@ import (
 	"github.com/containernetworking/cni/pkg/version"
 
 	"github.com/ebpfnet/ebpfnet/datapath"
+	"github.com/ebpfnet/ebpfnet/datapath/ports"
 )
 
 // NetConf is the plugin's configuration: the standard keys plus ebpfnet's
@@ -155,7 +156,7 @@ func parseAdd(stdin []byte) (*request, error) {
 func portMappings(in []PortMapEntry, runtimeHeld bool) ([]datapath.PortMapping, error) {
 	var out []datapath.PortMapping
 	for _, e := range in {
-		proto, err := datapath.ParseProtocol(cmpOr(e.Protocol, "tcp"))
+		proto, err := ports.ParseProtocol(cmpOr(e.Protocol, "tcp"))
 		if err != nil {
 			return nil, configError("portMappings: %v", err)
 		}

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/ebpfnet/ebpfnet/datapath"
+	"github.com/ebpfnet/ebpfnet/datapath/ports"
 )
 
 // group makes cmd a parent of subcommands that refuses to run by itself:
@@ -75,11 +76,11 @@ func (p *publishFlags) register(f *pflag.FlagSet) {
 
 // requests are the ports to publish. --expose is checked with or without -P.
 func (p *publishFlags) requests() ([]datapath.PortRequest, error) {
-	reqs, err := datapath.ParsePortSpecs(p.specs)
+	reqs, err := ports.ParseSpecs(p.specs)
 	if err != nil {
 		return nil, err
 	}
-	all, err := datapath.PublishAll(p.expose, reqs)
+	all, err := ports.PublishAll(p.expose, reqs)
 	if err != nil || !p.all {
 		return reqs, err
 	}

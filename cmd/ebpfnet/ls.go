@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ebpfnet/ebpfnet/datapath"
+	"github.com/ebpfnet/ebpfnet/datapath/ports"
 )
 
 func newLsCmd(g *globals) *cobra.Command {
@@ -63,7 +64,7 @@ func portsColumn(ps []datapath.PortMapping) string {
 			host += fmt.Sprintf("-%d", ps[j].HostPort)
 			ctr += fmt.Sprintf("-%d", ps[j].ContainerPort)
 		}
-		parts = append(parts, fmt.Sprintf("%s:%s->%s/%s", datapath.HostAddrString(ps[i].HostIP), host, ctr, ps[i].Proto))
+		parts = append(parts, fmt.Sprintf("%s:%s->%s/%s", ports.HostAddrString(ps[i].HostIP), host, ctr, ps[i].Proto))
 		i = j + 1
 	}
 	return strings.Join(parts, ", ")

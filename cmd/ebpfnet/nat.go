@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ebpfnet/ebpfnet/datapath"
+	"github.com/ebpfnet/ebpfnet/datapath/ports"
 )
 
 func newNATCmd(g *globals) *cobra.Command {
@@ -47,7 +48,7 @@ func newNATCmd(g *globals) *cobra.Command {
 				return portRun{proto: b.Proto, hostIP: b.HostIP, ctrIP: b.ContainerIP, hostPort: b.HostPort, ctrPort: b.ContainerPort}
 			})
 			for _, r := range runs {
-				fmt.Fprintf(w, "%s:%s/%s\t%s:%s\n", datapath.HostAddrString(r.hostIP), portSpan(r.hostPort, r.n), r.proto, r.ctrIP, portSpan(r.ctrPort, r.n))
+				fmt.Fprintf(w, "%s:%s/%s\t%s:%s\n", ports.HostAddrString(r.hostIP), portSpan(r.hostPort, r.n), r.proto, r.ctrIP, portSpan(r.ctrPort, r.n))
 			}
 			fmt.Fprintln(w, "\t")
 			fmt.Fprintln(w, "KIND\tFROM\tTO")

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ebpfnet/ebpfnet/datapath"
+	"github.com/ebpfnet/ebpfnet/datapath/ports"
 )
 
 func newPortCmd(g *globals) *cobra.Command {
@@ -20,29 +21,29 @@ func newPortCmd(g *globals) *cobra.Command {
   ebpfnet port big            # 20000-40000/tcp -> 0.0.0.0:20000-40000 (--expand: one line per port)`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: g.withInstance(func(cmd *cobra.Command, args []string, inst *datapath.Instance) error {
-			ports, err := inst.Ports(args[0])
+			published, err := inst.Ports(args[0])
 			if err != nil {
 				return err
 			}
 			out := bufio.NewWriter(cmd.OutOrStdout())
 			defer out.Flush()
 			if len(args) == 1 {
-				runs := groupRuns(ports, expand, func(p datapath.PortMapping) portRun {
+				runs := groupRuns(published, expand, func(p datapath.PortMapping) portRun {
 					return portRun{proto: p.Proto, hostIP: p.HostIP, hostPort: p.HostPort, ctrPort: p.ContainerPort}
 				})
 				for _, r := range runs {
-					fmt.Fprintf(out, "%s/%s -> %s:%s\n", portSpan(r.ctrPort, r.n), r.proto, datapath.HostAddrString(r.hostIP), portSpan(r.hostPort, r.n))
+					fmt.Fprintf(out, "%s/%s -> %s:%s\n", portSpan(r.ctrPort, r.n), r.proto, ports.HostAddrString(r.hostIP), portSpan(r.hostPort, r.n))
 				}
 				return nil
 			}
-			want, err := datapath.ParseContainerPort(args[1])
+			want, err := ports.ParseContainerPort(args[1])
 			if err != nil {
 				return err
 			}
 			found := false
-			for _, p := range ports {
+			for _, p := range published {
 				if p.ContainerPort == want.ContainerPort && p.Proto == want.Proto {
-					fmt.Fprintf(out, "%s:%d\n", datapath.HostAddrString(p.HostIP), p.HostPort)
+					fmt.Fprintf(out, "%s:%d\n", ports.HostAddrString(p.HostIP), p.HostPort)
 					found = true
 				}
 			}

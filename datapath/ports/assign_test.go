@@ -1,4 +1,4 @@
-package datapath
+package ports
 
 import (
 	"errors"
@@ -12,23 +12,23 @@ func noHostSockets(Protocol, netip.Addr, uint16) error { return nil }
 func TestAssignPortsConflicts(t *testing.T) {
 	h1 := netip.MustParseAddr("198.18.0.2")
 	h2 := netip.MustParseAddr("198.18.0.3")
-	eps := []Endpoint{
-		{Name: "web", Ports: []PortMapping{{Proto: TCP, HostPort: 8080, ContainerPort: 80}}},
-		{Name: "dns", Ports: []PortMapping{{Proto: UDP, HostIP: h1, HostPort: 53, ContainerPort: 53}}},
+	eps := []Holder{
+		{Owner: "endpoint web", Ports: []Mapping{{Proto: TCP, HostPort: 8080, ContainerPort: 80}}},
+		{Owner: "endpoint dns", Ports: []Mapping{{Proto: UDP, HostIP: h1, HostPort: 53, ContainerPort: 53}}},
 	}
 	for _, tc := range []struct {
-		want []PortMapping
+		want []Mapping
 		err  string
 	}{
-		{[]PortMapping{{Proto: TCP, HostPort: 8080, ContainerPort: 80}}, "8080/tcp on 0.0.0.0 is already published by endpoint web"},
-		{[]PortMapping{{Proto: TCP, HostIP: h1, HostPort: 8080, ContainerPort: 80}}, "by endpoint web"},
-		{[]PortMapping{{Proto: UDP, HostPort: 53, ContainerPort: 53}}, "by endpoint dns"},
-		{[]PortMapping{{Proto: TCP, HostPort: 9000, ContainerPort: 1}, {Proto: TCP, HostPort: 9000, ContainerPort: 2}}, "twice"},
+		{[]Mapping{{Proto: TCP, HostPort: 8080, ContainerPort: 80}}, "8080/tcp on 0.0.0.0 is already published by endpoint web"},
+		{[]Mapping{{Proto: TCP, HostIP: h1, HostPort: 8080, ContainerPort: 80}}, "by endpoint web"},
+		{[]Mapping{{Proto: UDP, HostPort: 53, ContainerPort: 53}}, "by endpoint dns"},
+		{[]Mapping{{Proto: TCP, HostPort: 9000, ContainerPort: 1}, {Proto: TCP, HostPort: 9000, ContainerPort: 2}}, "twice"},
 		// No conflict: other proto, other specific address.
-		{[]PortMapping{{Proto: UDP, HostPort: 8080, ContainerPort: 80}}, ""},
-		{[]PortMapping{{Proto: UDP, HostIP: h2, HostPort: 53, ContainerPort: 53}}, ""},
+		{[]Mapping{{Proto: UDP, HostPort: 8080, ContainerPort: 80}}, ""},
+		{[]Mapping{{Proto: UDP, HostIP: h2, HostPort: 53, ContainerPort: 53}}, ""},
 	} {
-		_, err := assignPorts(tc.want, eps, "new", noHostSockets)
+		_, err := Assign(Requests(tc.want), eps, Holder{Owner: "endpoint new"}, noHostSockets)
 		if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
 			t.Errorf("%+v: error %v, want %q", tc.want, err, tc.err)
 		}
@@ -36,7 +36,7 @@ func TestAssignPortsConflicts(t *testing.T) {
 }
 
 func TestAssignPortsRandomHostPort(t *testing.T) {
-	got, err := assignPorts([]PortMapping{{Proto: TCP, ContainerPort: 80}, {Proto: TCP, ContainerPort: 81}}, nil, "x", noHostSockets)
+	got, err := Assign(Requests([]Mapping{{Proto: TCP, ContainerPort: 80}, {Proto: TCP, ContainerPort: 81}}), nil, Holder{Owner: "endpoint x"}, noHostSockets)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,8 +74,8 @@ func TestParseProcAddr(t *testing.T) {
 // A container's runtime-held port may be published by another interface of
 // the same container (Podman's network connect), by nothing else.
 func TestAssignPortsSharesRuntimeHeldWithinContainer(t *testing.T) {
-	held := PortMapping{Proto: TCP, HostPort: 8080, ContainerPort: 80, RuntimeHeld: true}
-	eps := []Endpoint{{Name: "c1-eth0", ContainerID: "c1", Ports: []PortMapping{held}}}
+	held := Mapping{Proto: TCP, HostPort: 8080, ContainerPort: 80, RuntimeHeld: true}
+	eps := []Holder{{Owner: "endpoint c1-eth0", ContainerID: "c1", Ports: []Mapping{held}}}
 	hostSocket := func(Protocol, netip.Addr, uint16) error { return errors.New("in use by a process of the host") }
 	plain := held
 	plain.RuntimeHeld = false
@@ -83,7 +83,7 @@ func TestAssignPortsSharesRuntimeHeldWithinContainer(t *testing.T) {
 	h1.HostIP = netip.MustParseAddr("198.18.0.2")
 	for _, tc := range []struct {
 		name, container string
-		want            PortMapping
+		want            Mapping
 		err             string
 	}{
 		// The runtime's socket holds the port: no host probe for a sibling.
@@ -93,17 +93,13 @@ func TestAssignPortsSharesRuntimeHeldWithinContainer(t *testing.T) {
 		{"other address", "c1", h1, "already published by endpoint c1-eth0"},
 		{"no container", "", held, "already published by endpoint c1-eth0"},
 	} {
-		_, err := assignPortRequests(requestsFor([]PortMapping{tc.want}), eps, Endpoint{Name: "new", ContainerID: tc.container}, hostSocket)
+		_, err := Assign(Requests([]Mapping{tc.want}), eps, Holder{Owner: "endpoint new", ContainerID: tc.container}, hostSocket)
 		if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
 			t.Errorf("%s: error %v, want %q", tc.name, err, tc.err)
 		}
 	}
-	twice := []PortMapping{held, held}
-	if _, err := assignPortRequests(requestsFor(twice), nil, Endpoint{Name: "new", ContainerID: "c1"}, noHostSockets); err == nil || !strings.Contains(err.Error(), "twice") {
+	twice := []Mapping{held, held}
+	if _, err := Assign(Requests(twice), nil, Holder{Owner: "endpoint new", ContainerID: "c1"}, noHostSockets); err == nil || !strings.Contains(err.Error(), "twice") {
 		t.Errorf("one interface asking twice: %v", err)
-	}
-	standby := Endpoint{Name: "c1-eth1", ContainerID: "c1", Ports: []PortMapping{held, {Proto: UDP, HostPort: 53, ContainerPort: 53, RuntimeHeld: true}}}
-	if got := activePorts(standby, append(eps, standby)); len(got) != 1 || got[0].Proto != UDP {
-		t.Errorf("active ports of the second interface: %v, want only 53/udp", got)
 	}
 }

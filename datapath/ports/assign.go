@@ -1,4 +1,4 @@
-package datapath
+package ports
 
 import (
 	"cmp"
@@ -22,15 +22,15 @@ const (
 	ephemeralHigh = 65535
 )
 
-// hostIPsOverlap reports whether two bindings' host addresses can both
+// HostIPsOverlap reports whether two bindings' host addresses can both
 // receive the same packet: the unspecified address overlaps everything.
-func hostIPsOverlap(a, b netip.Addr) bool {
+func HostIPsOverlap(a, b netip.Addr) bool {
 	return !a.IsValid() || !b.IsValid() || a == b
 }
 
 // portTable indexes published ports by protocol and host port, so checking
 // a request costs the same with 40000 ports published as with one.
-type portTable map[sockKey][]portUse
+type portTable map[SockKey][]portUse
 
 type portUse struct {
 	ip    netip.Addr
@@ -41,41 +41,47 @@ type portUse struct {
 	container string
 }
 
-func newPortTable(eps []Endpoint) portTable {
+func newPortTable(hs []Holder) portTable {
 	n := 0
-	for _, e := range eps {
-		n += len(e.Ports)
+	for _, h := range hs {
+		n += len(h.Ports)
 	}
 	t := make(portTable, n)
-	for _, e := range eps {
-		owner := e.describe()
-		for _, p := range e.Ports {
-			t.add(p, owner, runtimeHeldBy(p, e))
+	for _, h := range hs {
+		for _, p := range h.Ports {
+			t.add(p, h.Owner, h.runtimeHeldBy(p))
 		}
 	}
 	return t
 }
 
+// Holder is who publishes ports, as the port table sees an endpoint.
+type Holder struct {
+	Owner       string // how errors name it: "endpoint web"
+	ContainerID string // the runtime's container, for runtime-held ports
+	Ports       []Mapping
+}
+
 // runtimeHeldBy is the container whose runtime holds p's host port for
-// endpoint e, or "".
-func runtimeHeldBy(p PortMapping, e Endpoint) string {
+// h, or "".
+func (h Holder) runtimeHeldBy(p Mapping) string {
 	if p.RuntimeHeld {
-		return e.ContainerID
+		return h.ContainerID
 	}
 	return ""
 }
 
-func (t portTable) add(m PortMapping, owner, container string) {
-	k := sockKey{m.Proto, m.HostPort}
+func (t portTable) add(m Mapping, owner, container string) {
+	k := SockKey{m.Proto, m.HostPort}
 	t[k] = append(t[k], portUse{m.HostIP, owner, container})
 }
 
 // owner is who already publishes m's protocol and port on an address
 // overlapping m's, or "". A use that container (the requester) may share
 // does not count; shared reports whether there was one.
-func (t portTable) owner(m PortMapping, container string) (owner string, shared bool) {
-	for _, u := range t[sockKey{m.Proto, m.HostPort}] {
-		if !hostIPsOverlap(u.ip, m.HostIP) {
+func (t portTable) owner(m Mapping, container string) (owner string, shared bool) {
+	for _, u := range t[SockKey{m.Proto, m.HostPort}] {
+		if !HostIPsOverlap(u.ip, m.HostIP) {
 			continue
 		}
 		if sharesRuntimePort(u, m, container) {
@@ -94,24 +100,24 @@ func (t portTable) owner(m PortMapping, container string) (owner string, shared 
 // portMappings to every network's ADD). The datapath keeps the first
 // interface's binding; the others stand by and take over when it goes
 // (handOverRuntimePorts).
-func sharesRuntimePort(u portUse, m PortMapping, container string) bool {
+func sharesRuntimePort(u portUse, m Mapping, container string) bool {
 	return container != "" && m.RuntimeHeld && u.container == container && u.ip == m.HostIP
 }
 
-// hostPortFree reports whether no socket of the host namespace holds the
+// HostPortFree reports whether no socket of the host namespace holds the
 // port: a published port must not alias a host service, and a masqueraded
 // flow must never answer for one.
-type hostPortFree func(proto Protocol, ip netip.Addr, port uint16) error
+type HostPortFree func(proto Protocol, ip netip.Addr, port uint16) error
 
-// hostPortProbe returns a hostPortFree over a snapshot of this (the host's)
+// HostPortProbe returns a HostPortFree over a snapshot of this (the host's)
 // namespace's sockets, read once however many ports are checked. Only
 // listening TCP sockets and bound, unconnected UDP sockets conflict: a
 // client's TIME-WAIT or connected socket on the port does not, which a bind
 // probe would get wrong. Sockets whose inode is in runtimeOwn do not
 // conflict either: they are the requesting container's runtime's own
 // (runtimesockets.go).
-func hostPortProbe(runtimeOwn map[uint64]bool) (hostPortFree, error) {
-	held, err := readHostSockets()
+func HostPortProbe(runtimeOwn map[uint64]bool) (HostPortFree, error) {
+	held, err := ReadHostSockets()
 	if err != nil {
 		return nil, err
 	}
@@ -127,8 +133,8 @@ func hostPortProbe(runtimeOwn map[uint64]bool) (hostPortFree, error) {
 				return err
 			}
 		}
-		for _, sock := range held[sockKey{proto, port}] {
-			if hostIPsOverlap(sock.addr, ip) && !runtimeOwn[sock.inode] {
+		for _, sock := range held[SockKey{proto, port}] {
+			if HostIPsOverlap(sock.Addr, ip) && !runtimeOwn[sock.Inode] {
 				return fmt.Errorf("port %d/%s on %s is in use by a process of the host", port, proto, HostAddrString(ip))
 			}
 		}
@@ -149,9 +155,10 @@ func checkLocalAddr(ip netip.Addr) error {
 	return fmt.Errorf("check host address %s: %w", ip, err)
 }
 
-type sockKey struct {
-	proto Protocol
-	port  uint16
+// SockKey is a host socket's protocol and port.
+type SockKey struct {
+	Proto Protocol
+	Port  uint16
 }
 
 // Socket states in /proc/net/{tcp,udp}: TCP_LISTEN, and TCP_CLOSE, which an
@@ -161,19 +168,19 @@ const (
 	sockStateClose  = 0x07
 )
 
-// hostSocket is a listening TCP or bound UDP socket of the host: its local
+// HostSocket is a listening TCP or bound UDP socket of the host: its local
 // address (zero: every address) and its inode, which names the socket as
 // long as it is open.
-type hostSocket struct {
-	addr  netip.Addr
-	inode uint64
+type HostSocket struct {
+	Addr  netip.Addr
+	Inode uint64
 }
 
-// readHostSockets lists listening TCP and bound UDP sockets by protocol
+// ReadHostSockets lists listening TCP and bound UDP sockets by protocol
 // and port; an IPv6 wildcard socket counts as every IPv4 address too (dual
 // stack).
-func readHostSockets() (map[sockKey][]hostSocket, error) {
-	out := map[sockKey][]hostSocket{}
+func ReadHostSockets() (map[SockKey][]HostSocket, error) {
+	out := map[SockKey][]HostSocket{}
 	for _, t := range []struct {
 		file  string
 		proto Protocol
@@ -206,8 +213,8 @@ func readHostSockets() (map[sockKey][]hostSocket, error) {
 			if err != nil {
 				return nil, fmt.Errorf("list host sockets: %s: bad inode %q", t.file, f[9])
 			}
-			k := sockKey{t.proto, port}
-			out[k] = append(out[k], hostSocket{addr, inode})
+			k := SockKey{t.proto, port}
+			out[k] = append(out[k], HostSocket{addr, inode})
 		}
 	}
 	return out, nil
@@ -237,12 +244,6 @@ func parseProcAddr(s string) (netip.Addr, uint16, error) {
 	return addr, uint16(port), nil
 }
 
-// assignPorts checks the requested mappings for conflicts and gives a random
-// free host port to those without one. It changes nothing.
-func assignPorts(want []PortMapping, eps []Endpoint, self string, free hostPortFree) ([]PortMapping, error) {
-	return assignPortRequests(requestsFor(want), eps, Endpoint{Name: self}, free)
-}
-
 // assignPort gives r a host port that is not in published and no host
 // socket holds: r's own, the first free one of its range (as
 // Docker's allocator takes it), or a random ephemeral one.
@@ -250,8 +251,8 @@ func assignPorts(want []PortMapping, eps []Endpoint, self string, free hostPortF
 // container is the requester's ContainerID: a port another interface of
 // that container publishes runtime-held is not taken (sharesRuntimePort),
 // and no host socket is asked about, since that runtime's socket holds it.
-func assignPort(r PortRequest, published portTable, free hostPortFree, container string) (PortMapping, error) {
-	m := r.PortMapping
+func assignPort(r Request, published portTable, free HostPortFree, container string) (Mapping, error) {
+	m := r.Mapping
 	taken := func() error {
 		owner, shared := published.owner(m, container)
 		if owner != "" {
@@ -302,4 +303,22 @@ func ephemeralPorts() (lo, hi int) {
 		}
 	}
 	return ephemeralLow, ephemeralHigh
+}
+
+// Assign checks requests for conflicts (with others, self's own
+// ports and each other) and gives each a host port (assignPort). It
+// changes nothing.
+func Assign(reqs []Request, others []Holder, self Holder, free HostPortFree) ([]Mapping, error) {
+	published := newPortTable(append(others, self)) // the endpoint's own ports conflict too
+	out := make([]Mapping, 0, len(reqs))
+	twice := self.Owner + " (twice in this command)"
+	for _, r := range reqs {
+		m, err := assignPort(r, published, free, self.ContainerID)
+		if err != nil {
+			return nil, err
+		}
+		published.add(m, twice, "")
+		out = append(out, m)
+	}
+	return out, nil
 }

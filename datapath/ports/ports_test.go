@@ -1,4 +1,4 @@
-package datapath
+package ports
 
 import (
 	"encoding/json"
@@ -10,28 +10,28 @@ import (
 
 func TestParsePortSpec(t *testing.T) {
 	ip := netip.MustParseAddr("198.18.0.2")
-	m := func(ms ...PortMapping) []PortRequest { return requestsFor(ms) }
+	m := func(ms ...Mapping) []Request { return Requests(ms) }
 	for _, tc := range []struct {
 		spec string
-		want []PortRequest
+		want []Request
 	}{
-		{"80", m(PortMapping{Proto: TCP, ContainerPort: 80})},
-		{"8080:80", m(PortMapping{Proto: TCP, HostPort: 8080, ContainerPort: 80})},
-		{"8080:80/udp", m(PortMapping{Proto: UDP, HostPort: 8080, ContainerPort: 80})},
-		{"53/UDP", m(PortMapping{Proto: UDP, ContainerPort: 53})},
-		{"198.18.0.2:8080:80", m(PortMapping{Proto: TCP, HostIP: ip, HostPort: 8080, ContainerPort: 80})},
-		{"198.18.0.2::80", m(PortMapping{Proto: TCP, HostIP: ip, ContainerPort: 80})},
-		{"0.0.0.0:8080:80", m(PortMapping{Proto: TCP, HostPort: 8080, ContainerPort: 80})},
+		{"80", m(Mapping{Proto: TCP, ContainerPort: 80})},
+		{"8080:80", m(Mapping{Proto: TCP, HostPort: 8080, ContainerPort: 80})},
+		{"8080:80/udp", m(Mapping{Proto: UDP, HostPort: 8080, ContainerPort: 80})},
+		{"53/UDP", m(Mapping{Proto: UDP, ContainerPort: 53})},
+		{"198.18.0.2:8080:80", m(Mapping{Proto: TCP, HostIP: ip, HostPort: 8080, ContainerPort: 80})},
+		{"198.18.0.2::80", m(Mapping{Proto: TCP, HostIP: ip, ContainerPort: 80})},
+		{"0.0.0.0:8080:80", m(Mapping{Proto: TCP, HostPort: 8080, ContainerPort: 80})},
 		{"8000-8002:80-82/tcp", m(
-			PortMapping{Proto: TCP, HostPort: 8000, ContainerPort: 80},
-			PortMapping{Proto: TCP, HostPort: 8001, ContainerPort: 81},
-			PortMapping{Proto: TCP, HostPort: 8002, ContainerPort: 82},
+			Mapping{Proto: TCP, HostPort: 8000, ContainerPort: 80},
+			Mapping{Proto: TCP, HostPort: 8001, ContainerPort: 81},
+			Mapping{Proto: TCP, HostPort: 8002, ContainerPort: 82},
 		)},
 		// Docker: a host range for one container port takes one port of it.
-		{"8000-8010:80", []PortRequest{{PortMapping: PortMapping{Proto: TCP, HostPort: 8000, ContainerPort: 80}, HostPortEnd: 8010}}},
-		{"198.18.0.2:8000-8001:53/udp", []PortRequest{{PortMapping: PortMapping{Proto: UDP, HostIP: ip, HostPort: 8000, ContainerPort: 53}, HostPortEnd: 8001}}},
+		{"8000-8010:80", []Request{{Mapping: Mapping{Proto: TCP, HostPort: 8000, ContainerPort: 80}, HostPortEnd: 8010}}},
+		{"198.18.0.2:8000-8001:53/udp", []Request{{Mapping: Mapping{Proto: UDP, HostIP: ip, HostPort: 8000, ContainerPort: 53}, HostPortEnd: 8001}}},
 	} {
-		got, err := ParsePortSpec(tc.spec)
+		got, err := ParseSpec(tc.spec)
 		if err != nil {
 			t.Errorf("%s: %v", tc.spec, err)
 			continue
@@ -43,7 +43,7 @@ func TestParsePortSpec(t *testing.T) {
 }
 
 func TestPublishAll(t *testing.T) {
-	published, err := ParsePortSpecs([]string{"8080:80"})
+	published, err := ParseSpecs([]string{"8080:80"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,11 +51,11 @@ func TestPublishAll(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []PortRequest{
-		{PortMapping: PortMapping{Proto: TCP, HostPort: 8080, ContainerPort: 80}}, // -p wins over -P
-		{PortMapping: PortMapping{Proto: TCP, ContainerPort: 90}},
-		{PortMapping: PortMapping{Proto: UDP, ContainerPort: 7000}},
-		{PortMapping: PortMapping{Proto: UDP, ContainerPort: 7001}},
+	want := []Request{
+		{Mapping: Mapping{Proto: TCP, HostPort: 8080, ContainerPort: 80}}, // -p wins over -P
+		{Mapping: Mapping{Proto: TCP, ContainerPort: 90}},
+		{Mapping: Mapping{Proto: UDP, ContainerPort: 7000}},
+		{Mapping: Mapping{Proto: UDP, ContainerPort: 7001}},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %+v\nwant %+v", got, want)
@@ -85,7 +85,7 @@ func TestParsePortSpecErrors(t *testing.T) {
 		"8080:80:tcp":     "IPv4 address",
 		"8080:80/tcp/udp": "not a port number",
 	} {
-		_, err := ParsePortSpec(spec)
+		_, err := ParseSpec(spec)
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: error %v, want it to mention %q", spec, err, want)
 		}
@@ -93,33 +93,33 @@ func TestParsePortSpecErrors(t *testing.T) {
 }
 
 func TestProtocolText(t *testing.T) {
-	var m PortMapping
+	var m Mapping
 	if err := json.Unmarshal([]byte(`{"proto":"UDP","container_port":53}`), &m); err != nil || m.Proto != UDP {
 		t.Fatalf("unmarshal: %v %+v", err, m)
 	}
-	out, err := json.Marshal(PortMapping{Proto: TCP, ContainerPort: 80})
+	out, err := json.Marshal(Mapping{Proto: TCP, ContainerPort: 80})
 	if err != nil || !strings.Contains(string(out), `"proto":"tcp"`) {
 		t.Fatalf("marshal: %v %s", err, out)
 	}
 	if err := json.Unmarshal([]byte(`{"proto":"sctp"}`), &m); err == nil {
 		t.Error("sctp accepted")
 	}
-	if _, err := json.Marshal(PortMapping{Proto: 1}); err == nil {
+	if _, err := json.Marshal(Mapping{Proto: 1}); err == nil {
 		t.Error("protocol 1 marshalled")
 	}
 }
 
 func TestCheckPorts(t *testing.T) {
-	got, err := checkPorts([]PortMapping{{Proto: UDP, HostIP: netip.IPv4Unspecified(), HostPort: 53, ContainerPort: 53}})
+	got, err := Check([]Mapping{{Proto: UDP, HostIP: netip.IPv4Unspecified(), HostPort: 53, ContainerPort: 53}})
 	if err != nil || got[0].HostIP.IsValid() {
 		t.Errorf("0.0.0.0 not normalized to every address: %v %+v", err, got)
 	}
-	for _, bad := range []PortMapping{
+	for _, bad := range []Mapping{
 		{Proto: 1, ContainerPort: 80},
 		{Proto: TCP},
 		{Proto: TCP, ContainerPort: 80, HostIP: netip.MustParseAddr("::1")},
 	} {
-		if _, err := checkPorts([]PortMapping{bad}); err == nil {
+		if _, err := Check([]Mapping{bad}); err == nil {
 			t.Errorf("%+v accepted", bad)
 		}
 	}
@@ -129,16 +129,16 @@ func TestCheckPorts(t *testing.T) {
 // written before runs (one element per port) still read.
 func TestPortListJSON(t *testing.T) {
 	ip := netip.MustParseAddr("198.18.0.2")
-	var l PortList
+	var l List
 	for p := 20000; p <= 40000; p++ {
-		l = append(l, PortMapping{Proto: TCP, HostPort: uint16(p), ContainerPort: uint16(p)})
+		l = append(l, Mapping{Proto: TCP, HostPort: uint16(p), ContainerPort: uint16(p)})
 	}
 	l = append(l,
-		PortMapping{Proto: UDP, HostPort: 40000, ContainerPort: 40000},
-		PortMapping{Proto: UDP, HostPort: 40001, ContainerPort: 40001, RuntimeHeld: true}, // a flag breaks the run
-		PortMapping{Proto: TCP, HostIP: ip, HostPort: 8080, ContainerPort: 80},
-		PortMapping{Proto: TCP, HostIP: ip, HostPort: 8081, ContainerPort: 80}, // container port repeats
-		PortMapping{Proto: TCP, HostPort: 65535, ContainerPort: 65535},
+		Mapping{Proto: UDP, HostPort: 40000, ContainerPort: 40000},
+		Mapping{Proto: UDP, HostPort: 40001, ContainerPort: 40001, RuntimeHeld: true}, // a flag breaks the run
+		Mapping{Proto: TCP, HostIP: ip, HostPort: 8080, ContainerPort: 80},
+		Mapping{Proto: TCP, HostIP: ip, HostPort: 8081, ContainerPort: 80}, // container port repeats
+		Mapping{Proto: TCP, HostPort: 65535, ContainerPort: 65535},
 	)
 	raw, err := json.Marshal(l)
 	if err != nil {
@@ -147,14 +147,14 @@ func TestPortListJSON(t *testing.T) {
 	if len(raw) > 600 {
 		t.Errorf("%d bytes for %d mappings: not stored as runs\n%s", len(raw), len(l), raw)
 	}
-	var back PortList
+	var back List
 	if err := json.Unmarshal(raw, &back); err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(back, l) {
 		t.Fatalf("round trip lost mappings: %d back, %d in", len(back), len(l))
 	}
-	var legacy PortList
+	var legacy List
 	if err := json.Unmarshal([]byte(`[{"proto":"tcp","host_port":8080,"container_port":80},{"proto":"udp","host_port":53,"container_port":53}]`), &legacy); err != nil || len(legacy) != 2 || legacy[1].Proto != UDP {
 		t.Fatalf("legacy list: %v %+v", err, legacy)
 	}
