@@ -5,8 +5,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // endpointCache keeps a long-lived process's (the daemon's) decoded endpoint
@@ -57,12 +55,8 @@ func (c *endpointCache) save(st *store) {
 
 // version is the store's id and last committed transaction.
 func (s *store) version() (storeVersion, error) {
-	v := storeVersion{id: s.id}
-	err := s.db.View(func(tx *bolt.Tx) error {
-		v.txid = tx.ID()
-		return nil
-	})
-	return v, err
+	txid, err := s.TxID()
+	return storeVersion{id: s.ID(), txid: txid}, err
 }
 
 // wrote keeps the session's decoded endpoints in step with a write of the

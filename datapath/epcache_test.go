@@ -162,7 +162,7 @@ func BenchmarkEndpointsDecode(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer st.close()
-	st.db.NoSync = true // filling it is not what is measured
+	st.SetNoSync(true) // filling it is not what is measured
 	for k := range 1000 {
 		if err := st.putEndpoint(testEndpoint(k)); err != nil {
 			b.Fatal(err)

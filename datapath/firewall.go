@@ -247,7 +247,7 @@ func withImpliedDenies(rules []FirewallRule) []FirewallRule {
 // back and compiled again, so a failed command changes nothing.
 func (i *Instance) changeFirewall(st *store, change func(*bolt.Bucket) error) error {
 	var before map[string][]byte
-	if err := st.db.Update(func(tx *bolt.Tx) error {
+	if err := st.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketFirewall)
 		before = map[string][]byte{}
 		if err := b.ForEach(func(k, v []byte) error {
@@ -268,7 +268,7 @@ func (i *Instance) changeFirewall(st *store, change func(*bolt.Bucket) error) er
 	if err == nil {
 		return nil
 	}
-	restore := st.db.Update(func(tx *bolt.Tx) error {
+	restore := st.Update(func(tx *bolt.Tx) error {
 		if err := tx.DeleteBucket(bucketFirewall); err != nil {
 			return err
 		}

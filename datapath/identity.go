@@ -2,16 +2,14 @@ package datapath
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
-	"slices"
 	"strings"
 
 	bolt "go.etcd.io/bbolt"
-	berrors "go.etcd.io/bbolt/errors"
 	"golang.org/x/sys/unix"
 
+	boltstore "github.com/ebpfnet/ebpfnet/datapath/store"
 	"github.com/ebpfnet/ebpfnet/loader"
 )
 
@@ -24,7 +22,7 @@ type owner struct {
 	BootID string `json:"boot_id"`
 }
 
-var keyOwner = []byte("owner")
+var keyOwner = boltstore.KeyOwner
 
 func currentOwner() (owner, error) {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
@@ -55,7 +53,7 @@ func (i *Instance) checkOwner(st *store) error {
 	}
 	var prev owner
 	found := false
-	err = st.db.View(func(tx *bolt.Tx) error {
+	err = st.View(func(tx *bolt.Tx) error {
 		raw := tx.Bucket(bucketMeta).Get(keyOwner)
 		if raw == nil {
 			return nil
@@ -79,28 +77,16 @@ func (i *Instance) checkOwner(st *store) error {
 		}
 	}
 	raw, _ := json.Marshal(cur)
-	return st.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keyOwner, raw) })
+	return st.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keyOwner, raw) })
 }
 
 // forgetState empties the store and removes the pins. The kernel objects
 // they described (bridges, veths, links) died with their namespace.
 func (i *Instance) forgetState(st *store) error {
 	st.eps = nil
-	err := st.db.Update(func(tx *bolt.Tx) error {
-		// Everything goes, the firewall's rules too: they were a dead
-		// namespace's policy.
-		for _, b := range append(slices.Clone(stateBuckets), bucketLatency) {
-			if err := tx.DeleteBucket(b); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
-				return err
-			}
-		}
-		for _, b := range stateBuckets {
-			if _, err := tx.CreateBucket(b); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	// Everything goes, the firewall's rules too: they were a dead
+	// namespace's policy.
+	err := st.Reset()
 	if err != nil {
 		return err
 	}

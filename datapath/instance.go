@@ -205,11 +205,11 @@ func pinnedMapsID(pins string) (uint64, error) {
 func (i *Instance) releaseIfUnused(st *store) error {
 	// Emptiness only: decoding every record (a 40000-port endpoint's
 	// ports) after every command would be wasted.
-	noNets, err := st.empty(bucketNetworks)
+	noNets, err := st.Empty(bucketNetworks)
 	if err != nil || !noNets {
 		return err
 	}
-	noEps, err := st.empty(bucketEndpoints)
+	noEps, err := st.Empty(bucketEndpoints)
 	if err != nil || !noEps {
 		return err
 	}

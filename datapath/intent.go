@@ -9,7 +9,8 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
-	bolt "go.etcd.io/bbolt"
+
+	boltstore "github.com/ebpfnet/ebpfnet/datapath/store"
 )
 
 // Crash consistency. A command that changes the kernel in several steps
@@ -62,51 +63,37 @@ type intent struct {
 	Started time.Time `json:"started"`
 }
 
-func intentKey(kind, name string) []byte { return []byte(kind + "/" + name) }
-
 func (in intent) key() []byte {
 	if in.Endpoint != nil {
-		return intentKey(in.Kind, in.Endpoint.Name)
+		return boltstore.IntentKey(in.Kind, in.Endpoint.Name)
 	}
-	return intentKey(in.Kind, in.Network.Name)
+	return boltstore.IntentKey(in.Kind, in.Network.Name)
 }
 
 func (s *store) putIntent(in intent) error {
 	in.PID, in.Started = os.Getpid(), time.Now().UTC()
-	raw, err := json.Marshal(in)
-	if err != nil {
-		return err
-	}
-	return s.updateUnsynced(func(tx *bolt.Tx) error { return tx.Bucket(bucketIntents).Put(in.key(), raw) })
+	return s.PutIntent(in.key(), in)
 }
 
-func (s *store) deleteIntent(in intent) error {
-	return s.updateUnsynced(func(tx *bolt.Tx) error { return tx.Bucket(bucketIntents).Delete(in.key()) })
-}
+func (s *store) deleteIntent(in intent) error { return s.DeleteIntent(in.key()) }
 
 // intents lists the pending intents, endpoints' first (they use networks):
 // attaches, detaches, network creates, network removals.
 func (s *store) intents() ([]intent, error) {
 	order := []string{intentAttach, intentDetach, intentNetwork, intentNetworkRemove}
 	byKind := map[string][]intent{}
-	err := s.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketIntents)
-		if b == nil {
-			return nil
+	err := s.ForEachIntent(func(k, raw []byte) error {
+		var in intent
+		if err := json.Unmarshal(raw, &in); err != nil {
+			return fmt.Errorf("intent %s: %w", k, err)
 		}
-		return b.ForEach(func(k, raw []byte) error {
-			var in intent
-			if err := json.Unmarshal(raw, &in); err != nil {
-				return fmt.Errorf("intent %s: %w", k, err)
-			}
-			endpointKind := in.Kind == intentAttach || in.Kind == intentDetach
-			networkKind := in.Kind == intentNetwork || in.Kind == intentNetworkRemove
-			if !(endpointKind && in.Endpoint != nil || networkKind && in.Network != nil) {
-				return fmt.Errorf("intent %s: unknown kind %q", k, in.Kind)
-			}
-			byKind[in.Kind] = append(byKind[in.Kind], in)
-			return nil
-		})
+		endpointKind := in.Kind == intentAttach || in.Kind == intentDetach
+		networkKind := in.Kind == intentNetwork || in.Kind == intentNetworkRemove
+		if !(endpointKind && in.Endpoint != nil || networkKind && in.Network != nil) {
+			return fmt.Errorf("intent %s: unknown kind %q", k, in.Kind)
+		}
+		byKind[in.Kind] = append(byKind[in.Kind], in)
+		return nil
 	})
 	var out []intent
 	for _, kind := range order {

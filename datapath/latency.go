@@ -11,7 +11,6 @@ import (
 // latency histograms live in the store, where the daemon's collector reads
 // them.
 var (
-	bucketLatency = []byte("latency")
 	// LatencyBuckets are the histogram upper bounds, in seconds.
 	LatencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}
 )
@@ -46,7 +45,7 @@ func (h Histogram) Cumulative() map[float64]uint64 {
 
 func (s *store) observe(op string, d time.Duration) error {
 	defer timeStep("store write")()
-	return s.updateUnsynced(func(tx *bolt.Tx) error {
+	return s.UpdateUnsynced(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bucketLatency)
 		if err != nil {
 			return err
@@ -78,7 +77,7 @@ func (s *store) observe(op string, d time.Duration) error {
 func (i *Instance) Latencies() (map[string]Histogram, error) {
 	out := map[string]Histogram{}
 	err := i.withStore(func(st *store) error {
-		return st.db.View(func(tx *bolt.Tx) error {
+		return st.View(func(tx *bolt.Tx) error {
 			b := tx.Bucket(bucketLatency)
 			if b == nil {
 				return nil

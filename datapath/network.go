@@ -69,7 +69,7 @@ func (i *Instance) createNetwork(st *store, o NetworkOptions) (Network, error) {
 	if err != nil {
 		return Network{}, err
 	}
-	if n.ID, err = st.nextNetworkID(); err != nil {
+	if n.ID, err = st.NextNetworkID(); err != nil {
 		return Network{}, err
 	}
 	if n.Bridge == "" {

@@ -28,12 +28,6 @@ import (
 // by (sharesRuntimePort), and takes the binding over when the first
 // interface goes (handOverRuntimePorts).
 
-// bucketRuntimeSockets maps a ContainerID to the inodes of the host
-// sockets that held its runtime-held ports when an endpoint of it was
-// removed. Entries whose sockets are all closed are dropped on the next
-// write.
-var bucketRuntimeSockets = []byte("runtime_sockets")
-
 type runtimeSocketsRecord struct {
 	Inodes []uint64 `json:"inodes"`
 }
@@ -77,7 +71,7 @@ func (i *Instance) rememberRuntimeSockets(st *store, ep Endpoint) error {
 			}
 		}
 	}
-	return st.db.Update(func(tx *bolt.Tx) error {
+	return st.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketRuntimeSockets)
 		if err := pruneClosedSockets(b, open); err != nil {
 			return err
