@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ebpfnet/ebpfnet/internal/netnsutil"
+	"github.com/ebpfnet/ebpfnet/resolver"
 )
 
 // DNSOptions are Docker's name-resolution flags of attach, run and network
@@ -51,7 +52,7 @@ var HostResolvConf = "/etc/resolv.conf"
 // CheckDNSOptions validates the flags.
 func CheckDNSOptions(o DNSOptions) error {
 	for _, a := range o.Aliases {
-		if err := validDNSName(a); err != nil {
+		if err := resolver.ValidName(a); err != nil {
 			return fmt.Errorf("--network-alias %q: %w", a, err)
 		}
 	}
@@ -78,7 +79,7 @@ func ParseExtraHost(v string) (string, netip.Addr, error) {
 	if !ok {
 		return "", netip.Addr{}, fmt.Errorf("--add-host %q: want NAME:IP", v)
 	}
-	if err := validDNSName(name); err != nil {
+	if err := resolver.ValidName(name); err != nil {
 		return "", netip.Addr{}, fmt.Errorf("--add-host %q: %w", v, err)
 	}
 	if ip == "host-gateway" {
@@ -89,23 +90,6 @@ func ParseExtraHost(v string) (string, netip.Addr, error) {
 		return "", netip.Addr{}, fmt.Errorf("--add-host %q: invalid IP address %q", v, ip)
 	}
 	return name, a, nil
-}
-
-func validDNSName(n string) error {
-	if n == "" || len(n) > 253 {
-		return errors.New("a name must have 1 to 253 characters")
-	}
-	for _, label := range strings.Split(n, ".") {
-		if label == "" || len(label) > 63 {
-			return errors.New("empty or too long label")
-		}
-		for _, c := range label {
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-				return fmt.Errorf("character %q not allowed in a name", c)
-			}
-		}
-	}
-	return nil
 }
 
 // ResolvConf is what a resolv.conf says.

@@ -2,10 +2,11 @@ package datapath
 
 import (
 	"maps"
-	"net/netip"
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/ebpfnet/ebpfnet/resolver"
 )
 
 // Names of overlay endpoints on other hosts. The store holds only this
@@ -24,11 +25,8 @@ import (
 // remote container came or went.
 
 // RemoteName is an endpoint of an overlay network on another host, as the
-// cluster names it.
-type RemoteName struct {
-	Name string
-	IP   netip.Addr
-}
+// cluster names it (the overlay syncer hands them over).
+type RemoteName = resolver.RemoteName
 
 // remoteNames are the names SetRemoteNames gave, per overlay network, and
 // a generation that changes when they change (the resolver reloads then).
@@ -73,35 +71,4 @@ func (r *remoteNames) snapshot() (map[string][]RemoteName, uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.byNet, r.gen
-}
-
-// addRemoteNames adds the remote names to the index of the networks it
-// resolves: their names where no local endpoint has the name (local names
-// win), and their addresses for PTR. Names a DNS answer could not carry are
-// skipped (the cluster is written by every host).
-func (x *dnsIndex) addRemoteNames(byNet map[string][]RemoteName) {
-	x.remote = map[string]map[netip.Addr]string{}
-	for network, list := range byNet {
-		names, ok := x.names[network]
-		if !ok {
-			continue // not a network of this host
-		}
-		add := map[string][]netip.Addr{}
-		x.remote[network] = map[netip.Addr]string{}
-		for _, r := range list {
-			name, _ := strings.CutSuffix(strings.ToLower(r.Name), "."+network)
-			if !r.IP.IsValid() || validDNSName(name) != nil {
-				continue
-			}
-			if _, local := x.byIP[network][r.IP]; !local {
-				x.remote[network][r.IP] = name
-			}
-			if _, local := names[name]; !local && !slices.Contains(add[name], r.IP) {
-				add[name] = append(add[name], r.IP)
-			}
-		}
-		for name, ips := range add {
-			names[name] = ips
-		}
-	}
 }
