@@ -4,31 +4,12 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/ebpfnet/ebpfnet/resolver"
 )
 
-func TestParseExtraHost(t *testing.T) {
-	for _, c := range []struct {
-		in, name, ip string
-		ok           bool
-	}{
-		{"db:10.0.0.2", "db", "10.0.0.2", true},
-		{"db=10.0.0.2", "db", "10.0.0.2", true},
-		{"v6:fd00::1", "v6", "fd00::1", true},
-		{"v6=[fd00::1]", "v6", "fd00::1", true},
-		{"gw:host-gateway", "gw", "invalid IP", true},
-		{"db", "", "", false},
-		{"d b:10.0.0.1", "", "", false},
-		{"db:nope", "", "", false},
-	} {
-		name, ip, err := ParseExtraHost(c.in)
-		if (err == nil) != c.ok || (c.ok && (name != c.name || ip.String() != c.ip)) {
-			t.Errorf("ParseExtraHost(%q) = %q %v %v", c.in, name, ip, err)
-		}
-	}
-}
-
 func TestEtcFiles(t *testing.T) {
-	host := ResolvConf{Nameservers: []netip.Addr{netip.MustParseAddr("127.0.0.53")}, Search: []string{"example.com"}, Options: []string{"edns0"}}
+	host := resolver.ResolvConf{Nameservers: []netip.Addr{netip.MustParseAddr("127.0.0.53")}, Search: []string{"example.com"}, Options: []string{"edns0"}}
 	user := Network{Name: "backend", Gateway: netip.MustParseAddr("172.30.0.1")}
 	ep := Endpoint{Name: "web", Mode: ModeBridge, Network: "backend", IP: netip.MustParseAddr("172.30.0.2"),
 		Aliases: []string{"www"}, ExtraHosts: []string{"db:10.0.0.9", "gw:host-gateway"}}
@@ -62,7 +43,7 @@ func TestEtcFiles(t *testing.T) {
 // user-defined network gets the embedded resolver, and hosts names every
 // address of the namespace (Docker's sandbox rebuilds both).
 func TestEtcFilesConnected(t *testing.T) {
-	host := ResolvConf{Nameservers: []netip.Addr{netip.MustParseAddr("192.0.2.53")}}
+	host := resolver.ResolvConf{Nameservers: []netip.Addr{netip.MustParseAddr("192.0.2.53")}}
 	nets := map[string]Network{
 		DefaultNetwork: {Name: DefaultNetwork, Gateway: netip.MustParseAddr("172.17.0.1")},
 		"backend":      {Name: "backend", Gateway: netip.MustParseAddr("172.30.0.1")},

@@ -74,7 +74,7 @@ func (d dnsSource) Load() (*resolver.Index, string, error) {
 		members = append(members, m)
 	}
 	remote, gen := d.i.remote.snapshot()
-	rc, err := ReadResolvConf(HostResolvConf)
+	rc, err := resolver.ReadResolvConf(HostResolvConf)
 	if err != nil {
 		return nil, "", err
 	}

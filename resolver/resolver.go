@@ -1,8 +1,11 @@
-// Package resolver is ebpfnet's embedded DNS server, as Docker's: it listens
-// (UDP and TCP, port 53) on addresses the caller names, one per network,
-// answers names the caller knows for that network and forwards the rest to
-// upstream servers. It knows nothing of ebpfnet: the caller says what to
-// listen on (Sync) and how to look names up (Lookup).
+// Package resolver is ebpfnet's DNS: the embedded server, as Docker's (it
+// listens, UDP and TCP, port 53, on addresses the caller names, one per
+// network, answers names the caller knows for that network and forwards
+// the rest to upstream servers); the name index it answers from (Index:
+// names, aliases, remote names, who may ask) and the loop that follows a
+// Source (Follow); and the files a container's namespace gets (resolv.conf,
+// hosts: EtcFiles, ReadResolvConf). It imports nothing of the project:
+// datapath adapts its store to Source and writes the files.
 package resolver
 
 import (
