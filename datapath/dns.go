@@ -5,13 +5,9 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/ebpfnet/ebpfnet/internal/netnsutil"
 	"github.com/ebpfnet/ebpfnet/resolver"
@@ -73,9 +69,9 @@ func etcFiles(ep Endpoint, connected []Endpoint, nets map[string]Network, host r
 	return resolver.EtcFiles(eps, ep.DNS, ep.ExtraHosts, nets[ep.Network].Gateway, host)
 }
 
-// etcDirFor is /etc/netns/NAME for an endpoint in a named namespace (one
+// EtcDir is /etc/netns/NAME for an endpoint in a named namespace (one
 // `ip netns exec` can enter), else "".
-func etcDirFor(netnsRef string) string {
+func EtcDir(netnsRef string) string {
 	dir, name := filepath.Split(netnsRef)
 	if filepath.Clean(dir) != netnsutil.RunDir || netnsutil.ValidName(name) != nil {
 		return ""
@@ -87,7 +83,7 @@ func etcDirFor(netnsRef string) string {
 // hosts under /etc/netns/NAME, leaving alone files ebpfnet did not write.
 // It records the directory in ep.EtcDir.
 func (i *Instance) writeEtcFiles(ep *Endpoint, st *store) error {
-	dir := etcDirFor(ep.Netns)
+	dir := EtcDir(ep.Netns)
 	if dir == "" {
 		return nil
 	}
@@ -154,7 +150,7 @@ func (i *Instance) refreshEtcFiles(st *store, netnsIno uint64) error {
 
 // removeEtcFiles removes what writeEtcFiles wrote for ep.
 func removeEtcFiles(ep Endpoint) error {
-	if ep.EtcDir == "" || ep.EtcDir != etcDirFor(ep.Netns) {
+	if ep.EtcDir == "" || ep.EtcDir != EtcDir(ep.Netns) {
 		return nil
 	}
 	var errs []error
@@ -166,52 +162,4 @@ func removeEtcFiles(ep Endpoint) error {
 	}
 	os.Remove(ep.EtcDir) // only if empty
 	return errors.Join(errs...)
-}
-
-// startWithEtc starts cmd in ns as `ip netns exec` does: when etcDir (the
-// namespace's /etc/netns/NAME) holds resolv.conf or hosts, cmd gets a
-// private mount namespace with them bound over /etc's.
-func startWithEtc(ns netnsutil.Namespace, cmd *exec.Cmd, etcDir string) error {
-	var binds [][2]string
-	for _, f := range []string{"resolv.conf", "hosts"} {
-		src, dst := filepath.Join(etcDir, f), filepath.Join("/etc", f)
-		if etcDir == "" {
-			break
-		}
-		if _, err := os.Stat(src); err == nil {
-			if _, err := os.Stat(dst); err == nil {
-				binds = append(binds, [2]string{src, dst})
-			}
-		}
-	}
-	if len(binds) == 0 {
-		return netnsutil.Start(ns, cmd)
-	}
-	errc := make(chan error, 1)
-	go func() {
-		// The thread's mount namespace changes for good: it is never
-		// unlocked, so it dies with this goroutine. The main thread is not
-		// ended that way (see package mountns): hand the work on.
-		runtime.LockOSThread()
-		if unix.Gettid() == unix.Getpid() {
-			errc <- startWithEtc(ns, cmd, etcDir)
-			runtime.UnlockOSThread()
-			return
-		}
-		errc <- func() error {
-			if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
-				return fmt.Errorf("unshare mount namespace: %w", err)
-			}
-			if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, ""); err != nil {
-				return fmt.Errorf("make mounts private: %w", err)
-			}
-			for _, b := range binds {
-				if err := unix.Mount(b[0], b[1], "", unix.MS_BIND, ""); err != nil {
-					return fmt.Errorf("bind %s over %s: %w", b[0], b[1], err)
-				}
-			}
-			return netnsutil.Start(ns, cmd)
-		}()
-	}()
-	return <-errc
 }

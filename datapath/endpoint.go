@@ -46,8 +46,9 @@ type AttachOptions struct {
 	// an overlay network's must be.
 	FromCluster bool
 	DNSOptions  // --network-alias, --dns, --add-host (dns.go)
-	// ownNetns marks a namespace ebpfnet run created (and removes with --rm).
-	ownNetns bool
+	// OwnNetns marks a namespace the caller created for the endpoint
+	// (ebpfnet run): rm and prune delete it with the endpoint.
+	OwnNetns bool
 }
 
 // Attach connects a network namespace in bridge or none mode.
@@ -119,7 +120,7 @@ func (i *Instance) attach(st *store, o AttachOptions) (Endpoint, error) {
 			return Endpoint{}, existsf("target %s is already attached as endpoint %s", o.Target, e.Name)
 		}
 	}
-	ep := Endpoint{Name: name, Mode: o.Mode, Netns: ns.Ref, NetnsIno: ns.Ino, OwnNetns: o.ownNetns, ContainerID: o.ContainerID,
+	ep := Endpoint{Name: name, Mode: o.Mode, Netns: ns.Ref, NetnsIno: ns.Ino, OwnNetns: o.OwnNetns, ContainerID: o.ContainerID,
 		Aliases: o.Aliases, DNS: o.DNS, ExtraHosts: o.ExtraHosts}
 	if o.Mode == ModeBridge && o.IfName != "" && o.IfName != defaultIfName {
 		ep.IfName = o.IfName

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"os/exec"
 	"strings"
@@ -27,7 +28,7 @@ const (
 )
 
 func newRunCmd(g *globals) *cobra.Command {
-	var o datapath.RunOptions
+	var o runOptions
 	var network networkFlag
 	var ports publishFlags
 	var detach bool
@@ -93,11 +94,11 @@ that CMD cannot be executed and 127 that it was not found.`,
 			if addr != nil {
 				o.IP, o.MAC, o.FromCluster = addr.IP.String(), addr.MAC, true
 			}
-			code, err := inst.Run(cmd.Context(), o)
+			code, err := runProcess(cmd.Context(), inst, g.logger(slog.LevelWarn), o)
 			if addr != nil {
 				err = addr.ReleaseUnlessUsed(cmd.Context(), err)
 			}
-			var start *datapath.StartError
+			var start *startError
 			switch {
 			case errors.As(err, &start) && (errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist)):
 				return exitError{code: exitNotFound, err: err}
@@ -129,7 +130,7 @@ func runFailed(err error) error { return exitError{code: exitRunFailed, err: err
 // runDetached starts `ebpfnet run --rm` for CMD in the background, as its
 // own session, so the endpoint is freed when CMD exits, and returns once the
 // endpoint is attached, printing its name.
-func runDetached(cmd *cobra.Command, g *globals, inst *datapath.Instance, o datapath.RunOptions, networks, extra, args []string) error {
+func runDetached(cmd *cobra.Command, g *globals, inst *datapath.Instance, o runOptions, networks, extra, args []string) error {
 	if o.Mode == datapath.ModeHost || o.Mode == datapath.ModeContainer {
 		return runFailed(errors.New("-d needs a namespace of its own: bridge mode or --network=none"))
 	}

@@ -24,14 +24,16 @@ const module = "github.com/ebpfnet/ebpfnet/"
 // allowed lists, for each layer, the project packages its (non-test) code
 // may import. A package belongs to the layer whose prefix is longest.
 var allowed = map[string][]string{
-	"loader":       {"internal/mountns"},
-	"maps":         {"loader"},
-	"datapath":     {"maps", "loader", "internal/netnsutil", "internal/mountns", "resolver"},
-	"resolver":     {}, // embedded DNS server: miekg/dns only
-	"metrics":      {"datapath"},
-	"cmd/":         {"datapath", "metrics", "cluster", "overlay", "internal/unixsock"}, // front ends: CLI (and its daemon), CNI plugin
-	"dockerdriver": {"datapath", "metrics", "cluster", "overlay"},                      // front end: Docker remote driver
-	"api":          {"datapath", "internal/unixsock"},                                  // front end: the daemon's control API
+	"loader":   {"internal/mountns"},
+	"maps":     {"loader"},
+	"datapath": {"maps", "loader", "internal/netnsutil", "internal/mountns", "resolver"},
+	"resolver": {}, // embedded DNS server: miekg/dns only
+	"metrics":  {"datapath"},
+	// front ends: CLI (and its daemon), CNI plugin. internal/netnsutil:
+	// `ebpfnet run` starts its CMD in a namespace itself (runproc.go).
+	"cmd/":         {"datapath", "metrics", "cluster", "overlay", "internal/unixsock", "internal/netnsutil"},
+	"dockerdriver": {"datapath", "metrics", "cluster", "overlay"}, // front end: Docker remote driver
+	"api":          {"datapath", "internal/unixsock"},             // front end: the daemon's control API
 	// cluster: overlay state in etcd (store client, allocator, watcher).
 	// It imports datapath for its limits only and never drives it.
 	"cluster": {"datapath"},
@@ -209,6 +211,8 @@ func TestCheckCatchesViolations(t *testing.T) {
 	}{
 		{"cmd/ebpfnet", "datapath", true},
 		{"cmd/ebpfnet", "maps", false},
+		{"cmd/ebpfnet", "internal/netnsutil", true},
+		{"cmd/ebpfnet", "internal/mountns", false},
 		{"cmd/ebpfnet", "loader", false},
 		{"cmd/ebpfnet-cni", "cmd/ebpfnet", false},
 		{"datapath", "metrics", false},
