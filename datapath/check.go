@@ -126,7 +126,7 @@ func tcxAttached(ifindex int, prog *ebpf.Program) bool {
 
 // missingPorts lists ep's published ports the datapath does not bind: to
 // ep, or, for a runtime-held port another interface of the container
-// publishes too, to that interface (sharesRuntimePort).
+// publishes too, to that interface (ports.Assign).
 func missingPorts(st *store, views *maps.Views, ep Endpoint) ([]PortMapping, error) {
 	have, err := views.PortBindings()
 	if err != nil {

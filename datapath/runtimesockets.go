@@ -25,7 +25,7 @@ import (
 // A container on two networks (`podman network connect`) asks both for
 // the same ports: the datapath keeps one binding per host port, the first
 // interface's; the other interface's record lists the port too and stands
-// by (sharesRuntimePort), and takes the binding over when the first
+// by (ports.Assign), and takes the binding over when the first
 // interface goes (handOverRuntimePorts).
 
 type runtimeSocketsRecord struct {
