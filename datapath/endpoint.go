@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -406,16 +405,9 @@ func (i *Instance) moveDefaultRoute(st *store, gone Endpoint) error {
 		return nil // the namespace is gone: nothing to route
 	}
 	moved := false
-	err = plumbing.WithHandle(ns, func(h *netlink.Handle) error {
-		if plumbing.HasDefaultRoute(h) {
-			return nil
-		}
-		l, err := h.LinkByName(next.Interface())
-		if err != nil {
-			return err
-		}
-		moved = true
-		return h.RouteAdd(&netlink.Route{LinkIndex: l.Attrs().Index, Gw: n.Gateway.AsSlice()})
+	err = plumbing.WithHandle(ns, func(h *netlink.Handle) (err error) {
+		moved, err = plumbing.AddDefaultRouteIfNone(h, next.Interface(), n.Gateway)
+		return err
 	})
 	if err != nil || !moved {
 		return err
@@ -463,15 +455,7 @@ func (i *Instance) teardown(ep Endpoint) error {
 			return nil
 		}},
 		step{name: "netlink", do: func() error {
-			if l, err := netlink.LinkByName(ep.HostVeth); err == nil && l.Attrs().Index == ep.HostIfindex {
-				// ENODEV: the kernel was already deleting the pair, as it
-				// does (asynchronously) when the container's namespace is
-				// destroyed.
-				if err := netlink.LinkDel(l); !errors.Is(err, syscall.ENODEV) {
-					return err
-				}
-			}
-			return nil
+			return plumbing.DeleteVeth(ep.HostVeth, ep.HostIfindex)
 		}},
 		at("detach-after-veth"),
 		step{name: "conntrack flush", do: func() error { return <-flushDone }}, // what the veth delete did not hide

@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/vishvananda/netlink"
+
+	"github.com/ebpfnet/ebpfnet/datapath/plumbing"
 )
 
 // repairNetworks makes the bridge of every stored network that lost it
@@ -78,11 +80,8 @@ func enslaveEndpoints(st *store, n Network, bridge netlink.Link) error {
 		if e.Network != n.Name || e.HostVeth == "" {
 			continue
 		}
-		l, err := netlink.LinkByName(e.HostVeth)
-		if err != nil {
-			continue // a vanished veth is the endpoint's liveness, not the network's
-		}
-		if err := netlink.LinkSetMaster(l, bridge); err != nil {
+		// A vanished veth is the endpoint's liveness, not the network's.
+		if err := plumbing.Enslave(e.HostVeth, bridge); err != nil {
 			return fmt.Errorf("add %s of endpoint %s to bridge %s: %w", e.HostVeth, e.Name, n.Bridge, err)
 		}
 	}

@@ -357,12 +357,7 @@ func (i *Instance) removeNetwork(st *store, n Network) error {
 		at("network-rm-after-maps"),
 		step{do: func() error { return i.releaseUplink(n.Uplink, nets) }},
 		at("network-rm-after-uplink"),
-		step{do: func() error {
-			if l, err := netlink.LinkByName(n.Bridge); err == nil {
-				return netlink.LinkDel(l)
-			}
-			return nil
-		}},
+		step{do: func() error { return plumbing.DeleteLink(n.Bridge) }},
 		at("network-rm-after-bridge"),
 	); err != nil {
 		failed()

@@ -7,8 +7,7 @@ import (
 	"net/netip"
 	"slices"
 
-	"github.com/vishvananda/netlink"
-
+	"github.com/ebpfnet/ebpfnet/datapath/plumbing"
 	"github.com/ebpfnet/ebpfnet/loader"
 	"github.com/ebpfnet/ebpfnet/maps"
 )
@@ -63,32 +62,20 @@ type OverlaySync struct {
 // comes from the programs; no learning: the cluster store is the only
 // source of peers) and links from_overlay to it.
 func (i *Instance) ensureOverlayDevice(mtu int, rollback *undo) (int, error) {
-	l, err := netlink.LinkByName(OverlayDevice)
-	if err != nil {
-		vx := &netlink.Vxlan{
-			LinkAttrs: netlink.LinkAttrs{Name: OverlayDevice, MTU: mtu},
-			FlowBased: true, Port: VXLANPort, Learning: false,
-		}
-		if err := netlink.LinkAdd(vx); err != nil {
-			return 0, fmt.Errorf("create VXLAN device %s: %w", OverlayDevice, err)
-		}
-		rollback.add(func() { netlink.LinkDel(vx) })
-		if l, err = netlink.LinkByName(OverlayDevice); err != nil {
-			return 0, err
-		}
-	} else if _, ok := l.(*netlink.Vxlan); !ok {
-		return 0, fmt.Errorf("interface %s exists and is no VXLAN device", OverlayDevice)
+	idx, del, err := plumbing.EnsureVXLAN(OverlayDevice, mtu, VXLANPort)
+	if del != nil {
+		rollback.add(del)
 	}
-	if err := netlink.LinkSetUp(l); err != nil {
-		return 0, fmt.Errorf("bring up %s: %w", OverlayDevice, err)
+	if err != nil {
+		return 0, err
 	}
 	if i.dp.LinkedProgramID(loader.ProgFromOverlay, OverlayDevice) == 0 {
-		if _, err := i.dp.AttachTCXIngress(loader.ProgFromOverlay, l.Attrs().Index, OverlayDevice); err != nil {
+		if _, err := i.dp.AttachTCXIngress(loader.ProgFromOverlay, idx, OverlayDevice); err != nil {
 			return 0, err
 		}
 		rollback.add(func() { i.dp.DetachTCX(loader.ProgFromOverlay, OverlayDevice) })
 	}
-	return l.Attrs().Index, nil
+	return idx, nil
 }
 
 // releaseOverlay removes an overlay network's remote endpoints and, with
@@ -99,9 +86,7 @@ func (i *Instance) releaseOverlay(views *maps.Views, n Network, remaining []Netw
 		return err
 	}
 	errs := []error{err, views.SyncOverlayHosts(nil), i.dp.DetachTCX(loader.ProgFromOverlay, OverlayDevice)}
-	if l, lerr := netlink.LinkByName(OverlayDevice); lerr == nil {
-		errs = append(errs, netlink.LinkDel(l))
-	}
+	errs = append(errs, plumbing.DeleteLink(OverlayDevice))
 	return errors.Join(errs...)
 }
 

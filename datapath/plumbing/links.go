@@ -1,9 +1,11 @@
 package plumbing
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"syscall"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -141,4 +143,73 @@ func AddPreparedVeth(v Veth, ifindex *int, onUndo func(func())) error {
 		return fmt.Errorf("bring up %s: %w", v.Host, err)
 	}
 	return nil
+}
+
+// EnsureVXLAN makes the VXLAN device name unless it exists (external: the
+// tunnel key comes from the programs; no learning: the caller's store is
+// the only source of peers) and brings it up. It returns the device's
+// ifindex and, if it made it, how to delete it again (else nil).
+func EnsureVXLAN(name string, mtu, port int) (ifindex int, del func(), err error) {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		vx := &netlink.Vxlan{LinkAttrs: netlink.LinkAttrs{Name: name, MTU: mtu}, FlowBased: true, Port: port, Learning: false}
+		if err := netlink.LinkAdd(vx); err != nil {
+			return 0, nil, fmt.Errorf("create VXLAN device %s: %w", name, err)
+		}
+		del = func() { netlink.LinkDel(vx) }
+		if l, err = netlink.LinkByName(name); err != nil {
+			return 0, del, err
+		}
+	} else if _, ok := l.(*netlink.Vxlan); !ok {
+		return 0, nil, fmt.Errorf("interface %s exists and is no VXLAN device", name)
+	}
+	if err := netlink.LinkSetUp(l); err != nil {
+		return 0, del, fmt.Errorf("bring up %s: %w", name, err)
+	}
+	return l.Attrs().Index, del, nil
+}
+
+// DeleteLink deletes the interface name, if there is one.
+func DeleteLink(name string) error {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		return nil
+	}
+	return netlink.LinkDel(l)
+}
+
+// DeleteVeth deletes the veth pair whose host end is name, if that is
+// still the interface ifindex. ENODEV is no error: the kernel was already
+// deleting the pair, as it does (asynchronously) when the peer's namespace
+// is destroyed.
+func DeleteVeth(name string, ifindex int) error {
+	if l, err := netlink.LinkByName(name); err == nil && l.Attrs().Index == ifindex {
+		if err := netlink.LinkDel(l); !errors.Is(err, syscall.ENODEV) {
+			return err
+		}
+	}
+	return nil
+}
+
+// Enslave makes the interface name a port of bridge again; an interface
+// that is gone is left to its owner (no error).
+func Enslave(name string, bridge netlink.Link) error {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		return nil
+	}
+	return netlink.LinkSetMaster(l, bridge)
+}
+
+// AddDefaultRouteIfNone gives h's namespace a default route via gw through
+// ifname unless it has one; it reports whether it added it.
+func AddDefaultRouteIfNone(h *netlink.Handle, ifname string, gw netip.Addr) (bool, error) {
+	if HasDefaultRoute(h) {
+		return false, nil
+	}
+	l, err := h.LinkByName(ifname)
+	if err != nil {
+		return false, err
+	}
+	return true, h.RouteAdd(&netlink.Route{LinkIndex: l.Attrs().Index, Gw: gw.AsSlice()})
 }
