@@ -11,7 +11,6 @@ var (
 	bucketNetworks       = boltstore.Networks
 	bucketEndpoints      = boltstore.Endpoints
 	bucketMeta           = boltstore.Meta
-	bucketIntents        = boltstore.Intents
 	bucketFirewall       = boltstore.Firewall
 	bucketRuntimeSockets = boltstore.RuntimeSockets
 	bucketLatency        = boltstore.Latency
