@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/ebpfnet/ebpfnet/datapath"
+	"github.com/ebpfnet/ebpfnet/datapath/ports"
 )
 
 // The API over a real socket with a backend that records what it was asked:
@@ -98,9 +99,9 @@ func TestAttachReachesBackend(t *testing.T) {
 	if o.Mode != datapath.ModeBridge || o.Network != "web" || o.Target != "c1" || o.IP != "10.1.0.9" {
 		t.Errorf("options %+v: want bridge mode on web, target c1, ip 10.1.0.9", o)
 	}
-	want := []datapath.PortMapping{
-		{Proto: datapath.TCP, HostPort: 8080, ContainerPort: 80},
-		{Proto: datapath.UDP, HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: 5353, ContainerPort: 53},
+	want := []ports.Mapping{
+		{Proto: ports.TCP, HostPort: 8080, ContainerPort: 80},
+		{Proto: ports.UDP, HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: 5353, ContainerPort: 53},
 	}
 	if len(o.PortRequests) != len(want) {
 		t.Fatalf("ports %+v: want %+v", o.PortRequests, want)

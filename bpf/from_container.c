@@ -199,8 +199,8 @@ static __always_inline int start_flow(struct __sk_buff *skb, const struct ct_key
  * target and SNAT to the gateway, as Docker does, so the replies come back
  * through the datapath rather than straight to the client. */
 static __always_inline int hairpin(struct __sk_buff *skb, const struct endpoint_info *src,
-				   const struct network_info *net, const struct port_binding *pb,
-				   const struct ct_key *k, const struct l4_meta *m)
+				   const struct network_info *net, const struct port_entry *pb, const struct ct_key *k,
+				   const struct l4_meta *m)
 {
 	struct ct_entry fe = {};
 	int ret;
@@ -271,7 +271,7 @@ static __always_inline int to_outside(struct __sk_buff *skb, const struct endpoi
 	if ((net->flags & NET_F_INTERNAL) && !in_container_subnets(k->daddr))
 		return drop(skb, DIR, DROP_INTERNAL_NETWORK);
 	if (t == TUPLE_OK && (k->proto == IPPROTO_TCP || k->proto == IPPROTO_UDP)) {
-		struct port_binding *pb = port_lookup(k->proto, k->daddr, k->dport, is_host_ip(k->daddr, net));
+		struct port_entry *pb = port_lookup(k->proto, k->daddr, k->dport, is_host_ip(k->daddr, net));
 
 		if (pb)
 			return hairpin(skb, src, net, pb, k, m);

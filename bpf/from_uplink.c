@@ -62,7 +62,7 @@ static __always_inline int deliver(struct __sk_buff *skb, const struct l4_meta *
  * its source in. The reply tuple is the container's
  * address with the client's: no port is allocated, so a reply tuple another
  * flow holds is a conflict. */
-static __always_inline int published(struct __sk_buff *skb, const struct port_binding *pb, const struct ct_key *k,
+static __always_inline int published(struct __sk_buff *skb, const struct port_entry *pb, const struct ct_key *k,
 				     const struct l4_meta *m, struct ct_entry *fe)
 {
 	struct endpoint_info *ep;
@@ -169,7 +169,7 @@ int from_uplink(struct __sk_buff *skb)
 {
 	__u32 ifindex = skb->ingress_ifindex;
 	struct uplink_info *upl;
-	struct port_binding *pb;
+	struct port_entry *pb;
 	enum parse_result ret;
 	enum tuple_result t;
 	enum ct_table ct;

@@ -54,7 +54,7 @@ static __always_inline int is_loopback(__be32 ip)
  * and, from_uplink refusing loopback from a wire, only there) and those on
  * every address; a host address reaches its own and those on every
  * address. */
-static __always_inline struct port_binding *published(__u8 proto, __be32 ip, __be16 port)
+static __always_inline struct port_entry *published(__u8 proto, __be32 ip, __be16 port)
 {
 	if (is_loopback(ip))
 		return port_lookup(proto, ip, port, 1);
@@ -67,7 +67,7 @@ static __always_inline int redirect_to_container(struct bpf_sock_addr *ctx)
 {
 	__be32 ip = ctx->user_ip4;
 	__be16 port = (__be16)ctx->user_port;
-	struct port_binding *pb;
+	struct port_entry *pb;
 	struct sock_nat *sn;
 
 	if (!host_socket(ctx))
@@ -143,7 +143,7 @@ int sock_bind4(struct bpf_sock_addr *ctx)
 {
 	__be32 ip = ctx->user_ip4;
 	__be16 port = (__be16)ctx->user_port;
-	struct port_binding *pb;
+	struct port_entry *pb;
 
 	if (!host_socket(ctx) || !port)
 		return SOCK_PASS;

@@ -2,6 +2,7 @@ package datapath
 
 import (
 	"fmt"
+	"github.com/ebpfnet/ebpfnet/datapath/ports"
 	"net/netip"
 	"slices"
 
@@ -127,12 +128,12 @@ func tcxAttached(ifindex int, prog *ebpf.Program) bool {
 // missingPorts lists ep's published ports the datapath does not bind: to
 // ep, or, for a runtime-held port another interface of the container
 // publishes too, to that interface (ports.Assign).
-func missingPorts(st *store, views *maps.Views, ep Endpoint) ([]PortMapping, error) {
-	have, err := views.PortBindings()
+func missingPorts(st *store, views *maps.Views, ep Endpoint) ([]ports.Mapping, error) {
+	have, err := views.PortEntries()
 	if err != nil {
 		return nil, err
 	}
-	installed := make(map[maps.PortBinding]maps.PortBinding, len(have))
+	installed := make(map[maps.PortEntry]maps.PortEntry, len(have))
 	for _, b := range have {
 		installed[portKeyOf(b)] = b
 	}
@@ -140,7 +141,7 @@ func missingPorts(st *store, views *maps.Views, ep Endpoint) ([]PortMapping, err
 	if err != nil {
 		return nil, err
 	}
-	var missing []PortMapping
+	var missing []ports.Mapping
 	for _, p := range ep.Ports {
 		want := binding(p, ep)
 		got, ok := installed[portKeyOf(want)]
@@ -156,7 +157,7 @@ func missingPorts(st *store, views *maps.Views, ep Endpoint) ([]PortMapping, err
 
 // boundToSibling reports whether b delivers to another interface of ep's
 // container.
-func boundToSibling(b maps.PortBinding, ep Endpoint, eps []Endpoint) bool {
+func boundToSibling(b maps.PortEntry, ep Endpoint, eps []Endpoint) bool {
 	return ep.ContainerID != "" && slices.ContainsFunc(eps, func(e Endpoint) bool {
 		return e.Name != ep.Name && e.ContainerID == ep.ContainerID && e.IP == b.ContainerIP && e.HostIfindex == b.Ifindex
 	})

@@ -26,13 +26,13 @@ import (
 
 // AttachOptions are the flags of `ebpfnet attach`.
 type AttachOptions struct {
-	Mode    Mode          // ModeBridge or ModeNone
-	Network string        // bridge mode; empty: the default network
-	IP      string        // bridge mode; empty: allocate
-	Ports   []PortMapping // bridge mode: ports to publish
+	Mode    Mode            // ModeBridge or ModeNone
+	Network string          // bridge mode; empty: the default network
+	IP      string          // bridge mode; empty: allocate
+	Ports   []ports.Mapping // bridge mode: ports to publish
 	// PortRequests are published like Ports, and may ask for one free host
 	// port of a range or an ephemeral one (ParsePortSpec).
-	PortRequests []PortRequest
+	PortRequests []ports.Request
 	Target       string // netns name, netns path or PID
 	Name         string // endpoint name; empty: derived from Target (or ContainerID and IfName)
 	IfName       string // bridge mode: container interface; empty: eth0
@@ -216,7 +216,7 @@ func (i *Instance) bridgeSteps(st *store, ep *Endpoint, o AttachOptions, ns targ
 	if len(o.PortRequests) > 0 && ok && n.Internal {
 		return nil, fmt.Errorf("network %s is --internal: it has no outside to publish ports to", n.Name)
 	}
-	var ports []PortMapping
+	var ports []ports.Mapping
 	if err := runSteps(nil,
 		step{name: "port checks", do: func() (err error) { ports, err = portsFor(st, o, ep.Name, eps); return err }},
 		step{name: "netlink", do: func() error { return checkNoInterface(ns, ep.Interface()) }},
@@ -260,7 +260,7 @@ func (i *Instance) bridgeSteps(st *store, ep *Endpoint, o AttachOptions, ns targ
 	ep.HostVeth = "veth" + randomHex(4)[:7]
 
 	var mapped time.Duration
-	var bs []maps.PortBinding
+	var bs []maps.PortEntry
 	return []step{
 		i.attachIntent(st, *ep, ports),
 		{name: "netlink", do: func() error { return i.plumbVeth(ep, n, ns, rollback) }},
@@ -280,9 +280,9 @@ func (i *Instance) bridgeSteps(st *store, ep *Endpoint, o AttachOptions, ns targ
 			do: func() error {
 				ep.Ports = ports
 				bs = bindings(activePorts(*ep, eps), *ep)
-				return views.PutPortBindings(bs)
+				return views.PutPortEntries(bs)
 			},
-			undo: func() { views.DeletePortBindings(bs) },
+			undo: func() { views.DeletePortEntries(bs) },
 		},
 		at("after-maps"),
 		// Maps first, program second: the program drops traffic from
@@ -302,8 +302,8 @@ func (i *Instance) bridgeSteps(st *store, ep *Endpoint, o AttachOptions, ns targ
 
 // portsFor assigns the host ports an endpoint named name publishes,
 // checking them against the host's sockets and the published ports of eps.
-func portsFor(st *store, o AttachOptions, name string, eps []Endpoint) ([]PortMapping, error) {
-	var free ports.HostPortFree = func(Protocol, netip.Addr, uint16) error { return nil }
+func portsFor(st *store, o AttachOptions, name string, eps []Endpoint) ([]ports.Mapping, error) {
+	var free ports.HostPortFree = func(ports.Protocol, netip.Addr, uint16) error { return nil }
 	if len(o.PortRequests) > 0 {
 		runtimeOwn, err := st.runtimeSocketsOf(o.ContainerID)
 		if err != nil {
@@ -438,7 +438,7 @@ func (i *Instance) teardown(ep Endpoint) error {
 			if bound, err := boundPorts(views, ep); err != nil {
 				errs = append(errs, err)
 			} else {
-				errs = append(errs, views.DeletePortBindings(bound))
+				errs = append(errs, views.DeletePortEntries(bound))
 			}
 			return errors.Join(append(errs, views.DeleteEndpoint(ep.HostIfindex, ep.IP))...)
 		}},

@@ -15,7 +15,7 @@ import (
 func testEndpoint(k int) Endpoint {
 	return Endpoint{Name: fmt.Sprintf("c%03d", k), Mode: ModeBridge, Netns: fmt.Sprintf("/run/netns/c%03d", k), NetnsIno: uint64(4026532000 + k),
 		Network: "bridge", IP: netip.AddrFrom4([4]byte{172, 17, 0, byte(2 + k)}), MAC: "02:42:ac:11:00:02", HostVeth: fmt.Sprintf("veth%07d", k),
-		HostIfindex: 100 + k, ContainerIfindex: 2, Ports: ports.List{{Proto: TCP, HostPort: uint16(8000 + k), ContainerPort: 80}},
+		HostIfindex: 100 + k, ContainerIfindex: 2, Ports: ports.List{{Proto: ports.TCP, HostPort: uint16(8000 + k), ContainerPort: 80}},
 		Aliases: []string{"web"}, Created: time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)}
 }
 

@@ -37,7 +37,7 @@ const (
 // every published port (neither).
 type FirewallRule struct {
 	Port     uint16         `json:"port,omitempty"`
-	Protocol Protocol       `json:"protocol,omitempty"`
+	Protocol ports.Protocol `json:"protocol,omitempty"`
 	Network  string         `json:"network,omitempty"`
 	Source   netip.Prefix   `json:"source"`
 	Action   FirewallAction `json:"action"`
@@ -61,9 +61,9 @@ func (r FirewallRule) Scope() string {
 func (r FirewallRule) key() string { return r.Scope() + " " + r.Source.String() }
 
 // ParseFirewallPort parses a rule's port scope: PORT[/PROTO], tcp by default.
-func ParseFirewallPort(s string) (uint16, Protocol, error) {
+func ParseFirewallPort(s string) (uint16, ports.Protocol, error) {
 	num, proto, hasProto := strings.Cut(s, "/")
-	p := TCP
+	p := ports.TCP
 	if hasProto {
 		var err error
 		if p, err = ports.ParseProtocol(proto); err != nil {
@@ -114,7 +114,7 @@ func (r FirewallRule) validate() error {
 	if r.Port == 0 && r.Protocol != 0 {
 		return errors.New("a protocol needs a port")
 	}
-	if r.Port != 0 && r.Protocol != TCP && r.Protocol != UDP {
+	if r.Port != 0 && r.Protocol != ports.TCP && r.Protocol != ports.UDP {
 		return fmt.Errorf("port %d: protocol must be tcp or udp", r.Port)
 	}
 	if r.Implied {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/ebpfnet/ebpfnet/datapath/ports"
 	"os"
 	"slices"
 	"time"
@@ -104,7 +105,7 @@ func (s *store) intents() ([]intent, error) {
 
 // attachIntent is the step that records an attach's intent before its
 // first kernel change; its undo, the rollback's last, removes it again.
-func (i *Instance) attachIntent(st *store, ep Endpoint, ports []PortMapping) step {
+func (i *Instance) attachIntent(st *store, ep Endpoint, ports []ports.Mapping) step {
 	ep.Ports = ports
 	in := intent{Kind: intentAttach, Endpoint: &ep}
 	return step{name: "store write",

@@ -51,7 +51,7 @@ func (i *Instance) sweepOrphans(st *store) error {
 	storedVeth := map[string]bool{}
 	storedIfindex := map[int]netip.Addr{}
 	storedIP := map[netip.Addr]int{}
-	storedBinding := map[maps.PortBinding]bool{}
+	storedBinding := map[maps.PortEntry]bool{}
 	for _, ep := range eps {
 		if ep.Mode != ModeBridge {
 			continue
@@ -100,14 +100,14 @@ func (i *Instance) sweepOrphans(st *store) error {
 		}
 	}
 	// Published ports.
-	bindings, err := views.PortBindings()
+	bindings, err := views.PortEntries()
 	keep(err)
 	for _, b := range bindings {
 		if storedBinding[normalBinding(b)] {
 			continue
 		}
 		i.log.Warn("reconcile: published port no endpoint accounts for: removed", "port", b.HostPort, "proto", maps.ProtoName(b.Proto), "to", b.ContainerIP)
-		keep(views.DeletePortBinding(b))
+		keep(views.DeletePortEntry(b))
 		orphanIfindex[b.Ifindex] = true
 	}
 	// Their flows.
@@ -191,7 +191,7 @@ func (i *Instance) sweepOrphans(st *store) error {
 }
 
 // normalBinding makes a binding comparable: one form for "every address".
-func normalBinding(b maps.PortBinding) maps.PortBinding {
+func normalBinding(b maps.PortEntry) maps.PortEntry {
 	if b.HostIP.IsValid() && b.HostIP.IsUnspecified() {
 		b.HostIP = netip.Addr{}
 	}

@@ -10,23 +10,6 @@ import (
 	"github.com/ebpfnet/ebpfnet/maps"
 )
 
-// The port types front ends show are ports' (datapath/ports), named here
-// as before.
-type (
-	// PortMapping is one published port, as `docker port` shows it.
-	PortMapping = ports.Mapping
-	// PortRequest asks for a published port (a host port, a range or any).
-	PortRequest = ports.Request
-	// Protocol is a published port's transport protocol.
-	Protocol = ports.Protocol
-)
-
-// Published ports are TCP or UDP.
-const (
-	TCP = ports.TCP
-	UDP = ports.UDP
-)
-
 // holder is ep as the port table sees it.
 func holder(ep Endpoint) ports.Holder {
 	return ports.Holder{Owner: ep.describe(), ContainerID: ep.ContainerID, Ports: ep.Ports}
@@ -41,8 +24,8 @@ func holders(eps []Endpoint) []ports.Holder {
 }
 
 // Ports returns an endpoint's published ports, as `docker port` shows them.
-func (i *Instance) Ports(target string) ([]PortMapping, error) {
-	var out []PortMapping
+func (i *Instance) Ports(target string) ([]ports.Mapping, error) {
+	var out []ports.Mapping
 	err := i.withStore(func(st *store) error {
 		ep, err := findEndpoint(st, target)
 		out = ep.Ports
@@ -51,54 +34,54 @@ func (i *Instance) Ports(target string) ([]PortMapping, error) {
 	return out, err
 }
 
-// PortBinding is one published port as the datapath holds it: traffic for
+// PortEntry is one published port as the datapath holds it: traffic for
 // (Proto, HostIP, HostPort) is DNATed to ContainerIP:ContainerPort.
-type PortBinding struct {
-	Proto         Protocol   `json:"proto"`
-	HostIP        netip.Addr `json:"host_ip,omitzero"` // zero: every host address
-	HostPort      uint16     `json:"host_port"`
-	ContainerIP   netip.Addr `json:"container_ip"`
-	ContainerPort uint16     `json:"container_port"`
+type PortEntry struct {
+	Proto         ports.Protocol `json:"proto"`
+	HostIP        netip.Addr     `json:"host_ip,omitzero"` // zero: every host address
+	HostPort      uint16         `json:"host_port"`
+	ContainerIP   netip.Addr     `json:"container_ip"`
+	ContainerPort uint16         `json:"container_port"`
 }
 
-func (b PortBinding) String() string {
+func (b PortEntry) String() string {
 	return fmt.Sprintf("%s:%d/%s -> %s:%d", ports.HostAddrString(b.HostIP), b.HostPort, b.Proto, b.ContainerIP, b.ContainerPort)
 }
 
-// PortBindings lists the published ports in the datapath's table, the
+// PortEntries lists the published ports in the datapath's table, the
 // kernel's truth (`nat ls`), sorted by protocol, host address and port.
-func (i *Instance) PortBindings() ([]PortBinding, error) {
+func (i *Instance) PortEntries() ([]PortEntry, error) {
 	views, err := i.datapath()
 	if err != nil {
 		return nil, err
 	}
-	raw, err := views.PortBindings()
+	raw, err := views.PortEntries()
 	if err != nil {
 		return nil, err
 	}
-	out := make([]PortBinding, 0, len(raw))
+	out := make([]PortEntry, 0, len(raw))
 	for _, b := range raw {
-		out = append(out, PortBinding{
-			Proto: Protocol(b.Proto), HostIP: b.HostIP, HostPort: b.HostPort,
+		out = append(out, PortEntry{
+			Proto: ports.Protocol(b.Proto), HostIP: b.HostIP, HostPort: b.HostPort,
 			ContainerIP: b.ContainerIP, ContainerPort: b.ContainerPort,
 		})
 	}
-	slices.SortFunc(out, func(a, b PortBinding) int {
+	slices.SortFunc(out, func(a, b PortEntry) int {
 		return cmp.Or(cmp.Compare(a.Proto, b.Proto), a.HostIP.Compare(b.HostIP), cmp.Compare(a.HostPort, b.HostPort))
 	})
 	return out, nil
 }
 
 // binding is the datapath entry that publishes p for ep.
-func binding(p PortMapping, ep Endpoint) maps.PortBinding {
-	return maps.PortBinding{
+func binding(p ports.Mapping, ep Endpoint) maps.PortEntry {
+	return maps.PortEntry{
 		Proto: uint8(p.Proto), HostIP: p.HostIP, HostPort: p.HostPort,
 		ContainerIP: ep.IP, ContainerPort: p.ContainerPort, Ifindex: ep.HostIfindex, RuntimeHeld: p.RuntimeHeld,
 	}
 }
 
-func bindings(ps []PortMapping, ep Endpoint) []maps.PortBinding {
-	out := make([]maps.PortBinding, len(ps))
+func bindings(ps []ports.Mapping, ep Endpoint) []maps.PortEntry {
+	out := make([]maps.PortEntry, len(ps))
 	for j, p := range ps {
 		out[j] = binding(p, ep)
 	}

@@ -161,8 +161,8 @@ func (i *Instance) SetEndpointSandbox(target, sandbox string) (Endpoint, error) 
 // already satisfies are kept as they are (a runtime may repeat itself);
 // the others are checked as attach checks them, given host ports, and
 // installed all or none. It returns the endpoint's ports afterwards.
-func (i *Instance) PublishPorts(target string, reqs []PortRequest) ([]PortMapping, error) {
-	var out []PortMapping
+func (i *Instance) PublishPorts(target string, reqs []ports.Request) ([]ports.Mapping, error) {
+	var out []ports.Mapping
 	err := i.withStore(func(st *store) error {
 		ep, err := findEndpoint(st, target)
 		if err != nil {
@@ -186,7 +186,7 @@ func (i *Instance) PublishPorts(target string, reqs []PortRequest) ([]PortMappin
 		if reqs, err = ports.CheckRequests(reqs); err != nil {
 			return err
 		}
-		var want []PortRequest
+		var want []ports.Request
 		for _, r := range reqs {
 			if !slices.ContainsFunc(ep.Ports, r.SatisfiedBy) {
 				want = append(want, r)
@@ -211,10 +211,10 @@ func (i *Instance) PublishPorts(target string, reqs []PortRequest) ([]PortMappin
 		var rollback undo
 		defer rollback.run()
 		bs := bindings(added, ep)
-		if err := views.PutPortBindings(bs); err != nil {
+		if err := views.PutPortEntries(bs); err != nil {
 			return err
 		}
-		rollback.add(func() { views.DeletePortBindings(bs) })
+		rollback.add(func() { views.DeletePortEntries(bs) })
 		ep.Ports = append(ep.Ports, added...)
 		if err := st.putEndpoint(ep); err != nil {
 			return fmt.Errorf("save endpoint: %w", err)
@@ -229,8 +229,8 @@ func (i *Instance) PublishPorts(target string, reqs []PortRequest) ([]PortMappin
 
 // UnpublishPorts removes every published port of an endpoint and returns
 // what it removed. Flows already translated run on until they expire.
-func (i *Instance) UnpublishPorts(target string) ([]PortMapping, error) {
-	var out []PortMapping
+func (i *Instance) UnpublishPorts(target string) ([]ports.Mapping, error) {
+	var out []ports.Mapping
 	err := i.withStore(func(st *store) error {
 		ep, err := findEndpoint(st, target)
 		if err != nil || len(ep.Ports) == 0 {
@@ -240,7 +240,7 @@ func (i *Instance) UnpublishPorts(target string) ([]PortMapping, error) {
 		if err != nil {
 			return err
 		}
-		if err := views.DeletePortBindings(bindings(ep.Ports, ep)); err != nil {
+		if err := views.DeletePortEntries(bindings(ep.Ports, ep)); err != nil {
 			return fmt.Errorf("unpublish ports of %s: %w", ep.Name, err)
 		}
 		out, ep.Ports = ep.Ports, nil

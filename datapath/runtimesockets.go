@@ -52,7 +52,7 @@ func (s *store) runtimeSocketsOf(container string) (map[uint64]bool, error) {
 // runtime-held ports now, before ep is removed, and forgets the sockets of
 // earlier removals that are closed by now.
 func (i *Instance) rememberRuntimeSockets(st *store, ep Endpoint) error {
-	if ep.ContainerID == "" || !slices.ContainsFunc(ep.Ports, func(p PortMapping) bool { return p.RuntimeHeld }) {
+	if ep.ContainerID == "" || !slices.ContainsFunc(ep.Ports, func(p ports.Mapping) bool { return p.RuntimeHeld }) {
 		return nil
 	}
 	held, err := ports.ReadHostSockets()
@@ -64,7 +64,7 @@ func (i *Instance) rememberRuntimeSockets(st *store, ep Endpoint) error {
 	for k, socks := range held {
 		for _, sock := range socks {
 			open[sock.Inode] = true
-			if slices.ContainsFunc(ep.Ports, func(p PortMapping) bool {
+			if slices.ContainsFunc(ep.Ports, func(p ports.Mapping) bool {
 				return p.RuntimeHeld && p.Proto == k.Proto && p.HostPort == k.Port && ports.HostIPsOverlap(p.HostIP, sock.Addr)
 			}) {
 				holding = append(holding, sock.Inode)
@@ -139,18 +139,18 @@ func pruneClosedSockets(b *bolt.Bucket, open map[uint64]bool) error {
 
 // sameHostPort reports whether two mappings bind the same host port on the
 // same host address.
-func sameHostPort(a, b PortMapping) bool {
+func sameHostPort(a, b ports.Mapping) bool {
 	return a.Proto == b.Proto && a.HostPort == b.HostPort && a.HostIP == b.HostIP
 }
 
 // standbyFor returns the endpoint of eps (another interface of ep's
 // container) that publishes m runtime-held already, so ep's m stands by.
-func standbyFor(m PortMapping, ep Endpoint, eps []Endpoint) (Endpoint, bool) {
+func standbyFor(m ports.Mapping, ep Endpoint, eps []Endpoint) (Endpoint, bool) {
 	if !m.RuntimeHeld || ep.ContainerID == "" {
 		return Endpoint{}, false
 	}
 	for _, e := range eps {
-		if e.Name != ep.Name && e.ContainerID == ep.ContainerID && slices.ContainsFunc(e.Ports, func(p PortMapping) bool {
+		if e.Name != ep.Name && e.ContainerID == ep.ContainerID && slices.ContainsFunc(e.Ports, func(p ports.Mapping) bool {
 			return p.RuntimeHeld && sameHostPort(p, m)
 		}) {
 			return e, true
@@ -161,8 +161,8 @@ func standbyFor(m PortMapping, ep Endpoint, eps []Endpoint) (Endpoint, bool) {
 
 // activePorts are the mappings of ep the datapath must bind for it: all
 // but those another interface of the container binds already.
-func activePorts(ep Endpoint, eps []Endpoint) []PortMapping {
-	out := make([]PortMapping, 0, len(ep.Ports))
+func activePorts(ep Endpoint, eps []Endpoint) []ports.Mapping {
+	out := make([]ports.Mapping, 0, len(ep.Ports))
 	for _, p := range ep.Ports {
 		if _, standby := standbyFor(p, ep, eps); !standby {
 			out = append(out, p)
@@ -175,16 +175,16 @@ func activePorts(ep Endpoint, eps []Endpoint) []PortMapping {
 // ep: a runtime-held port another interface of the container binds is
 // not ep's to remove. Only runtime-held ports need the datapath's table
 // read.
-func boundPorts(views *maps.Views, ep Endpoint) ([]maps.PortBinding, error) {
+func boundPorts(views *maps.Views, ep Endpoint) ([]maps.PortEntry, error) {
 	all := bindings(ep.Ports, ep)
-	if !slices.ContainsFunc(ep.Ports, func(p PortMapping) bool { return p.RuntimeHeld }) {
+	if !slices.ContainsFunc(ep.Ports, func(p ports.Mapping) bool { return p.RuntimeHeld }) {
 		return all, nil
 	}
-	installed, err := views.PortBindings()
+	installed, err := views.PortEntries()
 	if err != nil {
 		return nil, err
 	}
-	to := map[maps.PortBinding]netip.Addr{}
+	to := map[maps.PortEntry]netip.Addr{}
 	for _, b := range installed {
 		to[portKeyOf(b)] = b.ContainerIP
 	}
@@ -198,9 +198,9 @@ func boundPorts(views *maps.Views, ep Endpoint) ([]maps.PortBinding, error) {
 }
 
 // portKeyOf is b reduced to what the datapath keys it by.
-func portKeyOf(b maps.PortBinding) maps.PortBinding {
+func portKeyOf(b maps.PortEntry) maps.PortEntry {
 	b = normalBinding(b)
-	return maps.PortBinding{Proto: b.Proto, HostIP: b.HostIP, HostPort: b.HostPort}
+	return maps.PortEntry{Proto: b.Proto, HostIP: b.HostIP, HostPort: b.HostPort}
 }
 
 // handOverRuntimePorts binds the runtime-held ports a removed endpoint
@@ -208,7 +208,7 @@ func portKeyOf(b maps.PortBinding) maps.PortBinding {
 // them, so the port keeps answering when the container leaves one of its
 // networks.
 func (i *Instance) handOverRuntimePorts(st *store, gone Endpoint) error {
-	if gone.ContainerID == "" || !slices.ContainsFunc(gone.Ports, func(p PortMapping) bool { return p.RuntimeHeld }) {
+	if gone.ContainerID == "" || !slices.ContainsFunc(gone.Ports, func(p ports.Mapping) bool { return p.RuntimeHeld }) {
 		return nil
 	}
 	eps, err := st.endpoints()
@@ -219,27 +219,27 @@ func (i *Instance) handOverRuntimePorts(st *store, gone Endpoint) error {
 	if err != nil {
 		return err
 	}
-	installed, err := views.PortBindings()
+	installed, err := views.PortEntries()
 	if err != nil {
 		return err
 	}
-	bound := map[maps.PortBinding]bool{}
+	bound := map[maps.PortEntry]bool{}
 	for _, b := range installed {
 		bound[portKeyOf(b)] = true
 	}
-	var take []maps.PortBinding
+	var take []maps.PortEntry
 	for _, p := range gone.Ports {
 		heir, ok := standbyFor(p, gone, eps)
 		if !ok || bound[portKeyOf(binding(p, gone))] {
 			continue
 		}
-		k := slices.IndexFunc(heir.Ports, func(q PortMapping) bool { return q.RuntimeHeld && sameHostPort(q, p) })
+		k := slices.IndexFunc(heir.Ports, func(q ports.Mapping) bool { return q.RuntimeHeld && sameHostPort(q, p) })
 		take = append(take, binding(heir.Ports[k], heir))
 	}
 	if len(take) == 0 {
 		return nil
 	}
-	if err := views.PutPortBindings(take); err != nil {
+	if err := views.PutPortEntries(take); err != nil {
 		return err
 	}
 	i.log.Info("runtime-held ports handed over to another interface of the container", "from", gone.Name, "ports", len(take))

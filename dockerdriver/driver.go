@@ -20,6 +20,7 @@ import (
 	"strings"
 
 	"github.com/ebpfnet/ebpfnet/datapath"
+	"github.com/ebpfnet/ebpfnet/datapath/ports"
 )
 
 // ContentType is what Docker's plugin clients send and expect.
@@ -427,8 +428,8 @@ func (d *Driver) leave(body []byte) (any, error) {
 	return struct{}{}, nil
 }
 
-// PortBinding is one entry of com.docker.network.portmap.
-type PortBinding struct {
+// dockerPortBinding is one entry of com.docker.network.portmap.
+type dockerPortBinding struct {
 	Proto       int
 	IP          string
 	Port        int
@@ -438,13 +439,13 @@ type PortBinding struct {
 }
 
 // PortRequests maps Docker's port bindings to datapath's requests.
-func PortRequests(pbs []PortBinding) ([]datapath.PortRequest, error) {
-	var out []datapath.PortRequest
+func PortRequests(pbs []dockerPortBinding) ([]ports.Request, error) {
+	var out []ports.Request
 	for _, pb := range pbs {
-		var r datapath.PortRequest
+		var r ports.Request
 		switch pb.Proto {
-		case int(datapath.TCP), int(datapath.UDP):
-			r.Proto = datapath.Protocol(pb.Proto)
+		case int(ports.TCP), int(ports.UDP):
+			r.Proto = ports.Protocol(pb.Proto)
 		case 132:
 			return nil, badRequest("published port %d/sctp: ebpfnet publishes tcp and udp only", pb.Port)
 		default:
@@ -482,7 +483,7 @@ func (d *Driver) programExternalConnectivity(body []byte) (any, error) {
 	if err := decode(body, &req); err != nil {
 		return nil, err
 	}
-	var pbs []PortBinding
+	var pbs []dockerPortBinding
 	if raw, ok := req.Options[optPortMap]; ok && string(raw) != "null" {
 		if err := json.Unmarshal(raw, &pbs); err != nil {
 			return nil, badRequest("option %s: %v", optPortMap, err)

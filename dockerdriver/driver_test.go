@@ -15,6 +15,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/ebpfnet/ebpfnet/datapath"
+	"github.com/ebpfnet/ebpfnet/datapath/ports"
 	"github.com/ebpfnet/ebpfnet/internal/netnsutil"
 	"github.com/ebpfnet/ebpfnet/internal/testing/testutil"
 )
@@ -215,7 +216,7 @@ func TestReplayCapture(t *testing.T) {
 			if !slices.Equal(got, want) {
 				t.Errorf("%s: ports %v, want %v", c.file, got, want)
 			}
-			bs, err := h.inst.PortBindings()
+			bs, err := h.inst.PortEntries()
 			if err != nil || len(bs) != 3 {
 				t.Errorf("%s: datapath has %v (%v)", c.file, bs, err)
 			}
@@ -343,7 +344,7 @@ func TestRefusals(t *testing.T) {
 	if len(eps) != 1 || len(eps[0].Ports) != 1 || eps[0].MAC != "02:00:00:00:00:07" {
 		t.Errorf("endpoints after refusals: %+v", eps)
 	}
-	if bs, _ := h.inst.PortBindings(); len(bs) != 1 {
+	if bs, _ := h.inst.PortEntries(); len(bs) != 1 {
 		t.Errorf("datapath ports after refusals: %v", bs)
 	}
 	// A repeated ProgramExternalConnectivity is no conflict with itself.
@@ -365,7 +366,7 @@ func TestRefusals(t *testing.T) {
 }
 
 func TestPortRequests(t *testing.T) {
-	got, err := PortRequests([]PortBinding{
+	got, err := PortRequests([]dockerPortBinding{
 		{Proto: 6, Port: 80, HostPort: 8080, HostPortEnd: 8080},
 		{Proto: 17, Port: 53, HostIP: "0.0.0.0", HostPort: 0},
 		{Proto: 6, Port: 90, HostIP: "127.0.0.1", HostPort: 9100, HostPortEnd: 9102},
@@ -373,16 +374,16 @@ func TestPortRequests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []datapath.PortRequest{
-		{Mapping: datapath.PortMapping{Proto: datapath.TCP, HostPort: 8080, ContainerPort: 80}, HostPortEnd: 8080},
-		{Mapping: datapath.PortMapping{Proto: datapath.UDP, ContainerPort: 53}},
-		{Mapping: datapath.PortMapping{Proto: datapath.TCP, HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: 9100, ContainerPort: 90}, HostPortEnd: 9102},
+	want := []ports.Request{
+		{Mapping: ports.Mapping{Proto: ports.TCP, HostPort: 8080, ContainerPort: 80}, HostPortEnd: 8080},
+		{Mapping: ports.Mapping{Proto: ports.UDP, ContainerPort: 53}},
+		{Mapping: ports.Mapping{Proto: ports.TCP, HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: 9100, ContainerPort: 90}, HostPortEnd: 9102},
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("got %+v\nwant %+v", got, want)
 	}
-	for _, bad := range []PortBinding{{Proto: 1, Port: 80}, {Proto: 6, Port: 0}, {Proto: 6, Port: 80, HostIP: "::1"}, {Proto: 6, Port: 80, HostIP: "x"}, {Proto: 6, Port: 80, HostPort: 70000}} {
-		if _, err := PortRequests([]PortBinding{bad}); err == nil {
+	for _, bad := range []dockerPortBinding{{Proto: 1, Port: 80}, {Proto: 6, Port: 0}, {Proto: 6, Port: 80, HostIP: "::1"}, {Proto: 6, Port: 80, HostIP: "x"}, {Proto: 6, Port: 80, HostPort: 70000}} {
+		if _, err := PortRequests([]dockerPortBinding{bad}); err == nil {
 			t.Errorf("%+v accepted", bad)
 		}
 	}

@@ -21,7 +21,7 @@ func TestHostBindOfPublishedPortIsAddressInUse(t *testing.T) {
 	// A binding whose runtime holds the port itself (Podman through the
 	// CNI plugin's runtimeHoldsPorts), written as the plugin would.
 	ep := inspect(t, tp, c)
-	if err := tp.Views().PutPortBinding(maps.PortBinding{Proto: maps.ProtoTCP, HostPort: 8090, ContainerIP: ep.IP,
+	if err := tp.Views().PutPortEntry(maps.PortEntry{Proto: maps.ProtoTCP, HostPort: 8090, ContainerIP: ep.IP,
 		ContainerPort: 90, Ifindex: ep.HostIfindex, RuntimeHeld: true}); err != nil {
 		t.Fatal(err)
 	}

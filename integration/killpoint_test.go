@@ -333,7 +333,7 @@ func TestDaemonRemovesOrphansNoIntentNames(t *testing.T) {
 	if err := views.PutEndpoint(maps.Endpoint{IP: ip, MAC: mac, NetID: 0, Ifindex: ifindex}); err != nil {
 		t.Fatal(err)
 	}
-	if err := views.PutPortBinding(maps.PortBinding{Proto: maps.ProtoTCP, HostPort: 8080, ContainerIP: ip, ContainerPort: 80, Ifindex: ifindex}); err != nil {
+	if err := views.PutPortEntry(maps.PortEntry{Proto: maps.ProtoTCP, HostPort: 8080, ContainerIP: ip, ContainerPort: 80, Ifindex: ifindex}); err != nil {
 		t.Fatal(err)
 	}
 	startDaemon(t, tp, "127.0.0.1:9469")

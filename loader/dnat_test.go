@@ -12,9 +12,9 @@ import (
 	"github.com/ebpfnet/ebpfnet/maps"
 )
 
-func publish(t *testing.T, e *natEnv, b maps.PortBinding) {
+func publish(t *testing.T, e *natEnv, b maps.PortEntry) {
 	t.Helper()
-	if err := e.views.PutPortBinding(b); err != nil {
+	if err := e.views.PutPortEntry(b); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -26,7 +26,7 @@ func TestDNATNewFlowAndReply(t *testing.T) {
 	for _, proto := range []layers.IPProtocol{layers.IPProtocolTCP, layers.IPProtocolUDP} {
 		t.Run(proto.String(), func(t *testing.T) {
 			e := newNATEnv(t, envOpts{netns: true})
-			publish(t, e, maps.PortBinding{Proto: uint8(proto), HostPort: 8080, ContainerIP: ipB, ContainerPort: 80, Ifindex: e.ifB})
+			publish(t, e, maps.PortEntry{Proto: uint8(proto), HostPort: 8080, ContainerIP: ipB, ContainerPort: 80, Ifindex: e.ifB})
 			in := pkt{srcMAC: macRt, dstMAC: macUp, src: cliC, dst: hostH, proto: proto, sport: 5555, dport: 8080, tcpFlags: "S", ttl: 60}
 			ret, got := e.fromUplink(t, in.build(t))
 			if ret != tcActRedirect {
@@ -92,9 +92,9 @@ func TestDNATNewFlowAndReply(t *testing.T) {
 func TestDNATBindings(t *testing.T) {
 	specific := netip.MustParseAddr("198.18.0.9") // a second address of the host
 	e := newNATEnv(t, envOpts{})
-	publish(t, e, maps.PortBinding{Proto: maps.ProtoTCP, HostIP: specific, HostPort: 9090, ContainerIP: ipA, ContainerPort: 90, Ifindex: e.ifA})
-	publish(t, e, maps.PortBinding{Proto: maps.ProtoTCP, HostPort: 8080, ContainerIP: ipB, ContainerPort: 80, Ifindex: e.ifB})
-	if err := e.views.PutPortBinding(maps.PortBinding{Proto: maps.ProtoTCP, HostPort: 8080, ContainerIP: ipA, ContainerPort: 80, Ifindex: e.ifA}); err == nil {
+	publish(t, e, maps.PortEntry{Proto: maps.ProtoTCP, HostIP: specific, HostPort: 9090, ContainerIP: ipA, ContainerPort: 90, Ifindex: e.ifA})
+	publish(t, e, maps.PortEntry{Proto: maps.ProtoTCP, HostPort: 8080, ContainerIP: ipB, ContainerPort: 80, Ifindex: e.ifB})
+	if err := e.views.PutPortEntry(maps.PortEntry{Proto: maps.ProtoTCP, HostPort: 8080, ContainerIP: ipA, ContainerPort: 80, Ifindex: e.ifA}); err == nil {
 		t.Error("publishing a taken port succeeded")
 	}
 	for _, tc := range []struct {
@@ -131,11 +131,11 @@ func TestDNATBindings(t *testing.T) {
 			}
 		})
 	}
-	bs, err := e.views.PortBindings()
+	bs, err := e.views.PortEntries()
 	if err != nil || len(bs) != 2 {
-		t.Fatalf("PortBindings = %v, %v", bs, err)
+		t.Fatalf("PortEntries = %v, %v", bs, err)
 	}
-	if err := e.views.DeletePortBinding(maps.PortBinding{Proto: maps.ProtoTCP, HostPort: 8080}); err != nil {
+	if err := e.views.DeletePortEntry(maps.PortEntry{Proto: maps.ProtoTCP, HostPort: 8080}); err != nil {
 		t.Fatal(err)
 	}
 	in := pkt{srcMAC: macRt, dstMAC: macUp, src: cliC, dst: hostH, proto: layers.IPProtocolTCP, sport: 6001, dport: 8080, tcpFlags: "S"}
@@ -156,7 +156,7 @@ func TestHairpin(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newNATEnv(t, envOpts{})
-			publish(t, e, maps.PortBinding{Proto: maps.ProtoTCP, HostPort: 8080, ContainerIP: ipB, ContainerPort: 80, Ifindex: e.ifB})
+			publish(t, e, maps.PortEntry{Proto: maps.ProtoTCP, HostPort: 8080, ContainerIP: ipB, ContainerPort: 80, Ifindex: e.ifB})
 			p := pkt{srcMAC: macA, dstMAC: macGW, src: ipA, dst: tc.dst, proto: layers.IPProtocolTCP, sport: 33000, dport: 8080, tcpFlags: "S"}
 			ret, got := e.fromContainer(t, e.ifA, p.build(t))
 			if ret != tcActRedirect {
@@ -196,7 +196,7 @@ func TestHairpin(t *testing.T) {
 	}
 	t.Run("not reachable from outside", func(t *testing.T) {
 		e := newNATEnv(t, envOpts{})
-		publish(t, e, maps.PortBinding{Proto: maps.ProtoTCP, HostPort: 8080, ContainerIP: ipB, ContainerPort: 80, Ifindex: e.ifB})
+		publish(t, e, maps.PortEntry{Proto: maps.ProtoTCP, HostPort: 8080, ContainerIP: ipB, ContainerPort: 80, Ifindex: e.ifB})
 		p := pkt{srcMAC: macA, dstMAC: macGW, src: ipA, dst: hostH, proto: layers.IPProtocolTCP, sport: 33000, dport: 8080, tcpFlags: "S"}
 		if ret, _ := e.fromContainer(t, e.ifA, p.build(t)); ret != tcActRedirect {
 			t.Fatal(ret)
@@ -309,7 +309,7 @@ func TestICMPErrors(t *testing.T) {
 	})
 	t.Run("container's port unreachable for a published port", func(t *testing.T) {
 		e := newNATEnv(t, envOpts{netns: true})
-		publish(t, e, maps.PortBinding{Proto: maps.ProtoUDP, HostPort: 8053, ContainerIP: ipB, ContainerPort: 53, Ifindex: e.ifB})
+		publish(t, e, maps.PortEntry{Proto: maps.ProtoUDP, HostPort: 8053, ContainerIP: ipB, ContainerPort: 53, Ifindex: e.ifB})
 		in := pkt{srcMAC: macRt, dstMAC: macUp, src: cliC, dst: hostH, proto: layers.IPProtocolUDP, sport: 5555, dport: 8053}
 		if ret, _ := e.fromUplink(t, in.build(t)); ret != tcActRedirect {
 			t.Fatal(ret)
@@ -346,8 +346,8 @@ func TestICMPErrors(t *testing.T) {
 // handshake in flight to the old one.
 func TestEmbryonicFlowsListedAndDeletedWithTheEndpoint(t *testing.T) {
 	e := newNATEnv(t, envOpts{netns: true})
-	publish(t, e, maps.PortBinding{Proto: maps.ProtoTCP, HostPort: 8080, ContainerIP: ipB, ContainerPort: 80, Ifindex: e.ifB})
-	publish(t, e, maps.PortBinding{Proto: maps.ProtoTCP, HostPort: 9090, ContainerIP: ipA, ContainerPort: 90, Ifindex: e.ifA})
+	publish(t, e, maps.PortEntry{Proto: maps.ProtoTCP, HostPort: 8080, ContainerIP: ipB, ContainerPort: 80, Ifindex: e.ifB})
+	publish(t, e, maps.PortEntry{Proto: maps.ProtoTCP, HostPort: 9090, ContainerIP: ipA, ContainerPort: 90, Ifindex: e.ifA})
 	for _, dport := range []uint16{8080, 9090} {
 		syn := pkt{srcMAC: macRt, dstMAC: macUp, src: cliC, dst: hostH, proto: layers.IPProtocolTCP, sport: 5555, dport: dport, tcpFlags: "S", ttl: 60}
 		if ret, _ := e.fromUplink(t, syn.build(t)); ret != tcActRedirect {

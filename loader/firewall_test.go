@@ -51,8 +51,8 @@ func TestFirewall(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newNATEnv(t, envOpts{netns: true})
 			for _, p := range []uint8{maps.ProtoTCP, maps.ProtoUDP} {
-				publish(t, e, maps.PortBinding{Proto: p, HostPort: 8080, ContainerIP: ipB, ContainerPort: 80, Ifindex: e.ifB})
-				publish(t, e, maps.PortBinding{Proto: p, HostPort: 9090, ContainerIP: ipA, ContainerPort: 90, Ifindex: e.ifA})
+				publish(t, e, maps.PortEntry{Proto: p, HostPort: 8080, ContainerIP: ipB, ContainerPort: 80, Ifindex: e.ifB})
+				publish(t, e, maps.PortEntry{Proto: p, HostPort: 9090, ContainerIP: ipA, ContainerPort: 90, Ifindex: e.ifA})
 			}
 			if err := e.views.SyncFirewall(rules); err != nil {
 				t.Fatal(err)
@@ -87,7 +87,7 @@ func TestFirewall(t *testing.T) {
 // conntrack's ESTABLISHED accept): only new flows are judged.
 func TestFirewallJudgesOnlyNewFlows(t *testing.T) {
 	e := newNATEnv(t, envOpts{netns: true})
-	publish(t, e, maps.PortBinding{Proto: maps.ProtoTCP, HostPort: 8080, ContainerIP: ipB, ContainerPort: 80, Ifindex: e.ifB})
+	publish(t, e, maps.PortEntry{Proto: maps.ProtoTCP, HostPort: 8080, ContainerIP: ipB, ContainerPort: 80, Ifindex: e.ifB})
 	syn := pkt{srcMAC: macRt, dstMAC: macUp, src: cliC, dst: hostH, proto: layers.IPProtocolTCP, sport: 5555, dport: 8080, tcpFlags: "S", ttl: 60}
 	if ret, _ := e.fromUplink(t, syn.build(t)); ret != tcActRedirect {
 		t.Fatalf("SYN verdict %d before any rule", ret)
@@ -116,7 +116,7 @@ func TestFirewallJudgesOnlyNewFlows(t *testing.T) {
 // flow from that source to a published port is refused.
 func TestFirewallSparesReplies(t *testing.T) {
 	e := newNATEnv(t, envOpts{netns: true})
-	publish(t, e, maps.PortBinding{Proto: maps.ProtoTCP, HostPort: 8080, ContainerIP: ipB, ContainerPort: 80, Ifindex: e.ifB})
+	publish(t, e, maps.PortEntry{Proto: maps.ProtoTCP, HostPort: 8080, ContainerIP: ipB, ContainerPort: 80, Ifindex: e.ifB})
 	denied := netip.PrefixFrom(srvD, 32)
 	if err := e.views.SyncFirewall([]maps.FirewallEntry{
 		{Scope: maps.FirewallScope{Kind: loader.FWScopeAll}, Source: denied},
@@ -153,7 +153,7 @@ func TestFirewallSparesReplies(t *testing.T) {
 // a flush leaves for an instant) judges nothing.
 func TestFirewallCountGatesTrie(t *testing.T) {
 	e := newNATEnv(t, envOpts{netns: true})
-	publish(t, e, maps.PortBinding{Proto: maps.ProtoTCP, HostPort: 8080, ContainerIP: ipB, ContainerPort: 80, Ifindex: e.ifB})
+	publish(t, e, maps.PortEntry{Proto: maps.ProtoTCP, HostPort: 8080, ContainerIP: ipB, ContainerPort: 80, Ifindex: e.ifB})
 	deny := []maps.FirewallEntry{{Scope: maps.FirewallScope{Kind: loader.FWScopeAll}, Source: netip.PrefixFrom(cliC, 32)}}
 	syn := func(sport uint16) []byte {
 		return pkt{srcMAC: macRt, dstMAC: macUp, src: cliC, dst: hostH, proto: layers.IPProtocolTCP, sport: sport, dport: 8080, tcpFlags: "S", ttl: 60}.build(t)

@@ -23,8 +23,8 @@ const floodCTSize = 1024
 
 func newFloodEnv(t *testing.T) *floodEnv {
 	e := newNATEnv(t, envOpts{netns: true, loader: loader.Options{CTMapSize: floodCTSize}})
-	publish(t, e, maps.PortBinding{Proto: maps.ProtoTCP, HostPort: 8080, ContainerIP: ipB, ContainerPort: 80, Ifindex: e.ifB})
-	publish(t, e, maps.PortBinding{Proto: maps.ProtoUDP, HostPort: 5353, ContainerIP: ipB, ContainerPort: 9053, Ifindex: e.ifB})
+	publish(t, e, maps.PortEntry{Proto: maps.ProtoTCP, HostPort: 8080, ContainerIP: ipB, ContainerPort: 80, Ifindex: e.ifB})
+	publish(t, e, maps.PortEntry{Proto: maps.ProtoUDP, HostPort: 5353, ContainerIP: ipB, ContainerPort: 9053, Ifindex: e.ifB})
 	f := &floodEnv{natEnv: e}
 	f.in(t, "SYN", pkt{src: cliC, sport: 5555, dport: 8080, tcpFlags: "S"})
 	f.back(t, e.ifB, "SYN-ACK", pkt{src: ipB, dst: cliC, sport: 80, dport: 5555, tcpFlags: "SA"})
@@ -227,7 +227,7 @@ func TestEmbryonicPromotionChecksTheAck(t *testing.T) {
 // (C's ACK, B's ACK, C's next ACK) is.
 func TestEmbryonicPromotion(t *testing.T) {
 	e := newNATEnv(t, envOpts{netns: true})
-	publish(t, e, maps.PortBinding{Proto: maps.ProtoTCP, HostPort: 8080, ContainerIP: ipB, ContainerPort: 80, Ifindex: e.ifB})
+	publish(t, e, maps.PortEntry{Proto: maps.ProtoTCP, HostPort: 8080, ContainerIP: ipB, ContainerPort: 80, Ifindex: e.ifB})
 	tcp := layers.IPProtocolTCP
 	in := func(sport uint16, flags string) {
 		t.Helper()

@@ -282,7 +282,7 @@ type fromContainerOverlayNetwork struct {
 	Ifindex uint32
 }
 
-type fromContainerPortBinding struct {
+type fromContainerPortEntry struct {
 	_             structs.HostLayout
 	ContainerIp   uint32
 	ContainerPort uint16

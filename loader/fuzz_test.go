@@ -357,12 +357,12 @@ func seedFrames(t testing.TB, fromContainer bool) [][]byte {
 }
 
 func publishFuzzPorts(t testing.TB, e *natEnv) {
-	for _, b := range []maps.PortBinding{
+	for _, b := range []maps.PortEntry{
 		{Proto: maps.ProtoTCP, HostPort: 8080, ContainerIP: ipB, ContainerPort: 80, Ifindex: e.ifB},
 		{Proto: maps.ProtoUDP, HostPort: 5353, ContainerIP: ipB, ContainerPort: 53, Ifindex: e.ifB},
 		{Proto: maps.ProtoTCP, HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: 9000, ContainerIP: ipB, ContainerPort: 90, Ifindex: e.ifB},
 	} {
-		if err := e.views.PutPortBinding(b); err != nil {
+		if err := e.views.PutPortEntry(b); err != nil {
 			t.Fatal(err)
 		}
 	}

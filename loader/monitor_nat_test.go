@@ -13,7 +13,7 @@ import (
 // masquerade (the allocated port) and for a published port (the container).
 func TestMonitorNewFlowCarriesTranslatedTuple(t *testing.T) {
 	e := newNATEnv(t, envOpts{netns: true})
-	publish(t, e, maps.PortBinding{Proto: maps.ProtoTCP, HostPort: 8080, ContainerIP: ipB, ContainerPort: 80, Ifindex: e.ifB})
+	publish(t, e, maps.PortEntry{Proto: maps.ProtoTCP, HostPort: 8080, ContainerIP: ipB, ContainerPort: 80, Ifindex: e.ifB})
 	rd, err := e.views.OpenMonitor()
 	if err != nil {
 		t.Fatal(err)

@@ -208,7 +208,7 @@ func TestFromUplinkPassesVXLANFromPeers(t *testing.T) {
 	if err := e.views.SyncOverlayHosts([]netip.Addr{peer}); err != nil {
 		t.Fatal(err)
 	}
-	publish(t, e, maps.PortBinding{Proto: maps.ProtoUDP, HostPort: uint16(loader.VXLANPort), ContainerIP: ipA, ContainerPort: 4789, Ifindex: e.ifA})
+	publish(t, e, maps.PortEntry{Proto: maps.ProtoUDP, HostPort: uint16(loader.VXLANPort), ContainerIP: ipA, ContainerPort: 4789, Ifindex: e.ifA})
 	in := pkt{srcMAC: macRt, dstMAC: macUp, src: peer, dst: hostH, proto: layers.IPProtocolUDP, sport: 40000, dport: uint16(loader.VXLANPort)}.build(t)
 	ret, out := e.fromUplink(t, in)
 	if ret != tcActOK || !bytes.Equal(out, in) {

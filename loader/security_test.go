@@ -27,9 +27,9 @@ func TestIssue9LoopbackFromWire(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newNATEnv(t, envOpts{netns: true})
-			publish(t, e, maps.PortBinding{Proto: maps.ProtoTCP, HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: 9000,
+			publish(t, e, maps.PortEntry{Proto: maps.ProtoTCP, HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: 9000,
 				ContainerIP: ipB, ContainerPort: 80, Ifindex: e.ifB})
-			publish(t, e, maps.PortBinding{Proto: maps.ProtoTCP, HostPort: 9000, ContainerIP: ipB, ContainerPort: 80, Ifindex: e.ifB})
+			publish(t, e, maps.PortEntry{Proto: maps.ProtoTCP, HostPort: 9000, ContainerIP: ipB, ContainerPort: 80, Ifindex: e.ifB})
 			f := pkt{srcMAC: macRt, dstMAC: macUp, src: tc.src, dst: tc.dst, proto: layers.IPProtocolTCP, sport: 5555, dport: 9000, tcpFlags: "S"}
 			ret, _ := e.fromUplink(t, f.build(t))
 			expectRefused(t, e, ret, "martian")
@@ -54,7 +54,7 @@ func TestIssue9DirectRouting(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newNATEnv(t, envOpts{netns: true, noMasq: tc.noMasq})
-			publish(t, e, maps.PortBinding{Proto: maps.ProtoTCP, HostPort: 8080, ContainerIP: ipB, ContainerPort: 80, Ifindex: e.ifB})
+			publish(t, e, maps.PortEntry{Proto: maps.ProtoTCP, HostPort: 8080, ContainerIP: ipB, ContainerPort: 80, Ifindex: e.ifB})
 			p := tc.p
 			p.srcMAC, p.dstMAC, p.src, p.dst = macRt, macUp, cliC, ipB
 			ret, _ := e.fromUplink(t, p.build(t))

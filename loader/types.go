@@ -16,7 +16,7 @@ type (
 	CTKind           = fromContainerCtKind
 	CTState          = fromContainerCtState
 	PortKey          = fromContainerPortKey
-	PortBinding      = fromContainerPortBinding
+	PortEntry        = fromContainerPortEntry
 	UplinkInfo       = fromContainerUplinkInfo
 	MonitorEvent     = fromContainerMonitorEvent
 	MonitorControl   = fromContainerMonitorControl

@@ -68,7 +68,7 @@ func TestIssue15ChecksumNotLaundered(t *testing.T) {
 	})
 	t.Run("DNAT", func(t *testing.T) {
 		e := newNATEnv(t, envOpts{netns: true})
-		publish(t, e, maps.PortBinding{Proto: maps.ProtoUDP, HostPort: 8080, ContainerIP: ipB, ContainerPort: 80, Ifindex: e.ifB})
+		publish(t, e, maps.PortEntry{Proto: maps.ProtoUDP, HostPort: 8080, ContainerIP: ipB, ContainerPort: 80, Ifindex: e.ifB})
 		in := pkt{srcMAC: macRt, dstMAC: macUp, src: cliC, dst: hostH, proto: layers.IPProtocolUDP, sport: 5555, dport: 8080}.build(t)
 		in[24] ^= 0x5a
 		ret, out := e.fromUplink(t, in)
@@ -98,7 +98,7 @@ func TestIssue15TotalLength(t *testing.T) {
 		})
 		t.Run("DNAT", func(t *testing.T) {
 			e := newNATEnv(t, envOpts{netns: true})
-			publish(t, e, maps.PortBinding{Proto: maps.ProtoUDP, HostPort: 8080, ContainerIP: ipB, ContainerPort: 80, Ifindex: e.ifB})
+			publish(t, e, maps.PortEntry{Proto: maps.ProtoUDP, HostPort: 8080, ContainerIP: ipB, ContainerPort: 80, Ifindex: e.ifB})
 			ret, _ := e.fromUplink(t, dnat(t, totLen))
 			expectRefused(t, e, ret, "malformed")
 		})
@@ -153,7 +153,7 @@ func TestIssue15TruncatedL4(t *testing.T) {
 	}
 	t.Run("DNAT of an 18-byte TCP header", func(t *testing.T) {
 		e := newNATEnv(t, envOpts{netns: true})
-		publish(t, e, maps.PortBinding{Proto: maps.ProtoTCP, HostPort: 8080, ContainerIP: ipB, ContainerPort: 80, Ifindex: e.ifB})
+		publish(t, e, maps.PortEntry{Proto: maps.ProtoTCP, HostPort: 8080, ContainerIP: ipB, ContainerPort: 80, Ifindex: e.ifB})
 		f := pkt{srcMAC: macRt, dstMAC: macUp, src: cliC, dst: hostH, proto: layers.IPProtocolTCP, sport: 5555, dport: 8080, tcpFlags: "S", payload: []byte{}}.build(t)
 		f = f[:len(f)-2]
 		binary.BigEndian.PutUint16(f[16:], 38)

@@ -177,35 +177,35 @@ func TestDeleteFlowsRemovesBothHalves(t *testing.T) {
 	}
 }
 
-func TestPortBindings(t *testing.T) {
+func TestPortEntries(t *testing.T) {
 	v := newViews(t)
 	specific := netip.MustParseAddr("198.18.0.9")
-	bs := []PortBinding{
+	bs := []PortEntry{
 		{Proto: ProtoTCP, HostPort: 8080, ContainerIP: ctrA, ContainerPort: 80, Ifindex: 11},
 		{Proto: ProtoTCP, HostIP: specific, HostPort: 8080, ContainerIP: ctrB, ContainerPort: 8000, Ifindex: 12},
 		{Proto: ProtoUDP, HostPort: 8080, ContainerIP: ctrB, ContainerPort: 53, Ifindex: 12},
 	}
 	for _, b := range bs {
-		if err := v.PutPortBinding(b); err != nil {
+		if err := v.PutPortEntry(b); err != nil {
 			t.Fatal(err)
 		}
 	}
 	dup := bs[0]
 	dup.HostIP = netip.IPv4Unspecified() // 0.0.0.0 is "any" too
-	if err := v.PutPortBinding(dup); err == nil {
+	if err := v.PutPortEntry(dup); err == nil {
 		t.Error("duplicate binding accepted")
 	}
-	if err := v.PutPortBinding(PortBinding{Proto: 132, HostPort: 1, ContainerIP: ctrA, ContainerPort: 1}); err == nil {
+	if err := v.PutPortEntry(PortEntry{Proto: 132, HostPort: 1, ContainerIP: ctrA, ContainerPort: 1}); err == nil {
 		t.Error("SCTP binding accepted")
 	}
-	got, err := v.PortBindings()
+	got, err := v.PortEntries()
 	if err != nil {
 		t.Fatal(err)
 	}
 	sort.Slice(got, func(i, j int) bool { return got[i].ContainerPort < got[j].ContainerPort })
-	want := []PortBinding{bs[2], bs[0], bs[1]}
+	want := []PortEntry{bs[2], bs[0], bs[1]}
 	if len(got) != 3 {
-		t.Fatalf("PortBindings = %v", got)
+		t.Fatalf("PortEntries = %v", got)
 	}
 	for i := range want {
 		if got[i] != want[i] {
@@ -213,7 +213,7 @@ func TestPortBindings(t *testing.T) {
 		}
 	}
 	// The raw key: port in network byte order.
-	var pb loader.PortBinding
+	var pb loader.PortEntry
 	key := loader.PortKey{Proto: ProtoTCP, Port: BE16(8080), HostIp: BE32(specific)}
 	if err := v.m.Ports.Lookup(&key, &pb); err != nil || PortFromBE16(pb.ContainerPort) != 8000 {
 		t.Errorf("raw lookup: %+v, %v", pb, err)
@@ -223,13 +223,13 @@ func TestPortBindings(t *testing.T) {
 	if raw != [2]byte{0x1f, 0x90} {
 		t.Errorf("port 8080 stored as %x, want 1f90", raw)
 	}
-	if err := v.DeletePortBinding(bs[1]); err != nil {
+	if err := v.DeletePortEntry(bs[1]); err != nil {
 		t.Fatal(err)
 	}
-	if err := v.DeletePortBinding(bs[1]); err != nil {
+	if err := v.DeletePortEntry(bs[1]); err != nil {
 		t.Errorf("deleting a missing binding: %v", err)
 	}
-	if got, _ := v.PortBindings(); len(got) != 2 {
+	if got, _ := v.PortEntries(); len(got) != 2 {
 		t.Errorf("after delete: %v", got)
 	}
 }

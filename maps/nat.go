@@ -101,10 +101,10 @@ const (
 	ProtoICMP uint8 = 1
 )
 
-// PortBinding is one published port: (Proto, HostIP, HostPort) is DNATed
+// PortEntry is one published port: (Proto, HostIP, HostPort) is DNATed
 // to ContainerIP:ContainerPort, delivered into the endpoint whose host-side
 // veth is Ifindex.
-type PortBinding struct {
+type PortEntry struct {
 	Proto         uint8      // ProtoTCP or ProtoUDP
 	HostIP        netip.Addr // invalid or 0.0.0.0: every uplink address
 	HostPort      uint16
@@ -116,7 +116,7 @@ type PortBinding struct {
 	RuntimeHeld bool
 }
 
-func (b PortBinding) key() (loader.PortKey, error) {
+func (b PortEntry) key() (loader.PortKey, error) {
 	if b.Proto != ProtoTCP && b.Proto != ProtoUDP {
 		return loader.PortKey{}, fmt.Errorf("published port %d: protocol %d is neither TCP nor UDP", b.HostPort, b.Proto)
 	}
@@ -130,9 +130,9 @@ func (b PortBinding) key() (loader.PortKey, error) {
 	return k, nil
 }
 
-// PutPortBinding publishes a port. It fails if the (proto, host IP, host
+// PutPortEntry publishes a port. It fails if the (proto, host IP, host
 // port) is already published.
-func (v *Views) PutPortBinding(b PortBinding) error {
+func (v *Views) PutPortEntry(b PortEntry) error {
 	k, err := b.key()
 	if err != nil {
 		return err
@@ -151,27 +151,27 @@ func (v *Views) PutPortBinding(b PortBinding) error {
 // copy of them).
 const portBatch = 4096
 
-func (b PortBinding) value() (loader.PortBinding, error) {
+func (b PortEntry) value() (loader.PortEntry, error) {
 	if !b.ContainerIP.Is4() {
-		return loader.PortBinding{}, fmt.Errorf("published port %d: container IP %v is not IPv4", b.HostPort, b.ContainerIP)
+		return loader.PortEntry{}, fmt.Errorf("published port %d: container IP %v is not IPv4", b.HostPort, b.ContainerIP)
 	}
-	val := loader.PortBinding{ContainerIp: BE32(b.ContainerIP), ContainerPort: BE16(b.ContainerPort), Ifindex: uint32(b.Ifindex)}
+	val := loader.PortEntry{ContainerIp: BE32(b.ContainerIP), ContainerPort: BE16(b.ContainerPort), Ifindex: uint32(b.Ifindex)}
 	if b.RuntimeHeld {
 		val.Flags |= uint16(loader.PortRuntimeHeld)
 	}
 	return val, nil
 }
 
-// PutPortBindings publishes ports in batches, one syscall per 4096
-// instead of one per port (a -p 20000-40000 range). Unlike PutPortBinding
+// PutPortEntries publishes ports in batches, one syscall per 4096
+// instead of one per port (a -p 20000-40000 range). Unlike PutPortEntry
 // it does not refuse a port already in the map: the kernel takes no
 // BPF_NOEXIST in a batch. Callers check conflicts against the store under
 // its lock, after the intents of dead commands were rolled back, so the
 // map holds no binding the store does not. All or none: on an error those
 // written are removed again.
-func (v *Views) PutPortBindings(bs []PortBinding) error {
+func (v *Views) PutPortEntries(bs []PortEntry) error {
 	keys := make([]loader.PortKey, len(bs))
-	vals := make([]loader.PortBinding, len(bs))
+	vals := make([]loader.PortEntry, len(bs))
 	for j, b := range bs {
 		var err error
 		if keys[j], err = b.key(); err != nil {
@@ -184,16 +184,16 @@ func (v *Views) PutPortBindings(bs []PortBinding) error {
 	for start := 0; start < len(bs); start += portBatch {
 		end := min(start+portBatch, len(bs))
 		if _, err := v.m.Ports.BatchUpdate(keys[start:end], vals[start:end], nil); err != nil {
-			v.DeletePortBindings(bs[:end])
+			v.DeletePortEntries(bs[:end])
 			return fmt.Errorf("publish %d ports from %s: %w", end-start, bs[start].hostString(), err)
 		}
 	}
 	return nil
 }
 
-// DeletePortBindings unpublishes ports in batches; missing ones are no
+// DeletePortEntries unpublishes ports in batches; missing ones are no
 // error.
-func (v *Views) DeletePortBindings(bs []PortBinding) error {
+func (v *Views) DeletePortEntries(bs []PortEntry) error {
 	keys := make([]loader.PortKey, 0, len(bs))
 	for _, b := range bs {
 		k, err := b.key()
@@ -223,9 +223,9 @@ func (v *Views) DeletePortBindings(bs []PortBinding) error {
 	return errors.Join(errs...)
 }
 
-// DeletePortBinding unpublishes the port b's (Proto, HostIP, HostPort) names;
+// DeletePortEntry unpublishes the port b's (Proto, HostIP, HostPort) names;
 // a missing one is no error.
-func (v *Views) DeletePortBinding(b PortBinding) error {
+func (v *Views) DeletePortEntry(b PortEntry) error {
 	k, err := b.key()
 	if err != nil {
 		return err
@@ -235,12 +235,12 @@ func (v *Views) DeletePortBinding(b PortBinding) error {
 
 // readPorts reads the whole ports table in batches: a few syscalls for
 // 40000 published ports rather than two per port.
-func (v *Views) readPorts() ([]loader.PortKey, []loader.PortBinding, error) {
+func (v *Views) readPorts() ([]loader.PortKey, []loader.PortEntry, error) {
 	size := min(int(v.m.Ports.MaxEntries()), portBatch)
 	keys := make([]loader.PortKey, size)
-	vals := make([]loader.PortBinding, size)
+	vals := make([]loader.PortEntry, size)
 	var outK []loader.PortKey
-	var outV []loader.PortBinding
+	var outV []loader.PortEntry
 	var cursor ebpf.MapBatchCursor
 	for {
 		n, err := v.m.Ports.BatchLookup(&cursor, keys, vals, nil)
@@ -258,11 +258,11 @@ func (v *Views) readPorts() ([]loader.PortKey, []loader.PortBinding, error) {
 }
 
 // iteratePorts is readPorts for kernels without batch lookups.
-func (v *Views) iteratePorts() ([]loader.PortKey, []loader.PortBinding, error) {
+func (v *Views) iteratePorts() ([]loader.PortKey, []loader.PortEntry, error) {
 	var outK []loader.PortKey
-	var outV []loader.PortBinding
+	var outV []loader.PortEntry
 	var k loader.PortKey
-	var val loader.PortBinding
+	var val loader.PortEntry
 	it := v.m.Ports.Iterate()
 	for it.Next(&k, &val) {
 		outK, outV = append(outK, k), append(outV, val)
@@ -273,17 +273,17 @@ func (v *Views) iteratePorts() ([]loader.PortKey, []loader.PortBinding, error) {
 	return outK, outV, nil
 }
 
-// PortBindings lists the published ports. HostIP is invalid for bindings on
+// PortEntries lists the published ports. HostIP is invalid for bindings on
 // every address.
-func (v *Views) PortBindings() ([]PortBinding, error) {
+func (v *Views) PortEntries() ([]PortEntry, error) {
 	keys, vals, err := v.readPorts()
 	if err != nil {
 		return nil, err
 	}
-	out := make([]PortBinding, 0, len(keys))
+	out := make([]PortEntry, 0, len(keys))
 	for j, k := range keys {
 		val := vals[j]
-		b := PortBinding{
+		b := PortEntry{
 			Proto:         k.Proto,
 			HostPort:      PortFromBE16(k.Port),
 			ContainerIP:   AddrFromBE32(val.ContainerIp),
@@ -299,7 +299,7 @@ func (v *Views) PortBindings() ([]PortBinding, error) {
 	return out, nil
 }
 
-func (b PortBinding) hostString() string {
+func (b PortEntry) hostString() string {
 	return fmt.Sprintf("%s:%d/%s", HostAddrString(b.HostIP), b.HostPort, ProtoName(b.Proto))
 }
 

@@ -9,7 +9,7 @@ import (
 
 // A -p 20000-40000 range, TCP and UDP, goes in and out in batches: every
 // binding lands with its value, and deleting skips bindings already gone.
-func TestPortBindingsInBatches(t *testing.T) {
+func TestPortEntriesInBatches(t *testing.T) {
 	dp, err := loader.Load(loader.Options{CTMapSize: 1024})
 	if err != nil {
 		t.Fatalf("load datapath: %v", err)
@@ -17,16 +17,16 @@ func TestPortBindingsInBatches(t *testing.T) {
 	defer dp.Close()
 	v := New(&dp.Maps)
 	ctr := netip.MustParseAddr("172.30.0.2")
-	var bs []PortBinding
+	var bs []PortEntry
 	for _, proto := range []uint8{ProtoTCP, ProtoUDP} {
 		for p := 20000; p <= 40000; p++ {
-			bs = append(bs, PortBinding{Proto: proto, HostPort: uint16(p), ContainerIP: ctr, ContainerPort: uint16(p), Ifindex: 7, RuntimeHeld: p == 30000})
+			bs = append(bs, PortEntry{Proto: proto, HostPort: uint16(p), ContainerIP: ctr, ContainerPort: uint16(p), Ifindex: 7, RuntimeHeld: p == 30000})
 		}
 	}
-	if err := v.PutPortBindings(bs); err != nil {
+	if err := v.PutPortEntries(bs); err != nil {
 		t.Fatal(err)
 	}
-	got, err := v.PortBindings()
+	got, err := v.PortEntries()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,16 +47,16 @@ func TestPortBindingsInBatches(t *testing.T) {
 	}
 
 	// Some already gone (a crash half way through a detach): the rest go.
-	if err := v.DeletePortBinding(bs[100]); err != nil {
+	if err := v.DeletePortEntry(bs[100]); err != nil {
 		t.Fatal(err)
 	}
-	if err := v.DeletePortBinding(bs[len(bs)-1]); err != nil {
+	if err := v.DeletePortEntry(bs[len(bs)-1]); err != nil {
 		t.Fatal(err)
 	}
-	if err := v.DeletePortBindings(bs); err != nil {
+	if err := v.DeletePortEntries(bs); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := v.PortBindings(); len(got) != 0 {
+	if got, _ := v.PortEntries(); len(got) != 0 {
 		t.Fatalf("%d bindings left after delete", len(got))
 	}
 }

@@ -43,7 +43,7 @@ enum port_flags {
 	PORT_F_RUNTIME_HELD = 1 << 0,
 };
 
-struct port_binding {
+struct port_entry {
 	__be32 container_ip;
 	__be16 container_port;
 	__u16 flags;   /* enum port_flags */
@@ -54,17 +54,17 @@ struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 65536);
 	__type(key, struct port_key);
-	__type(value, struct port_binding);
+	__type(value, struct port_entry);
 } ports SEC(".maps");
 
 /* The binding published at (proto, daddr, dport); with any_ok, one published
  * on every address (host_ip 0) matches too. */
 const volatile enum port_flags btf_anchor_port_flags __attribute__((unused));
 
-static __always_inline struct port_binding *port_lookup(__u8 proto, __be32 daddr, __be16 dport, int any_ok)
+static __always_inline struct port_entry *port_lookup(__u8 proto, __be32 daddr, __be16 dport, int any_ok)
 {
 	struct port_key pk = { .proto = proto, .port = dport, .host_ip = daddr };
-	struct port_binding *pb = bpf_map_lookup_elem(&ports, &pk);
+	struct port_entry *pb = bpf_map_lookup_elem(&ports, &pk);
 
 	if (pb || !any_ok)
 		return pb;

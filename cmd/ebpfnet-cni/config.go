@@ -61,7 +61,7 @@ type PortMapEntry struct {
 type request struct {
 	conf    *NetConf
 	network datapath.NetworkOptions
-	ports   []datapath.PortMapping
+	ports   []ports.Mapping
 	ip      string // from the ips capability (ebpfnet IPAM only)
 	mac     string
 }
@@ -153,8 +153,8 @@ func parseAdd(stdin []byte) (*request, error) {
 }
 
 // portMappings turns the portMappings capability into datapath mappings.
-func portMappings(in []PortMapEntry, runtimeHeld bool) ([]datapath.PortMapping, error) {
-	var out []datapath.PortMapping
+func portMappings(in []PortMapEntry, runtimeHeld bool) ([]ports.Mapping, error) {
+	var out []ports.Mapping
 	for _, e := range in {
 		proto, err := ports.ParseProtocol(cmpOr(e.Protocol, "tcp"))
 		if err != nil {
@@ -168,7 +168,7 @@ func portMappings(in []PortMapEntry, runtimeHeld bool) ([]datapath.PortMapping, 
 				return nil, configError("portMappings: %s %d is not a port number (1-65535)", p.what, p.n)
 			}
 		}
-		m := datapath.PortMapping{Proto: proto, HostPort: uint16(e.HostPort), ContainerPort: uint16(e.ContainerPort), RuntimeHeld: runtimeHeld}
+		m := ports.Mapping{Proto: proto, HostPort: uint16(e.HostPort), ContainerPort: uint16(e.ContainerPort), RuntimeHeld: runtimeHeld}
 		if e.HostIP != "" {
 			a, err := netip.ParseAddr(e.HostIP)
 			if err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/ebpfnet/ebpfnet/datapath"
+	"github.com/ebpfnet/ebpfnet/datapath/ports"
 )
 
 func TestParseAdd(t *testing.T) {
@@ -23,9 +24,9 @@ func TestParseAdd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []datapath.PortMapping{
-		{Proto: datapath.TCP, HostPort: 8080, ContainerPort: 80},
-		{Proto: datapath.UDP, HostIP: netip.MustParseAddr("198.18.0.2"), HostPort: 5353, ContainerPort: 53},
+	want := []ports.Mapping{
+		{Proto: ports.TCP, HostPort: 8080, ContainerPort: 80},
+		{Proto: ports.UDP, HostIP: netip.MustParseAddr("198.18.0.2"), HostPort: 5353, ContainerPort: 53},
 	}
 	if len(r.ports) != len(want) || r.ports[0] != want[0] || r.ports[1] != want[1] {
 		t.Errorf("ports %v, want %v (the IPv6 entry skipped)", r.ports, want)

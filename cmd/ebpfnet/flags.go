@@ -75,7 +75,7 @@ func (p *publishFlags) register(f *pflag.FlagSet) {
 }
 
 // requests are the ports to publish. --expose is checked with or without -P.
-func (p *publishFlags) requests() ([]datapath.PortRequest, error) {
+func (p *publishFlags) requests() ([]ports.Request, error) {
 	reqs, err := ports.ParseSpecs(p.specs)
 	if err != nil {
 		return nil, err

@@ -51,7 +51,7 @@ func addrString(e datapath.Endpoint) string {
 
 // portsColumn writes published ports as docker ps does, consecutive ports
 // folded into ranges: 0.0.0.0:8080->80/tcp, 0.0.0.0:9000-9009->7000-7009/udp.
-func portsColumn(ps []datapath.PortMapping) string {
+func portsColumn(ps []ports.Mapping) string {
 	var parts []string
 	for i := 0; i < len(ps); {
 		j := i

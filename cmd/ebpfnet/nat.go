@@ -20,7 +20,7 @@ func newNATCmd(g *globals) *cobra.Command {
 		Short: "List published ports and active translations",
 		Args:  cobra.NoArgs,
 		RunE: g.withInstance(func(cmd *cobra.Command, _ []string, inst *datapath.Instance) error {
-			bindings, err := inst.PortBindings()
+			bindings, err := inst.PortEntries()
 			if err != nil {
 				return err
 			}
@@ -36,15 +36,15 @@ func newNATCmd(g *globals) *cobra.Command {
 			}
 			if output.value == "json" {
 				return printJSON(cmd, struct {
-					Published    []datapath.PortBinding `json:"published"`
-					Translations []datapath.Flow        `json:"translations"`
-				}{append([]datapath.PortBinding{}, bindings...), append([]datapath.Flow{}, orig...)})
+					Published    []datapath.PortEntry `json:"published"`
+					Translations []datapath.Flow      `json:"translations"`
+				}{append([]datapath.PortEntry{}, bindings...), append([]datapath.Flow{}, orig...)})
 			}
 			// Buffered: tabwriter writes cell by cell, a syscall each.
 			out := bufio.NewWriter(cmd.OutOrStdout())
 			w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "PUBLISHED\tTO")
-			runs := groupRuns(bindings, expand, func(b datapath.PortBinding) portRun {
+			runs := groupRuns(bindings, expand, func(b datapath.PortEntry) portRun {
 				return portRun{proto: b.Proto, hostIP: b.HostIP, ctrIP: b.ContainerIP, hostPort: b.HostPort, ctrPort: b.ContainerPort}
 			})
 			for _, r := range runs {

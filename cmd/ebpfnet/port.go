@@ -28,7 +28,7 @@ func newPortCmd(g *globals) *cobra.Command {
 			out := bufio.NewWriter(cmd.OutOrStdout())
 			defer out.Flush()
 			if len(args) == 1 {
-				runs := groupRuns(published, expand, func(p datapath.PortMapping) portRun {
+				runs := groupRuns(published, expand, func(p ports.Mapping) portRun {
 					return portRun{proto: p.Proto, hostIP: p.HostIP, hostPort: p.HostPort, ctrPort: p.ContainerPort}
 				})
 				for _, r := range runs {

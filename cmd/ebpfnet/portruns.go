@@ -4,20 +4,20 @@ import (
 	"fmt"
 	"net/netip"
 
-	"github.com/ebpfnet/ebpfnet/datapath"
+	"github.com/ebpfnet/ebpfnet/datapath/ports"
 )
 
 // portRun is a run of published ports that differ only by consecutive host
 // and container ports: a -p 20000-40000:20000-40000 endpoint lists as one
 // line, not 20001 (--expand lists them all).
 type portRun struct {
-	proto             datapath.Protocol
+	proto             ports.Protocol
 	hostIP, ctrIP     netip.Addr
 	hostPort, ctrPort uint16
 	n                 int
 }
 
-func (r *portRun) extends(proto datapath.Protocol, hostIP, ctrIP netip.Addr, hostPort, ctrPort uint16) bool {
+func (r *portRun) extends(proto ports.Protocol, hostIP, ctrIP netip.Addr, hostPort, ctrPort uint16) bool {
 	return r.proto == proto && r.hostIP == hostIP && r.ctrIP == ctrIP &&
 		int(r.hostPort)+r.n == int(hostPort) && int(r.ctrPort)+r.n == int(ctrPort)
 }

@@ -38,7 +38,7 @@ type runOptions struct {
 	// FromCluster: IP and MAC were allocated in the cluster store (an
 	// overlay network's, see AttachOptions).
 	FromCluster         bool
-	Ports               []datapath.PortRequest
+	Ports               []ports.Request
 	datapath.DNSOptions // --network-alias, --dns, --add-host
 	Cmd                 []string
 	Stdin               io.Reader
