@@ -55,19 +55,32 @@ func (i *Instance) SetContainerName(owner, name string) error {
 }
 
 // validContainerName accepts what Docker accepts as a container name
-// ([a-zA-Z0-9][a-zA-Z0-9_.-]*), so nothing a runtime's API returns can
-// put control characters or spaces into ls's columns.
+// ([a-zA-Z0-9][a-zA-Z0-9_.-]*), and a Kubernetes pod's namespace/name (two
+// such names, which DNS-1123 names always are), so nothing a runtime
+// passes can put control characters or spaces into ls's columns.
 func validContainerName(name string) error {
 	if name == "" || len(name) > 255 {
 		return fmt.Errorf("invalid container name %q: must be 1-255 characters", name)
 	}
-	for i, r := range name {
-		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || (i > 0 && (r == '-' || r == '_' || r == '.'))
-		if !ok {
-			return fmt.Errorf("invalid container name %q: use letters, digits, '-', '_' and '.'", name)
-		}
+	namespace, pod, isPod := strings.Cut(name, "/")
+	if isPod && (!dockerName(namespace) || !dockerName(pod)) || !isPod && !dockerName(name) {
+		return fmt.Errorf("invalid container name %q: use letters, digits, '-', '_' and '.' (a pod: namespace/name)", name)
 	}
 	return nil
+}
+
+// dockerName reports whether s matches [a-zA-Z0-9][a-zA-Z0-9_.-]*.
+func dockerName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, r := range s {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || (i > 0 && (r == '-' || r == '_' || r == '.'))
+		if !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // endpointByContainerName finds the endpoint of the container called

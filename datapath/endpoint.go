@@ -41,6 +41,10 @@ type AttachOptions struct {
 	// ContainerID is the runtime's key for the endpoint (CNI_CONTAINERID);
 	// with IfName it identifies the endpoint, see EndpointFor.
 	ContainerID string
+	// ContainerName is the runtime's name of the container, shown where
+	// users read names (ls, errors, metrics): a Kubernetes pod's
+	// namespace/name from the CNI args kubelet passes. Empty: none known.
+	ContainerName string
 	// FromCluster says IP and MAC were allocated in the cluster store, as
 	// an overlay network's must be.
 	FromCluster bool
@@ -72,6 +76,11 @@ func (i *Instance) attach(st *store, o AttachOptions) (Endpoint, error) {
 		return Endpoint{}, fmt.Errorf("attach supports bridge mode (--network=bridge or a network's name) and --network=none; use `ebpfnet run` for host and container: modes")
 	}
 	var err error
+	if o.ContainerName != "" {
+		if err := validContainerName(o.ContainerName); err != nil {
+			return Endpoint{}, err
+		}
+	}
 	if o.PortRequests, err = ports.CheckRequests(append(ports.Requests(o.Ports), o.PortRequests...)); err != nil {
 		return Endpoint{}, err
 	}
@@ -120,7 +129,7 @@ func (i *Instance) attach(st *store, o AttachOptions) (Endpoint, error) {
 		}
 	}
 	ep := Endpoint{Name: name, Mode: o.Mode, Netns: ns.Ref, NetnsIno: ns.Ino, OwnNetns: o.OwnNetns, ContainerID: o.ContainerID,
-		Aliases: o.Aliases, DNS: o.DNS, ExtraHosts: o.ExtraHosts}
+		ContainerName: o.ContainerName, Aliases: o.Aliases, DNS: o.DNS, ExtraHosts: o.ExtraHosts}
 	if o.Mode == ModeBridge && o.IfName != "" && o.IfName != defaultIfName {
 		ep.IfName = o.IfName
 	}

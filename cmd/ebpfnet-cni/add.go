@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 
 	"github.com/containernetworking/cni/pkg/invoke"
 	"github.com/containernetworking/cni/pkg/skel"
@@ -71,6 +72,7 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 	ep, err := inst.Attach(datapath.AttachOptions{
 		Mode: datapath.ModeBridge, Network: n.Name, IP: ip, Gateway: gateway, MAC: req.mac,
 		Ports: req.ports, Target: args.Netns, IfName: args.IfName, ContainerID: args.ContainerID,
+		ContainerName: podName(args.Args),
 	})
 	if err != nil {
 		if created {
@@ -152,4 +154,27 @@ func buildResult(conf *NetConf, args *skel.CmdArgs, n datapath.Network, ep datap
 		Routes: routes,
 		DNS:    conf.DNS,
 	}
+}
+
+// podName is the Kubernetes pod a CNI ADD is for, as namespace/name, from
+// the K8S_POD_NAMESPACE and K8S_POD_NAME args kubelet sends (CNI_ARGS:
+// "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-0;..."), or
+// "" when they are missing or malformed. Read leniently rather than with
+// types.LoadArgs, which refuses keys it does not know unless the runtime
+// sent IgnoreUnknown: a name to show is no reason to fail an ADD.
+func podName(cniArgs string) string {
+	var namespace, name string
+	for _, kv := range strings.Split(cniArgs, ";") {
+		k, v, _ := strings.Cut(kv, "=")
+		switch k {
+		case "K8S_POD_NAMESPACE":
+			namespace = v
+		case "K8S_POD_NAME":
+			name = v
+		}
+	}
+	if namespace == "" || name == "" {
+		return ""
+	}
+	return namespace + "/" + name
 }
