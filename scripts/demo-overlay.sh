@@ -30,6 +30,8 @@ cleanup() {
 	for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
 	for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
 	for ns in $(ip netns list | awk '{print $1}' | grep "^$P-" || true); do ip netns delete "$ns"; done
+	# The resolv.conf and hosts attach wrote for the named containers.
+	rm -rf /etc/netns/"$P"-*
 	rm -rf "$STATE" "$PINS"
 	rmdir /sys/fs/bpf/ebpfnet 2>/dev/null || true
 }

@@ -18,7 +18,10 @@ ebpfnet() { echo "+ ebpfnet $*" >&2; in_host "$BIN" --state-dir "$STATE" --pin-r
 
 cleanup() {
 	[ -n "$IPERF_PID" ] && kill "$IPERF_PID" 2>/dev/null || true
-	for ns in "$C1" "$C2" "$HOST" "$EXT"; do ip netns delete "$ns" 2>/dev/null || true; done
+	for ns in "$C1" "$C2" "$HOST" "$EXT"; do
+		ip netns delete "$ns" 2>/dev/null || true
+		rm -rf "/etc/netns/$ns" # the resolv.conf and hosts attach wrote
+	done
 	rm -rf "$STATE" "$PINS"
 	rmdir /sys/fs/bpf/ebpfnet 2>/dev/null || true
 }
