@@ -11,7 +11,7 @@ import (
 	"github.com/ebpfnet/ebpfnet/maps"
 )
 
-// Runtime-held ports (PortMapping.RuntimeHeld) across a runtime's DEL and
+// Runtime-held ports (ports.Mapping.RuntimeHeld) across a runtime's DEL and
 // ADD. Podman binds each published host port with a socket conmon holds
 // for the container's whole life. `podman network reload` is a CNI DEL and
 // then an ADD with the same portMappings while conmon still holds them, so
