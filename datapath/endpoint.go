@@ -31,7 +31,7 @@ type AttachOptions struct {
 	IP      string          // bridge mode; empty: allocate
 	Ports   []ports.Mapping // bridge mode: ports to publish
 	// PortRequests are published like Ports, and may ask for one free host
-	// port of a range or an ephemeral one (ParsePortSpec).
+	// port of a range or an ephemeral one (ports.ParseSpec).
 	PortRequests []ports.Request
 	Target       string // netns name, netns path or PID
 	Name         string // endpoint name; empty: derived from Target (or ContainerID and IfName)
