@@ -20,22 +20,11 @@ import (
 // settings merged over this host's instance.
 func (h *cniHost) namedList(name, subnet string, settings map[string]any) *libcni.NetworkConfigList {
 	h.t.Helper()
-	plugin := map[string]any{
-		"type": "ebpfnet", "subnet": subnet, "stateDir": h.StateDir, "pinRoot": h.PinRoot,
-		"capabilities": map[string]bool{"portMappings": true, "ips": true, "mac": true},
-	}
+	merged := map[string]any{"subnet": subnet}
 	for k, v := range settings {
-		plugin[k] = v
+		merged[k] = v
 	}
-	raw, err := json.Marshal(map[string]any{"cniVersion": "1.1.0", "name": name, "plugins": []any{plugin}})
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	list, err := libcni.NetworkConfFromBytes(raw)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	return list
+	return h.netList(name, "1.1.0", merged)
 }
 
 func portMapping(host, ctr int) map[string]any {

@@ -71,6 +71,12 @@ func newCNIHost(t *testing.T) *cniHost {
 // instance and a subnet, then the chained plugins given.
 func (h *cniHost) conflist(version string, settings map[string]any, chained ...map[string]any) *libcni.NetworkConfigList {
 	h.t.Helper()
+	return h.netList("cninet", version, settings, chained...)
+}
+
+// netList is conflist for the network called name.
+func (h *cniHost) netList(name, version string, settings map[string]any, chained ...map[string]any) *libcni.NetworkConfigList {
+	h.t.Helper()
 	plugin := map[string]any{
 		"type": "ebpfnet", "subnet": "10.77.0.0/24", "stateDir": h.StateDir, "pinRoot": h.PinRoot,
 		"capabilities": map[string]bool{"portMappings": true, "ips": true, "mac": true},
@@ -83,7 +89,7 @@ func (h *cniHost) conflist(version string, settings map[string]any, chained ...m
 		}
 	}
 	raw, err := json.Marshal(map[string]any{
-		"cniVersion": version, "name": "cninet",
+		"cniVersion": version, "name": name,
 		"plugins": append([]map[string]any{plugin}, chained...),
 	})
 	if err != nil {

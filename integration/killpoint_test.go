@@ -280,15 +280,23 @@ func TestKillPointsInNetworkCreate(t *testing.T) {
 			tp.Exec(tp.Host, "iptables", "-P", "FORWARD", "DROP")
 			c1, c2 := tp.AddContainer("c1"), tp.AddContainer("c2")
 			killedAt(t, tp, point, "network", "create", "n1", "--subnet", "172.30.0.0/24")
-			if out := tp.MustEbpfnet("network", "ls"); strings.Contains(out, "n1") {
-				t.Fatalf("network ls after the crash:\n%s\nwant no network", out)
-			}
-			wantKernel(t, tp, 0, nothing)
-			tp.MustEbpfnet("network", "create", "n1", "--subnet", "172.30.0.0/24")
-			wantKernel(t, tp, 0, oneNetworkNoEndpoint)
-			attachWorks(t, tp, c1, c2)
+			wantNoNetworkThenOneWorks(t, tp, c1, c2)
 		})
 	}
+}
+
+// wantNoNetworkThenOneWorks checks that a crashed network create or rm
+// left no network n1 and nothing in the kernel, and that n1 can be made
+// again and attached to.
+func wantNoNetworkThenOneWorks(t *testing.T, tp *testutil.Topology, c1, c2 string) {
+	t.Helper()
+	if out := tp.MustEbpfnet("network", "ls", "-q"); strings.Contains(out, "n1") {
+		t.Fatalf("network ls after the crash:\n%s\nwant no n1", out)
+	}
+	wantKernel(t, tp, 0, nothing)
+	tp.MustEbpfnet("network", "create", "n1", "--subnet", "172.30.0.0/24")
+	wantKernel(t, tp, 0, oneNetworkNoEndpoint)
+	attachWorks(t, tp, c1, c2)
 }
 
 // A subnet that overlaps a route the host already has would lose to (or
@@ -405,13 +413,7 @@ func TestKillPointsInNetworkRm(t *testing.T) {
 					// race it.
 					time.Sleep(time.Second)
 				}
-				if out := tp.MustEbpfnet("network", "ls", "-q"); strings.Contains(out, "n1") {
-					t.Fatalf("network ls after the crash:\n%s\nwant no n1", out)
-				}
-				wantKernel(t, tp, 0, nothing)
-				tp.MustEbpfnet("network", "create", "n1", "--subnet", "172.30.0.0/24")
-				wantKernel(t, tp, 0, oneNetworkNoEndpoint)
-				attachWorks(t, tp, c1, c2)
+				wantNoNetworkThenOneWorks(t, tp, c1, c2)
 			})
 		}
 	}

@@ -2,10 +2,7 @@ package etcdtest
 
 import (
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/ebpfnet/ebpfnet/internal/testing/testutil"
@@ -64,25 +61,4 @@ func (c *Cluster) exec(ns string, args ...string) string {
 // Exec runs a command in a namespace of the cluster and fails the test on error.
 func (c *Cluster) Exec(ns string, args ...string) string { return c.exec(ns, args...) }
 
-func (c *Cluster) cleanup() {
-	out, _ := exec.Command("ip", "netns", "list").Output()
-	for _, line := range strings.Split(string(out), "\n") {
-		name, _, _ := strings.Cut(line, " ")
-		if strings.HasPrefix(name, c.Prefix+"-") {
-			if err := exec.Command("ip", "netns", "delete", name).Run(); err != nil {
-				c.t.Errorf("cleanup: delete netns %s: %v", name, err)
-			}
-		}
-	}
-	// What attach wrote for the containers' namespaces (resolv.conf,
-	// hosts) and a test wrote for the hosts' (`ip netns exec` binds
-	// /etc/netns/NAME/* over /etc): a test that fails before detaching
-	// would leave them.
-	if dirs, err := filepath.Glob(filepath.Join("/etc/netns", c.Prefix+"-*")); err == nil {
-		for _, d := range dirs {
-			if err := os.RemoveAll(d); err != nil {
-				c.t.Errorf("cleanup: %v", err)
-			}
-		}
-	}
-}
+func (c *Cluster) cleanup() { testutil.RemoveNamespaces(c.t, c.Prefix) }

@@ -74,26 +74,34 @@ func NewTopology(t testing.TB, bin string) *Topology {
 func (tp *Topology) cleanup() {
 	// Deleting the namespaces removes every interface in them: bridges,
 	// veths, and with them the TCX links. Pins and state go separately.
-	out, _ := exec.Command("ip", "netns", "list").Output()
-	for _, line := range strings.Split(string(out), "\n") {
-		name, _, _ := strings.Cut(line, " ")
-		if strings.HasPrefix(name, tp.Prefix+"-") {
-			if err := exec.Command("ip", "netns", "delete", name).Run(); err != nil {
-				tp.t.Errorf("cleanup: delete netns %s: %v", name, err)
-			}
-		}
-	}
-	// resolv.conf and hosts attach wrote for the test's named namespaces
-	// (datapath/dns.go), and any the test wrote for its host.
-	if dirs, err := filepath.Glob(filepath.Join("/etc/netns", tp.Prefix+"-*")); err == nil {
-		for _, d := range dirs {
-			os.RemoveAll(d)
-		}
-	}
+	RemoveNamespaces(tp.t, tp.Prefix)
 	if err := os.RemoveAll(tp.PinRoot); err != nil {
 		tp.t.Errorf("cleanup: remove pins: %v", err)
 	}
 	os.Remove(filepath.Dir(tp.PinRoot)) // only if empty: parallel tests share it
+}
+
+// RemoveNamespaces deletes every network namespace named prefix-*, and
+// what `ip netns exec` binds over /etc for them (/etc/netns/prefix-*: the
+// resolv.conf and hosts attach writes, and any a test wrote), which a test
+// that fails before detaching would leave.
+func RemoveNamespaces(t testing.TB, prefix string) {
+	out, _ := exec.Command("ip", "netns", "list").Output()
+	for _, line := range strings.Split(string(out), "\n") {
+		name, _, _ := strings.Cut(line, " ")
+		if strings.HasPrefix(name, prefix+"-") {
+			if err := exec.Command("ip", "netns", "delete", name).Run(); err != nil {
+				t.Errorf("cleanup: delete netns %s: %v", name, err)
+			}
+		}
+	}
+	if dirs, err := filepath.Glob(filepath.Join("/etc/netns", prefix+"-*")); err == nil {
+		for _, d := range dirs {
+			if err := os.RemoveAll(d); err != nil {
+				t.Errorf("cleanup: %v", err)
+			}
+		}
+	}
 }
 
 // T is the test the topology belongs to.
