@@ -7,7 +7,9 @@
  * with the tunnel key of that host and the network's VNI. Packets of tracked
  * flows are translated and delivered; new flows to a published port on a
  * host IP are hairpinned, and new flows that the FIB routes out of an uplink
- * are masqueraded. Everything else that passes the anti-spoofing and
+ * are masqueraded. On networks with service prefixes, what the kernel's
+ * netfilter translates (kube-proxy's Services) is handed to the stack
+ * (lib/kernel_nat.h). Everything else that passes the anti-spoofing and
  * isolation checks goes to the kernel stack.
  *
  * TTL: a packet we would route with TTL <= 1 goes to the stack untranslated,
@@ -29,6 +31,7 @@
 #include "lib/fib.h"
 #include "lib/deliver.h"
 #include "lib/overlay.h"
+#include "lib/kernel_nat.h"
 #include "lib/firewall.h" /* not used here: bpf2go mirrors the layouts from this object */
 
 char __license[] SEC("license") = "Dual BSD/GPL";
@@ -270,6 +273,12 @@ static __always_inline int to_outside(struct __sk_buff *skb, const struct endpoi
 	 * container subnets and gateways, published ports included. */
 	if ((net->flags & NET_F_INTERNAL) && !in_container_subnets(k->daddr))
 		return drop(skb, DIR, DROP_INTERNAL_NETWORK);
+	/* netfilter's business: a service address it DNATs, or a reply it
+	 * must un-NAT (kernel_nat.h). Before the SYN-ACK check below: a
+	 * backend's SYN-ACK to an outside client is such a reply. */
+	if (in_service_cidr(net, src->net_id, k->daddr) ||
+	    (t == TUPLE_OK && kernel_nat_reply(skb, net, k->proto, k->saddr, k->daddr, k->sport, k->dport)))
+		return to_kernel_nat(skb, DIR);
 	if (t == TUPLE_OK && (k->proto == IPPROTO_TCP || k->proto == IPPROTO_UDP)) {
 		struct port_entry *pb = port_lookup(k->proto, k->daddr, k->dport, is_host_ip(k->daddr, net));
 
@@ -388,6 +397,12 @@ int from_container(struct __sk_buff *skb)
 		return drop(skb, DIR, DROP_ICC_DISABLED);
 	if (dst->ifindex == ifindex)
 		return pass(skb);
+	/* A backend's reply to a pod that reached it through a netfilter
+	 * DNAT (a kube-proxy Service): the stack translates it back. TCP and
+	 * UDP headers both start with the ports. */
+	if (p.has_l4 &&
+	    kernel_nat_reply(skb, net, p.ip->protocol, p.ip->saddr, p.ip->daddr, p.l4.udp.source, p.l4.udp.dest))
+		return to_kernel_nat(skb, DIR);
 
 	return deliver_peer(skb, DIR, p.eth, dst);
 }

@@ -81,7 +81,7 @@ func enslaveEndpoints(st *store, n Network, bridge netlink.Link) error {
 			continue
 		}
 		// A vanished veth is the endpoint's liveness, not the network's.
-		if err := plumbing.Enslave(e.HostVeth, bridge); err != nil {
+		if err := plumbing.Enslave(e.HostVeth, bridge, n.hairpin()); err != nil {
 			return fmt.Errorf("add %s of endpoint %s to bridge %s: %w", e.HostVeth, e.Name, n.Bridge, err)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -37,7 +38,14 @@ type NetworkOptions struct {
 	// VNI makes it this host's part of an overlay network (overlay.go);
 	// its MTU defaults to the uplink's minus VXLANOverhead.
 	VNI uint32
+	// ServiceCIDRs (IPv4 prefixes, e.g. Kubernetes' service CIDR) are
+	// handed to the kernel's netfilter, where kube-proxy DNATs them, and
+	// so are the replies of every flow netfilter translated.
+	ServiceCIDRs []string
 }
+
+// maxServiceCIDRs bounds a network's service prefixes.
+const maxServiceCIDRs = 16
 
 // Gateway modes, as Docker's com.docker.network.bridge.gateway_mode_ipv4.
 const (
@@ -167,6 +175,7 @@ func networkEntry(n Network, bridge netlink.Link, overlayIfindex int) maps.Netwo
 		BridgeIfindex: bridge.Attrs().Index, ICC: n.ICC, Masquerade: n.Masquerade, Internal: n.Internal,
 		Unprotected: n.GatewayMode == GatewayNATUnprotected,
 		VNI:         n.VNI, OverlayIfindex: overlayIfindex,
+		ServiceCIDRs: n.ServiceCIDRs,
 	}
 }
 
@@ -234,6 +243,9 @@ func (i *Instance) validateNetwork(st *store, o NetworkOptions) (Network, error)
 	if n.Gateway, err = checkGateway(n.Subnet, o.Gateway); err != nil {
 		return n, err
 	}
+	if n.ServiceCIDRs, err = parseServiceCIDRs(o.ServiceCIDRs, n.Subnet); err != nil {
+		return n, err
+	}
 	if o.Bridge != "" {
 		if err := validIfName(o.Bridge); err != nil {
 			return n, fmt.Errorf("bridge name: %w", err)
@@ -273,6 +285,33 @@ func (i *Instance) validateNetwork(st *store, o NetworkOptions) (Network, error)
 		return n, fmt.Errorf("invalid MTU %d: must be between 68 and 65535", o.MTU)
 	}
 	return n, nil
+}
+
+// parseServiceCIDRs validates a network's service prefixes: IPv4, none
+// overlapping the network's subnet (its own addresses are forwarded in
+// eBPF) or another, listed once each.
+func parseServiceCIDRs(in []string, subnet netip.Prefix) ([]netip.Prefix, error) {
+	if len(in) > maxServiceCIDRs {
+		return nil, fmt.Errorf("%d service CIDRs: at most %d", len(in), maxServiceCIDRs)
+	}
+	var out []netip.Prefix
+	for _, s := range in {
+		p, err := netip.ParsePrefix(strings.TrimSpace(s))
+		if err != nil || !p.Addr().Is4() {
+			return nil, fmt.Errorf("service CIDR %q: want an IPv4 CIDR such as 10.96.0.0/12", s)
+		}
+		p = p.Masked()
+		if p.Overlaps(subnet) {
+			return nil, fmt.Errorf("service CIDR %s overlaps the network's subnet %s", p, subnet)
+		}
+		for _, q := range out {
+			if q.Overlaps(p) {
+				return nil, fmt.Errorf("service CIDRs %s and %s overlap", q, p)
+			}
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }
 
 func validIfName(name string) error {

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/ebpfnet/ebpfnet/internal/netnsutil"
@@ -261,10 +262,28 @@ func networkAgrees(n Network, o NetworkOptions) error {
 	if o.Internal != n.Internal {
 		differ("internal", n.Internal, o.Internal)
 	}
+	if want, err := parseServiceCIDRs(o.ServiceCIDRs, n.Subnet); err != nil {
+		return err
+	} else if !samePrefixes(want, n.ServiceCIDRs) {
+		differ("service CIDRs", n.ServiceCIDRs, want)
+	}
 	if len(diffs) > 0 {
 		return fmt.Errorf("network %s exists with other settings: %s", n.Name, strings.Join(diffs, "; "))
 	}
 	return nil
+}
+
+// samePrefixes: a and b hold the same prefixes, in any order.
+func samePrefixes(a, b []netip.Prefix) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, p := range a {
+		if !slices.Contains(b, p) {
+			return false
+		}
+	}
+	return true
 }
 
 // Ready checks that the instance can work: its state dir opens and the

@@ -64,6 +64,7 @@ func TestNetworkAgrees(t *testing.T) {
 		{func(o *NetworkOptions) { o.ICC = false }, "icc is true"},
 		{func(o *NetworkOptions) { o.Internal = true }, "internal is false"},
 		{func(o *NetworkOptions) { o.Uplink = "eth1" }, "uplink is uplink0"},
+		{func(o *NetworkOptions) { o.ServiceCIDRs = []string{"10.96.0.0/12"} }, "service CIDRs is [], config says [10.96.0.0/12]"},
 	}
 	for _, tt := range tests {
 		o := same
@@ -71,6 +72,32 @@ func TestNetworkAgrees(t *testing.T) {
 		err := networkAgrees(n, o)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%+v: got %v, want %q", o, err, tt.want)
+		}
+	}
+}
+
+func TestParseServiceCIDRs(t *testing.T) {
+	subnet := netip.MustParsePrefix("10.244.0.0/16")
+	got, err := parseServiceCIDRs([]string{"10.96.0.0/12", " 192.0.2.9/24"}, subnet)
+	if err != nil || len(got) != 2 || got[1] != netip.MustParsePrefix("192.0.2.0/24") {
+		t.Fatalf("got %v, %v; want [10.96.0.0/12 192.0.2.0/24]", got, err)
+	}
+	n := Network{Subnet: subnet, ServiceCIDRs: got}
+	if err := networkAgrees(n, NetworkOptions{ServiceCIDRs: []string{"192.0.2.0/24", "10.96.0.0/12"}, ICC: n.ICC}); err != nil {
+		t.Errorf("same prefixes in another order: %v", err)
+	}
+	for _, tc := range []struct {
+		in   []string
+		want string
+	}{
+		{[]string{"10.96.0.0"}, "want an IPv4 CIDR"},
+		{[]string{"fd00::/108"}, "want an IPv4 CIDR"},
+		{[]string{"10.244.1.0/24"}, "overlaps the network's subnet"},
+		{[]string{"10.96.0.0/12", "10.100.0.0/16"}, "overlap"},
+		{make([]string, maxServiceCIDRs+1), "at most"},
+	} {
+		if _, err := parseServiceCIDRs(tc.in, subnet); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: got %v, want %q", tc.in, err, tc.want)
 		}
 	}
 }

@@ -114,7 +114,7 @@ func (i *Instance) prepare(st *store, o PrepareOptions) (Endpoint, error) {
 	var rollback undo
 	defer rollback.run()
 	if err := plumbing.AddPreparedVeth(plumbing.Veth{
-		Host: ep.HostVeth, Peer: ep.PeerName, PeerMAC: mac, MTU: n.MTU, BridgeIndex: br.Attrs().Index,
+		Host: ep.HostVeth, Peer: ep.PeerName, PeerMAC: mac, MTU: n.MTU, BridgeIndex: br.Attrs().Index, Hairpin: n.hairpin(),
 	}, &ep.HostIfindex, rollback.add); err != nil {
 		return Endpoint{}, err
 	}

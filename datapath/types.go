@@ -25,10 +25,18 @@ type Network struct {
 	GatewayMode string `json:"gateway_mode,omitempty"`
 	// Driver is "" for a bridge network, DriverOverlay for this host's
 	// part of an overlay network, which VNI identifies across hosts.
-	Driver  string    `json:"driver,omitempty"`
-	VNI     uint32    `json:"vni,omitempty"`
-	Created time.Time `json:"created"`
+	Driver string `json:"driver,omitempty"`
+	VNI    uint32 `json:"vni,omitempty"`
+	// ServiceCIDRs go to the kernel's netfilter (NetworkOptions).
+	ServiceCIDRs []netip.Prefix `json:"service_cidrs,omitempty"`
+	Created      time.Time      `json:"created"`
 }
+
+// hairpin: n's bridge ports reflect frames, so that netfilter's DNAT of a
+// pod to its own Service, bridged, reaches it (only networks that hand
+// services to netfilter need it; elsewhere a container's own broadcasts
+// would come back to it).
+func (n Network) hairpin() bool { return len(n.ServiceCIDRs) > 0 }
 
 // Mode is a Docker network mode.
 type Mode string

@@ -21,7 +21,7 @@ func (i *Instance) plumbVeth(ep *Endpoint, n Network, ns target, rollback *undo)
 	mac, _ := net.ParseMAC(ep.MAC)
 	idx, del, err := plumbing.AddVeth(plumbing.Veth{
 		Host: ep.HostVeth, Peer: ep.Interface(), PeerMAC: mac, MTU: n.MTU,
-		BridgeIndex: br.Attrs().Index, PeerNS: ns.fd, HasPeerNS: true, Up: true,
+		BridgeIndex: br.Attrs().Index, PeerNS: ns.fd, HasPeerNS: true, Up: true, Hairpin: n.hairpin(),
 	})
 	if del != nil {
 		rollback.add(del)

@@ -73,6 +73,8 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"odd bridge name", []string{"network", "create", "n2", "--subnet", "10.9.0.0/24", "--bridge", "this-name-is-too-long"}, "1-15 characters"},
 		{"missing uplink", []string{"network", "create", "n2", "--subnet", "10.9.0.0/24", "--uplink", "nosuch0"}, "no such interface"},
 		{"bad MTU", []string{"network", "create", "n2", "--subnet", "10.9.0.0/24", "--mtu", "20"}, "invalid MTU"},
+		{"bad service CIDR", []string{"network", "create", "n2", "--subnet", "10.9.0.0/24", "--service-cidr", "10.96.0.0/40"}, "want an IPv4 CIDR"},
+		{"service CIDR over the subnet", []string{"network", "create", "n2", "--subnet", "10.9.0.0/24", "--service-cidr", "10.0.0.0/8"}, "overlaps the network's subnet"},
 		{"IP outside subnet", []string{"attach", "--network", "n1", "--ip", "10.0.0.5", c}, "not a host address"},
 		{"IP taken", []string{"attach", "--network", "n1", "--ip", "172.30.0.5", c}, "already in use by"},
 		{"IP is the gateway", []string{"attach", "--network", "n1", "--ip", "172.30.0.1", c}, "is the gateway"},

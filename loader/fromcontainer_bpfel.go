@@ -249,6 +249,7 @@ const (
 	fromContainerNetworkFlagsNET_F_MASQUERADE  fromContainerNetworkFlags = 2
 	fromContainerNetworkFlagsNET_F_INTERNAL    fromContainerNetworkFlags = 4
 	fromContainerNetworkFlagsNET_F_UNPROTECTED fromContainerNetworkFlags = 8
+	fromContainerNetworkFlagsNET_F_KERNEL_NAT  fromContainerNetworkFlags = 16
 )
 
 type fromContainerNetworkInfo struct {
@@ -312,6 +313,13 @@ type fromContainerRemoteEndpoint struct {
 	Pad   uint16
 }
 
+type fromContainerServiceCidrKey struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	NetId     uint32
+	Addr      uint32
+}
+
 type fromContainerSubnetKey struct {
 	_         structs.HostLayout
 	Prefixlen uint32
@@ -328,12 +336,13 @@ type fromContainerUplinkInfo struct {
 type fromContainerVerdict uint32
 
 const (
-	fromContainerVerdictVERDICT_FORWARD fromContainerVerdict = 0
-	fromContainerVerdictVERDICT_SNAT    fromContainerVerdict = 1
-	fromContainerVerdictVERDICT_DNAT    fromContainerVerdict = 2
-	fromContainerVerdictVERDICT_PASS    fromContainerVerdict = 3
-	fromContainerVerdictVERDICT_DROP    fromContainerVerdict = 4
-	fromContainerVerdictVERDICT_MAX     fromContainerVerdict = 5
+	fromContainerVerdictVERDICT_FORWARD    fromContainerVerdict = 0
+	fromContainerVerdictVERDICT_SNAT       fromContainerVerdict = 1
+	fromContainerVerdictVERDICT_DNAT       fromContainerVerdict = 2
+	fromContainerVerdictVERDICT_PASS       fromContainerVerdict = 3
+	fromContainerVerdictVERDICT_DROP       fromContainerVerdict = 4
+	fromContainerVerdictVERDICT_KERNEL_NAT fromContainerVerdict = 5
+	fromContainerVerdictVERDICT_MAX        fromContainerVerdict = 6
 )
 
 type fromContainerVerdictLimits uint32
@@ -367,6 +376,7 @@ const (
 	fromContainerMapOverlayNetworks         = "overlay_networks"
 	fromContainerMapPorts                   = "ports"
 	fromContainerMapRemoteEndpoints         = "remote_endpoints"
+	fromContainerMapServiceCidrs            = "service_cidrs"
 	fromContainerMapSubnets                 = "subnets"
 	fromContainerMapUplinkIps               = "uplink_ips"
 	fromContainerMapUplinks                 = "uplinks"
@@ -463,6 +473,7 @@ type fromContainerMapSpecs struct {
 	OverlayNetworks  *ebpf.MapSpec `ebpf:"overlay_networks"`
 	Ports            *ebpf.MapSpec `ebpf:"ports"`
 	RemoteEndpoints  *ebpf.MapSpec `ebpf:"remote_endpoints"`
+	ServiceCidrs     *ebpf.MapSpec `ebpf:"service_cidrs"`
 	Subnets          *ebpf.MapSpec `ebpf:"subnets"`
 	UplinkIps        *ebpf.MapSpec `ebpf:"uplink_ips"`
 	Uplinks          *ebpf.MapSpec `ebpf:"uplinks"`
@@ -535,6 +546,7 @@ type fromContainerMaps struct {
 	OverlayNetworks  *ebpf.Map `ebpf:"overlay_networks"`
 	Ports            *ebpf.Map `ebpf:"ports"`
 	RemoteEndpoints  *ebpf.Map `ebpf:"remote_endpoints"`
+	ServiceCidrs     *ebpf.Map `ebpf:"service_cidrs"`
 	Subnets          *ebpf.Map `ebpf:"subnets"`
 	UplinkIps        *ebpf.Map `ebpf:"uplink_ips"`
 	Uplinks          *ebpf.Map `ebpf:"uplinks"`
@@ -563,6 +575,7 @@ func (m *fromContainerMaps) Close() error {
 		m.OverlayNetworks,
 		m.Ports,
 		m.RemoteEndpoints,
+		m.ServiceCidrs,
 		m.Subnets,
 		m.UplinkIps,
 		m.Uplinks,

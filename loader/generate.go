@@ -7,7 +7,7 @@ package loader
 // with the tunnel key taken from skb->cb, for BPF_PROG_TEST_RUN) goes into
 // fromoverlaytest_bpfel_test.go, package loader_test, so only the loader's
 // tests embed it (FuzzFromOverlay); the objects Load knows never include it.
-//go:generate go run github.com/cilium/ebpf/cmd/bpf2go -cc clang -cflags "-O2 -g -Wall -Werror" -target bpfel -go-package loader -type counter -type endpoint_counters -type network_info -type endpoint_info -type subnet_key -type ct_key -type ct_entry -type port_key -type port_entry -type uplink_info -type monitor_control -type fw_key -type fw_rule -type remote_endpoint -type overlay_host_counters -type overlay_network fromContainer ../bpf/from_container.c -- -I../bpf
+//go:generate go run github.com/cilium/ebpf/cmd/bpf2go -cc clang -cflags "-O2 -g -Wall -Werror" -target bpfel -go-package loader -type counter -type endpoint_counters -type network_info -type endpoint_info -type subnet_key -type ct_key -type ct_entry -type port_key -type port_entry -type uplink_info -type monitor_control -type fw_key -type fw_rule -type remote_endpoint -type overlay_host_counters -type overlay_network -type service_cidr_key fromContainer ../bpf/from_container.c -- -I../bpf
 //go:generate go run github.com/cilium/ebpf/cmd/bpf2go -cc clang -cflags "-O2 -g -Wall -Werror" -target bpfel -go-package loader -no-global-types fromUplink ../bpf/from_uplink.c -- -I../bpf
 //go:generate go run github.com/cilium/ebpf/cmd/bpf2go -cc clang -cflags "-O2 -g -Wall -Werror" -target bpfel -go-package loader -no-global-types sock ../bpf/sock.c -- -I../bpf
 //go:generate go run github.com/cilium/ebpf/cmd/bpf2go -cc clang -cflags "-O2 -g -Wall -Werror" -target bpfel -go-package loader -no-global-types fromOverlay ../bpf/from_overlay.c -- -I../bpf

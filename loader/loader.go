@@ -92,6 +92,7 @@ type Maps struct {
 	OverlayNetworks  *ebpf.Map `ebpf:"overlay_networks"`
 	RemoteEndpoints  *ebpf.Map `ebpf:"remote_endpoints"`
 	OverlayHosts     *ebpf.Map `ebpf:"overlay_hosts"`
+	ServiceCIDRs     *ebpf.Map `ebpf:"service_cidrs"`
 }
 
 // Datapath is a loaded datapath. Close releases this process's handles; what

@@ -48,6 +48,8 @@ type envOpts struct {
 	netns    bool // real devices and routes in a private netns, for FIB lookups
 	internal bool
 	noMasq   bool
+	// serviceCIDRs: network 1 hands these to the kernel's netfilter.
+	serviceCIDRs []netip.Prefix
 }
 
 // newNATEnv loads a datapath for NAT tests. With o.netns the calling test's
@@ -72,7 +74,7 @@ func newNATEnv(t testing.TB, o envOpts) *natEnv {
 	t.Cleanup(dp.Close)
 	v := maps.New(&dp.Maps)
 	n := maps.Network{ID: 1, Subnet: netip.MustParsePrefix("172.30.0.0/16"), Gateway: gw1, GatewayMAC: macGW, BridgeIfindex: 50,
-		ICC: true, Masquerade: !o.noMasq, Internal: o.internal}
+		ICC: true, Masquerade: !o.noMasq, Internal: o.internal, ServiceCIDRs: o.serviceCIDRs}
 	if err := v.PutNetwork(n); err != nil {
 		t.Fatal(err)
 	}

@@ -28,6 +28,7 @@ type (
 	RemoteEndpoint   = fromContainerRemoteEndpoint
 	OverlayNetwork   = fromContainerOverlayNetwork
 	OverlayCounters  = fromContainerOverlayHostCounters
+	ServiceCIDRKey   = fromContainerServiceCidrKey
 	EndpointFlags    = fromContainerEndpointFlags
 )
 
@@ -42,7 +43,10 @@ const (
 	VerdictDNAT    = fromContainerVerdictVERDICT_DNAT
 	VerdictPass    = fromContainerVerdictVERDICT_PASS
 	VerdictDrop    = fromContainerVerdictVERDICT_DROP
-	NumVerdicts    = fromContainerVerdictVERDICT_MAX
+	// VerdictKernelNAT: handed to the stack for netfilter's NAT
+	// (bpf/lib/kernel_nat.h).
+	VerdictKernelNAT = fromContainerVerdictVERDICT_KERNEL_NAT
+	NumVerdicts      = fromContainerVerdictVERDICT_MAX
 	// VerdictSlots is the stride of the verdicts map: direction *
 	// VerdictSlots + verdict (room for verdicts to come).
 	VerdictSlots = uint32(fromContainerVerdictLimitsVERDICT_SLOTS)
@@ -54,7 +58,10 @@ const (
 	NetInternal   = fromContainerNetworkFlagsNET_F_INTERNAL
 	// NetUnprotected: gateway mode nat-unprotected, no direct routing protection.
 	NetUnprotected = fromContainerNetworkFlagsNET_F_UNPROTECTED
-	EPOverlay      = fromContainerEndpointFlagsEP_F_OVERLAY
+	// NetKernelNAT: the network has service prefixes; the kernel's
+	// netfilter NATs some of its flows.
+	NetKernelNAT = fromContainerNetworkFlagsNET_F_KERNEL_NAT
+	EPOverlay    = fromContainerEndpointFlagsEP_F_OVERLAY
 
 	CTKindSNAT    = fromContainerCtKindCT_KIND_SNAT
 	CTKindDNAT    = fromContainerCtKindCT_KIND_DNAT

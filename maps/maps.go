@@ -62,6 +62,9 @@ type Network struct {
 	// network: endpoints on other hosts are reached through the device.
 	VNI            uint32
 	OverlayIfindex int
+	// ServiceCIDRs are handed to the kernel's netfilter (kube-proxy's
+	// Services), with the replies of the flows it translates.
+	ServiceCIDRs []netip.Prefix
 }
 
 // PutNetwork writes n into the networks map and its subnet into the LPM trie.
@@ -83,6 +86,14 @@ func (v *Views) PutNetwork(n Network) error {
 	if n.Unprotected {
 		flags |= uint32(loader.NetUnprotected)
 	}
+	if len(n.ServiceCIDRs) > 0 {
+		flags |= uint32(loader.NetKernelNAT)
+	}
+	// Before the network: the programs look the prefixes up once the flag
+	// says so.
+	if err := v.syncServiceCIDRs(n.ID, n.ServiceCIDRs); err != nil {
+		return err
+	}
 	info := loader.NetworkInfo{
 		Subnet:        BE32(n.Subnet.Masked().Addr()),
 		Mask:          BE32(prefixMask(n.Subnet)),
@@ -100,12 +111,14 @@ func (v *Views) PutNetwork(n Network) error {
 	}
 	if err := v.m.Networks.Put(n.ID, &info); err != nil {
 		v.m.OverlayNetworks.Delete(n.ID)
+		v.syncServiceCIDRs(n.ID, nil)
 		return fmt.Errorf("write network %d: %w", n.ID, err)
 	}
 	key := subnetKey(n.Subnet)
 	if err := v.m.Subnets.Put(&key, n.ID); err != nil {
 		v.m.Networks.Delete(n.ID)
 		v.m.OverlayNetworks.Delete(n.ID)
+		v.syncServiceCIDRs(n.ID, nil)
 		return fmt.Errorf("write subnet %s: %w", n.Subnet, err)
 	}
 	return nil
@@ -118,7 +131,60 @@ func (v *Views) DeleteNetwork(id uint32, subnet netip.Prefix) error {
 		ignoreMissing(v.m.Subnets.Delete(&key)),
 		ignoreMissing(v.m.Networks.Delete(id)),
 		ignoreMissing(v.m.OverlayNetworks.Delete(id)),
+		v.syncServiceCIDRs(id, nil),
 	)
+}
+
+// syncServiceCIDRs makes network id's entries in service_cidrs exactly want.
+func (v *Views) syncServiceCIDRs(id uint32, want []netip.Prefix) error {
+	wanted := map[loader.ServiceCIDRKey]bool{}
+	for _, p := range want {
+		if !p.Addr().Is4() {
+			return fmt.Errorf("service CIDR %s: want an IPv4 prefix", p)
+		}
+		wanted[serviceCIDRKey(id, p)] = true
+	}
+	var stale []loader.ServiceCIDRKey
+	var key loader.ServiceCIDRKey
+	var val uint8
+	it := v.m.ServiceCIDRs.Iterate()
+	for it.Next(&key, &val) {
+		if key.NetId == id && !wanted[key] {
+			stale = append(stale, key)
+		}
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("read service CIDRs: %w", err)
+	}
+	for _, k := range stale {
+		if err := ignoreMissing(v.m.ServiceCIDRs.Delete(&k)); err != nil {
+			return fmt.Errorf("delete service CIDR: %w", err)
+		}
+	}
+	for k := range wanted {
+		if err := v.m.ServiceCIDRs.Put(&k, uint8(1)); err != nil {
+			return fmt.Errorf("write service CIDR: %w", err)
+		}
+	}
+	return nil
+}
+
+// ServiceCIDRs lists network id's service prefixes as the datapath holds them.
+func (v *Views) ServiceCIDRs(id uint32) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	var key loader.ServiceCIDRKey
+	var val uint8
+	it := v.m.ServiceCIDRs.Iterate()
+	for it.Next(&key, &val) {
+		if key.NetId == id {
+			out = append(out, netip.PrefixFrom(AddrFromBE32(key.Addr), int(key.Prefixlen)-32))
+		}
+	}
+	return out, it.Err()
+}
+
+func serviceCIDRKey(id uint32, p netip.Prefix) loader.ServiceCIDRKey {
+	return loader.ServiceCIDRKey{Prefixlen: 32 + uint32(p.Bits()), NetId: id, Addr: BE32(p.Masked().Addr())}
 }
 
 func prefixMask(p netip.Prefix) netip.Addr {

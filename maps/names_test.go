@@ -16,7 +16,7 @@ func TestLabelsFromBTF(t *testing.T) {
 	}
 	wantVerdicts := map[loader.Verdict]string{
 		loader.VerdictForward: "forward", loader.VerdictSNAT: "snat", loader.VerdictDNAT: "dnat",
-		loader.VerdictPass: "pass", loader.VerdictDrop: "drop",
+		loader.VerdictPass: "pass", loader.VerdictDrop: "drop", loader.VerdictKernelNAT: "kernel_nat",
 	}
 	if !maps.Equal(VerdictNames(), wantVerdicts) {
 		t.Errorf("VerdictNames = %v, want %v", VerdictNames(), wantVerdicts)

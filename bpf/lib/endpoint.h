@@ -12,6 +12,10 @@ enum network_flags {
 	 * containers' addresses (Docker's direct routing without its raw
 	 * PREROUTING drop). Off, only published ports and replies get in. */
 	NET_F_UNPROTECTED = 1 << 3,
+	/* The network names service prefixes (kernel_nat.h): the kernel's
+	 * netfilter NATs some of its flows, so from_container hands those to
+	 * the stack. */
+	NET_F_KERNEL_NAT = 1 << 4,
 };
 
 struct network_info {

@@ -19,6 +19,7 @@ enum verdict {
 	VERDICT_DNAT = 2,    /* destination translated, sent in */
 	VERDICT_PASS = 3,    /* handed to the kernel stack */
 	VERDICT_DROP = 4,
+	VERDICT_KERNEL_NAT = 5, /* handed to the kernel stack for netfilter's NAT (kernel_nat.h) */
 	__VERDICT_MAX,
 };
 

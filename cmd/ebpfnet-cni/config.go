@@ -31,6 +31,9 @@ type NetConf struct {
 	// with a socket of its own after ADD (Podman does), so ebpfnet's guard
 	// against host binds of published ports lets those binds through.
 	RuntimeHoldsPorts bool `json:"runtimeHoldsPorts,omitempty"`
+	// ServiceCIDRs (Kubernetes' service CIDR) go to the kernel's netfilter,
+	// where kube-proxy translates them; the replies too.
+	ServiceCIDRs []string `json:"serviceCIDRs,omitempty"`
 
 	// StateDir and PinRoot select the ebpfnet instance; by default the one
 	// named after the network namespace the plugin runs in, which is what
@@ -94,6 +97,11 @@ func parseConf(stdin []byte) (*NetConf, error) {
 			return nil, configError("gateway %q: want an IPv4 address", conf.Gateway)
 		}
 	}
+	for _, c := range conf.ServiceCIDRs {
+		if p, err := netip.ParsePrefix(c); err != nil || !p.Addr().Is4() {
+			return nil, configError("serviceCIDRs: %q is not an IPv4 CIDR such as 10.96.0.0/12", c)
+		}
+	}
 	if conf.MTU < 0 {
 		return nil, configError("mtu %d: must be positive", conf.MTU)
 	}
@@ -104,6 +112,7 @@ func parseConf(stdin []byte) (*NetConf, error) {
 func (c *NetConf) networkOptions() datapath.NetworkOptions {
 	o := datapath.DefaultNetworkOptions(c.Name)
 	o.Subnet, o.Gateway, o.Bridge, o.Uplink, o.MTU, o.Internal = c.Subnet, c.Gateway, c.Bridge, c.Uplink, c.MTU, c.Internal
+	o.ServiceCIDRs = c.ServiceCIDRs
 	if c.IPMasq != nil {
 		o.Masquerade = *c.IPMasq
 	}

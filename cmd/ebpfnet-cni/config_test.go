@@ -15,7 +15,7 @@ import (
 
 func TestParseAdd(t *testing.T) {
 	r, err := parseAdd([]byte(`{"cniVersion":"1.1.0","name":"cni0","type":"ebpfnet","subnet":"10.88.0.0/16",
-		"ipMasq":false,"mtu":1400,"stateDir":"/tmp/s","pinRoot":"/sys/fs/bpf/x",
+		"ipMasq":false,"mtu":1400,"stateDir":"/tmp/s","pinRoot":"/sys/fs/bpf/x","serviceCIDRs":["10.96.0.0/12"],
 		"runtimeConfig":{"portMappings":[
 			{"hostPort":8080,"containerPort":80,"protocol":"tcp"},
 			{"hostPort":5353,"containerPort":53,"protocol":"UDP","hostIP":"198.18.0.2"},
@@ -35,7 +35,8 @@ func TestParseAdd(t *testing.T) {
 		t.Errorf("ip %q mac %q", r.ip, r.mac)
 	}
 	n := r.network
-	if n.Name != "cni0" || n.Subnet != "10.88.0.0/16" || n.Masquerade || !n.ICC || n.MTU != 1400 {
+	if n.Name != "cni0" || n.Subnet != "10.88.0.0/16" || n.Masquerade || !n.ICC || n.MTU != 1400 ||
+		len(n.ServiceCIDRs) != 1 || n.ServiceCIDRs[0] != "10.96.0.0/12" {
 		t.Errorf("network options %+v", n)
 	}
 	if c := r.conf.instanceConfig(); c.StateDir != "/tmp/s" || c.PinRoot != "/sys/fs/bpf/x" {
@@ -68,6 +69,7 @@ func TestParseAddRefuses(t *testing.T) {
 		{`{"name":"n","subnet":"10.0.0.0/33"}`, types.ErrInvalidNetworkConfig, "subnet"},
 		{`{"name":"n","subnet":"fd00::/64"}`, types.ErrInvalidNetworkConfig, "IPv4 CIDR"},
 		{`{"name":"n","gateway":"x"}`, types.ErrInvalidNetworkConfig, "gateway"},
+		{`{"name":"n","serviceCIDRs":["10.96.0.0"]}`, types.ErrInvalidNetworkConfig, "serviceCIDRs"},
 		{`{"name":"n","stateDir":"rel"}`, types.ErrInvalidNetworkConfig, "absolute"},
 		{`{"name":"n","runtimeConfig":{"portMappings":[{"hostPort":0,"containerPort":80}]}}`, types.ErrInvalidNetworkConfig, "hostPort 0"},
 		{`{"name":"n","runtimeConfig":{"portMappings":[{"hostPort":80,"containerPort":70000}]}}`, types.ErrInvalidNetworkConfig, "containerPort 70000"},

@@ -62,6 +62,7 @@ func newNetworkCreateCmd(g *globals) *cobra.Command {
 	f.BoolVar(&o.ICC, "icc", true, "allow container-to-container traffic")
 	f.BoolVar(&o.Masquerade, "ip-masquerade", true, "masquerade traffic leaving for the outside")
 	f.BoolVar(&o.Internal, "internal", false, "no access to or from the outside")
+	f.StringSliceVar(&o.ServiceCIDRs, "service-cidr", nil, "hand this prefix (e.g. Kubernetes' service CIDR) to the kernel's netfilter, where kube-proxy translates it, with the replies of the flows it translates (repeatable)")
 	f.StringVar(&o.GatewayMode, "gateway-mode", "nat", "nat: from outside only published ports and replies reach containers; nat-unprotected: direct routing to every container port")
 	return cmd
 }

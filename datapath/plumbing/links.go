@@ -24,6 +24,10 @@ type Veth struct {
 	// Up brings the host end up in the create request itself (one round
 	// trip less).
 	Up bool
+	// Hairpin lets the bridge send a frame back out of the port it came
+	// in on: netfilter's DNAT of a pod to its own Service is bridged back
+	// to it (the bridge CNI plugin's hairpinMode).
+	Hairpin bool
 }
 
 // AddVeth makes v and returns the host end's ifindex and how to delete
@@ -49,7 +53,24 @@ func AddVeth(v Veth) (ifindex int, del func(), err error) {
 		}
 		ifindex = host.Attrs().Index
 	}
+	if v.Hairpin {
+		if err := SetHairpin(v.Host, true); err != nil {
+			return ifindex, del, err
+		}
+	}
 	return ifindex, del, nil
+}
+
+// SetHairpin sets the hairpin mode of the bridge port name.
+func SetHairpin(name string, on bool) error {
+	l, err := netlink.LinkByName(name)
+	if err == nil {
+		err = netlink.LinkSetHairpin(l, on)
+	}
+	if err != nil {
+		return fmt.Errorf("set hairpin mode of %s: %w", name, err)
+	}
+	return nil
 }
 
 // ConfigureContainerEnd addresses the interface ifname of h's namespace
@@ -191,14 +212,21 @@ func DeleteVeth(name string, ifindex int) error {
 	return nil
 }
 
-// Enslave makes the interface name a port of bridge again; an interface
-// that is gone is left to its owner (no error).
-func Enslave(name string, bridge netlink.Link) error {
+// Enslave makes the interface name a port of bridge again, with hairpin
+// mode as given; an interface that is gone is left to its owner (no
+// error).
+func Enslave(name string, bridge netlink.Link, hairpin bool) error {
 	l, err := netlink.LinkByName(name)
 	if err != nil {
 		return nil
 	}
-	return netlink.LinkSetMaster(l, bridge)
+	if err := netlink.LinkSetMaster(l, bridge); err != nil {
+		return err
+	}
+	if hairpin {
+		return SetHairpin(name, true)
+	}
+	return nil
 }
 
 // AddDefaultRouteIfNone gives h's namespace a default route via gw through

@@ -64,7 +64,7 @@ func TestBridgeVethAndRoutes(t *testing.T) {
 		var idx int
 		var undo []func()
 		peerMAC, _ := net.ParseMAC("02:42:ac:1e:00:02")
-		v := Veth{Host: "vh0", Peer: "vc0", PeerMAC: peerMAC, MTU: 1400, BridgeIndex: br.Attrs().Index}
+		v := Veth{Host: "vh0", Peer: "vc0", PeerMAC: peerMAC, MTU: 1400, BridgeIndex: br.Attrs().Index, Hairpin: true}
 		if err := AddPreparedVeth(v, &idx, func(f func()) { undo = append(undo, f) }); err != nil {
 			t.Error(err)
 			return
@@ -79,10 +79,15 @@ func TestBridgeVethAndRoutes(t *testing.T) {
 		if err := EnableForwarding("vh0"); err != nil {
 			t.Error(err)
 		}
-		if err := Enslave("vh0", br); err != nil {
+		if l, err := netlink.LinkByName("vh0"); err != nil {
+			t.Error(err)
+		} else if pi, err := netlink.LinkGetProtinfo(l); err != nil || !pi.Hairpin {
+			t.Errorf("prepared veth with Hairpin: port hairpin mode off (%v)", err)
+		}
+		if err := Enslave("vh0", br, true); err != nil {
 			t.Error(err)
 		}
-		if err := Enslave("gone0", br); err != nil {
+		if err := Enslave("gone0", br, false); err != nil {
 			t.Errorf("enslaving a vanished interface: %v", err)
 		}
 
