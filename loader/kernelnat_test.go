@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cilium/ebpf"
 	"github.com/google/gopacket/layers"
 	"golang.org/x/sys/unix"
 
@@ -194,4 +195,27 @@ func (n *netfilter) dnatFlow(t *testing.T, proto string, client, service, backen
 	conn.Close()
 	n.run(t, "ip", "addr", "del", client.Addr().String()+"/32", "dev", "lo")
 	n.run(t, "ip", "route", "del", backend.Addr().String()+"/32", "dev", "epb")
+}
+
+// BenchmarkPodToPod is what asking netfilter costs on the fast path: one
+// container-to-container UDP datagram through from_container on a network
+// without and with service prefixes (go test -run '^$' -bench PodToPod
+// ./loader; the kernel runs the program b.N times in one
+// BPF_PROG_TEST_RUN).
+func BenchmarkPodToPod(b *testing.B) {
+	for _, bc := range []struct {
+		name     string
+		services []netip.Prefix
+	}{{"plain", nil}, {"service-cidrs", []netip.Prefix{serviceCIDR}}} {
+		b.Run(bc.name, func(b *testing.B) {
+			e := newNATEnv(b, envOpts{netns: true, serviceCIDRs: bc.services})
+			in := pkt{srcMAC: macA, dstMAC: macB, src: ipA, dst: ipB, proto: layers.IPProtocolUDP, sport: 40000, dport: 8080}.build(b)
+			opts := ebpf.RunOptions{Data: in, DataOut: make([]byte, len(in)+256), Context: loader.SkBuff{IngressIfindex: uint32(e.ifA)}, Repeat: uint32(b.N)}
+			b.ResetTimer()
+			ret, err := e.prog.Run(&opts)
+			if err != nil || ret != tcActRedirect {
+				b.Fatalf("verdict %d, %v", ret, err)
+			}
+		})
+	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -95,9 +96,11 @@ func TestContribConflist(t *testing.T) {
 	for _, tc := range []struct {
 		file, name, subnet, bridge string
 		runtimeHeld                bool
+		serviceCIDRs               []string
 	}{
-		{"10-ebpfnet.conflist", "ebpfnet", "10.88.0.0/16", "ebpfnet-cni0", false},
-		{"20-ebpfnet-podman.conflist", "ebpfnet-podman", "10.89.0.0/16", "ebpfnet-pod0", true},
+		{"10-ebpfnet.conflist", "ebpfnet", "10.88.0.0/16", "ebpfnet-cni0", false, nil},
+		{"20-ebpfnet-podman.conflist", "ebpfnet-podman", "10.89.0.0/16", "ebpfnet-pod0", true, nil},
+		{"30-ebpfnet-kubernetes.conflist", "ebpfnet-k8s", "10.244.0.0/24", "ebpfnet-k8s0", false, []string{"10.96.0.0/12"}},
 	} {
 		list, err := libcni.ConfListFromFile("../../contrib/cni/" + tc.file)
 		if err != nil {
@@ -119,7 +122,8 @@ func TestContribConflist(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r.network.Subnet != tc.subnet || r.network.Bridge != tc.bridge || !r.network.Masquerade {
+		if r.network.Subnet != tc.subnet || r.network.Bridge != tc.bridge || !r.network.Masquerade ||
+			!slices.Equal(r.network.ServiceCIDRs, tc.serviceCIDRs) {
 			t.Fatalf("%s: network options %+v", tc.file, r.network)
 		}
 		if len(r.ports) != 1 || r.ports[0].RuntimeHeld != tc.runtimeHeld {
