@@ -19,6 +19,9 @@ import (
 // ErrNotFound is wrapped by errors about missing networks or endpoints.
 var ErrNotFound = errors.New("not found")
 
+// ErrExists is returned by CreateNetwork for a name the cluster has.
+var ErrExists = errors.New("already exists")
+
 func validName(kind, name string) error {
 	if name == "" || len(name) > 64 {
 		return fmt.Errorf("invalid %s name %q: must be 1-64 characters", kind, name)
@@ -89,7 +92,7 @@ func (s *Store) CreateNetwork(ctx context.Context, o NetworkOptions) (Network, e
 		used := map[uint32]string{}
 		for _, other := range nets {
 			if other.Name == n.Name {
-				return n, fmt.Errorf("network %s already exists", n.Name)
+				return n, fmt.Errorf("network %s %w", n.Name, ErrExists)
 			}
 			if other.Subnet.Overlaps(n.Subnet) {
 				return n, fmt.Errorf("subnet %s overlaps network %s (%s)", n.Subnet, other.Name, other.Subnet)

@@ -65,15 +65,23 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 		}
 	}
 
+	attach := datapath.AttachOptions{
+		Mode: datapath.ModeBridge, Network: conf.Name, IP: ip, Gateway: gateway, MAC: req.mac,
+		Ports: req.ports, Target: args.Netns, IfName: args.IfName, ContainerID: args.ContainerID,
+		ContainerName: podName(args.Args),
+	}
+	if conf.overlay() {
+		n, ep, err := addOverlay(context.TODO(), inst, req, attach)
+		if err != nil {
+			return err
+		}
+		return types.PrintResult(buildResult(conf, args, n, ep), conf.CNIVersion)
+	}
 	n, created, err := inst.EnsureNetwork(req.network)
 	if err != nil {
 		return refused("network "+conf.Name, err)
 	}
-	ep, err := inst.Attach(datapath.AttachOptions{
-		Mode: datapath.ModeBridge, Network: n.Name, IP: ip, Gateway: gateway, MAC: req.mac,
-		Ports: req.ports, Target: args.Netns, IfName: args.IfName, ContainerID: args.ContainerID,
-		ContainerName: podName(args.Args),
-	})
+	ep, err := inst.Attach(attach)
 	if err != nil {
 		if created {
 			// A failed ADD leaves the host as it found it. Another ADD

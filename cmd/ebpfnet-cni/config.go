@@ -10,6 +10,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/cni/pkg/version"
 
+	"github.com/ebpfnet/ebpfnet/cluster"
 	"github.com/ebpfnet/ebpfnet/datapath"
 	"github.com/ebpfnet/ebpfnet/datapath/ports"
 )
@@ -34,6 +35,13 @@ type NetConf struct {
 	// ServiceCIDRs (Kubernetes' service CIDR) go to the kernel's netfilter,
 	// where kube-proxy translates them; the replies too.
 	ServiceCIDRs []string `json:"serviceCIDRs,omitempty"`
+
+	// Driver "overlay": the network is an overlay network of the cluster
+	// in ClusterStore (etcd://HOST:PORT[,...]), made there on first use
+	// with Subnet, Gateway, VNI, MTU, ICC and Internal (overlay.go).
+	Driver       string `json:"driver,omitempty"`
+	ClusterStore string `json:"clusterStore,omitempty"`
+	VNI          uint32 `json:"vni,omitempty"`
 
 	// StateDir and PinRoot select the ebpfnet instance; by default the one
 	// named after the network namespace the plugin runs in, which is what
@@ -101,6 +109,29 @@ func parseConf(stdin []byte) (*NetConf, error) {
 		if p, err := netip.ParsePrefix(c); err != nil || !p.Addr().Is4() {
 			return nil, configError("serviceCIDRs: %q is not an IPv4 CIDR such as 10.96.0.0/12", c)
 		}
+	}
+	switch conf.Driver {
+	case "", "bridge":
+		if conf.VNI != 0 {
+			return nil, configError("vni needs \"driver\": \"overlay\"")
+		}
+	case driverOverlay:
+		if conf.ClusterStore == "" {
+			return nil, configError("driver overlay needs clusterStore (etcd://HOST:PORT)")
+		}
+		if _, err := cluster.ParseStoreURL(conf.ClusterStore); err != nil {
+			return nil, configError("clusterStore: %v", err)
+		}
+		if conf.hasIPAM() {
+			return nil, configError("driver overlay takes its addresses from the cluster: remove ipam")
+		}
+		if len(conf.ServiceCIDRs) > 0 {
+			// The kernel's path to another host's endpoint (a Service's
+			// backend there) is not built yet.
+			return nil, configError("serviceCIDRs are not supported on overlay networks yet")
+		}
+	default:
+		return nil, configError("driver %q: want bridge or overlay", conf.Driver)
 	}
 	if conf.MTU < 0 {
 		return nil, configError("mtu %d: must be positive", conf.MTU)

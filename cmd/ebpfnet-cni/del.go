@@ -31,8 +31,12 @@ func cmdDel(args *skel.CmdArgs) error {
 	}
 	defer inst.Close()
 	var errs []error
-	if _, _, err := inst.RemoveEndpoint(args.ContainerID, args.IfName); err != nil {
+	if ep, found, err := inst.RemoveEndpoint(args.ContainerID, args.IfName); err != nil {
 		errs = append(errs, err)
+	} else if found && conf.overlay() {
+		if err := releaseOverlay(context.TODO(), inst, conf, ep); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if conf.hasIPAM() {
 		if err := invoke.DelegateDel(context.TODO(), conf.IPAM.Type, args.StdinData, nil); err != nil {
@@ -139,8 +143,12 @@ func cmdGC(args *skel.CmdArgs) error {
 		if !madeByCNI(ep) || ep.Network != conf.Name || valid[types.GCAttachment{ContainerID: ep.ContainerID, IfName: ep.Interface()}] || inst.InUse(ep) {
 			continue
 		}
-		if _, _, err := inst.RemoveEndpoint(ep.ContainerID, ep.Interface()); err != nil {
+		if removed, found, err := inst.RemoveEndpoint(ep.ContainerID, ep.Interface()); err != nil {
 			errs = append(errs, err)
+		} else if found && conf.overlay() {
+			if err := releaseOverlay(context.TODO(), inst, conf, removed); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	if conf.hasIPAM() {
