@@ -14,7 +14,7 @@ C_SOURCES := $(wildcard bpf/*.c bpf/lib/*.h)
 # build and install never do.
 TESTHOOKS := ebpfnet_testhooks
 
-.PHONY: all deps generate check-generated build install fmt lint test fuzz unit-test integration-test demo demo-overlay bench bench-quick bench-cni bench-docker bench-profile clean
+.PHONY: all deps generate check-generated build install fmt lint test fuzz unit-test integration-test demo demo-overlay bench bench-quick bench-cni bench-docker bench-profile clean k8s-build k8s-e2e k8s-clean
 
 all: build
 
@@ -112,3 +112,23 @@ bench-docker: build
 
 clean:
 	rm -rf bin
+
+## k8s-build: Kubernetes K8S_VERSION (apiserver, kubelet, kube-proxy, ..., e2e.test, ginkgo, agnhost, CoreDNS) built from the Go module proxy into K8S_CACHE, and the offline test images; what is there is not rebuilt
+K8S_VERSION ?= v1.37.2
+K8S_CACHE ?= /var/cache/ebpfnet-k8s/$(K8S_VERSION)
+K8S_PROXY_MODE ?= iptables
+K8S_NODES ?= 1
+K8S_RESULTS ?= $(CURDIR)/bin/k8s-e2e/$(K8S_PROXY_MODE)
+K8S_ENV = K8S_VERSION=$(K8S_VERSION) K8S_CACHE=$(K8S_CACHE) K8S_PROXY_MODE=$(K8S_PROXY_MODE) K8S_NODES=$(K8S_NODES) K8S_RESULTS=$(K8S_RESULTS)
+k8s-build:
+	$(K8S_ENV) ./k8s/build.sh
+	$(K8S_ENV) ./k8s/images.sh
+
+## k8s-e2e: a Kubernetes cluster in namespaces with the ebpfnet CNI and kube-proxy (K8S_PROXY_MODE=iptables|nftables, K8S_NODES=1), the sig-network conformance tests, a pass/fail table in K8S_RESULTS, teardown (docs/kubernetes.md); needs root
+k8s-e2e: build
+	$(K8S_ENV) ./k8s/e2e.sh run
+
+## k8s-clean: what a killed k8s-e2e left behind, and the K8S_CACHE of built components
+k8s-clean:
+	$(K8S_ENV) ./k8s/e2e.sh cleanup
+	rm -rf $(K8S_CACHE)

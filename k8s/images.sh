@@ -7,7 +7,7 @@
 #   registry.k8s.io/e2e-test-images/agnhost:2.66.1  agnhost, bash as /bin/sh, curl, nc
 #       (and :2.55)                                 (OpenBSD), dig, ss, ip, socat, busybox
 #                                                   applets, /coredns; copied from this host
-#   registry.k8s.io/e2e-test-images/busybox:1.37.0-2  busybox-static
+#   registry.k8s.io/e2e-test-images/busybox:1.37.0-2 (and :1.36.1-1)  busybox-static
 #   ebpfnet.test/coredns:v1.15.0                    CoreDNS, the cluster's DNS
 # An image whose tarball exists is not rebuilt.
 set -euo pipefail
@@ -23,10 +23,11 @@ trap 'rm -rf "$tmp"' EXIT
 
 log() { printf '[k8s-images %(%T)T] %s\n' -1 "$*"; }
 
-# image NAME TARBALL ROOTFS ENTRYPOINT-JSON CMD-JSON: a one-layer docker
-# archive (manifest.json, config, layer.tar), as `docker save` writes it.
+# image NAMES TARBALL ROOTFS ENTRYPOINT-JSON CMD-JSON: a one-layer docker
+# archive (manifest.json, config, layer.tar), as `docker save` writes it;
+# NAMES is a comma-separated list of tags.
 image() {
-	local name=$1 tarball=$2 rootfs=$3 entrypoint=$4 cmd=$5 d layer_sha cfg cfg_sha
+	local name=$1 tarball=$2 rootfs=$3 entrypoint=$4 cmd=$5 d layer_sha cfg cfg_sha tags
 	d=$(mktemp -d "$tmp/img.XXXXXX")
 	tar --numeric-owner --owner=0 --group=0 --sort=name --mtime=@0 -C "$rootfs" -cf "$d/layer.tar" .
 	layer_sha=$(sha256sum "$d/layer.tar" | cut -d' ' -f1)
@@ -35,7 +36,8 @@ image() {
 	cfg=$(printf '{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Entrypoint":%s,"Cmd":%s,"WorkingDir":"/"},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]},"history":[{"created_by":"ebpfnet k8s/images.sh"}]}' "$entrypoint" "$cmd" "$layer_sha")
 	cfg_sha=$(printf '%s' "$cfg" | sha256sum | cut -d' ' -f1)
 	printf '%s' "$cfg" >"$d/$cfg_sha.json"
-	printf '[{"Config":"%s.json","RepoTags":["%s"],"Layers":["%s/layer.tar"]}]' "$cfg_sha" "$name" "$layer_sha" >"$d/manifest.json"
+	tags=\"${name//,/\",\"}\"
+	printf '[{"Config":"%s.json","RepoTags":[%s],"Layers":["%s/layer.tar"]}]' "$cfg_sha" "$tags" "$layer_sha" >"$d/manifest.json"
 	tar --numeric-owner --owner=0 --group=0 -C "$d" -cf "$tarball.tmp" manifest.json "$cfg_sha.json" "$layer_sha"
 	mv "$tarball.tmp" "$tarball"
 	rm -rf "$d"
@@ -83,15 +85,14 @@ if [ ! -s "$out/busybox.tar" ]; then
 	mkdir -p "$r"
 	base_etc "$r"
 	busybox_applets "$r"
-	image registry.k8s.io/e2e-test-images/busybox:1.37.0-2 "$out/busybox.tar" "$r" 'null' '["sh"]'
+	image registry.k8s.io/e2e-test-images/busybox:1.37.0-2,registry.k8s.io/e2e-test-images/busybox:1.36.1-1 "$out/busybox.tar" "$r" 'null' '["sh"]'
 fi
 
 # agnhost: what its Dockerfile installs that the network tests use, from
 # this host (Debian) instead of Alpine. /bin/sh is bash: busybox sh would
 # run busybox's own nc, which lacks -u and -v.
 agnhost_src=$(cd "$K8S_CACHE/src/k8s" 2>/dev/null && go list -m -f '{{.Dir}}' k8s.io/kubernetes 2>/dev/null || true)
-for tag in 2.66.1 2.55; do
-	[ -s "$out/agnhost-$tag.tar" ] && continue
+if [ ! -s "$out/agnhost.tar" ]; then
 	r=$tmp/agnhost
 	if [ ! -d "$r" ]; then
 		mkdir -p "$r/uploads"
@@ -107,15 +108,15 @@ for tag in 2.66.1 2.55; do
 		install -D -m 0755 /bin/bash-static "$r/bin/bash"
 		ln -s bash "$r/bin/sh"
 		for b in /usr/bin/curl /usr/bin/nc.openbsd /usr/bin/dig /usr/bin/nslookup /usr/bin/ss /usr/sbin/ip /usr/bin/socat /usr/bin/iperf3; do
-			[ -x "$b" ] && copy_bin "$r" "$b"
+			if [ -x "$b" ]; then copy_bin "$r" "$b"; fi
 		done
 		ln -s nc.openbsd "$r/usr/bin/nc"
 		# CA certificates for curl
 		[ -d /etc/ssl/certs ] && mkdir -p "$r/etc/ssl" && cp -rL /etc/ssl/certs "$r/etc/ssl/certs" 2>/dev/null || true
 		busybox_applets "$r"
 	fi
-	image "registry.k8s.io/e2e-test-images/agnhost:$tag" "$out/agnhost-$tag.tar" "$r" '["/agnhost"]' '["pause"]'
-done
+	image registry.k8s.io/e2e-test-images/agnhost:2.66.1,registry.k8s.io/e2e-test-images/agnhost:2.55 "$out/agnhost.tar" "$r" '["/agnhost"]' '["pause"]'
+fi
 
 # coredns
 if [ ! -s "$out/coredns.tar" ]; then

@@ -14,6 +14,7 @@ pkgs=(
 	busybox-static util-linux                         # offline test image (static /bin/busybox); nsenter
 	etcd-server etcd-client                           # overlay cluster store: tests run etcd in a sandbox namespace (internal/testing/etcdtest)
 	curl                                              # docs/api.md's API example (a tested block)
+	netcat-openbsd bind9-dnsutils socat bash-static openssl # make k8s-e2e: the offline agnhost image (nc -u/-v, dig, socat, bash as /bin/sh) and the cluster's certificates
 	make git ca-certificates
 )
 
