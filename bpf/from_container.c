@@ -31,6 +31,7 @@
 #include "lib/fib.h"
 #include "lib/deliver.h"
 #include "lib/overlay.h"
+#include "lib/arp.h"
 #include "lib/kernel_nat.h"
 #include "lib/firewall.h" /* not used here: bpf2go mirrors the layouts from this object */
 
@@ -44,38 +45,11 @@ static __always_inline int pass(struct __sk_buff *skb)
 	return TC_ACT_OK;
 }
 
-/* ARP for Ethernet and IPv4, as RFC 826 lays it out. */
-struct arp_eth_ipv4 {
-	__be16 htype;
-	__be16 ptype;
-	__u8 hlen;
-	__u8 plen;
-	__be16 op;
-	__u8 sha[ETH_ALEN];
-	__u8 spa[4];
-	__u8 tha[ETH_ALEN];
-	__u8 tpa[4];
-};
-
-_Static_assert(sizeof(struct arp_eth_ipv4) == 28, "ARP for Ethernet/IPv4 is 28 bytes");
-
 /* Answers a request for a remote endpoint of an overlay network in place and
- * sends it back into the container: the control plane knows every peer's
- * MAC, so no request floods the underlay. */
+ * sends it back into the container. */
 static __always_inline int arp_reply(struct __sk_buff *skb, const struct arp_eth_ipv4 *req, const __u8 *mac)
 {
-	struct arp_eth_ipv4 rep = *req;
-	__u8 eth[2 * ETH_ALEN];
-
-	rep.op = bpf_htons(2);
-	__builtin_memcpy(rep.sha, mac, ETH_ALEN);
-	__builtin_memcpy(rep.spa, req->tpa, 4);
-	__builtin_memcpy(rep.tha, req->sha, ETH_ALEN);
-	__builtin_memcpy(rep.tpa, req->spa, 4);
-	__builtin_memcpy(eth, req->sha, ETH_ALEN);
-	__builtin_memcpy(eth + ETH_ALEN, mac, ETH_ALEN);
-	if (bpf_skb_store_bytes(skb, 0, eth, sizeof(eth), 0) ||
-	    bpf_skb_store_bytes(skb, ETH_HLEN, &rep, sizeof(rep), 0))
+	if (arp_answer(skb, req, mac))
 		return drop(skb, DIR, DROP_WRITE_FAILED);
 	count_verdict(DIR, VERDICT_FORWARD, skb->len);
 	return bpf_redirect(skb->ingress_ifindex, 0);
@@ -91,13 +65,12 @@ static __always_inline int check_arp(struct __sk_buff *skb, const struct endpoin
 
 	if (bpf_skb_load_bytes(skb, ETH_HLEN, &a, sizeof(a)))
 		return drop(skb, DIR, DROP_MALFORMED);
-	if (a.htype != bpf_htons(1) || a.ptype != bpf_htons(ETH_P_IP) || a.hlen != ETH_ALEN || a.plen != 4 ||
-	    (a.op != bpf_htons(1) && a.op != bpf_htons(2)))
+	if (!arp_is_eth_ipv4(&a) || (a.op != bpf_htons(ARP_OP_REQUEST) && a.op != bpf_htons(ARP_OP_REPLY)))
 		return drop(skb, DIR, DROP_MALFORMED);
 	__builtin_memcpy(&spa, a.spa, sizeof(spa));
-	if (!mac_equal(a.sha, src->mac) || (spa != src->ip && !(spa == 0 && a.op == bpf_htons(1))))
+	if (!mac_equal(a.sha, src->mac) || (spa != src->ip && !(spa == 0 && a.op == bpf_htons(ARP_OP_REQUEST))))
 		return drop(skb, DIR, DROP_SPOOFED_ARP);
-	if (a.op == bpf_htons(1)) {
+	if (a.op == bpf_htons(ARP_OP_REQUEST)) {
 		__be32 tpa;
 		struct remote_endpoint *r;
 
@@ -310,32 +283,51 @@ static __always_inline int to_outside(struct __sk_buff *skb, const struct endpoi
 	return snat(skb, src, upl, &fib, rc, k, m, masq);
 }
 
-/* To an endpoint of the same overlay network on another host: through the
- * VXLAN device, to that host, with the network's VNI. */
-static __always_inline int to_remote(struct __sk_buff *skb, const struct endpoint_info *src,
-				     const struct remote_endpoint *r, const struct packet *p)
+/* Through the VXLAN device to the overlay host at host, with the sender's
+ * network's VNI, the inner frame addressed to mac (NULL: as it is). */
+static __always_inline int tunnel(struct __sk_buff *skb, const struct endpoint_info *src, __be32 host, const __u8 *mac,
+				  const struct packet *p)
 {
-	struct network_info *net = bpf_map_lookup_elem(&networks, &src->net_id);
 	struct bpf_tunnel_key key = {};
 	struct overlay_network *ov;
 	__u32 len = skb->len;
 
-	if (!net || !(net->flags & NET_F_ICC))
-		return drop(skb, DIR, DROP_ICC_DISABLED);
 	ov = bpf_map_lookup_elem(&overlay_networks, &src->net_id);
 	if (!ov)
 		return drop(skb, DIR, DROP_UNKNOWN_ENDPOINT); /* the network is being removed */
-	if (!mac_equal(p->eth->h_dest, r->mac) &&
-	    bpf_skb_store_bytes(skb, offsetof(struct ethhdr, h_dest), r->mac, ETH_ALEN, 0))
+	if (mac && !mac_equal(p->eth->h_dest, mac) &&
+	    bpf_skb_store_bytes(skb, offsetof(struct ethhdr, h_dest), mac, ETH_ALEN, 0))
 		return drop(skb, DIR, DROP_WRITE_FAILED);
-	key.remote_ipv4 = bpf_ntohl(r->host);
+	key.remote_ipv4 = bpf_ntohl(host);
 	key.tunnel_id = ov->vni;
 	key.tunnel_ttl = 64;
 	if (bpf_skb_set_tunnel_key(skb, &key, sizeof(key), 0))
 		return drop(skb, DIR, DROP_WRITE_FAILED);
 	count_verdict(DIR, VERDICT_FORWARD, len);
-	count_overlay_host(r->host, 1, len);
+	count_overlay_host(host, 1, len);
 	return bpf_redirect(ov->ifindex, 0);
+}
+
+/* An answer to a flow a peer host's own stack started with this endpoint
+ * (overlay_host_flows): back through the tunnel, where that stack expects
+ * it. Not --icc: that is between containers. */
+static __always_inline int to_peer_host(struct __sk_buff *skb, const struct endpoint_info *src, const struct ct_key *k,
+					const struct packet *p)
+{
+	if (!(src->flags & EP_F_OVERLAY) || !bpf_map_lookup_elem(&overlay_host_flows, k))
+		return 0;
+	return tunnel(skb, src, k->daddr, NULL, p);
+}
+
+/* To an endpoint of the same overlay network on another host. */
+static __always_inline int to_remote(struct __sk_buff *skb, const struct endpoint_info *src,
+				     const struct remote_endpoint *r, const struct packet *p)
+{
+	struct network_info *net = bpf_map_lookup_elem(&networks, &src->net_id);
+
+	if (!net || !(net->flags & NET_F_ICC))
+		return drop(skb, DIR, DROP_ICC_DISABLED);
+	return tunnel(skb, src, r->host, r->mac, p);
 }
 
 SEC("tc")
@@ -380,6 +372,8 @@ int from_container(struct __sk_buff *skb)
 		t = ct_extract(&p, &k, &m);
 		if (t == TUPLE_OK && ct_lookup(&k, &m, &e))
 			return tracked(skb, &m, &k, &e, NULL);
+		if (t == TUPLE_OK && (ret = to_peer_host(skb, src, &k, &p)))
+			return ret;
 		if (t == TUPLE_ICMP_ERROR) {
 			struct icmp_err ie;
 

@@ -4,11 +4,14 @@
  *
  * The outer source must be the host the cluster store names for the inner
  * source, and the VNI that endpoint's network's: a host can speak only for
- * its own containers, on their own networks. Then the same checks as between
- * local containers (same network, --icc) and bpf_redirect_peer into the
- * container. Nothing else crosses the overlay: ARP is answered on the
- * sending host, and traffic to the outside leaves through each host's own
- * uplink.
+ * its own containers, on their own networks, and for itself (inner source
+ * its own underlay address, from its stack: from_host.c). Then the same
+ * checks as between local containers (same network, --icc) and
+ * bpf_redirect_peer into the container. Answers to this host's own stack
+ * (to its underlay address) and replies netfilter must un-NAT go into the
+ * stack. Nothing else crosses the overlay: ARP
+ * is answered on the sending host, and traffic to the outside leaves
+ * through each host's own uplink.
  *
  * bpf/from_overlay_test.c builds this file once more for the loader's tests
  * (FuzzFromOverlay) with bpf_skb_get_tunnel_key stubbed to read skb->cb:
@@ -22,10 +25,44 @@
 #include "lib/parse.h"
 #include "lib/deliver.h"
 #include "lib/overlay.h"
+#include "lib/kernel_nat.h"
 
 char __license[] SEC("license") = "Dual BSD/GPL";
 
 #define DIR DIR_FROM_OVERLAY
+
+#define PACKET_HOST_ 0 /* linux/if_packet.h's PACKET_HOST */
+
+/* Into this host's own stack, as received on the VXLAN device (the frame is
+ * addressed to a container's MAC, not the device's): the answer of a flow
+ * this host's stack started (to its underlay address), or a reply netfilter
+ * must un-NAT (kernel_nat.h). The routes to remote endpoints point at the
+ * device, so the stack's reverse path check agrees. */
+static __always_inline int to_stack(struct __sk_buff *skb)
+{
+	if (bpf_skb_change_type(skb, PACKET_HOST_))
+		return drop(skb, DIR, DROP_WRITE_FAILED);
+	count_verdict(DIR, VERDICT_PASS, skb->len);
+	return TC_ACT_OK;
+}
+
+/* The peer host's own stack (from_host there) starts or answers a flow with
+ * an endpoint here: the endpoint's replies must go back the same way. */
+static __always_inline void remember_host_flow(const struct packet *p)
+{
+	struct l4_meta m;
+	struct ct_key k, rev = {};
+	__u8 one = 1;
+
+	if (ct_extract(p, &k, &m) != TUPLE_OK)
+		return;
+	rev.saddr = k.daddr;
+	rev.daddr = k.saddr;
+	rev.sport = k.dport;
+	rev.dport = k.sport;
+	rev.proto = k.proto;
+	bpf_map_update_elem(&overlay_host_flows, &rev, &one, BPF_ANY);
+}
 
 SEC("tc")
 int from_overlay(struct __sk_buff *skb)
@@ -35,6 +72,7 @@ int from_overlay(struct __sk_buff *skb)
 	struct overlay_network *ov;
 	struct bpf_tunnel_key key;
 	struct network_info *net;
+	__u32 net_id, len;
 	struct packet p;
 	__be32 outer;
 	int ret;
@@ -50,26 +88,47 @@ int from_overlay(struct __sk_buff *skb)
 		return drop(skb, DIR, p.eth->h_proto == bpf_htons(ETH_P_IPV6) ? DROP_IPV6 : DROP_ETHERTYPE);
 
 	outer = bpf_htonl(key.remote_ipv4);
+	dst = bpf_map_lookup_elem(&endpoint_ips, &p.ip->daddr);
 	src = bpf_map_lookup_elem(&remote_endpoints, &p.ip->saddr);
-	if (!src || src->host != outer || !mac_equal(p.eth->h_source, src->mac))
+	if (src) {
+		if (src->host != outer || !mac_equal(p.eth->h_source, src->mac))
+			return drop(skb, DIR, DROP_OVERLAY_SPOOFED);
+		net_id = src->net_id;
+	} else if (p.ip->saddr == outer && overlay_peer(outer) && dst) {
+		/* The peer host itself, to an endpoint here. */
+		net_id = dst->net_id;
+	} else {
 		return drop(skb, DIR, DROP_OVERLAY_SPOOFED);
-	ov = bpf_map_lookup_elem(&overlay_networks, &src->net_id);
-	net = bpf_map_lookup_elem(&networks, &src->net_id);
+	}
+	ov = bpf_map_lookup_elem(&overlay_networks, &net_id);
+	net = bpf_map_lookup_elem(&networks, &net_id);
 	if (!ov || !net || ov->vni != key.tunnel_id)
 		return drop(skb, DIR, DROP_OVERLAY_VNI);
 
-	dst = bpf_map_lookup_elem(&endpoint_ips, &p.ip->daddr);
-	if (!dst)
+	if (!dst) {
+		__be32 self = overlay_self_addr();
+
+		if (src && self && p.ip->daddr == self)
+			return to_stack(skb);
 		return drop(skb, DIR, DROP_OVERLAY_NO_ENDPOINT);
-	if (dst->net_id != src->net_id)
+	}
+	if (dst->net_id != net_id)
 		return drop(skb, DIR, DROP_NETWORK_ISOLATION);
-	if (!(net->flags & NET_F_ICC))
-		return drop(skb, DIR, DROP_ICC_DISABLED);
+	if (!src) {
+		remember_host_flow(&p);
+	} else {
+		if (!(net->flags & NET_F_ICC))
+			return drop(skb, DIR, DROP_ICC_DISABLED);
+		if (p.has_l4 && kernel_nat_reply(skb, net, p.ip->protocol, p.ip->saddr, p.ip->daddr, p.l4.udp.source,
+						 p.l4.udp.dest))
+			return to_stack(skb);
+	}
+	len = skb->len;
 	ret = deliver_peer(skb, DIR, p.eth, dst);
 	/* A peer's rx is what was delivered from it (overlay.h), as its tx is
 	 * what was sent to it: a frame dropped above, however authentic its
 	 * sender, is in the drop counters only. */
 	if (ret == TC_ACT_REDIRECT)
-		count_overlay_host(outer, 0, skb->len);
+		count_overlay_host(outer, 0, len);
 	return ret;
 }

@@ -72,6 +72,9 @@ func (o NetworkOptions) network() (Network, error) {
 	if o.MTU != 0 && (o.MTU < 576 || o.MTU > 65535-datapath.VXLANOverhead) {
 		return n, fmt.Errorf("invalid MTU %d", o.MTU)
 	}
+	if n.ServiceCIDRs, err = datapath.ParseServiceCIDRs(o.ServiceCIDRs, n.Subnet); err != nil {
+		return n, err
+	}
 	return n, nil
 }
 

@@ -31,12 +31,14 @@ type Network struct {
 	Gateway netip.Addr   `json:"gateway"`
 	VNI     uint32       `json:"vni"`
 	// BlockBits is the prefix length of the per-host address blocks.
-	BlockBits int       `json:"block_bits"`
-	ICC       bool      `json:"icc"`
-	Internal  bool      `json:"internal"`
-	MTU       int       `json:"mtu,omitempty"` // 0: the underlay's minus VXLAN overhead (50)
-	Created   time.Time `json:"created"`
-	CreatedBy string    `json:"created_by,omitempty"`
+	BlockBits int  `json:"block_bits"`
+	ICC       bool `json:"icc"`
+	Internal  bool `json:"internal"`
+	MTU       int  `json:"mtu,omitempty"` // 0: the underlay's minus VXLAN overhead (50)
+	// ServiceCIDRs go to each host's netfilter (datapath.NetworkOptions).
+	ServiceCIDRs []netip.Prefix `json:"service_cidrs,omitempty"`
+	Created      time.Time      `json:"created"`
+	CreatedBy    string         `json:"created_by,omitempty"`
 }
 
 // NetworkOptions create a Network.
@@ -51,6 +53,8 @@ type NetworkOptions struct {
 	ICC       bool
 	Internal  bool
 	MTU       int
+	// ServiceCIDRs: datapath.NetworkOptions.
+	ServiceCIDRs []string
 	// Host creating the network (recorded only).
 	Host string
 }

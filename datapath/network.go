@@ -243,7 +243,7 @@ func (i *Instance) validateNetwork(st *store, o NetworkOptions) (Network, error)
 	if n.Gateway, err = checkGateway(n.Subnet, o.Gateway); err != nil {
 		return n, err
 	}
-	if n.ServiceCIDRs, err = parseServiceCIDRs(o.ServiceCIDRs, n.Subnet); err != nil {
+	if n.ServiceCIDRs, err = ParseServiceCIDRs(o.ServiceCIDRs, n.Subnet); err != nil {
 		return n, err
 	}
 	if o.Bridge != "" {
@@ -287,10 +287,10 @@ func (i *Instance) validateNetwork(st *store, o NetworkOptions) (Network, error)
 	return n, nil
 }
 
-// parseServiceCIDRs validates a network's service prefixes: IPv4, none
+// ParseServiceCIDRs validates a network's service prefixes: IPv4, none
 // overlapping the network's subnet (its own addresses are forwarded in
 // eBPF) or another, listed once each.
-func parseServiceCIDRs(in []string, subnet netip.Prefix) ([]netip.Prefix, error) {
+func ParseServiceCIDRs(in []string, subnet netip.Prefix) ([]netip.Prefix, error) {
 	if len(in) > maxServiceCIDRs {
 		return nil, fmt.Errorf("%d service CIDRs: at most %d", len(in), maxServiceCIDRs)
 	}

@@ -7,6 +7,9 @@ import (
 	"net/netip"
 	"slices"
 
+	"github.com/cilium/ebpf"
+	"github.com/vishvananda/netlink"
+
 	"github.com/ebpfnet/ebpfnet/datapath/plumbing"
 	"github.com/ebpfnet/ebpfnet/loader"
 	"github.com/ebpfnet/ebpfnet/maps"
@@ -47,6 +50,8 @@ type RemoteEndpoint struct {
 // OverlayView is what the cluster says this host must know: the other
 // hosts' underlay addresses and their endpoints.
 type OverlayView struct {
+	// Self is this host's underlay address (as the other hosts know it).
+	Self      netip.Addr
 	Peers     []netip.Addr
 	Endpoints []RemoteEndpoint
 }
@@ -69,13 +74,31 @@ func (i *Instance) ensureOverlayDevice(mtu int, rollback *undo) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if i.dp.LinkedProgramID(loader.ProgFromOverlay, OverlayDevice) == 0 {
-		if _, err := i.dp.AttachTCXIngress(loader.ProgFromOverlay, idx, OverlayDevice); err != nil {
-			return 0, err
-		}
-		rollback.add(func() { i.dp.DetachTCX(loader.ProgFromOverlay, OverlayDevice) })
+	if err := i.linkOverlayDevice(idx, rollback); err != nil {
+		return 0, err
 	}
 	return idx, nil
+}
+
+// linkOverlayDevice links from_overlay (what other hosts send) and from_host
+// (what this host's stack sends to their endpoints) to the VXLAN device,
+// each unless it is linked.
+func (i *Instance) linkOverlayDevice(idx int, rollback *undo) error {
+	for _, l := range []struct {
+		prog   string
+		attach func(string, int, string) (ebpf.ProgramID, error)
+	}{{loader.ProgFromOverlay, i.dp.AttachTCXIngress}, {loader.ProgFromHost, i.dp.AttachTCXEgress}} {
+		if i.dp.LinkedProgramID(l.prog, OverlayDevice) != 0 {
+			continue
+		}
+		if _, err := l.attach(l.prog, idx, OverlayDevice); err != nil {
+			return err
+		}
+		if rollback != nil {
+			rollback.add(func() { i.dp.DetachTCX(l.prog, OverlayDevice) })
+		}
+	}
+	return nil
 }
 
 // releaseOverlay removes an overlay network's remote endpoints and, with
@@ -85,7 +108,8 @@ func (i *Instance) releaseOverlay(views *maps.Views, n Network, remaining []Netw
 	if hasOverlay(remaining) {
 		return err
 	}
-	errs := []error{err, views.SyncOverlayHosts(nil), i.dp.DetachTCX(loader.ProgFromOverlay, OverlayDevice)}
+	errs := []error{err, views.SyncOverlayHosts(nil), views.SetOverlaySelf(netip.Addr{}),
+		i.dp.DetachTCX(loader.ProgFromOverlay, OverlayDevice), i.dp.DetachTCX(loader.ProgFromHost, OverlayDevice)}
 	errs = append(errs, plumbing.DeleteLink(OverlayDevice))
 	return errors.Join(errs...)
 }
@@ -154,11 +178,34 @@ func (i *Instance) SyncOverlay(v OverlayView) (OverlaySync, error) {
 			}
 			want = append(want, maps.RemoteEndpoint{IP: r.IP, MAC: mac, NetID: id, Host: r.Host})
 		}
+		selfErr := views.SetOverlaySelf(v.Self)
 		hostsErr := views.SyncOverlayHosts(v.Peers)
 		res.Written, res.Deleted, err = views.SyncRemoteEndpoints(scope, want)
-		return errors.Join(hostsErr, err)
+		return errors.Join(selfErr, hostsErr, err, i.syncHostPath(v.Self, want))
 	})
 	return res, err
+}
+
+// syncHostPath gives this host's stack its path to the remote endpoints: a
+// /32 route each through the VXLAN device, with the host's underlay
+// address as source, which the device holds too (masquerade takes a
+// device's address); from_host (linked here too, for a device made by a
+// release without it) tunnels what the stack sends there.
+func (i *Instance) syncHostPath(self netip.Addr, remote []maps.RemoteEndpoint) error {
+	l, err := netlink.LinkByName(OverlayDevice)
+	if err != nil {
+		return nil // no overlay network here yet
+	}
+	ips := make([]netip.Addr, 0, len(remote))
+	for _, r := range remote {
+		ips = append(ips, r.IP)
+	}
+	return errors.Join(
+		i.linkOverlayDevice(l.Attrs().Index, nil),
+		netlink.LinkSetARPOff(l),
+		plumbing.SetSoleAddress(OverlayDevice, self),
+		plumbing.SyncHostRoutes(OverlayDevice, self, ips),
+	)
 }
 
 // OverlayPeer is the traffic with one peer host.

@@ -262,7 +262,7 @@ func networkAgrees(n Network, o NetworkOptions) error {
 	if o.Internal != n.Internal {
 		differ("internal", n.Internal, o.Internal)
 	}
-	if want, err := parseServiceCIDRs(o.ServiceCIDRs, n.Subnet); err != nil {
+	if want, err := ParseServiceCIDRs(o.ServiceCIDRs, n.Subnet); err != nil {
 		return err
 	} else if !samePrefixes(want, n.ServiceCIDRs) {
 		differ("service CIDRs", n.ServiceCIDRs, want)

@@ -78,7 +78,7 @@ func TestNetworkAgrees(t *testing.T) {
 
 func TestParseServiceCIDRs(t *testing.T) {
 	subnet := netip.MustParsePrefix("10.244.0.0/16")
-	got, err := parseServiceCIDRs([]string{"10.96.0.0/12", " 192.0.2.9/24"}, subnet)
+	got, err := ParseServiceCIDRs([]string{"10.96.0.0/12", " 192.0.2.9/24"}, subnet)
 	if err != nil || len(got) != 2 || got[1] != netip.MustParsePrefix("192.0.2.0/24") {
 		t.Fatalf("got %v, %v; want [10.96.0.0/12 192.0.2.0/24]", got, err)
 	}
@@ -96,7 +96,7 @@ func TestParseServiceCIDRs(t *testing.T) {
 		{[]string{"10.96.0.0/12", "10.100.0.0/16"}, "overlap"},
 		{make([]string, maxServiceCIDRs+1), "at most"},
 	} {
-		if _, err := parseServiceCIDRs(tc.in, subnet); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if _, err := ParseServiceCIDRs(tc.in, subnet); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: got %v, want %q", tc.in, err, tc.want)
 		}
 	}

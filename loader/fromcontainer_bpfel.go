@@ -86,7 +86,8 @@ const (
 	fromContainerDirectionDIR_FROM_CONTAINER fromContainerDirection = 0
 	fromContainerDirectionDIR_FROM_UPLINK    fromContainerDirection = 1
 	fromContainerDirectionDIR_FROM_OVERLAY   fromContainerDirection = 2
-	fromContainerDirectionDIR_MAX            fromContainerDirection = 3
+	fromContainerDirectionDIR_FROM_HOST      fromContainerDirection = 3
+	fromContainerDirectionDIR_MAX            fromContainerDirection = 4
 )
 
 type fromContainerDropReason uint32
@@ -372,8 +373,10 @@ const (
 	fromContainerMapNatAllocFailures        = "nat_alloc_failures"
 	fromContainerMapNatRetries              = "nat_retries"
 	fromContainerMapNetworks                = "networks"
+	fromContainerMapOverlayHostFlows        = "overlay_host_flows"
 	fromContainerMapOverlayHosts            = "overlay_hosts"
 	fromContainerMapOverlayNetworks         = "overlay_networks"
+	fromContainerMapOverlaySelf             = "overlay_self"
 	fromContainerMapPorts                   = "ports"
 	fromContainerMapRemoteEndpoints         = "remote_endpoints"
 	fromContainerMapServiceCidrs            = "service_cidrs"
@@ -469,8 +472,10 @@ type fromContainerMapSpecs struct {
 	NatAllocFailures *ebpf.MapSpec `ebpf:"nat_alloc_failures"`
 	NatRetries       *ebpf.MapSpec `ebpf:"nat_retries"`
 	Networks         *ebpf.MapSpec `ebpf:"networks"`
+	OverlayHostFlows *ebpf.MapSpec `ebpf:"overlay_host_flows"`
 	OverlayHosts     *ebpf.MapSpec `ebpf:"overlay_hosts"`
 	OverlayNetworks  *ebpf.MapSpec `ebpf:"overlay_networks"`
+	OverlaySelf      *ebpf.MapSpec `ebpf:"overlay_self"`
 	Ports            *ebpf.MapSpec `ebpf:"ports"`
 	RemoteEndpoints  *ebpf.MapSpec `ebpf:"remote_endpoints"`
 	ServiceCidrs     *ebpf.MapSpec `ebpf:"service_cidrs"`
@@ -542,8 +547,10 @@ type fromContainerMaps struct {
 	NatAllocFailures *ebpf.Map `ebpf:"nat_alloc_failures"`
 	NatRetries       *ebpf.Map `ebpf:"nat_retries"`
 	Networks         *ebpf.Map `ebpf:"networks"`
+	OverlayHostFlows *ebpf.Map `ebpf:"overlay_host_flows"`
 	OverlayHosts     *ebpf.Map `ebpf:"overlay_hosts"`
 	OverlayNetworks  *ebpf.Map `ebpf:"overlay_networks"`
+	OverlaySelf      *ebpf.Map `ebpf:"overlay_self"`
 	Ports            *ebpf.Map `ebpf:"ports"`
 	RemoteEndpoints  *ebpf.Map `ebpf:"remote_endpoints"`
 	ServiceCidrs     *ebpf.Map `ebpf:"service_cidrs"`
@@ -571,8 +578,10 @@ func (m *fromContainerMaps) Close() error {
 		m.NatAllocFailures,
 		m.NatRetries,
 		m.Networks,
+		m.OverlayHostFlows,
 		m.OverlayHosts,
 		m.OverlayNetworks,
+		m.OverlaySelf,
 		m.Ports,
 		m.RemoteEndpoints,
 		m.ServiceCidrs,

@@ -16,6 +16,10 @@ import (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	fromOverlayMapConntrack              = "conntrack"
+	fromOverlayMapCtAckRanges            = "ct_ack_ranges"
+	fromOverlayMapCtEmbryonic            = "ct_embryonic"
+	fromOverlayMapCtInbound              = "ct_inbound"
 	fromOverlayMapDropCounters           = "drop_counters"
 	fromOverlayMapEndpointIps            = "endpoint_ips"
 	fromOverlayMapEndpointStats          = "endpoint_stats"
@@ -24,12 +28,18 @@ const (
 	fromOverlayMapMonitorCtl             = "monitor_ctl"
 	fromOverlayMapMonitorEvents          = "monitor_events"
 	fromOverlayMapNetworks               = "networks"
+	fromOverlayMapOverlayHostFlows       = "overlay_host_flows"
 	fromOverlayMapOverlayHosts           = "overlay_hosts"
 	fromOverlayMapOverlayNetworks        = "overlay_networks"
+	fromOverlayMapOverlaySelf            = "overlay_self"
 	fromOverlayMapRemoteEndpoints        = "remote_endpoints"
+	fromOverlayMapServiceCidrs           = "service_cidrs"
 	fromOverlayMapSubnets                = "subnets"
 	fromOverlayMapVerdicts               = "verdicts"
 	fromOverlayProgFromOverlay           = "from_overlay"
+	fromOverlayVarBtfAnchorCtKind        = "btf_anchor_ct_kind"
+	fromOverlayVarBtfAnchorCtLimits      = "btf_anchor_ct_limits"
+	fromOverlayVarBtfAnchorCtState       = "btf_anchor_ct_state"
 	fromOverlayVarBtfAnchorDirection     = "btf_anchor_direction"
 	fromOverlayVarBtfAnchorDropReason    = "btf_anchor_drop_reason"
 	fromOverlayVarBtfAnchorEndpointFlags = "btf_anchor_endpoint_flags"
@@ -90,25 +100,35 @@ type fromOverlayProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type fromOverlayMapSpecs struct {
-	DropCounters    *ebpf.MapSpec `ebpf:"drop_counters"`
-	EndpointIps     *ebpf.MapSpec `ebpf:"endpoint_ips"`
-	EndpointStats   *ebpf.MapSpec `ebpf:"endpoint_stats"`
-	Endpoints       *ebpf.MapSpec `ebpf:"endpoints"`
-	MonitorBudgets  *ebpf.MapSpec `ebpf:"monitor_budgets"`
-	MonitorCtl      *ebpf.MapSpec `ebpf:"monitor_ctl"`
-	MonitorEvents   *ebpf.MapSpec `ebpf:"monitor_events"`
-	Networks        *ebpf.MapSpec `ebpf:"networks"`
-	OverlayHosts    *ebpf.MapSpec `ebpf:"overlay_hosts"`
-	OverlayNetworks *ebpf.MapSpec `ebpf:"overlay_networks"`
-	RemoteEndpoints *ebpf.MapSpec `ebpf:"remote_endpoints"`
-	Subnets         *ebpf.MapSpec `ebpf:"subnets"`
-	Verdicts        *ebpf.MapSpec `ebpf:"verdicts"`
+	Conntrack        *ebpf.MapSpec `ebpf:"conntrack"`
+	CtAckRanges      *ebpf.MapSpec `ebpf:"ct_ack_ranges"`
+	CtEmbryonic      *ebpf.MapSpec `ebpf:"ct_embryonic"`
+	CtInbound        *ebpf.MapSpec `ebpf:"ct_inbound"`
+	DropCounters     *ebpf.MapSpec `ebpf:"drop_counters"`
+	EndpointIps      *ebpf.MapSpec `ebpf:"endpoint_ips"`
+	EndpointStats    *ebpf.MapSpec `ebpf:"endpoint_stats"`
+	Endpoints        *ebpf.MapSpec `ebpf:"endpoints"`
+	MonitorBudgets   *ebpf.MapSpec `ebpf:"monitor_budgets"`
+	MonitorCtl       *ebpf.MapSpec `ebpf:"monitor_ctl"`
+	MonitorEvents    *ebpf.MapSpec `ebpf:"monitor_events"`
+	Networks         *ebpf.MapSpec `ebpf:"networks"`
+	OverlayHostFlows *ebpf.MapSpec `ebpf:"overlay_host_flows"`
+	OverlayHosts     *ebpf.MapSpec `ebpf:"overlay_hosts"`
+	OverlayNetworks  *ebpf.MapSpec `ebpf:"overlay_networks"`
+	OverlaySelf      *ebpf.MapSpec `ebpf:"overlay_self"`
+	RemoteEndpoints  *ebpf.MapSpec `ebpf:"remote_endpoints"`
+	ServiceCidrs     *ebpf.MapSpec `ebpf:"service_cidrs"`
+	Subnets          *ebpf.MapSpec `ebpf:"subnets"`
+	Verdicts         *ebpf.MapSpec `ebpf:"verdicts"`
 }
 
 // fromOverlayVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type fromOverlayVariableSpecs struct {
+	BtfAnchorCtKind        *ebpf.VariableSpec `ebpf:"btf_anchor_ct_kind"`
+	BtfAnchorCtLimits      *ebpf.VariableSpec `ebpf:"btf_anchor_ct_limits"`
+	BtfAnchorCtState       *ebpf.VariableSpec `ebpf:"btf_anchor_ct_state"`
 	BtfAnchorDirection     *ebpf.VariableSpec `ebpf:"btf_anchor_direction"`
 	BtfAnchorDropReason    *ebpf.VariableSpec `ebpf:"btf_anchor_drop_reason"`
 	BtfAnchorEndpointFlags *ebpf.VariableSpec `ebpf:"btf_anchor_endpoint_flags"`
@@ -140,23 +160,34 @@ func (o *fromOverlayObjects) Close() error {
 //
 // It can be passed to loadFromOverlayObjects or ebpf.CollectionSpec.LoadAndAssign.
 type fromOverlayMaps struct {
-	DropCounters    *ebpf.Map `ebpf:"drop_counters"`
-	EndpointIps     *ebpf.Map `ebpf:"endpoint_ips"`
-	EndpointStats   *ebpf.Map `ebpf:"endpoint_stats"`
-	Endpoints       *ebpf.Map `ebpf:"endpoints"`
-	MonitorBudgets  *ebpf.Map `ebpf:"monitor_budgets"`
-	MonitorCtl      *ebpf.Map `ebpf:"monitor_ctl"`
-	MonitorEvents   *ebpf.Map `ebpf:"monitor_events"`
-	Networks        *ebpf.Map `ebpf:"networks"`
-	OverlayHosts    *ebpf.Map `ebpf:"overlay_hosts"`
-	OverlayNetworks *ebpf.Map `ebpf:"overlay_networks"`
-	RemoteEndpoints *ebpf.Map `ebpf:"remote_endpoints"`
-	Subnets         *ebpf.Map `ebpf:"subnets"`
-	Verdicts        *ebpf.Map `ebpf:"verdicts"`
+	Conntrack        *ebpf.Map `ebpf:"conntrack"`
+	CtAckRanges      *ebpf.Map `ebpf:"ct_ack_ranges"`
+	CtEmbryonic      *ebpf.Map `ebpf:"ct_embryonic"`
+	CtInbound        *ebpf.Map `ebpf:"ct_inbound"`
+	DropCounters     *ebpf.Map `ebpf:"drop_counters"`
+	EndpointIps      *ebpf.Map `ebpf:"endpoint_ips"`
+	EndpointStats    *ebpf.Map `ebpf:"endpoint_stats"`
+	Endpoints        *ebpf.Map `ebpf:"endpoints"`
+	MonitorBudgets   *ebpf.Map `ebpf:"monitor_budgets"`
+	MonitorCtl       *ebpf.Map `ebpf:"monitor_ctl"`
+	MonitorEvents    *ebpf.Map `ebpf:"monitor_events"`
+	Networks         *ebpf.Map `ebpf:"networks"`
+	OverlayHostFlows *ebpf.Map `ebpf:"overlay_host_flows"`
+	OverlayHosts     *ebpf.Map `ebpf:"overlay_hosts"`
+	OverlayNetworks  *ebpf.Map `ebpf:"overlay_networks"`
+	OverlaySelf      *ebpf.Map `ebpf:"overlay_self"`
+	RemoteEndpoints  *ebpf.Map `ebpf:"remote_endpoints"`
+	ServiceCidrs     *ebpf.Map `ebpf:"service_cidrs"`
+	Subnets          *ebpf.Map `ebpf:"subnets"`
+	Verdicts         *ebpf.Map `ebpf:"verdicts"`
 }
 
 func (m *fromOverlayMaps) Close() error {
 	return _FromOverlayClose(
+		m.Conntrack,
+		m.CtAckRanges,
+		m.CtEmbryonic,
+		m.CtInbound,
 		m.DropCounters,
 		m.EndpointIps,
 		m.EndpointStats,
@@ -165,9 +196,12 @@ func (m *fromOverlayMaps) Close() error {
 		m.MonitorCtl,
 		m.MonitorEvents,
 		m.Networks,
+		m.OverlayHostFlows,
 		m.OverlayHosts,
 		m.OverlayNetworks,
+		m.OverlaySelf,
 		m.RemoteEndpoints,
+		m.ServiceCidrs,
 		m.Subnets,
 		m.Verdicts,
 	)
@@ -177,6 +211,9 @@ func (m *fromOverlayMaps) Close() error {
 //
 // It can be passed to loadFromOverlayObjects or ebpf.CollectionSpec.LoadAndAssign.
 type fromOverlayVariables struct {
+	BtfAnchorCtKind        *ebpf.Variable `ebpf:"btf_anchor_ct_kind"`
+	BtfAnchorCtLimits      *ebpf.Variable `ebpf:"btf_anchor_ct_limits"`
+	BtfAnchorCtState       *ebpf.Variable `ebpf:"btf_anchor_ct_state"`
 	BtfAnchorDirection     *ebpf.Variable `ebpf:"btf_anchor_direction"`
 	BtfAnchorDropReason    *ebpf.Variable `ebpf:"btf_anchor_drop_reason"`
 	BtfAnchorEndpointFlags *ebpf.Variable `ebpf:"btf_anchor_endpoint_flags"`

@@ -16,6 +16,10 @@ import (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	fromOverlayTestMapConntrack              = "conntrack"
+	fromOverlayTestMapCtAckRanges            = "ct_ack_ranges"
+	fromOverlayTestMapCtEmbryonic            = "ct_embryonic"
+	fromOverlayTestMapCtInbound              = "ct_inbound"
 	fromOverlayTestMapDropCounters           = "drop_counters"
 	fromOverlayTestMapEndpointIps            = "endpoint_ips"
 	fromOverlayTestMapEndpointStats          = "endpoint_stats"
@@ -24,12 +28,18 @@ const (
 	fromOverlayTestMapMonitorCtl             = "monitor_ctl"
 	fromOverlayTestMapMonitorEvents          = "monitor_events"
 	fromOverlayTestMapNetworks               = "networks"
+	fromOverlayTestMapOverlayHostFlows       = "overlay_host_flows"
 	fromOverlayTestMapOverlayHosts           = "overlay_hosts"
 	fromOverlayTestMapOverlayNetworks        = "overlay_networks"
+	fromOverlayTestMapOverlaySelf            = "overlay_self"
 	fromOverlayTestMapRemoteEndpoints        = "remote_endpoints"
+	fromOverlayTestMapServiceCidrs           = "service_cidrs"
 	fromOverlayTestMapSubnets                = "subnets"
 	fromOverlayTestMapVerdicts               = "verdicts"
 	fromOverlayTestProgFromOverlay           = "from_overlay"
+	fromOverlayTestVarBtfAnchorCtKind        = "btf_anchor_ct_kind"
+	fromOverlayTestVarBtfAnchorCtLimits      = "btf_anchor_ct_limits"
+	fromOverlayTestVarBtfAnchorCtState       = "btf_anchor_ct_state"
 	fromOverlayTestVarBtfAnchorDirection     = "btf_anchor_direction"
 	fromOverlayTestVarBtfAnchorDropReason    = "btf_anchor_drop_reason"
 	fromOverlayTestVarBtfAnchorEndpointFlags = "btf_anchor_endpoint_flags"
@@ -90,25 +100,35 @@ type fromOverlayTestProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type fromOverlayTestMapSpecs struct {
-	DropCounters    *ebpf.MapSpec `ebpf:"drop_counters"`
-	EndpointIps     *ebpf.MapSpec `ebpf:"endpoint_ips"`
-	EndpointStats   *ebpf.MapSpec `ebpf:"endpoint_stats"`
-	Endpoints       *ebpf.MapSpec `ebpf:"endpoints"`
-	MonitorBudgets  *ebpf.MapSpec `ebpf:"monitor_budgets"`
-	MonitorCtl      *ebpf.MapSpec `ebpf:"monitor_ctl"`
-	MonitorEvents   *ebpf.MapSpec `ebpf:"monitor_events"`
-	Networks        *ebpf.MapSpec `ebpf:"networks"`
-	OverlayHosts    *ebpf.MapSpec `ebpf:"overlay_hosts"`
-	OverlayNetworks *ebpf.MapSpec `ebpf:"overlay_networks"`
-	RemoteEndpoints *ebpf.MapSpec `ebpf:"remote_endpoints"`
-	Subnets         *ebpf.MapSpec `ebpf:"subnets"`
-	Verdicts        *ebpf.MapSpec `ebpf:"verdicts"`
+	Conntrack        *ebpf.MapSpec `ebpf:"conntrack"`
+	CtAckRanges      *ebpf.MapSpec `ebpf:"ct_ack_ranges"`
+	CtEmbryonic      *ebpf.MapSpec `ebpf:"ct_embryonic"`
+	CtInbound        *ebpf.MapSpec `ebpf:"ct_inbound"`
+	DropCounters     *ebpf.MapSpec `ebpf:"drop_counters"`
+	EndpointIps      *ebpf.MapSpec `ebpf:"endpoint_ips"`
+	EndpointStats    *ebpf.MapSpec `ebpf:"endpoint_stats"`
+	Endpoints        *ebpf.MapSpec `ebpf:"endpoints"`
+	MonitorBudgets   *ebpf.MapSpec `ebpf:"monitor_budgets"`
+	MonitorCtl       *ebpf.MapSpec `ebpf:"monitor_ctl"`
+	MonitorEvents    *ebpf.MapSpec `ebpf:"monitor_events"`
+	Networks         *ebpf.MapSpec `ebpf:"networks"`
+	OverlayHostFlows *ebpf.MapSpec `ebpf:"overlay_host_flows"`
+	OverlayHosts     *ebpf.MapSpec `ebpf:"overlay_hosts"`
+	OverlayNetworks  *ebpf.MapSpec `ebpf:"overlay_networks"`
+	OverlaySelf      *ebpf.MapSpec `ebpf:"overlay_self"`
+	RemoteEndpoints  *ebpf.MapSpec `ebpf:"remote_endpoints"`
+	ServiceCidrs     *ebpf.MapSpec `ebpf:"service_cidrs"`
+	Subnets          *ebpf.MapSpec `ebpf:"subnets"`
+	Verdicts         *ebpf.MapSpec `ebpf:"verdicts"`
 }
 
 // fromOverlayTestVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type fromOverlayTestVariableSpecs struct {
+	BtfAnchorCtKind        *ebpf.VariableSpec `ebpf:"btf_anchor_ct_kind"`
+	BtfAnchorCtLimits      *ebpf.VariableSpec `ebpf:"btf_anchor_ct_limits"`
+	BtfAnchorCtState       *ebpf.VariableSpec `ebpf:"btf_anchor_ct_state"`
 	BtfAnchorDirection     *ebpf.VariableSpec `ebpf:"btf_anchor_direction"`
 	BtfAnchorDropReason    *ebpf.VariableSpec `ebpf:"btf_anchor_drop_reason"`
 	BtfAnchorEndpointFlags *ebpf.VariableSpec `ebpf:"btf_anchor_endpoint_flags"`
@@ -140,23 +160,34 @@ func (o *fromOverlayTestObjects) Close() error {
 //
 // It can be passed to loadFromOverlayTestObjects or ebpf.CollectionSpec.LoadAndAssign.
 type fromOverlayTestMaps struct {
-	DropCounters    *ebpf.Map `ebpf:"drop_counters"`
-	EndpointIps     *ebpf.Map `ebpf:"endpoint_ips"`
-	EndpointStats   *ebpf.Map `ebpf:"endpoint_stats"`
-	Endpoints       *ebpf.Map `ebpf:"endpoints"`
-	MonitorBudgets  *ebpf.Map `ebpf:"monitor_budgets"`
-	MonitorCtl      *ebpf.Map `ebpf:"monitor_ctl"`
-	MonitorEvents   *ebpf.Map `ebpf:"monitor_events"`
-	Networks        *ebpf.Map `ebpf:"networks"`
-	OverlayHosts    *ebpf.Map `ebpf:"overlay_hosts"`
-	OverlayNetworks *ebpf.Map `ebpf:"overlay_networks"`
-	RemoteEndpoints *ebpf.Map `ebpf:"remote_endpoints"`
-	Subnets         *ebpf.Map `ebpf:"subnets"`
-	Verdicts        *ebpf.Map `ebpf:"verdicts"`
+	Conntrack        *ebpf.Map `ebpf:"conntrack"`
+	CtAckRanges      *ebpf.Map `ebpf:"ct_ack_ranges"`
+	CtEmbryonic      *ebpf.Map `ebpf:"ct_embryonic"`
+	CtInbound        *ebpf.Map `ebpf:"ct_inbound"`
+	DropCounters     *ebpf.Map `ebpf:"drop_counters"`
+	EndpointIps      *ebpf.Map `ebpf:"endpoint_ips"`
+	EndpointStats    *ebpf.Map `ebpf:"endpoint_stats"`
+	Endpoints        *ebpf.Map `ebpf:"endpoints"`
+	MonitorBudgets   *ebpf.Map `ebpf:"monitor_budgets"`
+	MonitorCtl       *ebpf.Map `ebpf:"monitor_ctl"`
+	MonitorEvents    *ebpf.Map `ebpf:"monitor_events"`
+	Networks         *ebpf.Map `ebpf:"networks"`
+	OverlayHostFlows *ebpf.Map `ebpf:"overlay_host_flows"`
+	OverlayHosts     *ebpf.Map `ebpf:"overlay_hosts"`
+	OverlayNetworks  *ebpf.Map `ebpf:"overlay_networks"`
+	OverlaySelf      *ebpf.Map `ebpf:"overlay_self"`
+	RemoteEndpoints  *ebpf.Map `ebpf:"remote_endpoints"`
+	ServiceCidrs     *ebpf.Map `ebpf:"service_cidrs"`
+	Subnets          *ebpf.Map `ebpf:"subnets"`
+	Verdicts         *ebpf.Map `ebpf:"verdicts"`
 }
 
 func (m *fromOverlayTestMaps) Close() error {
 	return _FromOverlayTestClose(
+		m.Conntrack,
+		m.CtAckRanges,
+		m.CtEmbryonic,
+		m.CtInbound,
 		m.DropCounters,
 		m.EndpointIps,
 		m.EndpointStats,
@@ -165,9 +196,12 @@ func (m *fromOverlayTestMaps) Close() error {
 		m.MonitorCtl,
 		m.MonitorEvents,
 		m.Networks,
+		m.OverlayHostFlows,
 		m.OverlayHosts,
 		m.OverlayNetworks,
+		m.OverlaySelf,
 		m.RemoteEndpoints,
+		m.ServiceCidrs,
 		m.Subnets,
 		m.Verdicts,
 	)
@@ -177,6 +211,9 @@ func (m *fromOverlayTestMaps) Close() error {
 //
 // It can be passed to loadFromOverlayTestObjects or ebpf.CollectionSpec.LoadAndAssign.
 type fromOverlayTestVariables struct {
+	BtfAnchorCtKind        *ebpf.Variable `ebpf:"btf_anchor_ct_kind"`
+	BtfAnchorCtLimits      *ebpf.Variable `ebpf:"btf_anchor_ct_limits"`
+	BtfAnchorCtState       *ebpf.Variable `ebpf:"btf_anchor_ct_state"`
 	BtfAnchorDirection     *ebpf.Variable `ebpf:"btf_anchor_direction"`
 	BtfAnchorDropReason    *ebpf.Variable `ebpf:"btf_anchor_drop_reason"`
 	BtfAnchorEndpointFlags *ebpf.Variable `ebpf:"btf_anchor_endpoint_flags"`

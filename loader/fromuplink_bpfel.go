@@ -32,8 +32,10 @@ const (
 	fromUplinkMapNatAllocFailures        = "nat_alloc_failures"
 	fromUplinkMapNatRetries              = "nat_retries"
 	fromUplinkMapNetworks                = "networks"
+	fromUplinkMapOverlayHostFlows        = "overlay_host_flows"
 	fromUplinkMapOverlayHosts            = "overlay_hosts"
 	fromUplinkMapOverlayNetworks         = "overlay_networks"
+	fromUplinkMapOverlaySelf             = "overlay_self"
 	fromUplinkMapPorts                   = "ports"
 	fromUplinkMapRemoteEndpoints         = "remote_endpoints"
 	fromUplinkMapSubnets                 = "subnets"
@@ -128,8 +130,10 @@ type fromUplinkMapSpecs struct {
 	NatAllocFailures *ebpf.MapSpec `ebpf:"nat_alloc_failures"`
 	NatRetries       *ebpf.MapSpec `ebpf:"nat_retries"`
 	Networks         *ebpf.MapSpec `ebpf:"networks"`
+	OverlayHostFlows *ebpf.MapSpec `ebpf:"overlay_host_flows"`
 	OverlayHosts     *ebpf.MapSpec `ebpf:"overlay_hosts"`
 	OverlayNetworks  *ebpf.MapSpec `ebpf:"overlay_networks"`
+	OverlaySelf      *ebpf.MapSpec `ebpf:"overlay_self"`
 	Ports            *ebpf.MapSpec `ebpf:"ports"`
 	RemoteEndpoints  *ebpf.MapSpec `ebpf:"remote_endpoints"`
 	Subnets          *ebpf.MapSpec `ebpf:"subnets"`
@@ -200,8 +204,10 @@ type fromUplinkMaps struct {
 	NatAllocFailures *ebpf.Map `ebpf:"nat_alloc_failures"`
 	NatRetries       *ebpf.Map `ebpf:"nat_retries"`
 	Networks         *ebpf.Map `ebpf:"networks"`
+	OverlayHostFlows *ebpf.Map `ebpf:"overlay_host_flows"`
 	OverlayHosts     *ebpf.Map `ebpf:"overlay_hosts"`
 	OverlayNetworks  *ebpf.Map `ebpf:"overlay_networks"`
+	OverlaySelf      *ebpf.Map `ebpf:"overlay_self"`
 	Ports            *ebpf.Map `ebpf:"ports"`
 	RemoteEndpoints  *ebpf.Map `ebpf:"remote_endpoints"`
 	Subnets          *ebpf.Map `ebpf:"subnets"`
@@ -228,8 +234,10 @@ func (m *fromUplinkMaps) Close() error {
 		m.NatAllocFailures,
 		m.NatRetries,
 		m.Networks,
+		m.OverlayHostFlows,
 		m.OverlayHosts,
 		m.OverlayNetworks,
+		m.OverlaySelf,
 		m.Ports,
 		m.RemoteEndpoints,
 		m.Subnets,

@@ -11,4 +11,5 @@ package loader
 //go:generate go run github.com/cilium/ebpf/cmd/bpf2go -cc clang -cflags "-O2 -g -Wall -Werror" -target bpfel -go-package loader -no-global-types fromUplink ../bpf/from_uplink.c -- -I../bpf
 //go:generate go run github.com/cilium/ebpf/cmd/bpf2go -cc clang -cflags "-O2 -g -Wall -Werror" -target bpfel -go-package loader -no-global-types sock ../bpf/sock.c -- -I../bpf
 //go:generate go run github.com/cilium/ebpf/cmd/bpf2go -cc clang -cflags "-O2 -g -Wall -Werror" -target bpfel -go-package loader -no-global-types fromOverlay ../bpf/from_overlay.c -- -I../bpf
+//go:generate go run github.com/cilium/ebpf/cmd/bpf2go -cc clang -cflags "-O2 -g -Wall -Werror" -target bpfel -go-package loader -no-global-types fromHost ../bpf/from_host.c -- -I../bpf
 //go:generate go run github.com/cilium/ebpf/cmd/bpf2go -cc clang -cflags "-O2 -g -Wall -Werror" -target bpfel -go-package loader_test -output-suffix _test -no-global-types fromOverlayTest ../bpf/from_overlay_test.c -- -I../bpf

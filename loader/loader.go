@@ -28,6 +28,7 @@ const (
 	ProgFromContainer = fromContainerProgFromContainer
 	ProgFromUplink    = fromUplinkProgFromUplink
 	ProgFromOverlay   = fromOverlayProgFromOverlay
+	ProgFromHost      = fromHostProgFromHost
 )
 
 // Socket-layer programs (bpf/sock.c) for host-local access to published
@@ -93,6 +94,7 @@ type Maps struct {
 	RemoteEndpoints  *ebpf.Map `ebpf:"remote_endpoints"`
 	OverlayHosts     *ebpf.Map `ebpf:"overlay_hosts"`
 	ServiceCIDRs     *ebpf.Map `ebpf:"service_cidrs"`
+	OverlaySelf      *ebpf.Map `ebpf:"overlay_self"`
 }
 
 // Datapath is a loaded datapath. Close releases this process's handles; what
@@ -116,6 +118,7 @@ var objects = []object{
 	{loadFromContainer, &_FromContainerBytes, []string{ProgFromContainer}},
 	{loadFromUplink, &_FromUplinkBytes, []string{ProgFromUplink}},
 	{loadFromOverlay, &_FromOverlayBytes, []string{ProgFromOverlay}},
+	{loadFromHost, &_FromHostBytes, []string{ProgFromHost}},
 	{loadSock, &_SockBytes, SockPrograms},
 }
 
@@ -558,11 +561,20 @@ func (d *Datapath) linkPath(ifname, prog string) string {
 // AttachTCXIngress attaches prog at TCX ingress of the interface and pins the
 // link under the interface name. It returns the program's ID.
 func (d *Datapath) AttachTCXIngress(prog string, ifindex int, ifname string) (ebpf.ProgramID, error) {
+	return d.attachTCX(prog, ifindex, ifname, ebpf.AttachTCXIngress)
+}
+
+// AttachTCXEgress is AttachTCXIngress at TCX egress.
+func (d *Datapath) AttachTCXEgress(prog string, ifindex int, ifname string) (ebpf.ProgramID, error) {
+	return d.attachTCX(prog, ifindex, ifname, ebpf.AttachTCXEgress)
+}
+
+func (d *Datapath) attachTCX(prog string, ifindex int, ifname string, at ebpf.AttachType) (ebpf.ProgramID, error) {
 	p := d.programs[prog]
 	if p == nil {
 		return 0, fmt.Errorf("unknown program %s", prog)
 	}
-	l, err := link.AttachTCX(link.TCXOptions{Interface: ifindex, Program: p, Attach: ebpf.AttachTCXIngress})
+	l, err := link.AttachTCX(link.TCXOptions{Interface: ifindex, Program: p, Attach: at})
 	if err != nil {
 		return 0, fmt.Errorf("attach %s to %s: %w", prog, ifname, err)
 	}

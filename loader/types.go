@@ -36,6 +36,7 @@ const (
 	DirFromContainer = fromContainerDirectionDIR_FROM_CONTAINER
 	DirFromUplink    = fromContainerDirectionDIR_FROM_UPLINK
 	DirFromOverlay   = fromContainerDirectionDIR_FROM_OVERLAY
+	DirFromHost      = fromContainerDirectionDIR_FROM_HOST
 	NumDirections    = fromContainerDirectionDIR_MAX
 
 	VerdictForward = fromContainerVerdictVERDICT_FORWARD

@@ -10,7 +10,7 @@ import (
 // The labels come from the C enums' BTF; these are the ones dashboards and
 // alerts use, so a rename in C must show up here.
 func TestLabelsFromBTF(t *testing.T) {
-	wantDirs := map[loader.Direction]string{loader.DirFromContainer: "from_container", loader.DirFromUplink: "from_uplink", loader.DirFromOverlay: "from_overlay"}
+	wantDirs := map[loader.Direction]string{loader.DirFromContainer: "from_container", loader.DirFromUplink: "from_uplink", loader.DirFromOverlay: "from_overlay", loader.DirFromHost: "from_host"}
 	if !maps.Equal(DirectionNames(), wantDirs) {
 		t.Errorf("DirectionNames = %v, want %v", DirectionNames(), wantDirs)
 	}

@@ -177,3 +177,32 @@ func (v *Views) OverlayHosts() ([]OverlayHostStats, error) {
 	}
 	return out, it.Err()
 }
+
+// SetOverlaySelf records this host's underlay address (invalid: none, as
+// before the host joined), which from_host puts on the host's own traffic
+// to other hosts' endpoints in place of the gateway address.
+func (v *Views) SetOverlaySelf(addr netip.Addr) error {
+	var val uint32
+	if addr.IsValid() {
+		if !addr.Is4() {
+			return fmt.Errorf("overlay address %v: want IPv4", addr)
+		}
+		val = BE32(addr)
+	}
+	if err := v.m.OverlaySelf.Put(uint32(0), val); err != nil {
+		return fmt.Errorf("write overlay address: %w", err)
+	}
+	return nil
+}
+
+// OverlaySelf is the address SetOverlaySelf recorded (invalid: none).
+func (v *Views) OverlaySelf() (netip.Addr, error) {
+	var val uint32
+	if err := v.m.OverlaySelf.Lookup(uint32(0), &val); err != nil {
+		return netip.Addr{}, err
+	}
+	if val == 0 {
+		return netip.Addr{}, nil
+	}
+	return AddrFromBE32(val), nil
+}

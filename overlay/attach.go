@@ -214,5 +214,8 @@ func networkOptions(n cluster.Network) datapath.NetworkOptions {
 	o := datapath.DefaultNetworkOptions(n.Name)
 	o.Subnet, o.Gateway, o.VNI = n.Subnet.String(), n.Gateway.String(), n.VNI
 	o.ICC, o.Internal, o.MTU = n.ICC, n.Internal, n.MTU
+	for _, p := range n.ServiceCIDRs {
+		o.ServiceCIDRs = append(o.ServiceCIDRs, p.String())
+	}
 	return o
 }

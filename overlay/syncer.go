@@ -100,7 +100,9 @@ func (o *syncer) datapathView() (datapath.OverlayView, map[string][]datapath.Rem
 	addr := map[string]netip.Addr{}
 	for _, h := range o.view.Hosts() {
 		addr[h.Name] = h.Addr
-		if h.Name != o.self {
+		if h.Name == o.self {
+			v.Self = h.Addr
+		} else {
 			v.Peers = append(v.Peers, h.Addr)
 		}
 	}

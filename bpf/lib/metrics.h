@@ -10,6 +10,7 @@ enum direction {
 	DIR_FROM_CONTAINER = 0,
 	DIR_FROM_UPLINK = 1,
 	DIR_FROM_OVERLAY = 2, /* decapsulated by the VXLAN device */
+	DIR_FROM_HOST = 3,    /* the host's stack into an overlay network's bridge */
 	__DIR_MAX,
 };
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "common.h"
+#include "conntrack.h"
 #include "endpoint.h"
 #include "parse.h"
 
@@ -71,6 +72,45 @@ static __always_inline void count_overlay_host(__be32 host, int tx, __u32 len)
 		c->rx_packets++;
 		c->rx_bytes += len;
 	}
+}
+
+/* Index 0: this host's underlay address, as the other hosts know it (0:
+ * not joined). Every host holds an overlay network's gateway address, so
+ * the host's own traffic to another host's endpoint carries this one
+ * instead (the control plane routes remote endpoints with it as source,
+ * from_host.c): from_overlay hands what comes back to it to the stack. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __be32);
+} overlay_self SEC(".maps");
+
+static __always_inline __be32 overlay_self_addr(void)
+{
+	__u32 zero = 0;
+	__be32 *a = bpf_map_lookup_elem(&overlay_self, &zero);
+
+	return a ? *a : 0;
+}
+
+/* Flows a peer host's own stack started with an endpoint here (from_host
+ * there, from_overlay here), keyed by the endpoint's direction of the flow
+ * (as ct_extract keys it): the endpoint's answers go back through the
+ * tunnel to that host, where its stack expects them, rather than out of
+ * the uplink masqueraded. What an endpoint starts towards a peer host's
+ * address itself takes the uplink, as to any outside address. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct ct_key);
+	__type(value, __u8);
+} overlay_host_flows SEC(".maps");
+
+/* Is addr a peer host's underlay address? */
+static __always_inline int overlay_peer(__be32 addr)
+{
+	return bpf_map_lookup_elem(&overlay_hosts, &addr) != NULL;
 }
 
 /* A remote endpoint of the sender's overlay network, or NULL. */

@@ -125,11 +125,6 @@ func parseConf(stdin []byte) (*NetConf, error) {
 		if conf.hasIPAM() {
 			return nil, configError("driver overlay takes its addresses from the cluster: remove ipam")
 		}
-		if len(conf.ServiceCIDRs) > 0 {
-			// The kernel's path to another host's endpoint (a Service's
-			// backend there) is not built yet.
-			return nil, configError("serviceCIDRs are not supported on overlay networks yet")
-		}
 	default:
 		return nil, configError("driver %q: want bridge or overlay", conf.Driver)
 	}

@@ -76,7 +76,6 @@ func TestParseAddRefuses(t *testing.T) {
 		{`{"name":"n","driver":"vxlan"}`, types.ErrInvalidNetworkConfig, "want bridge or overlay"},
 		{`{"name":"n","vni":5000}`, types.ErrInvalidNetworkConfig, "vni needs"},
 		{`{"name":"n","driver":"overlay","clusterStore":"etcd://198.18.0.1:2379","ipam":{"type":"host-local"}}`, types.ErrInvalidNetworkConfig, "remove ipam"},
-		{`{"name":"n","driver":"overlay","clusterStore":"etcd://198.18.0.1:2379","serviceCIDRs":["10.96.0.0/12"]}`, types.ErrInvalidNetworkConfig, "not supported on overlay"},
 		{`{"name":"n","stateDir":"rel"}`, types.ErrInvalidNetworkConfig, "absolute"},
 		{`{"name":"n","runtimeConfig":{"portMappings":[{"hostPort":0,"containerPort":80}]}}`, types.ErrInvalidNetworkConfig, "hostPort 0"},
 		{`{"name":"n","runtimeConfig":{"portMappings":[{"hostPort":80,"containerPort":70000}]}}`, types.ErrInvalidNetworkConfig, "containerPort 70000"},

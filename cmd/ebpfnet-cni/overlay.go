@@ -31,6 +31,7 @@ func (c *NetConf) agent(inst *datapath.Instance) *overlay.Agent {
 func (c *NetConf) clusterNetworkOptions() cluster.NetworkOptions {
 	o := cluster.DefaultNetworkOptions(c.Name)
 	o.Subnet, o.Gateway, o.VNI, o.MTU, o.Internal = c.Subnet, c.Gateway, c.VNI, c.MTU, c.Internal
+	o.ServiceCIDRs = c.ServiceCIDRs
 	if c.ICC != nil {
 		o.ICC = *c.ICC
 	}
@@ -64,6 +65,9 @@ func ensureClusterNetwork(ctx context.Context, a *overlay.Agent, c *NetConf) err
 		if p, perr := netip.ParsePrefix(c.Subnet); perr == nil && p.Masked() != n.Subnet {
 			return fmt.Errorf("overlay network %s exists with subnet %s, config says %s", c.Name, n.Subnet, c.Subnet)
 		}
+	}
+	if want, perr := datapath.ParseServiceCIDRs(c.ServiceCIDRs, n.Subnet); perr == nil && !slices.Equal(want, n.ServiceCIDRs) {
+		return fmt.Errorf("overlay network %s exists with service CIDRs %v, config says %v", c.Name, n.ServiceCIDRs, want)
 	}
 	if c.VNI != 0 && c.VNI != n.VNI {
 		return fmt.Errorf("overlay network %s exists with VNI %d, config says %d", c.Name, n.VNI, c.VNI)

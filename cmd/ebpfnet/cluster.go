@@ -52,6 +52,7 @@ func createOverlayNetwork(cmd *cobra.Command, g *globals, o datapath.NetworkOpti
 	defer agent.Close()
 	co := cluster.DefaultNetworkOptions(o.Name)
 	co.Subnet, co.Gateway, co.VNI, co.ICC, co.Internal, co.MTU = o.Subnet, o.Gateway, ov.vni, o.ICC, o.Internal, o.MTU
+	co.ServiceCIDRs = o.ServiceCIDRs
 	n, err := agent.CreateNetwork(cmd.Context(), co)
 	if err != nil {
 		return err

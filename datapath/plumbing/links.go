@@ -184,6 +184,11 @@ func EnsureVXLAN(name string, mtu, port int) (ifindex int, del func(), err error
 	} else if _, ok := l.(*netlink.Vxlan); !ok {
 		return 0, nil, fmt.Errorf("interface %s exists and is no VXLAN device", name)
 	}
+	// The host's routes to remote endpoints lead here, and their MACs come
+	// from the datapath: no ARP.
+	if err := netlink.LinkSetARPOff(l); err != nil {
+		return 0, del, fmt.Errorf("turn ARP off on %s: %w", name, err)
+	}
 	if err := netlink.LinkSetUp(l); err != nil {
 		return 0, del, fmt.Errorf("bring up %s: %w", name, err)
 	}
