@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -209,17 +210,29 @@ func (w *overlayWorld) expect(key tunnelKey, in []byte) (reason string, dst neti
 		return "malformed", netip.Addr{}
 	}
 	saddr, daddr := netip.AddrFrom4([4]byte(in[26:30])), netip.AddrFrom4([4]byte(in[30:34]))
+	l, local := w.locals[daddr]
 	src, ok := w.remotes[saddr]
-	if !ok || src.host != key.outer || !bytes.Equal(src.mac, in[6:12]) {
+	if !ok {
+		// A peer host speaking for itself (its stack, from_host there),
+		// to an endpoint here, on that endpoint's network's VNI; --icc is
+		// between containers.
+		if saddr != key.outer || !slices.Contains(w.hosts, key.outer) || !local {
+			return "overlay_spoofed", netip.Addr{}
+		}
+		if n := w.nets[l.net]; !n.overlay || n.vni != key.vni {
+			return "overlay_vni", netip.Addr{}
+		}
+		return "", daddr
+	}
+	if src.host != key.outer || !bytes.Equal(src.mac, in[6:12]) {
 		return "overlay_spoofed", netip.Addr{}
 	}
 	n := w.nets[src.net]
 	if !n.overlay || n.vni != key.vni {
 		return "overlay_vni", netip.Addr{}
 	}
-	l, ok := w.locals[daddr]
 	switch {
-	case !ok:
+	case !local:
 		return "overlay_no_endpoint", netip.Addr{}
 	case l.net != src.net:
 		return "network_isolation", netip.Addr{}
@@ -353,6 +366,14 @@ func ovSeeds(tb testing.TB) []ovSeed {
 	add(s, udp(macS, macGW, ipS, ipD))
 	add(tunnelKey{vni: 4096, outer: hostR}, udp(macR, macD, ipR, ipD)) // no tunnel metadata
 	add(r, arpFrame(tb, macR, layers.ARPRequest, macR, ipR, ipD))
+	// Peer hosts speaking for themselves.
+	add(r, udp(macGW, macD, hostR, ipD))                                                                              // delivered
+	add(keyFrom(4098, hostS), udp(macGW, macF, hostS, ipF))                                                           // delivered: --icc is between containers
+	add(keyFrom(4096, hostX), udp(macGW, macD, hostX, ipD))                                                           // a peer with no endpoints: delivered
+	add(keyFrom(4097, hostR), udp(macGW, macD, hostR, ipD))                                                           // on another network's VNI
+	add(r, udp(macGW, macD, hostS, ipD))                                                                              // for another host
+	add(keyFrom(4096, netip.MustParseAddr("198.18.0.99")), udp(macGW, macD, netip.MustParseAddr("198.18.0.99"), ipD)) // no peer
+	add(r, udp(macGW, macGW, hostR, netip.MustParseAddr("10.210.0.77")))                                              // to no endpoint
 	return out
 }
 

@@ -95,6 +95,7 @@ type Maps struct {
 	OverlayHosts     *ebpf.Map `ebpf:"overlay_hosts"`
 	ServiceCIDRs     *ebpf.Map `ebpf:"service_cidrs"`
 	OverlaySelf      *ebpf.Map `ebpf:"overlay_self"`
+	OverlayHostFlows *ebpf.Map `ebpf:"overlay_host_flows"`
 }
 
 // Datapath is a loaded datapath. Close releases this process's handles; what
