@@ -10,6 +10,7 @@
 package dockerdriver
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,10 +18,12 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"os"
 	"strings"
 
 	"github.com/ebpfnet/ebpfnet/datapath"
 	"github.com/ebpfnet/ebpfnet/datapath/ports"
+	"github.com/ebpfnet/ebpfnet/overlay"
 )
 
 // ContentType is what Docker's plugin clients send and expect.
@@ -28,9 +31,10 @@ const ContentType = "application/vnd.docker.plugins.v1.2+json"
 
 // Driver serves the NetworkDriver protocol for one ebpfnet instance.
 type Driver struct {
-	inst  *datapath.Instance
-	log   *slog.Logger
-	names *nameResolver // nil: container names are not looked up
+	inst    *datapath.Instance
+	log     *slog.Logger
+	names   *nameResolver  // nil: container names are not looked up
+	overlay *overlay.Agent // nil: no cluster (ipam.go)
 }
 
 // New returns a driver on inst; log may be nil.
@@ -64,9 +68,9 @@ func badRequest(format string, args ...any) error {
 type handler func(body []byte) (any, error)
 
 func (d *Driver) routes() map[string]handler {
-	return map[string]handler{
+	r := map[string]handler{
 		"/Plugin.Activate": func([]byte) (any, error) {
-			return map[string][]string{"Implements": {"NetworkDriver"}}, nil
+			return map[string][]string{"Implements": {"NetworkDriver", "IpamDriver"}}, nil
 		},
 		"/NetworkDriver.GetCapabilities": func([]byte) (any, error) {
 			return map[string]string{"Scope": "local", "ConnectivityScope": "local"}, nil
@@ -84,6 +88,10 @@ func (d *Driver) routes() map[string]handler {
 		"/NetworkDriver.DiscoverNew":    func([]byte) (any, error) { return struct{}{}, nil },
 		"/NetworkDriver.DiscoverDelete": func([]byte) (any, error) { return struct{}{}, nil },
 	}
+	for path, h := range d.ipamRoutes() {
+		r[path] = h
+	}
+	return r
 }
 
 // Handler returns the http.Handler to serve on the plugin socket.
@@ -154,6 +162,19 @@ func (d *Driver) createNetwork(body []byte) (any, error) {
 	o, err := NetworkOptions(req.NetworkID, req.Options, req.IPv4Data, req.IPv6Data)
 	if err != nil {
 		return nil, err
+	}
+	if name, err := d.overlayFor(req.IPv4Data); err != nil {
+		return nil, err
+	} else if name != "" {
+		n, err := d.overlay.EnsureLocalPart(context.Background(), name)
+		if err != nil {
+			return nil, err
+		}
+		if err := d.linkOverlay(req.NetworkID, n.Name); err != nil {
+			return nil, err
+		}
+		d.log.Info("docker network on an overlay network", "id", short(req.NetworkID, 12), "network", n.Name, "subnet", n.Subnet)
+		return struct{}{}, nil
 	}
 	// Ensure, not create: a network that exists with the same settings
 	// (Docker repeating itself after a restart) is no error.
@@ -276,6 +297,14 @@ func (d *Driver) deleteNetwork(body []byte) (any, error) {
 	if err := decode(body, &req); err != nil {
 		return nil, err
 	}
+	if name := d.networkOf(req.NetworkID); name != NetworkName(req.NetworkID) {
+		// The overlay network's part stays while the cluster has it (its
+		// syncer removes it after); only the link goes.
+		if err := os.Remove(d.overlayLinkPath(req.NetworkID)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+		return struct{}{}, nil
+	}
 	name := NetworkName(req.NetworkID)
 	if _, err := d.inst.InspectNetwork(name); err != nil {
 		d.log.Info("docker network already gone", "network", name)
@@ -330,7 +359,7 @@ func (d *Driver) createEndpoint(body []byte) (any, error) {
 		return endpointReply(req.Interface, ep), nil
 	}
 	ep, err := d.inst.PrepareEndpoint(datapath.PrepareOptions{
-		Network: NetworkName(req.NetworkID), IP: p.Addr().String(), MAC: req.Interface.MacAddress,
+		Network: d.networkOf(req.NetworkID), IP: p.Addr().String(), MAC: req.Interface.MacAddress,
 		Owner: req.EndpointID, Name: EndpointName(req.EndpointID),
 	})
 	if err != nil {

@@ -141,6 +141,10 @@ func TestReplayCapture(t *testing.T) {
 		case "Plugin.Activate", "NetworkDriver.GetCapabilities", "NetworkDriver.EndpointOperInfo":
 			var want map[string]any
 			json.Unmarshal(c.Response, &want)
+			if c.Method == "Plugin.Activate" {
+				// Captured before the plugin served IPAM too (ipam.go).
+				want = map[string]any{"Implements": []any{"NetworkDriver", "IpamDriver"}}
+			}
 			if !jsonEqual(resp, want) {
 				t.Errorf("%s: got %v, want %v", c.file, resp, want)
 			}
@@ -287,7 +291,12 @@ func TestRefusals(t *testing.T) {
 		{"NetworkDriver.CreateEndpoint", []byte(`{"NetworkID":"aaaabbbbccccdddd0000","EndpointID":"eeee0000","Interface":{"Address":"10.99.0.2/24"}}`), 500, "network aaaabbbbcccc not found"},
 		{"NetworkDriver.Join", []byte(`{"NetworkID":"aaaabbbbccccdddd0000","EndpointID":"eeee0000"}`), 500, "endpoint eeee0000 not found"},
 		{"NetworkDriver.AllocateNetwork", []byte(`{}`), 404, "ebpfnet does not implement NetworkDriver.AllocateNetwork"},
-		{"IpamDriver.RequestPool", []byte(`{}`), 404, "does not implement"},
+		{"IpamDriver.RequestPool", []byte(`{}`), 400, "give one with --ipam-opt ebpfnet.overlay=NAME"},
+		{"IpamDriver.RequestPool", []byte(`{"Options":{"ebpfnet.overlay":"ov1"}}`), 400, "run docker-plugin with --cluster-store"},
+		{"IpamDriver.RequestPool", []byte(`{"V6":true,"Options":{"ebpfnet.overlay":"ov1"}}`), 400, "IPv6 is not supported"},
+		{"IpamDriver.RequestAddress", []byte(`{"PoolID":"elsewhere"}`), 400, "unknown pool"},
+		{"IpamDriver.RequestAddress", []byte(`{"PoolID":"ebpfnet-overlay/ov1"}`), 400, "run docker-plugin with --cluster-store"},
+		{"NetworkDriver.CreateNetwork", []byte(`{"NetworkID":"aaaabbbbccccdddd0000","Options":{},"IPv4Data":[{"AddressSpace":"ebpfnet-local","Pool":"10.210.0.0/24"}]}`), 400, "run docker-plugin with --cluster-store"},
 	}
 	before := h.links()
 	for _, tt := range tests {

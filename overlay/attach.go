@@ -219,3 +219,37 @@ func networkOptions(n cluster.Network) datapath.NetworkOptions {
 	}
 	return o
 }
+
+// ClusterNetwork is the cluster's overlay network called name
+// (cluster.ErrNotFound if there is none; ErrNoStore without a store).
+func (a *Agent) ClusterNetwork(ctx context.Context, name string) (cluster.Network, error) {
+	s, err := a.openStore()
+	if err != nil {
+		return cluster.Network{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, listTimeout)
+	defer cancel()
+	return s.Network(ctx, name)
+}
+
+// EnsureLocalPart makes this host's part of the cluster's overlay network
+// name unless it exists, and returns it.
+func (a *Agent) EnsureLocalPart(ctx context.Context, name string) (datapath.Network, error) {
+	n, err := a.ClusterNetwork(ctx, name)
+	if err != nil {
+		return datapath.Network{}, err
+	}
+	return a.inst.EnsureOverlayNetwork(networkOptions(n))
+}
+
+// ReleaseAddress gives ip on the overlay network back to the cluster
+// (a runtime's IPAM release: the endpoint, if there was one, is gone).
+func (a *Agent) ReleaseAddress(ctx context.Context, network string, ip netip.Addr) error {
+	ctx, cancel := context.WithTimeout(ctx, attachTimeout)
+	defer cancel()
+	m, err := a.joined(ctx)
+	if err != nil {
+		return err
+	}
+	return m.ReleaseEndpoint(ctx, network, ip)
+}

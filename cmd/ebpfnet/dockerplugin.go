@@ -90,7 +90,7 @@ either the daemon or the plugin with it on a host, not both.`,
 			defer os.Remove(socket)
 			agent := g.overlayAgentLog(inst, log)
 			defer agent.Close()
-			drv := dockerdriver.New(inst, log)
+			drv := dockerdriver.New(inst, log).WithOverlay(agent)
 			if api := dockerAPI(log, dockerHost); api != nil {
 				// Deferred before the instance closes (withInstanceLog).
 				defer drv.LookUpNames(ctx, api)()
