@@ -69,11 +69,11 @@ start_bg() { # NAME COMMAND...
 	log "started $name (pid $!)"
 }
 
-stop_pid() { # PID: SIGTERM, 10 s, SIGKILL
+stop_pid() { # PID [SECONDS]: SIGTERM, SECONDS (10), SIGKILL
 	local pid=$1 i
 	kill -0 "$pid" 2>/dev/null || return 0
 	kill -TERM "$pid" 2>/dev/null || true
-	for i in $(seq 1 100); do
+	for i in $(seq 1 $((${2:-10} * 10))); do
 		kill -0 "$pid" 2>/dev/null || return 0
 		sleep 0.1
 	done
@@ -134,7 +134,16 @@ cleanup() {
 	trap - EXIT INT TERM
 	set +e
 	log "tearing down"
-	stop_named 'e2e'
+	# ginkgo, given time to stop its e2e.test processes and write its
+	# report; then those processes, if any is left.
+	if [ -f "$K8S_WORK/pids/999-e2e" ]; then
+		pid=$(cat "$K8S_WORK/pids/999-e2e")
+		local kids
+		kids=$(ps -o pid= --ppid "$pid")
+		stop_pid "$pid" 60
+		for i in $kids; do stop_pid "$i"; done
+		rm -f "$K8S_WORK/pids/999-e2e"
+	fi
 	for i in $(seq "$K8S_NODES" -1 1); do
 		node=$(node_name "$i")
 		stop_named "kube-proxy-$node"
@@ -603,6 +612,9 @@ cluster_up() {
 	done
 	[ -s "$IMAGES/pause.tar" ] || die "images missing: make k8s-build"
 	check_clean
+	if [ "$K8S_NODES" -gt 1 ]; then
+		log "K8S_NODES=$K8S_NODES is untried: each node gets its own pod /24 and routes to the others' (docs/kubernetes.md)"
+	fi
 	mkdir -p "$K8S_WORK/logs" "$K8S_WORK/pids"
 	trap cleanup EXIT
 	trap 'exit 130' INT TERM

@@ -6,7 +6,8 @@
 #   registry.k8s.io/pause:3.10.2                    k8s/tools/pause.go (the sandbox image too)
 #   registry.k8s.io/e2e-test-images/agnhost:2.66.1  agnhost, bash as /bin/sh, curl, nc
 #       (and :2.55)                                 (OpenBSD), dig, ss, ip, socat, busybox
-#                                                   applets, /coredns; copied from this host
+#                                                   applets, getent, /coredns; copied from this host;
+#   registry.k8s.io/e2e-test-images/glibc-dns-testing:2.1.1  the same image
 #   registry.k8s.io/e2e-test-images/busybox:1.37.0-2 (and :1.36.1-1)  busybox-static
 #   ebpfnet.test/coredns:v1.15.0                    CoreDNS, the cluster's DNS
 # An image whose tarball exists is not rebuilt.
@@ -18,6 +19,12 @@ here=$(cd "$(dirname "$0")" && pwd)
 bin=$K8S_CACHE/bin
 out=$K8S_CACHE/images
 mkdir -p "$out"
+# A change of this recipe (this script, the pause program) rebuilds them all.
+recipe=$(cat "$0" "$here/tools/pause.go" | sha256sum | cut -d" " -f1)
+if [ "$(cat "$out/.recipe" 2>/dev/null)" != "$recipe" ]; then
+	rm -f "$out"/*.tar
+	echo "$recipe" >"$out/.recipe"
+fi
 tmp=$(mktemp -d /tmp/k8e-images.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 
@@ -107,7 +114,7 @@ if [ ! -s "$out/agnhost.tar" ]; then
 		fi
 		install -D -m 0755 /bin/bash-static "$r/bin/bash"
 		ln -s bash "$r/bin/sh"
-		for b in /usr/bin/curl /usr/bin/nc.openbsd /usr/bin/dig /usr/bin/nslookup /usr/bin/ss /usr/sbin/ip /usr/bin/socat /usr/bin/iperf3; do
+		for b in /usr/bin/curl /usr/bin/nc.openbsd /usr/bin/dig /usr/bin/nslookup /usr/bin/getent /usr/bin/ss /usr/sbin/ip /usr/bin/socat /usr/bin/iperf3; do
 			if [ -x "$b" ]; then copy_bin "$r" "$b"; fi
 		done
 		ln -s nc.openbsd "$r/usr/bin/nc"
@@ -115,7 +122,9 @@ if [ ! -s "$out/agnhost.tar" ]; then
 		[ -d /etc/ssl/certs ] && mkdir -p "$r/etc/ssl" && cp -rL /etc/ssl/certs "$r/etc/ssl/certs" 2>/dev/null || true
 		busybox_applets "$r"
 	fi
-	image registry.k8s.io/e2e-test-images/agnhost:2.66.1,registry.k8s.io/e2e-test-images/agnhost:2.55 "$out/agnhost.tar" "$r" '["/agnhost"]' '["pause"]'
+	# glibc-dns-testing (Debian, dnsutils, /coredns) is the same content:
+	# the DNS tests run dig and getent in it.
+	image registry.k8s.io/e2e-test-images/agnhost:2.66.1,registry.k8s.io/e2e-test-images/agnhost:2.55,registry.k8s.io/e2e-test-images/glibc-dns-testing:2.1.1 "$out/agnhost.tar" "$r" '["/agnhost"]' '["pause"]'
 fi
 
 # coredns
