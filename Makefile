@@ -14,7 +14,7 @@ C_SOURCES := $(wildcard bpf/*.c bpf/lib/*.h)
 # build and install never do.
 TESTHOOKS := ebpfnet_testhooks
 
-.PHONY: all deps generate check-generated build install fmt lint test fuzz unit-test integration-test demo demo-overlay bench bench-quick bench-cni bench-docker bench-profile clean k8s-build k8s-e2e k8s-clean
+.PHONY: all deps generate check-generated build install fmt lint test fuzz unit-test integration-test demo demo-overlay bench bench-quick bench-cni bench-services bench-docker bench-profile clean k8s-build k8s-e2e k8s-clean
 
 all: build
 
@@ -104,6 +104,11 @@ bench-quick: build
 bench-cni: build
 	$(GO) build -o bin/cni-bench ./bench/cmd/cni-bench
 	./bin/cni-bench -plugin $(CNI_BIN) $(BENCH_CNI_FLAGS)
+
+## bench-services: pod to Service through kube-proxy's iptables and nftables rules at 1/1000/10000 Services, ebpfnet the CNI: connection rate and time to program (BENCH_SVC_FLAGS); needs root
+bench-services: build
+	$(GO) build -o bin/svc-bench ./bench/cmd/svc-bench
+	./bin/svc-bench -ebpfnet $(BIN) $(BENCH_SVC_FLAGS)
 
 ## bench-docker: docker run -p start-to-ready, ebpfnet driver vs Docker's bridge+iptables (median of RUNS=20, then with PRELOAD=1000 ports published); needs root
 bench-docker: build
