@@ -37,7 +37,12 @@ const (
 	subnet     = "10.244.0.0/24"
 	serviceNet = "10.96.0.0/12"
 	svcPort    = 80
-	srvPort    = 8080
+	srvPort    = 8080 // the Services' target port
+	// directPort is the backend's port for the direct measurement: never
+	// the Services', or the 4-tuples of the two would meet in the
+	// backend's TIME_WAIT with timestamps of another offset (the client
+	// keys it by destination address), and PAWS would drop the SYNs.
+	directPort = 8081
 	srvName    = "backend"
 )
 
@@ -83,7 +88,7 @@ type sandbox struct {
 	stateDir, pinRoot, self       string
 	ebpfnet                       string
 	clientIP, backendIP           string
-	server                        *exec.Cmd
+	servers                       []*exec.Cmd
 }
 
 func run(ctx context.Context, cfg config) error {
@@ -108,7 +113,7 @@ func run(ctx context.Context, cfg config) error {
 	if err := s.setup(); err != nil {
 		return err
 	}
-	direct := fmt.Sprintf("%s:%d", s.backendIP, srvPort)
+	direct := fmt.Sprintf("%s:%d", s.backendIP, directPort)
 	type cell struct {
 		mode string
 		n    int
@@ -128,7 +133,7 @@ func run(ctx context.Context, cfg config) error {
 				if err != nil {
 					return fmt.Errorf("%s, %d Services: %w", mode, n, err)
 				}
-				vip := fmt.Sprintf("%s:%d", clusterIP(n-1), svcPort)
+				vip := fmt.Sprintf("%s:%d", vipOf(n-1, n), svcPort)
 				r, err := s.connRate(ctx, cfg, vip)
 				if err != nil {
 					return fmt.Errorf("%s, %d Services, to %s: %w", mode, n, vip, err)
@@ -164,7 +169,19 @@ func run(ctx context.Context, cfg config) error {
 	return nil
 }
 
-// clusterIP is the i-th Service's address: 10.96.0.1 onwards.
+// vipOf is the i-th of n Services' ClusterIP. The measured, last, Service
+// has the same address whatever n (10.96.0.1): the client keys its TCP
+// timestamps by destination address, and another address would send SYNs
+// into the backend's TIME_WAIT of earlier runs with older timestamps
+// (PAWS drops them).
+func vipOf(i, n int) netip.Addr {
+	if i == n-1 {
+		return clusterIP(0)
+	}
+	return clusterIP(i + 1)
+}
+
+// clusterIP is the i-th address of the service CIDR: 10.96.0.1 onwards.
 func clusterIP(i int) netip.Addr {
 	a := netip.MustParsePrefix(serviceNet).Addr().As4()
 	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
@@ -196,7 +213,7 @@ func (s *sandbox) iptablesRules(n int) string {
 	b.WriteString("-A OUTPUT -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES\n")
 	b.WriteString("-A KUBE-MARK-MASQ -j MARK --or-mark 0x4000\n")
 	for i := range n {
-		fmt.Fprintf(&b, "-A KUBE-SERVICES -d %s/32 -p tcp -m comment --comment \"default/svc-%d:http cluster IP\" -m tcp --dport %d -j KUBE-SVC-%08X\n", clusterIP(i), i, svcPort, i)
+		fmt.Fprintf(&b, "-A KUBE-SERVICES -d %s/32 -p tcp -m comment --comment \"default/svc-%d:http cluster IP\" -m tcp --dport %d -j KUBE-SVC-%08X\n", vipOf(i, n), i, svcPort, i)
 	}
 	for i := range n {
 		ep := s.endpointOf(i, n)
@@ -221,7 +238,7 @@ func (s *sandbox) nftRules(n int) string {
 	}
 	b.WriteString("\tmap service-ips {\n\t\ttype ipv4_addr . inet_proto . inet_service : verdict\n\t\telements = {\n")
 	for i := range n {
-		fmt.Fprintf(&b, "\t\t\t%s . tcp . %d : goto service-%08X,\n", clusterIP(i), svcPort, i)
+		fmt.Fprintf(&b, "\t\t\t%s . tcp . %d : goto service-%08X,\n", vipOf(i, n), svcPort, i)
 	}
 	b.WriteString("\t\t}\n\t}\n")
 	b.WriteString("\tchain services {\n\t\tip daddr . meta l4proto . th dport vmap @service-ips\n\t}\n")
@@ -310,23 +327,33 @@ func (s *sandbox) setup() error {
 		}
 		*pod.ip = pod.a
 	}
-	s.server = exec.Command("ip", "netns", "exec", s.backend, s.self, "serve", "-name", srvName, "-addr", fmt.Sprintf(":%d", srvPort))
-	if err := s.server.Start(); err != nil {
-		return err
-	}
-	for range 50 {
-		if _, err := s.in(s.client, s.self, "check", "-addr", fmt.Sprintf("%s:%d", s.backendIP, srvPort)); err == nil {
-			return nil
+	for _, port := range []int{srvPort, directPort} {
+		srv := exec.Command("ip", "netns", "exec", s.backend, s.self, "serve", "-name", srvName, "-addr", fmt.Sprintf(":%d", port))
+		if err := srv.Start(); err != nil {
+			return err
 		}
-		time.Sleep(100 * time.Millisecond)
+		s.servers = append(s.servers, srv)
 	}
-	return fmt.Errorf("backend server did not answer")
+	for _, port := range []int{srvPort, directPort} {
+		ok := false
+		for range 50 {
+			if _, err := s.in(s.client, s.self, "check", "-addr", fmt.Sprintf("%s:%d", s.backendIP, port)); err == nil {
+				ok = true
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if !ok {
+			return fmt.Errorf("backend server on port %d did not answer", port)
+		}
+	}
+	return nil
 }
 
 func (s *sandbox) teardown() {
-	if s.server != nil && s.server.Process != nil {
-		s.server.Process.Signal(syscall.SIGTERM) // by PID
-		s.server.Wait()
+	for _, srv := range s.servers {
+		srv.Process.Signal(syscall.SIGTERM) // by PID
+		srv.Wait()
 	}
 	for _, ns := range []string{s.client, s.backend} {
 		s.ebpf("detach", ns)
