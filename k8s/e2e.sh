@@ -30,6 +30,8 @@ K8S_PARALLEL=${K8S_PARALLEL:-4}
 K8S_TIMEOUT=${K8S_TIMEOUT:-60m}
 K8S_E2E_ARGS=${K8S_E2E_ARGS:-}
 EBPFNET_CNI=${EBPFNET_CNI:-$repo/bin/ebpfnet-cni}
+# The CLI, for its daemon on each node when K8S_NODES > 1.
+EBPFNET_BIN=${EBPFNET_BIN:-$repo/bin/ebpfnet}
 
 BIN=$K8S_CACHE/bin
 IMAGES=$K8S_CACHE/images
@@ -45,10 +47,9 @@ SANDBOX_IMAGE=registry.k8s.io/pause:3.10.2
 
 node_name() { echo "$P-n$1"; }             # node i's name and network namespace
 node_ip() { echo "198.18.0.$((1 + $1))"; } # node i's address on the uplink
-pod_subnet() { echo "10.244.$(($1 - 1)).0/24"; }
-pod_gateway() { echo "10.244.$(($1 - 1)).1"; }
 CP_IP=$(node_ip 1) # the control plane runs on node 1
 CP_NS=$(node_name 1)
+CLUSTER_STORE=etcd://$CP_IP:$ETCD_PORT # ebpfnet's, with K8S_NODES > 1
 
 log() { printf '[k8s-e2e %(%T)T] %s\n' -1 "$*" >&2; }
 die() {
@@ -203,6 +204,7 @@ cleanup() {
 		while read -r f; do rmdir "$f" 2>/dev/null; done < <(sort -r "$K8S_WORK/made-dirs")
 	fi
 	if [ "${K8S_KEEP_WORK:-0}" = 1 ]; then
+		rm -rf "$K8S_WORK/pids"
 		log "kept $K8S_WORK (logs)"
 	else
 		rm -rf "$K8S_WORK"
@@ -239,13 +241,6 @@ setup_network() {
 		# Per network namespace here: never set in the root namespace.
 		in_ns "$node" sysctl -qw net.ipv4.ip_forward=1
 		in_ns "$node" sysctl -qw net.bridge.bridge-nf-call-iptables=1
-	done
-	# Pod subnets of the other nodes: via their node address.
-	for i in $(seq 1 "$K8S_NODES"); do
-		for j in $(seq 1 "$K8S_NODES"); do
-			[ "$i" = "$j" ] && continue
-			ip -n "$(node_name "$i")" route add "$(pod_subnet "$j")" via "$(node_ip "$j")"
-		done
 	done
 	log "network: $OUT_NS (198.18.0.1) and nodes $(for i in $(seq 1 "$K8S_NODES"); do printf '%s=%s ' "$(node_name "$i")" "$(node_ip "$i")"; done)"
 }
@@ -310,7 +305,7 @@ start_control_plane() {
 	local d=$K8S_WORK/pki
 	mkdir -p "$K8S_WORK/etcd"
 	start_bg etcd ip netns exec "$CP_NS" etcd --name "$P" --data-dir "$K8S_WORK/etcd" \
-		--listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+		--listen-client-urls "http://127.0.0.1:$ETCD_PORT,http://$CP_IP:$ETCD_PORT" --advertise-client-urls "http://$CP_IP:$ETCD_PORT" \
 		--listen-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" --initial-advertise-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" \
 		--initial-cluster "$P=http://127.0.0.1:$((ETCD_PORT + 1))" --quota-backend-bytes 4294967296
 	wait_for 30 etcd in_ns "$CP_NS" etcdctl --endpoints "127.0.0.1:$ETCD_PORT" endpoint health
@@ -339,12 +334,25 @@ start_control_plane() {
 	log "control plane up on $CP_NS ($CP_IP:$APISERVER_PORT)"
 }
 
-# The node's CNI configuration: ebpfnet, one /24 of the cluster CIDR per
-# node, with its own instance (state dir, pin root). serviceCIDRs: those
-# destinations are the kernel's (kube-proxy's) to translate.
+# The node's CNI configuration: ebpfnet with its own instance (state dir,
+# pin root). One node: a bridge network on 10.244.0.0/24. More: one overlay
+# network on 10.244.0.0/16 across the nodes (VXLAN in eBPF; each node's
+# ebpfnet daemon has joined the cluster store, addresses come from it).
+# serviceCIDRs: those destinations are the kernel's (kube-proxy's) to
+# translate.
 write_cni_conf() { # NODE-INDEX DIR
-	local i=$1 dir=$2 node
+	local i=$1 dir=$2 node network
 	node=$(node_name "$i")
+	if [ "$K8S_NODES" -gt 1 ]; then
+		network="\"driver\": \"overlay\",
+      \"clusterStore\": \"$CLUSTER_STORE\",
+      \"subnet\": \"$CLUSTER_CIDR\","
+	else
+		network="\"subnet\": \"10.244.0.0/24\",
+      \"gateway\": \"10.244.0.1\",
+      \"bridge\": \"$P-br0\",
+      \"uplink\": \"eth0\","
+	fi
 	cat >"$dir/cni/net.d/10-ebpfnet.conflist" <<EOF
 {
   "cniVersion": "1.0.0",
@@ -352,10 +360,7 @@ write_cni_conf() { # NODE-INDEX DIR
   "plugins": [
     {
       "type": "ebpfnet",
-      "subnet": "$(pod_subnet "$i")",
-      "gateway": "$(pod_gateway "$i")",
-      "bridge": "$P-br0",
-      "uplink": "eth0",
+      $network
       "ipMasq": true,
       "icc": true,
       "serviceCIDRs": ["$SERVICE_CIDR"],
@@ -416,6 +421,16 @@ start_node() { # NODE-INDEX
 		mkdir -p "$dir/standin$mp"
 		nsenter -t "$holder" -m mount --bind "$dir/standin$mp" "$mp"
 	done
+
+	# ebpfnet's daemon, for the overlay network of more than one node. In
+	# the node's mount namespace: the pods' network namespaces are bound
+	# there (under containerd's state dir), and the daemon tells a live pod
+	# from a gone one by opening that path.
+	if [ "$K8S_NODES" -gt 1 ]; then
+		start_bg "ebpfnet-$node" nsenter -t "$holder" -m --net="/run/netns/$node" -- "$EBPFNET_BIN" --state-dir "$dir/ebpfnet" \
+			--pin-root "/sys/fs/bpf/ebpfnet/$node" --cluster-store "$CLUSTER_STORE" daemon --advertise-addr "$ip"
+		wait_for 30 "ebpfnet daemon of $node joining the cluster" test -e "$dir/ebpfnet/cluster-host"
+	fi
 
 	cat >"$dir/containerd/config.toml" <<EOF
 version = 2
@@ -613,8 +628,10 @@ cluster_up() {
 	[ -s "$IMAGES/pause.tar" ] || die "images missing: make k8s-build"
 	check_clean
 	if [ "$K8S_NODES" -gt 1 ]; then
-		log "K8S_NODES=$K8S_NODES is untried: each node gets its own pod /24 and routes to the others' (docs/kubernetes.md)"
+		[ -x "$EBPFNET_BIN" ] || die "$EBPFNET_BIN missing: make build"
+		log "$K8S_NODES nodes: one ebpfnet overlay network across them (ebpfnet daemon on each node, cluster store in the control plane's etcd)"
 	fi
+	rm -rf "$K8S_WORK" # a kept one (K8S_KEEP_WORK=1): its PIDs are stale
 	mkdir -p "$K8S_WORK/logs" "$K8S_WORK/pids"
 	trap cleanup EXIT
 	trap 'exit 130' INT TERM
@@ -672,7 +689,7 @@ summarize() {
 		echo "# ebpfnet CNI + kube-proxy $K8S_PROXY_MODE, Kubernetes $K8S_VERSION, $K8S_NODES node(s), $(date -u '+%Y-%m-%d %H:%M UTC')"
 		echo "# focus: $K8S_FOCUS"
 		echo "# skip:  $K8S_SKIP"
-		echo "# ebpfnet: $(git -C "$repo" log -1 --format='%h %s' 2>/dev/null | cut -c1-100)"
+		echo "# ebpfnet CNI plugin: $EBPFNET_CNI ($(date -u -r "$EBPFNET_CNI" '+built %Y-%m-%d %H:%M UTC' 2>/dev/null)); repository at $(git -C "$repo" log -1 --format='%h' 2>/dev/null), $(git -C "$repo" status --porcelain -uno 2>/dev/null | wc -l) files changed in the work tree"
 		echo "# cluster up ${CLUSTER_UP_SECONDS:-?}s, e2e ${E2E_SECONDS:-?}s"
 		# shellcheck disable=SC2086
 		(cd "$repo" && go run k8s/tools/junit.go -json "$K8S_RESULTS/summary.json" $xml)

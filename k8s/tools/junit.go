@@ -4,7 +4,7 @@
 // the harness's summary: one line per test (PASS, FAIL or SKIP and its
 // name) and totals on stdout, and the same as JSON.
 //
-//	go run k8s/tools/junit.go -json summary.json -skipped=false junit_01.xml ...
+//	go run k8s/tools/junit.go -json summary.json junit_01.xml ...
 package main
 
 import (
@@ -46,10 +46,13 @@ type Result struct {
 
 // Summary is the JSON file the harness writes.
 type Summary struct {
-	Pass    int      `json:"pass"`
-	Fail    int      `json:"fail"`
-	Skip    int      `json:"skip"`
-	Results []Result `json:"results"`
+	Pass int `json:"pass"`
+	Fail int `json:"fail"`
+	Skip int `json:"skip"`
+	// NotSelected: specs outside the focus or inside the skip list, which
+	// ginkgo reports as skipped without running them.
+	NotSelected int      `json:"not_selected"`
+	Results     []Result `json:"results"`
 }
 
 func collect(s suite, out *[]testCase) {
@@ -72,7 +75,6 @@ func firstLine(s string) string {
 
 func main() {
 	jsonOut := flag.String("json", "", "write the summary as JSON to this file")
-	showSkipped := flag.Bool("skipped", false, "list skipped tests one per line too (always counted)")
 	flag.Parse()
 	var cases []testCase
 	for _, f := range flag.Args() {
@@ -101,11 +103,17 @@ func main() {
 		r := Result{Name: strings.TrimPrefix(c.Name, "[It] "), Seconds: c.Time, Status: "PASS"}
 		switch {
 		case c.Failure != nil:
-			r.Status, r.Reason = "FAIL", firstLine(c.Failure.Message)
+			r.Status, r.Reason = "FAIL", firstLine(c.Failure.Message+"\n"+c.Failure.Text)
 		case c.Error != nil:
-			r.Status, r.Reason = "FAIL", firstLine(c.Error.Message)
+			r.Status, r.Reason = "FAIL", firstLine(c.Error.Message+"\n"+c.Error.Text)
+		case c.Skipped != nil && c.Skipped.Message == "skipped" && strings.TrimSpace(c.Skipped.Text) == "":
+			sum.NotSelected++
+			continue
 		case c.Skipped != nil || c.Status == "skipped":
 			r.Status = "SKIP"
+			if c.Skipped != nil {
+				r.Reason = firstLine(c.Skipped.Message)
+			}
 		}
 		switch r.Status {
 		case "PASS":
@@ -126,12 +134,13 @@ func main() {
 		return a.Name < b.Name
 	})
 	for _, r := range sum.Results {
-		if r.Status == "SKIP" && !*showSkipped {
+		if r.Reason != "" {
+			fmt.Printf("%-4s %5.0fs  %s  -- %s\n", r.Status, r.Seconds, r.Name, r.Reason)
 			continue
 		}
 		fmt.Printf("%-4s %5.0fs  %s\n", r.Status, r.Seconds, r.Name)
 	}
-	fmt.Printf("TOTAL pass %d, fail %d, skip %d (ran %d)\n", sum.Pass, sum.Fail, sum.Skip, sum.Pass+sum.Fail)
+	fmt.Printf("TOTAL pass %d, fail %d, skip %d (not selected by focus and skip: %d)\n", sum.Pass, sum.Fail, sum.Skip, sum.NotSelected)
 	if *jsonOut != "" {
 		b, _ := json.MarshalIndent(sum, "", "  ")
 		if err := os.WriteFile(*jsonOut, append(b, '\n'), 0o644); err != nil {
