@@ -68,6 +68,8 @@ start_bg() { # NAME COMMAND...
 	echo $! >"$K8S_WORK/pids/$(printf '%03d' "$n")-$name"
 	disown $!
 	log "started $name (pid $!)"
+	sleep 0.2
+	kill -0 $! 2>/dev/null || die "$name exited at once: $(tail -3 "$K8S_WORK/logs/$name.log" 2>/dev/null)"
 }
 
 stop_pid() { # PID [SECONDS]: SIGTERM, SECONDS (10), SIGKILL
@@ -708,13 +710,17 @@ up)
 	log "cluster is up; kubectl: ip netns exec $CP_NS $BIN/kubectl --kubeconfig $K8S_WORK/pki/admin.kubeconfig get pods -A"
 	log "Ctrl-C tears it down"
 	sleep infinity &
+	echo $! >"$K8S_WORK/pids/998-wait" # stopped with the rest, also by cleanup after a kill -9
 	wait $!
 	;;
 cleanup)
+	# As many nodes as left a work dir or a namespace.
 	mkdir -p "$K8S_WORK/pids"
-	K8S_NODES=$(ls -d "$K8S_WORK"/nodes/* 2>/dev/null | wc -l)
+	K8S_NODES=$( (ls -d "$K8S_WORK"/nodes/$P-n* 2>/dev/null || true) | wc -l)
+	n=$( (ip netns list | grep -c "^$P-n") || true)
+	[ "$n" -gt "$K8S_NODES" ] && K8S_NODES=$n
 	[ "$K8S_NODES" -gt 0 ] || K8S_NODES=1
-	trap cleanup EXIT
+	cleanup
 	;;
 summary)
 	summarize
