@@ -114,15 +114,17 @@ int from_overlay(struct __sk_buff *skb)
 	}
 	if (dst->net_id != net_id)
 		return drop(skb, DIR, DROP_NETWORK_ISOLATION);
-	if (!src) {
+	if (src && !(net->flags & NET_F_ICC))
+		return drop(skb, DIR, DROP_ICC_DISABLED);
+	/* A reply netfilter must un-NAT: from a remote endpoint (a Service's
+	 * backend there), or from the peer host itself (a Service whose
+	 * endpoint is that host's address, as the API server's: DNATed here,
+	 * routed out of the uplink, answered through the tunnel). */
+	if (p.has_l4 &&
+	    kernel_nat_reply(skb, net, p.ip->protocol, p.ip->saddr, p.ip->daddr, p.l4.udp.source, p.l4.udp.dest))
+		return to_stack(skb);
+	if (!src)
 		remember_host_flow(&p);
-	} else {
-		if (!(net->flags & NET_F_ICC))
-			return drop(skb, DIR, DROP_ICC_DISABLED);
-		if (p.has_l4 && kernel_nat_reply(skb, net, p.ip->protocol, p.ip->saddr, p.ip->daddr, p.l4.udp.source,
-						 p.l4.udp.dest))
-			return to_stack(skb);
-	}
 	len = skb->len;
 	ret = deliver_peer(skb, DIR, p.eth, dst);
 	/* A peer's rx is what was delivered from it (overlay.h), as its tx is

@@ -197,6 +197,8 @@ func TestKubeProxyServicesAcrossHosts(t *testing.T) {
 			"-t nat -A KUBE-SERVICES -d 10.96.0.10 -p tcp --dport 80 -j DNAT --to-destination " + ipB + ":8080",
 			"-t nat -A KUBE-SERVICES -d 10.96.0.10 -p udp --dport 53 -j DNAT --to-destination " + ipB + ":8080",
 			"-t nat -A KUBE-SERVICES -d 10.96.0.11 -p tcp --dport 80 -j DNAT --to-destination " + ipA + ":8080",
+			// The API server's Service: its endpoint is host 1's own address.
+			"-t nat -A KUBE-SERVICES -d 10.96.0.1 -p tcp --dport 443 -j DNAT --to-destination " + host1 + ":9000",
 			"-t nat -A KUBE-SERVICES -d " + etcdtest.HostIP(i+1) + " -p tcp --dport 30080 -j MARK --set-xmark 0x4000/0x4000",
 			"-t nat -A KUBE-SERVICES -d " + etcdtest.HostIP(i+1) + " -p tcp --dport 30080 -j DNAT --to-destination " + ipB + ":8080",
 			"-t nat -A POSTROUTING -m mark --mark 0x4000/0x4000 -j MASQUERADE",
@@ -221,6 +223,8 @@ func TestKubeProxyServicesAcrossHosts(t *testing.T) {
 		{"host to a Service whose backend is on the other host", node1, "tcp4", "10.96.0.10:80", "backend", host1},
 		{"outside to a NodePort whose backend is on the other host", underlay, "tcp4", host1 + ":30080", "backend", host1},
 		{"pod to another host's address (not tunnelled: masqueraded)", b, "tcp4", host1 + ":9000", "host1", host2},
+		{"pod to a Service whose endpoint is another host's address", b, "tcp4", "10.96.0.1:443", "host1", ipB},
+		{"pod to a Service whose endpoint is its own host's address", a, "tcp4", "10.96.0.1:443", "host1", ipA},
 	} {
 		r, err := askWithin(tc.from, tc.network, tc.addr, 15*time.Second)
 		if err != nil || r.Server != tc.server || r.Source != tc.sourceSet {
