@@ -677,6 +677,8 @@ run_e2e() {
 	log "e2e exited $rc after ${E2E_SECONDS}s (log: $K8S_RESULTS/e2e.log)"
 	cp "$report"/junit*.xml "$K8S_RESULTS/" 2>/dev/null || true
 	summarize
+	# ginkgo's status: non-zero when a test failed (after the table).
+	return "$rc"
 }
 
 summarize() {
