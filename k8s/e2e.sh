@@ -19,6 +19,10 @@ K8S_VERSION=${K8S_VERSION:-v1.37.2}
 K8S_CACHE=${K8S_CACHE:-/var/cache/ebpfnet-k8s/$K8S_VERSION}
 K8S_PROXY_MODE=${K8S_PROXY_MODE:-iptables}
 K8S_NODES=${K8S_NODES:-1}
+# K8S_CNI=bridge runs the reference bridge plugin (host-local IPAM, portmap,
+# hairpin), the pod network a kubelet node gets without a CNI of its own,
+# to compare the conformance run against (one node only).
+K8S_CNI=${K8S_CNI:-ebpfnet}
 K8S_WORK=${K8S_WORK:-/tmp/k8e-work}
 K8S_RESULTS=${K8S_RESULTS:-$repo/bin/k8s-e2e/$K8S_PROXY_MODE}
 K8S_FOCUS=${K8S_FOCUS:-'\[sig-network\].*\[Conformance\]'}
@@ -345,6 +349,24 @@ start_control_plane() {
 write_cni_conf() { # NODE-INDEX DIR
 	local i=$1 dir=$2 node network
 	node=$(node_name "$i")
+	if [ "$K8S_CNI" = bridge ]; then
+		[ "$K8S_NODES" -eq 1 ] || die "K8S_CNI=bridge takes one node"
+		cat >"$dir/cni/net.d/10-bridge.conflist" <<EOF
+{
+  "cniVersion": "1.0.0",
+  "name": "$P",
+  "plugins": [
+    {
+      "type": "bridge", "bridge": "$P-br0", "isGateway": true, "ipMasq": true, "hairpinMode": true,
+      "ipam": { "type": "host-local", "ranges": [[{ "subnet": "10.244.0.0/24", "gateway": "10.244.0.1" }]],
+                "dataDir": "$dir/cni/ipam" }
+    },
+    { "type": "portmap", "capabilities": { "portMappings": true }, "snat": true }
+  ]
+}
+EOF
+		return
+	fi
 	if [ "$K8S_NODES" -gt 1 ]; then
 		network="\"driver\": \"overlay\",
       \"clusterStore\": \"$CLUSTER_STORE\",
@@ -690,7 +712,7 @@ summarize() {
 		return 1
 	fi
 	{
-		echo "# ebpfnet CNI + kube-proxy $K8S_PROXY_MODE, Kubernetes $K8S_VERSION, $K8S_NODES node(s), $(date -u '+%Y-%m-%d %H:%M UTC')"
+		echo "# $K8S_CNI CNI + kube-proxy $K8S_PROXY_MODE, Kubernetes $K8S_VERSION, $K8S_NODES node(s), $(date -u '+%Y-%m-%d %H:%M UTC')"
 		echo "# focus: $K8S_FOCUS"
 		echo "# skip:  $K8S_SKIP"
 		echo "# ebpfnet CNI plugin: $EBPFNET_CNI ($(date -u -r "$EBPFNET_CNI" '+built %Y-%m-%d %H:%M UTC' 2>/dev/null)); repository at $(git -C "$repo" log -1 --format='%h' 2>/dev/null), $(git -C "$repo" status --porcelain -uno 2>/dev/null | wc -l) files changed in the work tree"
