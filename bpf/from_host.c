@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* TCX egress on the host's VXLAN device: what the host's own stack sends to
- * another host's endpoint. Containers' traffic never passes here (it is
- * redirected past the stack); the stack's does: the host reaching an
- * endpoint, and what netfilter forwards (a kube-proxy Service DNATed to a
- * backend on another host).
+ * another host's endpoint: the host reaching an endpoint, and what
+ * netfilter forwards (a kube-proxy Service DNATed to a backend on another
+ * host). Containers' packets, which from_container redirects here with
+ * their tunnel key set, pass untouched.
  *
  * The control plane routes every remote endpoint's address to this device
  * (a /32 with this host's underlay address as source, which the device
