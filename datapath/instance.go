@@ -50,7 +50,7 @@ func DefaultConfig() Config {
 	}
 	return Config{
 		StateDir:     filepath.Join("/var/lib/ebpfnet", instance),
-		PinRoot:      filepath.Join(loader.DefaultBPFFS, "ebpfnet", instance),
+		PinRoot:      loader.DefaultPinRoot(instance),
 		DerivedPaths: true,
 	}
 }
@@ -222,8 +222,6 @@ func (i *Instance) releaseIfUnused(st *store) error {
 		return fmt.Errorf("remove pins: %w", err)
 	}
 	i.log.Info("no networks left: removed pinned datapath", "pins", pins)
-	// Drop the now-empty parent (e.g. /sys/fs/bpf/ebpfnet) if nobody else uses it.
-	os.Remove(filepath.Dir(pins))
 	return nil
 }
 

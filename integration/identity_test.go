@@ -13,6 +13,7 @@ import (
 
 	"github.com/ebpfnet/ebpfnet/internal/netnsutil"
 	"github.com/ebpfnet/ebpfnet/internal/testing/testutil"
+	"github.com/ebpfnet/ebpfnet/loader"
 )
 
 // The kernel gives a deleted namespace's inode to a later one, and the
@@ -41,11 +42,11 @@ func TestNewNamespaceDoesNotInheritADeadOnesState(t *testing.T) {
 	ino := add()
 	// The derived (default) paths of this namespace: global, so clean them.
 	state := fmt.Sprintf("/var/lib/ebpfnet/netns-%d", ino)
-	pins := fmt.Sprintf("/sys/fs/bpf/ebpfnet/netns-%d", ino)
+	pins := loader.DefaultPinRoot(fmt.Sprintf("netns-%d", ino))
 	t.Cleanup(func() {
 		exec.Command("ip", "netns", "delete", name).Run()
 		os.RemoveAll(state)
-		os.RemoveAll(pins)
+		loader.RemovePins(pins)
 	})
 	if _, err := os.Stat(state); err == nil {
 		t.Skipf("%s exists already (another run's?): not touching it", state)

@@ -17,7 +17,6 @@ import (
 	"github.com/ebpfnet/ebpfnet/internal/netnsutil"
 	"github.com/ebpfnet/ebpfnet/internal/testing/etcdtest"
 	"github.com/ebpfnet/ebpfnet/internal/testing/testutil"
-	"github.com/ebpfnet/ebpfnet/loader"
 )
 
 // ovHost is a simulated cluster host running its own ebpfnet instance.
@@ -37,8 +36,7 @@ func newOverlayHosts(t *testing.T, n int) (*etcdtest.Cluster, []*ovHost) {
 	var hs []*ovHost
 	for i, ns := range c.Hosts {
 		h := &ovHost{t: t, i: i + 1, ns: ns, state: filepath.Join(t.TempDir(), "state"),
-			pinRoot: filepath.Join(loader.DefaultBPFFS, "ebpfnet", ns), store: c.Etcd.Store()}
-		t.Cleanup(func() { os.RemoveAll(h.pinRoot) })
+			pinRoot: testutil.NewPinRoot(t, ns), store: c.Etcd.Store()}
 		// Every host forwards nothing itself: what crosses is the datapath's.
 		c.Exec(ns, "iptables", "-P", "FORWARD", "DROP")
 		hs = append(hs, h)
@@ -143,15 +141,29 @@ func waitUntil(t *testing.T, limit time.Duration, what string, ok func() bool) {
 // endpoint from the store within a sync).
 func askEventually(t *testing.T, from netnsutil.Namespace, network, addr string) testutil.Reply {
 	t.Helper()
+	r, err := askWithin(from, network, addr, 15*time.Second)
+	if err != nil {
+		t.Fatalf("%s %s: %v", network, addr, err)
+	}
+	return r
+}
+
+// askWithin asks until the server answers or the time is up, and returns
+// the last error then.
+func askWithin(from netnsutil.Namespace, network, addr string, limit time.Duration) (testutil.Reply, error) {
 	var line string
-	waitUntil(t, 15*time.Second, fmt.Sprintf("%s %s", network, addr), func() bool {
-		var err error
-		line, err = testutil.Ask(from, network, addr)
-		return err == nil
-	})
+	var err error
+	for end := time.Now().Add(limit); ; time.Sleep(200 * time.Millisecond) {
+		if line, err = testutil.Ask(from, network, addr); err == nil || time.Now().After(end) {
+			break
+		}
+	}
+	if err != nil {
+		return testutil.Reply{}, err
+	}
 	name, src, _ := strings.Cut(line, " ")
 	host, _, _ := net.SplitHostPort(src)
-	return testutil.Reply{Server: name, Source: host}
+	return testutil.Reply{Server: name, Source: host}, nil
 }
 
 func namespace(t *testing.T, ns string) netnsutil.Namespace {

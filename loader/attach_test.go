@@ -3,7 +3,6 @@ package loader
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -41,11 +40,11 @@ func TestSockProgramsAttachTypes(t *testing.T) {
 // embedded objects, and still finds the socket hooks' attach types (from
 // the one object that has them) when it attaches them.
 func TestPinnedFastPathAttachTypes(t *testing.T) {
-	root, err := PreparePinRoot(filepath.Join(DefaultBPFFS, "ebpfnet", fmt.Sprintf("unit-fast-%d", os.Getpid())))
+	root, err := PreparePinRoot(DefaultPinRoot(fmt.Sprintf("unit-fast-%d", os.Getpid())))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(root) })
+	t.Cleanup(func() { RemovePins(root) })
 	first, err := Load(Options{PinRoot: root, CTMapSize: 1024})
 	if err != nil {
 		t.Fatal(err)

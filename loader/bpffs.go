@@ -15,6 +15,12 @@ import (
 // DefaultBPFFS is where bpffs lives on a systemd host.
 const DefaultBPFFS = "/sys/fs/bpf"
 
+// pinRootsDir holds the default pin roots, one per instance.
+const pinRootsDir = "ebpfnet"
+
+// DefaultPinRoot is the pin root of the instance called name.
+func DefaultPinRoot(name string) string { return filepath.Join(DefaultBPFFS, pinRootsDir, name) }
+
 // PreparePinRoot makes sure root is on a bpffs that persists after this
 // process exits and returns the path to use for pinning, creating the
 // directory. It mounts bpffs at /sys/fs/bpf when no bpffs is there.
@@ -27,10 +33,17 @@ func PreparePinRoot(root string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := os.MkdirAll(resolved, 0o700); err != nil {
-		return "", fmt.Errorf("create pin root: %w", err)
+	// Another instance's RemovePins may take away the shared, then empty,
+	// parent between MkdirAll's steps: try again.
+	for try := 0; ; try++ {
+		err := os.MkdirAll(resolved, 0o700)
+		if err == nil {
+			return resolved, nil
+		}
+		if !errors.Is(err, os.ErrNotExist) || try == 2 {
+			return "", fmt.Errorf("create pin root: %w", err)
+		}
 	}
-	return resolved, nil
 }
 
 func resolvePinRoot(root string) (string, error) {

@@ -655,7 +655,12 @@ func EnumNames(enum string) (map[uint64]string, error) {
 }
 
 // RemovePins deletes the pinned maps, programs and links of a datapath with no
-// endpoints left, and the pin root itself.
+// endpoints left, and the pin root itself; then its parent (DefaultPinRoot's
+// /sys/fs/bpf/ebpfnet) if no other instance is left there.
 func RemovePins(pinRoot string) error {
-	return os.RemoveAll(pinRoot)
+	if err := os.RemoveAll(pinRoot); err != nil {
+		return err
+	}
+	os.Remove(filepath.Dir(pinRoot)) // fails while not empty, or on a mount point
+	return nil
 }

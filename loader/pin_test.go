@@ -18,14 +18,11 @@ func pinRoot(t *testing.T) string {
 	t.Helper()
 	b := make([]byte, 4)
 	rand.Read(b)
-	root, err := loader.PreparePinRoot(filepath.Join(loader.DefaultBPFFS, "ebpfnet", "unit-"+hex.EncodeToString(b)))
+	root, err := loader.PreparePinRoot(loader.DefaultPinRoot("unit-" + hex.EncodeToString(b)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		os.RemoveAll(root)
-		os.Remove(filepath.Dir(root)) // only if empty
-	})
+	t.Cleanup(func() { loader.RemovePins(root) })
 	return root
 }
 
@@ -142,5 +139,32 @@ func TestUpgradeSwapsProgramInLinks(t *testing.T) {
 	pi, _ := pinned.Info()
 	if id, _ := pi.ID(); id != newID {
 		t.Fatalf("pin holds program %d, want %d", id, newID)
+	}
+}
+
+// The directory of default pin roots goes with its last instance's pins,
+// not before: parallel instances share it.
+func TestRemovePinsTakesTheEmptyDirOfPinRoots(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "ebpfnet")
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	for _, p := range []string{filepath.Join(a, "maps"), b} {
+		if err := os.MkdirAll(p, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := loader.RemovePins(a); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(a); !os.IsNotExist(err) {
+		t.Errorf("pin root a still there: %v", err)
+	}
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("the directory went while b's pins are in it: %v", err)
+	}
+	if err := loader.RemovePins(b); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("the empty directory of pin roots stayed: %v", err)
 	}
 }

@@ -36,8 +36,7 @@ func newClusterHosts(t *testing.T, n int) (*etcdtest.Cluster, []*clusterHost) {
 	var hs []*clusterHost
 	for _, ns := range c.Hosts {
 		h := &clusterHost{t: t, ns: ns, state: filepath.Join(t.TempDir(), "state"),
-			pinRoot: testutil.PinRoot(ns), store: c.Etcd.Store()}
-		t.Cleanup(func() { os.RemoveAll(h.pinRoot) })
+			pinRoot: testutil.NewPinRoot(t, ns), store: c.Etcd.Store()}
 		hs = append(hs, h)
 	}
 	return c, hs

@@ -22,6 +22,7 @@ import (
 	"github.com/containernetworking/cni/libcni"
 
 	"github.com/ebpfnet/ebpfnet/internal/netnsutil"
+	"github.com/ebpfnet/ebpfnet/loader"
 )
 
 func main() {
@@ -51,8 +52,8 @@ func run(plugin, refDir string, n int) error {
 		return err
 	}
 	p := "cb" + randHex(3)
-	pinRoot := "/sys/fs/bpf/ebpfnet/" + p
-	defer os.RemoveAll(pinRoot)
+	pinRoot := loader.DefaultPinRoot(p)
+	defer loader.RemovePins(pinRoot)
 	host, ext := p+"-host", p+"-ext"
 	defer sh("ip", "netns", "delete", ext)
 	defer sh("ip", "netns", "delete", host)

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ebpfnet/ebpfnet/loader"
 )
 
 // Every run names what it makes after one id: namespaces "bn<id><m>-*"
@@ -157,10 +159,9 @@ func removePrefix(r *runner, prefix, pinRoot string) {
 	if pinRoot == "" {
 		pinRoot = filepath.Join(benchPins, prefix)
 	}
-	if err := os.RemoveAll(pinRoot); err != nil {
+	if err := loader.RemovePins(pinRoot); err != nil {
 		fmt.Fprintf(os.Stderr, "cleanup: remove pins %s: %v\n", pinRoot, err)
 	}
-	os.Remove(filepath.Dir(pinRoot)) // only when empty
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	for _, name := range netnsNames(r) {

@@ -46,7 +46,19 @@ type Topology struct {
 
 // PinRoot is the pin root tests give the instance of the sandbox host
 // named name.
-func PinRoot(name string) string { return filepath.Join(loader.DefaultBPFFS, "ebpfnet", name) }
+func PinRoot(name string) string { return loader.DefaultPinRoot(name) }
+
+// NewPinRoot is PinRoot(name), removed when the test ends (with the
+// directory of pin roots once it is empty).
+func NewPinRoot(t testing.TB, name string) string {
+	p := PinRoot(name)
+	t.Cleanup(func() {
+		if err := loader.RemovePins(p); err != nil {
+			t.Errorf("cleanup: remove pins: %v", err)
+		}
+	})
+	return p
+}
 
 // NewTopology builds the host and outside namespaces. bin is the ebpfnet
 // binary the test runs.
@@ -75,10 +87,9 @@ func (tp *Topology) cleanup() {
 	// Deleting the namespaces removes every interface in them: bridges,
 	// veths, and with them the TCX links. Pins and state go separately.
 	RemoveNamespaces(tp.t, tp.Prefix)
-	if err := os.RemoveAll(tp.PinRoot); err != nil {
+	if err := loader.RemovePins(tp.PinRoot); err != nil {
 		tp.t.Errorf("cleanup: remove pins: %v", err)
 	}
-	os.Remove(filepath.Dir(tp.PinRoot)) // only if empty: parallel tests share it
 }
 
 // RemoveNamespaces deletes every network namespace named prefix-*, and
