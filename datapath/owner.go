@@ -264,7 +264,7 @@ func networkAgrees(n Network, o NetworkOptions) error {
 	}
 	if want, err := ParseServiceCIDRs(o.ServiceCIDRs, n.Subnet); err != nil {
 		return err
-	} else if !samePrefixes(want, n.ServiceCIDRs) {
+	} else if !SamePrefixes(want, n.ServiceCIDRs) {
 		differ("service CIDRs", n.ServiceCIDRs, want)
 	}
 	if len(diffs) > 0 {
@@ -273,8 +273,8 @@ func networkAgrees(n Network, o NetworkOptions) error {
 	return nil
 }
 
-// samePrefixes: a and b hold the same prefixes, in any order.
-func samePrefixes(a, b []netip.Prefix) bool {
+// SamePrefixes: a and b hold the same prefixes, in any order.
+func SamePrefixes(a, b []netip.Prefix) bool {
 	if len(a) != len(b) {
 		return false
 	}

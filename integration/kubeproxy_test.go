@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -106,24 +105,6 @@ func TestKubeProxyServices(t *testing.T) {
 			}
 		})
 	}
-}
-
-// askWithin asks until the server answers or the time is up (the hosts
-// learn each other's endpoints within a sync).
-func askWithin(from netnsutil.Namespace, network, addr string, limit time.Duration) (testutil.Reply, error) {
-	var line string
-	var err error
-	for end := time.Now().Add(limit); ; time.Sleep(200 * time.Millisecond) {
-		if line, err = testutil.Ask(from, network, addr); err == nil || time.Now().After(end) {
-			break
-		}
-	}
-	if err != nil {
-		return testutil.Reply{}, err
-	}
-	name, src, _ := strings.Cut(line, " ")
-	host, _, _ := net.SplitHostPort(src)
-	return testutil.Reply{Server: name, Source: host}, nil
 }
 
 func writeKubeProxyRules(t *testing.T, tp *testutil.Topology, mode string) {

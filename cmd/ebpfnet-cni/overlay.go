@@ -66,7 +66,7 @@ func ensureClusterNetwork(ctx context.Context, a *overlay.Agent, c *NetConf) err
 			return fmt.Errorf("overlay network %s exists with subnet %s, config says %s", c.Name, n.Subnet, c.Subnet)
 		}
 	}
-	if want, perr := datapath.ParseServiceCIDRs(c.ServiceCIDRs, n.Subnet); perr == nil && !slices.Equal(want, n.ServiceCIDRs) {
+	if want, perr := datapath.ParseServiceCIDRs(c.ServiceCIDRs, n.Subnet); perr == nil && !datapath.SamePrefixes(want, n.ServiceCIDRs) {
 		return fmt.Errorf("overlay network %s exists with service CIDRs %v, config says %v", c.Name, n.ServiceCIDRs, want)
 	}
 	if c.VNI != 0 && c.VNI != n.VNI {

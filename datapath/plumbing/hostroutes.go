@@ -3,7 +3,6 @@ package plumbing
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 
 	"github.com/vishvananda/netlink"
@@ -35,10 +34,13 @@ func SyncHostRoutes(dev string, src netip.Addr, want []netip.Addr) error {
 	}
 	var errs []error
 	for _, r := range have {
-		a, ok := netip.AddrFromSlice(r.Dst.IP)
-		ones, _ := r.Dst.Mask.Size()
-		if ok && ones == 32 && keep[a.Unmap()] && r.Src.Equal(src.AsSlice()) {
-			delete(keep, a.Unmap())
+		var p netip.Prefix
+		ok := r.Dst != nil
+		if ok {
+			p, ok = IPNetPrefix(r.Dst)
+		}
+		if ok && p.IsSingleIP() && keep[p.Addr()] && r.Src.Equal(src.AsSlice()) {
+			delete(keep, p.Addr())
 			continue
 		}
 		if err := netlink.RouteDel(&r); err != nil && !errors.Is(err, unix.ESRCH) {
@@ -46,7 +48,7 @@ func SyncHostRoutes(dev string, src netip.Addr, want []netip.Addr) error {
 		}
 	}
 	for a := range keep {
-		r := &netlink.Route{LinkIndex: l.Attrs().Index, Dst: &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(32, 32)},
+		r := &netlink.Route{LinkIndex: l.Attrs().Index, Dst: PrefixIPNet(netip.PrefixFrom(a, 32)),
 			Src: src.AsSlice(), Scope: netlink.SCOPE_LINK, Protocol: RouteProtocol}
 		if err := netlink.RouteReplace(r); err != nil {
 			errs = append(errs, fmt.Errorf("route %s via %s: %w", a, dev, err))
@@ -68,9 +70,7 @@ func SetSoleAddress(dev string, addr netip.Addr) error {
 	}
 	found := false
 	for _, h := range have {
-		a, _ := netip.AddrFromSlice(h.IP)
-		ones, _ := h.Mask.Size()
-		if addr.IsValid() && a.Unmap() == addr && ones == 32 {
+		if p, ok := IPNetPrefix(h.IPNet); ok && addr.IsValid() && p == netip.PrefixFrom(addr, 32) {
 			found = true
 			continue
 		}
@@ -82,7 +82,7 @@ func SetSoleAddress(dev string, addr netip.Addr) error {
 		return nil
 	}
 	// No prefix route: the /32 routes of SyncHostRoutes are the device's.
-	a := &netlink.Addr{IPNet: &net.IPNet{IP: addr.AsSlice(), Mask: net.CIDRMask(32, 32)}, Flags: unix.IFA_F_NOPREFIXROUTE}
+	a := &netlink.Addr{IPNet: PrefixIPNet(netip.PrefixFrom(addr, 32)), Flags: unix.IFA_F_NOPREFIXROUTE}
 	if err := netlink.AddrAdd(l, a); err != nil {
 		return fmt.Errorf("address %s on %s: %w", addr, dev, err)
 	}

@@ -5,8 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/ebpfnet/ebpfnet/bench/internal/netperf"
@@ -26,20 +24,9 @@ func tool(args []string) bool {
 		name := fs.String("name", "", "name the server answers with")
 		addr := fs.String("addr", ":80", "TCP and UDP listen address")
 		fs.Parse(args[1:])
-		s, err := netperf.Listen(*name, *addr)
-		if err != nil {
+		if err := netperf.ServeUntilSignal(*name, *addr); err != nil {
 			fail(err)
 		}
-		go func() { // bounded: the benchmark stops it; never outlive a day
-			sig := make(chan os.Signal, 1)
-			signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-			select {
-			case <-sig:
-			case <-time.After(24 * time.Hour):
-			}
-			s.Close()
-		}()
-		s.Serve()
 		return true
 	case "check":
 		network := fs.String("net", "tcp4", "tcp4 or udp4")

@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/ebpfnet/ebpfnet/bench/internal/netperf"
+	"github.com/ebpfnet/ebpfnet/loader"
 )
 
 const (
@@ -105,7 +106,7 @@ func run(ctx context.Context, cfg config) error {
 	}
 	p := "sv" + randHex(3)
 	s := &sandbox{prefix: p, host: p + "-host", client: p + "-client", backend: p + "-backend", self: self, ebpfnet: bin,
-		pinRoot: "/sys/fs/bpf/ebpfnet/" + p}
+		pinRoot: loader.DefaultPinRoot(p)}
 	if s.stateDir, err = os.MkdirTemp("", "svc-bench-"); err != nil {
 		return err
 	}
@@ -362,7 +363,7 @@ func (s *sandbox) teardown() {
 	for _, ns := range []string{s.client, s.backend, s.host} {
 		exec.Command("ip", "netns", "delete", ns).Run()
 	}
-	os.RemoveAll(s.pinRoot)
+	loader.RemovePins(s.pinRoot)
 	os.RemoveAll(s.stateDir)
 }
 
@@ -392,20 +393,9 @@ func tool(args []string) bool {
 	case "serve":
 		name := fs.String("name", srvName, "name the server answers with")
 		fs.Parse(args[1:])
-		srv, err := netperf.Listen(*name, *addr)
-		if err != nil {
+		if err := netperf.ServeUntilSignal(*name, *addr); err != nil {
 			fail(err)
 		}
-		go func() { // bounded: the benchmark stops it; never outlive a day
-			sig := make(chan os.Signal, 1)
-			signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-			select {
-			case <-sig:
-			case <-time.After(24 * time.Hour):
-			}
-			srv.Close()
-		}()
-		srv.Serve()
 	case "check":
 		fs.Parse(args[1:])
 		if _, err := netperf.Check("tcp4", *addr, srvName, "", 2*time.Second); err != nil {

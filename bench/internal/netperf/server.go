@@ -11,9 +11,12 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"os/signal"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -75,6 +78,27 @@ func (s *Server) Serve() {
 
 // Close stops the server.
 func (s *Server) Close() { s.tcp.Close(); s.udp.Close() }
+
+// ServeUntilSignal serves name on addr until SIGTERM or SIGINT, and a day at
+// most: the server process a benchmark starts in a namespace and stops by
+// PID.
+func ServeUntilSignal(name, addr string) error {
+	s, err := Listen(name, addr)
+	if err != nil {
+		return err
+	}
+	go func() {
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+		select {
+		case <-sig:
+		case <-time.After(24 * time.Hour):
+		}
+		s.Close()
+	}()
+	s.Serve()
+	return nil
+}
 
 func (s *Server) handle(c net.Conn) {
 	defer c.Close()
