@@ -25,6 +25,7 @@
 #include "lib/deliver.h"
 #include "lib/firewall.h"
 #include "lib/overlay.h"
+#include "lib/lb.h"
 
 char __license[] SEC("license") = "Dual BSD/GPL";
 
@@ -83,6 +84,33 @@ static __always_inline int published(struct __sk_buff *skb, const struct port_en
 	fe->ifindex = pb->ifindex;
 	fe->kind = CT_KIND_DNAT;
 	return NEW_FLOW;
+}
+
+/* A new flow from outside to a service's NodePort (on the uplink's address)
+ * or external address: DNATed to one of the service's endpoints on this
+ * node, the client's address kept, then as a published port. Affinity
+ * keys on the client's address. Without endpoints the stack answers (no
+ * socket holds the port: a TCP RST or an ICMP port unreachable, what
+ * kube-proxy's REJECT sends); with externalTrafficPolicy Local and none
+ * here, the packet is dropped, as kube-proxy does. */
+static __always_inline int serviced(struct __sk_buff *skb, const struct lb_service *svc, const struct ct_key *k,
+				    const struct l4_meta *m, struct ct_entry *fe)
+{
+	struct port_entry pb = {};
+	struct endpoint_info *ep;
+	struct lb_backend b;
+
+	if (!svc->count)
+		return pass(skb);
+	if (lb_pick(svc, svc->local_count, k->saddr, bpf_get_prandom_u32(), &b))
+		return drop(skb, DIR, DROP_SERVICE_NO_LOCAL_ENDPOINT);
+	ep = bpf_map_lookup_elem(&endpoint_ips, &b.addr);
+	if (!ep)
+		return drop(skb, DIR, DROP_SERVICE_NO_LOCAL_ENDPOINT);
+	pb.container_ip = b.addr;
+	pb.container_port = b.port;
+	pb.ifindex = ep->ifindex;
+	return published(skb, &pb, k, m, fe);
 }
 
 /* A new flow from outside to a container of a nat-unprotected network:
@@ -170,6 +198,7 @@ int from_uplink(struct __sk_buff *skb)
 	__u32 ifindex = skb->ingress_ifindex;
 	struct uplink_info *upl;
 	struct port_entry *pb;
+	struct lb_service *svc;
 	enum parse_result ret;
 	enum tuple_result t;
 	enum ct_table ct;
@@ -212,9 +241,18 @@ int from_uplink(struct __sk_buff *skb)
 	}
 	__builtin_memset(&e, 0, sizeof(e));
 	pb = NULL;
-	if (k.proto == IPPROTO_TCP || k.proto == IPPROTO_UDP)
+	svc = NULL;
+	if (k.proto == IPPROTO_TCP || k.proto == IPPROTO_UDP) {
 		pb = port_lookup(k.proto, k.daddr, k.dport, k.daddr == upl->ip);
-	verdict = pb ? published(skb, pb, &k, &m, &e) : unsolicited(skb, &k, &m, &e);
+		if (!pb)
+			svc = lb_lookup(k.proto, k.daddr, k.dport, k.daddr == upl->ip);
+	}
+	if (pb)
+		verdict = published(skb, pb, &k, &m, &e);
+	else if (svc)
+		verdict = serviced(skb, svc, &k, &m, &e);
+	else
+		verdict = unsolicited(skb, &k, &m, &e);
 	if (verdict != NEW_FLOW)
 		return verdict;
 	return start_inbound(skb, &k, &m, &e);

@@ -1,15 +1,22 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
-/* cgroup sock_addr hooks: host-local access to published ports.
+/* cgroup sock_addr hooks: host-local access to published ports, and
+ * services balanced at the socket.
  *
  * A process of the host reaching a published port (127.0.0.1:8080 or a host
  * address:8080) never crosses the uplink, so TC never sees it. Instead its
  * connect()/sendmsg() is pointed at the container directly, and
- * getpeername()/recvmsg() show the address it asked for. Only sockets of the
- * host's network namespace are touched: the programs hang off the root
- * cgroup, which every namespace's processes share. */
+ * getpeername()/recvmsg() show the address it asked for.
+ *
+ * A pod or the host reaching a service (lb.h) is pointed at one of its
+ * endpoints the same way, once per connection instead of once per packet.
+ *
+ * The programs hang off the root cgroup, which every namespace's processes
+ * share: only sockets of the host's network namespace (published ports,
+ * services) and of this instance's endpoints (services) are touched. */
 
 #include "lib/common.h"
 #include "lib/ports.h"
+#include "lib/lb.h"
 
 char __license[] SEC("license") = "Dual BSD/GPL";
 
@@ -22,6 +29,35 @@ const volatile __u64 host_netns_cookie = 0;
 #ifndef EADDRINUSE
 #define EADDRINUSE 98
 #endif
+#ifndef ECONNREFUSED
+#define ECONNREFUSED 111
+#endif
+
+/* Network namespaces of this instance's endpoints, by cookie (value:
+ * unused): their sockets reach services through these hooks. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u64);
+	__type(value, __u8);
+} lb_clients SEC(".maps");
+
+/* What a socket (by cookie) was pointed at for a service frontend, to show
+ * it the frontend again in recvmsg() and getpeername(). One socket may send
+ * to several services (an unconnected UDP socket), so it is keyed by the
+ * endpoint too, not kept in the socket's storage. */
+struct lb_reverse_key {
+	__u64 cookie;
+	struct lb_backend backend;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 262144);
+	__type(key, struct lb_reverse_key);
+	__type(value, struct lb_backend); /* the frontend */
+} lb_reverse SEC(".maps");
 
 /* Per socket: the published address it asked for and the container address
  * it was sent to, to undo the rewrite for the application's eyes. */
@@ -63,40 +99,107 @@ static __always_inline struct port_entry *published(__u8 proto, __be32 ip, __be1
 	return port_lookup(proto, ip, port, 1);
 }
 
-static __always_inline int redirect_to_container(struct bpf_sock_addr *ctx)
+/* Points the socket at dst instead of what it asked for, and remembers
+ * both in its storage to undo it for the application's eyes. */
+static __always_inline void rewrite(struct bpf_sock_addr *ctx, __be32 ip, __be16 port)
 {
-	__be32 ip = ctx->user_ip4;
-	__be16 port = (__be16)ctx->user_port;
-	struct port_entry *pb;
-	struct sock_nat *sn;
+	struct sock_nat *sn = bpf_sk_storage_get(&sock_nat, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 
-	if (!host_socket(ctx))
-		return SOCK_PASS;
-	pb = published(ctx->protocol, ip, port);
-	if (!pb)
-		return SOCK_PASS;
-	sn = bpf_sk_storage_get(&sock_nat, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (sn) {
-		sn->orig_ip = ip;
-		sn->orig_port = port;
-		sn->new_ip = pb->container_ip;
-		sn->new_port = pb->container_port;
+		sn->orig_ip = ctx->user_ip4;
+		sn->orig_port = (__be16)ctx->user_port;
+		sn->new_ip = ip;
+		sn->new_port = port;
 	}
-	ctx->user_ip4 = pb->container_ip;
-	ctx->user_port = pb->container_port;
+	ctx->user_ip4 = ip;
+	ctx->user_port = port;
+}
+
+static __always_inline int redirect_to_container(struct bpf_sock_addr *ctx, __u64 netns)
+{
+	struct port_entry *pb;
+
+	if (netns != host_netns_cookie)
+		return SOCK_PASS;
+	pb = published(ctx->protocol, ctx->user_ip4, (__be16)ctx->user_port);
+	if (pb)
+		rewrite(ctx, pb->container_ip, pb->container_port);
 	return SOCK_PASS;
 }
 
-static __always_inline int restore_published(struct bpf_sock_addr *ctx)
+static __always_inline int lb_client(__u64 netns)
 {
+	return netns == host_netns_cookie || bpf_map_lookup_elem(&lb_clients, &netns);
+}
+
+/* A service without (usable) endpoints refuses at once, as kube-proxy's
+ * REJECT rule does. */
+static __always_inline int refused(void)
+{
+	bpf_set_retval(-ECONNREFUSED);
+	return SOCK_REFUSE;
+}
+
+/* Points a client's connect()/sendmsg() to a service frontend at one of
+ * its endpoints. Returns -1 if the destination is no service. A datagram
+ * socket sending without connect() may talk to several services at once:
+ * its storage keeps only the last, so the reverse map keeps each. */
+static __always_inline int balance(struct bpf_sock_addr *ctx, __u64 netns, int unconnected)
+{
+	struct lb_backend frontend = { .addr = ctx->user_ip4, .port = (__be16)ctx->user_port };
+	struct lb_reverse_key rk = {};
+	struct lb_service *svc;
+	__u32 n;
+
+	if (ctx->protocol != IPPROTO_TCP && ctx->protocol != IPPROTO_UDP)
+		return -1;
+	if (!lb_client(netns))
+		return -1;
+	svc = lb_lookup(ctx->protocol, frontend.addr, frontend.port, lb_node_ip(frontend.addr));
+	if (!svc)
+		return -1;
+	n = svc->flags & LB_F_INTERNAL_LOCAL ? svc->local_count : svc->count;
+	if (lb_pick(svc, n, netns, bpf_get_prandom_u32(), &rk.backend))
+		return refused();
+	if (unconnected) {
+		rk.cookie = bpf_get_socket_cookie(ctx);
+		bpf_map_update_elem(&lb_reverse, &rk, &frontend, BPF_ANY);
+	}
+	rewrite(ctx, rk.backend.addr, rk.backend.port);
+	return SOCK_PASS;
+}
+
+static __always_inline int to_destination(struct bpf_sock_addr *ctx, int unconnected)
+{
+	__u64 netns = bpf_get_netns_cookie(ctx);
+	int ret = balance(ctx, netns, unconnected);
+
+	return ret < 0 ? redirect_to_container(ctx, netns) : ret;
+}
+
+/* Shows the address the application asked for where the socket was
+ * pointed elsewhere. */
+static __always_inline int from_source(struct bpf_sock_addr *ctx, int unconnected)
+{
+	struct lb_reverse_key rk = { .backend = { .addr = ctx->user_ip4, .port = (__be16)ctx->user_port } };
+	struct lb_backend *frontend;
 	struct sock_nat *sn;
 
-	if (!host_socket(ctx))
+	if (!lb_client(bpf_get_netns_cookie(ctx)))
 		return SOCK_PASS;
 	sn = bpf_sk_storage_get(&sock_nat, ctx->sk, 0, 0);
-	if (sn && ctx->user_ip4 == sn->new_ip && (__be16)ctx->user_port == sn->new_port) {
+	if (sn && rk.backend.addr == sn->new_ip && rk.backend.port == sn->new_port) {
 		ctx->user_ip4 = sn->orig_ip;
 		ctx->user_port = sn->orig_port;
+		return SOCK_PASS;
+	}
+	if (!unconnected)
+		return SOCK_PASS;
+	rk.cookie = bpf_get_socket_cookie(ctx);
+	frontend = bpf_map_lookup_elem(&lb_reverse, &rk);
+	if (frontend) {
+		ctx->user_ip4 = frontend->addr;
+		ctx->user_port = frontend->port;
 	}
 	return SOCK_PASS;
 }
@@ -104,25 +207,25 @@ static __always_inline int restore_published(struct bpf_sock_addr *ctx)
 SEC("cgroup/connect4")
 int sock_connect4(struct bpf_sock_addr *ctx)
 {
-	return redirect_to_container(ctx);
+	return to_destination(ctx, 0);
 }
 
 SEC("cgroup/sendmsg4")
 int sock_sendmsg4(struct bpf_sock_addr *ctx)
 {
-	return redirect_to_container(ctx);
+	return to_destination(ctx, 1);
 }
 
 SEC("cgroup/recvmsg4")
 int sock_recvmsg4(struct bpf_sock_addr *ctx)
 {
-	return restore_published(ctx);
+	return from_source(ctx, 1);
 }
 
 SEC("cgroup/getpeername4")
 int sock_getpeername4(struct bpf_sock_addr *ctx)
 {
-	return restore_published(ctx);
+	return from_source(ctx, 0);
 }
 
 /* The port is taken: bind() fails with EADDRINUSE, what the application

@@ -286,6 +286,19 @@ func (i *Instance) bridgeSteps(st *store, ep *Endpoint, o AttachOptions, ns targ
 		},
 		{do: func() error { return st.observe(OpMapUpdate, mapped) }},
 		{name: "map writes",
+			do: func() (err error) {
+				if ep.NetnsCookie, err = ns.cookie(); err != nil {
+					return err
+				}
+				return views.PutLBClient(ep.NetnsCookie)
+			},
+			undo: func() {
+				if !slices.ContainsFunc(eps, func(e Endpoint) bool { return e.NetnsCookie == ep.NetnsCookie }) {
+					views.DeleteLBClient(ep.NetnsCookie)
+				}
+			},
+		},
+		{name: "map writes",
 			do: func() error {
 				ep.Ports = ports
 				bs = bindings(activePorts(*ep, eps), *ep)
@@ -378,6 +391,9 @@ func (i *Instance) detachEndpoint(st *store, ep Endpoint) error {
 // afterDetach is what the container's other interfaces take over from a
 // removed endpoint: its runtime-held ports and the default route.
 func (i *Instance) afterDetach(st *store, ep Endpoint) {
+	if err := i.forgetLBClient(st, ep); err != nil {
+		i.log.Warn("forget the namespace's sockets as service clients", "endpoint", ep.Name, "err", err)
+	}
 	if err := i.handOverRuntimePorts(st, ep); err != nil {
 		i.log.Warn("hand the published ports over to the container's other interface", "endpoint", ep.Name, "err", err)
 	}

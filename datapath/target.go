@@ -11,6 +11,7 @@ import (
 
 	"github.com/ebpfnet/ebpfnet/datapath/plumbing"
 	"github.com/ebpfnet/ebpfnet/internal/netnsutil"
+	"github.com/ebpfnet/ebpfnet/loader"
 )
 
 // The namespace an attach works in. A path names a namespace only for the
@@ -62,6 +63,15 @@ func (t target) do(fn func(*netlink.Handle) error) error {
 	}
 	defer h.Close()
 	return fn(h)
+}
+
+// cookie is the namespace's cookie, the name the socket hooks know it by.
+func (t target) cookie() (c uint64, err error) {
+	err = netnsutil.DoIn(t.fd, t.Path, func() error {
+		c, err = loader.NetnsCookie()
+		return err
+	})
+	return c, err
 }
 
 // verifyPlumbed checks what attach is about to report: that name (the

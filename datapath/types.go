@@ -54,6 +54,9 @@ type Endpoint struct {
 	Mode     Mode   `json:"mode"`
 	Netns    string `json:"netns"`     // /run/netns/NAME, /proc/PID/ns/net or the path given
 	NetnsIno uint64 `json:"netns_ino"` // identity of the namespace
+	// NetnsCookie names the namespace as the socket hooks see it (their
+	// bpf_get_netns_cookie): its sockets reach services (lb_clients).
+	NetnsCookie uint64 `json:"netns_cookie,omitempty"`
 	// OwnNetns is set when ebpfnet created the named netns (ebpfnet run).
 	OwnNetns bool `json:"own_netns,omitempty"`
 

@@ -14,9 +14,9 @@ import (
 	"github.com/ebpfnet/ebpfnet/internal/mountns"
 )
 
-// netnsCookie identifies the network namespace this process runs in, as
-// bpf_get_netns_cookie does in the kernel.
-func netnsCookie() (uint64, error) {
+// NetnsCookie identifies the network namespace the calling thread runs in,
+// as bpf_get_netns_cookie does in the kernel.
+func NetnsCookie() (uint64, error) {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return 0, fmt.Errorf("socket: %w", err)

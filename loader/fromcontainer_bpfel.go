@@ -93,36 +93,37 @@ const (
 type fromContainerDropReason uint32
 
 const (
-	fromContainerDropReasonDROP_NONE                fromContainerDropReason = 0
-	fromContainerDropReasonDROP_MALFORMED           fromContainerDropReason = 1
-	fromContainerDropReasonDROP_UNKNOWN_ENDPOINT    fromContainerDropReason = 2
-	fromContainerDropReasonDROP_SPOOFED_MAC         fromContainerDropReason = 3
-	fromContainerDropReasonDROP_SPOOFED_IP          fromContainerDropReason = 4
-	fromContainerDropReasonDROP_NETWORK_ISOLATION   fromContainerDropReason = 5
-	fromContainerDropReasonDROP_ICC_DISABLED        fromContainerDropReason = 6
-	fromContainerDropReasonDROP_INTERNAL_NETWORK    fromContainerDropReason = 7
-	fromContainerDropReasonDROP_NAT_EXHAUSTED       fromContainerDropReason = 8
-	fromContainerDropReasonDROP_CT_MAP_FULL         fromContainerDropReason = 9
-	fromContainerDropReasonDROP_TTL_EXCEEDED        fromContainerDropReason = 10
-	fromContainerDropReasonDROP_FRAGMENT            fromContainerDropReason = 11
-	fromContainerDropReasonDROP_FIB_FAILED          fromContainerDropReason = 12
-	fromContainerDropReasonDROP_CSUM_FAILED         fromContainerDropReason = 13
-	fromContainerDropReasonDROP_REDIRECT_FAILED     fromContainerDropReason = 14
-	fromContainerDropReasonDROP_CT_CONFLICT         fromContainerDropReason = 15
-	fromContainerDropReasonDROP_FRAG_NEEDED         fromContainerDropReason = 16
-	fromContainerDropReasonDROP_WRITE_FAILED        fromContainerDropReason = 17
-	fromContainerDropReasonDROP_VLAN                fromContainerDropReason = 18
-	fromContainerDropReasonDROP_ETHERTYPE           fromContainerDropReason = 19
-	fromContainerDropReasonDROP_IPV6                fromContainerDropReason = 20
-	fromContainerDropReasonDROP_SPOOFED_ARP         fromContainerDropReason = 21
-	fromContainerDropReasonDROP_MARTIAN             fromContainerDropReason = 22
-	fromContainerDropReasonDROP_DIRECT_ROUTING      fromContainerDropReason = 23
-	fromContainerDropReasonDROP_NO_FLOW             fromContainerDropReason = 24
-	fromContainerDropReasonDROP_FIREWALL            fromContainerDropReason = 25
-	fromContainerDropReasonDROP_OVERLAY_SPOOFED     fromContainerDropReason = 26
-	fromContainerDropReasonDROP_OVERLAY_VNI         fromContainerDropReason = 27
-	fromContainerDropReasonDROP_OVERLAY_NO_ENDPOINT fromContainerDropReason = 28
-	fromContainerDropReasonDROP_MAX                 fromContainerDropReason = 29
+	fromContainerDropReasonDROP_NONE                      fromContainerDropReason = 0
+	fromContainerDropReasonDROP_MALFORMED                 fromContainerDropReason = 1
+	fromContainerDropReasonDROP_UNKNOWN_ENDPOINT          fromContainerDropReason = 2
+	fromContainerDropReasonDROP_SPOOFED_MAC               fromContainerDropReason = 3
+	fromContainerDropReasonDROP_SPOOFED_IP                fromContainerDropReason = 4
+	fromContainerDropReasonDROP_NETWORK_ISOLATION         fromContainerDropReason = 5
+	fromContainerDropReasonDROP_ICC_DISABLED              fromContainerDropReason = 6
+	fromContainerDropReasonDROP_INTERNAL_NETWORK          fromContainerDropReason = 7
+	fromContainerDropReasonDROP_NAT_EXHAUSTED             fromContainerDropReason = 8
+	fromContainerDropReasonDROP_CT_MAP_FULL               fromContainerDropReason = 9
+	fromContainerDropReasonDROP_TTL_EXCEEDED              fromContainerDropReason = 10
+	fromContainerDropReasonDROP_FRAGMENT                  fromContainerDropReason = 11
+	fromContainerDropReasonDROP_FIB_FAILED                fromContainerDropReason = 12
+	fromContainerDropReasonDROP_CSUM_FAILED               fromContainerDropReason = 13
+	fromContainerDropReasonDROP_REDIRECT_FAILED           fromContainerDropReason = 14
+	fromContainerDropReasonDROP_CT_CONFLICT               fromContainerDropReason = 15
+	fromContainerDropReasonDROP_FRAG_NEEDED               fromContainerDropReason = 16
+	fromContainerDropReasonDROP_WRITE_FAILED              fromContainerDropReason = 17
+	fromContainerDropReasonDROP_VLAN                      fromContainerDropReason = 18
+	fromContainerDropReasonDROP_ETHERTYPE                 fromContainerDropReason = 19
+	fromContainerDropReasonDROP_IPV6                      fromContainerDropReason = 20
+	fromContainerDropReasonDROP_SPOOFED_ARP               fromContainerDropReason = 21
+	fromContainerDropReasonDROP_MARTIAN                   fromContainerDropReason = 22
+	fromContainerDropReasonDROP_DIRECT_ROUTING            fromContainerDropReason = 23
+	fromContainerDropReasonDROP_NO_FLOW                   fromContainerDropReason = 24
+	fromContainerDropReasonDROP_FIREWALL                  fromContainerDropReason = 25
+	fromContainerDropReasonDROP_OVERLAY_SPOOFED           fromContainerDropReason = 26
+	fromContainerDropReasonDROP_OVERLAY_VNI               fromContainerDropReason = 27
+	fromContainerDropReasonDROP_OVERLAY_NO_ENDPOINT       fromContainerDropReason = 28
+	fromContainerDropReasonDROP_SERVICE_NO_LOCAL_ENDPOINT fromContainerDropReason = 29
+	fromContainerDropReasonDROP_MAX                       fromContainerDropReason = 30
 )
 
 type fromContainerEndpointCounters struct {

@@ -26,6 +26,10 @@ const (
 	fromUplinkMapEndpoints               = "endpoints"
 	fromUplinkMapFwCount                 = "fw_count"
 	fromUplinkMapFwRules                 = "fw_rules"
+	fromUplinkMapLbAffinities            = "lb_affinities"
+	fromUplinkMapLbBackends              = "lb_backends"
+	fromUplinkMapLbNodeIps               = "lb_node_ips"
+	fromUplinkMapLbServices              = "lb_services"
 	fromUplinkMapMonitorBudgets          = "monitor_budgets"
 	fromUplinkMapMonitorCtl              = "monitor_ctl"
 	fromUplinkMapMonitorEvents           = "monitor_events"
@@ -52,6 +56,8 @@ const (
 	fromUplinkVarBtfAnchorFwAction       = "btf_anchor_fw_action"
 	fromUplinkVarBtfAnchorFwLimits       = "btf_anchor_fw_limits"
 	fromUplinkVarBtfAnchorFwScopeKind    = "btf_anchor_fw_scope_kind"
+	fromUplinkVarBtfAnchorLbFlags        = "btf_anchor_lb_flags"
+	fromUplinkVarBtfAnchorLbScope        = "btf_anchor_lb_scope"
 	fromUplinkVarBtfAnchorMonitorEvent   = "btf_anchor_monitor_event"
 	fromUplinkVarBtfAnchorMonitorType    = "btf_anchor_monitor_type"
 	fromUplinkVarBtfAnchorNatLimits      = "btf_anchor_nat_limits"
@@ -124,6 +130,10 @@ type fromUplinkMapSpecs struct {
 	Endpoints        *ebpf.MapSpec `ebpf:"endpoints"`
 	FwCount          *ebpf.MapSpec `ebpf:"fw_count"`
 	FwRules          *ebpf.MapSpec `ebpf:"fw_rules"`
+	LbAffinities     *ebpf.MapSpec `ebpf:"lb_affinities"`
+	LbBackends       *ebpf.MapSpec `ebpf:"lb_backends"`
+	LbNodeIps        *ebpf.MapSpec `ebpf:"lb_node_ips"`
+	LbServices       *ebpf.MapSpec `ebpf:"lb_services"`
 	MonitorBudgets   *ebpf.MapSpec `ebpf:"monitor_budgets"`
 	MonitorCtl       *ebpf.MapSpec `ebpf:"monitor_ctl"`
 	MonitorEvents    *ebpf.MapSpec `ebpf:"monitor_events"`
@@ -155,6 +165,8 @@ type fromUplinkVariableSpecs struct {
 	BtfAnchorFwAction       *ebpf.VariableSpec `ebpf:"btf_anchor_fw_action"`
 	BtfAnchorFwLimits       *ebpf.VariableSpec `ebpf:"btf_anchor_fw_limits"`
 	BtfAnchorFwScopeKind    *ebpf.VariableSpec `ebpf:"btf_anchor_fw_scope_kind"`
+	BtfAnchorLbFlags        *ebpf.VariableSpec `ebpf:"btf_anchor_lb_flags"`
+	BtfAnchorLbScope        *ebpf.VariableSpec `ebpf:"btf_anchor_lb_scope"`
 	BtfAnchorMonitorEvent   *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_event"`
 	BtfAnchorMonitorType    *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_type"`
 	BtfAnchorNatLimits      *ebpf.VariableSpec `ebpf:"btf_anchor_nat_limits"`
@@ -198,6 +210,10 @@ type fromUplinkMaps struct {
 	Endpoints        *ebpf.Map `ebpf:"endpoints"`
 	FwCount          *ebpf.Map `ebpf:"fw_count"`
 	FwRules          *ebpf.Map `ebpf:"fw_rules"`
+	LbAffinities     *ebpf.Map `ebpf:"lb_affinities"`
+	LbBackends       *ebpf.Map `ebpf:"lb_backends"`
+	LbNodeIps        *ebpf.Map `ebpf:"lb_node_ips"`
+	LbServices       *ebpf.Map `ebpf:"lb_services"`
 	MonitorBudgets   *ebpf.Map `ebpf:"monitor_budgets"`
 	MonitorCtl       *ebpf.Map `ebpf:"monitor_ctl"`
 	MonitorEvents    *ebpf.Map `ebpf:"monitor_events"`
@@ -228,6 +244,10 @@ func (m *fromUplinkMaps) Close() error {
 		m.Endpoints,
 		m.FwCount,
 		m.FwRules,
+		m.LbAffinities,
+		m.LbBackends,
+		m.LbNodeIps,
+		m.LbServices,
 		m.MonitorBudgets,
 		m.MonitorCtl,
 		m.MonitorEvents,
@@ -260,6 +280,8 @@ type fromUplinkVariables struct {
 	BtfAnchorFwAction       *ebpf.Variable `ebpf:"btf_anchor_fw_action"`
 	BtfAnchorFwLimits       *ebpf.Variable `ebpf:"btf_anchor_fw_limits"`
 	BtfAnchorFwScopeKind    *ebpf.Variable `ebpf:"btf_anchor_fw_scope_kind"`
+	BtfAnchorLbFlags        *ebpf.Variable `ebpf:"btf_anchor_lb_flags"`
+	BtfAnchorLbScope        *ebpf.Variable `ebpf:"btf_anchor_lb_scope"`
 	BtfAnchorMonitorEvent   *ebpf.Variable `ebpf:"btf_anchor_monitor_event"`
 	BtfAnchorMonitorType    *ebpf.Variable `ebpf:"btf_anchor_monitor_type"`
 	BtfAnchorNatLimits      *ebpf.Variable `ebpf:"btf_anchor_nat_limits"`

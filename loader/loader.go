@@ -96,6 +96,13 @@ type Maps struct {
 	ServiceCIDRs     *ebpf.Map `ebpf:"service_cidrs"`
 	OverlaySelf      *ebpf.Map `ebpf:"overlay_self"`
 	OverlayHostFlows *ebpf.Map `ebpf:"overlay_host_flows"`
+	// Service load balancing (bpf/lib/lb.h, bpf/sock.c).
+	LBServices   *ebpf.Map `ebpf:"lb_services"`
+	LBBackends   *ebpf.Map `ebpf:"lb_backends"`
+	LBAffinities *ebpf.Map `ebpf:"lb_affinities"`
+	LBNodeIPs    *ebpf.Map `ebpf:"lb_node_ips"`
+	LBClients    *ebpf.Map `ebpf:"lb_clients"`
+	LBReverse    *ebpf.Map `ebpf:"lb_reverse"`
 }
 
 // Datapath is a loaded datapath. Close releases this process's handles; what
@@ -175,7 +182,7 @@ func (d *Datapath) buildID() (string, error) {
 	for _, obj := range objects {
 		h.Write(*obj.elf)
 	}
-	cookie, err := netnsCookie()
+	cookie, err := NetnsCookie()
 	if err != nil {
 		return "", err
 	}
@@ -377,7 +384,7 @@ func (d *Datapath) configure(spec *ebpf.CollectionSpec) error {
 		}
 	}
 	if v, ok := spec.Variables[sockVarHostNetnsCookie]; ok {
-		cookie, err := netnsCookie()
+		cookie, err := NetnsCookie()
 		if err != nil {
 			return err
 		}

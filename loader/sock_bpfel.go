@@ -8,14 +8,86 @@ import (
 	_ "embed"
 	"fmt"
 	"io"
+	"structs"
 
 	"github.com/cilium/ebpf"
 )
+
+type sockLbAffinity struct {
+	_       structs.HostLayout
+	Backend sockLbBackend
+	Slot    uint32
+	Pad     uint32
+	Last    uint64
+}
+
+type sockLbAffinityKey struct {
+	_      structs.HostLayout
+	Client uint64
+	Id     uint32
+	Pad    uint32
+}
+
+type sockLbBackend struct {
+	_    structs.HostLayout
+	Addr uint32
+	Port uint16
+	Pad  uint16
+}
+
+type sockLbBackendKey struct {
+	_    structs.HostLayout
+	Id   uint32
+	Slot uint32
+}
+
+type sockLbFlags uint32
+
+const (
+	sockLbFlagsLB_F_EXTERNAL_LOCAL sockLbFlags = 1
+	sockLbFlagsLB_F_INTERNAL_LOCAL sockLbFlags = 2
+)
+
+type sockLbKey struct {
+	_     structs.HostLayout
+	Addr  uint32
+	Port  uint16
+	Proto uint8
+	Scope uint8
+}
+
+type sockLbReverseKey struct {
+	_       structs.HostLayout
+	Cookie  uint64
+	Backend sockLbBackend
+}
+
+type sockLbScope uint32
+
+const (
+	sockLbScopeLB_SCOPE_EXACT    sockLbScope = 0
+	sockLbScopeLB_SCOPE_NODEPORT sockLbScope = 1
+)
+
+type sockLbService struct {
+	_          structs.HostLayout
+	Id         uint32
+	Count      uint16
+	LocalCount uint16
+	AffinityS  uint32
+	Flags      uint32
+}
 
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	sockMapLbAffinities       = "lb_affinities"
+	sockMapLbBackends         = "lb_backends"
+	sockMapLbClients          = "lb_clients"
+	sockMapLbNodeIps          = "lb_node_ips"
+	sockMapLbReverse          = "lb_reverse"
+	sockMapLbServices         = "lb_services"
 	sockMapPorts              = "ports"
 	sockMapSockNat            = "sock_nat"
 	sockMapUplinkIps          = "uplink_ips"
@@ -25,6 +97,8 @@ const (
 	sockProgSockGetpeername4  = "sock_getpeername4"
 	sockProgSockRecvmsg4      = "sock_recvmsg4"
 	sockProgSockSendmsg4      = "sock_sendmsg4"
+	sockVarBtfAnchorLbFlags   = "btf_anchor_lb_flags"
+	sockVarBtfAnchorLbScope   = "btf_anchor_lb_scope"
 	sockVarBtfAnchorPortFlags = "btf_anchor_port_flags"
 	sockVarHostNetnsCookie    = "host_netns_cookie"
 )
@@ -82,16 +156,24 @@ type sockProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sockMapSpecs struct {
-	Ports     *ebpf.MapSpec `ebpf:"ports"`
-	SockNat   *ebpf.MapSpec `ebpf:"sock_nat"`
-	UplinkIps *ebpf.MapSpec `ebpf:"uplink_ips"`
-	Uplinks   *ebpf.MapSpec `ebpf:"uplinks"`
+	LbAffinities *ebpf.MapSpec `ebpf:"lb_affinities"`
+	LbBackends   *ebpf.MapSpec `ebpf:"lb_backends"`
+	LbClients    *ebpf.MapSpec `ebpf:"lb_clients"`
+	LbNodeIps    *ebpf.MapSpec `ebpf:"lb_node_ips"`
+	LbReverse    *ebpf.MapSpec `ebpf:"lb_reverse"`
+	LbServices   *ebpf.MapSpec `ebpf:"lb_services"`
+	Ports        *ebpf.MapSpec `ebpf:"ports"`
+	SockNat      *ebpf.MapSpec `ebpf:"sock_nat"`
+	UplinkIps    *ebpf.MapSpec `ebpf:"uplink_ips"`
+	Uplinks      *ebpf.MapSpec `ebpf:"uplinks"`
 }
 
 // sockVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sockVariableSpecs struct {
+	BtfAnchorLbFlags   *ebpf.VariableSpec `ebpf:"btf_anchor_lb_flags"`
+	BtfAnchorLbScope   *ebpf.VariableSpec `ebpf:"btf_anchor_lb_scope"`
 	BtfAnchorPortFlags *ebpf.VariableSpec `ebpf:"btf_anchor_port_flags"`
 	HostNetnsCookie    *ebpf.VariableSpec `ebpf:"host_netns_cookie"`
 }
@@ -116,14 +198,26 @@ func (o *sockObjects) Close() error {
 //
 // It can be passed to loadSockObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sockMaps struct {
-	Ports     *ebpf.Map `ebpf:"ports"`
-	SockNat   *ebpf.Map `ebpf:"sock_nat"`
-	UplinkIps *ebpf.Map `ebpf:"uplink_ips"`
-	Uplinks   *ebpf.Map `ebpf:"uplinks"`
+	LbAffinities *ebpf.Map `ebpf:"lb_affinities"`
+	LbBackends   *ebpf.Map `ebpf:"lb_backends"`
+	LbClients    *ebpf.Map `ebpf:"lb_clients"`
+	LbNodeIps    *ebpf.Map `ebpf:"lb_node_ips"`
+	LbReverse    *ebpf.Map `ebpf:"lb_reverse"`
+	LbServices   *ebpf.Map `ebpf:"lb_services"`
+	Ports        *ebpf.Map `ebpf:"ports"`
+	SockNat      *ebpf.Map `ebpf:"sock_nat"`
+	UplinkIps    *ebpf.Map `ebpf:"uplink_ips"`
+	Uplinks      *ebpf.Map `ebpf:"uplinks"`
 }
 
 func (m *sockMaps) Close() error {
 	return _SockClose(
+		m.LbAffinities,
+		m.LbBackends,
+		m.LbClients,
+		m.LbNodeIps,
+		m.LbReverse,
+		m.LbServices,
 		m.Ports,
 		m.SockNat,
 		m.UplinkIps,
@@ -135,6 +229,8 @@ func (m *sockMaps) Close() error {
 //
 // It can be passed to loadSockObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sockVariables struct {
+	BtfAnchorLbFlags   *ebpf.Variable `ebpf:"btf_anchor_lb_flags"`
+	BtfAnchorLbScope   *ebpf.Variable `ebpf:"btf_anchor_lb_scope"`
 	BtfAnchorPortFlags *ebpf.Variable `ebpf:"btf_anchor_port_flags"`
 	HostNetnsCookie    *ebpf.Variable `ebpf:"host_netns_cookie"`
 }

@@ -30,6 +30,22 @@ type (
 	OverlayCounters  = fromContainerOverlayHostCounters
 	ServiceCIDRKey   = fromContainerServiceCidrKey
 	EndpointFlags    = fromContainerEndpointFlags
+	LBKey            = sockLbKey
+	LBService        = sockLbService
+	LBBackendKey     = sockLbBackendKey
+	LBBackend        = sockLbBackend
+	LBAffinityKey    = sockLbAffinityKey
+	LBAffinity       = sockLbAffinity
+	LBReverseKey     = sockLbReverseKey
+	LBScope          = sockLbScope
+	LBFlags          = sockLbFlags
+)
+
+const (
+	LBScopeExact    = sockLbScopeLB_SCOPE_EXACT
+	LBScopeNodePort = sockLbScopeLB_SCOPE_NODEPORT
+	LBExternalLocal = sockLbFlagsLB_F_EXTERNAL_LOCAL
+	LBInternalLocal = sockLbFlagsLB_F_INTERNAL_LOCAL
 )
 
 const (

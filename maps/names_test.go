@@ -29,8 +29,8 @@ func TestLabelsFromBTF(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if drops[loader.NumDropReasons-1] != "overlay_no_endpoint" || drops[loader.NumDropReasons] != "" {
-		t.Errorf("last drop reason %q, sentinel %q; want overlay_no_endpoint and none", drops[loader.NumDropReasons-1], drops[loader.NumDropReasons])
+	if drops[loader.NumDropReasons-1] != "service_no_local_endpoint" || drops[loader.NumDropReasons] != "" {
+		t.Errorf("last drop reason %q, sentinel %q; want service_no_local_endpoint and none", drops[loader.NumDropReasons-1], drops[loader.NumDropReasons])
 	}
 }
 

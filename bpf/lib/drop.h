@@ -41,6 +41,10 @@ enum drop_reason {
 	DROP_OVERLAY_SPOOFED = 26,
 	DROP_OVERLAY_VNI = 27,         /* the VNI is not the inner source's network's */
 	DROP_OVERLAY_NO_ENDPOINT = 28, /* from the VXLAN device to no local endpoint of the network */
+	/* From outside to a service with externalTrafficPolicy Local and no
+	 * endpoint on this node (kube-proxy drops these too, so load balancers'
+	 * health checks steer clients to nodes that have one). */
+	DROP_SERVICE_NO_LOCAL_ENDPOINT = 29,
 	__DROP_MAX,
 };
 

@@ -206,6 +206,12 @@ func Do(ns Namespace, fn func() error) error {
 		return err
 	}
 	defer h.Close()
+	return DoIn(h, ns.Path, fn)
+}
+
+// DoIn runs fn on an OS thread switched into the namespace h holds open
+// (path names it in errors), then switches back.
+func DoIn(h netns.NsHandle, path string, fn func() error) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	orig, err := netns.Get()
@@ -214,7 +220,7 @@ func Do(ns Namespace, fn func() error) error {
 	}
 	defer orig.Close()
 	if err := netns.Set(h); err != nil {
-		return fmt.Errorf("enter netns %s: %w", ns.Path, err)
+		return fmt.Errorf("enter netns %s: %w", path, err)
 	}
 	defer func() {
 		if err := netns.Set(orig); err != nil {
