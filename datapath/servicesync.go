@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"syscall"
+	"time"
 
 	"github.com/ebpfnet/ebpfnet/internal/netnsutil"
 	"github.com/ebpfnet/ebpfnet/loader"
@@ -135,4 +136,40 @@ func (i *Instance) forgetLBClient(st *store, gone Endpoint) error {
 		return err
 	}
 	return views.DeleteLBClient(gone.NetnsCookie)
+}
+
+// Services reads the balanced services back from the datapath, each as
+// one Service with its frontends sorted (names are not kept there: each
+// is named by its first frontend) and the node addresses.
+func (i *Instance) Services() (ServiceTable, error) {
+	views, err := i.datapath()
+	if err != nil {
+		return ServiceTable{}, err
+	}
+	svcs, err := views.LBServices()
+	if err != nil {
+		return ServiceTable{}, err
+	}
+	var t ServiceTable
+	if t.NodeIPs, err = views.LBNodeIPs(); err != nil {
+		return ServiceTable{}, err
+	}
+	for _, s := range svcs {
+		out := Service{Proto: "tcp", Frontends: s.Frontends, NodePort: s.NodePort, ExternalLocal: s.ExternalLocal,
+			InternalLocal: s.InternalLocal, Affinity: time.Duration(s.AffinitySeconds) * time.Second}
+		if s.Proto == syscall.IPPROTO_UDP {
+			out.Proto = "udp"
+		}
+		for k, b := range s.Backends {
+			out.Backends = append(out.Backends, ServiceBackend{Addr: b, Local: k < s.LocalCount})
+		}
+		switch {
+		case len(s.Frontends) > 0:
+			out.Name = s.Frontends[0].String()
+		default:
+			out.Name = fmt.Sprintf("*:%d", s.NodePort)
+		}
+		t.Services = append(t.Services, out)
+	}
+	return t, nil
 }

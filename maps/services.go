@@ -298,3 +298,18 @@ func (v *Views) LBClientCount() (int, error) {
 	}
 	return n, it.Err()
 }
+
+// LBNodeIPs lists the node addresses NodePorts answer on, sorted.
+func (v *Views) LBNodeIPs() ([]netip.Addr, error) {
+	var (
+		ip  uint32
+		val uint8
+		out []netip.Addr
+	)
+	it := v.m.LBNodeIPs.Iterate()
+	for it.Next(&ip, &val) {
+		out = append(out, AddrFromBE32(ip))
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out, it.Err()
+}
