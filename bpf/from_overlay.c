@@ -26,6 +26,7 @@
 #include "lib/deliver.h"
 #include "lib/overlay.h"
 #include "lib/kernel_nat.h"
+#include "lib/nat.h"
 
 char __license[] SEC("license") = "Dual BSD/GPL";
 
@@ -44,6 +45,21 @@ static __always_inline int to_stack(struct __sk_buff *skb)
 		return drop(skb, DIR, DROP_WRITE_FAILED);
 	count_verdict(DIR, VERDICT_PASS, skb->len);
 	return TC_ACT_OK;
+}
+
+/* An endpoint's answer to a flow from_uplink routed to it for a Service
+ * (CT_KIND_SERVICE_ROUTED, to this host's underlay address): translated
+ * back and routed to the client. Returns 0 if p is no such answer. */
+static __always_inline int service_reply(struct __sk_buff *skb, const struct packet *p, int *verdict)
+{
+	struct ct_entry e;
+	struct l4_meta m;
+	struct ct_key k;
+
+	if (ct_extract(p, &k, &m) != TUPLE_OK || !ct_lookup(&k, &m, &e) || e.kind != CT_KIND_SERVICE_ROUTED)
+		return 0;
+	*verdict = nat_route(skb, DIR, &m, &k, &e);
+	return 1;
 }
 
 /* The peer host's own stack (from_host there) starts or answers a flow with
@@ -108,8 +124,11 @@ int from_overlay(struct __sk_buff *skb)
 	if (!dst) {
 		__be32 self = overlay_self_addr();
 
-		if (src && self && p.ip->daddr == self)
+		if (src && self && p.ip->daddr == self) {
+			if (service_reply(skb, &p, &ret))
+				return ret;
 			return to_stack(skb);
+		}
 		return drop(skb, DIR, DROP_OVERLAY_NO_ENDPOINT);
 	}
 	if (dst->net_id != net_id)

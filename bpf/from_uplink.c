@@ -38,10 +38,12 @@ static __always_inline int pass(struct __sk_buff *skb)
 }
 
 /* Only entries that deliver into a container may be entered from outside;
- * hairpin flows are container-to-container. */
+ * hairpin flows are container-to-container. A Service's flow to an
+ * endpoint elsewhere is entered from outside both ways (the client; a
+ * node address answering), and routed. */
 static __always_inline int inbound(const struct ct_entry *e)
 {
-	return e->ifindex && e->kind != CT_KIND_HAIRPIN;
+	return (e->ifindex && e->kind != CT_KIND_HAIRPIN) || e->kind == CT_KIND_SERVICE_ROUTED;
 }
 
 static __always_inline int deliver(struct __sk_buff *skb, const struct l4_meta *m, const struct ct_key *k,
@@ -51,13 +53,17 @@ static __always_inline int deliver(struct __sk_buff *skb, const struct l4_meta *
 		return drop(skb, DIR, DROP_FRAGMENT);
 	if (m->ttl <= 1)
 		return drop(skb, DIR, DROP_TTL_EXCEEDED);
+	if (!e->ifindex)
+		return ie ? pass(skb) : nat_route(skb, DIR, m, k, e);
 	if (ie ? nat_icmp_error_apply(skb, m, k, ie, e) : nat_apply(skb, m, k, e))
 		return drop(skb, DIR, DROP_CSUM_FAILED);
 	return deliver_endpoint(skb, DIR, e->ifindex);
 }
 
-/* Not a verdict: the packet starts the inbound flow in fe. */
+/* Not verdicts: the packet starts the inbound flow in fe, with its reply
+ * tuple as it is, or with a source port to allocate. */
 #define NEW_FLOW 0x100
+#define NEW_ROUTED_FLOW 0x101
 
 /* A new flow to a published port, if the user firewall (firewall.h) lets
  * its source in. The reply tuple is the container's
@@ -87,30 +93,48 @@ static __always_inline int published(struct __sk_buff *skb, const struct port_en
 }
 
 /* A new flow from outside to a service's NodePort (on the uplink's address)
- * or external address: DNATed to one of the service's endpoints on this
- * node, the client's address kept, then as a published port. Affinity
- * keys on the client's address. Without endpoints the stack answers (no
- * socket holds the port: a TCP RST or an ICMP port unreachable, what
- * kube-proxy's REJECT sends); with externalTrafficPolicy Local and none
- * here, the packet is dropped, as kube-proxy does. */
-static __always_inline int serviced(struct __sk_buff *skb, const struct lb_service *svc, const struct ct_key *k,
-				    const struct l4_meta *m, struct ct_entry *fe)
+ * or external address (lb.h). To an endpoint on this node it is DNATed
+ * with the client's address kept, as a published port. To one elsewhere
+ * (externalTrafficPolicy Cluster) it is DNATed and SNATed to this node,
+ * as kube-proxy masquerades it, so the answers come back here: its
+ * underlay address towards another node's pod (the VXLAN device's route;
+ * from_overlay takes the answers), the uplink's towards a node's own
+ * address. Affinity keys on the client's address. Without endpoints the
+ * stack answers (no socket holds the port: a TCP RST or an ICMP port
+ * unreachable, what kube-proxy's REJECT sends); with
+ * externalTrafficPolicy Local and none here, the packet is dropped, as
+ * kube-proxy does. */
+static __always_inline int serviced(struct __sk_buff *skb, const struct lb_service *svc, const struct uplink_info *upl,
+				    const struct ct_key *k, const struct l4_meta *m, struct ct_entry *fe)
 {
+	__u32 n = svc->flags & LB_F_EXTERNAL_LOCAL ? svc->local_count : svc->count;
 	struct port_entry pb = {};
 	struct endpoint_info *ep;
 	struct lb_backend b;
 
 	if (!svc->count)
 		return pass(skb);
-	if (lb_pick(svc, svc->local_count, k->saddr, bpf_get_prandom_u32(), &b))
+	if (lb_pick(svc, n, k->saddr, bpf_get_prandom_u32(), &b))
 		return drop(skb, DIR, DROP_SERVICE_NO_LOCAL_ENDPOINT);
 	ep = bpf_map_lookup_elem(&endpoint_ips, &b.addr);
-	if (!ep)
-		return drop(skb, DIR, DROP_SERVICE_NO_LOCAL_ENDPOINT);
-	pb.container_ip = b.addr;
-	pb.container_port = b.port;
-	pb.ifindex = ep->ifindex;
-	return published(skb, &pb, k, m, fe);
+	if (ep) {
+		pb.container_ip = b.addr;
+		pb.container_port = b.port;
+		pb.ifindex = ep->ifindex;
+		return published(skb, &pb, k, m, fe);
+	}
+	if (m->frag)
+		return drop(skb, DIR, DROP_FRAGMENT);
+	if (fw_active() && !fw_allows(k->saddr, k->proto, k->dport, 1, 0))
+		return drop(skb, DIR, DROP_FIREWALL);
+	fe->new_saddr = bpf_map_lookup_elem(&remote_endpoints, &b.addr) ? overlay_self_addr() : upl->ip;
+	if (!fe->new_saddr)
+		return drop(skb, DIR, DROP_FIB_FAILED);
+	fe->new_sport = k->sport;
+	fe->new_daddr = b.addr;
+	fe->new_dport = b.port;
+	fe->kind = CT_KIND_SERVICE_ROUTED;
+	return NEW_ROUTED_FLOW;
 }
 
 /* A new flow from outside to a container of a nat-unprotected network:
@@ -145,12 +169,12 @@ static __always_inline int unprotected(struct __sk_buff *skb, const struct ct_ke
  * proves its address, datagrams in ct_inbound for good, so no flood from
  * outside can evict established flows. */
 static __always_inline int start_inbound(struct __sk_buff *skb, const struct ct_key *k, const struct l4_meta *m,
-					 struct ct_entry *fe)
+					 struct ct_entry *fe, int alloc)
 {
 	int ret;
 
 	fe->state = ct_initial_state(m);
-	ret = nat_start_flow(skb, DIR, k, m, fe, 0, ct_inbound_table(k->proto));
+	ret = nat_start_flow(skb, DIR, k, m, fe, alloc, ct_inbound_table(k->proto));
 	if (ret)
 		return ret;
 	return deliver(skb, m, k, fe, NULL);
@@ -250,10 +274,10 @@ int from_uplink(struct __sk_buff *skb)
 	if (pb)
 		verdict = published(skb, pb, &k, &m, &e);
 	else if (svc)
-		verdict = serviced(skb, svc, &k, &m, &e);
+		verdict = serviced(skb, svc, upl, &k, &m, &e);
 	else
 		verdict = unsolicited(skb, &k, &m, &e);
-	if (verdict != NEW_FLOW)
+	if (verdict != NEW_FLOW && verdict != NEW_ROUTED_FLOW)
 		return verdict;
-	return start_inbound(skb, &k, &m, &e);
+	return start_inbound(skb, &k, &m, &e, verdict == NEW_ROUTED_FLOW);
 }

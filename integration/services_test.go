@@ -11,6 +11,7 @@ import (
 
 	"github.com/ebpfnet/ebpfnet/datapath"
 	"github.com/ebpfnet/ebpfnet/internal/netnsutil"
+	"github.com/ebpfnet/ebpfnet/internal/testing/etcdtest"
 	"github.com/ebpfnet/ebpfnet/internal/testing/testutil"
 	"github.com/ebpfnet/ebpfnet/maps"
 )
@@ -57,8 +58,13 @@ func servicesTable() datapath.ServiceTable {
 // daemon's kube-proxy replacement does.
 func syncServices(t *testing.T, tp *testutil.Topology, table datapath.ServiceTable) {
 	t.Helper()
-	err := netnsutil.Do(tp.Namespace(tp.Host), func() error {
-		inst, err := datapath.Open(datapath.Config{StateDir: tp.StateDir, PinRoot: tp.PinRoot})
+	syncServicesIn(t, tp.Namespace(tp.Host), tp.StateDir, tp.PinRoot, table)
+}
+
+func syncServicesIn(t *testing.T, host netnsutil.Namespace, state, pins string, table datapath.ServiceTable) {
+	t.Helper()
+	err := netnsutil.Do(host, func() error {
+		inst, err := datapath.Open(datapath.Config{StateDir: state, PinRoot: pins})
 		if err != nil {
 			return err
 		}
@@ -98,6 +104,9 @@ func parseReply(t *testing.T, line string) testutil.Reply {
 
 func TestServiceLoadBalancing(t *testing.T) {
 	tp := newTopology(t)
+	// A Kubernetes node: forwarding on (for NodePorts whose endpoint is
+	// elsewhere), but nothing crosses netfilter's FORWARD.
+	tp.Exec(tp.Host, "sysctl", "-qw", "net.ipv4.ip_forward=1")
 	tp.Exec(tp.Host, "iptables", "-P", "FORWARD", "DROP")
 	tp.MustEbpfnet("network", "create", "k8s", "--subnet", "10.244.1.0/24")
 	a, b, c := tp.AddContainer("a"), tp.AddContainer("b"), tp.AddContainer("c")
@@ -198,6 +207,24 @@ func TestServiceLoadBalancing(t *testing.T) {
 			}
 		}
 	})
+	t.Run("outside to a NodePort whose endpoint is a node address: DNAT and SNAT", func(t *testing.T) {
+		testutil.Serve(t, ext, "ext", ":9000")
+		table := servicesTable()
+		table.Services = append(table.Services, datapath.Service{Name: "default/node", Proto: "tcp", NodePort: 30082,
+			Backends: []datapath.ServiceBackend{{Addr: ap(testutil.ExtIP + ":9000")}}})
+		syncServices(t, tp, table)
+		r, err := askWithin(ext, "tcp4", testutil.HostIP+":30082", 3*time.Second)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, tp.MustEbpfnet("stats"))
+		}
+		if r.Server != "ext" || r.Source != testutil.HostIP {
+			t.Fatalf("reply from %s seeing %s, want ext seeing the node %s", r.Server, r.Source, testutil.HostIP)
+		}
+		if !strings.Contains(tp.MustEbpfnet("ct", "ls"), "service") {
+			t.Fatalf("no flow of kind service in:\n%s", tp.MustEbpfnet("ct", "ls"))
+		}
+		syncServices(t, tp, servicesTable())
+	})
 	t.Run("externalTrafficPolicy Local without a local endpoint drops", func(t *testing.T) {
 		before := dropCount(t, tp.Views(), "service_no_local_endpoint")
 		if !testutil.TimesOut(ext, testutil.HostIP+":30081", 500*time.Millisecond) {
@@ -241,4 +268,84 @@ func lbClients(t *testing.T, v *maps.Views) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// The service path across two nodes of an overlay network: pods and
+// nodes reach Services whose endpoints are on the other node, and a
+// NodePort from outside reaches an endpoint on the other node
+// (externalTrafficPolicy Cluster: SNATed to the node it entered) or on
+// its own (the client kept). No netfilter rule anywhere; every host's
+// FORWARD policy drops.
+func TestServicesAcrossHosts(t *testing.T) {
+	t.Parallel()
+	c, ovs := newOverlayHosts(t, 2)
+	var hs []*cniOverlayHost
+	for _, h := range ovs {
+		c.Exec(h.ns, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+		h.startDaemon()
+		hs = append(hs, newCNIOverlayHost(t, h))
+	}
+	nsA, a := container(t, c, "a")
+	nsB, b := container(t, c, "b")
+	resA, err := hs[0].add(hs[0].list(nil), hs[0].rt("ctr-a", nsA, "client"))
+	if err != nil {
+		t.Fatalf("ADD a on host 1: %v", err)
+	}
+	resB, err := hs[1].add(hs[1].list(nil), hs[1].rt("ctr-b", nsB, "backend"))
+	if err != nil {
+		t.Fatalf("ADD b on host 2: %v", err)
+	}
+	ipA, ipB := resA.IPs[0].Address.IP.String(), resB.IPs[0].Address.IP.String()
+	host1, host2 := etcdtest.HostIP(1), etcdtest.HostIP(2)
+	testutil.Serve(t, a, "client", ":8080")
+	testutil.Serve(t, b, "backend", ":8080")
+	node1, node2, underlay := namespace(t, c.Hosts[0]), namespace(t, c.Hosts[1]), namespace(t, c.Underlay)
+	testutil.Serve(t, node1, "host1", ":9000")
+	for i, h := range hs {
+		table := datapath.ServiceTable{
+			NodeIPs: []netip.Addr{netip.MustParseAddr(host1), netip.MustParseAddr(host2)},
+			Services: []datapath.Service{
+				{Name: "default/b", Proto: "tcp", Frontends: []netip.AddrPort{ap("10.96.0.10:80")}, NodePort: 30080,
+					Backends: []datapath.ServiceBackend{{Addr: ap(ipB + ":8080"), Local: i == 1}}},
+				{Name: "default/b:udp", Proto: "udp", Frontends: []netip.AddrPort{ap("10.96.0.10:53")},
+					Backends: []datapath.ServiceBackend{{Addr: ap(ipB + ":8080"), Local: i == 1}}},
+				{Name: "default/a", Proto: "tcp", Frontends: []netip.AddrPort{ap("10.96.0.11:80")},
+					Backends: []datapath.ServiceBackend{{Addr: ap(ipA + ":8080"), Local: i == 0}}},
+				{Name: "default/kubernetes", Proto: "tcp", Frontends: []netip.AddrPort{ap("10.96.0.1:443")},
+					Backends: []datapath.ServiceBackend{{Addr: ap(host1 + ":9000"), Local: i == 0}}},
+			},
+		}
+		syncServicesIn(t, namespace(t, h.ns), h.state, h.pinRoot, table)
+	}
+	for _, tc := range []struct {
+		name      string
+		from      netnsutil.Namespace
+		network   string
+		addr      string
+		server    string
+		sourceSet string // the source the server sees
+	}{
+		{"pod to a Service whose endpoint is on the other host", a, "tcp4", "10.96.0.10:80", "backend", ipA},
+		{"the same over UDP", a, "udp4", "10.96.0.10:53", "backend", ipA},
+		{"the other way", b, "tcp4", "10.96.0.11:80", "client", ipB},
+		{"host to a Service whose endpoint is on the other host", node1, "tcp4", "10.96.0.10:80", "backend", host1},
+		{"pod to the other host's NodePort (balanced at the socket)", a, "tcp4", host2 + ":30080", "backend", ipA},
+		{"outside to a NodePort whose endpoint is on the other host", underlay, "tcp4", host1 + ":30080", "backend", host1},
+		{"outside to a NodePort whose endpoint is on that host", underlay, "tcp4", host2 + ":30080", "backend", etcdtest.UnderlayIP},
+		// Balanced at the socket, the pod connects to host 1 itself: as
+		// any pod's connection to another host's address, masqueraded.
+		{"pod to a Service whose endpoint is another host's address", b, "tcp4", "10.96.0.1:443", "host1", host2},
+		{"pod to a Service whose endpoint is its own host's address", a, "tcp4", "10.96.0.1:443", "host1", ipA},
+		{"host to a Service whose endpoint is another host", node2, "tcp4", "10.96.0.1:443", "host1", host2},
+	} {
+		r, err := askWithin(tc.from, tc.network, tc.addr, 15*time.Second)
+		if err != nil || r.Server != tc.server || r.Source != tc.sourceSet {
+			t.Errorf("%s: reply from %s seeing %s (%v), want %s seeing %s", tc.name, r.Server, r.Source, err, tc.server, tc.sourceSet)
+		}
+	}
+	if t.Failed() {
+		for _, h := range hs {
+			t.Logf("host %d stats:\n%s", h.i, h.must("stats"))
+		}
+	}
 }

@@ -56,10 +56,11 @@ type fromContainerCtKey struct {
 type fromContainerCtKind uint32
 
 const (
-	fromContainerCtKindCT_KIND_SNAT    fromContainerCtKind = 1
-	fromContainerCtKindCT_KIND_DNAT    fromContainerCtKind = 2
-	fromContainerCtKindCT_KIND_HAIRPIN fromContainerCtKind = 3
-	fromContainerCtKindCT_KIND_ROUTED  fromContainerCtKind = 4
+	fromContainerCtKindCT_KIND_SNAT           fromContainerCtKind = 1
+	fromContainerCtKindCT_KIND_DNAT           fromContainerCtKind = 2
+	fromContainerCtKindCT_KIND_HAIRPIN        fromContainerCtKind = 3
+	fromContainerCtKindCT_KIND_ROUTED         fromContainerCtKind = 4
+	fromContainerCtKindCT_KIND_SERVICE_ROUTED fromContainerCtKind = 5
 )
 
 type fromContainerCtLimits uint32

@@ -16,39 +16,49 @@ import (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	fromOverlayMapConntrack              = "conntrack"
-	fromOverlayMapCtAckRanges            = "ct_ack_ranges"
-	fromOverlayMapCtEmbryonic            = "ct_embryonic"
-	fromOverlayMapCtInbound              = "ct_inbound"
-	fromOverlayMapDropCounters           = "drop_counters"
-	fromOverlayMapEndpointIps            = "endpoint_ips"
-	fromOverlayMapEndpointStats          = "endpoint_stats"
-	fromOverlayMapEndpoints              = "endpoints"
-	fromOverlayMapMonitorBudgets         = "monitor_budgets"
-	fromOverlayMapMonitorCtl             = "monitor_ctl"
-	fromOverlayMapMonitorEvents          = "monitor_events"
-	fromOverlayMapNetworks               = "networks"
-	fromOverlayMapOverlayHostFlows       = "overlay_host_flows"
-	fromOverlayMapOverlayHosts           = "overlay_hosts"
-	fromOverlayMapOverlayNetworks        = "overlay_networks"
-	fromOverlayMapOverlaySelf            = "overlay_self"
-	fromOverlayMapRemoteEndpoints        = "remote_endpoints"
-	fromOverlayMapServiceCidrs           = "service_cidrs"
-	fromOverlayMapSubnets                = "subnets"
-	fromOverlayMapVerdicts               = "verdicts"
-	fromOverlayProgFromOverlay           = "from_overlay"
-	fromOverlayVarBtfAnchorCtKind        = "btf_anchor_ct_kind"
-	fromOverlayVarBtfAnchorCtLimits      = "btf_anchor_ct_limits"
-	fromOverlayVarBtfAnchorCtState       = "btf_anchor_ct_state"
-	fromOverlayVarBtfAnchorDirection     = "btf_anchor_direction"
-	fromOverlayVarBtfAnchorDropReason    = "btf_anchor_drop_reason"
-	fromOverlayVarBtfAnchorEndpointFlags = "btf_anchor_endpoint_flags"
-	fromOverlayVarBtfAnchorMonitorEvent  = "btf_anchor_monitor_event"
-	fromOverlayVarBtfAnchorMonitorType   = "btf_anchor_monitor_type"
-	fromOverlayVarBtfAnchorNetworkFlags  = "btf_anchor_network_flags"
-	fromOverlayVarBtfAnchorOverlayLimits = "btf_anchor_overlay_limits"
-	fromOverlayVarBtfAnchorVerdict       = "btf_anchor_verdict"
-	fromOverlayVarBtfAnchorVerdictLimits = "btf_anchor_verdict_limits"
+	fromOverlayMapConntrack               = "conntrack"
+	fromOverlayMapCtAckRanges             = "ct_ack_ranges"
+	fromOverlayMapCtEmbryonic             = "ct_embryonic"
+	fromOverlayMapCtInbound               = "ct_inbound"
+	fromOverlayMapDropCounters            = "drop_counters"
+	fromOverlayMapEndpointIps             = "endpoint_ips"
+	fromOverlayMapEndpointStats           = "endpoint_stats"
+	fromOverlayMapEndpoints               = "endpoints"
+	fromOverlayMapMonitorBudgets          = "monitor_budgets"
+	fromOverlayMapMonitorCtl              = "monitor_ctl"
+	fromOverlayMapMonitorEvents           = "monitor_events"
+	fromOverlayMapNatAllocFailures        = "nat_alloc_failures"
+	fromOverlayMapNatRetries              = "nat_retries"
+	fromOverlayMapNetworks                = "networks"
+	fromOverlayMapOverlayHostFlows        = "overlay_host_flows"
+	fromOverlayMapOverlayHosts            = "overlay_hosts"
+	fromOverlayMapOverlayNetworks         = "overlay_networks"
+	fromOverlayMapOverlaySelf             = "overlay_self"
+	fromOverlayMapPorts                   = "ports"
+	fromOverlayMapRemoteEndpoints         = "remote_endpoints"
+	fromOverlayMapServiceCidrs            = "service_cidrs"
+	fromOverlayMapSubnets                 = "subnets"
+	fromOverlayMapUplinkIps               = "uplink_ips"
+	fromOverlayMapUplinks                 = "uplinks"
+	fromOverlayMapVerdicts                = "verdicts"
+	fromOverlayProgFromOverlay            = "from_overlay"
+	fromOverlayVarBtfAnchorCtKind         = "btf_anchor_ct_kind"
+	fromOverlayVarBtfAnchorCtLimits       = "btf_anchor_ct_limits"
+	fromOverlayVarBtfAnchorCtState        = "btf_anchor_ct_state"
+	fromOverlayVarBtfAnchorDirection      = "btf_anchor_direction"
+	fromOverlayVarBtfAnchorDropReason     = "btf_anchor_drop_reason"
+	fromOverlayVarBtfAnchorEndpointFlags  = "btf_anchor_endpoint_flags"
+	fromOverlayVarBtfAnchorMonitorEvent   = "btf_anchor_monitor_event"
+	fromOverlayVarBtfAnchorMonitorType    = "btf_anchor_monitor_type"
+	fromOverlayVarBtfAnchorNatLimits      = "btf_anchor_nat_limits"
+	fromOverlayVarBtfAnchorNatRetryBucket = "btf_anchor_nat_retry_bucket"
+	fromOverlayVarBtfAnchorNetworkFlags   = "btf_anchor_network_flags"
+	fromOverlayVarBtfAnchorOverlayLimits  = "btf_anchor_overlay_limits"
+	fromOverlayVarBtfAnchorPortFlags      = "btf_anchor_port_flags"
+	fromOverlayVarBtfAnchorVerdict        = "btf_anchor_verdict"
+	fromOverlayVarBtfAnchorVerdictLimits  = "btf_anchor_verdict_limits"
+	fromOverlayVarNatPortMax              = "nat_port_max"
+	fromOverlayVarNatPortMin              = "nat_port_min"
 )
 
 // loadFromOverlay returns the embedded CollectionSpec for fromOverlay.
@@ -111,14 +121,19 @@ type fromOverlayMapSpecs struct {
 	MonitorBudgets   *ebpf.MapSpec `ebpf:"monitor_budgets"`
 	MonitorCtl       *ebpf.MapSpec `ebpf:"monitor_ctl"`
 	MonitorEvents    *ebpf.MapSpec `ebpf:"monitor_events"`
+	NatAllocFailures *ebpf.MapSpec `ebpf:"nat_alloc_failures"`
+	NatRetries       *ebpf.MapSpec `ebpf:"nat_retries"`
 	Networks         *ebpf.MapSpec `ebpf:"networks"`
 	OverlayHostFlows *ebpf.MapSpec `ebpf:"overlay_host_flows"`
 	OverlayHosts     *ebpf.MapSpec `ebpf:"overlay_hosts"`
 	OverlayNetworks  *ebpf.MapSpec `ebpf:"overlay_networks"`
 	OverlaySelf      *ebpf.MapSpec `ebpf:"overlay_self"`
+	Ports            *ebpf.MapSpec `ebpf:"ports"`
 	RemoteEndpoints  *ebpf.MapSpec `ebpf:"remote_endpoints"`
 	ServiceCidrs     *ebpf.MapSpec `ebpf:"service_cidrs"`
 	Subnets          *ebpf.MapSpec `ebpf:"subnets"`
+	UplinkIps        *ebpf.MapSpec `ebpf:"uplink_ips"`
+	Uplinks          *ebpf.MapSpec `ebpf:"uplinks"`
 	Verdicts         *ebpf.MapSpec `ebpf:"verdicts"`
 }
 
@@ -126,18 +141,23 @@ type fromOverlayMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type fromOverlayVariableSpecs struct {
-	BtfAnchorCtKind        *ebpf.VariableSpec `ebpf:"btf_anchor_ct_kind"`
-	BtfAnchorCtLimits      *ebpf.VariableSpec `ebpf:"btf_anchor_ct_limits"`
-	BtfAnchorCtState       *ebpf.VariableSpec `ebpf:"btf_anchor_ct_state"`
-	BtfAnchorDirection     *ebpf.VariableSpec `ebpf:"btf_anchor_direction"`
-	BtfAnchorDropReason    *ebpf.VariableSpec `ebpf:"btf_anchor_drop_reason"`
-	BtfAnchorEndpointFlags *ebpf.VariableSpec `ebpf:"btf_anchor_endpoint_flags"`
-	BtfAnchorMonitorEvent  *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_event"`
-	BtfAnchorMonitorType   *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_type"`
-	BtfAnchorNetworkFlags  *ebpf.VariableSpec `ebpf:"btf_anchor_network_flags"`
-	BtfAnchorOverlayLimits *ebpf.VariableSpec `ebpf:"btf_anchor_overlay_limits"`
-	BtfAnchorVerdict       *ebpf.VariableSpec `ebpf:"btf_anchor_verdict"`
-	BtfAnchorVerdictLimits *ebpf.VariableSpec `ebpf:"btf_anchor_verdict_limits"`
+	BtfAnchorCtKind         *ebpf.VariableSpec `ebpf:"btf_anchor_ct_kind"`
+	BtfAnchorCtLimits       *ebpf.VariableSpec `ebpf:"btf_anchor_ct_limits"`
+	BtfAnchorCtState        *ebpf.VariableSpec `ebpf:"btf_anchor_ct_state"`
+	BtfAnchorDirection      *ebpf.VariableSpec `ebpf:"btf_anchor_direction"`
+	BtfAnchorDropReason     *ebpf.VariableSpec `ebpf:"btf_anchor_drop_reason"`
+	BtfAnchorEndpointFlags  *ebpf.VariableSpec `ebpf:"btf_anchor_endpoint_flags"`
+	BtfAnchorMonitorEvent   *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_event"`
+	BtfAnchorMonitorType    *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_type"`
+	BtfAnchorNatLimits      *ebpf.VariableSpec `ebpf:"btf_anchor_nat_limits"`
+	BtfAnchorNatRetryBucket *ebpf.VariableSpec `ebpf:"btf_anchor_nat_retry_bucket"`
+	BtfAnchorNetworkFlags   *ebpf.VariableSpec `ebpf:"btf_anchor_network_flags"`
+	BtfAnchorOverlayLimits  *ebpf.VariableSpec `ebpf:"btf_anchor_overlay_limits"`
+	BtfAnchorPortFlags      *ebpf.VariableSpec `ebpf:"btf_anchor_port_flags"`
+	BtfAnchorVerdict        *ebpf.VariableSpec `ebpf:"btf_anchor_verdict"`
+	BtfAnchorVerdictLimits  *ebpf.VariableSpec `ebpf:"btf_anchor_verdict_limits"`
+	NatPortMax              *ebpf.VariableSpec `ebpf:"nat_port_max"`
+	NatPortMin              *ebpf.VariableSpec `ebpf:"nat_port_min"`
 }
 
 // fromOverlayObjects contains all objects after they have been loaded into the kernel.
@@ -171,14 +191,19 @@ type fromOverlayMaps struct {
 	MonitorBudgets   *ebpf.Map `ebpf:"monitor_budgets"`
 	MonitorCtl       *ebpf.Map `ebpf:"monitor_ctl"`
 	MonitorEvents    *ebpf.Map `ebpf:"monitor_events"`
+	NatAllocFailures *ebpf.Map `ebpf:"nat_alloc_failures"`
+	NatRetries       *ebpf.Map `ebpf:"nat_retries"`
 	Networks         *ebpf.Map `ebpf:"networks"`
 	OverlayHostFlows *ebpf.Map `ebpf:"overlay_host_flows"`
 	OverlayHosts     *ebpf.Map `ebpf:"overlay_hosts"`
 	OverlayNetworks  *ebpf.Map `ebpf:"overlay_networks"`
 	OverlaySelf      *ebpf.Map `ebpf:"overlay_self"`
+	Ports            *ebpf.Map `ebpf:"ports"`
 	RemoteEndpoints  *ebpf.Map `ebpf:"remote_endpoints"`
 	ServiceCidrs     *ebpf.Map `ebpf:"service_cidrs"`
 	Subnets          *ebpf.Map `ebpf:"subnets"`
+	UplinkIps        *ebpf.Map `ebpf:"uplink_ips"`
+	Uplinks          *ebpf.Map `ebpf:"uplinks"`
 	Verdicts         *ebpf.Map `ebpf:"verdicts"`
 }
 
@@ -195,14 +220,19 @@ func (m *fromOverlayMaps) Close() error {
 		m.MonitorBudgets,
 		m.MonitorCtl,
 		m.MonitorEvents,
+		m.NatAllocFailures,
+		m.NatRetries,
 		m.Networks,
 		m.OverlayHostFlows,
 		m.OverlayHosts,
 		m.OverlayNetworks,
 		m.OverlaySelf,
+		m.Ports,
 		m.RemoteEndpoints,
 		m.ServiceCidrs,
 		m.Subnets,
+		m.UplinkIps,
+		m.Uplinks,
 		m.Verdicts,
 	)
 }
@@ -211,18 +241,23 @@ func (m *fromOverlayMaps) Close() error {
 //
 // It can be passed to loadFromOverlayObjects or ebpf.CollectionSpec.LoadAndAssign.
 type fromOverlayVariables struct {
-	BtfAnchorCtKind        *ebpf.Variable `ebpf:"btf_anchor_ct_kind"`
-	BtfAnchorCtLimits      *ebpf.Variable `ebpf:"btf_anchor_ct_limits"`
-	BtfAnchorCtState       *ebpf.Variable `ebpf:"btf_anchor_ct_state"`
-	BtfAnchorDirection     *ebpf.Variable `ebpf:"btf_anchor_direction"`
-	BtfAnchorDropReason    *ebpf.Variable `ebpf:"btf_anchor_drop_reason"`
-	BtfAnchorEndpointFlags *ebpf.Variable `ebpf:"btf_anchor_endpoint_flags"`
-	BtfAnchorMonitorEvent  *ebpf.Variable `ebpf:"btf_anchor_monitor_event"`
-	BtfAnchorMonitorType   *ebpf.Variable `ebpf:"btf_anchor_monitor_type"`
-	BtfAnchorNetworkFlags  *ebpf.Variable `ebpf:"btf_anchor_network_flags"`
-	BtfAnchorOverlayLimits *ebpf.Variable `ebpf:"btf_anchor_overlay_limits"`
-	BtfAnchorVerdict       *ebpf.Variable `ebpf:"btf_anchor_verdict"`
-	BtfAnchorVerdictLimits *ebpf.Variable `ebpf:"btf_anchor_verdict_limits"`
+	BtfAnchorCtKind         *ebpf.Variable `ebpf:"btf_anchor_ct_kind"`
+	BtfAnchorCtLimits       *ebpf.Variable `ebpf:"btf_anchor_ct_limits"`
+	BtfAnchorCtState        *ebpf.Variable `ebpf:"btf_anchor_ct_state"`
+	BtfAnchorDirection      *ebpf.Variable `ebpf:"btf_anchor_direction"`
+	BtfAnchorDropReason     *ebpf.Variable `ebpf:"btf_anchor_drop_reason"`
+	BtfAnchorEndpointFlags  *ebpf.Variable `ebpf:"btf_anchor_endpoint_flags"`
+	BtfAnchorMonitorEvent   *ebpf.Variable `ebpf:"btf_anchor_monitor_event"`
+	BtfAnchorMonitorType    *ebpf.Variable `ebpf:"btf_anchor_monitor_type"`
+	BtfAnchorNatLimits      *ebpf.Variable `ebpf:"btf_anchor_nat_limits"`
+	BtfAnchorNatRetryBucket *ebpf.Variable `ebpf:"btf_anchor_nat_retry_bucket"`
+	BtfAnchorNetworkFlags   *ebpf.Variable `ebpf:"btf_anchor_network_flags"`
+	BtfAnchorOverlayLimits  *ebpf.Variable `ebpf:"btf_anchor_overlay_limits"`
+	BtfAnchorPortFlags      *ebpf.Variable `ebpf:"btf_anchor_port_flags"`
+	BtfAnchorVerdict        *ebpf.Variable `ebpf:"btf_anchor_verdict"`
+	BtfAnchorVerdictLimits  *ebpf.Variable `ebpf:"btf_anchor_verdict_limits"`
+	NatPortMax              *ebpf.Variable `ebpf:"nat_port_max"`
+	NatPortMin              *ebpf.Variable `ebpf:"nat_port_min"`
 }
 
 // fromOverlayPrograms contains all programs after they have been loaded into the kernel.

@@ -16,39 +16,49 @@ import (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	fromOverlayTestMapConntrack              = "conntrack"
-	fromOverlayTestMapCtAckRanges            = "ct_ack_ranges"
-	fromOverlayTestMapCtEmbryonic            = "ct_embryonic"
-	fromOverlayTestMapCtInbound              = "ct_inbound"
-	fromOverlayTestMapDropCounters           = "drop_counters"
-	fromOverlayTestMapEndpointIps            = "endpoint_ips"
-	fromOverlayTestMapEndpointStats          = "endpoint_stats"
-	fromOverlayTestMapEndpoints              = "endpoints"
-	fromOverlayTestMapMonitorBudgets         = "monitor_budgets"
-	fromOverlayTestMapMonitorCtl             = "monitor_ctl"
-	fromOverlayTestMapMonitorEvents          = "monitor_events"
-	fromOverlayTestMapNetworks               = "networks"
-	fromOverlayTestMapOverlayHostFlows       = "overlay_host_flows"
-	fromOverlayTestMapOverlayHosts           = "overlay_hosts"
-	fromOverlayTestMapOverlayNetworks        = "overlay_networks"
-	fromOverlayTestMapOverlaySelf            = "overlay_self"
-	fromOverlayTestMapRemoteEndpoints        = "remote_endpoints"
-	fromOverlayTestMapServiceCidrs           = "service_cidrs"
-	fromOverlayTestMapSubnets                = "subnets"
-	fromOverlayTestMapVerdicts               = "verdicts"
-	fromOverlayTestProgFromOverlay           = "from_overlay"
-	fromOverlayTestVarBtfAnchorCtKind        = "btf_anchor_ct_kind"
-	fromOverlayTestVarBtfAnchorCtLimits      = "btf_anchor_ct_limits"
-	fromOverlayTestVarBtfAnchorCtState       = "btf_anchor_ct_state"
-	fromOverlayTestVarBtfAnchorDirection     = "btf_anchor_direction"
-	fromOverlayTestVarBtfAnchorDropReason    = "btf_anchor_drop_reason"
-	fromOverlayTestVarBtfAnchorEndpointFlags = "btf_anchor_endpoint_flags"
-	fromOverlayTestVarBtfAnchorMonitorEvent  = "btf_anchor_monitor_event"
-	fromOverlayTestVarBtfAnchorMonitorType   = "btf_anchor_monitor_type"
-	fromOverlayTestVarBtfAnchorNetworkFlags  = "btf_anchor_network_flags"
-	fromOverlayTestVarBtfAnchorOverlayLimits = "btf_anchor_overlay_limits"
-	fromOverlayTestVarBtfAnchorVerdict       = "btf_anchor_verdict"
-	fromOverlayTestVarBtfAnchorVerdictLimits = "btf_anchor_verdict_limits"
+	fromOverlayTestMapConntrack               = "conntrack"
+	fromOverlayTestMapCtAckRanges             = "ct_ack_ranges"
+	fromOverlayTestMapCtEmbryonic             = "ct_embryonic"
+	fromOverlayTestMapCtInbound               = "ct_inbound"
+	fromOverlayTestMapDropCounters            = "drop_counters"
+	fromOverlayTestMapEndpointIps             = "endpoint_ips"
+	fromOverlayTestMapEndpointStats           = "endpoint_stats"
+	fromOverlayTestMapEndpoints               = "endpoints"
+	fromOverlayTestMapMonitorBudgets          = "monitor_budgets"
+	fromOverlayTestMapMonitorCtl              = "monitor_ctl"
+	fromOverlayTestMapMonitorEvents           = "monitor_events"
+	fromOverlayTestMapNatAllocFailures        = "nat_alloc_failures"
+	fromOverlayTestMapNatRetries              = "nat_retries"
+	fromOverlayTestMapNetworks                = "networks"
+	fromOverlayTestMapOverlayHostFlows        = "overlay_host_flows"
+	fromOverlayTestMapOverlayHosts            = "overlay_hosts"
+	fromOverlayTestMapOverlayNetworks         = "overlay_networks"
+	fromOverlayTestMapOverlaySelf             = "overlay_self"
+	fromOverlayTestMapPorts                   = "ports"
+	fromOverlayTestMapRemoteEndpoints         = "remote_endpoints"
+	fromOverlayTestMapServiceCidrs            = "service_cidrs"
+	fromOverlayTestMapSubnets                 = "subnets"
+	fromOverlayTestMapUplinkIps               = "uplink_ips"
+	fromOverlayTestMapUplinks                 = "uplinks"
+	fromOverlayTestMapVerdicts                = "verdicts"
+	fromOverlayTestProgFromOverlay            = "from_overlay"
+	fromOverlayTestVarBtfAnchorCtKind         = "btf_anchor_ct_kind"
+	fromOverlayTestVarBtfAnchorCtLimits       = "btf_anchor_ct_limits"
+	fromOverlayTestVarBtfAnchorCtState        = "btf_anchor_ct_state"
+	fromOverlayTestVarBtfAnchorDirection      = "btf_anchor_direction"
+	fromOverlayTestVarBtfAnchorDropReason     = "btf_anchor_drop_reason"
+	fromOverlayTestVarBtfAnchorEndpointFlags  = "btf_anchor_endpoint_flags"
+	fromOverlayTestVarBtfAnchorMonitorEvent   = "btf_anchor_monitor_event"
+	fromOverlayTestVarBtfAnchorMonitorType    = "btf_anchor_monitor_type"
+	fromOverlayTestVarBtfAnchorNatLimits      = "btf_anchor_nat_limits"
+	fromOverlayTestVarBtfAnchorNatRetryBucket = "btf_anchor_nat_retry_bucket"
+	fromOverlayTestVarBtfAnchorNetworkFlags   = "btf_anchor_network_flags"
+	fromOverlayTestVarBtfAnchorOverlayLimits  = "btf_anchor_overlay_limits"
+	fromOverlayTestVarBtfAnchorPortFlags      = "btf_anchor_port_flags"
+	fromOverlayTestVarBtfAnchorVerdict        = "btf_anchor_verdict"
+	fromOverlayTestVarBtfAnchorVerdictLimits  = "btf_anchor_verdict_limits"
+	fromOverlayTestVarNatPortMax              = "nat_port_max"
+	fromOverlayTestVarNatPortMin              = "nat_port_min"
 )
 
 // loadFromOverlayTest returns the embedded CollectionSpec for fromOverlayTest.
@@ -111,14 +121,19 @@ type fromOverlayTestMapSpecs struct {
 	MonitorBudgets   *ebpf.MapSpec `ebpf:"monitor_budgets"`
 	MonitorCtl       *ebpf.MapSpec `ebpf:"monitor_ctl"`
 	MonitorEvents    *ebpf.MapSpec `ebpf:"monitor_events"`
+	NatAllocFailures *ebpf.MapSpec `ebpf:"nat_alloc_failures"`
+	NatRetries       *ebpf.MapSpec `ebpf:"nat_retries"`
 	Networks         *ebpf.MapSpec `ebpf:"networks"`
 	OverlayHostFlows *ebpf.MapSpec `ebpf:"overlay_host_flows"`
 	OverlayHosts     *ebpf.MapSpec `ebpf:"overlay_hosts"`
 	OverlayNetworks  *ebpf.MapSpec `ebpf:"overlay_networks"`
 	OverlaySelf      *ebpf.MapSpec `ebpf:"overlay_self"`
+	Ports            *ebpf.MapSpec `ebpf:"ports"`
 	RemoteEndpoints  *ebpf.MapSpec `ebpf:"remote_endpoints"`
 	ServiceCidrs     *ebpf.MapSpec `ebpf:"service_cidrs"`
 	Subnets          *ebpf.MapSpec `ebpf:"subnets"`
+	UplinkIps        *ebpf.MapSpec `ebpf:"uplink_ips"`
+	Uplinks          *ebpf.MapSpec `ebpf:"uplinks"`
 	Verdicts         *ebpf.MapSpec `ebpf:"verdicts"`
 }
 
@@ -126,18 +141,23 @@ type fromOverlayTestMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type fromOverlayTestVariableSpecs struct {
-	BtfAnchorCtKind        *ebpf.VariableSpec `ebpf:"btf_anchor_ct_kind"`
-	BtfAnchorCtLimits      *ebpf.VariableSpec `ebpf:"btf_anchor_ct_limits"`
-	BtfAnchorCtState       *ebpf.VariableSpec `ebpf:"btf_anchor_ct_state"`
-	BtfAnchorDirection     *ebpf.VariableSpec `ebpf:"btf_anchor_direction"`
-	BtfAnchorDropReason    *ebpf.VariableSpec `ebpf:"btf_anchor_drop_reason"`
-	BtfAnchorEndpointFlags *ebpf.VariableSpec `ebpf:"btf_anchor_endpoint_flags"`
-	BtfAnchorMonitorEvent  *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_event"`
-	BtfAnchorMonitorType   *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_type"`
-	BtfAnchorNetworkFlags  *ebpf.VariableSpec `ebpf:"btf_anchor_network_flags"`
-	BtfAnchorOverlayLimits *ebpf.VariableSpec `ebpf:"btf_anchor_overlay_limits"`
-	BtfAnchorVerdict       *ebpf.VariableSpec `ebpf:"btf_anchor_verdict"`
-	BtfAnchorVerdictLimits *ebpf.VariableSpec `ebpf:"btf_anchor_verdict_limits"`
+	BtfAnchorCtKind         *ebpf.VariableSpec `ebpf:"btf_anchor_ct_kind"`
+	BtfAnchorCtLimits       *ebpf.VariableSpec `ebpf:"btf_anchor_ct_limits"`
+	BtfAnchorCtState        *ebpf.VariableSpec `ebpf:"btf_anchor_ct_state"`
+	BtfAnchorDirection      *ebpf.VariableSpec `ebpf:"btf_anchor_direction"`
+	BtfAnchorDropReason     *ebpf.VariableSpec `ebpf:"btf_anchor_drop_reason"`
+	BtfAnchorEndpointFlags  *ebpf.VariableSpec `ebpf:"btf_anchor_endpoint_flags"`
+	BtfAnchorMonitorEvent   *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_event"`
+	BtfAnchorMonitorType    *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_type"`
+	BtfAnchorNatLimits      *ebpf.VariableSpec `ebpf:"btf_anchor_nat_limits"`
+	BtfAnchorNatRetryBucket *ebpf.VariableSpec `ebpf:"btf_anchor_nat_retry_bucket"`
+	BtfAnchorNetworkFlags   *ebpf.VariableSpec `ebpf:"btf_anchor_network_flags"`
+	BtfAnchorOverlayLimits  *ebpf.VariableSpec `ebpf:"btf_anchor_overlay_limits"`
+	BtfAnchorPortFlags      *ebpf.VariableSpec `ebpf:"btf_anchor_port_flags"`
+	BtfAnchorVerdict        *ebpf.VariableSpec `ebpf:"btf_anchor_verdict"`
+	BtfAnchorVerdictLimits  *ebpf.VariableSpec `ebpf:"btf_anchor_verdict_limits"`
+	NatPortMax              *ebpf.VariableSpec `ebpf:"nat_port_max"`
+	NatPortMin              *ebpf.VariableSpec `ebpf:"nat_port_min"`
 }
 
 // fromOverlayTestObjects contains all objects after they have been loaded into the kernel.
@@ -171,14 +191,19 @@ type fromOverlayTestMaps struct {
 	MonitorBudgets   *ebpf.Map `ebpf:"monitor_budgets"`
 	MonitorCtl       *ebpf.Map `ebpf:"monitor_ctl"`
 	MonitorEvents    *ebpf.Map `ebpf:"monitor_events"`
+	NatAllocFailures *ebpf.Map `ebpf:"nat_alloc_failures"`
+	NatRetries       *ebpf.Map `ebpf:"nat_retries"`
 	Networks         *ebpf.Map `ebpf:"networks"`
 	OverlayHostFlows *ebpf.Map `ebpf:"overlay_host_flows"`
 	OverlayHosts     *ebpf.Map `ebpf:"overlay_hosts"`
 	OverlayNetworks  *ebpf.Map `ebpf:"overlay_networks"`
 	OverlaySelf      *ebpf.Map `ebpf:"overlay_self"`
+	Ports            *ebpf.Map `ebpf:"ports"`
 	RemoteEndpoints  *ebpf.Map `ebpf:"remote_endpoints"`
 	ServiceCidrs     *ebpf.Map `ebpf:"service_cidrs"`
 	Subnets          *ebpf.Map `ebpf:"subnets"`
+	UplinkIps        *ebpf.Map `ebpf:"uplink_ips"`
+	Uplinks          *ebpf.Map `ebpf:"uplinks"`
 	Verdicts         *ebpf.Map `ebpf:"verdicts"`
 }
 
@@ -195,14 +220,19 @@ func (m *fromOverlayTestMaps) Close() error {
 		m.MonitorBudgets,
 		m.MonitorCtl,
 		m.MonitorEvents,
+		m.NatAllocFailures,
+		m.NatRetries,
 		m.Networks,
 		m.OverlayHostFlows,
 		m.OverlayHosts,
 		m.OverlayNetworks,
 		m.OverlaySelf,
+		m.Ports,
 		m.RemoteEndpoints,
 		m.ServiceCidrs,
 		m.Subnets,
+		m.UplinkIps,
+		m.Uplinks,
 		m.Verdicts,
 	)
 }
@@ -211,18 +241,23 @@ func (m *fromOverlayTestMaps) Close() error {
 //
 // It can be passed to loadFromOverlayTestObjects or ebpf.CollectionSpec.LoadAndAssign.
 type fromOverlayTestVariables struct {
-	BtfAnchorCtKind        *ebpf.Variable `ebpf:"btf_anchor_ct_kind"`
-	BtfAnchorCtLimits      *ebpf.Variable `ebpf:"btf_anchor_ct_limits"`
-	BtfAnchorCtState       *ebpf.Variable `ebpf:"btf_anchor_ct_state"`
-	BtfAnchorDirection     *ebpf.Variable `ebpf:"btf_anchor_direction"`
-	BtfAnchorDropReason    *ebpf.Variable `ebpf:"btf_anchor_drop_reason"`
-	BtfAnchorEndpointFlags *ebpf.Variable `ebpf:"btf_anchor_endpoint_flags"`
-	BtfAnchorMonitorEvent  *ebpf.Variable `ebpf:"btf_anchor_monitor_event"`
-	BtfAnchorMonitorType   *ebpf.Variable `ebpf:"btf_anchor_monitor_type"`
-	BtfAnchorNetworkFlags  *ebpf.Variable `ebpf:"btf_anchor_network_flags"`
-	BtfAnchorOverlayLimits *ebpf.Variable `ebpf:"btf_anchor_overlay_limits"`
-	BtfAnchorVerdict       *ebpf.Variable `ebpf:"btf_anchor_verdict"`
-	BtfAnchorVerdictLimits *ebpf.Variable `ebpf:"btf_anchor_verdict_limits"`
+	BtfAnchorCtKind         *ebpf.Variable `ebpf:"btf_anchor_ct_kind"`
+	BtfAnchorCtLimits       *ebpf.Variable `ebpf:"btf_anchor_ct_limits"`
+	BtfAnchorCtState        *ebpf.Variable `ebpf:"btf_anchor_ct_state"`
+	BtfAnchorDirection      *ebpf.Variable `ebpf:"btf_anchor_direction"`
+	BtfAnchorDropReason     *ebpf.Variable `ebpf:"btf_anchor_drop_reason"`
+	BtfAnchorEndpointFlags  *ebpf.Variable `ebpf:"btf_anchor_endpoint_flags"`
+	BtfAnchorMonitorEvent   *ebpf.Variable `ebpf:"btf_anchor_monitor_event"`
+	BtfAnchorMonitorType    *ebpf.Variable `ebpf:"btf_anchor_monitor_type"`
+	BtfAnchorNatLimits      *ebpf.Variable `ebpf:"btf_anchor_nat_limits"`
+	BtfAnchorNatRetryBucket *ebpf.Variable `ebpf:"btf_anchor_nat_retry_bucket"`
+	BtfAnchorNetworkFlags   *ebpf.Variable `ebpf:"btf_anchor_network_flags"`
+	BtfAnchorOverlayLimits  *ebpf.Variable `ebpf:"btf_anchor_overlay_limits"`
+	BtfAnchorPortFlags      *ebpf.Variable `ebpf:"btf_anchor_port_flags"`
+	BtfAnchorVerdict        *ebpf.Variable `ebpf:"btf_anchor_verdict"`
+	BtfAnchorVerdictLimits  *ebpf.Variable `ebpf:"btf_anchor_verdict_limits"`
+	NatPortMax              *ebpf.Variable `ebpf:"nat_port_max"`
+	NatPortMin              *ebpf.Variable `ebpf:"nat_port_min"`
 }
 
 // fromOverlayTestPrograms contains all programs after they have been loaded into the kernel.

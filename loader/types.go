@@ -84,6 +84,8 @@ const (
 	CTKindDNAT    = fromContainerCtKindCT_KIND_DNAT
 	CTKindHairpin = fromContainerCtKindCT_KIND_HAIRPIN
 	CTKindRouted  = fromContainerCtKindCT_KIND_ROUTED
+	// CTKindServiceRouted: from outside to a Service's endpoint elsewhere.
+	CTKindServiceRouted = fromContainerCtKindCT_KIND_SERVICE_ROUTED
 
 	CTStateSYN         = fromContainerCtStateCT_ST_SYN
 	CTStateEstablished = fromContainerCtStateCT_ST_ESTABLISHED

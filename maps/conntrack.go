@@ -76,6 +76,9 @@ const (
 	FlowDNAT    = FlowKind(loader.CTKindDNAT)    // outside -> published port
 	FlowHairpin = FlowKind(loader.CTKindHairpin) // container -> published port on a host IP
 	FlowRouted  = FlowKind(loader.CTKindRouted)  // container -> outside, not masqueraded (tracked for the replies)
+	// FlowServiceRouted: outside -> a Service's endpoint on another node
+	// or a node's address, DNATed and SNATed to this node.
+	FlowServiceRouted = FlowKind(loader.CTKindServiceRouted)
 )
 
 func (k FlowKind) String() string {
@@ -88,6 +91,8 @@ func (k FlowKind) String() string {
 		return "hairpin"
 	case FlowRouted:
 		return "routed"
+	case FlowServiceRouted:
+		return "service"
 	}
 	return fmt.Sprintf("kind-%d", uint8(k))
 }

@@ -68,6 +68,9 @@ enum ct_kind {
 	CT_KIND_DNAT = 2,    /* outside -> published port */
 	CT_KIND_HAIRPIN = 3, /* container -> published port via a host IP */
 	CT_KIND_ROUTED = 4,  /* container -> outside, not masqueraded: tracked so replies are let in */
+	/* outside -> a Service's endpoint elsewhere (another node's pod, a
+	 * node's address): DNAT and SNAT to this node, routed by the FIB. */
+	CT_KIND_SERVICE_ROUTED = 5,
 };
 
 /* TCP state as bits, per direction: the GC combines both halves. */

@@ -13,6 +13,7 @@
 #include "csum.h"
 #include "conntrack.h"
 #include "drop.h"
+#include "deliver.h"
 #include "ports.h"
 
 /* Source port allocation. The range is set by the loader. */
@@ -237,6 +238,29 @@ static __always_inline int nat_apply(struct __sk_buff *skb, const struct l4_meta
 			return -1;
 	}
 	return 0;
+}
+
+/* Translates a packet of flow e, which has no endpoint here to deliver
+ * into, and routes it out by the FIB (the host's routes: the uplink, or
+ * the VXLAN device, whose from_host tunnels it). As any forwarding, it
+ * needs forwarding on the interface it came in (Kubernetes nodes have
+ * it: kube-proxy needs it as well). */
+static __always_inline int nat_route(struct __sk_buff *skb, enum direction dir, const struct l4_meta *m,
+				     const struct ct_key *k, const struct ct_entry *e)
+{
+	struct bpf_fib_lookup fib;
+	long rc;
+
+	if (m->frag)
+		return drop(skb, dir, DROP_FRAGMENT);
+	if (m->ttl <= 1)
+		return drop(skb, dir, DROP_TTL_EXCEEDED);
+	rc = fib_lookup4(skb, &fib, e->new_saddr, e->new_daddr, m);
+	if (rc < 0 || !fib_forwardable(rc))
+		return drop(skb, dir, DROP_FIB_FAILED);
+	if (nat_apply(skb, m, k, e))
+		return drop(skb, dir, DROP_CSUM_FAILED);
+	return deliver_fib(skb, dir, &fib, rc);
 }
 
 /* The packet an ICMP error quotes: a packet of the flow that went the other
