@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/netip"
 	"time"
+
+	"github.com/ebpfnet/ebpfnet/loader"
 )
 
 // ServiceTable is the whole set of load-balanced services a kube-proxy
@@ -77,6 +79,14 @@ func (s Service) Validate() error {
 	}
 	return nil
 }
+
+// The datapath's capacities for all services together: their frontends
+// (each address and NodePort), their endpoints, and node addresses.
+const (
+	MaxServiceFrontends = loader.LBServicesSize
+	MaxServiceEndpoints = loader.LBBackendsSize
+	MaxNodeIPs          = loader.LBNodeIPsSize
+)
 
 // MaxServiceBackends bounds one service's endpoints (the BPF programs
 // index them by slot).

@@ -57,6 +57,7 @@ const (
 	fromUplinkVarBtfAnchorFwLimits       = "btf_anchor_fw_limits"
 	fromUplinkVarBtfAnchorFwScopeKind    = "btf_anchor_fw_scope_kind"
 	fromUplinkVarBtfAnchorLbFlags        = "btf_anchor_lb_flags"
+	fromUplinkVarBtfAnchorLbLimits       = "btf_anchor_lb_limits"
 	fromUplinkVarBtfAnchorLbScope        = "btf_anchor_lb_scope"
 	fromUplinkVarBtfAnchorMonitorEvent   = "btf_anchor_monitor_event"
 	fromUplinkVarBtfAnchorMonitorType    = "btf_anchor_monitor_type"
@@ -166,6 +167,7 @@ type fromUplinkVariableSpecs struct {
 	BtfAnchorFwLimits       *ebpf.VariableSpec `ebpf:"btf_anchor_fw_limits"`
 	BtfAnchorFwScopeKind    *ebpf.VariableSpec `ebpf:"btf_anchor_fw_scope_kind"`
 	BtfAnchorLbFlags        *ebpf.VariableSpec `ebpf:"btf_anchor_lb_flags"`
+	BtfAnchorLbLimits       *ebpf.VariableSpec `ebpf:"btf_anchor_lb_limits"`
 	BtfAnchorLbScope        *ebpf.VariableSpec `ebpf:"btf_anchor_lb_scope"`
 	BtfAnchorMonitorEvent   *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_event"`
 	BtfAnchorMonitorType    *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_type"`
@@ -281,6 +283,7 @@ type fromUplinkVariables struct {
 	BtfAnchorFwLimits       *ebpf.Variable `ebpf:"btf_anchor_fw_limits"`
 	BtfAnchorFwScopeKind    *ebpf.Variable `ebpf:"btf_anchor_fw_scope_kind"`
 	BtfAnchorLbFlags        *ebpf.Variable `ebpf:"btf_anchor_lb_flags"`
+	BtfAnchorLbLimits       *ebpf.Variable `ebpf:"btf_anchor_lb_limits"`
 	BtfAnchorLbScope        *ebpf.Variable `ebpf:"btf_anchor_lb_scope"`
 	BtfAnchorMonitorEvent   *ebpf.Variable `ebpf:"btf_anchor_monitor_event"`
 	BtfAnchorMonitorType    *ebpf.Variable `ebpf:"btf_anchor_monitor_type"`

@@ -35,6 +35,14 @@ const (
 // ports. Their attach types come from their SEC() names.
 var SockPrograms = []string{sockProgSockConnect4, sockProgSockSendmsg4, sockProgSockRecvmsg4, sockProgSockGetpeername4, sockProgSockBind4}
 
+// The capacities of the service tables (bpf/lib/lb.h): frontends and
+// NodePorts of all services, their endpoints, and node addresses.
+const (
+	LBServicesSize = int(sockLbLimitsLB_SERVICES_SIZE)
+	LBBackendsSize = int(sockLbLimitsLB_BACKENDS_SIZE)
+	LBNodeIPsSize  = int(sockLbLimitsLB_NODE_IPS_SIZE)
+)
+
 // Defaults of the sizes and ranges Options can override.
 const (
 	// DefaultCTMapSize holds 256k flows: each flow is two entries

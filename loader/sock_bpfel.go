@@ -56,6 +56,14 @@ type sockLbKey struct {
 	Scope uint8
 }
 
+type sockLbLimits uint32
+
+const (
+	sockLbLimitsLB_SERVICES_SIZE sockLbLimits = 65536
+	sockLbLimitsLB_BACKENDS_SIZE sockLbLimits = 262144
+	sockLbLimitsLB_NODE_IPS_SIZE sockLbLimits = 4096
+)
+
 type sockLbReverseKey struct {
 	_       structs.HostLayout
 	Cookie  uint64
@@ -98,6 +106,7 @@ const (
 	sockProgSockRecvmsg4      = "sock_recvmsg4"
 	sockProgSockSendmsg4      = "sock_sendmsg4"
 	sockVarBtfAnchorLbFlags   = "btf_anchor_lb_flags"
+	sockVarBtfAnchorLbLimits  = "btf_anchor_lb_limits"
 	sockVarBtfAnchorLbScope   = "btf_anchor_lb_scope"
 	sockVarBtfAnchorPortFlags = "btf_anchor_port_flags"
 	sockVarHostNetnsCookie    = "host_netns_cookie"
@@ -173,6 +182,7 @@ type sockMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type sockVariableSpecs struct {
 	BtfAnchorLbFlags   *ebpf.VariableSpec `ebpf:"btf_anchor_lb_flags"`
+	BtfAnchorLbLimits  *ebpf.VariableSpec `ebpf:"btf_anchor_lb_limits"`
 	BtfAnchorLbScope   *ebpf.VariableSpec `ebpf:"btf_anchor_lb_scope"`
 	BtfAnchorPortFlags *ebpf.VariableSpec `ebpf:"btf_anchor_port_flags"`
 	HostNetnsCookie    *ebpf.VariableSpec `ebpf:"host_netns_cookie"`
@@ -230,6 +240,7 @@ func (m *sockMaps) Close() error {
 // It can be passed to loadSockObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sockVariables struct {
 	BtfAnchorLbFlags   *ebpf.Variable `ebpf:"btf_anchor_lb_flags"`
+	BtfAnchorLbLimits  *ebpf.Variable `ebpf:"btf_anchor_lb_limits"`
 	BtfAnchorLbScope   *ebpf.Variable `ebpf:"btf_anchor_lb_scope"`
 	BtfAnchorPortFlags *ebpf.Variable `ebpf:"btf_anchor_port_flags"`
 	HostNetnsCookie    *ebpf.Variable `ebpf:"host_netns_cookie"`

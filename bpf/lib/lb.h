@@ -74,9 +74,17 @@ struct lb_affinity {
  * and it left its slot. */
 #define LB_AFFINITY_PROBE 64
 
+/* The tables' capacities, mirrored to Go (loader.LB*Size) for the control
+ * plane to refuse a table that would not fit before writing any of it. */
+enum lb_limits {
+	LB_SERVICES_SIZE = 65536, /* frontends and NodePorts, all services */
+	LB_BACKENDS_SIZE = 262144, /* endpoints, all services */
+	LB_NODE_IPS_SIZE = 4096,
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536);
+	__uint(max_entries, LB_SERVICES_SIZE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct lb_key);
 	__type(value, struct lb_service);
@@ -84,7 +92,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 262144);
+	__uint(max_entries, LB_BACKENDS_SIZE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct lb_backend_key);
 	__type(value, struct lb_backend);
@@ -100,7 +108,7 @@ struct {
 /* The cluster's node addresses (value unused): a NodePort answers on each. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
+	__uint(max_entries, LB_NODE_IPS_SIZE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, __be32);
 	__type(value, __u8);
@@ -108,6 +116,7 @@ struct {
 
 const volatile enum lb_scope btf_anchor_lb_scope __attribute__((unused));
 const volatile enum lb_flags btf_anchor_lb_flags __attribute__((unused));
+const volatile enum lb_limits btf_anchor_lb_limits __attribute__((unused));
 
 /* The service at addr:port, exact frontends first, then a NodePort if addr
  * is a node's (node says whether it is). */

@@ -7,8 +7,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -16,9 +18,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
 
 	"github.com/ebpfnet/ebpfnet/api"
 	"github.com/ebpfnet/ebpfnet/datapath"
+	"github.com/ebpfnet/ebpfnet/kubeproxy"
 	"github.com/ebpfnet/ebpfnet/metrics"
 	"github.com/ebpfnet/ebpfnet/overlay"
 )
@@ -27,6 +32,7 @@ func newDaemonCmd(g *globals) *cobra.Command {
 	var addr, apiSocket string
 	var noAPI bool
 	var host hostFlags
+	var kp kubeProxyFlags
 	o := datapath.ServeOptions{GCInterval: 10 * time.Second, Timeouts: datapath.DefaultTimeouts}
 	cmd := &cobra.Command{
 		Use:   "daemon",
@@ -37,10 +43,33 @@ SIGINT without detaching anything.
 
 It serves the control API (attach, detach, list and inspect endpoints: HTTP
 with JSON on a Unix socket, see package api) on --api-socket, by default
-api.sock in the state directory, owner-only.`,
+api.sock in the state directory, owner-only.
+
+With --kube-proxy-replacement it also replaces kube-proxy on a Kubernetes
+node (do not run kube-proxy beside it): it watches the cluster's Services,
+EndpointSlices and Nodes with the credentials of --kubeconfig and keeps the
+datapath's load-balanced services in step with them (ClusterIPs, external
+and load balancer IPs, NodePorts, traffic policies, session affinity;
+IPv4, TCP and UDP), as kube-proxy would program its rules for them.
+--kubeconfig is required: the API server's address in it must not be a
+Service's, since this is what makes Services work. --node-name is the
+node's name as Kubernetes knows it (its Node object), by default the
+hostname: endpoints on it are the local ones. The sync is retried while
+the API server is unreachable; the datapath keeps what it last had.`,
 		Args: cobra.NoArgs,
 		PreRunE: func(*cobra.Command, []string) error {
-			if err := host.check(g); err != nil {
+			// --node-name names the Kubernetes node too, which makes it
+			// meaningful without --advertise-addr.
+			checked := host
+			if kp.enabled {
+				checked.name = ""
+			} else if host.name != "" && host.advertise == "" {
+				return errors.New("--node-name needs --advertise-addr or --kube-proxy-replacement")
+			}
+			if err := checked.check(g); err != nil {
+				return err
+			}
+			if err := kp.check(host.name); err != nil {
 				return err
 			}
 			if o.GCInterval <= 0 {
@@ -80,7 +109,9 @@ api.sock in the state directory, owner-only.`,
 				log.Info("API listening", "socket", apiSocket)
 			}
 			return serveWithHost(ctx, stop, &host, agent, log, func(extra ...prometheus.Collector) error {
-				return serveControlPlane(ctx, inst, log, metricsLn, o, extra...)
+				return kp.serve(ctx, stop, inst, log, func() error {
+					return serveControlPlane(ctx, inst, log, metricsLn, o, extra...)
+				})
 			})
 		}),
 	}
@@ -91,6 +122,7 @@ api.sock in the state directory, owner-only.`,
 	timeoutFlags(cmd.Flags(), &o.Timeouts)
 	resolverFlags(cmd.Flags(), &o)
 	host.register(cmd)
+	kp.register(cmd)
 	return cmd
 }
 
@@ -182,4 +214,84 @@ func serveControlPlane(ctx context.Context, inst *datapath.Instance, log *slog.L
 	}
 	log.Info("daemon stopped; the datapath keeps forwarding")
 	return errors.Join(serveErr, err)
+}
+
+// kubeProxyFlags are the daemon's kube-proxy replacement: Services of a
+// Kubernetes cluster balanced by the datapath (package kubeproxy).
+type kubeProxyFlags struct {
+	enabled    bool
+	kubeconfig string
+	// Set by check: the node's name and where its objects come from.
+	node   string
+	source kubeproxy.Source
+}
+
+func (k *kubeProxyFlags) register(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.BoolVar(&k.enabled, "kube-proxy-replacement", false, "replace kube-proxy: balance the Kubernetes cluster's Services in the datapath (needs --kubeconfig)")
+	f.StringVar(&k.kubeconfig, "kubeconfig", "", "kubeconfig file reaching the API server, for --kube-proxy-replacement")
+	// --node-name is hostFlags': one name for this host, in the cluster
+	// store and in Kubernetes.
+	f.Lookup("node-name").Usage = "name of this host: in the cluster of --cluster-store (default: the advertise address) and, with --kube-proxy-replacement, its Kubernetes Node (default: the hostname)"
+}
+
+// check validates the flags before anything starts: the kubeconfig must
+// load into a client (certificates and keys read), and the node must have
+// a name (name, --node-name, or else the hostname).
+func (k *kubeProxyFlags) check(name string) error {
+	if !k.enabled {
+		if k.kubeconfig != "" {
+			return errors.New("--kubeconfig needs --kube-proxy-replacement")
+		}
+		return nil
+	}
+	if k.kubeconfig == "" {
+		// No in-cluster default: its API server address is the
+		// kubernetes Service's, which only this proxy would make work.
+		return errors.New("--kube-proxy-replacement needs --kubeconfig PATH")
+	}
+	if _, err := os.Stat(k.kubeconfig); err != nil {
+		return fmt.Errorf("--kubeconfig: %w", err)
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", k.kubeconfig)
+	if err != nil {
+		return fmt.Errorf("--kubeconfig %s: %w", k.kubeconfig, err)
+	}
+	cfg.UserAgent = "ebpfnet-kube-proxy-replacement"
+	if k.source, err = kubeproxy.NewSource(cfg); err != nil {
+		return fmt.Errorf("--kubeconfig %s: %w", k.kubeconfig, err)
+	}
+	k.node = name
+	if k.node == "" {
+		// As kubelet names its Node by default: the hostname, lower case.
+		host, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("--node-name not given and no hostname: %w", err)
+		}
+		k.node = strings.ToLower(strings.TrimSpace(host))
+	}
+	if k.node == "" {
+		return errors.New("--kube-proxy-replacement needs the node's name: --node-name")
+	}
+	return nil
+}
+
+// serve runs serve (the daemon's work) and, with --kube-proxy-replacement,
+// the proxy beside it, syncing the datapath's services until serve
+// returns. stop ends ctx.
+func (k *kubeProxyFlags) serve(ctx context.Context, stop func(), inst *datapath.Instance, log *slog.Logger, serve func() error) error {
+	if !k.enabled {
+		return serve()
+	}
+	// client-go logs through klog: into the daemon's log instead.
+	klog.SetSlogLogger(log.With("component", "client-go"))
+	p, err := kubeproxy.New(kubeproxy.Config{Source: k.source, Node: k.node, Sync: inst.SyncServices, Log: log})
+	if err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	err = serve()
+	stop() // the proxy stops with the control plane
+	return errors.Join(err, <-done)
 }

@@ -31,12 +31,16 @@ var allowed = map[string][]string{
 	"metrics":  {"datapath"},
 	// front ends: CLI (and its daemon), CNI plugin. internal/netnsutil:
 	// `ebpfnet run` starts its CMD in a namespace itself (runproc.go).
-	"cmd/":         {"datapath", "metrics", "cluster", "overlay", "internal/unixsock", "internal/netnsutil"},
+	"cmd/":         {"datapath", "metrics", "cluster", "overlay", "kubeproxy", "internal/unixsock", "internal/netnsutil"},
 	"dockerdriver": {"datapath", "metrics", "cluster", "overlay"}, // front end: Docker remote driver
 	"api":          {"datapath", "internal/unixsock"},             // front end: the daemon's control API
 	// cluster: overlay state in etcd (store client, allocator, watcher).
 	// It imports datapath for its limits only and never drives it.
 	"cluster": {"datapath"},
+	// kubeproxy: Kubernetes' Services, EndpointSlices and Nodes as the
+	// datapath's service table, and their watch. It imports datapath for
+	// the table's types only; the daemon hands the table to the datapath.
+	"kubeproxy": {"datapath"},
 	// overlay: a host's part in the cluster (join, the syncer writing the
 	// cluster's view into the maps, attach and detach with addresses from
 	// the cluster). Every front end uses it, the process serving the host
