@@ -129,7 +129,7 @@ k8s-build:
 	$(K8S_ENV) ./k8s/build.sh
 	$(K8S_ENV) ./k8s/images.sh
 
-## k8s-e2e: a Kubernetes cluster in namespaces with the ebpfnet CNI and kube-proxy (K8S_PROXY_MODE=iptables|nftables, K8S_NODES=1), the sig-network conformance tests, a pass/fail table in K8S_RESULTS, teardown (docs/kubernetes.md); needs root
+## k8s-e2e: a Kubernetes cluster in namespaces with the ebpfnet CNI and kube-proxy (K8S_PROXY_MODE=iptables|nftables) or ebpfnet's own service path instead of it (K8S_PROXY_MODE=ebpfnet), K8S_NODES=1 or more, the sig-network conformance tests, a pass/fail table in K8S_RESULTS, teardown (docs/kubernetes.md); needs root
 k8s-e2e: build
 	$(K8S_ENV) ./k8s/e2e.sh run
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # A Kubernetes cluster in network namespaces, with ebpfnet's CNI plugin as
-# the pod network and stock kube-proxy, that runs the upstream sig-network
-# conformance tests and tears itself down. See docs/kubernetes.md.
+# the pod network and stock kube-proxy (K8S_PROXY_MODE=iptables or
+# nftables) or ebpfnet's own service path instead of it
+# (K8S_PROXY_MODE=ebpfnet), that runs the upstream sig-network conformance
+# tests and tears itself down. See docs/kubernetes.md.
 #
 #   k8s/e2e.sh run       build what is missing, cluster up, e2e, table, down
 #   k8s/e2e.sh up        cluster up and wait (Ctrl-C tears it down); prints
@@ -18,6 +20,13 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 K8S_VERSION=${K8S_VERSION:-v1.37.2}
 K8S_CACHE=${K8S_CACHE:-/var/cache/ebpfnet-k8s/$K8S_VERSION}
 K8S_PROXY_MODE=${K8S_PROXY_MODE:-iptables}
+case $K8S_PROXY_MODE in
+iptables | nftables | ebpfnet) ;;
+*)
+	echo "K8S_PROXY_MODE=$K8S_PROXY_MODE: want iptables, nftables (kube-proxy's modes) or ebpfnet (no kube-proxy)" >&2
+	exit 2
+	;;
+esac
 K8S_NODES=${K8S_NODES:-1}
 # K8S_CNI=bridge runs the reference bridge plugin (host-local IPAM, portmap,
 # hairpin), the pod network a kubelet node gets without a CNI of its own,
@@ -34,7 +43,8 @@ K8S_PARALLEL=${K8S_PARALLEL:-4}
 K8S_TIMEOUT=${K8S_TIMEOUT:-60m}
 K8S_E2E_ARGS=${K8S_E2E_ARGS:-}
 EBPFNET_CNI=${EBPFNET_CNI:-$repo/bin/ebpfnet-cni}
-# The CLI, for its daemon on each node when K8S_NODES > 1.
+# The CLI, for its daemon on each node when K8S_NODES > 1 or
+# K8S_PROXY_MODE=ebpfnet.
 EBPFNET_BIN=${EBPFNET_BIN:-$repo/bin/ebpfnet}
 
 BIN=$K8S_CACHE/bin
@@ -344,10 +354,11 @@ start_control_plane() {
 # pin root). One node: a bridge network on 10.244.0.0/24. More: one overlay
 # network on 10.244.0.0/16 across the nodes (VXLAN in eBPF; each node's
 # ebpfnet daemon has joined the cluster store, addresses come from it).
-# serviceCIDRs: those destinations are the kernel's (kube-proxy's) to
-# translate.
+# serviceCIDRs, with kube-proxy: those destinations are the kernel's
+# (kube-proxy's) to translate. Without it, the daemon's service path
+# balances them at the socket: nothing to hand over.
 write_cni_conf() { # NODE-INDEX DIR
-	local i=$1 dir=$2 node network
+	local i=$1 dir=$2 node network services=""
 	node=$(node_name "$i")
 	if [ "$K8S_CNI" = bridge ]; then
 		[ "$K8S_NODES" -eq 1 ] || die "K8S_CNI=bridge takes one node"
@@ -377,6 +388,9 @@ EOF
       \"bridge\": \"$P-br0\",
       \"uplink\": \"eth0\","
 	fi
+	if [ "$K8S_PROXY_MODE" != ebpfnet ]; then
+		services="\"serviceCIDRs\": [\"$SERVICE_CIDR\"],"
+	fi
 	cat >"$dir/cni/net.d/10-ebpfnet.conflist" <<EOF
 {
   "cniVersion": "1.0.0",
@@ -387,7 +401,7 @@ EOF
       $network
       "ipMasq": true,
       "icc": true,
-      "serviceCIDRs": ["$SERVICE_CIDR"],
+      $services
       "stateDir": "$dir/ebpfnet",
       "pinRoot": "/sys/fs/bpf/ebpfnet/$node",
       "capabilities": { "portMappings": true }
@@ -446,14 +460,29 @@ start_node() { # NODE-INDEX
 		nsenter -t "$holder" -m mount --bind "$dir/standin$mp" "$mp"
 	done
 
-	# ebpfnet's daemon, for the overlay network of more than one node. In
-	# the node's mount namespace: the pods' network namespaces are bound
-	# there (under containerd's state dir), and the daemon tells a live pod
-	# from a gone one by opening that path.
+	# ebpfnet's daemon, for the overlay network of more than one node and
+	# as the kube-proxy replacement. In the node's mount namespace: the
+	# pods' network namespaces are bound there (under containerd's state
+	# dir), and the daemon tells a live pod from a gone one by opening that
+	# path.
+	local global=() daemon=()
 	if [ "$K8S_NODES" -gt 1 ]; then
+		global=(--cluster-store "$CLUSTER_STORE")
+		daemon=(--advertise-addr "$ip")
+	fi
+	if [ "$K8S_PROXY_MODE" = ebpfnet ]; then
+		daemon+=(--kube-proxy-replacement --kubeconfig "$K8S_WORK/pki/admin.kubeconfig" --node-name "$node")
+	fi
+	if [ ${#daemon[@]} -gt 0 ]; then
 		start_bg "ebpfnet-$node" nsenter -t "$holder" -m --net="/run/netns/$node" -- "$EBPFNET_BIN" --state-dir "$dir/ebpfnet" \
-			--pin-root "/sys/fs/bpf/ebpfnet/$node" --cluster-store "$CLUSTER_STORE" daemon --advertise-addr "$ip"
-		wait_for 30 "ebpfnet daemon of $node joining the cluster" test -e "$dir/ebpfnet/cluster-host"
+			--pin-root "/sys/fs/bpf/ebpfnet/$node" "${global[@]}" daemon "${daemon[@]}"
+		if [ "$K8S_NODES" -gt 1 ]; then
+			wait_for 30 "ebpfnet daemon of $node joining the cluster" test -e "$dir/ebpfnet/cluster-host"
+		fi
+		if [ "$K8S_PROXY_MODE" = ebpfnet ]; then
+			wait_for 60 "ebpfnet daemon of $node balancing the cluster's Services" \
+				grep -q "kube-proxy replacement: services synced" "$K8S_WORK/logs/ebpfnet-$node.log"
+		fi
 	fi
 
 	cat >"$dir/containerd/config.toml" <<EOF
@@ -529,7 +558,9 @@ EOF
 		"$BIN/kubelet" --config "$dir/kubelet.yaml" --kubeconfig "$K8S_WORK/pki/kubelet-$node.kubeconfig" \
 		--hostname-override "$node" --node-ip "$ip" --root-dir /var/lib/kubelet --v 1
 
-	# kube-proxy: stock, as a process in the node's namespace.
+	# kube-proxy: stock, as a process in the node's namespace; none when
+	# ebpfnet's daemon replaces it.
+	[ "$K8S_PROXY_MODE" != ebpfnet ] || return 0
 	cat >"$dir/kube-proxy.yaml" <<EOF
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
@@ -551,7 +582,8 @@ EOF
 
 # CoreDNS as the cluster's DNS (kube-system/kube-dns, $DNS_IP), in the
 # node's network namespace (hostNetwork): it reaches the apiserver through
-# kube-proxy from the node itself, so the cluster's DNS server is up
+# kube-proxy (or ebpfnet's socket balancing) from the node itself, so the
+# cluster's DNS server is up
 # whatever the pod datapath does, and the DNS tests measure pod ->
 # ClusterIP -> DNS.
 deploy_dns() {
@@ -651,8 +683,13 @@ cluster_up() {
 	done
 	[ -s "$IMAGES/pause.tar" ] || die "images missing: make k8s-build"
 	check_clean
-	if [ "$K8S_NODES" -gt 1 ]; then
+	if [ "$K8S_NODES" -gt 1 ] || [ "$K8S_PROXY_MODE" = ebpfnet ]; then
 		[ -x "$EBPFNET_BIN" ] || die "$EBPFNET_BIN missing: make build"
+	fi
+	if [ "$K8S_PROXY_MODE" = ebpfnet ]; then
+		log "no kube-proxy: ebpfnet daemon --kube-proxy-replacement on each node balances the Services"
+	fi
+	if [ "$K8S_NODES" -gt 1 ]; then
 		log "$K8S_NODES nodes: one ebpfnet overlay network across them (ebpfnet daemon on each node, cluster store in the control plane's etcd)"
 	fi
 	rm -rf "$K8S_WORK" # a kept one (K8S_KEEP_WORK=1): its PIDs are stale
@@ -671,7 +708,7 @@ cluster_up() {
 	deploy_dns
 	wait_for 180 "CoreDNS ready" kubectl -n kube-system wait --for=condition=Ready pod -l k8s-app=kube-dns --timeout=5s
 	CLUSTER_UP_SECONDS=$((SECONDS - t0))
-	log "cluster up in ${CLUSTER_UP_SECONDS}s (kube-proxy mode $K8S_PROXY_MODE, $K8S_NODES node(s))"
+	log "cluster up in ${CLUSTER_UP_SECONDS}s ($(proxy_name), $K8S_NODES node(s))"
 	kubectl get nodes -o wide >&2
 }
 
@@ -703,6 +740,14 @@ run_e2e() {
 	return "$rc"
 }
 
+proxy_name() {
+	if [ "$K8S_PROXY_MODE" = ebpfnet ]; then
+		echo "ebpfnet's service path (no kube-proxy)"
+	else
+		echo "kube-proxy $K8S_PROXY_MODE"
+	fi
+}
+
 summarize() {
 	local xml
 	xml=$(ls "$K8S_RESULTS"/junit*.xml 2>/dev/null || true)
@@ -712,7 +757,7 @@ summarize() {
 		return 1
 	fi
 	{
-		echo "# $K8S_CNI CNI + kube-proxy $K8S_PROXY_MODE, Kubernetes $K8S_VERSION, $K8S_NODES node(s), $(date -u '+%Y-%m-%d %H:%M UTC')"
+		echo "# $K8S_CNI CNI + $(proxy_name), Kubernetes $K8S_VERSION, $K8S_NODES node(s), $(date -u '+%Y-%m-%d %H:%M UTC')"
 		echo "# focus: $K8S_FOCUS"
 		echo "# skip:  $K8S_SKIP"
 		echo "# ebpfnet CNI plugin: $EBPFNET_CNI ($(date -u -r "$EBPFNET_CNI" '+built %Y-%m-%d %H:%M UTC' 2>/dev/null)); repository at $(git -C "$repo" log -1 --format='%h' 2>/dev/null), $(git -C "$repo" status --porcelain -uno 2>/dev/null | wc -l) files changed in the work tree"
