@@ -105,7 +105,7 @@ bench-cni: build
 	$(GO) build -o bin/cni-bench ./bench/cmd/cni-bench
 	./bin/cni-bench -plugin $(CNI_BIN) $(BENCH_CNI_FLAGS)
 
-## bench-services: pod to Service through kube-proxy's iptables and nftables rules at 1/1000/10000 Services, ebpfnet the CNI: connection rate and time to program (BENCH_SVC_FLAGS); needs root
+## bench-services: pod to Service through kube-proxy's iptables and nftables rules and through ebpfnet's service path at 1/1000/10000 Services, ebpfnet the CNI: connection rate and time to program (BENCH_SVC_FLAGS); needs root
 bench-services: build
 	$(GO) build -o bin/svc-bench ./bench/cmd/svc-bench
 	./bin/svc-bench -ebpfnet $(BIN) $(BENCH_SVC_FLAGS)

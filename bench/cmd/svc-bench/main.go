@@ -1,15 +1,25 @@
-// Command svc-bench measures Kubernetes Services on ebpfnet the way stock
-// kube-proxy implements them: a pod's new-connection rate to a ClusterIP
-// with 1, 1000 and 10000 Services programmed, and the time to program them,
-// for kube-proxy's iptables rules and its nftables rules, next to the same
-// pod reaching the backend's pod address directly (ebpfnet's eBPF path, no
-// Service). The rules are the ones kube-proxy writes, reduced to one
-// endpoint per Service (KUBE-SERVICES -> KUBE-SVC-* -> KUBE-SEP-* DNAT; the
-// nftables mode's service-ips verdict map); the measured Service is the
-// last one, which iptables reaches after every other. The sandbox is one
-// host namespace with ebpfnet (a network with --service-cidr), a client pod
-// and a backend pod; repetitions are interleaved across modes and sizes.
-// Needs root; removes everything it made on exit.
+// Command svc-bench measures Kubernetes Services on ebpfnet: a pod's
+// new-connection rate to a ClusterIP with 1, 1000 and 10000 Services
+// programmed, and the time to program them, three ways: kube-proxy's
+// iptables rules, its nftables rules, and ebpfnet's own service path (the
+// kube-proxy replacement: the cgroup connect4 hook points the pod's socket
+// at the endpoint, so its packets carry the pod address and cross no NAT),
+// next to the same pod reaching the backend's pod address directly
+// (ebpfnet's eBPF path, no Service). The rules are the ones kube-proxy
+// writes, reduced to one endpoint per Service (KUBE-SERVICES -> KUBE-SVC-*
+// -> KUBE-SEP-* DNAT; the nftables mode's service-ips verdict map),
+// loaded with iptables-restore and nft -f; ebpfnet's are the same Services
+// as a service table file, loaded with ebpfnet service sync. The measured
+// Service is the last one, which iptables reaches after every other. Only
+// one mode's Services exist at a time: the kube-proxy modes run with no
+// kube-proxy rules of the other mode and an empty ebpfnet service table
+// (its socket hooks attached, as on a node running ebpfnet), the ebpfnet
+// mode with no kube-proxy rules; the run checks once that the ClusterIP
+// does not answer without ebpfnet's table and does with it. The sandbox is
+// one host namespace with ebpfnet (a network with --service-cidr, which
+// hands the service CIDR to the kernel for kube-proxy's rules), a client
+// pod and a backend pod; repetitions are interleaved across modes and
+// sizes. Needs root; removes everything it made on exit.
 package main
 
 import (
@@ -44,8 +54,23 @@ const (
 	// backend's TIME_WAIT with timestamps of another offset (the client
 	// keys it by destination address), and PAWS would drop the SYNs.
 	directPort = 8081
-	srvName    = "backend"
+	// lbPort is the target port of ebpfnet's Services. The connect4 hook
+	// rewrites the socket's destination before TCP picks its timestamp
+	// offset, so the client keys it by the backend's address, not the
+	// ClusterIP as under kube-proxy's DNAT: on the kube-proxy modes' port
+	// the backend's TIME_WAIT would meet SYNs of another offset (PAWS).
+	lbPort  = 8082
+	srvName = "backend"
 )
+
+// The modes: kube-proxy's rule sets and ebpfnet's service path.
+const (
+	modeIptables = "iptables"
+	modeNftables = "nftables"
+	modeEbpfnet  = "ebpfnet"
+)
+
+var modes = []string{modeIptables, modeNftables, modeEbpfnet}
 
 type config struct {
 	ebpfnet  string
@@ -87,6 +112,7 @@ func main() {
 type sandbox struct {
 	prefix, host, client, backend string
 	stateDir, pinRoot, self       string
+	tableDir                      string // service table files
 	ebpfnet                       string
 	clientIP, backendIP           string
 	servers                       []*exec.Cmd
@@ -111,7 +137,13 @@ func run(ctx context.Context, cfg config) error {
 		return err
 	}
 	defer s.teardown()
+	if s.tableDir, err = os.MkdirTemp("", "svc-bench-table-"); err != nil {
+		return err
+	}
 	if err := s.setup(); err != nil {
+		return err
+	}
+	if err := s.checkSocketLB(); err != nil {
 		return err
 	}
 	direct := fmt.Sprintf("%s:%d", s.backendIP, directPort)
@@ -129,7 +161,12 @@ func run(ctx context.Context, cfg config) error {
 		rates[cell{"pod-ip", 0}] = append(rates[cell{"pod-ip", 0}], r)
 		fmt.Printf("rep %d: pod to pod IP (eBPF path): %.0f conn/s\n", rep, r)
 		for _, n := range cfg.sizes {
-			for _, mode := range []string{"iptables", "nftables"} {
+			for _, mode := range modes {
+				if mode == modeEbpfnet {
+					if err := s.noKubeProxy(); err != nil {
+						return err
+					}
+				}
 				d, err := s.program(mode, n)
 				if err != nil {
 					return fmt.Errorf("%s, %d Services: %w", mode, n, err)
@@ -142,7 +179,7 @@ func run(ctx context.Context, cfg config) error {
 				c := cell{mode, n}
 				rates[c] = append(rates[c], r)
 				program[c] = append(program[c], d)
-				fmt.Printf("rep %d: kube-proxy %s, %d Services: programmed in %v, %.0f conn/s to the last\n", rep, mode, n, d.Round(time.Millisecond), r)
+				fmt.Printf("rep %d: %s, %d Services: programmed in %v, %.0f conn/s to the last\n", rep, pathName(mode), n, d.Round(time.Millisecond), r)
 				if err := s.flush(mode); err != nil {
 					return err
 				}
@@ -151,16 +188,16 @@ func run(ctx context.Context, cfg config) error {
 	}
 	var b strings.Builder
 	load, _ := os.ReadFile("/proc/loadavg")
-	fmt.Fprintf(&b, "Pod to Service through kube-proxy's rules, ebpfnet the CNI (`make bench-services`; %d interleaved repetitions, %v each, %d workers; median [min-max]; load average at the end: %s)\n\n",
+	fmt.Fprintf(&b, "Pod to Service through kube-proxy's rules and through ebpfnet's service path, ebpfnet the CNI (`make bench-services`; %d interleaved repetitions, %v each, %d workers; median [min-max]; load average at the end: %s)\n\n",
 		cfg.reps, cfg.duration, cfg.conc, strings.Join(strings.Fields(string(load))[:3], " "))
 	fmt.Fprintln(&b, "| path | Services | new connections/s | vs pod IP | time to program |")
 	fmt.Fprintln(&b, "|---|---|---|---|---|")
 	base := median(rates[cell{"pod-ip", 0}])
 	fmt.Fprintf(&b, "| pod IP, no Service (eBPF) | - | %s | x1.00 | - |\n", spread(rates[cell{"pod-ip", 0}]))
-	for _, mode := range []string{"iptables", "nftables"} {
+	for _, mode := range modes {
 		for _, n := range cfg.sizes {
 			c := cell{mode, n}
-			fmt.Fprintf(&b, "| kube-proxy %s | %d | %s | x%.2f | %s |\n", mode, n, spread(rates[c]), median(rates[c])/base, spreadDur(program[c]))
+			fmt.Fprintf(&b, "| %s | %d | %s | x%.2f | %s |\n", pathName(mode), n, spread(rates[c]), median(rates[c])/base, spreadDur(program[c]))
 		}
 	}
 	fmt.Print("\n" + b.String())
@@ -249,16 +286,69 @@ func (s *sandbox) nftRules(n int) string {
 	return b.String()
 }
 
-// program writes n Services' rules in mode and returns how long the write
-// took (iptables-restore or nft -f, as kube-proxy runs them).
+// serviceTable is the same n Services as ebpfnet's service table file
+// (ebpfnet service sync's format): the ClusterIPs of vipOf, one endpoint
+// each on this node, lbPort their target port.
+func (s *sandbox) serviceTable(n int) ([]byte, error) {
+	type endpoint struct {
+		Address string `json:"address"`
+		Local   bool   `json:"local,omitempty"`
+	}
+	type service struct {
+		Name      string     `json:"name"`
+		Protocol  string     `json:"protocol"`
+		Frontends []string   `json:"frontends"`
+		Endpoints []endpoint `json:"endpoints"`
+	}
+	t := struct {
+		Services []service `json:"services"`
+	}{Services: make([]service, 0, n)}
+	for i := range n {
+		t.Services = append(t.Services, service{
+			Name:      fmt.Sprintf("default/svc-%d:http", i),
+			Protocol:  "tcp",
+			Frontends: []string{fmt.Sprintf("%s:%d", vipOf(i, n), svcPort)},
+			Endpoints: []endpoint{{Address: fmt.Sprintf("%s:%d", s.endpointOf(i, n), lbPort), Local: true}},
+		})
+	}
+	return json.Marshal(t)
+}
+
+// syncServices makes ebpfnet's service table n Services (0: empty) and
+// returns how long ebpfnet service sync took (the file is written before
+// the clock starts).
+func (s *sandbox) syncServices(n int) (time.Duration, error) {
+	table, err := s.serviceTable(n)
+	if err != nil {
+		return 0, err
+	}
+	file := filepath.Join(s.tableDir, fmt.Sprintf("services-%d.json", n))
+	if err := os.WriteFile(file, table, 0o644); err != nil {
+		return 0, err
+	}
+	defer os.Remove(file)
+	t0 := time.Now()
+	if out, err := s.ebpf("service", "sync", file); err != nil {
+		return 0, fmt.Errorf("ebpfnet service sync (%d services): %v: %s", n, err, out)
+	}
+	return time.Since(t0), nil
+}
+
+// program writes n Services in mode and returns how long the write took
+// (iptables-restore or nft -f, as kube-proxy runs them; ebpfnet service
+// sync).
 func (s *sandbox) program(mode string, n int) (time.Duration, error) {
 	var rules string
 	var cmd []string
 	switch mode {
-	case "iptables":
+	case modeIptables:
 		rules, cmd = s.iptablesRules(n), []string{"iptables-restore", "-w"}
-	case "nftables":
+	case modeNftables:
 		rules, cmd = s.nftRules(n), []string{"nft", "-f", "-"}
+	case modeEbpfnet:
+		return s.syncServices(n)
+	default:
+		return 0, fmt.Errorf("unknown mode %q", mode)
 	}
 	t0 := time.Now()
 	if out, err := s.inStdin(s.host, rules, cmd...); err != nil {
@@ -267,16 +357,82 @@ func (s *sandbox) program(mode string, n int) (time.Duration, error) {
 	return time.Since(t0), nil
 }
 
+// flush removes mode's Services: kube-proxy's rules, or ebpfnet's whole
+// service table (a sync of an empty one).
 func (s *sandbox) flush(mode string) error {
-	if mode == "iptables" {
+	switch mode {
+	case modeIptables:
 		_, err := s.in(s.host, "iptables", "-w", "-t", "nat", "-F")
 		if err == nil {
 			_, err = s.in(s.host, "iptables", "-w", "-t", "nat", "-X")
 		}
 		return err
+	case modeNftables:
+		_, err := s.in(s.host, "nft", "delete", "table", "ip", "kube-proxy")
+		return err
 	}
-	_, err := s.in(s.host, "nft", "delete", "table", "ip", "kube-proxy")
+	_, err := s.syncServices(0)
 	return err
+}
+
+// noKubeProxy fails if any of kube-proxy's rules are in the host
+// namespace: the ebpfnet mode runs without them.
+func (s *sandbox) noKubeProxy() error {
+	out, err := s.in(s.host, "iptables-save", "-t", "nat")
+	if err != nil {
+		return fmt.Errorf("iptables-save: %v: %s", err, out)
+	}
+	if strings.Contains(out, "KUBE-") {
+		return fmt.Errorf("kube-proxy's iptables rules are still installed:\n%s", out)
+	}
+	if out, err = s.in(s.host, "nft", "list", "tables"); err != nil {
+		return fmt.Errorf("nft list tables: %v: %s", err, out)
+	}
+	if strings.Contains(out, "kube-proxy") {
+		return fmt.Errorf("kube-proxy's nftables table is still installed:\n%s", out)
+	}
+	return nil
+}
+
+// checkSocketLB checks, once per run, that the ebpfnet mode's connections
+// go through ebpfnet's socket load balancing: with no kube-proxy rules and
+// an empty service table the measured ClusterIP does not answer (the
+// kernel gets its packets, and nothing translates them), with the table
+// programmed it does, and empty again it no longer does.
+func (s *sandbox) checkSocketLB() error {
+	vip := fmt.Sprintf("%s:%d", clusterIP(0), svcPort)
+	check := func() error {
+		_, err := s.in(s.client, s.self, "check", "-addr", vip)
+		return err
+	}
+	if err := s.noKubeProxy(); err != nil {
+		return err
+	}
+	if err := check(); err == nil {
+		return fmt.Errorf("%s answers with no kube-proxy rules and an empty ebpfnet service table", vip)
+	}
+	if _, err := s.syncServices(1); err != nil {
+		return err
+	}
+	if out, err := s.in(s.client, s.self, "check", "-addr", vip); err != nil {
+		return fmt.Errorf("%s does not answer through ebpfnet's service path: %v: %s", vip, err, out)
+	}
+	if _, err := s.syncServices(0); err != nil {
+		return err
+	}
+	if err := check(); err == nil {
+		return fmt.Errorf("%s still answers after ebpfnet's service table was emptied", vip)
+	}
+	fmt.Printf("checked: %s answers only with ebpfnet's service table programmed (socket load balancing)\n", vip)
+	return nil
+}
+
+// pathName is a mode's row in the table.
+func pathName(mode string) string {
+	if mode == modeEbpfnet {
+		return "ebpfnet service path"
+	}
+	return "kube-proxy " + mode
 }
 
 // connRate runs the connection-rate client in the client pod against addr.
@@ -328,14 +484,20 @@ func (s *sandbox) setup() error {
 		}
 		*pod.ip = pod.a
 	}
-	for _, port := range []int{srvPort, directPort} {
+	// An empty service table: ebpfnet's socket hooks are attached (service
+	// sync attaches them) in every mode, and balance nothing outside the
+	// ebpfnet mode.
+	if _, err := s.syncServices(0); err != nil {
+		return err
+	}
+	for _, port := range []int{srvPort, directPort, lbPort} {
 		srv := exec.Command("ip", "netns", "exec", s.backend, s.self, "serve", "-name", srvName, "-addr", fmt.Sprintf(":%d", port))
 		if err := srv.Start(); err != nil {
 			return err
 		}
 		s.servers = append(s.servers, srv)
 	}
-	for _, port := range []int{srvPort, directPort} {
+	for _, port := range []int{srvPort, directPort, lbPort} {
 		ok := false
 		for range 50 {
 			if _, err := s.in(s.client, s.self, "check", "-addr", fmt.Sprintf("%s:%d", s.backendIP, port)); err == nil {
@@ -365,6 +527,9 @@ func (s *sandbox) teardown() {
 	}
 	loader.RemovePins(s.pinRoot)
 	os.RemoveAll(s.stateDir)
+	if s.tableDir != "" {
+		os.RemoveAll(s.tableDir)
+	}
 }
 
 func (s *sandbox) ebpf(args ...string) (string, error) {
