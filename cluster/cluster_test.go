@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/ebpfnet/ebpfnet/internal/testing/etcdtest"
 )
 
@@ -479,6 +481,7 @@ func TestClusterStoreDownAndBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, "h2 sees h1's endpoint", func() bool { return len(n2.w.RemoteEndpoints("ov")) == 1 })
+	leases := []int64{n1.mem.Lease(), n2.mem.Lease()}
 
 	if err := c.Etcd.Stop(); err != nil {
 		t.Fatal(err)
@@ -522,6 +525,81 @@ func TestClusterStoreDownAndBack(t *testing.T) {
 	if !n1.w.Status().Synced {
 		t.Fatalf("status %+v", n1.w.Status())
 	}
+	for i, n := range []*node{n1, n2} {
+		if n.mem.Lease() != leases[i] || n.mem.Rejoins() != 0 {
+			t.Errorf("%s: lease %d (was %d), %d rejoins: the lease did not survive the outage", n.name, n.mem.Lease(), leases[i], n.mem.Rejoins())
+		}
+	}
+}
+
+// TestClusterRejoinDuringAllocation: the host joins again (new lease, its
+// endpoints re-registered from the local store, the old lease revoked)
+// again and again while it allocates. Every allocation that succeeded keeps
+// its record, under the current lease, and the other host sees it.
+func TestClusterRejoinDuringAllocation(t *testing.T) {
+	c := etcdtest.NewCluster(t, 2)
+	n1 := startNode(t, c, 0, t.TempDir())
+	n2 := startNode(t, c, 1, t.TempDir())
+	createNet(t, n1.store, "ov", "10.62.0.0/16")
+	ctx := ctxT(t, 2*time.Minute)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	var made []Endpoint
+	var allocErr error
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			e, err := n2.mem.AllocateEndpoint(ctx, "ov", EndpointRequest{})
+			if err != nil {
+				allocErr = err
+				return
+			}
+			made = append(made, e)
+		}
+	}()
+	for range 10 {
+		time.Sleep(30 * time.Millisecond)
+		if _, err := n2.mem.rejoin(ctx, clientv3.LeaseID(n2.mem.Lease())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	<-done
+	if allocErr != nil {
+		t.Fatal(allocErr)
+	}
+	r, err := n2.store.cli.Get(ctx, n2.store.key("endpoints", "ov")+"/", clientv3.WithPrefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	lease := n2.mem.Lease()
+	inStore := map[string]int64{}
+	for _, kv := range r.Kvs {
+		inStore[string(kv.Key)] = kv.Lease
+	}
+	for _, e := range made {
+		if l, ok := inStore[n2.store.endpointKey("ov", e.IP)]; !ok || l != lease {
+			t.Errorf("allocated %s: in the store %v, lease %d (want %d)", e, ok, l, lease)
+		}
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+	waitFor(t, 10*time.Second, "h1 sees h2's endpoints", func() bool {
+		have := ips(n1.w.RemoteEndpoints("ov"))
+		for _, e := range made {
+			if _, ok := have[e.IP]; !ok {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("%d allocations across %d rejoins", len(made), n2.mem.Rejoins())
 }
 
 // TestClusterCrashAndReturn: host 3's member crashes (killed by PID) and

@@ -145,7 +145,9 @@ func (m *Member) claim(ctx context.Context, op string, a *netAlloc, b netip.Pref
 // AllocateEndpoint gives the endpoint an address on the overlay network and
 // registers it under the host's lease, in one transaction that fails if the
 // address is taken or the block changed hands. It is recorded in the local
-// store too. With the store unreachable it fails (ErrUnavailable).
+// store too. With the store unreachable it fails (ErrUnavailable). It waits
+// for a rejoin under way (Member.rejoin), so that the endpoint is written
+// under the lease the host keeps.
 func (m *Member) AllocateEndpoint(ctx context.Context, network string, req EndpointRequest) (Endpoint, error) {
 	const op = "allocate"
 	m.allocMu.Lock()

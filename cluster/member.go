@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -30,7 +31,8 @@ const DefaultTTL = 15 * time.Second
 
 // Member is this host's membership: its lease, its host record, and the
 // endpoints it registers. A lost lease (the store was unreachable for longer
-// than the TTL) is replaced by a new one and everything re-registered.
+// than the TTL while it was up) is replaced by a new one and everything
+// re-registered; a lease that outlived an outage of the store is kept.
 type Member struct {
 	s     *Store
 	o     HostOptions
@@ -39,7 +41,9 @@ type Member struct {
 	mu    sync.Mutex // guards lease and rejoins
 	lease clientv3.LeaseID
 
-	allocMu sync.Mutex           // serializes this host's allocations
+	// allocMu serializes this host's allocations, releases and rejoins
+	// (taken before mu).
+	allocMu sync.Mutex
 	alloc   map[string]*netAlloc // network -> allocation state
 
 	cancel  context.CancelFunc
@@ -200,12 +204,14 @@ func (m *Member) register(ctx context.Context) (ReconcileResult, error) {
 	return res, nil
 }
 
-// keepAlive renews the lease; when it is lost (the store was away for
-// longer than the TTL, or the lease was revoked) it joins again with a new
-// lease and re-registers the host's endpoints from the local store.
+// keepAlive renews the lease. When the client gives up on it (no answer
+// from the store for a TTL) it asks the store whether the lease is still
+// there, and goes on renewing it if so; only a lease the store no longer
+// has (the store was unreachable for longer than the TTL while it ran, or
+// the lease was revoked) is replaced: the host joins again with a new lease
+// and re-registers its endpoints from the local store.
 func (m *Member) keepAlive(ctx context.Context) {
 	defer close(m.done)
-	backoff := 500 * time.Millisecond
 	for ctx.Err() == nil {
 		lease := clientv3.LeaseID(m.Lease())
 		ch, err := m.s.cli.KeepAlive(ctx, lease)
@@ -217,15 +223,22 @@ func (m *Member) keepAlive(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+		alive, err := m.leaseAlive(ctx, lease)
+		if err != nil {
+			return // ctx ended
+		}
+		if alive {
+			m.s.log.Info("cluster lease renewed after an interruption", "host", m.o.Name, "lease", int64(lease))
+			continue
+		}
 		m.s.log.Warn("cluster lease lost; joining again", "host", m.o.Name, "lease", int64(lease))
+		backoff := 500 * time.Millisecond
 		for ctx.Err() == nil {
-			res, err := m.register(ctx)
+			res, err := m.rejoin(ctx, lease)
 			if err == nil {
-				m.mu.Lock()
-				m.rejoins++
-				m.mu.Unlock()
-				m.s.log.Info("cluster rejoined", "host", m.o.Name, "lease", m.Lease(), "registered", len(res.Registered), "stale", len(res.Stale))
-				backoff = 500 * time.Millisecond
+				if res != nil {
+					m.s.log.Info("cluster rejoined", "host", m.o.Name, "lease", m.Lease(), "registered", len(res.Registered), "stale", len(res.Stale))
+				}
 				break
 			}
 			m.s.log.Warn("cluster rejoin failed", "host", m.o.Name, "err", err)
@@ -237,6 +250,65 @@ func (m *Member) keepAlive(ctx context.Context) {
 			backoff = min(2*backoff, 5*time.Second)
 		}
 	}
+}
+
+// leaseAlive renews the lease once, retrying while the store is
+// unreachable: true if the store still has it. The client's keepalive
+// gives up after a TTL without answers, but the store does not expire
+// leases while it is down, and a restarted (or newly elected) store renews
+// them all for a TTL: after an outage the host keeps its lease, and its
+// records, as long as it asks again within that TTL, so the retries are
+// spaced by at most a third of it. An error only when ctx ends.
+func (m *Member) leaseAlive(ctx context.Context, lease clientv3.LeaseID) (bool, error) {
+	backoff := 100 * time.Millisecond
+	maxBackoff := min(m.o.TTL/3, 5*time.Second)
+	for {
+		rctx, cancel := m.s.reqCtx(ctx)
+		m.s.stats.count("keepalive", "lease")
+		_, err := m.s.cli.KeepAliveOnce(rctx, lease)
+		cancel()
+		switch {
+		case err == nil:
+			return true, nil
+		case ctx.Err() != nil:
+			return false, ctx.Err()
+		case errors.Is(err, rpctypes.ErrLeaseNotFound) || strings.Contains(err.Error(), "requested lease not found"):
+			return false, nil
+		}
+		m.s.log.Warn("cluster lease: renewal failed, retrying", "host", m.o.Name, "lease", int64(lease), "err", m.s.storeErr("keepalive", err), "in", backoff)
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+// rejoin replaces the lost lease with a new one (register) unless that was
+// done already (nil result). It holds allocMu: an allocation running
+// alongside could otherwise write its endpoint under the old lease after
+// register read the store (the old lease's revocation deletes it), or
+// write it to the store before register read it but to the local store
+// after register read that (register deletes it as stale): an endpoint
+// reported as allocated but gone from the store, and from every other
+// host's view.
+func (m *Member) rejoin(ctx context.Context, lost clientv3.LeaseID) (*ReconcileResult, error) {
+	m.allocMu.Lock()
+	defer m.allocMu.Unlock()
+	if clientv3.LeaseID(m.Lease()) != lost {
+		return nil, nil
+	}
+	res, err := m.register(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// Stale records register deleted free their addresses.
+	m.alloc = map[string]*netAlloc{}
+	m.mu.Lock()
+	m.rejoins++
+	m.mu.Unlock()
+	return &res, nil
 }
 
 // Close stops renewing the lease without revoking it: the host's records
