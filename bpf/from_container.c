@@ -394,8 +394,8 @@ int from_container(struct __sk_buff *skb)
 	/* A backend's reply to a pod that reached it through a netfilter
 	 * DNAT (a kube-proxy Service): the stack translates it back. TCP and
 	 * UDP headers both start with the ports. */
-	if (p.has_l4 &&
-	    kernel_nat_reply(skb, net, p.ip->protocol, p.ip->saddr, p.ip->daddr, p.l4.udp.source, p.l4.udp.dest))
+	if (kernel_nat_fragment(net, &p) || (p.has_l4 && kernel_nat_reply(skb, net, p.ip->protocol, p.ip->saddr,
+									  p.ip->daddr, p.l4.udp.source, p.l4.udp.dest)))
 		return to_kernel_nat(skb, DIR);
 
 	return deliver_peer(skb, DIR, p.eth, dst);

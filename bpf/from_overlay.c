@@ -139,8 +139,8 @@ int from_overlay(struct __sk_buff *skb)
 	 * backend there), or from the peer host itself (a Service whose
 	 * endpoint is that host's address, as the API server's: DNATed here,
 	 * routed out of the uplink, answered through the tunnel). */
-	if (p.has_l4 &&
-	    kernel_nat_reply(skb, net, p.ip->protocol, p.ip->saddr, p.ip->daddr, p.l4.udp.source, p.l4.udp.dest))
+	if (kernel_nat_fragment(net, &p) || (p.has_l4 && kernel_nat_reply(skb, net, p.ip->protocol, p.ip->saddr,
+									  p.ip->daddr, p.l4.udp.source, p.l4.udp.dest)))
 		return to_stack(skb);
 	if (!src)
 		remember_host_flow(&p);

@@ -83,6 +83,12 @@ func TestKubeProxyServices(t *testing.T) {
 				expect(t, testutil.MustAsk(t, c, "tcp4", svcBackend+":80"), "backend", podClient)
 			}
 			expect(t, testutil.MustAsk(t, c, "udp4", svcBackend+":53"), "backend", podClient)
+			// A datagram beyond the MTU, both ways: every fragment of the
+			// reply crosses netfilter, not only the first, which alone
+			// carries the ports.
+			if line, err := testutil.AskLarge(c, svcBackend+":53", 4000); err != nil || !strings.HasPrefix(line, "backend "+podClient+":") {
+				t.Errorf("4000-byte datagram to a Service: %q, %v", line, err)
+			}
 			// A pod to its own Service: masqueraded to the gateway.
 			expect(t, testutil.MustAsk(t, c, "tcp4", svcSelf+":80"), "client", podGateway)
 			// NodePort from outside with externalTrafficPolicy Local: the
@@ -211,6 +217,13 @@ func TestKubeProxyServicesAcrossHosts(t *testing.T) {
 		if err != nil || r.Server != tc.server || r.Source != tc.sourceSet {
 			t.Errorf("%s: reply from %s seeing %s (%v), want %s seeing %s", tc.name, r.Server, r.Source, err, tc.server, tc.sourceSet)
 		}
+	}
+	// A datagram beyond the overlay's MTU, both ways (e2e's "large
+	// requests: udp"): every fragment of the reply from host 2 crosses
+	// host 1's netfilter, not only the first, which alone carries the
+	// ports.
+	if line, err := testutil.AskLarge(a, "10.96.0.10:53", 4000); err != nil || !strings.HasPrefix(line, "backend "+ipA+":") {
+		t.Errorf("4000-byte datagram to a Service whose backend is on the other host: %q, %v", line, err)
 	}
 	if t.Failed() {
 		for _, h := range hs {

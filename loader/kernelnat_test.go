@@ -219,3 +219,46 @@ func BenchmarkPodToPod(b *testing.B) {
 		})
 	}
 }
+
+// Fragments between two pods of a network beside kube-proxy go to the
+// stack, first and later ones alike: only the first carries the ports that
+// would tell a reply netfilter must un-NAT (a backend's large UDP answer
+// through a Service), so the stack reassembles and decides. Without
+// service prefixes they are forwarded in eBPF.
+func TestKernelNATFragmentsGoToTheKernel(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		services []netip.Prefix
+		want     uint32
+	}{
+		{"network beside kube-proxy", []netip.Prefix{serviceCIDR}, tcActOK},
+		{"network without service prefixes", nil, tcActRedirect},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newNATEnv(t, envOpts{netns: true, serviceCIDRs: tc.services})
+			for _, f := range []struct {
+				name   string
+				flags  layers.IPv4Flag
+				offset uint16
+			}{
+				{"first fragment", layers.IPv4MoreFragments, 0},
+				{"middle fragment", layers.IPv4MoreFragments, 185},
+				{"last fragment", 0, 370},
+			} {
+				in := pkt{srcMAC: macB, dstMAC: macA, src: ipB, dst: ipA, proto: layers.IPProtocolUDP, sport: 8080, dport: 40000,
+					flags: f.flags, fragOffset: f.offset, payload: bytes.Repeat([]byte{'x'}, 1472)}.build(t)
+				ret, out := e.fromContainer(t, e.ifB, in)
+				if ret != tc.want {
+					t.Fatalf("%s: verdict %d, want %d", f.name, ret, tc.want)
+				}
+				if ret == tcActOK && !bytes.Equal(out, in) {
+					t.Errorf("%s: the stack got a changed frame", f.name)
+				}
+			}
+			handed := e.verdictIn(t, loader.DirFromContainer, loader.VerdictKernelNAT)
+			if want := map[uint32]uint64{tcActOK: 3, tcActRedirect: 0}[tc.want]; handed != want {
+				t.Errorf("kernel_nat verdicts %d, want %d", handed, want)
+			}
+		})
+	}
+}

@@ -3,7 +3,7 @@
  * rules): which packets from_container hands to the stack instead of
  * forwarding them itself.
  *
- * Two kinds, both only on networks that name service prefixes
+ * Three kinds, all only on networks that name service prefixes
  * (NET_F_KERNEL_NAT):
  *   - packets to a service prefix (Kubernetes' service CIDR): netfilter's
  *     PREROUTING DNATs them to a backend, which eBPF forwarding would skip;
@@ -12,13 +12,16 @@
  *     cross netfilter again to be un-NATed. netfilter's conntrack is asked
  *     with the bpf_skb_ct_lookup kfunc; with the bridge's
  *     bridge-nf-call-iptables on (as kubeadm sets it), the bridged reply
- *     gets its source translated back in POSTROUTING.
+ *     gets its source translated back in POSTROUTING;
+ *   - fragments between endpoints, which the stack reassembles to tell
+ *     (kernel_nat_fragment).
  * Everything else keeps the eBPF fast path. */
 #pragma once
 
 #include "common.h"
 #include "endpoint.h"
 #include "metrics.h"
+#include "parse.h"
 
 /* A network's service prefixes, keyed by network id then prefix. */
 struct service_cidr_key {
@@ -99,6 +102,16 @@ static __always_inline int kernel_nat_reply(struct __sk_buff *skb, const struct 
 	status = ct->status;
 	bpf_ct_release(ct);
 	return opts.dir == IP_CT_DIR_REPLY_ && (status & (IPS_SRC_NAT_ | IPS_DST_NAT_));
+}
+
+/* A fragment (IPv4) on a network beside the kernel's NAT: only the first
+ * carries the ports, so whether its datagram is a reply netfilter must
+ * translate cannot be told fragment by fragment. The stack reassembles it
+ * (conntrack defragments) and decides for the whole datagram; a datagram
+ * beyond the MTU is rare enough for that path. */
+static __always_inline int kernel_nat_fragment(const struct network_info *net, const struct packet *p)
+{
+	return (net->flags & NET_F_KERNEL_NAT) && (p->ip->frag_off & bpf_htons(IP_MF | IP_OFFSET));
 }
 
 /* Hands the packet to the stack for netfilter to translate. */

@@ -77,7 +77,7 @@ struct lb_affinity {
 /* The tables' capacities, mirrored to Go (loader.LB*Size) for the control
  * plane to refuse a table that would not fit before writing any of it. */
 enum lb_limits {
-	LB_SERVICES_SIZE = 65536, /* frontends and NodePorts, all services */
+	LB_SERVICES_SIZE = 65536,  /* frontends and NodePorts, all services */
 	LB_BACKENDS_SIZE = 262144, /* endpoints, all services */
 	LB_NODE_IPS_SIZE = 4096,
 };

@@ -2,6 +2,7 @@ package testutil
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -69,14 +70,49 @@ func (s *Server) serveTCP() {
 }
 
 func (s *Server) serveUDP() {
-	buf := make([]byte, 2048)
+	buf := make([]byte, 65536)
 	for {
-		_, from, err := s.udp.ReadFrom(buf)
+		n, from, err := s.udp.ReadFrom(buf)
 		if err != nil {
 			return
 		}
-		s.udp.WriteTo([]byte(fmt.Sprintf("%s %s\n", s.Name, from)), from)
+		reply := []byte(fmt.Sprintf("%s %s\n", s.Name, from))
+		// A large request (AskLarge) gets an answer as large: datagrams
+		// beyond the MTU, fragmented both ways.
+		if bytes.HasPrefix(buf[:n], []byte(largeRequest)) && n > len(reply) {
+			reply = append(reply, bytes.Repeat([]byte{'.'}, n-len(reply))...)
+		}
+		s.udp.WriteTo(reply, from)
 	}
+}
+
+// largeRequest starts a UDP request that wants an answer of its own size.
+const largeRequest = "large\n"
+
+// AskLarge sends one UDP datagram of size bytes to a named server from ns
+// and checks that the answer is as large: beyond the path's MTU, both are
+// fragmented. It returns the answer's first line, as Ask.
+func AskLarge(ns netnsutil.Namespace, addr string, size int) (string, error) {
+	c, err := Dial(ns, "udp4", addr, 3*time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(3 * time.Second))
+	req := append([]byte(largeRequest), bytes.Repeat([]byte{'.'}, max(size-len(largeRequest), 0))...)
+	if _, err := c.Write(req); err != nil {
+		return "", err
+	}
+	buf := make([]byte, 65536)
+	n, err := c.Read(buf)
+	if err != nil {
+		return "", err
+	}
+	line, _, _ := bytes.Cut(buf[:n], []byte("\n"))
+	if n != len(req) {
+		return string(line), fmt.Errorf("answer of %d bytes to a request of %d", n, len(req))
+	}
+	return string(line), nil
 }
 
 // Dial makes a socket in ns and connects it to addr over network ("tcp4"
