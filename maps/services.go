@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"slices"
 
+	"github.com/cilium/ebpf"
+
 	"github.com/ebpfnet/ebpfnet/loader"
 )
 
@@ -66,28 +68,12 @@ func (v *Views) SyncServices(want []LBService, nodeIPs []netip.Addr) (LBSync, er
 			return res, fmt.Errorf("service %v: %d local of %d endpoints", s.Frontends, s.LocalCount, len(s.Backends))
 		}
 	}
-	have := map[loader.LBKey]loader.LBService{}
-	var (
-		k   loader.LBKey
-		val loader.LBService
-	)
-	it := v.m.LBServices.Iterate()
-	for it.Next(&k, &val) {
-		have[k] = val
-	}
-	if err := it.Err(); err != nil {
+	have, err := readAll[loader.LBKey, loader.LBService](v.m.LBServices)
+	if err != nil {
 		return res, fmt.Errorf("read services: %w", err)
 	}
-	haveBackends := map[loader.LBBackendKey]loader.LBBackend{}
-	var (
-		bk loader.LBBackendKey
-		bv loader.LBBackend
-	)
-	bit := v.m.LBBackends.Iterate()
-	for bit.Next(&bk, &bv) {
-		haveBackends[bk] = bv
-	}
-	if err := bit.Err(); err != nil {
+	haveBackends, err := readAll[loader.LBBackendKey, loader.LBBackend](v.m.LBBackends)
+	if err != nil {
 		return res, fmt.Errorf("read service endpoints: %w", err)
 	}
 
@@ -184,20 +170,12 @@ func (v *Views) syncNodeIPs(want []netip.Addr) error {
 			return fmt.Errorf("node address %v: %w", a, err)
 		}
 	}
-	var (
-		ip    uint32
-		val   uint8
-		stale []uint32
-	)
-	it := v.m.LBNodeIPs.Iterate()
-	for it.Next(&ip, &val) {
+	have, err := readAll[uint32, uint8](v.m.LBNodeIPs)
+	errs := []error{err}
+	for ip := range have {
 		if !keep[ip] {
-			stale = append(stale, ip)
+			errs = append(errs, ignoreMissing(v.m.LBNodeIPs.Delete(ip)))
 		}
-	}
-	errs := []error{it.Err()}
-	for _, ip := range stale {
-		errs = append(errs, ignoreMissing(v.m.LBNodeIPs.Delete(ip)))
 	}
 	return errors.Join(errs...)
 }
@@ -266,20 +244,12 @@ func (v *Views) SyncLBClients(want []uint64) error {
 		keep[c] = true
 		errs = append(errs, v.PutLBClient(c))
 	}
-	var (
-		c     uint64
-		val   uint8
-		stale []uint64
-	)
-	it := v.m.LBClients.Iterate()
-	for it.Next(&c, &val) {
+	have, err := readAll[uint64, uint8](v.m.LBClients)
+	errs = append(errs, err)
+	for c := range have {
 		if !keep[c] {
-			stale = append(stale, c)
+			errs = append(errs, v.DeleteLBClient(c))
 		}
-	}
-	errs = append(errs, it.Err())
-	for _, c := range stale {
-		errs = append(errs, v.DeleteLBClient(c))
 	}
 	return errors.Join(errs...)
 }
@@ -287,16 +257,8 @@ func (v *Views) SyncLBClients(want []uint64) error {
 // LBClientCount counts the network namespaces whose sockets reach services
 // besides the host's.
 func (v *Views) LBClientCount() (int, error) {
-	var (
-		c   uint64
-		val uint8
-		n   int
-	)
-	it := v.m.LBClients.Iterate()
-	for it.Next(&c, &val) {
-		n++
-	}
-	return n, it.Err()
+	have, err := readAll[uint64, uint8](v.m.LBClients)
+	return len(have), err
 }
 
 // LBNodeIPs lists the node addresses NodePorts answer on, sorted.
@@ -311,5 +273,20 @@ func (v *Views) LBNodeIPs() ([]netip.Addr, error) {
 		out = append(out, AddrFromBE32(ip))
 	}
 	slices.SortFunc(out, netip.Addr.Compare)
+	return out, it.Err()
+}
+
+// readAll is every entry of m. Deleting entries while iterating makes the
+// kernel's iteration restart or skip, so callers that delete read first.
+func readAll[K comparable, V any](m *ebpf.Map) (map[K]V, error) {
+	out := map[K]V{}
+	var (
+		k K
+		v V
+	)
+	it := m.Iterate()
+	for it.Next(&k, &v) {
+		out[k] = v
+	}
 	return out, it.Err()
 }
