@@ -89,7 +89,7 @@ bench: build
 	$(GO) build -o bin/ebpfnet-bench ./bench/cmd/ebpfnet-bench
 	./bin/ebpfnet-bench -ebpfnet $(BIN) $(BENCH_FLAGS)
 
-## bench-profile: per-packet cost of the datapath programs under the bench workloads
+## bench-profile: the cost account (bench/README.md): each program's runs and ns per new connection and per UDP datagram, and perf's top symbols for host, routed and ebpfnet (about 2 minutes; needs root and perf: make deps)
 bench-profile: build
 	$(GO) build -o bin/ebpfnet-bench ./bench/cmd/ebpfnet-bench
 	$(GO) build -o bin/progstats ./bench/cmd/progstats

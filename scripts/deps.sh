@@ -8,6 +8,7 @@ pkgs=(
 	clang-format                                      # make fmt, make lint
 	iproute2 iptables nftables iputils-ping           # sandbox topologies and tests
 	iperf3 bpftool                                    # benchmarks and debugging
+	linux-perf                                        # make bench-profile: perf record -a -g of the kernel path
 	prometheus                                        # the daemon is scraped by a real Prometheus in tests
 	docker.io containerd runc tini podman             # real runtimes in tests (internal/testing/runtimetest): dockerd, containerd + ctr, podman (CNI backend)
 	containernetworking-plugins                       # reference CNI plugins (/usr/lib/cni): bridge, portmap, host-local, tuning, bandwidth
