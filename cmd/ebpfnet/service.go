@@ -281,7 +281,8 @@ func jsonError(data []byte, at int64, err error) error {
 	msg := strings.TrimPrefix(err.Error(), "json: ")
 	switch {
 	case errors.As(err, &syntax):
-		at = syntax.Offset
+		// Offset counts the offending byte too: point at it.
+		at = syntax.Offset - 1
 	case errors.As(err, &typ):
 		at = typ.Offset
 		msg = fmt.Sprintf("%s: want %s, not a JSON %s", typ.Field, jsonKind(typ.Field, typ.Type), typ.Value)
