@@ -108,9 +108,11 @@ static __always_inline int serviced(struct __sk_buff *skb, const struct lb_servi
 				    const struct ct_key *k, const struct l4_meta *m, struct ct_entry *fe)
 {
 	__u32 n = svc->flags & LB_F_EXTERNAL_LOCAL ? svc->local_count : svc->count;
+	struct bpf_fib_lookup fib;
 	struct port_entry pb = {};
 	struct endpoint_info *ep;
 	struct lb_backend b;
+	long rc;
 
 	if (!svc->count)
 		return pass(skb);
@@ -123,12 +125,19 @@ static __always_inline int serviced(struct __sk_buff *skb, const struct lb_servi
 		pb.ifindex = ep->ifindex;
 		return published(skb, &pb, k, m, fe);
 	}
+	/* What deliver() and nat_route() would refuse is refused before the
+	 * flow's entries are made. */
 	if (m->frag)
 		return drop(skb, DIR, DROP_FRAGMENT);
+	if (m->ttl <= 1)
+		return drop(skb, DIR, DROP_TTL_EXCEEDED);
 	if (fw_active() && !fw_allows(k->saddr, k->proto, k->dport, 1, 0))
 		return drop(skb, DIR, DROP_FIREWALL);
 	fe->new_saddr = bpf_map_lookup_elem(&remote_endpoints, &b.addr) ? overlay_self_addr() : upl->ip;
 	if (!fe->new_saddr)
+		return drop(skb, DIR, DROP_FIB_FAILED);
+	rc = fib_lookup4(skb, &fib, fe->new_saddr, b.addr, m);
+	if (rc < 0 || !fib_forwardable(rc))
 		return drop(skb, DIR, DROP_FIB_FAILED);
 	fe->new_sport = k->sport;
 	fe->new_daddr = b.addr;

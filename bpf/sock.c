@@ -100,8 +100,10 @@ static __always_inline struct port_entry *published(__u8 proto, __be32 ip, __be1
 }
 
 /* Points the socket at dst instead of what it asked for, and remembers
- * both in its storage to undo it for the application's eyes. */
-static __always_inline void rewrite(struct bpf_sock_addr *ctx, __be32 ip, __be16 port)
+ * both in its storage to undo it for the application's eyes. Returns
+ * whether the socket has that storage: from_source looks no further for
+ * a socket without it. */
+static __always_inline int rewrite(struct bpf_sock_addr *ctx, __be32 ip, __be16 port)
 {
 	struct sock_nat *sn = bpf_sk_storage_get(&sock_nat, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 
@@ -113,6 +115,7 @@ static __always_inline void rewrite(struct bpf_sock_addr *ctx, __be32 ip, __be16
 	}
 	ctx->user_ip4 = ip;
 	ctx->user_port = port;
+	return sn != NULL;
 }
 
 static __always_inline int redirect_to_container(struct bpf_sock_addr *ctx, __u64 netns)
@@ -155,17 +158,22 @@ static __always_inline int balance(struct bpf_sock_addr *ctx, __u64 netns, int u
 		return -1;
 	if (!lb_client(netns))
 		return -1;
-	svc = lb_lookup(ctx->protocol, frontend.addr, frontend.port, lb_node_ip(frontend.addr));
+	/* Whether the address is a node's is asked only when it is no exact
+	 * frontend: a ClusterIP costs one lookup. */
+	svc = lb_lookup_exact(ctx->protocol, frontend.addr, frontend.port);
+	if (!svc && lb_node_ip(frontend.addr))
+		svc = lb_lookup_nodeport(ctx->protocol, frontend.port);
 	if (!svc)
 		return -1;
 	n = svc->flags & LB_F_INTERNAL_LOCAL ? svc->local_count : svc->count;
 	if (lb_pick(svc, n, netns, bpf_get_prandom_u32(), &rk.backend))
 		return refused();
-	if (unconnected) {
+	/* Only a socket with storage has its answers looked up in the
+	 * reverse map (from_source). */
+	if (rewrite(ctx, rk.backend.addr, rk.backend.port) && unconnected) {
 		rk.cookie = bpf_get_socket_cookie(ctx);
 		bpf_map_update_elem(&lb_reverse, &rk, &frontend, BPF_ANY);
 	}
-	rewrite(ctx, rk.backend.addr, rk.backend.port);
 	return SOCK_PASS;
 }
 
@@ -187,8 +195,12 @@ static __always_inline int from_source(struct bpf_sock_addr *ctx, int unconnecte
 
 	if (!lb_client(bpf_get_netns_cookie(ctx)))
 		return SOCK_PASS;
+	/* A socket never pointed elsewhere (most of them: every datagram a
+	 * pod receives comes here) has nothing to undo. */
 	sn = bpf_sk_storage_get(&sock_nat, ctx->sk, 0, 0);
-	if (sn && rk.backend.addr == sn->new_ip && rk.backend.port == sn->new_port) {
+	if (!sn)
+		return SOCK_PASS;
+	if (rk.backend.addr == sn->new_ip && rk.backend.port == sn->new_port) {
 		ctx->user_ip4 = sn->orig_ip;
 		ctx->user_port = sn->orig_port;
 		return SOCK_PASS;

@@ -118,18 +118,27 @@ const volatile enum lb_scope btf_anchor_lb_scope __attribute__((unused));
 const volatile enum lb_flags btf_anchor_lb_flags __attribute__((unused));
 const volatile enum lb_limits btf_anchor_lb_limits __attribute__((unused));
 
+static __always_inline struct lb_service *lb_lookup_exact(__u8 proto, __be32 addr, __be16 port)
+{
+	struct lb_key key = { .addr = addr, .port = port, .proto = proto, .scope = LB_SCOPE_EXACT };
+
+	return bpf_map_lookup_elem(&lb_services, &key);
+}
+
+static __always_inline struct lb_service *lb_lookup_nodeport(__u8 proto, __be16 port)
+{
+	struct lb_key key = { .port = port, .proto = proto, .scope = LB_SCOPE_NODEPORT };
+
+	return bpf_map_lookup_elem(&lb_services, &key);
+}
+
 /* The service at addr:port, exact frontends first, then a NodePort if addr
  * is a node's (node says whether it is). */
 static __always_inline struct lb_service *lb_lookup(__u8 proto, __be32 addr, __be16 port, int node)
 {
-	struct lb_key key = { .addr = addr, .port = port, .proto = proto, .scope = LB_SCOPE_EXACT };
-	struct lb_service *svc = bpf_map_lookup_elem(&lb_services, &key);
+	struct lb_service *svc = lb_lookup_exact(proto, addr, port);
 
-	if (svc || !node)
-		return svc;
-	key.addr = 0;
-	key.scope = LB_SCOPE_NODEPORT;
-	return bpf_map_lookup_elem(&lb_services, &key);
+	return svc || !node ? svc : lb_lookup_nodeport(proto, port);
 }
 
 static __always_inline int lb_node_ip(__be32 addr)
