@@ -277,7 +277,10 @@ int from_uplink(struct __sk_buff *skb)
 	svc = NULL;
 	if (k.proto == IPPROTO_TCP || k.proto == IPPROTO_UDP) {
 		pb = port_lookup(k.proto, k.daddr, k.dport, k.daddr == upl->ip);
-		if (!pb)
+		/* Only a SYN or a datagram starts a service's flow: the
+		 * host's own inbound TCP, which no entry tracks, pays no
+		 * service lookup. */
+		if (!pb && (k.proto == IPPROTO_UDP || (m.tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN))
 			svc = lb_lookup(k.proto, k.daddr, k.dport, k.daddr == upl->ip);
 	}
 	if (pb)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/google/gopacket/layers"
@@ -262,8 +263,16 @@ func TestServiceWithoutEndpointsGoesToTheStack(t *testing.T) {
 		{"NodePort's port on the external IP", layers.IPProtocolTCP, ap(svcExt, svcNodePort)},
 		{"external IP's port on the uplink address", layers.IPProtocolTCP, ap(hostH, 80)},
 		{"NodePort, another protocol", layers.IPProtocolUDP, ap(hostH, svcNodePort)},
+		// Only a SYN starts a TCP flow to a Service: a segment of a flow
+		// no entry knows (the host's own connections, a flow whose
+		// entries are gone) is the stack's.
+		{"NodePort with an endpoint, no SYN", layers.IPProtocolTCP, ap(hostH, svcNodePort)},
 	} {
-		in := pkt{srcMAC: macRt, dstMAC: macUp, src: cliC, dst: tc.dst.Addr(), proto: tc.proto, sport: 5555, dport: tc.dst.Port(), tcpFlags: "S"}.build(t)
+		flags := "S"
+		if strings.HasSuffix(tc.name, "no SYN") {
+			flags = "A"
+		}
+		in := pkt{srcMAC: macRt, dstMAC: macUp, src: cliC, dst: tc.dst.Addr(), proto: tc.proto, sport: 5555, dport: tc.dst.Port(), tcpFlags: flags}.build(t)
 		ret, got := e.fromUplink(t, in)
 		if ret != tcActOK {
 			t.Errorf("%s: verdict %d, want TC_ACT_OK", tc.name, ret)
@@ -273,8 +282,8 @@ func TestServiceWithoutEndpointsGoesToTheStack(t *testing.T) {
 			t.Errorf("%s: the stack got a changed frame:\n got %x\nwant %x", tc.name, got, in)
 		}
 	}
-	if n := e.verdictIn(t, loader.DirFromUplink, loader.VerdictPass); n != 8 {
-		t.Errorf("from_uplink pass verdicts %d, want 8", n)
+	if n := e.verdictIn(t, loader.DirFromUplink, loader.VerdictPass); n != 9 {
+		t.Errorf("from_uplink pass verdicts %d, want 9", n)
 	}
 	if n := e.totalDrops(t); n != 0 {
 		t.Errorf("%d drops, want none", n)
