@@ -87,7 +87,7 @@ func (i *Instance) writeEtcFiles(ep *Endpoint, st *store) error {
 	if dir == "" {
 		return nil
 	}
-	all, err := st.endpoints()
+	all, err := st.endpointsView() // read only
 	if err != nil {
 		return err
 	}

@@ -104,7 +104,7 @@ func (i *Instance) attach(st *store, o AttachOptions) (Endpoint, error) {
 	if err := CheckDNSOptions(o.DNSOptions); err != nil {
 		return Endpoint{}, err
 	}
-	eps, err := st.endpoints()
+	eps, err := st.endpointsView() // read only
 	if err != nil {
 		return Endpoint{}, err
 	}
@@ -325,15 +325,18 @@ func (i *Instance) bridgeSteps(st *store, ep *Endpoint, o AttachOptions, ns targ
 // portsFor assigns the host ports an endpoint named name publishes,
 // checking them against the host's sockets and the published ports of eps.
 func portsFor(st *store, o AttachOptions, name string, eps []Endpoint) ([]ports.Mapping, error) {
-	var free ports.HostPortFree = func(ports.Protocol, netip.Addr, uint16) error { return nil }
-	if len(o.PortRequests) > 0 {
-		runtimeOwn, err := st.runtimeSocketsOf(o.ContainerID)
-		if err != nil {
-			return nil, err
-		}
-		if free, err = ports.HostPortProbe(runtimeOwn); err != nil {
-			return nil, err
-		}
+	if len(o.PortRequests) == 0 {
+		// What Assign gives for no requests, without the table of every
+		// endpoint's published ports it would build first.
+		return []ports.Mapping{}, nil
+	}
+	runtimeOwn, err := st.runtimeSocketsOf(o.ContainerID)
+	if err != nil {
+		return nil, err
+	}
+	free, err := ports.HostPortProbe(runtimeOwn)
+	if err != nil {
+		return nil, err
 	}
 	return ports.Assign(o.PortRequests, holders(eps), ports.Holder{Owner: Endpoint{Name: name}.describe(), ContainerID: o.ContainerID}, free)
 }

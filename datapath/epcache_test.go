@@ -175,3 +175,48 @@ func BenchmarkEndpointsDecode(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkAttachSession is the store's share of an attach and a detach
+// through the daemon with 1000 endpoints kept: a session that reads every
+// endpoint (as attach does) and writes one record, and one that deletes it
+// again; without fsync, which is not what is measured.
+func BenchmarkAttachSession(b *testing.B) {
+	dir := b.TempDir()
+	var c endpointCache
+	run := func(fn func(*store)) {
+		st, err := openStore(dir)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer st.close()
+		st.SetNoSync(true)
+		c.load(st)
+		defer c.save(st)
+		fn(st)
+	}
+	run(func(st *store) {
+		for k := range 1000 {
+			if err := st.putEndpoint(testEndpoint(k)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	run(func(st *store) { st.endpoints() })
+	x := testEndpoint(2000)
+	b.ReportAllocs()
+	for b.Loop() {
+		run(func(st *store) {
+			if eps, err := st.endpointsView(); err != nil || len(eps) != 1000 {
+				b.Fatal(len(eps), err)
+			}
+			if err := st.putEndpoint(x); err != nil {
+				b.Fatal(err)
+			}
+		})
+		run(func(st *store) {
+			if err := st.deleteEndpoint(x.Name); err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
+}

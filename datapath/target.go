@@ -28,10 +28,14 @@ import (
 // interface there has the MAC and address it reports.
 
 // target is an attach's network namespace, held open by descriptor so it
-// cannot die (and give its inode away) while the attach runs.
+// cannot die (and give its inode away) while the attach runs, with one
+// rtnetlink socket in it for all of the attach's requests there (a handle
+// per request cost three sockets, each made by entering the namespace and
+// leaving it again).
 type target struct {
 	netnsutil.Namespace
 	fd netns.NsHandle
+	h  *netlink.Handle
 }
 
 // openTarget opens a resolved namespace and checks the descriptor is the
@@ -50,20 +54,21 @@ func openTarget(ns netnsutil.Namespace) (target, error) {
 		fd.Close()
 		return target{}, fmt.Errorf("target %s changed while it was opened (another namespace is bound there now)", ns.Ref)
 	}
-	return target{ns, fd}, nil
-}
-
-func (t target) close() { t.fd.Close() }
-
-// do runs fn with a netlink handle inside the target.
-func (t target) do(fn func(*netlink.Handle) error) error {
-	h, err := netlink.NewHandleAt(t.fd)
+	h, err := netlink.NewHandleAt(fd, unix.NETLINK_ROUTE)
 	if err != nil {
-		return fmt.Errorf("netlink in %s: %w", t.Path, err)
+		fd.Close()
+		return target{}, fmt.Errorf("netlink in %s: %w", ns.Path, err)
 	}
-	defer h.Close()
-	return fn(h)
+	return target{ns, fd, h}, nil
 }
+
+func (t target) close() {
+	t.h.Close()
+	t.fd.Close()
+}
+
+// do runs fn with the target's netlink handle.
+func (t target) do(fn func(*netlink.Handle) error) error { return fn(t.h) }
 
 // cookie is the namespace's cookie, the name the socket hooks know it by.
 func (t target) cookie() (c uint64, err error) {

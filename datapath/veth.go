@@ -38,7 +38,7 @@ func (i *Instance) plumbVeth(ep *Endpoint, n Network, ns target, rollback *undo)
 
 func setLoopbackUp(ns target) error {
 	return ns.do(func(h *netlink.Handle) error {
-		if err := plumbing.LinkUpByName(h, "lo"); err != nil {
+		if err := plumbing.LoopbackUp(h); err != nil {
 			return fmt.Errorf("bring up lo in %s: %w", ns.Path, err)
 		}
 		return nil

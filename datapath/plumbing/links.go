@@ -52,10 +52,12 @@ func AddVeth(v Veth) (ifindex int, del func(), err error) {
 			return 0, del, err
 		}
 		ifindex = host.Attrs().Index
+		veth.Index = ifindex
 	}
 	if v.Hairpin {
-		if err := SetHairpin(v.Host, true); err != nil {
-			return ifindex, del, err
+		// By that index: no lookup by name again.
+		if err := netlink.LinkSetHairpin(veth, true); err != nil {
+			return ifindex, del, fmt.Errorf("set hairpin mode of %s: %w", v.Host, err)
 		}
 	}
 	return ifindex, del, nil
@@ -88,7 +90,7 @@ func ConfigureContainerEnd(h *netlink.Handle, ifname string, addr netip.Prefix, 
 		what string
 		do   func() error
 	}{
-		{"bring up lo", func() error { return LinkUpByName(h, "lo") }},
+		{"bring up lo", func() error { return LoopbackUp(h) }},
 		{"address " + ifname, func() error { return h.AddrAdd(eth0, &netlink.Addr{IPNet: PrefixIPNet(addr)}) }},
 		{"bring up " + ifname, func() error { return h.LinkSetUp(eth0) }},
 		{"add default route", func() error {

@@ -41,6 +41,17 @@ func LinkUpByName(h *netlink.Handle, name string) error {
 	return h.LinkSetUp(l)
 }
 
+// loopbackIfindex is lo's ifindex in every network namespace (the kernel's
+// LOOPBACK_IFINDEX).
+const loopbackIfindex = 1
+
+// LoopbackUp brings up h's namespace's lo: by its fixed ifindex, one
+// request instead of a lookup by name and a request.
+func LoopbackUp(h *netlink.Handle) error {
+	lo := &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: loopbackIfindex, Name: "lo"}}
+	return h.LinkSetUp(lo)
+}
+
 // WithHandle runs fn with a netlink handle inside ns.
 func WithHandle(ns netnsutil.Namespace, fn func(*netlink.Handle) error) error {
 	nsh, err := ns.Open()
