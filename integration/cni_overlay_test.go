@@ -14,6 +14,7 @@ import (
 	current "github.com/containernetworking/cni/pkg/types/100"
 
 	"github.com/ebpfnet/ebpfnet/internal/netnsutil"
+	"github.com/ebpfnet/ebpfnet/internal/testing/etcdtest"
 	"github.com/ebpfnet/ebpfnet/internal/testing/testutil"
 )
 
@@ -67,6 +68,18 @@ func (h *cniOverlayHost) add(l *libcni.NetworkConfigList, rt *libcni.RuntimeConf
 		return err
 	})
 	return res, err
+}
+
+// addPod makes a pod namespace named name and ADDs it on h as pod, and
+// returns the namespace and the pod's address.
+func (h *cniOverlayHost) addPod(c *etcdtest.Cluster, settings map[string]any, name, pod string) (netnsutil.Namespace, string) {
+	h.t.Helper()
+	nsName, ns := container(h.t, c, name)
+	res, err := h.add(h.list(settings), h.rt("ctr-"+name, nsName, pod))
+	if err != nil {
+		h.t.Fatalf("ADD %s on host %d: %v", name, h.i, err)
+	}
+	return ns, res.IPs[0].Address.IP.String()
 }
 
 func (h *cniOverlayHost) del(l *libcni.NetworkConfigList, rt *libcni.RuntimeConf) error {

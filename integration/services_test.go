@@ -285,17 +285,8 @@ func TestServicesAcrossHosts(t *testing.T) {
 		h.startDaemon()
 		hs = append(hs, newCNIOverlayHost(t, h))
 	}
-	nsA, a := container(t, c, "a")
-	nsB, b := container(t, c, "b")
-	resA, err := hs[0].add(hs[0].list(nil), hs[0].rt("ctr-a", nsA, "client"))
-	if err != nil {
-		t.Fatalf("ADD a on host 1: %v", err)
-	}
-	resB, err := hs[1].add(hs[1].list(nil), hs[1].rt("ctr-b", nsB, "backend"))
-	if err != nil {
-		t.Fatalf("ADD b on host 2: %v", err)
-	}
-	ipA, ipB := resA.IPs[0].Address.IP.String(), resB.IPs[0].Address.IP.String()
+	a, ipA := hs[0].addPod(c, nil, "a", "client")
+	b, ipB := hs[1].addPod(c, nil, "b", "backend")
 	host1, host2 := etcdtest.HostIP(1), etcdtest.HostIP(2)
 	testutil.Serve(t, a, "client", ":8080")
 	testutil.Serve(t, b, "backend", ":8080")
