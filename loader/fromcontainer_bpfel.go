@@ -124,7 +124,11 @@ const (
 	fromContainerDropReasonDROP_OVERLAY_VNI               fromContainerDropReason = 27
 	fromContainerDropReasonDROP_OVERLAY_NO_ENDPOINT       fromContainerDropReason = 28
 	fromContainerDropReasonDROP_SERVICE_NO_LOCAL_ENDPOINT fromContainerDropReason = 29
-	fromContainerDropReasonDROP_MAX                       fromContainerDropReason = 30
+	fromContainerDropReasonDROP_SPOOFED_ND                fromContainerDropReason = 30
+	fromContainerDropReasonDROP_ROUTER_ND                 fromContainerDropReason = 31
+	fromContainerDropReasonDROP_IPV6EXT_HDR               fromContainerDropReason = 32
+	fromContainerDropReasonDROP_IPV6NOT_ROUTED            fromContainerDropReason = 33
+	fromContainerDropReasonDROP_MAX                       fromContainerDropReason = 34
 )
 
 type fromContainerEndpointCounters struct {
@@ -183,6 +187,11 @@ const (
 	fromContainerFwScopeKindFW_SCOPE_NETWORK fromContainerFwScopeKind = 2
 	fromContainerFwScopeKindFW_SCOPE_PORT    fromContainerFwScopeKind = 3
 )
+
+type fromContainerIp6Key struct {
+	_    structs.HostLayout
+	Addr [4]uint32
+}
 
 type fromContainerMonitorBudget struct {
 	_      structs.HostLayout
@@ -245,6 +254,13 @@ const (
 	fromContainerNatRetryBucketNAT_RETRY_MAX       fromContainerNatRetryBucket = 7
 )
 
+type fromContainerNetwork6Info struct {
+	_         structs.HostLayout
+	Gateway6  [4]uint32
+	Subnet6   [4]uint32
+	Prefixlen uint32
+}
+
 type fromContainerNetworkFlags uint32
 
 const (
@@ -253,6 +269,7 @@ const (
 	fromContainerNetworkFlagsNET_F_INTERNAL    fromContainerNetworkFlags = 4
 	fromContainerNetworkFlagsNET_F_UNPROTECTED fromContainerNetworkFlags = 8
 	fromContainerNetworkFlagsNET_F_KERNEL_NAT  fromContainerNetworkFlags = 16
+	fromContainerNetworkFlagsNET_F_IPV6        fromContainerNetworkFlags = 32
 )
 
 type fromContainerNetworkInfo struct {
@@ -323,6 +340,12 @@ type fromContainerServiceCidrKey struct {
 	Addr      uint32
 }
 
+type fromContainerSubnet6Key struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Addr      [4]uint32
+}
+
 type fromContainerSubnetKey struct {
 	_         structs.HostLayout
 	Prefixlen uint32
@@ -365,8 +388,10 @@ const (
 	fromContainerMapCtInbound               = "ct_inbound"
 	fromContainerMapDropCounters            = "drop_counters"
 	fromContainerMapEndpointIps             = "endpoint_ips"
+	fromContainerMapEndpointIps6            = "endpoint_ips6"
 	fromContainerMapEndpointStats           = "endpoint_stats"
 	fromContainerMapEndpoints               = "endpoints"
+	fromContainerMapEndpoints6              = "endpoints6"
 	fromContainerMapFwCount                 = "fw_count"
 	fromContainerMapFwRules                 = "fw_rules"
 	fromContainerMapMonitorBudgets          = "monitor_budgets"
@@ -375,6 +400,7 @@ const (
 	fromContainerMapNatAllocFailures        = "nat_alloc_failures"
 	fromContainerMapNatRetries              = "nat_retries"
 	fromContainerMapNetworks                = "networks"
+	fromContainerMapNetworks6               = "networks6"
 	fromContainerMapOverlayHostFlows        = "overlay_host_flows"
 	fromContainerMapOverlayHosts            = "overlay_hosts"
 	fromContainerMapOverlayNetworks         = "overlay_networks"
@@ -383,6 +409,7 @@ const (
 	fromContainerMapRemoteEndpoints         = "remote_endpoints"
 	fromContainerMapServiceCidrs            = "service_cidrs"
 	fromContainerMapSubnets                 = "subnets"
+	fromContainerMapSubnets6                = "subnets6"
 	fromContainerMapUplinkIps               = "uplink_ips"
 	fromContainerMapUplinks                 = "uplinks"
 	fromContainerMapVerdicts                = "verdicts"
@@ -464,8 +491,10 @@ type fromContainerMapSpecs struct {
 	CtInbound        *ebpf.MapSpec `ebpf:"ct_inbound"`
 	DropCounters     *ebpf.MapSpec `ebpf:"drop_counters"`
 	EndpointIps      *ebpf.MapSpec `ebpf:"endpoint_ips"`
+	EndpointIps6     *ebpf.MapSpec `ebpf:"endpoint_ips6"`
 	EndpointStats    *ebpf.MapSpec `ebpf:"endpoint_stats"`
 	Endpoints        *ebpf.MapSpec `ebpf:"endpoints"`
+	Endpoints6       *ebpf.MapSpec `ebpf:"endpoints6"`
 	FwCount          *ebpf.MapSpec `ebpf:"fw_count"`
 	FwRules          *ebpf.MapSpec `ebpf:"fw_rules"`
 	MonitorBudgets   *ebpf.MapSpec `ebpf:"monitor_budgets"`
@@ -474,6 +503,7 @@ type fromContainerMapSpecs struct {
 	NatAllocFailures *ebpf.MapSpec `ebpf:"nat_alloc_failures"`
 	NatRetries       *ebpf.MapSpec `ebpf:"nat_retries"`
 	Networks         *ebpf.MapSpec `ebpf:"networks"`
+	Networks6        *ebpf.MapSpec `ebpf:"networks6"`
 	OverlayHostFlows *ebpf.MapSpec `ebpf:"overlay_host_flows"`
 	OverlayHosts     *ebpf.MapSpec `ebpf:"overlay_hosts"`
 	OverlayNetworks  *ebpf.MapSpec `ebpf:"overlay_networks"`
@@ -482,6 +512,7 @@ type fromContainerMapSpecs struct {
 	RemoteEndpoints  *ebpf.MapSpec `ebpf:"remote_endpoints"`
 	ServiceCidrs     *ebpf.MapSpec `ebpf:"service_cidrs"`
 	Subnets          *ebpf.MapSpec `ebpf:"subnets"`
+	Subnets6         *ebpf.MapSpec `ebpf:"subnets6"`
 	UplinkIps        *ebpf.MapSpec `ebpf:"uplink_ips"`
 	Uplinks          *ebpf.MapSpec `ebpf:"uplinks"`
 	Verdicts         *ebpf.MapSpec `ebpf:"verdicts"`
@@ -539,8 +570,10 @@ type fromContainerMaps struct {
 	CtInbound        *ebpf.Map `ebpf:"ct_inbound"`
 	DropCounters     *ebpf.Map `ebpf:"drop_counters"`
 	EndpointIps      *ebpf.Map `ebpf:"endpoint_ips"`
+	EndpointIps6     *ebpf.Map `ebpf:"endpoint_ips6"`
 	EndpointStats    *ebpf.Map `ebpf:"endpoint_stats"`
 	Endpoints        *ebpf.Map `ebpf:"endpoints"`
+	Endpoints6       *ebpf.Map `ebpf:"endpoints6"`
 	FwCount          *ebpf.Map `ebpf:"fw_count"`
 	FwRules          *ebpf.Map `ebpf:"fw_rules"`
 	MonitorBudgets   *ebpf.Map `ebpf:"monitor_budgets"`
@@ -549,6 +582,7 @@ type fromContainerMaps struct {
 	NatAllocFailures *ebpf.Map `ebpf:"nat_alloc_failures"`
 	NatRetries       *ebpf.Map `ebpf:"nat_retries"`
 	Networks         *ebpf.Map `ebpf:"networks"`
+	Networks6        *ebpf.Map `ebpf:"networks6"`
 	OverlayHostFlows *ebpf.Map `ebpf:"overlay_host_flows"`
 	OverlayHosts     *ebpf.Map `ebpf:"overlay_hosts"`
 	OverlayNetworks  *ebpf.Map `ebpf:"overlay_networks"`
@@ -557,6 +591,7 @@ type fromContainerMaps struct {
 	RemoteEndpoints  *ebpf.Map `ebpf:"remote_endpoints"`
 	ServiceCidrs     *ebpf.Map `ebpf:"service_cidrs"`
 	Subnets          *ebpf.Map `ebpf:"subnets"`
+	Subnets6         *ebpf.Map `ebpf:"subnets6"`
 	UplinkIps        *ebpf.Map `ebpf:"uplink_ips"`
 	Uplinks          *ebpf.Map `ebpf:"uplinks"`
 	Verdicts         *ebpf.Map `ebpf:"verdicts"`
@@ -570,8 +605,10 @@ func (m *fromContainerMaps) Close() error {
 		m.CtInbound,
 		m.DropCounters,
 		m.EndpointIps,
+		m.EndpointIps6,
 		m.EndpointStats,
 		m.Endpoints,
+		m.Endpoints6,
 		m.FwCount,
 		m.FwRules,
 		m.MonitorBudgets,
@@ -580,6 +617,7 @@ func (m *fromContainerMaps) Close() error {
 		m.NatAllocFailures,
 		m.NatRetries,
 		m.Networks,
+		m.Networks6,
 		m.OverlayHostFlows,
 		m.OverlayHosts,
 		m.OverlayNetworks,
@@ -588,6 +626,7 @@ func (m *fromContainerMaps) Close() error {
 		m.RemoteEndpoints,
 		m.ServiceCidrs,
 		m.Subnets,
+		m.Subnets6,
 		m.UplinkIps,
 		m.Uplinks,
 		m.Verdicts,

@@ -22,18 +22,22 @@ const (
 	fromHostMapCtInbound              = "ct_inbound"
 	fromHostMapDropCounters           = "drop_counters"
 	fromHostMapEndpointIps            = "endpoint_ips"
+	fromHostMapEndpointIps6           = "endpoint_ips6"
 	fromHostMapEndpointStats          = "endpoint_stats"
 	fromHostMapEndpoints              = "endpoints"
+	fromHostMapEndpoints6             = "endpoints6"
 	fromHostMapMonitorBudgets         = "monitor_budgets"
 	fromHostMapMonitorCtl             = "monitor_ctl"
 	fromHostMapMonitorEvents          = "monitor_events"
 	fromHostMapNetworks               = "networks"
+	fromHostMapNetworks6              = "networks6"
 	fromHostMapOverlayHostFlows       = "overlay_host_flows"
 	fromHostMapOverlayHosts           = "overlay_hosts"
 	fromHostMapOverlayNetworks        = "overlay_networks"
 	fromHostMapOverlaySelf            = "overlay_self"
 	fromHostMapRemoteEndpoints        = "remote_endpoints"
 	fromHostMapSubnets                = "subnets"
+	fromHostMapSubnets6               = "subnets6"
 	fromHostMapVerdicts               = "verdicts"
 	fromHostProgFromHost              = "from_host"
 	fromHostVarBtfAnchorCtKind        = "btf_anchor_ct_kind"
@@ -105,18 +109,22 @@ type fromHostMapSpecs struct {
 	CtInbound        *ebpf.MapSpec `ebpf:"ct_inbound"`
 	DropCounters     *ebpf.MapSpec `ebpf:"drop_counters"`
 	EndpointIps      *ebpf.MapSpec `ebpf:"endpoint_ips"`
+	EndpointIps6     *ebpf.MapSpec `ebpf:"endpoint_ips6"`
 	EndpointStats    *ebpf.MapSpec `ebpf:"endpoint_stats"`
 	Endpoints        *ebpf.MapSpec `ebpf:"endpoints"`
+	Endpoints6       *ebpf.MapSpec `ebpf:"endpoints6"`
 	MonitorBudgets   *ebpf.MapSpec `ebpf:"monitor_budgets"`
 	MonitorCtl       *ebpf.MapSpec `ebpf:"monitor_ctl"`
 	MonitorEvents    *ebpf.MapSpec `ebpf:"monitor_events"`
 	Networks         *ebpf.MapSpec `ebpf:"networks"`
+	Networks6        *ebpf.MapSpec `ebpf:"networks6"`
 	OverlayHostFlows *ebpf.MapSpec `ebpf:"overlay_host_flows"`
 	OverlayHosts     *ebpf.MapSpec `ebpf:"overlay_hosts"`
 	OverlayNetworks  *ebpf.MapSpec `ebpf:"overlay_networks"`
 	OverlaySelf      *ebpf.MapSpec `ebpf:"overlay_self"`
 	RemoteEndpoints  *ebpf.MapSpec `ebpf:"remote_endpoints"`
 	Subnets          *ebpf.MapSpec `ebpf:"subnets"`
+	Subnets6         *ebpf.MapSpec `ebpf:"subnets6"`
 	Verdicts         *ebpf.MapSpec `ebpf:"verdicts"`
 }
 
@@ -164,18 +172,22 @@ type fromHostMaps struct {
 	CtInbound        *ebpf.Map `ebpf:"ct_inbound"`
 	DropCounters     *ebpf.Map `ebpf:"drop_counters"`
 	EndpointIps      *ebpf.Map `ebpf:"endpoint_ips"`
+	EndpointIps6     *ebpf.Map `ebpf:"endpoint_ips6"`
 	EndpointStats    *ebpf.Map `ebpf:"endpoint_stats"`
 	Endpoints        *ebpf.Map `ebpf:"endpoints"`
+	Endpoints6       *ebpf.Map `ebpf:"endpoints6"`
 	MonitorBudgets   *ebpf.Map `ebpf:"monitor_budgets"`
 	MonitorCtl       *ebpf.Map `ebpf:"monitor_ctl"`
 	MonitorEvents    *ebpf.Map `ebpf:"monitor_events"`
 	Networks         *ebpf.Map `ebpf:"networks"`
+	Networks6        *ebpf.Map `ebpf:"networks6"`
 	OverlayHostFlows *ebpf.Map `ebpf:"overlay_host_flows"`
 	OverlayHosts     *ebpf.Map `ebpf:"overlay_hosts"`
 	OverlayNetworks  *ebpf.Map `ebpf:"overlay_networks"`
 	OverlaySelf      *ebpf.Map `ebpf:"overlay_self"`
 	RemoteEndpoints  *ebpf.Map `ebpf:"remote_endpoints"`
 	Subnets          *ebpf.Map `ebpf:"subnets"`
+	Subnets6         *ebpf.Map `ebpf:"subnets6"`
 	Verdicts         *ebpf.Map `ebpf:"verdicts"`
 }
 
@@ -187,18 +199,22 @@ func (m *fromHostMaps) Close() error {
 		m.CtInbound,
 		m.DropCounters,
 		m.EndpointIps,
+		m.EndpointIps6,
 		m.EndpointStats,
 		m.Endpoints,
+		m.Endpoints6,
 		m.MonitorBudgets,
 		m.MonitorCtl,
 		m.MonitorEvents,
 		m.Networks,
+		m.Networks6,
 		m.OverlayHostFlows,
 		m.OverlayHosts,
 		m.OverlayNetworks,
 		m.OverlaySelf,
 		m.RemoteEndpoints,
 		m.Subnets,
+		m.Subnets6,
 		m.Verdicts,
 	)
 }

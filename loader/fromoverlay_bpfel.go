@@ -22,14 +22,17 @@ const (
 	fromOverlayMapCtInbound               = "ct_inbound"
 	fromOverlayMapDropCounters            = "drop_counters"
 	fromOverlayMapEndpointIps             = "endpoint_ips"
+	fromOverlayMapEndpointIps6            = "endpoint_ips6"
 	fromOverlayMapEndpointStats           = "endpoint_stats"
 	fromOverlayMapEndpoints               = "endpoints"
+	fromOverlayMapEndpoints6              = "endpoints6"
 	fromOverlayMapMonitorBudgets          = "monitor_budgets"
 	fromOverlayMapMonitorCtl              = "monitor_ctl"
 	fromOverlayMapMonitorEvents           = "monitor_events"
 	fromOverlayMapNatAllocFailures        = "nat_alloc_failures"
 	fromOverlayMapNatRetries              = "nat_retries"
 	fromOverlayMapNetworks                = "networks"
+	fromOverlayMapNetworks6               = "networks6"
 	fromOverlayMapOverlayHostFlows        = "overlay_host_flows"
 	fromOverlayMapOverlayHosts            = "overlay_hosts"
 	fromOverlayMapOverlayNetworks         = "overlay_networks"
@@ -38,6 +41,7 @@ const (
 	fromOverlayMapRemoteEndpoints         = "remote_endpoints"
 	fromOverlayMapServiceCidrs            = "service_cidrs"
 	fromOverlayMapSubnets                 = "subnets"
+	fromOverlayMapSubnets6                = "subnets6"
 	fromOverlayMapUplinkIps               = "uplink_ips"
 	fromOverlayMapUplinks                 = "uplinks"
 	fromOverlayMapVerdicts                = "verdicts"
@@ -116,14 +120,17 @@ type fromOverlayMapSpecs struct {
 	CtInbound        *ebpf.MapSpec `ebpf:"ct_inbound"`
 	DropCounters     *ebpf.MapSpec `ebpf:"drop_counters"`
 	EndpointIps      *ebpf.MapSpec `ebpf:"endpoint_ips"`
+	EndpointIps6     *ebpf.MapSpec `ebpf:"endpoint_ips6"`
 	EndpointStats    *ebpf.MapSpec `ebpf:"endpoint_stats"`
 	Endpoints        *ebpf.MapSpec `ebpf:"endpoints"`
+	Endpoints6       *ebpf.MapSpec `ebpf:"endpoints6"`
 	MonitorBudgets   *ebpf.MapSpec `ebpf:"monitor_budgets"`
 	MonitorCtl       *ebpf.MapSpec `ebpf:"monitor_ctl"`
 	MonitorEvents    *ebpf.MapSpec `ebpf:"monitor_events"`
 	NatAllocFailures *ebpf.MapSpec `ebpf:"nat_alloc_failures"`
 	NatRetries       *ebpf.MapSpec `ebpf:"nat_retries"`
 	Networks         *ebpf.MapSpec `ebpf:"networks"`
+	Networks6        *ebpf.MapSpec `ebpf:"networks6"`
 	OverlayHostFlows *ebpf.MapSpec `ebpf:"overlay_host_flows"`
 	OverlayHosts     *ebpf.MapSpec `ebpf:"overlay_hosts"`
 	OverlayNetworks  *ebpf.MapSpec `ebpf:"overlay_networks"`
@@ -132,6 +139,7 @@ type fromOverlayMapSpecs struct {
 	RemoteEndpoints  *ebpf.MapSpec `ebpf:"remote_endpoints"`
 	ServiceCidrs     *ebpf.MapSpec `ebpf:"service_cidrs"`
 	Subnets          *ebpf.MapSpec `ebpf:"subnets"`
+	Subnets6         *ebpf.MapSpec `ebpf:"subnets6"`
 	UplinkIps        *ebpf.MapSpec `ebpf:"uplink_ips"`
 	Uplinks          *ebpf.MapSpec `ebpf:"uplinks"`
 	Verdicts         *ebpf.MapSpec `ebpf:"verdicts"`
@@ -186,14 +194,17 @@ type fromOverlayMaps struct {
 	CtInbound        *ebpf.Map `ebpf:"ct_inbound"`
 	DropCounters     *ebpf.Map `ebpf:"drop_counters"`
 	EndpointIps      *ebpf.Map `ebpf:"endpoint_ips"`
+	EndpointIps6     *ebpf.Map `ebpf:"endpoint_ips6"`
 	EndpointStats    *ebpf.Map `ebpf:"endpoint_stats"`
 	Endpoints        *ebpf.Map `ebpf:"endpoints"`
+	Endpoints6       *ebpf.Map `ebpf:"endpoints6"`
 	MonitorBudgets   *ebpf.Map `ebpf:"monitor_budgets"`
 	MonitorCtl       *ebpf.Map `ebpf:"monitor_ctl"`
 	MonitorEvents    *ebpf.Map `ebpf:"monitor_events"`
 	NatAllocFailures *ebpf.Map `ebpf:"nat_alloc_failures"`
 	NatRetries       *ebpf.Map `ebpf:"nat_retries"`
 	Networks         *ebpf.Map `ebpf:"networks"`
+	Networks6        *ebpf.Map `ebpf:"networks6"`
 	OverlayHostFlows *ebpf.Map `ebpf:"overlay_host_flows"`
 	OverlayHosts     *ebpf.Map `ebpf:"overlay_hosts"`
 	OverlayNetworks  *ebpf.Map `ebpf:"overlay_networks"`
@@ -202,6 +213,7 @@ type fromOverlayMaps struct {
 	RemoteEndpoints  *ebpf.Map `ebpf:"remote_endpoints"`
 	ServiceCidrs     *ebpf.Map `ebpf:"service_cidrs"`
 	Subnets          *ebpf.Map `ebpf:"subnets"`
+	Subnets6         *ebpf.Map `ebpf:"subnets6"`
 	UplinkIps        *ebpf.Map `ebpf:"uplink_ips"`
 	Uplinks          *ebpf.Map `ebpf:"uplinks"`
 	Verdicts         *ebpf.Map `ebpf:"verdicts"`
@@ -215,14 +227,17 @@ func (m *fromOverlayMaps) Close() error {
 		m.CtInbound,
 		m.DropCounters,
 		m.EndpointIps,
+		m.EndpointIps6,
 		m.EndpointStats,
 		m.Endpoints,
+		m.Endpoints6,
 		m.MonitorBudgets,
 		m.MonitorCtl,
 		m.MonitorEvents,
 		m.NatAllocFailures,
 		m.NatRetries,
 		m.Networks,
+		m.Networks6,
 		m.OverlayHostFlows,
 		m.OverlayHosts,
 		m.OverlayNetworks,
@@ -231,6 +246,7 @@ func (m *fromOverlayMaps) Close() error {
 		m.RemoteEndpoints,
 		m.ServiceCidrs,
 		m.Subnets,
+		m.Subnets6,
 		m.UplinkIps,
 		m.Uplinks,
 		m.Verdicts,

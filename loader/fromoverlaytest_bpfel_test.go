@@ -22,14 +22,17 @@ const (
 	fromOverlayTestMapCtInbound               = "ct_inbound"
 	fromOverlayTestMapDropCounters            = "drop_counters"
 	fromOverlayTestMapEndpointIps             = "endpoint_ips"
+	fromOverlayTestMapEndpointIps6            = "endpoint_ips6"
 	fromOverlayTestMapEndpointStats           = "endpoint_stats"
 	fromOverlayTestMapEndpoints               = "endpoints"
+	fromOverlayTestMapEndpoints6              = "endpoints6"
 	fromOverlayTestMapMonitorBudgets          = "monitor_budgets"
 	fromOverlayTestMapMonitorCtl              = "monitor_ctl"
 	fromOverlayTestMapMonitorEvents           = "monitor_events"
 	fromOverlayTestMapNatAllocFailures        = "nat_alloc_failures"
 	fromOverlayTestMapNatRetries              = "nat_retries"
 	fromOverlayTestMapNetworks                = "networks"
+	fromOverlayTestMapNetworks6               = "networks6"
 	fromOverlayTestMapOverlayHostFlows        = "overlay_host_flows"
 	fromOverlayTestMapOverlayHosts            = "overlay_hosts"
 	fromOverlayTestMapOverlayNetworks         = "overlay_networks"
@@ -38,6 +41,7 @@ const (
 	fromOverlayTestMapRemoteEndpoints         = "remote_endpoints"
 	fromOverlayTestMapServiceCidrs            = "service_cidrs"
 	fromOverlayTestMapSubnets                 = "subnets"
+	fromOverlayTestMapSubnets6                = "subnets6"
 	fromOverlayTestMapUplinkIps               = "uplink_ips"
 	fromOverlayTestMapUplinks                 = "uplinks"
 	fromOverlayTestMapVerdicts                = "verdicts"
@@ -116,14 +120,17 @@ type fromOverlayTestMapSpecs struct {
 	CtInbound        *ebpf.MapSpec `ebpf:"ct_inbound"`
 	DropCounters     *ebpf.MapSpec `ebpf:"drop_counters"`
 	EndpointIps      *ebpf.MapSpec `ebpf:"endpoint_ips"`
+	EndpointIps6     *ebpf.MapSpec `ebpf:"endpoint_ips6"`
 	EndpointStats    *ebpf.MapSpec `ebpf:"endpoint_stats"`
 	Endpoints        *ebpf.MapSpec `ebpf:"endpoints"`
+	Endpoints6       *ebpf.MapSpec `ebpf:"endpoints6"`
 	MonitorBudgets   *ebpf.MapSpec `ebpf:"monitor_budgets"`
 	MonitorCtl       *ebpf.MapSpec `ebpf:"monitor_ctl"`
 	MonitorEvents    *ebpf.MapSpec `ebpf:"monitor_events"`
 	NatAllocFailures *ebpf.MapSpec `ebpf:"nat_alloc_failures"`
 	NatRetries       *ebpf.MapSpec `ebpf:"nat_retries"`
 	Networks         *ebpf.MapSpec `ebpf:"networks"`
+	Networks6        *ebpf.MapSpec `ebpf:"networks6"`
 	OverlayHostFlows *ebpf.MapSpec `ebpf:"overlay_host_flows"`
 	OverlayHosts     *ebpf.MapSpec `ebpf:"overlay_hosts"`
 	OverlayNetworks  *ebpf.MapSpec `ebpf:"overlay_networks"`
@@ -132,6 +139,7 @@ type fromOverlayTestMapSpecs struct {
 	RemoteEndpoints  *ebpf.MapSpec `ebpf:"remote_endpoints"`
 	ServiceCidrs     *ebpf.MapSpec `ebpf:"service_cidrs"`
 	Subnets          *ebpf.MapSpec `ebpf:"subnets"`
+	Subnets6         *ebpf.MapSpec `ebpf:"subnets6"`
 	UplinkIps        *ebpf.MapSpec `ebpf:"uplink_ips"`
 	Uplinks          *ebpf.MapSpec `ebpf:"uplinks"`
 	Verdicts         *ebpf.MapSpec `ebpf:"verdicts"`
@@ -186,14 +194,17 @@ type fromOverlayTestMaps struct {
 	CtInbound        *ebpf.Map `ebpf:"ct_inbound"`
 	DropCounters     *ebpf.Map `ebpf:"drop_counters"`
 	EndpointIps      *ebpf.Map `ebpf:"endpoint_ips"`
+	EndpointIps6     *ebpf.Map `ebpf:"endpoint_ips6"`
 	EndpointStats    *ebpf.Map `ebpf:"endpoint_stats"`
 	Endpoints        *ebpf.Map `ebpf:"endpoints"`
+	Endpoints6       *ebpf.Map `ebpf:"endpoints6"`
 	MonitorBudgets   *ebpf.Map `ebpf:"monitor_budgets"`
 	MonitorCtl       *ebpf.Map `ebpf:"monitor_ctl"`
 	MonitorEvents    *ebpf.Map `ebpf:"monitor_events"`
 	NatAllocFailures *ebpf.Map `ebpf:"nat_alloc_failures"`
 	NatRetries       *ebpf.Map `ebpf:"nat_retries"`
 	Networks         *ebpf.Map `ebpf:"networks"`
+	Networks6        *ebpf.Map `ebpf:"networks6"`
 	OverlayHostFlows *ebpf.Map `ebpf:"overlay_host_flows"`
 	OverlayHosts     *ebpf.Map `ebpf:"overlay_hosts"`
 	OverlayNetworks  *ebpf.Map `ebpf:"overlay_networks"`
@@ -202,6 +213,7 @@ type fromOverlayTestMaps struct {
 	RemoteEndpoints  *ebpf.Map `ebpf:"remote_endpoints"`
 	ServiceCidrs     *ebpf.Map `ebpf:"service_cidrs"`
 	Subnets          *ebpf.Map `ebpf:"subnets"`
+	Subnets6         *ebpf.Map `ebpf:"subnets6"`
 	UplinkIps        *ebpf.Map `ebpf:"uplink_ips"`
 	Uplinks          *ebpf.Map `ebpf:"uplinks"`
 	Verdicts         *ebpf.Map `ebpf:"verdicts"`
@@ -215,14 +227,17 @@ func (m *fromOverlayTestMaps) Close() error {
 		m.CtInbound,
 		m.DropCounters,
 		m.EndpointIps,
+		m.EndpointIps6,
 		m.EndpointStats,
 		m.Endpoints,
+		m.Endpoints6,
 		m.MonitorBudgets,
 		m.MonitorCtl,
 		m.MonitorEvents,
 		m.NatAllocFailures,
 		m.NatRetries,
 		m.Networks,
+		m.Networks6,
 		m.OverlayHostFlows,
 		m.OverlayHosts,
 		m.OverlayNetworks,
@@ -231,6 +246,7 @@ func (m *fromOverlayTestMaps) Close() error {
 		m.RemoteEndpoints,
 		m.ServiceCidrs,
 		m.Subnets,
+		m.Subnets6,
 		m.UplinkIps,
 		m.Uplinks,
 		m.Verdicts,

@@ -22,8 +22,10 @@ const (
 	fromUplinkMapCtInbound               = "ct_inbound"
 	fromUplinkMapDropCounters            = "drop_counters"
 	fromUplinkMapEndpointIps             = "endpoint_ips"
+	fromUplinkMapEndpointIps6            = "endpoint_ips6"
 	fromUplinkMapEndpointStats           = "endpoint_stats"
 	fromUplinkMapEndpoints               = "endpoints"
+	fromUplinkMapEndpoints6              = "endpoints6"
 	fromUplinkMapFwCount                 = "fw_count"
 	fromUplinkMapFwRules                 = "fw_rules"
 	fromUplinkMapLbAffinities            = "lb_affinities"
@@ -36,6 +38,7 @@ const (
 	fromUplinkMapNatAllocFailures        = "nat_alloc_failures"
 	fromUplinkMapNatRetries              = "nat_retries"
 	fromUplinkMapNetworks                = "networks"
+	fromUplinkMapNetworks6               = "networks6"
 	fromUplinkMapOverlayHostFlows        = "overlay_host_flows"
 	fromUplinkMapOverlayHosts            = "overlay_hosts"
 	fromUplinkMapOverlayNetworks         = "overlay_networks"
@@ -43,6 +46,7 @@ const (
 	fromUplinkMapPorts                   = "ports"
 	fromUplinkMapRemoteEndpoints         = "remote_endpoints"
 	fromUplinkMapSubnets                 = "subnets"
+	fromUplinkMapSubnets6                = "subnets6"
 	fromUplinkMapUplinkIps               = "uplink_ips"
 	fromUplinkMapUplinks                 = "uplinks"
 	fromUplinkMapVerdicts                = "verdicts"
@@ -127,8 +131,10 @@ type fromUplinkMapSpecs struct {
 	CtInbound        *ebpf.MapSpec `ebpf:"ct_inbound"`
 	DropCounters     *ebpf.MapSpec `ebpf:"drop_counters"`
 	EndpointIps      *ebpf.MapSpec `ebpf:"endpoint_ips"`
+	EndpointIps6     *ebpf.MapSpec `ebpf:"endpoint_ips6"`
 	EndpointStats    *ebpf.MapSpec `ebpf:"endpoint_stats"`
 	Endpoints        *ebpf.MapSpec `ebpf:"endpoints"`
+	Endpoints6       *ebpf.MapSpec `ebpf:"endpoints6"`
 	FwCount          *ebpf.MapSpec `ebpf:"fw_count"`
 	FwRules          *ebpf.MapSpec `ebpf:"fw_rules"`
 	LbAffinities     *ebpf.MapSpec `ebpf:"lb_affinities"`
@@ -141,6 +147,7 @@ type fromUplinkMapSpecs struct {
 	NatAllocFailures *ebpf.MapSpec `ebpf:"nat_alloc_failures"`
 	NatRetries       *ebpf.MapSpec `ebpf:"nat_retries"`
 	Networks         *ebpf.MapSpec `ebpf:"networks"`
+	Networks6        *ebpf.MapSpec `ebpf:"networks6"`
 	OverlayHostFlows *ebpf.MapSpec `ebpf:"overlay_host_flows"`
 	OverlayHosts     *ebpf.MapSpec `ebpf:"overlay_hosts"`
 	OverlayNetworks  *ebpf.MapSpec `ebpf:"overlay_networks"`
@@ -148,6 +155,7 @@ type fromUplinkMapSpecs struct {
 	Ports            *ebpf.MapSpec `ebpf:"ports"`
 	RemoteEndpoints  *ebpf.MapSpec `ebpf:"remote_endpoints"`
 	Subnets          *ebpf.MapSpec `ebpf:"subnets"`
+	Subnets6         *ebpf.MapSpec `ebpf:"subnets6"`
 	UplinkIps        *ebpf.MapSpec `ebpf:"uplink_ips"`
 	Uplinks          *ebpf.MapSpec `ebpf:"uplinks"`
 	Verdicts         *ebpf.MapSpec `ebpf:"verdicts"`
@@ -208,8 +216,10 @@ type fromUplinkMaps struct {
 	CtInbound        *ebpf.Map `ebpf:"ct_inbound"`
 	DropCounters     *ebpf.Map `ebpf:"drop_counters"`
 	EndpointIps      *ebpf.Map `ebpf:"endpoint_ips"`
+	EndpointIps6     *ebpf.Map `ebpf:"endpoint_ips6"`
 	EndpointStats    *ebpf.Map `ebpf:"endpoint_stats"`
 	Endpoints        *ebpf.Map `ebpf:"endpoints"`
+	Endpoints6       *ebpf.Map `ebpf:"endpoints6"`
 	FwCount          *ebpf.Map `ebpf:"fw_count"`
 	FwRules          *ebpf.Map `ebpf:"fw_rules"`
 	LbAffinities     *ebpf.Map `ebpf:"lb_affinities"`
@@ -222,6 +232,7 @@ type fromUplinkMaps struct {
 	NatAllocFailures *ebpf.Map `ebpf:"nat_alloc_failures"`
 	NatRetries       *ebpf.Map `ebpf:"nat_retries"`
 	Networks         *ebpf.Map `ebpf:"networks"`
+	Networks6        *ebpf.Map `ebpf:"networks6"`
 	OverlayHostFlows *ebpf.Map `ebpf:"overlay_host_flows"`
 	OverlayHosts     *ebpf.Map `ebpf:"overlay_hosts"`
 	OverlayNetworks  *ebpf.Map `ebpf:"overlay_networks"`
@@ -229,6 +240,7 @@ type fromUplinkMaps struct {
 	Ports            *ebpf.Map `ebpf:"ports"`
 	RemoteEndpoints  *ebpf.Map `ebpf:"remote_endpoints"`
 	Subnets          *ebpf.Map `ebpf:"subnets"`
+	Subnets6         *ebpf.Map `ebpf:"subnets6"`
 	UplinkIps        *ebpf.Map `ebpf:"uplink_ips"`
 	Uplinks          *ebpf.Map `ebpf:"uplinks"`
 	Verdicts         *ebpf.Map `ebpf:"verdicts"`
@@ -242,8 +254,10 @@ func (m *fromUplinkMaps) Close() error {
 		m.CtInbound,
 		m.DropCounters,
 		m.EndpointIps,
+		m.EndpointIps6,
 		m.EndpointStats,
 		m.Endpoints,
+		m.Endpoints6,
 		m.FwCount,
 		m.FwRules,
 		m.LbAffinities,
@@ -256,6 +270,7 @@ func (m *fromUplinkMaps) Close() error {
 		m.NatAllocFailures,
 		m.NatRetries,
 		m.Networks,
+		m.Networks6,
 		m.OverlayHostFlows,
 		m.OverlayHosts,
 		m.OverlayNetworks,
@@ -263,6 +278,7 @@ func (m *fromUplinkMaps) Close() error {
 		m.Ports,
 		m.RemoteEndpoints,
 		m.Subnets,
+		m.Subnets6,
 		m.UplinkIps,
 		m.Uplinks,
 		m.Verdicts,

@@ -82,6 +82,10 @@ type Maps struct {
 	Endpoints        *ebpf.Map `ebpf:"endpoints"`
 	EndpointIPs      *ebpf.Map `ebpf:"endpoint_ips"`
 	Subnets          *ebpf.Map `ebpf:"subnets"`
+	Networks6        *ebpf.Map `ebpf:"networks6"`
+	Endpoints6       *ebpf.Map `ebpf:"endpoints6"`
+	EndpointIPs6     *ebpf.Map `ebpf:"endpoint_ips6"`
+	Subnets6         *ebpf.Map `ebpf:"subnets6"`
 	VerdictCounters  *ebpf.Map `ebpf:"verdicts"`
 	DropCounters     *ebpf.Map `ebpf:"drop_counters"`
 	EndpointStats    *ebpf.Map `ebpf:"endpoint_stats"`

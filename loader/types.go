@@ -7,6 +7,9 @@ type (
 	EndpointInfo     = fromContainerEndpointInfo
 	NetworkInfo      = fromContainerNetworkInfo
 	SubnetKey        = fromContainerSubnetKey
+	IP6Key           = fromContainerIp6Key
+	Network6Info     = fromContainerNetwork6Info
+	Subnet6Key       = fromContainerSubnet6Key
 	DropReason       = fromContainerDropReason
 	Direction        = fromContainerDirection
 	Verdict          = fromContainerVerdict
@@ -78,7 +81,10 @@ const (
 	// NetKernelNAT: the network has service prefixes; the kernel's
 	// netfilter NATs some of its flows.
 	NetKernelNAT = fromContainerNetworkFlagsNET_F_KERNEL_NAT
-	EPOverlay    = fromContainerEndpointFlagsEP_F_OVERLAY
+	// NetIPv6: dual stack, the network's gateway6 and its endpoints' ip6
+	// are set.
+	NetIPv6   = fromContainerNetworkFlagsNET_F_IPV6
+	EPOverlay = fromContainerEndpointFlagsEP_F_OVERLAY
 
 	CTKindSNAT    = fromContainerCtKindCT_KIND_SNAT
 	CTKindDNAT    = fromContainerCtKindCT_KIND_DNAT

@@ -30,7 +30,7 @@ enum drop_reason {
 	DROP_WRITE_FAILED = 17,     /* storing the new MAC addresses failed */
 	DROP_VLAN = 18,             /* a container sent an 802.1Q/802.1ad tagged frame */
 	DROP_ETHERTYPE = 19,        /* a container sent an ethertype the datapath does not carry (not IPv4, ARP) */
-	DROP_IPV6 = 20,             /* a container sent IPv6: the datapath is IPv4-only, so isolation could not hold */
+	DROP_IPV6 = 20,             /* a container sent IPv6 on a network without IPv6 (not --ipv6) */
 	DROP_SPOOFED_ARP = 21,      /* ARP sender hardware or protocol address is not the endpoint's */
 	DROP_MARTIAN = 22,          /* loopback or "this network" address arriving from a wire */
 	DROP_DIRECT_ROUTING = 23,   /* from an uplink to a container address: no published port, no reply */
@@ -45,6 +45,15 @@ enum drop_reason {
 	 * endpoint on this node (kube-proxy drops these too, so load balancers'
 	 * health checks steer clients to nodes that have one). */
 	DROP_SERVICE_NO_LOCAL_ENDPOINT = 29,
+	/* A container's neighbour solicitation or advertisement whose link-layer
+	 * option or advertised target is not its own (it would poison the
+	 * neighbour caches of its peers and the host). */
+	DROP_SPOOFED_ND = 30,
+	DROP_ROUTER_ND = 31,    /* a container sent a router advertisement or a redirect */
+	DROP_IPV6_EXT_HDR = 32, /* an IPv6 extension header chain the datapath does not walk */
+	/* A container's IPv6 to beyond the host: NAT66 and routed IPv6 are not
+	 * built yet, and untranslated it would leak its address. */
+	DROP_IPV6_NOT_ROUTED = 33,
 	__DROP_MAX,
 };
 

@@ -16,6 +16,7 @@ enum network_flags {
 	 * netfilter NATs some of its flows, so from_container hands those to
 	 * the stack. */
 	NET_F_KERNEL_NAT = 1 << 4,
+	NET_F_IPV6 = 1 << 5, /* dual stack: networks6 and endpoints6 hold its IPv6 side */
 };
 
 struct network_info {
@@ -64,6 +65,46 @@ struct {
 	__type(value, struct endpoint_info);
 } endpoint_ips SEC(".maps");
 
+/* IPv6 lives in maps of its own: the IPv4 maps keep the layouts that
+ * pinned datapaths of older builds hold, and IPv4 packets never touch it. */
+
+struct ip6_key {
+	__be32 addr[4];
+};
+
+struct network6_info {
+	__be32 gateway6[4]; /* held by the bridge */
+	__be32 subnet6[4];  /* network address */
+	__u32 prefixlen;
+};
+
+/* Keyed by network id, for networks with NET_F_IPV6. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, struct network6_info);
+} networks6 SEC(".maps");
+
+/* Keyed by the host-side veth ifindex: the sender's global IPv6 address.
+ * Its link-local address is not stored: the control plane gives it the
+ * modified EUI-64 one of its MAC (RFC 4291 appendix A). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, struct ip6_key);
+} endpoints6 SEC(".maps");
+
+/* Keyed by container IPv6 address, global and link-local: where to
+ * deliver, and whose neighbour solicitation to answer. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 131072);
+	__type(key, struct ip6_key);
+	__type(value, struct endpoint_info);
+} endpoint_ips6 SEC(".maps");
+
 struct subnet_key {
 	__u32 prefixlen;
 	__be32 addr;
@@ -78,6 +119,20 @@ struct {
 	__type(key, struct subnet_key);
 	__type(value, __u32);
 } subnets SEC(".maps");
+
+struct subnet6_key {
+	__u32 prefixlen;
+	__be32 addr[4];
+};
+
+/* Every network's IPv6 subnet, for isolation as subnets. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 1024);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct subnet6_key);
+	__type(value, __u32);
+} subnets6 SEC(".maps");
 
 const volatile enum network_flags btf_anchor_network_flags __attribute__((unused));
 const volatile enum endpoint_flags btf_anchor_endpoint_flags __attribute__((unused));
