@@ -61,6 +61,12 @@ func endpointFrom(info loader.EndpointInfo) Endpoint {
 // one host-side ifindex; missing entries are no error.
 func (v *Views) DeleteEndpointIfindex(ifindex int) error {
 	idx := uint32(ifindex)
+	var info loader.EndpointInfo
+	if err := v.m.Endpoints.Lookup(idx, &info); err == nil {
+		if err := v.deleteEndpoint6(ifindex, info.Mac[:]); err != nil {
+			return err
+		}
+	}
 	if err := ignoreMissing(v.m.Endpoints.Delete(idx)); err != nil {
 		return err
 	}

@@ -65,6 +65,9 @@ type Network struct {
 	// ServiceCIDRs are handed to the kernel's netfilter (kube-proxy's
 	// Services), with the replies of the flows it translates.
 	ServiceCIDRs []netip.Prefix
+	// Subnet6 and Gateway6 make it dual stack (zero: IPv4 only).
+	Subnet6  netip.Prefix
+	Gateway6 netip.Addr
 }
 
 // PutNetwork writes n into the networks map and its subnet into the LPM trie.
@@ -89,6 +92,13 @@ func (v *Views) PutNetwork(n Network) error {
 	if len(n.ServiceCIDRs) > 0 {
 		flags |= uint32(loader.NetKernelNAT)
 	}
+	if n.Subnet6.IsValid() {
+		// Before the network: the programs look it up once the flag says so.
+		flags |= uint32(loader.NetIPv6)
+		if err := v.putNetwork6(n); err != nil {
+			return err
+		}
+	}
 	// Before the network: the programs look the prefixes up once the flag
 	// says so.
 	if err := v.syncServiceCIDRs(n.ID, n.ServiceCIDRs); err != nil {
@@ -112,6 +122,7 @@ func (v *Views) PutNetwork(n Network) error {
 	if err := v.m.Networks.Put(n.ID, &info); err != nil {
 		v.m.OverlayNetworks.Delete(n.ID)
 		v.syncServiceCIDRs(n.ID, nil)
+		v.deleteNetwork6(n.ID)
 		return fmt.Errorf("write network %d: %w", n.ID, err)
 	}
 	key := subnetKey(n.Subnet)
@@ -119,12 +130,14 @@ func (v *Views) PutNetwork(n Network) error {
 		v.m.Networks.Delete(n.ID)
 		v.m.OverlayNetworks.Delete(n.ID)
 		v.syncServiceCIDRs(n.ID, nil)
+		v.deleteNetwork6(n.ID)
 		return fmt.Errorf("write subnet %s: %w", n.Subnet, err)
 	}
 	return nil
 }
 
-// DeleteNetwork removes a network; missing entries are no error.
+// DeleteNetwork removes a network, its IPv6 side included; missing entries
+// are no error.
 func (v *Views) DeleteNetwork(id uint32, subnet netip.Prefix) error {
 	key := subnetKey(subnet)
 	return errors.Join(
@@ -132,6 +145,41 @@ func (v *Views) DeleteNetwork(id uint32, subnet netip.Prefix) error {
 		ignoreMissing(v.m.Networks.Delete(id)),
 		ignoreMissing(v.m.OverlayNetworks.Delete(id)),
 		v.syncServiceCIDRs(id, nil),
+		v.deleteNetwork6(id),
+	)
+}
+
+// putNetwork6 writes n's IPv6 side: networks6 and its subnets6 prefix.
+func (v *Views) putNetwork6(n Network) error {
+	if !n.Subnet6.Addr().Is6() || !n.Gateway6.Is6() {
+		return fmt.Errorf("network %d: IPv6 subnet %s or gateway %s is no IPv6", n.ID, n.Subnet6, n.Gateway6)
+	}
+	info := loader.Network6Info{
+		Gateway6:  BE128(n.Gateway6),
+		Subnet6:   BE128(n.Subnet6.Masked().Addr()),
+		Prefixlen: uint32(n.Subnet6.Bits()),
+	}
+	if err := v.m.Networks6.Put(n.ID, &info); err != nil {
+		return fmt.Errorf("write network %d's IPv6 side: %w", n.ID, err)
+	}
+	key := subnet6Key(n.Subnet6)
+	if err := v.m.Subnets6.Put(&key, n.ID); err != nil {
+		v.m.Networks6.Delete(n.ID)
+		return fmt.Errorf("write subnet %s: %w", n.Subnet6, err)
+	}
+	return nil
+}
+
+// deleteNetwork6 removes network id's IPv6 side, if it has one.
+func (v *Views) deleteNetwork6(id uint32) error {
+	var info loader.Network6Info
+	if err := v.m.Networks6.Lookup(id, &info); err != nil {
+		return ignoreMissing(err)
+	}
+	key := loader.Subnet6Key{Prefixlen: info.Prefixlen, Addr: info.Subnet6}
+	return errors.Join(
+		ignoreMissing(v.m.Subnets6.Delete(&key)),
+		ignoreMissing(v.m.Networks6.Delete(id)),
 	)
 }
 
@@ -197,6 +245,44 @@ func subnetKey(p netip.Prefix) loader.SubnetKey {
 	return loader.SubnetKey{Prefixlen: uint32(p.Bits()), Addr: BE32(p.Masked().Addr())}
 }
 
+func subnet6Key(p netip.Prefix) loader.Subnet6Key {
+	return loader.Subnet6Key{Prefixlen: uint32(p.Bits()), Addr: BE128(p.Masked().Addr())}
+}
+
+// BE128 is an IPv6 address as the datapath holds it: four words in network
+// byte order, each loaded natively.
+func BE128(a netip.Addr) [4]uint32 {
+	b := a.As16()
+	var out [4]uint32
+	for i := range out {
+		out[i] = binary.NativeEndian.Uint32(b[4*i:])
+	}
+	return out
+}
+
+// AddrFromBE128 is the inverse of BE128.
+func AddrFromBE128(w [4]uint32) netip.Addr {
+	var b [16]byte
+	for i, v := range w {
+		binary.NativeEndian.PutUint32(b[4*i:], v)
+	}
+	return netip.AddrFrom16(b)
+}
+
+// LinkLocal is the link-local address a container with MAC mac has on a
+// dual-stack network: the modified EUI-64 one (RFC 4291 appendix A), which
+// the control plane configures and from_container checks against the MAC.
+func LinkLocal(mac net.HardwareAddr) netip.Addr {
+	var b [16]byte
+	b[0], b[1] = 0xfe, 0x80
+	if len(mac) == 6 {
+		b[8], b[9], b[10] = mac[0]^0x02, mac[1], mac[2]
+		b[11], b[12] = 0xff, 0xfe
+		b[13], b[14], b[15] = mac[3], mac[4], mac[5]
+	}
+	return netip.AddrFrom16(b)
+}
+
 // Endpoint is one container interface as the datapath sees it.
 type Endpoint struct {
 	IP      netip.Addr
@@ -206,6 +292,9 @@ type Endpoint struct {
 	// Overlay: on an overlay network, so the datapath looks up remote
 	// endpoints for it.
 	Overlay bool
+	// IP6 is its global IPv6 address on a dual-stack network (zero: none);
+	// its link-local one is LinkLocal(MAC).
+	IP6 netip.Addr
 }
 
 // PutEndpoint writes ep into both endpoint maps and zeroes its counters.
@@ -228,18 +317,75 @@ func (v *Views) PutEndpoint(ep Endpoint) error {
 		v.m.EndpointStats.Delete(ifindex)
 		return fmt.Errorf("write endpoint %s: %w", ep.IP, err)
 	}
+	// The IPv6 side before the sender's entry: from_container finds its
+	// endpoints6 entry once it is a known sender.
+	if ep.IP6.IsValid() {
+		if err := v.putEndpoint6(ep, &info); err != nil {
+			v.m.EndpointIPs.Delete(ip)
+			v.m.EndpointStats.Delete(ifindex)
+			return err
+		}
+	}
 	if err := v.m.Endpoints.Put(ifindex, &info); err != nil {
 		v.m.EndpointIPs.Delete(ip)
 		v.m.EndpointStats.Delete(ifindex)
+		v.deleteEndpoint6(ep.Ifindex, ep.MAC)
 		return fmt.Errorf("write endpoint ifindex %d: %w", ep.Ifindex, err)
 	}
 	return nil
 }
 
-// DeleteEndpoint removes an endpoint; missing entries are no error.
+// putEndpoint6 writes ep's IPv6 addresses, global and link-local, and its
+// endpoints6 entry.
+func (v *Views) putEndpoint6(ep Endpoint, info *loader.EndpointInfo) error {
+	if !ep.IP6.Is6() || ep.IP6.Is4In6() || ep.IP6.IsLinkLocalUnicast() {
+		return fmt.Errorf("endpoint %s: %s is no global IPv6 address", ep.IP, ep.IP6)
+	}
+	global := loader.IP6Key{Addr: BE128(ep.IP6)}
+	ll := loader.IP6Key{Addr: BE128(LinkLocal(ep.MAC))}
+	ifindex := uint32(ep.Ifindex)
+	if err := v.m.EndpointIPs6.Update(&global, info, ebpf.UpdateNoExist); err != nil {
+		return fmt.Errorf("write endpoint %s: %w", ep.IP6, err)
+	}
+	if err := v.m.EndpointIPs6.Put(&ll, info); err != nil {
+		v.m.EndpointIPs6.Delete(&global)
+		return fmt.Errorf("write endpoint %s: %w", LinkLocal(ep.MAC), err)
+	}
+	if err := v.m.Endpoints6.Put(ifindex, &global); err != nil {
+		v.m.EndpointIPs6.Delete(&global)
+		v.m.EndpointIPs6.Delete(&ll)
+		return fmt.Errorf("write endpoint ifindex %d's IPv6 address: %w", ep.Ifindex, err)
+	}
+	return nil
+}
+
+// deleteEndpoint6 removes the IPv6 side of the endpoint at ifindex with MAC
+// mac, if it has one.
+func (v *Views) deleteEndpoint6(ifindex int, mac net.HardwareAddr) error {
+	var global loader.IP6Key
+	idx := uint32(ifindex)
+	if err := v.m.Endpoints6.Lookup(idx, &global); err != nil {
+		return ignoreMissing(err)
+	}
+	ll := loader.IP6Key{Addr: BE128(LinkLocal(mac))}
+	return errors.Join(
+		ignoreMissing(v.m.EndpointIPs6.Delete(&global)),
+		ignoreMissing(v.m.EndpointIPs6.Delete(&ll)),
+		ignoreMissing(v.m.Endpoints6.Delete(idx)),
+	)
+}
+
+// DeleteEndpoint removes an endpoint, its IPv6 side included; missing
+// entries are no error.
 func (v *Views) DeleteEndpoint(ifindex int, ip netip.Addr) error {
 	idx := uint32(ifindex)
+	var info loader.EndpointInfo
+	var err6 error
+	if err := v.m.Endpoints.Lookup(idx, &info); err == nil {
+		err6 = v.deleteEndpoint6(ifindex, info.Mac[:])
+	}
 	return errors.Join(
+		err6,
 		ignoreMissing(v.m.Endpoints.Delete(idx)),
 		ignoreMissing(v.m.EndpointIPs.Delete(BE32(ip))),
 		ignoreMissing(v.m.EndpointStats.Delete(idx)),
