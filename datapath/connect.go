@@ -12,6 +12,7 @@ type ConnectOptions struct {
 	Network string
 	Target  string   // an endpoint's name, or anything attach takes
 	IP      string   // empty: allocate
+	IP6     string   // on a dual-stack network; empty: allocate
 	Aliases []string // --alias: more names on this network
 }
 
@@ -58,7 +59,7 @@ func (i *Instance) Connect(o ConnectOptions) (Endpoint, error) {
 		return Endpoint{}, fmt.Errorf("endpoint name: %w", err)
 	}
 	ep, err := i.Attach(AttachOptions{
-		Mode: ModeBridge, Network: o.Network, IP: o.IP, Target: first.Netns, Name: name,
+		Mode: ModeBridge, Network: o.Network, IP: o.IP, IP6: o.IP6, Target: first.Netns, Name: name,
 		IfName: ifName, ContainerID: first.ContainerID, DNSOptions: DNSOptions{Aliases: o.Aliases},
 	})
 	if err != nil {

@@ -61,15 +61,18 @@ func (d dnsSource) Load() (*resolver.Index, string, error) {
 	var user []resolver.Network
 	for _, n := range nets {
 		gateways = append(gateways, n.Gateway)
+		if n.Gateway6.IsValid() {
+			gateways = append(gateways, n.Gateway6)
+		}
 		if n.Name != DefaultNetwork && n.Gateway.IsValid() {
-			user = append(user, resolver.Network{Name: n.Name, Gateway: n.Gateway, Internal: n.Internal})
+			user = append(user, resolver.Network{Name: n.Name, Gateway: n.Gateway, Gateway6: n.Gateway6, Internal: n.Internal})
 		}
 	}
 	members := make([]resolver.Member, 0, len(eps))
 	for _, e := range eps {
 		m := resolver.Member{Name: baseName(e), Network: e.Network, Aliases: e.Aliases, Netns: e.NetnsIno, DNS: e.DNS}
 		if e.Mode == ModeBridge {
-			m.IP = e.IP
+			m.IP, m.IP6 = e.IP, e.IP6
 		}
 		members = append(members, m)
 	}

@@ -29,6 +29,7 @@ type AttachOptions struct {
 	Mode    Mode            // ModeBridge or ModeNone
 	Network string          // bridge mode; empty: the default network
 	IP      string          // bridge mode; empty: allocate
+	IP6     string          // bridge mode on a dual-stack network; empty: allocate
 	Ports   []ports.Mapping // bridge mode: ports to publish
 	// PortRequests are published like Ports, and may ask for one free host
 	// port of a range or an ephemeral one (ports.ParseSpec).
@@ -173,7 +174,7 @@ func (i *Instance) attach(st *store, o AttachOptions) (Endpoint, error) {
 		return Endpoint{}, err
 	}
 	rollback = nil
-	i.log.Info("attached", "endpoint", ep.Name, "mode", ep.Mode, "network", ep.Network, "ip", ep.IP)
+	i.log.Info("attached", "endpoint", ep.Name, "mode", ep.Mode, "network", ep.Network, "ip", ep.IP, "ip6", ep.IP6)
 	return ep, nil
 }
 
@@ -209,6 +210,9 @@ func (i *Instance) bridgeSteps(st *store, ep *Endpoint, o AttachOptions, ns targ
 	for _, e := range eps {
 		if e.Network == netName {
 			used[e.IP] = e.Name
+			if e.IP6.IsValid() {
+				used[e.IP6] = e.Name
+			}
 		}
 	}
 	if ok && n.VNI != 0 && !o.FromCluster {
@@ -254,6 +258,17 @@ func (i *Instance) bridgeSteps(st *store, ep *Endpoint, o AttachOptions, ns targ
 			return nil, err
 		}
 	}
+	var ip6 netip.Addr
+	switch {
+	case o.IP6 != "":
+		if ip6, err = checkRequestedIP6(n, o.IP6, used); err != nil {
+			return nil, err
+		}
+	case n.Subnet6.IsValid():
+		if ip6, err = allocateIP6(n, used); err != nil {
+			return nil, err
+		}
+	}
 	if err := checkGatewayOf(n, o.Gateway); err != nil {
 		return nil, err
 	}
@@ -265,7 +280,7 @@ func (i *Instance) bridgeSteps(st *store, ep *Endpoint, o AttachOptions, ns targ
 	if err != nil {
 		return nil, err
 	}
-	ep.Network, ep.IP, ep.MAC = n.Name, ip, mac.String()
+	ep.Network, ep.IP, ep.IP6, ep.MAC = n.Name, ip, ip6, mac.String()
 	ep.HostVeth = "veth" + randomHex(4)[:7]
 
 	var mapped time.Duration
@@ -278,7 +293,7 @@ func (i *Instance) bridgeSteps(st *store, ep *Endpoint, o AttachOptions, ns targ
 		{name: "map writes",
 			do: func() error {
 				start := time.Now()
-				err := views.PutEndpoint(maps.Endpoint{IP: ip, MAC: mac, NetID: n.ID, Ifindex: ep.HostIfindex, Overlay: n.VNI != 0})
+				err := views.PutEndpoint(maps.Endpoint{IP: ip, MAC: mac, NetID: n.ID, Ifindex: ep.HostIfindex, Overlay: n.VNI != 0, IP6: ip6})
 				mapped = time.Since(start)
 				return err
 			},

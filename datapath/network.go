@@ -42,6 +42,11 @@ type NetworkOptions struct {
 	// handed to the kernel's netfilter, where kube-proxy DNATs them, and
 	// so are the replies of every flow netfilter translated.
 	ServiceCIDRs []string
+	// IPv6 makes the network dual stack: Subnet6 (empty: a free unique
+	// local /64) and Gateway6 (empty: the subnet's first address).
+	IPv6     bool
+	Subnet6  string
+	Gateway6 string
 }
 
 // maxServiceCIDRs bounds a network's service prefixes.
@@ -143,8 +148,8 @@ func (i *Instance) createNetwork(st *store, o NetworkOptions) (Network, error) {
 	return n, nil
 }
 
-// makeBridge creates n's bridge with its MAC, the gateway address (and with
-// it the subnet's route) and brings it up.
+// makeBridge creates n's bridge with its MAC, the gateway addresses (and
+// with them the subnets' routes) and brings it up.
 func makeBridge(n Network, rollback *undo) (netlink.Link, error) {
 	// The datapath rewrites frames with the gateway MAC, so it must not
 	// change. Docker sets one too.
@@ -161,7 +166,11 @@ func makeBridge(n Network, rollback *undo) (netlink.Link, error) {
 		},
 		at("after-bridge"),
 		step{do: func() (err error) {
-			link, err = plumbing.AddressBridge(n.Bridge, netip.PrefixFrom(n.Gateway, n.Subnet.Bits()))
+			gateways := []netip.Prefix{netip.PrefixFrom(n.Gateway, n.Subnet.Bits())}
+			if n.Subnet6.IsValid() {
+				gateways = append(gateways, netip.PrefixFrom(n.Gateway6, n.Subnet6.Bits()))
+			}
+			link, err = plumbing.AddressBridge(n.Bridge, gateways...)
 			return err
 		}},
 	)
@@ -176,6 +185,7 @@ func networkEntry(n Network, bridge netlink.Link, overlayIfindex int) maps.Netwo
 		Unprotected: n.GatewayMode == GatewayNATUnprotected,
 		VNI:         n.VNI, OverlayIfindex: overlayIfindex,
 		ServiceCIDRs: n.ServiceCIDRs,
+		Subnet6:      n.Subnet6, Gateway6: n.Gateway6,
 	}
 }
 
@@ -202,7 +212,7 @@ func (i *Instance) validateNetwork(st *store, o NetworkOptions) (Network, error)
 	if err != nil {
 		return n, err
 	}
-	var taken []netip.Prefix
+	var taken, taken6 []netip.Prefix
 	if o.VNI != 0 {
 		if o.VNI > MaxVNI {
 			return n, fmt.Errorf("invalid VNI %d: at most %d", o.VNI, MaxVNI)
@@ -220,6 +230,9 @@ func (i *Instance) validateNetwork(st *store, o NetworkOptions) (Network, error)
 			return n, fmt.Errorf("bridge %s is already used by network %s", o.Bridge, e.Name)
 		}
 		taken = append(taken, e.Subnet)
+		if e.Subnet6.IsValid() {
+			taken6 = append(taken6, e.Subnet6)
+		}
 	}
 	if o.Subnet == "" {
 		routes, err := plumbing.RoutedPrefixes()
@@ -244,6 +257,9 @@ func (i *Instance) validateNetwork(st *store, o NetworkOptions) (Network, error)
 		return n, err
 	}
 	if n.ServiceCIDRs, err = ParseServiceCIDRs(o.ServiceCIDRs, n.Subnet); err != nil {
+		return n, err
+	}
+	if err := validateIPv6(&n, o, existing, taken6); err != nil {
 		return n, err
 	}
 	if o.Bridge != "" {
@@ -285,6 +301,41 @@ func (i *Instance) validateNetwork(st *store, o NetworkOptions) (Network, error)
 		return n, fmt.Errorf("invalid MTU %d: must be between 68 and 65535", o.MTU)
 	}
 	return n, nil
+}
+
+// validateIPv6 gives n its IPv6 subnet and gateway if o asks for IPv6.
+func validateIPv6(n *Network, o NetworkOptions, existing []Network, taken6 []netip.Prefix) error {
+	if !o.IPv6 {
+		if o.Subnet6 != "" || o.Gateway6 != "" {
+			return fmt.Errorf("an IPv6 subnet or gateway needs --ipv6")
+		}
+		return nil
+	}
+	if o.VNI != 0 {
+		return fmt.Errorf("--ipv6: overlay networks are IPv4-only for now")
+	}
+	var err error
+	if o.Subnet6 == "" {
+		routes, err := plumbing.RoutedPrefixes6()
+		if err != nil {
+			return err
+		}
+		if n.Subnet6, err = chooseSubnet6(append(taken6, routes...)); err != nil {
+			return err
+		}
+	} else if n.Subnet6, err = parseSubnet6(o.Subnet6); err != nil {
+		return err
+	}
+	for _, e := range existing {
+		if e.Subnet6.IsValid() && e.Subnet6.Overlaps(n.Subnet6) {
+			return fmt.Errorf("subnet %s overlaps network %s (%s)", n.Subnet6, e.Name, e.Subnet6)
+		}
+	}
+	if err := plumbing.CheckRoutedSubnet(n.Subnet6); err != nil {
+		return err
+	}
+	n.Gateway6, err = checkGateway6(n.Subnet6, o.Gateway6)
+	return err
 }
 
 // ParseServiceCIDRs validates a network's service prefixes: IPv4, none

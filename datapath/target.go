@@ -116,6 +116,30 @@ func verifyPlumbed(t target, name string, ep Endpoint, n Network) error {
 		if ep.DefaultRoute && !plumbing.DefaultRouteVia(h, l.Attrs().Index, n.Gateway) {
 			return fmt.Errorf("no default route via %s in %s after attach", n.Gateway, name)
 		}
-		return nil
+		return verifyPlumbed6(h, l, ep, n, name)
 	})
+}
+
+// verifyPlumbed6 is verifyPlumbed for ep's IPv6 side, if it has one.
+func verifyPlumbed6(h *netlink.Handle, l netlink.Link, ep Endpoint, n Network, name string) error {
+	v6 := containerIPv6(ep, n)
+	if !v6.Addr.IsValid() {
+		return nil
+	}
+	addrs, err := h.AddrList(l, netlink.FAMILY_V6)
+	if err != nil {
+		return fmt.Errorf("IPv6 addresses of %s in %s: %w", ep.Interface(), name, err)
+	}
+	for _, want := range []netip.Prefix{v6.Addr, netip.PrefixFrom(v6.LinkLocal, 64)} {
+		if !slices.ContainsFunc(addrs, func(a netlink.Addr) bool {
+			p, ok := plumbing.IPNetPrefix(a.IPNet)
+			return ok && p == want
+		}) {
+			return fmt.Errorf("interface %s in %s lacks address %s after attach", ep.Interface(), name, want)
+		}
+	}
+	if ep.DefaultRoute6 && !plumbing.DefaultRouteVia(h, l.Attrs().Index, n.Gateway6) {
+		return fmt.Errorf("no IPv6 default route via %s in %s after attach", n.Gateway6, name)
+	}
+	return nil
 }

@@ -9,10 +9,13 @@ import (
 
 // Network is the stored description of a bridge network.
 type Network struct {
-	ID         uint32       `json:"id"`
-	Name       string       `json:"name"`
-	Subnet     netip.Prefix `json:"subnet"`
-	Gateway    netip.Addr   `json:"gateway"`
+	ID      uint32       `json:"id"`
+	Name    string       `json:"name"`
+	Subnet  netip.Prefix `json:"subnet"`
+	Gateway netip.Addr   `json:"gateway"`
+	// Subnet6 and Gateway6 make it dual stack (--ipv6); zero: IPv4 only.
+	Subnet6    netip.Prefix `json:"subnet6,omitzero"`
+	Gateway6   netip.Addr   `json:"gateway6,omitzero"`
 	Bridge     string       `json:"bridge"`
 	BridgeMAC  string       `json:"bridge_mac,omitempty"` // kept for a bridge made again (netrepair.go)
 	Uplink     string       `json:"uplink,omitempty"`
@@ -61,13 +64,17 @@ type Endpoint struct {
 	OwnNetns bool `json:"own_netns,omitempty"`
 
 	// Bridge mode only.
-	Network          string     `json:"network,omitempty"`
-	IP               netip.Addr `json:"ip,omitzero"`
+	Network string     `json:"network,omitempty"`
+	IP      netip.Addr `json:"ip,omitzero"`
+	// IP6 is its global IPv6 address on a dual-stack network; its
+	// link-local one is the EUI-64 of MAC (LinkLocal).
+	IP6              netip.Addr `json:"ip6,omitzero"`
 	MAC              string     `json:"mac,omitempty"`
 	HostVeth         string     `json:"host_veth,omitempty"`
 	HostIfindex      int        `json:"host_ifindex,omitempty"`
 	ContainerIfindex int        `json:"container_ifindex,omitempty"`
-	DefaultRoute     bool       `json:"default_route,omitempty"` // the namespace's default route is via this interface
+	DefaultRoute     bool       `json:"default_route,omitempty"`  // the namespace's default route is via this interface
+	DefaultRoute6    bool       `json:"default_route6,omitempty"` // and its IPv6 default route
 	Ports            ports.List `json:"ports,omitempty"`
 	// IfName is the container interface; empty means eth0 (records made
 	// before it was configurable).

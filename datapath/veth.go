@@ -8,6 +8,8 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/ebpfnet/ebpfnet/datapath/plumbing"
+	"github.com/ebpfnet/ebpfnet/internal/netnsutil"
+	"github.com/ebpfnet/ebpfnet/maps"
 )
 
 // plumbVeth creates the veth pair with its container end (eth0 or the
@@ -30,10 +32,26 @@ func (i *Instance) plumbVeth(ep *Endpoint, n Network, ns target, rollback *undo)
 		return err
 	}
 	ep.HostIfindex = idx
+	v6 := containerIPv6(*ep, n)
+	if v6.Addr.IsValid() {
+		if err := netnsutil.DoIn(ns.fd, ns.Path, func() error { return plumbing.ConfigureContainerIPv6(ep.Interface()) }); err != nil {
+			return err
+		}
+	}
 	return ns.do(func(h *netlink.Handle) (err error) {
-		ep.ContainerIfindex, ep.DefaultRoute, err = plumbing.ConfigureContainerEnd(h, ep.Interface(), netip.PrefixFrom(ep.IP, n.Subnet.Bits()), n.Gateway, ns.Path)
+		ep.ContainerIfindex, ep.DefaultRoute, ep.DefaultRoute6, err = plumbing.ConfigureContainerEnd(h, ep.Interface(),
+			netip.PrefixFrom(ep.IP, n.Subnet.Bits()), n.Gateway, v6, ns.Path)
 		return err
 	})
+}
+
+// containerIPv6 is ep's IPv6 side on n (zero without IPv6).
+func containerIPv6(ep Endpoint, n Network) plumbing.ContainerIPv6 {
+	if !ep.IP6.IsValid() || !n.Subnet6.IsValid() {
+		return plumbing.ContainerIPv6{}
+	}
+	mac, _ := net.ParseMAC(ep.MAC)
+	return plumbing.ContainerIPv6{Addr: netip.PrefixFrom(ep.IP6, n.Subnet6.Bits()), LinkLocal: maps.LinkLocal(mac), Gateway: n.Gateway6}
 }
 
 func setLoopbackUp(ns target) error {

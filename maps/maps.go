@@ -347,8 +347,11 @@ func (v *Views) putEndpoint6(ep Endpoint, info *loader.EndpointInfo) error {
 	if err := v.m.EndpointIPs6.Update(&global, info, ebpf.UpdateNoExist); err != nil {
 		return fmt.Errorf("write endpoint %s: %w", ep.IP6, err)
 	}
-	if err := v.m.EndpointIPs6.Put(&ll, info); err != nil {
+	if err := v.m.EndpointIPs6.Update(&ll, info, ebpf.UpdateNoExist); err != nil {
 		v.m.EndpointIPs6.Delete(&global)
+		if errors.Is(err, ebpf.ErrKeyExist) {
+			return fmt.Errorf("link-local address %s: another endpoint has MAC %s", LinkLocal(ep.MAC), ep.MAC)
+		}
 		return fmt.Errorf("write endpoint %s: %w", LinkLocal(ep.MAC), err)
 	}
 	if err := v.m.Endpoints6.Put(ifindex, &global); err != nil {

@@ -16,10 +16,12 @@ import (
 // endpoints on other hosts) and its addresses on that network.
 type NameTable map[string]map[string][]netip.Addr
 
-// Network is a user-defined network the resolver serves, on its gateway.
+// Network is a user-defined network the resolver serves, on its gateway
+// (and on a dual-stack network's IPv6 gateway too).
 type Network struct {
 	Name     string
 	Gateway  netip.Addr
+	Gateway6 netip.Addr
 	Internal bool // its containers' unknown names are not forwarded
 }
 
@@ -28,8 +30,10 @@ type Member struct {
 	Name    string // without a connected network's suffix
 	Network string
 	// IP is its address on Network; zero for an endpoint that is not
-	// named (not a bridge endpoint).
+	// named (not a bridge endpoint). IP6, on a dual-stack network, its
+	// IPv6 one: AAAA answers, PTR, and an asker's source.
 	IP      netip.Addr
+	IP6     netip.Addr
 	Aliases []string
 	Netns   uint64       // the endpoints of one namespace ask as one
 	DNS     []netip.Addr // its --dns servers
@@ -77,11 +81,16 @@ func NewIndex(gateways []netip.Addr, nets []Network, members []Member, remote ma
 		if !ok || !e.IP.IsValid() {
 			continue
 		}
-		x.byIP[e.Network][e.IP] = e
-		for _, name := range append([]string{e.Name}, e.Aliases...) {
-			name = strings.ToLower(name)
-			if !slices.Contains(names[name], e.IP) {
-				names[name] = append(names[name], e.IP)
+		for _, ip := range []netip.Addr{e.IP, e.IP6} {
+			if !ip.IsValid() {
+				continue
+			}
+			x.byIP[e.Network][ip] = e
+			for _, name := range append([]string{e.Name}, e.Aliases...) {
+				name = strings.ToLower(name)
+				if !slices.Contains(names[name], ip) {
+					names[name] = append(names[name], ip)
+				}
 			}
 		}
 	}
@@ -128,11 +137,15 @@ func (x *Index) addRemoteNames(byNet map[string][]RemoteName) {
 	}
 }
 
-// Listen is where the resolver serves: each user-defined network's gateway.
-func (x *Index) Listen() map[string]netip.Addr {
-	out := map[string]netip.Addr{}
+// Listen is where the resolver serves: each user-defined network's
+// gateways, address -> network.
+func (x *Index) Listen() map[netip.Addr]string {
+	out := map[netip.Addr]string{}
 	for name, n := range x.networks {
-		out[name] = n.Gateway
+		out[n.Gateway] = name
+		if n.Gateway6.IsValid() {
+			out[n.Gateway6] = name
+		}
 	}
 	return out
 }

@@ -2,6 +2,8 @@ package resolver
 
 import (
 	"net/netip"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/miekg/dns"
@@ -142,6 +144,54 @@ func TestIndexLookup(t *testing.T) {
 	} {
 		if got := x.Serves(c.network, a(c.src)); got != c.want {
 			t.Errorf("serves(%s, %s) = %v, want %v", c.network, c.src, got, c.want)
+		}
+	}
+}
+
+// A dual-stack network: its names have AAAA records, its IPv6 addresses
+// PTR records, its containers may ask from their IPv6 address, and the
+// resolver listens on both gateways.
+func TestIndexDualStack(t *testing.T) {
+	a := netip.MustParseAddr
+	x := NewIndex(
+		[]netip.Addr{a("172.30.0.1"), a("fd00:30::1")},
+		[]Network{{Name: "d", Gateway: a("172.30.0.1"), Gateway6: a("fd00:30::1")}},
+		[]Member{
+			{Name: "web", Network: "d", IP: a("172.30.0.2"), IP6: a("fd00:30::2"), Netns: 1},
+			{Name: "db", Network: "d", IP: a("172.30.0.3"), IP6: a("fd00:30::3"), Netns: 2},
+		},
+		nil, nil,
+	)
+	r := x.Lookup(Query{Network: "d", Src: a("fd00:30::3"), Name: "web", Type: dns.TypeAAAA})
+	if !r.Known || !slices.Equal(r.IPs, []netip.Addr{a("172.30.0.2"), a("fd00:30::2")}) {
+		t.Errorf("web asked over IPv6: %+v, want both addresses (answer() picks the family)", r)
+	}
+	if r := x.Lookup(Query{Network: "d", Src: a("fd00:30::3"), Type: dns.TypePTR, ReverseIP: a("fd00:30::2")}); !r.Known || r.Names[0] != "web.d" {
+		t.Errorf("PTR of an IPv6 address: %+v", r)
+	}
+	if !x.Serves("d", a("fd00:30::2")) || !x.Serves("d", a("fd00:30::1")) || x.Serves("d", a("fd00:31::2")) {
+		t.Error("Serves: want the network's IPv6 endpoints and its gateway, nobody else")
+	}
+	if got := x.Listen(); len(got) != 2 || got[a("172.30.0.1")] != "d" || got[a("fd00:30::1")] != "d" {
+		t.Errorf("Listen = %v, want both gateways", got)
+	}
+	m := answer(new(dns.Msg).SetQuestion("web.", dns.TypeAAAA), dns.Question{Name: "web.", Qtype: dns.TypeAAAA, Qclass: dns.ClassINET}, r)
+	if len(m.Answer) != 1 || m.Answer[0].(*dns.AAAA).AAAA.String() != "fd00:30::2" {
+		t.Errorf("AAAA answer %v", m.Answer)
+	}
+}
+
+func TestReverseIP6(t *testing.T) {
+	name, err := dns.ReverseAddr("fd00:30::2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := reverseIP(strings.TrimSuffix(name, ".")); got != netip.MustParseAddr("fd00:30::2") {
+		t.Errorf("reverseIP(%s) = %v", name, got)
+	}
+	for _, bad := range []string{"2.0.ip6.arpa", "x.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.3.0.0.0.0.d.f.ip6.arpa", "20.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.3.0.0.0.0.d.f.ip6.arpa"} {
+		if got := reverseIP(bad); got.IsValid() {
+			t.Errorf("reverseIP(%s) = %v, want none", bad, got)
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -63,64 +64,65 @@ type Server struct {
 	Timeout time.Duration
 
 	mu        sync.Mutex
-	listeners map[string]*listener
-	failed    map[string]string // network -> last listen error (logged once)
+	listeners map[netip.Addr]*listener
+	failed    map[netip.Addr]string // address -> last listen error (logged once)
 }
 
 type listener struct {
-	addr netip.Addr
-	udp  *dns.Server
-	tcp  *dns.Server
+	network string // whose names it answers
+	udp     *dns.Server
+	tcp     *dns.Server
 }
 
-// Sync makes the server listen on exactly the given network -> address
-// pairs: new ones are started, gone or moved ones stopped. A network whose
-// address cannot be bound (not yet on an interface, port taken) is retried
-// on the next Sync; the error is logged once.
-func (s *Server) Sync(want map[string]netip.Addr) {
+// Sync makes the server listen on exactly the given addresses, each for
+// its network (a dual-stack network has two): new ones are started, gone
+// ones or ones now serving another network stopped. An address that cannot
+// be bound (not yet on an interface, port taken) is retried on the next
+// Sync; the error is logged once.
+func (s *Server) Sync(want map[netip.Addr]string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.listeners == nil {
-		s.listeners = map[string]*listener{}
-		s.failed = map[string]string{}
+		s.listeners = map[netip.Addr]*listener{}
+		s.failed = map[netip.Addr]string{}
 	}
-	for name, l := range s.listeners {
-		if a, ok := want[name]; !ok || a != l.addr {
+	for addr, l := range s.listeners {
+		if name, ok := want[addr]; !ok || name != l.network {
 			l.stop()
-			delete(s.listeners, name)
-			s.log().Info("dns: stopped", "network", name, "addr", l.addr)
+			delete(s.listeners, addr)
+			s.log().Info("dns: stopped", "network", l.network, "addr", addr)
 		}
 	}
-	for name, addr := range want {
-		if _, ok := s.listeners[name]; ok {
+	for addr, name := range want {
+		if _, ok := s.listeners[addr]; ok {
 			continue
 		}
 		l, err := s.listen(name, addr)
 		if err != nil {
-			if s.failed[name] != err.Error() {
-				s.failed[name] = err.Error()
+			if s.failed[addr] != err.Error() {
+				s.failed[addr] = err.Error()
 				s.log().Warn("dns: cannot listen", "network", name, "addr", addr, "err", err)
 			}
 			continue
 		}
-		delete(s.failed, name)
-		s.listeners[name] = l
+		delete(s.failed, addr)
+		s.listeners[addr] = l
 		s.log().Info("dns: serving", "network", name, "addr", netip.AddrPortFrom(addr, uint16(s.port())))
 	}
-	for name := range s.failed {
-		if _, ok := want[name]; !ok {
-			delete(s.failed, name)
+	for addr := range s.failed {
+		if _, ok := want[addr]; !ok {
+			delete(s.failed, addr)
 		}
 	}
 }
 
-// Addrs returns what the server listens on, by network.
-func (s *Server) Addrs() map[string]netip.Addr {
+// Addrs returns what the server listens on: address -> network.
+func (s *Server) Addrs() map[netip.Addr]string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := map[string]netip.Addr{}
-	for n, l := range s.listeners {
-		out[n] = l.addr
+	out := map[netip.Addr]string{}
+	for a, l := range s.listeners {
+		out[a] = l.network
 	}
 	return out
 }
@@ -155,9 +157,9 @@ func (s *Server) listen(network string, addr netip.Addr) (*listener, error) {
 	}
 	h := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) { s.handle(network, w, r) })
 	l := &listener{
-		addr: addr,
-		udp:  &dns.Server{PacketConn: pc, Handler: h},
-		tcp:  &dns.Server{Listener: ln, Handler: h, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second},
+		network: network,
+		udp:     &dns.Server{PacketConn: pc, Handler: h},
+		tcp:     &dns.Server{Listener: ln, Handler: h, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second},
 	}
 	go l.udp.ActivateAndServe()
 	go l.tcp.ActivateAndServe()
@@ -350,6 +352,9 @@ func remoteIP(a net.Addr) net.IP {
 
 // reverseIP reads d.c.b.a.in-addr.arpa.
 func reverseIP(name string) netip.Addr {
+	if rest, ok := strings.CutSuffix(name, ".ip6.arpa"); ok {
+		return reverseIP6(rest)
+	}
 	rest, ok := strings.CutSuffix(name, ".in-addr.arpa")
 	if !ok {
 		return netip.Addr{}
@@ -363,4 +368,23 @@ func reverseIP(name string) netip.Addr {
 		return netip.Addr{}
 	}
 	return ip
+}
+
+// reverseIP6 reads the 32 nibbles of an ip6.arpa name, least significant
+// first (RFC 3596).
+func reverseIP6(nibbles string) netip.Addr {
+	p := strings.Split(nibbles, ".")
+	if len(p) != 32 {
+		return netip.Addr{}
+	}
+	var b [16]byte
+	for i, n := range p {
+		v, err := strconv.ParseUint(n, 16, 4)
+		if err != nil || len(n) != 1 {
+			return netip.Addr{}
+		}
+		j := 31 - i // nibble index from the most significant
+		b[j/2] |= byte(v) << (4 * (1 - j%2))
+	}
+	return netip.AddrFrom16(b)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -42,7 +43,7 @@ func newAttachCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if ep.Mode == datapath.ModeBridge {
-				fmt.Fprintf(cmd.OutOrStdout(), "%s %s %s\n", ep.Name, ep.Network, ep.IP)
+				fmt.Fprintf(cmd.OutOrStdout(), "%s %s %s\n", ep.Name, ep.Network, strings.ReplaceAll(addrString(ep), ",", " "))
 			} else {
 				fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n", ep.Name, ep.Mode)
 			}
@@ -52,6 +53,7 @@ func newAttachCmd(g *globals) *cobra.Command {
 	f := cmd.Flags()
 	network.register(f, "bridge (the default network, created on first use), none, or a network's name (alias --net)")
 	f.StringVar(&o.IP, "ip", "", "IPv4 address (default: the next free one)")
+	f.StringVar(&o.IP6, "ip6", "", "IPv6 address on a dual-stack network (default: the next free one)")
 	macAddressFlag(f, &o.MAC)
 	ports.register(f)
 	f.StringVar(&o.Name, "name", "", "endpoint name (default: derived from TARGET)")

@@ -83,7 +83,13 @@ func (r networkRow) cells() []string {
 	if r.predefined {
 		return []string{"-", "-", "-", "-", "-", "-"}
 	}
-	return []string{r.Subnet.String(), r.Gateway.String(), dash(r.Bridge), dash(r.Uplink), strconv.FormatBool(r.ICC), strconv.FormatBool(r.Internal)}
+	subnet, gateway := r.Subnet.String(), r.Gateway.String()
+	if r.Subnet6.IsValid() {
+		// Both families in one cell each, as one would pass them to --subnet.
+		subnet += "," + r.Subnet6.String()
+		gateway += "," + r.Gateway6.String()
+	}
+	return []string{subnet, gateway, dash(r.Bridge), dash(r.Uplink), strconv.FormatBool(r.ICC), strconv.FormatBool(r.Internal)}
 }
 
 // networkRows are the local networks, the predefined ones and, with

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"net/netip"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -42,11 +43,15 @@ name (for Docker, the endpoint's short ID). Commands take either.`,
 	return cmd
 }
 
+// addrString is e's addresses, IPv4 then IPv6, comma-separated.
 func addrString(e datapath.Endpoint) string {
-	if !e.IP.IsValid() {
-		return ""
+	var out []string
+	for _, a := range []netip.Addr{e.IP, e.IP6} {
+		if a.IsValid() {
+			out = append(out, a.String())
+		}
 	}
-	return e.IP.String()
+	return strings.Join(out, ",")
 }
 
 // portsColumn writes published ports as docker ps does, consecutive ports

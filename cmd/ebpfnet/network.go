@@ -20,6 +20,7 @@ func newNetworkCmd(g *globals) *cobra.Command {
 func newNetworkCreateCmd(g *globals) *cobra.Command {
 	o := datapath.DefaultNetworkOptions("")
 	var driver string
+	var subnets, gateways []string
 	var ov overlayCreateOptions
 	createBridge := g.withInstance(func(cmd *cobra.Command, args []string, inst *datapath.Instance) error {
 		o.Name = args[0]
@@ -34,10 +35,23 @@ func newNetworkCreateCmd(g *globals) *cobra.Command {
 		Use:   "create NAME",
 		Short: "Create a bridge network, or an overlay network spanning the cluster's hosts",
 		Example: `  ebpfnet network create backend --subnet 172.30.0.0/16
+  ebpfnet network create dual --ipv6 --subnet 172.31.0.0/24 --subnet fd00:31::/64
   ebpfnet network create isolated --subnet 10.77.0.0/24 --icc=false
   ebpfnet --cluster-store etcd://10.0.0.5:2379 network create --driver overlay ov1 --subnet 10.200.0.0/16`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: func(cmd *cobra.Command, args []string) (err error) {
+			if o.Subnet, o.Subnet6, err = byFamily("--subnet", subnets); err != nil {
+				return err
+			}
+			if o.Gateway, o.Gateway6, err = byFamily("--gateway", gateways); err != nil {
+				return err
+			}
+			if (o.Subnet6 != "" || o.Gateway6 != "") && !o.IPv6 {
+				return fmt.Errorf("an IPv6 --subnet or --gateway needs --ipv6")
+			}
+			if o.IPv6 && driver == "overlay" {
+				return fmt.Errorf("--ipv6: overlay networks are IPv4-only for now")
+			}
 			switch driver {
 			case "bridge":
 				if cmd.Flags().Changed("vni") {
@@ -54,8 +68,9 @@ func newNetworkCreateCmd(g *globals) *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&driver, "driver", "bridge", "bridge (this host) or overlay (every host of the cluster store)")
 	f.Uint32Var(&ov.vni, "vni", 0, "VXLAN network identifier of an overlay network (default: the lowest free from 4096)")
-	f.StringVar(&o.Subnet, "subnet", "", "IPv4 subnet in CIDR form (default: a free /16 from 172.17-31.0.0)")
-	f.StringVar(&o.Gateway, "gateway", "", "gateway address on the bridge (default: first address of the subnet)")
+	f.StringSliceVar(&subnets, "subnet", nil, "subnet in CIDR form, one IPv4 and with --ipv6 one IPv6 (default: a free /16 from 172.17-31.0.0 and a random unique local /64)")
+	f.StringSliceVar(&gateways, "gateway", nil, "gateway address on the bridge, one per family (default: the first address of each subnet)")
+	f.BoolVar(&o.IPv6, "ipv6", false, "dual stack: give the network and its containers IPv6 addresses too")
 	f.StringVar(&o.Uplink, "uplink", "", "interface towards the outside (default: the default route's)")
 	f.StringVar(&o.Bridge, "bridge", "", "bridge interface name (default: ebpfnet<ID>)")
 	f.IntVar(&o.MTU, "mtu", 0, "MTU of the bridge and container interfaces (default: the uplink's)")
@@ -174,11 +189,12 @@ func newNetworkConnectCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s %s %s %s\n", ep.Name, ep.Network, ep.Interface(), ep.IP)
+			fmt.Fprintf(cmd.OutOrStdout(), "%s %s %s %s\n", ep.Name, ep.Network, ep.Interface(), strings.ReplaceAll(addrString(ep), ",", " "))
 			return nil
 		}),
 	}
 	cmd.Flags().StringVar(&o.IP, "ip", "", "IPv4 address on the network (default: the next free one)")
+	cmd.Flags().StringVar(&o.IP6, "ip6", "", "IPv6 address on a dual-stack network (default: the next free one)")
 	cmd.Flags().StringArrayVar(&o.Aliases, "alias", nil, "another name the endpoint has on this network")
 	aliasFlag(cmd.Flags())
 	return cmd
@@ -198,4 +214,20 @@ func newNetworkDisconnectCmd(g *globals) *cobra.Command {
 			return nil
 		}),
 	}
+}
+
+// byFamily sorts a flag's values (--subnet, --gateway) into its one IPv4
+// and one IPv6 value, as Docker takes them.
+func byFamily(flag string, values []string) (v4, v6 string, err error) {
+	for _, v := range values {
+		slot := &v4
+		if strings.Contains(v, ":") {
+			slot = &v6
+		}
+		if *slot != "" {
+			return "", "", fmt.Errorf("%s %s and %s: at most one per address family", flag, *slot, v)
+		}
+		*slot = v
+	}
+	return v4, v6, nil
 }

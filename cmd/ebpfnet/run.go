@@ -119,6 +119,7 @@ that CMD cannot be executed and 127 that it was not found.`,
 	f.BoolVar(&o.Rm, "rm", false, "detach and delete the namespace when CMD exits")
 	f.BoolVarP(&detach, "detach", "d", false, "run CMD in the background (output in `ebpfnet logs NAME`); its endpoint is freed when it exits")
 	f.StringVar(&o.IP, "ip", "", "IPv4 address")
+	f.StringVar(&o.IP6, "ip6", "", "IPv6 address on a dual-stack network")
 	macAddressFlag(f, &o.MAC)
 	ports.register(f)
 	dns.register(f)
@@ -154,6 +155,9 @@ func runDetached(cmd *cobra.Command, g *globals, inst *datapath.Instance, o runO
 	}
 	if o.IP != "" {
 		child = append(child, "--ip", o.IP)
+	}
+	if o.IP6 != "" {
+		child = append(child, "--ip6", o.IP6)
 	}
 	if o.MAC != "" {
 		child = append(child, "--mac-address", o.MAC)

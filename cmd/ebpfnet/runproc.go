@@ -34,6 +34,7 @@ type runOptions struct {
 	Rm        bool   // bridge/none: detach and delete the netns when CMD exits
 	Network   string
 	IP        string
+	IP6       string // on a dual-stack network; empty: allocated
 	MAC       string // empty: derived from the IP
 	// FromCluster: IP and MAC were allocated in the cluster store (an
 	// overlay network's, see AttachOptions).
@@ -135,7 +136,7 @@ func createAndAttach(inst *datapath.Instance, name string, mode datapath.Mode, o
 	if err != nil {
 		return ns, err
 	}
-	_, err = inst.Attach(datapath.AttachOptions{Mode: mode, Network: o.Network, IP: o.IP, MAC: o.MAC, FromCluster: o.FromCluster,
+	_, err = inst.Attach(datapath.AttachOptions{Mode: mode, Network: o.Network, IP: o.IP, IP6: o.IP6, MAC: o.MAC, FromCluster: o.FromCluster,
 		PortRequests: o.Ports, Target: ns.Ref, Name: name, OwnNetns: true, DNSOptions: o.DNSOptions})
 	if err != nil {
 		netnsutil.DeleteNamed(name)

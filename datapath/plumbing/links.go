@@ -5,10 +5,14 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"syscall"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // Veth is a veth pair to make: its host end on a bridge, its peer either in
@@ -75,23 +79,52 @@ func SetHairpin(name string, on bool) error {
 	return nil
 }
 
+// ContainerIPv6 is the IPv6 side of a container interface on a dual-stack
+// network; the zero value is none.
+type ContainerIPv6 struct {
+	Addr      netip.Prefix // the global address, with the subnet's length
+	LinkLocal netip.Addr   // the one link-local address it may use
+	Gateway   netip.Addr
+}
+
 // ConfigureContainerEnd addresses the interface ifname of h's namespace
-// with addr, brings it (and lo) up and gives the namespace a default route
-// via gw if it has none: the first network gives it, as in Docker; a
-// network connected later only its subnet's. where names the namespace in
-// errors.
-func ConfigureContainerEnd(h *netlink.Handle, ifname string, addr netip.Prefix, gw netip.Addr, where string) (ifindex int, defaultRoute bool, err error) {
+// with addr (and v6's addresses), brings it (and lo) up and gives the
+// namespace a default route via gw (and v6.Gateway) if it has none: the
+// first network gives it, as in Docker; a network connected later only its
+// subnet's. where names the namespace in errors. With v6, the caller has
+// run ConfigureContainerIPv6 in the namespace first.
+func ConfigureContainerEnd(h *netlink.Handle, ifname string, addr netip.Prefix, gw netip.Addr, v6 ContainerIPv6, where string) (ifindex int, defaultRoute, defaultRoute6 bool, err error) {
 	eth0, err := h.LinkByName(ifname)
 	if err != nil {
-		return 0, false, fmt.Errorf("find %s in %s: %w", ifname, where, err)
+		return 0, false, false, fmt.Errorf("find %s in %s: %w", ifname, where, err)
 	}
 	defaultRoute = !HasDefaultRoute(h)
+	dual := v6.Addr.IsValid()
+	defaultRoute6 = dual && !HasDefaultRoute6(h)
 	steps := []struct {
 		what string
 		do   func() error
 	}{
 		{"bring up lo", func() error { return LoopbackUp(h) }},
 		{"address " + ifname, func() error { return h.AddrAdd(eth0, &netlink.Addr{IPNet: PrefixIPNet(addr)}) }},
+		{"address " + ifname + " with IPv6", func() error {
+			if !dual {
+				return nil
+			}
+			// Only the addresses the datapath knows: no address of the
+			// kernel's making (the MAC is fixed, so the EUI-64 link-local
+			// is what from_container accepts), and no duplicate address
+			// detection delaying the first packet (the control plane hands
+			// each address out once).
+			if err := h.LinkSetIP6AddrGenMode(eth0, nl.IN6_ADDR_GEN_MODE_NONE); err != nil {
+				return err
+			}
+			ll := &netlink.Addr{IPNet: PrefixIPNet(netip.PrefixFrom(v6.LinkLocal, 64)), Flags: unix.IFA_F_NODAD, Scope: unix.RT_SCOPE_LINK}
+			if err := h.AddrReplace(eth0, ll); err != nil {
+				return err
+			}
+			return h.AddrAdd(eth0, &netlink.Addr{IPNet: PrefixIPNet(v6.Addr), Flags: unix.IFA_F_NODAD})
+		}},
 		{"bring up " + ifname, func() error { return h.LinkSetUp(eth0) }},
 		{"add default route", func() error {
 			if !defaultRoute {
@@ -99,13 +132,34 @@ func ConfigureContainerEnd(h *netlink.Handle, ifname string, addr netip.Prefix, 
 			}
 			return h.RouteAdd(&netlink.Route{LinkIndex: eth0.Attrs().Index, Gw: gw.AsSlice()})
 		}},
+		{"add IPv6 default route", func() error {
+			if !defaultRoute6 {
+				return nil
+			}
+			return h.RouteAdd(&netlink.Route{LinkIndex: eth0.Attrs().Index, Gw: v6.Gateway.AsSlice()})
+		}},
 	}
 	for _, s := range steps {
 		if err := s.do(); err != nil {
-			return eth0.Attrs().Index, defaultRoute, fmt.Errorf("%s in %s: %w", s.what, where, err)
+			return eth0.Attrs().Index, defaultRoute, defaultRoute6, fmt.Errorf("%s in %s: %w", s.what, where, err)
 		}
 	}
-	return eth0.Attrs().Index, defaultRoute, nil
+	return eth0.Attrs().Index, defaultRoute, defaultRoute6, nil
+}
+
+// ConfigureContainerIPv6 readies ifname of the namespace the calling thread
+// is in for IPv6 before it is up: enabled whatever the namespace's default
+// (Docker disables it in containers without IPv6), and deaf to router
+// advertisements, so that it holds no address or route the control plane
+// did not give it.
+func ConfigureContainerIPv6(ifname string) error {
+	for _, kv := range [][2]string{{"disable_ipv6", "0"}, {"accept_ra", "0"}, {"autoconf", "0"}} {
+		path := filepath.Join("/proc/sys/net/ipv6/conf", ifname, kv[0])
+		if err := os.WriteFile(path, []byte(kv[1]), 0o644); err != nil {
+			return fmt.Errorf("set %s of %s: %w", kv[0], ifname, err)
+		}
+	}
+	return nil
 }
 
 // AddBridge makes a bridge with a fixed MAC (a bridge without one takes
@@ -119,15 +173,21 @@ func AddBridge(name string, mtu int, mac net.HardwareAddr) (del func(), err erro
 	return func() { netlink.LinkDel(br) }, nil
 }
 
-// AddressBridge gives the bridge name its gateway address (and with it the
-// subnet's route) and brings it up.
-func AddressBridge(name string, gw netip.Prefix) (netlink.Link, error) {
+// AddressBridge gives the bridge name its gateway addresses, one per
+// family (and with them the subnets' routes), and brings it up.
+func AddressBridge(name string, gws ...netip.Prefix) (netlink.Link, error) {
 	link, err := netlink.LinkByName(name)
 	if err != nil {
 		return nil, err
 	}
-	if err := netlink.AddrAdd(link, &netlink.Addr{IPNet: PrefixIPNet(gw)}); err != nil {
-		return nil, fmt.Errorf("address bridge %s: %w", name, err)
+	for _, gw := range gws {
+		a := &netlink.Addr{IPNet: PrefixIPNet(gw)}
+		if gw.Addr().Is6() {
+			a.Flags = unix.IFA_F_NODAD // the gateway must answer at once
+		}
+		if err := netlink.AddrAdd(link, a); err != nil {
+			return nil, fmt.Errorf("address bridge %s with %s: %w", name, gw, err)
+		}
 	}
 	if err := netlink.LinkSetUp(link); err != nil {
 		return nil, fmt.Errorf("bring up bridge %s: %w", name, err)

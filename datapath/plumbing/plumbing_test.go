@@ -101,9 +101,9 @@ func TestBridgeVethAndRoutes(t *testing.T) {
 		if err := h.LinkSetNoMaster(peer); err != nil {
 			t.Error(err)
 		}
-		ifindex, def, err := ConfigureContainerEnd(h, "vc0", netip.MustParsePrefix("172.30.0.2/24"), gw.Addr(), "the sandbox")
-		if err != nil || ifindex != peer.Attrs().Index || !def {
-			t.Errorf("ConfigureContainerEnd = %d, %v, %v", ifindex, def, err)
+		ifindex, def, def6, err := ConfigureContainerEnd(h, "vc0", netip.MustParsePrefix("172.30.0.2/24"), gw.Addr(), ContainerIPv6{}, "the sandbox")
+		if err != nil || ifindex != peer.Attrs().Index || !def || def6 {
+			t.Errorf("ConfigureContainerEnd = %d, %v, %v, %v", ifindex, def, def6, err)
 		}
 		if !HasDefaultRoute(h) || !DefaultRouteVia(h, ifindex, gw.Addr()) {
 			t.Error("no default route via the gateway")

@@ -18,12 +18,12 @@ import (
 // instance (or a crashed command) left. Existing networks' routes are
 // reported by name before this runs.
 func CheckRoutedSubnet(subnet netip.Prefix) error {
-	routes, err := netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
+	routes, err := netlink.RouteListFiltered(family(subnet.Addr()), &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
 	if err != nil {
 		return fmt.Errorf("list routes: %w", err)
 	}
 	for _, r := range routes {
-		if r.Dst == nil || r.Table == unix.RT_TABLE_LOCAL || r.Type == unix.RTN_LOCAL || r.Type == unix.RTN_BROADCAST {
+		if r.Dst == nil || r.Table == unix.RT_TABLE_LOCAL || r.Type == unix.RTN_LOCAL || r.Type == unix.RTN_BROADCAST || r.Type == unix.RTN_MULTICAST {
 			continue
 		}
 		p, ok := IPNetPrefix(r.Dst)
@@ -39,10 +39,23 @@ func CheckRoutedSubnet(subnet netip.Prefix) error {
 	return nil
 }
 
+// family is a's netlink address family.
+func family(a netip.Addr) int {
+	if a.Is4() {
+		return netlink.FAMILY_V4
+	}
+	return netlink.FAMILY_V6
+}
+
 // RoutedPrefixes lists the IPv4 routes of this namespace, except default
 // routes, so the default network's subnet avoids them.
-func RoutedPrefixes() ([]netip.Prefix, error) {
-	routes, err := netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
+func RoutedPrefixes() ([]netip.Prefix, error) { return routedPrefixes(netlink.FAMILY_V4) }
+
+// RoutedPrefixes6 is RoutedPrefixes for IPv6.
+func RoutedPrefixes6() ([]netip.Prefix, error) { return routedPrefixes(netlink.FAMILY_V6) }
+
+func routedPrefixes(family int) ([]netip.Prefix, error) {
+	routes, err := netlink.RouteListFiltered(family, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
 	if err != nil {
 		return nil, fmt.Errorf("list routes: %w", err)
 	}
@@ -75,8 +88,13 @@ func DefaultRouteLink() netlink.Link {
 }
 
 // HasDefaultRoute reports whether h's namespace has an IPv4 default route.
-func HasDefaultRoute(h *netlink.Handle) bool {
-	routes, err := h.RouteList(nil, netlink.FAMILY_V4)
+func HasDefaultRoute(h *netlink.Handle) bool { return hasDefaultRoute(h, netlink.FAMILY_V4) }
+
+// HasDefaultRoute6 reports whether h's namespace has an IPv6 default route.
+func HasDefaultRoute6(h *netlink.Handle) bool { return hasDefaultRoute(h, netlink.FAMILY_V6) }
+
+func hasDefaultRoute(h *netlink.Handle, family int) bool {
+	routes, err := h.RouteList(nil, family)
 	if err != nil {
 		return false
 	}
@@ -90,7 +108,7 @@ func isDefaultRoute(r netlink.Route) bool {
 // DefaultRouteVia reports whether the namespace's default route leaves
 // through ifindex via gw.
 func DefaultRouteVia(h *netlink.Handle, ifindex int, gw netip.Addr) bool {
-	routes, err := h.RouteList(nil, netlink.FAMILY_V4)
+	routes, err := h.RouteList(nil, family(gw))
 	if err != nil {
 		return false
 	}
