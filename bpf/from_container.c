@@ -15,11 +15,24 @@
  * TTL: a packet we would route with TTL <= 1 goes to the stack untranslated,
  * which drops it and sends the container the ICMP time exceeded.
  *
- * What a container may send: IPv4 (validated by parse_packet) and ARP whose
- * sender addresses are its own. VLAN-tagged frames (containers get untagged
- * veths), IPv6 (the datapath is IPv4-only, so it could enforce neither
- * isolation nor --icc=false) and every other ethertype are dropped with a
- * reason of their own. */
+ * What a container may send: IPv4 (validated by parse_packet), ARP whose
+ * sender addresses are its own, and IPv6 on a dual-stack network
+ * (NET_F_IPV6; elsewhere DROP_IPV6). VLAN-tagged frames (containers get
+ * untagged veths) and every other ethertype are dropped with a reason of
+ * their own.
+ *
+ * IPv6 (from_container6), validated by parse_ipv6 (lib/ipv6.h): its source
+ * must be the container's global address (endpoints6) or the EUI-64
+ * link-local one of its MAC, or :: for duplicate address detection and MLD
+ * to multicast. Router advertisements and redirects are dropped; neighbour
+ * solicitations and advertisements must speak for the container itself
+ * (check_nd), and a solicitation for a peer (with --icc) or the gateway is
+ * answered in place. Unicast to a peer of the same network goes straight
+ * into it as IPv4 does, hop limit untouched (the same link); multicast,
+ * link-local addresses, the network's gateway and subnet go to the bridge
+ * and the stack, another network's subnet nowhere but its gateway. Beyond
+ * the container subnets (not from an internal network) only the host's own
+ * addresses, as the FIB tells: IPv6 is neither routed nor translated yet. */
 
 #include "lib/common.h"
 #include "lib/drop.h"
@@ -32,6 +45,8 @@
 #include "lib/deliver.h"
 #include "lib/overlay.h"
 #include "lib/arp.h"
+#include "lib/ipv6.h"
+#include "lib/nd.h"
 #include "lib/kernel_nat.h"
 #include "lib/firewall.h" /* not used here: bpf2go mirrors the layouts from this object */
 
@@ -82,13 +97,222 @@ static __always_inline int check_arp(struct __sk_buff *skb, const struct endpoin
 	return pass(skb); /* the bridge and the host answer it */
 }
 
+/* What the IPv6 checks decide: a drop reason (enum drop_reason), or one
+ * of these. Each verdict is then taken in one place (from_container6):
+ * every inlined drop() costs the program a monitor event's code. */
+enum v6_action {
+	V6_PASS = 0x100,
+	V6_DELIVER,   /* into the peer container in v6_out.dst */
+	V6_ND_ANSWER, /* the solicitation answered with v6_out.mac */
+};
+
+struct v6_out {
+	struct endpoint_info *dst;
+	const __u8 *mac;
+	int router;
+};
+
+/* The addresses a container may send IPv6 from. */
+struct addrs6 {
+	struct ip6_key *global; /* endpoints6's; NULL: none */
+	struct ip6_key ll;      /* the EUI-64 link-local one of its MAC */
+};
+
+static __always_inline int own_addr6(const struct addrs6 *a, const struct ip6_key *addr)
+{
+	return (a->global && ip6_equal(addr, a->global)) || ip6_equal(addr, &a->ll);
+}
+
+/* :: is a source only before a container has an address: duplicate address
+ * detection's solicitations and MLD listener messages, to multicast. */
+static __always_inline int unspecified_source_ok(const struct packet6 *p)
+{
+	if (!ip6_is_unspecified(&p->ip.saddr) || !ip6_is_multicast(&p->ip.daddr) || p->proto != NH_ICMPV6 || p->frag)
+		return 0;
+	return p->icmp_type == ICMP6_NEIGH_SOLICIT || p->icmp_type == ICMP6_MLD_REPORT ||
+	       p->icmp_type == ICMP6_MLD_DONE || p->icmp_type == ICMP6_MLD2_REPORT;
+}
+
+/* A solicitation for the network's gateway, or (with --icc) for a peer of
+ * the sender's network, is answered here; the rest goes on (0). */
+static __always_inline int answer_ns(const struct endpoint_info *src, const struct network_info *net,
+				     const struct network6_info *net6, const struct ip6_key *target, struct v6_out *out)
+{
+	struct endpoint_info *dst;
+
+	if (ip6_equal(target, (const struct ip6_key *)net6->gateway6)) {
+		out->mac = net->gateway_mac;
+		out->router = 1;
+		return V6_ND_ANSWER;
+	}
+	dst = bpf_map_lookup_elem(&endpoint_ips6, target);
+	if (dst && dst->net_id == src->net_id && dst->ifindex != src->ifindex && (net->flags & NET_F_ICC)) {
+		out->mac = dst->mac;
+		out->router = 0;
+		return V6_ND_ANSWER;
+	}
+	return 0;
+}
+
+/* A container's neighbour solicitation or advertisement must speak for
+ * itself, as its ARP does: its link-layer address options name its MAC,
+ * an advertisement's target is one of its addresses. A solicitation of the
+ * common shape (one source link-layer address option, nothing else, to the
+ * target or its solicited-node address) may be answered in place
+ * (answer_ns, its target in *target). 0: on to the destination checks,
+ * which pass what goes to multicast (the bridge floods it). */
+static __always_inline int check_nd(struct __sk_buff *skb, const struct endpoint_info *src,
+				    const struct network_info *net, const struct network6_info *net6,
+				    const struct packet6 *p, const struct addrs6 *a, struct ip6_key *target,
+				    struct v6_out *out)
+{
+	__u32 n = 0, sllao = 0;
+	struct nd_msg msg;
+	enum nd_check c;
+
+	/* RFC 4861 7.1: receivers discard ND that a router may have
+	 * forwarded; RFC 6980: and fragmented ND. */
+	if (p->frag || p->ip.hop_limit != 255 || p->icmp_code || p->l4_off + sizeof(msg) > p->end ||
+	    bpf_skb_load_bytes(skb, p->l4_off, &msg, sizeof(msg)))
+		return DROP_MALFORMED;
+	c = nd_check_options(skb, p->l4_off + sizeof(msg), p->end, src->mac, &n, &sllao);
+	if (c != ND_OK)
+		return c == ND_MALFORMED ? DROP_MALFORMED : DROP_SPOOFED_ND;
+	if (p->icmp_type == ICMP6_NEIGH_ADVERT)
+		return own_addr6(a, &msg.target) ? 0 : DROP_SPOOFED_ND;
+	if (ip6_is_unspecified(&p->ip.saddr)) /* duplicate address detection: no option */
+		return sllao ? DROP_MALFORMED : 0;
+	if (n != 1 || sllao != 1 || skb->len != ND_NS_FRAME_LEN || p->end != ND_NS_FRAME_LEN ||
+	    p->l4_off != ETH_HLEN + IPV6_HLEN ||
+	    !(ip6_equal(&p->ip.daddr, &msg.target) || ip6_is_solicited_node(&p->ip.daddr, &msg.target)))
+		return 0;
+	*target = msg.target;
+	return answer_ns(src, net, net6, target, out);
+}
+
+/* Where a container's IPv6 packet may go: a peer of its network straight
+ * into it (with --icc); multicast, link-local addresses that are no
+ * endpoint's (the host's), its gateway and the rest of its subnet to the
+ * bridge and the stack; another network's gateway to the stack, the rest
+ * of that network nowhere. Beyond that only the host's own addresses,
+ * which the FIB tells: IPv6 is not routed (no NAT66 yet), and
+ * untranslated it would leak. */
+static __always_inline int route6(struct __sk_buff *skb, const struct endpoint_info *src,
+				  const struct network_info *net, const struct network6_info *net6,
+				  const struct packet6 *p, struct v6_out *out)
+{
+	struct subnet6_key key = { .prefixlen = 128 };
+	struct network6_info *other;
+	struct bpf_fib_lookup fib;
+	struct endpoint_info *dst;
+	__u32 *net_id;
+	long rc;
+
+	if (ip6_is_multicast(&p->ip.daddr))
+		return V6_PASS;
+	dst = bpf_map_lookup_elem(&endpoint_ips6, &p->ip.daddr);
+	if (dst) {
+		if (dst->net_id != src->net_id)
+			return DROP_NETWORK_ISOLATION;
+		if (!(net->flags & NET_F_ICC))
+			return DROP_ICC_DISABLED;
+		if (dst->ifindex == src->ifindex)
+			return V6_PASS;
+		out->dst = dst; /* the same link: no hop limit decrement */
+		return V6_DELIVER;
+	}
+	if (ip6_is_link_local(&p->ip.daddr) || ip6_equal(&p->ip.daddr, (const struct ip6_key *)net6->gateway6))
+		return V6_PASS;
+	__builtin_memcpy(key.addr, p->ip.daddr.addr, sizeof(key.addr));
+	net_id = bpf_map_lookup_elem(&subnets6, &key);
+	if (net_id) {
+		if (*net_id == src->net_id)
+			return V6_PASS;
+		other = bpf_map_lookup_elem(&networks6, net_id);
+		if (other && ip6_equal(&p->ip.daddr, (const struct ip6_key *)other->gateway6))
+			return V6_PASS;
+		return DROP_NETWORK_ISOLATION;
+	}
+	if (net->flags & NET_F_INTERNAL)
+		return DROP_INTERNAL_NETWORK;
+	rc = fib_lookup6(skb, &fib, p->ip.saddr.addr, p->ip.daddr.addr, p->ip.vtcfl, p->proto);
+	/* The host's own (or nothing's: the stack answers). Not FWD_DISABLED:
+	 * the kernel says it of every destination when the veth forwards no
+	 * IPv6, so it tells nothing. */
+	if (rc == BPF_FIB_LKUP_RET_NOT_FWDED || rc == BPF_FIB_LKUP_RET_BLACKHOLE ||
+	    rc == BPF_FIB_LKUP_RET_UNREACHABLE || rc == BPF_FIB_LKUP_RET_PROHIBIT)
+		return V6_PASS;
+	return DROP_IPV6_NOT_ROUTED;
+}
+
+/* The checks of a container's IPv6 packet, in order (see the top of the
+ * file): a drop reason or an enum v6_action. */
+static __always_inline int check_ipv6(struct __sk_buff *skb, const struct endpoint_info *src, struct packet6 *p,
+				      struct ip6_key *target, struct v6_out *out)
+{
+	struct network_info *net = bpf_map_lookup_elem(&networks, &src->net_id);
+	__u32 ifindex = src->ifindex;
+	struct network6_info *net6;
+	struct addrs6 a;
+	int ret;
+
+	if (!net || !(net->flags & NET_F_IPV6))
+		return DROP_IPV6;
+	net6 = bpf_map_lookup_elem(&networks6, &src->net_id);
+	if (!net6)
+		return DROP_IPV6;
+	ret = parse_ipv6(skb, p);
+	if (ret != PARSE6_OK)
+		return ret == PARSE6_MALFORMED ? DROP_MALFORMED : DROP_IPV6_EXT_HDR;
+	a.global = bpf_map_lookup_elem(&endpoints6, &ifindex);
+	ip6_link_local(&a.ll, src->mac);
+	if (!own_addr6(&a, &p->ip.saddr) && !unspecified_source_ok(p))
+		return DROP_SPOOFED_IP;
+	if (p->proto == NH_ICMPV6 && !p->later) {
+		switch (p->icmp_type) {
+		case ICMP6_ROUTER_ADVERT:
+		case ICMP6_REDIRECT:
+			return DROP_ROUTER_ND;
+		case ICMP6_NEIGH_SOLICIT:
+		case ICMP6_NEIGH_ADVERT:
+			ret = check_nd(skb, src, net, net6, p, &a, target, out);
+			if (ret)
+				return ret;
+		}
+	}
+	return route6(skb, src, net, net6, p, out);
+}
+
+/* A container's IPv6 (see the top of the file). */
+static __always_inline int from_container6(struct __sk_buff *skb, const struct endpoint_info *src,
+					   const struct ethhdr *eth)
+{
+	struct v6_out out = {};
+	struct ip6_key target;
+	struct packet6 p;
+	int ret;
+
+	ret = check_ipv6(skb, src, &p, &target, &out);
+	if (ret == V6_PASS)
+		return pass(skb);
+	if (ret == V6_DELIVER && out.dst)
+		return deliver_peer(skb, DIR, eth, out.dst);
+	if (ret == V6_ND_ANSWER && out.mac) {
+		if (nd_answer(skb, &target, &p.ip.saddr, out.mac, src->mac, out.router))
+			return drop(skb, DIR, DROP_WRITE_FAILED);
+		count_verdict(DIR, VERDICT_FORWARD, skb->len);
+		return bpf_redirect(skb->ingress_ifindex, 0);
+	}
+	return drop(skb, DIR, ret);
+}
+
 /* Everything but IPv4 (see the top of the file). */
 static __always_inline int not_ipv4(struct __sk_buff *skb, const struct endpoint_info *src, const struct packet *p)
 {
 	if (p->eth->h_proto == bpf_htons(ETH_P_ARP))
 		return check_arp(skb, src);
 	if (p->eth->h_proto == bpf_htons(ETH_P_IPV6))
-		return drop(skb, DIR, DROP_IPV6);
+		return from_container6(skb, src, p->eth);
 	return drop(skb, DIR, DROP_ETHERTYPE);
 }
 

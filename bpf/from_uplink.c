@@ -8,8 +8,11 @@
  * unsolicited()), except on nat-unprotected networks, whose inbound flows
  * are tracked as routed. New inbound flows start in a table of their class:
  * TCP in the embryonic table until the client acknowledges the container's
- * answer, datagrams in ct_inbound (conntrack.h). Everything else (traffic for the host itself, ARP, IPv6,
- * frames for a VLAN device on the uplink) goes to the stack untouched.
+ * answer, datagrams in ct_inbound (conntrack.h). IPv6 to a container's
+ * address (a subnets6 prefix but its gateway) is dropped as direct routing:
+ * no IPv6 flow is published or tracked yet. Everything else (traffic for
+ * the host itself, ARP, other IPv6, frames for a VLAN device on the uplink)
+ * goes to the stack untouched.
  *
  * TTL: a packet that would reach a container with TTL 0 is dropped
  * (DROP_TTL_EXCEEDED); it was addressed to the host, so the stack could not
@@ -26,6 +29,7 @@
 #include "lib/firewall.h"
 #include "lib/overlay.h"
 #include "lib/lb.h"
+#include "lib/ipv6.h"
 
 char __license[] SEC("license") = "Dual BSD/GPL";
 
@@ -225,6 +229,28 @@ static __always_inline int unsolicited(struct __sk_buff *skb, const struct ct_ke
 	return drop(skb, DIR, DROP_DIRECT_ROUTING);
 }
 
+/* IPv6 is not translated yet (no published port, no conntrack): to a
+ * container's address it is direct routing, dropped even on nat-unprotected
+ * networks; to its network's gateway (the host) and everything else it goes
+ * to the stack untouched. A frame too short to hold a destination too: the
+ * stack drops it. */
+static __always_inline int ipv6(struct __sk_buff *skb)
+{
+	struct subnet6_key key = { .prefixlen = 128 };
+	struct network6_info *net6;
+	__u32 *net_id;
+
+	if (bpf_skb_load_bytes(skb, ETH_HLEN + offsetof(struct ip6_hdr, daddr), key.addr, sizeof(key.addr)))
+		return pass(skb);
+	net_id = bpf_map_lookup_elem(&subnets6, &key);
+	if (!net_id)
+		return pass(skb);
+	net6 = bpf_map_lookup_elem(&networks6, net_id);
+	if (net6 && ip6_equal((const struct ip6_key *)key.addr, (const struct ip6_key *)net6->gateway6))
+		return pass(skb);
+	return drop(skb, DIR, DROP_DIRECT_ROUTING);
+}
+
 SEC("tc")
 int from_uplink(struct __sk_buff *skb)
 {
@@ -247,8 +273,10 @@ int from_uplink(struct __sk_buff *skb)
 	ret = parse_packet(skb, &p);
 	if (ret == PARSE_MALFORMED)
 		return drop(skb, DIR, DROP_MALFORMED);
+	if (ret == PARSE_NOT_IPV4 && p.eth->h_proto == bpf_htons(ETH_P_IPV6))
+		return ipv6(skb);
 	if (ret != PARSE_OK)
-		return pass(skb); /* ARP, IPv6, frames for a VLAN device on the uplink */
+		return pass(skb); /* ARP, frames for a VLAN device on the uplink */
 	if (martian(p.ip->saddr, p.ip->daddr))
 		return drop(skb, DIR, DROP_MARTIAN);
 	if (overlay_underlay_packet(&p, upl->ip))

@@ -7,6 +7,7 @@
 #include "parse.h"
 
 #define AF_INET_ 2
+#define AF_INET6_ 10
 
 /* Looks up the route for (saddr, daddr) as if the packet was forwarded from
  * its ingress interface. tot_len stays 0: the helper then checks the skb
@@ -20,6 +21,23 @@ static __always_inline long fib_lookup4(struct __sk_buff *skb, struct bpf_fib_lo
 	fib->l4_protocol = m->proto;
 	fib->ipv4_src = saddr;
 	fib->ipv4_dst = daddr;
+	fib->ifindex = skb->ingress_ifindex;
+	return bpf_fib_lookup(skb, fib, sizeof(*fib), 0);
+}
+
+/* The IPv6 route for (saddr, daddr), each four __be32 words, as if
+ * forwarded from the ingress interface; flowinfo is the header's first word.
+ * The kernel answers FWD_DISABLED before it looks at the destination when
+ * the ingress interface forwards no IPv6. */
+static __always_inline long fib_lookup6(struct __sk_buff *skb, struct bpf_fib_lookup *fib, const __be32 *saddr,
+					const __be32 *daddr, __be32 flowinfo, __u8 proto)
+{
+	__builtin_memset(fib, 0, sizeof(*fib));
+	fib->family = AF_INET6_;
+	fib->flowinfo = flowinfo & bpf_htonl(0x0fffffff);
+	fib->l4_protocol = proto;
+	__builtin_memcpy(fib->ipv6_src, saddr, 16);
+	__builtin_memcpy(fib->ipv6_dst, daddr, 16);
 	fib->ifindex = skb->ingress_ifindex;
 	return bpf_fib_lookup(skb, fib, sizeof(*fib), 0);
 }

@@ -1,0 +1,653 @@
+package loader_test
+
+import (
+	"bytes"
+	"encoding/binary"
+	"net"
+	"net/netip"
+	"os"
+	"testing"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+	"github.com/vishvananda/netlink"
+
+	"github.com/ebpfnet/ebpfnet/loader"
+	"github.com/ebpfnet/ebpfnet/maps"
+)
+
+// IPv6 between the containers of dual-stack networks (from_container6 in
+// bpf/from_container.c): network 1 (A, B) and network 2 (C) of newFixture
+// with IPv6 subnets; network 3 has none.
+var (
+	subnet6N1 = netip.MustParsePrefix("fd00:1::/64")
+	subnet6N2 = netip.MustParsePrefix("fd00:2::/64")
+	gw6N1     = netip.MustParseAddr("fd00:1::1")
+	gw6N2     = netip.MustParseAddr("fd00:2::1")
+	ip6A      = netip.MustParseAddr("fd00:1::2")
+	ip6B      = netip.MustParseAddr("fd00:1::3")
+	ip6C      = netip.MustParseAddr("fd00:2::2")
+	llA       = maps.LinkLocal(macA)
+	llB       = maps.LinkLocal(macB)
+	llC       = maps.LinkLocal(macC)
+
+	allNodes  = netip.MustParseAddr("ff02::1")
+	mldv2Addr = netip.MustParseAddr("ff02::16")
+
+	// The IPv6 side of the NAT tests' uplink (setupNetns6): the host's
+	// address hostH6, its router rtR6, an outside server srvD6.
+	hostH6 = netip.MustParseAddr("2001:db8:ff::2")
+	rtR6   = netip.MustParseAddr("2001:db8:ff::1")
+	srvD6  = netip.MustParseAddr("2001:db8::1")
+)
+
+type world6 struct {
+	icc      bool
+	internal bool
+}
+
+// newFixture6 is newFixture with networks 1 and 2 dual stack.
+func newFixture6(t testing.TB, w world6) *fixture {
+	t.Helper()
+	dp, err := loader.Load(loader.Options{})
+	if err != nil {
+		t.Fatalf("load datapath: %v", err)
+	}
+	t.Cleanup(dp.Close)
+	v := maps.New(&dp.Maps)
+	for _, n := range []maps.Network{
+		{ID: 1, Subnet: netip.MustParsePrefix("172.30.0.0/16"), Gateway: netip.MustParseAddr("172.30.0.1"), GatewayMAC: macGW,
+			BridgeIfindex: 50, ICC: w.icc, Internal: w.internal, Subnet6: subnet6N1, Gateway6: gw6N1},
+		{ID: 2, Subnet: netip.MustParsePrefix("172.31.0.0/16"), Gateway: netip.MustParseAddr("172.31.0.1"), GatewayMAC: macGW,
+			BridgeIfindex: 51, ICC: true, Subnet6: subnet6N2, Gateway6: gw6N2},
+	} {
+		if err := v.PutNetwork(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, ep := range []maps.Endpoint{
+		{IP: ipA, MAC: macA, NetID: 1, Ifindex: ifA, IP6: ip6A},
+		{IP: ipB, MAC: macB, NetID: 1, Ifindex: ifB, IP6: ip6B},
+		{IP: ipC, MAC: macC, NetID: 2, Ifindex: ifC, IP6: ip6C},
+	} {
+		if err := v.PutEndpoint(ep); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return &fixture{dp: dp, views: v, prog: dp.Program(loader.ProgFromContainer)}
+}
+
+// fixtures6 loads one datapath per world for a test's cases (a load takes
+// half a second); the cases compare counters before and after.
+func fixtures6(t *testing.T) func(world6) *fixture {
+	all := map[world6]*fixture{}
+	return func(w world6) *fixture {
+		if all[w] == nil {
+			all[w] = newFixture6(t, w)
+		}
+		return all[w]
+	}
+}
+
+// An extension header: its type and its bytes after the next header and
+// length bytes (a fragment header's reserved byte included in the length
+// byte's place: 0).
+type ext6 struct {
+	typ  byte
+	body []byte
+}
+
+// dstOpts is a destination options (or hop-by-hop) header of 8 bytes:
+// one PadN option.
+var padN6 = []byte{1, 4, 0, 0, 0, 0}
+
+// frame6 builds an Ethernet frame holding IPv6 from src to dst, hop limit
+// hop, with the extension headers exts and the upper-layer message l4 of
+// protocol proto. The TCP, UDP or ICMPv6 checksum is computed here, apart
+// from the program and gopacket.
+func frame6(srcMAC, dstMAC net.HardwareAddr, src, dst netip.Addr, hop uint8, exts []ext6, proto byte, l4 []byte) []byte {
+	l4 = append([]byte{}, l4...)
+	if off, ok := map[byte]int{6: 16, 17: 6, 58: 2}[proto]; ok && len(l4) >= off+2 {
+		l4[off], l4[off+1] = 0, 0
+		binary.BigEndian.PutUint16(l4[off:], ^uint16(onesSum(pseudo6(src, dst, proto, len(l4)), l4)))
+	}
+	var chain []byte
+	for i, e := range exts {
+		next := proto
+		if i+1 < len(exts) {
+			next = exts[i+1].typ
+		}
+		h := []byte{next, 0}
+		if e.typ != 44 {
+			h[1] = byte((2+len(e.body))/8 - 1)
+		}
+		chain = append(chain, append(h, e.body...)...)
+	}
+	first := proto
+	if len(exts) > 0 {
+		first = exts[0].typ
+	}
+	f := make([]byte, 14+40)
+	copy(f[0:], dstMAC)
+	copy(f[6:], srcMAC)
+	binary.BigEndian.PutUint16(f[12:], 0x86dd)
+	f[14] = 0x60
+	binary.BigEndian.PutUint16(f[14+4:], uint16(len(chain)+len(l4)))
+	f[14+6] = first
+	f[14+7] = hop
+	s, d := src.As16(), dst.As16()
+	copy(f[14+8:], s[:])
+	copy(f[14+24:], d[:])
+	return append(append(f, chain...), l4...)
+}
+
+func pseudo6(src, dst netip.Addr, proto byte, n int) uint32 {
+	s, d := src.As16(), dst.As16()
+	p := append(append([]byte{}, s[:]...), d[:]...)
+	p = binary.BigEndian.AppendUint32(p, uint32(n))
+	p = append(p, 0, 0, 0, proto)
+	return onesSum(0, p)
+}
+
+// l4OK6 says whether the upper-layer checksum of an IPv6 frame without
+// extension headers is right.
+func l4OK6(f []byte) bool {
+	src, dst := netip.AddrFrom16([16]byte(f[22:38])), netip.AddrFrom16([16]byte(f[38:54]))
+	n := int(binary.BigEndian.Uint16(f[18:]))
+	return onesSum(pseudo6(src, dst, f[20], n), f[54:54+n]) == 0xffff
+}
+
+func udp6(sport, dport uint16, payload string) []byte {
+	u := binary.BigEndian.AppendUint16(nil, sport)
+	u = binary.BigEndian.AppendUint16(u, dport)
+	u = binary.BigEndian.AppendUint16(u, uint16(8+len(payload)))
+	return append(append(u, 0, 0), payload...)
+}
+
+func tcpSyn6(sport, dport uint16) []byte {
+	t := binary.BigEndian.AppendUint16(nil, sport)
+	t = binary.BigEndian.AppendUint16(t, dport)
+	t = append(t, 0, 0, 0, 1, 0, 0, 0, 0, 5<<4, 0x02, 0xfa, 0xf0, 0, 0, 0, 0)
+	return t
+}
+
+func echo6(id, seq uint16) []byte {
+	return append([]byte{128, 0, 0, 0, byte(id >> 8), byte(id), byte(seq >> 8), byte(seq)}, "ping"...)
+}
+
+// lla6 is a source (1) or target (2) link-layer address option.
+func lla6(typ byte, mac net.HardwareAddr) []byte {
+	return append([]byte{typ, 1}, mac...)
+}
+
+func ns6(target netip.Addr, opts ...[]byte) []byte {
+	a := target.As16()
+	m := append([]byte{135, 0, 0, 0, 0, 0, 0, 0}, a[:]...)
+	for _, o := range opts {
+		m = append(m, o...)
+	}
+	return m
+}
+
+func na6(flags byte, target netip.Addr, opts ...[]byte) []byte {
+	m := ns6(target, opts...)
+	m[0], m[4] = 136, flags
+	return m
+}
+
+// solicited is a's solicited-node multicast address and its MAC.
+func solicited(a netip.Addr) (netip.Addr, net.HardwareAddr) {
+	b := a.As16()
+	m := netip.MustParseAddr("ff02::1:ff00:0").As16()
+	copy(m[13:], b[13:])
+	return netip.AddrFrom16(m), net.HardwareAddr{0x33, 0x33, 0xff, b[13], b[14], b[15]}
+}
+
+// nsFrame is A's solicitation for target, the common shape: to its
+// solicited-node address, A's MAC in a source link-layer address option.
+func nsFrame(src, target netip.Addr) []byte {
+	dst, dmac := solicited(target)
+	return frame6(macA, dmac, src, dst, 255, nil, 58, ns6(target, lla6(1, macA)))
+}
+
+// mld2Report joins group, from src (link-local or ::), with the router
+// alert hop-by-hop header MLD carries.
+func mld2Report(src, group netip.Addr) []byte {
+	g := group.As16()
+	m := append([]byte{143, 0, 0, 0, 0, 0, 0, 1, 4, 0, 0, 0}, g[:]...)
+	hbh := ext6{0, []byte{5, 2, 0, 0, 1, 0}} // router alert (MLD), PadN
+	return frame6(macA, net.HardwareAddr{0x33, 0x33, 0, 0, 0, 0x16}, src, mldv2Addr, 1, []ext6{hbh}, 58, m)
+}
+
+// withDstMAC returns a copy of f addressed to mac.
+func withDstMAC(f []byte, mac net.HardwareAddr) []byte {
+	out := append([]byte{}, f...)
+	copy(out, mac)
+	return out
+}
+
+func TestFromContainer6ToPeer(t *testing.T) {
+	f := newFixture6(t, world6{icc: true})
+	for _, tc := range []struct {
+		name     string
+		src, dst netip.Addr
+		proto    byte
+		l4       []byte
+	}{
+		{"TCP global", ip6A, ip6B, 6, tcpSyn6(40000, 80)},
+		{"UDP global", ip6A, ip6B, 17, udp6(40000, 53, "hello")},
+		{"ICMPv6 echo global", ip6A, ip6B, 58, echo6(7, 1)},
+		{"TCP link-local", llA, llB, 6, tcpSyn6(40000, 80)},
+		{"UDP link-local", llA, llB, 17, udp6(40000, 53, "hello")},
+		{"ICMPv6 echo link-local", llA, llB, 58, echo6(7, 1)},
+		{"UDP global to B's link-local", ip6A, llB, 17, udp6(1, 2, "x")},
+		{"unicast NS to B without an option", llA, llB, 58, ns6(llB)},
+		{"unicast NS to B from A's global, not the answered shape (two options)", ip6A, ip6B, 58,
+			ns6(ip6B, lla6(1, macA), []byte{14, 1, 1, 2, 3, 4, 5, 6})},
+	} {
+		for _, dmac := range []net.HardwareAddr{macB, macGW} {
+			t.Run(tc.name+" to "+dmac.String(), func(t *testing.T) {
+				fwd := f.verdict(t, loader.VerdictForward)
+				_, rx0, _ := f.views.EndpointCounters(ifB)
+				hop := uint8(64)
+				if tc.proto == 58 && tc.l4[0] == 135 {
+					hop = 255
+				}
+				in := frame6(macA, dmac, tc.src, tc.dst, hop, nil, tc.proto, tc.l4)
+				ret, out := f.run(t, ifA, in)
+				if ret != tcActRedirect {
+					d, _ := f.views.Drops()
+					t.Fatalf("verdict = %d, want TC_ACT_REDIRECT (drops %v)", ret, d)
+				}
+				if want := withDstMAC(in, macB); !bytes.Equal(out, want) {
+					t.Fatalf("frame:\n got %x\nwant %x", out, want)
+				}
+				if !l4OK6(out) {
+					t.Fatalf("checksum broken: %x", out)
+				}
+				if got := f.verdict(t, loader.VerdictForward) - fwd; got != 1 {
+					t.Fatalf("forward counter +%d, want +1", got)
+				}
+				if _, rx, err := f.views.EndpointCounters(ifB); err != nil || rx.Packets-rx0.Packets != 1 {
+					t.Fatalf("B rx = %+v (%v), want 1 packet more than %+v", rx, err, rx0)
+				}
+			})
+		}
+	}
+}
+
+// expectedNA is the advertisement the program must answer A's solicitation
+// from src for target with: built by gopacket, not by frame6.
+func expectedNA(t *testing.T, src, target netip.Addr, mac net.HardwareAddr, router bool) []byte {
+	t.Helper()
+	eth := &layers.Ethernet{SrcMAC: mac, DstMAC: macA, EthernetType: layers.EthernetTypeIPv6}
+	ip := &layers.IPv6{Version: 6, HopLimit: 255, NextHeader: layers.IPProtocolICMPv6, SrcIP: target.AsSlice(), DstIP: src.AsSlice()}
+	icmp := &layers.ICMPv6{TypeCode: layers.CreateICMPv6TypeCode(layers.ICMPv6TypeNeighborAdvertisement, 0)}
+	if err := icmp.SetNetworkLayerForChecksum(ip); err != nil {
+		t.Fatal(err)
+	}
+	flags := uint8(0x60) // solicited, override
+	if router {
+		flags |= 0x80
+	}
+	na := &layers.ICMPv6NeighborAdvertisement{Flags: flags, TargetAddress: target.AsSlice(),
+		Options: layers.ICMPv6Options{{Type: layers.ICMPv6OptTargetAddress, Data: mac}}}
+	return serialize(t, eth, ip, icmp, na)
+}
+
+func TestFromContainer6AnswersNeighbourSolicitation(t *testing.T) {
+	f := newFixture6(t, world6{icc: true})
+	for _, tc := range []struct {
+		name        string
+		src, target netip.Addr
+		mac         net.HardwareAddr
+		router      bool
+		unicast     bool
+	}{
+		{"B's global, from A's global", ip6A, ip6B, macB, false, false},
+		{"B's global, from A's link-local", llA, ip6B, macB, false, false},
+		{"B's link-local", llA, llB, macB, false, false},
+		{"B's global, unicast (unreachability detection)", ip6A, ip6B, macB, false, true},
+		{"the gateway", ip6A, gw6N1, macGW, true, false},
+		{"the gateway, from A's link-local", llA, gw6N1, macGW, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fwd := f.verdict(t, loader.VerdictForward)
+			in := nsFrame(tc.src, tc.target)
+			if tc.unicast {
+				in = frame6(macA, tc.mac, tc.src, tc.target, 255, nil, 58, ns6(tc.target, lla6(1, macA)))
+			}
+			if len(in) != 86 {
+				t.Fatalf("solicitation of %d bytes, want the common 86", len(in))
+			}
+			ret, out := f.run(t, ifA, in)
+			if ret != tcActRedirect {
+				d, _ := f.views.Drops()
+				t.Fatalf("verdict = %d, want TC_ACT_REDIRECT (back into A; drops %v)", ret, d)
+			}
+			want := expectedNA(t, tc.src, tc.target, tc.mac, tc.router)
+			if !bytes.Equal(out, want) {
+				t.Fatalf("advertisement:\n got %x\nwant %x", out, want)
+			}
+			// The checksum once more, by the tests' own sum.
+			if !l4OK6(out) {
+				t.Fatalf("ICMPv6 checksum wrong: %x", out)
+			}
+			p := gopacket.NewPacket(out, layers.LayerTypeEthernet, gopacket.Default)
+			na, ok := p.Layer(layers.LayerTypeICMPv6NeighborAdvertisement).(*layers.ICMPv6NeighborAdvertisement)
+			if !ok || !na.Solicited() || !na.Override() || na.Router() != tc.router || !net.IP(na.TargetAddress).Equal(tc.target.AsSlice()) {
+				t.Fatalf("decoded as %v", p)
+			}
+			if got := f.verdict(t, loader.VerdictForward) - fwd; got != 1 {
+				t.Fatalf("forward counter +%d, want +1", got)
+			}
+		})
+	}
+}
+
+// Solicitations that are not answered go to the bridge (the host, or the
+// peer itself, answers), as ARP requests do.
+func TestFromContainer6Passes(t *testing.T) {
+	fixture := fixtures6(t)
+	solB, solMACB := solicited(ip6B)
+	for _, tc := range []struct {
+		name  string
+		world world6
+		frame []byte
+	}{
+		// --icc=false: the program does not answer for a peer; the bridge
+		// floods the solicitation and B may answer it, as it answers
+		// ARP, but every unicast that follows is dropped (icc_disabled).
+		{"NS for B with --icc=false", world6{}, nsFrame(ip6A, ip6B)},
+		{"NS for C (another network: nobody on this bridge answers)", world6{icc: true}, nsFrame(ip6A, ip6C)},
+		{"NS for the bridge's link-local", world6{icc: true}, nsFrame(llA, netip.MustParseAddr("fe80::1"))},
+		{"NS for B without a source option", world6{icc: true}, frame6(macA, solMACB, llA, solB, 255, nil, 58, ns6(ip6B))},
+		{"NS for B from A's link-local with trailing bytes", world6{icc: true}, append(nsFrame(llA, ip6B), 0, 0)},
+		{"NS for A itself (DAD)", world6{icc: true}, func() []byte {
+			dst, dmac := solicited(ip6A)
+			return frame6(macA, dmac, netip.IPv6Unspecified(), dst, 255, nil, 58, ns6(ip6A, []byte{14, 1, 1, 2, 3, 4, 5, 6}))
+		}()},
+		{"NA for A's own address", world6{icc: true}, frame6(macA, macGW, ip6A, gw6N1, 255, nil, 58, na6(0x60, ip6A, lla6(2, macA)))},
+		{"unsolicited NA for A's link-local to all nodes", world6{icc: true}, frame6(macA, net.HardwareAddr{0x33, 0x33, 0, 0, 0, 1}, llA, allNodes, 255, nil, 58, na6(0x20, llA, lla6(2, macA)))},
+		{"MLDv2 report behind a hop-by-hop header", world6{icc: true}, mld2Report(llA, netip.MustParseAddr("ff02::1:ff00:2"))},
+		{"MLDv2 report from ::", world6{icc: true}, mld2Report(netip.IPv6Unspecified(), netip.MustParseAddr("ff02::1:ff00:2"))},
+		{"router solicitation", world6{icc: true}, frame6(macA, net.HardwareAddr{0x33, 0x33, 0, 0, 0, 2}, llA, netip.MustParseAddr("ff02::2"), 255, nil, 58,
+			append([]byte{133, 0, 0, 0, 0, 0, 0, 0}, lla6(1, macA)...))},
+		{"UDP to all nodes", world6{icc: true}, frame6(macA, net.HardwareAddr{0x33, 0x33, 0, 0, 0, 1}, ip6A, allNodes, 1, nil, 17, udp6(1, 2, "x"))},
+		{"the gateway", world6{icc: true}, frame6(macA, macGW, ip6A, gw6N1, 64, nil, 6, tcpSyn6(40000, 22))},
+		{"the host's link-local", world6{icc: true}, frame6(macA, macGW, llA, netip.MustParseAddr("fe80::1"), 64, nil, 17, udp6(1, 2, "x"))},
+		{"an unassigned address of the own subnet", world6{icc: true}, frame6(macA, macGW, ip6A, netip.MustParseAddr("fd00:1::99"), 64, nil, 17, udp6(1, 2, "x"))},
+		{"another network's gateway", world6{icc: true}, frame6(macA, macGW, ip6A, gw6N2, 64, nil, 17, udp6(1, 2, "x"))},
+		{"A itself", world6{icc: true}, frame6(macA, macA, ip6A, ip6A, 64, nil, 17, udp6(1, 2, "x"))},
+		{"internal network: another network's gateway", world6{icc: true, internal: true}, frame6(macA, macGW, ip6A, gw6N2, 64, nil, 17, udp6(1, 2, "x"))},
+		{"a later fragment to B's subnet", world6{icc: true}, frame6(macA, macGW, ip6A, netip.MustParseAddr("fd00:1::99"), 64,
+			[]ext6{{44, []byte{0, 8, 0, 0, 0, 1}}}, 17, []byte("12345678"))},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := fixture(tc.world)
+			pass := f.verdict(t, loader.VerdictPass)
+			ret, out := f.run(t, ifA, tc.frame)
+			if ret != tcActOK {
+				d, _ := f.views.Drops()
+				t.Fatalf("verdict = %d, want TC_ACT_OK (drops %v)", ret, d)
+			}
+			if !bytes.Equal(out, tc.frame) {
+				t.Fatalf("passed frame changed:\n got %x\nwant %x", out, tc.frame)
+			}
+			if got := f.verdict(t, loader.VerdictPass) - pass; got != 1 {
+				t.Fatalf("pass counter +%d, want +1", got)
+			}
+		})
+	}
+}
+
+func TestFromContainer6Drops(t *testing.T) {
+	fixture := fixtures6(t)
+	solB, solMACB := solicited(ip6B)
+	udp := func(src, dst netip.Addr) []byte {
+		return frame6(macA, macGW, src, dst, 64, nil, 17, udp6(40000, 53, "hello"))
+	}
+	mcast := net.HardwareAddr{0x33, 0x33, 0, 0, 0, 1}
+	withBytes := func(f []byte, set func([]byte)) []byte {
+		f = append([]byte{}, f...)
+		set(f)
+		return f
+	}
+	dopt := ext6{60, padN6}
+	for _, tc := range []struct {
+		name   string
+		world  world6
+		frame  []byte
+		reason string
+	}{
+		// Anti-spoofing.
+		{"B's global source", world6{icc: true}, udp(ip6B, ip6C), "spoofed_ip"},
+		{"B's link-local source", world6{icc: true}, udp(llB, llA), "spoofed_ip"},
+		{"another link-local source", world6{icc: true}, udp(netip.MustParseAddr("fe80::99"), llB), "spoofed_ip"},
+		{"A's IPv4-mapped address", world6{icc: true}, udp(netip.AddrFrom16(ipA.As16()), ip6B), "spoofed_ip"},
+		{":: source, UDP to multicast", world6{icc: true}, frame6(macA, mcast, netip.IPv6Unspecified(), allNodes, 1, nil, 17, udp6(1, 2, "x")), "spoofed_ip"},
+		{":: source, echo to multicast", world6{icc: true}, frame6(macA, mcast, netip.IPv6Unspecified(), allNodes, 1, nil, 58, echo6(1, 1)), "spoofed_ip"},
+		{":: source, DAD NS to unicast", world6{icc: true}, frame6(macA, macB, netip.IPv6Unspecified(), ip6B, 255, nil, 58, ns6(ip6B)), "spoofed_ip"},
+		{":: source, NA", world6{icc: true}, frame6(macA, mcast, netip.IPv6Unspecified(), allNodes, 255, nil, 58, na6(0x20, ip6A)), "spoofed_ip"},
+		// Neighbour discovery.
+		{"NS with another MAC in its source option", world6{icc: true}, frame6(macA, solMACB, llA, solB, 255, nil, 58, ns6(ip6B, lla6(1, macC))), "spoofed_nd"},
+		{"NS with a target option of another MAC", world6{icc: true}, frame6(macA, solMACB, llA, solB, 255, nil, 58, ns6(ip6B, lla6(1, macA), lla6(2, macB))), "spoofed_nd"},
+		{"NS with a link-layer option of 16 bytes", world6{icc: true}, frame6(macA, solMACB, llA, solB, 255, nil, 58,
+			ns6(ip6B, append(append([]byte{1, 2}, macA...), make([]byte, 8)...))), "spoofed_nd"},
+		{"NS with more options than the walk reads", world6{icc: true}, frame6(macA, solMACB, llA, solB, 255, nil, 58,
+			ns6(ip6B, lla6(1, macA), []byte{14, 1, 0, 0, 0, 0, 0, 0}, []byte{14, 1, 0, 0, 0, 0, 0, 0}, []byte{14, 1, 0, 0, 0, 0, 0, 0}, lla6(1, macC))), "spoofed_nd"},
+		{"NA for B's target", world6{icc: true}, frame6(macA, mcast, llA, allNodes, 255, nil, 58, na6(0x20, ip6B, lla6(2, macA))), "spoofed_nd"},
+		{"NA for the gateway", world6{icc: true}, frame6(macA, macGW, ip6A, gw6N1, 255, nil, 58, na6(0x60, gw6N1, lla6(2, macA))), "spoofed_nd"},
+		{"NA for A with B's MAC", world6{icc: true}, frame6(macA, mcast, llA, allNodes, 255, nil, 58, na6(0x20, ip6A, lla6(2, macB))), "spoofed_nd"},
+		{"router advertisement", world6{icc: true}, frame6(macA, mcast, llA, allNodes, 255, nil, 58,
+			[]byte{134, 0, 0, 0, 64, 0, 0x07, 0x08, 0, 0, 0, 0, 0, 0, 0, 0}), "router_nd"},
+		{"redirect", world6{icc: true}, frame6(macA, macB, llA, llB, 255, nil, 58, func() []byte {
+			a, b := gw6N1.As16(), ip6C.As16()
+			return append(append([]byte{137, 0, 0, 0, 0, 0, 0, 0}, a[:]...), b[:]...)
+		}()), "router_nd"},
+		{"NS with hop limit 64", world6{icc: true}, frame6(macA, solMACB, llA, solB, 64, nil, 58, ns6(ip6B, lla6(1, macA))), "malformed"},
+		{"NA with hop limit 254", world6{icc: true}, frame6(macA, mcast, llA, allNodes, 254, nil, 58, na6(0x20, ip6A)), "malformed"},
+		{"NS of 20 bytes", world6{icc: true}, frame6(macA, solMACB, llA, solB, 255, nil, 58, ns6(ip6B)[:20]), "malformed"},
+		{"NS with an option of length 0", world6{icc: true}, frame6(macA, solMACB, llA, solB, 255, nil, 58, ns6(ip6B, []byte{1, 0, 0, 0, 0, 0, 0, 0})), "malformed"},
+		{"NS with code 1", world6{icc: true}, withBytes(nsFrame(llA, ip6B), func(f []byte) { f[55] = 1 }), "malformed"},
+		{"DAD NS with a source option", world6{icc: true}, frame6(macA, solMACB, netip.IPv6Unspecified(), solB, 255, nil, 58, ns6(ip6B, lla6(1, macA))), "malformed"},
+		{"fragmented NS", world6{icc: true}, frame6(macA, solMACB, llA, solB, 255, []ext6{{44, []byte{0, 1, 0, 0, 0, 1}}}, 58, ns6(ip6B, lla6(1, macA))), "malformed"},
+		// Isolation and --icc.
+		{"C's global", world6{icc: true}, udp(ip6A, ip6C), "network_isolation"},
+		{"C's link-local", world6{icc: true}, udp(llA, llC), "network_isolation"},
+		{"an unassigned address of network 2", world6{icc: true}, udp(ip6A, netip.MustParseAddr("fd00:2::99")), "network_isolation"},
+		{"B with --icc=false", world6{}, udp(ip6A, ip6B), "icc_disabled"},
+		{"B's link-local with --icc=false", world6{}, udp(llA, llB), "icc_disabled"},
+		{"unicast NS to B with --icc=false", world6{}, frame6(macA, macB, ip6A, ip6B, 255, nil, 58, ns6(ip6B, lla6(1, macA))), "icc_disabled"},
+		{"internal network to outside", world6{icc: true, internal: true}, udp(ip6A, srvD6), "internal_network"},
+		// Extension headers.
+		{"five destination options headers", world6{icc: true}, frame6(macA, macB, ip6A, ip6B, 64, []ext6{dopt, dopt, dopt, dopt, dopt}, 17, udp6(1, 2, "x")), "ipv6_ext_hdr"},
+		{"an experimental extension header (253)", world6{icc: true}, frame6(macA, macB, ip6A, ip6B, 64, []ext6{{253, padN6}}, 17, udp6(1, 2, "x")), "ipv6_ext_hdr"},
+		{"ESP", world6{icc: true}, frame6(macA, macB, ip6A, ip6B, 64, nil, 50, make([]byte, 24)), "ipv6_ext_hdr"},
+		{"AH after a destination options header", world6{icc: true}, frame6(macA, macB, ip6A, ip6B, 64, []ext6{dopt, {51, make([]byte, 14)}}, 17, udp6(1, 2, "x")), "ipv6_ext_hdr"},
+		{"hop-by-hop not first", world6{icc: true}, frame6(macA, macB, ip6A, ip6B, 64, []ext6{dopt, {0, padN6}}, 17, udp6(1, 2, "x")), "ipv6_ext_hdr"},
+		{"two fragment headers", world6{icc: true}, frame6(macA, macB, ip6A, ip6B, 64, []ext6{{44, []byte{0, 0, 0, 0, 0, 1}}, {44, []byte{0, 0, 0, 0, 0, 1}}}, 17, udp6(1, 2, "x")), "ipv6_ext_hdr"},
+		// Malformed.
+		{"payload length beyond the frame", world6{icc: true}, withBytes(udp(ip6A, ip6B), func(f []byte) { f[19]++ }), "malformed"},
+		{"payload length 0 (a jumbogram)", world6{icc: true}, withBytes(udp(ip6A, ip6B), func(f []byte) { f[18], f[19] = 0, 0 }), "malformed"},
+		{"version 4", world6{icc: true}, withBytes(udp(ip6A, ip6B), func(f []byte) { f[14] = 0x40 }), "malformed"},
+		{"extension header beyond the payload", world6{icc: true}, withBytes(frame6(macA, macB, ip6A, ip6B, 64, []ext6{dopt}, 59, nil),
+			func(f []byte) { f[55] = 1 }), "malformed"},
+		{"truncated extension header", world6{icc: true}, frame6(macA, macB, ip6A, ip6B, 64, nil, 60, []byte{59, 0, 1, 2}), "malformed"},
+		{"ICMPv6 of 3 bytes", world6{icc: true}, frame6(macA, macB, ip6A, ip6B, 64, nil, 58, []byte{128, 0, 0}), "malformed"},
+		{"a fragment not a multiple of 8", world6{icc: true}, frame6(macA, macB, ip6A, ip6B, 64, []ext6{{44, []byte{0, 1, 0, 0, 0, 1}}}, 17, udp6(1, 2, "x")), "malformed"},
+		{"a fragment past 65535", world6{icc: true}, frame6(macA, macB, ip6A, ip6B, 64, []ext6{{44, []byte{0xff, 0xf8, 0, 0, 0, 1}}}, 17, []byte("12345678")), "malformed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := fixture(tc.world)
+			before := f.drops(t, tc.reason)
+			ret, _ := f.run(t, ifA, tc.frame)
+			if ret != tcActShot {
+				t.Fatalf("verdict = %d, want TC_ACT_SHOT", ret)
+			}
+			if got := f.drops(t, tc.reason) - before; got != 1 {
+				d, _ := f.views.Drops()
+				t.Fatalf("drops[%s] +%d, want +1 (%v)", tc.reason, got, d)
+			}
+		})
+	}
+}
+
+// A network without IPv6 takes none, whatever it is.
+func TestFromContainer6NetworkWithoutIPv6(t *testing.T) {
+	f := newFixture(t, true) // IPv4 only
+	for _, in := range [][]byte{
+		frame6(macA, macB, llA, llB, 64, nil, 17, udp6(1, 2, "x")),
+		nsFrame(llA, llB),
+		mld2Report(netip.IPv6Unspecified(), mldv2Addr),
+		withDstMAC(frame6(macA, macB, llA, llB, 64, nil, 17, udp6(1, 2, "x"))[:60], macB), // malformed too
+	} {
+		if ret, _ := f.run(t, ifA, in); ret != tcActShot {
+			t.Fatalf("verdict = %d, want TC_ACT_SHOT for %x", ret, in)
+		}
+	}
+	if got := f.drops(t, "ipv6"); got != 4 {
+		t.Fatalf("drops[ipv6] = %d, want 4", got)
+	}
+}
+
+// setupNetns6 gives the NAT tests' namespace (setupNetns, the calling
+// thread's) IPv6: forwarding on (off, forwarding is false), the host's
+// address hostH6 on the uplink and a default route via rtR6.
+func setupNetns6(t testing.TB, ifUp int, forwarding bool) {
+	t.Helper()
+	v := []byte("0")
+	if forwarding {
+		v = []byte("1")
+	}
+	if err := os.WriteFile("/proc/sys/net/ipv6/conf/all/forwarding", v, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	up, err := netlink.LinkByIndex(ifUp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := netlink.AddrAdd(up, &netlink.Addr{IPNet: &net.IPNet{IP: hostH6.AsSlice(), Mask: net.CIDRMask(64, 128)},
+		Flags: 0x02 /* IFA_F_NODAD */}); err != nil {
+		t.Fatal(err)
+	}
+	if err := netlink.NeighAdd(&netlink.Neigh{LinkIndex: ifUp, Family: netlink.FAMILY_V6,
+		State: netlink.NUD_PERMANENT, IP: rtR6.AsSlice(), HardwareAddr: macRt}); err != nil {
+		t.Fatal(err)
+	}
+	if err := netlink.RouteAdd(&netlink.Route{LinkIndex: ifUp, Gw: rtR6.AsSlice()}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// addIPv6 makes the NAT tests' network 1 dual stack, A and B with it.
+func addIPv6(t testing.TB, e *natEnv) {
+	t.Helper()
+	if err := e.views.PutNetwork(maps.Network{ID: 1, Subnet: netip.MustParsePrefix("172.30.0.0/16"), Gateway: gw1, GatewayMAC: macGW,
+		BridgeIfindex: 50, ICC: true, Masquerade: true, Subnet6: subnet6N1, Gateway6: gw6N1}); err != nil {
+		t.Fatal(err)
+	}
+	for _, ep := range []maps.Endpoint{
+		{IP: ipA, MAC: macA, NetID: 1, Ifindex: e.ifA, IP6: ip6A},
+		{IP: ipB, MAC: macB, NetID: 1, Ifindex: e.ifB, IP6: ip6B},
+	} {
+		if err := e.views.DeleteEndpoint(ep.Ifindex, ep.IP); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.views.PutEndpoint(ep); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// Beyond the container subnets IPv6 reaches only the host: the FIB says
+// which addresses are its own.
+func TestFromContainer6Outside(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		forwarding bool
+		dst        netip.Addr
+		want       uint32
+		reason     string
+	}{
+		{"an outside address", true, srvD6, tcActShot, "ipv6_not_routed"},
+		{"the router", true, rtR6, tcActShot, "ipv6_not_routed"},
+		{"a ULA of no network", true, netip.MustParseAddr("fd99::1"), tcActShot, "ipv6_not_routed"},
+		{"the host's address", true, hostH6, tcActOK, ""},
+		{"loopback (the stack drops it)", true, netip.IPv6Loopback(), tcActOK, ""},
+		// The kernel answers FWD_DISABLED before it looks at the
+		// destination: with IPv6 forwarding off, the host's addresses are
+		// refused too.
+		{"the host's address, forwarding off", false, hostH6, tcActShot, "ipv6_not_routed"},
+		{"an outside address, forwarding off", false, srvD6, tcActShot, "ipv6_not_routed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newNATEnv(t, envOpts{netns: true})
+			setupNetns6(t, e.ifUp, tc.forwarding)
+			addIPv6(t, e)
+			in := frame6(macA, macGW, ip6A, tc.dst, 64, nil, 6, tcpSyn6(40000, 443))
+			ret, out := e.fromContainer(t, e.ifA, in)
+			if ret != tc.want {
+				d, _ := e.views.Drops()
+				t.Fatalf("verdict = %d, want %d (drops %v)", ret, tc.want, d)
+			}
+			if tc.reason != "" {
+				if got := e.drops(t, tc.reason); got != 1 {
+					t.Fatalf("drops[%s] = %d, want 1", tc.reason, got)
+				}
+				return
+			}
+			if !bytes.Equal(out, in) {
+				t.Fatalf("passed frame changed:\n got %x\nwant %x", out, in)
+			}
+		})
+	}
+}
+
+func TestFromUplink6(t *testing.T) {
+	from := func(dst netip.Addr) []byte {
+		return frame6(macRt, macUp, srvD6, dst, 64, nil, 6, tcpSyn6(5555, 80))
+	}
+	for _, tc := range []struct {
+		name        string
+		unprotected bool
+		frame       []byte
+		want        uint32
+	}{
+		{"container A", false, from(ip6A), tcActShot},
+		{"container A, nat-unprotected network", true, from(ip6A), tcActShot},
+		{"an unassigned address of the subnet", false, from(netip.MustParseAddr("fd00:1::99")), tcActShot},
+		{"the gateway", false, from(gw6N1), tcActOK},
+		{"the host", false, from(hostH6), tcActOK},
+		{"elsewhere", false, from(netip.MustParseAddr("2001:db8:5::5")), tcActOK},
+		{"A's link-local", false, from(llA), tcActOK},
+		{"neighbour solicitation", false, func() []byte {
+			dst, dmac := solicited(hostH6)
+			return frame6(macRt, dmac, rtR6, dst, 255, nil, 58, ns6(hostH6, lla6(1, macRt)))
+		}(), tcActOK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newNATEnv(t, envOpts{})
+			addIPv6(t, e)
+			if tc.unprotected {
+				if err := e.views.PutNetwork(maps.Network{ID: 1, Subnet: netip.MustParsePrefix("172.30.0.0/16"), Gateway: gw1, GatewayMAC: macGW,
+					BridgeIfindex: 50, ICC: true, Unprotected: true, Subnet6: subnet6N1, Gateway6: gw6N1}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ret, out := e.fromUplink(t, tc.frame)
+			if ret != tc.want {
+				t.Fatalf("verdict = %d, want %d", ret, tc.want)
+			}
+			if ret == tcActShot {
+				if got := e.drops(t, "direct_routing"); got != 1 {
+					t.Fatalf("drops[direct_routing] = %d, want 1", got)
+				}
+				return
+			}
+			if !bytes.Equal(out, tc.frame) {
+				t.Fatalf("passed frame changed:\n got %x\nwant %x", out, tc.frame)
+			}
+		})
+	}
+}
