@@ -79,6 +79,19 @@ func EnableForwarding(ifname string) error {
 	return nil
 }
 
+// EnableForwarding6 is EnableForwarding for IPv6: bpf_fib_lookup answers
+// nothing but "forwarding disabled" for a packet from an interface that
+// does not forward, not even that a destination is the host's own. The
+// kernel's own IPv6 forwarding stays off: it follows the namespace-wide
+// setting, which ebpfnet does not touch.
+func EnableForwarding6(ifname string) error {
+	path := filepath.Join("/proc/sys/net/ipv6/conf", ifname, "forwarding")
+	if err := os.WriteFile(path, []byte("1"), 0o644); err != nil {
+		return fmt.Errorf("enable IPv6 forwarding on %s: %w", ifname, err)
+	}
+	return nil
+}
+
 // UplinkAddr is the address an uplink masquerades with: its first global
 // IPv4 address.
 func UplinkAddr(l netlink.Link) (netip.Addr, error) {

@@ -24,15 +24,26 @@ type Server struct {
 }
 
 // Serve starts a named server on addr (e.g. ":80") for tcp and udp inside
-// the namespace. It stops in t.Cleanup.
+// the namespace, over IPv4. It stops in t.Cleanup.
 func Serve(t testing.TB, ns netnsutil.Namespace, name, addr string) *Server {
+	t.Helper()
+	return serve(t, ns, name, addr, "4")
+}
+
+// Serve6 is Serve over IPv6.
+func Serve6(t testing.TB, ns netnsutil.Namespace, name, addr string) *Server {
+	t.Helper()
+	return serve(t, ns, name, addr, "6")
+}
+
+func serve(t testing.TB, ns netnsutil.Namespace, name, addr, family string) *Server {
 	t.Helper()
 	s := &Server{Name: name}
 	err := netnsutil.Do(ns, func() (err error) {
-		if s.tcp, err = net.Listen("tcp4", addr); err != nil {
+		if s.tcp, err = net.Listen("tcp"+family, addr); err != nil {
 			return err
 		}
-		s.udp, err = net.ListenPacket("udp4", addr)
+		s.udp, err = net.ListenPacket("udp"+family, addr)
 		return err
 	})
 	if err != nil {
@@ -195,7 +206,7 @@ func MustAsk(t testing.TB, ns netnsutil.Namespace, network, addr string) Reply {
 // TimesOut reports whether a TCP connection from ns to addr times out, as
 // it does when the datapath drops the SYN (a reject would be refused).
 func TimesOut(ns netnsutil.Namespace, addr string, timeout time.Duration) bool {
-	c, err := Dial(ns, "tcp4", addr, timeout)
+	c, err := Dial(ns, "tcp", addr, timeout) // addr's family
 	if err == nil {
 		c.Close()
 		return false
