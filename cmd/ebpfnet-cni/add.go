@@ -36,7 +36,7 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 		return types.NewError(codeRefused, fmt.Sprintf("container %s already has interface %s on ebpfnet", args.ContainerID, args.IfName), "")
 	}
 
-	ip, gateway := req.ip, ""
+	ip, ip6, gateway := req.ip, req.ip6, ""
 	var ipamResult *current.Result
 	if conf.hasIPAM() {
 		if ipamResult, err = delegateIPAM(conf, args.StdinData); err != nil {
@@ -50,6 +50,18 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 		addr, gw, err := ipv4Of(ipamResult)
 		if err != nil {
 			return err
+		}
+		// An IPv6 range makes the network dual stack, with the IPAM
+		// plugin's IPv6 subnet and gateway unless the config names them.
+		if addr6, gw6, ok := ipOf(ipamResult, false); ok {
+			ip6 = addr6.Addr().String()
+			req.network.IPv6 = true
+			if req.network.Subnet6 == "" {
+				req.network.Subnet6 = addr6.Masked().String()
+			}
+			if req.network.Gateway6 == "" && gw6.IsValid() {
+				req.network.Gateway6 = gw6.String()
+			}
 		}
 		ip = addr.Addr().String()
 		if gw.IsValid() {
@@ -66,7 +78,7 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 	}
 
 	attach := datapath.AttachOptions{
-		Mode: datapath.ModeBridge, Network: conf.Name, IP: ip, Gateway: gateway, MAC: req.mac,
+		Mode: datapath.ModeBridge, Network: conf.Name, IP: ip, IP6: ip6, Gateway: gateway, MAC: req.mac,
 		Ports: req.ports, Target: args.Netns, IfName: args.IfName, ContainerID: args.ContainerID,
 		ContainerName: podName(args.Args),
 	}
@@ -120,9 +132,18 @@ func delegateIPAM(conf *NetConf, stdin []byte) (*current.Result, error) {
 
 // ipv4Of picks the one IPv4 address of an IPAM result.
 func ipv4Of(r *current.Result) (netip.Prefix, netip.Addr, error) {
+	if addr, gw, ok := ipOf(r, true); ok {
+		return addr, gw, nil
+	}
+	return netip.Prefix{}, netip.Addr{}, types.NewError(codeRefused, "ipam returned no IPv4 address", "")
+}
+
+// ipOf picks the first address of one family of an IPAM result, with its
+// gateway.
+func ipOf(r *current.Result, v4 bool) (netip.Prefix, netip.Addr, bool) {
 	for _, c := range r.IPs {
 		a, ok := netip.AddrFromSlice(c.Address.IP)
-		if !ok || !a.Unmap().Is4() {
+		if !ok || a.Unmap().Is4() != v4 {
 			continue
 		}
 		bits, _ := c.Address.Mask.Size()
@@ -130,15 +151,16 @@ func ipv4Of(r *current.Result) (netip.Prefix, netip.Addr, error) {
 		if g, ok := netip.AddrFromSlice(c.Gateway); ok && c.Gateway != nil {
 			gw = g.Unmap()
 		}
-		return netip.PrefixFrom(a.Unmap(), bits), gw, nil
+		return netip.PrefixFrom(a.Unmap(), bits), gw, true
 	}
-	return netip.Prefix{}, netip.Addr{}, types.NewError(codeRefused, "ipam returned no IPv4 address", "")
+	return netip.Prefix{}, netip.Addr{}, false
 }
 
 // buildResult describes what ADD made (and datapath verified in the
 // sandbox): the host veth, the container interface in its sandbox, the
-// address with its gateway, the default route if this interface got it
-// (the container's first network) and the config's DNS.
+// addresses with their gateways (IPv6 too on a dual-stack network), the
+// default routes if this interface got them (the container's first
+// network) and the config's DNS.
 func buildResult(conf *NetConf, args *skel.CmdArgs, n datapath.Network, ep datapath.Endpoint) *current.Result {
 	host := &current.Interface{Name: ep.HostVeth}
 	if l, err := netlink.LinkByName(ep.HostVeth); err == nil {
@@ -148,17 +170,28 @@ func buildResult(conf *NetConf, args *skel.CmdArgs, n datapath.Network, ep datap
 	if ep.DefaultRoute {
 		routes = append(routes, &types.Route{Dst: net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}, GW: n.Gateway.AsSlice()})
 	}
+	ips := []*current.IPConfig{{
+		Interface: current.Int(1),
+		Address:   net.IPNet{IP: ep.IP.AsSlice(), Mask: net.CIDRMask(n.Subnet.Bits(), 32)},
+		Gateway:   n.Gateway.AsSlice(),
+	}}
+	if ep.IP6.IsValid() {
+		ips = append(ips, &current.IPConfig{
+			Interface: current.Int(1),
+			Address:   net.IPNet{IP: ep.IP6.AsSlice(), Mask: net.CIDRMask(n.Subnet6.Bits(), 128)},
+			Gateway:   n.Gateway6.AsSlice(),
+		})
+		if ep.DefaultRoute6 {
+			routes = append(routes, &types.Route{Dst: net.IPNet{IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)}, GW: n.Gateway6.AsSlice()})
+		}
+	}
 	return &current.Result{
 		CNIVersion: current.ImplementedSpecVersion,
 		Interfaces: []*current.Interface{
 			host,
 			{Name: ep.Interface(), Mac: ep.MAC, Mtu: n.MTU, Sandbox: args.Netns},
 		},
-		IPs: []*current.IPConfig{{
-			Interface: current.Int(1),
-			Address:   net.IPNet{IP: ep.IP.AsSlice(), Mask: net.CIDRMask(n.Subnet.Bits(), 32)},
-			Gateway:   n.Gateway.AsSlice(),
-		}},
+		IPs:    ips,
 		Routes: routes,
 		DNS:    conf.DNS,
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
-	"strings"
 
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/cni/pkg/version"
@@ -20,8 +19,14 @@ import (
 type NetConf struct {
 	types.PluginConf
 
-	Subnet   string `json:"subnet,omitempty"`
-	Gateway  string `json:"gateway,omitempty"`
+	Subnet  string `json:"subnet,omitempty"`
+	Gateway string `json:"gateway,omitempty"`
+	// IPv6 makes the network dual stack: Subnet6 (default: a random unique
+	// local /64) and Gateway6; with delegated IPAM, an IPv6 range of the
+	// IPAM plugin does too.
+	IPv6     bool   `json:"ipv6,omitempty"`
+	Subnet6  string `json:"subnet6,omitempty"`
+	Gateway6 string `json:"gateway6,omitempty"`
 	Bridge   string `json:"bridge,omitempty"`
 	Uplink   string `json:"uplink,omitempty"`
 	MTU      int    `json:"mtu,omitempty"`
@@ -74,6 +79,7 @@ type request struct {
 	network datapath.NetworkOptions
 	ports   []ports.Mapping
 	ip      string // from the ips capability (ebpfnet IPAM only)
+	ip6     string // its IPv6 address, on a dual-stack network
 	mac     string
 }
 
@@ -105,6 +111,20 @@ func parseConf(stdin []byte) (*NetConf, error) {
 			return nil, configError("gateway %q: want an IPv4 address", conf.Gateway)
 		}
 	}
+	if conf.Subnet6 != "" {
+		p, err := netip.ParsePrefix(conf.Subnet6)
+		if err != nil || !p.Addr().Is6() || p.Addr().Is4In6() {
+			return nil, configError("subnet6 %q: want an IPv6 CIDR such as fd00:88::/64", conf.Subnet6)
+		}
+	}
+	if conf.Gateway6 != "" {
+		if a, err := netip.ParseAddr(conf.Gateway6); err != nil || !a.Is6() || a.Is4In6() {
+			return nil, configError("gateway6 %q: want an IPv6 address", conf.Gateway6)
+		}
+	}
+	if (conf.Subnet6 != "" || conf.Gateway6 != "") && !conf.IPv6 {
+		return nil, configError("subnet6 and gateway6 need \"ipv6\": true")
+	}
 	for _, c := range conf.ServiceCIDRs {
 		if p, err := netip.ParsePrefix(c); err != nil || !p.Addr().Is4() {
 			return nil, configError("serviceCIDRs: %q is not an IPv4 CIDR such as 10.96.0.0/12", c)
@@ -125,6 +145,9 @@ func parseConf(stdin []byte) (*NetConf, error) {
 		if conf.hasIPAM() {
 			return nil, configError("driver overlay takes its addresses from the cluster: remove ipam")
 		}
+		if conf.IPv6 {
+			return nil, configError("driver overlay is IPv4-only for now: remove ipv6")
+		}
 	default:
 		return nil, configError("driver %q: want bridge or overlay", conf.Driver)
 	}
@@ -139,6 +162,7 @@ func (c *NetConf) networkOptions() datapath.NetworkOptions {
 	o := datapath.DefaultNetworkOptions(c.Name)
 	o.Subnet, o.Gateway, o.Bridge, o.Uplink, o.MTU, o.Internal = c.Subnet, c.Gateway, c.Bridge, c.Uplink, c.MTU, c.Internal
 	o.ServiceCIDRs = c.ServiceCIDRs
+	o.IPv6, o.Subnet6, o.Gateway6 = c.IPv6, c.Subnet6, c.Gateway6
 	if c.IPMasq != nil {
 		o.Masquerade = *c.IPMasq
 	}
@@ -180,7 +204,7 @@ func parseAdd(stdin []byte) (*request, error) {
 	}
 	if !conf.hasIPAM() {
 		// With delegated IPAM the IPAM plugin reads the ips capability.
-		if r.ip, err = requestedIP(conf.RuntimeConfig.IPs); err != nil {
+		if r.ip, r.ip6, err = requestedIPs(conf.RuntimeConfig.IPs); err != nil {
 			return nil, err
 		}
 	}
@@ -223,30 +247,29 @@ func portMappings(in []PortMapEntry, runtimeHeld bool) ([]ports.Mapping, error) 
 	return out, nil
 }
 
-// requestedIP reads the ips capability: at most one IPv4 address, with or
-// without a prefix length.
-func requestedIP(ips []string) (string, error) {
-	var v4 []string
+// requestedIPs reads the ips capability: at most one IPv4 and one IPv6
+// address, with or without a prefix length.
+func requestedIPs(ips []string) (v4, v6 string, err error) {
 	for _, s := range ips {
 		addr := s
 		if p, err := netip.ParsePrefix(s); err == nil {
 			addr = p.Addr().String()
 		}
 		a, err := netip.ParseAddr(addr)
-		if err != nil {
-			return "", configError("ips: %q is not an IP address", s)
+		if err != nil || a.Zone() != "" {
+			return "", "", configError("ips: %q is not an IP address", s)
 		}
-		if a.Is4() {
-			v4 = append(v4, a.String())
+		a = a.Unmap()
+		slot := &v4
+		if a.Is6() {
+			slot = &v6
 		}
+		if *slot != "" {
+			return "", "", configError("ips: one address per family and interface, got %s and %s", *slot, a)
+		}
+		*slot = a.String()
 	}
-	if len(v4) > 1 {
-		return "", configError("ips: one IPv4 address per interface, got %s", strings.Join(v4, ", "))
-	}
-	if len(v4) == 0 {
-		return "", nil
-	}
-	return v4[0], nil
+	return v4, v6, nil
 }
 
 func configError(format string, args ...any) *types.Error {

@@ -32,8 +32,8 @@ func TestParseAdd(t *testing.T) {
 	if len(r.ports) != len(want) || r.ports[0] != want[0] || r.ports[1] != want[1] {
 		t.Errorf("ports %v, want %v (the IPv6 entry skipped)", r.ports, want)
 	}
-	if r.ip != "10.88.0.9" || r.mac != "0a:58:0a:58:00:09" {
-		t.Errorf("ip %q mac %q", r.ip, r.mac)
+	if r.ip != "10.88.0.9" || r.ip6 != "fd00::9" || r.mac != "0a:58:0a:58:00:09" {
+		t.Errorf("ip %q ip6 %q mac %q", r.ip, r.ip6, r.mac)
 	}
 	n := r.network
 	if n.Name != "cni0" || n.Subnet != "10.88.0.0/16" || n.Masquerade || !n.ICC || n.MTU != 1400 ||
@@ -42,6 +42,17 @@ func TestParseAdd(t *testing.T) {
 	}
 	if c := r.conf.instanceConfig(); c.StateDir != "/tmp/s" || c.PinRoot != "/sys/fs/bpf/x" {
 		t.Errorf("instance %+v", c)
+	}
+}
+
+func TestParseAddDualStack(t *testing.T) {
+	r, err := parseAdd([]byte(`{"cniVersion":"1.1.0","name":"d","type":"ebpfnet","subnet":"10.88.0.0/16",
+		"ipv6":true,"subnet6":"fd00:88::/64","gateway6":"fd00:88::fe"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := r.network; !n.IPv6 || n.Subnet6 != "fd00:88::/64" || n.Gateway6 != "fd00:88::fe" {
+		t.Errorf("network options %+v", n)
 	}
 }
 
@@ -82,7 +93,13 @@ func TestParseAddRefuses(t *testing.T) {
 		{`{"name":"n","runtimeConfig":{"portMappings":[{"hostPort":80,"containerPort":80,"protocol":"sctp"}]}}`, types.ErrInvalidNetworkConfig, "tcp or udp"},
 		{`{"name":"n","runtimeConfig":{"portMappings":[{"hostPort":80,"containerPort":80,"hostIP":"nope"}]}}`, types.ErrInvalidNetworkConfig, "hostIP"},
 		{`{"name":"n","internal":true,"runtimeConfig":{"portMappings":[{"hostPort":80,"containerPort":80}]}}`, types.ErrInvalidNetworkConfig, "internal"},
-		{`{"name":"n","runtimeConfig":{"ips":["10.0.0.2","10.0.0.3"]}}`, types.ErrInvalidNetworkConfig, "one IPv4 address"},
+		{`{"name":"n","runtimeConfig":{"ips":["10.0.0.2","10.0.0.3"]}}`, types.ErrInvalidNetworkConfig, "one address per family"},
+		{`{"name":"n","runtimeConfig":{"ips":["fd00::2","fd00::3/64"]}}`, types.ErrInvalidNetworkConfig, "one address per family"},
+		{`{"name":"n","runtimeConfig":{"ips":["fe80::2%eth0"]}}`, types.ErrInvalidNetworkConfig, "not an IP"},
+		{`{"name":"n","subnet6":"fd00::/64"}`, types.ErrInvalidNetworkConfig, "need \"ipv6\": true"},
+		{`{"name":"n","ipv6":true,"subnet6":"10.0.0.0/24"}`, types.ErrInvalidNetworkConfig, "IPv6 CIDR"},
+		{`{"name":"n","ipv6":true,"gateway6":"10.0.0.1"}`, types.ErrInvalidNetworkConfig, "gateway6"},
+		{`{"name":"n","ipv6":true,"driver":"overlay","clusterStore":"etcd://198.18.0.1:2379"}`, types.ErrInvalidNetworkConfig, "IPv4-only"},
 		{`{"name":"n","runtimeConfig":{"ips":["x"]}}`, types.ErrInvalidNetworkConfig, "not an IP"},
 	}
 	for _, tt := range tests {

@@ -104,11 +104,13 @@ func checkPrevResult(prev *current.Result, args *skel.CmdArgs, ep datapath.Endpo
 	} else if i.Mac != "" && !strings.EqualFold(i.Mac, ep.MAC) {
 		problems = append(problems, fmt.Sprintf("prevResult MAC %s, endpoint has %s", i.Mac, ep.MAC))
 	}
-	if !slices.ContainsFunc(prev.IPs, func(c *current.IPConfig) bool {
-		a, ok := netip.AddrFromSlice(c.Address.IP)
-		return ok && a.Unmap() == ep.IP
-	}) {
-		problems = append(problems, fmt.Sprintf("prevResult lacks the endpoint's address %s", ep.IP))
+	for _, want := range []netip.Addr{ep.IP, ep.IP6} {
+		if want.IsValid() && !slices.ContainsFunc(prev.IPs, func(c *current.IPConfig) bool {
+			a, ok := netip.AddrFromSlice(c.Address.IP)
+			return ok && a.Unmap() == want
+		}) {
+			problems = append(problems, fmt.Sprintf("prevResult lacks the endpoint's address %s", want))
+		}
 	}
 	return problems
 }

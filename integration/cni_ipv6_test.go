@@ -1,0 +1,92 @@
+package integration
+
+import (
+	"strings"
+	"testing"
+
+	current "github.com/containernetworking/cni/pkg/types/100"
+
+	"github.com/ebpfnet/ebpfnet/internal/testing/testutil"
+)
+
+// resultIPs are a CNI result's addresses, as strings with their length.
+func resultIPs(r *current.Result) []string {
+	var out []string
+	for _, c := range r.IPs {
+		out = append(out, c.Address.String())
+	}
+	return out
+}
+
+// hasDefault6 reports whether a CNI result routes ::/0 via gw.
+func hasDefault6(r *current.Result, gw string) bool {
+	for _, rt := range r.Routes {
+		if rt.Dst.String() == "::/0" && rt.GW.String() == gw {
+			return true
+		}
+	}
+	return false
+}
+
+// Dual-stack conflists, as containerd and Podman pass them: ebpfnet's own
+// IPAM with "ipv6", and host-local with an IPv4 and an IPv6 range. Each ADD
+// returns both addresses and both default routes, the pods talk IPv6 on
+// the eBPF path (the host's IPv6 FORWARD policy DROP), an "ips" request
+// names the IPv6 address, CHECK compares both, and DEL frees them.
+func TestCNIDualStack(t *testing.T) {
+	h := newCNIHost(t)
+	h.Exec(h.Host, "ip6tables", "-P", "FORWARD", "DROP")
+	own := h.netList("dual", "1.0.0", map[string]any{"subnet": "10.77.0.0/24", "ipv6": true, "subnet6": "fd00:77::/64"})
+	c1, c2 := h.AddContainer("c1"), h.AddContainer("c2")
+	rt1 := h.rt("dual-1", c1, "eth0", nil)
+	rt2 := h.rt("dual-2", c2, "eth0", map[string]any{"ips": []string{"fd00:77::42/64"}})
+	r1, r2 := h.mustAdd(own, rt1), h.mustAdd(own, rt2)
+	if got := strings.Join(resultIPs(r1), " "); got != "10.77.0.2/24 fd00:77::2/64" {
+		t.Fatalf("first pod's addresses %q", got)
+	}
+	if got := resultIPs(r2); len(got) != 2 || got[1] != "fd00:77::42/64" {
+		t.Fatalf("second pod's addresses %q, want fd00:77::42 as asked", got)
+	}
+	if !hasDefault6(r1, "fd00:77::1") {
+		t.Errorf("result routes %v: no ::/0 via fd00:77::1", r1.Routes)
+	}
+	testutil.Serve6(t, h.Namespace(c2), "c2", ":80")
+	if r := testutil.MustAsk(t, h.Namespace(c1), "tcp6", "[fd00:77::42]:80"); r.Server != "c2" || r.Source != "fd00:77::2" {
+		t.Fatalf("pod to pod over IPv6: %+v", r)
+	}
+	if err := h.check(own, rt2); err != nil {
+		t.Fatalf("CHECK: %v", err)
+	}
+	h.mustDel(own, rt1)
+	h.mustDel(own, rt2)
+
+	// Delegated IPAM: host-local's two ranges make the network dual stack.
+	ipamDir := t.TempDir()
+	delegated := h.netList("dualipam", "1.0.0", map[string]any{"subnet": nil, "ipam": map[string]any{
+		"type": "host-local", "dataDir": ipamDir, "ranges": [][]map[string]string{
+			{{"subnet": "10.78.0.0/24", "rangeStart": "10.78.0.100"}},
+			{{"subnet": "fd00:78::/64", "rangeStart": "fd00:78::100"}},
+		},
+	}})
+	c3, c4 := h.AddContainer("c3"), h.AddContainer("c4")
+	rt3, rt4 := h.rt("dual-3", c3, "eth0", nil), h.rt("dual-4", c4, "eth0", nil)
+	r3, r4 := h.mustAdd(delegated, rt3), h.mustAdd(delegated, rt4)
+	if got := strings.Join(resultIPs(r3), " "); got != "10.78.0.100/24 fd00:78::100/64" {
+		t.Fatalf("host-local pod's addresses %q", got)
+	}
+	if net := h.MustEbpfnet("network", "inspect", "dualipam"); !strings.Contains(net, "fd00:78::/64") || !strings.Contains(net, `"gateway6": "fd00:78::1"`) {
+		t.Fatalf("the network did not take host-local's IPv6 range:\n%s", net)
+	}
+	testutil.Serve6(t, h.Namespace(c3), "c3", ":80")
+	if r := testutil.MustAsk(t, h.Namespace(c4), "udp6", "[fd00:78::100]:80"); r.Server != "c3" || r.Source != "fd00:78::101" {
+		t.Fatalf("pod to pod over IPv6 with host-local: %+v (results %v %v)", r, resultIPs(r3), resultIPs(r4))
+	}
+	if err := h.check(delegated, rt4); err != nil {
+		t.Fatalf("CHECK: %v", err)
+	}
+	h.mustDel(delegated, rt3)
+	h.mustDel(delegated, rt4)
+	if eps := h.ls(); len(eps) != 0 {
+		t.Fatalf("endpoints left after DEL: %v", eps)
+	}
+}
