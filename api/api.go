@@ -44,6 +44,9 @@ type AttachRequest struct {
 	// network's name.
 	Network string `json:"network,omitempty"`
 	IP      string `json:"ip,omitempty"`
+	// IP6 is the IPv6 address on a dual-stack network (--ip6); empty:
+	// the next free one.
+	IP6 string `json:"ip6,omitempty"`
 	// Publish are Docker's -p specs, [IP:]HOSTPORT[-END]:CPORT[-END][/PROTO].
 	Publish    []string `json:"publish,omitempty"`
 	Aliases    []string `json:"aliases,omitempty"`

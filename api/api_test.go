@@ -84,7 +84,7 @@ func TestAttachReachesBackend(t *testing.T) {
 	r := &recorder{}
 	c, _ := serve(t, r)
 	ctx := context.Background()
-	ep, err := c.Attach(ctx, AttachRequest{Target: "c1", Network: "web", IP: "10.1.0.9",
+	ep, err := c.Attach(ctx, AttachRequest{Target: "c1", Network: "web", IP: "10.1.0.9", IP6: "fd00:1::9",
 		Publish: []string{"8080:80", "127.0.0.1:5353:53/udp"}, DNS: []string{"10.0.0.53"}, Aliases: []string{"db"}})
 	if err != nil {
 		t.Fatal(err)
@@ -96,8 +96,8 @@ func TestAttachReachesBackend(t *testing.T) {
 		t.Fatalf("backend got %d attaches, want 1", len(r.attached))
 	}
 	o := r.attached[0]
-	if o.Mode != datapath.ModeBridge || o.Network != "web" || o.Target != "c1" || o.IP != "10.1.0.9" {
-		t.Errorf("options %+v: want bridge mode on web, target c1, ip 10.1.0.9", o)
+	if o.Mode != datapath.ModeBridge || o.Network != "web" || o.Target != "c1" || o.IP != "10.1.0.9" || o.IP6 != "fd00:1::9" {
+		t.Errorf("options %+v: want bridge mode on web, target c1, ip 10.1.0.9, ip6 fd00:1::9", o)
 	}
 	want := []ports.Mapping{
 		{Proto: ports.TCP, HostPort: 8080, ContainerPort: 80},
@@ -160,6 +160,7 @@ func TestBadRequests(t *testing.T) {
 		{"no target", `{"network": "bridge"}`, "target: the network namespace to attach"},
 		{"host mode", `{"target": "c1", "network": "host"}`, "attach takes bridge, none or a network's name"},
 		{"bad ip", `{"target": "c1", "ip": "10.0.0.300"}`, `ip "10.0.0.300": not an IP address`},
+		{"bad ip6", `{"target": "c1", "ip6": "10.0.0.3"}`, `ip6 "10.0.0.3": not an IPv6 address`},
 		{"bad port", `{"target": "c1", "publish": ["99999:80"]}`, `invalid port spec "99999:80"`},
 		{"bad dns", `{"target": "c1", "dns": ["resolver"]}`, `dns "resolver": not an IP address`},
 	} {

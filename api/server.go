@@ -157,6 +157,11 @@ func (req AttachRequest) Options() (datapath.AttachOptions, error) {
 			return o, fmt.Errorf("ip %q: not an IP address", req.IP)
 		}
 	}
+	if req.IP6 != "" {
+		if a, err := netip.ParseAddr(req.IP6); err != nil || !a.Is6() {
+			return o, fmt.Errorf("ip6 %q: not an IPv6 address", req.IP6)
+		}
+	}
 	if o.PortRequests, err = ports.ParseSpecs(req.Publish); err != nil {
 		return o, err
 	}
@@ -171,7 +176,7 @@ func (req AttachRequest) Options() (datapath.AttachOptions, error) {
 	if err := datapath.CheckDNSOptions(o.DNSOptions); err != nil {
 		return o, err
 	}
-	o.Mode, o.Network, o.Target, o.Name, o.IP = m.Mode, m.Network, req.Target, req.Name, req.IP
+	o.Mode, o.Network, o.Target, o.Name, o.IP, o.IP6 = m.Mode, m.Network, req.Target, req.Name, req.IP, req.IP6
 	return o, nil
 }
 
