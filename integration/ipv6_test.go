@@ -2,6 +2,7 @@ package integration
 
 import (
 	"net"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -169,4 +170,15 @@ func TestIPv6RefusedOnIPv4OnlyNetwork(t *testing.T) {
 	if out := tp.MustEbpfnet("network", "ls", "-q"); strings.Contains(out, "x\n") {
 		t.Errorf("a refused network was made:\n%s", out)
 	}
+}
+
+// TestIPv6Doc runs docs/ipv6.md's example.
+func TestIPv6Doc(t *testing.T) {
+	tp := newTopology(t)
+	t.Cleanup(func() {
+		for _, ns := range []string{"v6a", "v6b"} {
+			exec.Command("ip", "netns", "delete", ns).Run()
+		}
+	})
+	runREADMEBlock(t, tp, "<!-- readme-test ipv6 -->")
 }
