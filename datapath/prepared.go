@@ -25,7 +25,12 @@ import (
 type PrepareOptions struct {
 	Network string // the network's name
 	IP      string // the container's address, chosen by the runtime's IPAM
-	MAC     string // empty: derived from the IP as Docker does
+	// IP6 is the container's global IPv6 address on a dual-stack network,
+	// chosen by the runtime's IPAM; empty: the network's next free one.
+	// Its link-local address is the EUI-64 one of the MAC, the kernel's
+	// default for the interface the runtime brings up.
+	IP6 string
+	MAC string // empty: derived from the IP as Docker does
 	// Owner is the runtime's key (a Docker endpoint ID), stored as the
 	// endpoint's ContainerID; EndpointFor(Owner, "") finds it.
 	Owner string
@@ -82,11 +87,25 @@ func (i *Instance) prepare(st *store, o PrepareOptions) (Endpoint, error) {
 		}
 		if e.Network == n.Name {
 			used[e.IP] = e.Name
+			if e.IP6.IsValid() {
+				used[e.IP6] = e.Name
+			}
 		}
 	}
 	ip, err := checkRequestedIP(n, o.IP, used)
 	if err != nil {
 		return Endpoint{}, err
+	}
+	var ip6 netip.Addr
+	switch {
+	case o.IP6 != "":
+		if ip6, err = checkRequestedIP6(n, o.IP6, used); err != nil {
+			return Endpoint{}, err
+		}
+	case n.Subnet6.IsValid():
+		if ip6, err = allocateIP6(n, used); err != nil {
+			return Endpoint{}, err
+		}
 	}
 	mac, err := endpointMAC(o.MAC, ip)
 	if err != nil {
@@ -94,7 +113,7 @@ func (i *Instance) prepare(st *store, o PrepareOptions) (Endpoint, error) {
 	}
 	tag := o.Owner[:min(10, len(o.Owner))]
 	ep := Endpoint{
-		Name: name, Mode: ModeBridge, ContainerID: o.Owner, Network: n.Name, IP: ip, MAC: mac.String(),
+		Name: name, Mode: ModeBridge, ContainerID: o.Owner, Network: n.Name, IP: ip, IP6: ip6, MAC: mac.String(),
 		HostVeth: "ebp" + tag + "h", PeerName: "ebp" + tag + "c",
 	}
 	for _, ifname := range []string{ep.HostVeth, ep.PeerName} {
@@ -118,10 +137,16 @@ func (i *Instance) prepare(st *store, o PrepareOptions) (Endpoint, error) {
 	}, &ep.HostIfindex, rollback.add); err != nil {
 		return Endpoint{}, err
 	}
+	if ip6.IsValid() {
+		// As for attached endpoints: bpf_fib_lookup needs it (endpoint.go).
+		if err := plumbing.EnableForwarding6(ep.HostVeth); err != nil {
+			return Endpoint{}, err
+		}
+	}
 	if err := plumbing.EnableForwarding(ep.HostVeth); err != nil {
 		return Endpoint{}, err
 	}
-	if err := views.PutEndpoint(maps.Endpoint{IP: ip, MAC: mac, NetID: n.ID, Ifindex: ep.HostIfindex, Overlay: n.VNI != 0}); err != nil {
+	if err := views.PutEndpoint(maps.Endpoint{IP: ip, MAC: mac, NetID: n.ID, Ifindex: ep.HostIfindex, Overlay: n.VNI != 0, IP6: ip6}); err != nil {
 		return Endpoint{}, err
 	}
 	rollback.add(func() { views.DeleteEndpoint(ep.HostIfindex, ip) })
@@ -136,7 +161,7 @@ func (i *Instance) prepare(st *store, o PrepareOptions) (Endpoint, error) {
 		return Endpoint{}, fmt.Errorf("save endpoint: %w", err)
 	}
 	rollback = nil
-	i.log.Info("endpoint prepared", "endpoint", ep.Name, "network", ep.Network, "ip", ep.IP, "veth", ep.HostVeth, "peer", ep.PeerName)
+	i.log.Info("endpoint prepared", "endpoint", ep.Name, "network", ep.Network, "ip", ep.IP, "ip6", ep.IP6, "veth", ep.HostVeth, "peer", ep.PeerName)
 	return ep, nil
 }
 

@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/ebpfnet/ebpfnet/datapath"
@@ -166,6 +167,9 @@ func (d *Driver) createNetwork(body []byte) (any, error) {
 	if name, err := d.overlayFor(req.IPv4Data); err != nil {
 		return nil, err
 	} else if name != "" {
+		if o.IPv6 {
+			return nil, badRequest("overlay network %s is IPv4-only: create the Docker network without --ipv6", name)
+		}
 		n, err := d.overlay.EnsureLocalPart(context.Background(), name)
 		if err != nil {
 			return nil, err
@@ -182,7 +186,7 @@ func (d *Driver) createNetwork(body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.log.Info("docker network", "id", short(req.NetworkID, 12), "network", n.Name, "subnet", n.Subnet, "bridge", n.Bridge, "created", created)
+	d.log.Info("docker network", "id", short(req.NetworkID, 12), "network", n.Name, "subnet", n.Subnet, "subnet6", n.Subnet6, "bridge", n.Bridge, "created", created)
 	return struct{}{}, nil
 }
 
@@ -221,9 +225,6 @@ func NetworkOptions(networkID string, opts map[string]json.RawMessage, v4, v6 []
 	if raw, ok := opts[optInternal]; ok && json.Unmarshal(raw, &internal) != nil {
 		return o, badRequest("option %s: want true or false", optInternal)
 	}
-	if ipv6 || len(v6) > 0 {
-		return o, badRequest("IPv6 is not supported yet: create the network without --ipv6")
-	}
 	o.Internal = internal
 	switch len(v4) {
 	case 0:
@@ -233,16 +234,28 @@ func NetworkOptions(networkID string, opts map[string]json.RawMessage, v4, v6 []
 		return o, badRequest("one IPv4 subnet per network is supported, got %d", len(v4))
 	}
 	o.Subnet = v4[0].Pool
-	if gw := v4[0].Gateway; gw != "" {
-		p, err := netip.ParsePrefix(gw)
-		if err != nil {
-			a, err2 := netip.ParseAddr(gw)
-			if err2 != nil {
-				return o, badRequest("invalid gateway %q", gw)
+	var err error
+	if o.Gateway, err = gatewayAddr(v4[0].Gateway, false); err != nil {
+		return o, err
+	}
+	// IPv6Data without enable_ipv6 is ignored, as Docker's bridge driver
+	// does (and dockerd allocates no IPv6 pool for such a network).
+	if ipv6 {
+		o.IPv6 = true
+		switch len(v6) {
+		case 0:
+			// No pool from Docker's IPAM: a free unique local /64, the
+			// endpoints' addresses told to Docker at CreateEndpoint.
+		case 1:
+			if p := v6[0].Pool; p != "::/0" { // ::/0: the null IPAM driver's
+				o.Subnet6 = p
+				if o.Gateway6, err = gatewayAddr(v6[0].Gateway, true); err != nil {
+					return o, err
+				}
 			}
-			p = netip.PrefixFrom(a, 32)
+		default:
+			return o, badRequest("one IPv6 subnet per network is supported, got %d", len(v6))
 		}
-		o.Gateway = p.Addr().String()
 	}
 	var generic map[string]any
 	if raw, ok := opts[optGeneric]; ok && string(raw) != "null" {
@@ -278,6 +291,30 @@ func NetworkOptions(networkID string, opts map[string]json.RawMessage, v4, v6 []
 		}
 	}
 	return o, nil
+}
+
+// gatewayAddr is the address of a gateway as Docker's IPAM gives it (a
+// CIDR, or an address); "" stays "".
+func gatewayAddr(gw string, v6 bool) (string, error) {
+	if gw == "" {
+		return "", nil
+	}
+	a, err := netip.ParseAddr(gw)
+	if err != nil {
+		p, err2 := netip.ParsePrefix(gw)
+		if err2 != nil {
+			return "", badRequest("invalid gateway %q", gw)
+		}
+		a = p.Addr()
+	}
+	if v6 != (a.Is6() && !a.Is4In6()) {
+		family := "IPv4"
+		if v6 {
+			family = "IPv6"
+		}
+		return "", badRequest("invalid gateway %s: not an %s address", gw, family)
+	}
+	return a.String(), nil
 }
 
 func parseBool(k, s string) (bool, error) {
@@ -343,38 +380,64 @@ func (d *Driver) createEndpoint(body []byte) (any, error) {
 	if req.Interface == nil || req.Interface.Address == "" {
 		return nil, badRequest("no IPv4 address from Docker's IPAM for endpoint %s", short(req.EndpointID, 12))
 	}
-	if req.Interface.AddressIPv6 != "" {
-		return nil, badRequest("IPv6 is not supported yet")
-	}
 	p, err := netip.ParsePrefix(req.Interface.Address)
-	if err != nil {
+	if err != nil || !p.Addr().Is4() {
 		return nil, badRequest("invalid address %q", req.Interface.Address)
+	}
+	var ip6 netip.Addr
+	if s := req.Interface.AddressIPv6; s != "" {
+		p6, err := netip.ParsePrefix(s)
+		if err != nil || !p6.Addr().Is6() || p6.Addr().Is4In6() {
+			return nil, badRequest("invalid IPv6 address %q", s)
+		}
+		ip6 = p6.Addr()
 	}
 	if ep, found, err := d.inst.EndpointFor(req.EndpointID, ""); err != nil {
 		return nil, err
 	} else if found {
-		if ep.IP != p.Addr() {
-			return nil, fmt.Errorf("endpoint %s exists with address %s", ep.Name, ep.IP)
+		if ep.IP != p.Addr() || (ip6.IsValid() && ep.IP6 != ip6) {
+			return nil, fmt.Errorf("endpoint %s exists with address %s", ep.Name, joinAddrs(ep.IP, ep.IP6))
 		}
-		return endpointReply(req.Interface, ep), nil
+		return d.endpointReply(req.Interface, ep)
 	}
-	ep, err := d.inst.PrepareEndpoint(datapath.PrepareOptions{
+	o := datapath.PrepareOptions{
 		Network: d.networkOf(req.NetworkID), IP: p.Addr().String(), MAC: req.Interface.MacAddress,
 		Owner: req.EndpointID, Name: EndpointName(req.EndpointID),
-	})
+	}
+	if ip6.IsValid() {
+		o.IP6 = ip6.String()
+	}
+	ep, err := d.inst.PrepareEndpoint(o)
 	if err != nil {
 		return nil, err
 	}
-	return endpointReply(req.Interface, ep), nil
+	return d.endpointReply(req.Interface, ep)
 }
 
-// endpointReply gives Docker the MAC when it had none: Docker sets it on
-// the interface when it moves it (and must not be told a MAC it gave).
-func endpointReply(in *endpointInterface, ep datapath.Endpoint) createEndpointResponse {
-	if in.MacAddress != "" {
-		return createEndpointResponse{Interface: &endpointInterface{}}
+func joinAddrs(ip, ip6 netip.Addr) string {
+	if ip6.IsValid() {
+		return ip.String() + " and " + ip6.String()
 	}
-	return createEndpointResponse{Interface: &endpointInterface{MacAddress: ep.MAC}}
+	return ip.String()
+}
+
+// endpointReply gives Docker what it did not choose itself: the MAC, and
+// the IPv6 address on a dual-stack network whose IPv6 subnet is not from
+// Docker's IPAM. Docker sets them on the interface when it moves it (and
+// refuses to be told again what it gave).
+func (d *Driver) endpointReply(in *endpointInterface, ep datapath.Endpoint) (createEndpointResponse, error) {
+	out := &endpointInterface{}
+	if in.MacAddress == "" {
+		out.MacAddress = ep.MAC
+	}
+	if in.AddressIPv6 == "" && ep.IP6.IsValid() {
+		n, err := d.inst.InspectNetwork(ep.Network)
+		if err != nil {
+			return createEndpointResponse{}, err
+		}
+		out.AddressIPv6 = netip.PrefixFrom(ep.IP6, n.Subnet6.Bits()).String()
+	}
+	return createEndpointResponse{Interface: out}, nil
 }
 
 type endpointRequest struct {
@@ -411,6 +474,7 @@ type interfaceName struct {
 type joinResponse struct {
 	InterfaceName interfaceName
 	Gateway       string `json:",omitempty"`
+	GatewayIPv6   string `json:",omitempty"`
 }
 
 func (d *Driver) join(body []byte) (any, error) {
@@ -438,6 +502,9 @@ func (d *Driver) join(body []byte) (any, error) {
 	// An --internal network has no way out: no default route, as Docker.
 	if !n.Internal {
 		resp.Gateway = n.Gateway.String()
+		if n.Gateway6.IsValid() && ep.IP6.IsValid() {
+			resp.GatewayIPv6 = n.Gateway6.String()
+		}
 	}
 	// Looked up later, not here: dockerd holds the container's lock (names.go).
 	d.learnName(req.EndpointID)
@@ -467,38 +534,53 @@ type dockerPortBinding struct {
 	HostPortEnd int
 }
 
-// PortRequests maps Docker's port bindings to datapath's requests.
-func PortRequests(pbs []dockerPortBinding) ([]ports.Request, error) {
-	var out []ports.Request
+// PortRequests maps Docker's port bindings to datapath's requests. The
+// datapath publishes on IPv4 host addresses only (it has no IPv6 DNAT
+// yet): a binding on IPv6's wildcard address (-p [::]:8080:80, as a
+// dual-stack dockerd or compose may send beside 0.0.0.0's) is published
+// on IPv4's, once, and returned in v6Wildcards for the caller to log; one
+// on a specific IPv6 address is refused.
+func PortRequests(pbs []dockerPortBinding) (reqs []ports.Request, v6Wildcards []dockerPortBinding, err error) {
+	var twins []ports.Request // the IPv6 wildcard bindings', on IPv4
 	for _, pb := range pbs {
 		var r ports.Request
 		switch pb.Proto {
 		case int(ports.TCP), int(ports.UDP):
 			r.Proto = ports.Protocol(pb.Proto)
 		case 132:
-			return nil, badRequest("published port %d/sctp: ebpfnet publishes tcp and udp only", pb.Port)
+			return nil, nil, badRequest("published port %d/sctp: ebpfnet publishes tcp and udp only", pb.Port)
 		default:
-			return nil, badRequest("published port %d: protocol %d is not tcp or udp", pb.Port, pb.Proto)
+			return nil, nil, badRequest("published port %d: protocol %d is not tcp or udp", pb.Port, pb.Proto)
 		}
 		if pb.Port < 1 || pb.Port > 65535 || pb.HostPort < 0 || pb.HostPort > 65535 || pb.HostPortEnd < 0 || pb.HostPortEnd > 65535 {
-			return nil, badRequest("published port %d: port out of range", pb.Port)
+			return nil, nil, badRequest("published port %d: port out of range", pb.Port)
 		}
 		r.ContainerPort, r.HostPort, r.HostPortEnd = uint16(pb.Port), uint16(pb.HostPort), uint16(pb.HostPortEnd)
 		if pb.HostIP != "" {
 			a, err := netip.ParseAddr(pb.HostIP)
 			if err != nil {
-				return nil, badRequest("published port %d: invalid host address %q", pb.Port, pb.HostIP)
+				return nil, nil, badRequest("published port %d: invalid host address %q", pb.Port, pb.HostIP)
 			}
-			if !a.Is4() {
-				return nil, badRequest("published port %d: host address %s: IPv6 is not supported yet", pb.Port, a)
-			}
-			if !a.IsUnspecified() {
+			a = a.Unmap()
+			switch {
+			case a == netip.IPv6Unspecified():
+				v6Wildcards = append(v6Wildcards, pb)
+				twins = append(twins, r)
+				continue
+			case !a.Is4():
+				return nil, nil, badRequest("published port %d: host address %s: ebpfnet publishes ports on IPv4 host addresses only (IPv6 publishing is not built yet)", pb.Port, a)
+			case !a.IsUnspecified():
 				r.HostIP = a
 			}
 		}
-		out = append(out, r)
+		reqs = append(reqs, r)
 	}
-	return out, nil
+	for _, r := range twins {
+		if !slices.Contains(reqs, r) { // else published by its IPv4 twin
+			reqs = append(reqs, r)
+		}
+	}
+	return reqs, v6Wildcards, nil
 }
 
 type externalConnectivityRequest struct {
@@ -518,7 +600,7 @@ func (d *Driver) programExternalConnectivity(body []byte) (any, error) {
 			return nil, badRequest("option %s: %v", optPortMap, err)
 		}
 	}
-	reqs, err := PortRequests(pbs)
+	reqs, v6Wildcards, err := PortRequests(pbs)
 	if err != nil {
 		return nil, err
 	}
@@ -534,6 +616,10 @@ func (d *Driver) programExternalConnectivity(body []byte) (any, error) {
 	}
 	if _, err := d.inst.PublishPorts(ep.Name, reqs); err != nil {
 		return nil, err
+	}
+	for _, pb := range v6Wildcards {
+		d.log.Warn("port published on IPv4 only: ebpfnet does not publish ports on IPv6 yet",
+			"endpoint", ep.Name, "port", fmt.Sprintf("[::]:%d->%d/%s", pb.HostPort, pb.Port, ports.Protocol(pb.Proto)))
 	}
 	return struct{}{}, nil
 }

@@ -285,7 +285,11 @@ func TestRefusals(t *testing.T) {
 		{"NetworkDriver.CreateNetwork", net(`"ebpfnet.colour":"blue"`, ""), 400, "option ebpfnet.colour is not supported by ebpfnet"},
 		{"NetworkDriver.CreateNetwork", net(`"com.docker.network.bridge.host_binding_ipv4":"1.2.3.4"`, ""), 400, "not supported"},
 		{"NetworkDriver.CreateNetwork", net(`"ebpfnet.uplink":"nope0"`, ""), 500, "uplink nope0: no such interface"},
-		{"NetworkDriver.CreateNetwork", net(``, `,"com.docker.network.enable_ipv6":true`), 400, "IPv6 is not supported"},
+		{"NetworkDriver.CreateNetwork", net(``, `,"com.docker.network.enable_ipv6":"maybe"`), 400, "option com.docker.network.enable_ipv6: want true or false"},
+		{"NetworkDriver.CreateNetwork", []byte(`{"NetworkID":"aaaabbbbccccdddd0000","Options":{"com.docker.network.enable_ipv6":true},` +
+			`"IPv4Data":[{"Pool":"10.99.0.0/24"}],"IPv6Data":[{"Pool":"fd00:1::/64"},{"Pool":"fd00:2::/64"}]}`), 400, "one IPv6 subnet per network"},
+		{"NetworkDriver.CreateNetwork", []byte(`{"NetworkID":"aaaabbbbccccdddd0000","Options":{"com.docker.network.enable_ipv6":true},` +
+			`"IPv4Data":[{"Pool":"10.99.0.0/24"}],"IPv6Data":[{"Pool":"fe80::/64"}]}`), 500, "not a unicast prefix"},
 		{"NetworkDriver.CreateNetwork", net(`"com.docker.network.bridge.name":"this-name-is-too-long"`, ""), 500, "bridge name"},
 		{"NetworkDriver.CreateNetwork", []byte(`{"NetworkID":`), 400, "bad request"},
 		{"NetworkDriver.CreateEndpoint", []byte(`{"NetworkID":"aaaabbbbccccdddd0000","EndpointID":"eeee0000","Interface":{"Address":"10.99.0.2/24"}}`), 500, "network aaaabbbbcccc not found"},
@@ -293,7 +297,7 @@ func TestRefusals(t *testing.T) {
 		{"NetworkDriver.AllocateNetwork", []byte(`{}`), 404, "ebpfnet does not implement NetworkDriver.AllocateNetwork"},
 		{"IpamDriver.RequestPool", []byte(`{}`), 400, "give one with --ipam-opt ebpfnet.overlay=NAME"},
 		{"IpamDriver.RequestPool", []byte(`{"Options":{"ebpfnet.overlay":"ov1"}}`), 400, "run docker-plugin with --cluster-store"},
-		{"IpamDriver.RequestPool", []byte(`{"V6":true,"Options":{"ebpfnet.overlay":"ov1"}}`), 400, "IPv6 is not supported"},
+		{"IpamDriver.RequestPool", []byte(`{"V6":true,"Options":{"ebpfnet.overlay":"ov1"}}`), 400, "overlay networks, which are IPv4-only"},
 		{"IpamDriver.RequestAddress", []byte(`{"PoolID":"elsewhere"}`), 400, "unknown pool"},
 		{"IpamDriver.RequestAddress", []byte(`{"PoolID":"ebpfnet-overlay/ov1"}`), 400, "run docker-plugin with --cluster-store"},
 		{"NetworkDriver.CreateNetwork", []byte(`{"NetworkID":"aaaabbbbccccdddd0000","Options":{},"IPv4Data":[{"AddressSpace":"ebpfnet-local","Pool":"10.210.0.0/24"}]}`), 400, "run docker-plugin with --cluster-store"},
@@ -375,10 +379,14 @@ func TestRefusals(t *testing.T) {
 }
 
 func TestPortRequests(t *testing.T) {
-	got, err := PortRequests([]dockerPortBinding{
+	got, v6, err := PortRequests([]dockerPortBinding{
+		{Proto: 6, Port: 80, HostIP: "::", HostPort: 8080, HostPortEnd: 8080}, // before its IPv4 twin
 		{Proto: 6, Port: 80, HostPort: 8080, HostPortEnd: 8080},
 		{Proto: 17, Port: 53, HostIP: "0.0.0.0", HostPort: 0},
+		{Proto: 17, Port: 53, HostIP: "::", HostPort: 0},
 		{Proto: 6, Port: 90, HostIP: "127.0.0.1", HostPort: 9100, HostPortEnd: 9102},
+		{Proto: 6, Port: 91, HostIP: "::", HostPort: 9191, HostPortEnd: 9191}, // alone
+		{Proto: 6, Port: 92, HostIP: "::ffff:127.0.0.1", HostPort: 9292},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -387,12 +395,18 @@ func TestPortRequests(t *testing.T) {
 		{Mapping: ports.Mapping{Proto: ports.TCP, HostPort: 8080, ContainerPort: 80}, HostPortEnd: 8080},
 		{Mapping: ports.Mapping{Proto: ports.UDP, ContainerPort: 53}},
 		{Mapping: ports.Mapping{Proto: ports.TCP, HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: 9100, ContainerPort: 90}, HostPortEnd: 9102},
+		{Mapping: ports.Mapping{Proto: ports.TCP, HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: 9292, ContainerPort: 92}},
+		{Mapping: ports.Mapping{Proto: ports.TCP, HostPort: 9191, ContainerPort: 91}, HostPortEnd: 9191},
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("got %+v\nwant %+v", got, want)
 	}
-	for _, bad := range []dockerPortBinding{{Proto: 1, Port: 80}, {Proto: 6, Port: 0}, {Proto: 6, Port: 80, HostIP: "::1"}, {Proto: 6, Port: 80, HostIP: "x"}, {Proto: 6, Port: 80, HostPort: 70000}} {
-		if _, err := PortRequests([]dockerPortBinding{bad}); err == nil {
+	if len(v6) != 3 || v6[0].Port != 80 || v6[1].Port != 53 || v6[2].Port != 91 {
+		t.Errorf("IPv6 wildcard bindings %+v, want those of 80, 53 and 91", v6)
+	}
+	for _, bad := range []dockerPortBinding{{Proto: 1, Port: 80}, {Proto: 6, Port: 0}, {Proto: 6, Port: 80, HostIP: "::1"}, {Proto: 6, Port: 80, HostIP: "2001:db8::1"},
+		{Proto: 6, Port: 80, HostIP: "x"}, {Proto: 6, Port: 80, HostPort: 70000}, {Proto: 132, Port: 80, HostIP: "::"}} {
+		if _, _, err := PortRequests([]dockerPortBinding{bad}); err == nil {
 			t.Errorf("%+v accepted", bad)
 		}
 	}

@@ -79,7 +79,9 @@ func (d *Driver) requestPool(body []byte) (any, error) {
 		return nil, err
 	}
 	if req.V6 {
-		return nil, badRequest("IPv6 is not supported yet: create the network without --ipv6")
+		// Its pools are overlay networks', and those are IPv4-only for now;
+		// a local dual-stack network takes its pools from Docker's IPAM.
+		return nil, badRequest("ebpfnet's IPAM serves overlay networks, which are IPv4-only for now: create a dual-stack network with Docker's default IPAM (--ipv6 without --ipam-driver)")
 	}
 	name := req.Options[optOverlay]
 	if name == "" {

@@ -428,7 +428,7 @@ func TestDockerOptionsAndModes(t *testing.T) {
 		{[]string{"-o", "ebpfnet.icc=maybe"}, `invalid option ebpfnet.icc="maybe": want true or false`},
 		{[]string{"-o", "ebpfnet.colour=blue"}, "option ebpfnet.colour is not supported by ebpfnet"},
 		{[]string{"-o", "com.docker.network.driver.mtu=10"}, "invalid MTU 10"},
-		{[]string{"--ipv6", "--subnet", "fd00:1::/64"}, "IPv6 is not supported"},
+		{[]string{"--ipv6", "--subnet", "fd00:1::/64", "--subnet", "fd00:2::/64"}, "one IPv6 subnet per network"},
 	} {
 		args := append([]string{"network", "create", "-d", h.name, "--subnet", "172.29.0.0/24"}, tt.args...)
 		_, stderr, err := h.dk.Cmd(append(args, "bad")...)
