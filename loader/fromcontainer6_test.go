@@ -605,6 +605,16 @@ func TestFromContainer6Outside(t *testing.T) {
 }
 
 func TestFromUplink6(t *testing.T) {
+	envs := map[bool]*natEnv{}
+	for _, unprotected := range []bool{false, true} {
+		e := newNATEnv(t, envOpts{})
+		addIPv6(t, e)
+		if err := e.views.PutNetwork(maps.Network{ID: 1, Subnet: netip.MustParsePrefix("172.30.0.0/16"), Gateway: gw1, GatewayMAC: macGW,
+			BridgeIfindex: 50, ICC: true, Unprotected: unprotected, Subnet6: subnet6N1, Gateway6: gw6N1}); err != nil {
+			t.Fatal(err)
+		}
+		envs[unprotected] = e
+	}
 	from := func(dst netip.Addr) []byte {
 		return frame6(macRt, macUp, srvD6, dst, 64, nil, 6, tcpSyn6(5555, 80))
 	}
@@ -627,21 +637,15 @@ func TestFromUplink6(t *testing.T) {
 		}(), tcActOK},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newNATEnv(t, envOpts{})
-			addIPv6(t, e)
-			if tc.unprotected {
-				if err := e.views.PutNetwork(maps.Network{ID: 1, Subnet: netip.MustParsePrefix("172.30.0.0/16"), Gateway: gw1, GatewayMAC: macGW,
-					BridgeIfindex: 50, ICC: true, Unprotected: true, Subnet6: subnet6N1, Gateway6: gw6N1}); err != nil {
-					t.Fatal(err)
-				}
-			}
+			e := envs[tc.unprotected]
+			before := e.drops(t, "direct_routing")
 			ret, out := e.fromUplink(t, tc.frame)
 			if ret != tc.want {
 				t.Fatalf("verdict = %d, want %d", ret, tc.want)
 			}
 			if ret == tcActShot {
-				if got := e.drops(t, "direct_routing"); got != 1 {
-					t.Fatalf("drops[direct_routing] = %d, want 1", got)
+				if got := e.drops(t, "direct_routing") - before; got != 1 {
+					t.Fatalf("drops[direct_routing] +%d, want +1", got)
 				}
 				return
 			}
@@ -649,5 +653,228 @@ func TestFromUplink6(t *testing.T) {
 				t.Fatalf("passed frame changed:\n got %x\nwant %x", out, tc.frame)
 			}
 		})
+	}
+}
+
+// dualStack makes the fuzz environment's network 1 dual stack, with the
+// IPv6 side of the uplink (forwarding on), from the namespace's goroutine.
+func (fe *fuzzEnv) dualStack(f *testing.F) {
+	done := make(chan struct{})
+	fe.reqs <- func() {
+		defer close(done)
+		setupNetns6(f, fe.ifUp, true)
+	}
+	<-done
+	addIPv6(f, fe.natEnv)
+}
+
+// seedFrames6 are valid IPv6 frames from A for FuzzFromContainer.
+func seedFrames6() [][]byte {
+	dopt := ext6{60, padN6}
+	return [][]byte{
+		frame6(macA, macB, ip6A, ip6B, 64, nil, 17, udp6(40000, 53, "hello")),
+		frame6(macA, macGW, llA, llB, 64, nil, 6, tcpSyn6(40000, 80)),
+		frame6(macA, macGW, ip6A, gw6N1, 64, nil, 58, echo6(7, 1)),
+		frame6(macA, macGW, ip6A, srvD6, 64, []ext6{dopt}, 6, tcpSyn6(40000, 443)),
+		frame6(macA, macGW, ip6A, hostH6, 64, []ext6{{44, []byte{0, 1, 0, 0, 0, 9}}}, 17, udp6(1, 2, "1234567890123456")[:16]),
+		nsFrame(ip6A, ip6B),
+		nsFrame(llA, gw6N1),
+		mld2Report(llA, netip.MustParseAddr("ff02::1:ff00:2")),
+		func() []byte {
+			dst, dmac := solicited(ip6A)
+			return frame6(macA, dmac, netip.IPv6Unspecified(), dst, 255, nil, 58, ns6(ip6A))
+		}(),
+		frame6(macA, net.HardwareAddr{0x33, 0x33, 0, 0, 0, 1}, llA, allNodes, 255, nil, 58, na6(0x20, llA, lla6(2, macA))),
+	}
+}
+
+// parsed6 is parse_ipv6's contract (bpf/lib/ipv6.h), written again from
+// RFC 8200 for the fuzz target.
+type parsed6 struct {
+	reason      string // "malformed", "ipv6_ext_hdr" or ""
+	proto       byte
+	l4          []byte // the upper-layer bytes, a later fragment's none
+	frag, later bool
+}
+
+func parse6(f []byte) parsed6 {
+	ip := f[14:]
+	if len(ip) < 40 || ip[0]>>4 != 6 {
+		return parsed6{reason: "malformed"}
+	}
+	plen := int(binary.BigEndian.Uint16(ip[4:]))
+	if plen == 0 || plen > len(ip)-40 {
+		return parsed6{reason: "malformed"}
+	}
+	pl := ip[40 : 40+plen]
+	p := parsed6{}
+	nh, off, seenFrag := ip[6], 0, false
+	opaque := func(nh byte) bool {
+		switch nh {
+		case 50, 51, 135, 139, 140, 253, 254:
+			return true
+		}
+		return false
+	}
+walk:
+	for i := 0; ; i++ {
+		switch nh {
+		case 0, 43, 44, 60:
+			if i == 4 {
+				return parsed6{reason: "ipv6_ext_hdr"}
+			}
+			if off+8 > len(pl) {
+				return parsed6{reason: "malformed"}
+			}
+			if nh == 44 {
+				if seenFrag {
+					return parsed6{reason: "ipv6_ext_hdr"}
+				}
+				seenFrag = true
+				fo := binary.BigEndian.Uint16(pl[off+2:])
+				nh = pl[off]
+				off += 8
+				offset, m, rest := int(fo>>3)*8, fo&1 == 1, len(pl)-off
+				if offset != 0 || m {
+					if offset+rest > 65535 || (m && (rest == 0 || rest%8 != 0)) {
+						return parsed6{reason: "malformed"}
+					}
+					p.frag = true
+					if offset != 0 {
+						p.later = true
+						break walk
+					}
+				}
+				continue
+			}
+			if nh == 0 && i > 0 {
+				return parsed6{reason: "ipv6_ext_hdr"}
+			}
+			nh = pl[off]
+			off += (int(pl[off+1]) + 1) * 8
+			if off > len(pl) {
+				return parsed6{reason: "malformed"}
+			}
+		default:
+			break walk
+		}
+	}
+	if opaque(nh) {
+		return parsed6{reason: "ipv6_ext_hdr"}
+	}
+	p.proto = nh
+	if p.later {
+		return p
+	}
+	p.l4 = pl[off:]
+	if nh == 58 && len(p.l4) < 4 {
+		return parsed6{reason: "malformed"}
+	}
+	return p
+}
+
+func addr6(b []byte) netip.Addr { return netip.AddrFrom16([16]byte(b)) }
+
+// checkFuzz6 holds from_container's answer to the IPv6 frame in, from A's
+// MAC, to its contract: parse6's verdicts, the source addresses A may use,
+// no router ND; a redirect is a delivery to B unchanged but its MAC, or the
+// advertisement answering a solicitation; nothing outside the container
+// subnets but the host's own address passes; IPv6 is never tracked.
+func checkFuzz6(t *testing.T, e *fuzzEnv, in, out []byte, ret uint32, before map[string]maps.Counter) {
+	t.Helper()
+	after, err := e.views.Drops()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reason := ""
+	for r, c := range after {
+		if c.Packets != before[r].Packets {
+			reason = r
+		}
+	}
+	if n := len(e.flows(t)); n != 0 {
+		t.Fatalf("IPv6 made %d conntrack entries\n%x", n, in)
+	}
+	want := ""
+	p := parse6(in)
+	var src, dst netip.Addr
+	if p.reason != "" {
+		want = p.reason
+	} else {
+		src, dst = addr6(in[22:38]), addr6(in[38:54])
+		var typ byte
+		if p.proto == 58 && !p.later {
+			typ = p.l4[0]
+		}
+		unspecOK := src == netip.IPv6Unspecified() && dst.IsMulticast() && p.proto == 58 && !p.frag &&
+			(typ == 135 || typ == 131 || typ == 132 || typ == 143)
+		switch {
+		case src != ip6A && src != llA && !unspecOK:
+			want = "spoofed_ip"
+		case typ == 134 || typ == 137:
+			want = "router_nd"
+		}
+	}
+	if want != "" {
+		if ret != tcActShot || reason != want {
+			t.Fatalf("verdict %d, drop reason %q, want dropped as %q\n%x", ret, reason, want, in)
+		}
+		return
+	}
+	switch ret {
+	case tcActRedirect:
+		if len(out) == 86 && out[54] == 136 && len(in) == 86 && in[54] == 135 {
+			checkAnswer(t, in, out)
+			return
+		}
+		if dst != ip6B && dst != llB || !bytes.Equal(out, withDstMAC(in, macB)) {
+			t.Fatalf("redirected, but no delivery to B:\n in %x\nout %x", in, out)
+		}
+	case tcActOK:
+		if !bytes.Equal(out, in) {
+			t.Fatalf("passed frame changed:\n in %x\nout %x", in, out)
+		}
+		if dst == ip6B || dst == llB {
+			t.Fatalf("a packet to B passed to the stack\n%x", in)
+		}
+		// The host's: its address, and the subnet-router anycast
+		// address of the uplink's prefix, which forwarding joins. From a
+		// link-local source (the FIB's NOT_FWDED) the stack forwards
+		// nothing either (RFC 4291 2.5.6).
+		if netip.MustParsePrefix("2000::/3").Contains(dst) && dst != hostH6 && dst != netip.MustParseAddr("2001:db8:ff::") && src != llA {
+			t.Fatalf("a packet to %s, outside, passed to the stack\n%x", dst, in)
+		}
+	case tcActShot:
+		switch reason {
+		case "malformed", "spoofed_nd":
+			if p.proto != 58 || (p.l4 != nil && p.l4[0] != 135 && p.l4[0] != 136) {
+				t.Fatalf("dropped as %s, but no ND\n%x", reason, in)
+			}
+		case "network_isolation", "icc_disabled", "internal_network", "ipv6_not_routed":
+		default:
+			t.Fatalf("dropped as %q\n%x", reason, in)
+		}
+	default:
+		t.Fatalf("verdict %d\n%x", ret, in)
+	}
+}
+
+// checkAnswer holds an advertisement out, answering the solicitation in,
+// to RFC 4861: the target's MAC (B's or the gateway's) from it, to A.
+func checkAnswer(t *testing.T, in, out []byte) {
+	t.Helper()
+	target := addr6(in[62:78])
+	mac, flags := macB, byte(0x60)
+	if target == gw6N1 {
+		mac, flags = macGW, 0xe0
+	} else if target != ip6B && target != llB {
+		t.Fatalf("answered a solicitation for %s:\n in %x\nout %x", target, in, out)
+	}
+	if in[14+7] != 255 || !bytes.Equal(in[86-8:], lla6(1, macA)) {
+		t.Fatalf("answered a solicitation that is not A's own (hop limit %d, option %x)", in[21], in[78:])
+	}
+	want := expectedNA(t, addr6(in[22:38]), target, mac, flags&0x80 != 0)
+	if !bytes.Equal(out, want) || !l4OK6(out) {
+		t.Fatalf("advertisement:\n got %x\nwant %x", out, want)
 	}
 }

@@ -385,12 +385,17 @@ func publishedFor(tp tuple) (netip.AddrPort, bool) {
 func FuzzFromContainer(f *testing.F) {
 	e := newFuzzEnv(f, envOpts{netns: true})
 	publishFuzzPorts(f, e.natEnv)
-	for _, s := range seedFrames(f, true) {
+	e.dualStack(f) // IPv6: checkFuzz6
+	for _, s := range append(seedFrames(f, true), seedFrames6()...) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		e.reset(t)
 		in = append([]byte{}, in...)
+		drops, err := e.views.Drops()
+		if err != nil {
+			t.Fatal(err)
+		}
 		ret, out := e.run(t, e.prog, e.ifA, in)
 		flows := e.flows(t)
 		tin, okIn := tupleOf(in)
@@ -400,6 +405,10 @@ func FuzzFromContainer(f *testing.F) {
 				t.Fatalf("malformed %v / spoofed %v frame: verdict %d, %d conntrack entries, want dropped and none\n%x",
 					!wellFormed(in), spoofed, ret, len(flows), in)
 			}
+			return
+		}
+		if binary.BigEndian.Uint16(in[12:]) == 0x86dd {
+			checkFuzz6(t, e, in, out, ret, drops)
 			return
 		}
 		if binary.BigEndian.Uint16(in[12:]) != 0x0800 || ret != tcActRedirect {
