@@ -2,6 +2,7 @@ package maps
 
 import (
 	"maps"
+	"strings"
 	"testing"
 
 	"github.com/ebpfnet/ebpfnet/loader"
@@ -29,8 +30,14 @@ func TestLabelsFromBTF(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if drops[loader.NumDropReasons-1] != "service_no_local_endpoint" || drops[loader.NumDropReasons] != "" {
-		t.Errorf("last drop reason %q, sentinel %q; want service_no_local_endpoint and none", drops[loader.NumDropReasons-1], drops[loader.NumDropReasons])
+	// Every reason has its name (from the enum's BTF), the sentinel none.
+	for i := loader.DropReason(1); i < loader.NumDropReasons; i++ {
+		if drops[i] == "" || strings.ToLower(drops[i]) != drops[i] {
+			t.Errorf("drop reason %d is named %q", i, drops[i])
+		}
+	}
+	if drops[1] != "malformed" || drops[20] != "ipv6" || drops[loader.NumDropReasons] != "" {
+		t.Errorf("drop reasons 1 %q, 20 %q, sentinel %q; want malformed, ipv6 and none", drops[1], drops[20], drops[loader.NumDropReasons])
 	}
 }
 
