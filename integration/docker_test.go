@@ -36,8 +36,11 @@ type dockerHost struct {
 	dockerAPI string
 	mu        sync.Mutex
 	plugin    *exec.Cmd
-	log       *bytes.Buffer
+	log       *syncBuffer
 }
+
+// pluginLog is what the plugin logged so far.
+func (h *dockerHost) pluginLog() string { return h.log.String() }
 
 func newDockerHost(t *testing.T) *dockerHost {
 	tp := newTopology(t)
@@ -64,7 +67,7 @@ func (h *dockerHost) startPlugin() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.log == nil {
-		h.log = &bytes.Buffer{}
+		h.log = &syncBuffer{}
 	}
 	cmd := exec.Command(runtimetest.NsenterBin, "--net="+filepath.Join("/run/netns", h.Host), "--",
 		ebpfnetBin, "--state-dir", h.StateDir, "--pin-root", h.PinRoot,
