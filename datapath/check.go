@@ -2,7 +2,7 @@ package datapath
 
 import (
 	"fmt"
-	"github.com/ebpfnet/ebpfnet/datapath/ports"
+	"net"
 	"net/netip"
 	"slices"
 
@@ -11,6 +11,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/ebpfnet/ebpfnet/datapath/plumbing"
+	"github.com/ebpfnet/ebpfnet/datapath/ports"
 	"github.com/ebpfnet/ebpfnet/internal/netnsutil"
 	"github.com/ebpfnet/ebpfnet/loader"
 	"github.com/ebpfnet/ebpfnet/maps"
@@ -56,6 +57,9 @@ func (i *Instance) checkEndpoint(st *store, ep Endpoint) ([]string, error) {
 	} else if m.IP != ep.IP || m.MAC.String() != ep.MAC {
 		bad("datapath entry for ifindex %d is %s %s, endpoint is %s %s", ep.HostIfindex, m.IP, m.MAC, ep.IP, ep.MAC)
 	}
+	if ep.IP6.IsValid() {
+		checkEndpoint6(views, ep, bad)
+	}
 	if len(ep.Ports) > 0 {
 		missing, err := missingPorts(st, views, ep)
 		if err != nil {
@@ -94,6 +98,18 @@ func (i *Instance) checkEndpoint(st *store, ep Endpoint) ([]string, error) {
 		}) {
 			bad("interface %s lacks address %s", ep.Interface(), ep.IP)
 		}
+		if ep.IP6.IsValid() {
+			addrs6, err := h.AddrList(l, netlink.FAMILY_V6)
+			if err != nil {
+				return err
+			}
+			if !slices.ContainsFunc(addrs6, func(a netlink.Addr) bool {
+				ip, ok := netip.AddrFromSlice(a.IP)
+				return ok && ip == ep.IP6
+			}) {
+				bad("interface %s lacks address %s", ep.Interface(), ep.IP6)
+			}
+		}
 		// The first network gives the default route (plumbVeth); an
 		// interface added later has none of its own.
 		if !plumbing.HasDefaultRoute(h) {
@@ -102,6 +118,21 @@ func (i *Instance) checkEndpoint(st *store, ep Endpoint) ([]string, error) {
 		return nil
 	})
 	return problems, err
+}
+
+// checkEndpoint6 compares a dual-stack endpoint's IPv6 entries with its
+// record: its global address for its ifindex, and both its addresses
+// delivering to it.
+func checkEndpoint6(views *maps.Views, ep Endpoint, bad func(string, ...any)) {
+	if ip6, err := views.LookupEndpoint6(ep.HostIfindex); err != nil || ip6 != ep.IP6 {
+		bad("datapath has no IPv6 address %s for ifindex %d", ep.IP6, ep.HostIfindex)
+	}
+	mac, _ := net.ParseMAC(ep.MAC)
+	for _, a := range []netip.Addr{ep.IP6, maps.LinkLocal(mac)} {
+		if m, err := views.LookupEndpointIP6(a); err != nil || m.Ifindex != ep.HostIfindex {
+			bad("datapath does not deliver %s to ifindex %d", a, ep.HostIfindex)
+		}
+	}
 }
 
 // tcxAttached reports whether prog runs at TCX ingress of ifindex, asking

@@ -3,16 +3,15 @@ package dockerdriver
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/vishvananda/netlink"
 
-	"github.com/ebpfnet/ebpfnet/loader"
-	"github.com/ebpfnet/ebpfnet/maps"
+	"github.com/ebpfnet/ebpfnet/datapath"
 )
 
 // dualStackNetwork is a CreateNetwork request as dockerd sends it for
@@ -33,21 +32,13 @@ func endpointBody(net, id, addr, addr6, mac string) []byte {
 		net, id, addr, addr6, mac)
 }
 
-// endpointIPs6 reports which of addrs the datapath's endpoint_ips6 map
-// holds.
-func (h *testHost) endpointIPs6(addrs ...netip.Addr) []bool {
-	h.t.Helper()
-	dp, err := loader.Load(loader.Options{PinRoot: h.tp.PinRoot})
-	if err != nil {
-		h.t.Fatalf("open pinned datapath: %v", err)
-	}
-	defer dp.Close()
-	var out []bool
-	for _, a := range addrs {
-		var info loader.EndpointInfo
-		out = append(out, dp.Maps.EndpointIPs6.Lookup(&loader.IP6Key{Addr: maps.BE128(a)}, &info) == nil)
-	}
-	return out
+// check runs CheckEndpoint in the host's namespace, where the veths are.
+func (h *testHost) check(ep datapath.Endpoint) (problems []string, err error) {
+	h.inHost(func() error {
+		problems, err = h.inst.CheckEndpoint(ep)
+		return nil
+	})
+	return problems, err
 }
 
 func (h *testHost) sysctl(path string) string {
@@ -107,10 +98,10 @@ func TestDualStack(t *testing.T) {
 	if ep1.IP6.String() != "fd00:98::2" {
 		t.Errorf("endpoint's IPv6 address %s, want fd00:98::2", ep1.IP6)
 	}
-	mac1, _ := net.ParseMAC(ep1.MAC)
-	ll1 := maps.LinkLocal(mac1)
-	if got := h.endpointIPs6(ep1.IP6, ll1); !got[0] || !got[1] {
-		t.Errorf("endpoint_ips6 holds %s: %v, %s: %v", ep1.IP6, got[0], ll1, got[1])
+	// The datapath's IPv6 entries: its address for its veth, and both
+	// its addresses (global, EUI-64 link-local) delivering to it.
+	if problems, err := h.check(ep1); err != nil || len(problems) != 0 {
+		t.Errorf("CheckEndpoint: %v %v", problems, err)
 	}
 	if fwd := h.sysctl("/proc/sys/net/ipv6/conf/" + ep1.HostVeth + "/forwarding"); fwd != "1" {
 		t.Errorf("%s forwards IPv6: %q, want 1 (else bpf_fib_lookup fails)", ep1.HostVeth, fwd)
@@ -237,8 +228,12 @@ func TestDualStack(t *testing.T) {
 			}
 		}
 	}
-	if got := h.endpointIPs6(ep1.IP6, ll1, ep2.IP6); got[0] || got[1] || got[2] {
-		t.Errorf("endpoint_ips6 entries left after DeleteEndpoint: %v", got)
+	for _, ep := range []datapath.Endpoint{ep1, ep2} {
+		problems, _ := h.check(ep)
+		if !slices.ContainsFunc(problems, func(p string) bool { return strings.Contains(p, "no IPv6 address "+ep.IP6.String()) }) ||
+			!slices.ContainsFunc(problems, func(p string) bool { return strings.Contains(p, "does not deliver "+ep.IP6.String()) }) {
+			t.Errorf("%s's IPv6 entries after DeleteEndpoint: %v, want them gone", ep.Name, problems)
+		}
 	}
 	for _, id := range []string{netID, intID, ulaID, v4ID} {
 		if st, resp := h.do("NetworkDriver.DeleteNetwork", fmt.Appendf(nil, `{"NetworkID":"%s"}`, id)); st != 200 {
