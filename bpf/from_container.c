@@ -31,8 +31,11 @@
  * into it as IPv4 does, hop limit untouched (the same link); multicast,
  * link-local addresses, the network's gateway and subnet go to the bridge
  * and the stack, another network's subnet nowhere but its gateway. Beyond
- * the container subnets (not from an internal network) only the host's own
- * addresses, as the FIB tells: IPv6 is neither routed nor translated yet. */
+ * the container subnets (not from an internal network): the host's own
+ * addresses, as the FIB tells, and on a network with masquerade TCP, UDP
+ * and ICMPv6 echo that the FIB routes out of an uplink, masqueraded to the
+ * uplink's address (NAT66, outside6 and lib/nat6.h); nothing else: IPv6 is
+ * not routed untranslated yet. */
 
 #include "lib/common.h"
 #include "lib/drop.h"
@@ -47,6 +50,7 @@
 #include "lib/arp.h"
 #include "lib/ipv6.h"
 #include "lib/nd.h"
+#include "lib/nat6.h"
 #include "lib/kernel_nat.h"
 #include "lib/firewall.h" /* not used here: bpf2go mirrors the layouts from this object */
 
@@ -104,6 +108,7 @@ enum v6_action {
 	V6_PASS = 0x100,
 	V6_DELIVER,   /* into the peer container in v6_out.dst */
 	V6_ND_ANSWER, /* the solicitation answered with v6_out.mac */
+	V6_OUTSIDE,   /* beyond the container subnets: the host's, or NAT66 (outside6) */
 };
 
 struct v6_out {
@@ -194,19 +199,16 @@ static __always_inline int check_nd(struct __sk_buff *skb, const struct endpoint
  * into it (with --icc); multicast, link-local addresses that are no
  * endpoint's (the host's), its gateway and the rest of its subnet to the
  * bridge and the stack; another network's gateway to the stack, the rest
- * of that network nowhere. Beyond that only the host's own addresses,
- * which the FIB tells: IPv6 is not routed (no NAT66 yet), and
- * untranslated it would leak. */
+ * of that network nowhere. Beyond that V6_OUTSIDE (outside6), from no
+ * internal network. */
 static __always_inline int route6(struct __sk_buff *skb, const struct endpoint_info *src,
 				  const struct network_info *net, const struct network6_info *net6,
 				  const struct packet6 *p, struct v6_out *out)
 {
 	struct subnet6_key key = { .prefixlen = 128 };
 	struct network6_info *other;
-	struct bpf_fib_lookup fib;
 	struct endpoint_info *dst;
 	__u32 *net_id;
-	long rc;
 
 	if (ip6_is_multicast(&p->ip.daddr))
 		return V6_PASS;
@@ -235,14 +237,7 @@ static __always_inline int route6(struct __sk_buff *skb, const struct endpoint_i
 	}
 	if (net->flags & NET_F_INTERNAL)
 		return DROP_INTERNAL_NETWORK;
-	rc = fib_lookup6(skb, &fib, p->ip.saddr.addr, p->ip.daddr.addr, p->ip.vtcfl, p->proto);
-	/* The host's own (or nothing's: the stack answers). Not FWD_DISABLED:
-	 * the kernel says it of every destination when the veth forwards no
-	 * IPv6, so it tells nothing. */
-	if (rc == BPF_FIB_LKUP_RET_NOT_FWDED || rc == BPF_FIB_LKUP_RET_BLACKHOLE ||
-	    rc == BPF_FIB_LKUP_RET_UNREACHABLE || rc == BPF_FIB_LKUP_RET_PROHIBIT)
-		return V6_PASS;
-	return DROP_IPV6_NOT_ROUTED;
+	return V6_OUTSIDE;
 }
 
 /* The checks of a container's IPv6 packet, in order (see the top of the
@@ -283,6 +278,94 @@ static __always_inline int check_ipv6(struct __sk_buff *skb, const struct endpoi
 	return route6(skb, src, net, net6, p, out);
 }
 
+/* A packet of a masqueraded IPv6 flow (k, e: its forward entry), out
+ * through the FIB (fib: scratch) with the translated tuple. What the FIB
+ * cannot send (too big for the egress MTU...) goes to the stack
+ * untranslated, as with IPv4: the host does not forward IPv6 itself. */
+static __always_inline int tracked6(struct __sk_buff *skb, const struct l4_meta *m, const struct ct6_key *k,
+				    const struct ct6_entry *e, struct bpf_fib_lookup *fib)
+{
+	long rc;
+
+	if (e->ifindex)
+		return drop(skb, DIR, DROP_IPV6_NOT_ROUTED); /* no entry delivers into a container from here */
+	rc = fib_lookup6(skb, fib, e->new_saddr.addr, e->new_daddr.addr, 0, m->proto, 0);
+	if (rc < 0)
+		return drop(skb, DIR, DROP_FIB_FAILED);
+	if (!fib_forwardable(rc) || m->ttl <= 1)
+		return pass(skb);
+	if (nat66_apply(skb, m, k, e))
+		return drop(skb, DIR, DROP_CSUM_FAILED);
+	return deliver_fib6(skb, DIR, fib, rc);
+}
+
+/* A container's IPv6 to beyond the container subnets (lib/nat6.h). The
+ * host's own addresses, as the FIB tells, go to the stack. A packet of a
+ * tracked flow is translated; a new flow that the FIB routes out of an
+ * uplink is masqueraded on a network with masquerade. Everything else
+ * would leave untranslated, or is not routed yet: DROP_IPV6_NOT_ROUTED. */
+static __always_inline int outside6(struct __sk_buff *skb, const struct endpoint_info *src, const struct packet6 *p)
+{
+	struct network_info *net = bpf_map_lookup_elem(&networks, &src->net_id);
+	struct nat6_scratch *s = nat6_scratch_get();
+	enum tuple_result t;
+	struct l4_meta m;
+	struct ct6_key k;
+	long rc;
+
+	if (!s)
+		return drop(skb, DIR, DROP_IPV6_NOT_ROUTED);
+	t = ct6_extract(skb, p, &k, &m);
+	if (t == TUPLE_OK && ct6_lookup(&k, &m, &s->e, &s->pe))
+		return tracked6(skb, &m, &k, &s->e, nat6_fib(s));
+	rc = fib_lookup6(skb, nat6_fib(s), p->ip.saddr.addr, p->ip.daddr.addr, p->ip.vtcfl, p->proto,
+			 BPF_FIB_LOOKUP_SRC);
+	/* The host's own (or nothing's: the stack answers). Not FWD_DISABLED:
+	 * the kernel says it of every destination when the veth forwards no
+	 * IPv6, so it tells nothing. */
+	if (rc == BPF_FIB_LKUP_RET_NOT_FWDED || rc == BPF_FIB_LKUP_RET_BLACKHOLE ||
+	    rc == BPF_FIB_LKUP_RET_UNREACHABLE || rc == BPF_FIB_LKUP_RET_PROHIBIT)
+		return pass(skb);
+	if (!net || !(net->flags & NET_F_MASQUERADE) || !fib_forwardable(rc) ||
+	    !bpf_map_lookup_elem(&uplinks, &nat6_fib(s)->ifindex))
+		return drop(skb, DIR, DROP_IPV6_NOT_ROUTED);
+	if (p->frag)
+		return drop(skb, DIR, DROP_FRAGMENT);
+	if (t != TUPLE_OK)
+		return drop(skb, DIR, DROP_IPV6_NOT_ROUTED);
+	if (m.ttl <= 1)
+		return pass(skb);
+	/* What answers a flow never starts one (to_outside): a SYN-ACK or an
+	 * RST, an echo reply. */
+	if ((k.proto == IPPROTO_TCP &&
+	     ((m.tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == (TCP_FLAG_SYN | TCP_FLAG_ACK) ||
+	      (m.tcp_flags & TCP_FLAG_RST))) ||
+	    (k.proto == NH_ICMPV6 && m.icmp_type != ICMP6_ECHO_REQUEST))
+		return drop(skb, DIR, DROP_NO_FLOW);
+	__builtin_memset(&s->e, 0, sizeof(s->e));
+	__builtin_memcpy(s->e.new_saddr.addr, nat6_fib(s)->ipv6_src, sizeof(s->e.new_saddr));
+	s->e.new_daddr = k.daddr;
+	s->e.new_dport = k.dport;
+	s->e.peer_ifindex = src->ifindex;
+	s->e.kind = CT_KIND_SNAT;
+	s->e.state = ct_initial_state(&m);
+	switch (ct6_create(skb, &k, &s->e, &s->pe)) {
+	case CT_CREATED:
+		break;
+	case CT_RACED:
+		if (ct6_lookup(&k, &m, &s->e, &s->pe))
+			break;
+		return drop(skb, DIR, DROP_CT_MAP_FULL);
+	case CT_NO_PORT:
+		return drop(skb, DIR, DROP_NAT_EXHAUSTED);
+	default:
+		return drop(skb, DIR, DROP_CT_MAP_FULL);
+	}
+	if (nat66_apply(skb, &m, &k, &s->e))
+		return drop(skb, DIR, DROP_CSUM_FAILED);
+	return deliver_fib6(skb, DIR, nat6_fib(s), rc);
+}
+
 /* A container's IPv6 (see the top of the file). */
 static __always_inline int from_container6(struct __sk_buff *skb, const struct endpoint_info *src,
 					   const struct ethhdr *eth)
@@ -295,6 +378,8 @@ static __always_inline int from_container6(struct __sk_buff *skb, const struct e
 	ret = check_ipv6(skb, src, &p, &target, &out);
 	if (ret == V6_PASS)
 		return pass(skb);
+	if (ret == V6_OUTSIDE)
+		return outside6(skb, src, &p);
 	if (ret == V6_DELIVER && out.dst)
 		return deliver_peer(skb, DIR, eth, out.dst);
 	if (ret == V6_ND_ANSWER && out.mac) {

@@ -8,11 +8,12 @@
  * unsolicited()), except on nat-unprotected networks, whose inbound flows
  * are tracked as routed. New inbound flows start in a table of their class:
  * TCP in the embryonic table until the client acknowledges the container's
- * answer, datagrams in ct_inbound (conntrack.h). IPv6 to a container's
- * address (a subnets6 prefix but its gateway) is dropped as direct routing:
- * no IPv6 flow is published or tracked yet. Everything else (traffic for
- * the host itself, ARP, other IPv6, frames for a VLAN device on the uplink)
- * goes to the stack untouched.
+ * answer, datagrams in ct_inbound (conntrack.h). IPv6 replies of
+ * masqueraded flows (NAT66, lib/nat6.h) are translated back and delivered;
+ * other IPv6 to a container's address (a subnets6 prefix but its gateway)
+ * is dropped as direct routing: no IPv6 port is published yet. Everything
+ * else (traffic for the host itself, ARP, other IPv6, frames for a VLAN
+ * device on the uplink) goes to the stack untouched.
  *
  * TTL: a packet that would reach a container with TTL 0 is dropped
  * (DROP_TTL_EXCEEDED); it was addressed to the host, so the stack could not
@@ -30,6 +31,7 @@
 #include "lib/overlay.h"
 #include "lib/lb.h"
 #include "lib/ipv6.h"
+#include "lib/nat6.h"
 
 char __license[] SEC("license") = "Dual BSD/GPL";
 
@@ -229,17 +231,42 @@ static __always_inline int unsolicited(struct __sk_buff *skb, const struct ct_ke
 	return drop(skb, DIR, DROP_DIRECT_ROUTING);
 }
 
-/* IPv6 is not translated yet (no published port, no conntrack): to a
- * container's address it is direct routing, dropped even on nat-unprotected
- * networks; to its network's gateway (the host) and everything else it goes
- * to the stack untouched. A frame too short to hold a destination too: the
- * stack drops it. */
+/* A reply of a masqueraded IPv6 flow (nat6.h): translated back and
+ * delivered into its container. 0: none (no flow, or what the flow's
+ * entry cannot deliver: a fragment, an ICMPv6 error). */
+static __always_inline int nat66_reply(struct __sk_buff *skb)
+{
+	struct nat6_scratch *s = nat6_scratch_get();
+	struct packet6 p;
+	struct l4_meta m;
+	struct ct6_key k;
+
+	if (!s || parse_ipv6(skb, &p) != PARSE6_OK || ct6_extract(skb, &p, &k, &m) != TUPLE_OK ||
+	    !ct6_lookup(&k, &m, &s->e, &s->pe) || !s->e.ifindex)
+		return 0;
+	if (m.ttl <= 1)
+		return drop(skb, DIR, DROP_TTL_EXCEEDED);
+	if (nat66_apply(skb, &m, &k, &s->e))
+		return drop(skb, DIR, DROP_CSUM_FAILED);
+	return deliver_endpoint(skb, DIR, s->e.ifindex);
+}
+
+/* IPv6: replies of masqueraded flows go into their containers
+ * (nat66_reply). Nothing is published or routed to a container yet: to a
+ * container's address anything else is direct routing, dropped even on
+ * nat-unprotected networks; to its network's gateway (the host) and
+ * everything else it goes to the stack untouched. A frame too short to
+ * hold a destination too: the stack drops it. */
 static __always_inline int ipv6(struct __sk_buff *skb)
 {
 	struct subnet6_key key = { .prefixlen = 128 };
 	struct network6_info *net6;
 	__u32 *net_id;
+	int ret;
 
+	ret = nat66_reply(skb);
+	if (ret)
+		return ret;
 	if (bpf_skb_load_bytes(skb, ETH_HLEN + offsetof(struct ip6_hdr, daddr), key.addr, sizeof(key.addr)))
 		return pass(skb);
 	net_id = bpf_map_lookup_elem(&subnets6, &key);

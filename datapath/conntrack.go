@@ -2,6 +2,7 @@ package datapath
 
 import (
 	"cmp"
+	"errors"
 	"slices"
 	"time"
 
@@ -28,7 +29,8 @@ func Now() time.Duration { return maps.Monotonic() }
 // CheckTimeouts refuses timeouts that would expire live flows at once.
 func CheckTimeouts(t Timeouts) error { return t.Validate() }
 
-// Flows lists the conntrack entries, both directions, oldest first.
+// Flows lists the conntrack entries, both directions, IPv4's and IPv6's,
+// oldest first.
 func (i *Instance) Flows() ([]Flow, error) {
 	views, err := i.datapath()
 	if err != nil {
@@ -41,6 +43,10 @@ func (i *Instance) Flows() ([]Flow, error) {
 	// Half-open inbound flows too, as conntrack -L shows SYN_RECV ones.
 	embryonic, err := views.EmbryonicFlows()
 	flows = append(flows, embryonic...)
+	// NAT66's (IPv6 masquerade) flows, in a table of their own.
+	flows6, err6 := views.Flows6()
+	flows = append(flows, flows6...)
+	err = errors.Join(err, err6)
 	// Each tuple formatted once, not in every comparison: with 100k flows
 	// that was seconds of `nat ls`. Sorted by index: a Flow is too big to
 	// move around in the sort.

@@ -560,8 +560,9 @@ func addIPv6(t testing.TB, e *natEnv) {
 	}
 }
 
-// Beyond the container subnets IPv6 reaches only the host: the FIB says
-// which addresses are its own.
+// Beyond the container subnets IPv6 reaches the host, which the FIB says
+// are its own addresses, and, masqueraded, what the FIB routes out of the
+// uplink.
 func TestFromContainer6Outside(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
@@ -570,9 +571,10 @@ func TestFromContainer6Outside(t *testing.T) {
 		want       uint32
 		reason     string
 	}{
-		{"an outside address", true, srvD6, tcActShot, "ipv6_not_routed"},
-		{"the router", true, rtR6, tcActShot, "ipv6_not_routed"},
-		{"a ULA of no network", true, netip.MustParseAddr("fd99::1"), tcActShot, "ipv6_not_routed"},
+		// Masqueraded (NAT66, nat66_test.go): the network masquerades.
+		{"an outside address", true, srvD6, tcActRedirect, ""},
+		{"the router", true, rtR6, tcActRedirect, ""},
+		{"a ULA of no network", true, netip.MustParseAddr("fd99::1"), tcActRedirect, ""},
 		{"the host's address", true, hostH6, tcActOK, ""},
 		{"loopback (the stack drops it)", true, netip.IPv6Loopback(), tcActOK, ""},
 		// The kernel answers FWD_DISABLED before it looks at the
@@ -594,6 +596,12 @@ func TestFromContainer6Outside(t *testing.T) {
 			if tc.reason != "" {
 				if got := e.drops(t, tc.reason); got != 1 {
 					t.Fatalf("drops[%s] = %d, want 1", tc.reason, got)
+				}
+				return
+			}
+			if ret == tcActRedirect {
+				if addr6(out[22:38]) != hostH6 {
+					t.Fatalf("redirected without NAT66:\n got %x", out)
 				}
 				return
 			}
@@ -777,9 +785,10 @@ func addr6(b []byte) netip.Addr { return netip.AddrFrom16([16]byte(b)) }
 
 // checkFuzz6 holds from_container's answer to the IPv6 frame in, from A's
 // MAC, to its contract: parse6's verdicts, the source addresses A may use,
-// no router ND; a redirect is a delivery to B unchanged but its MAC, or the
-// advertisement answering a solicitation; nothing outside the container
-// subnets but the host's own address passes; IPv6 is never tracked.
+// no router ND; a redirect is a delivery to B unchanged but its MAC, the
+// advertisement answering a solicitation, or NAT66 (checkNAT66); nothing
+// outside the container subnets but the host's own address passes; IPv6
+// is never tracked in IPv4's tables.
 func checkFuzz6(t *testing.T, e *fuzzEnv, in, out []byte, ret uint32, before map[string]maps.Counter) {
 	t.Helper()
 	after, err := e.views.Drops()
@@ -827,6 +836,10 @@ func checkFuzz6(t *testing.T, e *fuzzEnv, in, out []byte, ret uint32, before map
 			checkAnswer(t, in, out)
 			return
 		}
+		if len(out) >= 14 && bytes.Equal(out[:12], append(append([]byte{}, macRt...), macUp...)) {
+			checkNAT66(t, e, in, out, p)
+			return
+		}
 		if dst != ip6B && dst != llB || !bytes.Equal(out, withDstMAC(in, macB)) {
 			t.Fatalf("redirected, but no delivery to B:\n in %x\nout %x", in, out)
 		}
@@ -851,11 +864,74 @@ func checkFuzz6(t *testing.T, e *fuzzEnv, in, out []byte, ret uint32, before map
 				t.Fatalf("dropped as %s, but no ND\n%x", reason, in)
 			}
 		case "network_isolation", "icc_disabled", "internal_network", "ipv6_not_routed":
+		// NAT66 refuses fragments, and starts no flow with what answers one.
+		case "fragment":
+			if !p.frag {
+				t.Fatalf("dropped as a fragment, but none\n%x", in)
+			}
+		case "no_flow":
+			if p.proto != 6 && p.proto != 58 {
+				t.Fatalf("dropped as no_flow, protocol %d\n%x", p.proto, in)
+			}
 		default:
 			t.Fatalf("dropped as %q\n%x", reason, in)
 		}
 	default:
 		t.Fatalf("verdict %d\n%x", ret, in)
+	}
+}
+
+// checkNAT66 holds a frame from_container sent to the uplink's router to
+// NAT66's contract (bpf/lib/nat6.h): a whole TCP or UDP packet, or an
+// echo request, to an address beyond the container subnets, from hostH6
+// with its hop limit decremented, its destination, payload and
+// everything else kept but the source port (echo id); its checksum as
+// right as the container's was; and a flow tracked for it.
+func checkNAT66(t *testing.T, e *fuzzEnv, in, out []byte, p parsed6) {
+	t.Helper()
+	src, dst := addr6(in[22:38]), addr6(in[38:54])
+	if src != ip6A || dst.IsLinkLocalUnicast() || dst.IsMulticast() || subnet6N1.Contains(dst) || p.frag || dst == hostH6 {
+		t.Fatalf("NAT66 of a packet from %s to %s (fragment %v)\n in %x\nout %x", src, dst, p.frag, in, out)
+	}
+	portOff := 0 // of the port or id NAT66 may change, in the upper-layer header
+	switch {
+	case p.proto == 6 && len(p.l4) >= 20, p.proto == 17 && len(p.l4) >= 8:
+	case p.proto == 58 && len(p.l4) >= 8 && p.l4[0] == 128:
+		portOff = 4
+	default:
+		t.Fatalf("NAT66 of protocol %d (%d bytes)\n in %x\nout %x", p.proto, len(p.l4), in, out)
+	}
+	if len(out) != len(in) || addr6(out[22:38]) != hostH6 || out[21] != in[21]-1 {
+		t.Fatalf("NAT66: want the same frame from %s with hop limit %d\n in %x\nout %x", hostH6, in[21]-1, in, out)
+	}
+	l4Off := len(in) - len(p.l4)
+	csOff := map[byte]int{6: 16, 17: 6, 58: 2}[p.proto]
+	masked := func(f []byte) []byte {
+		c := append([]byte{}, f...)
+		copy(c[6:12], macUp) // the MACs: checked above
+		copy(c[0:6], macRt)
+		copy(c[22:38], make([]byte, 16))
+		c[21] = 0
+		for _, o := range []int{portOff, portOff + 1, csOff, csOff + 1} {
+			c[l4Off+o] = 0
+		}
+		return c
+	}
+	if !bytes.Equal(masked(in), masked(out)) {
+		t.Fatalf("NAT66 changed more than the source, hop limit, port and checksum\n in %x\nout %x", in, out)
+	}
+	okSum := func(f []byte) bool {
+		n := len(p.l4)
+		if p.proto == 17 && binary.BigEndian.Uint16(f[l4Off+6:]) == 0 {
+			return false
+		}
+		return onesSum(pseudo6(addr6(f[22:38]), addr6(f[38:54]), p.proto, n), f[l4Off:l4Off+n]) == 0xffff
+	}
+	if okSum(in) != okSum(out) {
+		t.Fatalf("NAT66: checksum right before %v, after %v\n in %x\nout %x", okSum(in), okSum(out), in, out)
+	}
+	if flows, err := e.views.Flows6(); err != nil || len(flows) != 2 {
+		t.Fatalf("NAT66 tracks %d entries (%v), want the flow's 2\n%x", len(flows), err, in)
 	}
 }
 

@@ -19,6 +19,39 @@ type fromContainerCounter struct {
 	Bytes   uint64
 }
 
+type fromContainerCt6Entry struct {
+	_           structs.HostLayout
+	Peer        fromContainerCt6Key
+	NewSaddr    fromContainerIp6Key
+	NewDaddr    fromContainerIp6Key
+	NewSport    uint16
+	NewDport    uint16
+	Ifindex     uint32
+	PeerIfindex uint32
+	Kind        uint8
+	State       uint8
+	Reply       uint8
+	Pad         uint8
+	Created     uint64
+	LastSeen    uint64
+}
+
+type fromContainerCt6Key struct {
+	_     structs.HostLayout
+	Saddr fromContainerIp6Key
+	Daddr fromContainerIp6Key
+	Sport uint16
+	Dport uint16
+	Proto uint8
+	Pad   [3]uint8
+}
+
+type fromContainerCt6Limits uint32
+
+const (
+	fromContainerCt6LimitsCT6MAP_SIZE fromContainerCt6Limits = 131072
+)
+
 type fromContainerCtAckRange struct {
 	_       structs.HostLayout
 	Created uint64
@@ -234,6 +267,13 @@ const (
 	fromContainerMonitorTypeMONITOR_NEW_FLOW fromContainerMonitorType = 2
 )
 
+type fromContainerNat6Scratch struct {
+	_   structs.HostLayout
+	E   fromContainerCt6Entry
+	Pe  fromContainerCt6Entry
+	Fib [8]uint64
+}
+
 type fromContainerNatLimits uint32
 
 const (
@@ -383,6 +423,7 @@ const (
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	fromContainerMapConntrack               = "conntrack"
+	fromContainerMapConntrack6              = "conntrack6"
 	fromContainerMapCtAckRanges             = "ct_ack_ranges"
 	fromContainerMapCtEmbryonic             = "ct_embryonic"
 	fromContainerMapCtInbound               = "ct_inbound"
@@ -397,6 +438,7 @@ const (
 	fromContainerMapMonitorBudgets          = "monitor_budgets"
 	fromContainerMapMonitorCtl              = "monitor_ctl"
 	fromContainerMapMonitorEvents           = "monitor_events"
+	fromContainerMapNat6Scratch             = "nat6_scratch"
 	fromContainerMapNatAllocFailures        = "nat_alloc_failures"
 	fromContainerMapNatRetries              = "nat_retries"
 	fromContainerMapNetworks                = "networks"
@@ -414,6 +456,7 @@ const (
 	fromContainerMapUplinks                 = "uplinks"
 	fromContainerMapVerdicts                = "verdicts"
 	fromContainerProgFromContainer          = "from_container"
+	fromContainerVarBtfAnchorCt6Limits      = "btf_anchor_ct6_limits"
 	fromContainerVarBtfAnchorCtKind         = "btf_anchor_ct_kind"
 	fromContainerVarBtfAnchorCtLimits       = "btf_anchor_ct_limits"
 	fromContainerVarBtfAnchorCtState        = "btf_anchor_ct_state"
@@ -486,6 +529,7 @@ type fromContainerProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type fromContainerMapSpecs struct {
 	Conntrack        *ebpf.MapSpec `ebpf:"conntrack"`
+	Conntrack6       *ebpf.MapSpec `ebpf:"conntrack6"`
 	CtAckRanges      *ebpf.MapSpec `ebpf:"ct_ack_ranges"`
 	CtEmbryonic      *ebpf.MapSpec `ebpf:"ct_embryonic"`
 	CtInbound        *ebpf.MapSpec `ebpf:"ct_inbound"`
@@ -500,6 +544,7 @@ type fromContainerMapSpecs struct {
 	MonitorBudgets   *ebpf.MapSpec `ebpf:"monitor_budgets"`
 	MonitorCtl       *ebpf.MapSpec `ebpf:"monitor_ctl"`
 	MonitorEvents    *ebpf.MapSpec `ebpf:"monitor_events"`
+	Nat6Scratch      *ebpf.MapSpec `ebpf:"nat6_scratch"`
 	NatAllocFailures *ebpf.MapSpec `ebpf:"nat_alloc_failures"`
 	NatRetries       *ebpf.MapSpec `ebpf:"nat_retries"`
 	Networks         *ebpf.MapSpec `ebpf:"networks"`
@@ -522,6 +567,7 @@ type fromContainerMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type fromContainerVariableSpecs struct {
+	BtfAnchorCt6Limits      *ebpf.VariableSpec `ebpf:"btf_anchor_ct6_limits"`
 	BtfAnchorCtKind         *ebpf.VariableSpec `ebpf:"btf_anchor_ct_kind"`
 	BtfAnchorCtLimits       *ebpf.VariableSpec `ebpf:"btf_anchor_ct_limits"`
 	BtfAnchorCtState        *ebpf.VariableSpec `ebpf:"btf_anchor_ct_state"`
@@ -565,6 +611,7 @@ func (o *fromContainerObjects) Close() error {
 // It can be passed to loadFromContainerObjects or ebpf.CollectionSpec.LoadAndAssign.
 type fromContainerMaps struct {
 	Conntrack        *ebpf.Map `ebpf:"conntrack"`
+	Conntrack6       *ebpf.Map `ebpf:"conntrack6"`
 	CtAckRanges      *ebpf.Map `ebpf:"ct_ack_ranges"`
 	CtEmbryonic      *ebpf.Map `ebpf:"ct_embryonic"`
 	CtInbound        *ebpf.Map `ebpf:"ct_inbound"`
@@ -579,6 +626,7 @@ type fromContainerMaps struct {
 	MonitorBudgets   *ebpf.Map `ebpf:"monitor_budgets"`
 	MonitorCtl       *ebpf.Map `ebpf:"monitor_ctl"`
 	MonitorEvents    *ebpf.Map `ebpf:"monitor_events"`
+	Nat6Scratch      *ebpf.Map `ebpf:"nat6_scratch"`
 	NatAllocFailures *ebpf.Map `ebpf:"nat_alloc_failures"`
 	NatRetries       *ebpf.Map `ebpf:"nat_retries"`
 	Networks         *ebpf.Map `ebpf:"networks"`
@@ -600,6 +648,7 @@ type fromContainerMaps struct {
 func (m *fromContainerMaps) Close() error {
 	return _FromContainerClose(
 		m.Conntrack,
+		m.Conntrack6,
 		m.CtAckRanges,
 		m.CtEmbryonic,
 		m.CtInbound,
@@ -614,6 +663,7 @@ func (m *fromContainerMaps) Close() error {
 		m.MonitorBudgets,
 		m.MonitorCtl,
 		m.MonitorEvents,
+		m.Nat6Scratch,
 		m.NatAllocFailures,
 		m.NatRetries,
 		m.Networks,
@@ -637,6 +687,7 @@ func (m *fromContainerMaps) Close() error {
 //
 // It can be passed to loadFromContainerObjects or ebpf.CollectionSpec.LoadAndAssign.
 type fromContainerVariables struct {
+	BtfAnchorCt6Limits      *ebpf.Variable `ebpf:"btf_anchor_ct6_limits"`
 	BtfAnchorCtKind         *ebpf.Variable `ebpf:"btf_anchor_ct_kind"`
 	BtfAnchorCtLimits       *ebpf.Variable `ebpf:"btf_anchor_ct_limits"`
 	BtfAnchorCtState        *ebpf.Variable `ebpf:"btf_anchor_ct_state"`

@@ -17,6 +17,7 @@ import (
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	fromUplinkMapConntrack               = "conntrack"
+	fromUplinkMapConntrack6              = "conntrack6"
 	fromUplinkMapCtAckRanges             = "ct_ack_ranges"
 	fromUplinkMapCtEmbryonic             = "ct_embryonic"
 	fromUplinkMapCtInbound               = "ct_inbound"
@@ -35,6 +36,7 @@ const (
 	fromUplinkMapMonitorBudgets          = "monitor_budgets"
 	fromUplinkMapMonitorCtl              = "monitor_ctl"
 	fromUplinkMapMonitorEvents           = "monitor_events"
+	fromUplinkMapNat6Scratch             = "nat6_scratch"
 	fromUplinkMapNatAllocFailures        = "nat_alloc_failures"
 	fromUplinkMapNatRetries              = "nat_retries"
 	fromUplinkMapNetworks                = "networks"
@@ -51,6 +53,7 @@ const (
 	fromUplinkMapUplinks                 = "uplinks"
 	fromUplinkMapVerdicts                = "verdicts"
 	fromUplinkProgFromUplink             = "from_uplink"
+	fromUplinkVarBtfAnchorCt6Limits      = "btf_anchor_ct6_limits"
 	fromUplinkVarBtfAnchorCtKind         = "btf_anchor_ct_kind"
 	fromUplinkVarBtfAnchorCtLimits       = "btf_anchor_ct_limits"
 	fromUplinkVarBtfAnchorCtState        = "btf_anchor_ct_state"
@@ -126,6 +129,7 @@ type fromUplinkProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type fromUplinkMapSpecs struct {
 	Conntrack        *ebpf.MapSpec `ebpf:"conntrack"`
+	Conntrack6       *ebpf.MapSpec `ebpf:"conntrack6"`
 	CtAckRanges      *ebpf.MapSpec `ebpf:"ct_ack_ranges"`
 	CtEmbryonic      *ebpf.MapSpec `ebpf:"ct_embryonic"`
 	CtInbound        *ebpf.MapSpec `ebpf:"ct_inbound"`
@@ -144,6 +148,7 @@ type fromUplinkMapSpecs struct {
 	MonitorBudgets   *ebpf.MapSpec `ebpf:"monitor_budgets"`
 	MonitorCtl       *ebpf.MapSpec `ebpf:"monitor_ctl"`
 	MonitorEvents    *ebpf.MapSpec `ebpf:"monitor_events"`
+	Nat6Scratch      *ebpf.MapSpec `ebpf:"nat6_scratch"`
 	NatAllocFailures *ebpf.MapSpec `ebpf:"nat_alloc_failures"`
 	NatRetries       *ebpf.MapSpec `ebpf:"nat_retries"`
 	Networks         *ebpf.MapSpec `ebpf:"networks"`
@@ -165,6 +170,7 @@ type fromUplinkMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type fromUplinkVariableSpecs struct {
+	BtfAnchorCt6Limits      *ebpf.VariableSpec `ebpf:"btf_anchor_ct6_limits"`
 	BtfAnchorCtKind         *ebpf.VariableSpec `ebpf:"btf_anchor_ct_kind"`
 	BtfAnchorCtLimits       *ebpf.VariableSpec `ebpf:"btf_anchor_ct_limits"`
 	BtfAnchorCtState        *ebpf.VariableSpec `ebpf:"btf_anchor_ct_state"`
@@ -211,6 +217,7 @@ func (o *fromUplinkObjects) Close() error {
 // It can be passed to loadFromUplinkObjects or ebpf.CollectionSpec.LoadAndAssign.
 type fromUplinkMaps struct {
 	Conntrack        *ebpf.Map `ebpf:"conntrack"`
+	Conntrack6       *ebpf.Map `ebpf:"conntrack6"`
 	CtAckRanges      *ebpf.Map `ebpf:"ct_ack_ranges"`
 	CtEmbryonic      *ebpf.Map `ebpf:"ct_embryonic"`
 	CtInbound        *ebpf.Map `ebpf:"ct_inbound"`
@@ -229,6 +236,7 @@ type fromUplinkMaps struct {
 	MonitorBudgets   *ebpf.Map `ebpf:"monitor_budgets"`
 	MonitorCtl       *ebpf.Map `ebpf:"monitor_ctl"`
 	MonitorEvents    *ebpf.Map `ebpf:"monitor_events"`
+	Nat6Scratch      *ebpf.Map `ebpf:"nat6_scratch"`
 	NatAllocFailures *ebpf.Map `ebpf:"nat_alloc_failures"`
 	NatRetries       *ebpf.Map `ebpf:"nat_retries"`
 	Networks         *ebpf.Map `ebpf:"networks"`
@@ -249,6 +257,7 @@ type fromUplinkMaps struct {
 func (m *fromUplinkMaps) Close() error {
 	return _FromUplinkClose(
 		m.Conntrack,
+		m.Conntrack6,
 		m.CtAckRanges,
 		m.CtEmbryonic,
 		m.CtInbound,
@@ -267,6 +276,7 @@ func (m *fromUplinkMaps) Close() error {
 		m.MonitorBudgets,
 		m.MonitorCtl,
 		m.MonitorEvents,
+		m.Nat6Scratch,
 		m.NatAllocFailures,
 		m.NatRetries,
 		m.Networks,
@@ -289,6 +299,7 @@ func (m *fromUplinkMaps) Close() error {
 //
 // It can be passed to loadFromUplinkObjects or ebpf.CollectionSpec.LoadAndAssign.
 type fromUplinkVariables struct {
+	BtfAnchorCt6Limits      *ebpf.Variable `ebpf:"btf_anchor_ct6_limits"`
 	BtfAnchorCtKind         *ebpf.Variable `ebpf:"btf_anchor_ct_kind"`
 	BtfAnchorCtLimits       *ebpf.Variable `ebpf:"btf_anchor_ct_limits"`
 	BtfAnchorCtState        *ebpf.Variable `ebpf:"btf_anchor_ct_state"`

@@ -90,6 +90,9 @@ func (fe *fuzzEnv) reset(t *testing.T) {
 	if _, err := fe.views.DeleteFlows(func(maps.Flow) bool { return true }); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := fe.views.DeleteFlows6(func(maps.Flow) bool { return true }); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // wellFormed is parse.h's contract, written again from the RFCs.

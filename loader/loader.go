@@ -93,6 +93,7 @@ type Maps struct {
 	CTEmbryonic      *ebpf.Map `ebpf:"ct_embryonic"`
 	CTInbound        *ebpf.Map `ebpf:"ct_inbound"`
 	CTAckRanges      *ebpf.Map `ebpf:"ct_ack_ranges"`
+	Conntrack6       *ebpf.Map `ebpf:"conntrack6"` // NAT66's flows (bpf/lib/nat6.h)
 	Uplinks          *ebpf.Map `ebpf:"uplinks"`
 	UplinkIPs        *ebpf.Map `ebpf:"uplink_ips"`
 	Ports            *ebpf.Map `ebpf:"ports"`

@@ -16,6 +16,8 @@ type (
 	NetworkFlags     = fromContainerNetworkFlags
 	CTKey            = fromContainerCtKey
 	CTEntry          = fromContainerCtEntry
+	CT6Key           = fromContainerCt6Key // conntrack6's (bpf/lib/nat6.h)
+	CT6Entry         = fromContainerCt6Entry
 	CTKind           = fromContainerCtKind
 	CTState          = fromContainerCtState
 	PortKey          = fromContainerPortKey

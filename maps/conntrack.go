@@ -47,6 +47,8 @@ func ProtoName(p uint8) string {
 		return "udp"
 	case ProtoICMP:
 		return "icmp"
+	case ProtoICMPv6:
+		return "icmpv6"
 	}
 	return fmt.Sprintf("proto-%d", p)
 }
@@ -390,7 +392,7 @@ func (t Timeouts) shortest() time.Duration {
 }
 
 // GC deletes the flows idle for longer than their timeout, both halves at
-// once, in conntrack and in the inbound datagram table; now is
+// once, in conntrack, in the inbound datagram table and in conntrack6; now is
 // CLOCK_MONOTONIC (Monotonic()). It returns the number of flows expired. A
 // flow's idle time is that of its most recently used half.
 func (v *Views) GC(now time.Duration, t Timeouts) (expired int, err error) {
@@ -403,6 +405,9 @@ func (v *Views) GC(now time.Duration, t Timeouts) (expired int, err error) {
 		expired += n
 		errs = append(errs, err)
 	}
+	n, err := v.gc6(now, t) // NAT66's flows (conntrack6.go)
+	expired += n
+	errs = append(errs, err)
 	if err := errors.Join(errs...); err != nil {
 		return expired, fmt.Errorf("conntrack GC: %w", err)
 	}

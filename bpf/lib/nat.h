@@ -132,6 +132,24 @@ extern int bpf_iter_num_new(struct bpf_iter_num *it, int start, int end) __ksym;
 extern int *bpf_iter_num_next(struct bpf_iter_num *it) __ksym;
 extern void bpf_iter_num_destroy(struct bpf_iter_num *it) __ksym;
 
+/* The port search of both families' masquerade (ct_create, ct6_create in
+ * nat6.h): the container's own source port first if it lies in the range,
+ * else a random one; after a taken candidate (try i), random ones for the
+ * first half of the tries, then sequentially. */
+static __always_inline __u32 nat_first_port(__u32 port, __u32 min, __u32 max, __u32 range)
+{
+	if (port < min || port > max)
+		port = min + bpf_get_prandom_u32() % range;
+	return port;
+}
+
+static __always_inline __u32 nat_next_port(int i, __u32 port, __u32 min, __u32 max, __u32 range)
+{
+	if (i < NAT_MAX_TRIES / 2)
+		return min + bpf_get_prandom_u32() % range;
+	return port >= max ? min : port + 1;
+}
+
 /* Creates both entries of a new flow. fe holds the forward rewrite; with
  * alloc, new_sport is chosen here so that the reply tuple is unique and owned
  * by no host socket: the original port first, then random ones, then
@@ -158,8 +176,8 @@ static __always_inline enum ct_create_result ct_create(struct __sk_buff *skb, co
 	fe->last_seen = now;
 	fe->reply = 0;
 	port = bpf_ntohs(alloc ? k->sport : fe->new_sport);
-	if (alloc && (port < min || port > max))
-		port = min + bpf_get_prandom_u32() % range;
+	if (alloc)
+		port = nat_first_port(port, min, max, range);
 
 	bpf_iter_num_new(&it, 0, NAT_MAX_TRIES);
 	while ((i = bpf_iter_num_next(&it))) {
@@ -189,10 +207,7 @@ static __always_inline enum ct_create_result ct_create(struct __sk_buff *skb, co
 		}
 		if (!alloc)
 			break; /* CT_NO_PORT */
-		if (*i < NAT_MAX_TRIES / 2)
-			port = min + bpf_get_prandom_u32() % range;
-		else
-			port = port >= max ? min : port + 1;
+		port = nat_next_port(*i, port, min, max, range);
 		if (*i == NAT_MAX_TRIES - 1)
 			nat_count_failure();
 	}

@@ -1,0 +1,355 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* NAT66 masquerade: a container's IPv6 flows to beyond the host, on a
+ * network with masquerade, leave with the uplink's address and a source
+ * port (ICMPv6 echo: id) allocated as for IPv4 (nat.h's port search), and
+ * their replies are translated back into the container.
+ *
+ * Tracked in conntrack6, keyed by 128-bit tuples: a table of its own, so
+ * IPv4's entries stay small. As conntrack (conntrack.h): one LRU entry per
+ * direction keyed by the wire tuple, each holding its rewrite and its
+ * peer's key, a missing peer rebuilt on the next hit; the TCP state bits
+ * and timestamps the daemon's GC expires flows by. Only outbound flows
+ * (CT_KIND_SNAT): no IPv6 port is published yet.
+ *
+ * The source address is the one the host picks for the route (the FIB's
+ * BPF_FIB_LOOKUP_SRC: RFC 6724 source selection on the egress interface),
+ * as ip6tables' MASQUERADE does. IPv6 has no header checksum: the TCP,
+ * UDP and ICMPv6 checksums cover the addresses through the pseudo header
+ * and are patched by the difference. The hop limit is decremented.
+ *
+ * Limits: fragments are dropped (DROP_FRAGMENT); ICMPv6 errors about a
+ * flow (Packet Too Big, unreachable, time exceeded) are not translated: the
+ * host's stack gets them; other ICMPv6 than echo, and protocols without
+ * ports, do not leave (DROP_IPV6_NOT_ROUTED). */
+#pragma once
+
+#include "common.h"
+#include "csum.h"
+#include "conntrack.h"
+#include "deliver.h"
+#include "drop.h"
+#include "fib.h"
+#include "ipv6.h"
+#include "nat.h"
+
+/* An enum, not a define, so bpf2go mirrors it to Go. */
+enum ct6_limits {
+	CT6_MAP_SIZE = 128 * 1024, /* 64k flows, two entries each */
+};
+
+enum icmp6_echo {
+	ICMP6_ECHO_REPLY = 129,
+};
+
+struct ct6_key {
+	struct ip6_key saddr;
+	struct ip6_key daddr;
+	__be16 sport; /* ICMPv6 echo request: the echo id */
+	__be16 dport; /* ICMPv6 echo reply: the echo id */
+	__u8 proto;
+	__u8 _pad[3];
+};
+
+/* ct_entry's fields for 128-bit addresses; new_saddr and new_daddr are
+ * adjacent as the key's addresses are: nat66_apply patches both at once. */
+struct ct6_entry {
+	struct ct6_key peer;
+	struct ip6_key new_saddr;
+	struct ip6_key new_daddr;
+	__be16 new_sport;
+	__be16 new_dport;
+	__u32 ifindex;      /* host-side veth to redirect_peer into; 0: out through the FIB */
+	__u32 peer_ifindex; /* the peer's ifindex, to rebuild it */
+	__u8 kind;          /* enum ct_kind */
+	__u8 state;         /* enum ct_state bits */
+	__u8 reply;         /* 1: the direction opposite to the flow's first packet */
+	__u8 _pad;
+	__u64 created;   /* bpf_ktime_get_ns: CLOCK_MONOTONIC */
+	__u64 last_seen; /* updated at most once a second */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, CT6_MAP_SIZE);
+	__type(key, struct ct6_key);
+	__type(value, struct ct6_entry);
+} conntrack6 SEC(".maps");
+
+/* What NAT66 holds while it works on a packet, too big for the BPF stack
+ * beside the rest of a program: one per CPU (a TC program runs to its end
+ * on its CPU). */
+struct nat6_scratch {
+	struct ct6_entry e;  /* the entry applied */
+	struct ct6_entry pe; /* its peer, being written */
+	/* struct bpf_fib_lookup (nat6_fib), whose anonymous unions bpf2go
+	 * cannot mirror. */
+	__u64 fib[8];
+};
+
+_Static_assert(sizeof(struct bpf_fib_lookup) == sizeof(((struct nat6_scratch *)0)->fib), "nat6_scratch.fib");
+
+static __always_inline struct bpf_fib_lookup *nat6_fib(struct nat6_scratch *s)
+{
+	return (struct bpf_fib_lookup *)s->fib;
+}
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct nat6_scratch);
+} nat6_scratch SEC(".maps");
+
+static __always_inline struct nat6_scratch *nat6_scratch_get(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&nat6_scratch, &zero);
+}
+
+/* Offsets in the IPv6 header and the messages NAT66 rewrites. */
+#define IP6_HOP_OFF (ETH_HLEN + offsetof(struct ip6_hdr, hop_limit))
+#define IP6_ADDRS_OFF (ETH_HLEN + offsetof(struct ip6_hdr, saddr))
+#define ICMP6_CSUM_OFF 2
+#define ICMP6_ECHO_ID_OFF 4
+
+/* The NATable tuple of a parsed IPv6 packet (p) into k, and in m what
+ * the rewrite needs: TUPLE_OK, or TUPLE_NONE (a fragment, no ports, an
+ * upper-layer header cut short, ICMPv6 but echo). */
+static __always_inline enum tuple_result ct6_extract(struct __sk_buff *skb, const struct packet6 *p, struct ct6_key *k,
+						     struct l4_meta *m)
+{
+	__u8 h[14];
+
+	__builtin_memset(k, 0, sizeof(*k));
+	__builtin_memset(m, 0, sizeof(*m));
+	k->saddr = p->ip.saddr;
+	k->daddr = p->ip.daddr;
+	k->proto = p->proto;
+	m->proto = p->proto;
+	m->ttl = p->ip.hop_limit;
+	m->frag = p->frag;
+	m->l4_off = p->l4_off;
+	if (p->frag)
+		return TUPLE_NONE;
+	switch (p->proto) {
+	case IPPROTO_TCP:
+		if (p->l4_off + sizeof(struct tcphdr) > p->end || bpf_skb_load_bytes(skb, p->l4_off, h, sizeof(h)))
+			return TUPLE_NONE;
+		m->tcp_flags = h[13];
+		break;
+	case IPPROTO_UDP:
+		if (p->l4_off + sizeof(struct udphdr) > p->end || bpf_skb_load_bytes(skb, p->l4_off, h, 4))
+			return TUPLE_NONE;
+		break;
+	case NH_ICMPV6: {
+		__be16 id;
+
+		if (p->l4_off + 8 > p->end || bpf_skb_load_bytes(skb, p->l4_off + ICMP6_ECHO_ID_OFF, &id, sizeof(id)))
+			return TUPLE_NONE;
+		m->icmp_type = p->icmp_type;
+		if (p->icmp_type == ICMP6_ECHO_REQUEST) {
+			k->sport = id;
+			return TUPLE_OK;
+		}
+		if (p->icmp_type == ICMP6_ECHO_REPLY) {
+			k->dport = id;
+			return TUPLE_OK;
+		}
+		return TUPLE_NONE;
+	}
+	default:
+		return TUPLE_NONE;
+	}
+	__builtin_memcpy(&k->sport, h, sizeof(k->sport));
+	__builtin_memcpy(&k->dport, h + 2, sizeof(k->dport));
+	return TUPLE_OK;
+}
+
+/* ct_reply_key and ct_peer_entry (conntrack.h) for IPv6. */
+static __always_inline void ct6_reply_key(struct ct6_key *r, const struct ct6_key *k, const struct ct6_entry *e)
+{
+	__builtin_memset(r, 0, sizeof(*r));
+	r->saddr = e->new_daddr;
+	r->daddr = e->new_saddr;
+	r->sport = e->new_dport;
+	r->dport = e->new_sport;
+	r->proto = k->proto;
+}
+
+static __always_inline void ct6_peer_entry(struct ct6_entry *pe, const struct ct6_key *k, const struct ct6_entry *e,
+					   __u64 now)
+{
+	__builtin_memset(pe, 0, sizeof(*pe));
+	pe->peer = *k;
+	pe->new_saddr = k->daddr;
+	pe->new_daddr = k->saddr;
+	pe->new_sport = k->dport;
+	pe->new_dport = k->sport;
+	pe->ifindex = e->peer_ifindex;
+	pe->peer_ifindex = e->ifindex;
+	pe->kind = e->kind;
+	pe->reply = !e->reply;
+	pe->created = e->created;
+	pe->last_seen = now;
+}
+
+/* ct_lookup for IPv6: the hit's bookkeeping (ct_touch's), a missing peer
+ * rebuilt (in pe), and a copy of the entry in out. 0: no flow. */
+static __always_inline int ct6_lookup(const struct ct6_key *k, const struct l4_meta *m, struct ct6_entry *out,
+				      struct ct6_entry *pe)
+{
+	struct ct6_entry *e = bpf_map_lookup_elem(&conntrack6, k);
+	__u64 now = bpf_ktime_get_ns();
+
+	if (!e)
+		return 0;
+	if (now - e->last_seen > NSEC_PER_SEC)
+		e->last_seen = now;
+	if (m->proto == IPPROTO_TCP) {
+		__u8 st = ct_tcp_state(e->state, m->tcp_flags);
+
+		if (st != e->state)
+			e->state = st;
+	}
+	*out = *e;
+	if (!bpf_map_lookup_elem(&conntrack6, &out->peer)) {
+		ct6_peer_entry(pe, k, out, now);
+		bpf_map_update_elem(&conntrack6, &out->peer, pe, BPF_NOEXIST);
+	}
+	return 1;
+}
+
+/* host_socket_holds (nat.h) for an IPv6 reply tuple. */
+static __always_inline int host_socket_holds6(struct __sk_buff *skb, const struct ct6_key *rk)
+{
+	struct bpf_sock_tuple t = {};
+	struct bpf_sock *sk;
+
+	__builtin_memcpy(t.ipv6.saddr, rk->saddr.addr, 16);
+	__builtin_memcpy(t.ipv6.daddr, rk->daddr.addr, 16);
+	t.ipv6.sport = rk->sport;
+	t.ipv6.dport = rk->dport;
+	if (rk->proto == IPPROTO_TCP)
+		sk = bpf_skc_lookup_tcp(skb, &t, sizeof(t.ipv6), BPF_F_CURRENT_NETNS, 0);
+	else if (rk->proto == IPPROTO_UDP)
+		sk = bpf_sk_lookup_udp(skb, &t, sizeof(t.ipv6), BPF_F_CURRENT_NETNS, 0);
+	else
+		return 0;
+	if (!sk)
+		return 0;
+	bpf_sk_release(sk);
+	return 1;
+}
+
+/* ct_create with alloc, for IPv6: both entries of a new masqueraded flow,
+ * the source port (echo id) searched as nat.h does, the reply entry (re)
+ * claimed first with NOEXIST. */
+static __always_inline enum ct_create_result ct6_create(struct __sk_buff *skb, const struct ct6_key *k,
+							struct ct6_entry *fe, struct ct6_entry *re)
+{
+	__u32 min = nat_port_min, max = nat_port_max, range, port;
+	__u64 now = bpf_ktime_get_ns();
+	enum ct_create_result res = CT_NO_PORT;
+	struct bpf_iter_num it;
+	long err;
+	int *i;
+
+	if (max < min)
+		max = min;
+	range = max - min + 1;
+	fe->created = now;
+	fe->last_seen = now;
+	fe->reply = 0;
+	port = nat_first_port(bpf_ntohs(k->sport), min, max, range);
+
+	bpf_iter_num_new(&it, 0, NAT_MAX_TRIES);
+	while ((i = bpf_iter_num_next(&it))) {
+		fe->new_sport = bpf_htons(port);
+		ct6_reply_key(&fe->peer, k, fe);
+		ct6_peer_entry(re, k, fe, now);
+		if (host_socket_holds6(skb, &fe->peer))
+			err = -EEXIST;
+		else
+			err = bpf_map_update_elem(&conntrack6, &fe->peer, re, BPF_NOEXIST);
+		if (!err) {
+			err = bpf_map_update_elem(&conntrack6, k, fe, BPF_NOEXIST);
+			if (err) {
+				bpf_map_delete_elem(&conntrack6, &fe->peer);
+				res = err == -EEXIST ? CT_RACED : CT_FAILED;
+				break;
+			}
+			nat_count_retries(nat_retry_bucket(*i));
+			res = CT_CREATED;
+			break;
+		}
+		if (err != -EEXIST) {
+			res = CT_FAILED;
+			break;
+		}
+		port = nat_next_port(*i, port, min, max, range);
+		if (*i == NAT_MAX_TRIES - 1)
+			nat_count_failure();
+	}
+	bpf_iter_num_destroy(&it);
+	return res;
+}
+
+/* Applies e's rewrite to a packet whose wire tuple is k and decrements its
+ * hop limit (m->ttl, checked > 1 by the caller). Both addresses in one
+ * store, the checksum patched by their difference through the pseudo
+ * header; ports (echo id) as IPv4's. The hop limit is stored with
+ * BPF_F_RECOMPUTE_CSUM, which keeps skb->csum right: no header checksum
+ * covers it. */
+static __always_inline int nat66_apply(struct __sk_buff *skb, const struct l4_meta *m, const struct ct6_key *k,
+				       const struct ct6_entry *e)
+{
+	int icmp = m->proto == NH_ICMPV6;
+	__u32 csum_off = m->l4_off + (icmp ? ICMP6_CSUM_OFF : l4_csum_field(m->proto));
+	__u64 flags = l4_csum_flags(m->proto);
+	__u8 hop = m->ttl - 1;
+	__s64 diff;
+
+	_Static_assert(offsetof(struct ct6_key, daddr) == sizeof(struct ip6_key) &&
+			       offsetof(struct ct6_entry, new_daddr) ==
+				       offsetof(struct ct6_entry, new_saddr) + sizeof(struct ip6_key),
+		       "nat66_apply treats both addresses as one 32-byte field");
+	diff = bpf_csum_diff((__be32 *)&k->saddr, 2 * sizeof(struct ip6_key), (__be32 *)&e->new_saddr,
+			     2 * sizeof(struct ip6_key), 0);
+	if (diff < 0 || bpf_l4_csum_replace(skb, csum_off, 0, diff, BPF_F_PSEUDO_HDR | flags))
+		return -1;
+	if (bpf_skb_store_bytes(skb, IP6_ADDRS_OFF, &e->new_saddr, 2 * sizeof(struct ip6_key), 0))
+		return -1;
+	if (icmp) {
+		/* The echo id is on the sport side of a request, dport of a reply. */
+		int req = m->icmp_type == ICMP6_ECHO_REQUEST;
+		__be16 from = req ? k->sport : k->dport;
+		__be16 to = req ? e->new_sport : e->new_dport;
+
+		if (from != to && csum_rewrite_l4_16(skb, m->l4_off + ICMP6_ECHO_ID_OFF, from, to, csum_off, 0))
+			return -1;
+	} else {
+		if (e->new_sport != k->sport &&
+		    csum_rewrite_l4_16(skb, m->l4_off + L4_SPORT_OFF, k->sport, e->new_sport, csum_off, flags))
+			return -1;
+		if (e->new_dport != k->dport &&
+		    csum_rewrite_l4_16(skb, m->l4_off + L4_DPORT_OFF, k->dport, e->new_dport, csum_off, flags))
+			return -1;
+	}
+	return bpf_skb_store_bytes(skb, IP6_HOP_OFF, &hop, sizeof(hop), BPF_F_RECOMPUTE_CSUM) ? -1 : 0;
+}
+
+/* deliver_fib for IPv6. */
+static __always_inline int deliver_fib6(struct __sk_buff *skb, enum direction dir, const struct bpf_fib_lookup *fib,
+					long rc)
+{
+	__u32 len = skb->len;
+	int ret = fib_redirect6(skb, fib, rc);
+
+	if (ret != TC_ACT_REDIRECT)
+		return drop(skb, dir, DROP_REDIRECT_FAILED);
+	count_verdict(dir, VERDICT_SNAT, len);
+	return ret;
+}
+
+const volatile enum ct6_limits btf_anchor_ct6_limits __attribute__((unused));

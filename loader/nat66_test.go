@@ -1,0 +1,350 @@
+package loader_test
+
+import (
+	"bytes"
+	"encoding/binary"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+
+	"github.com/ebpfnet/ebpfnet/loader"
+	"github.com/ebpfnet/ebpfnet/maps"
+)
+
+// NAT66 masquerade (bpf/lib/nat6.h): the NAT tests' namespace with IPv6
+// (setupNetns6: the uplink holds hostH6, the default route goes via rtR6),
+// network 1 dual stack with masquerade, A and B on it; srvD6 outside.
+
+func newNAT66Env(t *testing.T, masq bool) *natEnv {
+	t.Helper()
+	e := newNATEnv(t, envOpts{netns: true})
+	setupNetns6(t, e.ifUp, true)
+	addIPv6(t, e)
+	if !masq {
+		if err := e.views.PutNetwork(maps.Network{ID: 1, Subnet: subnet4N1, Gateway: gw1, GatewayMAC: macGW,
+			BridgeIfindex: 50, ICC: true, Subnet6: subnet6N1, Gateway6: gw6N1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return e
+}
+
+var subnet4N1 = netip.MustParsePrefix("172.30.0.0/16")
+
+// tcp6 is a TCP header without options: ports, seq 1, ack, flags.
+func tcp6(sport, dport uint16, flags byte, ack uint32) []byte {
+	h := binary.BigEndian.AppendUint16(nil, sport)
+	h = binary.BigEndian.AppendUint16(h, dport)
+	h = binary.BigEndian.AppendUint32(h, 1)
+	h = binary.BigEndian.AppendUint32(h, ack)
+	return append(h, 5<<4, flags, 0xfa, 0xf0, 0, 0, 0, 0)
+}
+
+func echoReply6(id, seq uint16) []byte {
+	m := echo6(id, seq)
+	m[0] = 129
+	return m
+}
+
+const (
+	tcpSYN    = 0x02
+	tcpSYNACK = 0x12
+	tcpACK    = 0x10
+	tcpRST    = 0x04
+)
+
+// gopacketChecksumOK6 recomputes the upper-layer checksum of an IPv6
+// frame with gopacket and compares it with the frame's.
+func gopacketChecksumOK6(t *testing.T, f []byte) {
+	t.Helper()
+	pkt := gopacket.NewPacket(f, layers.LayerTypeEthernet, gopacket.Default)
+	ip, ok := pkt.Layer(layers.LayerTypeIPv6).(*layers.IPv6)
+	if !ok {
+		t.Fatalf("no IPv6 in %x", f)
+	}
+	var got, want uint16
+	var l4 gopacket.SerializableLayer
+	var payload []byte
+	switch l := pkt.TransportLayer().(type) {
+	case *layers.TCP:
+		got, payload = l.Checksum, l.LayerPayload()
+		l.SetNetworkLayerForChecksum(ip)
+		l4 = l
+	case *layers.UDP:
+		got, payload = l.Checksum, l.LayerPayload()
+		l.SetNetworkLayerForChecksum(ip)
+		l4 = l
+	default:
+		ic, ok := pkt.Layer(layers.LayerTypeICMPv6).(*layers.ICMPv6)
+		if !ok {
+			t.Fatalf("no TCP, UDP or ICMPv6 in %x", f)
+		}
+		got, payload = ic.Checksum, ic.LayerPayload()
+		ic.SetNetworkLayerForChecksum(ip)
+		l4 = ic
+	}
+	buf := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{ComputeChecksums: true}, l4, gopacket.Payload(payload)); err != nil {
+		t.Fatal(err)
+	}
+	b := buf.Bytes()
+	switch pkt.TransportLayer().(type) {
+	case *layers.TCP:
+		want = binary.BigEndian.Uint16(b[16:])
+	case *layers.UDP:
+		want = binary.BigEndian.Uint16(b[6:])
+	default:
+		want = binary.BigEndian.Uint16(b[2:])
+	}
+	if got != want {
+		t.Fatalf("checksum %#04x, gopacket computes %#04x: %x", got, want, f)
+	}
+}
+
+// expectFrame6 checks a translated frame byte for byte against want (whose
+// checksum frame6 computed) and its checksum with gopacket.
+func expectFrame6(t *testing.T, what string, got, want []byte) {
+	t.Helper()
+	if !bytes.Equal(got, want) {
+		t.Fatalf("%s:\n got %x\nwant %x", what, got, want)
+	}
+	if !l4OK6(got) {
+		t.Fatalf("%s: bad checksum", what)
+	}
+	gopacketChecksumOK6(t, got)
+}
+
+// TCP: the SYN leaves masqueraded, the SYN-ACK comes back into A, every
+// byte and checksum as computed apart from the program.
+func TestNAT66TCP(t *testing.T) {
+	e := newNAT66Env(t, true)
+	ret, got := e.fromContainer(t, e.ifA, frame6(macA, macGW, ip6A, srvD6, 64, nil, 6, tcp6(40000, 443, tcpSYN, 0)))
+	if ret != tcActRedirect {
+		d, _ := e.views.Drops()
+		t.Fatalf("SYN: verdict %d, want TC_ACT_REDIRECT (drops %v)", ret, d)
+	}
+	expectFrame6(t, "SYN out", got, frame6(macUp, macRt, hostH6, srvD6, 63, nil, 6, tcp6(40000, 443, tcpSYN, 0)))
+
+	ret, got = e.fromUplink(t, frame6(macRt, macUp, srvD6, hostH6, 50, nil, 6, tcp6(443, 40000, tcpSYNACK, 2)))
+	if ret != tcActRedirect {
+		t.Fatalf("SYN-ACK: verdict %d, want TC_ACT_REDIRECT", ret)
+	}
+	expectFrame6(t, "SYN-ACK in", got, frame6(macGW, macA, srvD6, ip6A, 49, nil, 6, tcp6(443, 40000, tcpSYNACK, 2)))
+	if n := e.rx(t, e.ifA); n != 1 {
+		t.Errorf("A received %d packets, want 1", n)
+	}
+
+	ret, got = e.fromContainer(t, e.ifA, frame6(macA, macGW, ip6A, srvD6, 64, nil, 6, tcp6(40000, 443, tcpACK, 2)))
+	if ret != tcActRedirect {
+		t.Fatalf("ACK: verdict %d", ret)
+	}
+	expectFrame6(t, "ACK out", got, frame6(macUp, macRt, hostH6, srvD6, 63, nil, 6, tcp6(40000, 443, tcpACK, 2)))
+
+	flows, err := e.views.Flows6()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(flows) != 2 {
+		t.Fatalf("%d conntrack6 entries, want 2: %v", len(flows), flows)
+	}
+	for _, f := range flows {
+		want := maps.Tuple{Proto: 6, Src: netip.AddrPortFrom(ip6A, 40000), Dst: netip.AddrPortFrom(srvD6, 443)}
+		if f.Reply {
+			want = maps.Tuple{Proto: 6, Src: netip.AddrPortFrom(srvD6, 443), Dst: netip.AddrPortFrom(hostH6, 40000)}
+		}
+		if f.Tuple != want || f.Kind != maps.FlowSNAT {
+			t.Errorf("entry %v %v, want %v snat", f.Tuple, f.Kind, want)
+		}
+		if f.Reply && (f.Ifindex != e.ifA || f.State != maps.StateSYN) {
+			t.Errorf("reply entry: ifindex %d state %v, want %d syn", f.Ifindex, f.State, e.ifA)
+		}
+		if !f.Reply && f.State != maps.StateSYN|maps.StateEstablished {
+			t.Errorf("forward entry state %v, want syn,established", f.State)
+		}
+	}
+	if s := flows[0].Tuple.String(); s != "tcp [fd00:1::2]:40000 -> [2001:db8::1]:443" && s != "tcp [2001:db8::1]:443 -> [2001:db8:ff::2]:40000" {
+		t.Errorf("tuple written %q", s)
+	}
+	if n := e.verdictIn(t, loader.DirFromContainer, loader.VerdictSNAT); n != 2 {
+		t.Errorf("snat verdicts %d, want 2", n)
+	}
+}
+
+func TestNAT66UDPAndEcho(t *testing.T) {
+	e := newNAT66Env(t, true)
+	ret, got := e.fromContainer(t, e.ifA, frame6(macA, macGW, ip6A, srvD6, 64, nil, 17, udp6(5353, 53, "query")))
+	if ret != tcActRedirect {
+		t.Fatalf("UDP: verdict %d", ret)
+	}
+	expectFrame6(t, "UDP out", got, frame6(macUp, macRt, hostH6, srvD6, 63, nil, 17, udp6(5353, 53, "query")))
+	ret, got = e.fromUplink(t, frame6(macRt, macUp, srvD6, hostH6, 64, nil, 17, udp6(53, 5353, "answer")))
+	if ret != tcActRedirect {
+		t.Fatalf("UDP reply: verdict %d", ret)
+	}
+	expectFrame6(t, "UDP in", got, frame6(macGW, macA, srvD6, ip6A, 63, nil, 17, udp6(53, 5353, "answer")))
+
+	ret, got = e.fromContainer(t, e.ifA, frame6(macA, macGW, ip6A, srvD6, 64, nil, 58, echo6(0x1234, 1)))
+	if ret != tcActRedirect {
+		t.Fatalf("echo: verdict %d", ret)
+	}
+	expectFrame6(t, "echo out", got, frame6(macUp, macRt, hostH6, srvD6, 63, nil, 58, echo6(0x1234, 1)))
+	ret, got = e.fromUplink(t, frame6(macRt, macUp, srvD6, hostH6, 64, nil, 58, echoReply6(0x1234, 1)))
+	if ret != tcActRedirect {
+		t.Fatalf("echo reply: verdict %d", ret)
+	}
+	expectFrame6(t, "echo reply in", got, frame6(macGW, macA, srvD6, ip6A, 63, nil, 58, echoReply6(0x1234, 1)))
+
+	// B pings with the same id: another one outside, its reply to B.
+	ret, got = e.fromContainer(t, e.ifB, frame6(macB, macGW, ip6B, srvD6, 64, nil, 58, echo6(0x1234, 1)))
+	if ret != tcActRedirect {
+		t.Fatalf("B's echo: verdict %d", ret)
+	}
+	id := binary.BigEndian.Uint16(got[54+4:])
+	if id == 0x1234 {
+		t.Fatal("B's echo kept the id A's flow holds")
+	}
+	expectFrame6(t, "B's echo out", got, frame6(macUp, macRt, hostH6, srvD6, 63, nil, 58, echo6(id, 1)))
+	ret, got = e.fromUplink(t, frame6(macRt, macUp, srvD6, hostH6, 64, nil, 58, echoReply6(id, 1)))
+	if ret != tcActRedirect {
+		t.Fatalf("B's echo reply: verdict %d", ret)
+	}
+	expectFrame6(t, "B's echo reply in", got, frame6(macGW, macB, srvD6, ip6B, 63, nil, 58, echoReply6(0x1234, 1)))
+}
+
+// Two containers with the same source port to the same server get distinct
+// ports outside, and each reply goes to its own container.
+func TestNAT66DistinctPorts(t *testing.T) {
+	e := newNAT66Env(t, true)
+	ports := map[int]uint16{}
+	for _, c := range []struct {
+		ifindex int
+		src     netip.Addr
+	}{{e.ifA, ip6A}, {e.ifB, ip6B}} {
+		mac := macA
+		if c.ifindex == e.ifB {
+			mac = macB
+		}
+		ret, got := e.fromContainer(t, c.ifindex, frame6(mac, macGW, c.src, srvD6, 64, nil, 6, tcp6(40000, 443, tcpSYN, 0)))
+		if ret != tcActRedirect {
+			t.Fatalf("SYN from %v: verdict %d", c.src, ret)
+		}
+		ports[c.ifindex] = binary.BigEndian.Uint16(got[54:])
+		expectFrame6(t, "SYN out", got, frame6(macUp, macRt, hostH6, srvD6, 63, nil, 6, tcp6(ports[c.ifindex], 443, tcpSYN, 0)))
+	}
+	if ports[e.ifA] != 40000 || ports[e.ifB] == 40000 || ports[e.ifB] < loader.DefaultNATPortMin {
+		t.Fatalf("ports A %d, B %d: want 40000 and another in range", ports[e.ifA], ports[e.ifB])
+	}
+	for _, c := range []struct {
+		ifindex int
+		mac     net.HardwareAddr
+		ip      netip.Addr
+	}{{e.ifA, macA, ip6A}, {e.ifB, macB, ip6B}} {
+		ret, got := e.fromUplink(t, frame6(macRt, macUp, srvD6, hostH6, 64, nil, 6, tcp6(443, ports[c.ifindex], tcpSYNACK, 2)))
+		if ret != tcActRedirect {
+			t.Fatalf("SYN-ACK to port %d: verdict %d", ports[c.ifindex], ret)
+		}
+		expectFrame6(t, "SYN-ACK in", got, frame6(macGW, c.mac, srvD6, c.ip, 63, nil, 6, tcp6(443, 40000, tcpSYNACK, 2)))
+	}
+}
+
+// What must not be translated, or not start a flow.
+func TestNAT66Refuses(t *testing.T) {
+	e := newNAT66Env(t, true)
+	for _, tc := range []struct {
+		name   string
+		uplink bool
+		frame  []byte
+		want   uint32
+		reason string
+	}{
+		{"hop limit 1: the stack answers time exceeded", false, frame6(macA, macGW, ip6A, srvD6, 1, nil, 6, tcp6(40001, 443, tcpSYN, 0)), tcActOK, ""},
+		{"a SYN-ACK without a flow", false, frame6(macA, macGW, ip6A, srvD6, 64, nil, 6, tcp6(40002, 443, tcpSYNACK, 9)), tcActShot, "no_flow"},
+		{"an RST without a flow", false, frame6(macA, macGW, ip6A, srvD6, 64, nil, 6, tcp6(40003, 443, tcpRST, 0)), tcActShot, "no_flow"},
+		{"an echo reply without a flow", false, frame6(macA, macGW, ip6A, srvD6, 64, nil, 58, echoReply6(7, 1)), tcActShot, "no_flow"},
+		{"other ICMPv6 (no id to translate)", false, frame6(macA, macGW, ip6A, srvD6, 64, nil, 58, []byte{1, 4, 0, 0, 0, 0, 0, 0}), tcActShot, "ipv6_not_routed"},
+		{"the host's own address", false, frame6(macA, macGW, ip6A, hostH6, 64, nil, 6, tcp6(40004, 22, tcpSYN, 0)), tcActOK, ""},
+		{"unsolicited to a container", true, frame6(macRt, macUp, srvD6, ip6A, 64, nil, 6, tcp6(443, 40000, tcpSYN, 0)), tcActShot, "direct_routing"},
+		{"unsolicited to the host", true, frame6(macRt, macUp, srvD6, hostH6, 64, nil, 6, tcp6(443, 40005, tcpSYNACK, 2)), tcActOK, ""},
+	} {
+		// No t.Run: the namespace is this goroutine's.
+		var before uint64
+		if tc.reason != "" {
+			before = e.drops(t, tc.reason)
+		}
+		var ret uint32
+		var got []byte
+		if tc.uplink {
+			ret, got = e.fromUplink(t, tc.frame)
+		} else {
+			ret, got = e.fromContainer(t, e.ifA, tc.frame)
+		}
+		if ret != tc.want {
+			d, _ := e.views.Drops()
+			t.Errorf("%s: verdict %d, want %d (drops %v)", tc.name, ret, tc.want, d)
+			continue
+		}
+		if tc.reason != "" {
+			if n := e.drops(t, tc.reason) - before; n != 1 {
+				t.Errorf("%s: drops[%s] +%d, want +1", tc.name, tc.reason, n)
+			}
+		} else if !bytes.Equal(got, tc.frame) {
+			t.Errorf("%s: passed frame changed:\n got %x\nwant %x", tc.name, got, tc.frame)
+		}
+	}
+	if flows, err := e.views.Flows6(); err != nil || len(flows) != 0 {
+		t.Fatalf("conntrack6 holds %v (%v), want nothing", flows, err)
+	}
+}
+
+// Without masquerade IPv6 still does not leave: routed IPv6 is not built.
+func TestNAT66MasqueradeOff(t *testing.T) {
+	e := newNAT66Env(t, false)
+	ret, _ := e.fromContainer(t, e.ifA, frame6(macA, macGW, ip6A, srvD6, 64, nil, 6, tcp6(40000, 443, tcpSYN, 0)))
+	if ret != tcActShot || e.drops(t, "ipv6_not_routed") != 1 {
+		t.Fatalf("verdict %d, drops[ipv6_not_routed] %d: want dropped", ret, e.drops(t, "ipv6_not_routed"))
+	}
+}
+
+// The daemon's GC expires conntrack6's flows with IPv4's timeouts.
+func TestNAT66GC(t *testing.T) {
+	e := newNAT66Env(t, true)
+	for _, sport := range []uint16{40000, 40001} {
+		if ret, _ := e.fromContainer(t, e.ifA, frame6(macA, macGW, ip6A, srvD6, 64, nil, 17, udp6(sport, 53, "q"))); ret != tcActRedirect {
+			t.Fatalf("UDP: verdict %d", ret)
+		}
+	}
+	now := maps.Monotonic()
+	if n, err := e.views.GC(now, maps.DefaultTimeouts); err != nil || n != 0 {
+		t.Fatalf("GC of fresh flows: expired %d (%v), want 0", n, err)
+	}
+	// Age one flow's halves past the UDP timeout.
+	flows, err := e.views.Flows6()
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := now - maps.DefaultTimeouts.UDP - time.Second
+	for _, f := range flows {
+		if f.Tuple.Src.Port() == 40000 || f.Tuple.Dst.Port() == 40000 {
+			f.LastSeen = old
+			if err := e.views.PutFlow6(f); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if n, err := e.views.GC(now, maps.DefaultTimeouts); err != nil || n != 1 {
+		t.Fatalf("GC: expired %d (%v), want 1", n, err)
+	}
+	flows, _ = e.views.Flows6()
+	if len(flows) != 2 {
+		t.Fatalf("%d entries left, want the live flow's 2", len(flows))
+	}
+	for _, f := range flows {
+		if f.Tuple.Src.Port() == 40000 || f.Tuple.Dst.Port() == 40000 {
+			t.Fatalf("expired flow's entry %v left", f.Tuple)
+		}
+	}
+}

@@ -1,0 +1,169 @@
+package maps
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/ebpfnet/ebpfnet/loader"
+)
+
+// ProtoICMPv6 is ICMPv6's protocol number: NAT66 tracks echo flows by it.
+const ProtoICMPv6 = 58
+
+func addrFromIP6(k loader.IP6Key) netip.Addr { return AddrFromBE128(k.Addr) }
+
+func ip6Key(a netip.Addr) loader.IP6Key { return loader.IP6Key{Addr: BE128(a)} }
+
+func tupleFromKey6(k loader.CT6Key) Tuple {
+	return Tuple{
+		Proto: k.Proto,
+		Src:   netip.AddrPortFrom(addrFromIP6(k.Saddr), PortFromBE16(k.Sport)),
+		Dst:   netip.AddrPortFrom(addrFromIP6(k.Daddr), PortFromBE16(k.Dport)),
+	}
+}
+
+func (t Tuple) key6() loader.CT6Key {
+	return loader.CT6Key{
+		Saddr: ip6Key(t.Src.Addr()), Daddr: ip6Key(t.Dst.Addr()),
+		Sport: BE16(t.Src.Port()), Dport: BE16(t.Dst.Port()),
+		Proto: t.Proto,
+	}
+}
+
+func flowFrom6(k loader.CT6Key, e loader.CT6Entry) Flow {
+	return Flow{
+		Tuple: tupleFromKey6(k),
+		Translated: Tuple{
+			Proto: k.Proto,
+			Src:   netip.AddrPortFrom(addrFromIP6(e.NewSaddr), PortFromBE16(e.NewSport)),
+			Dst:   netip.AddrPortFrom(addrFromIP6(e.NewDaddr), PortFromBE16(e.NewDport)),
+		},
+		Peer:        tupleFromKey6(e.Peer),
+		Kind:        FlowKind(e.Kind),
+		Reply:       e.Reply != 0,
+		State:       FlowState(e.State),
+		Ifindex:     int(e.Ifindex),
+		PeerIfindex: int(e.PeerIfindex),
+		Created:     time.Duration(e.Created),
+		LastSeen:    time.Duration(e.LastSeen),
+	}
+}
+
+// Flows6 lists every entry of conntrack6, NAT66's flows (bpf/lib/nat6.h):
+// each flow once per direction.
+func (v *Views) Flows6() ([]Flow, error) {
+	var out []Flow
+	var k loader.CT6Key
+	var e loader.CT6Entry
+	it := v.m.Conntrack6.Iterate()
+	for it.Next(&k, &e) {
+		out = append(out, flowFrom6(k, e))
+	}
+	if err := it.Err(); err != nil {
+		return out, fmt.Errorf("read conntrack6: %w", err)
+	}
+	return out, nil
+}
+
+// PutFlow6 writes the IPv6 entry f describes into conntrack6, replacing
+// one with the same Tuple: for tests and tools, as PutFlow.
+func (v *Views) PutFlow6(f Flow) error {
+	k := f.Tuple.key6()
+	e := loader.CT6Entry{
+		Peer:     f.Peer.key6(),
+		NewSaddr: ip6Key(f.Translated.Src.Addr()), NewDaddr: ip6Key(f.Translated.Dst.Addr()),
+		NewSport: BE16(f.Translated.Src.Port()), NewDport: BE16(f.Translated.Dst.Port()),
+		Ifindex: uint32(f.Ifindex), PeerIfindex: uint32(f.PeerIfindex),
+		Kind: uint8(f.Kind), State: uint8(f.State),
+		Created: uint64(f.Created), LastSeen: uint64(f.LastSeen),
+	}
+	if f.Reply {
+		e.Reply = 1
+	}
+	if err := v.m.Conntrack6.Put(&k, &e); err != nil {
+		return fmt.Errorf("write conntrack6 entry %v: %w", f.Tuple, err)
+	}
+	return nil
+}
+
+// gc6 is GC on conntrack6: a flow idle (its most recently used half) for
+// longer than its timeout loses both halves. The table is walked once and
+// each candidate read again with its peer, as gcTable does; the keys to
+// delete are collected first (conntrack6 is 128k entries at most).
+func (v *Views) gc6(now time.Duration, t Timeouts) (expired int, err error) {
+	m := v.m.Conntrack6
+	shortest := t.shortest()
+	var doomed []loader.CT6Key
+	seen := map[loader.CT6Key]bool{}
+	var k loader.CT6Key
+	var e, cur, peerEntry loader.CT6Entry
+	it := m.Iterate()
+	for it.Next(&k, &e) {
+		if seen[k] || now-time.Duration(e.LastSeen) <= shortest {
+			continue
+		}
+		if m.Lookup(&k, &cur) != nil {
+			continue
+		}
+		peer := &peerEntry
+		if seen[cur.Peer] || m.Lookup(&cur.Peer, peer) != nil || peer.Peer != k {
+			peer = nil
+		}
+		a := loader.CTEntry{State: cur.State, LastSeen: cur.LastSeen}
+		var b *loader.CTEntry
+		if peer != nil {
+			b = &loader.CTEntry{State: peer.State, LastSeen: peer.LastSeen}
+		}
+		if now-lastSeen(&a, b) <= t.timeout(&a, b, k.Proto) {
+			continue
+		}
+		seen[k] = true
+		doomed = append(doomed, k)
+		if peer != nil {
+			seen[cur.Peer] = true
+			doomed = append(doomed, cur.Peer)
+		}
+		expired++
+	}
+	errs := []error{it.Err()}
+	for i := range doomed {
+		errs = append(errs, ignoreMissing(m.Delete(&doomed[i])))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return expired, fmt.Errorf("conntrack6: %w", err)
+	}
+	return expired, nil
+}
+
+// DeleteFlows6 deletes the conntrack6 entries match selects, and their
+// peers; it returns how many entries it deleted.
+func (v *Views) DeleteFlows6(match func(Flow) bool) (int, error) {
+	m := v.m.Conntrack6
+	var doomed []loader.CT6Key
+	var k loader.CT6Key
+	var e loader.CT6Entry
+	it := m.Iterate()
+	for it.Next(&k, &e) {
+		if match(flowFrom6(k, e)) {
+			doomed = append(doomed, k, e.Peer)
+		}
+	}
+	deleted := 0
+	errs := []error{it.Err()}
+	for i := range doomed {
+		switch err := m.Delete(&doomed[i]); {
+		case err == nil:
+			deleted++
+		case !errors.Is(err, ebpf.ErrKeyNotExist):
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return deleted, fmt.Errorf("delete conntrack6 entries: %w", err)
+	}
+	return deleted, nil
+}
