@@ -2,6 +2,7 @@ package datapath
 
 import (
 	"errors"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -13,6 +14,45 @@ import (
 	"github.com/ebpfnet/ebpfnet/loader"
 	"github.com/ebpfnet/ebpfnet/maps"
 )
+
+// sweepOrphans6 removes IPv6 endpoint entries no stored endpoint accounts
+// for (its global address for its veth; its global and link-local
+// addresses delivering to it), marking the veths they name as orphans.
+func (i *Instance) sweepOrphans6(views *maps.Views, eps []Endpoint, orphanIfindex map[int]bool) error {
+	stored6 := map[int]netip.Addr{}
+	storedIP6 := map[netip.Addr]int{}
+	for _, ep := range eps {
+		if ep.Mode != ModeBridge || !ep.IP6.IsValid() {
+			continue
+		}
+		mac, _ := net.ParseMAC(ep.MAC)
+		stored6[ep.HostIfindex] = ep.IP6
+		storedIP6[ep.IP6] = ep.HostIfindex
+		storedIP6[maps.LinkLocal(mac)] = ep.HostIfindex
+	}
+	var errs []error
+	byIdx, err := views.Endpoints6()
+	errs = append(errs, err)
+	for idx, ip := range byIdx {
+		if stored6[idx] == ip {
+			continue
+		}
+		i.log.Warn("reconcile: endpoint IPv6 entry no endpoint accounts for: removed", "ifindex", idx, "ip6", ip)
+		errs = append(errs, views.DeleteEndpoint6(idx))
+		orphanIfindex[idx] = true
+	}
+	byIP, err := views.EndpointsByIP6()
+	errs = append(errs, err)
+	for ip, e := range byIP {
+		if idx, ok := storedIP6[ip]; ok && idx == e.Ifindex {
+			continue
+		}
+		i.log.Warn("reconcile: endpoint IPv6 address entry no endpoint accounts for: removed", "ip6", ip, "ifindex", e.Ifindex)
+		errs = append(errs, views.DeleteEndpointIP6(ip))
+		orphanIfindex[e.Ifindex] = true
+	}
+	return errors.Join(errs...)
+}
 
 // hostVethName is the pattern of the host ends attach makes ("veth" and 7
 // hex digits, endpoint.go).
@@ -99,6 +139,7 @@ func (i *Instance) sweepOrphans(st *store) error {
 			orphanIPs = append(orphanIPs, e.IP)
 		}
 	}
+	keep(i.sweepOrphans6(views, eps, orphanIfindex))
 	// Published ports.
 	bindings, err := views.PortEntries()
 	keep(err)
@@ -133,6 +174,13 @@ func (i *Instance) sweepOrphans(st *store) error {
 	for p, id := range subnets {
 		if !storedNetID[id] {
 			keep(views.DeleteSubnet(p))
+		}
+	}
+	subnets6, err := views.Subnets6()
+	keep(err)
+	for p, id := range subnets6 {
+		if !storedNetID[id] {
+			keep(views.DeleteSubnet6(p, id))
 		}
 	}
 

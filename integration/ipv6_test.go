@@ -2,6 +2,7 @@ package integration
 
 import (
 	"net"
+	"net/netip"
 	"os/exec"
 	"strings"
 	"testing"
@@ -184,4 +185,33 @@ func TestIPv6Doc(t *testing.T) {
 		}
 	})
 	runREADMEBlock(t, tp, "<!-- readme-test ipv6 -->")
+}
+
+// IPv6 entries no stored endpoint accounts for (a crash between map
+// writes, state changed behind ebpfnet's back) are removed by the
+// daemon's reconcile, so their addresses can be given out again; a stored
+// endpoint's stay.
+func TestDaemonRemovesIPv6Orphans(t *testing.T) {
+	tp := newTopology(t)
+	c1, c2 := tp.AddContainer("c1"), tp.AddContainer("c2")
+	tp.MustEbpfnet("network", "create", "n6", "--ipv6", "--subnet", "172.30.0.0/24", "--subnet", "fd00:30::/64")
+	tp.MustEbpfnet("attach", "--network", "n6", c1)
+	views := tp.Views()
+	orphan, orphanMAC := netip.MustParseAddr("fd00:30::9"), net.HardwareAddr{0x02, 0x42, 0xac, 0x1e, 0x00, 0x09}
+	if err := views.PutEndpoint(maps.Endpoint{IP: netip.MustParseAddr("172.30.0.9"), MAC: orphanMAC, NetID: 1, Ifindex: 4999, IP6: orphan}); err != nil {
+		t.Fatal(err)
+	}
+	startDaemon(t, tp, "127.0.0.1:9469")
+	waitFor(t, 10*time.Second, func() bool {
+		_, errG := views.LookupEndpointIP6(orphan)
+		_, errL := views.LookupEndpointIP6(maps.LinkLocal(orphanMAC))
+		_, errI := views.LookupEndpoint6(4999)
+		return errG != nil && errL != nil && errI != nil
+	})
+	if _, err := views.LookupEndpointIP6(inspect(t, tp, c1).IP6); err != nil {
+		t.Fatalf("reconcile removed a stored endpoint's IPv6 entry: %v", err)
+	}
+	if out := tp.MustEbpfnet("attach", "--network", "n6", "--ip6", orphan.String(), c2); !strings.Contains(out, orphan.String()) {
+		t.Fatalf("attach with the freed address: %q", out)
+	}
 }
