@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"errors"
 	"net"
 	"net/netip"
 	"os/exec"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ebpfnet/ebpfnet/internal/testing/testutil"
+	"github.com/ebpfnet/ebpfnet/loader"
 	"github.com/ebpfnet/ebpfnet/maps"
 )
 
@@ -199,6 +201,16 @@ func TestDaemonRemovesIPv6Orphans(t *testing.T) {
 	views := tp.Views()
 	orphan, orphanMAC := netip.MustParseAddr("fd00:30::9"), net.HardwareAddr{0x02, 0x42, 0xac, 0x1e, 0x00, 0x09}
 	if err := views.PutEndpoint(maps.Endpoint{IP: netip.MustParseAddr("172.30.0.9"), MAC: orphanMAC, NetID: 1, Ifindex: 4999, IP6: orphan}); err != nil {
+		t.Fatal(err)
+	}
+	// Only the IPv6 side left, as a crash before the IPv4 entries' write
+	// would leave it: the IPv4 sweep does not see it.
+	dp, err := loader.Load(loader.Options{PinRoot: tp.PinRoot})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dp.Close()
+	if err := errors.Join(dp.Maps.Endpoints.Delete(uint32(4999)), views.DeleteEndpointIP(netip.MustParseAddr("172.30.0.9"))); err != nil {
 		t.Fatal(err)
 	}
 	startDaemon(t, tp, "127.0.0.1:9469")
