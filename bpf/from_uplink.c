@@ -231,9 +231,9 @@ static __always_inline int unsolicited(struct __sk_buff *skb, const struct ct_ke
 	return drop(skb, DIR, DROP_DIRECT_ROUTING);
 }
 
-/* A reply of a masqueraded IPv6 flow (nat6.h): translated back and
- * delivered into its container. 0: none (no flow, or what the flow's
- * entry cannot deliver: a fragment, an ICMPv6 error). */
+/* A reply of a masqueraded IPv6 flow (nat6.h), or an ICMPv6 error about
+ * one: translated back and delivered into its container. 0: none (no
+ * flow, or what the flow's entry cannot deliver: a fragment). */
 static __always_inline int nat66_reply(struct __sk_buff *skb)
 {
 	struct nat6_scratch *s = nat6_scratch_get();
@@ -241,8 +241,20 @@ static __always_inline int nat66_reply(struct __sk_buff *skb)
 	struct l4_meta m;
 	struct ct6_key k;
 
-	if (!s || parse_ipv6(skb, &p) != PARSE6_OK || ct6_extract(skb, &p, &k, &m) != TUPLE_OK ||
-	    !ct6_lookup(&k, &m, &s->e, &s->pe) || !s->e.ifindex)
+	if (!s || parse_ipv6(skb, &p) != PARSE6_OK)
+		return 0;
+	if (p.proto == NH_ICMPV6 && icmp6_is_error(p.icmp_type)) {
+		__u32 inner;
+
+		if (!nat66_icmp_error_lookup(skb, &p, &k, &inner, &s->e))
+			return 0;
+		if (p.ip.hop_limit <= 1)
+			return drop(skb, DIR, DROP_TTL_EXCEEDED);
+		if (nat66_icmp_error_apply(skb, &p, &k, inner, &s->e))
+			return drop(skb, DIR, DROP_CSUM_FAILED);
+		return deliver_endpoint(skb, DIR, s->e.ifindex);
+	}
+	if (ct6_extract(skb, &p, &k, &m) != TUPLE_OK || !ct6_lookup(&k, &m, &s->e, &s->pe) || !s->e.ifindex)
 		return 0;
 	if (m.ttl <= 1)
 		return drop(skb, DIR, DROP_TTL_EXCEEDED);

@@ -348,3 +348,84 @@ func TestNAT66GC(t *testing.T) {
 		}
 	}
 }
+
+// icmp6Err is an ICMPv6 error message of type typ (code, and the MTU or
+// pointer word w) quoting the IPv6 packet q.
+func icmp6Err(typ, code byte, w uint32, q []byte) []byte {
+	m := binary.BigEndian.AppendUint32([]byte{typ, code, 0, 0}, w)
+	return append(m, q...)
+}
+
+// quoteAs is the IPv6 packet of frame f with its source address src and
+// source port (or echo id) port, its checksums left as they are: what a
+// translated quote must become.
+func quoteAs(f []byte, src netip.Addr, port uint16) []byte {
+	q := append([]byte{}, f[14:]...)
+	a := src.As16()
+	copy(q[8:24], a[:])
+	off := 40
+	if q[6] == 58 {
+		off += 4
+	}
+	binary.BigEndian.PutUint16(q[off:], port)
+	return q
+}
+
+// ICMPv6 errors about a flow go back into its container with the header
+// they quote translated (path MTU discovery needs Packet Too Big).
+func TestNAT66ICMPErrors(t *testing.T) {
+	e := newNAT66Env(t, true)
+	out := map[string][]byte{}
+	for _, c := range []struct {
+		name    string
+		ifindex int
+		frame   []byte
+	}{
+		{"A tcp", e.ifA, frame6(macA, macGW, ip6A, srvD6, 64, nil, 6, tcp6(40000, 443, tcpSYN, 0))},
+		{"B tcp", e.ifB, frame6(macB, macGW, ip6B, srvD6, 64, nil, 6, tcp6(40000, 443, tcpSYN, 0))},
+		{"A echo", e.ifA, frame6(macA, macGW, ip6A, srvD6, 64, nil, 58, echo6(0x1234, 1))},
+		{"B echo", e.ifB, frame6(macB, macGW, ip6B, srvD6, 64, nil, 58, echo6(0x1234, 1))},
+		{"B udp", e.ifB, frame6(macB, macGW, ip6B, srvD6, 64, nil, 17, udp6(5353, 53, "query"))},
+	} {
+		ret, got := e.fromContainer(t, c.ifindex, c.frame)
+		if ret != tcActRedirect {
+			t.Fatalf("%s: verdict %d", c.name, ret)
+		}
+		out[c.name] = got
+	}
+	if binary.BigEndian.Uint16(out["B tcp"][54:]) == 40000 || binary.BigEndian.Uint16(out["B echo"][58:]) == 0x1234 {
+		t.Fatal("B's flows kept A's port and id: the test would not show the quoted port translated")
+	}
+	for _, tc := range []struct {
+		name      string
+		from      netip.Addr
+		typ, code byte
+		w         uint32
+		quoted    string
+		to        netip.Addr
+		mac       net.HardwareAddr
+		port      uint16
+	}{
+		{"packet too big", rtR6, 2, 0, 1280, "B tcp", ip6B, macB, 40000},
+		{"packet too big, A", rtR6, 2, 0, 1280, "A tcp", ip6A, macA, 40000},
+		{"time exceeded", rtR6, 3, 0, 0, "B echo", ip6B, macB, 0x1234},
+		{"port unreachable from the server", srvD6, 1, 4, 0, "B udp", ip6B, macB, 5353},
+	} {
+		in := frame6(macRt, macUp, tc.from, hostH6, 64, nil, 58, icmp6Err(tc.typ, tc.code, tc.w, out[tc.quoted][14:]))
+		ret, got := e.fromUplink(t, in)
+		if ret != tcActRedirect {
+			t.Errorf("%s: verdict %d, want TC_ACT_REDIRECT", tc.name, ret)
+			continue
+		}
+		want := frame6(macGW, tc.mac, tc.from, tc.to, 63, nil, 58, icmp6Err(tc.typ, tc.code, tc.w, quoteAs(out[tc.quoted], tc.to, tc.port)))
+		if !bytes.Equal(got, want) || !l4OK6(got) {
+			t.Errorf("%s (checksum right %v):\n got %x\nwant %x", tc.name, l4OK6(got), got, want)
+		}
+	}
+	// About no flow: the host's, untouched.
+	unknown := frame6(macUp, macRt, hostH6, srvD6, 63, nil, 6, tcp6(40999, 443, tcpSYN, 0))
+	in := frame6(macRt, macUp, rtR6, hostH6, 64, nil, 58, icmp6Err(2, 0, 1280, unknown[14:]))
+	if ret, got := e.fromUplink(t, in); ret != tcActOK || !bytes.Equal(got, in) {
+		t.Errorf("an error about no flow: verdict %d, changed %v", ret, !bytes.Equal(got, in))
+	}
+}

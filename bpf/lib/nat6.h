@@ -17,10 +17,14 @@
  * UDP and ICMPv6 checksums cover the addresses through the pseudo header
  * and are patched by the difference. The hop limit is decremented.
  *
- * Limits: fragments are dropped (DROP_FRAGMENT); ICMPv6 errors about a
- * flow (Packet Too Big, unreachable, time exceeded) are not translated: the
- * host's stack gets them; other ICMPv6 than echo, and protocols without
- * ports, do not leave (DROP_IPV6_NOT_ROUTED). */
+ * ICMPv6 errors from outside about a flow (Packet Too Big, so path MTU
+ * discovery works; unreachable, time exceeded, parameter problem) are
+ * translated back into the container with the header they quote.
+ *
+ * Limits: fragments are dropped (DROP_FRAGMENT); a container's own ICMPv6
+ * errors, other ICMPv6 than echo, and protocols without ports, do not
+ * leave (DROP_IPV6_NOT_ROUTED); an ICMPv6 error whose quote has extension
+ * headers goes to the host's stack. */
 #pragma once
 
 #include "common.h"
@@ -336,6 +340,96 @@ static __always_inline int nat66_apply(struct __sk_buff *skb, const struct l4_me
 		    csum_rewrite_l4_16(skb, m->l4_off + L4_DPORT_OFF, k->dport, e->new_dport, csum_off, flags))
 			return -1;
 	}
+	return bpf_skb_store_bytes(skb, IP6_HOP_OFF, &hop, sizeof(hop), BPF_F_RECOMPUTE_CSUM) ? -1 : 0;
+}
+
+/* ICMPv6 errors (RFC 4443): each quotes, 8 bytes into its message, as
+ * much of the packet it answers as fits. */
+enum icmp6_error {
+	ICMP6_DST_UNREACH = 1,
+	ICMP6_PKT_TOOBIG = 2,
+	ICMP6_TIME_EXCEED = 3,
+	ICMP6_PARAM_PROB = 4,
+};
+
+#define ICMP6_ERR_HLEN 8
+
+static __always_inline int icmp6_is_error(__u8 type)
+{
+	return type >= ICMP6_DST_UNREACH && type <= ICMP6_PARAM_PROB;
+}
+
+/* The flow an ICMPv6 error from outside (p, addressed to the uplink) is
+ * about: the quoted packet is one the flow sent out, translated, so its
+ * tuple reversed (in k) is the key of the flow's reply entry, copied to out.
+ * The quote must hold a whole IPv6 header without extension headers and the
+ * first 8 bytes of TCP, UDP or an echo request; *inner is its offset. No
+ * touch: errors must not keep a flow alive. 0: no flow of a container. */
+static __always_inline int nat66_icmp_error_lookup(struct __sk_buff *skb, const struct packet6 *p, struct ct6_key *k,
+						   __u32 *inner, struct ct6_entry *out)
+{
+	__u32 off = p->l4_off + ICMP6_ERR_HLEN;
+	struct ct6_entry *e;
+	struct ip6_hdr ih;
+	__u8 h[8];
+
+	if (p->frag || off + IPV6_HLEN + sizeof(h) > p->end || bpf_skb_load_bytes(skb, off, &ih, sizeof(ih)) ||
+	    bpf_skb_load_bytes(skb, off + IPV6_HLEN, h, sizeof(h)) || (bpf_ntohl(ih.vtcfl) >> 28) != 6)
+		return 0;
+	__builtin_memset(k, 0, sizeof(*k));
+	k->saddr = ih.daddr;
+	k->daddr = ih.saddr;
+	k->proto = ih.nexthdr;
+	switch (ih.nexthdr) {
+	case IPPROTO_TCP:
+	case IPPROTO_UDP:
+		__builtin_memcpy(&k->sport, h + 2, sizeof(k->sport));
+		__builtin_memcpy(&k->dport, h, sizeof(k->dport));
+		break;
+	case NH_ICMPV6:
+		if (h[0] != ICMP6_ECHO_REQUEST)
+			return 0;
+		__builtin_memcpy(&k->dport, h + ICMP6_ECHO_ID_OFF, sizeof(k->dport));
+		break;
+	default:
+		return 0;
+	}
+	e = bpf_map_lookup_elem(&conntrack6, k);
+	if (!e || !e->ifindex)
+		return 0;
+	*out = *e;
+	*inner = off;
+	return 1;
+}
+
+/* Translates an ICMPv6 error about flow e (its reply entry; k: the quoted
+ * tuple reversed, at *inner) for the container: the outer destination and
+ * the quoted source address and port (echo id) back to the container's,
+ * the ICMPv6 checksum patched for each (the outer address through the
+ * pseudo header), the hop limit decremented (checked > 1). The quoted L4
+ * checksum is left alone, as IPv4's: the quote is often truncated, and
+ * receivers do not check it. */
+static __always_inline int nat66_icmp_error_apply(struct __sk_buff *skb, const struct packet6 *p,
+						  const struct ct6_key *k, __u32 inner, const struct ct6_entry *e)
+{
+	__u32 csum_off = p->l4_off + ICMP6_CSUM_OFF;
+	__u32 port_off = inner + IPV6_HLEN + (k->proto == NH_ICMPV6 ? ICMP6_ECHO_ID_OFF : L4_SPORT_OFF);
+	__u8 hop = p->ip.hop_limit - 1;
+	__s64 diff;
+
+	diff = bpf_csum_diff((__be32 *)p->ip.daddr.addr, sizeof(struct ip6_key), (__be32 *)e->new_daddr.addr,
+			     sizeof(struct ip6_key), 0);
+	if (diff < 0 || bpf_l4_csum_replace(skb, csum_off, 0, diff, BPF_F_PSEUDO_HDR) ||
+	    bpf_skb_store_bytes(skb, ETH_HLEN + offsetof(struct ip6_hdr, daddr), &e->new_daddr, sizeof(struct ip6_key),
+				0))
+		return -1;
+	diff = bpf_csum_diff((__be32 *)k->daddr.addr, sizeof(struct ip6_key), (__be32 *)e->new_daddr.addr,
+			     sizeof(struct ip6_key), 0);
+	if (diff < 0 || bpf_l4_csum_replace(skb, csum_off, 0, diff, 0) ||
+	    bpf_skb_store_bytes(skb, inner + offsetof(struct ip6_hdr, saddr), &e->new_daddr, sizeof(struct ip6_key), 0))
+		return -1;
+	if (k->dport != e->new_dport && csum_rewrite_l4_16(skb, port_off, k->dport, e->new_dport, csum_off, 0))
+		return -1;
 	return bpf_skb_store_bytes(skb, IP6_HOP_OFF, &hop, sizeof(hop), BPF_F_RECOMPUTE_CSUM) ? -1 : 0;
 }
 
