@@ -42,6 +42,9 @@ type env struct {
 	c1, c2 string
 	c1IP   string
 	c2IP   string
+	c1IP6  string // IPv6 part only
+	c2IP6  string
+	bg     []*proc // IPv6 part: its servers, stopped with its sandbox
 
 	srvNS   string // where the published server runs
 	srvName string // what it answers

@@ -56,7 +56,7 @@ type config struct {
 }
 
 // benchParts are the parts -only selects from, in the order they run.
-var benchParts = []string{"traffic", "scaling", "attach", "range", "conntrack", "overlay"}
+var benchParts = []string{"traffic", "ipv6", "scaling", "attach", "range", "conntrack", "overlay"}
 
 func main() {
 	if tool(os.Args[1:]) {
@@ -65,7 +65,7 @@ func main() {
 	cfg := &config{}
 	var modes, scaleNs, attachNs, only string
 	flag.BoolVar(&cfg.strict, "strict", false, "exit with an error if any cell failed (for CI)")
-	flag.BoolVar(&cfg.quick, "quick", false, "CI smoke run: 1 repetition, short runs, N up to 1000, no overlay part and no routed mode unless -only / -modes name them (< 2 minutes)")
+	flag.BoolVar(&cfg.quick, "quick", false, "CI smoke run: 1 repetition, short runs, N up to 1000, no overlay or ipv6 part and no routed mode unless -only / -modes name them (< 2 minutes)")
 	flag.IntVar(&cfg.reps, "reps", 0, "repetitions (default 3, quick 1)")
 	flag.StringVar(&modes, "modes", "host,routed,iptables,nftables,ebpfnet", "modes, in the order they are interleaved (routed: plain veth pairs and routing, no NAT: the second reference)")
 	flag.StringVar(&cfg.out, "out", "", "results directory (default bench/results, quick: bench/results/quick)")
@@ -76,7 +76,7 @@ func main() {
 	flag.StringVar(&scaleNs, "scale-n", "", "other published ports for the scaling runs (default 0,1000,10000,50000; quick 0,1000)")
 	flag.StringVar(&attachNs, "attach-n", "", "attached containers for the attach-time runs (default 0,10,50; quick 0,10)")
 	flag.BoolVar(&cfg.trace, "trace", false, "print every command")
-	flag.StringVar(&only, "only", strings.Join(benchParts, ","), "parts to run: traffic (throughput, latency), scaling (N published ports), attach (N attached containers), range (a 40002-port publish), conntrack (a full conntrack table), overlay (two hosts: ebpfnet overlay vs the underlay vs kernel VXLAN)")
+	flag.StringVar(&only, "only", strings.Join(benchParts, ","), "parts to run: traffic (throughput, latency), ipv6 (SNAT egress and container to container over IPv6: host, ip6tables, ebpfnet), scaling (N published ports), attach (N attached containers), range (a 40002-port publish), conntrack (a full conntrack table), overlay (two hosts: ebpfnet overlay vs the underlay vs kernel VXLAN)")
 	flag.IntVar(&cfg.ctEntries, "ct-entries", 0, "conntrack scale run: table size in entries, filled to the brim (default 1048576, quick 131072)")
 	clean := flag.Bool("clean", false, "only remove what killed runs left behind (namespaces, pins and their cgroup links, state) and exit")
 	render := flag.String("render", "", "only re-render results.md and the SVGs from this results.json (into its directory unless -out)")
@@ -107,6 +107,8 @@ func main() {
 		// Its sandbox (etcd, two daemons) costs ~20 s: more than the
 		// quick run's two minutes allow. -only overlay runs it.
 		delete(cfg.parts, "overlay")
+		// The IPv6 part too (~40 s of sandboxes and runs): -only ipv6.
+		delete(cfg.parts, "ipv6")
 	}
 	if cfg.quick && !set["modes"] {
 		// The second reference too (~20 s): -modes names it.
@@ -203,6 +205,7 @@ type bench struct {
 	maxN  map[string]int  // mode -> largest N it survived setting up; beyond: skipped
 	ctEnv *env            // the conntrack scale run's own ebpfnet sandbox
 	ov    *ovBench        // the overlay part's sandbox (two hosts, etcd)
+	v6    []*env          // the IPv6 part's sandboxes, one per mode, while the part runs
 }
 
 func (b *bench) logf(format string, a ...any) {
@@ -274,11 +277,18 @@ func run(cfg *config) error {
 		if b.ov != nil {
 			b.ov.teardown(b.r)
 		}
+		b.teardown6()
 	}()
 
+	// The traffic sandboxes serve these parts; the others build their own
+	// (and only name theirs after b.envs[0]'s prefix).
+	needEnvs := cfg.parts["traffic"] || cfg.parts["scaling"] || cfg.parts["attach"] || cfg.parts["range"]
 	for _, m := range cfg.modes {
 		e := newEnv(m, benchPrefix+lock.id+m[:1], cfg, b.r, b.logf)
 		b.envs = append(b.envs, e)
+		if !needEnvs {
+			continue
+		}
 		b.logf("setup %-8s (namespaces %s-*)", m, e.prefix)
 		if err := e.setup(ctx); err != nil {
 			e.broken = fmt.Errorf("setup: %w", err)
@@ -373,6 +383,9 @@ func (b *bench) loop(ctx context.Context) error {
 				}
 				b.measure(e, w.name, report.NoN, w.ms, func() (metrics, json.RawMessage, error) { return w.f(e) })
 			}
+		}
+		if c.parts["ipv6"] {
+			b.ipv6(ctx)
 		}
 		if c.parts["scaling"] {
 			b.scaling(ctx)

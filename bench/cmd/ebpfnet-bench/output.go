@@ -90,17 +90,44 @@ func (b *bench) rows() []report.Row {
 		rows = append(rows, report.Row{Section: sec, Label: label, Key: k(w, m, n), Ref: r})
 	}
 	no := report.NoN
+	has := func(w, m string) bool { return b.res.HasMode(k(w, m, no), "ebpfnet") }
+	// ran: a part's rows only when it ran (-only runs some parts).
+	ran := func(ws ...string) bool {
+		for _, smp := range b.res.Samples {
+			if slicesContains(ws, smp.Workload) {
+				return true
+			}
+		}
+		return false
+	}
 	s := "Throughput and latency (ratio: ×host, same repetition)"
-	add(s, "DNAT ingress TCP, Gbit/s (ext → host:5201 → c1)", "dnat_tcp", "gbps", no, ref("dnat_tcp", "gbps", no))
-	add(s, "SNAT egress TCP, Gbit/s (c1 → ext)", "snat_tcp", "gbps", no, ref("snat_tcp", "gbps", no))
-	add(s, "DNAT request/response avg, µs", "dnat_rr", "avg_us", no, ref("dnat_rr", "avg_us", no))
-	add(s, "DNAT request/response p99, µs", "dnat_rr", "p99_us", no, ref("dnat_rr", "p99_us", no))
-	add(s, "DNAT new connections, conn/s", "dnat_connrate", "conn_per_sec", no, ref("dnat_connrate", "conn_per_sec", no))
-	add(s, "DNAT new connection p99, µs", "dnat_connrate", "conn_p99_us", no, ref("dnat_connrate", "conn_p99_us", no))
-	add(s, "DNAT UDP received, kpps (64 B)", "dnat_udp", "kpps", no, ref("dnat_udp", "kpps", no))
-	add(s, "container → container TCP, Gbit/s", "c2c_tcp", "gbps", no, ref("c2c_tcp", "gbps", no))
-	add(s, "container → container RR avg, µs", "c2c_rr", "avg_us", no, ref("c2c_rr", "avg_us", no))
-	add(s, "container → container RR p99, µs", "c2c_rr", "p99_us", no, ref("c2c_rr", "p99_us", no))
+	if ran("dnat_tcp", "snat_tcp", "dnat_rr", "dnat_connrate", "dnat_udp", "c2c_tcp", "c2c_rr") {
+		add(s, "DNAT ingress TCP, Gbit/s (ext → host:5201 → c1)", "dnat_tcp", "gbps", no, ref("dnat_tcp", "gbps", no))
+		add(s, "SNAT egress TCP, Gbit/s (c1 → ext)", "snat_tcp", "gbps", no, ref("snat_tcp", "gbps", no))
+		add(s, "DNAT request/response avg, µs", "dnat_rr", "avg_us", no, ref("dnat_rr", "avg_us", no))
+		add(s, "DNAT request/response p99, µs", "dnat_rr", "p99_us", no, ref("dnat_rr", "p99_us", no))
+		add(s, "DNAT new connections, conn/s", "dnat_connrate", "conn_per_sec", no, ref("dnat_connrate", "conn_per_sec", no))
+		add(s, "DNAT new connection p99, µs", "dnat_connrate", "conn_p99_us", no, ref("dnat_connrate", "conn_p99_us", no))
+		add(s, "DNAT UDP received, kpps (64 B)", "dnat_udp", "kpps", no, ref("dnat_udp", "kpps", no))
+		add(s, "container → container TCP, Gbit/s", "c2c_tcp", "gbps", no, ref("c2c_tcp", "gbps", no))
+		add(s, "container → container RR avg, µs", "c2c_rr", "avg_us", no, ref("c2c_rr", "avg_us", no))
+		add(s, "container → container RR p99, µs", "c2c_rr", "p99_us", no, ref("c2c_rr", "p99_us", no))
+	}
+	if ran("snat6_tcp", "snat6_rr", "snat6_connrate", "c2c6_tcp", "c2c6_rr") {
+		s = "IPv6 (own dual-stack sandboxes; columns: host = no container, iptables = Docker 28's bridge with ip6tables rules and IPv6 forwarding, ebpfnet = a dual-stack ebpfnet network; ratio: ×host, same repetition)"
+		add(s, "SNAT egress TCP over IPv6, Gbit/s (c1 → ext [2001:db8:18::1]:5201, masqueraded; host: host → ext)", "snat6_tcp", "gbps", no, ref("snat6_tcp", "gbps", no))
+		add(s, "SNAT egress IPv6 request/response avg, µs", "snat6_rr", "avg_us", no, ref("snat6_rr", "avg_us", no))
+		add(s, "SNAT egress IPv6 request/response p99, µs", "snat6_rr", "p99_us", no, ref("snat6_rr", "p99_us", no))
+		add(s, "SNAT egress IPv6 new connections, conn/s", "snat6_connrate", "conn_per_sec", no, ref("snat6_connrate", "conn_per_sec", no))
+		add(s, "SNAT egress IPv6 new connection p99, µs", "snat6_connrate", "conn_p99_us", no, ref("snat6_connrate", "conn_p99_us", no))
+		add(s, "container → container TCP over IPv6, Gbit/s (c2 → [fd00:30::2]; host: ext → host)", "c2c6_tcp", "gbps", no, ref("c2c6_tcp", "gbps", no))
+		add(s, "container → container IPv6 RR avg, µs", "c2c6_rr", "avg_us", no, ref("c2c6_rr", "avg_us", no))
+		add(s, "container → container IPv6 RR p99, µs", "c2c6_rr", "p99_us", no, ref("c2c6_rr", "p99_us", no))
+		add(s, "ebpfnet ÷ ip6tables, SNAT TCP throughput (same repetition)", "ipv6_vs_ip6tables", "snat_tcp_ratio", no, nil)
+		add(s, "ebpfnet ÷ ip6tables, SNAT connection rate (same repetition)", "ipv6_vs_ip6tables", "snat_conn_ratio", no, nil)
+		add(s, "ebpfnet ÷ ip6tables, container → container TCP throughput (same repetition)", "ipv6_vs_ip6tables", "c2c_tcp_ratio", no, nil)
+		add(s, "ebpfnet ÷ ip6tables, container → container RR avg latency (same repetition)", "ipv6_vs_ip6tables", "c2c_rr_ratio", no, nil)
+	}
 	s = "Scaling with N other published ports (ratio: ×host at N=0)"
 	for _, n := range b.res.Ns("scale_connrate", "conn_per_sec") {
 		add(s, fmt.Sprintf("N=%d new connections, conn/s", n), "scale_connrate", "conn_per_sec", n, ref("scale_connrate", "conn_per_sec", 0))
@@ -132,7 +159,6 @@ func (b *bench) rows() []report.Row {
 	for _, n := range b.res.Ns("ls_all", "ms") {
 		add(s, fmt.Sprintf("`ebpfnet ls`, N+1=%d attached", n+1), "ls_all", "ms", n, nil)
 	}
-	has := func(w, m string) bool { return b.res.HasMode(k(w, m, no), "ebpfnet") }
 	if has("publish_range_rules", "ms") {
 		add(s, "start a container publishing the range (iptables/nftables: veth plumbing and Docker 28+'s one rule per range, protocol and purpose, added as Docker adds them)", "publish_range_rules", "ms", no, nil)
 		add(s, "remove it again (ebpfnet detach; iptables -D / nft delete by handle, veth delete)", "unpublish_range_rules", "ms", no, nil)

@@ -80,12 +80,16 @@ func (e *env) client(ctx context.Context, ns string, timeout time.Duration, out 
 type metrics map[string]float64
 
 func (e *env) iperf(ctx context.Context, p path) (metrics, json.RawMessage, error) {
-	if err := e.check(ctx, p, "tcp4"); err != nil {
+	if err := e.check(ctx, p, netperf.Net("tcp", p.addr)); err != nil {
 		return nil, nil, err
 	}
 	c := e.cfg
-	args := inNS(p.clientNS, pinned(c.clientCPU, "iperf3", "-c", p.iperfIP, "-p", fmt.Sprint(iperfPort),
-		"-t", fmt.Sprint(c.iperfTime), "-O", fmt.Sprint(c.iperfOmit), "-J")...)
+	iperfArgs := []string{"iperf3", "-c", p.iperfIP, "-p", fmt.Sprint(iperfPort),
+		"-t", fmt.Sprint(c.iperfTime), "-O", fmt.Sprint(c.iperfOmit), "-J"}
+	if netperf.Net("tcp", p.addr) == "tcp6" {
+		iperfArgs = append(iperfArgs, "-6")
+	}
+	args := inNS(p.clientNS, pinned(c.clientCPU, iperfArgs...)...)
 	out, err := e.r.run(ctx, time.Duration(c.iperfTime+c.iperfOmit+20)*time.Second, args...)
 	var res struct {
 		Error string `json:"error"`
@@ -122,7 +126,7 @@ func (e *env) iperf(ctx context.Context, p path) (metrics, json.RawMessage, erro
 }
 
 func (e *env) rr(ctx context.Context, p path, n int) (metrics, json.RawMessage, error) {
-	if err := e.check(ctx, p, "tcp4"); err != nil {
+	if err := e.check(ctx, p, netperf.Net("tcp", p.addr)); err != nil {
 		return nil, nil, err
 	}
 	var r netperf.RRResult
@@ -136,7 +140,7 @@ func (e *env) rr(ctx context.Context, p path, n int) (metrics, json.RawMessage, 
 }
 
 func (e *env) connrate(ctx context.Context, p path) (metrics, json.RawMessage, error) {
-	if err := e.check(ctx, p, "tcp4"); err != nil {
+	if err := e.check(ctx, p, netperf.Net("tcp", p.addr)); err != nil {
 		return nil, nil, err
 	}
 	var r netperf.ConnResult
@@ -153,7 +157,7 @@ func (e *env) connrate(ctx context.Context, p path) (metrics, json.RawMessage, e
 }
 
 func (e *env) udp(ctx context.Context, p path) (metrics, json.RawMessage, error) {
-	if err := e.check(ctx, p, "udp4"); err != nil {
+	if err := e.check(ctx, p, netperf.Net("udp", p.addr)); err != nil {
 		return nil, nil, err
 	}
 	var r netperf.UDPResult

@@ -21,7 +21,8 @@ type Reply struct {
 	Source string `json:"source"` // the client's IP as the server saw it
 }
 
-// Ask sends "hello" over network ("tcp4" or "udp4") and parses the answer.
+// Ask sends "hello" over network ("tcp4", "udp4", "tcp6" or "udp6") and
+// parses the answer.
 func Ask(network, addr string, timeout time.Duration) (Reply, error) {
 	c, err := net.DialTimeout(network, addr, timeout)
 	if err != nil {
@@ -37,6 +38,16 @@ func Ask(network, addr string, timeout time.Duration) (Reply, error) {
 		return Reply{}, err
 	}
 	return ParseReply(line)
+}
+
+// Net is proto ("tcp" or "udp") with the family of addr: "6" when its host
+// is an IPv6 literal ("[fd00::2]:80", "[::]:80"), else "4" (":80" included,
+// so a server started without an address listens on IPv4 only, as before).
+func Net(proto, addr string) string {
+	if host, _, err := net.SplitHostPort(addr); err == nil && strings.Contains(host, ":") {
+		return proto + "6"
+	}
+	return proto + "4"
 }
 
 // ParseReply parses "<name> <ip:port>".
@@ -89,7 +100,7 @@ type RRResult struct {
 // RR does warmup+n round trips of size bytes on one connection, timing each,
 // stopping early at maxTime.
 func RR(addr string, size, warmup, n int, maxTime time.Duration) (RRResult, error) {
-	c, err := net.DialTimeout("tcp4", addr, 3*time.Second)
+	c, err := net.DialTimeout(Net("tcp", addr), addr, 3*time.Second)
 	if err != nil {
 		return RRResult{}, err
 	}
@@ -198,7 +209,7 @@ func ConnRate(addr, wantName string, conc int, maxConns int64, dur time.Duration
 }
 
 func oneConn(addr, wantName string, buf []byte) error {
-	c, err := net.DialTimeout("tcp4", addr, 2*time.Second)
+	c, err := net.DialTimeout(Net("tcp", addr), addr, 2*time.Second)
 	if err != nil {
 		return err
 	}
@@ -249,7 +260,7 @@ func UDPBlast(udpAddr, statsAddr string, size int, maxPkts int64, dur time.Durat
 	if _, err := udpStats(statsAddr); err != nil {
 		return UDPResult{}, fmt.Errorf("udpstats before: %w", err)
 	}
-	c, err := net.Dial("udp4", udpAddr)
+	c, err := net.Dial(Net("udp", udpAddr), udpAddr)
 	if err != nil {
 		return UDPResult{}, err
 	}
@@ -294,7 +305,7 @@ func UDPBlast(udpAddr, statsAddr string, size int, maxPkts int64, dur time.Durat
 
 func udpStats(addr string) (UDPStats, error) {
 	var st UDPStats
-	c, err := net.DialTimeout("tcp4", addr, 3*time.Second)
+	c, err := net.DialTimeout(Net("tcp", addr), addr, 3*time.Second)
 	if err != nil {
 		return st, err
 	}

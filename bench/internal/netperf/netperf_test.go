@@ -58,3 +58,33 @@ func TestParseReply(t *testing.T) {
 		}
 	}
 }
+
+// The same tools over IPv6: the family follows the address.
+func TestToolsOnLoopbackIPv6(t *testing.T) {
+	s, err := Listen("srv6", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	defer s.Close()
+	go s.Serve()
+	addr := s.tcp.Addr().String()
+	if r, err := Check(Net("tcp", addr), addr, "srv6", "::1", time.Second); err != nil || r.Server != "srv6" {
+		t.Fatalf("check tcp6: %+v %v", r, err)
+	}
+	if rr, err := RR(addr, 64, 10, 100, 5*time.Second); err != nil || rr.RoundTrips != 100 {
+		t.Errorf("rr over IPv6: %+v %v", rr, err)
+	}
+	if cr, err := ConnRate(addr, "srv6", 2, 50, 5*time.Second); err != nil || cr.Conns != 50 || cr.Errors != 0 {
+		t.Errorf("connrate over IPv6: %+v %v", cr, err)
+	}
+}
+
+func TestNet(t *testing.T) {
+	for addr, want := range map[string]string{
+		":80": "tcp4", "198.18.0.1:80": "tcp4", "[::]:80": "tcp6", "[2001:db8:18::1]:5201": "tcp6", "garbage": "tcp4",
+	} {
+		if got := Net("tcp", addr); got != want {
+			t.Errorf("Net(tcp, %q) = %s, want %s", addr, got, want)
+		}
+	}
+}

@@ -47,14 +47,15 @@ type UDPStats struct {
 	LastNs  int64 `json:"last_ns"`  // unix ns of the last packet
 }
 
-// Listen opens the server's sockets on addr (e.g. ":80").
+// Listen opens the server's sockets on addr: ":80" listens on IPv4, "[::]:80"
+// on IPv6 only (the family follows the address, see Net).
 func Listen(name, addr string) (*Server, error) {
 	s := &Server{Name: name}
 	var err error
-	if s.tcp, err = net.Listen("tcp4", addr); err != nil {
+	if s.tcp, err = net.Listen(Net("tcp", addr), addr); err != nil {
 		return nil, err
 	}
-	if s.udp, err = net.ListenPacket("udp4", addr); err != nil {
+	if s.udp, err = net.ListenPacket(Net("udp", addr), addr); err != nil {
 		s.tcp.Close()
 		return nil, err
 	}
