@@ -278,23 +278,47 @@ static __always_inline int check_ipv6(struct __sk_buff *skb, const struct endpoi
 	return route6(skb, src, net, net6, p, out);
 }
 
-/* A packet of a masqueraded IPv6 flow (k, e: its forward entry), out
- * through the FIB (fib: scratch) with the translated tuple. What the FIB
- * cannot send (too big for the egress MTU...) goes to the stack
- * untranslated, as with IPv4: the host does not forward IPv6 itself. */
-static __always_inline int tracked6(struct __sk_buff *skb, const struct l4_meta *m, const struct ct6_key *k,
-				    const struct ct6_entry *e, struct bpf_fib_lookup *fib)
+/* The ICMPv6 error (type; word: Packet Too Big's MTU) the container's
+ * gateway answers a packet that cannot leave with (nat6_error): the
+ * host does not forward IPv6, so its stack would answer nothing. */
+static __always_inline int error6(struct __sk_buff *skb, const struct endpoint_info *src, const struct packet6 *p,
+				  struct nat6_scratch *s, __u8 type, __u32 word)
 {
+	struct network_info *net = bpf_map_lookup_elem(&networks, &src->net_id);
+	struct network6_info *net6 = bpf_map_lookup_elem(&networks6, &src->net_id);
+	__u32 len = skb->len;
+
+	if (!net || !net6)
+		return drop(skb, DIR, DROP_IPV6_NOT_ROUTED);
+	if (nat6_error(skb, s, p, (const struct ip6_key *)net6->gateway6, src->mac, net->gateway_mac, type, 0, word) !=
+	    TC_ACT_REDIRECT)
+		return drop(skb, DIR, DROP_WRITE_FAILED);
+	count_verdict(DIR, VERDICT_FORWARD, len);
+	return TC_ACT_REDIRECT;
+}
+
+/* A packet of a masqueraded IPv6 flow (k, e: its forward entry in s), out
+ * through the FIB with the translated tuple. With hop limit 1, or too big
+ * for the egress MTU, the gateway answers it (error6); what the FIB cannot
+ * send otherwise goes to the stack, which drops it. */
+static __always_inline int tracked6(struct __sk_buff *skb, const struct endpoint_info *src, const struct packet6 *p,
+				    const struct l4_meta *m, const struct ct6_key *k, struct nat6_scratch *s)
+{
+	struct bpf_fib_lookup *fib = nat6_fib(s);
 	long rc;
 
-	if (e->ifindex)
+	if (s->e.ifindex)
 		return drop(skb, DIR, DROP_IPV6_NOT_ROUTED); /* no entry delivers into a container from here */
-	rc = fib_lookup6(skb, fib, e->new_saddr.addr, e->new_daddr.addr, 0, m->proto, 0);
+	if (m->ttl <= 1)
+		return error6(skb, src, p, s, ICMP6_TIME_EXCEED, 0);
+	rc = fib_lookup6(skb, fib, s->e.new_saddr.addr, s->e.new_daddr.addr, 0, m->proto, 0);
 	if (rc < 0)
 		return drop(skb, DIR, DROP_FIB_FAILED);
-	if (!fib_forwardable(rc) || m->ttl <= 1)
+	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
+		return error6(skb, src, p, s, ICMP6_PKT_TOOBIG, fib->mtu_result);
+	if (!fib_forwardable(rc))
 		return pass(skb);
-	if (nat66_apply(skb, m, k, e))
+	if (nat66_apply(skb, m, k, &s->e))
 		return drop(skb, DIR, DROP_CSUM_FAILED);
 	return deliver_fib6(skb, DIR, fib, rc);
 }
@@ -317,7 +341,7 @@ static __always_inline int outside6(struct __sk_buff *skb, const struct endpoint
 		return drop(skb, DIR, DROP_IPV6_NOT_ROUTED);
 	t = ct6_extract(skb, p, &k, &m);
 	if (t == TUPLE_OK && ct6_lookup(&k, &m, &s->e, &s->pe))
-		return tracked6(skb, &m, &k, &s->e, nat6_fib(s));
+		return tracked6(skb, src, p, &m, &k, s);
 	rc = fib_lookup6(skb, nat6_fib(s), p->ip.saddr.addr, p->ip.daddr.addr, p->ip.vtcfl, p->proto,
 			 BPF_FIB_LOOKUP_SRC);
 	/* The host's own (or nothing's: the stack answers). Not FWD_DISABLED:
@@ -326,15 +350,18 @@ static __always_inline int outside6(struct __sk_buff *skb, const struct endpoint
 	if (rc == BPF_FIB_LKUP_RET_NOT_FWDED || rc == BPF_FIB_LKUP_RET_BLACKHOLE ||
 	    rc == BPF_FIB_LKUP_RET_UNREACHABLE || rc == BPF_FIB_LKUP_RET_PROHIBIT)
 		return pass(skb);
-	if (!net || !(net->flags & NET_F_MASQUERADE) || !fib_forwardable(rc) ||
+	if (!net || !(net->flags & NET_F_MASQUERADE) || (!fib_forwardable(rc) && rc != BPF_FIB_LKUP_RET_FRAG_NEEDED) ||
 	    !bpf_map_lookup_elem(&uplinks, &nat6_fib(s)->ifindex))
 		return drop(skb, DIR, DROP_IPV6_NOT_ROUTED);
 	if (p->frag)
 		return drop(skb, DIR, DROP_FRAGMENT);
 	if (t != TUPLE_OK)
 		return drop(skb, DIR, DROP_IPV6_NOT_ROUTED);
+	/* What the stack would answer if it forwarded IPv6 (error6). */
 	if (m.ttl <= 1)
-		return pass(skb);
+		return error6(skb, src, p, s, ICMP6_TIME_EXCEED, 0);
+	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
+		return error6(skb, src, p, s, ICMP6_PKT_TOOBIG, nat6_fib(s)->mtu_result);
 	/* What answers a flow never starts one (to_outside): a SYN-ACK or an
 	 * RST, an echo reply. */
 	if ((k.proto == IPPROTO_TCP &&

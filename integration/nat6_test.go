@@ -12,7 +12,8 @@ import (
 // outside over IPv6 as the host's uplink address, TCP, UDP and ICMPv6
 // echo, with the host's IPv6 forwarding off and its ip6tables FORWARD
 // policy DROP: only the datapath forwards and translates. The flows show
-// in ct ls; unsolicited IPv6 to the container stays out.
+// in ct ls; hop limit 1 and packets past the uplink's MTU are answered by
+// the gateway; unsolicited IPv6 to the container stays out.
 func TestNAT66(t *testing.T) {
 	tp := newTopology(t)
 	dualStackUplink(tp)
@@ -47,6 +48,17 @@ func TestNAT66(t *testing.T) {
 	// The GC keeps live flows.
 	if out := tp.MustEbpfnet("ct", "gc"); !strings.Contains(out, "expired 0 flows") {
 		t.Errorf("ct gc expired live flows: %s", out)
+	}
+
+	// What the host does not forward is answered by the container's
+	// gateway, as a router would: hop limit 1 (traceroute), and a packet
+	// past the uplink's MTU (path MTU discovery).
+	if out := tp.Exec(c1, "sh", "-c", "ping -6 -c 1 -t 1 -W 2 "+extIP6+" || true"); !strings.Contains(out, "From fd00:30::1") || !strings.Contains(out, "Time exceeded") {
+		t.Errorf("hop limit 1: want time exceeded from the gateway:\n%s", out)
+	}
+	tp.Exec(tp.Host, "ip", "link", "set", testutil.UplinkIf, "mtu", "1280")
+	if out := tp.Exec(c1, "sh", "-c", "ping -6 -c 1 -M do -s 1400 -W 2 "+extIP6+" || true"); !strings.Contains(out, "mtu=1280") {
+		t.Errorf("past the uplink's MTU: want packet too big from the gateway:\n%s", out)
 	}
 
 	// Unsolicited IPv6 from outside to the container, routed to the host:

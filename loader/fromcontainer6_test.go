@@ -854,6 +854,10 @@ func checkFuzz6(t *testing.T, e *fuzzEnv, in, out []byte, ret uint32, before map
 			checkNAT66(t, e, in, out, p)
 			return
 		}
+		if len(out) >= 62 && addr6(out[22:38]) == gw6N1 && out[20] == 58 && (out[54] == 2 || out[54] == 3) {
+			checkError6(t, in, out, p)
+			return
+		}
 		if dst != ip6B && dst != llB || !bytes.Equal(out, withDstMAC(in, macB)) {
 			t.Fatalf("redirected, but no delivery to B:\n in %x\nout %x", in, out)
 		}
@@ -868,10 +872,7 @@ func checkFuzz6(t *testing.T, e *fuzzEnv, in, out []byte, ret uint32, before map
 		// address of the uplink's prefix, which forwarding joins. From a
 		// link-local source (the FIB's NOT_FWDED) the stack forwards
 		// nothing either (RFC 4291 2.5.6).
-		// With hop limit 1 the stack answers time exceeded (NAT66 would
-		// route it; the stack forwards nothing with it).
-		if netip.MustParsePrefix("2000::/3").Contains(dst) && dst != hostH6 && dst != netip.MustParseAddr("2001:db8:ff::") && src != llA &&
-			in[21] > 1 {
+		if netip.MustParsePrefix("2000::/3").Contains(dst) && dst != hostH6 && dst != netip.MustParseAddr("2001:db8:ff::") && src != llA {
 			t.Fatalf("a packet to %s, outside, passed to the stack\n%x", dst, in)
 		}
 	case tcActShot:
@@ -954,6 +955,31 @@ func checkNAT66(t *testing.T, e *fuzzEnv, in, out []byte, p parsed6) {
 	}
 	if flows, err := e.views.Flows6(); err != nil || len(flows) != 2 {
 		t.Fatalf("NAT66 tracks %d entries (%v), want the flow's 2\n%x", len(flows), err, in)
+	}
+}
+
+// checkError6 holds an ICMPv6 error from_container answered a packet
+// that could not leave with (error6 in bpf/from_container.c): time exceeded
+// for hop limit 1, else Packet Too Big with the uplink's MTU, from the
+// gateway to the sender, quoting the packet's first 128 bytes, checksum
+// right; never for what NAT66 would not translate.
+func checkError6(t *testing.T, in, out []byte, p parsed6) {
+	t.Helper()
+	typ, w := byte(3), uint32(0)
+	if in[21] > 1 {
+		typ, w = 2, 1500
+	}
+	plen := int(binary.BigEndian.Uint16(in[18:]))
+	q := in[14 : 14+40+plen]
+	if len(q) > 128 {
+		q = q[:128]
+	}
+	want := frame6(macGW, macA, gw6N1, addr6(in[22:38]), 255, nil, 58, icmp6Err(typ, 0, w, q))
+	if !bytes.Equal(out, want) {
+		t.Fatalf("ICMPv6 error:\n in %x\nout %x\nwant %x", in, out, want)
+	}
+	if p.frag || (p.proto != 6 && p.proto != 17 && p.proto != 58) {
+		t.Fatalf("an ICMPv6 error answers a fragment or protocol %d\n%x", p.proto, in)
 	}
 }
 

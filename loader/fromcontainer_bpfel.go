@@ -272,6 +272,7 @@ type fromContainerNat6Scratch struct {
 	E   fromContainerCt6Entry
 	Pe  fromContainerCt6Entry
 	Fib [8]uint64
+	Err [176]uint8
 }
 
 type fromContainerNatLimits uint32

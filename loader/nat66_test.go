@@ -5,11 +5,13 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
+	"github.com/vishvananda/netlink"
 
 	"github.com/ebpfnet/ebpfnet/loader"
 	"github.com/ebpfnet/ebpfnet/maps"
@@ -261,7 +263,6 @@ func TestNAT66Refuses(t *testing.T) {
 		want   uint32
 		reason string
 	}{
-		{"hop limit 1: the stack answers time exceeded", false, frame6(macA, macGW, ip6A, srvD6, 1, nil, 6, tcp6(40001, 443, tcpSYN, 0)), tcActOK, ""},
 		{"a SYN-ACK without a flow", false, frame6(macA, macGW, ip6A, srvD6, 64, nil, 6, tcp6(40002, 443, tcpSYNACK, 9)), tcActShot, "no_flow"},
 		{"an RST without a flow", false, frame6(macA, macGW, ip6A, srvD6, 64, nil, 6, tcp6(40003, 443, tcpRST, 0)), tcActShot, "no_flow"},
 		{"an echo reply without a flow", false, frame6(macA, macGW, ip6A, srvD6, 64, nil, 58, echoReply6(7, 1)), tcActShot, "no_flow"},
@@ -427,5 +428,62 @@ func TestNAT66ICMPErrors(t *testing.T) {
 	in := frame6(macRt, macUp, rtR6, hostH6, 64, nil, 58, icmp6Err(2, 0, 1280, unknown[14:]))
 	if ret, got := e.fromUplink(t, in); ret != tcActOK || !bytes.Equal(got, in) {
 		t.Errorf("an error about no flow: verdict %d, changed %v", ret, !bytes.Equal(got, in))
+	}
+}
+
+// What cannot leave is answered by the container's gateway, as a router
+// would, since the host does not forward IPv6 itself: time exceeded for
+// hop limit 1, Packet Too Big past the uplink's MTU (path MTU discovery),
+// for a new flow and for a tracked one; the quote is the packet's first
+// 128 bytes.
+func TestNAT66ErrorsToContainer(t *testing.T) {
+	e := newNAT66Env(t, true)
+	up, err := netlink.LinkByIndex(e.ifUp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := netlink.LinkSetMTU(up, 1280); err != nil {
+		t.Fatal(err)
+	}
+	big := func(sport uint16, hop uint8) []byte {
+		return frame6(macA, macGW, ip6A, srvD6, hop, nil, 17, udp6(sport, 53, strings.Repeat("x", 1400)))
+	}
+	answer := func(in []byte, typ byte, w uint32) []byte {
+		q := in[14:]
+		if len(q) > 128 {
+			q = q[:128]
+		}
+		return frame6(macGW, macA, gw6N1, ip6A, 255, nil, 58, icmp6Err(typ, 0, w, q))
+	}
+	// A tracked flow: its first packet fits.
+	if ret, _ := e.fromContainer(t, e.ifA, frame6(macA, macGW, ip6A, srvD6, 64, nil, 17, udp6(5000, 53, "q"))); ret != tcActRedirect {
+		t.Fatalf("UDP: verdict %d", ret)
+	}
+	short := frame6(macA, macGW, ip6A, srvD6, 1, nil, 6, tcp6(40001, 443, tcpSYN, 0))
+	for _, tc := range []struct {
+		name string
+		in   []byte
+		want []byte
+	}{
+		{"hop limit 1, new flow", short, answer(short, 3, 0)},
+		{"hop limit 1, tracked flow", frame6(macA, macGW, ip6A, srvD6, 1, nil, 17, udp6(5000, 53, "q")),
+			answer(frame6(macA, macGW, ip6A, srvD6, 1, nil, 17, udp6(5000, 53, "q")), 3, 0)},
+		{"too big, new flow", big(6000, 64), answer(big(6000, 64), 2, 1280)},
+		{"too big, tracked flow", big(5000, 64), answer(big(5000, 64), 2, 1280)},
+	} {
+		ret, got := e.fromContainer(t, e.ifA, tc.in)
+		if ret != tcActRedirect {
+			d, _ := e.views.Drops()
+			t.Errorf("%s: verdict %d, want TC_ACT_REDIRECT (drops %v)", tc.name, ret, d)
+			continue
+		}
+		if !bytes.Equal(got, tc.want) || !l4OK6(got) {
+			t.Errorf("%s (checksum right %v):\n got %x\nwant %x", tc.name, l4OK6(got), got, tc.want)
+		}
+	}
+	// No flow was started by what did not leave.
+	flows, err := e.views.Flows6()
+	if err != nil || len(flows) != 2 {
+		t.Fatalf("conntrack6 holds %d entries (%v), want the tracked flow's 2", len(flows), err)
 	}
 }

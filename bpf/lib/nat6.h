@@ -79,6 +79,26 @@ struct {
 	__type(value, struct ct6_entry);
 } conntrack6 SEC(".maps");
 
+/* ICMPv6 errors (RFC 4443): each quotes, 8 bytes into its message, as
+ * much of the packet it answers as fits. */
+enum icmp6_error {
+	ICMP6_DST_UNREACH = 1,
+	ICMP6_PKT_TOOBIG = 2,
+	ICMP6_TIME_EXCEED = 3,
+	ICMP6_PARAM_PROB = 4,
+};
+
+#define ICMP6_ERR_HLEN 8
+/* How much of a container's packet an error from its gateway quotes: its
+ * headers, what path MTU discovery and traceroute read (RFC 4443 allows
+ * less than the minimum MTU's worth). A multiple of 4. */
+#define ICMP6_QUOTE_MAX 128
+
+static __always_inline int icmp6_is_error(__u8 type)
+{
+	return type >= ICMP6_DST_UNREACH && type <= ICMP6_PARAM_PROB;
+}
+
 /* What NAT66 holds while it works on a packet, too big for the BPF stack
  * beside the rest of a program: one per CPU (a TC program runs to its end
  * on its CPU). */
@@ -88,6 +108,9 @@ struct nat6_scratch {
 	/* struct bpf_fib_lookup (nat6_fib), whose anonymous unions bpf2go
 	 * cannot mirror. */
 	__u64 fib[8];
+	/* An ICMPv6 error being built (nat6_error): IPv6 header, ICMPv6
+	 * header, quote, padding to the 4-byte words the checksum sums. */
+	__u8 err[IPV6_HLEN + ICMP6_ERR_HLEN + ICMP6_QUOTE_MAX];
 };
 
 _Static_assert(sizeof(struct bpf_fib_lookup) == sizeof(((struct nat6_scratch *)0)->fib), "nat6_scratch.fib");
@@ -343,22 +366,6 @@ static __always_inline int nat66_apply(struct __sk_buff *skb, const struct l4_me
 	return bpf_skb_store_bytes(skb, IP6_HOP_OFF, &hop, sizeof(hop), BPF_F_RECOMPUTE_CSUM) ? -1 : 0;
 }
 
-/* ICMPv6 errors (RFC 4443): each quotes, 8 bytes into its message, as
- * much of the packet it answers as fits. */
-enum icmp6_error {
-	ICMP6_DST_UNREACH = 1,
-	ICMP6_PKT_TOOBIG = 2,
-	ICMP6_TIME_EXCEED = 3,
-	ICMP6_PARAM_PROB = 4,
-};
-
-#define ICMP6_ERR_HLEN 8
-
-static __always_inline int icmp6_is_error(__u8 type)
-{
-	return type >= ICMP6_DST_UNREACH && type <= ICMP6_PARAM_PROB;
-}
-
 /* The flow an ICMPv6 error from outside (p, addressed to the uplink) is
  * about: the quoted packet is one the flow sent out, translated, so its
  * tuple reversed (in k) is the key of the flow's reply entry, copied to out.
@@ -431,6 +438,74 @@ static __always_inline int nat66_icmp_error_apply(struct __sk_buff *skb, const s
 	if (k->dport != e->new_dport && csum_rewrite_l4_16(skb, port_off, k->dport, e->new_dport, csum_off, 0))
 		return -1;
 	return bpf_skb_store_bytes(skb, IP6_HOP_OFF, &hop, sizeof(hop), BPF_F_RECOMPUTE_CSUM) ? -1 : 0;
+}
+
+/* Turns a container's packet (p) that cannot leave into the ICMPv6 error
+ * (type, code, word: Packet Too Big's MTU) its gateway gw6 answers it with,
+ * quoting its first ICMP6_QUOTE_MAX bytes, and sends it back into the
+ * container (from the gateway's MAC gw_mac to its own ep_mac): the host
+ * does not forward IPv6 itself, so its stack would drop the packet
+ * without an answer. Not for an ICMPv6 error or to multicast (RFC 4443
+ * 2.4 e): outside6 gets neither here. The caller counts the verdict. */
+static __always_inline int nat6_error(struct __sk_buff *skb, struct nat6_scratch *s, const struct packet6 *p,
+				      const struct ip6_key *gw6, const __u8 *ep_mac, const __u8 *gw_mac, __u8 type,
+				      __u8 code, __u32 word)
+{
+	struct ip6_hdr *ip = (struct ip6_hdr *)s->err;
+	__u8 *icmp = s->err + IPV6_HLEN;
+	__u64 qlen = p->end, n; /* 64 bits: no sign the verifier must doubt */
+	struct {
+		__be32 len;
+		__be32 nh;
+	} pseudo;
+	__s64 sum;
+
+	if (qlen < ETH_HLEN + IPV6_HLEN)
+		return -1;
+	qlen -= ETH_HLEN;
+	if (qlen > ICMP6_QUOTE_MAX)
+		qlen = ICMP6_QUOTE_MAX;
+	/* The bounds in the register the verifier sees, not a copy. */
+	asm volatile("" : "+r"(qlen));
+	if (qlen < IPV6_HLEN || qlen > ICMP6_QUOTE_MAX)
+		return -1;
+	__builtin_memset(s->err, 0, sizeof(s->err));
+	if (bpf_skb_load_bytes(skb, ETH_HLEN, icmp + ICMP6_ERR_HLEN, qlen))
+		return -1;
+	ip->vtcfl = bpf_htonl(0x60000000);
+	ip->payload_len = bpf_htons(ICMP6_ERR_HLEN + qlen);
+	ip->nexthdr = NH_ICMPV6;
+	ip->hop_limit = 255;
+	ip->saddr = *gw6;
+	ip->daddr = p->ip.saddr;
+	icmp[0] = type;
+	icmp[1] = code;
+	*(__be32 *)(icmp + 4) = bpf_htonl(word);
+	/* The pseudo header (RFC 8200 8.1), then the message, its tail
+	 * padded with zeros to a word. */
+	pseudo.len = bpf_htonl(ICMP6_ERR_HLEN + qlen);
+	pseudo.nh = bpf_htonl(NH_ICMPV6);
+	sum = bpf_csum_diff(0, 0, (__be32 *)&ip->saddr, 2 * sizeof(struct ip6_key), 0);
+	if (sum < 0)
+		return -1;
+	sum = bpf_csum_diff(0, 0, (__be32 *)&pseudo, sizeof(pseudo), sum);
+	if (sum < 0)
+		return -1;
+	n = (ICMP6_ERR_HLEN + qlen + 3) & ~3U;
+	if (n > ICMP6_ERR_HLEN + ICMP6_QUOTE_MAX)
+		return -1;
+	sum = bpf_csum_diff(0, 0, (__be32 *)icmp, n, sum);
+	if (sum < 0)
+		return -1;
+	*(__sum16 *)(icmp + ICMP6_CSUM_OFF) = csum_fold32((__u32)sum);
+	n = IPV6_HLEN + ICMP6_ERR_HLEN + qlen;
+	if (n > sizeof(s->err))
+		return -1;
+	if (bpf_skb_change_tail(skb, ETH_HLEN + n, 0) || bpf_skb_store_bytes(skb, ETH_HLEN, s->err, n, 0))
+		return -1;
+	if (store_macs(skb, ep_mac, gw_mac))
+		return -1;
+	return bpf_redirect(skb->ingress_ifindex, 0);
 }
 
 /* deliver_fib for IPv6. */
