@@ -73,4 +73,10 @@ func TestNAT66(t *testing.T) {
 	if dropCount(t, v, "direct_routing") == direct {
 		t.Error("no direct_routing drop counted")
 	}
+
+	// Detached, its IPv6 flows are forgotten with it.
+	tp.MustEbpfnet("detach", c1)
+	if ct := tp.MustEbpfnet("ct", "ls"); strings.Contains(ct, "fd00:30::2") || strings.Contains(ct, hostIP6) {
+		t.Errorf("ct ls after detach still shows c1's IPv6 flows:\n%s", ct)
+	}
 }

@@ -487,3 +487,36 @@ func TestNAT66ErrorsToContainer(t *testing.T) {
 		t.Fatalf("conntrack6 holds %d entries (%v), want the tracked flow's 2", len(flows), err)
 	}
 }
+
+// Detach forgets a container's NAT66 flows (DeleteEndpointFlows, after the
+// endpoint is gone), and only its.
+func TestNAT66DetachForgetsFlows(t *testing.T) {
+	e := newNAT66Env(t, true)
+	for _, c := range []struct {
+		ifindex int
+		frame   []byte
+	}{
+		{e.ifA, frame6(macA, macGW, ip6A, srvD6, 64, nil, 17, udp6(5000, 53, "q"))},
+		{e.ifB, frame6(macB, macGW, ip6B, srvD6, 64, nil, 17, udp6(5000, 53, "q"))},
+	} {
+		if ret, _ := e.fromContainer(t, c.ifindex, c.frame); ret != tcActRedirect {
+			t.Fatalf("UDP: verdict %d", ret)
+		}
+	}
+	if err := e.views.DeleteEndpoint(e.ifA, ipA); err != nil {
+		t.Fatal(err)
+	}
+	n, err := e.views.DeleteEndpointFlows(ipA)
+	if err != nil || n != 2 {
+		t.Fatalf("DeleteEndpointFlows deleted %d entries (%v), want A's flow's 2", n, err)
+	}
+	flows, err := e.views.Flows6()
+	if err != nil || len(flows) != 2 {
+		t.Fatalf("%d entries left (%v), want B's 2", len(flows), err)
+	}
+	for _, f := range flows {
+		if f.Tuple.Src.Addr() == ip6A || f.Translated.Dst.Addr() == ip6A {
+			t.Errorf("A's entry %v left", f.Tuple)
+		}
+	}
+}

@@ -508,7 +508,8 @@ func (v *Views) PutFlow(f Flow) error {
 }
 
 // DeleteEndpointFlows forgets every flow of the container with address ip,
-// in either direction, whatever the translation (detach calls it).
+// in either direction, whatever the translation (detach calls it, after
+// removing the endpoint), and the IPv6 flows of every endpoint removed.
 func (v *Views) DeleteEndpointFlows(ip netip.Addr) (int, error) {
 	involves := func(f Flow) bool {
 		return f.Tuple.Src.Addr() == ip || f.Tuple.Dst.Addr() == ip ||
@@ -518,5 +519,7 @@ func (v *Views) DeleteEndpointFlows(ip netip.Addr) (int, error) {
 	// Half-open flows too: a new endpoint may get the address, and must not
 	// inherit a handshake in flight to the old one.
 	emb, embErr := v.deleteEmbryonic(involves)
-	return n + emb, errors.Join(err, embErr)
+	// Its IPv6 flows (NAT66), found by its endpoint entry's absence.
+	n6, err6 := v.deleteOrphanFlows6()
+	return n + emb + n6, errors.Join(err, embErr, err6)
 }

@@ -167,3 +167,26 @@ func (v *Views) DeleteFlows6(match func(Flow) bool) (int, error) {
 	}
 	return deleted, nil
 }
+
+// deleteOrphanFlows6 forgets the NAT66 flows of containers that are gone:
+// those whose container side (the reply entry's ifindex, the forward
+// entry's peer's) no endpoint holds any more. Detach removes the endpoint
+// before its flows, with its IPv4 address only (DeleteEndpointFlows): this
+// finds its IPv6 flows without the address, so a new endpoint given it
+// inherits none.
+func (v *Views) deleteOrphanFlows6() (int, error) {
+	live := map[uint32]bool{}
+	var info loader.EndpointInfo
+	gone := func(ifindex uint32) bool {
+		if ifindex == 0 {
+			return false
+		}
+		alive, ok := live[ifindex]
+		if !ok {
+			alive = v.m.Endpoints.Lookup(ifindex, &info) == nil
+			live[ifindex] = alive
+		}
+		return !alive
+	}
+	return v.DeleteFlows6(func(f Flow) bool { return gone(uint32(f.Ifindex)) || gone(uint32(f.PeerIfindex)) })
+}
