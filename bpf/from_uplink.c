@@ -9,9 +9,11 @@
  * are tracked as routed. New inbound flows start in a table of their class:
  * TCP in the embryonic table until the client acknowledges the container's
  * answer, datagrams in ct_inbound (conntrack.h). IPv6 replies of
- * masqueraded flows (NAT66, lib/nat6.h) are translated back and delivered;
- * other IPv6 to a container's address (a subnets6 prefix but its gateway)
- * is dropped as direct routing: no IPv6 port is published yet. Everything
+ * masqueraded flows (NAT66, lib/nat6.h) are translated back and delivered,
+ * so are new IPv6 flows to ports published on every address, to the
+ * host's own IPv6 addresses (published6); other IPv6 to a container's
+ * address (a subnets6 prefix but its gateway) is dropped as direct
+ * routing. Everything
  * else (traffic for the host itself, ARP, other IPv6, frames for a VLAN
  * device on the uplink) goes to the stack untouched.
  *
@@ -231,40 +233,112 @@ static __always_inline int unsolicited(struct __sk_buff *skb, const struct ct_ke
 	return drop(skb, DIR, DROP_DIRECT_ROUTING);
 }
 
-/* A reply of a masqueraded IPv6 flow (nat6.h), or an ICMPv6 error about
- * one: translated back and delivered into its container. 0: none (no
- * flow, or what the flow's entry cannot deliver: a fragment). */
-static __always_inline int nat66_reply(struct __sk_buff *skb)
+/* A reply of a masqueraded IPv6 flow (nat6.h), a packet of a flow to a
+ * published port, or an ICMPv6 error about one: translated and delivered
+ * into its container. 0: none (no flow, or what the flow's entry cannot
+ * deliver: a fragment); *t says whether k and m hold a tuple. */
+static __always_inline int nat66_reply(struct __sk_buff *skb, struct nat6_scratch *s, const struct packet6 *p,
+				       struct ct6_key *k, struct l4_meta *m, enum tuple_result *t)
 {
-	struct nat6_scratch *s = nat6_scratch_get();
-	struct packet6 p;
-	struct l4_meta m;
-	struct ct6_key k;
-
-	if (!s || parse_ipv6(skb, &p) != PARSE6_OK)
-		return 0;
-	if (p.proto == NH_ICMPV6 && icmp6_is_error(p.icmp_type)) {
+	*t = TUPLE_NONE;
+	if (p->proto == NH_ICMPV6 && icmp6_is_error(p->icmp_type)) {
 		__u32 inner;
 
-		if (!nat66_icmp_error_lookup(skb, &p, &k, &inner, &s->e))
+		if (!nat66_icmp_error_lookup(skb, p, k, &inner, &s->e))
 			return 0;
-		if (p.ip.hop_limit <= 1)
+		if (p->ip.hop_limit <= 1)
 			return drop(skb, DIR, DROP_TTL_EXCEEDED);
-		if (nat66_icmp_error_apply(skb, &p, &k, inner, &s->e))
+		if (nat66_icmp_error_apply(skb, p, k, inner, &s->e))
 			return drop(skb, DIR, DROP_CSUM_FAILED);
 		return deliver_endpoint(skb, DIR, s->e.ifindex);
 	}
-	if (ct6_extract(skb, &p, &k, &m) != TUPLE_OK || !ct6_lookup(&k, &m, &s->e, &s->pe) || !s->e.ifindex)
+	*t = ct6_extract(skb, p, k, m);
+	if (*t != TUPLE_OK || !ct6_lookup(k, m, &s->e, &s->pe))
 		return 0;
-	if (m.ttl <= 1)
+	if (!s->e.ifindex) {
+		*t = TUPLE_NONE; /* a flow's, but not one that enters a container */
+		return 0;
+	}
+	if (m->ttl <= 1)
 		return drop(skb, DIR, DROP_TTL_EXCEEDED);
-	if (nat66_apply(skb, &m, &k, &s->e))
+	if (nat66_apply(skb, m, k, &s->e))
 		return drop(skb, DIR, DROP_CSUM_FAILED);
 	return deliver_endpoint(skb, DIR, s->e.ifindex);
 }
 
-/* IPv6: replies of masqueraded flows go into their containers
- * (nat66_reply). Nothing is published or routed to a container yet: to a
+/* A new IPv6 flow to a port published on every address (host_ip 0; one
+ * bound to an IPv4 address does not answer here) of the host's own
+ * addresses: a TCP SYN or a UDP datagram, from a unicast global source,
+ * to an address the FIB says is local and no container subnet holds
+ * (the gateways answer as IPv4's do not). DNATed to the container's IPv6
+ * address and port with the client's address kept, and tracked in
+ * conntrack6 as CT_KIND_DNAT: from_container's outside6 translates the
+ * replies back. An endpoint without an IPv6 address (NAT64 is not built),
+ * or no such port: 0, the stack answers (RST, port unreachable). The user
+ * firewall's prefixes are IPv4 only: while it holds any rule, every new
+ * IPv6 flow to a published port is refused (fail closed). Unlike IPv4's,
+ * a TCP flow is not embryonic: it is in conntrack6 from the SYN on. */
+static __always_inline int published6(struct __sk_buff *skb, struct nat6_scratch *s, const struct ct6_key *k,
+				      const struct l4_meta *m)
+{
+	struct subnet6_key key = { .prefixlen = 128 };
+	struct port_entry *pb;
+	struct ip6_key *cip;
+
+	if (k->proto == IPPROTO_TCP) {
+		if ((m->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK | TCP_FLAG_RST)) != TCP_FLAG_SYN)
+			return 0;
+	} else if (k->proto != IPPROTO_UDP) {
+		return 0;
+	}
+	pb = port_lookup(k->proto, 0, k->dport, 0);
+	if (!pb)
+		return 0;
+	cip = bpf_map_lookup_elem(&endpoints6, &pb->ifindex);
+	if (!cip)
+		return 0;
+	/* The reply must be able to leave as outside6 sends it: to a global
+	 * unicast address. */
+	if (ip6_is_multicast(&k->saddr) || ip6_is_link_local(&k->saddr) || ip6_is_unspecified(&k->saddr) ||
+	    ip6_is_multicast(&k->daddr))
+		return 0;
+	__builtin_memcpy(key.addr, k->daddr.addr, sizeof(key.addr));
+	if (bpf_map_lookup_elem(&subnets6, &key))
+		return 0;
+	if (!fib_local6(skb, nat6_fib(s), &k->saddr, &k->daddr, pb->ifindex))
+		return 0;
+	if (m->ttl <= 1)
+		return drop(skb, DIR, DROP_TTL_EXCEEDED);
+	if (fw_active())
+		return drop(skb, DIR, DROP_FIREWALL);
+	__builtin_memset(&s->e, 0, sizeof(s->e));
+	s->e.new_saddr = k->saddr;
+	s->e.new_sport = k->sport;
+	s->e.new_daddr = *cip;
+	s->e.new_dport = pb->container_port;
+	s->e.ifindex = pb->ifindex;
+	s->e.kind = CT_KIND_DNAT;
+	s->e.state = ct_initial_state(m);
+	switch (ct6_create_fixed(k, &s->e, &s->pe)) {
+	case CT_CREATED:
+		break;
+	case CT_RACED:
+		if (ct6_lookup(k, m, &s->e, &s->pe) && s->e.ifindex)
+			break;
+		return drop(skb, DIR, DROP_CT_MAP_FULL);
+	case CT_NO_PORT:
+		return drop(skb, DIR, DROP_CT_CONFLICT);
+	default:
+		return drop(skb, DIR, DROP_CT_MAP_FULL);
+	}
+	if (nat66_apply(skb, m, k, &s->e))
+		return drop(skb, DIR, DROP_CSUM_FAILED);
+	return deliver_endpoint(skb, DIR, s->e.ifindex);
+}
+
+/* IPv6: replies of masqueraded flows and packets of flows to published
+ * ports go into their containers (nat66_reply), new flows to published
+ * ports start there (published6). Nothing is routed to a container: to a
  * container's address anything else is direct routing, dropped even on
  * nat-unprotected networks; to its network's gateway (the host) and
  * everything else it goes to the stack untouched. A frame too short to
@@ -272,13 +346,25 @@ static __always_inline int nat66_reply(struct __sk_buff *skb)
 static __always_inline int ipv6(struct __sk_buff *skb)
 {
 	struct subnet6_key key = { .prefixlen = 128 };
+	struct nat6_scratch *s = nat6_scratch_get();
 	struct network6_info *net6;
+	enum tuple_result t;
+	struct packet6 p;
+	struct l4_meta m;
+	struct ct6_key k;
 	__u32 *net_id;
 	int ret;
 
-	ret = nat66_reply(skb);
-	if (ret)
-		return ret;
+	if (s && parse_ipv6(skb, &p) == PARSE6_OK) {
+		ret = nat66_reply(skb, s, &p, &k, &m, &t);
+		if (ret)
+			return ret;
+		if (t == TUPLE_OK) {
+			ret = published6(skb, s, &k, &m);
+			if (ret)
+				return ret;
+		}
+	}
 	if (bpf_skb_load_bytes(skb, ETH_HLEN + offsetof(struct ip6_hdr, daddr), key.addr, sizeof(key.addr)))
 		return pass(skb);
 	net_id = bpf_map_lookup_elem(&subnets6, &key);

@@ -8,8 +8,10 @@
  * IPv4's entries stay small. As conntrack (conntrack.h): one LRU entry per
  * direction keyed by the wire tuple, each holding its rewrite and its
  * peer's key, a missing peer rebuilt on the next hit; the TCP state bits
- * and timestamps the daemon's GC expires flows by. Only outbound flows
- * (CT_KIND_SNAT): no IPv6 port is published yet.
+ * and timestamps the daemon's GC expires flows by. Outbound flows
+ * (CT_KIND_SNAT), and inbound flows to published ports (CT_KIND_DNAT,
+ * from_uplink's published6): the client's address kept, the host's
+ * address and published port restored on the container's replies.
  *
  * The source address is the one the host picks for the route (the FIB's
  * BPF_FIB_LOOKUP_SRC: RFC 6724 source selection on the egress interface),
@@ -320,6 +322,48 @@ static __always_inline enum ct_create_result ct6_create(struct __sk_buff *skb, c
 	}
 	bpf_iter_num_destroy(&it);
 	return res;
+}
+
+/* ct_create without alloc, for IPv6: both entries of a new flow whose
+ * reply tuple is fixed (a published port's: the container's address and
+ * port with the client's), the reply entry (re) claimed first with
+ * NOEXIST. CT_NO_PORT: another flow holds the reply tuple. */
+static __always_inline enum ct_create_result ct6_create_fixed(const struct ct6_key *k, struct ct6_entry *fe,
+							      struct ct6_entry *re)
+{
+	__u64 now = bpf_ktime_get_ns();
+	long err;
+
+	fe->created = now;
+	fe->last_seen = now;
+	fe->reply = 0;
+	ct6_reply_key(&fe->peer, k, fe);
+	ct6_peer_entry(re, k, fe, now);
+	err = bpf_map_update_elem(&conntrack6, &fe->peer, re, BPF_NOEXIST);
+	if (err)
+		return err == -EEXIST ? CT_NO_PORT : CT_FAILED;
+	err = bpf_map_update_elem(&conntrack6, k, fe, BPF_NOEXIST);
+	if (err) {
+		bpf_map_delete_elem(&conntrack6, &fe->peer);
+		return err == -EEXIST ? CT_RACED : CT_FAILED;
+	}
+	return CT_CREATED;
+}
+
+/* Whether daddr is one of the host's own addresses (local or anycast: the
+ * FIB answers NOT_FWDED), looked up as if the packet came in on ifindex.
+ * That must be an interface that forwards IPv6 (a container's host veth):
+ * on one that does not, the kernel answers FWD_DISABLED for every
+ * destination, the host's too. */
+static __always_inline int fib_local6(struct __sk_buff *skb, struct bpf_fib_lookup *fib, const struct ip6_key *saddr,
+				      const struct ip6_key *daddr, __u32 ifindex)
+{
+	__builtin_memset(fib, 0, sizeof(*fib));
+	fib->family = AF_INET6_;
+	__builtin_memcpy(fib->ipv6_src, saddr, 16);
+	__builtin_memcpy(fib->ipv6_dst, daddr, 16);
+	fib->ifindex = ifindex;
+	return bpf_fib_lookup(skb, fib, sizeof(*fib), 0) == BPF_FIB_LKUP_RET_NOT_FWDED;
 }
 
 /* Applies e's rewrite to a packet whose wire tuple is k and decrements its

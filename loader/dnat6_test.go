@@ -1,0 +1,179 @@
+package loader_test
+
+import (
+	"bytes"
+	"net/netip"
+	"testing"
+
+	"github.com/ebpfnet/ebpfnet/loader"
+	"github.com/ebpfnet/ebpfnet/maps"
+)
+
+// Published ports over IPv6 (from_uplink's published6): the NAT66 tests'
+// namespace (newNAT66Env: the uplink holds hostH6), B publishes 8080/tcp
+// and 5353/udp on every address; srvD6 is the outside client.
+
+func newDNAT6Env(t *testing.T) *natEnv {
+	t.Helper()
+	e := newNAT66Env(t, true)
+	publish(t, e, maps.PortEntry{Proto: maps.ProtoTCP, HostPort: 8080, ContainerIP: ipB, ContainerPort: 80, Ifindex: e.ifB})
+	publish(t, e, maps.PortEntry{Proto: maps.ProtoUDP, HostPort: 5353, ContainerIP: ipB, ContainerPort: 53, Ifindex: e.ifB})
+	return e
+}
+
+func flows6(t *testing.T, e *natEnv) map[maps.Tuple]maps.Flow {
+	t.Helper()
+	fs, err := e.views.Flows6()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[maps.Tuple]maps.Flow{}
+	for _, f := range fs {
+		out[f.Tuple] = f
+	}
+	return out
+}
+
+// The client's SYN to hostH6:8080 goes into B as srvD6 -> ip6B:80, the
+// client's address kept; B's SYN-ACK leaves as hostH6:8080 -> srvD6; the
+// client's ACK follows the flow. Every byte and checksum checked apart
+// from the program.
+func TestDNAT6TCP(t *testing.T) {
+	e := newDNAT6Env(t)
+	ret, got := e.fromUplink(t, frame6(macRt, macUp, srvD6, hostH6, 60, nil, 6, tcp6(5555, 8080, tcpSYN, 0)))
+	if ret != tcActRedirect {
+		d, _ := e.views.Drops()
+		t.Fatalf("SYN: verdict %d, want TC_ACT_REDIRECT (drops %v)", ret, d)
+	}
+	expectFrame6(t, "SYN in", got, frame6(macGW, macB, srvD6, ip6B, 59, nil, 6, tcp6(5555, 80, tcpSYN, 0)))
+	if n := e.rx(t, e.ifB); n != 1 {
+		t.Errorf("B received %d packets, want 1", n)
+	}
+	if n := e.verdictIn(t, loader.DirFromUplink, loader.VerdictDNAT); n != 1 {
+		t.Errorf("dnat verdicts %d, want 1", n)
+	}
+	flows := flows6(t, e)
+	fwdKey := maps.Tuple{Proto: 6, Src: netip.AddrPortFrom(srvD6, 5555), Dst: netip.AddrPortFrom(hostH6, 8080)}
+	repKey := maps.Tuple{Proto: 6, Src: netip.AddrPortFrom(ip6B, 80), Dst: netip.AddrPortFrom(srvD6, 5555)}
+	fwd, rep := flows[fwdKey], flows[repKey]
+	if len(flows) != 2 || fwd.Kind != maps.FlowDNAT || rep.Kind != maps.FlowDNAT || fwd.Ifindex != e.ifB || rep.Ifindex != 0 ||
+		fwd.Reply || !rep.Reply {
+		t.Fatalf("conntrack6 entries %v", flows)
+	}
+	if fwd.Translated.Dst != netip.AddrPortFrom(ip6B, 80) || rep.Translated.Src != netip.AddrPortFrom(hostH6, 8080) {
+		t.Errorf("rewrites: fwd %v rep %v", fwd.Translated, rep.Translated)
+	}
+	if len(e.flows(t)) != 0 || len(e.embryonic(t)) != 0 {
+		t.Errorf("IPv4's tables written")
+	}
+
+	ret, got = e.fromContainer(t, e.ifB, frame6(macB, macGW, ip6B, srvD6, 64, nil, 6, tcp6(80, 5555, tcpSYNACK, 2)))
+	if ret != tcActRedirect {
+		d, _ := e.views.Drops()
+		t.Fatalf("SYN-ACK: verdict %d, want TC_ACT_REDIRECT (drops %v)", ret, d)
+	}
+	expectFrame6(t, "SYN-ACK out", got, frame6(macUp, macRt, hostH6, srvD6, 63, nil, 6, tcp6(8080, 5555, tcpSYNACK, 2)))
+
+	ret, got = e.fromUplink(t, frame6(macRt, macUp, srvD6, hostH6, 60, nil, 6, tcp6(5555, 8080, tcpACK, 2)))
+	if ret != tcActRedirect {
+		t.Fatalf("ACK: verdict %d, want TC_ACT_REDIRECT", ret)
+	}
+	expectFrame6(t, "ACK in", got, frame6(macGW, macB, srvD6, ip6B, 59, nil, 6, tcp6(5555, 80, tcpACK, 2)))
+	if f := flows6(t, e)[fwdKey]; f.State != maps.StateSYN|maps.StateEstablished {
+		t.Errorf("forward entry state %v, want syn,established", f.State)
+	}
+}
+
+func TestDNAT6UDP(t *testing.T) {
+	e := newDNAT6Env(t)
+	ret, got := e.fromUplink(t, frame6(macRt, macUp, srvD6, hostH6, 60, nil, 17, udp6(40000, 5353, "query")))
+	if ret != tcActRedirect {
+		d, _ := e.views.Drops()
+		t.Fatalf("datagram: verdict %d, want TC_ACT_REDIRECT (drops %v)", ret, d)
+	}
+	expectFrame6(t, "datagram in", got, frame6(macGW, macB, srvD6, ip6B, 59, nil, 17, udp6(40000, 53, "query")))
+	ret, got = e.fromContainer(t, e.ifB, frame6(macB, macGW, ip6B, srvD6, 64, nil, 17, udp6(53, 40000, "answer")))
+	if ret != tcActRedirect {
+		t.Fatalf("answer: verdict %d, want TC_ACT_REDIRECT", ret)
+	}
+	expectFrame6(t, "answer out", got, frame6(macUp, macRt, hostH6, srvD6, 63, nil, 17, udp6(5353, 40000, "answer")))
+	if n := len(flows6(t, e)); n != 2 {
+		t.Errorf("%d conntrack6 entries, want 2", n)
+	}
+}
+
+// What published6 leaves alone goes to the stack unchanged (it answers:
+// RST, port unreachable), no flow made; a container's address from
+// outside is still direct routing.
+func TestDNAT6NotPublished(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		setup func(t *testing.T, e *natEnv)
+		frame []byte
+	}{
+		{"an unpublished port", nil, frame6(macRt, macUp, srvD6, hostH6, 60, nil, 6, tcp6(5555, 8081, tcpSYN, 0))},
+		{"an unpublished protocol", nil, frame6(macRt, macUp, srvD6, hostH6, 60, nil, 17, udp6(5555, 8080, "x"))},
+		{"an ACK without a flow", nil, frame6(macRt, macUp, srvD6, hostH6, 60, nil, 6, tcp6(5555, 8080, tcpACK, 2))},
+		{"an address not the host's", nil, frame6(macRt, macUp, srvD6, netip.MustParseAddr("2001:db8:ff::9"), 60, nil, 6, tcp6(5555, 8080, tcpSYN, 0))},
+		{"a link-local client", nil, frame6(macRt, macUp, netip.MustParseAddr("fe80::1"), hostH6, 60, nil, 6, tcp6(5555, 8080, tcpSYN, 0))},
+		{"a port published on an IPv4 address", func(t *testing.T, e *natEnv) {
+			publish(t, e, maps.PortEntry{Proto: maps.ProtoTCP, HostIP: hostH, HostPort: 9090, ContainerIP: ipB, ContainerPort: 90, Ifindex: e.ifB})
+		}, frame6(macRt, macUp, srvD6, hostH6, 60, nil, 6, tcp6(5555, 9090, tcpSYN, 0))},
+		{"an endpoint without IPv6", func(t *testing.T, e *natEnv) {
+			if err := e.views.DeleteEndpoint(e.ifB, ipB); err != nil {
+				t.Fatal(err)
+			}
+			if err := e.views.PutEndpoint(maps.Endpoint{IP: ipB, MAC: macB, NetID: 1, Ifindex: e.ifB}); err != nil {
+				t.Fatal(err)
+			}
+		}, frame6(macRt, macUp, srvD6, hostH6, 60, nil, 6, tcp6(5555, 8080, tcpSYN, 0))},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newDNAT6Env(t)
+			if tc.setup != nil {
+				tc.setup(t, e)
+			}
+			in := bytes.Clone(tc.frame)
+			ret, got := e.fromUplink(t, in)
+			if ret != tcActOK || !bytes.Equal(got, tc.frame) {
+				d, _ := e.views.Drops()
+				t.Fatalf("verdict %d, want TC_ACT_OK with the frame unchanged (drops %v):\n got %x\nwant %x", ret, d, got, tc.frame)
+			}
+			if n := len(flows6(t, e)); n != 0 {
+				t.Errorf("%d conntrack6 entries, want 0", n)
+			}
+		})
+	}
+
+	t.Run("direct routing", func(t *testing.T) {
+		e := newDNAT6Env(t)
+		ret, _ := e.fromUplink(t, frame6(macRt, macUp, srvD6, ip6B, 60, nil, 6, tcp6(5555, 80, tcpSYN, 0)))
+		expectRefused(t, e, ret, "direct_routing")
+		if n := len(flows6(t, e)); n != 0 {
+			t.Errorf("%d conntrack6 entries, want 0", n)
+		}
+	})
+}
+
+// The firewall's prefixes are IPv4: with any rule, a new IPv6 flow to a
+// published port is refused (fail closed); without, let in.
+func TestDNAT6Firewall(t *testing.T) {
+	e := newDNAT6Env(t)
+	if err := e.views.SyncFirewall([]maps.FirewallEntry{{
+		Scope:  maps.FirewallScope{Kind: loader.FWScopePort, Proto: maps.ProtoTCP, Port: 8080},
+		Source: netip.MustParsePrefix("198.18.7.0/24"), Allow: true,
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	ret, _ := e.fromUplink(t, frame6(macRt, macUp, srvD6, hostH6, 60, nil, 6, tcp6(5555, 8080, tcpSYN, 0)))
+	expectRefused(t, e, ret, "firewall")
+	if n := len(flows6(t, e)); n != 0 {
+		t.Errorf("a refused SYN left %d conntrack6 entries", n)
+	}
+	if err := e.views.SyncFirewall(nil); err != nil {
+		t.Fatal(err)
+	}
+	if ret, _ := e.fromUplink(t, frame6(macRt, macUp, srvD6, hostH6, 60, nil, 6, tcp6(5555, 8080, tcpSYN, 0))); ret != tcActRedirect {
+		t.Fatalf("without rules: verdict %d, want TC_ACT_REDIRECT", ret)
+	}
+}
