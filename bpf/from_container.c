@@ -297,7 +297,7 @@ static __always_inline int error6(struct __sk_buff *skb, const struct endpoint_i
 	return TC_ACT_REDIRECT;
 }
 
-/* A packet of a masqueraded IPv6 flow (k, e: its forward entry in s), out
+/* A packet of a tracked IPv6 flow (k, e: its entry in s), out
  * through the FIB with the translated tuple. With hop limit 1, or too big
  * for the egress MTU, the gateway answers it (error6); what the FIB cannot
  * send otherwise goes to the stack, which drops it. */
@@ -325,8 +325,10 @@ static __always_inline int tracked6(struct __sk_buff *skb, const struct endpoint
 
 /* A container's IPv6 to beyond the container subnets (lib/nat6.h). The
  * host's own addresses, as the FIB tells, go to the stack. A packet of a
- * tracked flow is translated; a new flow that the FIB routes out of an
- * uplink is masqueraded on a network with masquerade. Everything else
+ * tracked flow is translated: a masqueraded flow's, or a reply of a flow
+ * to a published port (from_uplink's published6), which leaves with the
+ * host's address and port the client used. A new flow that the FIB routes
+ * out of an uplink is masqueraded on a network with masquerade. Everything else
  * would leave untranslated, or is not routed yet: DROP_IPV6_NOT_ROUTED. */
 static __always_inline int outside6(struct __sk_buff *skb, const struct endpoint_info *src, const struct packet6 *p)
 {

@@ -86,4 +86,13 @@ func TestPublishedPortsOverIPv6(t *testing.T) {
 	if r := testutil.MustAsk(t, ext, "tcp6", "["+hostIP6+"]:8080"); r.Server != "web" || r.Source != extIP6 {
 		t.Fatalf("after firewall flush: %+v", r)
 	}
+
+	// Detached, its IPv6 flows are forgotten and the port is the host's.
+	tp.MustEbpfnet("detach", web)
+	if ct := tp.MustEbpfnet("ct", "ls"); strings.Contains(ct, extIP6) {
+		t.Errorf("ct ls after detach still shows web's IPv6 flows:\n%s", ct)
+	}
+	if _, err := testutil.Dial(ext, "tcp6", "["+hostIP6+"]:8080", 2*time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("after detach: %v, want connection refused by the host", err)
+	}
 }
