@@ -177,3 +177,27 @@ func TestDNAT6Firewall(t *testing.T) {
 		t.Fatalf("without rules: verdict %d, want TC_ACT_REDIRECT", ret)
 	}
 }
+
+// An ICMPv6 error about a flow to a published port (Packet Too Big from a
+// router towards the client, for path MTU discovery) goes into the
+// container with the header it quotes translated back: the container's
+// address and port as the source.
+func TestDNAT6ICMPError(t *testing.T) {
+	e := newDNAT6Env(t)
+	if ret, _ := e.fromUplink(t, frame6(macRt, macUp, srvD6, hostH6, 60, nil, 6, tcp6(5555, 8080, tcpSYN, 0))); ret != tcActRedirect {
+		t.Fatalf("SYN: verdict %d", ret)
+	}
+	ret, out := e.fromContainer(t, e.ifB, frame6(macB, macGW, ip6B, srvD6, 64, nil, 6, tcp6(80, 5555, tcpSYNACK, 2)))
+	if ret != tcActRedirect {
+		t.Fatalf("SYN-ACK: verdict %d", ret)
+	}
+	in := frame6(macRt, macUp, rtR6, hostH6, 64, nil, 58, icmp6Err(2, 0, 1280, out[14:]))
+	ret, got := e.fromUplink(t, in)
+	if ret != tcActRedirect {
+		t.Fatalf("packet too big: verdict %d, want TC_ACT_REDIRECT", ret)
+	}
+	want := frame6(macGW, macB, rtR6, ip6B, 63, nil, 58, icmp6Err(2, 0, 1280, quoteAs(out, ip6B, 80)))
+	if !bytes.Equal(got, want) || !l4OK6(got) {
+		t.Errorf("packet too big (checksum right %v):\n got %x\nwant %x", l4OK6(got), got, want)
+	}
+}
