@@ -568,7 +568,7 @@ func PortRequests(pbs []dockerPortBinding) (reqs []ports.Request, v6Wildcards []
 				twins = append(twins, r)
 				continue
 			case !a.Is4():
-				return nil, nil, badRequest("published port %d: host address %s: ebpfnet publishes ports on IPv4 host addresses only (IPv6 publishing is not built yet)", pb.Port, a)
+				return nil, nil, badRequest("published port %d: host address %s: ebpfnet publishes ports on IPv4 host addresses only, and on IPv6 through a binding on every address (-p HOSTPORT:PORT)", pb.Port, a)
 			case !a.IsUnspecified():
 				r.HostIP = a
 			}
@@ -617,9 +617,14 @@ func (d *Driver) programExternalConnectivity(body []byte) (any, error) {
 	if _, err := d.inst.PublishPorts(ep.Name, reqs); err != nil {
 		return nil, err
 	}
-	for _, pb := range v6Wildcards {
-		d.log.Warn("port published on IPv4 only: ebpfnet does not publish ports on IPv6 yet",
-			"endpoint", ep.Name, "port", fmt.Sprintf("[::]:%d->%d/%s", pb.HostPort, pb.Port, ports.Protocol(pb.Proto)))
+	// A port published on every address answers IPv6 clients too when
+	// the container has an IPv6 address (DNAT in from_uplink); without
+	// one, the host refuses them: there is no NAT64 yet.
+	if !ep.IP6.IsValid() {
+		for _, pb := range v6Wildcards {
+			d.log.Warn("port published on IPv4 only: the container has no IPv6 address and ebpfnet has no NAT64 yet",
+				"endpoint", ep.Name, "port", fmt.Sprintf("[::]:%d->%d/%s", pb.HostPort, pb.Port, ports.Protocol(pb.Proto)))
+		}
 	}
 	return struct{}{}, nil
 }

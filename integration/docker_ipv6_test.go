@@ -166,8 +166,15 @@ func TestDockerIPv6(t *testing.T) {
 		if out, err := h.wget("http://" + testutil.HostIP + ":8081/index.html"); err != nil || out != "ebpfnet-test" {
 			t.Errorf("outside -> 8081: %q %v", out, err)
 		}
-		if !strings.Contains(h.pluginLog(), "does not publish ports on IPv6 yet") {
-			t.Errorf("the plugin did not log that [::] was published on IPv4 only:\n%s", h.pluginLog())
+		// Over IPv6 too, DNATed in eBPF: the containers are dual stack.
+		dualStackUplink(h.Topology)
+		for _, port := range []string{"8080", "8082"} {
+			if out, err := h.wget("http://[" + hostIP6 + "]:" + port + "/index.html"); err != nil || out != "ebpfnet-test" {
+				t.Errorf("outside -> [%s]:%s: %q %v", hostIP6, port, out, err)
+			}
+		}
+		if strings.Contains(h.pluginLog(), "port published on IPv4 only") {
+			t.Errorf("the plugin warned of IPv4 only for a dual-stack container:\n%s", h.pluginLog())
 		}
 		// A specific IPv6 host address: refused, the container not started.
 		_, stderr, err := h.dk.Cmd("run", "-d", "--name", "c4", "--network", "n6", "-p", "[::1]:8083:80", runtimetest.ImageName, "sleep", "600")
