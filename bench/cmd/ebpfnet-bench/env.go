@@ -263,15 +263,7 @@ func (e *env) setupEbpfnet(ctx context.Context) error {
 			return err
 		}
 	}
-	ports := []string{
-		fmt.Sprintf("%d:%d", pubPort, srvPort),
-		fmt.Sprintf("%d:%d/udp", pubPort, srvPort),
-		fmt.Sprintf("%d:%d", iperfPort, iperfPort),
-	}
-	args := []string{"attach", "--net=bridge", "--network", "bench"}
-	for _, p := range ports {
-		args = append(args, "-p", p)
-	}
+	args := append([]string{"attach", "--net=bridge", "--network", "bench"}, publishArgs()...)
 	_, out, err := e.ebpfnet(ctx, append(args, e.c1)...)
 	if err != nil {
 		// Publishing is being built in parallel: record it, attach without
@@ -290,6 +282,20 @@ func (e *env) setupEbpfnet(ctx context.Context) error {
 	}
 	e.c2IP, err = attachedIP(out)
 	return err
+}
+
+// publishArgs are ebpfnet attach's -p flags for the measured ports
+// (measuredBindings), published on every address.
+func publishArgs() []string {
+	var args []string
+	for _, p := range []string{
+		fmt.Sprintf("%d:%d", pubPort, srvPort),
+		fmt.Sprintf("%d:%d/udp", pubPort, srvPort),
+		fmt.Sprintf("%d:%d", iperfPort, iperfPort),
+	} {
+		args = append(args, "-p", p)
+	}
+	return args
 }
 
 // attachedIP parses "NAME NETWORK IP" from ebpfnet attach.

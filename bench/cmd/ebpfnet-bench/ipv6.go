@@ -13,18 +13,20 @@ import (
 	"github.com/ebpfnet/ebpfnet/bench/internal/report"
 )
 
-// The IPv6 part: SNAT egress (masquerade) and container-to-container traffic
-// over IPv6, each mode on a dual-stack sandbox of its own, built at the start
-// of the part and removed at its end in every repetition (so an ebpfnet
-// instance of this part, whose IPv4 socket hooks sit on the root cgroup, is
-// never up while another part measures). The table's mode columns:
+// The IPv6 part: DNAT ingress through a published port, SNAT egress
+// (masquerade) and container-to-container traffic over IPv6, each mode on a
+// dual-stack sandbox of its own, built at the start of the part and removed
+// at its end in every repetition (so an ebpfnet instance of this part, whose
+// IPv4 socket hooks sit on the root cgroup, is never up while another part
+// measures). The table's mode columns:
 //
-//	host      the client (SNAT) or server (c2c) in <p>-host itself
+//	host      the client (SNAT) or server (DNAT, c2c) in <p>-host itself
 //	iptables  Docker 28's way for an IPv6 bridge: docker0 with the IPv6
 //	          gateway, net.ipv6.conf.all.forwarding=1, and its ip6tables rules
 //	          (ip6tablesRules) beside its iptables ones
-//	ebpfnet   a dual-stack ebpfnet network (--ipv6), no ip6tables rule,
-//	          the host's IPv6 forwarding left at 0
+//	ebpfnet   a dual-stack ebpfnet network (--ipv6), c1 attached with the
+//	          ports published (-p, every address), no ip6tables rule, the
+//	          host's IPv6 forwarding left at 0
 //
 // Layout (prefix p = bn<id><letter>, the letter per mode in ipv6Modes):
 //
@@ -34,7 +36,9 @@ import (
 //	<p>-c2    fd00:30::3: client of the container-to-container runs
 //
 // ext has no route to fd00:30::/64: the containers reach it masqueraded to
-// 2001:db8:18::2, which the connectivity check verifies.
+// 2001:db8:18::2, and it reaches c1 only through the published ports on
+// [2001:db8:18::2] (8080->80, 5201->5201), DNATed with its own address kept;
+// the connectivity check verifies both.
 const (
 	extIP6     = "2001:db8:18::1"
 	hostIP6    = "2001:db8:18::2"
@@ -53,17 +57,20 @@ var ipv6Modes = []struct{ mode, letter string }{{"host", "v"}, {"iptables", "w"}
 var ipv6Workloads = []struct {
 	name string
 	ms   []metricDef
-	c2c  bool // container to container (else SNAT egress)
+	dir  string // "dnat" (ext to c1's published port), "snat" (c1 to ext) or "c2c"
 	kind string
 }{
-	{"snat6_tcp", gbps, false, "tcp"},
-	{"snat6_rr", rrMetrics, false, "rr"},
-	{"snat6_connrate", connMetrics, false, "connrate"},
-	{"c2c6_tcp", gbps, true, "tcp"},
-	{"c2c6_rr", rrMetrics, true, "rr"},
+	{"dnat6_tcp", gbps, "dnat", "tcp"},
+	{"dnat6_rr", rrMetrics, "dnat", "rr"},
+	{"dnat6_connrate", connMetrics, "dnat", "connrate"},
+	{"snat6_tcp", gbps, "snat", "tcp"},
+	{"snat6_rr", rrMetrics, "snat", "rr"},
+	{"snat6_connrate", connMetrics, "snat", "connrate"},
+	{"c2c6_tcp", gbps, "c2c", "tcp"},
+	{"c2c6_rr", rrMetrics, "c2c", "rr"},
 }
 
-var ipv6RatioMetrics = []metricDef{{"snat_tcp_ratio", "x"}, {"snat_conn_ratio", "x"}, {"c2c_tcp_ratio", "x"}, {"c2c_rr_ratio", "x"}}
+var ipv6RatioMetrics = []metricDef{{"dnat_tcp_ratio", "x"}, {"dnat_conn_ratio", "x"}, {"snat_tcp_ratio", "x"}, {"snat_conn_ratio", "x"}, {"c2c_tcp_ratio", "x"}, {"c2c_rr_ratio", "x"}}
 
 // ipv6 runs the part for one repetition.
 func (b *bench) ipv6(ctx context.Context) {
@@ -82,6 +89,9 @@ func (b *bench) ipv6(ctx context.Context) {
 			b.logf("!! IPv6 %s: %v -- every IPv6 %s cell will be recorded as failed", m.mode, e.broken, m.mode)
 			b.note(fmt.Sprintf("IPv6 %s: %v", m.mode, e.broken))
 		}
+		if e.pubErr != nil {
+			b.note(fmt.Sprintf("IPv6 %s: %v", m.mode, e.pubErr))
+		}
 	}
 	defer b.teardown6()
 	last := map[string]metrics{} // workload/mode -> this repetition's value
@@ -91,7 +101,10 @@ func (b *bench) ipv6(ctx context.Context) {
 				return
 			}
 			p := e.snat6()
-			if w.c2c {
+			switch w.dir {
+			case "dnat":
+				p = e.dnat6()
+			case "c2c":
 				p = e.c2c6()
 			}
 			b.measure(e, w.name, report.NoN, w.ms, func() (metrics, json.RawMessage, error) {
@@ -129,6 +142,8 @@ func (b *bench) ipv6(ctx context.Context) {
 func ipv6Ratios(last map[string]metrics) (metrics, json.RawMessage, error) {
 	r := metrics{}
 	for _, q := range []struct{ name, workload, metric string }{
+		{"dnat_tcp_ratio", "dnat6_tcp", "gbps"},
+		{"dnat_conn_ratio", "dnat6_connrate", "conn_per_sec"},
 		{"snat_tcp_ratio", "snat6_tcp", "gbps"},
 		{"snat_conn_ratio", "snat6_connrate", "conn_per_sec"},
 		{"c2c_tcp_ratio", "c2c6_tcp", "gbps"},
@@ -155,6 +170,17 @@ func (b *bench) teardown6() {
 		e.teardown()
 	}
 	b.v6 = nil
+}
+
+// dnat6: from ext to c1's published ports on the uplink's IPv6 address,
+// [2001:db8:18::2]:8080 (-> c1:80) and 5201, the server seeing ext's own
+// address (DNAT keeps the client); host mode: to the servers in the host
+// namespace itself on [2001:db8:18::2]:80 and 5201, nothing translated.
+func (e *env) dnat6() path {
+	if e.mode == "host" {
+		return path{e.ext, fmt.Sprintf("[%s]:%d", hostIP6, srvPort), hostIP6, e.srvName, extIP6, false}
+	}
+	return path{e.ext, fmt.Sprintf("[%s]:%d", hostIP6, pubPort), hostIP6, e.srvName, extIP6, true}
 }
 
 // snat6: to the server in ext over IPv6, masqueraded to the uplink's
@@ -269,8 +295,8 @@ func (e *env) setupBridge6(ctx context.Context) error {
 }
 
 // measuredBindings6 are c1's published ports on its IPv6 address, as
-// Docker 28 publishes -p 8080:80 on a dual-stack network (not measured:
-// there is no IPv6 DNAT row yet, but they are in the rules a packet walks).
+// Docker 28 publishes -p 8080:80 on a dual-stack network (the dnat6 rows go
+// through the TCP ones).
 func (e *env) measuredBindings6() []binding {
 	return []binding{
 		{"tcp", pubPort, e.c1IP6, srvPort},
@@ -320,7 +346,9 @@ func ip6tablesRules(bs []binding) string {
 }
 
 // setupEbpfnet6: a dual-stack ebpfnet network on the uplink, two containers
-// attached, nothing else (no ip6tables rule, IPv6 forwarding left at 0).
+// attached, c1 with the measured ports published on every address as the
+// IPv4 part publishes them (so on the uplink's IPv6 address too), nothing
+// else (no ip6tables rule, IPv6 forwarding left at 0).
 func (e *env) setupEbpfnet6(ctx context.Context) error {
 	dir, err := os.MkdirTemp("", "ebpfnet-bench-"+e.prefix+"-")
 	if err != nil {
@@ -338,7 +366,18 @@ func (e *env) setupEbpfnet6(ctx context.Context) error {
 		if err := e.addNetns6(ctx, c.ns); err != nil {
 			return err
 		}
-		_, out, err := e.ebpfnet(ctx, "attach", "--net=bridge", "--network", "bench6", "--ip6", c.ip6, c.ns)
+		args := []string{"attach", "--net=bridge", "--network", "bench6", "--ip6", c.ip6}
+		if c.ns == e.c1 {
+			args = append(args, publishArgs()...)
+		}
+		_, out, err := e.ebpfnet(ctx, append(args, c.ns)...)
+		if err != nil && c.ns == e.c1 {
+			// As the IPv4 part: record it and attach without -p, so the
+			// cells that need no published port still run.
+			e.pubErr = fmt.Errorf("ebpfnet attach -p: %w", err)
+			e.logf("!! IPv6 ebpfnet: %v\n!! IPv6 ebpfnet: attaching %s without published ports; DNAT6 cells will fail", err, e.c1)
+			_, out, err = e.ebpfnet(ctx, "attach", "--net=bridge", "--network", "bench6", "--ip6", c.ip6, c.ns)
+		}
 		if err != nil {
 			return err
 		}

@@ -82,9 +82,12 @@ func TestIPv6Ratios(t *testing.T) {
 	last := map[string]metrics{
 		"snat6_tcp/ebpfnet": {"gbps": 6}, "snat6_tcp/iptables": {"gbps": 4},
 		"c2c6_rr/ebpfnet": {"avg_us": 80}, "c2c6_rr/iptables": {"avg_us": 100},
+		"dnat6_tcp/ebpfnet": {"gbps": 9}, "dnat6_tcp/iptables": {"gbps": 6},
+		"dnat6_connrate/ebpfnet": {"conn_per_sec": 3000}, "dnat6_connrate/iptables": {"conn_per_sec": 2000},
 	}
 	r, _, err := ipv6Ratios(last)
-	if err != nil || r["snat_tcp_ratio"] != 1.5 || r["c2c_rr_ratio"] != 0.8 {
+	if err != nil || r["snat_tcp_ratio"] != 1.5 || r["c2c_rr_ratio"] != 0.8 ||
+		r["dnat_tcp_ratio"] != 1.5 || r["dnat_conn_ratio"] != 1.5 {
 		t.Errorf("ratios %v %v", r, err)
 	}
 	if _, ok := r["c2c_tcp_ratio"]; ok {
@@ -92,5 +95,29 @@ func TestIPv6Ratios(t *testing.T) {
 	}
 	if _, _, err := ipv6Ratios(map[string]metrics{}); err == nil {
 		t.Error("no measurements must fail")
+	}
+}
+
+func TestDNAT6Path(t *testing.T) {
+	cfg := &config{}
+	for _, mode := range []string{"host", "iptables", "ebpfnet"} {
+		e := newEnv(mode, "bn0000x", cfg, nil, nil)
+		e.c1IP6 = c1IP6
+		p := e.dnat6()
+		want := "[2001:db8:18::2]:8080"
+		if mode == "host" {
+			want = "[2001:db8:18::2]:80"
+		}
+		if p.clientNS != e.ext || p.addr != want || p.iperfIP != hostIP6 || p.wantSrc != extIP6 ||
+			p.wantName != e.srvName || p.needsPub != (mode != "host") {
+			t.Errorf("%s dnat6 = %+v", mode, p)
+		}
+	}
+}
+
+func TestPublishArgs(t *testing.T) {
+	got := strings.Join(publishArgs(), " ")
+	if got != "-p 8080:80 -p 8080:80/udp -p 5201:5201" {
+		t.Errorf("publishArgs = %q", got)
 	}
 }

@@ -76,7 +76,7 @@ func main() {
 	flag.StringVar(&scaleNs, "scale-n", "", "other published ports for the scaling runs (default 0,1000,10000,50000; quick 0,1000)")
 	flag.StringVar(&attachNs, "attach-n", "", "attached containers for the attach-time runs (default 0,10,50; quick 0,10)")
 	flag.BoolVar(&cfg.trace, "trace", false, "print every command")
-	flag.StringVar(&only, "only", strings.Join(benchParts, ","), "parts to run: traffic (throughput, latency), ipv6 (SNAT egress and container to container over IPv6: host, ip6tables, ebpfnet), scaling (N published ports), attach (N attached containers), range (a 40002-port publish), conntrack (a full conntrack table), overlay (two hosts: ebpfnet overlay vs the underlay vs kernel VXLAN)")
+	flag.StringVar(&only, "only", strings.Join(benchParts, ","), "parts to run: traffic (throughput, latency), ipv6 (DNAT ingress, SNAT egress and container to container over IPv6: host, ip6tables, ebpfnet), scaling (N published ports), attach (N attached containers), range (a 40002-port publish), conntrack (a full conntrack table), overlay (two hosts: ebpfnet overlay vs the underlay vs kernel VXLAN)")
 	flag.IntVar(&cfg.ctEntries, "ct-entries", 0, "conntrack scale run: table size in entries, filled to the brim (default 1048576, quick 131072)")
 	clean := flag.Bool("clean", false, "only remove what killed runs left behind (namespaces, pins and their cgroup links, state) and exit")
 	render := flag.String("render", "", "only re-render results.md and the SVGs from this results.json (into its directory unless -out)")

@@ -113,8 +113,13 @@ func (b *bench) rows() []report.Row {
 		add(s, "container → container RR avg, µs", "c2c_rr", "avg_us", no, ref("c2c_rr", "avg_us", no))
 		add(s, "container → container RR p99, µs", "c2c_rr", "p99_us", no, ref("c2c_rr", "p99_us", no))
 	}
-	if ran("snat6_tcp", "snat6_rr", "snat6_connrate", "c2c6_tcp", "c2c6_rr") {
+	if ran("dnat6_tcp", "dnat6_rr", "dnat6_connrate", "snat6_tcp", "snat6_rr", "snat6_connrate", "c2c6_tcp", "c2c6_rr") {
 		s = "IPv6 (own dual-stack sandboxes; columns: host = no container, iptables = Docker 28's bridge with ip6tables rules and IPv6 forwarding, ebpfnet = a dual-stack ebpfnet network; ratio: ×host, same repetition)"
+		add(s, "DNAT ingress TCP over IPv6, Gbit/s (ext → [2001:db8:18::2]:5201 → c1, client kept; host: ext → host)", "dnat6_tcp", "gbps", no, ref("dnat6_tcp", "gbps", no))
+		add(s, "DNAT IPv6 request/response avg, µs", "dnat6_rr", "avg_us", no, ref("dnat6_rr", "avg_us", no))
+		add(s, "DNAT IPv6 request/response p99, µs", "dnat6_rr", "p99_us", no, ref("dnat6_rr", "p99_us", no))
+		add(s, "DNAT IPv6 new connections, conn/s", "dnat6_connrate", "conn_per_sec", no, ref("dnat6_connrate", "conn_per_sec", no))
+		add(s, "DNAT IPv6 new connection p99, µs", "dnat6_connrate", "conn_p99_us", no, ref("dnat6_connrate", "conn_p99_us", no))
 		add(s, "SNAT egress TCP over IPv6, Gbit/s (c1 → ext [2001:db8:18::1]:5201, masqueraded; host: host → ext)", "snat6_tcp", "gbps", no, ref("snat6_tcp", "gbps", no))
 		add(s, "SNAT egress IPv6 request/response avg, µs", "snat6_rr", "avg_us", no, ref("snat6_rr", "avg_us", no))
 		add(s, "SNAT egress IPv6 request/response p99, µs", "snat6_rr", "p99_us", no, ref("snat6_rr", "p99_us", no))
@@ -123,6 +128,8 @@ func (b *bench) rows() []report.Row {
 		add(s, "container → container TCP over IPv6, Gbit/s (c2 → [fd00:30::2]; host: ext → host)", "c2c6_tcp", "gbps", no, ref("c2c6_tcp", "gbps", no))
 		add(s, "container → container IPv6 RR avg, µs", "c2c6_rr", "avg_us", no, ref("c2c6_rr", "avg_us", no))
 		add(s, "container → container IPv6 RR p99, µs", "c2c6_rr", "p99_us", no, ref("c2c6_rr", "p99_us", no))
+		add(s, "ebpfnet ÷ ip6tables, DNAT TCP throughput (same repetition)", "ipv6_vs_ip6tables", "dnat_tcp_ratio", no, nil)
+		add(s, "ebpfnet ÷ ip6tables, DNAT connection rate (same repetition)", "ipv6_vs_ip6tables", "dnat_conn_ratio", no, nil)
 		add(s, "ebpfnet ÷ ip6tables, SNAT TCP throughput (same repetition)", "ipv6_vs_ip6tables", "snat_tcp_ratio", no, nil)
 		add(s, "ebpfnet ÷ ip6tables, SNAT connection rate (same repetition)", "ipv6_vs_ip6tables", "snat_conn_ratio", no, nil)
 		add(s, "ebpfnet ÷ ip6tables, container → container TCP throughput (same repetition)", "ipv6_vs_ip6tables", "c2c_tcp_ratio", no, nil)
