@@ -228,8 +228,10 @@ func (p *Proxy) loop(ctx context.Context) {
 					pending, forced, failures = false, false, 0
 					next = start.Add(p.cfg.MinInterval)
 				} else {
+					// From the failure's end: a slow sync (a loaded
+					// machine) must not eat into the wait.
 					failures++
-					next = start.Add(backoff(p.cfg.RetryMin, p.cfg.RetryMax, failures))
+					next = time.Now().Add(backoff(p.cfg.RetryMin, p.cfg.RetryMax, failures))
 				}
 				continue
 			}
