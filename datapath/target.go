@@ -102,16 +102,8 @@ func verifyPlumbed(t target, name string, ep Endpoint, n Network) error {
 		if l.Attrs().Flags&unix.IFF_UP == 0 {
 			return fmt.Errorf("interface %s in %s is down after attach", ep.Interface(), name)
 		}
-		want := netip.PrefixFrom(ep.IP, n.Subnet.Bits())
-		addrs, err := h.AddrList(l, netlink.FAMILY_V4)
-		if err != nil {
-			return fmt.Errorf("addresses of %s in %s: %w", ep.Interface(), name, err)
-		}
-		if !slices.ContainsFunc(addrs, func(a netlink.Addr) bool {
-			p, ok := plumbing.IPNetPrefix(a.IPNet)
-			return ok && p == want
-		}) {
-			return fmt.Errorf("interface %s in %s lacks address %s after attach", ep.Interface(), name, want)
+		if err := holdsPrefixes(h, l, netlink.FAMILY_V4, ep, name, netip.PrefixFrom(ep.IP, n.Subnet.Bits())); err != nil {
+			return err
 		}
 		if ep.DefaultRoute && !plumbing.DefaultRouteVia(h, l.Attrs().Index, n.Gateway) {
 			return fmt.Errorf("no default route via %s in %s after attach", n.Gateway, name)
@@ -126,20 +118,29 @@ func verifyPlumbed6(h *netlink.Handle, l netlink.Link, ep Endpoint, n Network, n
 	if !v6.Addr.IsValid() {
 		return nil
 	}
-	addrs, err := h.AddrList(l, netlink.FAMILY_V6)
-	if err != nil {
-		return fmt.Errorf("IPv6 addresses of %s in %s: %w", ep.Interface(), name, err)
+	if err := holdsPrefixes(h, l, netlink.FAMILY_V6, ep, name, v6.Addr, netip.PrefixFrom(v6.LinkLocal, 64)); err != nil {
+		return err
 	}
-	for _, want := range []netip.Prefix{v6.Addr, netip.PrefixFrom(v6.LinkLocal, 64)} {
+	if ep.DefaultRoute6 && !plumbing.DefaultRouteVia(h, l.Attrs().Index, n.Gateway6) {
+		return fmt.Errorf("no IPv6 default route via %s in %s after attach", n.Gateway6, name)
+	}
+	return nil
+}
+
+// holdsPrefixes checks that ep's interface l (in h's namespace, the target
+// named name) holds each of wants, addresses of one family.
+func holdsPrefixes(h *netlink.Handle, l netlink.Link, family int, ep Endpoint, name string, wants ...netip.Prefix) error {
+	addrs, err := h.AddrList(l, family)
+	if err != nil {
+		return fmt.Errorf("addresses of %s in %s: %w", ep.Interface(), name, err)
+	}
+	for _, want := range wants {
 		if !slices.ContainsFunc(addrs, func(a netlink.Addr) bool {
 			p, ok := plumbing.IPNetPrefix(a.IPNet)
 			return ok && p == want
 		}) {
 			return fmt.Errorf("interface %s in %s lacks address %s after attach", ep.Interface(), name, want)
 		}
-	}
-	if ep.DefaultRoute6 && !plumbing.DefaultRouteVia(h, l.Attrs().Index, n.Gateway6) {
-		return fmt.Errorf("no IPv6 default route via %s in %s after attach", n.Gateway6, name)
 	}
 	return nil
 }

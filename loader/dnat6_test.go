@@ -24,14 +24,7 @@ func newDNAT6Env(t *testing.T) *natEnv {
 func flows6(t *testing.T, e *natEnv) map[maps.Tuple]maps.Flow {
 	t.Helper()
 	fs, err := e.views.Flows6()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[maps.Tuple]maps.Flow{}
-	for _, f := range fs {
-		out[f.Tuple] = f
-	}
-	return out
+	return byTuple(t, fs, err)
 }
 
 // The client's SYN to hostH6:8080 goes into B as srvD6 -> ip6B:80, the

@@ -209,6 +209,12 @@ func (e *natEnv) rx(t *testing.T, ifindex int) uint64 {
 func (e *natEnv) flows(t *testing.T) map[maps.Tuple]maps.Flow {
 	t.Helper()
 	fs, err := e.views.Flows()
+	return byTuple(t, fs, err)
+}
+
+// byTuple indexes a listing of conntrack (or conntrack6) flows by tuple.
+func byTuple(t *testing.T, fs []maps.Flow, err error) map[maps.Tuple]maps.Flow {
+	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
