@@ -32,10 +32,11 @@
  * link-local addresses, the network's gateway and subnet go to the bridge
  * and the stack, another network's subnet nowhere but its gateway. Beyond
  * the container subnets (not from an internal network): the host's own
- * addresses, as the FIB tells, and on a network with masquerade TCP, UDP
- * and ICMPv6 echo that the FIB routes out of an uplink, masqueraded to the
- * uplink's address (NAT66, outside6 and lib/nat6.h); nothing else: IPv6 is
- * not routed untranslated yet. */
+ * addresses, as the FIB tells, and TCP, UDP and ICMPv6 echo that the FIB
+ * routes out of an uplink: masqueraded to the uplink's address on a network
+ * with masquerade (NAT66, outside6 and lib/nat6.h), routed with the
+ * container's own address on one without, tracked either way so that only
+ * replies come back in; nothing else. */
 
 #include "lib/common.h"
 #include "lib/drop.h"
@@ -328,8 +329,11 @@ static __always_inline int tracked6(struct __sk_buff *skb, const struct endpoint
  * tracked flow is translated: a masqueraded flow's, or a reply of a flow
  * to a published port (from_uplink's published6), which leaves with the
  * host's address and port the client used. A new flow that the FIB routes
- * out of an uplink is masqueraded on a network with masquerade. Everything else
- * would leave untranslated, or is not routed yet: DROP_IPV6_NOT_ROUTED. */
+ * out of an uplink is masqueraded on a network with masquerade, and on one
+ * without (--ip-masquerade=false) routed as it is, tracked as CT_KIND_ROUTED
+ * so that from_uplink lets its replies in (and nothing else: the direct
+ * routing protection). Everything else, fragments aside, is not routed:
+ * DROP_IPV6_NOT_ROUTED. */
 static __always_inline int outside6(struct __sk_buff *skb, const struct endpoint_info *src, const struct packet6 *p)
 {
 	struct network_info *net = bpf_map_lookup_elem(&networks, &src->net_id);
@@ -337,6 +341,7 @@ static __always_inline int outside6(struct __sk_buff *skb, const struct endpoint
 	enum tuple_result t;
 	struct l4_meta m;
 	struct ct6_key k;
+	int masq;
 	long rc;
 
 	if (!s)
@@ -352,9 +357,10 @@ static __always_inline int outside6(struct __sk_buff *skb, const struct endpoint
 	if (rc == BPF_FIB_LKUP_RET_NOT_FWDED || rc == BPF_FIB_LKUP_RET_BLACKHOLE ||
 	    rc == BPF_FIB_LKUP_RET_UNREACHABLE || rc == BPF_FIB_LKUP_RET_PROHIBIT)
 		return pass(skb);
-	if (!net || !(net->flags & NET_F_MASQUERADE) || (!fib_forwardable(rc) && rc != BPF_FIB_LKUP_RET_FRAG_NEEDED) ||
+	if (!net || (!fib_forwardable(rc) && rc != BPF_FIB_LKUP_RET_FRAG_NEEDED) ||
 	    !bpf_map_lookup_elem(&uplinks, &nat6_fib(s)->ifindex))
 		return drop(skb, DIR, DROP_IPV6_NOT_ROUTED);
+	masq = !!(net->flags & NET_F_MASQUERADE);
 	if (p->frag)
 		return drop(skb, DIR, DROP_FRAGMENT);
 	if (t != TUPLE_OK)
@@ -372,13 +378,18 @@ static __always_inline int outside6(struct __sk_buff *skb, const struct endpoint
 	    (k.proto == NH_ICMPV6 && m.icmp_type != ICMP6_ECHO_REQUEST))
 		return drop(skb, DIR, DROP_NO_FLOW);
 	__builtin_memset(&s->e, 0, sizeof(s->e));
-	__builtin_memcpy(s->e.new_saddr.addr, nat6_fib(s)->ipv6_src, sizeof(s->e.new_saddr));
+	if (masq) {
+		__builtin_memcpy(s->e.new_saddr.addr, nat6_fib(s)->ipv6_src, sizeof(s->e.new_saddr));
+	} else {
+		s->e.new_saddr = k.saddr;
+		s->e.new_sport = k.sport;
+	}
 	s->e.new_daddr = k.daddr;
 	s->e.new_dport = k.dport;
 	s->e.peer_ifindex = src->ifindex;
-	s->e.kind = CT_KIND_SNAT;
+	s->e.kind = masq ? CT_KIND_SNAT : CT_KIND_ROUTED;
 	s->e.state = ct_initial_state(&m);
-	switch (ct6_create(skb, &k, &s->e, &s->pe)) {
+	switch (masq ? ct6_create(skb, &k, &s->e, &s->pe) : ct6_create_fixed(&k, &s->e, &s->pe)) {
 	case CT_CREATED:
 		break;
 	case CT_RACED:
@@ -386,7 +397,7 @@ static __always_inline int outside6(struct __sk_buff *skb, const struct endpoint
 			break;
 		return drop(skb, DIR, DROP_CT_MAP_FULL);
 	case CT_NO_PORT:
-		return drop(skb, DIR, DROP_NAT_EXHAUSTED);
+		return drop(skb, DIR, masq ? DROP_NAT_EXHAUSTED : DROP_CT_CONFLICT);
 	default:
 		return drop(skb, DIR, DROP_CT_MAP_FULL);
 	}

@@ -647,7 +647,6 @@ func TestFromUplink6(t *testing.T) {
 		want        uint32
 	}{
 		{"container A", false, from(ip6A), tcActShot},
-		{"container A, nat-unprotected network", true, from(ip6A), tcActShot},
 		{"an unassigned address of the subnet", false, from(netip.MustParseAddr("fd00:1::99")), tcActShot},
 		{"the gateway", false, from(gw6N1), tcActOK},
 		{"the host", false, from(hostH6), tcActOK},
