@@ -17,7 +17,9 @@
  *
  * What a container may send: IPv4 (validated by parse_packet), ARP whose
  * sender addresses are its own, and IPv6 on a dual-stack network
- * (NET_F_IPV6; elsewhere DROP_IPV6). VLAN-tagged frames (containers get
+ * (NET_F_IPV6; elsewhere DROP_IPV6). A container of an IPv6-only network
+ * (its endpoint's IPv4 address 0) sends neither IPv4 nor ARP
+ * (DROP_NO_IPV4). VLAN-tagged frames (containers get
  * untagged veths) and every other ethertype are dropped with a reason of
  * their own.
  *
@@ -87,6 +89,8 @@ static __always_inline int check_arp(struct __sk_buff *skb, const struct endpoin
 		return drop(skb, DIR, DROP_MALFORMED);
 	if (!arp_is_eth_ipv4(&a) || (a.op != bpf_htons(ARP_OP_REQUEST) && a.op != bpf_htons(ARP_OP_REPLY)))
 		return drop(skb, DIR, DROP_MALFORMED);
+	if (!src->ip)
+		return drop(skb, DIR, DROP_NO_IPV4);
 	__builtin_memcpy(&spa, a.spa, sizeof(spa));
 	if (!mac_equal(a.sha, src->mac) || (spa != src->ip && !(spa == 0 && a.op == bpf_htons(ARP_OP_REQUEST))))
 		return drop(skb, DIR, DROP_SPOOFED_ARP);
@@ -706,8 +710,8 @@ int from_container(struct __sk_buff *skb)
 		return drop(skb, DIR, DROP_VLAN);
 	if (!p.ip)
 		return not_ipv4(skb, src, &p);
-	if (p.ip->saddr != src->ip)
-		return drop(skb, DIR, DROP_SPOOFED_IP);
+	if (p.ip->saddr != src->ip || !src->ip)
+		return drop(skb, DIR, src->ip ? DROP_SPOOFED_IP : DROP_NO_IPV4);
 
 	/* Container to container first: no tracked flow is ever addressed to an
 	 * endpoint on the wire (NATed flows go to host or outside addresses),

@@ -40,7 +40,7 @@ func (i *Instance) plumbVeth(ep *Endpoint, n Network, ns target, rollback *undo)
 	}
 	return ns.do(func(h *netlink.Handle) (err error) {
 		ep.ContainerIfindex, ep.DefaultRoute, ep.DefaultRoute6, err = plumbing.ConfigureContainerEnd(h, ep.Interface(),
-			netip.PrefixFrom(ep.IP, n.Subnet.Bits()), n.Gateway, v6, ns.Path)
+			ep.Prefix(n), n.Gateway, v6, ns.Path)
 		return err
 	})
 }

@@ -161,7 +161,8 @@ const (
 	fromContainerDropReasonDROP_ROUTER_ND                 fromContainerDropReason = 31
 	fromContainerDropReasonDROP_IPV6EXT_HDR               fromContainerDropReason = 32
 	fromContainerDropReasonDROP_IPV6NOT_ROUTED            fromContainerDropReason = 33
-	fromContainerDropReasonDROP_MAX                       fromContainerDropReason = 34
+	fromContainerDropReasonDROP_NO_IPV4                   fromContainerDropReason = 34
+	fromContainerDropReasonDROP_MAX                       fromContainerDropReason = 35
 )
 
 type fromContainerEndpointCounters struct {
