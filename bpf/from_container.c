@@ -54,6 +54,7 @@
 #include "lib/ipv6.h"
 #include "lib/nd.h"
 #include "lib/nat6.h"
+#include "lib/nat64.h"
 #include "lib/kernel_nat.h"
 #include "lib/firewall.h" /* not used here: bpf2go mirrors the layouts from this object */
 
@@ -551,6 +552,16 @@ static __always_inline int hairpin(struct __sk_buff *skb, const struct endpoint_
 	return deliver_endpoint(skb, DIR, fe.ifindex);
 }
 
+/* A reply of a NAT64 flow (lib/nat64.h): to the gateway of the
+ * container's network, from a port published to an IPv6 client. 0: none. */
+static __always_inline int nat64_answer(struct __sk_buff *skb, const struct endpoint_info *src, const struct ct_key *k,
+					const struct l4_meta *m)
+{
+	struct network_info *net = bpf_map_lookup_elem(&networks, &src->net_id);
+
+	return net ? nat64_reply(skb, DIR, net, k, m) : 0;
+}
+
 /* A new flow leaving through an uplink: masqueraded, or with masq 0 only
  * tracked (addresses and ports kept), so that the uplink lets its replies
  * in and nothing else (from_uplink's direct routing protection). */
@@ -726,6 +737,8 @@ int from_container(struct __sk_buff *skb)
 		if (t == TUPLE_OK && ct_lookup(&k, &m, &e))
 			return tracked(skb, &m, &k, &e, NULL);
 		if (t == TUPLE_OK && (ret = to_peer_host(skb, src, &k, &p)))
+			return ret;
+		if (t == TUPLE_OK && (ret = nat64_answer(skb, src, &k, &m)))
 			return ret;
 		if (t == TUPLE_ICMP_ERROR) {
 			struct icmp_err ie;

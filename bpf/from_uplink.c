@@ -35,6 +35,7 @@
 #include "lib/lb.h"
 #include "lib/ipv6.h"
 #include "lib/nat6.h"
+#include "lib/nat64.h"
 
 char __license[] SEC("license") = "Dual BSD/GPL";
 
@@ -262,6 +263,15 @@ static __always_inline int nat66_reply(struct __sk_buff *skb, struct nat6_scratc
 	}
 	if (m->ttl <= 1)
 		return drop(skb, DIR, DROP_TTL_EXCEEDED);
+	if (s->e.kind == CT_KIND_NAT64) {
+		if (m->frag)
+			return drop(skb, DIR, DROP_FRAGMENT);
+		if (m->l4_off != ETH_HLEN + IPV6_HLEN)
+			return drop(skb, DIR, DROP_IPV6_EXT_HDR);
+		if (nat64_to_ipv4(skb, m, k, &s->e))
+			return drop(skb, DIR, DROP_CSUM_FAILED);
+		return deliver_endpoint(skb, DIR, s->e.ifindex);
+	}
 	if (nat66_apply(skb, m, k, &s->e))
 		return drop(skb, DIR, DROP_CSUM_FAILED);
 	return deliver_endpoint(skb, DIR, s->e.ifindex);
@@ -295,9 +305,7 @@ static __always_inline int published6(struct __sk_buff *skb, struct nat6_scratch
 	pb = port_lookup(k->proto, 0, k->dport, 0);
 	if (!pb)
 		return 0;
-	cip = bpf_map_lookup_elem(&endpoints6, &pb->ifindex);
-	if (!cip)
-		return 0;
+	cip = bpf_map_lookup_elem(&endpoints6, &pb->ifindex); /* NULL: IPv4 only, NAT64 */
 	/* The reply must be able to leave as outside6 sends it: to a global
 	 * unicast address. */
 	if (ip6_is_multicast(&k->saddr) || ip6_is_link_local(&k->saddr) || ip6_is_unspecified(&k->saddr) ||
@@ -312,6 +320,8 @@ static __always_inline int published6(struct __sk_buff *skb, struct nat6_scratch
 		return drop(skb, DIR, DROP_TTL_EXCEEDED);
 	if (fw_active())
 		return drop(skb, DIR, DROP_FIREWALL);
+	if (!cip)
+		return nat64_start(skb, DIR, s, k, m, pb);
 	__builtin_memset(&s->e, 0, sizeof(s->e));
 	s->e.new_saddr = k->saddr;
 	s->e.new_sport = k->sport;
@@ -407,6 +417,10 @@ static __always_inline int ipv6(struct __sk_buff *skb)
 	int ret;
 
 	if (s && parse_ipv6(skb, &p) == PARSE6_OK) {
+		/* NAT64's IPv4 side is keyed by mapped addresses in conntrack6:
+		 * never from a wire (RFC 4291 2.5.5.2). */
+		if (ip6_is_v4mapped(&p.ip.saddr) || ip6_is_v4mapped(&p.ip.daddr))
+			return drop(skb, DIR, DROP_MARTIAN);
 		ret = nat66_reply(skb, s, &p, &k, &m, &t);
 		if (ret)
 			return ret;

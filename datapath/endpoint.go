@@ -290,14 +290,7 @@ func (i *Instance) bridgeSteps(st *store, ep *Endpoint, o AttachOptions, ns targ
 	return []step{
 		i.attachIntent(st, *ep, ports),
 		{name: "netlink", do: func() error { return i.plumbVeth(ep, n, ns, rollback) }},
-		{name: "sysctl", do: func() error {
-			if ip6.IsValid() {
-				if err := plumbing.EnableForwarding6(ep.HostVeth); err != nil {
-					return err
-				}
-			}
-			return plumbing.EnableForwarding(ep.HostVeth)
-		}},
+		{name: "sysctl", do: func() error { return enableForwarding(ep.HostVeth, ip6.IsValid()) }},
 		at("after-veth"),
 		{name: "map writes",
 			do: func() error {

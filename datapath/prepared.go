@@ -141,13 +141,7 @@ func (i *Instance) prepare(st *store, o PrepareOptions) (Endpoint, error) {
 	}, &ep.HostIfindex, rollback.add); err != nil {
 		return Endpoint{}, err
 	}
-	if ip6.IsValid() {
-		// As for attached endpoints: bpf_fib_lookup needs it (endpoint.go).
-		if err := plumbing.EnableForwarding6(ep.HostVeth); err != nil {
-			return Endpoint{}, err
-		}
-	}
-	if err := plumbing.EnableForwarding(ep.HostVeth); err != nil {
+	if err := enableForwarding(ep.HostVeth, ip6.IsValid()); err != nil {
 		return Endpoint{}, err
 	}
 	if err := views.PutEndpoint(maps.Endpoint{IP: ip, MAC: mac, NetID: n.ID, Ifindex: ep.HostIfindex, Overlay: n.VNI != 0, IP6: ip6}); err != nil {

@@ -94,6 +94,7 @@ const (
 	fromContainerCtKindCT_KIND_HAIRPIN        fromContainerCtKind = 3
 	fromContainerCtKindCT_KIND_ROUTED         fromContainerCtKind = 4
 	fromContainerCtKindCT_KIND_SERVICE_ROUTED fromContainerCtKind = 5
+	fromContainerCtKindCT_KIND_NAT64          fromContainerCtKind = 6
 )
 
 type fromContainerCtLimits uint32

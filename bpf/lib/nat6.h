@@ -252,11 +252,24 @@ static __always_inline int ct6_lookup(const struct ct6_key *k, const struct l4_m
 	return 1;
 }
 
-/* host_socket_holds (nat.h) for an IPv6 reply tuple. */
+/* host_socket_holds (nat.h) for an IPv6 reply tuple; an IPv4-mapped one
+ * (NAT64's, lib/nat64.h) is an IPv4 tuple. */
 static __always_inline int host_socket_holds6(struct __sk_buff *skb, const struct ct6_key *rk)
 {
 	struct bpf_sock_tuple t = {};
 	struct bpf_sock *sk;
+
+	if (ip6_is_v4mapped(&rk->saddr)) {
+		struct ct_key k4 = {
+			.saddr = rk->saddr.addr[3],
+			.daddr = rk->daddr.addr[3],
+			.sport = rk->sport,
+			.dport = rk->dport,
+			.proto = rk->proto,
+		};
+
+		return host_socket_holds(skb, &k4);
+	}
 
 	__builtin_memcpy(t.ipv6.saddr, rk->saddr.addr, 16);
 	__builtin_memcpy(t.ipv6.daddr, rk->daddr.addr, 16);
