@@ -329,6 +329,28 @@ static __always_inline int tracked6(struct __sk_buff *skb, const struct endpoint
 	return deliver_fib6(skb, DIR, fib, rc);
 }
 
+/* A container's own ICMPv6 error to beyond the container subnets: out
+ * through the FIB, translated, if it is about a packet of a tracked flow
+ * (a client of a published port told "port unreachable" or "packet too
+ * big"); else it would leave untranslated: DROP_IPV6_NOT_ROUTED. */
+static __always_inline int error_out6(struct __sk_buff *skb, const struct packet6 *p, struct nat6_scratch *s)
+{
+	struct ct6_key k;
+	__u32 inner;
+	long rc;
+
+	if (p->frag || !nat66_icmp_error_lookup(skb, p, &k, &inner, &s->e, 0))
+		return drop(skb, DIR, DROP_IPV6_NOT_ROUTED);
+	if (p->ip.hop_limit <= 1)
+		return drop(skb, DIR, DROP_TTL_EXCEEDED);
+	rc = fib_lookup6(skb, nat6_fib(s), s->e.new_saddr.addr, p->ip.daddr.addr, 0, NH_ICMPV6, 0);
+	if (!fib_forwardable(rc))
+		return drop(skb, DIR, DROP_FIB_FAILED);
+	if (nat66_icmp_error_apply_out(skb, p, &k, inner, &s->e))
+		return drop(skb, DIR, DROP_CSUM_FAILED);
+	return deliver_fib6(skb, DIR, nat6_fib(s), rc);
+}
+
 /* A container's IPv6 to beyond the container subnets (lib/nat6.h). The
  * host's own addresses, as the FIB tells, go to the stack. A packet of a
  * tracked flow is translated: a masqueraded flow's, or a reply of a flow
@@ -351,6 +373,8 @@ static __always_inline int outside6(struct __sk_buff *skb, const struct endpoint
 
 	if (!s)
 		return drop(skb, DIR, DROP_IPV6_NOT_ROUTED);
+	if (p->proto == NH_ICMPV6 && icmp6_is_error(p->icmp_type))
+		return error_out6(skb, p, s);
 	t = ct6_extract(skb, p, &k, &m);
 	if (t == TUPLE_OK && ct6_lookup(&k, &m, &s->e, &s->pe))
 		return tracked6(skb, src, p, &m, &k, s);

@@ -246,7 +246,7 @@ static __always_inline int nat66_reply(struct __sk_buff *skb, struct nat6_scratc
 	if (p->proto == NH_ICMPV6 && icmp6_is_error(p->icmp_type)) {
 		__u32 inner;
 
-		if (!nat66_icmp_error_lookup(skb, p, k, &inner, &s->e))
+		if (!nat66_icmp_error_lookup(skb, p, k, &inner, &s->e, 1))
 			return 0;
 		if (p->ip.hop_limit <= 1)
 			return drop(skb, DIR, DROP_TTL_EXCEEDED);

@@ -426,14 +426,17 @@ static __always_inline int nat66_apply(struct __sk_buff *skb, const struct l4_me
 	return bpf_skb_store_bytes(skb, IP6_HOP_OFF, &hop, sizeof(hop), BPF_F_RECOMPUTE_CSUM) ? -1 : 0;
 }
 
-/* The flow an ICMPv6 error from outside (p, addressed to the uplink) is
- * about: the quoted packet is one the flow sent out, translated, so its
- * tuple reversed (in k) is the key of the flow's reply entry, copied to out.
- * The quote must hold a whole IPv6 header without extension headers and the
- * first 8 bytes of TCP, UDP or an echo request; *inner is its offset. No
- * touch: errors must not keep a flow alive. 0: no flow of a container. */
+/* The flow an ICMPv6 error (p) is about: the quoted packet is one the
+ * flow sent the error's sender, translated, so its tuple reversed (in k)
+ * is the key of the flow's entry for the error's direction, copied to
+ * out. From outside (inbound: addressed to the uplink) that entry
+ * delivers into a container; from a container (its own error about a
+ * packet it got), it leaves through the FIB. The quote must hold a whole
+ * IPv6 header without extension headers and the first 8 bytes of TCP,
+ * UDP or an echo request; *inner is its offset. No touch: errors must not
+ * keep a flow alive. 0: no such flow. */
 static __always_inline int nat66_icmp_error_lookup(struct __sk_buff *skb, const struct packet6 *p, struct ct6_key *k,
-						   __u32 *inner, struct ct6_entry *out)
+						   __u32 *inner, struct ct6_entry *out, int inbound)
 {
 	__u32 off = p->l4_off + ICMP6_ERR_HLEN;
 	struct ct6_entry *e;
@@ -462,7 +465,7 @@ static __always_inline int nat66_icmp_error_lookup(struct __sk_buff *skb, const 
 		return 0;
 	}
 	e = bpf_map_lookup_elem(&conntrack6, k);
-	if (!e || !e->ifindex)
+	if (!e || !e->ifindex != !inbound || e->kind == CT_KIND_NAT64)
 		return 0;
 	*out = *e;
 	*inner = off;
@@ -496,6 +499,35 @@ static __always_inline int nat66_icmp_error_apply(struct __sk_buff *skb, const s
 	    bpf_skb_store_bytes(skb, inner + offsetof(struct ip6_hdr, saddr), &e->new_daddr, sizeof(struct ip6_key), 0))
 		return -1;
 	if (k->dport != e->new_dport && csum_rewrite_l4_16(skb, port_off, k->dport, e->new_dport, csum_off, 0))
+		return -1;
+	return bpf_skb_store_bytes(skb, IP6_HOP_OFF, &hop, sizeof(hop), BPF_F_RECOMPUTE_CSUM) ? -1 : 0;
+}
+
+/* nat66_icmp_error_apply for a container's own ICMPv6 error about a
+ * packet of flow e (the entry of the container's side; k: the quoted tuple
+ * reversed): the outer source and the quoted destination address and port
+ * become what the flow shows outside (e's new source), so a client of a
+ * published port gets "port unreachable" from the address it asked. */
+static __always_inline int nat66_icmp_error_apply_out(struct __sk_buff *skb, const struct packet6 *p,
+						      const struct ct6_key *k, __u32 inner, const struct ct6_entry *e)
+{
+	__u32 csum_off = p->l4_off + ICMP6_CSUM_OFF;
+	__u32 port_off = inner + IPV6_HLEN + (k->proto == NH_ICMPV6 ? ICMP6_ECHO_ID_OFF : L4_DPORT_OFF);
+	__u8 hop = p->ip.hop_limit - 1;
+	__s64 diff;
+
+	diff = bpf_csum_diff((__be32 *)p->ip.saddr.addr, sizeof(struct ip6_key), (__be32 *)e->new_saddr.addr,
+			     sizeof(struct ip6_key), 0);
+	if (diff < 0 || bpf_l4_csum_replace(skb, csum_off, 0, diff, BPF_F_PSEUDO_HDR) ||
+	    bpf_skb_store_bytes(skb, ETH_HLEN + offsetof(struct ip6_hdr, saddr), &e->new_saddr, sizeof(struct ip6_key),
+				0))
+		return -1;
+	diff = bpf_csum_diff((__be32 *)k->saddr.addr, sizeof(struct ip6_key), (__be32 *)e->new_saddr.addr,
+			     sizeof(struct ip6_key), 0);
+	if (diff < 0 || bpf_l4_csum_replace(skb, csum_off, 0, diff, 0) ||
+	    bpf_skb_store_bytes(skb, inner + offsetof(struct ip6_hdr, daddr), &e->new_saddr, sizeof(struct ip6_key), 0))
+		return -1;
+	if (k->sport != e->new_sport && csum_rewrite_l4_16(skb, port_off, k->sport, e->new_sport, csum_off, 0))
 		return -1;
 	return bpf_skb_store_bytes(skb, IP6_HOP_OFF, &hop, sizeof(hop), BPF_F_RECOMPUTE_CSUM) ? -1 : 0;
 }
