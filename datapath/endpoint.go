@@ -287,9 +287,10 @@ func (i *Instance) bridgeSteps(st *store, ep *Endpoint, o AttachOptions, ns targ
 
 	var mapped time.Duration
 	var bs []maps.PortEntry
+	var tcx *tcxAttach
 	return []step{
 		i.attachIntent(st, *ep, ports),
-		{name: "netlink", do: func() error { return i.plumbVeth(ep, n, ns, rollback) }},
+		{name: "netlink", do: func() (err error) { tcx, err = i.plumbVeth(ep, n, ns, rollback); return err }},
 		{name: "sysctl", do: func() error { return enableForwarding(ep.HostVeth, ip6.IsValid()) }},
 		at("after-veth"),
 		{name: "map writes",
@@ -324,16 +325,13 @@ func (i *Instance) bridgeSteps(st *store, ep *Endpoint, o AttachOptions, ns targ
 			undo: func() { views.DeletePortEntries(bs) },
 		},
 		at("after-maps"),
-		// Maps first, program second: the program drops traffic from
-		// interfaces it does not know.
-		{name: "tcx",
-			do: func() error {
-				_, err := i.dp.AttachTCXIngress(loader.ProgFromContainer, ep.HostIfindex, ep.HostVeth)
-				return err
-			},
-			undo: func() { i.dp.DetachTCX(loader.ProgFromContainer, ep.HostVeth) },
-		},
+		// The program, attached since the veth exists (plumbVeth; it drops
+		// traffic from interfaces the maps do not know yet), then the host
+		// end up: only now can the container's traffic flow, and all of it
+		// through the program.
+		{name: "tcx", do: func() error { return tcx.wait() }},
 		at("after-link"),
+		{name: "netlink", do: func() error { return plumbing.SetLinkUp(ep.HostIfindex) }},
 		// What the caller is told must be what its namespace has.
 		{name: "netlink", do: func() error { return verifyPlumbed(ns, o.Target, *ep, n) }},
 	}, nil

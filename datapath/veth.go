@@ -9,40 +9,76 @@ import (
 
 	"github.com/ebpfnet/ebpfnet/datapath/plumbing"
 	"github.com/ebpfnet/ebpfnet/internal/netnsutil"
+	"github.com/ebpfnet/ebpfnet/loader"
 	"github.com/ebpfnet/ebpfnet/maps"
 )
 
 // plumbVeth creates the veth pair with its container end (eth0 or the
 // endpoint's IfName) directly in the target namespace, addresses it and
-// routes via the gateway if the namespace has no default route yet.
-func (i *Instance) plumbVeth(ep *Endpoint, n Network, ns target, rollback *undo) error {
+// routes via the gateway if the namespace has no default route yet. The
+// host end stays down, so that nothing the container sends reaches the
+// bridge before from_container judges it: the caller brings it up once the
+// program is attached. The attach starts here, as soon as the veth exists
+// (the returned tcxAttach), and runs while the container end is set up.
+func (i *Instance) plumbVeth(ep *Endpoint, n Network, ns target, rollback *undo) (*tcxAttach, error) {
 	br, err := netlink.LinkByName(n.Bridge)
 	if err != nil {
-		return fmt.Errorf("bridge %s of network %s is missing: %w", n.Bridge, n.Name, err)
+		return nil, fmt.Errorf("bridge %s of network %s is missing: %w", n.Bridge, n.Name, err)
 	}
 	mac, _ := net.ParseMAC(ep.MAC)
 	idx, del, err := plumbing.AddVeth(plumbing.Veth{
 		Host: ep.HostVeth, Peer: ep.Interface(), PeerMAC: mac, MTU: n.MTU,
-		BridgeIndex: br.Attrs().Index, PeerNS: ns.fd, HasPeerNS: true, Up: true, Hairpin: n.hairpin(),
+		BridgeIndex: br.Attrs().Index, PeerNS: ns.fd, HasPeerNS: true, Hairpin: n.hairpin(),
 	})
 	if del != nil {
 		rollback.add(del)
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ep.HostIfindex = idx
+	tcx := i.startTCXAttach(idx, ep.HostVeth, rollback)
 	v6 := containerIPv6(*ep, n)
 	if v6.Addr.IsValid() {
 		if err := netnsutil.DoIn(ns.fd, ns.Path, func() error { return plumbing.ConfigureContainerIPv6(ep.Interface()) }); err != nil {
-			return err
+			return tcx, err
 		}
 	}
-	return ns.do(func(h *netlink.Handle) (err error) {
+	return tcx, ns.do(func(h *netlink.Handle) (err error) {
 		ep.ContainerIfindex, ep.DefaultRoute, ep.DefaultRoute6, err = plumbing.ConfigureContainerEnd(h, ep.Interface(),
 			ep.Prefix(n), n.Gateway, v6, ns.Path)
 		return err
 	})
+}
+
+// tcxAttach is from_container's attachment to a new host veth, made in
+// the background: every TCX attach waits for an RCU grace period in the
+// kernel (tcx_entry_sync), milliseconds on a busy machine, which then
+// overlaps the container end's configuration instead of following it.
+type tcxAttach struct {
+	done chan struct{}
+	err  error
+}
+
+// startTCXAttach attaches from_container to the host veth ifindex (name)
+// in the background; rollback waits for it and detaches.
+func (i *Instance) startTCXAttach(ifindex int, name string, rollback *undo) *tcxAttach {
+	a := &tcxAttach{done: make(chan struct{})}
+	go func() {
+		defer close(a.done)
+		_, a.err = i.dp.AttachTCXIngress(loader.ProgFromContainer, ifindex, name)
+	}()
+	rollback.add(func() {
+		if a.wait() == nil {
+			i.dp.DetachTCX(loader.ProgFromContainer, name)
+		}
+	})
+	return a
+}
+
+func (a *tcxAttach) wait() error {
+	<-a.done
+	return a.err
 }
 
 // containerIPv6 is ep's IPv6 side on n (zero without IPv6).

@@ -67,6 +67,14 @@ func AddVeth(v Veth) (ifindex int, del func(), err error) {
 	return ifindex, del, nil
 }
 
+// SetLinkUp brings the interface ifindex up.
+func SetLinkUp(ifindex int) error {
+	if err := netlink.LinkSetUp(&netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: ifindex}}); err != nil {
+		return fmt.Errorf("bring up interface %d: %w", ifindex, err)
+	}
+	return nil
+}
+
 // SetHairpin sets the hairpin mode of the bridge port name.
 func SetHairpin(name string, on bool) error {
 	l, err := netlink.LinkByName(name)
