@@ -49,9 +49,6 @@ func newNetworkCreateCmd(g *globals) *cobra.Command {
 			if (o.Subnet6 != "" || o.Gateway6 != "") && !o.IPv6 {
 				return fmt.Errorf("an IPv6 --subnet or --gateway needs --ipv6")
 			}
-			if o.IPv6 && driver == "overlay" {
-				return fmt.Errorf("--ipv6: overlay networks are IPv4-only for now")
-			}
 			switch driver {
 			case "bridge":
 				if cmd.Flags().Changed("vni") {
