@@ -136,7 +136,7 @@ func (g *globals) madeNetworkRows(ctx context.Context, local []datapath.Network)
 		rows = append(rows, networkRow{
 			Network: datapath.Network{Name: n.Name, Subnet: n.Subnet, Gateway: n.Gateway, Subnet6: n.Subnet6, Gateway6: n.Gateway6,
 				MTU: n.MTU, ICC: n.ICC, Internal: n.Internal, Created: n.Created},
-			Driver:  "overlay", Scope: "global", VNI: n.VNI,
+			Driver: "overlay", Scope: "global", VNI: n.VNI,
 		})
 	}
 	return rows, err
