@@ -5,9 +5,13 @@ import (
 	"encoding/json"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/miekg/dns"
 
 	"github.com/ebpfnet/ebpfnet/internal/netnsutil"
 	"github.com/ebpfnet/ebpfnet/internal/testing/etcdtest"
@@ -25,6 +29,18 @@ import (
 func TestOverlayIPv6AcrossHosts(t *testing.T) {
 	t.Parallel()
 	c, hs := newOverlayHosts(t, 3)
+	// The hosts' resolver is the underlay address, where nothing serves
+	// DNS: no query leaves the test's namespaces (as in
+	// TestOverlayNamesAcrossHosts; the cluster's cleanup removes the file).
+	for _, h := range c.Hosts {
+		dir := filepath.Join("/etc/netns", h)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "resolv.conf"), []byte("nameserver "+etcdtest.UnderlayIP+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, h := range hs {
 		h.startDaemon()
 	}
@@ -121,6 +137,9 @@ func TestOverlayIPv6AcrossHosts(t *testing.T) {
 	if !strings.Contains(neigh, macC) {
 		t.Errorf("a's neighbour entry for c: %q, want c's MAC %s", neigh, macC)
 	}
+	// Names: host 1's resolver answers AAAA for b (on host 2), asked on
+	// the network's IPv6 gateway.
+	answersEventually(t, nsA, "fd00:213::1", "b", dns.TypeAAAA, []string{ip6B}, 10*time.Second)
 	if got := hs[0].remoteIPs(); !strings.Contains(got, ip6B) || !strings.Contains(got, ip6C) {
 		t.Errorf("host 1's overlay ls: %q, want b's and c's IPv6 addresses", got)
 	}

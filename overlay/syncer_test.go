@@ -168,6 +168,12 @@ func TestOverlaySyncerWritesIPv6(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("remote endpoints %v, want %v", got, want)
 	}
+	// b's name resolves to both addresses (A and AAAA); c's IPv6 address,
+	// outside the subnet, to none.
+	wantNames := []datapath.RemoteName{{Name: "b", IP: b.IP}, {Name: "b", IP: b.IP6}, {Name: "c", IP: c.IP}}
+	if !slices.Equal(ts.d.names["ov6"], wantNames) {
+		t.Errorf("remote names %v, want %v", ts.d.names["ov6"], wantNames)
+	}
 }
 
 // TestOverlaySyncerKeepsTheMapsWhileTheViewIsOutOfStep: a view that is not in
