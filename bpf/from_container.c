@@ -17,7 +17,9 @@
  *
  * What a container may send: IPv4 (validated by parse_packet), ARP whose
  * sender addresses are its own, and IPv6 on a dual-stack network
- * (NET_F_IPV6; elsewhere DROP_IPV6). VLAN-tagged frames (containers get
+ * (NET_F_IPV6; elsewhere DROP_IPV6). A container of an IPv6-only network
+ * (its endpoint's IPv4 address 0) sends neither IPv4 nor ARP
+ * (DROP_NO_IPV4). VLAN-tagged frames (containers get
  * untagged veths) and every other ethertype are dropped with a reason of
  * their own.
  *
@@ -32,10 +34,11 @@
  * link-local addresses, the network's gateway and subnet go to the bridge
  * and the stack, another network's subnet nowhere but its gateway. Beyond
  * the container subnets (not from an internal network): the host's own
- * addresses, as the FIB tells, and on a network with masquerade TCP, UDP
- * and ICMPv6 echo that the FIB routes out of an uplink, masqueraded to the
- * uplink's address (NAT66, outside6 and lib/nat6.h); nothing else: IPv6 is
- * not routed untranslated yet. */
+ * addresses, as the FIB tells, and TCP, UDP and ICMPv6 echo that the FIB
+ * routes out of an uplink: masqueraded to the uplink's address on a network
+ * with masquerade (NAT66, outside6 and lib/nat6.h), routed with the
+ * container's own address on one without, tracked either way so that only
+ * replies come back in; nothing else. */
 
 #include "lib/common.h"
 #include "lib/drop.h"
@@ -52,6 +55,7 @@
 #include "lib/ipv6.h"
 #include "lib/nd.h"
 #include "lib/nat6.h"
+#include "lib/nat64.h"
 #include "lib/kernel_nat.h"
 #include "lib/firewall.h" /* not used here: bpf2go mirrors the layouts from this object */
 
@@ -87,6 +91,8 @@ static __always_inline int check_arp(struct __sk_buff *skb, const struct endpoin
 		return drop(skb, DIR, DROP_MALFORMED);
 	if (!arp_is_eth_ipv4(&a) || (a.op != bpf_htons(ARP_OP_REQUEST) && a.op != bpf_htons(ARP_OP_REPLY)))
 		return drop(skb, DIR, DROP_MALFORMED);
+	if (!src->ip)
+		return drop(skb, DIR, DROP_NO_IPV4);
 	__builtin_memcpy(&spa, a.spa, sizeof(spa));
 	if (!mac_equal(a.sha, src->mac) || (spa != src->ip && !(spa == 0 && a.op == bpf_htons(ARP_OP_REQUEST))))
 		return drop(skb, DIR, DROP_SPOOFED_ARP);
@@ -329,8 +335,11 @@ static __always_inline int tracked6(struct __sk_buff *skb, const struct endpoint
  * tracked flow is translated: a masqueraded flow's, or a reply of a flow
  * to a published port (from_uplink's published6), which leaves with the
  * host's address and port the client used. A new flow that the FIB routes
- * out of an uplink is masqueraded on a network with masquerade. Everything else
- * would leave untranslated, or is not routed yet: DROP_IPV6_NOT_ROUTED. */
+ * out of an uplink is masqueraded on a network with masquerade, and on one
+ * without (--ip-masquerade=false) routed as it is, tracked as CT_KIND_ROUTED
+ * so that from_uplink lets its replies in (and nothing else: the direct
+ * routing protection). Everything else, fragments aside, is not routed:
+ * DROP_IPV6_NOT_ROUTED. */
 static __always_inline int outside6(struct __sk_buff *skb, const struct endpoint_info *src, const struct packet6 *p)
 {
 	struct network_info *net = bpf_map_lookup_elem(&networks, &src->net_id);
@@ -338,6 +347,7 @@ static __always_inline int outside6(struct __sk_buff *skb, const struct endpoint
 	enum tuple_result t;
 	struct l4_meta m;
 	struct ct6_key k;
+	int masq;
 	long rc;
 
 	if (!s)
@@ -353,9 +363,10 @@ static __always_inline int outside6(struct __sk_buff *skb, const struct endpoint
 	if (rc == BPF_FIB_LKUP_RET_NOT_FWDED || rc == BPF_FIB_LKUP_RET_BLACKHOLE ||
 	    rc == BPF_FIB_LKUP_RET_UNREACHABLE || rc == BPF_FIB_LKUP_RET_PROHIBIT)
 		return pass(skb);
-	if (!net || !(net->flags & NET_F_MASQUERADE) || (!fib_forwardable(rc) && rc != BPF_FIB_LKUP_RET_FRAG_NEEDED) ||
+	if (!net || (!fib_forwardable(rc) && rc != BPF_FIB_LKUP_RET_FRAG_NEEDED) ||
 	    !bpf_map_lookup_elem(&uplinks, &nat6_fib(s)->ifindex))
 		return drop(skb, DIR, DROP_IPV6_NOT_ROUTED);
+	masq = !!(net->flags & NET_F_MASQUERADE);
 	if (p->frag)
 		return drop(skb, DIR, DROP_FRAGMENT);
 	if (t != TUPLE_OK)
@@ -373,13 +384,18 @@ static __always_inline int outside6(struct __sk_buff *skb, const struct endpoint
 	    (k.proto == NH_ICMPV6 && m.icmp_type != ICMP6_ECHO_REQUEST))
 		return drop(skb, DIR, DROP_NO_FLOW);
 	__builtin_memset(&s->e, 0, sizeof(s->e));
-	__builtin_memcpy(s->e.new_saddr.addr, nat6_fib(s)->ipv6_src, sizeof(s->e.new_saddr));
+	if (masq) {
+		__builtin_memcpy(s->e.new_saddr.addr, nat6_fib(s)->ipv6_src, sizeof(s->e.new_saddr));
+	} else {
+		s->e.new_saddr = k.saddr;
+		s->e.new_sport = k.sport;
+	}
 	s->e.new_daddr = k.daddr;
 	s->e.new_dport = k.dport;
 	s->e.peer_ifindex = src->ifindex;
-	s->e.kind = CT_KIND_SNAT;
+	s->e.kind = masq ? CT_KIND_SNAT : CT_KIND_ROUTED;
 	s->e.state = ct_initial_state(&m);
-	switch (ct6_create(skb, &k, &s->e, &s->pe)) {
+	switch (masq ? ct6_create(skb, &k, &s->e, &s->pe) : ct6_create_fixed(&k, &s->e, &s->pe)) {
 	case CT_CREATED:
 		break;
 	case CT_RACED:
@@ -387,7 +403,7 @@ static __always_inline int outside6(struct __sk_buff *skb, const struct endpoint
 			break;
 		return drop(skb, DIR, DROP_CT_MAP_FULL);
 	case CT_NO_PORT:
-		return drop(skb, DIR, DROP_NAT_EXHAUSTED);
+		return drop(skb, DIR, masq ? DROP_NAT_EXHAUSTED : DROP_CT_CONFLICT);
 	default:
 		return drop(skb, DIR, DROP_CT_MAP_FULL);
 	}
@@ -537,6 +553,16 @@ static __always_inline int hairpin(struct __sk_buff *skb, const struct endpoint_
 	if (ret)
 		return ret;
 	return deliver_endpoint(skb, DIR, fe.ifindex);
+}
+
+/* A reply of a NAT64 flow (lib/nat64.h): to the gateway of the
+ * container's network, from a port published to an IPv6 client. 0: none. */
+static __always_inline int nat64_answer(struct __sk_buff *skb, const struct endpoint_info *src, const struct ct_key *k,
+					const struct l4_meta *m)
+{
+	struct network_info *net = bpf_map_lookup_elem(&networks, &src->net_id);
+
+	return net ? nat64_reply(skb, DIR, net, k, m) : 0;
 }
 
 /* A new flow leaving through an uplink: masqueraded, or with masq 0 only
@@ -698,8 +724,8 @@ int from_container(struct __sk_buff *skb)
 		return drop(skb, DIR, DROP_VLAN);
 	if (!p.ip)
 		return not_ipv4(skb, src, &p);
-	if (p.ip->saddr != src->ip)
-		return drop(skb, DIR, DROP_SPOOFED_IP);
+	if (p.ip->saddr != src->ip || !src->ip)
+		return drop(skb, DIR, src->ip ? DROP_SPOOFED_IP : DROP_NO_IPV4);
 
 	/* Container to container first: no tracked flow is ever addressed to an
 	 * endpoint on the wire (NATed flows go to host or outside addresses),
@@ -714,6 +740,8 @@ int from_container(struct __sk_buff *skb)
 		if (t == TUPLE_OK && ct_lookup(&k, &m, &e))
 			return tracked(skb, &m, &k, &e, NULL);
 		if (t == TUPLE_OK && (ret = to_peer_host(skb, src, &k, &p)))
+			return ret;
+		if (t == TUPLE_OK && (ret = nat64_answer(skb, src, &k, &m)))
 			return ret;
 		if (t == TUPLE_ICMP_ERROR) {
 			struct icmp_err ie;

@@ -13,7 +13,8 @@
  * so are new IPv6 flows to ports published on every address, to the
  * host's own IPv6 addresses (published6); other IPv6 to a container's
  * address (a subnets6 prefix but its gateway) is dropped as direct
- * routing. Everything
+ * routing, except new flows of nat-unprotected networks (unprotected6),
+ * tracked as routed as IPv4's are. Everything
  * else (traffic for the host itself, ARP, other IPv6, frames for a VLAN
  * device on the uplink) goes to the stack untouched.
  *
@@ -34,6 +35,7 @@
 #include "lib/lb.h"
 #include "lib/ipv6.h"
 #include "lib/nat6.h"
+#include "lib/nat64.h"
 
 char __license[] SEC("license") = "Dual BSD/GPL";
 
@@ -261,6 +263,15 @@ static __always_inline int nat66_reply(struct __sk_buff *skb, struct nat6_scratc
 	}
 	if (m->ttl <= 1)
 		return drop(skb, DIR, DROP_TTL_EXCEEDED);
+	if (s->e.kind == CT_KIND_NAT64) {
+		if (m->frag)
+			return drop(skb, DIR, DROP_FRAGMENT);
+		if (m->l4_off != ETH_HLEN + IPV6_HLEN)
+			return drop(skb, DIR, DROP_IPV6_EXT_HDR);
+		if (nat64_to_ipv4(skb, m, k, &s->e))
+			return drop(skb, DIR, DROP_CSUM_FAILED);
+		return deliver_endpoint(skb, DIR, s->e.ifindex);
+	}
 	if (nat66_apply(skb, m, k, &s->e))
 		return drop(skb, DIR, DROP_CSUM_FAILED);
 	return deliver_endpoint(skb, DIR, s->e.ifindex);
@@ -294,9 +305,7 @@ static __always_inline int published6(struct __sk_buff *skb, struct nat6_scratch
 	pb = port_lookup(k->proto, 0, k->dport, 0);
 	if (!pb)
 		return 0;
-	cip = bpf_map_lookup_elem(&endpoints6, &pb->ifindex);
-	if (!cip)
-		return 0;
+	cip = bpf_map_lookup_elem(&endpoints6, &pb->ifindex); /* NULL: IPv4 only, NAT64 */
 	/* The reply must be able to leave as outside6 sends it: to a global
 	 * unicast address. */
 	if (ip6_is_multicast(&k->saddr) || ip6_is_link_local(&k->saddr) || ip6_is_unspecified(&k->saddr) ||
@@ -311,6 +320,8 @@ static __always_inline int published6(struct __sk_buff *skb, struct nat6_scratch
 		return drop(skb, DIR, DROP_TTL_EXCEEDED);
 	if (fw_active())
 		return drop(skb, DIR, DROP_FIREWALL);
+	if (!cip)
+		return nat64_start(skb, DIR, s, k, m, pb);
 	__builtin_memset(&s->e, 0, sizeof(s->e));
 	s->e.new_saddr = k->saddr;
 	s->e.new_sport = k->sport;
@@ -336,19 +347,69 @@ static __always_inline int published6(struct __sk_buff *skb, struct nat6_scratch
 	return deliver_endpoint(skb, DIR, s->e.ifindex);
 }
 
-/* IPv6: replies of masqueraded flows and packets of flows to published
- * ports go into their containers (nat66_reply), new flows to published
- * ports start there (published6). Nothing is routed to a container: to a
- * container's address anything else is direct routing, dropped even on
- * nat-unprotected networks; to its network's gateway (the host) and
- * everything else it goes to the stack untouched. A frame too short to
- * hold a destination too: the stack drops it. */
+/* A new IPv6 flow from outside to a container of a nat-unprotected
+ * network (unprotected()'s for IPv6): a TCP SYN, a UDP datagram or an echo
+ * request to an endpoint's global address, tracked in conntrack6 as routed
+ * (addresses and ports kept) and delivered with the hop limit decremented,
+ * so the container's replies leave untranslated through tracked6. The
+ * firewall's prefixes are IPv4 only: while it holds any rule, such flows
+ * are refused (fail closed). */
+static __always_inline int unprotected6(struct __sk_buff *skb, struct nat6_scratch *s, const struct ct6_key *k,
+					const struct l4_meta *m, __u32 net_id)
+{
+	struct endpoint_info *ep = bpf_map_lookup_elem(&endpoint_ips6, &k->daddr);
+
+	if (!ep || ep->net_id != net_id)
+		return pass(skb); /* no endpoint: the stack, which forwards no IPv6 */
+	if ((k->proto == IPPROTO_TCP &&
+	     (m->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK | TCP_FLAG_RST)) != TCP_FLAG_SYN) ||
+	    (k->proto == NH_ICMPV6 && m->icmp_type != ICMP6_ECHO_REQUEST))
+		return drop(skb, DIR, DROP_NO_FLOW);
+	if (ip6_is_multicast(&k->saddr) || ip6_is_link_local(&k->saddr) || ip6_is_unspecified(&k->saddr))
+		return drop(skb, DIR, DROP_MARTIAN);
+	if (m->ttl <= 1)
+		return drop(skb, DIR, DROP_TTL_EXCEEDED);
+	if (fw_active())
+		return drop(skb, DIR, DROP_FIREWALL);
+	__builtin_memset(&s->e, 0, sizeof(s->e));
+	s->e.new_saddr = k->saddr;
+	s->e.new_sport = k->sport;
+	s->e.new_daddr = k->daddr;
+	s->e.new_dport = k->dport;
+	s->e.ifindex = ep->ifindex;
+	s->e.kind = CT_KIND_ROUTED;
+	s->e.state = ct_initial_state(m);
+	switch (ct6_create_fixed(k, &s->e, &s->pe)) {
+	case CT_CREATED:
+		break;
+	case CT_RACED:
+		if (ct6_lookup(k, m, &s->e, &s->pe) && s->e.ifindex)
+			break;
+		return drop(skb, DIR, DROP_CT_MAP_FULL);
+	case CT_NO_PORT:
+		return drop(skb, DIR, DROP_CT_CONFLICT);
+	default:
+		return drop(skb, DIR, DROP_CT_MAP_FULL);
+	}
+	if (nat66_apply(skb, m, k, &s->e))
+		return drop(skb, DIR, DROP_CSUM_FAILED);
+	return deliver_endpoint(skb, DIR, s->e.ifindex);
+}
+
+/* IPv6: replies of masqueraded and routed flows and packets of flows to
+ * published ports go into their containers (nat66_reply), new flows to
+ * published ports start there (published6). To a container's address
+ * anything else is direct routing, dropped, but on a nat-unprotected
+ * network, where new flows start (unprotected6); to its network's gateway
+ * (the host) and everything else it goes to the stack untouched. A frame
+ * too short to hold a destination too: the stack drops it. */
 static __always_inline int ipv6(struct __sk_buff *skb)
 {
 	struct subnet6_key key = { .prefixlen = 128 };
 	struct nat6_scratch *s = nat6_scratch_get();
+	enum tuple_result t = TUPLE_NONE;
 	struct network6_info *net6;
-	enum tuple_result t;
+	struct network_info *net;
 	struct packet6 p;
 	struct l4_meta m;
 	struct ct6_key k;
@@ -356,6 +417,10 @@ static __always_inline int ipv6(struct __sk_buff *skb)
 	int ret;
 
 	if (s && parse_ipv6(skb, &p) == PARSE6_OK) {
+		/* NAT64's IPv4 side is keyed by mapped addresses in conntrack6:
+		 * never from a wire (RFC 4291 2.5.5.2). */
+		if (ip6_is_v4mapped(&p.ip.saddr) || ip6_is_v4mapped(&p.ip.daddr))
+			return drop(skb, DIR, DROP_MARTIAN);
 		ret = nat66_reply(skb, s, &p, &k, &m, &t);
 		if (ret)
 			return ret;
@@ -373,6 +438,9 @@ static __always_inline int ipv6(struct __sk_buff *skb)
 	net6 = bpf_map_lookup_elem(&networks6, net_id);
 	if (net6 && ip6_equal((const struct ip6_key *)key.addr, (const struct ip6_key *)net6->gateway6))
 		return pass(skb);
+	net = bpf_map_lookup_elem(&networks, net_id);
+	if (s && t == TUPLE_OK && net && (net->flags & (NET_F_UNPROTECTED | NET_F_INTERNAL)) == NET_F_UNPROTECTED)
+		return unprotected6(skb, s, &k, &m, *net_id);
 	return drop(skb, DIR, DROP_DIRECT_ROUTING);
 }
 

@@ -88,32 +88,31 @@ func (i *Instance) checkEndpoint(st *store, ep Endpoint) ([]string, error) {
 		if l.Attrs().HardwareAddr.String() != ep.MAC {
 			bad("interface %s has MAC %s, endpoint has %s", ep.Interface(), l.Attrs().HardwareAddr, ep.MAC)
 		}
-		addrs, err := h.AddrList(l, netlink.FAMILY_V4)
-		if err != nil {
-			return err
-		}
-		if !slices.ContainsFunc(addrs, func(a netlink.Addr) bool {
-			ip, ok := netip.AddrFromSlice(a.IP)
-			return ok && ip.Unmap() == ep.IP
-		}) {
-			bad("interface %s lacks address %s", ep.Interface(), ep.IP)
-		}
-		if ep.IP6.IsValid() {
-			addrs6, err := h.AddrList(l, netlink.FAMILY_V6)
+		for _, want := range []struct {
+			family int
+			ip     netip.Addr
+		}{{netlink.FAMILY_V4, ep.IP}, {netlink.FAMILY_V6, ep.IP6}} {
+			if !want.ip.IsValid() {
+				continue
+			}
+			addrs, err := h.AddrList(l, want.family)
 			if err != nil {
 				return err
 			}
-			if !slices.ContainsFunc(addrs6, func(a netlink.Addr) bool {
+			if !slices.ContainsFunc(addrs, func(a netlink.Addr) bool {
 				ip, ok := netip.AddrFromSlice(a.IP)
-				return ok && ip == ep.IP6
+				return ok && ip.Unmap() == want.ip
 			}) {
-				bad("interface %s lacks address %s", ep.Interface(), ep.IP6)
+				bad("interface %s lacks address %s", ep.Interface(), want.ip)
 			}
 		}
 		// The first network gives the default route (plumbVeth); an
 		// interface added later has none of its own.
-		if !plumbing.HasDefaultRoute(h) {
+		if ep.IP.IsValid() && !plumbing.HasDefaultRoute(h) {
 			bad("no default route via %s in %s", ep.Interface(), ep.Netns)
+		}
+		if !ep.IP.IsValid() && !plumbing.HasDefaultRoute6(h) {
+			bad("no IPv6 default route via %s in %s", ep.Interface(), ep.Netns)
 		}
 		return nil
 	})

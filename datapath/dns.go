@@ -60,13 +60,13 @@ func CheckDNSOptions(o DNSOptions) error {
 func etcFiles(ep Endpoint, connected []Endpoint, nets map[string]Network, host resolver.ResolvConf) (resolv, hosts string) {
 	var eps []resolver.EtcEndpoint
 	for _, e := range append([]Endpoint{ep}, connected...) {
-		x := resolver.EtcEndpoint{Name: e.Name, HostName: baseName(e), IP: e.IP, Aliases: e.Aliases}
-		if n, ok := nets[e.Network]; ok && e.Mode == ModeBridge && n.Name != DefaultNetwork && n.Gateway.IsValid() {
-			x.Network, x.Resolver = n.Name, n.Gateway
+		x := resolver.EtcEndpoint{Name: e.Name, HostName: baseName(e), IP: e.IP, IP6: e.IP6, Aliases: e.Aliases}
+		if n, ok := nets[e.Network]; ok && e.Mode == ModeBridge && n.Name != DefaultNetwork {
+			x.Network, x.Resolver = n.Name, n.resolver()
 		}
 		eps = append(eps, x)
 	}
-	return resolver.EtcFiles(eps, ep.DNS, ep.ExtraHosts, nets[ep.Network].Gateway, host)
+	return resolver.EtcFiles(eps, ep.DNS, ep.ExtraHosts, nets[ep.Network].resolver(), host)
 }
 
 // EtcDir is /etc/netns/NAME for an endpoint in a named namespace (one

@@ -60,11 +60,12 @@ func (d dnsSource) Load() (*resolver.Index, string, error) {
 	var gateways []netip.Addr
 	var user []resolver.Network
 	for _, n := range nets {
-		gateways = append(gateways, n.Gateway)
-		if n.Gateway6.IsValid() {
-			gateways = append(gateways, n.Gateway6)
+		for _, g := range []netip.Addr{n.Gateway, n.Gateway6} {
+			if g.IsValid() {
+				gateways = append(gateways, g)
+			}
 		}
-		if n.Name != DefaultNetwork && n.Gateway.IsValid() {
+		if n.Name != DefaultNetwork && n.resolver().IsValid() {
 			user = append(user, resolver.Network{Name: n.Name, Gateway: n.Gateway, Gateway6: n.Gateway6, Internal: n.Internal})
 		}
 	}

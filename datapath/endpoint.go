@@ -209,7 +209,9 @@ func (i *Instance) bridgeSteps(st *store, ep *Endpoint, o AttachOptions, ns targ
 	used := map[netip.Addr]string{}
 	for _, e := range eps {
 		if e.Network == netName {
-			used[e.IP] = e.Name
+			if e.IP.IsValid() {
+				used[e.IP] = e.Name
+			}
 			if e.IP6.IsValid() {
 				used[e.IP6] = e.Name
 			}
@@ -253,7 +255,7 @@ func (i *Instance) bridgeSteps(st *store, ep *Endpoint, o AttachOptions, ns targ
 			}
 		}
 	}
-	if !ip.IsValid() {
+	if !ip.IsValid() && n.Subnet.IsValid() {
 		if ip, err = allocateIP(n, used); err != nil {
 			return nil, err
 		}
@@ -288,14 +290,7 @@ func (i *Instance) bridgeSteps(st *store, ep *Endpoint, o AttachOptions, ns targ
 	return []step{
 		i.attachIntent(st, *ep, ports),
 		{name: "netlink", do: func() error { return i.plumbVeth(ep, n, ns, rollback) }},
-		{name: "sysctl", do: func() error {
-			if ip6.IsValid() {
-				if err := plumbing.EnableForwarding6(ep.HostVeth); err != nil {
-					return err
-				}
-			}
-			return plumbing.EnableForwarding(ep.HostVeth)
-		}},
+		{name: "sysctl", do: func() error { return enableForwarding(ep.HostVeth, ip6.IsValid()) }},
 		at("after-veth"),
 		{name: "map writes",
 			do: func() error {

@@ -60,6 +60,9 @@ func checkRequestedIP(n Network, ip string, used map[netip.Addr]string) (netip.A
 	if err != nil || !a.Is4() {
 		return netip.Addr{}, fmt.Errorf("invalid --ip %q: want an IPv4 address", ip)
 	}
+	if !n.Subnet.IsValid() {
+		return netip.Addr{}, fmt.Errorf("--ip %s: network %s is IPv6-only", a, n.Name)
+	}
 	if !isHost(n.Subnet, a) {
 		return netip.Addr{}, fmt.Errorf("address %s is not a host address of network %s (%s)", a, n.Name, n.Subnet)
 	}
@@ -115,6 +118,9 @@ func chooseSubnet(taken []netip.Prefix) (netip.Prefix, error) {
 // macFor derives a locally administered MAC from the IPv4 address, as
 // Docker does (02:42:a.b.c.d), so a re-attached address keeps its MAC.
 func macFor(ip netip.Addr) string {
+	if !ip.IsValid() {
+		return randomMAC().String() // IPv6 only: no IPv4 address to derive it from
+	}
 	b := ip.As4()
 	return fmt.Sprintf("02:42:%02x:%02x:%02x:%02x", b[0], b[1], b[2], b[3])
 }

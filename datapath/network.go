@@ -47,6 +47,9 @@ type NetworkOptions struct {
 	IPv6     bool
 	Subnet6  string
 	Gateway6 string
+	// NoIPv4 (--ipv4=false, with IPv6) makes an IPv6-only network: no
+	// IPv4 subnet, gateway or endpoint addresses.
+	NoIPv4 bool
 }
 
 // maxServiceCIDRs bounds a network's service prefixes.
@@ -144,7 +147,7 @@ func (i *Instance) createNetwork(st *store, o NetworkOptions) (Network, error) {
 	if err := syncFirewall(st, views); err != nil {
 		return n, fmt.Errorf("network %s created, but %w", n.Name, err)
 	}
-	i.log.Info("network created", "name", n.Name, "subnet", n.Subnet, "bridge", n.Bridge)
+	i.log.Info("network created", "name", n.Name, "subnet", n.Subnet, "subnet6", n.Subnet6, "bridge", n.Bridge)
 	return n, nil
 }
 
@@ -166,7 +169,10 @@ func makeBridge(n Network, rollback *undo) (netlink.Link, error) {
 		},
 		at("after-bridge"),
 		step{do: func() (err error) {
-			gateways := []netip.Prefix{netip.PrefixFrom(n.Gateway, n.Subnet.Bits())}
+			var gateways []netip.Prefix
+			if n.Subnet.IsValid() {
+				gateways = append(gateways, netip.PrefixFrom(n.Gateway, n.Subnet.Bits()))
+			}
 			if n.Subnet6.IsValid() {
 				gateways = append(gateways, netip.PrefixFrom(n.Gateway6, n.Subnet6.Bits()))
 			}
@@ -229,34 +235,18 @@ func (i *Instance) validateNetwork(st *store, o NetworkOptions) (Network, error)
 		if o.Bridge != "" && e.Bridge == o.Bridge {
 			return n, fmt.Errorf("bridge %s is already used by network %s", o.Bridge, e.Name)
 		}
-		taken = append(taken, e.Subnet)
+		if e.Subnet.IsValid() {
+			taken = append(taken, e.Subnet)
+		}
 		if e.Subnet6.IsValid() {
 			taken6 = append(taken6, e.Subnet6)
 		}
 	}
-	if o.Subnet == "" {
-		routes, err := plumbing.RoutedPrefixes()
-		if err != nil {
+	if o.NoIPv4 {
+		if err := checkIPv6Only(o); err != nil {
 			return n, err
 		}
-		if n.Subnet, err = chooseSubnet(append(taken, routes...)); err != nil {
-			return n, err
-		}
-	} else if n.Subnet, err = parseSubnet(o.Subnet); err != nil {
-		return n, err
-	}
-	for _, e := range existing {
-		if e.Subnet.Overlaps(n.Subnet) {
-			return n, fmt.Errorf("subnet %s overlaps network %s (%s)", n.Subnet, e.Name, e.Subnet)
-		}
-	}
-	if err := plumbing.CheckRoutedSubnet(n.Subnet); err != nil {
-		return n, err
-	}
-	if n.Gateway, err = checkGateway(n.Subnet, o.Gateway); err != nil {
-		return n, err
-	}
-	if n.ServiceCIDRs, err = ParseServiceCIDRs(o.ServiceCIDRs, n.Subnet); err != nil {
+	} else if err := validateIPv4(&n, o, existing, taken); err != nil {
 		return n, err
 	}
 	if err := validateIPv6(&n, o, existing, taken6); err != nil {
@@ -301,6 +291,51 @@ func (i *Instance) validateNetwork(st *store, o NetworkOptions) (Network, error)
 		return n, fmt.Errorf("invalid MTU %d: must be between 68 and 65535", o.MTU)
 	}
 	return n, nil
+}
+
+// validateIPv4 gives n its IPv4 subnet, gateway and service prefixes.
+func validateIPv4(n *Network, o NetworkOptions, existing []Network, taken []netip.Prefix) error {
+	var err error
+	if o.Subnet == "" {
+		routes, err := plumbing.RoutedPrefixes()
+		if err != nil {
+			return err
+		}
+		if n.Subnet, err = chooseSubnet(append(taken, routes...)); err != nil {
+			return err
+		}
+	} else if n.Subnet, err = parseSubnet(o.Subnet); err != nil {
+		return err
+	}
+	for _, e := range existing {
+		if e.Subnet.IsValid() && e.Subnet.Overlaps(n.Subnet) {
+			return fmt.Errorf("subnet %s overlaps network %s (%s)", n.Subnet, e.Name, e.Subnet)
+		}
+	}
+	if err := plumbing.CheckRoutedSubnet(n.Subnet); err != nil {
+		return err
+	}
+	if n.Gateway, err = checkGateway(n.Subnet, o.Gateway); err != nil {
+		return err
+	}
+	n.ServiceCIDRs, err = ParseServiceCIDRs(o.ServiceCIDRs, n.Subnet)
+	return err
+}
+
+// checkIPv6Only refuses what an IPv6-only network (--ipv4=false) cannot
+// have, as Docker 28 does.
+func checkIPv6Only(o NetworkOptions) error {
+	switch {
+	case !o.IPv6:
+		return fmt.Errorf("--ipv4=false needs --ipv6: a network must have at least one address family")
+	case o.Subnet != "" || o.Gateway != "":
+		return fmt.Errorf("--ipv4=false: an IPv4 subnet or gateway was given")
+	case len(o.ServiceCIDRs) > 0:
+		return fmt.Errorf("--ipv4=false: service CIDRs are IPv4")
+	case o.VNI != 0:
+		return fmt.Errorf("--ipv4=false: overlay networks need IPv4 (their VXLAN peers and remote endpoints are IPv4)")
+	}
+	return nil
 }
 
 // validateIPv6 gives n its IPv6 subnet and gateway if o asks for IPv6.

@@ -86,15 +86,19 @@ func (i *Instance) prepare(st *store, o PrepareOptions) (Endpoint, error) {
 			return Endpoint{}, existsf("endpoint %s already exists for %s", e.Name, o.Owner)
 		}
 		if e.Network == n.Name {
-			used[e.IP] = e.Name
+			if e.IP.IsValid() {
+				used[e.IP] = e.Name
+			}
 			if e.IP6.IsValid() {
 				used[e.IP6] = e.Name
 			}
 		}
 	}
-	ip, err := checkRequestedIP(n, o.IP, used)
-	if err != nil {
-		return Endpoint{}, err
+	var ip netip.Addr
+	if o.IP != "" || n.Subnet.IsValid() { // an IPv6-only network's endpoints have none
+		if ip, err = checkRequestedIP(n, o.IP, used); err != nil {
+			return Endpoint{}, err
+		}
 	}
 	var ip6 netip.Addr
 	switch {
@@ -137,13 +141,7 @@ func (i *Instance) prepare(st *store, o PrepareOptions) (Endpoint, error) {
 	}, &ep.HostIfindex, rollback.add); err != nil {
 		return Endpoint{}, err
 	}
-	if ip6.IsValid() {
-		// As for attached endpoints: bpf_fib_lookup needs it (endpoint.go).
-		if err := plumbing.EnableForwarding6(ep.HostVeth); err != nil {
-			return Endpoint{}, err
-		}
-	}
-	if err := plumbing.EnableForwarding(ep.HostVeth); err != nil {
+	if err := enableForwarding(ep.HostVeth, ip6.IsValid()); err != nil {
 		return Endpoint{}, err
 	}
 	if err := views.PutEndpoint(maps.Endpoint{IP: ip, MAC: mac, NetID: n.ID, Ifindex: ep.HostIfindex, Overlay: n.VNI != 0, IP6: ip6}); err != nil {

@@ -102,8 +102,10 @@ func verifyPlumbed(t target, name string, ep Endpoint, n Network) error {
 		if l.Attrs().Flags&unix.IFF_UP == 0 {
 			return fmt.Errorf("interface %s in %s is down after attach", ep.Interface(), name)
 		}
-		if err := holdsPrefixes(h, l, netlink.FAMILY_V4, ep, name, netip.PrefixFrom(ep.IP, n.Subnet.Bits())); err != nil {
-			return err
+		if ep.IP.IsValid() {
+			if err := holdsPrefixes(h, l, netlink.FAMILY_V4, ep, name, ep.Prefix(n)); err != nil {
+				return err
+			}
 		}
 		if ep.DefaultRoute && !plumbing.DefaultRouteVia(h, l.Attrs().Index, n.Gateway) {
 			return fmt.Errorf("no default route via %s in %s after attach", n.Gateway, name)

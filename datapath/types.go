@@ -35,11 +35,30 @@ type Network struct {
 	Created      time.Time      `json:"created"`
 }
 
+// resolver is where n's containers find the embedded resolver (and the
+// host, for host-gateway): its IPv4 gateway, or its IPv6 one on an
+// IPv6-only network.
+func (n Network) resolver() netip.Addr {
+	if n.Gateway.IsValid() {
+		return n.Gateway
+	}
+	return n.Gateway6
+}
+
 // hairpin: n's bridge ports reflect frames, so that netfilter's DNAT of a
 // pod to its own Service, bridged, reaches it (only networks that hand
 // services to netfilter need it; elsewhere a container's own broadcasts
 // would come back to it).
 func (n Network) hairpin() bool { return len(n.ServiceCIDRs) > 0 }
+
+// Prefix is ep's IPv4 address with n's prefix length; zero on an IPv6-only
+// network.
+func (ep Endpoint) Prefix(n Network) netip.Prefix {
+	if !ep.IP.IsValid() {
+		return netip.Prefix{}
+	}
+	return netip.PrefixFrom(ep.IP, n.Subnet.Bits())
+}
 
 // Mode is a Docker network mode.
 type Mode string

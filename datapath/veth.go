@@ -40,7 +40,7 @@ func (i *Instance) plumbVeth(ep *Endpoint, n Network, ns target, rollback *undo)
 	}
 	return ns.do(func(h *netlink.Handle) (err error) {
 		ep.ContainerIfindex, ep.DefaultRoute, ep.DefaultRoute6, err = plumbing.ConfigureContainerEnd(h, ep.Interface(),
-			netip.PrefixFrom(ep.IP, n.Subnet.Bits()), n.Gateway, v6, ns.Path)
+			ep.Prefix(n), n.Gateway, v6, ns.Path)
 		return err
 	})
 }
@@ -70,4 +70,17 @@ func checkNoInterface(ns target, ifName string) error {
 		}
 		return nil
 	})
+}
+
+// enableForwarding makes a host veth forward IPv4 and IPv6: bpf_fib_lookup
+// answers only "forwarding disabled" for packets that arrive on an
+// interface that does not. IPv6 is needed even for a container without
+// IPv6 (ipv6: false): the replies of its NAT64 flows (bpf/lib/nat64.h)
+// are looked up as IPv6 arriving on its veth; there a host without IPv6
+// is no error.
+func enableForwarding(hostVeth string, ipv6 bool) error {
+	if err := plumbing.EnableForwarding6(hostVeth); err != nil && ipv6 {
+		return err
+	}
+	return plumbing.EnableForwarding(hostVeth)
 }

@@ -200,6 +200,7 @@ const (
 	optGeneric    = "com.docker.network.generic"
 	optInternal   = "com.docker.network.internal"
 	optIPv6       = "com.docker.network.enable_ipv6"
+	optIPv4       = "com.docker.network.enable_ipv4" // Docker 28: false with --ipv4=false
 	optPortMap    = "com.docker.network.portmap"
 )
 
@@ -218,25 +219,34 @@ func NetworkOptions(networkID string, opts map[string]json.RawMessage, v4, v6 []
 	}
 	o := datapath.DefaultNetworkOptions(NetworkName(networkID))
 	o.Bridge = "br-" + short(networkID, 12) // as Docker's bridge driver names it
-	var ipv6, internal bool
+	ipv4, ipv6, internal := true, false, false
 	if raw, ok := opts[optIPv6]; ok && json.Unmarshal(raw, &ipv6) != nil {
 		return o, badRequest("option %s: want true or false", optIPv6)
+	}
+	if raw, ok := opts[optIPv4]; ok && json.Unmarshal(raw, &ipv4) != nil {
+		return o, badRequest("option %s: want true or false", optIPv4)
 	}
 	if raw, ok := opts[optInternal]; ok && json.Unmarshal(raw, &internal) != nil {
 		return o, badRequest("option %s: want true or false", optInternal)
 	}
 	o.Internal = internal
-	switch len(v4) {
-	case 0:
-		return o, badRequest("no IPv4 subnet: give one with --subnet")
-	case 1:
-	default:
-		return o, badRequest("one IPv4 subnet per network is supported, got %d", len(v4))
-	}
-	o.Subnet = v4[0].Pool
 	var err error
-	if o.Gateway, err = gatewayAddr(v4[0].Gateway, false); err != nil {
-		return o, err
+	switch {
+	case !ipv4:
+		// An IPv6-only network (docker network create --ipv4=false --ipv6).
+		if !ipv6 {
+			return o, badRequest("--ipv4=false needs --ipv6")
+		}
+		o.NoIPv4 = true
+	case len(v4) == 0:
+		return o, badRequest("no IPv4 subnet: give one with --subnet")
+	case len(v4) > 1:
+		return o, badRequest("one IPv4 subnet per network is supported, got %d", len(v4))
+	default:
+		o.Subnet = v4[0].Pool
+		if o.Gateway, err = gatewayAddr(v4[0].Gateway, false); err != nil {
+			return o, err
+		}
 	}
 	// IPv6Data without enable_ipv6 is ignored, as Docker's bridge driver
 	// does (and dockerd allocates no IPv6 pool for such a network).
@@ -377,12 +387,18 @@ func (d *Driver) createEndpoint(body []byte) (any, error) {
 	if err := decode(body, &req); err != nil {
 		return nil, err
 	}
-	if req.Interface == nil || req.Interface.Address == "" {
-		return nil, badRequest("no IPv4 address from Docker's IPAM for endpoint %s", short(req.EndpointID, 12))
+	if req.Interface == nil || (req.Interface.Address == "" && req.Interface.AddressIPv6 == "") {
+		return nil, badRequest("no address from Docker's IPAM for endpoint %s", short(req.EndpointID, 12))
 	}
-	p, err := netip.ParsePrefix(req.Interface.Address)
-	if err != nil || !p.Addr().Is4() {
-		return nil, badRequest("invalid address %q", req.Interface.Address)
+	// Without IPv4 (an IPv6-only network) the datapath checks that the
+	// network has none either.
+	var ip netip.Addr
+	if s := req.Interface.Address; s != "" {
+		p, err := netip.ParsePrefix(s)
+		if err != nil || !p.Addr().Is4() {
+			return nil, badRequest("invalid address %q", s)
+		}
+		ip = p.Addr()
 	}
 	var ip6 netip.Addr
 	if s := req.Interface.AddressIPv6; s != "" {
@@ -395,14 +411,17 @@ func (d *Driver) createEndpoint(body []byte) (any, error) {
 	if ep, found, err := d.inst.EndpointFor(req.EndpointID, ""); err != nil {
 		return nil, err
 	} else if found {
-		if ep.IP != p.Addr() || (ip6.IsValid() && ep.IP6 != ip6) {
+		if ep.IP != ip || (ip6.IsValid() && ep.IP6 != ip6) {
 			return nil, fmt.Errorf("endpoint %s exists with address %s", ep.Name, joinAddrs(ep.IP, ep.IP6))
 		}
 		return d.endpointReply(req.Interface, ep)
 	}
 	o := datapath.PrepareOptions{
-		Network: d.networkOf(req.NetworkID), IP: p.Addr().String(), MAC: req.Interface.MacAddress,
+		Network: d.networkOf(req.NetworkID), MAC: req.Interface.MacAddress,
 		Owner: req.EndpointID, Name: EndpointName(req.EndpointID),
+	}
+	if ip.IsValid() {
+		o.IP = ip.String()
 	}
 	if ip6.IsValid() {
 		o.IP6 = ip6.String()
@@ -415,7 +434,10 @@ func (d *Driver) createEndpoint(body []byte) (any, error) {
 }
 
 func joinAddrs(ip, ip6 netip.Addr) string {
-	if ip6.IsValid() {
+	switch {
+	case !ip.IsValid():
+		return ip6.String()
+	case ip6.IsValid():
 		return ip.String() + " and " + ip6.String()
 	}
 	return ip.String()
@@ -501,7 +523,9 @@ func (d *Driver) join(body []byte) (any, error) {
 	resp := joinResponse{InterfaceName: interfaceName{SrcName: ep.PeerName, DstPrefix: "eth"}}
 	// An --internal network has no way out: no default route, as Docker.
 	if !n.Internal {
-		resp.Gateway = n.Gateway.String()
+		if n.Gateway.IsValid() { // else IPv6 only
+			resp.Gateway = n.Gateway.String()
+		}
 		if n.Gateway6.IsValid() && ep.IP6.IsValid() {
 			resp.GatewayIPv6 = n.Gateway6.String()
 		}

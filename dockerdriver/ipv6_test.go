@@ -245,6 +245,46 @@ func TestDualStack(t *testing.T) {
 	}
 }
 
+// TestIPv6Only: `docker network create --ipv4=false --ipv6` as Docker 28
+// asks it (enable_ipv4 false, no IPv4Data): a network without IPv4, its
+// endpoints with Docker's IPv6 address alone, Join with the IPv6 gateway
+// only.
+func TestIPv6Only(t *testing.T) {
+	h := newTestHost(t)
+	const netID = "d9d9d9d9d9d9d9d9d9d9"
+	body := fmt.Appendf(nil, `{"NetworkID":"%s","Options":{"com.docker.network.enable_ipv4":false,"com.docker.network.enable_ipv6":true,"com.docker.network.generic":{}},`+
+		`"IPv4Data":[],"IPv6Data":[{"AddressSpace":"LocalDefault","Gateway":"fd00:95::1/64","Pool":"fd00:95::/64"}]}`, netID)
+	if st, resp := h.do("NetworkDriver.CreateNetwork", body); st != 200 {
+		t.Fatalf("create IPv6-only network: %d %v", st, resp)
+	}
+	n, err := h.inst.InspectNetwork(NetworkName(netID))
+	if err != nil || n.Subnet.IsValid() || n.Gateway.IsValid() || n.Subnet6.String() != "fd00:95::/64" {
+		t.Fatalf("network %+v %v, want fd00:95::/64 and no IPv4", n.Network, err)
+	}
+	const e1 = "e9e9e9e9e9e9e9e9"
+	st, resp := h.do("NetworkDriver.CreateEndpoint", endpointBody(netID, e1, "", "fd00:95::2/64", ""))
+	if st != 200 {
+		t.Fatalf("create endpoint: %d %v", st, resp)
+	}
+	ep, _, _ := h.inst.EndpointFor(e1, "")
+	if ep.IP.IsValid() || ep.IP6.String() != "fd00:95::2" {
+		t.Errorf("endpoint %s %s, want fd00:95::2 alone", ep.IP, ep.IP6)
+	}
+	if problems, err := h.check(ep); err != nil || len(problems) != 0 {
+		t.Errorf("CheckEndpoint: %v %v", problems, err)
+	}
+	if st, resp := h.do("NetworkDriver.CreateEndpoint", endpointBody(netID, "eaeaeaeaeaeaeaea", "10.95.0.2/24", "fd00:95::3/64", "")); st == 200 {
+		t.Errorf("an IPv4 address on an IPv6-only network: accepted %v", resp)
+	}
+	st, resp = h.do("NetworkDriver.Join", fmt.Appendf(nil, `{"NetworkID":"%s","EndpointID":"%s","SandboxKey":"/tmp/sb9"}`, netID, e1))
+	if st != 200 || resp["Gateway"] != nil || resp["GatewayIPv6"] != "fd00:95::1" {
+		t.Errorf("join: %d %v, want GatewayIPv6 fd00:95::1 alone", st, resp)
+	}
+	if _, err := NetworkOptions(netID, map[string]json.RawMessage{optIPv4: []byte("false")}, nil, nil); err == nil || !strings.Contains(err.Error(), "--ipv4=false needs --ipv6") {
+		t.Errorf("--ipv4=false alone: %v", err)
+	}
+}
+
 // TestNetworkOptionsIPv6 maps IPv6 requests without a host.
 func TestNetworkOptionsIPv6(t *testing.T) {
 	on := map[string][]byte{optIPv6: []byte("true")}

@@ -90,3 +90,52 @@ func TestCNIDualStack(t *testing.T) {
 		t.Fatalf("endpoints left after DEL: %v", eps)
 	}
 }
+
+// IPv6-only conflists: ebpfnet's own IPAM with "ipv4": false, and
+// host-local with only an IPv6 range. The result holds the IPv6 address
+// and route alone; the pods talk IPv6; CHECK and DEL work.
+func TestCNIIPv6Only(t *testing.T) {
+	h := newCNIHost(t)
+	own := h.netList("v6only", "1.0.0", map[string]any{"subnet": nil, "ipv4": false, "ipv6": true, "subnet6": "fd00:79::/64"})
+	ipamDir := t.TempDir()
+	delegated := h.netList("v6ipam", "1.0.0", map[string]any{"subnet": nil, "ipam": map[string]any{
+		"type": "host-local", "dataDir": ipamDir, "ranges": [][]map[string]string{
+			{{"subnet": "fd00:7a::/64", "rangeStart": "fd00:7a::100"}},
+		},
+	}})
+	c1, c2, c3 := h.AddContainer("c1"), h.AddContainer("c2"), h.AddContainer("c3")
+	rt1, rt2, rt3 := h.rt("v6-1", c1, "eth0", nil), h.rt("v6-2", c2, "eth0", nil), h.rt("v6-3", c3, "eth0", nil)
+	r1, r2 := h.mustAdd(own, rt1), h.mustAdd(own, rt2)
+	r3 := h.mustAdd(delegated, rt3)
+	for _, c := range []struct {
+		r    *current.Result
+		want string
+		gw   string
+	}{{r1, "fd00:79::2/64", "fd00:79::1"}, {r2, "fd00:79::3/64", "fd00:79::1"}, {r3, "fd00:7a::100/64", "fd00:7a::1"}} {
+		if got := strings.Join(resultIPs(c.r), " "); got != c.want {
+			t.Errorf("result addresses %q, want %s alone", got, c.want)
+		}
+		if !hasDefault6(c.r, c.gw) || len(c.r.Routes) != 1 {
+			t.Errorf("result routes %v, want ::/0 via %s alone", c.r.Routes, c.gw)
+		}
+	}
+	if a := h.Exec(c1, "ip", "-4", "-o", "addr", "show", "dev", "eth0"); strings.TrimSpace(a) != "" {
+		t.Errorf("pod has IPv4 addresses:\n%s", a)
+	}
+	testutil.Serve6(t, h.Namespace(c2), "c2", ":80")
+	if r := testutil.MustAsk(t, h.Namespace(c1), "tcp6", "[fd00:79::3]:80"); r.Server != "c2" || r.Source != "fd00:79::2" {
+		t.Fatalf("pod to pod on an IPv6-only network: %+v", r)
+	}
+	if err := h.check(own, rt2); err != nil {
+		t.Errorf("CHECK: %v", err)
+	}
+	if err := h.check(delegated, rt3); err != nil {
+		t.Errorf("CHECK (host-local): %v", err)
+	}
+	h.mustDel(own, rt1)
+	h.mustDel(own, rt2)
+	h.mustDel(delegated, rt3)
+	if eps := h.ls(); len(eps) != 0 {
+		t.Fatalf("endpoints left after DEL: %v", eps)
+	}
+}

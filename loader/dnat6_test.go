@@ -112,14 +112,6 @@ func TestDNAT6NotPublished(t *testing.T) {
 		{"a port published on an IPv4 address", func(t *testing.T, e *natEnv) {
 			publish(t, e, maps.PortEntry{Proto: maps.ProtoTCP, HostIP: hostH, HostPort: 9090, ContainerIP: ipB, ContainerPort: 90, Ifindex: e.ifB})
 		}, frame6(macRt, macUp, srvD6, hostH6, 60, nil, 6, tcp6(5555, 9090, tcpSYN, 0))},
-		{"an endpoint without IPv6", func(t *testing.T, e *natEnv) {
-			if err := e.views.DeleteEndpoint(e.ifB, ipB); err != nil {
-				t.Fatal(err)
-			}
-			if err := e.views.PutEndpoint(maps.Endpoint{IP: ipB, MAC: macB, NetID: 1, Ifindex: e.ifB}); err != nil {
-				t.Fatal(err)
-			}
-		}, frame6(macRt, macUp, srvD6, hostH6, 60, nil, 6, tcp6(5555, 8080, tcpSYN, 0))},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newDNAT6Env(t)

@@ -647,7 +647,6 @@ func TestFromUplink6(t *testing.T) {
 		want        uint32
 	}{
 		{"container A", false, from(ip6A), tcActShot},
-		{"container A, nat-unprotected network", true, from(ip6A), tcActShot},
 		{"an unassigned address of the subnet", false, from(netip.MustParseAddr("fd00:1::99")), tcActShot},
 		{"the gateway", false, from(gw6N1), tcActOK},
 		{"the host", false, from(hostH6), tcActOK},
@@ -1001,4 +1000,60 @@ func checkAnswer(t *testing.T, in, out []byte) {
 	if !bytes.Equal(out, want) || !l4OK6(out) {
 		t.Fatalf("advertisement:\n got %x\nwant %x", out, want)
 	}
+}
+
+// A container of an IPv6-only network (its endpoint without an IPv4
+// address) sends IPv6 as any, but neither IPv4, not even from 0.0.0.0
+// (DHCP), nor ARP: dropped as no_ipv4, with no endpoint_ips entry at 0.
+func TestFromContainerIPv6Only(t *testing.T) {
+	e := newNATEnv(t, envOpts{})
+	if err := e.views.DeleteNetwork(1, subnet4N1); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.views.PutNetwork(maps.Network{ID: 1, GatewayMAC: macGW, BridgeIfindex: 50, ICC: true, Masquerade: true,
+		Subnet6: subnet6N1, Gateway6: gw6N1}); err != nil {
+		t.Fatal(err)
+	}
+	for _, ep := range []maps.Endpoint{
+		{MAC: macA, NetID: 1, Ifindex: e.ifA, IP6: ip6A},
+		{MAC: macB, NetID: 1, Ifindex: e.ifB, IP6: ip6B},
+	} {
+		if err := e.views.DeleteEndpoint(ep.Ifindex, ipA); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.views.DeleteEndpoint(ep.Ifindex, ipB); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.views.PutEndpoint(ep); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if byIP, err := e.views.EndpointsByIP(); err != nil || len(byIP) != 0 {
+		t.Fatalf("endpoint_ips holds %v (%v), want nothing for IPv6-only endpoints", byIP, err)
+	}
+	if subnets, err := e.views.Subnets(); err != nil || len(subnets) != 0 {
+		t.Fatalf("subnets holds %v (%v), want no IPv4 prefix", subnets, err)
+	}
+	if ep, err := e.views.LookupEndpoint(e.ifA); err != nil || ep.IP.IsValid() {
+		t.Fatalf("endpoint A reads back as %+v (%v), want no IPv4 address", ep, err)
+	}
+	for _, tc := range []struct {
+		name  string
+		frame []byte
+	}{
+		{"IPv4 to a peer's old address", udpFrame(t, macA, macB, ipA, ipB)},
+		{"IPv4 from 0.0.0.0", udpFrame(t, macA, macGW, netip.IPv4Unspecified(), netip.MustParseAddr("255.255.255.255"))},
+		{"ARP probe", arpFrame(t, macA, layers.ARPRequest, macA, netip.IPv4Unspecified(), gw1)},
+	} {
+		before := e.drops(t, "no_ipv4")
+		if ret, _ := e.fromContainer(t, e.ifA, tc.frame); ret != tcActShot || e.drops(t, "no_ipv4") != before+1 {
+			t.Errorf("%s: verdict %d, drops[no_ipv4] +%d, want dropped", tc.name, ret, e.drops(t, "no_ipv4")-before)
+		}
+	}
+	// IPv6 to the peer goes straight into it.
+	ret, got := e.fromContainer(t, e.ifA, frame6(macA, macB, ip6A, ip6B, 64, nil, 17, udp6(4000, 53, "q")))
+	if ret != tcActRedirect {
+		t.Fatalf("IPv6 to B: verdict %d, want TC_ACT_REDIRECT", ret)
+	}
+	expectFrame6(t, "IPv6 to B", got, frame6(macA, macB, ip6A, ip6B, 64, nil, 17, udp6(4000, 53, "q")))
 }

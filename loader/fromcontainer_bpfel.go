@@ -94,6 +94,7 @@ const (
 	fromContainerCtKindCT_KIND_HAIRPIN        fromContainerCtKind = 3
 	fromContainerCtKindCT_KIND_ROUTED         fromContainerCtKind = 4
 	fromContainerCtKindCT_KIND_SERVICE_ROUTED fromContainerCtKind = 5
+	fromContainerCtKindCT_KIND_NAT64          fromContainerCtKind = 6
 )
 
 type fromContainerCtLimits uint32
@@ -161,7 +162,8 @@ const (
 	fromContainerDropReasonDROP_ROUTER_ND                 fromContainerDropReason = 31
 	fromContainerDropReasonDROP_IPV6EXT_HDR               fromContainerDropReason = 32
 	fromContainerDropReasonDROP_IPV6NOT_ROUTED            fromContainerDropReason = 33
-	fromContainerDropReasonDROP_MAX                       fromContainerDropReason = 34
+	fromContainerDropReasonDROP_NO_IPV4                   fromContainerDropReason = 34
+	fromContainerDropReasonDROP_MAX                       fromContainerDropReason = 35
 )
 
 type fromContainerEndpointCounters struct {

@@ -301,12 +301,140 @@ func TestNAT66Refuses(t *testing.T) {
 	}
 }
 
-// Without masquerade IPv6 still does not leave: routed IPv6 is not built.
-func TestNAT66MasqueradeOff(t *testing.T) {
+// Without masquerade (--ip-masquerade=false) IPv6 is routed as it is:
+// TCP, UDP and echo leave with the container's own address and ports, hop
+// limit decremented, tracked as routed so that their replies (and only
+// those: direct routing protection) come back in.
+func TestRouted6(t *testing.T) {
 	e := newNAT66Env(t, false)
-	ret, _ := e.fromContainer(t, e.ifA, frame6(macA, macGW, ip6A, srvD6, 64, nil, 6, tcp6(40000, 443, tcpSYN, 0)))
-	if ret != tcActShot || e.drops(t, "ipv6_not_routed") != 1 {
-		t.Fatalf("verdict %d, drops[ipv6_not_routed] %d: want dropped", ret, e.drops(t, "ipv6_not_routed"))
+	out := []struct {
+		name      string
+		proto     byte
+		l4, reply []byte
+	}{
+		{"tcp", 6, tcp6(40000, 443, tcpSYN, 0), tcp6(443, 40000, tcpSYNACK, 2)},
+		{"udp", 17, udp6(40001, 53, "q"), udp6(53, 40001, "a")},
+		{"echo", 58, echo6(7, 1), echoReply6(7, 1)},
+	}
+	for _, tc := range out {
+		ret, got := e.fromContainer(t, e.ifA, frame6(macA, macGW, ip6A, srvD6, 64, nil, tc.proto, tc.l4))
+		if ret != tcActRedirect {
+			d, _ := e.views.Drops()
+			t.Fatalf("%s out: verdict %d, want TC_ACT_REDIRECT (drops %v)", tc.name, ret, d)
+		}
+		expectFrame6(t, tc.name+" out", got, frame6(macUp, macRt, ip6A, srvD6, 63, nil, tc.proto, tc.l4))
+		ret, got = e.fromUplink(t, frame6(macRt, macUp, srvD6, ip6A, 50, nil, tc.proto, tc.reply))
+		if ret != tcActRedirect {
+			d, _ := e.views.Drops()
+			t.Fatalf("%s reply: verdict %d, want TC_ACT_REDIRECT (drops %v)", tc.name, ret, d)
+		}
+		expectFrame6(t, tc.name+" reply in", got, frame6(macGW, macA, srvD6, ip6A, 49, nil, tc.proto, tc.reply))
+	}
+	flows, err := e.views.Flows6()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(flows) != 6 {
+		t.Fatalf("%d conntrack6 entries, want 6: %v", len(flows), flows)
+	}
+	for _, f := range flows {
+		if f.Kind != maps.FlowRouted {
+			t.Errorf("entry %v: kind %v, want routed", f.Tuple, f.Kind)
+		}
+		if f.Reply != (f.Ifindex == e.ifA) {
+			t.Errorf("entry %v (reply %v): ifindex %d, A is %d", f.Tuple, f.Reply, f.Ifindex, e.ifA)
+		}
+		if !f.Reply && f.Tuple.Src.Addr() != ip6A {
+			t.Errorf("forward entry %v: source is not A's own address", f.Tuple)
+		}
+	}
+
+	// What answers no flow of A's is still refused at the uplink.
+	for _, f := range [][]byte{
+		frame6(macRt, macUp, srvD6, ip6A, 64, nil, 6, tcp6(443, 40002, tcpSYN, 0)),
+		frame6(macRt, macUp, srvD6, ip6A, 64, nil, 17, udp6(53, 40009, "x")),
+	} {
+		before := e.drops(t, "direct_routing")
+		if ret, _ := e.fromUplink(t, f); ret != tcActShot || e.drops(t, "direct_routing") != before+1 {
+			t.Fatalf("unsolicited: verdict %d, drops[direct_routing] %d, want +1", ret, e.drops(t, "direct_routing")-before)
+		}
+	}
+	// Neither does a flow start with its answer, nor leave with hop limit 1
+	// unanswered, nor leave in fragments.
+	before := e.drops(t, "no_flow")
+	if ret, _ := e.fromContainer(t, e.ifA, frame6(macA, macGW, ip6A, srvD6, 64, nil, 6, tcp6(40003, 443, tcpSYNACK, 2))); ret != tcActShot || e.drops(t, "no_flow") != before+1 {
+		t.Fatalf("SYN-ACK out of nothing: verdict %d, want dropped as no_flow", ret)
+	}
+	if flows, _ := e.views.Flows6(); len(flows) != 6 {
+		t.Fatalf("%d conntrack6 entries after the refusals, want 6", len(flows))
+	}
+}
+
+// On a nat-unprotected network new IPv6 flows from outside reach the
+// container's own address (Docker's gateway mode): tracked as routed, so
+// its answers leave untranslated; what starts no flow is still dropped.
+func TestUnprotected6(t *testing.T) {
+	e := newNAT66Env(t, false)
+	if err := e.views.PutNetwork(maps.Network{ID: 1, Subnet: subnet4N1, Gateway: gw1, GatewayMAC: macGW,
+		BridgeIfindex: 50, ICC: true, Unprotected: true, Subnet6: subnet6N1, Gateway6: gw6N1}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name      string
+		proto     byte
+		in, reply []byte
+	}{
+		{"tcp", 6, tcp6(5555, 80, tcpSYN, 0), tcp6(80, 5555, tcpSYNACK, 2)},
+		{"udp", 17, udp6(5556, 53, "q"), udp6(53, 5556, "a")},
+		{"echo", 58, echo6(9, 1), echoReply6(9, 1)},
+	} {
+		ret, got := e.fromUplink(t, frame6(macRt, macUp, srvD6, ip6A, 64, nil, tc.proto, tc.in))
+		if ret != tcActRedirect {
+			d, _ := e.views.Drops()
+			t.Fatalf("%s in: verdict %d, want TC_ACT_REDIRECT (drops %v)", tc.name, ret, d)
+		}
+		expectFrame6(t, tc.name+" in", got, frame6(macGW, macA, srvD6, ip6A, 63, nil, tc.proto, tc.in))
+		ret, got = e.fromContainer(t, e.ifA, frame6(macA, macGW, ip6A, srvD6, 64, nil, tc.proto, tc.reply))
+		if ret != tcActRedirect {
+			d, _ := e.views.Drops()
+			t.Fatalf("%s reply: verdict %d, want TC_ACT_REDIRECT (drops %v)", tc.name, ret, d)
+		}
+		expectFrame6(t, tc.name+" reply out", got, frame6(macUp, macRt, ip6A, srvD6, 63, nil, tc.proto, tc.reply))
+	}
+	flows, err := e.views.Flows6()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(flows) != 6 {
+		t.Fatalf("%d conntrack6 entries, want 6: %v", len(flows), flows)
+	}
+	for _, f := range flows {
+		if f.Kind != maps.FlowRouted || f.Reply == (f.Ifindex == e.ifA) {
+			t.Errorf("entry %v (reply %v): kind %v ifindex %d, want routed and A's ifindex on the forward entry", f.Tuple, f.Reply, f.Kind, f.Ifindex)
+		}
+	}
+	for _, tc := range []struct {
+		name, reason string
+		frame        []byte
+	}{
+		{"an ACK of no flow", "no_flow", frame6(macRt, macUp, srvD6, ip6A, 64, nil, 6, tcp6(5557, 80, tcpACK, 2))},
+		{"an echo reply of no flow", "no_flow", frame6(macRt, macUp, srvD6, ip6A, 64, nil, 58, echoReply6(3, 1))},
+		{"hop limit 1", "ttl_exceeded", frame6(macRt, macUp, srvD6, ip6A, 1, nil, 6, tcp6(5558, 80, tcpSYN, 0))},
+		{"a link-local source", "martian", frame6(macRt, macUp, netip.MustParseAddr("fe80::1"), ip6A, 64, nil, 6, tcp6(5559, 80, tcpSYN, 0))},
+	} {
+		before := e.drops(t, tc.reason)
+		if ret, _ := e.fromUplink(t, tc.frame); ret != tcActShot || e.drops(t, tc.reason) != before+1 {
+			t.Errorf("%s: verdict %d, drops[%s] +%d, want dropped", tc.name, ret, tc.reason, e.drops(t, tc.reason)-before)
+		}
+	}
+	// An address of the subnet that no endpoint holds: the stack's (which
+	// forwards no IPv6), untouched.
+	f := frame6(macRt, macUp, srvD6, netip.MustParseAddr("fd00:1::99"), 64, nil, 6, tcp6(5560, 80, tcpSYN, 0))
+	if ret, got := e.fromUplink(t, f); ret != tcActOK || !bytes.Equal(got, f) {
+		t.Errorf("to no endpoint: verdict %d, frame changed %v", ret, !bytes.Equal(got, f))
+	}
+	if flows, _ := e.views.Flows6(); len(flows) != 6 {
+		t.Errorf("%d conntrack6 entries after the refusals, want 6", len(flows))
 	}
 }
 

@@ -94,6 +94,9 @@ const (
 	CTKindRouted  = fromContainerCtKindCT_KIND_ROUTED
 	// CTKindServiceRouted: from outside to a Service's endpoint elsewhere.
 	CTKindServiceRouted = fromContainerCtKindCT_KIND_SERVICE_ROUTED
+	// CTKindNAT64: from an IPv6 client to a published port of an IPv4-only
+	// container (bpf/lib/nat64.h), in conntrack6.
+	CTKindNAT64 = fromContainerCtKindCT_KIND_NAT64
 
 	CTStateSYN         = fromContainerCtStateCT_ST_SYN
 	CTStateEstablished = fromContainerCtStateCT_ST_ESTABLISHED

@@ -81,6 +81,9 @@ const (
 	// FlowServiceRouted: outside -> a Service's endpoint on another node
 	// or a node's address, DNATed and SNATed to this node.
 	FlowServiceRouted = FlowKind(loader.CTKindServiceRouted)
+	// FlowNAT64: outside (IPv6) -> a published port of an IPv4-only
+	// container, translated to IPv4 from its gateway (conntrack6).
+	FlowNAT64 = FlowKind(loader.CTKindNAT64)
 )
 
 func (k FlowKind) String() string {
@@ -95,6 +98,8 @@ func (k FlowKind) String() string {
 		return "routed"
 	case FlowServiceRouted:
 		return "service"
+	case FlowNAT64:
+		return "nat64"
 	}
 	return fmt.Sprintf("kind-%d", uint8(k))
 }

@@ -14,7 +14,10 @@ import (
 // ProtoICMPv6 is ICMPv6's protocol number: NAT66 tracks echo flows by it.
 const ProtoICMPv6 = 58
 
-func addrFromIP6(k loader.IP6Key) netip.Addr { return AddrFromBE128(k.Addr) }
+// addrFromIP6 is a conntrack6 address; NAT64's IPv4 side, kept
+// IPv4-mapped (bpf/lib/nat64.h), reads as the IPv4 address it is (key6
+// maps it back).
+func addrFromIP6(k loader.IP6Key) netip.Addr { return AddrFromBE128(k.Addr).Unmap() }
 
 func ip6Key(a netip.Addr) loader.IP6Key { return loader.IP6Key{Addr: BE128(a)} }
 

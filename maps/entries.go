@@ -54,7 +54,7 @@ func (v *Views) LookupEndpointIP(ip netip.Addr) (Endpoint, error) {
 }
 
 func endpointFrom(info loader.EndpointInfo) Endpoint {
-	return Endpoint{IP: AddrFromBE32(info.Ip), MAC: net.HardwareAddr(info.Mac[:]), NetID: info.NetId, Ifindex: int(info.Ifindex)}
+	return Endpoint{IP: endpointAddr(info.Ip), MAC: net.HardwareAddr(info.Mac[:]), NetID: info.NetId, Ifindex: int(info.Ifindex)}
 }
 
 // DeleteEndpointIfindex removes the endpoints and endpoint_stats entries of
@@ -75,7 +75,7 @@ func (v *Views) DeleteEndpointIfindex(ifindex int) error {
 
 // DeleteEndpointIP removes the endpoint_ips entry of one address.
 func (v *Views) DeleteEndpointIP(ip netip.Addr) error {
-	return ignoreMissing(v.m.EndpointIPs.Delete(BE32(ip)))
+	return v.deleteEndpointIP(ip)
 }
 
 // Networks lists the networks map; Subnet and BridgeIfindex are what the
@@ -87,13 +87,16 @@ func (v *Views) Networks() ([]Network, error) {
 	it := v.m.Networks.Iterate()
 	for it.Next(&id, &info) {
 		ones, _ := net.IPMask(BE32Bytes(info.Mask)).Size()
-		out = append(out, Network{
+		n := Network{
 			ID:            id,
-			Subnet:        netip.PrefixFrom(AddrFromBE32(info.Subnet), ones),
-			Gateway:       AddrFromBE32(info.Gateway),
 			GatewayMAC:    net.HardwareAddr(info.GatewayMac[:]),
 			BridgeIfindex: int(info.BridgeIfindex),
-		})
+		}
+		if info.Gateway != 0 { // else IPv6 only
+			n.Subnet = netip.PrefixFrom(AddrFromBE32(info.Subnet), ones)
+			n.Gateway = AddrFromBE32(info.Gateway)
+		}
+		out = append(out, n)
 	}
 	if err := it.Err(); err != nil {
 		return nil, fmt.Errorf("list networks: %w", err)

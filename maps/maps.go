@@ -22,10 +22,22 @@ type Views struct{ m *loader.Maps }
 func New(m *loader.Maps) *Views { return &Views{m: m} }
 
 // BE32 is an IPv4 address as the datapath stores it: network byte order in
-// memory.
+// memory. The zero Addr (no IPv4 address: an endpoint or network of an
+// IPv6-only network) is 0.
 func BE32(a netip.Addr) uint32 {
+	if !a.IsValid() {
+		return 0
+	}
 	b := a.As4()
 	return binary.NativeEndian.Uint32(b[:])
+}
+
+// endpointAddr is an endpoint's stored IPv4 address: 0 is none (IPv6 only).
+func endpointAddr(v uint32) netip.Addr {
+	if v == 0 {
+		return netip.Addr{}
+	}
+	return AddrFromBE32(v)
 }
 
 // AddrFromBE32 is the inverse of BE32.
@@ -125,6 +137,9 @@ func (v *Views) PutNetwork(n Network) error {
 		v.deleteNetwork6(n.ID)
 		return fmt.Errorf("write network %d: %w", n.ID, err)
 	}
+	if !n.Subnet.IsValid() {
+		return nil // IPv6 only: no IPv4 prefix
+	}
 	key := subnetKey(n.Subnet)
 	if err := v.m.Subnets.Put(&key, n.ID); err != nil {
 		v.m.Networks.Delete(n.ID)
@@ -139,9 +154,13 @@ func (v *Views) PutNetwork(n Network) error {
 // DeleteNetwork removes a network, its IPv6 side included; missing entries
 // are no error.
 func (v *Views) DeleteNetwork(id uint32, subnet netip.Prefix) error {
-	key := subnetKey(subnet)
+	var errSubnet error
+	if subnet.IsValid() {
+		key := subnetKey(subnet)
+		errSubnet = ignoreMissing(v.m.Subnets.Delete(&key))
+	}
 	return errors.Join(
-		ignoreMissing(v.m.Subnets.Delete(&key)),
+		errSubnet,
 		ignoreMissing(v.m.Networks.Delete(id)),
 		ignoreMissing(v.m.OverlayNetworks.Delete(id)),
 		v.syncServiceCIDRs(id, nil),
@@ -313,21 +332,28 @@ func (v *Views) PutEndpoint(ep Endpoint) error {
 		return fmt.Errorf("write endpoint counters: %w", err)
 	}
 	ip := BE32(ep.IP)
-	if err := v.m.EndpointIPs.Update(ip, &info, ebpf.UpdateNoExist); err != nil {
-		v.m.EndpointStats.Delete(ifindex)
-		return fmt.Errorf("write endpoint %s: %w", ep.IP, err)
+	if !ep.IP.IsValid() && !ep.IP6.IsValid() {
+		return fmt.Errorf("endpoint ifindex %d has no address", ep.Ifindex)
+	}
+	// Without IPv4 (an IPv6-only network) the entry's address is 0, which
+	// from_container reads as "no IPv4", and endpoint_ips holds nothing.
+	if ep.IP.IsValid() {
+		if err := v.m.EndpointIPs.Update(ip, &info, ebpf.UpdateNoExist); err != nil {
+			v.m.EndpointStats.Delete(ifindex)
+			return fmt.Errorf("write endpoint %s: %w", ep.IP, err)
+		}
 	}
 	// The IPv6 side before the sender's entry: from_container finds its
 	// endpoints6 entry once it is a known sender.
 	if ep.IP6.IsValid() {
 		if err := v.putEndpoint6(ep, &info); err != nil {
-			v.m.EndpointIPs.Delete(ip)
+			v.deleteEndpointIP(ep.IP)
 			v.m.EndpointStats.Delete(ifindex)
 			return err
 		}
 	}
 	if err := v.m.Endpoints.Put(ifindex, &info); err != nil {
-		v.m.EndpointIPs.Delete(ip)
+		v.deleteEndpointIP(ep.IP)
 		v.m.EndpointStats.Delete(ifindex)
 		v.deleteEndpoint6(ep.Ifindex, ep.MAC)
 		return fmt.Errorf("write endpoint ifindex %d: %w", ep.Ifindex, err)
@@ -390,9 +416,17 @@ func (v *Views) DeleteEndpoint(ifindex int, ip netip.Addr) error {
 	return errors.Join(
 		err6,
 		ignoreMissing(v.m.Endpoints.Delete(idx)),
-		ignoreMissing(v.m.EndpointIPs.Delete(BE32(ip))),
+		v.deleteEndpointIP(ip),
 		ignoreMissing(v.m.EndpointStats.Delete(idx)),
 	)
+}
+
+// deleteEndpointIP removes ip's endpoint_ips entry, if it has an address.
+func (v *Views) deleteEndpointIP(ip netip.Addr) error {
+	if !ip.IsValid() {
+		return nil
+	}
+	return ignoreMissing(v.m.EndpointIPs.Delete(BE32(ip)))
 }
 
 // LookupEndpoint returns the endpoint for a host-side ifindex.
@@ -401,7 +435,7 @@ func (v *Views) LookupEndpoint(ifindex int) (Endpoint, error) {
 	if err := v.m.Endpoints.Lookup(uint32(ifindex), &info); err != nil {
 		return Endpoint{}, err
 	}
-	return Endpoint{IP: AddrFromBE32(info.Ip), MAC: net.HardwareAddr(info.Mac[:]), NetID: info.NetId, Ifindex: int(info.Ifindex),
+	return Endpoint{IP: endpointAddr(info.Ip), MAC: net.HardwareAddr(info.Mac[:]), NetID: info.NetId, Ifindex: int(info.Ifindex),
 		Overlay: info.Flags&uint16(loader.EPOverlay) != 0}, nil
 }
 

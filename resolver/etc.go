@@ -112,6 +112,7 @@ type EtcEndpoint struct {
 	Name     string // the endpoint's name, in the files' header
 	HostName string // its name in hosts (without a connected network's suffix)
 	IP       netip.Addr
+	IP6      netip.Addr // on a dual-stack or IPv6-only network; hosts lists it too, as Docker's
 	Aliases  []string
 	// Network and Resolver are its network and that network's gateway if
 	// the network has the embedded resolver (a user-defined network of a
@@ -185,8 +186,10 @@ func EtcFiles(eps []EtcEndpoint, dns []netip.Addr, extraHosts []string, gateway 
 		}
 	}
 	for _, e := range eps {
-		if e.IP.IsValid() {
-			fmt.Fprintf(&h, "%s\t%s\n", e.IP, strings.Join(append([]string{e.HostName}, e.Aliases...), " "))
+		for _, ip := range []netip.Addr{e.IP, e.IP6} {
+			if ip.IsValid() {
+				fmt.Fprintf(&h, "%s\t%s\n", ip, strings.Join(append([]string{e.HostName}, e.Aliases...), " "))
+			}
 		}
 	}
 	return r.String(), h.String()

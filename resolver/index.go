@@ -78,7 +78,7 @@ func NewIndex(gateways []netip.Addr, nets []Network, members []Member, remote ma
 	for _, e := range members {
 		x.byNetns[e.Netns] = append(x.byNetns[e.Netns], e)
 		names, ok := x.names[e.Network]
-		if !ok || !e.IP.IsValid() {
+		if !ok || (!e.IP.IsValid() && !e.IP6.IsValid()) {
 			continue
 		}
 		for _, ip := range []netip.Addr{e.IP, e.IP6} {
@@ -142,9 +142,10 @@ func (x *Index) addRemoteNames(byNet map[string][]RemoteName) {
 func (x *Index) Listen() map[netip.Addr]string {
 	out := map[netip.Addr]string{}
 	for name, n := range x.networks {
-		out[n.Gateway] = name
-		if n.Gateway6.IsValid() {
-			out[n.Gateway6] = name
+		for _, g := range []netip.Addr{n.Gateway, n.Gateway6} {
+			if g.IsValid() { // one of them: an IPv6-only network has no IPv4 gateway
+				out[g] = name
+			}
 		}
 	}
 	return out

@@ -71,6 +71,9 @@ enum ct_kind {
 	/* outside -> a Service's endpoint elsewhere (another node's pod, a
 	 * node's address): DNAT and SNAT to this node, routed by the FIB. */
 	CT_KIND_SERVICE_ROUTED = 5,
+	/* outside (IPv6) -> a published port of an IPv4-only container,
+	 * NAT64 to the container's gateway (lib/nat64.h); in conntrack6. */
+	CT_KIND_NAT64 = 6,
 };
 
 /* TCP state as bits, per direction: the GC combines both halves. */

@@ -51,11 +51,11 @@ enum drop_reason {
 	DROP_SPOOFED_ND = 30,
 	DROP_ROUTER_ND = 31,    /* a container sent a router advertisement or a redirect */
 	DROP_IPV6_EXT_HDR = 32, /* an IPv6 extension header chain the datapath does not walk */
-	/* A container's IPv6 to beyond the host that NAT66 (lib/nat6.h) does
-	 * not translate: from a network without masquerade (routed IPv6 is not
-	 * built yet), not out of an uplink, or no TCP, UDP or echo request.
-	 * Untranslated it would leak its address. */
+	/* A container's IPv6 to beyond the host that the datapath does not
+	 * forward (masqueraded or routed, lib/nat6.h): not out of an uplink,
+	 * or no TCP, UDP or echo request. The host's stack forwards no IPv6. */
 	DROP_IPV6_NOT_ROUTED = 33,
+	DROP_NO_IPV4 = 34, /* IPv4 or ARP from a container of an IPv6-only network (--ipv4=false) */
 	__DROP_MAX,
 };
 

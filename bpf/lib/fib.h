@@ -44,6 +44,21 @@ static __always_inline long fib_lookup6(struct __sk_buff *skb, struct bpf_fib_lo
 	return bpf_fib_lookup(skb, fib, sizeof(*fib), flags);
 }
 
+/* fib_lookup6 checking the egress MTU against tot_len, the packet's
+ * length once it is IPv6 (0: the skb's own, GSO segments included). */
+static __always_inline long fib_lookup6_len(struct __sk_buff *skb, struct bpf_fib_lookup *fib, const __be32 *saddr,
+					    const __be32 *daddr, __u8 proto, __u16 tot_len)
+{
+	__builtin_memset(fib, 0, sizeof(*fib));
+	fib->family = AF_INET6_;
+	fib->l4_protocol = proto;
+	fib->tot_len = tot_len;
+	__builtin_memcpy(fib->ipv6_src, saddr, 16);
+	__builtin_memcpy(fib->ipv6_dst, daddr, 16);
+	fib->ifindex = skb->ingress_ifindex;
+	return bpf_fib_lookup(skb, fib, sizeof(*fib), 0);
+}
+
 /* SUCCESS and NO_NEIGH both give an egress interface we can send to. */
 static __always_inline int fib_forwardable(long rc)
 {

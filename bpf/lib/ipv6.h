@@ -87,6 +87,21 @@ static __always_inline int ip6_equal(const struct ip6_key *a, const struct ip6_k
 	       a->addr[3] == b->addr[3];
 }
 
+/* ::ffff:a.b.c.d: NAT64's IPv4 side in conntrack6 (lib/nat64.h). Never
+ * on a wire: from_uplink drops it as martian. */
+static __always_inline void ip6_v4mapped(struct ip6_key *a, __be32 v4)
+{
+	a->addr[0] = 0;
+	a->addr[1] = 0;
+	a->addr[2] = bpf_htonl(0xffff);
+	a->addr[3] = v4;
+}
+
+static __always_inline int ip6_is_v4mapped(const struct ip6_key *a)
+{
+	return a->addr[0] == 0 && a->addr[1] == 0 && a->addr[2] == bpf_htonl(0xffff);
+}
+
 static __always_inline int ip6_is_unspecified(const struct ip6_key *a)
 {
 	return !(a->addr[0] | a->addr[1] | a->addr[2] | a->addr[3]);

@@ -11,7 +11,10 @@
  * and timestamps the daemon's GC expires flows by. Outbound flows
  * (CT_KIND_SNAT), and inbound flows to published ports (CT_KIND_DNAT,
  * from_uplink's published6): the client's address kept, the host's
- * address and published port restored on the container's replies.
+ * address and published port restored on the container's replies. Flows
+ * of networks without masquerade (CT_KIND_ROUTED, both ways) keep their
+ * addresses and ports: they are tracked so the uplink lets in what answers
+ * them, and the same code forwards them with the rewrite an identity.
  *
  * The source address is the one the host picks for the route (the FIB's
  * BPF_FIB_LOOKUP_SRC: RFC 6724 source selection on the egress interface),
@@ -249,11 +252,24 @@ static __always_inline int ct6_lookup(const struct ct6_key *k, const struct l4_m
 	return 1;
 }
 
-/* host_socket_holds (nat.h) for an IPv6 reply tuple. */
+/* host_socket_holds (nat.h) for an IPv6 reply tuple; an IPv4-mapped one
+ * (NAT64's, lib/nat64.h) is an IPv4 tuple. */
 static __always_inline int host_socket_holds6(struct __sk_buff *skb, const struct ct6_key *rk)
 {
 	struct bpf_sock_tuple t = {};
 	struct bpf_sock *sk;
+
+	if (ip6_is_v4mapped(&rk->saddr)) {
+		struct ct_key k4 = {
+			.saddr = rk->saddr.addr[3],
+			.daddr = rk->daddr.addr[3],
+			.sport = rk->sport,
+			.dport = rk->dport,
+			.proto = rk->proto,
+		};
+
+		return host_socket_holds(skb, &k4);
+	}
 
 	__builtin_memcpy(t.ipv6.saddr, rk->saddr.addr, 16);
 	__builtin_memcpy(t.ipv6.daddr, rk->daddr.addr, 16);

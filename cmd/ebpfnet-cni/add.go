@@ -47,13 +47,21 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 				invoke.DelegateDel(context.TODO(), conf.IPAM.Type, args.StdinData, nil)
 			}
 		}()
-		addr, gw, err := ipv4Of(ipamResult)
-		if err != nil {
-			return err
+		addr, gw, has4 := ipOf(ipamResult, true)
+		addr6, gw6, has6 := ipOf(ipamResult, false)
+		switch {
+		case !has4 && !has6:
+			return types.NewError(codeRefused, "ipam returned no address", "")
+		case !has4 && !req.network.NoIPv4:
+			// Only IPv6 ranges: an IPv6-only network, as the CNI bridge
+			// plugin's would be. Refused on one made with IPv4.
+			req.network.NoIPv4 = true
+		case has4 && req.network.NoIPv4:
+			return types.NewError(codeRefused, "ipam returned an IPv4 address for an IPv6-only network (\"ipv4\": false)", "")
 		}
 		// An IPv6 range makes the network dual stack, with the IPAM
 		// plugin's IPv6 subnet and gateway unless the config names them.
-		if addr6, gw6, ok := ipOf(ipamResult, false); ok {
+		if has6 {
 			ip6 = addr6.Addr().String()
 			req.network.IPv6 = true
 			if req.network.Subnet6 == "" {
@@ -63,17 +71,19 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 				req.network.Gateway6 = gw6.String()
 			}
 		}
-		ip = addr.Addr().String()
-		if gw.IsValid() {
-			gateway = gw.String()
-		}
-		// A network made on first use takes the IPAM plugin's subnet and
-		// gateway unless the config names them.
-		if req.network.Subnet == "" {
-			req.network.Subnet = addr.Masked().String()
-		}
-		if req.network.Gateway == "" {
-			req.network.Gateway = gateway
+		if has4 {
+			ip = addr.Addr().String()
+			if gw.IsValid() {
+				gateway = gw.String()
+			}
+			// A network made on first use takes the IPAM plugin's subnet
+			// and gateway unless the config names them.
+			if req.network.Subnet == "" {
+				req.network.Subnet = addr.Masked().String()
+			}
+			if req.network.Gateway == "" {
+				req.network.Gateway = gateway
+			}
 		}
 	}
 
@@ -130,14 +140,6 @@ func delegateIPAM(conf *NetConf, stdin []byte) (*current.Result, error) {
 	return res, nil
 }
 
-// ipv4Of picks the one IPv4 address of an IPAM result.
-func ipv4Of(r *current.Result) (netip.Prefix, netip.Addr, error) {
-	if addr, gw, ok := ipOf(r, true); ok {
-		return addr, gw, nil
-	}
-	return netip.Prefix{}, netip.Addr{}, types.NewError(codeRefused, "ipam returned no IPv4 address", "")
-}
-
 // ipOf picks the first address of one family of an IPAM result, with its
 // gateway.
 func ipOf(r *current.Result, v4 bool) (netip.Prefix, netip.Addr, bool) {
@@ -170,11 +172,14 @@ func buildResult(conf *NetConf, args *skel.CmdArgs, n datapath.Network, ep datap
 	if ep.DefaultRoute {
 		routes = append(routes, &types.Route{Dst: net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}, GW: n.Gateway.AsSlice()})
 	}
-	ips := []*current.IPConfig{{
-		Interface: current.Int(1),
-		Address:   net.IPNet{IP: ep.IP.AsSlice(), Mask: net.CIDRMask(n.Subnet.Bits(), 32)},
-		Gateway:   n.Gateway.AsSlice(),
-	}}
+	var ips []*current.IPConfig
+	if ep.IP.IsValid() { // else an IPv6-only network
+		ips = append(ips, &current.IPConfig{
+			Interface: current.Int(1),
+			Address:   net.IPNet{IP: ep.IP.AsSlice(), Mask: net.CIDRMask(n.Subnet.Bits(), 32)},
+			Gateway:   n.Gateway.AsSlice(),
+		})
+	}
 	if ep.IP6.IsValid() {
 		ips = append(ips, &current.IPConfig{
 			Interface: current.Int(1),

@@ -27,6 +27,9 @@ type NetConf struct {
 	IPv6     bool   `json:"ipv6,omitempty"`
 	Subnet6  string `json:"subnet6,omitempty"`
 	Gateway6 string `json:"gateway6,omitempty"`
+	// IPv4 false (with IPv6) makes an IPv6-only network; so does a
+	// delegated IPAM plugin that returns only an IPv6 address.
+	IPv4     *bool  `json:"ipv4,omitempty"`
 	Bridge   string `json:"bridge,omitempty"`
 	Uplink   string `json:"uplink,omitempty"`
 	MTU      int    `json:"mtu,omitempty"`
@@ -125,6 +128,16 @@ func parseConf(stdin []byte) (*NetConf, error) {
 	if (conf.Subnet6 != "" || conf.Gateway6 != "") && !conf.IPv6 {
 		return nil, configError("subnet6 and gateway6 need \"ipv6\": true")
 	}
+	if conf.IPv4 != nil && !*conf.IPv4 {
+		switch {
+		case !conf.IPv6:
+			return nil, configError("\"ipv4\": false needs \"ipv6\": true")
+		case conf.Subnet != "" || conf.Gateway != "" || len(conf.ServiceCIDRs) > 0:
+			return nil, configError("\"ipv4\": false: remove subnet, gateway and serviceCIDRs (IPv4)")
+		case conf.Driver == driverOverlay:
+			return nil, configError("\"ipv4\": false: driver overlay needs IPv4")
+		}
+	}
 	for _, c := range conf.ServiceCIDRs {
 		if p, err := netip.ParsePrefix(c); err != nil || !p.Addr().Is4() {
 			return nil, configError("serviceCIDRs: %q is not an IPv4 CIDR such as 10.96.0.0/12", c)
@@ -163,6 +176,7 @@ func (c *NetConf) networkOptions() datapath.NetworkOptions {
 	o.Subnet, o.Gateway, o.Bridge, o.Uplink, o.MTU, o.Internal = c.Subnet, c.Gateway, c.Bridge, c.Uplink, c.MTU, c.Internal
 	o.ServiceCIDRs = c.ServiceCIDRs
 	o.IPv6, o.Subnet6, o.Gateway6 = c.IPv6, c.Subnet6, c.Gateway6
+	o.NoIPv4 = c.IPv4 != nil && !*c.IPv4
 	if c.IPMasq != nil {
 		o.Masquerade = *c.IPMasq
 	}

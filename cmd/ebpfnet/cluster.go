@@ -84,12 +84,20 @@ func (r networkRow) cells() []string {
 	if r.predefined {
 		return []string{"-", "-", "-", "-", "-", "-"}
 	}
-	subnet, gateway := r.Subnet.String(), r.Gateway.String()
-	if r.Subnet6.IsValid() {
-		// Both families in one cell each, as one would pass them to --subnet.
-		subnet += "," + r.Subnet6.String()
-		gateway += "," + r.Gateway6.String()
+	// Both families in one cell each, as one would pass them to --subnet;
+	// an IPv6-only network has only its IPv6 ones.
+	var subnets, gateways []string
+	for _, p := range []netip.Prefix{r.Subnet, r.Subnet6} {
+		if p.IsValid() {
+			subnets = append(subnets, p.String())
+		}
 	}
+	for _, a := range []netip.Addr{r.Gateway, r.Gateway6} {
+		if a.IsValid() {
+			gateways = append(gateways, a.String())
+		}
+	}
+	subnet, gateway := dash(strings.Join(subnets, ",")), dash(strings.Join(gateways, ","))
 	return []string{subnet, gateway, dash(r.Bridge), dash(r.Uplink), strconv.FormatBool(r.ICC), strconv.FormatBool(r.Internal)}
 }
 

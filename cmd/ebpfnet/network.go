@@ -21,6 +21,7 @@ func newNetworkCreateCmd(g *globals) *cobra.Command {
 	o := datapath.DefaultNetworkOptions("")
 	var driver string
 	var subnets, gateways []string
+	ipv4 := true
 	var ov overlayCreateOptions
 	createBridge := g.withInstance(func(cmd *cobra.Command, args []string, inst *datapath.Instance) error {
 		o.Name = args[0]
@@ -36,6 +37,7 @@ func newNetworkCreateCmd(g *globals) *cobra.Command {
 		Short: "Create a bridge network, or an overlay network spanning the cluster's hosts",
 		Example: `  ebpfnet network create backend --subnet 172.30.0.0/16
   ebpfnet network create dual --ipv6 --subnet 172.31.0.0/24 --subnet fd00:31::/64
+  ebpfnet network create v6only --ipv4=false --ipv6 --subnet fd00:32::/64
   ebpfnet network create isolated --subnet 10.77.0.0/24 --icc=false
   ebpfnet --cluster-store etcd://10.0.0.5:2379 network create --driver overlay ov1 --subnet 10.200.0.0/16`,
 		Args: cobra.ExactArgs(1),
@@ -48,6 +50,10 @@ func newNetworkCreateCmd(g *globals) *cobra.Command {
 			}
 			if (o.Subnet6 != "" || o.Gateway6 != "") && !o.IPv6 {
 				return fmt.Errorf("an IPv6 --subnet or --gateway needs --ipv6")
+			}
+			o.NoIPv4 = !ipv4
+			if o.NoIPv4 && driver == "overlay" {
+				return fmt.Errorf("--ipv4=false: overlay networks need IPv4")
 			}
 			switch driver {
 			case "bridge":
@@ -68,6 +74,7 @@ func newNetworkCreateCmd(g *globals) *cobra.Command {
 	f.StringSliceVar(&subnets, "subnet", nil, "subnet in CIDR form, one IPv4 and with --ipv6 one IPv6 (default: a free /16 from 172.17-31.0.0 and a random unique local /64)")
 	f.StringSliceVar(&gateways, "gateway", nil, "gateway address on the bridge, one per family (default: the first address of each subnet)")
 	f.BoolVar(&o.IPv6, "ipv6", false, "dual stack: give the network and its containers IPv6 addresses too")
+	f.BoolVar(&ipv4, "ipv4", true, "give the network and its containers IPv4 addresses (--ipv4=false --ipv6: an IPv6-only network)")
 	f.StringVar(&o.Uplink, "uplink", "", "interface towards the outside (default: the default route's)")
 	f.StringVar(&o.Bridge, "bridge", "", "bridge interface name (default: ebpfnet<ID>)")
 	f.IntVar(&o.MTU, "mtu", 0, "MTU of the bridge and container interfaces (default: the uplink's)")

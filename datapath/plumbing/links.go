@@ -98,7 +98,8 @@ func ConfigureContainerEnd(h *netlink.Handle, ifname string, addr netip.Prefix, 
 	if err != nil {
 		return 0, false, false, fmt.Errorf("find %s in %s: %w", ifname, where, err)
 	}
-	defaultRoute = !HasDefaultRoute(h)
+	// addr zero: an IPv6-only network's endpoint, without IPv4.
+	defaultRoute = addr.IsValid() && !HasDefaultRoute(h)
 	dual := v6.Addr.IsValid()
 	defaultRoute6 = dual && !HasDefaultRoute6(h)
 	steps := []struct {
@@ -106,7 +107,12 @@ func ConfigureContainerEnd(h *netlink.Handle, ifname string, addr netip.Prefix, 
 		do   func() error
 	}{
 		{"bring up lo", func() error { return LoopbackUp(h) }},
-		{"address " + ifname, func() error { return h.AddrAdd(eth0, &netlink.Addr{IPNet: PrefixIPNet(addr)}) }},
+		{"address " + ifname, func() error {
+			if !addr.IsValid() {
+				return nil
+			}
+			return h.AddrAdd(eth0, &netlink.Addr{IPNet: PrefixIPNet(addr)})
+		}},
 		{"address " + ifname + " with IPv6", func() error {
 			if !dual {
 				return nil
