@@ -50,6 +50,7 @@
 #include "lib/fib.h"
 #include "lib/deliver.h"
 #include "lib/overlay.h"
+#include "lib/overlay6.h"
 #include "lib/arp.h"
 #include "lib/ipv6.h"
 #include "lib/nd.h"
@@ -445,8 +446,10 @@ static __always_inline int from_container6(struct __sk_buff *skb, const struct e
 	int ret;
 
 	ret = check_ipv6(skb, src, &p, &target, &out);
-	if (ret == V6_PASS)
-		return pass(skb);
+	if (ret == V6_PASS) {
+		ret = to_overlay6(skb, src, &p); /* a remote peer of an overlay network (lib/overlay6.h) */
+		return ret == TC_ACT_UNSPEC ? pass(skb) : ret;
+	}
 	if (ret == V6_OUTSIDE)
 		return outside6(skb, src, &p);
 	if (ret == V6_DELIVER && out.dst)

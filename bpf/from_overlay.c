@@ -9,9 +9,10 @@
  * checks as between local containers (same network, --icc) and
  * bpf_redirect_peer into the container. Answers to this host's own stack
  * (to its underlay address) and replies netfilter must un-NAT go into the
- * stack. Nothing else crosses the overlay: ARP
- * is answered on the sending host, and traffic to the outside leaves
- * through each host's own uplink.
+ * stack. IPv6 between endpoints of a dual-stack network takes the same
+ * checks (lib/overlay6.h: from_overlay6). Nothing else crosses the overlay:
+ * ARP and neighbour discovery are answered on the sending host, and
+ * traffic to the outside leaves through each host's own uplink.
  *
  * bpf/from_overlay_test.c builds this file once more for the loader's tests
  * (FuzzFromOverlay) with bpf_skb_get_tunnel_key stubbed to read skb->cb:
@@ -25,6 +26,7 @@
 #include "lib/parse.h"
 #include "lib/deliver.h"
 #include "lib/overlay.h"
+#include "lib/overlay6.h"
 #include "lib/kernel_nat.h"
 #include "lib/nat.h"
 
@@ -100,10 +102,12 @@ int from_overlay(struct __sk_buff *skb)
 		return drop(skb, DIR, DROP_MALFORMED);
 	if (ret == PARSE_VLAN)
 		return drop(skb, DIR, DROP_VLAN);
-	if (!p.ip)
-		return drop(skb, DIR, p.eth->h_proto == bpf_htons(ETH_P_IPV6) ? DROP_IPV6 : DROP_ETHERTYPE);
-
 	outer = bpf_htonl(key.remote_ipv4);
+	if (!p.ip) {
+		if (p.eth->h_proto == bpf_htons(ETH_P_IPV6))
+			return from_overlay6(skb, &key, outer, p.eth);
+		return drop(skb, DIR, DROP_ETHERTYPE);
+	}
 	dst = bpf_map_lookup_elem(&endpoint_ips, &p.ip->daddr);
 	src = bpf_map_lookup_elem(&remote_endpoints, &p.ip->saddr);
 	if (src) {

@@ -18,6 +18,9 @@ type EndpointRequest struct {
 	// IP, if valid, is the address wanted; it must be free and in a block
 	// of this host or an unclaimed one.
 	IP netip.Addr
+	// IP6, if valid, is the IPv6 address wanted on a dual-stack network:
+	// it asks for the IPv4 address it is the twin of (Network.IP4For).
+	IP6 netip.Addr
 }
 
 // netAlloc is what a host knows of its blocks in one network. Only the
@@ -166,6 +169,19 @@ func (m *Member) AllocateEndpoint(ctx context.Context, network string, req Endpo
 		}
 		m.alloc[network] = a
 	}
+	if req.IP6.IsValid() {
+		ip4 := n.IP4For(req.IP6)
+		switch {
+		case !n.Subnet6.IsValid():
+			return Endpoint{}, fmt.Errorf("--ip6 %s: network %s has no IPv6", req.IP6, n.Name)
+		case !ip4.IsValid():
+			return Endpoint{}, fmt.Errorf("address %s is not usable in network %s: an endpoint's IPv6 address is its IPv4 one's twin in %s (%s to %s)",
+				req.IP6, n.Name, n.Subnet6, n.IP6For(n.Subnet.Addr()), n.IP6For(lastAddr(n.Subnet)))
+		case req.IP.IsValid() && req.IP != ip4:
+			return Endpoint{}, fmt.Errorf("--ip6 %s is the twin of %s, not of --ip %s, on network %s", req.IP6, ip4, req.IP, n.Name)
+		}
+		req.IP = ip4
+	}
 	if req.IP.IsValid() && !a.usable(req.IP) {
 		return Endpoint{}, fmt.Errorf("address %s is not usable in network %s (%s, gateway %s)", req.IP, n.Name, n.Subnet, n.Gateway)
 	}
@@ -201,7 +217,7 @@ func (m *Member) AllocateEndpoint(ctx context.Context, network string, req Endpo
 			}
 			continue
 		}
-		e := Endpoint{Network: n.Name, IP: ip, MAC: req.MAC, Host: m.o.Name, Name: req.Name}
+		e := Endpoint{Network: n.Name, IP: ip, IP6: n.IP6For(ip), MAC: req.MAC, Host: m.o.Name, Name: req.Name}
 		if e.MAC == "" {
 			b := ip.As4()
 			e.MAC = fmt.Sprintf("02:42:%02x:%02x:%02x:%02x", b[0], b[1], b[2], b[3])

@@ -60,6 +60,9 @@ func (o NetworkOptions) network() (Network, error) {
 	} else if n.Gateway, err = netip.ParseAddr(o.Gateway); err != nil || !n.Subnet.Contains(n.Gateway) || n.Gateway == n.Subnet.Addr() || n.Gateway == lastAddr(n.Subnet) {
 		return n, fmt.Errorf("invalid gateway %q for subnet %s", o.Gateway, n.Subnet)
 	}
+	if err := o.network6(&n); err != nil {
+		return n, err
+	}
 	if o.VNI > MaxVNI {
 		return n, fmt.Errorf("invalid VNI %d: want 1-%d", o.VNI, MaxVNI)
 	}
@@ -78,6 +81,40 @@ func (o NetworkOptions) network() (Network, error) {
 	return n, nil
 }
 
+// network6 gives a dual-stack network its IPv6 subnet and gateway. Every
+// IPv4 address of the subnet must have its twin (Network.IP6For), so the
+// IPv6 subnet has at least as many host bits; the gateway is the IPv4
+// gateway's twin. A random unique local /64 is drawn without an IPv6
+// subnet (CreateNetwork draws again on an overlap).
+func (o NetworkOptions) network6(n *Network) error {
+	if !o.IPv6 {
+		if o.Subnet6 != "" || o.Gateway6 != "" {
+			return errors.New("an IPv6 subnet or gateway needs --ipv6")
+		}
+		return nil
+	}
+	var err error
+	if o.Subnet6 == "" {
+		n.Subnet6, err = datapath.ChooseSubnet6(nil)
+	} else {
+		n.Subnet6, err = datapath.ParseSubnet6(o.Subnet6)
+	}
+	if err != nil {
+		return err
+	}
+	if 128-n.Subnet6.Bits() < 32-n.Subnet.Bits() {
+		return fmt.Errorf("invalid IPv6 subnet %s: an overlay network's needs as many host addresses as its IPv4 subnet %s (/%d or shorter)",
+			n.Subnet6, n.Subnet, 96+n.Subnet.Bits())
+	}
+	n.Gateway6 = n.IP6For(n.Gateway)
+	if o.Gateway6 != "" {
+		if gw, err := netip.ParseAddr(o.Gateway6); err != nil || gw != n.Gateway6 {
+			return fmt.Errorf("invalid IPv6 gateway %q: an overlay network's is its IPv4 gateway's twin, %s (omit it)", o.Gateway6, n.Gateway6)
+		}
+	}
+	return nil
+}
+
 // CreateNetwork creates an overlay network once for the whole cluster. The
 // name, the VNI and the subnet (no overlap with another overlay network) are
 // checked and claimed in one transaction; a VNI of 0 takes the lowest free.
@@ -87,6 +124,7 @@ func (s *Store) CreateNetwork(ctx context.Context, o NetworkOptions) (Network, e
 	if err != nil {
 		return n, err
 	}
+attempts:
 	for attempt := 0; attempt < 16; attempt++ {
 		nets, rev, err := s.listNetworks(ctx, op)
 		if err != nil {
@@ -99,6 +137,16 @@ func (s *Store) CreateNetwork(ctx context.Context, o NetworkOptions) (Network, e
 			}
 			if other.Subnet.Overlaps(n.Subnet) {
 				return n, fmt.Errorf("subnet %s overlaps network %s (%s)", n.Subnet, other.Name, other.Subnet)
+			}
+			if n.Subnet6.IsValid() && other.Subnet6.IsValid() && other.Subnet6.Overlaps(n.Subnet6) {
+				if o.Subnet6 == "" { // a random one: draw again
+					n.Subnet6, n.Gateway6 = netip.Prefix{}, netip.Addr{}
+					if err := o.network6(&n); err != nil {
+						return n, err
+					}
+					continue attempts
+				}
+				return n, fmt.Errorf("IPv6 subnet %s overlaps network %s (%s)", n.Subnet6, other.Name, other.Subnet6)
 			}
 			used[other.VNI] = other.Name
 		}

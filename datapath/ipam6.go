@@ -30,6 +30,14 @@ func parseSubnet6(s string) (netip.Prefix, error) {
 	return p, nil
 }
 
+// ParseSubnet6 validates an IPv6 subnet as network create --ipv6 does
+// (package cluster checks an overlay network's with it).
+func ParseSubnet6(s string) (netip.Prefix, error) { return parseSubnet6(s) }
+
+// ChooseSubnet6 is a random unique local /64 overlapping none of taken, what
+// --ipv6 without an IPv6 subnet gets.
+func ChooseSubnet6(taken []netip.Prefix) (netip.Prefix, error) { return chooseSubnet6(taken) }
+
 // ulaSubnet is a random unique local /64 (RFC 4193: fd00::/8 and a random
 // 40-bit global ID, subnet 0), what --ipv6 without an IPv6 subnet gets, as
 // Docker 28's default pool gives.

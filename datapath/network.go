@@ -346,9 +346,6 @@ func validateIPv6(n *Network, o NetworkOptions, existing []Network, taken6 []net
 		}
 		return nil
 	}
-	if o.VNI != 0 {
-		return fmt.Errorf("--ipv6: overlay networks are IPv4-only for now")
-	}
 	var err error
 	if o.Subnet6 == "" {
 		routes, err := plumbing.RoutedPrefixes6()

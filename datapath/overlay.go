@@ -130,7 +130,7 @@ func (i *Instance) EnsureOverlayNetwork(o NetworkOptions) (Network, error) {
 			n, err = i.createNetwork(st, o)
 			return err
 		}
-		if have.VNI != o.VNI || have.Subnet.String() != o.Subnet {
+		if have.VNI != o.VNI || have.Subnet.String() != o.Subnet || (have.Subnet6.IsValid() && have.Subnet6.String() != o.Subnet6) || have.Subnet6.IsValid() != (o.Subnet6 != "") {
 			return fmt.Errorf("network %s exists on this host as %s (VNI %d), not as the cluster's overlay network %s (VNI %d)",
 				o.Name, have.Subnet, have.VNI, o.Subnet, o.VNI)
 		}
@@ -198,7 +198,9 @@ func (i *Instance) syncHostPath(self netip.Addr, remote []maps.RemoteEndpoint) e
 	}
 	ips := make([]netip.Addr, 0, len(remote))
 	for _, r := range remote {
-		ips = append(ips, r.IP)
+		if r.IP.Is4() { // the host's own IPv6 has no path to other hosts' endpoints
+			ips = append(ips, r.IP)
+		}
 	}
 	return errors.Join(
 		i.linkOverlayDevice(l.Attrs().Index, nil),

@@ -35,6 +35,8 @@ func askIn(t *testing.T, ns, server, name string, qtype uint16) ([]string, int, 
 		switch rr := rr.(type) {
 		case *dns.A:
 			out = append(out, rr.A.String())
+		case *dns.AAAA:
+			out = append(out, rr.AAAA.String())
 		case *dns.PTR:
 			out = append(out, rr.Ptr)
 		}

@@ -452,6 +452,7 @@ const (
 	fromContainerMapOverlaySelf             = "overlay_self"
 	fromContainerMapPorts                   = "ports"
 	fromContainerMapRemoteEndpoints         = "remote_endpoints"
+	fromContainerMapRemoteEndpoints6        = "remote_endpoints6"
 	fromContainerMapServiceCidrs            = "service_cidrs"
 	fromContainerMapSubnets                 = "subnets"
 	fromContainerMapSubnets6                = "subnets6"
@@ -558,6 +559,7 @@ type fromContainerMapSpecs struct {
 	OverlaySelf      *ebpf.MapSpec `ebpf:"overlay_self"`
 	Ports            *ebpf.MapSpec `ebpf:"ports"`
 	RemoteEndpoints  *ebpf.MapSpec `ebpf:"remote_endpoints"`
+	RemoteEndpoints6 *ebpf.MapSpec `ebpf:"remote_endpoints6"`
 	ServiceCidrs     *ebpf.MapSpec `ebpf:"service_cidrs"`
 	Subnets          *ebpf.MapSpec `ebpf:"subnets"`
 	Subnets6         *ebpf.MapSpec `ebpf:"subnets6"`
@@ -640,6 +642,7 @@ type fromContainerMaps struct {
 	OverlaySelf      *ebpf.Map `ebpf:"overlay_self"`
 	Ports            *ebpf.Map `ebpf:"ports"`
 	RemoteEndpoints  *ebpf.Map `ebpf:"remote_endpoints"`
+	RemoteEndpoints6 *ebpf.Map `ebpf:"remote_endpoints6"`
 	ServiceCidrs     *ebpf.Map `ebpf:"service_cidrs"`
 	Subnets          *ebpf.Map `ebpf:"subnets"`
 	Subnets6         *ebpf.Map `ebpf:"subnets6"`
@@ -677,6 +680,7 @@ func (m *fromContainerMaps) Close() error {
 		m.OverlaySelf,
 		m.Ports,
 		m.RemoteEndpoints,
+		m.RemoteEndpoints6,
 		m.ServiceCidrs,
 		m.Subnets,
 		m.Subnets6,

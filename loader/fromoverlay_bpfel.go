@@ -39,6 +39,7 @@ const (
 	fromOverlayMapOverlaySelf             = "overlay_self"
 	fromOverlayMapPorts                   = "ports"
 	fromOverlayMapRemoteEndpoints         = "remote_endpoints"
+	fromOverlayMapRemoteEndpoints6        = "remote_endpoints6"
 	fromOverlayMapServiceCidrs            = "service_cidrs"
 	fromOverlayMapSubnets                 = "subnets"
 	fromOverlayMapSubnets6                = "subnets6"
@@ -137,6 +138,7 @@ type fromOverlayMapSpecs struct {
 	OverlaySelf      *ebpf.MapSpec `ebpf:"overlay_self"`
 	Ports            *ebpf.MapSpec `ebpf:"ports"`
 	RemoteEndpoints  *ebpf.MapSpec `ebpf:"remote_endpoints"`
+	RemoteEndpoints6 *ebpf.MapSpec `ebpf:"remote_endpoints6"`
 	ServiceCidrs     *ebpf.MapSpec `ebpf:"service_cidrs"`
 	Subnets          *ebpf.MapSpec `ebpf:"subnets"`
 	Subnets6         *ebpf.MapSpec `ebpf:"subnets6"`
@@ -211,6 +213,7 @@ type fromOverlayMaps struct {
 	OverlaySelf      *ebpf.Map `ebpf:"overlay_self"`
 	Ports            *ebpf.Map `ebpf:"ports"`
 	RemoteEndpoints  *ebpf.Map `ebpf:"remote_endpoints"`
+	RemoteEndpoints6 *ebpf.Map `ebpf:"remote_endpoints6"`
 	ServiceCidrs     *ebpf.Map `ebpf:"service_cidrs"`
 	Subnets          *ebpf.Map `ebpf:"subnets"`
 	Subnets6         *ebpf.Map `ebpf:"subnets6"`
@@ -244,6 +247,7 @@ func (m *fromOverlayMaps) Close() error {
 		m.OverlaySelf,
 		m.Ports,
 		m.RemoteEndpoints,
+		m.RemoteEndpoints6,
 		m.ServiceCidrs,
 		m.Subnets,
 		m.Subnets6,

@@ -144,6 +144,9 @@ type overlayWorld struct {
 	remotes map[netip.Addr]ovRemote
 	nets    map[uint32]ovNet
 	hosts   []netip.Addr
+	// IPv6 (overlay6_test.go): networks 3, 4 and 5 are dual stack.
+	locals6  map[netip.Addr]ovLocal6
+	remotes6 map[netip.Addr]ovRemote
 }
 
 func newOverlayWorld(tb testing.TB) *overlayWorld {
@@ -163,6 +166,11 @@ func newOverlayWorld(tb testing.TB) *overlayWorld {
 			3: {4096, true, true}, 4: {4097, true, true}, 5: {4098, false, true},
 		},
 		hosts: []netip.Addr{hostR, hostS, hostX},
+		locals6: map[netip.Addr]ovLocal6{
+			ip6D: {ovLocal{macD, 3, ifD}, ipD}, ip6D2: {ovLocal{macD2, 3, ifD2}, ipD2},
+			ip6E: {ovLocal{macE, 4, ifE}, ipE}, ip6F: {ovLocal{macF, 5, ifF}, ipF},
+		},
+		remotes6: map[netip.Addr]ovRemote{ip6R: {macR, 3, hostR}, ip6S: {macS, 4, hostS}, ip6R4: {macR4, 4, hostR}, ip6T: {macT, 5, hostS}},
 	}
 	if err := f.views.PutNetwork(maps.Network{ID: 5, Subnet: netip.MustParsePrefix("10.212.0.0/24"), Gateway: netip.MustParseAddr("10.212.0.1"),
 		GatewayMAC: macGW, BridgeIfindex: 54, ICC: false, VNI: 4098, OverlayIfindex: ifVXLAN}); err != nil {
@@ -186,6 +194,7 @@ func newOverlayWorld(tb testing.TB) *overlayWorld {
 	if err := f.views.SyncOverlayHosts(w.hosts); err != nil {
 		tb.Fatal(err)
 	}
+	dualStack(tb, f, map[uint32]bool{3: true, 4: true, 5: false}, w.locals6, w.remotes6)
 	w.prog = loadOverlayTestEntry(tb, f)
 	return w
 }
@@ -201,7 +210,7 @@ func (w *overlayWorld) expect(key tunnelKey, in []byte) (reason string, dst neti
 	case 0x8100, 0x88a8:
 		return "vlan", netip.Addr{}
 	case 0x86dd:
-		return "ipv6", netip.Addr{}
+		return w.expect6(key, in)
 	case 0x0800:
 	default:
 		return "ethertype", netip.Addr{}
@@ -374,16 +383,18 @@ func ovSeeds(tb testing.TB) []ovSeed {
 	add(r, udp(macGW, macD, hostS, ipD))                                                                              // for another host
 	add(keyFrom(4096, netip.MustParseAddr("198.18.0.99")), udp(macGW, macD, netip.MustParseAddr("198.18.0.99"), ipD)) // no peer
 	add(r, udp(macGW, macGW, hostR, netip.MustParseAddr("10.210.0.77")))                                              // to no endpoint
-	return out
+	return append(out, ovSeeds6()...)
 }
 
 // FuzzFromOverlay: whatever the frame and the tunnel key (VNI, outer
 // source, present or not),
 //
 //  1. without tunnel metadata, or with a malformed inner frame (wellFormed,
-//     parse.h's contract written apart), it is dropped as malformed; VLAN,
-//     IPv6 and other ethertypes by their reasons;
-//  2. anti-spoofing across hosts: an inner source that is no remote
+//     parse.h's contract written apart; for IPv6 parse6, ipv6.h's), it is
+//     dropped as malformed; VLAN, IPv6 extension headers not walked and
+//     other ethertypes by their reasons;
+//  2. anti-spoofing across hosts (IPv4, and IPv6 by remote_endpoints6:
+//     expect6): an inner source that is no remote
 //     endpoint, or whose record names another host than the outer source or
 //     another MAC than the inner source's, is dropped (overlay_spoofed); a
 //     VNI other than that endpoint's network's, too (overlay_vni);

@@ -39,6 +39,7 @@ const (
 	fromOverlayTestMapOverlaySelf             = "overlay_self"
 	fromOverlayTestMapPorts                   = "ports"
 	fromOverlayTestMapRemoteEndpoints         = "remote_endpoints"
+	fromOverlayTestMapRemoteEndpoints6        = "remote_endpoints6"
 	fromOverlayTestMapServiceCidrs            = "service_cidrs"
 	fromOverlayTestMapSubnets                 = "subnets"
 	fromOverlayTestMapSubnets6                = "subnets6"
@@ -137,6 +138,7 @@ type fromOverlayTestMapSpecs struct {
 	OverlaySelf      *ebpf.MapSpec `ebpf:"overlay_self"`
 	Ports            *ebpf.MapSpec `ebpf:"ports"`
 	RemoteEndpoints  *ebpf.MapSpec `ebpf:"remote_endpoints"`
+	RemoteEndpoints6 *ebpf.MapSpec `ebpf:"remote_endpoints6"`
 	ServiceCidrs     *ebpf.MapSpec `ebpf:"service_cidrs"`
 	Subnets          *ebpf.MapSpec `ebpf:"subnets"`
 	Subnets6         *ebpf.MapSpec `ebpf:"subnets6"`
@@ -211,6 +213,7 @@ type fromOverlayTestMaps struct {
 	OverlaySelf      *ebpf.Map `ebpf:"overlay_self"`
 	Ports            *ebpf.Map `ebpf:"ports"`
 	RemoteEndpoints  *ebpf.Map `ebpf:"remote_endpoints"`
+	RemoteEndpoints6 *ebpf.Map `ebpf:"remote_endpoints6"`
 	ServiceCidrs     *ebpf.Map `ebpf:"service_cidrs"`
 	Subnets          *ebpf.Map `ebpf:"subnets"`
 	Subnets6         *ebpf.Map `ebpf:"subnets6"`
@@ -244,6 +247,7 @@ func (m *fromOverlayTestMaps) Close() error {
 		m.OverlaySelf,
 		m.Ports,
 		m.RemoteEndpoints,
+		m.RemoteEndpoints6,
 		m.ServiceCidrs,
 		m.Subnets,
 		m.Subnets6,

@@ -105,6 +105,7 @@ type Maps struct {
 	FWCount          *ebpf.Map `ebpf:"fw_count"`
 	OverlayNetworks  *ebpf.Map `ebpf:"overlay_networks"`
 	RemoteEndpoints  *ebpf.Map `ebpf:"remote_endpoints"`
+	RemoteEndpoints6 *ebpf.Map `ebpf:"remote_endpoints6"`
 	OverlayHosts     *ebpf.Map `ebpf:"overlay_hosts"`
 	ServiceCIDRs     *ebpf.Map `ebpf:"service_cidrs"`
 	OverlaySelf      *ebpf.Map `ebpf:"overlay_self"`

@@ -25,36 +25,51 @@ func (r RemoteEndpoint) value() (loader.RemoteEndpoint, error) {
 	if err != nil {
 		return loader.RemoteEndpoint{}, err
 	}
-	if !r.IP.Is4() || !r.Host.Is4() {
-		return loader.RemoteEndpoint{}, fmt.Errorf("remote endpoint %v on host %v: want IPv4", r.IP, r.Host)
+	if !r.Host.Is4() || !(r.IP.Is4() || r.IP.Is6() && !r.IP.Is4In6() && !r.IP.IsLinkLocalUnicast() && !r.IP.IsMulticast()) {
+		return loader.RemoteEndpoint{}, fmt.Errorf("remote endpoint %v on host %v: want an IPv4 or global IPv6 address on an IPv4 host", r.IP, r.Host)
 	}
 	return loader.RemoteEndpoint{Host: BE32(r.Host), NetId: r.NetID, Mac: mac}, nil
 }
 
-// RemoteEndpoints lists the remote_endpoints map.
+func remoteFrom(ip netip.Addr, val loader.RemoteEndpoint) RemoteEndpoint {
+	return RemoteEndpoint{IP: ip, MAC: slices.Clone(net.HardwareAddr(val.Mac[:])), NetID: val.NetId, Host: AddrFromBE32(val.Host)}
+}
+
+// RemoteEndpoints lists the remote_endpoints map (IPv4) and then
+// remote_endpoints6 (IPv6 on dual-stack overlay networks).
 func (v *Views) RemoteEndpoints() ([]RemoteEndpoint, error) {
 	var (
 		out []RemoteEndpoint
 		ip  uint32
+		ip6 loader.IP6Key
 		val loader.RemoteEndpoint
 	)
 	it := v.m.RemoteEndpoints.Iterate()
 	for it.Next(&ip, &val) {
-		out = append(out, RemoteEndpoint{IP: AddrFromBE32(ip), MAC: slices.Clone(net.HardwareAddr(val.Mac[:])), NetID: val.NetId, Host: AddrFromBE32(val.Host)})
+		out = append(out, remoteFrom(AddrFromBE32(ip), val))
+	}
+	if err := it.Err(); err != nil {
+		return out, err
+	}
+	it = v.m.RemoteEndpoints6.Iterate()
+	for it.Next(&ip6, &val) {
+		out = append(out, remoteFrom(AddrFromBE128(ip6.Addr), val))
 	}
 	return out, it.Err()
 }
 
 // SyncRemoteEndpoints makes the remote endpoints of the networks in netIDs
 // exactly want (entries of other networks are left alone): new and changed
-// entries first, then stale ones deleted. It reports how many entries it
-// wrote and deleted.
+// entries first, then stale ones deleted, in remote_endpoints for IPv4
+// addresses and remote_endpoints6 for IPv6 ones. It reports how many
+// entries it wrote and deleted.
 func (v *Views) SyncRemoteEndpoints(netIDs []uint32, want []RemoteEndpoint) (written, deleted int, err error) {
 	scope := map[uint32]bool{}
 	for _, id := range netIDs {
 		scope[id] = true
 	}
 	keep := make(map[uint32]loader.RemoteEndpoint, len(want))
+	keep6 := map[loader.IP6Key]loader.RemoteEndpoint{}
 	for _, r := range want {
 		if !scope[r.NetID] {
 			return 0, 0, fmt.Errorf("remote endpoint %v: network %d is not being synced", r.IP, r.NetID)
@@ -63,15 +78,26 @@ func (v *Views) SyncRemoteEndpoints(netIDs []uint32, want []RemoteEndpoint) (wri
 		if err != nil {
 			return 0, 0, err
 		}
-		keep[BE32(r.IP)] = val
+		if r.IP.Is4() {
+			keep[BE32(r.IP)] = val
+		} else {
+			keep6[loader.IP6Key{Addr: BE128(r.IP)}] = val
+		}
 	}
+	w4, d4, err4 := syncRemote(v.m.RemoteEndpoints, scope, keep, AddrFromBE32)
+	w6, d6, err6 := syncRemote(v.m.RemoteEndpoints6, scope, keep6, func(k loader.IP6Key) netip.Addr { return AddrFromBE128(k.Addr) })
+	return w4 + w6, d4 + d6, errors.Join(err4, err6)
+}
+
+// syncRemote is SyncRemoteEndpoints for one of the two maps.
+func syncRemote[K comparable](m *ebpf.Map, scope map[uint32]bool, keep map[K]loader.RemoteEndpoint, addr func(K) netip.Addr) (written, deleted int, err error) {
 	var (
-		ip    uint32
+		ip    K
 		val   loader.RemoteEndpoint
-		stale []uint32
+		stale []K
 	)
-	have := map[uint32]loader.RemoteEndpoint{}
-	it := v.m.RemoteEndpoints.Iterate()
+	have := map[K]loader.RemoteEndpoint{}
+	it := m.Iterate()
 	for it.Next(&ip, &val) {
 		have[ip] = val
 		if _, ok := keep[ip]; !ok && scope[val.NetId] {
@@ -87,17 +113,17 @@ func (v *Views) SyncRemoteEndpoints(netIDs []uint32, want []RemoteEndpoint) (wri
 			continue
 		}
 		if old, ok := have[ip]; ok && !scope[old.NetId] {
-			errs = append(errs, fmt.Errorf("remote endpoint %v: address held by network %d", AddrFromBE32(ip), old.NetId))
+			errs = append(errs, fmt.Errorf("remote endpoint %v: address held by network %d", addr(ip), old.NetId))
 			continue
 		}
-		if err := v.m.RemoteEndpoints.Update(ip, &val, ebpf.UpdateAny); err != nil {
-			errs = append(errs, fmt.Errorf("write remote endpoint %v: %w", AddrFromBE32(ip), err))
+		if err := m.Update(ip, &val, ebpf.UpdateAny); err != nil {
+			errs = append(errs, fmt.Errorf("write remote endpoint %v: %w", addr(ip), err))
 			continue
 		}
 		written++
 	}
 	for _, ip := range stale {
-		if err := ignoreMissing(v.m.RemoteEndpoints.Delete(ip)); err != nil {
+		if err := ignoreMissing(m.Delete(ip)); err != nil {
 			errs = append(errs, err)
 			continue
 		}

@@ -119,3 +119,43 @@ func TestSyncOverlayHosts(t *testing.T) {
 		t.Errorf("IPv6 peer accepted")
 	}
 }
+
+// IPv6 remote endpoints (dual-stack overlay networks) go to
+// remote_endpoints6 and are synced as IPv4's are; a link-local or IPv6 host
+// address is refused.
+func TestSyncRemoteEndpoints6(t *testing.T) {
+	dp, err := loader.Load(loader.Options{CTMapSize: 1024})
+	if err != nil {
+		t.Fatalf("load datapath: %v", err)
+	}
+	defer dp.Close()
+	v := New(&dp.Maps)
+	h2 := "198.18.0.12"
+	r6 := func(ip string, net uint32) RemoteEndpoint {
+		return RemoteEndpoint{IP: netip.MustParseAddr(ip), MAC: net2mac(), NetID: net, Host: netip.MustParseAddr(h2)}
+	}
+	w, d, err := v.SyncRemoteEndpoints([]uint32{1}, []RemoteEndpoint{remote("10.1.0.2", 1, h2), r6("fd00:1::2", 1), r6("fd00:1::3", 1)})
+	if err != nil || w != 3 || d != 0 {
+		t.Fatalf("first sync: written %d deleted %d err %v", w, d, err)
+	}
+	if got, want := remoteIPs(t, v), "10.1.0.2@"+h2+" fd00:1::2@"+h2+" fd00:1::3@"+h2; got != want {
+		t.Fatalf("remote endpoints %q, want %q", got, want)
+	}
+	if n, err := dp.Maps.RemoteEndpoints6.Info(); err != nil || n.MaxEntries != 65536 {
+		t.Fatalf("remote_endpoints6: %+v %v", n, err)
+	}
+	w, d, err = v.SyncRemoteEndpoints([]uint32{1}, []RemoteEndpoint{remote("10.1.0.2", 1, h2), r6("fd00:1::3", 1)})
+	if err != nil || w != 0 || d != 1 {
+		t.Fatalf("second sync: written %d deleted %d err %v", w, d, err)
+	}
+	for _, bad := range []RemoteEndpoint{r6("fe80::1", 1), r6("ff02::1", 1), {IP: netip.MustParseAddr("fd00:1::4"), MAC: net2mac(), NetID: 1, Host: netip.MustParseAddr("fd00::12")}} {
+		if _, _, err := v.SyncRemoteEndpoints([]uint32{1}, []RemoteEndpoint{bad}); err == nil {
+			t.Errorf("sync of %v on %v accepted", bad.IP, bad.Host)
+		}
+	}
+	if got, want := remoteIPs(t, v), "10.1.0.2@"+h2+" fd00:1::3@"+h2; got != want {
+		t.Fatalf("after refused syncs: %q, want %q", got, want)
+	}
+}
+
+func net2mac() net.HardwareAddr { return net.HardwareAddr{0x02, 0x42, 0x0a, 0x01, 0x00, 0x03} }

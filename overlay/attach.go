@@ -62,12 +62,14 @@ type AddressRequest struct {
 	Network string
 	Name    string // endpoint name, for the other hosts' DNS
 	IP, MAC string // wanted, if set
+	IP6     string // wanted on a dual-stack network: the twin of the IPv4 address to take
 }
 
 // Address is an address the cluster handed out for an endpoint of this
 // host, recorded in the store under the lease of the host's daemon.
 type Address struct {
 	IP  netip.Addr
+	IP6 netip.Addr // on a dual-stack network, IP's twin
 	MAC string
 
 	agent  *Agent
@@ -93,6 +95,11 @@ func (a *Agent) Allocate(ctx context.Context, r AddressRequest) (*Address, error
 			return nil, fmt.Errorf("invalid --ip %q: want an IPv4 address", r.IP)
 		}
 	}
+	if r.IP6 != "" {
+		if req.IP6, err = netip.ParseAddr(r.IP6); err != nil || !req.IP6.Is6() || req.IP6.Zone() != "" {
+			return nil, fmt.Errorf("invalid --ip6 %q: want an IPv6 address", r.IP6)
+		}
+	}
 	m, err := a.joined(ctx)
 	if err == nil {
 		_, err = a.inst.EnsureOverlayNetwork(networkOptions(*n))
@@ -104,7 +111,16 @@ func (a *Agent) Allocate(ctx context.Context, r AddressRequest) (*Address, error
 	if err != nil {
 		return nil, err
 	}
-	return &Address{IP: ep.IP, MAC: ep.MAC, agent: a, member: m, ep: ep}, nil
+	return &Address{IP: ep.IP, IP6: ep.IP6, MAC: ep.MAC, agent: a, member: m, ep: ep}, nil
+}
+
+// IP6String is the IPv6 address as datapath.AttachOptions.IP6 takes it
+// (empty on an IPv4-only network).
+func (ad *Address) IP6String() string {
+	if !ad.IP6.IsValid() {
+		return ""
+	}
+	return ad.IP6.String()
 }
 
 // ReleaseUnlessUsed gives the address back unless an endpoint holds it (the
@@ -131,14 +147,14 @@ func (ad *Address) ReleaseUnlessUsed(ctx context.Context, cause error) error {
 // overlay network with an address from the cluster (Allocate), which a
 // failed attach gives back.
 func (a *Agent) Attach(ctx context.Context, o datapath.AttachOptions) (datapath.Endpoint, error) {
-	ad, err := a.Allocate(ctx, AddressRequest{Network: o.Network, Name: o.Name, IP: o.IP, MAC: o.MAC})
+	ad, err := a.Allocate(ctx, AddressRequest{Network: o.Network, Name: o.Name, IP: o.IP, IP6: o.IP6, MAC: o.MAC})
 	if err != nil {
 		return datapath.Endpoint{}, err
 	}
 	if ad == nil {
 		return a.inst.Attach(o)
 	}
-	o.IP, o.MAC, o.FromCluster = ad.IP.String(), ad.MAC, true
+	o.IP, o.IP6, o.MAC, o.FromCluster = ad.IP.String(), ad.IP6String(), ad.MAC, true
 	ep, err := a.inst.Attach(o)
 	if err != nil {
 		return ep, ad.ReleaseUnlessUsed(ctx, err)
@@ -213,6 +229,9 @@ func onOverlay(inst *datapath.Instance, ep datapath.Endpoint) bool {
 func networkOptions(n cluster.Network) datapath.NetworkOptions {
 	o := datapath.DefaultNetworkOptions(n.Name)
 	o.Subnet, o.Gateway, o.VNI = n.Subnet.String(), n.Gateway.String(), n.VNI
+	if n.Subnet6.IsValid() {
+		o.IPv6, o.Subnet6, o.Gateway6 = true, n.Subnet6.String(), n.Gateway6.String()
+	}
 	o.ICC, o.Internal, o.MTU = n.ICC, n.Internal, n.MTU
 	for _, p := range n.ServiceCIDRs {
 		o.ServiceCIDRs = append(o.ServiceCIDRs, p.String())

@@ -113,8 +113,15 @@ func (o *syncer) datapathView() (datapath.OverlayView, map[string][]datapath.Rem
 				continue // its host left: the endpoint goes with it
 			}
 			v.Endpoints = append(v.Endpoints, datapath.RemoteEndpoint{Network: e.Network, IP: e.IP, MAC: e.MAC, Host: host})
+			dual := e.IP6.IsValid() && n.Subnet6.Contains(e.IP6)
+			if dual { // its IPv6 address too
+				v.Endpoints = append(v.Endpoints, datapath.RemoteEndpoint{Network: e.Network, IP: e.IP6, MAC: e.MAC, Host: host})
+			}
 			if e.Name != "" {
 				names[e.Network] = append(names[e.Network], datapath.RemoteName{Name: e.Name, IP: e.IP})
+				if dual { // AAAA and its PTR
+					names[e.Network] = append(names[e.Network], datapath.RemoteName{Name: e.Name, IP: e.IP6})
+				}
 			}
 		}
 	}

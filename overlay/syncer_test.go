@@ -144,6 +144,38 @@ func TestOverlaySyncerWritesTheView(t *testing.T) {
 	}
 }
 
+// TestOverlaySyncerWritesIPv6: on a dual-stack overlay network a remote
+// endpoint goes to the maps by both addresses, with the same host and MAC;
+// an IPv6 address outside the network's IPv6 subnet is not written.
+func TestOverlaySyncerWritesIPv6(t *testing.T) {
+	ts := newTestSyncer(t)
+	ov6 := cluster.Network{Name: "ov6", Subnet: netip.MustParsePrefix("10.213.0.0/24"), Subnet6: netip.MustParsePrefix("fd00:213::/64"), VNI: 4097}
+	ts.v.networks = append(ts.v.networks, ov6)
+	b, c := ep("ov6", "10.213.0.64", "h2", "b"), ep("ov6", "10.213.0.128", "h3", "c")
+	b.IP6, c.IP6 = netip.MustParseAddr("fd00:213::40"), netip.MustParseAddr("fd00:99::80")
+	ts.v.eps = []cluster.Endpoint{b, c, ep("ov1", "10.210.0.64", "h2", "")}
+	ts.sync()
+	if len(ts.d.synced) != 1 {
+		t.Fatalf("%d syncs, want 1", len(ts.d.synced))
+	}
+	var got []string
+	for _, e := range ts.d.synced[0].Endpoints {
+		got = append(got, e.Network+" "+e.IP.String()+" "+e.Host.String()+" "+e.MAC)
+	}
+	slices.Sort(got)
+	want := []string{"ov1 10.210.0.64 198.18.0.12 02:42:0a:d2:00:01", "ov6 10.213.0.128 198.18.0.13 02:42:0a:d2:00:01",
+		"ov6 10.213.0.64 198.18.0.12 02:42:0a:d2:00:01", "ov6 fd00:213::40 198.18.0.12 02:42:0a:d2:00:01"}
+	if !slices.Equal(got, want) {
+		t.Errorf("remote endpoints %v, want %v", got, want)
+	}
+	// b's name resolves to both addresses (A and AAAA); c's IPv6 address,
+	// outside the subnet, to none.
+	wantNames := []datapath.RemoteName{{Name: "b", IP: b.IP}, {Name: "b", IP: b.IP6}, {Name: "c", IP: c.IP}}
+	if !slices.Equal(ts.d.names["ov6"], wantNames) {
+		t.Errorf("remote names %v, want %v", ts.d.names["ov6"], wantNames)
+	}
+}
+
 // TestOverlaySyncerKeepsTheMapsWhileTheViewIsOutOfStep: a view that is not in
 // step with the store (it is away) is not applied, and a failed write is
 // counted and cleans nothing up.

@@ -195,3 +195,22 @@ func TestReverseIP6(t *testing.T) {
 		}
 	}
 }
+
+// On a dual-stack overlay network a remote endpoint's name carries both
+// addresses (the syncer gives both), so AAAA answers it, and its IPv6
+// address has a PTR.
+func TestIndexRemoteNamesIPv6(t *testing.T) {
+	a := netip.MustParseAddr
+	x := NewIndex([]netip.Addr{a("10.213.0.1"), a("fd00:213::1")},
+		[]Network{{Name: "ov6", Gateway: a("10.213.0.1"), Gateway6: a("fd00:213::1")}},
+		[]Member{{Name: "a", Network: "ov6", IP: a("10.213.0.2"), IP6: a("fd00:213::2"), Netns: 1}},
+		map[string][]RemoteName{"ov6": {{Name: "b", IP: a("10.213.0.64")}, {Name: "b", IP: a("fd00:213::40")}}},
+		nil)
+	r := x.Lookup(Query{Network: "ov6", Src: a("fd00:213::2"), Name: "b", Type: dns.TypeAAAA})
+	if !r.Known || !slices.Contains(r.IPs, a("fd00:213::40")) || !slices.Contains(r.IPs, a("10.213.0.64")) {
+		t.Errorf("b from a over IPv6: %+v, want both addresses", r)
+	}
+	if r := x.Lookup(Query{Network: "ov6", Src: a("10.213.0.2"), Type: dns.TypePTR, ReverseIP: a("fd00:213::40")}); !r.Known || r.Names[0] != "b.ov6" {
+		t.Errorf("PTR of b's IPv6 address: %+v, want b.ov6", r)
+	}
+}

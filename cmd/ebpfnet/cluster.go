@@ -53,6 +53,7 @@ func createOverlayNetwork(cmd *cobra.Command, g *globals, o datapath.NetworkOpti
 	co := cluster.DefaultNetworkOptions(o.Name)
 	co.Subnet, co.Gateway, co.VNI, co.ICC, co.Internal, co.MTU = o.Subnet, o.Gateway, ov.vni, o.ICC, o.Internal, o.MTU
 	co.ServiceCIDRs = o.ServiceCIDRs
+	co.IPv6, co.Subnet6, co.Gateway6 = o.IPv6, o.Subnet6, o.Gateway6
 	n, err := agent.CreateNetwork(cmd.Context(), co)
 	if err != nil {
 		return err
@@ -141,8 +142,9 @@ func (g *globals) madeNetworkRows(ctx context.Context, local []datapath.Network)
 			continue
 		}
 		rows = append(rows, networkRow{
-			Network: datapath.Network{Name: n.Name, Subnet: n.Subnet, Gateway: n.Gateway, MTU: n.MTU, ICC: n.ICC, Internal: n.Internal, Created: n.Created},
-			Driver:  "overlay", Scope: "global", VNI: n.VNI,
+			Network: datapath.Network{Name: n.Name, Subnet: n.Subnet, Gateway: n.Gateway, Subnet6: n.Subnet6, Gateway6: n.Gateway6,
+				MTU: n.MTU, ICC: n.ICC, Internal: n.Internal, Created: n.Created},
+			Driver: "overlay", Scope: "global", VNI: n.VNI,
 		})
 	}
 	return rows, err

@@ -55,9 +55,6 @@ func newNetworkCreateCmd(g *globals) *cobra.Command {
 			if o.NoIPv4 && driver == "overlay" {
 				return fmt.Errorf("--ipv4=false: overlay networks need IPv4")
 			}
-			if o.IPv6 && driver == "overlay" {
-				return fmt.Errorf("--ipv6: overlay networks are IPv4-only for now")
-			}
 			switch driver {
 			case "bridge":
 				if cmd.Flags().Changed("vni") {

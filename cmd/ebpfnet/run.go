@@ -87,12 +87,12 @@ that CMD cannot be executed and 127 that it was not found.`,
 			if o.Mode == datapath.ModeBridge {
 				agent := g.overlayAgent(inst)
 				defer agent.Close()
-				if addr, err = agent.Allocate(cmd.Context(), overlay.AddressRequest{Network: o.Network, Name: o.Name, IP: o.IP, MAC: o.MAC}); err != nil {
+				if addr, err = agent.Allocate(cmd.Context(), overlay.AddressRequest{Network: o.Network, Name: o.Name, IP: o.IP, IP6: o.IP6, MAC: o.MAC}); err != nil {
 					return runFailed(err)
 				}
 			}
 			if addr != nil {
-				o.IP, o.MAC, o.FromCluster = addr.IP.String(), addr.MAC, true
+				o.IP, o.IP6, o.MAC, o.FromCluster = addr.IP.String(), addr.IP6String(), addr.MAC, true
 			}
 			code, err := runProcess(cmd.Context(), inst, g.logger(slog.LevelWarn), o)
 			if addr != nil {
