@@ -158,9 +158,6 @@ func parseConf(stdin []byte) (*NetConf, error) {
 		if conf.hasIPAM() {
 			return nil, configError("driver overlay takes its addresses from the cluster: remove ipam")
 		}
-		if conf.IPv6 {
-			return nil, configError("driver overlay is IPv4-only for now: remove ipv6")
-		}
 	default:
 		return nil, configError("driver %q: want bridge or overlay", conf.Driver)
 	}

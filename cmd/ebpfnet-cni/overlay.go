@@ -32,6 +32,7 @@ func (c *NetConf) clusterNetworkOptions() cluster.NetworkOptions {
 	o := cluster.DefaultNetworkOptions(c.Name)
 	o.Subnet, o.Gateway, o.VNI, o.MTU, o.Internal = c.Subnet, c.Gateway, c.VNI, c.MTU, c.Internal
 	o.ServiceCIDRs = c.ServiceCIDRs
+	o.IPv6, o.Subnet6, o.Gateway6 = c.IPv6, c.Subnet6, c.Gateway6
 	if c.ICC != nil {
 		o.ICC = *c.ICC
 	}
@@ -64,6 +65,14 @@ func ensureClusterNetwork(ctx context.Context, a *overlay.Agent, c *NetConf) err
 	if c.Subnet != "" {
 		if p, perr := netip.ParsePrefix(c.Subnet); perr == nil && p.Masked() != n.Subnet {
 			return fmt.Errorf("overlay network %s exists with subnet %s, config says %s", c.Name, n.Subnet, c.Subnet)
+		}
+	}
+	if c.IPv6 != n.Subnet6.IsValid() {
+		return fmt.Errorf("overlay network %s exists with IPv6 %v, config says %v", c.Name, n.Subnet6.IsValid(), c.IPv6)
+	}
+	if c.Subnet6 != "" {
+		if p, perr := netip.ParsePrefix(c.Subnet6); perr == nil && p.Masked() != n.Subnet6 {
+			return fmt.Errorf("overlay network %s exists with IPv6 subnet %s, config says %s", c.Name, n.Subnet6, c.Subnet6)
 		}
 	}
 	if want, perr := datapath.ParseServiceCIDRs(c.ServiceCIDRs, n.Subnet); perr == nil && !datapath.SamePrefixes(want, n.ServiceCIDRs) {
