@@ -37,6 +37,9 @@ func (i *Instance) ensureUplink(name string, rollback *undo) error {
 		return err
 	}
 	rollback.add(func() { views.DeleteUplink(idx) })
+	if err := views.PutUplinkIPs6(idx, plumbing.UplinkAddrs6(l)); err != nil {
+		return err
+	}
 	if _, err := i.dp.AttachTCXIngress(loader.ProgFromUplink, idx, name); err != nil {
 		return err
 	}

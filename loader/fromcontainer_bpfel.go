@@ -454,6 +454,7 @@ const (
 	fromContainerMapSubnets                 = "subnets"
 	fromContainerMapSubnets6                = "subnets6"
 	fromContainerMapUplinkIps               = "uplink_ips"
+	fromContainerMapUplinkIps6              = "uplink_ips6"
 	fromContainerMapUplinks                 = "uplinks"
 	fromContainerMapVerdicts                = "verdicts"
 	fromContainerProgFromContainer          = "from_container"
@@ -560,6 +561,7 @@ type fromContainerMapSpecs struct {
 	Subnets          *ebpf.MapSpec `ebpf:"subnets"`
 	Subnets6         *ebpf.MapSpec `ebpf:"subnets6"`
 	UplinkIps        *ebpf.MapSpec `ebpf:"uplink_ips"`
+	UplinkIps6       *ebpf.MapSpec `ebpf:"uplink_ips6"`
 	Uplinks          *ebpf.MapSpec `ebpf:"uplinks"`
 	Verdicts         *ebpf.MapSpec `ebpf:"verdicts"`
 }
@@ -642,6 +644,7 @@ type fromContainerMaps struct {
 	Subnets          *ebpf.Map `ebpf:"subnets"`
 	Subnets6         *ebpf.Map `ebpf:"subnets6"`
 	UplinkIps        *ebpf.Map `ebpf:"uplink_ips"`
+	UplinkIps6       *ebpf.Map `ebpf:"uplink_ips6"`
 	Uplinks          *ebpf.Map `ebpf:"uplinks"`
 	Verdicts         *ebpf.Map `ebpf:"verdicts"`
 }
@@ -679,6 +682,7 @@ func (m *fromContainerMaps) Close() error {
 		m.Subnets,
 		m.Subnets6,
 		m.UplinkIps,
+		m.UplinkIps6,
 		m.Uplinks,
 		m.Verdicts,
 	)

@@ -43,6 +43,7 @@ const (
 	fromOverlayTestMapSubnets                 = "subnets"
 	fromOverlayTestMapSubnets6                = "subnets6"
 	fromOverlayTestMapUplinkIps               = "uplink_ips"
+	fromOverlayTestMapUplinkIps6              = "uplink_ips6"
 	fromOverlayTestMapUplinks                 = "uplinks"
 	fromOverlayTestMapVerdicts                = "verdicts"
 	fromOverlayTestProgFromOverlay            = "from_overlay"
@@ -141,6 +142,7 @@ type fromOverlayTestMapSpecs struct {
 	Subnets          *ebpf.MapSpec `ebpf:"subnets"`
 	Subnets6         *ebpf.MapSpec `ebpf:"subnets6"`
 	UplinkIps        *ebpf.MapSpec `ebpf:"uplink_ips"`
+	UplinkIps6       *ebpf.MapSpec `ebpf:"uplink_ips6"`
 	Uplinks          *ebpf.MapSpec `ebpf:"uplinks"`
 	Verdicts         *ebpf.MapSpec `ebpf:"verdicts"`
 }
@@ -215,6 +217,7 @@ type fromOverlayTestMaps struct {
 	Subnets          *ebpf.Map `ebpf:"subnets"`
 	Subnets6         *ebpf.Map `ebpf:"subnets6"`
 	UplinkIps        *ebpf.Map `ebpf:"uplink_ips"`
+	UplinkIps6       *ebpf.Map `ebpf:"uplink_ips6"`
 	Uplinks          *ebpf.Map `ebpf:"uplinks"`
 	Verdicts         *ebpf.Map `ebpf:"verdicts"`
 }
@@ -248,6 +251,7 @@ func (m *fromOverlayTestMaps) Close() error {
 		m.Subnets,
 		m.Subnets6,
 		m.UplinkIps,
+		m.UplinkIps6,
 		m.Uplinks,
 		m.Verdicts,
 	)

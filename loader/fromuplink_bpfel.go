@@ -50,6 +50,7 @@ const (
 	fromUplinkMapSubnets                 = "subnets"
 	fromUplinkMapSubnets6                = "subnets6"
 	fromUplinkMapUplinkIps               = "uplink_ips"
+	fromUplinkMapUplinkIps6              = "uplink_ips6"
 	fromUplinkMapUplinks                 = "uplinks"
 	fromUplinkMapVerdicts                = "verdicts"
 	fromUplinkProgFromUplink             = "from_uplink"
@@ -162,6 +163,7 @@ type fromUplinkMapSpecs struct {
 	Subnets          *ebpf.MapSpec `ebpf:"subnets"`
 	Subnets6         *ebpf.MapSpec `ebpf:"subnets6"`
 	UplinkIps        *ebpf.MapSpec `ebpf:"uplink_ips"`
+	UplinkIps6       *ebpf.MapSpec `ebpf:"uplink_ips6"`
 	Uplinks          *ebpf.MapSpec `ebpf:"uplinks"`
 	Verdicts         *ebpf.MapSpec `ebpf:"verdicts"`
 }
@@ -250,6 +252,7 @@ type fromUplinkMaps struct {
 	Subnets          *ebpf.Map `ebpf:"subnets"`
 	Subnets6         *ebpf.Map `ebpf:"subnets6"`
 	UplinkIps        *ebpf.Map `ebpf:"uplink_ips"`
+	UplinkIps6       *ebpf.Map `ebpf:"uplink_ips6"`
 	Uplinks          *ebpf.Map `ebpf:"uplinks"`
 	Verdicts         *ebpf.Map `ebpf:"verdicts"`
 }
@@ -290,6 +293,7 @@ func (m *fromUplinkMaps) Close() error {
 		m.Subnets,
 		m.Subnets6,
 		m.UplinkIps,
+		m.UplinkIps6,
 		m.Uplinks,
 		m.Verdicts,
 	)

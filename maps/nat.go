@@ -76,7 +76,66 @@ func (v *Views) DeleteUplink(ifindex int) error {
 	if v.m.UplinkIPs.Lookup(info.Ip, &owner) == nil && owner == idx {
 		ipErr = ignoreMissing(v.m.UplinkIPs.Delete(info.Ip))
 	}
-	return errors.Join(ipErr, ignoreMissing(v.m.Uplinks.Delete(idx)))
+	return errors.Join(ipErr, v.deleteUplinkIPs6(idx), ignoreMissing(v.m.Uplinks.Delete(idx)))
+}
+
+// PutUplinkIPs6 records an uplink's global IPv6 addresses, which the socket
+// hooks recognise as the host's own (a host process dialling one at a
+// published port reaches the container); from_uplink asks the FIB
+// instead. Link-local, loopback, multicast and mapped addresses are left
+// out. The uplink's earlier addresses are replaced; on an error none is
+// left.
+func (v *Views) PutUplinkIPs6(ifindex int, ips []netip.Addr) error {
+	idx := uint32(ifindex)
+	if err := v.deleteUplinkIPs6(idx); err != nil {
+		return err
+	}
+	for _, ip := range ips {
+		if !ip.Is6() || ip.Is4In6() || !ip.IsGlobalUnicast() {
+			continue
+		}
+		k := ip6Key(ip)
+		if err := v.m.UplinkIPs6.Put(&k, idx); err != nil {
+			v.deleteUplinkIPs6(idx)
+			return fmt.Errorf("write uplink address %s: %w", ip, err)
+		}
+	}
+	return nil
+}
+
+// UplinkIPs6 lists the uplinks' IPv6 addresses by ifindex.
+func (v *Views) UplinkIPs6() (map[int][]netip.Addr, error) {
+	out := map[int][]netip.Addr{}
+	var k loader.IP6Key
+	var idx uint32
+	it := v.m.UplinkIPs6.Iterate()
+	for it.Next(&k, &idx) {
+		out[int(idx)] = append(out[int(idx)], addrFromIP6(k))
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("list uplink IPv6 addresses: %w", err)
+	}
+	return out, nil
+}
+
+func (v *Views) deleteUplinkIPs6(idx uint32) error {
+	var keys []loader.IP6Key
+	var k loader.IP6Key
+	var owner uint32
+	it := v.m.UplinkIPs6.Iterate()
+	for it.Next(&k, &owner) {
+		if owner == idx {
+			keys = append(keys, k)
+		}
+	}
+	errs := []error{it.Err()}
+	for _, k := range keys {
+		errs = append(errs, ignoreMissing(v.m.UplinkIPs6.Delete(&k)))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("remove uplink %d's IPv6 addresses: %w", idx, err)
+	}
+	return nil
 }
 
 // Uplinks lists the uplinks.

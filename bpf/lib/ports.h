@@ -4,6 +4,7 @@
 #pragma once
 
 #include "common.h"
+#include "endpoint.h"
 
 /* An interface that leads outside, keyed by ifindex. */
 struct uplink_info {
@@ -27,6 +28,16 @@ struct {
 	__type(key, __be32);
 	__type(value, __u32);
 } uplink_ips SEC(".maps");
+
+/* The uplinks' global IPv6 addresses (value: ifindex), for the socket
+ * hooks: a host process reaching one of them at a published port is pointed
+ * at the container, as for uplink_ips. from_uplink asks the FIB instead. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, struct ip6_key);
+	__type(value, __u32);
+} uplink_ips6 SEC(".maps");
 
 struct port_key {
 	__u8 proto;
