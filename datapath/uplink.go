@@ -31,7 +31,10 @@ func (i *Instance) ensureUplink(name string, rollback *undo) error {
 	}
 	idx := l.Attrs().Index
 	if i.dp.LinkedProgramID(loader.ProgFromUplink, name) != 0 {
-		return nil // already serving another network
+		// Already serving another network: its IPv6 addresses (for the
+		// socket hooks) are read again, which also fills them in for an
+		// uplink attached by a version without them.
+		return views.PutUplinkIPs6(idx, plumbing.UplinkAddrs6(l))
 	}
 	if err := views.PutUplink(maps.Uplink{Ifindex: idx, IP: ip, MAC: l.Attrs().HardwareAddr}); err != nil {
 		return err
