@@ -324,11 +324,6 @@ static __always_inline int is_unspecified6(const struct ip6_key *a)
 	return !(a->addr[0] | a->addr[1] | a->addr[2] | a->addr[3]);
 }
 
-static __always_inline int is_loopback6(const struct ip6_key *a)
-{
-	return !(a->addr[0] | a->addr[1] | a->addr[2]) && a->addr[3] == bpf_htonl(1);
-}
-
 /* ::ffff:0:0/96, an IPv4 address on a dual-stack socket. */
 static __always_inline int is_v4mapped(const struct ip6_key *a)
 {
@@ -336,9 +331,14 @@ static __always_inline int is_v4mapped(const struct ip6_key *a)
 }
 
 /* The binding a host process reaches at [a]:port over IPv6: one published
- * on every address, at [::1] or an uplink's IPv6 address. */
+ * on that very address (the control plane took only the host's own), else
+ * one published on every address, at [::1] or an uplink's IPv6 address. */
 static __always_inline struct port_entry *published6(__u8 proto, const struct ip6_key *a, __be16 port)
 {
+	struct port_entry *pb = port6_lookup(proto, a, port);
+
+	if (pb)
+		return pb;
 	if (!is_loopback6(a) && !bpf_map_lookup_elem(&uplink_ips6, a))
 		return NULL;
 	return port_lookup(proto, 0, port, 0);
@@ -425,8 +425,9 @@ int sock_getpeername6(struct bpf_sock_addr *ctx)
 }
 
 /* bind4's guard for IPv6 sockets: [::] takes what 0.0.0.0 takes (a
- * dual-stack socket binds both), an uplink's IPv6 address what is published
- * on every address, a v4-mapped address what its IPv4 address would. */
+ * dual-stack socket binds both), an IPv6 address of the host what is
+ * published on it and, for an uplink's, on every address, a v4-mapped
+ * address what its IPv4 address would. */
 SEC("cgroup/bind6")
 int sock_bind6(struct bpf_sock_addr *ctx)
 {
@@ -445,7 +446,7 @@ int sock_bind6(struct bpf_sock_addr *ctx)
 	} else if (is_unspecified6(&a)) {
 		pb = port_lookup(ctx->protocol, 0, port, 0);
 	} else if (is_loopback6(&a)) {
-		pb = NULL; /* as 127.0.0.1: only a port published on [::1] itself */
+		pb = port6_lookup(ctx->protocol, &a, port); /* as 127.0.0.1: only one published there */
 	} else {
 		pb = published6(ctx->protocol, &a, port);
 	}

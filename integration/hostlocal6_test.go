@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -170,4 +171,94 @@ func dialMapped(t *testing.T, ns netnsutil.Namespace, to netip.AddrPort) net.Con
 		t.Fatalf("connect to %s: %v", to, err)
 	}
 	return c
+}
+
+// A port published on one IPv6 address of the host (-p [ADDR]:8081:80,
+// Docker's syntax) answers there only: from outside at that address
+// (DNAT in from_uplink, the client's address kept), from the host through
+// the socket hooks; [::1] answers the host alone. port and ls show the
+// address in brackets. An address the host does not hold, or a container
+// without IPv6, is refused with nothing changed; one on every address
+// conflicts with it.
+func TestPublishOnOneIPv6Address(t *testing.T) {
+	tp := newTopology(t)
+	dualStackUplink(tp)
+	const other6 = "2001:db8:18::3"
+	tp.Exec(tp.Host, "ip", "addr", "add", other6+"/64", "dev", testutil.UplinkIf, "nodad")
+	web, web4, b := tp.AddContainer("web"), tp.AddContainer("web4"), tp.AddContainer("b")
+	tp.MustEbpfnet("network", "create", "d6", "--ipv6", "--subnet", "172.30.0.0/24", "--subnet", "fd00:30::/64")
+	tp.MustEbpfnet("network", "create", "n4", "--subnet", "172.31.0.0/24")
+	tp.MustEbpfnet("attach", "--network", "d6", "-p", "["+hostIP6+"]:8081:80", "-p", "[::1]:8082:80", "-p", "[::1]:8053:53/udp", web)
+	testutil.Serve6(t, tp.Namespace(web), "web", ":80")
+	testutil.Serve6(t, tp.Namespace(web), "web", ":53")
+	ext, host := tp.Namespace(tp.Ext), tp.Namespace(tp.Host)
+
+	if r := testutil.MustAsk(t, ext, "tcp6", "["+hostIP6+"]:8081"); r.Server != "web" || r.Source != extIP6 {
+		t.Errorf("from outside to [%s]:8081: %+v, want web seeing %s", hostIP6, r, extIP6)
+	}
+	for _, addr := range []string{"[" + other6 + "]:8081", "[" + hostIP6 + "]:8082"} {
+		if _, err := testutil.Dial(ext, "tcp6", addr, 2*time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Errorf("from outside to %s: %v, want refused (published elsewhere)", addr, err)
+		}
+	}
+	for _, addr := range []string{"[::1]:8082", "[" + hostIP6 + "]:8081"} {
+		if r := testutil.MustAsk(t, host, "tcp6", addr); r.Server != "web" {
+			t.Errorf("from the host to %s: %+v", addr, r)
+		}
+	}
+	if r := testutil.MustAsk(t, host, "udp6", "[::1]:8053"); r.Server != "web" {
+		t.Errorf("UDP from the host to [::1]:8053: %+v", r)
+	}
+	for _, addr := range []string{"[::1]:8081", "[" + hostIP6 + "]:8082", "127.0.0.1:8082"} {
+		if _, err := testutil.Dial(host, "tcp", addr, 2*time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Errorf("from the host to %s: %v, want refused (published elsewhere)", addr, err)
+		}
+	}
+	// The bind guard takes the very address.
+	for addr, taken := range map[string]bool{"[::1]:8082": true, "[" + hostIP6 + "]:8081": true, "[" + other6 + "]:8081": false} {
+		err := netnsutil.Do(host, func() error {
+			l, err := net.Listen("tcp6", addr)
+			if err == nil {
+				l.Close()
+			}
+			return err
+		})
+		if taken != errors.Is(err, syscall.EADDRINUSE) || (!taken && err != nil) {
+			t.Errorf("bind %s: %v, taken %v", addr, err, taken)
+		}
+	}
+
+	port := tp.MustEbpfnet("port", web)
+	for _, want := range []string{"80/tcp -> [" + hostIP6 + "]:8081", "80/tcp -> [::1]:8082", "53/udp -> [::1]:8053"} {
+		if !strings.Contains(port, want) {
+			t.Errorf("port lacks %q:\n%s", want, port)
+		}
+	}
+	if ls := tp.MustEbpfnet("ls"); !strings.Contains(ls, "[::1]:8082->80/tcp") {
+		t.Errorf("ls lacks [::1]:8082->80/tcp:\n%s", ls)
+	}
+
+	for _, tc := range []struct{ network, target, spec, want string }{
+		{"d6", b, "[2001:db8:99::1]:8090:80", "not an address of this host"},
+		{"d6", b, "8081:80", "already published by endpoint " + web},
+		{"d6", b, "[" + hostIP6 + "]:8081:80", "already published by endpoint " + web},
+		{"d6", b, "[fe80::1]:8090:80", "link-local"},
+		{"n4", web4, "[::1]:8090:80", "has no IPv6"},
+	} {
+		before := snapshot(t, tp, web, web4, b)
+		if _, errOut, err := tp.Ebpfnet("attach", "--network", tc.network, "-p", tc.spec, tc.target); err == nil || !strings.Contains(errOut, tc.want) {
+			t.Errorf("attach -p %s: %v %q, want %q", tc.spec, err, errOut, tc.want)
+		}
+		if after := snapshot(t, tp, web, web4, b); after != before {
+			t.Errorf("attach -p %s changed the state:\nbefore:\n%s\nafter:\n%s", tc.spec, before, after)
+		}
+	}
+	// Detached, the port is gone from ports6.
+	tp.MustEbpfnet("detach", web)
+	if _, err := testutil.Dial(ext, "tcp6", "["+hostIP6+"]:8081", 2*time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("after detach: %v, want refused", err)
+	}
+	if es, err := tp.Views().PortEntries(); err != nil || len(es) != 0 {
+		t.Errorf("published ports left after detach: %v %v", es, err)
+	}
 }

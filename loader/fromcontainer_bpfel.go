@@ -344,6 +344,14 @@ type fromContainerOverlayNetwork struct {
 	Ifindex uint32
 }
 
+type fromContainerPort6Key struct {
+	_      structs.HostLayout
+	Proto  uint8
+	Pad    uint8
+	Port   uint16
+	HostIp fromContainerIp6Key
+}
+
 type fromContainerPortEntry struct {
 	_             structs.HostLayout
 	ContainerIp   uint32
@@ -449,6 +457,7 @@ const (
 	fromContainerMapOverlayNetworks         = "overlay_networks"
 	fromContainerMapOverlaySelf             = "overlay_self"
 	fromContainerMapPorts                   = "ports"
+	fromContainerMapPorts6                  = "ports6"
 	fromContainerMapRemoteEndpoints         = "remote_endpoints"
 	fromContainerMapServiceCidrs            = "service_cidrs"
 	fromContainerMapSubnets                 = "subnets"
@@ -556,6 +565,7 @@ type fromContainerMapSpecs struct {
 	OverlayNetworks  *ebpf.MapSpec `ebpf:"overlay_networks"`
 	OverlaySelf      *ebpf.MapSpec `ebpf:"overlay_self"`
 	Ports            *ebpf.MapSpec `ebpf:"ports"`
+	Ports6           *ebpf.MapSpec `ebpf:"ports6"`
 	RemoteEndpoints  *ebpf.MapSpec `ebpf:"remote_endpoints"`
 	ServiceCidrs     *ebpf.MapSpec `ebpf:"service_cidrs"`
 	Subnets          *ebpf.MapSpec `ebpf:"subnets"`
@@ -639,6 +649,7 @@ type fromContainerMaps struct {
 	OverlayNetworks  *ebpf.Map `ebpf:"overlay_networks"`
 	OverlaySelf      *ebpf.Map `ebpf:"overlay_self"`
 	Ports            *ebpf.Map `ebpf:"ports"`
+	Ports6           *ebpf.Map `ebpf:"ports6"`
 	RemoteEndpoints  *ebpf.Map `ebpf:"remote_endpoints"`
 	ServiceCidrs     *ebpf.Map `ebpf:"service_cidrs"`
 	Subnets          *ebpf.Map `ebpf:"subnets"`
@@ -677,6 +688,7 @@ func (m *fromContainerMaps) Close() error {
 		m.OverlayNetworks,
 		m.OverlaySelf,
 		m.Ports,
+		m.Ports6,
 		m.RemoteEndpoints,
 		m.ServiceCidrs,
 		m.Subnets,

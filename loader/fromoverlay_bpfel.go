@@ -38,6 +38,7 @@ const (
 	fromOverlayMapOverlayNetworks         = "overlay_networks"
 	fromOverlayMapOverlaySelf             = "overlay_self"
 	fromOverlayMapPorts                   = "ports"
+	fromOverlayMapPorts6                  = "ports6"
 	fromOverlayMapRemoteEndpoints         = "remote_endpoints"
 	fromOverlayMapServiceCidrs            = "service_cidrs"
 	fromOverlayMapSubnets                 = "subnets"
@@ -137,6 +138,7 @@ type fromOverlayMapSpecs struct {
 	OverlayNetworks  *ebpf.MapSpec `ebpf:"overlay_networks"`
 	OverlaySelf      *ebpf.MapSpec `ebpf:"overlay_self"`
 	Ports            *ebpf.MapSpec `ebpf:"ports"`
+	Ports6           *ebpf.MapSpec `ebpf:"ports6"`
 	RemoteEndpoints  *ebpf.MapSpec `ebpf:"remote_endpoints"`
 	ServiceCidrs     *ebpf.MapSpec `ebpf:"service_cidrs"`
 	Subnets          *ebpf.MapSpec `ebpf:"subnets"`
@@ -212,6 +214,7 @@ type fromOverlayMaps struct {
 	OverlayNetworks  *ebpf.Map `ebpf:"overlay_networks"`
 	OverlaySelf      *ebpf.Map `ebpf:"overlay_self"`
 	Ports            *ebpf.Map `ebpf:"ports"`
+	Ports6           *ebpf.Map `ebpf:"ports6"`
 	RemoteEndpoints  *ebpf.Map `ebpf:"remote_endpoints"`
 	ServiceCidrs     *ebpf.Map `ebpf:"service_cidrs"`
 	Subnets          *ebpf.Map `ebpf:"subnets"`
@@ -246,6 +249,7 @@ func (m *fromOverlayMaps) Close() error {
 		m.OverlayNetworks,
 		m.OverlaySelf,
 		m.Ports,
+		m.Ports6,
 		m.RemoteEndpoints,
 		m.ServiceCidrs,
 		m.Subnets,

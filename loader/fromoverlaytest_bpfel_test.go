@@ -38,6 +38,7 @@ const (
 	fromOverlayTestMapOverlayNetworks         = "overlay_networks"
 	fromOverlayTestMapOverlaySelf             = "overlay_self"
 	fromOverlayTestMapPorts                   = "ports"
+	fromOverlayTestMapPorts6                  = "ports6"
 	fromOverlayTestMapRemoteEndpoints         = "remote_endpoints"
 	fromOverlayTestMapServiceCidrs            = "service_cidrs"
 	fromOverlayTestMapSubnets                 = "subnets"
@@ -137,6 +138,7 @@ type fromOverlayTestMapSpecs struct {
 	OverlayNetworks  *ebpf.MapSpec `ebpf:"overlay_networks"`
 	OverlaySelf      *ebpf.MapSpec `ebpf:"overlay_self"`
 	Ports            *ebpf.MapSpec `ebpf:"ports"`
+	Ports6           *ebpf.MapSpec `ebpf:"ports6"`
 	RemoteEndpoints  *ebpf.MapSpec `ebpf:"remote_endpoints"`
 	ServiceCidrs     *ebpf.MapSpec `ebpf:"service_cidrs"`
 	Subnets          *ebpf.MapSpec `ebpf:"subnets"`
@@ -212,6 +214,7 @@ type fromOverlayTestMaps struct {
 	OverlayNetworks  *ebpf.Map `ebpf:"overlay_networks"`
 	OverlaySelf      *ebpf.Map `ebpf:"overlay_self"`
 	Ports            *ebpf.Map `ebpf:"ports"`
+	Ports6           *ebpf.Map `ebpf:"ports6"`
 	RemoteEndpoints  *ebpf.Map `ebpf:"remote_endpoints"`
 	ServiceCidrs     *ebpf.Map `ebpf:"service_cidrs"`
 	Subnets          *ebpf.Map `ebpf:"subnets"`
@@ -246,6 +249,7 @@ func (m *fromOverlayTestMaps) Close() error {
 		m.OverlayNetworks,
 		m.OverlaySelf,
 		m.Ports,
+		m.Ports6,
 		m.RemoteEndpoints,
 		m.ServiceCidrs,
 		m.Subnets,

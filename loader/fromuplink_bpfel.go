@@ -46,6 +46,7 @@ const (
 	fromUplinkMapOverlayNetworks         = "overlay_networks"
 	fromUplinkMapOverlaySelf             = "overlay_self"
 	fromUplinkMapPorts                   = "ports"
+	fromUplinkMapPorts6                  = "ports6"
 	fromUplinkMapRemoteEndpoints         = "remote_endpoints"
 	fromUplinkMapSubnets                 = "subnets"
 	fromUplinkMapSubnets6                = "subnets6"
@@ -159,6 +160,7 @@ type fromUplinkMapSpecs struct {
 	OverlayNetworks  *ebpf.MapSpec `ebpf:"overlay_networks"`
 	OverlaySelf      *ebpf.MapSpec `ebpf:"overlay_self"`
 	Ports            *ebpf.MapSpec `ebpf:"ports"`
+	Ports6           *ebpf.MapSpec `ebpf:"ports6"`
 	RemoteEndpoints  *ebpf.MapSpec `ebpf:"remote_endpoints"`
 	Subnets          *ebpf.MapSpec `ebpf:"subnets"`
 	Subnets6         *ebpf.MapSpec `ebpf:"subnets6"`
@@ -248,6 +250,7 @@ type fromUplinkMaps struct {
 	OverlayNetworks  *ebpf.Map `ebpf:"overlay_networks"`
 	OverlaySelf      *ebpf.Map `ebpf:"overlay_self"`
 	Ports            *ebpf.Map `ebpf:"ports"`
+	Ports6           *ebpf.Map `ebpf:"ports6"`
 	RemoteEndpoints  *ebpf.Map `ebpf:"remote_endpoints"`
 	Subnets          *ebpf.Map `ebpf:"subnets"`
 	Subnets6         *ebpf.Map `ebpf:"subnets6"`
@@ -289,6 +292,7 @@ func (m *fromUplinkMaps) Close() error {
 		m.OverlayNetworks,
 		m.OverlaySelf,
 		m.Ports,
+		m.Ports6,
 		m.RemoteEndpoints,
 		m.Subnets,
 		m.Subnets6,

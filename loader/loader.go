@@ -99,6 +99,7 @@ type Maps struct {
 	UplinkIPs        *ebpf.Map `ebpf:"uplink_ips"`
 	UplinkIPs6       *ebpf.Map `ebpf:"uplink_ips6"`
 	Ports            *ebpf.Map `ebpf:"ports"`
+	Ports6           *ebpf.Map `ebpf:"ports6"`
 	NATRetries       *ebpf.Map `ebpf:"nat_retries"`
 	NATAllocFailures *ebpf.Map `ebpf:"nat_alloc_failures"`
 	MonitorEvents    *ebpf.Map `ebpf:"monitor_events"`

@@ -103,6 +103,7 @@ const (
 	sockMapNetworks               = "networks"
 	sockMapNetworks6              = "networks6"
 	sockMapPorts                  = "ports"
+	sockMapPorts6                 = "ports6"
 	sockMapSockNat                = "sock_nat"
 	sockMapSockNat6               = "sock_nat6"
 	sockMapSubnets                = "subnets"
@@ -200,6 +201,7 @@ type sockMapSpecs struct {
 	Networks     *ebpf.MapSpec `ebpf:"networks"`
 	Networks6    *ebpf.MapSpec `ebpf:"networks6"`
 	Ports        *ebpf.MapSpec `ebpf:"ports"`
+	Ports6       *ebpf.MapSpec `ebpf:"ports6"`
 	SockNat      *ebpf.MapSpec `ebpf:"sock_nat"`
 	SockNat6     *ebpf.MapSpec `ebpf:"sock_nat6"`
 	Subnets      *ebpf.MapSpec `ebpf:"subnets"`
@@ -255,6 +257,7 @@ type sockMaps struct {
 	Networks     *ebpf.Map `ebpf:"networks"`
 	Networks6    *ebpf.Map `ebpf:"networks6"`
 	Ports        *ebpf.Map `ebpf:"ports"`
+	Ports6       *ebpf.Map `ebpf:"ports6"`
 	SockNat      *ebpf.Map `ebpf:"sock_nat"`
 	SockNat6     *ebpf.Map `ebpf:"sock_nat6"`
 	Subnets      *ebpf.Map `ebpf:"subnets"`
@@ -279,6 +282,7 @@ func (m *sockMaps) Close() error {
 		m.Networks,
 		m.Networks6,
 		m.Ports,
+		m.Ports6,
 		m.SockNat,
 		m.SockNat6,
 		m.Subnets,

@@ -21,6 +21,7 @@ type (
 	CTKind           = fromContainerCtKind
 	CTState          = fromContainerCtState
 	PortKey          = fromContainerPortKey
+	Port6Key         = fromContainerPort6Key // ports6's (bpf/lib/ports.h)
 	PortEntry        = fromContainerPortEntry
 	UplinkInfo       = fromContainerUplinkInfo
 	MonitorEvent     = fromContainerMonitorEvent

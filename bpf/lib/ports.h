@@ -68,6 +68,23 @@ struct {
 	__type(value, struct port_entry);
 } ports SEC(".maps");
 
+/* Ports published on one IPv6 address of the host (-p [::1]:8080:80,
+ * -p [2001:db8::5]:8080:80), same value as ports. A port published on
+ * every address is in ports (host_ip 0) for both families. */
+struct port6_key {
+	__u8 proto;
+	__u8 _pad;
+	__be16 port;
+	struct ip6_key host_ip;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct port6_key);
+	__type(value, struct port_entry);
+} ports6 SEC(".maps");
+
 /* The binding published at (proto, daddr, dport); with any_ok, one published
  * on every address (host_ip 0) matches too. */
 const volatile enum port_flags btf_anchor_port_flags __attribute__((unused));
@@ -81,4 +98,18 @@ static __always_inline struct port_entry *port_lookup(__u8 proto, __be32 daddr, 
 		return pb;
 	pk.host_ip = 0;
 	return bpf_map_lookup_elem(&ports, &pk);
+}
+
+/* ::1 */
+static __always_inline int is_loopback6(const struct ip6_key *a)
+{
+	return !(a->addr[0] | a->addr[1] | a->addr[2]) && a->addr[3] == bpf_htonl(1);
+}
+
+/* The binding published on the IPv6 address daddr itself, if any. */
+static __always_inline struct port_entry *port6_lookup(__u8 proto, const struct ip6_key *daddr, __be16 dport)
+{
+	struct port6_key pk = { .proto = proto, .port = dport, .host_ip = *daddr };
+
+	return bpf_map_lookup_elem(&ports6, &pk);
 }

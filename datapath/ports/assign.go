@@ -145,7 +145,11 @@ func HostPortProbe(runtimeOwn map[uint64]bool) (HostPortFree, error) {
 // checkLocalAddr fails unless ip is an address of this host (binding port 0
 // on it is how the kernel answers that).
 func checkLocalAddr(ip netip.Addr) error {
-	c, err := net.ListenPacket("udp4", net.JoinHostPort(ip.String(), "0"))
+	network := "udp4"
+	if ip.Is6() {
+		network = "udp6"
+	}
+	c, err := net.ListenPacket(network, net.JoinHostPort(ip.String(), "0"))
 	if err == nil {
 		return c.Close()
 	}

@@ -157,13 +157,31 @@ func checkPort(m Mapping) (Mapping, error) {
 	if m.ContainerPort == 0 {
 		return m, errors.New("published port: container port 0 is not a port number (1-65535)")
 	}
-	if m.HostIP.IsValid() && !m.HostIP.Is4() {
-		return m, fmt.Errorf("published port %d: host address %s is not IPv4", m.ContainerPort, m.HostIP)
+	if m.HostIP.IsValid() {
+		m.HostIP = m.HostIP.Unmap()
+		if err := checkHostAddr(m.HostIP); err != nil {
+			return m, fmt.Errorf("published port %d: %w", m.ContainerPort, err)
+		}
 	}
 	if m.HostIP.IsUnspecified() {
 		m.HostIP = netip.Addr{}
 	}
 	return m, nil
+}
+
+// checkHostAddr refuses host addresses a port cannot be published on: a
+// zone, multicast, an IPv6 link-local address (it needs a zone). Whether
+// the address is the host's is checked at assignment (HostPortProbe).
+func checkHostAddr(a netip.Addr) error {
+	switch {
+	case a.Zone() != "":
+		return fmt.Errorf("host address %s: a zone is not supported", a)
+	case a.IsMulticast():
+		return fmt.Errorf("host address %s is a multicast address", a)
+	case a.Is6() && a.IsLinkLocalUnicast():
+		return fmt.Errorf("host address %s is an IPv6 link-local address", a)
+	}
+	return nil
 }
 
 // ParseSpecs parses several -p values.
@@ -189,7 +207,8 @@ func ParseSpecs(specs []string) ([]Request, error) {
 }
 
 // ParseSpec parses Docker's -p grammar:
-// [hostIP:][hostPort[-end]:]containerPort[-end][/tcp|/udp]. Ranges of equal
+// [hostIP:][hostPort[-end]:]containerPort[-end][/tcp|/udp], an IPv6 hostIP
+// in brackets ([::1]:8080:80). Ranges of equal
 // length expand to one request per port; a host port range with one
 // container port asks for one free host port of the range (Docker's
 // -p 8000-8010:80); an omitted host port stays 0 (an ephemeral port is
@@ -204,25 +223,45 @@ func ParseSpec(spec string) ([]Request, error) {
 			return nil, bad("protocol must be tcp or udp")
 		}
 	}
-	if strings.HasPrefix(rest, "[") {
-		return nil, bad("IPv6 host addresses are not supported yet")
-	}
 	var hostIP, hostPorts, ctrPorts string
-	switch parts := strings.Split(rest, ":"); len(parts) {
-	case 1:
-		ctrPorts = parts[0]
-	case 2:
-		hostPorts, ctrPorts = parts[0], parts[1]
-	case 3:
-		hostIP, hostPorts, ctrPorts = parts[0], parts[1], parts[2]
-	default: // more colons: only an IPv6 host address has them
-		return nil, bad("IPv6 host addresses are not supported yet (or too many ':')")
+	if strings.HasPrefix(rest, "[") { // [IPv6]:hostPort:containerPort, as Docker writes it
+		end := strings.IndexByte(rest, ']')
+		if end < 0 || !strings.HasPrefix(rest[end+1:], ":") {
+			return nil, bad("an IPv6 host address is written [ADDRESS]:HOSTPORT:CONTAINERPORT")
+		}
+		hostIP = rest[1:end]
+		var ok bool
+		if hostPorts, ctrPorts, ok = strings.Cut(rest[end+2:], ":"); !ok || strings.Contains(ctrPorts, ":") {
+			return nil, bad("an IPv6 host address is written [ADDRESS]:HOSTPORT:CONTAINERPORT")
+		}
+		if a, err := netip.ParseAddr(hostIP); err != nil || !a.Is6() || a.Is4In6() {
+			return nil, bad("host address in brackets must be an IPv6 address")
+		}
+	} else {
+		switch parts := strings.Split(rest, ":"); len(parts) {
+		case 1:
+			ctrPorts = parts[0]
+		case 2:
+			hostPorts, ctrPorts = parts[0], parts[1]
+		case 3:
+			hostIP, hostPorts, ctrPorts = parts[0], parts[1], parts[2]
+		default: // more colons: an IPv6 host address without brackets
+			return nil, bad("write an IPv6 host address in brackets: [ADDRESS]:HOSTPORT:CONTAINERPORT")
+		}
+		if hostIP != "" {
+			if a, err := netip.ParseAddr(hostIP); err != nil || !a.Is4() {
+				return nil, bad("host address must be an IPv4 address, or an IPv6 address in brackets")
+			}
+		}
 	}
 	var ip netip.Addr
 	if hostIP != "" {
 		a, err := netip.ParseAddr(hostIP)
-		if err != nil || !a.Is4() {
-			return nil, bad("host address must be an IPv4 address")
+		if err != nil {
+			return nil, bad("invalid host address")
+		}
+		if err := checkHostAddr(a); err != nil {
+			return nil, bad(err.Error())
 		}
 		if !a.IsUnspecified() {
 			ip = a

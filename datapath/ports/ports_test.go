@@ -30,6 +30,13 @@ func TestParsePortSpec(t *testing.T) {
 		// Docker: a host range for one container port takes one port of it.
 		{"8000-8010:80", []Request{{Mapping: Mapping{Proto: TCP, HostPort: 8000, ContainerPort: 80}, HostPortEnd: 8010}}},
 		{"198.18.0.2:8000-8001:53/udp", []Request{{Mapping: Mapping{Proto: UDP, HostIP: ip, HostPort: 8000, ContainerPort: 53}, HostPortEnd: 8001}}},
+		// IPv6 host addresses in brackets, as Docker writes them.
+		{"[::1]:8080:80", m(Mapping{Proto: TCP, HostIP: netip.IPv6Loopback(), HostPort: 8080, ContainerPort: 80})},
+		{"[2001:db8::5]::53/udp", m(Mapping{Proto: UDP, HostIP: netip.MustParseAddr("2001:db8::5"), ContainerPort: 53})},
+		{"[2001:db8::5]:8000-8001:80-81", m(
+			Mapping{Proto: TCP, HostIP: netip.MustParseAddr("2001:db8::5"), HostPort: 8000, ContainerPort: 80},
+			Mapping{Proto: TCP, HostIP: netip.MustParseAddr("2001:db8::5"), HostPort: 8001, ContainerPort: 81},
+		)},
 	} {
 		got, err := ParseSpec(tc.spec)
 		if err != nil {
@@ -69,21 +76,27 @@ func TestPublishAll(t *testing.T) {
 
 func TestParsePortSpecErrors(t *testing.T) {
 	for spec, want := range map[string]string{
-		"":                "not a port number",
-		"0":               "not a port number",
-		"65536":           "not a port number",
-		"http":            "not a port number",
-		"80/sctp":         "protocol must be tcp or udp",
-		"[::1]:8080:80":   "IPv6",
-		"::1:8080:80":     "IPv6",
-		"1.2.3:8080:80":   "IPv4 address",
-		"8000-8002:80-81": "same length",
-		"8000:80-81":      "same length",
-		"80-81":           "needs a host port range",
-		"90-80:90-80":     "ends before it starts",
-		"a:b:c:d":         "too many",
-		"8080:80:tcp":     "IPv4 address",
-		"8080:80/tcp/udp": "not a port number",
+		"":                       "not a port number",
+		"0":                      "not a port number",
+		"65536":                  "not a port number",
+		"http":                   "not a port number",
+		"80/sctp":                "protocol must be tcp or udp",
+		"[::1]:80":               "[ADDRESS]:HOSTPORT:CONTAINERPORT",
+		"[::1:8080:80":           "[ADDRESS]:HOSTPORT:CONTAINERPORT",
+		"[1.2.3.4]:80:80":        "must be an IPv6 address",
+		"[::ffff:1.2.3.4]:80:80": "must be an IPv6 address",
+		"[fe80::1]:80:80":        "link-local",
+		"[ff02::1]:80:80":        "multicast",
+		"[::1]:80:80:80":         "[ADDRESS]:HOSTPORT:CONTAINERPORT",
+		"::1:8080:80":            "IPv6",
+		"1.2.3:8080:80":          "IPv4 address",
+		"8000-8002:80-81":        "same length",
+		"8000:80-81":             "same length",
+		"80-81":                  "needs a host port range",
+		"90-80:90-80":            "ends before it starts",
+		"a:b:c:d":                "brackets",
+		"8080:80:tcp":            "IPv4 address",
+		"8080:80/tcp/udp":        "not a port number",
 	} {
 		_, err := ParseSpec(spec)
 		if err == nil || !strings.Contains(err.Error(), want) {
@@ -114,10 +127,14 @@ func TestCheckPorts(t *testing.T) {
 	if err != nil || got[0].HostIP.IsValid() {
 		t.Errorf("0.0.0.0 not normalized to every address: %v %+v", err, got)
 	}
+	if got, err := Check([]Mapping{{Proto: TCP, HostIP: netip.IPv6Loopback(), HostPort: 80, ContainerPort: 80}}); err != nil || got[0].HostIP != netip.IPv6Loopback() {
+		t.Errorf("[::1]: %v %+v", err, got)
+	}
 	for _, bad := range []Mapping{
 		{Proto: 1, ContainerPort: 80},
 		{Proto: TCP},
-		{Proto: TCP, ContainerPort: 80, HostIP: netip.MustParseAddr("::1")},
+		{Proto: TCP, ContainerPort: 80, HostIP: netip.MustParseAddr("fe80::1")},
+		{Proto: TCP, ContainerPort: 80, HostIP: netip.MustParseAddr("ff02::1")},
 	} {
 		if _, err := Check([]Mapping{bad}); err == nil {
 			t.Errorf("%+v accepted", bad)
