@@ -194,3 +194,48 @@ func TestDNAT6ICMPError(t *testing.T) {
 		t.Errorf("packet too big (checksum right %v):\n got %x\nwant %x", l4OK6(got), got, want)
 	}
 }
+
+// A port published on one IPv6 address (ports6) answers at that address,
+// DNATed as one on every address is; published on another address, or on
+// [::1] (the host's own: never from a wire), it is left to the stack.
+func TestDNAT6OneAddress(t *testing.T) {
+	e := newDNAT6Env(t)
+	publish(t, e, maps.PortEntry{Proto: maps.ProtoTCP, HostIP: hostH6, HostPort: 8443, ContainerIP: ipB, ContainerPort: 443, Ifindex: e.ifB})
+	publish(t, e, maps.PortEntry{Proto: maps.ProtoUDP, HostIP: hostH6, HostPort: 8053, ContainerIP: ipB, ContainerPort: 53, Ifindex: e.ifB})
+	publish(t, e, maps.PortEntry{Proto: maps.ProtoTCP, HostIP: netip.IPv6Loopback(), HostPort: 8444, ContainerIP: ipB, ContainerPort: 444, Ifindex: e.ifB})
+	publish(t, e, maps.PortEntry{Proto: maps.ProtoTCP, HostIP: netip.MustParseAddr("2001:db8:ff::9"), HostPort: 8445, ContainerIP: ipB, ContainerPort: 445, Ifindex: e.ifB})
+	if es, err := e.views.PortEntries(); err != nil || len(es) != 6 {
+		t.Fatalf("PortEntries = %v, %v: want both tables' 6", es, err)
+	}
+
+	ret, got := e.fromUplink(t, frame6(macRt, macUp, srvD6, hostH6, 60, nil, 6, tcp6(5555, 8443, tcpSYN, 0)))
+	if ret != tcActRedirect {
+		d, _ := e.views.Drops()
+		t.Fatalf("SYN: verdict %d, want TC_ACT_REDIRECT (drops %v)", ret, d)
+	}
+	expectFrame6(t, "SYN in", got, frame6(macGW, macB, srvD6, ip6B, 59, nil, 6, tcp6(5555, 443, tcpSYN, 0)))
+	ret, got = e.fromContainer(t, e.ifB, frame6(macB, macGW, ip6B, srvD6, 64, nil, 6, tcp6(443, 5555, tcpSYNACK, 2)))
+	if ret != tcActRedirect {
+		t.Fatalf("SYN-ACK: verdict %d, want TC_ACT_REDIRECT", ret)
+	}
+	expectFrame6(t, "SYN-ACK out", got, frame6(macUp, macRt, hostH6, srvD6, 63, nil, 6, tcp6(8443, 5555, tcpSYNACK, 2)))
+	ret, got = e.fromUplink(t, frame6(macRt, macUp, srvD6, hostH6, 60, nil, 17, udp6(40000, 8053, "query")))
+	if ret != tcActRedirect {
+		t.Fatalf("datagram: verdict %d, want TC_ACT_REDIRECT", ret)
+	}
+	expectFrame6(t, "datagram in", got, frame6(macGW, macB, srvD6, ip6B, 59, nil, 17, udp6(40000, 53, "query")))
+
+	for name, frame := range map[string][]byte{
+		"[::1] from a wire":   frame6(macRt, macUp, srvD6, netip.IPv6Loopback(), 60, nil, 6, tcp6(5555, 8444, tcpSYN, 0)),
+		"published on [::1]":  frame6(macRt, macUp, srvD6, hostH6, 60, nil, 6, tcp6(5555, 8444, tcpSYN, 0)),
+		"published elsewhere": frame6(macRt, macUp, srvD6, hostH6, 60, nil, 6, tcp6(5555, 8445, tcpSYN, 0)),
+	} {
+		ret, got := e.fromUplink(t, bytes.Clone(frame))
+		if ret != tcActOK || !bytes.Equal(got, frame) {
+			t.Errorf("%s: verdict %d, want TC_ACT_OK with the frame unchanged", name, ret)
+		}
+	}
+	if n := len(flows6(t, e)); n != 4 {
+		t.Errorf("%d conntrack6 entries, want the two flows' 4", n)
+	}
+}
