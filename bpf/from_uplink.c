@@ -275,7 +275,7 @@ static __always_inline struct port_entry *published6_port(const struct ct6_key *
 
 	if (!is_loopback6(&k->daddr))
 		pb = port6_lookup(k->proto, &k->daddr, k->dport);
-	return pb ? pb : port_lookup(k->proto, 0, k->dport, 0);
+	return pb ? pb : port6_any(k->proto, k->dport);
 }
 
 /* A new IPv6 flow to a port published on that IPv6 address or on every

@@ -341,7 +341,7 @@ static __always_inline struct port_entry *published6(__u8 proto, const struct ip
 		return pb;
 	if (!is_loopback6(a) && !bpf_map_lookup_elem(&uplink_ips6, a))
 		return NULL;
-	return port_lookup(proto, 0, port, 0);
+	return port6_any(proto, port);
 }
 
 static __always_inline int to_destination6(struct bpf_sock_addr *ctx)
@@ -424,8 +424,9 @@ int sock_getpeername6(struct bpf_sock_addr *ctx)
 	return from_source6(ctx);
 }
 
-/* bind4's guard for IPv6 sockets: [::] takes what 0.0.0.0 takes (a
- * dual-stack socket binds both), an IPv6 address of the host what is
+/* bind4's guard for IPv6 sockets: [::] takes what is published on every
+ * IPv6 address (a port published on 0.0.0.0 is IPv4's alone: a dual-stack
+ * socket sees the IPv6 traffic; its IPv4 the datapath takes first), an IPv6 address of the host what is
  * published on it and, for an uplink's, on every address, a v4-mapped
  * address what its IPv4 address would. */
 SEC("cgroup/bind6")
@@ -444,7 +445,7 @@ int sock_bind6(struct bpf_sock_addr *ctx)
 		else
 			pb = published(ctx->protocol, a.addr[3], port);
 	} else if (is_unspecified6(&a)) {
-		pb = port_lookup(ctx->protocol, 0, port, 0);
+		pb = port6_any(ctx->protocol, port);
 	} else if (is_loopback6(&a)) {
 		pb = port6_lookup(ctx->protocol, &a, port); /* as 127.0.0.1: only one published there */
 	} else {

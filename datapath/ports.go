@@ -94,7 +94,7 @@ func bindings(ps []ports.Mapping, ep Endpoint) []maps.PortEntry {
 // built. One published on every address serves what it can.
 func checkPortFamilies(reqs []ports.Request, n Network, ok bool) error {
 	for _, r := range reqs {
-		if r.HostIP.Is6() && !r.HostIP.IsUnspecified() && (!ok || !n.Subnet6.IsValid()) {
+		if r.IPv6() && (!ok || !n.Subnet6.IsValid()) {
 			name := n.Name
 			if !ok {
 				name = "the default network"

@@ -364,6 +364,7 @@ type fromContainerPortFlags uint32
 
 const (
 	fromContainerPortFlagsPORT_F_RUNTIME_HELD fromContainerPortFlags = 1
+	fromContainerPortFlagsPORT_F_IPV4ONLY     fromContainerPortFlags = 2
 )
 
 type fromContainerPortKey struct {

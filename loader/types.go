@@ -109,6 +109,7 @@ const (
 	FWScopeBits    = int(fromContainerFwLimitsFW_SCOPE_BITS)
 
 	PortRuntimeHeld = fromContainerPortFlagsPORT_F_RUNTIME_HELD
+	PortIPv4Only    = fromContainerPortFlagsPORT_F_IPV4ONLY
 
 	// VXLANPort is the UDP port of the overlay's VXLAN devices.
 	VXLANPort = int(fromContainerOverlayLimitsOVERLAY_VXLAN_PORT)

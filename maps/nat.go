@@ -165,7 +165,7 @@ const (
 // veth is Ifindex.
 type PortEntry struct {
 	Proto         uint8      // ProtoTCP or ProtoUDP
-	HostIP        netip.Addr // invalid or 0.0.0.0: every uplink address
+	HostIP        netip.Addr // invalid: every address, both families; 0.0.0.0 or [::]: one family's
 	HostPort      uint16
 	ContainerIP   netip.Addr
 	ContainerPort uint16
@@ -175,10 +175,11 @@ type PortEntry struct {
 	RuntimeHeld bool
 }
 
-// v6 reports whether b is published on one IPv6 address (the ports6
-// table); every other binding, on every address included, is in ports.
+// v6 reports whether b is published on IPv6 alone, on one address or
+// [::] (the ports6 table); every other binding is in ports: with no host
+// address (both families), 0.0.0.0 (PORT_F_IPV4_ONLY) or an IPv4 address.
 func (b PortEntry) v6() bool {
-	return b.HostIP.Is6() && !b.HostIP.Is4In6() && !b.HostIP.IsUnspecified()
+	return b.HostIP.Is6() && !b.HostIP.Is4In6()
 }
 
 func (b PortEntry) check() error {
@@ -244,6 +245,9 @@ func (b PortEntry) value() (loader.PortEntry, error) {
 	val := loader.PortEntry{ContainerIp: BE32(b.ContainerIP), ContainerPort: BE16(b.ContainerPort), Ifindex: uint32(b.Ifindex)}
 	if b.RuntimeHeld {
 		val.Flags |= uint16(loader.PortRuntimeHeld)
+	}
+	if b.HostIP == netip.IPv4Unspecified() {
+		val.Flags |= uint16(loader.PortIPv4Only)
 	}
 	return val, nil
 }
@@ -416,7 +420,8 @@ func portEntry(proto uint8, port uint16, val loader.PortEntry) PortEntry {
 }
 
 // PortEntries lists the published ports, of both tables. HostIP is
-// invalid for bindings on every address.
+// invalid for bindings on every address of both families, 0.0.0.0 or [::]
+// for those of one.
 func (v *Views) PortEntries() ([]PortEntry, error) {
 	keys, vals, err := readTable[loader.PortKey](v.m.Ports)
 	if err != nil {
@@ -429,7 +434,7 @@ func (v *Views) PortEntries() ([]PortEntry, error) {
 	out := make([]PortEntry, 0, len(keys)+len(keys6))
 	for j, k := range keys {
 		b := portEntry(k.Proto, k.Port, vals[j])
-		if k.HostIp != 0 {
+		if k.HostIp != 0 || vals[j].Flags&uint16(loader.PortIPv4Only) != 0 {
 			b.HostIP = AddrFromBE32(k.HostIp)
 		}
 		out = append(out, b)

@@ -52,6 +52,11 @@ enum port_flags {
 	 * bind guard (sock.c) lets binds of it through. The socket never sees
 	 * the port's traffic, which the datapath takes first. */
 	PORT_F_RUNTIME_HELD = 1 << 0,
+	/* Published on 0.0.0.0 (Docker 28: IPv4 only): the entry on every
+	 * address (host_ip 0) serves IPv4 alone. Without it, a port published
+	 * with no host address serves both families; one on [::] alone is in
+	 * ports6 (host_ip ::). */
+	PORT_F_IPV4_ONLY = 1 << 1,
 };
 
 struct port_entry {
@@ -69,8 +74,9 @@ struct {
 } ports SEC(".maps");
 
 /* Ports published on one IPv6 address of the host (-p [::1]:8080:80,
- * -p [2001:db8::5]:8080:80), same value as ports. A port published on
- * every address is in ports (host_ip 0) for both families. */
+ * -p [2001:db8::5]:8080:80) or on [::] (every IPv6 address, IPv6 only),
+ * same value as ports. A port published with no host address is in ports
+ * (host_ip 0) for both families. */
 struct port6_key {
 	__u8 proto;
 	__u8 _pad;
@@ -112,4 +118,17 @@ static __always_inline struct port_entry *port6_lookup(__u8 proto, const struct 
 	struct port6_key pk = { .proto = proto, .port = dport, .host_ip = *daddr };
 
 	return bpf_map_lookup_elem(&ports6, &pk);
+}
+
+/* The binding published on every IPv6 address: on [::] alone (ports6),
+ * else with no host address (ports, unless 0.0.0.0 made it IPv4 only). */
+static __always_inline struct port_entry *port6_any(__u8 proto, __be16 dport)
+{
+	struct ip6_key any = {};
+	struct port_entry *pb = port6_lookup(proto, &any, dport);
+
+	if (pb)
+		return pb;
+	pb = port_lookup(proto, 0, dport, 0);
+	return pb && !(pb->flags & PORT_F_IPV4_ONLY) ? pb : NULL;
 }

@@ -23,9 +23,16 @@ const (
 )
 
 // HostIPsOverlap reports whether two bindings' host addresses can both
-// receive the same packet: the unspecified address overlaps everything.
+// receive the same packet: the zero address (both families) overlaps
+// everything, 0.0.0.0 every IPv4 address, [::] every IPv6 address.
 func HostIPsOverlap(a, b netip.Addr) bool {
-	return !a.IsValid() || !b.IsValid() || a == b
+	if !a.IsValid() || !b.IsValid() || a == b {
+		return true
+	}
+	if a.Is4() != b.Is4() {
+		return false
+	}
+	return a.IsUnspecified() || b.IsUnspecified()
 }
 
 // portTable indexes published ports by protocol and host port, so checking
@@ -123,7 +130,7 @@ func HostPortProbe(runtimeOwn map[uint64]bool) (HostPortFree, error) {
 	}
 	local := map[netip.Addr]error{}
 	return func(proto Protocol, ip netip.Addr, port uint16) error {
-		if ip.IsValid() {
+		if ip.IsValid() && !ip.IsUnspecified() {
 			err, seen := local[ip]
 			if !seen {
 				err = checkLocalAddr(ip)

@@ -58,14 +58,17 @@ func (p *Protocol) UnmarshalText(b []byte) error {
 }
 
 // HostAddrString formats a published port's host address: the zero address
-// means every address of the host, written as Docker writes it (0.0.0.0).
+// means every address of the host, written as Docker writes it (0.0.0.0),
+// an IPv6 address in brackets.
 func HostAddrString(ip netip.Addr) string { return maps.HostAddrString(ip) }
 
 // Mapping is one published port, as `docker port` shows it.
 type Mapping struct {
-	Proto         Protocol   `json:"proto"`
-	HostIP        netip.Addr `json:"host_ip,omitzero"` // zero: every host address
-	HostPort      uint16     `json:"host_port"`        // 0 until assigned
+	Proto Protocol `json:"proto"`
+	// HostIP zero: every host address, both families; 0.0.0.0: every
+	// IPv4 address; [::]: every IPv6 address (Docker 28's rules).
+	HostIP        netip.Addr `json:"host_ip,omitzero"`
+	HostPort      uint16     `json:"host_port"` // 0 until assigned
 	ContainerPort uint16     `json:"container_port"`
 	// RuntimeHeld: the runtime that asked for the port reserves it with a
 	// socket of its own (Podman), so the host's bind of it is let through.
@@ -135,8 +138,9 @@ func (m Mapping) String() string {
 }
 
 // Check validates mappings that need not come from ParseSpec (a CNI
-// or Docker front end builds them itself) and returns them with 0.0.0.0
-// written as the zero address, which means every host address.
+// or Docker front end builds them itself) and returns them with IPv4-mapped
+// host addresses written as IPv4. 0.0.0.0 (every IPv4 address) and [::]
+// (every IPv6 address) stay apart from the zero address (both).
 func Check(ms []Mapping) ([]Mapping, error) {
 	out := make([]Mapping, 0, len(ms))
 	for _, m := range ms {
@@ -162,9 +166,6 @@ func checkPort(m Mapping) (Mapping, error) {
 		if err := checkHostAddr(m.HostIP); err != nil {
 			return m, fmt.Errorf("published port %d: %w", m.ContainerPort, err)
 		}
-	}
-	if m.HostIP.IsUnspecified() {
-		m.HostIP = netip.Addr{}
 	}
 	return m, nil
 }
@@ -263,9 +264,7 @@ func ParseSpec(spec string) ([]Request, error) {
 		if err := checkHostAddr(a); err != nil {
 			return nil, bad(err.Error())
 		}
-		if !a.IsUnspecified() {
-			ip = a
-		}
+		ip = a // 0.0.0.0: IPv4 only, [::]: IPv6 only, as Docker 28
 	}
 	cLo, cHi, err := parseRange(ctrPorts)
 	if err != nil {
@@ -413,4 +412,40 @@ func (r Request) SatisfiedBy(m Mapping) bool {
 		return m.HostPort >= r.HostPort && m.HostPort <= r.HostPortEnd
 	}
 	return m.HostPort == r.HostPort
+}
+
+// IPv6 reports whether m is published on IPv6 alone: on [::] or one IPv6
+// address.
+func (m Mapping) IPv6() bool { return m.HostIP.Is6() && !m.HostIP.Is4In6() }
+
+// MergeFamilies joins a request on every IPv4 address (no host address or
+// 0.0.0.0) and its twin on every IPv6 address ([::]), equal but for the
+// host address, into one with no host address, which serves both
+// families with one host port: Docker and CNI runtimes send a binding per
+// family. It returns the requests left and the IPv6 twins merged away.
+func MergeFamilies(reqs []Request) (out []Request, merged []Request) {
+	out = make([]Request, 0, len(reqs))
+	for _, r := range reqs {
+		if r.HostIP == netip.IPv6Unspecified() {
+			continue
+		}
+		out = append(out, r)
+	}
+	for _, r := range reqs {
+		if r.HostIP != netip.IPv6Unspecified() {
+			continue
+		}
+		j := slices.IndexFunc(out, func(o Request) bool {
+			o2 := o
+			o2.HostIP = r.HostIP
+			return o2 == r && (!o.HostIP.IsValid() || o.HostIP == netip.IPv4Unspecified())
+		})
+		if j < 0 {
+			out = append(out, r)
+			continue
+		}
+		out[j].HostIP = netip.Addr{}
+		merged = append(merged, r)
+	}
+	return out, merged
 }

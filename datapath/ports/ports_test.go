@@ -21,7 +21,9 @@ func TestParsePortSpec(t *testing.T) {
 		{"53/UDP", m(Mapping{Proto: UDP, ContainerPort: 53})},
 		{"198.18.0.2:8080:80", m(Mapping{Proto: TCP, HostIP: ip, HostPort: 8080, ContainerPort: 80})},
 		{"198.18.0.2::80", m(Mapping{Proto: TCP, HostIP: ip, ContainerPort: 80})},
-		{"0.0.0.0:8080:80", m(Mapping{Proto: TCP, HostPort: 8080, ContainerPort: 80})},
+		// Docker 28: 0.0.0.0 is IPv4 only, [::] IPv6 only, none both.
+		{"0.0.0.0:8080:80", m(Mapping{Proto: TCP, HostIP: netip.IPv4Unspecified(), HostPort: 8080, ContainerPort: 80})},
+		{"[::]:8080:80", m(Mapping{Proto: TCP, HostIP: netip.IPv6Unspecified(), HostPort: 8080, ContainerPort: 80})},
 		{"8000-8002:80-82/tcp", m(
 			Mapping{Proto: TCP, HostPort: 8000, ContainerPort: 80},
 			Mapping{Proto: TCP, HostPort: 8001, ContainerPort: 81},
@@ -123,9 +125,10 @@ func TestProtocolText(t *testing.T) {
 }
 
 func TestCheckPorts(t *testing.T) {
-	got, err := Check([]Mapping{{Proto: UDP, HostIP: netip.IPv4Unspecified(), HostPort: 53, ContainerPort: 53}})
-	if err != nil || got[0].HostIP.IsValid() {
-		t.Errorf("0.0.0.0 not normalized to every address: %v %+v", err, got)
+	got, err := Check([]Mapping{{Proto: UDP, HostIP: netip.IPv4Unspecified(), HostPort: 53, ContainerPort: 53},
+		{Proto: UDP, HostIP: netip.MustParseAddr("::ffff:0.0.0.0"), HostPort: 54, ContainerPort: 54}})
+	if err != nil || got[0].HostIP != netip.IPv4Unspecified() || got[1].HostIP != netip.IPv4Unspecified() {
+		t.Errorf("0.0.0.0 (IPv4 only) not kept, or a mapped address not unmapped: %v %+v", err, got)
 	}
 	if got, err := Check([]Mapping{{Proto: TCP, HostIP: netip.IPv6Loopback(), HostPort: 80, ContainerPort: 80}}); err != nil || got[0].HostIP != netip.IPv6Loopback() {
 		t.Errorf("[::1]: %v %+v", err, got)
@@ -177,5 +180,61 @@ func TestPortListJSON(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(`[{"proto":"tcp","host_port":65000,"container_port":80,"count":1000}]`), &legacy); err == nil {
 		t.Error("a run past port 65535 was accepted")
+	}
+}
+
+// Docker 28's host addresses: none overlaps everything, 0.0.0.0 every
+// IPv4 address and [::] every IPv6 one, not each other.
+func TestHostIPsOverlap(t *testing.T) {
+	var none netip.Addr
+	v4any, v6any := netip.IPv4Unspecified(), netip.IPv6Unspecified()
+	a4, b4 := netip.MustParseAddr("198.18.0.2"), netip.MustParseAddr("198.18.0.3")
+	a6 := netip.MustParseAddr("2001:db8::2")
+	for _, tc := range []struct {
+		a, b netip.Addr
+		want bool
+	}{
+		{none, none, true}, {none, v4any, true}, {none, v6any, true}, {none, a6, true}, {none, a4, true},
+		{v4any, v6any, false}, {v4any, a4, true}, {v4any, a6, false},
+		{v6any, a6, true}, {v6any, a4, false}, {v6any, netip.IPv6Loopback(), true},
+		{a4, b4, false}, {a4, a4, true}, {a6, netip.IPv6Loopback(), false},
+	} {
+		if got := HostIPsOverlap(tc.a, tc.b); got != tc.want {
+			t.Errorf("HostIPsOverlap(%v, %v) = %v, want %v", tc.a, tc.b, got, tc.want)
+		}
+		if got := HostIPsOverlap(tc.b, tc.a); got != tc.want {
+			t.Errorf("HostIPsOverlap(%v, %v) = %v, want %v", tc.b, tc.a, got, tc.want)
+		}
+	}
+}
+
+// A binding per family, as Docker and CNI runtimes send them, becomes one
+// on every address; an IPv6 binding without its IPv4 twin stays IPv6's.
+func TestMergeFamilies(t *testing.T) {
+	v4any, v6any := netip.IPv4Unspecified(), netip.IPv6Unspecified()
+	in := []Request{
+		{Mapping: Mapping{Proto: TCP, HostIP: v6any, HostPort: 8080, ContainerPort: 80}}, // before its twin
+		{Mapping: Mapping{Proto: TCP, HostIP: v4any, HostPort: 8080, ContainerPort: 80}},
+		{Mapping: Mapping{Proto: UDP, ContainerPort: 53}},
+		{Mapping: Mapping{Proto: UDP, HostIP: v6any, ContainerPort: 53}},
+		{Mapping: Mapping{Proto: TCP, HostIP: v6any, HostPort: 9090, ContainerPort: 90}}, // alone
+		{Mapping: Mapping{Proto: TCP, HostIP: v4any, HostPort: 7070, ContainerPort: 70}}, // alone
+		{Mapping: Mapping{Proto: TCP, HostIP: v6any, HostPort: 6060, ContainerPort: 61}}, // another container port
+		{Mapping: Mapping{Proto: TCP, HostIP: v4any, HostPort: 6060, ContainerPort: 60}},
+	}
+	got, merged := MergeFamilies(in)
+	want := []Request{
+		{Mapping: Mapping{Proto: TCP, HostPort: 8080, ContainerPort: 80}},
+		{Mapping: Mapping{Proto: UDP, ContainerPort: 53}},
+		{Mapping: Mapping{Proto: TCP, HostIP: v4any, HostPort: 7070, ContainerPort: 70}},
+		{Mapping: Mapping{Proto: TCP, HostIP: v4any, HostPort: 6060, ContainerPort: 60}},
+		{Mapping: Mapping{Proto: TCP, HostIP: v6any, HostPort: 9090, ContainerPort: 90}},
+		{Mapping: Mapping{Proto: TCP, HostIP: v6any, HostPort: 6060, ContainerPort: 61}},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %+v\nwant %+v", got, want)
+	}
+	if len(merged) != 2 || merged[0].ContainerPort != 80 || merged[1].ContainerPort != 53 {
+		t.Errorf("merged %+v, want the IPv6 twins of 80 and 53", merged)
 	}
 }
