@@ -262,3 +262,87 @@ func TestPublishOnOneIPv6Address(t *testing.T) {
 		t.Errorf("published ports left after detach: %v %v", es, err)
 	}
 }
+
+// Docker 28's host addresses: -p 0.0.0.0:P:80 answers IPv4 alone, -p
+// [::]:P:80 IPv6 alone, -p P:80 both, from outside and from the host; the
+// bind guard takes only the family published; 0.0.0.0 and [::] on the
+// same port may go to two containers, no host address conflicts with
+// either.
+func TestPublishHostIPFamilies(t *testing.T) {
+	tp := newTopology(t)
+	dualStackUplink(tp)
+	web, b, c := tp.AddContainer("web"), tp.AddContainer("b"), tp.AddContainer("c")
+	tp.MustEbpfnet("network", "create", "d6", "--ipv6", "--subnet", "172.30.0.0/24", "--subnet", "fd00:30::/64")
+	tp.MustEbpfnet("attach", "--network", "d6", "-p", "0.0.0.0:8080:80", "-p", "[::]:8081:80", "-p", "8082:80", web)
+	for _, ns := range []string{web, b} {
+		testutil.Serve(t, tp.Namespace(ns), ns, ":80")
+		testutil.Serve6(t, tp.Namespace(ns), ns, ":80")
+	}
+	ext, host := tp.Namespace(tp.Ext), tp.Namespace(tp.Host)
+	for _, tc := range []struct {
+		ns            netnsutil.Namespace
+		network, addr string
+		answers       bool
+	}{
+		{ext, "tcp4", testutil.HostIP + ":8080", true},
+		{ext, "tcp6", "[" + hostIP6 + "]:8080", false},
+		{ext, "tcp4", testutil.HostIP + ":8081", false},
+		{ext, "tcp6", "[" + hostIP6 + "]:8081", true},
+		{ext, "tcp4", testutil.HostIP + ":8082", true},
+		{ext, "tcp6", "[" + hostIP6 + "]:8082", true},
+		{host, "tcp4", "127.0.0.1:8080", true},
+		{host, "tcp6", "[::1]:8080", false},
+		{host, "tcp4", "127.0.0.1:8081", false},
+		{host, "tcp6", "[::1]:8081", true},
+		{host, "tcp6", "[" + hostIP6 + "]:8081", true},
+		{host, "tcp4", "127.0.0.1:8082", true},
+		{host, "tcp6", "[::1]:8082", true},
+	} {
+		r, err := testutil.Ask(tc.ns, tc.network, tc.addr)
+		switch {
+		case tc.answers && (err != nil || !strings.HasPrefix(r, web+" ")):
+			t.Errorf("%s %s from %s: %q %v, want web", tc.network, tc.addr, tc.ns.Path, r, err)
+		case !tc.answers && !errors.Is(err, syscall.ECONNREFUSED):
+			t.Errorf("%s %s from %s: %q %v, want refused (the other family's)", tc.network, tc.addr, tc.ns.Path, r, err)
+		}
+	}
+	for _, tc := range []struct {
+		network, addr string
+		taken         bool
+	}{
+		{"tcp4", ":8080", true},
+		{"tcp6", "[::]:8080", false}, // IPv4's alone
+		{"tcp4", ":8081", false},     // IPv6's alone
+		{"tcp6", "[::]:8081", true},
+		{"tcp4", ":8082", true},
+		{"tcp6", "[::]:8082", true},
+	} {
+		err := netnsutil.Do(host, func() error {
+			l, err := net.Listen(tc.network, tc.addr)
+			if err == nil {
+				l.Close()
+			}
+			return err
+		})
+		if tc.taken != errors.Is(err, syscall.EADDRINUSE) || (!tc.taken && err != nil) {
+			t.Errorf("bind %s %s: %v, taken %v", tc.network, tc.addr, err, tc.taken)
+		}
+	}
+	if p := tp.MustEbpfnet("port", web); !strings.Contains(p, "80/tcp -> [::]:8081") || !strings.Contains(p, "80/tcp -> 0.0.0.0:8080") {
+		t.Errorf("port:\n%s", p)
+	}
+
+	// [::]:8080 beside web's 0.0.0.0:8080: b answers IPv6 there.
+	tp.MustEbpfnet("attach", "--network", "d6", "-p", "[::]:8080:80", b)
+	if r := testutil.MustAsk(t, ext, "tcp6", "["+hostIP6+"]:8080"); r.Server != b {
+		t.Errorf("[%s]:8080 after b published [::]:8080: %+v", hostIP6, r)
+	}
+	if r := testutil.MustAsk(t, ext, "tcp4", testutil.HostIP+":8080"); r.Server != web {
+		t.Errorf("%s:8080 after b published [::]:8080: %+v", testutil.HostIP, r)
+	}
+	for _, spec := range []string{"8080:80", "8081:80", "0.0.0.0:8082:80", "[::]:8082:80"} {
+		if _, errOut, err := tp.Ebpfnet("attach", "--network", "d6", "-p", spec, c); err == nil || !strings.Contains(errOut, "already published") {
+			t.Errorf("attach -p %s: %v %q, want a conflict", spec, err, errOut)
+		}
+	}
+}

@@ -112,6 +112,9 @@ func TestDNAT6NotPublished(t *testing.T) {
 		{"a port published on an IPv4 address", func(t *testing.T, e *natEnv) {
 			publish(t, e, maps.PortEntry{Proto: maps.ProtoTCP, HostIP: hostH, HostPort: 9090, ContainerIP: ipB, ContainerPort: 90, Ifindex: e.ifB})
 		}, frame6(macRt, macUp, srvD6, hostH6, 60, nil, 6, tcp6(5555, 9090, tcpSYN, 0))},
+		{"a port published on 0.0.0.0 (IPv4 only)", func(t *testing.T, e *natEnv) {
+			publish(t, e, maps.PortEntry{Proto: maps.ProtoTCP, HostIP: netip.IPv4Unspecified(), HostPort: 9191, ContainerIP: ipB, ContainerPort: 91, Ifindex: e.ifB})
+		}, frame6(macRt, macUp, srvD6, hostH6, 60, nil, 6, tcp6(5555, 9191, tcpSYN, 0))},
 		{"an endpoint without IPv6", func(t *testing.T, e *natEnv) {
 			if err := e.views.DeleteEndpoint(e.ifB, ipB); err != nil {
 				t.Fatal(err)
@@ -196,19 +199,36 @@ func TestDNAT6ICMPError(t *testing.T) {
 }
 
 // A port published on one IPv6 address (ports6) answers at that address,
-// DNATed as one on every address is; published on another address, or on
-// [::1] (the host's own: never from a wire), it is left to the stack.
+// DNATed as one on every address is, and one on [::] at every address;
+// published on another address, on [::1] (the host's own: never from a
+// wire) or on 0.0.0.0 (IPv4 only), it is left to the stack.
 func TestDNAT6OneAddress(t *testing.T) {
 	e := newDNAT6Env(t)
 	publish(t, e, maps.PortEntry{Proto: maps.ProtoTCP, HostIP: hostH6, HostPort: 8443, ContainerIP: ipB, ContainerPort: 443, Ifindex: e.ifB})
 	publish(t, e, maps.PortEntry{Proto: maps.ProtoUDP, HostIP: hostH6, HostPort: 8053, ContainerIP: ipB, ContainerPort: 53, Ifindex: e.ifB})
 	publish(t, e, maps.PortEntry{Proto: maps.ProtoTCP, HostIP: netip.IPv6Loopback(), HostPort: 8444, ContainerIP: ipB, ContainerPort: 444, Ifindex: e.ifB})
 	publish(t, e, maps.PortEntry{Proto: maps.ProtoTCP, HostIP: netip.MustParseAddr("2001:db8:ff::9"), HostPort: 8445, ContainerIP: ipB, ContainerPort: 445, Ifindex: e.ifB})
-	if es, err := e.views.PortEntries(); err != nil || len(es) != 6 {
-		t.Fatalf("PortEntries = %v, %v: want both tables' 6", es, err)
+	publish(t, e, maps.PortEntry{Proto: maps.ProtoTCP, HostIP: netip.IPv6Unspecified(), HostPort: 8446, ContainerIP: ipB, ContainerPort: 446, Ifindex: e.ifB})
+	publish(t, e, maps.PortEntry{Proto: maps.ProtoTCP, HostIP: netip.IPv4Unspecified(), HostPort: 8447, ContainerIP: ipB, ContainerPort: 447, Ifindex: e.ifB})
+	es, err := e.views.PortEntries()
+	if err != nil || len(es) != 8 {
+		t.Fatalf("PortEntries = %v, %v: want both tables' 8", es, err)
 	}
+	hostIPs := map[uint16]netip.Addr{}
+	for _, b := range es {
+		hostIPs[b.HostPort] = b.HostIP
+	}
+	if hostIPs[8080].IsValid() || hostIPs[8446] != netip.IPv6Unspecified() || hostIPs[8447] != netip.IPv4Unspecified() || hostIPs[8444] != netip.IPv6Loopback() {
+		t.Errorf("host addresses read back: %v", hostIPs)
+	}
+	// [::] (IPv6 only) answers every IPv6 address of the host.
+	ret, got := e.fromUplink(t, frame6(macRt, macUp, srvD6, hostH6, 60, nil, 6, tcp6(5556, 8446, tcpSYN, 0)))
+	if ret != tcActRedirect {
+		t.Fatalf("SYN to [::]'s port: verdict %d, want TC_ACT_REDIRECT", ret)
+	}
+	expectFrame6(t, "SYN in", got, frame6(macGW, macB, srvD6, ip6B, 59, nil, 6, tcp6(5556, 446, tcpSYN, 0)))
 
-	ret, got := e.fromUplink(t, frame6(macRt, macUp, srvD6, hostH6, 60, nil, 6, tcp6(5555, 8443, tcpSYN, 0)))
+	ret, got = e.fromUplink(t, frame6(macRt, macUp, srvD6, hostH6, 60, nil, 6, tcp6(5555, 8443, tcpSYN, 0)))
 	if ret != tcActRedirect {
 		d, _ := e.views.Drops()
 		t.Fatalf("SYN: verdict %d, want TC_ACT_REDIRECT (drops %v)", ret, d)
@@ -226,16 +246,17 @@ func TestDNAT6OneAddress(t *testing.T) {
 	expectFrame6(t, "datagram in", got, frame6(macGW, macB, srvD6, ip6B, 59, nil, 17, udp6(40000, 53, "query")))
 
 	for name, frame := range map[string][]byte{
-		"[::1] from a wire":   frame6(macRt, macUp, srvD6, netip.IPv6Loopback(), 60, nil, 6, tcp6(5555, 8444, tcpSYN, 0)),
-		"published on [::1]":  frame6(macRt, macUp, srvD6, hostH6, 60, nil, 6, tcp6(5555, 8444, tcpSYN, 0)),
-		"published elsewhere": frame6(macRt, macUp, srvD6, hostH6, 60, nil, 6, tcp6(5555, 8445, tcpSYN, 0)),
+		"[::1] from a wire":    frame6(macRt, macUp, srvD6, netip.IPv6Loopback(), 60, nil, 6, tcp6(5555, 8444, tcpSYN, 0)),
+		"published on [::1]":   frame6(macRt, macUp, srvD6, hostH6, 60, nil, 6, tcp6(5555, 8444, tcpSYN, 0)),
+		"published elsewhere":  frame6(macRt, macUp, srvD6, hostH6, 60, nil, 6, tcp6(5555, 8445, tcpSYN, 0)),
+		"published on 0.0.0.0": frame6(macRt, macUp, srvD6, hostH6, 60, nil, 6, tcp6(5555, 8447, tcpSYN, 0)),
 	} {
 		ret, got := e.fromUplink(t, bytes.Clone(frame))
 		if ret != tcActOK || !bytes.Equal(got, frame) {
 			t.Errorf("%s: verdict %d, want TC_ACT_OK with the frame unchanged", name, ret)
 		}
 	}
-	if n := len(flows6(t, e)); n != 4 {
-		t.Errorf("%d conntrack6 entries, want the two flows' 4", n)
+	if n := len(flows6(t, e)); n != 6 {
+		t.Errorf("%d conntrack6 entries, want the three flows' 6", n)
 	}
 }
