@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 
@@ -162,7 +163,9 @@ func TestDockerIPv6(t *testing.T) {
 		// address, [::] alone IPv6 only, [::1] the host alone over IPv6.
 		h.docker("run", "-d", "--name", "c3", "--network", "n6", "-p", "0.0.0.0:8081:80", "-p", "[::]:8081:80", "-p", "[::]:8082:80",
 			"-p", "[::1]:8083:80", runtimetest.ImageName, "httpd", "-f", "-p", "80", "-h", "/var/www")
-		if p := h.MustEbpfnet("port", h.endpointOf("c3", "n6")); strings.TrimSpace(p) != "80/tcp -> 0.0.0.0:8081\n80/tcp -> [::]:8082\n80/tcp -> [::1]:8083" {
+		p := strings.Fields(strings.ReplaceAll(h.MustEbpfnet("port", h.endpointOf("c3", "n6")), " -> ", "->"))
+		slices.Sort(p) // in dockerd's order
+		if strings.Join(p, " ") != "80/tcp->0.0.0.0:8081 80/tcp->[::1]:8083 80/tcp->[::]:8082" {
 			t.Errorf("ports of c3: %q, want 8081 on every address, 8082 on [::], 8083 on [::1]", p)
 		}
 		if out, err := h.wget("http://" + testutil.HostIP + ":8081/index.html"); err != nil || out != "ebpfnet-test" {
