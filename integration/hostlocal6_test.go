@@ -346,3 +346,44 @@ func TestPublishHostIPFamilies(t *testing.T) {
 		}
 	}
 }
+
+// Hairpin over IPv6: a container reaching a published port at the host's
+// IPv6 address (or its gateway's) is DNATed to the target's IPv6 address
+// and SNATed to its network's IPv6 gateway, as over IPv4; the target
+// itself too. From another dual-stack network the source is that
+// network's gateway. A port published on [::1] or 0.0.0.0 is not reached.
+func TestHairpinOverIPv6(t *testing.T) {
+	tp := newTopology(t)
+	dualStackUplink(tp)
+	web, client, other := tp.AddContainer("web"), tp.AddContainer("client"), tp.AddContainer("other")
+	tp.MustEbpfnet("network", "create", "d6", "--ipv6", "--subnet", "172.30.0.0/24", "--subnet", "fd00:30::/64")
+	tp.MustEbpfnet("network", "create", "e6", "--ipv6", "--subnet", "172.31.0.0/24", "--subnet", "fd00:31::/64")
+	tp.MustEbpfnet("attach", "--network", "d6", "-p", "8080:80", "-p", "5353:53/udp", "-p", "[::1]:8081:80", "-p", "0.0.0.0:8082:80", web)
+	tp.MustEbpfnet("attach", "--network", "d6", client)
+	tp.MustEbpfnet("attach", "--network", "e6", other)
+	testutil.Serve6(t, tp.Namespace(web), "web", ":80")
+	testutil.Serve6(t, tp.Namespace(web), "web", ":53")
+	for _, tc := range []struct {
+		from, network, addr, source string
+	}{
+		{client, "tcp6", "[" + hostIP6 + "]:8080", "fd00:30::1"},
+		{client, "tcp6", "[fd00:30::1]:8080", "fd00:30::1"},
+		{client, "udp6", "[" + hostIP6 + "]:5353", "fd00:30::1"},
+		{web, "tcp6", "[" + hostIP6 + "]:8080", "fd00:30::1"},
+		{other, "tcp6", "[" + hostIP6 + "]:8080", "fd00:31::1"},
+	} {
+		for range 2 {
+			if r := testutil.MustAsk(t, tp.Namespace(tc.from), tc.network, tc.addr); r.Server != "web" || r.Source != tc.source {
+				t.Errorf("%s %s from %s: %+v, want web seeing %s", tc.network, tc.addr, tc.from, r, tc.source)
+			}
+		}
+	}
+	if ct := tp.MustEbpfnet("ct", "ls"); !strings.Contains(ct, "hairpin") || !strings.Contains(ct, "-> ["+hostIP6+"]:8080") {
+		t.Errorf("ct ls shows no IPv6 hairpin flow:\n%s", ct)
+	}
+	for _, addr := range []string{"[" + hostIP6 + "]:8081", "[::1]:8081", "[" + hostIP6 + "]:8082"} {
+		if _, err := testutil.Dial(tp.Namespace(client), "tcp6", addr, 2*time.Second); err == nil {
+			t.Errorf("%s from a container: answered, want refused", addr)
+		}
+	}
+}

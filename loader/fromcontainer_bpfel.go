@@ -221,6 +221,26 @@ const (
 	fromContainerFwScopeKindFW_SCOPE_PORT    fromContainerFwScopeKind = 3
 )
 
+type fromContainerHairpin6Scratch struct {
+	_ structs.HostLayout
+	K fromContainerCt6Key
+	M struct {
+		_        structs.HostLayout
+		L4Off    uint32
+		TcpSeq   uint32
+		TcpAck   uint32
+		TcpLen   uint32
+		Proto    uint8
+		TcpFlags uint8
+		IcmpType uint8
+		Ttl      uint8
+		Frag     uint8
+		Df       uint8
+		Tos      uint8
+		_        [1]byte
+	}
+}
+
 type fromContainerIp6Key struct {
 	_    structs.HostLayout
 	Addr [4]uint32
@@ -445,6 +465,7 @@ const (
 	fromContainerMapEndpoints6              = "endpoints6"
 	fromContainerMapFwCount                 = "fw_count"
 	fromContainerMapFwRules                 = "fw_rules"
+	fromContainerMapHairpin6Scratch         = "hairpin6_scratch"
 	fromContainerMapMonitorBudgets          = "monitor_budgets"
 	fromContainerMapMonitorCtl              = "monitor_ctl"
 	fromContainerMapMonitorEvents           = "monitor_events"
@@ -553,6 +574,7 @@ type fromContainerMapSpecs struct {
 	Endpoints6       *ebpf.MapSpec `ebpf:"endpoints6"`
 	FwCount          *ebpf.MapSpec `ebpf:"fw_count"`
 	FwRules          *ebpf.MapSpec `ebpf:"fw_rules"`
+	Hairpin6Scratch  *ebpf.MapSpec `ebpf:"hairpin6_scratch"`
 	MonitorBudgets   *ebpf.MapSpec `ebpf:"monitor_budgets"`
 	MonitorCtl       *ebpf.MapSpec `ebpf:"monitor_ctl"`
 	MonitorEvents    *ebpf.MapSpec `ebpf:"monitor_events"`
@@ -637,6 +659,7 @@ type fromContainerMaps struct {
 	Endpoints6       *ebpf.Map `ebpf:"endpoints6"`
 	FwCount          *ebpf.Map `ebpf:"fw_count"`
 	FwRules          *ebpf.Map `ebpf:"fw_rules"`
+	Hairpin6Scratch  *ebpf.Map `ebpf:"hairpin6_scratch"`
 	MonitorBudgets   *ebpf.Map `ebpf:"monitor_budgets"`
 	MonitorCtl       *ebpf.Map `ebpf:"monitor_ctl"`
 	MonitorEvents    *ebpf.Map `ebpf:"monitor_events"`
@@ -676,6 +699,7 @@ func (m *fromContainerMaps) Close() error {
 		m.Endpoints6,
 		m.FwCount,
 		m.FwRules,
+		m.Hairpin6Scratch,
 		m.MonitorBudgets,
 		m.MonitorCtl,
 		m.MonitorEvents,

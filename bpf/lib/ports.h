@@ -132,3 +132,16 @@ static __always_inline struct port_entry *port6_any(__u8 proto, __be16 dport)
 	pb = port_lookup(proto, 0, dport, 0);
 	return pb && !(pb->flags & PORT_F_IPV4_ONLY) ? pb : NULL;
 }
+
+/* The binding a packet to [daddr]:dport from a wire or a container
+ * reaches: one published on daddr, else one on every IPv6 address. [::1]
+ * is the host's own: a port published there never answers a packet. The
+ * caller checks that daddr is the host's. */
+static __always_inline struct port_entry *port6_published(__u8 proto, const struct ip6_key *daddr, __be16 dport)
+{
+	struct port_entry *pb = NULL;
+
+	if (!is_loopback6(daddr))
+		pb = port6_lookup(proto, daddr, dport);
+	return pb ? pb : port6_any(proto, dport);
+}
