@@ -260,3 +260,52 @@ func TestDNAT6OneAddress(t *testing.T) {
 		t.Errorf("%d conntrack6 entries, want the three flows' 6", n)
 	}
 }
+
+// Hairpin over IPv6 (lib/hairpin6.h): A's SYN to hostH6:8080, published
+// by B on every address, goes into B as gw6N1 -> ip6B:80 (A's port kept);
+// B's SYN-ACK to the gateway comes back into A as hostH6:8080 -> ip6A.
+// The flow is hairpin in conntrack6; from the uplink its tuple enters
+// nothing. Every byte and checksum checked.
+func TestHairpin6(t *testing.T) {
+	e := newDNAT6Env(t)
+	ret, got := e.fromContainer(t, e.ifA, frame6(macA, macGW, ip6A, hostH6, 64, nil, 6, tcp6(40000, 8080, tcpSYN, 0)))
+	if ret != tcActRedirect {
+		d, _ := e.views.Drops()
+		t.Fatalf("SYN: verdict %d, want TC_ACT_REDIRECT (drops %v)", ret, d)
+	}
+	expectFrame6(t, "SYN into B", got, frame6(macGW, macB, gw6N1, ip6B, 63, nil, 6, tcp6(40000, 80, tcpSYN, 0)))
+	gopacketChecksumOK6(t, got)
+	flows := flows6(t, e)
+	fwd := flows[maps.Tuple{Proto: 6, Src: netip.AddrPortFrom(ip6A, 40000), Dst: netip.AddrPortFrom(hostH6, 8080)}]
+	rep := flows[maps.Tuple{Proto: 6, Src: netip.AddrPortFrom(ip6B, 80), Dst: netip.AddrPortFrom(gw6N1, 40000)}]
+	if len(flows) != 2 || fwd.Kind != maps.FlowHairpin || rep.Kind != maps.FlowHairpin || fwd.Ifindex != e.ifB || rep.Ifindex != e.ifA {
+		t.Fatalf("conntrack6 entries %v", flows)
+	}
+
+	ret, got = e.fromContainer(t, e.ifB, frame6(macB, macGW, ip6B, gw6N1, 64, nil, 6, tcp6(80, 40000, tcpSYNACK, 2)))
+	if ret != tcActRedirect {
+		t.Fatalf("SYN-ACK: verdict %d, want TC_ACT_REDIRECT", ret)
+	}
+	expectFrame6(t, "SYN-ACK into A", got, frame6(macGW, macA, hostH6, ip6A, 63, nil, 6, tcp6(8080, 40000, tcpSYNACK, 2)))
+	gopacketChecksumOK6(t, got)
+	ret, got = e.fromContainer(t, e.ifA, frame6(macA, macGW, ip6A, hostH6, 64, nil, 6, tcp6(40000, 8080, tcpACK, 2)))
+	if ret != tcActRedirect {
+		t.Fatalf("ACK: verdict %d, want TC_ACT_REDIRECT", ret)
+	}
+	expectFrame6(t, "ACK into B", got, frame6(macGW, macB, gw6N1, ip6B, 63, nil, 6, tcp6(40000, 80, tcpACK, 2)))
+
+	// The same tuple from outside (A's address spoofed) enters nothing.
+	if ret, _ := e.fromUplink(t, frame6(macRt, macUp, ip6A, hostH6, 60, nil, 6, tcp6(40000, 8080, tcpACK, 2))); ret == tcActRedirect {
+		t.Error("a hairpin entry was entered from the uplink")
+	}
+	// An unpublished port, or an ACK without a flow: to the stack, untouched.
+	for name, f := range map[string][]byte{
+		"unpublished": frame6(macA, macGW, ip6A, hostH6, 64, nil, 6, tcp6(40001, 8081, tcpSYN, 0)),
+		"no flow":     frame6(macA, macGW, ip6A, hostH6, 64, nil, 6, tcp6(40002, 8080, tcpACK, 2)),
+	} {
+		ret, got := e.fromContainer(t, e.ifA, bytes.Clone(f))
+		if ret != tcActOK || !bytes.Equal(got, f) {
+			t.Errorf("%s: verdict %d, want TC_ACT_OK with the frame unchanged", name, ret)
+		}
+	}
+}
