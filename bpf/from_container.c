@@ -63,6 +63,8 @@ char __license[] SEC("license") = "Dual BSD/GPL";
 
 #define DIR DIR_FROM_CONTAINER
 
+#include "lib/hairpin6.h" /* after DIR */
+
 static __always_inline int pass(struct __sk_buff *skb)
 {
 	count_verdict(DIR, VERDICT_PASS, skb->len);
@@ -446,6 +448,12 @@ static __always_inline int from_container6(struct __sk_buff *skb, const struct e
 	int ret;
 
 	ret = check_ipv6(skb, src, &p, &target, &out);
+	if (ret == V6_PASS || ret == V6_OUTSIDE) {
+		int h = hairpin6(skb, src, &p); /* lib/hairpin6.h */
+
+		if (h != HAIRPIN6_NONE)
+			return h;
+	}
 	if (ret == V6_PASS) {
 		ret = to_overlay6(skb, src, &p); /* a remote peer of an overlay network (lib/overlay6.h) */
 		return ret == TC_ACT_UNSPEC ? pass(skb) : ret;

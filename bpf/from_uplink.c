@@ -257,8 +257,8 @@ static __always_inline int nat66_reply(struct __sk_buff *skb, struct nat6_scratc
 	*t = ct6_extract(skb, p, k, m);
 	if (*t != TUPLE_OK || !ct6_lookup(k, m, &s->e, &s->pe))
 		return 0;
-	if (!s->e.ifindex) {
-		*t = TUPLE_NONE; /* a flow's, but not one that enters a container */
+	if (!s->e.ifindex || s->e.kind == CT_KIND_HAIRPIN) {
+		*t = TUPLE_NONE; /* a flow's, but not one that enters a container from outside */
 		return 0;
 	}
 	if (m->ttl <= 1)
@@ -277,9 +277,9 @@ static __always_inline int nat66_reply(struct __sk_buff *skb, struct nat6_scratc
 	return deliver_endpoint(skb, DIR, s->e.ifindex);
 }
 
-/* A new IPv6 flow to a port published on every address (host_ip 0; one
- * bound to an IPv4 address does not answer here) of the host's own
- * addresses: a TCP SYN or a UDP datagram, from a unicast global source,
+/* A new IPv6 flow to a port published on that IPv6 address or on every
+ * address (port6_published; one bound to an IPv4 address does not answer
+ * here) of the host's own addresses: a TCP SYN or a UDP datagram, from a unicast global source,
  * to an address the FIB says is local and no container subnet holds
  * (the gateways answer as IPv4's do not). DNATed to the container's IPv6
  * address and port with the client's address kept, and tracked in
@@ -302,7 +302,7 @@ static __always_inline int published6(struct __sk_buff *skb, struct nat6_scratch
 	} else if (k->proto != IPPROTO_UDP) {
 		return 0;
 	}
-	pb = port_lookup(k->proto, 0, k->dport, 0);
+	pb = port6_published(k->proto, &k->daddr, k->dport);
 	if (!pb)
 		return 0;
 	cip = bpf_map_lookup_elem(&endpoints6, &pb->ifindex); /* NULL: IPv4 only, NAT64 */

@@ -10,6 +10,14 @@
  * A pod or the host reaching a service (lb.h) is pointed at one of its
  * endpoints the same way, once per connection instead of once per packet.
  *
+ * Over IPv6 (connect6 and the others) the same for ports published on
+ * every address, reached at [::1] or an uplink's IPv6 address: the socket
+ * is pointed at the container's IPv6 address. A container without one
+ * (an IPv4-only network) is refused at once (ECONNREFUSED) rather than
+ * left to whatever the host holds there; 127.0.0.1 reaches it. A
+ * v4-mapped address (::ffff:127.0.0.1 on a dual-stack socket) is looked
+ * up as IPv4 and pointed at the container's IPv4 address, mapped.
+ *
  * The programs hang off the root cgroup, which every namespace's processes
  * share: only sockets of the host's network namespace (published ports,
  * services) and of this instance's endpoints (services) are touched. */
@@ -267,5 +275,181 @@ int sock_bind4(struct bpf_sock_addr *ctx)
 		pb = port_lookup(ctx->protocol, ip, port, 0);
 	else
 		pb = published(ctx->protocol, ip, port);
+	return pb && !(pb->flags & PORT_F_RUNTIME_HELD) ? in_use() : SOCK_PASS;
+}
+
+/* IPv6: the same for sockets of the host reaching [::1] or an uplink's
+ * IPv6 address at a published port. */
+
+/* Per socket, as sock_nat: the address asked for and the one it was sent
+ * to (both 128-bit; a v4-mapped pair for a dual-stack socket's IPv4). */
+struct sock_nat6 {
+	struct ip6_key orig_ip;
+	struct ip6_key new_ip;
+	__be16 orig_port;
+	__be16 new_port;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct sock_nat6);
+} sock_nat6 SEC(".maps");
+
+static __always_inline void user_ip6(const struct bpf_sock_addr *ctx, struct ip6_key *a)
+{
+	a->addr[0] = ctx->user_ip6[0];
+	a->addr[1] = ctx->user_ip6[1];
+	a->addr[2] = ctx->user_ip6[2];
+	a->addr[3] = ctx->user_ip6[3];
+}
+
+static __always_inline void set_user_ip6(struct bpf_sock_addr *ctx, const struct ip6_key *a)
+{
+	ctx->user_ip6[0] = a->addr[0];
+	ctx->user_ip6[1] = a->addr[1];
+	ctx->user_ip6[2] = a->addr[2];
+	ctx->user_ip6[3] = a->addr[3];
+}
+
+static __always_inline int same_ip6(const struct ip6_key *a, const struct ip6_key *b)
+{
+	return a->addr[0] == b->addr[0] && a->addr[1] == b->addr[1] && a->addr[2] == b->addr[2] &&
+	       a->addr[3] == b->addr[3];
+}
+
+static __always_inline int is_unspecified6(const struct ip6_key *a)
+{
+	return !(a->addr[0] | a->addr[1] | a->addr[2] | a->addr[3]);
+}
+
+/* ::ffff:0:0/96, an IPv4 address on a dual-stack socket. */
+static __always_inline int is_v4mapped(const struct ip6_key *a)
+{
+	return !(a->addr[0] | a->addr[1]) && a->addr[2] == bpf_htonl(0xffff);
+}
+
+/* The binding a host process reaches at [a]:port over IPv6: one published
+ * on that very address (the control plane took only the host's own), else
+ * one published on every address, at [::1] or an uplink's IPv6 address. */
+static __always_inline struct port_entry *published6(__u8 proto, const struct ip6_key *a, __be16 port)
+{
+	struct port_entry *pb = port6_lookup(proto, a, port);
+
+	if (pb)
+		return pb;
+	if (!is_loopback6(a) && !bpf_map_lookup_elem(&uplink_ips6, a))
+		return NULL;
+	return port6_any(proto, port);
+}
+
+static __always_inline int to_destination6(struct bpf_sock_addr *ctx)
+{
+	__be16 port = (__be16)ctx->user_port;
+	struct ip6_key a, dst;
+	struct port_entry *pb;
+	struct ip6_key *cip;
+	struct sock_nat6 *sn;
+
+	if (!host_socket(ctx) || (ctx->protocol != IPPROTO_TCP && ctx->protocol != IPPROTO_UDP))
+		return SOCK_PASS;
+	user_ip6(ctx, &a);
+	dst = a;
+	if (is_v4mapped(&a)) {
+		pb = published(ctx->protocol, a.addr[3], port);
+		if (!pb)
+			return SOCK_PASS;
+		dst.addr[3] = pb->container_ip;
+	} else {
+		pb = published6(ctx->protocol, &a, port);
+		if (!pb)
+			return SOCK_PASS;
+		cip = bpf_map_lookup_elem(&endpoints6, &pb->ifindex);
+		if (!cip)
+			return refused(); /* an IPv4-only container: no NAT64 */
+		dst = *cip;
+	}
+	sn = bpf_sk_storage_get(&sock_nat6, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (sn) {
+		sn->orig_ip = a;
+		sn->orig_port = port;
+		sn->new_ip = dst;
+		sn->new_port = pb->container_port;
+	}
+	set_user_ip6(ctx, &dst);
+	ctx->user_port = pb->container_port;
+	return SOCK_PASS;
+}
+
+static __always_inline int from_source6(struct bpf_sock_addr *ctx)
+{
+	struct sock_nat6 *sn;
+	struct ip6_key a;
+
+	if (!host_socket(ctx))
+		return SOCK_PASS;
+	sn = bpf_sk_storage_get(&sock_nat6, ctx->sk, 0, 0);
+	if (!sn)
+		return SOCK_PASS;
+	user_ip6(ctx, &a);
+	if (same_ip6(&a, &sn->new_ip) && (__be16)ctx->user_port == sn->new_port) {
+		set_user_ip6(ctx, &sn->orig_ip);
+		ctx->user_port = sn->orig_port;
+	}
+	return SOCK_PASS;
+}
+
+SEC("cgroup/connect6")
+int sock_connect6(struct bpf_sock_addr *ctx)
+{
+	return to_destination6(ctx);
+}
+
+SEC("cgroup/sendmsg6")
+int sock_sendmsg6(struct bpf_sock_addr *ctx)
+{
+	return to_destination6(ctx);
+}
+
+SEC("cgroup/recvmsg6")
+int sock_recvmsg6(struct bpf_sock_addr *ctx)
+{
+	return from_source6(ctx);
+}
+
+SEC("cgroup/getpeername6")
+int sock_getpeername6(struct bpf_sock_addr *ctx)
+{
+	return from_source6(ctx);
+}
+
+/* bind4's guard for IPv6 sockets: [::] takes what is published on every
+ * IPv6 address (a port published on 0.0.0.0 is IPv4's alone: a dual-stack
+ * socket sees the IPv6 traffic; its IPv4 the datapath takes first), an IPv6 address of the host what is
+ * published on it and, for an uplink's, on every address, a v4-mapped
+ * address what its IPv4 address would. */
+SEC("cgroup/bind6")
+int sock_bind6(struct bpf_sock_addr *ctx)
+{
+	__be16 port = (__be16)ctx->user_port;
+	struct port_entry *pb;
+	struct ip6_key a;
+
+	if (!host_socket(ctx) || !port)
+		return SOCK_PASS;
+	user_ip6(ctx, &a);
+	if (is_v4mapped(&a)) {
+		if (is_loopback(a.addr[3]) || !a.addr[3])
+			pb = port_lookup(ctx->protocol, a.addr[3], port, 0);
+		else
+			pb = published(ctx->protocol, a.addr[3], port);
+	} else if (is_unspecified6(&a)) {
+		pb = port6_any(ctx->protocol, port);
+	} else if (is_loopback6(&a)) {
+		pb = port6_lookup(ctx->protocol, &a, port); /* as 127.0.0.1: only one published there */
+	} else {
+		pb = published6(ctx->protocol, &a, port);
+	}
 	return pb && !(pb->flags & PORT_F_RUNTIME_HELD) ? in_use() : SOCK_PASS;
 }

@@ -231,6 +231,9 @@ func (i *Instance) bridgeSteps(st *store, ep *Endpoint, o AttachOptions, ns targ
 	if len(o.PortRequests) > 0 && ok && n.Internal {
 		return nil, fmt.Errorf("network %s is --internal: it has no outside to publish ports to", n.Name)
 	}
+	if err := checkPortFamilies(o.PortRequests, n, ok); err != nil {
+		return nil, err
+	}
 	var ports []ports.Mapping
 	if err := runSteps(nil,
 		step{name: "port checks", do: func() (err error) { ports, err = portsFor(st, o, ep.Name, eps); return err }},

@@ -238,10 +238,9 @@ func (i *Instance) sweepOrphans(st *store) error {
 	return errors.Join(errs...)
 }
 
-// normalBinding makes a binding comparable: one form for "every address".
+// normalBinding makes a binding comparable: IPv4 unmapped. 0.0.0.0 (IPv4
+// only) and [::] (IPv6 only) are not the zero address (both families).
 func normalBinding(b maps.PortEntry) maps.PortEntry {
-	if b.HostIP.IsValid() && b.HostIP.IsUnspecified() {
-		b.HostIP = netip.Addr{}
-	}
+	b.HostIP = b.HostIP.Unmap()
 	return b
 }

@@ -87,3 +87,20 @@ func bindings(ps []ports.Mapping, ep Endpoint) []maps.PortEntry {
 	}
 	return out
 }
+
+// checkPortFamilies refuses a port published on an IPv6 host address for
+// an endpoint of a network without IPv6 (ok false: the default network,
+// made IPv4-only): it would have no address to answer on. NAT64 is not
+// built. One published on every address serves what it can.
+func checkPortFamilies(reqs []ports.Request, n Network, ok bool) error {
+	for _, r := range reqs {
+		if r.IPv6() && (!ok || !n.Subnet6.IsValid()) {
+			name := n.Name
+			if !ok {
+				name = "the default network"
+			}
+			return fmt.Errorf("published port %d/%s on %s: %s has no IPv6 (a network made with --ipv6 has)", r.ContainerPort, r.Proto, ports.HostAddrString(r.HostIP), name)
+		}
+	}
+	return nil
+}

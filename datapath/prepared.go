@@ -201,6 +201,9 @@ func (i *Instance) PublishPorts(target string, reqs []ports.Request) ([]ports.Ma
 		if ok && n.Internal && len(reqs) > 0 {
 			return fmt.Errorf("network %s is --internal: it has no outside to publish ports to", n.Name)
 		}
+		if err := checkPortFamilies(reqs, n, ok); err != nil {
+			return err
+		}
 		eps, err := st.endpoints()
 		if err != nil {
 			return err

@@ -31,12 +31,18 @@ func (i *Instance) ensureUplink(name string, rollback *undo) error {
 	}
 	idx := l.Attrs().Index
 	if i.dp.LinkedProgramID(loader.ProgFromUplink, name) != 0 {
-		return nil // already serving another network
+		// Already serving another network: its IPv6 addresses (for the
+		// socket hooks) are read again, which also fills them in for an
+		// uplink attached by a version without them.
+		return views.PutUplinkIPs6(idx, plumbing.UplinkAddrs6(l))
 	}
 	if err := views.PutUplink(maps.Uplink{Ifindex: idx, IP: ip, MAC: l.Attrs().HardwareAddr}); err != nil {
 		return err
 	}
 	rollback.add(func() { views.DeleteUplink(idx) })
+	if err := views.PutUplinkIPs6(idx, plumbing.UplinkAddrs6(l)); err != nil {
+		return err
+	}
 	if _, err := i.dp.AttachTCXIngress(loader.ProgFromUplink, idx, name); err != nil {
 		return err
 	}

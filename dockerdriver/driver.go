@@ -19,7 +19,6 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"slices"
 	"strings"
 
 	"github.com/ebpfnet/ebpfnet/datapath"
@@ -558,14 +557,14 @@ type dockerPortBinding struct {
 	HostPortEnd int
 }
 
-// PortRequests maps Docker's port bindings to datapath's requests. The
-// datapath publishes on IPv4 host addresses only (it has no IPv6 DNAT
-// yet): a binding on IPv6's wildcard address (-p [::]:8080:80, as a
-// dual-stack dockerd or compose may send beside 0.0.0.0's) is published
-// on IPv4's, once, and returned in v6Wildcards for the caller to log; one
-// on a specific IPv6 address is refused.
+// PortRequests maps Docker's port bindings to datapath's requests, with
+// Docker 28's host addresses: 0.0.0.0 is IPv4 only, [::] IPv6 only, none
+// both; one IPv6 address ([::1], [2001:db8::5]) that address. A dual-stack
+// dockerd sends -p 8080:80 as a binding per family (0.0.0.0 and [::]):
+// they are published as one on every address (ports.MergeFamilies), and
+// the IPv6 twins returned in v6Wildcards for the caller to log when the
+// container has no IPv6 address.
 func PortRequests(pbs []dockerPortBinding) (reqs []ports.Request, v6Wildcards []dockerPortBinding, err error) {
-	var twins []ports.Request // the IPv6 wildcard bindings', on IPv4
 	for _, pb := range pbs {
 		var r ports.Request
 		switch pb.Proto {
@@ -585,24 +584,16 @@ func PortRequests(pbs []dockerPortBinding) (reqs []ports.Request, v6Wildcards []
 			if err != nil {
 				return nil, nil, badRequest("published port %d: invalid host address %q", pb.Port, pb.HostIP)
 			}
-			a = a.Unmap()
-			switch {
-			case a == netip.IPv6Unspecified():
-				v6Wildcards = append(v6Wildcards, pb)
-				twins = append(twins, r)
-				continue
-			case !a.Is4():
-				return nil, nil, badRequest("published port %d: host address %s: ebpfnet publishes ports on IPv4 host addresses only, and on IPv6 through a binding on every address (-p HOSTPORT:PORT)", pb.Port, a)
-			case !a.IsUnspecified():
-				r.HostIP = a
-			}
+			r.HostIP = a.Unmap()
 		}
 		reqs = append(reqs, r)
 	}
-	for _, r := range twins {
-		if !slices.Contains(reqs, r) { // else published by its IPv4 twin
-			reqs = append(reqs, r)
-		}
+	if reqs, err = ports.CheckRequests(reqs); err != nil {
+		return nil, nil, badRequest("%v", err)
+	}
+	reqs, merged := ports.MergeFamilies(reqs)
+	for _, m := range merged {
+		v6Wildcards = append(v6Wildcards, dockerPortBinding{Proto: int(m.Proto), Port: int(m.ContainerPort), HostIP: "::", HostPort: int(m.HostPort), HostPortEnd: int(m.HostPortEnd)})
 	}
 	return reqs, v6Wildcards, nil
 }
@@ -643,7 +634,8 @@ func (d *Driver) programExternalConnectivity(body []byte) (any, error) {
 	}
 	// A port published on every address answers IPv6 clients too when
 	// the container has an IPv6 address (DNAT in from_uplink); without
-	// one, the host refuses them: there is no NAT64 yet.
+	// one, the host refuses them: there is no NAT64 yet. (One published on
+	// [::] or an IPv6 address alone was refused by PublishPorts.)
 	if !ep.IP6.IsValid() {
 		for _, pb := range v6Wildcards {
 			d.log.Warn("port published on IPv4 only: the container has no IPv6 address and ebpfnet has no NAT64 yet",

@@ -387,24 +387,29 @@ func TestPortRequests(t *testing.T) {
 		{Proto: 6, Port: 90, HostIP: "127.0.0.1", HostPort: 9100, HostPortEnd: 9102},
 		{Proto: 6, Port: 91, HostIP: "::", HostPort: 9191, HostPortEnd: 9191}, // alone
 		{Proto: 6, Port: 92, HostIP: "::ffff:127.0.0.1", HostPort: 9292},
+		{Proto: 6, Port: 93, HostIP: "0.0.0.0", HostPort: 9393},     // IPv4 only (Docker 28)
+		{Proto: 6, Port: 94, HostIP: "2001:db8::1", HostPort: 9494}, // one IPv6 address
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	v4any, v6any := netip.IPv4Unspecified(), netip.IPv6Unspecified()
 	want := []ports.Request{
 		{Mapping: ports.Mapping{Proto: ports.TCP, HostPort: 8080, ContainerPort: 80}, HostPortEnd: 8080},
 		{Mapping: ports.Mapping{Proto: ports.UDP, ContainerPort: 53}},
 		{Mapping: ports.Mapping{Proto: ports.TCP, HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: 9100, ContainerPort: 90}, HostPortEnd: 9102},
 		{Mapping: ports.Mapping{Proto: ports.TCP, HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: 9292, ContainerPort: 92}},
-		{Mapping: ports.Mapping{Proto: ports.TCP, HostPort: 9191, ContainerPort: 91}, HostPortEnd: 9191},
+		{Mapping: ports.Mapping{Proto: ports.TCP, HostIP: v4any, HostPort: 9393, ContainerPort: 93}},
+		{Mapping: ports.Mapping{Proto: ports.TCP, HostIP: netip.MustParseAddr("2001:db8::1"), HostPort: 9494, ContainerPort: 94}},
+		{Mapping: ports.Mapping{Proto: ports.TCP, HostIP: v6any, HostPort: 9191, ContainerPort: 91}, HostPortEnd: 9191},
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("got %+v\nwant %+v", got, want)
 	}
-	if len(v6) != 3 || v6[0].Port != 80 || v6[1].Port != 53 || v6[2].Port != 91 {
-		t.Errorf("IPv6 wildcard bindings %+v, want those of 80, 53 and 91", v6)
+	if len(v6) != 2 || v6[0].Port != 80 || v6[1].Port != 53 {
+		t.Errorf("IPv6 wildcard bindings merged %+v, want those of 80 and 53", v6)
 	}
-	for _, bad := range []dockerPortBinding{{Proto: 1, Port: 80}, {Proto: 6, Port: 0}, {Proto: 6, Port: 80, HostIP: "::1"}, {Proto: 6, Port: 80, HostIP: "2001:db8::1"},
+	for _, bad := range []dockerPortBinding{{Proto: 1, Port: 80}, {Proto: 6, Port: 0}, {Proto: 6, Port: 80, HostIP: "fe80::1"}, {Proto: 6, Port: 80, HostIP: "ff02::1"},
 		{Proto: 6, Port: 80, HostIP: "x"}, {Proto: 6, Port: 80, HostPort: 70000}, {Proto: 132, Port: 80, HostIP: "::"}} {
 		if _, _, err := PortRequests([]dockerPortBinding{bad}); err == nil {
 			t.Errorf("%+v accepted", bad)

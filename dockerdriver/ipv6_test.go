@@ -142,14 +142,15 @@ func TestDualStack(t *testing.T) {
 		t.Errorf("join: %d %v, want Gateway 10.98.0.1 and GatewayIPv6 fd00:98::1", st, resp)
 	}
 
-	// Ports: a [::] binding beside its 0.0.0.0 twin is published once, one
-	// alone on IPv4; a specific IPv6 host address is refused.
+	// Ports (Docker 28): a [::] binding beside its 0.0.0.0 twin is
+	// published once on every address, one alone on IPv6 only; one IPv6
+	// address is published there, if the host holds it.
 	pec := func(portmap string) []byte {
 		return fmt.Appendf(nil, `{"NetworkID":"%s","EndpointID":"%s","Options":{"com.docker.network.portmap":[%s]}}`, netID, e1, portmap)
 	}
 	if st, resp := h.do("NetworkDriver.ProgramExternalConnectivity", pec(
 		`{"Proto":6,"Port":80,"HostIP":"0.0.0.0","HostPort":8080,"HostPortEnd":8080},{"Proto":6,"Port":80,"HostIP":"::","HostPort":8080,"HostPortEnd":8080},`+
-			`{"Proto":17,"Port":53,"HostIP":"::","HostPort":5353,"HostPortEnd":5353}`)); st != 200 {
+			`{"Proto":17,"Port":53,"HostIP":"::","HostPort":5353,"HostPortEnd":5353},{"Proto":6,"Port":81,"HostIP":"::1","HostPort":8081,"HostPortEnd":8081}`)); st != 200 {
 		t.Fatalf("publish with [::] bindings: %d %v", st, resp)
 	}
 	ep1, _, _ = h.inst.EndpointFor(e1, "")
@@ -157,11 +158,11 @@ func TestDualStack(t *testing.T) {
 	for _, p := range ep1.Ports {
 		got = append(got, p.String())
 	}
-	if strings.Join(got, ",") != "80/tcp -> 0.0.0.0:8080,53/udp -> 0.0.0.0:5353" {
-		t.Errorf("published %v, want 80/tcp on 0.0.0.0:8080 once and 53/udp on 0.0.0.0:5353", got)
+	if want := "80/tcp -> 0.0.0.0:8080,81/tcp -> [::1]:8081,53/udp -> [::]:5353"; strings.Join(got, ",") != want {
+		t.Errorf("published %v, want %s", got, want)
 	}
-	if st, resp := h.do("NetworkDriver.ProgramExternalConnectivity", pec(`{"Proto":6,"Port":81,"HostIP":"::1","HostPort":8081,"HostPortEnd":8081}`)); st != 400 || !strings.Contains(resp["Err"].(string), "IPv4 host addresses only") {
-		t.Errorf("publish on ::1: %d %v, want a refusal", st, resp)
+	if st, resp := h.do("NetworkDriver.ProgramExternalConnectivity", pec(`{"Proto":6,"Port":82,"HostIP":"2001:db8:ff::1","HostPort":8082,"HostPortEnd":8082}`)); st == 200 || !strings.Contains(fmt.Sprint(resp["Err"]), "not an address of this host") {
+		t.Errorf("publish on 2001:db8:ff::1: %d %v, want a refusal", st, resp)
 	}
 	if st, resp := h.do("NetworkDriver.RevokeExternalConnectivity", pec("")); st != 200 {
 		t.Errorf("revoke: %v", resp)

@@ -1,7 +1,9 @@
 package integration
 
 import (
+	"errors"
 	"strings"
+	"syscall"
 	"testing"
 
 	current "github.com/containernetworking/cni/pkg/types/100"
@@ -137,5 +139,54 @@ func TestCNIIPv6Only(t *testing.T) {
 	h.mustDel(delegated, rt3)
 	if eps := h.ls(); len(eps) != 0 {
 		t.Fatalf("endpoints left after DEL: %v", eps)
+	}
+}
+
+// A runtime's IPv6 portMappings are published (Docker 28's rules): an
+// entry per family for one port is one binding on every address, "::"
+// alone answers IPv6 alone, an IPv6 address that address. On a network
+// without IPv6 the IPv6 entries are dropped, the IPv4 ones published.
+func TestCNIPortMappingsIPv6(t *testing.T) {
+	h := newCNIHost(t)
+	dualStackUplink(h.Topology)
+	dual := h.netList("dual", "1.0.0", map[string]any{"subnet": "10.77.0.0/24", "ipv6": true, "subnet6": "fd00:77::/64"})
+	v4 := h.netList("v4only", "1.0.0", map[string]any{"subnet": "10.79.0.0/24"})
+	c1, c2 := h.AddContainer("c1"), h.AddContainer("c2")
+	pm := func(hostIP string, hostPort, ctrPort int) map[string]any {
+		return map[string]any{"hostPort": hostPort, "containerPort": ctrPort, "protocol": "tcp", "hostIP": hostIP}
+	}
+	rt1 := h.rt("pm6-1", c1, "eth0", map[string]any{"portMappings": []map[string]any{
+		pm("0.0.0.0", 8080, 80), pm("::", 8080, 80), pm("::", 8081, 80), pm(hostIP6, 8082, 80),
+	}})
+	rt2 := h.rt("pm6-2", c2, "eth0", map[string]any{"portMappings": []map[string]any{pm("0.0.0.0", 9090, 90), pm("::", 9090, 90)}})
+	h.mustAdd(dual, rt1)
+	h.mustAdd(v4, rt2)
+	testutil.Serve(t, h.Namespace(c1), "c1", ":80")
+	testutil.Serve6(t, h.Namespace(c1), "c1", ":80")
+	testutil.Serve(t, h.Namespace(c2), "c2", ":90")
+	ext := h.Namespace(h.Ext)
+	for _, tc := range []struct {
+		network, addr, want string
+	}{
+		{"tcp4", testutil.HostIP + ":8080", "c1"},
+		{"tcp6", "[" + hostIP6 + "]:8080", "c1"},
+		{"tcp4", testutil.HostIP + ":8081", ""},
+		{"tcp6", "[" + hostIP6 + "]:8081", "c1"},
+		{"tcp6", "[" + hostIP6 + "]:8082", "c1"},
+		{"tcp4", testutil.HostIP + ":9090", "c2"},
+		{"tcp6", "[" + hostIP6 + "]:9090", "c2"}, // c2 has no IPv6: NAT64
+	} {
+		r, err := testutil.Ask(ext, tc.network, tc.addr)
+		switch {
+		case tc.want != "" && (err != nil || !strings.HasPrefix(r, tc.want+" ")):
+			t.Errorf("%s %s: %q %v, want %s", tc.network, tc.addr, r, err, tc.want)
+		case tc.want == "" && !errors.Is(err, syscall.ECONNREFUSED):
+			t.Errorf("%s %s: %q %v, want refused", tc.network, tc.addr, r, err)
+		}
+	}
+	h.mustDel(dual, rt1)
+	h.mustDel(v4, rt2)
+	if es, err := h.Views().PortEntries(); err != nil || len(es) != 0 {
+		t.Errorf("published ports left after DEL: %v %v", es, err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 
@@ -20,8 +21,9 @@ import (
 // default route via the network's IPv6 gateway; they reach each other
 // over IPv6 (ICMPv6 by address and by name, TCP with the source kept,
 // link-local) through the datapath, which counts it and drops nothing as
-// spoofed; -p publishes on IPv4 (a [::] binding too, once), a specific
-// IPv6 host address is refused; nothing is left after rm.
+// spoofed; -p publishes with Docker 28's host-IP rules (0.0.0.0 IPv4
+// only, [::] IPv6 only, both twins once on every address) and on one IPv6
+// address; one the host does not hold is refused; nothing is left after rm.
 func TestDockerIPv6(t *testing.T) {
 	h := newDockerHost(t)
 	h.docker("network", "create", "-d", h.name, "--ipv6", "--subnet", "172.30.0.0/24", "--subnet", "fd00:30::/64", "n6")
@@ -157,29 +159,39 @@ func TestDockerIPv6(t *testing.T) {
 		if out, err := h.wget("http://" + testutil.HostIP + ":8080/index.html"); err != nil || out != "ebpfnet-test" {
 			t.Errorf("outside -> 8080: %q %v", out, err)
 		}
-		// [::] beside 0.0.0.0: published once, on IPv4.
+		// Docker 28's rules: [::] beside 0.0.0.0 is one binding on every
+		// address, [::] alone IPv6 only, [::1] the host alone over IPv6.
 		h.docker("run", "-d", "--name", "c3", "--network", "n6", "-p", "0.0.0.0:8081:80", "-p", "[::]:8081:80", "-p", "[::]:8082:80",
-			runtimetest.ImageName, "httpd", "-f", "-p", "80", "-h", "/var/www")
-		if p := h.MustEbpfnet("port", h.endpointOf("c3", "n6")); strings.TrimSpace(p) != "80/tcp -> 0.0.0.0:8081\n80/tcp -> 0.0.0.0:8082" {
-			t.Errorf("ports of c3: %q, want 8081 and 8082 on 0.0.0.0 once each", p)
+			"-p", "[::1]:8083:80", runtimetest.ImageName, "httpd", "-f", "-p", "80", "-h", "/var/www")
+		p := strings.Fields(strings.ReplaceAll(h.MustEbpfnet("port", h.endpointOf("c3", "n6")), " -> ", "->"))
+		slices.Sort(p) // in dockerd's order
+		if strings.Join(p, " ") != "80/tcp->0.0.0.0:8081 80/tcp->[::1]:8083 80/tcp->[::]:8082" {
+			t.Errorf("ports of c3: %q, want 8081 on every address, 8082 on [::], 8083 on [::1]", p)
 		}
 		if out, err := h.wget("http://" + testutil.HostIP + ":8081/index.html"); err != nil || out != "ebpfnet-test" {
 			t.Errorf("outside -> 8081: %q %v", out, err)
 		}
+		if out, err := h.wget("http://" + testutil.HostIP + ":8082/index.html"); err == nil {
+			t.Errorf("outside -> %s:8082 (published on [::] alone) answered: %q", testutil.HostIP, out)
+		}
 		// Over IPv6 too, DNATed in eBPF: the containers are dual stack.
 		dualStackUplink(h.Topology)
-		for _, port := range []string{"8080", "8082"} {
+		for _, port := range []string{"8080", "8081", "8082"} {
 			if out, err := h.wget("http://[" + hostIP6 + "]:" + port + "/index.html"); err != nil || out != "ebpfnet-test" {
 				t.Errorf("outside -> [%s]:%s: %q %v", hostIP6, port, out, err)
 			}
 		}
+		if out, err := h.wget("http://[" + hostIP6 + "]:8083/index.html"); err == nil {
+			t.Errorf("outside -> [%s]:8083 (published on [::1]) answered: %q", hostIP6, out)
+		}
 		if strings.Contains(h.pluginLog(), "port published on IPv4 only") {
 			t.Errorf("the plugin warned of IPv4 only for a dual-stack container:\n%s", h.pluginLog())
 		}
-		// A specific IPv6 host address: refused, the container not started.
-		_, stderr, err := h.dk.Cmd("run", "-d", "--name", "c4", "--network", "n6", "-p", "[::1]:8083:80", runtimetest.ImageName, "sleep", "600")
-		if err == nil || !strings.Contains(stderr, "IPv4 host addresses only") {
-			t.Errorf("-p [::1]:8083:80: %v %q, want a refusal", err, stderr)
+		// An IPv6 host address the host does not hold: refused, the
+		// container not started.
+		_, stderr, err := h.dk.Cmd("run", "-d", "--name", "c4", "--network", "n6", "-p", "[2001:db8:99::1]:8084:80", runtimetest.ImageName, "sleep", "600")
+		if err == nil || !strings.Contains(stderr, "not an address of this host") {
+			t.Errorf("-p [2001:db8:99::1]:8084:80: %v %q, want a refusal", err, stderr)
 		}
 		h.dk.Cmd("rm", "-f", "c3", "c4")
 	})

@@ -22,6 +22,11 @@ func TestSockProgramsAttachTypes(t *testing.T) {
 		"sock_recvmsg4":     ebpf.AttachCGroupUDP4Recvmsg,
 		"sock_getpeername4": ebpf.AttachCgroupInet4GetPeername,
 		"sock_bind4":        ebpf.AttachCGroupInet4Bind,
+		"sock_connect6":     ebpf.AttachCGroupInet6Connect,
+		"sock_sendmsg6":     ebpf.AttachCGroupUDP6Sendmsg,
+		"sock_recvmsg6":     ebpf.AttachCGroupUDP6Recvmsg,
+		"sock_getpeername6": ebpf.AttachCgroupInet6GetPeername,
+		"sock_bind6":        ebpf.AttachCGroupInet6Bind,
 	}
 	if len(SockPrograms) != len(want) {
 		t.Errorf("SockPrograms = %v, want the %d hooks of %v", SockPrograms, len(want), want)

@@ -112,6 +112,9 @@ func TestDNAT6NotPublished(t *testing.T) {
 		{"a port published on an IPv4 address", func(t *testing.T, e *natEnv) {
 			publish(t, e, maps.PortEntry{Proto: maps.ProtoTCP, HostIP: hostH, HostPort: 9090, ContainerIP: ipB, ContainerPort: 90, Ifindex: e.ifB})
 		}, frame6(macRt, macUp, srvD6, hostH6, 60, nil, 6, tcp6(5555, 9090, tcpSYN, 0))},
+		{"a port published on 0.0.0.0 (IPv4 only)", func(t *testing.T, e *natEnv) {
+			publish(t, e, maps.PortEntry{Proto: maps.ProtoTCP, HostIP: netip.IPv4Unspecified(), HostPort: 9191, ContainerIP: ipB, ContainerPort: 91, Ifindex: e.ifB})
+		}, frame6(macRt, macUp, srvD6, hostH6, 60, nil, 6, tcp6(5555, 9191, tcpSYN, 0))},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newDNAT6Env(t)
@@ -184,5 +187,117 @@ func TestDNAT6ICMPError(t *testing.T) {
 	want := frame6(macGW, macB, rtR6, ip6B, 63, nil, 58, icmp6Err(2, 0, 1280, quoteAs(out, ip6B, 80)))
 	if !bytes.Equal(got, want) || !l4OK6(got) {
 		t.Errorf("packet too big (checksum right %v):\n got %x\nwant %x", l4OK6(got), got, want)
+	}
+}
+
+// A port published on one IPv6 address (ports6) answers at that address,
+// DNATed as one on every address is, and one on [::] at every address;
+// published on another address, on [::1] (the host's own: never from a
+// wire) or on 0.0.0.0 (IPv4 only), it is left to the stack.
+func TestDNAT6OneAddress(t *testing.T) {
+	e := newDNAT6Env(t)
+	publish(t, e, maps.PortEntry{Proto: maps.ProtoTCP, HostIP: hostH6, HostPort: 8443, ContainerIP: ipB, ContainerPort: 443, Ifindex: e.ifB})
+	publish(t, e, maps.PortEntry{Proto: maps.ProtoUDP, HostIP: hostH6, HostPort: 8053, ContainerIP: ipB, ContainerPort: 53, Ifindex: e.ifB})
+	publish(t, e, maps.PortEntry{Proto: maps.ProtoTCP, HostIP: netip.IPv6Loopback(), HostPort: 8444, ContainerIP: ipB, ContainerPort: 444, Ifindex: e.ifB})
+	publish(t, e, maps.PortEntry{Proto: maps.ProtoTCP, HostIP: netip.MustParseAddr("2001:db8:ff::9"), HostPort: 8445, ContainerIP: ipB, ContainerPort: 445, Ifindex: e.ifB})
+	publish(t, e, maps.PortEntry{Proto: maps.ProtoTCP, HostIP: netip.IPv6Unspecified(), HostPort: 8446, ContainerIP: ipB, ContainerPort: 446, Ifindex: e.ifB})
+	publish(t, e, maps.PortEntry{Proto: maps.ProtoTCP, HostIP: netip.IPv4Unspecified(), HostPort: 8447, ContainerIP: ipB, ContainerPort: 447, Ifindex: e.ifB})
+	es, err := e.views.PortEntries()
+	if err != nil || len(es) != 8 {
+		t.Fatalf("PortEntries = %v, %v: want both tables' 8", es, err)
+	}
+	hostIPs := map[uint16]netip.Addr{}
+	for _, b := range es {
+		hostIPs[b.HostPort] = b.HostIP
+	}
+	if hostIPs[8080].IsValid() || hostIPs[8446] != netip.IPv6Unspecified() || hostIPs[8447] != netip.IPv4Unspecified() || hostIPs[8444] != netip.IPv6Loopback() {
+		t.Errorf("host addresses read back: %v", hostIPs)
+	}
+	// [::] (IPv6 only) answers every IPv6 address of the host.
+	ret, got := e.fromUplink(t, frame6(macRt, macUp, srvD6, hostH6, 60, nil, 6, tcp6(5556, 8446, tcpSYN, 0)))
+	if ret != tcActRedirect {
+		t.Fatalf("SYN to [::]'s port: verdict %d, want TC_ACT_REDIRECT", ret)
+	}
+	expectFrame6(t, "SYN in", got, frame6(macGW, macB, srvD6, ip6B, 59, nil, 6, tcp6(5556, 446, tcpSYN, 0)))
+
+	ret, got = e.fromUplink(t, frame6(macRt, macUp, srvD6, hostH6, 60, nil, 6, tcp6(5555, 8443, tcpSYN, 0)))
+	if ret != tcActRedirect {
+		d, _ := e.views.Drops()
+		t.Fatalf("SYN: verdict %d, want TC_ACT_REDIRECT (drops %v)", ret, d)
+	}
+	expectFrame6(t, "SYN in", got, frame6(macGW, macB, srvD6, ip6B, 59, nil, 6, tcp6(5555, 443, tcpSYN, 0)))
+	ret, got = e.fromContainer(t, e.ifB, frame6(macB, macGW, ip6B, srvD6, 64, nil, 6, tcp6(443, 5555, tcpSYNACK, 2)))
+	if ret != tcActRedirect {
+		t.Fatalf("SYN-ACK: verdict %d, want TC_ACT_REDIRECT", ret)
+	}
+	expectFrame6(t, "SYN-ACK out", got, frame6(macUp, macRt, hostH6, srvD6, 63, nil, 6, tcp6(8443, 5555, tcpSYNACK, 2)))
+	ret, got = e.fromUplink(t, frame6(macRt, macUp, srvD6, hostH6, 60, nil, 17, udp6(40000, 8053, "query")))
+	if ret != tcActRedirect {
+		t.Fatalf("datagram: verdict %d, want TC_ACT_REDIRECT", ret)
+	}
+	expectFrame6(t, "datagram in", got, frame6(macGW, macB, srvD6, ip6B, 59, nil, 17, udp6(40000, 53, "query")))
+
+	for name, frame := range map[string][]byte{
+		"[::1] from a wire":    frame6(macRt, macUp, srvD6, netip.IPv6Loopback(), 60, nil, 6, tcp6(5555, 8444, tcpSYN, 0)),
+		"published on [::1]":   frame6(macRt, macUp, srvD6, hostH6, 60, nil, 6, tcp6(5555, 8444, tcpSYN, 0)),
+		"published elsewhere":  frame6(macRt, macUp, srvD6, hostH6, 60, nil, 6, tcp6(5555, 8445, tcpSYN, 0)),
+		"published on 0.0.0.0": frame6(macRt, macUp, srvD6, hostH6, 60, nil, 6, tcp6(5555, 8447, tcpSYN, 0)),
+	} {
+		ret, got := e.fromUplink(t, bytes.Clone(frame))
+		if ret != tcActOK || !bytes.Equal(got, frame) {
+			t.Errorf("%s: verdict %d, want TC_ACT_OK with the frame unchanged", name, ret)
+		}
+	}
+	if n := len(flows6(t, e)); n != 6 {
+		t.Errorf("%d conntrack6 entries, want the three flows' 6", n)
+	}
+}
+
+// Hairpin over IPv6 (lib/hairpin6.h): A's SYN to hostH6:8080, published
+// by B on every address, goes into B as gw6N1 -> ip6B:80 (A's port kept);
+// B's SYN-ACK to the gateway comes back into A as hostH6:8080 -> ip6A.
+// The flow is hairpin in conntrack6; from the uplink its tuple enters
+// nothing. Every byte and checksum checked.
+func TestHairpin6(t *testing.T) {
+	e := newDNAT6Env(t)
+	ret, got := e.fromContainer(t, e.ifA, frame6(macA, macGW, ip6A, hostH6, 64, nil, 6, tcp6(40000, 8080, tcpSYN, 0)))
+	if ret != tcActRedirect {
+		d, _ := e.views.Drops()
+		t.Fatalf("SYN: verdict %d, want TC_ACT_REDIRECT (drops %v)", ret, d)
+	}
+	expectFrame6(t, "SYN into B", got, frame6(macGW, macB, gw6N1, ip6B, 63, nil, 6, tcp6(40000, 80, tcpSYN, 0)))
+	gopacketChecksumOK6(t, got)
+	flows := flows6(t, e)
+	fwd := flows[maps.Tuple{Proto: 6, Src: netip.AddrPortFrom(ip6A, 40000), Dst: netip.AddrPortFrom(hostH6, 8080)}]
+	rep := flows[maps.Tuple{Proto: 6, Src: netip.AddrPortFrom(ip6B, 80), Dst: netip.AddrPortFrom(gw6N1, 40000)}]
+	if len(flows) != 2 || fwd.Kind != maps.FlowHairpin || rep.Kind != maps.FlowHairpin || fwd.Ifindex != e.ifB || rep.Ifindex != e.ifA {
+		t.Fatalf("conntrack6 entries %v", flows)
+	}
+
+	ret, got = e.fromContainer(t, e.ifB, frame6(macB, macGW, ip6B, gw6N1, 64, nil, 6, tcp6(80, 40000, tcpSYNACK, 2)))
+	if ret != tcActRedirect {
+		t.Fatalf("SYN-ACK: verdict %d, want TC_ACT_REDIRECT", ret)
+	}
+	expectFrame6(t, "SYN-ACK into A", got, frame6(macGW, macA, hostH6, ip6A, 63, nil, 6, tcp6(8080, 40000, tcpSYNACK, 2)))
+	gopacketChecksumOK6(t, got)
+	ret, got = e.fromContainer(t, e.ifA, frame6(macA, macGW, ip6A, hostH6, 64, nil, 6, tcp6(40000, 8080, tcpACK, 2)))
+	if ret != tcActRedirect {
+		t.Fatalf("ACK: verdict %d, want TC_ACT_REDIRECT", ret)
+	}
+	expectFrame6(t, "ACK into B", got, frame6(macGW, macB, gw6N1, ip6B, 63, nil, 6, tcp6(40000, 80, tcpACK, 2)))
+
+	// The same tuple from outside (A's address spoofed) enters nothing.
+	if ret, _ := e.fromUplink(t, frame6(macRt, macUp, ip6A, hostH6, 60, nil, 6, tcp6(40000, 8080, tcpACK, 2))); ret == tcActRedirect {
+		t.Error("a hairpin entry was entered from the uplink")
+	}
+	// An unpublished port, or an ACK without a flow: to the stack, untouched.
+	for name, f := range map[string][]byte{
+		"unpublished": frame6(macA, macGW, ip6A, hostH6, 64, nil, 6, tcp6(40001, 8081, tcpSYN, 0)),
+		"no flow":     frame6(macA, macGW, ip6A, hostH6, 64, nil, 6, tcp6(40002, 8080, tcpACK, 2)),
+	} {
+		ret, got := e.fromContainer(t, e.ifA, bytes.Clone(f))
+		if ret != tcActOK || !bytes.Equal(got, f) {
+			t.Errorf("%s: verdict %d, want TC_ACT_OK with the frame unchanged", name, ret)
+		}
 	}
 }

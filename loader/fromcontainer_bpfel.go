@@ -223,6 +223,26 @@ const (
 	fromContainerFwScopeKindFW_SCOPE_PORT    fromContainerFwScopeKind = 3
 )
 
+type fromContainerHairpin6Scratch struct {
+	_ structs.HostLayout
+	K fromContainerCt6Key
+	M struct {
+		_        structs.HostLayout
+		L4Off    uint32
+		TcpSeq   uint32
+		TcpAck   uint32
+		TcpLen   uint32
+		Proto    uint8
+		TcpFlags uint8
+		IcmpType uint8
+		Ttl      uint8
+		Frag     uint8
+		Df       uint8
+		Tos      uint8
+		_        [1]byte
+	}
+}
+
 type fromContainerIp6Key struct {
 	_    structs.HostLayout
 	Addr [4]uint32
@@ -346,6 +366,14 @@ type fromContainerOverlayNetwork struct {
 	Ifindex uint32
 }
 
+type fromContainerPort6Key struct {
+	_      structs.HostLayout
+	Proto  uint8
+	Pad    uint8
+	Port   uint16
+	HostIp fromContainerIp6Key
+}
+
 type fromContainerPortEntry struct {
 	_             structs.HostLayout
 	ContainerIp   uint32
@@ -358,6 +386,7 @@ type fromContainerPortFlags uint32
 
 const (
 	fromContainerPortFlagsPORT_F_RUNTIME_HELD fromContainerPortFlags = 1
+	fromContainerPortFlagsPORT_F_IPV4ONLY     fromContainerPortFlags = 2
 )
 
 type fromContainerPortKey struct {
@@ -438,6 +467,7 @@ const (
 	fromContainerMapEndpoints6              = "endpoints6"
 	fromContainerMapFwCount                 = "fw_count"
 	fromContainerMapFwRules                 = "fw_rules"
+	fromContainerMapHairpin6Scratch         = "hairpin6_scratch"
 	fromContainerMapMonitorBudgets          = "monitor_budgets"
 	fromContainerMapMonitorCtl              = "monitor_ctl"
 	fromContainerMapMonitorEvents           = "monitor_events"
@@ -451,12 +481,14 @@ const (
 	fromContainerMapOverlayNetworks         = "overlay_networks"
 	fromContainerMapOverlaySelf             = "overlay_self"
 	fromContainerMapPorts                   = "ports"
+	fromContainerMapPorts6                  = "ports6"
 	fromContainerMapRemoteEndpoints         = "remote_endpoints"
 	fromContainerMapRemoteEndpoints6        = "remote_endpoints6"
 	fromContainerMapServiceCidrs            = "service_cidrs"
 	fromContainerMapSubnets                 = "subnets"
 	fromContainerMapSubnets6                = "subnets6"
 	fromContainerMapUplinkIps               = "uplink_ips"
+	fromContainerMapUplinkIps6              = "uplink_ips6"
 	fromContainerMapUplinks                 = "uplinks"
 	fromContainerMapVerdicts                = "verdicts"
 	fromContainerProgFromContainer          = "from_container"
@@ -545,6 +577,7 @@ type fromContainerMapSpecs struct {
 	Endpoints6       *ebpf.MapSpec `ebpf:"endpoints6"`
 	FwCount          *ebpf.MapSpec `ebpf:"fw_count"`
 	FwRules          *ebpf.MapSpec `ebpf:"fw_rules"`
+	Hairpin6Scratch  *ebpf.MapSpec `ebpf:"hairpin6_scratch"`
 	MonitorBudgets   *ebpf.MapSpec `ebpf:"monitor_budgets"`
 	MonitorCtl       *ebpf.MapSpec `ebpf:"monitor_ctl"`
 	MonitorEvents    *ebpf.MapSpec `ebpf:"monitor_events"`
@@ -558,12 +591,14 @@ type fromContainerMapSpecs struct {
 	OverlayNetworks  *ebpf.MapSpec `ebpf:"overlay_networks"`
 	OverlaySelf      *ebpf.MapSpec `ebpf:"overlay_self"`
 	Ports            *ebpf.MapSpec `ebpf:"ports"`
+	Ports6           *ebpf.MapSpec `ebpf:"ports6"`
 	RemoteEndpoints  *ebpf.MapSpec `ebpf:"remote_endpoints"`
 	RemoteEndpoints6 *ebpf.MapSpec `ebpf:"remote_endpoints6"`
 	ServiceCidrs     *ebpf.MapSpec `ebpf:"service_cidrs"`
 	Subnets          *ebpf.MapSpec `ebpf:"subnets"`
 	Subnets6         *ebpf.MapSpec `ebpf:"subnets6"`
 	UplinkIps        *ebpf.MapSpec `ebpf:"uplink_ips"`
+	UplinkIps6       *ebpf.MapSpec `ebpf:"uplink_ips6"`
 	Uplinks          *ebpf.MapSpec `ebpf:"uplinks"`
 	Verdicts         *ebpf.MapSpec `ebpf:"verdicts"`
 }
@@ -628,6 +663,7 @@ type fromContainerMaps struct {
 	Endpoints6       *ebpf.Map `ebpf:"endpoints6"`
 	FwCount          *ebpf.Map `ebpf:"fw_count"`
 	FwRules          *ebpf.Map `ebpf:"fw_rules"`
+	Hairpin6Scratch  *ebpf.Map `ebpf:"hairpin6_scratch"`
 	MonitorBudgets   *ebpf.Map `ebpf:"monitor_budgets"`
 	MonitorCtl       *ebpf.Map `ebpf:"monitor_ctl"`
 	MonitorEvents    *ebpf.Map `ebpf:"monitor_events"`
@@ -641,12 +677,14 @@ type fromContainerMaps struct {
 	OverlayNetworks  *ebpf.Map `ebpf:"overlay_networks"`
 	OverlaySelf      *ebpf.Map `ebpf:"overlay_self"`
 	Ports            *ebpf.Map `ebpf:"ports"`
+	Ports6           *ebpf.Map `ebpf:"ports6"`
 	RemoteEndpoints  *ebpf.Map `ebpf:"remote_endpoints"`
 	RemoteEndpoints6 *ebpf.Map `ebpf:"remote_endpoints6"`
 	ServiceCidrs     *ebpf.Map `ebpf:"service_cidrs"`
 	Subnets          *ebpf.Map `ebpf:"subnets"`
 	Subnets6         *ebpf.Map `ebpf:"subnets6"`
 	UplinkIps        *ebpf.Map `ebpf:"uplink_ips"`
+	UplinkIps6       *ebpf.Map `ebpf:"uplink_ips6"`
 	Uplinks          *ebpf.Map `ebpf:"uplinks"`
 	Verdicts         *ebpf.Map `ebpf:"verdicts"`
 }
@@ -666,6 +704,7 @@ func (m *fromContainerMaps) Close() error {
 		m.Endpoints6,
 		m.FwCount,
 		m.FwRules,
+		m.Hairpin6Scratch,
 		m.MonitorBudgets,
 		m.MonitorCtl,
 		m.MonitorEvents,
@@ -679,12 +718,14 @@ func (m *fromContainerMaps) Close() error {
 		m.OverlayNetworks,
 		m.OverlaySelf,
 		m.Ports,
+		m.Ports6,
 		m.RemoteEndpoints,
 		m.RemoteEndpoints6,
 		m.ServiceCidrs,
 		m.Subnets,
 		m.Subnets6,
 		m.UplinkIps,
+		m.UplinkIps6,
 		m.Uplinks,
 		m.Verdicts,
 	)

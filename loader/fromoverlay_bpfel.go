@@ -38,12 +38,14 @@ const (
 	fromOverlayMapOverlayNetworks         = "overlay_networks"
 	fromOverlayMapOverlaySelf             = "overlay_self"
 	fromOverlayMapPorts                   = "ports"
+	fromOverlayMapPorts6                  = "ports6"
 	fromOverlayMapRemoteEndpoints         = "remote_endpoints"
 	fromOverlayMapRemoteEndpoints6        = "remote_endpoints6"
 	fromOverlayMapServiceCidrs            = "service_cidrs"
 	fromOverlayMapSubnets                 = "subnets"
 	fromOverlayMapSubnets6                = "subnets6"
 	fromOverlayMapUplinkIps               = "uplink_ips"
+	fromOverlayMapUplinkIps6              = "uplink_ips6"
 	fromOverlayMapUplinks                 = "uplinks"
 	fromOverlayMapVerdicts                = "verdicts"
 	fromOverlayProgFromOverlay            = "from_overlay"
@@ -137,12 +139,14 @@ type fromOverlayMapSpecs struct {
 	OverlayNetworks  *ebpf.MapSpec `ebpf:"overlay_networks"`
 	OverlaySelf      *ebpf.MapSpec `ebpf:"overlay_self"`
 	Ports            *ebpf.MapSpec `ebpf:"ports"`
+	Ports6           *ebpf.MapSpec `ebpf:"ports6"`
 	RemoteEndpoints  *ebpf.MapSpec `ebpf:"remote_endpoints"`
 	RemoteEndpoints6 *ebpf.MapSpec `ebpf:"remote_endpoints6"`
 	ServiceCidrs     *ebpf.MapSpec `ebpf:"service_cidrs"`
 	Subnets          *ebpf.MapSpec `ebpf:"subnets"`
 	Subnets6         *ebpf.MapSpec `ebpf:"subnets6"`
 	UplinkIps        *ebpf.MapSpec `ebpf:"uplink_ips"`
+	UplinkIps6       *ebpf.MapSpec `ebpf:"uplink_ips6"`
 	Uplinks          *ebpf.MapSpec `ebpf:"uplinks"`
 	Verdicts         *ebpf.MapSpec `ebpf:"verdicts"`
 }
@@ -212,12 +216,14 @@ type fromOverlayMaps struct {
 	OverlayNetworks  *ebpf.Map `ebpf:"overlay_networks"`
 	OverlaySelf      *ebpf.Map `ebpf:"overlay_self"`
 	Ports            *ebpf.Map `ebpf:"ports"`
+	Ports6           *ebpf.Map `ebpf:"ports6"`
 	RemoteEndpoints  *ebpf.Map `ebpf:"remote_endpoints"`
 	RemoteEndpoints6 *ebpf.Map `ebpf:"remote_endpoints6"`
 	ServiceCidrs     *ebpf.Map `ebpf:"service_cidrs"`
 	Subnets          *ebpf.Map `ebpf:"subnets"`
 	Subnets6         *ebpf.Map `ebpf:"subnets6"`
 	UplinkIps        *ebpf.Map `ebpf:"uplink_ips"`
+	UplinkIps6       *ebpf.Map `ebpf:"uplink_ips6"`
 	Uplinks          *ebpf.Map `ebpf:"uplinks"`
 	Verdicts         *ebpf.Map `ebpf:"verdicts"`
 }
@@ -246,12 +252,14 @@ func (m *fromOverlayMaps) Close() error {
 		m.OverlayNetworks,
 		m.OverlaySelf,
 		m.Ports,
+		m.Ports6,
 		m.RemoteEndpoints,
 		m.RemoteEndpoints6,
 		m.ServiceCidrs,
 		m.Subnets,
 		m.Subnets6,
 		m.UplinkIps,
+		m.UplinkIps6,
 		m.Uplinks,
 		m.Verdicts,
 	)

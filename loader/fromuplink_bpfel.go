@@ -46,10 +46,12 @@ const (
 	fromUplinkMapOverlayNetworks         = "overlay_networks"
 	fromUplinkMapOverlaySelf             = "overlay_self"
 	fromUplinkMapPorts                   = "ports"
+	fromUplinkMapPorts6                  = "ports6"
 	fromUplinkMapRemoteEndpoints         = "remote_endpoints"
 	fromUplinkMapSubnets                 = "subnets"
 	fromUplinkMapSubnets6                = "subnets6"
 	fromUplinkMapUplinkIps               = "uplink_ips"
+	fromUplinkMapUplinkIps6              = "uplink_ips6"
 	fromUplinkMapUplinks                 = "uplinks"
 	fromUplinkMapVerdicts                = "verdicts"
 	fromUplinkProgFromUplink             = "from_uplink"
@@ -158,10 +160,12 @@ type fromUplinkMapSpecs struct {
 	OverlayNetworks  *ebpf.MapSpec `ebpf:"overlay_networks"`
 	OverlaySelf      *ebpf.MapSpec `ebpf:"overlay_self"`
 	Ports            *ebpf.MapSpec `ebpf:"ports"`
+	Ports6           *ebpf.MapSpec `ebpf:"ports6"`
 	RemoteEndpoints  *ebpf.MapSpec `ebpf:"remote_endpoints"`
 	Subnets          *ebpf.MapSpec `ebpf:"subnets"`
 	Subnets6         *ebpf.MapSpec `ebpf:"subnets6"`
 	UplinkIps        *ebpf.MapSpec `ebpf:"uplink_ips"`
+	UplinkIps6       *ebpf.MapSpec `ebpf:"uplink_ips6"`
 	Uplinks          *ebpf.MapSpec `ebpf:"uplinks"`
 	Verdicts         *ebpf.MapSpec `ebpf:"verdicts"`
 }
@@ -246,10 +250,12 @@ type fromUplinkMaps struct {
 	OverlayNetworks  *ebpf.Map `ebpf:"overlay_networks"`
 	OverlaySelf      *ebpf.Map `ebpf:"overlay_self"`
 	Ports            *ebpf.Map `ebpf:"ports"`
+	Ports6           *ebpf.Map `ebpf:"ports6"`
 	RemoteEndpoints  *ebpf.Map `ebpf:"remote_endpoints"`
 	Subnets          *ebpf.Map `ebpf:"subnets"`
 	Subnets6         *ebpf.Map `ebpf:"subnets6"`
 	UplinkIps        *ebpf.Map `ebpf:"uplink_ips"`
+	UplinkIps6       *ebpf.Map `ebpf:"uplink_ips6"`
 	Uplinks          *ebpf.Map `ebpf:"uplinks"`
 	Verdicts         *ebpf.Map `ebpf:"verdicts"`
 }
@@ -286,10 +292,12 @@ func (m *fromUplinkMaps) Close() error {
 		m.OverlayNetworks,
 		m.OverlaySelf,
 		m.Ports,
+		m.Ports6,
 		m.RemoteEndpoints,
 		m.Subnets,
 		m.Subnets6,
 		m.UplinkIps,
+		m.UplinkIps6,
 		m.Uplinks,
 		m.Verdicts,
 	)

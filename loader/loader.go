@@ -33,7 +33,8 @@ const (
 
 // Socket-layer programs (bpf/sock.c) for host-local access to published
 // ports. Their attach types come from their SEC() names.
-var SockPrograms = []string{sockProgSockConnect4, sockProgSockSendmsg4, sockProgSockRecvmsg4, sockProgSockGetpeername4, sockProgSockBind4}
+var SockPrograms = []string{sockProgSockConnect4, sockProgSockSendmsg4, sockProgSockRecvmsg4, sockProgSockGetpeername4, sockProgSockBind4,
+	sockProgSockConnect6, sockProgSockSendmsg6, sockProgSockRecvmsg6, sockProgSockGetpeername6, sockProgSockBind6}
 
 // The capacities of the service tables (bpf/lib/lb.h): frontends and
 // NodePorts of all services, their endpoints, and node addresses.
@@ -96,7 +97,9 @@ type Maps struct {
 	Conntrack6       *ebpf.Map `ebpf:"conntrack6"` // NAT66's flows (bpf/lib/nat6.h)
 	Uplinks          *ebpf.Map `ebpf:"uplinks"`
 	UplinkIPs        *ebpf.Map `ebpf:"uplink_ips"`
+	UplinkIPs6       *ebpf.Map `ebpf:"uplink_ips6"`
 	Ports            *ebpf.Map `ebpf:"ports"`
+	Ports6           *ebpf.Map `ebpf:"ports6"`
 	NATRetries       *ebpf.Map `ebpf:"nat_retries"`
 	NATAllocFailures *ebpf.Map `ebpf:"nat_alloc_failures"`
 	MonitorEvents    *ebpf.Map `ebpf:"monitor_events"`

@@ -90,26 +90,44 @@ type sockLbService struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	sockMapLbAffinities       = "lb_affinities"
-	sockMapLbBackends         = "lb_backends"
-	sockMapLbClients          = "lb_clients"
-	sockMapLbNodeIps          = "lb_node_ips"
-	sockMapLbReverse          = "lb_reverse"
-	sockMapLbServices         = "lb_services"
-	sockMapPorts              = "ports"
-	sockMapSockNat            = "sock_nat"
-	sockMapUplinkIps          = "uplink_ips"
-	sockMapUplinks            = "uplinks"
-	sockProgSockBind4         = "sock_bind4"
-	sockProgSockConnect4      = "sock_connect4"
-	sockProgSockGetpeername4  = "sock_getpeername4"
-	sockProgSockRecvmsg4      = "sock_recvmsg4"
-	sockProgSockSendmsg4      = "sock_sendmsg4"
-	sockVarBtfAnchorLbFlags   = "btf_anchor_lb_flags"
-	sockVarBtfAnchorLbLimits  = "btf_anchor_lb_limits"
-	sockVarBtfAnchorLbScope   = "btf_anchor_lb_scope"
-	sockVarBtfAnchorPortFlags = "btf_anchor_port_flags"
-	sockVarHostNetnsCookie    = "host_netns_cookie"
+	sockMapEndpointIps            = "endpoint_ips"
+	sockMapEndpointIps6           = "endpoint_ips6"
+	sockMapEndpoints              = "endpoints"
+	sockMapEndpoints6             = "endpoints6"
+	sockMapLbAffinities           = "lb_affinities"
+	sockMapLbBackends             = "lb_backends"
+	sockMapLbClients              = "lb_clients"
+	sockMapLbNodeIps              = "lb_node_ips"
+	sockMapLbReverse              = "lb_reverse"
+	sockMapLbServices             = "lb_services"
+	sockMapNetworks               = "networks"
+	sockMapNetworks6              = "networks6"
+	sockMapPorts                  = "ports"
+	sockMapPorts6                 = "ports6"
+	sockMapSockNat                = "sock_nat"
+	sockMapSockNat6               = "sock_nat6"
+	sockMapSubnets                = "subnets"
+	sockMapSubnets6               = "subnets6"
+	sockMapUplinkIps              = "uplink_ips"
+	sockMapUplinkIps6             = "uplink_ips6"
+	sockMapUplinks                = "uplinks"
+	sockProgSockBind4             = "sock_bind4"
+	sockProgSockBind6             = "sock_bind6"
+	sockProgSockConnect4          = "sock_connect4"
+	sockProgSockConnect6          = "sock_connect6"
+	sockProgSockGetpeername4      = "sock_getpeername4"
+	sockProgSockGetpeername6      = "sock_getpeername6"
+	sockProgSockRecvmsg4          = "sock_recvmsg4"
+	sockProgSockRecvmsg6          = "sock_recvmsg6"
+	sockProgSockSendmsg4          = "sock_sendmsg4"
+	sockProgSockSendmsg6          = "sock_sendmsg6"
+	sockVarBtfAnchorEndpointFlags = "btf_anchor_endpoint_flags"
+	sockVarBtfAnchorLbFlags       = "btf_anchor_lb_flags"
+	sockVarBtfAnchorLbLimits      = "btf_anchor_lb_limits"
+	sockVarBtfAnchorLbScope       = "btf_anchor_lb_scope"
+	sockVarBtfAnchorNetworkFlags  = "btf_anchor_network_flags"
+	sockVarBtfAnchorPortFlags     = "btf_anchor_port_flags"
+	sockVarHostNetnsCookie        = "host_netns_cookie"
 )
 
 // loadSock returns the embedded CollectionSpec for sock.
@@ -155,25 +173,41 @@ type sockSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type sockProgramSpecs struct {
 	SockBind4        *ebpf.ProgramSpec `ebpf:"sock_bind4"`
+	SockBind6        *ebpf.ProgramSpec `ebpf:"sock_bind6"`
 	SockConnect4     *ebpf.ProgramSpec `ebpf:"sock_connect4"`
+	SockConnect6     *ebpf.ProgramSpec `ebpf:"sock_connect6"`
 	SockGetpeername4 *ebpf.ProgramSpec `ebpf:"sock_getpeername4"`
+	SockGetpeername6 *ebpf.ProgramSpec `ebpf:"sock_getpeername6"`
 	SockRecvmsg4     *ebpf.ProgramSpec `ebpf:"sock_recvmsg4"`
+	SockRecvmsg6     *ebpf.ProgramSpec `ebpf:"sock_recvmsg6"`
 	SockSendmsg4     *ebpf.ProgramSpec `ebpf:"sock_sendmsg4"`
+	SockSendmsg6     *ebpf.ProgramSpec `ebpf:"sock_sendmsg6"`
 }
 
 // sockMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sockMapSpecs struct {
+	EndpointIps  *ebpf.MapSpec `ebpf:"endpoint_ips"`
+	EndpointIps6 *ebpf.MapSpec `ebpf:"endpoint_ips6"`
+	Endpoints    *ebpf.MapSpec `ebpf:"endpoints"`
+	Endpoints6   *ebpf.MapSpec `ebpf:"endpoints6"`
 	LbAffinities *ebpf.MapSpec `ebpf:"lb_affinities"`
 	LbBackends   *ebpf.MapSpec `ebpf:"lb_backends"`
 	LbClients    *ebpf.MapSpec `ebpf:"lb_clients"`
 	LbNodeIps    *ebpf.MapSpec `ebpf:"lb_node_ips"`
 	LbReverse    *ebpf.MapSpec `ebpf:"lb_reverse"`
 	LbServices   *ebpf.MapSpec `ebpf:"lb_services"`
+	Networks     *ebpf.MapSpec `ebpf:"networks"`
+	Networks6    *ebpf.MapSpec `ebpf:"networks6"`
 	Ports        *ebpf.MapSpec `ebpf:"ports"`
+	Ports6       *ebpf.MapSpec `ebpf:"ports6"`
 	SockNat      *ebpf.MapSpec `ebpf:"sock_nat"`
+	SockNat6     *ebpf.MapSpec `ebpf:"sock_nat6"`
+	Subnets      *ebpf.MapSpec `ebpf:"subnets"`
+	Subnets6     *ebpf.MapSpec `ebpf:"subnets6"`
 	UplinkIps    *ebpf.MapSpec `ebpf:"uplink_ips"`
+	UplinkIps6   *ebpf.MapSpec `ebpf:"uplink_ips6"`
 	Uplinks      *ebpf.MapSpec `ebpf:"uplinks"`
 }
 
@@ -181,11 +215,13 @@ type sockMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sockVariableSpecs struct {
-	BtfAnchorLbFlags   *ebpf.VariableSpec `ebpf:"btf_anchor_lb_flags"`
-	BtfAnchorLbLimits  *ebpf.VariableSpec `ebpf:"btf_anchor_lb_limits"`
-	BtfAnchorLbScope   *ebpf.VariableSpec `ebpf:"btf_anchor_lb_scope"`
-	BtfAnchorPortFlags *ebpf.VariableSpec `ebpf:"btf_anchor_port_flags"`
-	HostNetnsCookie    *ebpf.VariableSpec `ebpf:"host_netns_cookie"`
+	BtfAnchorEndpointFlags *ebpf.VariableSpec `ebpf:"btf_anchor_endpoint_flags"`
+	BtfAnchorLbFlags       *ebpf.VariableSpec `ebpf:"btf_anchor_lb_flags"`
+	BtfAnchorLbLimits      *ebpf.VariableSpec `ebpf:"btf_anchor_lb_limits"`
+	BtfAnchorLbScope       *ebpf.VariableSpec `ebpf:"btf_anchor_lb_scope"`
+	BtfAnchorNetworkFlags  *ebpf.VariableSpec `ebpf:"btf_anchor_network_flags"`
+	BtfAnchorPortFlags     *ebpf.VariableSpec `ebpf:"btf_anchor_port_flags"`
+	HostNetnsCookie        *ebpf.VariableSpec `ebpf:"host_netns_cookie"`
 }
 
 // sockObjects contains all objects after they have been loaded into the kernel.
@@ -208,29 +244,51 @@ func (o *sockObjects) Close() error {
 //
 // It can be passed to loadSockObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sockMaps struct {
+	EndpointIps  *ebpf.Map `ebpf:"endpoint_ips"`
+	EndpointIps6 *ebpf.Map `ebpf:"endpoint_ips6"`
+	Endpoints    *ebpf.Map `ebpf:"endpoints"`
+	Endpoints6   *ebpf.Map `ebpf:"endpoints6"`
 	LbAffinities *ebpf.Map `ebpf:"lb_affinities"`
 	LbBackends   *ebpf.Map `ebpf:"lb_backends"`
 	LbClients    *ebpf.Map `ebpf:"lb_clients"`
 	LbNodeIps    *ebpf.Map `ebpf:"lb_node_ips"`
 	LbReverse    *ebpf.Map `ebpf:"lb_reverse"`
 	LbServices   *ebpf.Map `ebpf:"lb_services"`
+	Networks     *ebpf.Map `ebpf:"networks"`
+	Networks6    *ebpf.Map `ebpf:"networks6"`
 	Ports        *ebpf.Map `ebpf:"ports"`
+	Ports6       *ebpf.Map `ebpf:"ports6"`
 	SockNat      *ebpf.Map `ebpf:"sock_nat"`
+	SockNat6     *ebpf.Map `ebpf:"sock_nat6"`
+	Subnets      *ebpf.Map `ebpf:"subnets"`
+	Subnets6     *ebpf.Map `ebpf:"subnets6"`
 	UplinkIps    *ebpf.Map `ebpf:"uplink_ips"`
+	UplinkIps6   *ebpf.Map `ebpf:"uplink_ips6"`
 	Uplinks      *ebpf.Map `ebpf:"uplinks"`
 }
 
 func (m *sockMaps) Close() error {
 	return _SockClose(
+		m.EndpointIps,
+		m.EndpointIps6,
+		m.Endpoints,
+		m.Endpoints6,
 		m.LbAffinities,
 		m.LbBackends,
 		m.LbClients,
 		m.LbNodeIps,
 		m.LbReverse,
 		m.LbServices,
+		m.Networks,
+		m.Networks6,
 		m.Ports,
+		m.Ports6,
 		m.SockNat,
+		m.SockNat6,
+		m.Subnets,
+		m.Subnets6,
 		m.UplinkIps,
+		m.UplinkIps6,
 		m.Uplinks,
 	)
 }
@@ -239,11 +297,13 @@ func (m *sockMaps) Close() error {
 //
 // It can be passed to loadSockObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sockVariables struct {
-	BtfAnchorLbFlags   *ebpf.Variable `ebpf:"btf_anchor_lb_flags"`
-	BtfAnchorLbLimits  *ebpf.Variable `ebpf:"btf_anchor_lb_limits"`
-	BtfAnchorLbScope   *ebpf.Variable `ebpf:"btf_anchor_lb_scope"`
-	BtfAnchorPortFlags *ebpf.Variable `ebpf:"btf_anchor_port_flags"`
-	HostNetnsCookie    *ebpf.Variable `ebpf:"host_netns_cookie"`
+	BtfAnchorEndpointFlags *ebpf.Variable `ebpf:"btf_anchor_endpoint_flags"`
+	BtfAnchorLbFlags       *ebpf.Variable `ebpf:"btf_anchor_lb_flags"`
+	BtfAnchorLbLimits      *ebpf.Variable `ebpf:"btf_anchor_lb_limits"`
+	BtfAnchorLbScope       *ebpf.Variable `ebpf:"btf_anchor_lb_scope"`
+	BtfAnchorNetworkFlags  *ebpf.Variable `ebpf:"btf_anchor_network_flags"`
+	BtfAnchorPortFlags     *ebpf.Variable `ebpf:"btf_anchor_port_flags"`
+	HostNetnsCookie        *ebpf.Variable `ebpf:"host_netns_cookie"`
 }
 
 // sockPrograms contains all programs after they have been loaded into the kernel.
@@ -251,19 +311,29 @@ type sockVariables struct {
 // It can be passed to loadSockObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sockPrograms struct {
 	SockBind4        *ebpf.Program `ebpf:"sock_bind4"`
+	SockBind6        *ebpf.Program `ebpf:"sock_bind6"`
 	SockConnect4     *ebpf.Program `ebpf:"sock_connect4"`
+	SockConnect6     *ebpf.Program `ebpf:"sock_connect6"`
 	SockGetpeername4 *ebpf.Program `ebpf:"sock_getpeername4"`
+	SockGetpeername6 *ebpf.Program `ebpf:"sock_getpeername6"`
 	SockRecvmsg4     *ebpf.Program `ebpf:"sock_recvmsg4"`
+	SockRecvmsg6     *ebpf.Program `ebpf:"sock_recvmsg6"`
 	SockSendmsg4     *ebpf.Program `ebpf:"sock_sendmsg4"`
+	SockSendmsg6     *ebpf.Program `ebpf:"sock_sendmsg6"`
 }
 
 func (p *sockPrograms) Close() error {
 	return _SockClose(
 		p.SockBind4,
+		p.SockBind6,
 		p.SockConnect4,
+		p.SockConnect6,
 		p.SockGetpeername4,
+		p.SockGetpeername6,
 		p.SockRecvmsg4,
+		p.SockRecvmsg6,
 		p.SockSendmsg4,
+		p.SockSendmsg6,
 	)
 }
 

@@ -21,6 +21,7 @@ type (
 	CTKind           = fromContainerCtKind
 	CTState          = fromContainerCtState
 	PortKey          = fromContainerPortKey
+	Port6Key         = fromContainerPort6Key // ports6's (bpf/lib/ports.h)
 	PortEntry        = fromContainerPortEntry
 	UplinkInfo       = fromContainerUplinkInfo
 	MonitorEvent     = fromContainerMonitorEvent
@@ -111,6 +112,7 @@ const (
 	FWScopeBits    = int(fromContainerFwLimitsFW_SCOPE_BITS)
 
 	PortRuntimeHeld = fromContainerPortFlagsPORT_F_RUNTIME_HELD
+	PortIPv4Only    = fromContainerPortFlagsPORT_F_IPV4ONLY
 
 	// VXLANPort is the UDP port of the overlay's VXLAN devices.
 	VXLANPort = int(fromContainerOverlayLimitsOVERLAY_VXLAN_PORT)

@@ -281,3 +281,35 @@ func TestGCRefusesNonPositiveTimeouts(t *testing.T) {
 		t.Errorf("default timeouts: %v", err)
 	}
 }
+
+// An uplink's IPv6 addresses (for the socket hooks): only global unicast
+// ones, replaced as a whole, gone with the uplink.
+func TestUplinkIPs6(t *testing.T) {
+	v := newViews(t)
+	mac := net.HardwareAddr{2, 0, 0, 0, 0, 1}
+	if err := v.PutUplink(Uplink{Ifindex: 5, IP: host, MAC: mac}); err != nil {
+		t.Fatal(err)
+	}
+	a, b := netip.MustParseAddr("2001:db8::2"), netip.MustParseAddr("2001:db8::3")
+	if err := v.PutUplinkIPs6(5, []netip.Addr{a, netip.MustParseAddr("fe80::1"), netip.MustParseAddr("::1"), host}); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.PutUplinkIPs6(7, []netip.Addr{netip.MustParseAddr("2001:db8:7::1")}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := v.UplinkIPs6(); err != nil || len(got[5]) != 1 || got[5][0] != a || len(got[7]) != 1 {
+		t.Fatalf("UplinkIPs6 = %v, %v", got, err)
+	}
+	if err := v.PutUplinkIPs6(5, []netip.Addr{b}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := v.UplinkIPs6(); len(got[5]) != 1 || got[5][0] != b {
+		t.Fatalf("after replacing: %v", got)
+	}
+	if err := v.DeleteUplink(5); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := v.UplinkIPs6(); len(got[5]) != 0 || len(got[7]) != 1 {
+		t.Fatalf("after deleting uplink 5: %v", got)
+	}
+}

@@ -76,7 +76,66 @@ func (v *Views) DeleteUplink(ifindex int) error {
 	if v.m.UplinkIPs.Lookup(info.Ip, &owner) == nil && owner == idx {
 		ipErr = ignoreMissing(v.m.UplinkIPs.Delete(info.Ip))
 	}
-	return errors.Join(ipErr, ignoreMissing(v.m.Uplinks.Delete(idx)))
+	return errors.Join(ipErr, v.deleteUplinkIPs6(idx), ignoreMissing(v.m.Uplinks.Delete(idx)))
+}
+
+// PutUplinkIPs6 records an uplink's global IPv6 addresses, which the socket
+// hooks recognise as the host's own (a host process dialling one at a
+// published port reaches the container); from_uplink asks the FIB
+// instead. Link-local, loopback, multicast and mapped addresses are left
+// out. The uplink's earlier addresses are replaced; on an error none is
+// left.
+func (v *Views) PutUplinkIPs6(ifindex int, ips []netip.Addr) error {
+	idx := uint32(ifindex)
+	if err := v.deleteUplinkIPs6(idx); err != nil {
+		return err
+	}
+	for _, ip := range ips {
+		if !ip.Is6() || ip.Is4In6() || !ip.IsGlobalUnicast() {
+			continue
+		}
+		k := ip6Key(ip)
+		if err := v.m.UplinkIPs6.Put(&k, idx); err != nil {
+			v.deleteUplinkIPs6(idx)
+			return fmt.Errorf("write uplink address %s: %w", ip, err)
+		}
+	}
+	return nil
+}
+
+// UplinkIPs6 lists the uplinks' IPv6 addresses by ifindex.
+func (v *Views) UplinkIPs6() (map[int][]netip.Addr, error) {
+	out := map[int][]netip.Addr{}
+	var k loader.IP6Key
+	var idx uint32
+	it := v.m.UplinkIPs6.Iterate()
+	for it.Next(&k, &idx) {
+		out[int(idx)] = append(out[int(idx)], addrFromIP6(k))
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("list uplink IPv6 addresses: %w", err)
+	}
+	return out, nil
+}
+
+func (v *Views) deleteUplinkIPs6(idx uint32) error {
+	var keys []loader.IP6Key
+	var k loader.IP6Key
+	var owner uint32
+	it := v.m.UplinkIPs6.Iterate()
+	for it.Next(&k, &owner) {
+		if owner == idx {
+			keys = append(keys, k)
+		}
+	}
+	errs := []error{it.Err()}
+	for _, k := range keys {
+		errs = append(errs, ignoreMissing(v.m.UplinkIPs6.Delete(&k)))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("remove uplink %d's IPv6 addresses: %w", idx, err)
+	}
+	return nil
 }
 
 // Uplinks lists the uplinks.
@@ -106,7 +165,7 @@ const (
 // veth is Ifindex.
 type PortEntry struct {
 	Proto         uint8      // ProtoTCP or ProtoUDP
-	HostIP        netip.Addr // invalid or 0.0.0.0: every uplink address
+	HostIP        netip.Addr // invalid: every address, both families; 0.0.0.0 or [::]: one family's
 	HostPort      uint16
 	ContainerIP   netip.Addr
 	ContainerPort uint16
@@ -116,24 +175,52 @@ type PortEntry struct {
 	RuntimeHeld bool
 }
 
-func (b PortEntry) key() (loader.PortKey, error) {
+// v6 reports whether b is published on IPv6 alone, on one address or
+// [::] (the ports6 table); every other binding is in ports: with no host
+// address (both families), 0.0.0.0 (PORT_F_IPV4_ONLY) or an IPv4 address.
+func (b PortEntry) v6() bool {
+	return b.HostIP.Is6() && !b.HostIP.Is4In6()
+}
+
+func (b PortEntry) check() error {
 	if b.Proto != ProtoTCP && b.Proto != ProtoUDP {
-		return loader.PortKey{}, fmt.Errorf("published port %d: protocol %d is neither TCP nor UDP", b.HostPort, b.Proto)
+		return fmt.Errorf("published port %d: protocol %d is neither TCP nor UDP", b.HostPort, b.Proto)
 	}
+	if b.HostIP.Is4In6() {
+		return fmt.Errorf("published port %d: host IP %v is an IPv4-mapped address", b.HostPort, b.HostIP)
+	}
+	return nil
+}
+
+func (b PortEntry) key4() loader.PortKey {
 	k := loader.PortKey{Proto: b.Proto, Port: BE16(b.HostPort)}
-	if b.HostIP.IsValid() {
-		if !b.HostIP.Is4() {
-			return k, fmt.Errorf("published port %d: host IP %v is not IPv4", b.HostPort, b.HostIP)
-		}
+	if b.HostIP.Is4() {
 		k.HostIp = BE32(b.HostIP)
 	}
-	return k, nil
+	return k
+}
+
+func (b PortEntry) key6() loader.Port6Key {
+	return loader.Port6Key{Proto: b.Proto, Port: BE16(b.HostPort), HostIp: ip6Key(b.HostIP)}
+}
+
+// entry is b's table and key.
+func (v *Views) entry(b PortEntry) (*ebpf.Map, any, error) {
+	if err := b.check(); err != nil {
+		return nil, nil, err
+	}
+	if b.v6() {
+		k := b.key6()
+		return v.m.Ports6, &k, nil
+	}
+	k := b.key4()
+	return v.m.Ports, &k, nil
 }
 
 // PutPortEntry publishes a port. It fails if the (proto, host IP, host
 // port) is already published.
 func (v *Views) PutPortEntry(b PortEntry) error {
-	k, err := b.key()
+	m, k, err := v.entry(b)
 	if err != nil {
 		return err
 	}
@@ -141,7 +228,7 @@ func (v *Views) PutPortEntry(b PortEntry) error {
 	if err != nil {
 		return err
 	}
-	if err := v.m.Ports.Update(&k, &val, ebpf.UpdateNoExist); err != nil {
+	if err := m.Update(k, &val, ebpf.UpdateNoExist); err != nil {
 		return fmt.Errorf("publish %s: %w", b.hostString(), err)
 	}
 	return nil
@@ -159,7 +246,25 @@ func (b PortEntry) value() (loader.PortEntry, error) {
 	if b.RuntimeHeld {
 		val.Flags |= uint16(loader.PortRuntimeHeld)
 	}
+	if b.HostIP == netip.IPv4Unspecified() {
+		val.Flags |= uint16(loader.PortIPv4Only)
+	}
 	return val, nil
+}
+
+// byTable splits bindings into those of ports and those of ports6.
+func byTable(bs []PortEntry) (b4, b6 []PortEntry, err error) {
+	for _, b := range bs {
+		if err := b.check(); err != nil {
+			return nil, nil, err
+		}
+		if b.v6() {
+			b6 = append(b6, b)
+		} else {
+			b4 = append(b4, b)
+		}
+	}
+	return b4, b6, nil
 }
 
 // PutPortEntries publishes ports in batches, one syscall per 4096
@@ -170,42 +275,72 @@ func (b PortEntry) value() (loader.PortEntry, error) {
 // map holds no binding the store does not. All or none: on an error those
 // written are removed again.
 func (v *Views) PutPortEntries(bs []PortEntry) error {
-	keys := make([]loader.PortKey, len(bs))
-	vals := make([]loader.PortEntry, len(bs))
-	for j, b := range bs {
-		var err error
-		if keys[j], err = b.key(); err != nil {
-			return err
-		}
-		if vals[j], err = b.value(); err != nil {
+	b4, b6, err := byTable(bs)
+	if err != nil {
+		return err
+	}
+	keys4 := make([]loader.PortKey, len(b4))
+	keys6 := make([]loader.Port6Key, len(b6))
+	vals4 := make([]loader.PortEntry, len(b4))
+	vals6 := make([]loader.PortEntry, len(b6))
+	for j, b := range b4 {
+		keys4[j] = b.key4()
+		if vals4[j], err = b.value(); err != nil {
 			return err
 		}
 	}
-	for start := 0; start < len(bs); start += portBatch {
-		end := min(start+portBatch, len(bs))
-		if _, err := v.m.Ports.BatchUpdate(keys[start:end], vals[start:end], nil); err != nil {
-			v.DeletePortEntries(bs[:end])
-			return fmt.Errorf("publish %d ports from %s: %w", end-start, bs[start].hostString(), err)
+	for j, b := range b6 {
+		keys6[j] = b.key6()
+		if vals6[j], err = b.value(); err != nil {
+			return err
 		}
+	}
+	if n, err := batchPut(v.m.Ports, keys4, vals4); err != nil {
+		v.DeletePortEntries(b4[:n])
+		return fmt.Errorf("publish ports from %s: %w", b4[0].hostString(), err)
+	}
+	if n, err := batchPut(v.m.Ports6, keys6, vals6); err != nil {
+		v.DeletePortEntries(append(b4, b6[:n]...))
+		return fmt.Errorf("publish ports from %s: %w", b6[0].hostString(), err)
 	}
 	return nil
+}
+
+// batchPut writes keys and vals in batches. On an error it returns how
+// many of them may have been written.
+func batchPut[K any](m *ebpf.Map, keys []K, vals []loader.PortEntry) (int, error) {
+	for start := 0; start < len(keys); start += portBatch {
+		end := min(start+portBatch, len(keys))
+		if _, err := m.BatchUpdate(keys[start:end], vals[start:end], nil); err != nil {
+			return end, fmt.Errorf("%d ports: %w", end-start, err)
+		}
+	}
+	return len(keys), nil
 }
 
 // DeletePortEntries unpublishes ports in batches; missing ones are no
 // error.
 func (v *Views) DeletePortEntries(bs []PortEntry) error {
-	keys := make([]loader.PortKey, 0, len(bs))
-	for _, b := range bs {
-		k, err := b.key()
-		if err != nil {
-			return err
-		}
-		keys = append(keys, k)
+	b4, b6, err := byTable(bs)
+	if err != nil {
+		return err
 	}
+	keys4 := make([]loader.PortKey, 0, len(b4))
+	for _, b := range b4 {
+		keys4 = append(keys4, b.key4())
+	}
+	keys6 := make([]loader.Port6Key, 0, len(b6))
+	for _, b := range b6 {
+		keys6 = append(keys6, b.key6())
+	}
+	return errors.Join(batchDelete(v.m.Ports, keys4), batchDelete(v.m.Ports6, keys6))
+}
+
+func batchDelete[K any](m *ebpf.Map, keys []K) error {
 	var errs []error
 	for start := 0; start < len(keys); {
 		end := min(start+portBatch, len(keys))
-		n, err := v.m.Ports.BatchDelete(keys[start:end], nil)
+		n, err := m.BatchDelete(keys[start:end], nil)
 		if err == nil {
 			start = end
 			continue
@@ -213,7 +348,7 @@ func (v *Views) DeletePortEntries(bs []PortEntry) error {
 		// The kernel stops at the first missing key: delete that one
 		// alone and go on after it.
 		if k := start + n; k < end {
-			errs = append(errs, ignoreMissing(v.m.Ports.Delete(&keys[k])))
+			errs = append(errs, ignoreMissing(m.Delete(&keys[k])))
 			start = k + 1
 			continue
 		}
@@ -226,26 +361,26 @@ func (v *Views) DeletePortEntries(bs []PortEntry) error {
 // DeletePortEntry unpublishes the port b's (Proto, HostIP, HostPort) names;
 // a missing one is no error.
 func (v *Views) DeletePortEntry(b PortEntry) error {
-	k, err := b.key()
+	m, k, err := v.entry(b)
 	if err != nil {
 		return err
 	}
-	return ignoreMissing(v.m.Ports.Delete(&k))
+	return ignoreMissing(m.Delete(k))
 }
 
-// readPorts reads the whole ports table in batches: a few syscalls for
-// 40000 published ports rather than two per port.
-func (v *Views) readPorts() ([]loader.PortKey, []loader.PortEntry, error) {
-	size := min(int(v.m.Ports.MaxEntries()), portBatch)
-	keys := make([]loader.PortKey, size)
+// readTable reads a whole table of published ports in batches: a few
+// syscalls for 40000 published ports rather than two per port.
+func readTable[K any](m *ebpf.Map) ([]K, []loader.PortEntry, error) {
+	size := min(int(m.MaxEntries()), portBatch)
+	keys := make([]K, size)
 	vals := make([]loader.PortEntry, size)
-	var outK []loader.PortKey
+	var outK []K
 	var outV []loader.PortEntry
 	var cursor ebpf.MapBatchCursor
 	for {
-		n, err := v.m.Ports.BatchLookup(&cursor, keys, vals, nil)
+		n, err := m.BatchLookup(&cursor, keys, vals, nil)
 		if errors.Is(err, ebpf.ErrNotSupported) {
-			return v.iteratePorts()
+			return iterateTable[K](m)
 		}
 		outK, outV = append(outK, keys[:n]...), append(outV, vals[:n]...)
 		if errors.Is(err, ebpf.ErrKeyNotExist) {
@@ -257,13 +392,13 @@ func (v *Views) readPorts() ([]loader.PortKey, []loader.PortEntry, error) {
 	}
 }
 
-// iteratePorts is readPorts for kernels without batch lookups.
-func (v *Views) iteratePorts() ([]loader.PortKey, []loader.PortEntry, error) {
-	var outK []loader.PortKey
+// iterateTable is readTable for kernels without batch lookups.
+func iterateTable[K any](m *ebpf.Map) ([]K, []loader.PortEntry, error) {
+	var outK []K
 	var outV []loader.PortEntry
-	var k loader.PortKey
+	var k K
 	var val loader.PortEntry
-	it := v.m.Ports.Iterate()
+	it := m.Iterate()
 	for it.Next(&k, &val) {
 		outK, outV = append(outK, k), append(outV, val)
 	}
@@ -273,27 +408,40 @@ func (v *Views) iteratePorts() ([]loader.PortKey, []loader.PortEntry, error) {
 	return outK, outV, nil
 }
 
-// PortEntries lists the published ports. HostIP is invalid for bindings on
-// every address.
+func portEntry(proto uint8, port uint16, val loader.PortEntry) PortEntry {
+	return PortEntry{
+		Proto:         proto,
+		HostPort:      PortFromBE16(port),
+		ContainerIP:   AddrFromBE32(val.ContainerIp),
+		ContainerPort: PortFromBE16(val.ContainerPort),
+		Ifindex:       int(val.Ifindex),
+		RuntimeHeld:   val.Flags&uint16(loader.PortRuntimeHeld) != 0,
+	}
+}
+
+// PortEntries lists the published ports, of both tables. HostIP is
+// invalid for bindings on every address of both families, 0.0.0.0 or [::]
+// for those of one.
 func (v *Views) PortEntries() ([]PortEntry, error) {
-	keys, vals, err := v.readPorts()
+	keys, vals, err := readTable[loader.PortKey](v.m.Ports)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]PortEntry, 0, len(keys))
+	keys6, vals6, err := readTable[loader.Port6Key](v.m.Ports6)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]PortEntry, 0, len(keys)+len(keys6))
 	for j, k := range keys {
-		val := vals[j]
-		b := PortEntry{
-			Proto:         k.Proto,
-			HostPort:      PortFromBE16(k.Port),
-			ContainerIP:   AddrFromBE32(val.ContainerIp),
-			ContainerPort: PortFromBE16(val.ContainerPort),
-			Ifindex:       int(val.Ifindex),
-			RuntimeHeld:   val.Flags&uint16(loader.PortRuntimeHeld) != 0,
-		}
-		if k.HostIp != 0 {
+		b := portEntry(k.Proto, k.Port, vals[j])
+		if k.HostIp != 0 || vals[j].Flags&uint16(loader.PortIPv4Only) != 0 {
 			b.HostIP = AddrFromBE32(k.HostIp)
 		}
+		out = append(out, b)
+	}
+	for j, k := range keys6 {
+		b := portEntry(k.Proto, k.Port, vals6[j])
+		b.HostIP = addrFromIP6(k.HostIp)
 		out = append(out, b)
 	}
 	return out, nil
@@ -304,10 +452,14 @@ func (b PortEntry) hostString() string {
 }
 
 // HostAddrString is how ebpfnet writes a published port's host address
-// everywhere: the zero address (every address of the host) as 0.0.0.0.
+// everywhere: the zero address (every address of the host) as 0.0.0.0, an
+// IPv6 address in brackets as Docker writes it ([::1]:8080).
 func HostAddrString(ip netip.Addr) string {
 	if !ip.IsValid() {
 		return "0.0.0.0"
+	}
+	if ip.Is6() && !ip.Is4In6() {
+		return "[" + ip.String() + "]"
 	}
 	return ip.String()
 }

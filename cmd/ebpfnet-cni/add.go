@@ -93,6 +93,7 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 		ContainerName: podName(args.Args),
 	}
 	if conf.overlay() {
+		attach.Ports = forFamilies(attach.Ports, false) // overlay networks are IPv4-only
 		n, ep, err := addOverlay(context.TODO(), inst, req, attach)
 		if err != nil {
 			return err
@@ -103,6 +104,7 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 	if err != nil {
 		return refused("network "+conf.Name, err)
 	}
+	attach.Ports = forFamilies(attach.Ports, n.Subnet6.IsValid())
 	ep, err := inst.Attach(attach)
 	if err != nil {
 		if created {

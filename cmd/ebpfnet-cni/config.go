@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"slices"
 
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/cni/pkg/version"
@@ -244,18 +245,35 @@ func portMappings(in []PortMapEntry, runtimeHeld bool) ([]ports.Mapping, error) 
 			if err != nil {
 				return nil, configError("portMappings: hostIP %q is not an IP address", e.HostIP)
 			}
-			if !a.Is4() {
-				// Runtimes publish each port for both families; IPv6 is
-				// not in the datapath yet, so those entries are skipped.
-				continue
-			}
-			if !a.IsUnspecified() {
-				m.HostIP = a
-			}
+			// Docker 28's rules: 0.0.0.0 IPv4 only, :: IPv6 only, an
+			// IPv6 address that address.
+			m.HostIP = a.Unmap()
 		}
 		out = append(out, m)
 	}
+	checked, err := ports.Check(out)
+	if err != nil {
+		return nil, configError("portMappings: %v", err)
+	}
+	// A runtime sends a port for both families as an entry per family
+	// (0.0.0.0 or none, and ::): one binding on every address.
+	reqs, _ := ports.MergeFamilies(ports.Requests(checked))
+	out = out[:0]
+	for _, r := range reqs {
+		out = append(out, r.Mapping)
+	}
 	return out, nil
+}
+
+// forFamilies drops the IPv6 mappings of an endpoint of a network without
+// IPv6 (runtimes send every port for both families): the datapath would
+// refuse them. Twins merged on every address stay, and answer IPv6
+// clients through NAT64.
+func forFamilies(ms []ports.Mapping, ipv6 bool) []ports.Mapping {
+	if ipv6 {
+		return ms
+	}
+	return slices.DeleteFunc(slices.Clone(ms), ports.Mapping.IPv6)
 }
 
 // requestedIPs reads the ips capability: at most one IPv4 and one IPv6

@@ -20,17 +20,28 @@ func TestParseAdd(t *testing.T) {
 		"runtimeConfig":{"portMappings":[
 			{"hostPort":8080,"containerPort":80,"protocol":"tcp"},
 			{"hostPort":5353,"containerPort":53,"protocol":"UDP","hostIP":"198.18.0.2"},
-			{"hostPort":8080,"containerPort":80,"protocol":"tcp","hostIP":"::"}],
+			{"hostPort":8080,"containerPort":80,"protocol":"tcp","hostIP":"::"},
+			{"hostPort":9090,"containerPort":90,"protocol":"tcp","hostIP":"0.0.0.0"},
+			{"hostPort":9191,"containerPort":91,"protocol":"tcp","hostIP":"::"},
+			{"hostPort":9292,"containerPort":92,"protocol":"tcp","hostIP":"2001:db8::2"}],
 		"ips":["10.88.0.9/16","fd00::9/64"],"mac":"0a:58:0a:58:00:09"}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The [::] twin of 8080 is merged into its IPv4 one on every address;
+	// 0.0.0.0 alone is IPv4's, :: alone IPv6's (Docker 28).
 	want := []ports.Mapping{
 		{Proto: ports.TCP, HostPort: 8080, ContainerPort: 80},
 		{Proto: ports.UDP, HostIP: netip.MustParseAddr("198.18.0.2"), HostPort: 5353, ContainerPort: 53},
+		{Proto: ports.TCP, HostIP: netip.IPv4Unspecified(), HostPort: 9090, ContainerPort: 90},
+		{Proto: ports.TCP, HostIP: netip.MustParseAddr("2001:db8::2"), HostPort: 9292, ContainerPort: 92},
+		{Proto: ports.TCP, HostIP: netip.IPv6Unspecified(), HostPort: 9191, ContainerPort: 91},
 	}
-	if len(r.ports) != len(want) || r.ports[0] != want[0] || r.ports[1] != want[1] {
-		t.Errorf("ports %v, want %v (the IPv6 entry skipped)", r.ports, want)
+	if !slices.Equal(r.ports, want) {
+		t.Errorf("ports %v, want %v", r.ports, want)
+	}
+	if got := forFamilies(r.ports, false); !slices.Equal(got, want[:3]) {
+		t.Errorf("for an IPv4-only network: %v, want %v", got, want[:3])
 	}
 	if r.ip != "10.88.0.9" || r.ip6 != "fd00::9" || r.mac != "0a:58:0a:58:00:09" {
 		t.Errorf("ip %q ip6 %q mac %q", r.ip, r.ip6, r.mac)

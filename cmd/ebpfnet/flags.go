@@ -69,7 +69,7 @@ type publishFlags struct {
 }
 
 func (p *publishFlags) register(f *pflag.FlagSet) {
-	f.StringArrayVarP(&p.specs, "publish", "p", nil, "publish a port: [hostIP:][hostPort[-end]:]containerPort[-end][/tcp|/udp]; a host port range with one container port takes one free port of the range")
+	f.StringArrayVarP(&p.specs, "publish", "p", nil, "publish a port: [hostIP:][hostPort[-end]:]containerPort[-end][/tcp|/udp], an IPv6 hostIP in brackets ([::1]:8080:80); no hostIP: both families, 0.0.0.0: IPv4 only, [::]: IPv6 only; a host port range with one container port takes one free port of the range")
 	f.BoolVarP(&p.all, "publish-all", "P", false, "publish every --expose'd port on an ephemeral host port")
 	f.StringArrayVar(&p.expose, "expose", nil, "expose a port or range, PORT[-END][/PROTO] (published by -P)")
 }

@@ -92,6 +92,20 @@ func EnableForwarding6(ifname string) error {
 	return nil
 }
 
+// UplinkAddrs6 lists an uplink's global IPv6 addresses (none when it has no
+// IPv6, or they cannot be read: then only [::1] reaches published ports
+// from the host over IPv6).
+func UplinkAddrs6(l netlink.Link) []netip.Addr {
+	addrs, _ := netlink.AddrList(l, netlink.FAMILY_V6)
+	var out []netip.Addr
+	for _, a := range addrs {
+		if ip, ok := netip.AddrFromSlice(a.IP); ok && ip.Is6() && !ip.Is4In6() && ip.IsGlobalUnicast() {
+			out = append(out, ip)
+		}
+	}
+	return out
+}
+
 // UplinkAddr is the address an uplink masquerades with: its first global
 // IPv4 address.
 func UplinkAddr(l netlink.Link) (netip.Addr, error) {

@@ -23,9 +23,16 @@ const (
 )
 
 // HostIPsOverlap reports whether two bindings' host addresses can both
-// receive the same packet: the unspecified address overlaps everything.
+// receive the same packet: the zero address (both families) overlaps
+// everything, 0.0.0.0 every IPv4 address, [::] every IPv6 address.
 func HostIPsOverlap(a, b netip.Addr) bool {
-	return !a.IsValid() || !b.IsValid() || a == b
+	if !a.IsValid() || !b.IsValid() || a == b {
+		return true
+	}
+	if a.Is4() != b.Is4() {
+		return false
+	}
+	return a.IsUnspecified() || b.IsUnspecified()
 }
 
 // portTable indexes published ports by protocol and host port, so checking
@@ -123,7 +130,7 @@ func HostPortProbe(runtimeOwn map[uint64]bool) (HostPortFree, error) {
 	}
 	local := map[netip.Addr]error{}
 	return func(proto Protocol, ip netip.Addr, port uint16) error {
-		if ip.IsValid() {
+		if ip.IsValid() && !ip.IsUnspecified() {
 			err, seen := local[ip]
 			if !seen {
 				err = checkLocalAddr(ip)
@@ -145,7 +152,11 @@ func HostPortProbe(runtimeOwn map[uint64]bool) (HostPortFree, error) {
 // checkLocalAddr fails unless ip is an address of this host (binding port 0
 // on it is how the kernel answers that).
 func checkLocalAddr(ip netip.Addr) error {
-	c, err := net.ListenPacket("udp4", net.JoinHostPort(ip.String(), "0"))
+	network := "udp4"
+	if ip.Is6() {
+		network = "udp6"
+	}
+	c, err := net.ListenPacket(network, net.JoinHostPort(ip.String(), "0"))
 	if err == nil {
 		return c.Close()
 	}

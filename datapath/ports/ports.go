@@ -58,14 +58,17 @@ func (p *Protocol) UnmarshalText(b []byte) error {
 }
 
 // HostAddrString formats a published port's host address: the zero address
-// means every address of the host, written as Docker writes it (0.0.0.0).
+// means every address of the host, written as Docker writes it (0.0.0.0),
+// an IPv6 address in brackets.
 func HostAddrString(ip netip.Addr) string { return maps.HostAddrString(ip) }
 
 // Mapping is one published port, as `docker port` shows it.
 type Mapping struct {
-	Proto         Protocol   `json:"proto"`
-	HostIP        netip.Addr `json:"host_ip,omitzero"` // zero: every host address
-	HostPort      uint16     `json:"host_port"`        // 0 until assigned
+	Proto Protocol `json:"proto"`
+	// HostIP zero: every host address, both families; 0.0.0.0: every
+	// IPv4 address; [::]: every IPv6 address (Docker 28's rules).
+	HostIP        netip.Addr `json:"host_ip,omitzero"`
+	HostPort      uint16     `json:"host_port"` // 0 until assigned
 	ContainerPort uint16     `json:"container_port"`
 	// RuntimeHeld: the runtime that asked for the port reserves it with a
 	// socket of its own (Podman), so the host's bind of it is let through.
@@ -135,8 +138,9 @@ func (m Mapping) String() string {
 }
 
 // Check validates mappings that need not come from ParseSpec (a CNI
-// or Docker front end builds them itself) and returns them with 0.0.0.0
-// written as the zero address, which means every host address.
+// or Docker front end builds them itself) and returns them with IPv4-mapped
+// host addresses written as IPv4. 0.0.0.0 (every IPv4 address) and [::]
+// (every IPv6 address) stay apart from the zero address (both).
 func Check(ms []Mapping) ([]Mapping, error) {
 	out := make([]Mapping, 0, len(ms))
 	for _, m := range ms {
@@ -157,13 +161,28 @@ func checkPort(m Mapping) (Mapping, error) {
 	if m.ContainerPort == 0 {
 		return m, errors.New("published port: container port 0 is not a port number (1-65535)")
 	}
-	if m.HostIP.IsValid() && !m.HostIP.Is4() {
-		return m, fmt.Errorf("published port %d: host address %s is not IPv4", m.ContainerPort, m.HostIP)
-	}
-	if m.HostIP.IsUnspecified() {
-		m.HostIP = netip.Addr{}
+	if m.HostIP.IsValid() {
+		m.HostIP = m.HostIP.Unmap()
+		if err := checkHostAddr(m.HostIP); err != nil {
+			return m, fmt.Errorf("published port %d: %w", m.ContainerPort, err)
+		}
 	}
 	return m, nil
+}
+
+// checkHostAddr refuses host addresses a port cannot be published on: a
+// zone, multicast, an IPv6 link-local address (it needs a zone). Whether
+// the address is the host's is checked at assignment (HostPortProbe).
+func checkHostAddr(a netip.Addr) error {
+	switch {
+	case a.Zone() != "":
+		return fmt.Errorf("host address %s: a zone is not supported", a)
+	case a.IsMulticast():
+		return fmt.Errorf("host address %s is a multicast address", a)
+	case a.Is6() && a.IsLinkLocalUnicast():
+		return fmt.Errorf("host address %s is an IPv6 link-local address", a)
+	}
+	return nil
 }
 
 // ParseSpecs parses several -p values.
@@ -189,7 +208,8 @@ func ParseSpecs(specs []string) ([]Request, error) {
 }
 
 // ParseSpec parses Docker's -p grammar:
-// [hostIP:][hostPort[-end]:]containerPort[-end][/tcp|/udp]. Ranges of equal
+// [hostIP:][hostPort[-end]:]containerPort[-end][/tcp|/udp], an IPv6 hostIP
+// in brackets ([::1]:8080:80). Ranges of equal
 // length expand to one request per port; a host port range with one
 // container port asks for one free host port of the range (Docker's
 // -p 8000-8010:80); an omitted host port stays 0 (an ephemeral port is
@@ -204,29 +224,47 @@ func ParseSpec(spec string) ([]Request, error) {
 			return nil, bad("protocol must be tcp or udp")
 		}
 	}
-	if strings.HasPrefix(rest, "[") {
-		return nil, bad("IPv6 host addresses are not supported yet")
-	}
 	var hostIP, hostPorts, ctrPorts string
-	switch parts := strings.Split(rest, ":"); len(parts) {
-	case 1:
-		ctrPorts = parts[0]
-	case 2:
-		hostPorts, ctrPorts = parts[0], parts[1]
-	case 3:
-		hostIP, hostPorts, ctrPorts = parts[0], parts[1], parts[2]
-	default: // more colons: only an IPv6 host address has them
-		return nil, bad("IPv6 host addresses are not supported yet (or too many ':')")
+	if strings.HasPrefix(rest, "[") { // [IPv6]:hostPort:containerPort, as Docker writes it
+		end := strings.IndexByte(rest, ']')
+		if end < 0 || !strings.HasPrefix(rest[end+1:], ":") {
+			return nil, bad("an IPv6 host address is written [ADDRESS]:HOSTPORT:CONTAINERPORT")
+		}
+		hostIP = rest[1:end]
+		var ok bool
+		if hostPorts, ctrPorts, ok = strings.Cut(rest[end+2:], ":"); !ok || strings.Contains(ctrPorts, ":") {
+			return nil, bad("an IPv6 host address is written [ADDRESS]:HOSTPORT:CONTAINERPORT")
+		}
+		if a, err := netip.ParseAddr(hostIP); err != nil || !a.Is6() || a.Is4In6() {
+			return nil, bad("host address in brackets must be an IPv6 address")
+		}
+	} else {
+		switch parts := strings.Split(rest, ":"); len(parts) {
+		case 1:
+			ctrPorts = parts[0]
+		case 2:
+			hostPorts, ctrPorts = parts[0], parts[1]
+		case 3:
+			hostIP, hostPorts, ctrPorts = parts[0], parts[1], parts[2]
+		default: // more colons: an IPv6 host address without brackets
+			return nil, bad("write an IPv6 host address in brackets: [ADDRESS]:HOSTPORT:CONTAINERPORT")
+		}
+		if hostIP != "" {
+			if a, err := netip.ParseAddr(hostIP); err != nil || !a.Is4() {
+				return nil, bad("host address must be an IPv4 address, or an IPv6 address in brackets")
+			}
+		}
 	}
 	var ip netip.Addr
 	if hostIP != "" {
 		a, err := netip.ParseAddr(hostIP)
-		if err != nil || !a.Is4() {
-			return nil, bad("host address must be an IPv4 address")
+		if err != nil {
+			return nil, bad("invalid host address")
 		}
-		if !a.IsUnspecified() {
-			ip = a
+		if err := checkHostAddr(a); err != nil {
+			return nil, bad(err.Error())
 		}
+		ip = a // 0.0.0.0: IPv4 only, [::]: IPv6 only, as Docker 28
 	}
 	cLo, cHi, err := parseRange(ctrPorts)
 	if err != nil {
@@ -374,4 +412,40 @@ func (r Request) SatisfiedBy(m Mapping) bool {
 		return m.HostPort >= r.HostPort && m.HostPort <= r.HostPortEnd
 	}
 	return m.HostPort == r.HostPort
+}
+
+// IPv6 reports whether m is published on IPv6 alone: on [::] or one IPv6
+// address.
+func (m Mapping) IPv6() bool { return m.HostIP.Is6() && !m.HostIP.Is4In6() }
+
+// MergeFamilies joins a request on every IPv4 address (no host address or
+// 0.0.0.0) and its twin on every IPv6 address ([::]), equal but for the
+// host address, into one with no host address, which serves both
+// families with one host port: Docker and CNI runtimes send a binding per
+// family. It returns the requests left and the IPv6 twins merged away.
+func MergeFamilies(reqs []Request) (out []Request, merged []Request) {
+	out = make([]Request, 0, len(reqs))
+	for _, r := range reqs {
+		if r.HostIP == netip.IPv6Unspecified() {
+			continue
+		}
+		out = append(out, r)
+	}
+	for _, r := range reqs {
+		if r.HostIP != netip.IPv6Unspecified() {
+			continue
+		}
+		j := slices.IndexFunc(out, func(o Request) bool {
+			o2 := o
+			o2.HostIP = r.HostIP
+			return o2 == r && (!o.HostIP.IsValid() || o.HostIP == netip.IPv4Unspecified())
+		})
+		if j < 0 {
+			out = append(out, r)
+			continue
+		}
+		out[j].HostIP = netip.Addr{}
+		merged = append(merged, r)
+	}
+	return out, merged
 }
