@@ -110,7 +110,9 @@ func TestParseAddRefuses(t *testing.T) {
 		{`{"name":"n","subnet6":"fd00::/64"}`, types.ErrInvalidNetworkConfig, "need \"ipv6\": true"},
 		{`{"name":"n","ipv6":true,"subnet6":"10.0.0.0/24"}`, types.ErrInvalidNetworkConfig, "IPv6 CIDR"},
 		{`{"name":"n","ipv6":true,"gateway6":"10.0.0.1"}`, types.ErrInvalidNetworkConfig, "gateway6"},
-		{`{"name":"n","ipv6":true,"driver":"overlay","clusterStore":"etcd://198.18.0.1:2379"}`, types.ErrInvalidNetworkConfig, "IPv4-only"},
+		{`{"name":"n","ipv4":false,"ipv6":true,"driver":"overlay","clusterStore":"etcd://198.18.0.1:2379"}`, types.ErrInvalidNetworkConfig, "driver overlay needs IPv4"},
+		{`{"name":"n","ipv4":false}`, types.ErrInvalidNetworkConfig, "needs \"ipv6\": true"},
+		{`{"name":"n","ipv4":false,"ipv6":true,"subnet":"10.1.0.0/24"}`, types.ErrInvalidNetworkConfig, "remove subnet"},
 		{`{"name":"n","runtimeConfig":{"ips":["x"]}}`, types.ErrInvalidNetworkConfig, "not an IP"},
 	}
 	for _, tt := range tests {
