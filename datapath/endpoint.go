@@ -231,7 +231,7 @@ func (i *Instance) bridgeSteps(st *store, ep *Endpoint, o AttachOptions, ns targ
 	if len(o.PortRequests) > 0 && ok && n.Internal {
 		return nil, fmt.Errorf("network %s is --internal: it has no outside to publish ports to", n.Name)
 	}
-	if err := checkPortFamilies(o.PortRequests, n, ok); err != nil {
+	if o.PortRequests, err = portFamilies(o.PortRequests, n, ok); err != nil {
 		return nil, err
 	}
 	var ports []ports.Mapping

@@ -88,19 +88,34 @@ func bindings(ps []ports.Mapping, ep Endpoint) []maps.PortEntry {
 	return out
 }
 
-// checkPortFamilies refuses a port published on an IPv6 host address for
-// an endpoint of a network without IPv6 (ok false: the default network,
-// made IPv4-only): it would have no address to answer on. NAT64 is not
-// built. One published on every address serves what it can.
-func checkPortFamilies(reqs []ports.Request, n Network, ok bool) error {
+// portFamilies checks reqs against the address families of n (ok false:
+// the default network, made IPv4-only) and returns them as published
+// there. A port on an IPv6 host address needs IPv6 on the network: it
+// would have no address to answer on (one on every address is served over
+// IPv6 by NAT64 instead). On an IPv6-only network a port on an IPv4 host
+// address is refused likewise, and one on every address is published on
+// every IPv6 address ([::]), as Docker 28 does there.
+func portFamilies(reqs []ports.Request, n Network, ok bool) ([]ports.Request, error) {
+	if ok && !n.Subnet.IsValid() {
+		out := slices.Clone(reqs)
+		for j, r := range out {
+			switch {
+			case !r.HostIP.IsValid():
+				out[j].HostIP = netip.IPv6Unspecified()
+			case r.HostIP.Is4():
+				return nil, fmt.Errorf("published port %d/%s on %s: network %s is IPv6-only (--ipv4=false)", r.ContainerPort, r.Proto, ports.HostAddrString(r.HostIP), n.Name)
+			}
+		}
+		return out, nil
+	}
 	for _, r := range reqs {
 		if r.IPv6() && (!ok || !n.Subnet6.IsValid()) {
 			name := n.Name
 			if !ok {
 				name = "the default network"
 			}
-			return fmt.Errorf("published port %d/%s on %s: %s has no IPv6 (a network made with --ipv6 has)", r.ContainerPort, r.Proto, ports.HostAddrString(r.HostIP), name)
+			return nil, fmt.Errorf("published port %d/%s on %s: %s has no IPv6 (a network made with --ipv6 has)", r.ContainerPort, r.Proto, ports.HostAddrString(r.HostIP), name)
 		}
 	}
-	return nil
+	return reqs, nil
 }

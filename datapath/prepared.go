@@ -201,7 +201,7 @@ func (i *Instance) PublishPorts(target string, reqs []ports.Request) ([]ports.Ma
 		if ok && n.Internal && len(reqs) > 0 {
 			return fmt.Errorf("network %s is --internal: it has no outside to publish ports to", n.Name)
 		}
-		if err := checkPortFamilies(reqs, n, ok); err != nil {
+		if reqs, err = portFamilies(reqs, n, ok); err != nil {
 			return err
 		}
 		eps, err := st.endpoints()

@@ -43,7 +43,13 @@ func TestIPv6OnlyNetwork(t *testing.T) {
 	if out := tp.MustEbpfnet("attach", "--network", "v6only", c1); strings.TrimSpace(out) != c1+" v6only fd00:33::2" {
 		t.Fatalf("attach printed %q, want only the IPv6 address", out)
 	}
-	tp.MustEbpfnet("attach", "--network", "v6only", c2)
+	if _, stderr, err := tp.Ebpfnet("attach", "--network", "v6only", "-p", "0.0.0.0:8081:8080", c2); err == nil || !strings.Contains(stderr, "IPv6-only") {
+		t.Fatalf("-p 0.0.0.0:... on an IPv6-only network: %v %q, want a refusal", err, stderr)
+	}
+	tp.MustEbpfnet("attach", "--network", "v6only", "-p", "8081:8080", c2)
+	if p := strings.TrimSpace(tp.MustEbpfnet("port", c2)); p != "8080/tcp -> [::]:8081" {
+		t.Errorf("port %s: %q, want 8080/tcp -> [::]:8081 (no IPv4 to publish on)", c2, p)
+	}
 	if row := tp.MustEbpfnet("network", "ls", "--format", "{{.Name}} {{.Subnet6}} {{.Gateway6}}"); !strings.Contains(row, "v6only fd00:33::/64 fd00:33::1") {
 		t.Errorf("network ls: %q", row)
 	}
@@ -79,6 +85,13 @@ func TestIPv6OnlyNetwork(t *testing.T) {
 	testutil.Serve6(t, tp.Namespace(c2), "c2", ":8080")
 	if r := testutil.MustAsk(t, tp.Namespace(c1), "tcp6", "[fd00:33::3]:8080"); r.Server != "c2" || r.Source != "fd00:33::2" {
 		t.Fatalf("c1 -> c2: %+v", r)
+	}
+	// Its published port answers over IPv6 only, the client's address kept.
+	if r := testutil.MustAsk(t, tp.Namespace(tp.Ext), "tcp6", "["+hostIP6+"]:8081"); r.Server != "c2" || r.Source != extIP6 {
+		t.Errorf("the published port over IPv6: %+v", r)
+	}
+	if _, err := testutil.Dial(tp.Namespace(tp.Ext), "tcp4", testutil.HostIP+":8081", time.Second); err == nil {
+		t.Error("the published port of an IPv6-only container answered over IPv4")
 	}
 	testutil.Serve6(t, tp.Namespace(tp.Ext), "ext", ":8080")
 	if r := testutil.MustAsk(t, tp.Namespace(c1), "tcp6", "["+extIP6+"]:8080"); r.Server != "ext" || r.Source != hostIP6 {

@@ -239,7 +239,9 @@ func (v *Views) PutPortEntry(b PortEntry) error {
 const portBatch = 4096
 
 func (b PortEntry) value() (loader.PortEntry, error) {
-	if !b.ContainerIP.Is4() {
+	// A binding in ports6 reaches the container by its IPv6 address
+	// (endpoints6, by ifindex): one of an IPv6-only endpoint has no IPv4.
+	if !b.ContainerIP.Is4() && !(b.v6() && !b.ContainerIP.IsValid()) {
 		return loader.PortEntry{}, fmt.Errorf("published port %d: container IP %v is not IPv4", b.HostPort, b.ContainerIP)
 	}
 	val := loader.PortEntry{ContainerIp: BE32(b.ContainerIP), ContainerPort: BE16(b.ContainerPort), Ifindex: uint32(b.Ifindex)}
@@ -412,7 +414,7 @@ func portEntry(proto uint8, port uint16, val loader.PortEntry) PortEntry {
 	return PortEntry{
 		Proto:         proto,
 		HostPort:      PortFromBE16(port),
-		ContainerIP:   AddrFromBE32(val.ContainerIp),
+		ContainerIP:   endpointAddr(val.ContainerIp), // 0: an IPv6-only endpoint's (ports6)
 		ContainerPort: PortFromBE16(val.ContainerPort),
 		Ifindex:       int(val.Ifindex),
 		RuntimeHeld:   val.Flags&uint16(loader.PortRuntimeHeld) != 0,
