@@ -275,8 +275,8 @@ static __always_inline int nat66_reply(struct __sk_buff *skb, struct nat6_scratc
  * conntrack6 as CT_KIND_DNAT: from_container's outside6 translates the
  * replies back. An endpoint without an IPv6 address (NAT64 is not built),
  * or no such port: 0, the stack answers (RST, port unreachable). The user
- * firewall's prefixes are IPv4 only: while it holds any rule, every new
- * IPv6 flow to a published port is refused (fail closed). Unlike IPv4's,
+ * firewall judges the client by its IPv6 prefixes (fw_rules6) in the scopes
+ * IPv4's published() uses: the port, the container's network, all. Unlike IPv4's,
  * a TCP flow is not embryonic: it is in conntrack6 from the SYN on. */
 static __always_inline int published6(struct __sk_buff *skb, struct nat6_scratch *s, const struct ct6_key *k,
 				      const struct l4_meta *m)
@@ -309,8 +309,12 @@ static __always_inline int published6(struct __sk_buff *skb, struct nat6_scratch
 		return 0;
 	if (m->ttl <= 1)
 		return drop(skb, DIR, DROP_TTL_EXCEEDED);
-	if (fw_active())
-		return drop(skb, DIR, DROP_FIREWALL);
+	if (fw_active()) {
+		struct endpoint_info *ep = bpf_map_lookup_elem(&endpoints, &pb->ifindex);
+
+		if (!fw6_allows(&k->saddr, k->proto, k->dport, 1, ep ? ep->net_id : 0))
+			return drop(skb, DIR, DROP_FIREWALL);
+	}
 	__builtin_memset(&s->e, 0, sizeof(s->e));
 	s->e.new_saddr = k->saddr;
 	s->e.new_sport = k->sport;

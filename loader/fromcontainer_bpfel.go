@@ -185,6 +185,16 @@ type fromContainerEndpointInfo struct {
 	Flags   uint16
 }
 
+type fromContainerFw6Key struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Kind      uint8
+	Proto     uint8
+	Port      uint16
+	Id        uint32
+	Saddr     fromContainerIp6Key
+}
+
 type fromContainerFwAction uint32
 
 const (
@@ -436,6 +446,7 @@ const (
 	fromContainerMapEndpoints6              = "endpoints6"
 	fromContainerMapFwCount                 = "fw_count"
 	fromContainerMapFwRules                 = "fw_rules"
+	fromContainerMapFwRules6                = "fw_rules6"
 	fromContainerMapMonitorBudgets          = "monitor_budgets"
 	fromContainerMapMonitorCtl              = "monitor_ctl"
 	fromContainerMapMonitorEvents           = "monitor_events"
@@ -542,6 +553,7 @@ type fromContainerMapSpecs struct {
 	Endpoints6       *ebpf.MapSpec `ebpf:"endpoints6"`
 	FwCount          *ebpf.MapSpec `ebpf:"fw_count"`
 	FwRules          *ebpf.MapSpec `ebpf:"fw_rules"`
+	FwRules6         *ebpf.MapSpec `ebpf:"fw_rules6"`
 	MonitorBudgets   *ebpf.MapSpec `ebpf:"monitor_budgets"`
 	MonitorCtl       *ebpf.MapSpec `ebpf:"monitor_ctl"`
 	MonitorEvents    *ebpf.MapSpec `ebpf:"monitor_events"`
@@ -624,6 +636,7 @@ type fromContainerMaps struct {
 	Endpoints6       *ebpf.Map `ebpf:"endpoints6"`
 	FwCount          *ebpf.Map `ebpf:"fw_count"`
 	FwRules          *ebpf.Map `ebpf:"fw_rules"`
+	FwRules6         *ebpf.Map `ebpf:"fw_rules6"`
 	MonitorBudgets   *ebpf.Map `ebpf:"monitor_budgets"`
 	MonitorCtl       *ebpf.Map `ebpf:"monitor_ctl"`
 	MonitorEvents    *ebpf.Map `ebpf:"monitor_events"`
@@ -661,6 +674,7 @@ func (m *fromContainerMaps) Close() error {
 		m.Endpoints6,
 		m.FwCount,
 		m.FwRules,
+		m.FwRules6,
 		m.MonitorBudgets,
 		m.MonitorCtl,
 		m.MonitorEvents,

@@ -29,6 +29,7 @@ const (
 	fromUplinkMapEndpoints6              = "endpoints6"
 	fromUplinkMapFwCount                 = "fw_count"
 	fromUplinkMapFwRules                 = "fw_rules"
+	fromUplinkMapFwRules6                = "fw_rules6"
 	fromUplinkMapLbAffinities            = "lb_affinities"
 	fromUplinkMapLbBackends              = "lb_backends"
 	fromUplinkMapLbNodeIps               = "lb_node_ips"
@@ -141,6 +142,7 @@ type fromUplinkMapSpecs struct {
 	Endpoints6       *ebpf.MapSpec `ebpf:"endpoints6"`
 	FwCount          *ebpf.MapSpec `ebpf:"fw_count"`
 	FwRules          *ebpf.MapSpec `ebpf:"fw_rules"`
+	FwRules6         *ebpf.MapSpec `ebpf:"fw_rules6"`
 	LbAffinities     *ebpf.MapSpec `ebpf:"lb_affinities"`
 	LbBackends       *ebpf.MapSpec `ebpf:"lb_backends"`
 	LbNodeIps        *ebpf.MapSpec `ebpf:"lb_node_ips"`
@@ -229,6 +231,7 @@ type fromUplinkMaps struct {
 	Endpoints6       *ebpf.Map `ebpf:"endpoints6"`
 	FwCount          *ebpf.Map `ebpf:"fw_count"`
 	FwRules          *ebpf.Map `ebpf:"fw_rules"`
+	FwRules6         *ebpf.Map `ebpf:"fw_rules6"`
 	LbAffinities     *ebpf.Map `ebpf:"lb_affinities"`
 	LbBackends       *ebpf.Map `ebpf:"lb_backends"`
 	LbNodeIps        *ebpf.Map `ebpf:"lb_node_ips"`
@@ -269,6 +272,7 @@ func (m *fromUplinkMaps) Close() error {
 		m.Endpoints6,
 		m.FwCount,
 		m.FwRules,
+		m.FwRules6,
 		m.LbAffinities,
 		m.LbBackends,
 		m.LbNodeIps,

@@ -102,6 +102,7 @@ type Maps struct {
 	MonitorEvents    *ebpf.Map `ebpf:"monitor_events"`
 	MonitorCtl       *ebpf.Map `ebpf:"monitor_ctl"`
 	FWRules          *ebpf.Map `ebpf:"fw_rules"`
+	FWRules6         *ebpf.Map `ebpf:"fw_rules6"` // IPv6 sources (bpf/lib/firewall.h)
 	FWCount          *ebpf.Map `ebpf:"fw_count"`
 	OverlayNetworks  *ebpf.Map `ebpf:"overlay_networks"`
 	RemoteEndpoints  *ebpf.Map `ebpf:"remote_endpoints"`

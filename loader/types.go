@@ -28,6 +28,7 @@ type (
 	MonitorType      = fromContainerMonitorType
 	FWKey            = fromContainerFwKey
 	FWRule           = fromContainerFwRule
+	FW6Key           = fromContainerFw6Key
 	FWScopeKind      = fromContainerFwScopeKind
 	FWAction         = fromContainerFwAction
 	RemoteEndpoint   = fromContainerRemoteEndpoint
