@@ -64,12 +64,75 @@ func TestFirewallRestrictsPublishedPorts(t *testing.T) {
 	expect("flushed", map[string]bool{testutil.ExtIP + " 8080": true, second + " 8080": true, second + " 8081": true})
 }
 
+// IPv6 clients of published ports are judged by IPv6 prefixes in the same
+// scopes, with real TCP from two outside IPv6 addresses and one IPv4: an
+// allow list is one for both families (naming IPv4 prefixes only, it
+// refuses IPv6 clients, and the other way round), a deny of an IPv6 prefix
+// leaves IPv4 alone, and --source any opens a scope to both.
+func TestFirewallIPv6(t *testing.T) {
+	tp := newTopology(t)
+	dualStackUplink(tp)
+	web := tp.AddContainer("web")
+	const second6 = "2001:db8:18::3" // a second IPv6 client address outside
+	tp.Exec(tp.Ext, "ip", "addr", "add", second6+"/64", "dev", "eth0", "nodad")
+	tp.MustEbpfnet("network", "create", "d6", "--ipv6", "--subnet", "172.30.0.0/24", "--subnet", "fd00:30::/64")
+	tp.MustEbpfnet("attach", "--network", "d6", "-p", "8080:80", "-p", "8081:81", web)
+	tp.Exec(tp.Host, "ip6tables", "-P", "FORWARD", "DROP")
+	for _, port := range []string{":80", ":81"} {
+		testutil.Serve(t, tp.Namespace(web), "web", port)
+		testutil.Serve6(t, tp.Namespace(web), "web", port)
+	}
+	ext4 := testutil.ExtIP
+	expect := func(step string, want map[string]bool) { t.Helper(); expectReach(t, tp, step, want) }
+
+	expect("no rules", map[string]bool{extIP6 + " 8080": true, second6 + " 8080": true, ext4 + " 8080": true})
+
+	v := tp.Views()
+	fw := dropCount(t, v, "firewall")
+	tp.MustEbpfnet("firewall", "add", "--port", "8080/tcp", "--source", extIP6)
+	expect("8080 allows only "+extIP6, map[string]bool{extIP6 + " 8080": true, second6 + " 8080": false, ext4 + " 8080": false, second6 + " 8081": true})
+	if dropCount(t, v, "firewall") == fw {
+		t.Error("no firewall drop counted")
+	}
+	tp.MustEbpfnet("firewall", "add", "--port", "8080/tcp", "--source", ext4)
+	expect("and "+ext4, map[string]bool{extIP6 + " 8080": true, second6 + " 8080": false, ext4 + " 8080": true})
+
+	tp.MustEbpfnet("firewall", "add", "--source", "2001:db8:18::3/128", "--action", "deny")
+	expect(second6+" denied everywhere", map[string]bool{second6 + " 8081": false, extIP6 + " 8081": true, ext4 + " 8081": true})
+	ls := tp.MustEbpfnet("firewall", "ls")
+	for _, want := range []string{
+		"8080/tcp  198.18.0.1/32       allow\n8080/tcp  2001:db8:18::1/128  allow\n" +
+			"8080/tcp  0.0.0.0/0           deny (implied)\n8080/tcp  ::/0                deny (implied)\n",
+		"all       2001:db8:18::3/128  deny",
+	} {
+		if !strings.Contains(ls, want) {
+			t.Errorf("firewall ls lacks %q:\n%s", want, ls)
+		}
+	}
+
+	// An allow list of IPv6 prefixes only refuses IPv4; any opens both.
+	tp.MustEbpfnet("firewall", "add", "--port", "8081/tcp", "--source", "2001:db8:18::/64")
+	expect("8081 allows an IPv6 prefix", map[string]bool{extIP6 + " 8081": true, second6 + " 8081": true, ext4 + " 8081": false})
+	tp.MustEbpfnet("firewall", "add", "--port", "8081/tcp", "--source", "any", "--action", "deny")
+	tp.MustEbpfnet("firewall", "rm", "--port", "8081/tcp", "--source", "2001:db8:18::/64")
+	expect("8081 denies any", map[string]bool{extIP6 + " 8081": false, ext4 + " 8081": false})
+
+	if out := tp.MustEbpfnet("firewall", "flush"); !strings.Contains(out, "5 rule(s) removed") {
+		t.Errorf("flush said %q", out)
+	}
+	expect("flushed", map[string]bool{extIP6 + " 8080": true, second6 + " 8080": true, ext4 + " 8080": true, second6 + " 8081": true})
+}
+
 // reachWeb reports whether a TCP connection from the outside namespace's
 // address from to the host's port reaches the "web" server (a timeout: it
-// was dropped).
+// was dropped). An IPv6 from goes to the host's IPv6 address (hostIP6).
 func reachWeb(t *testing.T, tp *testutil.Topology, from, port string) bool {
 	t.Helper()
-	c, err := testutil.DialFrom(tp.Namespace(tp.Ext), "tcp4", from+":0", testutil.HostIP+":"+port, time.Second)
+	network, src, dst, seen := "tcp4", from+":0", testutil.HostIP+":"+port, from
+	if strings.Contains(from, ":") {
+		network, src, dst, seen = "tcp6", "["+from+"]:0", "["+hostIP6+"]:"+port, "["+from+"]"
+	}
+	c, err := testutil.DialFrom(tp.Namespace(tp.Ext), network, src, dst, time.Second)
 	if err != nil {
 		var ne net.Error
 		if !errors.As(err, &ne) || !ne.Timeout() {
@@ -79,7 +142,7 @@ func reachWeb(t *testing.T, tp *testutil.Topology, from, port string) bool {
 	}
 	defer c.Close()
 	line, err := testutil.AskOn(c)
-	if err != nil || !strings.HasPrefix(line, "web "+from+":") {
+	if err != nil || !strings.HasPrefix(line, "web "+seen+":") {
 		t.Fatalf("%s -> %s: reply %q, %v", from, port, line, err)
 	}
 	return true
