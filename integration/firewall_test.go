@@ -213,16 +213,17 @@ func TestFirewallFailedChangeAndRepair(t *testing.T) {
 	}
 	expectReach(t, tp, "killed before the kernel", map[string]bool{second + " 8080": true})
 
-	// The daemon's reconcile applies it: the rule and its implied deny.
+	// The daemon's reconcile applies it: the rule and its implied denies
+	// (0.0.0.0/0 and ::/0).
 	startDaemon(t, tp, "127.0.0.1:9481")
-	waitFor(t, 10*time.Second, func() bool { n, count := trie(); return n == 2 && count == 2 })
+	waitFor(t, 10*time.Second, func() bool { n, count := trie(); return n == 3 && count == 3 })
 	expectReach(t, tp, "reconciled", map[string]bool{testutil.ExtIP + " 8080": true, second + " 8080": false})
 
 	// Emptied behind ebpfnet's back (as bpftool could): applied again.
 	if err := views.SyncFirewall(nil); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, func() bool { n, count := trie(); return n == 2 && count == 2 })
+	waitFor(t, 10*time.Second, func() bool { n, count := trie(); return n == 3 && count == 3 })
 	expectReach(t, tp, "reconciled again", map[string]bool{testutil.ExtIP + " 8080": true, second + " 8080": false})
 }
 
