@@ -268,3 +268,44 @@ func TestFirewallDropInMonitor(t *testing.T) {
 		}
 	}
 }
+
+// An IPv6 client the firewall refuses shows in `monitor -o json` with its
+// IPv6 tuple, as an IPv4 one does (TestFirewallDropInMonitor).
+func TestFirewallIPv6DropInMonitor(t *testing.T) {
+	tp := newTopology(t)
+	dualStackUplink(tp)
+	web := tp.AddContainer("web")
+	tp.MustEbpfnet("network", "create", "d6", "--ipv6", "--subnet", "172.30.0.0/24", "--subnet", "fd00:30::/64")
+	tp.MustEbpfnet("attach", "--network", "d6", "-p", "8080:80", web)
+	testutil.Serve6(t, tp.Namespace(web), "web", ":80")
+	tp.MustEbpfnet("firewall", "add", "--port", "8080/tcp", "--source", extIP6, "--action", "deny")
+	events := monitorEvents(t, tp.EbpfnetCmd("monitor", "-o", "json"))
+	deadline := time.After(30 * time.Second) // generous: a loaded 2-core machine
+	for {
+		// The monitor may still be starting: new attempts until it reports.
+		if c, err := testutil.DialFrom(tp.Namespace(tp.Ext), "tcp6", "["+extIP6+"]:0", "["+hostIP6+"]:8080", time.Second); err == nil {
+			c.Close()
+			t.Fatal("the denied IPv6 source reached 8080")
+		}
+		for drained := false; !drained; {
+			select {
+			case ev, ok := <-events:
+				if !ok {
+					t.Fatal("monitor exited")
+				}
+				if ev["type"] != "drop" || ev["reason"] != "firewall" {
+					continue
+				}
+				if ev["direction"] != "from_uplink" || ev["protocol"] != "tcp" || ev["src"] != extIP6 ||
+					ev["src_port"] == nil || ev["dst"] != hostIP6 || ev["dst_port"] != float64(8080) {
+					t.Fatalf("firewall drop event %v: want from_uplink tcp [%s]:PORT -> [%s]:8080", ev, extIP6, hostIP6)
+				}
+				return
+			case <-deadline:
+				t.Fatal("no firewall drop event within 30s")
+			case <-time.After(500 * time.Millisecond):
+				drained = true
+			}
+		}
+	}
+}

@@ -267,8 +267,26 @@ type fromContainerMonitorEvent struct {
 	NewDaddr uint32
 	NewSport uint16
 	NewDport uint16
-	_        [4]byte
+	PadV1    uint32
+	Ip6      uint8
+	Proto6   uint8
+	Pad6     uint16
+	Saddr6   struct {
+		_    structs.HostLayout
+		Addr [4]uint32
+	}
+	Daddr6 struct {
+		_    structs.HostLayout
+		Addr [4]uint32
+	}
+	Pad7 uint32
 }
+
+type fromContainerMonitorLimits uint32
+
+const (
+	fromContainerMonitorLimitsMONITOR_EVENT_V1SIZE fromContainerMonitorLimits = 48
+)
 
 type fromContainerMonitorType uint32
 
@@ -479,6 +497,7 @@ const (
 	fromContainerVarBtfAnchorFwLimits       = "btf_anchor_fw_limits"
 	fromContainerVarBtfAnchorFwScopeKind    = "btf_anchor_fw_scope_kind"
 	fromContainerVarBtfAnchorMonitorEvent   = "btf_anchor_monitor_event"
+	fromContainerVarBtfAnchorMonitorLimits  = "btf_anchor_monitor_limits"
 	fromContainerVarBtfAnchorMonitorType    = "btf_anchor_monitor_type"
 	fromContainerVarBtfAnchorNatLimits      = "btf_anchor_nat_limits"
 	fromContainerVarBtfAnchorNatRetryBucket = "btf_anchor_nat_retry_bucket"
@@ -591,6 +610,7 @@ type fromContainerVariableSpecs struct {
 	BtfAnchorFwLimits       *ebpf.VariableSpec `ebpf:"btf_anchor_fw_limits"`
 	BtfAnchorFwScopeKind    *ebpf.VariableSpec `ebpf:"btf_anchor_fw_scope_kind"`
 	BtfAnchorMonitorEvent   *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_event"`
+	BtfAnchorMonitorLimits  *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_limits"`
 	BtfAnchorMonitorType    *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_type"`
 	BtfAnchorNatLimits      *ebpf.VariableSpec `ebpf:"btf_anchor_nat_limits"`
 	BtfAnchorNatRetryBucket *ebpf.VariableSpec `ebpf:"btf_anchor_nat_retry_bucket"`
@@ -713,6 +733,7 @@ type fromContainerVariables struct {
 	BtfAnchorFwLimits       *ebpf.Variable `ebpf:"btf_anchor_fw_limits"`
 	BtfAnchorFwScopeKind    *ebpf.Variable `ebpf:"btf_anchor_fw_scope_kind"`
 	BtfAnchorMonitorEvent   *ebpf.Variable `ebpf:"btf_anchor_monitor_event"`
+	BtfAnchorMonitorLimits  *ebpf.Variable `ebpf:"btf_anchor_monitor_limits"`
 	BtfAnchorMonitorType    *ebpf.Variable `ebpf:"btf_anchor_monitor_type"`
 	BtfAnchorNatLimits      *ebpf.Variable `ebpf:"btf_anchor_nat_limits"`
 	BtfAnchorNatRetryBucket *ebpf.Variable `ebpf:"btf_anchor_nat_retry_bucket"`

@@ -68,6 +68,7 @@ const (
 	fromUplinkVarBtfAnchorLbLimits       = "btf_anchor_lb_limits"
 	fromUplinkVarBtfAnchorLbScope        = "btf_anchor_lb_scope"
 	fromUplinkVarBtfAnchorMonitorEvent   = "btf_anchor_monitor_event"
+	fromUplinkVarBtfAnchorMonitorLimits  = "btf_anchor_monitor_limits"
 	fromUplinkVarBtfAnchorMonitorType    = "btf_anchor_monitor_type"
 	fromUplinkVarBtfAnchorNatLimits      = "btf_anchor_nat_limits"
 	fromUplinkVarBtfAnchorNatRetryBucket = "btf_anchor_nat_retry_bucket"
@@ -186,6 +187,7 @@ type fromUplinkVariableSpecs struct {
 	BtfAnchorLbLimits       *ebpf.VariableSpec `ebpf:"btf_anchor_lb_limits"`
 	BtfAnchorLbScope        *ebpf.VariableSpec `ebpf:"btf_anchor_lb_scope"`
 	BtfAnchorMonitorEvent   *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_event"`
+	BtfAnchorMonitorLimits  *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_limits"`
 	BtfAnchorMonitorType    *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_type"`
 	BtfAnchorNatLimits      *ebpf.VariableSpec `ebpf:"btf_anchor_nat_limits"`
 	BtfAnchorNatRetryBucket *ebpf.VariableSpec `ebpf:"btf_anchor_nat_retry_bucket"`
@@ -317,6 +319,7 @@ type fromUplinkVariables struct {
 	BtfAnchorLbLimits       *ebpf.Variable `ebpf:"btf_anchor_lb_limits"`
 	BtfAnchorLbScope        *ebpf.Variable `ebpf:"btf_anchor_lb_scope"`
 	BtfAnchorMonitorEvent   *ebpf.Variable `ebpf:"btf_anchor_monitor_event"`
+	BtfAnchorMonitorLimits  *ebpf.Variable `ebpf:"btf_anchor_monitor_limits"`
 	BtfAnchorMonitorType    *ebpf.Variable `ebpf:"btf_anchor_monitor_type"`
 	BtfAnchorNatLimits      *ebpf.Variable `ebpf:"btf_anchor_nat_limits"`
 	BtfAnchorNatRetryBucket *ebpf.Variable `ebpf:"btf_anchor_nat_retry_bucket"`
