@@ -240,6 +240,8 @@ static __always_inline int unsolicited(struct __sk_buff *skb, const struct ct_ke
 static __always_inline int nat66_reply(struct __sk_buff *skb, struct nat6_scratch *s, const struct packet6 *p,
 				       struct ct6_key *k, struct l4_meta *m, enum tuple_result *t)
 {
+	enum ct_table ct;
+
 	*t = TUPLE_NONE;
 	if (p->proto == NH_ICMPV6 && icmp6_is_error(p->icmp_type)) {
 		__u32 inner;
@@ -253,8 +255,13 @@ static __always_inline int nat66_reply(struct __sk_buff *skb, struct nat6_scratc
 		return deliver_endpoint(skb, DIR, s->e.ifindex);
 	}
 	*t = ct6_extract(skb, p, k, m);
-	if (*t != TUPLE_OK || !ct6_lookup(k, m, &s->e, &s->pe))
+	if (*t != TUPLE_OK)
 		return 0;
+	ct = ct6_lookup_inbound(k, m, &s->e, &s->pe);
+	if (!ct)
+		return 0;
+	if (ct == CT_EMBRYONIC)
+		ct6_promote(k, &s->e, m);
 	if (!s->e.ifindex) {
 		*t = TUPLE_NONE; /* a flow's, but not one that enters a container */
 		return 0;
@@ -272,12 +279,12 @@ static __always_inline int nat66_reply(struct __sk_buff *skb, struct nat6_scratc
  * to an address the FIB says is local and no container subnet holds
  * (the gateways answer as IPv4's do not). DNATed to the container's IPv6
  * address and port with the client's address kept, and tracked in
- * conntrack6 as CT_KIND_DNAT: from_container's outside6 translates the
- * replies back. An endpoint without an IPv6 address (NAT64 is not built),
+ * conntrack6 as CT_KIND_DNAT (a TCP flow first in ct6_embryonic, until
+ * its client acknowledges the container's answer, as IPv4's):
+ * from_container's outside6 translates the replies back. An endpoint without an IPv6 address (NAT64 is not built),
  * or no such port: 0, the stack answers (RST, port unreachable). The user
  * firewall judges the client by its IPv6 prefixes (fw_rules6) in the scopes
- * IPv4's published() uses: the port, the container's network, all. Unlike IPv4's,
- * a TCP flow is not embryonic: it is in conntrack6 from the SYN on. */
+ * IPv4's published() uses: the port, the container's network, all. */
 static __always_inline int published6(struct __sk_buff *skb, struct nat6_scratch *s, const struct ct6_key *k,
 				      const struct l4_meta *m)
 {
@@ -323,11 +330,11 @@ static __always_inline int published6(struct __sk_buff *skb, struct nat6_scratch
 	s->e.ifindex = pb->ifindex;
 	s->e.kind = CT_KIND_DNAT;
 	s->e.state = ct_initial_state(m);
-	switch (ct6_create_fixed(k, &s->e, &s->pe)) {
+	switch (ct6_create_fixed(k, &s->e, &s->pe, k->proto == IPPROTO_TCP)) {
 	case CT_CREATED:
 		break;
 	case CT_RACED:
-		if (ct6_lookup(k, m, &s->e, &s->pe) && s->e.ifindex)
+		if (ct6_lookup_inbound(k, m, &s->e, &s->pe) && s->e.ifindex)
 			break;
 		return drop(skb, DIR, DROP_CT_MAP_FULL);
 	case CT_NO_PORT:

@@ -453,6 +453,8 @@ const (
 const (
 	fromContainerMapConntrack               = "conntrack"
 	fromContainerMapConntrack6              = "conntrack6"
+	fromContainerMapCt6AckRanges            = "ct6_ack_ranges"
+	fromContainerMapCt6Embryonic            = "ct6_embryonic"
 	fromContainerMapCtAckRanges             = "ct_ack_ranges"
 	fromContainerMapCtEmbryonic             = "ct_embryonic"
 	fromContainerMapCtInbound               = "ct_inbound"
@@ -561,6 +563,8 @@ type fromContainerProgramSpecs struct {
 type fromContainerMapSpecs struct {
 	Conntrack        *ebpf.MapSpec `ebpf:"conntrack"`
 	Conntrack6       *ebpf.MapSpec `ebpf:"conntrack6"`
+	Ct6AckRanges     *ebpf.MapSpec `ebpf:"ct6_ack_ranges"`
+	Ct6Embryonic     *ebpf.MapSpec `ebpf:"ct6_embryonic"`
 	CtAckRanges      *ebpf.MapSpec `ebpf:"ct_ack_ranges"`
 	CtEmbryonic      *ebpf.MapSpec `ebpf:"ct_embryonic"`
 	CtInbound        *ebpf.MapSpec `ebpf:"ct_inbound"`
@@ -645,6 +649,8 @@ func (o *fromContainerObjects) Close() error {
 type fromContainerMaps struct {
 	Conntrack        *ebpf.Map `ebpf:"conntrack"`
 	Conntrack6       *ebpf.Map `ebpf:"conntrack6"`
+	Ct6AckRanges     *ebpf.Map `ebpf:"ct6_ack_ranges"`
+	Ct6Embryonic     *ebpf.Map `ebpf:"ct6_embryonic"`
 	CtAckRanges      *ebpf.Map `ebpf:"ct_ack_ranges"`
 	CtEmbryonic      *ebpf.Map `ebpf:"ct_embryonic"`
 	CtInbound        *ebpf.Map `ebpf:"ct_inbound"`
@@ -683,6 +689,8 @@ func (m *fromContainerMaps) Close() error {
 	return _FromContainerClose(
 		m.Conntrack,
 		m.Conntrack6,
+		m.Ct6AckRanges,
+		m.Ct6Embryonic,
 		m.CtAckRanges,
 		m.CtEmbryonic,
 		m.CtInbound,

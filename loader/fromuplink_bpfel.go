@@ -18,6 +18,8 @@ import (
 const (
 	fromUplinkMapConntrack               = "conntrack"
 	fromUplinkMapConntrack6              = "conntrack6"
+	fromUplinkMapCt6AckRanges            = "ct6_ack_ranges"
+	fromUplinkMapCt6Embryonic            = "ct6_embryonic"
 	fromUplinkMapCtAckRanges             = "ct_ack_ranges"
 	fromUplinkMapCtEmbryonic             = "ct_embryonic"
 	fromUplinkMapCtInbound               = "ct_inbound"
@@ -132,6 +134,8 @@ type fromUplinkProgramSpecs struct {
 type fromUplinkMapSpecs struct {
 	Conntrack        *ebpf.MapSpec `ebpf:"conntrack"`
 	Conntrack6       *ebpf.MapSpec `ebpf:"conntrack6"`
+	Ct6AckRanges     *ebpf.MapSpec `ebpf:"ct6_ack_ranges"`
+	Ct6Embryonic     *ebpf.MapSpec `ebpf:"ct6_embryonic"`
 	CtAckRanges      *ebpf.MapSpec `ebpf:"ct_ack_ranges"`
 	CtEmbryonic      *ebpf.MapSpec `ebpf:"ct_embryonic"`
 	CtInbound        *ebpf.MapSpec `ebpf:"ct_inbound"`
@@ -222,6 +226,8 @@ func (o *fromUplinkObjects) Close() error {
 type fromUplinkMaps struct {
 	Conntrack        *ebpf.Map `ebpf:"conntrack"`
 	Conntrack6       *ebpf.Map `ebpf:"conntrack6"`
+	Ct6AckRanges     *ebpf.Map `ebpf:"ct6_ack_ranges"`
+	Ct6Embryonic     *ebpf.Map `ebpf:"ct6_embryonic"`
 	CtAckRanges      *ebpf.Map `ebpf:"ct_ack_ranges"`
 	CtEmbryonic      *ebpf.Map `ebpf:"ct_embryonic"`
 	CtInbound        *ebpf.Map `ebpf:"ct_inbound"`
@@ -263,6 +269,8 @@ func (m *fromUplinkMaps) Close() error {
 	return _FromUplinkClose(
 		m.Conntrack,
 		m.Conntrack6,
+		m.Ct6AckRanges,
+		m.Ct6Embryonic,
 		m.CtAckRanges,
 		m.CtEmbryonic,
 		m.CtInbound,
