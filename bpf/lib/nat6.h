@@ -56,6 +56,11 @@ struct ct6_key {
 	__u8 _pad[3];
 };
 
+_Static_assert(offsetof(struct ct6_key, dport) == offsetof(struct ct6_key, sport) + 2,
+	       "ct6_extract loads both ports at once");
+_Static_assert(offsetof(struct l4_meta, tcp_ack) == offsetof(struct l4_meta, tcp_seq) + 4,
+	       "ct6_extract loads sequence and acknowledgement numbers at once");
+
 /* ct_entry's fields for 128-bit addresses; new_saddr and new_daddr are
  * adjacent as the key's addresses are: nat66_apply patches both at once. */
 struct ct6_entry {
@@ -168,8 +173,6 @@ static __always_inline struct nat6_scratch *nat6_scratch_get(void)
 static __always_inline enum tuple_result ct6_extract(struct __sk_buff *skb, const struct packet6 *p, struct ct6_key *k,
 						     struct l4_meta *m)
 {
-	__u8 h[14];
-
 	__builtin_memset(k, 0, sizeof(*k));
 	__builtin_memset(m, 0, sizeof(*m));
 	k->saddr = p->ip.saddr;
@@ -183,14 +186,23 @@ static __always_inline enum tuple_result ct6_extract(struct __sk_buff *skb, cons
 		return TUPLE_NONE;
 	switch (p->proto) {
 	case IPPROTO_TCP:
-		if (p->l4_off + sizeof(struct tcphdr) > p->end || bpf_skb_load_bytes(skb, p->l4_off, h, sizeof(h)))
+		/* Straight into k and m, no buffer: from_container has no
+		 * stack to spare. Sequence and acknowledgement numbers are
+		 * the embryonic table's (a SYN-ACK's ISN, the client's ack of
+		 * it). */
+		if (p->l4_off + sizeof(struct tcphdr) > p->end ||
+		    bpf_skb_load_bytes(skb, p->l4_off, &k->sport, 2 * sizeof(k->sport)) ||
+		    bpf_skb_load_bytes(skb, p->l4_off + 4, &m->tcp_seq, 2 * sizeof(m->tcp_seq)) ||
+		    bpf_skb_load_bytes(skb, p->l4_off + 13, &m->tcp_flags, sizeof(m->tcp_flags)))
 			return TUPLE_NONE;
-		m->tcp_flags = h[13];
-		break;
+		m->tcp_seq = bpf_ntohl(m->tcp_seq);
+		m->tcp_ack = bpf_ntohl(m->tcp_ack);
+		return TUPLE_OK;
 	case IPPROTO_UDP:
-		if (p->l4_off + sizeof(struct udphdr) > p->end || bpf_skb_load_bytes(skb, p->l4_off, h, 4))
+		if (p->l4_off + sizeof(struct udphdr) > p->end ||
+		    bpf_skb_load_bytes(skb, p->l4_off, &k->sport, 2 * sizeof(k->sport)))
 			return TUPLE_NONE;
-		break;
+		return TUPLE_OK;
 	case NH_ICMPV6: {
 		__be16 id;
 
@@ -207,12 +219,8 @@ static __always_inline enum tuple_result ct6_extract(struct __sk_buff *skb, cons
 		}
 		return TUPLE_NONE;
 	}
-	default:
-		return TUPLE_NONE;
 	}
-	__builtin_memcpy(&k->sport, h, sizeof(k->sport));
-	__builtin_memcpy(&k->dport, h + 2, sizeof(k->dport));
-	return TUPLE_OK;
+	return TUPLE_NONE;
 }
 
 /* ct_reply_key and ct_peer_entry (conntrack.h) for IPv6. */
@@ -270,8 +278,9 @@ static __always_inline void ct6_touch(struct ct6_entry *e, const struct l4_meta 
  * An embryonic hit here is the container's half (from_container: its
  * answer), and kept to what from_container's stack, which has hardly a
  * byte left, allows: its SYN-ACK sets what the client must acknowledge,
- * its ISN + 1 (IPv4's range without widening: an IPv6 embryonic flow
- * starts with the client's SYN, never mid-stream; pe is the scratch), its
+ * its ISN + 1 (IPv4's range without widening, nor a SYN-ACK's data: an
+ * IPv6 embryonic flow starts with the client's SYN, never mid-stream; pe
+ * is the scratch), its
  * RST marks the half (ct6_promote refuses it). Dead entries are the GC's
  * (maps.GC) and the LRU's; the client's half is looked up, with its peer
  * repaired, by ct6_lookup_inbound. */
@@ -294,7 +303,7 @@ static __always_inline enum ct_table ct6_lookup(const struct ct6_key *k, const s
 			r = (struct ct_ack_range *)pe;
 			r->created = out->created;
 			r->lo = m->tcp_seq + 1;
-			r->hi = r->lo + m->tcp_len;
+			r->hi = r->lo;
 			bpf_map_update_elem(&ct6_ack_ranges, k, r, BPF_ANY);
 		}
 		return CT_EMBRYONIC;
