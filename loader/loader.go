@@ -93,7 +93,7 @@ type Maps struct {
 	CTEmbryonic      *ebpf.Map `ebpf:"ct_embryonic"`
 	CTInbound        *ebpf.Map `ebpf:"ct_inbound"`
 	CTAckRanges      *ebpf.Map `ebpf:"ct_ack_ranges"`
-	Conntrack6       *ebpf.Map `ebpf:"conntrack6"` // NAT66's flows (bpf/lib/nat6.h)
+	Conntrack6       *ebpf.Map `ebpf:"conntrack6"`    // NAT66's flows (bpf/lib/nat6.h)
 	CT6Embryonic     *ebpf.Map `ebpf:"ct6_embryonic"` // IPv6 inbound TCP flows not yet acknowledged
 	CT6AckRanges     *ebpf.Map `ebpf:"ct6_ack_ranges"`
 	Uplinks          *ebpf.Map `ebpf:"uplinks"`

@@ -11,7 +11,10 @@
  * and timestamps the daemon's GC expires flows by. Outbound flows
  * (CT_KIND_SNAT), and inbound flows to published ports (CT_KIND_DNAT,
  * from_uplink's published6): the client's address kept, the host's
- * address and published port restored on the container's replies.
+ * address and published port restored on the container's replies. A TCP
+ * flow to a published port starts in ct6_embryonic and moves into
+ * conntrack6 once its client acknowledges the container's SYN-ACK
+ * (ct6_promote), as conntrack.h's embryonic flows do.
  *
  * The source address is the one the host picks for the route (the FIB's
  * BPF_FIB_LOOKUP_SRC: RFC 6724 source selection on the egress interface),
