@@ -251,35 +251,30 @@ type fromContainerMonitorControl struct {
 }
 
 type fromContainerMonitorEvent struct {
-	_        structs.HostLayout
-	Ts       uint64
-	Ifindex  uint32
-	Len      uint32
-	Type     uint8
-	Reason   uint8
-	Dir      uint8
-	Proto    uint8
-	Saddr    uint32
-	Daddr    uint32
-	Sport    uint16
-	Dport    uint16
-	NewSaddr uint32
-	NewDaddr uint32
-	NewSport uint16
-	NewDport uint16
-	PadV1    uint32
-	Ip6      uint8
-	Proto6   uint8
-	Pad6     uint16
-	Saddr6   struct {
-		_    structs.HostLayout
-		Addr [4]uint32
-	}
-	Daddr6 struct {
-		_    structs.HostLayout
-		Addr [4]uint32
-	}
-	Pad7 uint32
+	_         structs.HostLayout
+	Ts        uint64
+	Ifindex   uint32
+	Len       uint32
+	Type      uint8
+	Reason    uint8
+	Dir       uint8
+	Proto     uint8
+	Saddr     uint32
+	Daddr     uint32
+	Sport     uint16
+	Dport     uint16
+	NewSaddr  uint32
+	NewDaddr  uint32
+	NewSport  uint16
+	NewDport  uint16
+	PadV1     uint32
+	Ip6       uint8
+	Pad6      uint8
+	Proto6    uint8
+	HopLimit6 uint8
+	Saddr6    [16]uint8
+	Daddr6    [16]uint8
+	Pad7      uint32
 }
 
 type fromContainerMonitorLimits uint32

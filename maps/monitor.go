@@ -127,8 +127,8 @@ func decodeEvent(raw loader.MonitorEvent) (Event, error) {
 	if raw.Ip6 != 0 {
 		e.Tuple = Tuple{
 			Proto: raw.Proto6,
-			Src:   netip.AddrPortFrom(AddrFromBE128(raw.Saddr6.Addr), PortFromBE16(raw.Sport)),
-			Dst:   netip.AddrPortFrom(AddrFromBE128(raw.Daddr6.Addr), PortFromBE16(raw.Dport)),
+			Src:   netip.AddrPortFrom(netip.AddrFrom16(raw.Saddr6), PortFromBE16(raw.Sport)),
+			Dst:   netip.AddrPortFrom(netip.AddrFrom16(raw.Daddr6), PortFromBE16(raw.Dport)),
 		}
 	} else if raw.Proto != 0 {
 		e.Tuple = Tuple{
