@@ -39,7 +39,7 @@ func TestDecodeEventLayouts(t *testing.T) {
 
 	v6 := head(88, 0)
 	copy(v6[28:], []byte{0x15, 0xb3, 0x1f, 0x90}) // sport 5555, dport 8080
-	v6[48], v6[50], v6[51] = 1, ProtoUDP, 64 // ip6, next header, hop limit
+	v6[48], v6[50], v6[51] = 1, ProtoUDP, 64      // ip6, next header, hop limit
 	src, dst := netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("2001:db8:ff::2")
 	s16, d16 := src.As16(), dst.As16()
 	copy(v6[52:], s16[:])
