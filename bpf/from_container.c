@@ -421,7 +421,7 @@ static __always_inline int outside6(struct __sk_buff *skb, const struct endpoint
 	s->e.peer_ifindex = src->ifindex;
 	s->e.kind = masq ? CT_KIND_SNAT : CT_KIND_ROUTED;
 	s->e.state = ct_initial_state(&m);
-	switch (masq ? ct6_create(skb, &k, &s->e, &s->pe) : ct6_create_fixed(&k, &s->e, &s->pe)) {
+	switch (masq ? ct6_create(skb, &k, &s->e, &s->pe) : ct6_create_fixed(&k, &s->e, &s->pe, 0)) {
 	case CT_CREATED:
 		break;
 	case CT_RACED:

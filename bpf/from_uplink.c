@@ -242,6 +242,8 @@ static __always_inline int unsolicited(struct __sk_buff *skb, const struct ct_ke
 static __always_inline int nat66_reply(struct __sk_buff *skb, struct nat6_scratch *s, const struct packet6 *p,
 				       struct ct6_key *k, struct l4_meta *m, enum tuple_result *t)
 {
+	enum ct_table ct;
+
 	*t = TUPLE_NONE;
 	if (p->proto == NH_ICMPV6 && icmp6_is_error(p->icmp_type)) {
 		__u32 inner;
@@ -255,8 +257,13 @@ static __always_inline int nat66_reply(struct __sk_buff *skb, struct nat6_scratc
 		return deliver_endpoint(skb, DIR, s->e.ifindex);
 	}
 	*t = ct6_extract(skb, p, k, m);
-	if (*t != TUPLE_OK || !ct6_lookup(k, m, &s->e, &s->pe))
+	if (*t != TUPLE_OK)
 		return 0;
+	ct = ct6_lookup_inbound(k, m, &s->e, &s->pe);
+	if (!ct)
+		return 0;
+	if (ct == CT_EMBRYONIC)
+		ct6_promote(k, &s->e, m);
 	if (!s->e.ifindex || s->e.kind == CT_KIND_HAIRPIN) {
 		*t = TUPLE_NONE; /* a flow's, but not one that enters a container from outside */
 		return 0;
@@ -283,12 +290,14 @@ static __always_inline int nat66_reply(struct __sk_buff *skb, struct nat6_scratc
  * to an address the FIB says is local and no container subnet holds
  * (the gateways answer as IPv4's do not). DNATed to the container's IPv6
  * address and port with the client's address kept, and tracked in
- * conntrack6 as CT_KIND_DNAT: from_container's outside6 translates the
- * replies back. An endpoint without an IPv6 address (NAT64 is not built),
- * or no such port: 0, the stack answers (RST, port unreachable). The user
- * firewall's prefixes are IPv4 only: while it holds any rule, every new
- * IPv6 flow to a published port is refused (fail closed). Unlike IPv4's,
- * a TCP flow is not embryonic: it is in conntrack6 from the SYN on. */
+ * conntrack6 as CT_KIND_DNAT (a TCP flow first in ct6_embryonic, until
+ * its client acknowledges the container's answer, as IPv4's):
+ * from_container's outside6 translates the replies back. An endpoint
+ * without an IPv6 address is reached through NAT64 (lib/nat64.h; its TCP
+ * flows are not embryonic). No such port: 0, the stack answers (RST, port
+ * unreachable). The user
+ * firewall judges the client by its IPv6 prefixes (fw_rules6) in the scopes
+ * IPv4's published() uses: the port, the container's network, all. */
 static __always_inline int published6(struct __sk_buff *skb, struct nat6_scratch *s, const struct ct6_key *k,
 				      const struct l4_meta *m)
 {
@@ -318,8 +327,12 @@ static __always_inline int published6(struct __sk_buff *skb, struct nat6_scratch
 		return 0;
 	if (m->ttl <= 1)
 		return drop(skb, DIR, DROP_TTL_EXCEEDED);
-	if (fw_active())
-		return drop(skb, DIR, DROP_FIREWALL);
+	if (fw_active()) {
+		struct endpoint_info *ep = bpf_map_lookup_elem(&endpoints, &pb->ifindex);
+
+		if (!fw6_allows(&k->saddr, k->proto, k->dport, 1, ep ? ep->net_id : 0))
+			return drop(skb, DIR, DROP_FIREWALL);
+	}
 	if (!cip)
 		return nat64_start(skb, DIR, s, k, m, pb);
 	__builtin_memset(&s->e, 0, sizeof(s->e));
@@ -330,11 +343,11 @@ static __always_inline int published6(struct __sk_buff *skb, struct nat6_scratch
 	s->e.ifindex = pb->ifindex;
 	s->e.kind = CT_KIND_DNAT;
 	s->e.state = ct_initial_state(m);
-	switch (ct6_create_fixed(k, &s->e, &s->pe)) {
+	switch (ct6_create_fixed(k, &s->e, &s->pe, k->proto == IPPROTO_TCP)) {
 	case CT_CREATED:
 		break;
 	case CT_RACED:
-		if (ct6_lookup(k, m, &s->e, &s->pe) && s->e.ifindex)
+		if (ct6_lookup_inbound(k, m, &s->e, &s->pe) && s->e.ifindex)
 			break;
 		return drop(skb, DIR, DROP_CT_MAP_FULL);
 	case CT_NO_PORT:
@@ -349,11 +362,11 @@ static __always_inline int published6(struct __sk_buff *skb, struct nat6_scratch
 
 /* A new IPv6 flow from outside to a container of a nat-unprotected
  * network (unprotected()'s for IPv6): a TCP SYN, a UDP datagram or an echo
- * request to an endpoint's global address, tracked in conntrack6 as routed
- * (addresses and ports kept) and delivered with the hop limit decremented,
- * so the container's replies leave untranslated through tracked6. The
- * firewall's prefixes are IPv4 only: while it holds any rule, such flows
- * are refused (fail closed). */
+ * request to an endpoint's global address, tracked as routed (addresses
+ * and ports kept; TCP embryonic first, as published6's) and delivered with
+ * the hop limit decremented, so the container's replies leave
+ * untranslated through tracked6. The firewall's network and global scopes
+ * judge it, as IPv4's. */
 static __always_inline int unprotected6(struct __sk_buff *skb, struct nat6_scratch *s, const struct ct6_key *k,
 					const struct l4_meta *m, __u32 net_id)
 {
@@ -369,7 +382,7 @@ static __always_inline int unprotected6(struct __sk_buff *skb, struct nat6_scrat
 		return drop(skb, DIR, DROP_MARTIAN);
 	if (m->ttl <= 1)
 		return drop(skb, DIR, DROP_TTL_EXCEEDED);
-	if (fw_active())
+	if (fw_active() && !fw6_allows(&k->saddr, k->proto, k->dport, 0, net_id))
 		return drop(skb, DIR, DROP_FIREWALL);
 	__builtin_memset(&s->e, 0, sizeof(s->e));
 	s->e.new_saddr = k->saddr;
@@ -379,11 +392,11 @@ static __always_inline int unprotected6(struct __sk_buff *skb, struct nat6_scrat
 	s->e.ifindex = ep->ifindex;
 	s->e.kind = CT_KIND_ROUTED;
 	s->e.state = ct_initial_state(m);
-	switch (ct6_create_fixed(k, &s->e, &s->pe)) {
+	switch (ct6_create_fixed(k, &s->e, &s->pe, k->proto == IPPROTO_TCP)) {
 	case CT_CREATED:
 		break;
 	case CT_RACED:
-		if (ct6_lookup(k, m, &s->e, &s->pe) && s->e.ifindex)
+		if (ct6_lookup_inbound(k, m, &s->e, &s->pe) && s->e.ifindex)
 			break;
 		return drop(skb, DIR, DROP_CT_MAP_FULL);
 	case CT_NO_PORT:

@@ -21,7 +21,8 @@ import (
 // flows from an uplink to published ports (and, on nat-unprotected
 // networks, to routed container addresses), judged in from_uplink before
 // any translation. Semantics are in bpf/lib/firewall.h; rules are kept in
-// the store and compiled into the fw_rules trie.
+// the store and compiled into the fw_rules (IPv4 sources) and fw_rules6
+// (IPv6) tries.
 
 // FirewallAction is what a rule does with a matching source.
 type FirewallAction string
@@ -77,36 +78,50 @@ func ParseFirewallPort(s string) (uint16, ports.Protocol, error) {
 	return uint16(n), p, nil
 }
 
-// ParseFirewallSource parses an IPv4 address or prefix ("any" is 0.0.0.0/0).
-// A prefix with host bits set is refused: 10.1.2.3/8 is a typo more often
-// than a wish for 10.0.0.0/8.
-func ParseFirewallSource(s string) (netip.Prefix, error) {
+// Every source of each family: "any" names both.
+var (
+	anyIPv4 = netip.PrefixFrom(netip.IPv4Unspecified(), 0)
+	anyIPv6 = netip.PrefixFrom(netip.IPv6Unspecified(), 0)
+)
+
+// ParseFirewallSources parses a rule's source: an IPv4 or IPv6 address or
+// prefix, or "any", which is every source of both families (0.0.0.0/0 and
+// ::/0, two rules). A prefix with host bits set is refused: 10.1.2.3/8 is a
+// typo more often than a wish for 10.0.0.0/8. So is an IPv4-mapped IPv6
+// address (::ffff:198.18.0.1): IPv4 clients are judged by their IPv4
+// address, write that.
+func ParseFirewallSources(s string) ([]netip.Prefix, error) {
 	if s == "any" {
-		return netip.PrefixFrom(netip.IPv4Unspecified(), 0), nil
+		return []netip.Prefix{anyIPv4, anyIPv6}, nil
 	}
+	var p netip.Prefix
 	if !strings.Contains(s, "/") {
 		a, err := netip.ParseAddr(s)
-		if err != nil || !a.Is4() {
-			return netip.Prefix{}, fmt.Errorf("source %q: not an IPv4 address or prefix", s)
+		if err != nil || a.Zone() != "" {
+			return nil, fmt.Errorf("source %q: not an IPv4 or IPv6 address or prefix", s)
 		}
-		return netip.PrefixFrom(a, 32), nil
+		p = netip.PrefixFrom(a, a.BitLen())
+	} else {
+		var err error
+		if p, err = netip.ParsePrefix(s); err != nil {
+			return nil, fmt.Errorf("source %q: not an IPv4 or IPv6 address or prefix", s)
+		}
+		if p.Masked() != p {
+			return nil, fmt.Errorf("source %q has host bits set: did you mean %v?", s, p.Masked())
+		}
 	}
-	p, err := netip.ParsePrefix(s)
-	if err != nil || !p.Addr().Is4() {
-		return netip.Prefix{}, fmt.Errorf("source %q: not an IPv4 address or prefix", s)
+	if p.Addr().Is4In6() {
+		return nil, fmt.Errorf("source %q is an IPv4-mapped IPv6 address: write the IPv4 address (%v)", s, p.Addr().Unmap())
 	}
-	if p.Masked() != p {
-		return netip.Prefix{}, fmt.Errorf("source %q has host bits set: did you mean %v?", s, p.Masked())
-	}
-	return p, nil
+	return []netip.Prefix{p}, nil
 }
 
 func (r FirewallRule) validate() error {
 	if r.Action != FirewallAllow && r.Action != FirewallDeny {
 		return fmt.Errorf("action %q: must be allow or deny", r.Action)
 	}
-	if !r.Source.IsValid() || !r.Source.Addr().Is4() || r.Source.Masked() != r.Source {
-		return fmt.Errorf("source %v: not an IPv4 prefix", r.Source)
+	if !r.Source.IsValid() || r.Source.Masked() != r.Source || r.Source.Addr().Zone() != "" || r.Source.Addr().Is4In6() {
+		return fmt.Errorf("source %v: not an IPv4 or IPv6 prefix", r.Source)
 	}
 	if r.Port != 0 && r.Network != "" {
 		return errors.New("a rule is scoped to a port or to a network, not both")
@@ -123,40 +138,63 @@ func (r FirewallRule) validate() error {
 	return nil
 }
 
-// FirewallAdd adds a rule, or changes the action of the rule with the same
-// scope and source. A network scope must name an existing network; a port
-// need not be published yet. Flows already open are not judged again.
-func (i *Instance) FirewallAdd(r FirewallRule) error {
-	if err := r.validate(); err != nil {
-		return err
+// FirewallAdd adds rules (all or none), or changes the action of the rule
+// with the same scope and source. A network scope must name an existing
+// network; a port need not be published yet. Flows already open are not
+// judged again.
+func (i *Instance) FirewallAdd(rules ...FirewallRule) error {
+	for _, r := range rules {
+		if err := r.validate(); err != nil {
+			return err
+		}
 	}
 	return i.withStore(func(st *store) error {
-		if r.Network != "" {
+		for _, r := range rules {
+			if r.Network == "" {
+				continue
+			}
 			if _, ok, err := st.network(r.Network); err != nil {
 				return err
 			} else if !ok {
 				return notFoundf("network %s not found", r.Network)
 			}
 		}
-		raw, err := json.Marshal(r)
-		if err != nil {
-			return err
-		}
 		return i.changeFirewall(st, func(b *bolt.Bucket) error {
-			return b.Put([]byte(r.key()), raw)
+			for _, r := range rules {
+				raw, err := json.Marshal(r)
+				if err != nil {
+					return err
+				}
+				if err := b.Put([]byte(r.key()), raw); err != nil {
+					return err
+				}
+			}
+			return nil
 		})
 	})
 }
 
-// FirewallRemove removes the rule with r's scope and source (its action is
-// not compared).
-func (i *Instance) FirewallRemove(r FirewallRule) error {
+// FirewallRemove removes the rules with rules' scopes and sources (their
+// actions are not compared): those of them that exist, an error if none
+// does.
+func (i *Instance) FirewallRemove(rules ...FirewallRule) error {
 	return i.withStore(func(st *store) error {
 		return i.changeFirewall(st, func(b *bolt.Bucket) error {
-			if b.Get([]byte(r.key())) == nil {
+			found := 0
+			for _, r := range rules {
+				if b.Get([]byte(r.key())) == nil {
+					continue
+				}
+				found++
+				if err := b.Delete([]byte(r.key())); err != nil {
+					return err
+				}
+			}
+			if found == 0 && len(rules) > 0 {
+				r := rules[0]
 				return fmt.Errorf("no firewall rule for %s from %v", r.Scope(), r.Source)
 			}
-			return b.Delete([]byte(r.key()))
+			return nil
 		})
 	})
 }
@@ -209,16 +247,23 @@ func firewallRules(st *store) ([]FirewallRule, error) {
 		if sa, sb := rules[a].Scope(), rules[b].Scope(); sa != sb {
 			return sa < sb
 		}
-		return rules[a].Source.Bits() > rules[b].Source.Bits() ||
-			rules[a].Source.Bits() == rules[b].Source.Bits() && rules[a].Source.Addr().Less(rules[b].Source.Addr())
+		sa, sb := rules[a].Source, rules[b].Source
+		if sa.Addr().Is4() != sb.Addr().Is4() {
+			return sa.Addr().Is4()
+		}
+		return sa.Bits() > sb.Bits() || sa.Bits() == sb.Bits() && sa.Addr().Less(sb.Addr())
 	})
 	return rules, err
 }
 
 // withImpliedDenies adds, after the rules of every scope that allows some
-// sources and says nothing of 0.0.0.0/0, the deny of everything else.
+// sources, the deny of everything else: of each family whose every source
+// (0.0.0.0/0, ::/0) the scope says nothing of. A scope's allow rules make
+// it an allow list for both families, so one naming IPv4 prefixes only
+// refuses every IPv6 source, and the other way round; ::/0 allowed opens
+// the scope to IPv6 again. Deny rules alone imply nothing.
 func withImpliedDenies(rules []FirewallRule) []FirewallRule {
-	type scopeState struct{ allows, any bool }
+	type scopeState struct{ allows, any4, any6 bool }
 	state := map[string]*scopeState{}
 	for _, r := range rules {
 		s := state[r.Scope()]
@@ -227,15 +272,23 @@ func withImpliedDenies(rules []FirewallRule) []FirewallRule {
 			state[r.Scope()] = s
 		}
 		s.allows = s.allows || r.Action == FirewallAllow
-		s.any = s.any || r.Source.Bits() == 0
+		s.any4 = s.any4 || r.Source == anyIPv4
+		s.any6 = s.any6 || r.Source == anyIPv6
 	}
 	var out []FirewallRule
 	for j, r := range rules {
 		out = append(out, r)
-		if last := j == len(rules)-1 || rules[j+1].Scope() != r.Scope(); last {
-			if s := state[r.Scope()]; s.allows && !s.any {
+		if last := j == len(rules)-1 || rules[j+1].Scope() != r.Scope(); !last {
+			continue
+		}
+		s := state[r.Scope()]
+		for _, fam := range []struct {
+			named bool
+			src   netip.Prefix
+		}{{s.any4, anyIPv4}, {s.any6, anyIPv6}} {
+			if s.allows && !fam.named {
 				out = append(out, FirewallRule{Port: r.Port, Protocol: r.Protocol, Network: r.Network,
-					Source: netip.PrefixFrom(netip.IPv4Unspecified(), 0), Action: FirewallDeny, Implied: true})
+					Source: fam.src, Action: FirewallDeny, Implied: true})
 			}
 		}
 	}
@@ -292,7 +345,7 @@ func (i *Instance) changeFirewall(st *store, change func(*bolt.Bucket) error) er
 	return err
 }
 
-// applyFirewall compiles the stored rules into the fw_rules trie. An
+// applyFirewall compiles the stored rules into the firewall tries. An
 // instance with no network has no datapath to apply them to: loading one
 // would pin it with nothing to use it, so the rules wait in the store
 // (createNetwork compiles them into the datapath it makes).
@@ -369,7 +422,7 @@ func sameFirewallEntries(a, b []maps.FirewallEntry) bool {
 	return true
 }
 
-// compileFirewall is what the fw_rules trie must hold for the stored rules:
+// compileFirewall is what the firewall tries must hold for the stored rules:
 // each rule in its scope's key space, and each allow list's implied deny.
 func compileFirewall(st *store) ([]maps.FirewallEntry, error) {
 	rules, err := firewallRules(st)

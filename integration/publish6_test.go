@@ -14,8 +14,9 @@ import (
 // DNATed in BPF to the container's IPv6 address with the client's address
 // kept (Docker's docker-proxy hides it), with the host's IPv6 forwarding
 // off and its ip6tables FORWARD policy DROP: only the datapath forwards.
-// An unpublished port is refused by the host; while the user firewall holds rules (IPv4 prefixes), new IPv6 flows
-// to published ports are dropped.
+// An unpublished port is refused by the host; a user firewall allow list
+// naming IPv4 prefixes only refuses IPv6 clients (TestFirewallIPv6 for
+// IPv6 prefixes).
 func TestPublishedPortsOverIPv6(t *testing.T) {
 	tp := newTopology(t)
 	dualStackUplink(tp)
@@ -71,8 +72,8 @@ func TestPublishedPortsOverIPv6(t *testing.T) {
 		t.Error("no direct_routing drop counted")
 	}
 
-	// A firewall rule, even one that allows the client's IPv4 address:
-	// its prefixes cannot judge an IPv6 source, so IPv6 is refused.
+	// An allow list of the client's IPv4 address: its implied deny is of
+	// both families, so IPv6 is refused.
 	tp.MustEbpfnet("firewall", "add", "--port", "8080/tcp", "--source", testutil.ExtIP)
 	fw := dropCount(t, v, "firewall")
 	if !testutil.TimesOut(ext, "["+hostIP6+"]:8080", time.Second) {

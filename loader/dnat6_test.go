@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/cilium/ebpf"
+
 	"github.com/ebpfnet/ebpfnet/loader"
 	"github.com/ebpfnet/ebpfnet/maps"
 )
@@ -143,27 +145,117 @@ func TestDNAT6NotPublished(t *testing.T) {
 	})
 }
 
-// The firewall's prefixes are IPv4: with any rule, a new IPv6 flow to a
-// published port is refused (fail closed); without, let in.
-func TestDNAT6Firewall(t *testing.T) {
-	e := newDNAT6Env(t)
-	if err := e.views.SyncFirewall([]maps.FirewallEntry{{
-		Scope:  maps.FirewallScope{Kind: loader.FWScopePort, Proto: maps.ProtoTCP, Port: 8080},
-		Source: netip.MustParsePrefix("198.18.7.0/24"), Allow: true,
-	}}); err != nil {
-		t.Fatal(err)
+// The user firewall judges new IPv6 flows to published ports by their
+// IPv6 source (fw_rules6) in IPv4's scope order: the port, the container's
+// network, all; the longest prefix inside the scope decides. IPv4 entries,
+// a 0/0 deny among them, never judge an IPv6 source. B (network 1)
+// publishes 8080/tcp and 5353/udp.
+func TestFirewall6(t *testing.T) {
+	pfx := netip.MustParsePrefix
+	port8080 := maps.FirewallScope{Kind: loader.FWScopePort, Proto: maps.ProtoTCP, Port: 8080}
+	net1 := maps.FirewallScope{Kind: loader.FWScopeNetwork, NetID: 1}
+	all := maps.FirewallScope{Kind: loader.FWScopeAll}
+	rules := []maps.FirewallEntry{
+		// 8080/tcp: an allow list with a hole, its ::/0 deny the control
+		// plane's implied one; IPv4's list beside it.
+		{Scope: port8080, Source: pfx("2001:db8:7::/48"), Allow: true},
+		{Scope: port8080, Source: pfx("2001:db8:7:80::/64")},
+		{Scope: port8080, Source: pfx("2001:db8:10::/48"), Allow: true},
+		{Scope: port8080, Source: pfx("::/0")},
+		{Scope: port8080, Source: pfx("198.18.7.0/24"), Allow: true},
+		{Scope: port8080, Source: pfx("0.0.0.0/0")},
+		// Network 1 denies a prefix; the port scope above wins for 8080.
+		{Scope: net1, Source: pfx("2001:db8:10::/48")},
+		// Every published port: one IPv6 prefix denied, and all of IPv4.
+		{Scope: all, Source: pfx("2001:db8:66::/48")},
+		{Scope: all, Source: pfx("0.0.0.0/0")},
 	}
-	ret, _ := e.fromUplink(t, frame6(macRt, macUp, srvD6, hostH6, 60, nil, 6, tcp6(5555, 8080, tcpSYN, 0)))
-	expectRefused(t, e, ret, "firewall")
-	if n := len(flows6(t, e)); n != 0 {
-		t.Errorf("a refused SYN left %d conntrack6 entries", n)
+	for _, tc := range []struct {
+		name    string
+		src     string
+		udp     bool
+		allowed bool
+	}{
+		{"port scope allows", "2001:db8:7::5", false, true},
+		{"longer deny prefix wins", "2001:db8:7:80::5", false, false},
+		{"implied deny of an allow list", "2001:db8:9::9", false, false},
+		{"port scope decides before the network scope", "2001:db8:10::1", false, true},
+		{"network scope denies", "2001:db8:10::1", true, false},
+		{"global deny reaches a port without rules", "2001:db8:66::1", true, false},
+		{"port scope decides before the global scope", "2001:db8:66::1", false, false},
+		{"no IPv6 rule matches: IPv4's 0/0 deny does not judge IPv6", "2001:db8:9::9", true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newDNAT6Env(t)
+			if err := e.views.SyncFirewall(rules); err != nil {
+				t.Fatal(err)
+			}
+			if n, err := e.views.FirewallCount(); err != nil || int(n) != len(rules) {
+				t.Fatalf("fw_count %d (%v), want %d: both families' entries", n, err, len(rules))
+			}
+			if got := e.fwEntries(t); len(got) != len(rules) {
+				t.Fatalf("entries read back: %v", got)
+			}
+			if n := fwTrieLen(t, e.dp.Maps.FWRules6); n != 6 {
+				t.Fatalf("fw_rules6 holds %d entries, want the 6 IPv6 ones", n)
+			}
+			src := netip.MustParseAddr(tc.src)
+			in := frame6(macRt, macUp, src, hostH6, 60, nil, 6, tcp6(5555, 8080, tcpSYN, 0))
+			want := frame6(macGW, macB, src, ip6B, 59, nil, 6, tcp6(5555, 80, tcpSYN, 0))
+			if tc.udp {
+				in = frame6(macRt, macUp, src, hostH6, 60, nil, 17, udp6(5555, 5353, "query"))
+				want = frame6(macGW, macB, src, ip6B, 59, nil, 17, udp6(5555, 53, "query"))
+			}
+			ret, got := e.fromUplink(t, in)
+			if !tc.allowed {
+				expectRefused(t, e, ret, "firewall")
+				if n := len(flows6(t, e)); n != 0 {
+					t.Errorf("a refused flow left %d conntrack6 entries", n)
+				}
+				return
+			}
+			if ret != tcActRedirect {
+				d, _ := e.views.Drops()
+				t.Fatalf("verdict %d, want TC_ACT_REDIRECT (drops %v)", ret, d)
+			}
+			expectFrame6(t, "in", got, want)
+			if n := e.drops(t, "firewall"); n != 0 {
+				t.Errorf("drops[firewall] = %d", n)
+			}
+			if n := len(flows6(t, e)); n != 2 {
+				t.Errorf("%d conntrack6 entries, want 2", n)
+			}
+		})
+	}
+
+	// Without rules the tries are skipped; a sync to nothing empties both.
+	e := newDNAT6Env(t)
+	if err := e.views.SyncFirewall(rules); err != nil {
+		t.Fatal(err)
 	}
 	if err := e.views.SyncFirewall(nil); err != nil {
 		t.Fatal(err)
 	}
-	if ret, _ := e.fromUplink(t, frame6(macRt, macUp, srvD6, hostH6, 60, nil, 6, tcp6(5555, 8080, tcpSYN, 0))); ret != tcActRedirect {
+	if n, err := e.views.FirewallCount(); err != nil || n != 0 || fwTrieLen(t, e.dp.Maps.FWRules6) != 0 || fwTrieLen(t, e.dp.Maps.FWRules) != 0 {
+		t.Fatalf("after a sync to no rules: count %d (%v), entries %v", n, err, e.fwEntries(t))
+	}
+	if ret, _ := e.fromUplink(t, frame6(macRt, macUp, pfx("2001:db8:9::9/128").Addr(), hostH6, 60, nil, 6, tcp6(5555, 8080, tcpSYN, 0))); ret != tcActRedirect {
 		t.Fatalf("without rules: verdict %d, want TC_ACT_REDIRECT", ret)
 	}
+}
+
+func fwTrieLen(t *testing.T, m *ebpf.Map) int {
+	t.Helper()
+	n := 0
+	var k, v []byte
+	it := m.Iterate()
+	for it.Next(&k, &v) {
+		n++
+	}
+	if err := it.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 // An ICMPv6 error about a flow to a published port (Packet Too Big from a

@@ -2,6 +2,7 @@ package loader_test
 
 import (
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -252,14 +253,37 @@ func TestFirewallSync(t *testing.T) {
 	if len(got) != 1 || got[0] != second[0] {
 		t.Fatalf("entries %+v, want %+v", got, second)
 	}
-	// Refusals leave the trie as it was: an IPv6 source after a valid
-	// entry, and more entries than the trie holds.
+	// An IPv6 entry goes into fw_rules6 and reads back; the count is both
+	// tries'.
+	v6 := maps.FirewallEntry{Scope: maps.FirewallScope{Kind: loader.FWScopeNetwork, NetID: 7}, Source: netip.MustParsePrefix("2001:db8:40::/42"), Allow: true}
+	if err := e.views.SyncFirewall(append(slices.Clone(second), v6)); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.fwEntries(t); len(got) != 2 || got[0] != second[0] || got[1] != v6 {
+		t.Fatalf("entries %+v, want %+v and %+v", got, second[0], v6)
+	}
+	var k6 loader.FW6Key
+	var r loader.FWRule
+	if it := e.dp.Maps.FWRules6.Iterate(); !it.Next(&k6, &r) || k6.Prefixlen != uint32(loader.FWScopeBits+42) || k6.Kind != uint8(loader.FWScopeNetwork) ||
+		k6.Id != 7 || k6.Saddr.Addr != [4]uint32{0xb80d0120, 0x4000, 0, 0} || r.Action != uint32(loader.FWAllow) {
+		t.Fatalf("fw_rules6 entry %+v %+v", k6, r)
+	}
+	if n, err := e.views.FirewallCount(); err != nil || n != 2 {
+		t.Fatalf("count %d, %v, want 2", n, err)
+	}
+	if err := e.views.SyncFirewall(second); err != nil {
+		t.Fatal(err)
+	}
+	// Refusals leave the tries as they were: an IPv4-mapped IPv6 source
+	// (it would never match: IPv4 clients come as IPv4) after a valid
+	// entry of each family, and more entries than the trie holds.
 	bad := []maps.FirewallEntry{
 		{Scope: scope, Source: netip.MustParsePrefix("192.0.2.0/24")},
-		{Scope: scope, Source: netip.PrefixFrom(netip.IPv6Loopback(), 128)},
+		{Scope: scope, Source: netip.MustParsePrefix("2001:db8::/32")},
+		{Scope: scope, Source: netip.MustParsePrefix("::ffff:192.0.2.0/120")},
 	}
 	if err := e.views.SyncFirewall(bad); err == nil {
-		t.Error("an IPv6 source was accepted")
+		t.Error("an IPv4-mapped IPv6 source was accepted")
 	}
 	limit := int(e.fwRules().MaxEntries())
 	many := make([]maps.FirewallEntry, 0, limit+1)

@@ -187,6 +187,16 @@ type fromContainerEndpointInfo struct {
 	Flags   uint16
 }
 
+type fromContainerFw6Key struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Kind      uint8
+	Proto     uint8
+	Port      uint16
+	Id        uint32
+	Saddr     fromContainerIp6Key
+}
+
 type fromContainerFwAction uint32
 
 const (
@@ -263,24 +273,37 @@ type fromContainerMonitorControl struct {
 }
 
 type fromContainerMonitorEvent struct {
-	_        structs.HostLayout
-	Ts       uint64
-	Ifindex  uint32
-	Len      uint32
-	Type     uint8
-	Reason   uint8
-	Dir      uint8
-	Proto    uint8
-	Saddr    uint32
-	Daddr    uint32
-	Sport    uint16
-	Dport    uint16
-	NewSaddr uint32
-	NewDaddr uint32
-	NewSport uint16
-	NewDport uint16
-	_        [4]byte
+	_         structs.HostLayout
+	Ts        uint64
+	Ifindex   uint32
+	Len       uint32
+	Type      uint8
+	Reason    uint8
+	Dir       uint8
+	Proto     uint8
+	Saddr     uint32
+	Daddr     uint32
+	Sport     uint16
+	Dport     uint16
+	NewSaddr  uint32
+	NewDaddr  uint32
+	NewSport  uint16
+	NewDport  uint16
+	PadV1     uint32
+	Ip6       uint8
+	Pad6      uint8
+	Proto6    uint8
+	HopLimit6 uint8
+	Saddr6    [16]uint8
+	Daddr6    [16]uint8
+	Pad7      uint32
 }
+
+type fromContainerMonitorLimits uint32
+
+const (
+	fromContainerMonitorLimitsMONITOR_EVENT_V1SIZE fromContainerMonitorLimits = 48
+)
 
 type fromContainerMonitorType uint32
 
@@ -456,6 +479,8 @@ const (
 const (
 	fromContainerMapConntrack               = "conntrack"
 	fromContainerMapConntrack6              = "conntrack6"
+	fromContainerMapCt6AckRanges            = "ct6_ack_ranges"
+	fromContainerMapCt6Embryonic            = "ct6_embryonic"
 	fromContainerMapCtAckRanges             = "ct_ack_ranges"
 	fromContainerMapCtEmbryonic             = "ct_embryonic"
 	fromContainerMapCtInbound               = "ct_inbound"
@@ -467,6 +492,7 @@ const (
 	fromContainerMapEndpoints6              = "endpoints6"
 	fromContainerMapFwCount                 = "fw_count"
 	fromContainerMapFwRules                 = "fw_rules"
+	fromContainerMapFwRules6                = "fw_rules6"
 	fromContainerMapHairpin6Scratch         = "hairpin6_scratch"
 	fromContainerMapMonitorBudgets          = "monitor_budgets"
 	fromContainerMapMonitorCtl              = "monitor_ctl"
@@ -503,6 +529,7 @@ const (
 	fromContainerVarBtfAnchorFwLimits       = "btf_anchor_fw_limits"
 	fromContainerVarBtfAnchorFwScopeKind    = "btf_anchor_fw_scope_kind"
 	fromContainerVarBtfAnchorMonitorEvent   = "btf_anchor_monitor_event"
+	fromContainerVarBtfAnchorMonitorLimits  = "btf_anchor_monitor_limits"
 	fromContainerVarBtfAnchorMonitorType    = "btf_anchor_monitor_type"
 	fromContainerVarBtfAnchorNatLimits      = "btf_anchor_nat_limits"
 	fromContainerVarBtfAnchorNatRetryBucket = "btf_anchor_nat_retry_bucket"
@@ -566,6 +593,8 @@ type fromContainerProgramSpecs struct {
 type fromContainerMapSpecs struct {
 	Conntrack        *ebpf.MapSpec `ebpf:"conntrack"`
 	Conntrack6       *ebpf.MapSpec `ebpf:"conntrack6"`
+	Ct6AckRanges     *ebpf.MapSpec `ebpf:"ct6_ack_ranges"`
+	Ct6Embryonic     *ebpf.MapSpec `ebpf:"ct6_embryonic"`
 	CtAckRanges      *ebpf.MapSpec `ebpf:"ct_ack_ranges"`
 	CtEmbryonic      *ebpf.MapSpec `ebpf:"ct_embryonic"`
 	CtInbound        *ebpf.MapSpec `ebpf:"ct_inbound"`
@@ -577,6 +606,7 @@ type fromContainerMapSpecs struct {
 	Endpoints6       *ebpf.MapSpec `ebpf:"endpoints6"`
 	FwCount          *ebpf.MapSpec `ebpf:"fw_count"`
 	FwRules          *ebpf.MapSpec `ebpf:"fw_rules"`
+	FwRules6         *ebpf.MapSpec `ebpf:"fw_rules6"`
 	Hairpin6Scratch  *ebpf.MapSpec `ebpf:"hairpin6_scratch"`
 	MonitorBudgets   *ebpf.MapSpec `ebpf:"monitor_budgets"`
 	MonitorCtl       *ebpf.MapSpec `ebpf:"monitor_ctl"`
@@ -618,6 +648,7 @@ type fromContainerVariableSpecs struct {
 	BtfAnchorFwLimits       *ebpf.VariableSpec `ebpf:"btf_anchor_fw_limits"`
 	BtfAnchorFwScopeKind    *ebpf.VariableSpec `ebpf:"btf_anchor_fw_scope_kind"`
 	BtfAnchorMonitorEvent   *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_event"`
+	BtfAnchorMonitorLimits  *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_limits"`
 	BtfAnchorMonitorType    *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_type"`
 	BtfAnchorNatLimits      *ebpf.VariableSpec `ebpf:"btf_anchor_nat_limits"`
 	BtfAnchorNatRetryBucket *ebpf.VariableSpec `ebpf:"btf_anchor_nat_retry_bucket"`
@@ -652,6 +683,8 @@ func (o *fromContainerObjects) Close() error {
 type fromContainerMaps struct {
 	Conntrack        *ebpf.Map `ebpf:"conntrack"`
 	Conntrack6       *ebpf.Map `ebpf:"conntrack6"`
+	Ct6AckRanges     *ebpf.Map `ebpf:"ct6_ack_ranges"`
+	Ct6Embryonic     *ebpf.Map `ebpf:"ct6_embryonic"`
 	CtAckRanges      *ebpf.Map `ebpf:"ct_ack_ranges"`
 	CtEmbryonic      *ebpf.Map `ebpf:"ct_embryonic"`
 	CtInbound        *ebpf.Map `ebpf:"ct_inbound"`
@@ -663,6 +696,7 @@ type fromContainerMaps struct {
 	Endpoints6       *ebpf.Map `ebpf:"endpoints6"`
 	FwCount          *ebpf.Map `ebpf:"fw_count"`
 	FwRules          *ebpf.Map `ebpf:"fw_rules"`
+	FwRules6         *ebpf.Map `ebpf:"fw_rules6"`
 	Hairpin6Scratch  *ebpf.Map `ebpf:"hairpin6_scratch"`
 	MonitorBudgets   *ebpf.Map `ebpf:"monitor_budgets"`
 	MonitorCtl       *ebpf.Map `ebpf:"monitor_ctl"`
@@ -693,6 +727,8 @@ func (m *fromContainerMaps) Close() error {
 	return _FromContainerClose(
 		m.Conntrack,
 		m.Conntrack6,
+		m.Ct6AckRanges,
+		m.Ct6Embryonic,
 		m.CtAckRanges,
 		m.CtEmbryonic,
 		m.CtInbound,
@@ -704,6 +740,7 @@ func (m *fromContainerMaps) Close() error {
 		m.Endpoints6,
 		m.FwCount,
 		m.FwRules,
+		m.FwRules6,
 		m.Hairpin6Scratch,
 		m.MonitorBudgets,
 		m.MonitorCtl,
@@ -746,6 +783,7 @@ type fromContainerVariables struct {
 	BtfAnchorFwLimits       *ebpf.Variable `ebpf:"btf_anchor_fw_limits"`
 	BtfAnchorFwScopeKind    *ebpf.Variable `ebpf:"btf_anchor_fw_scope_kind"`
 	BtfAnchorMonitorEvent   *ebpf.Variable `ebpf:"btf_anchor_monitor_event"`
+	BtfAnchorMonitorLimits  *ebpf.Variable `ebpf:"btf_anchor_monitor_limits"`
 	BtfAnchorMonitorType    *ebpf.Variable `ebpf:"btf_anchor_monitor_type"`
 	BtfAnchorNatLimits      *ebpf.Variable `ebpf:"btf_anchor_nat_limits"`
 	BtfAnchorNatRetryBucket *ebpf.Variable `ebpf:"btf_anchor_nat_retry_bucket"`

@@ -47,6 +47,7 @@ const (
 	fromHostVarBtfAnchorDropReason    = "btf_anchor_drop_reason"
 	fromHostVarBtfAnchorEndpointFlags = "btf_anchor_endpoint_flags"
 	fromHostVarBtfAnchorMonitorEvent  = "btf_anchor_monitor_event"
+	fromHostVarBtfAnchorMonitorLimits = "btf_anchor_monitor_limits"
 	fromHostVarBtfAnchorMonitorType   = "btf_anchor_monitor_type"
 	fromHostVarBtfAnchorNetworkFlags  = "btf_anchor_network_flags"
 	fromHostVarBtfAnchorOverlayLimits = "btf_anchor_overlay_limits"
@@ -139,6 +140,7 @@ type fromHostVariableSpecs struct {
 	BtfAnchorDropReason    *ebpf.VariableSpec `ebpf:"btf_anchor_drop_reason"`
 	BtfAnchorEndpointFlags *ebpf.VariableSpec `ebpf:"btf_anchor_endpoint_flags"`
 	BtfAnchorMonitorEvent  *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_event"`
+	BtfAnchorMonitorLimits *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_limits"`
 	BtfAnchorMonitorType   *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_type"`
 	BtfAnchorNetworkFlags  *ebpf.VariableSpec `ebpf:"btf_anchor_network_flags"`
 	BtfAnchorOverlayLimits *ebpf.VariableSpec `ebpf:"btf_anchor_overlay_limits"`
@@ -230,6 +232,7 @@ type fromHostVariables struct {
 	BtfAnchorDropReason    *ebpf.Variable `ebpf:"btf_anchor_drop_reason"`
 	BtfAnchorEndpointFlags *ebpf.Variable `ebpf:"btf_anchor_endpoint_flags"`
 	BtfAnchorMonitorEvent  *ebpf.Variable `ebpf:"btf_anchor_monitor_event"`
+	BtfAnchorMonitorLimits *ebpf.Variable `ebpf:"btf_anchor_monitor_limits"`
 	BtfAnchorMonitorType   *ebpf.Variable `ebpf:"btf_anchor_monitor_type"`
 	BtfAnchorNetworkFlags  *ebpf.Variable `ebpf:"btf_anchor_network_flags"`
 	BtfAnchorOverlayLimits *ebpf.Variable `ebpf:"btf_anchor_overlay_limits"`

@@ -56,6 +56,7 @@ const (
 	fromOverlayVarBtfAnchorDropReason     = "btf_anchor_drop_reason"
 	fromOverlayVarBtfAnchorEndpointFlags  = "btf_anchor_endpoint_flags"
 	fromOverlayVarBtfAnchorMonitorEvent   = "btf_anchor_monitor_event"
+	fromOverlayVarBtfAnchorMonitorLimits  = "btf_anchor_monitor_limits"
 	fromOverlayVarBtfAnchorMonitorType    = "btf_anchor_monitor_type"
 	fromOverlayVarBtfAnchorNatLimits      = "btf_anchor_nat_limits"
 	fromOverlayVarBtfAnchorNatRetryBucket = "btf_anchor_nat_retry_bucket"
@@ -162,6 +163,7 @@ type fromOverlayVariableSpecs struct {
 	BtfAnchorDropReason     *ebpf.VariableSpec `ebpf:"btf_anchor_drop_reason"`
 	BtfAnchorEndpointFlags  *ebpf.VariableSpec `ebpf:"btf_anchor_endpoint_flags"`
 	BtfAnchorMonitorEvent   *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_event"`
+	BtfAnchorMonitorLimits  *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_limits"`
 	BtfAnchorMonitorType    *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_type"`
 	BtfAnchorNatLimits      *ebpf.VariableSpec `ebpf:"btf_anchor_nat_limits"`
 	BtfAnchorNatRetryBucket *ebpf.VariableSpec `ebpf:"btf_anchor_nat_retry_bucket"`
@@ -276,6 +278,7 @@ type fromOverlayVariables struct {
 	BtfAnchorDropReason     *ebpf.Variable `ebpf:"btf_anchor_drop_reason"`
 	BtfAnchorEndpointFlags  *ebpf.Variable `ebpf:"btf_anchor_endpoint_flags"`
 	BtfAnchorMonitorEvent   *ebpf.Variable `ebpf:"btf_anchor_monitor_event"`
+	BtfAnchorMonitorLimits  *ebpf.Variable `ebpf:"btf_anchor_monitor_limits"`
 	BtfAnchorMonitorType    *ebpf.Variable `ebpf:"btf_anchor_monitor_type"`
 	BtfAnchorNatLimits      *ebpf.Variable `ebpf:"btf_anchor_nat_limits"`
 	BtfAnchorNatRetryBucket *ebpf.Variable `ebpf:"btf_anchor_nat_retry_bucket"`

@@ -56,6 +56,7 @@ const (
 	fromOverlayTestVarBtfAnchorDropReason     = "btf_anchor_drop_reason"
 	fromOverlayTestVarBtfAnchorEndpointFlags  = "btf_anchor_endpoint_flags"
 	fromOverlayTestVarBtfAnchorMonitorEvent   = "btf_anchor_monitor_event"
+	fromOverlayTestVarBtfAnchorMonitorLimits  = "btf_anchor_monitor_limits"
 	fromOverlayTestVarBtfAnchorMonitorType    = "btf_anchor_monitor_type"
 	fromOverlayTestVarBtfAnchorNatLimits      = "btf_anchor_nat_limits"
 	fromOverlayTestVarBtfAnchorNatRetryBucket = "btf_anchor_nat_retry_bucket"
@@ -162,6 +163,7 @@ type fromOverlayTestVariableSpecs struct {
 	BtfAnchorDropReason     *ebpf.VariableSpec `ebpf:"btf_anchor_drop_reason"`
 	BtfAnchorEndpointFlags  *ebpf.VariableSpec `ebpf:"btf_anchor_endpoint_flags"`
 	BtfAnchorMonitorEvent   *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_event"`
+	BtfAnchorMonitorLimits  *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_limits"`
 	BtfAnchorMonitorType    *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_type"`
 	BtfAnchorNatLimits      *ebpf.VariableSpec `ebpf:"btf_anchor_nat_limits"`
 	BtfAnchorNatRetryBucket *ebpf.VariableSpec `ebpf:"btf_anchor_nat_retry_bucket"`
@@ -276,6 +278,7 @@ type fromOverlayTestVariables struct {
 	BtfAnchorDropReason     *ebpf.Variable `ebpf:"btf_anchor_drop_reason"`
 	BtfAnchorEndpointFlags  *ebpf.Variable `ebpf:"btf_anchor_endpoint_flags"`
 	BtfAnchorMonitorEvent   *ebpf.Variable `ebpf:"btf_anchor_monitor_event"`
+	BtfAnchorMonitorLimits  *ebpf.Variable `ebpf:"btf_anchor_monitor_limits"`
 	BtfAnchorMonitorType    *ebpf.Variable `ebpf:"btf_anchor_monitor_type"`
 	BtfAnchorNatLimits      *ebpf.Variable `ebpf:"btf_anchor_nat_limits"`
 	BtfAnchorNatRetryBucket *ebpf.Variable `ebpf:"btf_anchor_nat_retry_bucket"`

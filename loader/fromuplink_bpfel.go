@@ -18,6 +18,8 @@ import (
 const (
 	fromUplinkMapConntrack               = "conntrack"
 	fromUplinkMapConntrack6              = "conntrack6"
+	fromUplinkMapCt6AckRanges            = "ct6_ack_ranges"
+	fromUplinkMapCt6Embryonic            = "ct6_embryonic"
 	fromUplinkMapCtAckRanges             = "ct_ack_ranges"
 	fromUplinkMapCtEmbryonic             = "ct_embryonic"
 	fromUplinkMapCtInbound               = "ct_inbound"
@@ -29,6 +31,7 @@ const (
 	fromUplinkMapEndpoints6              = "endpoints6"
 	fromUplinkMapFwCount                 = "fw_count"
 	fromUplinkMapFwRules                 = "fw_rules"
+	fromUplinkMapFwRules6                = "fw_rules6"
 	fromUplinkMapLbAffinities            = "lb_affinities"
 	fromUplinkMapLbBackends              = "lb_backends"
 	fromUplinkMapLbNodeIps               = "lb_node_ips"
@@ -69,6 +72,7 @@ const (
 	fromUplinkVarBtfAnchorLbLimits       = "btf_anchor_lb_limits"
 	fromUplinkVarBtfAnchorLbScope        = "btf_anchor_lb_scope"
 	fromUplinkVarBtfAnchorMonitorEvent   = "btf_anchor_monitor_event"
+	fromUplinkVarBtfAnchorMonitorLimits  = "btf_anchor_monitor_limits"
 	fromUplinkVarBtfAnchorMonitorType    = "btf_anchor_monitor_type"
 	fromUplinkVarBtfAnchorNatLimits      = "btf_anchor_nat_limits"
 	fromUplinkVarBtfAnchorNatRetryBucket = "btf_anchor_nat_retry_bucket"
@@ -132,6 +136,8 @@ type fromUplinkProgramSpecs struct {
 type fromUplinkMapSpecs struct {
 	Conntrack        *ebpf.MapSpec `ebpf:"conntrack"`
 	Conntrack6       *ebpf.MapSpec `ebpf:"conntrack6"`
+	Ct6AckRanges     *ebpf.MapSpec `ebpf:"ct6_ack_ranges"`
+	Ct6Embryonic     *ebpf.MapSpec `ebpf:"ct6_embryonic"`
 	CtAckRanges      *ebpf.MapSpec `ebpf:"ct_ack_ranges"`
 	CtEmbryonic      *ebpf.MapSpec `ebpf:"ct_embryonic"`
 	CtInbound        *ebpf.MapSpec `ebpf:"ct_inbound"`
@@ -143,6 +149,7 @@ type fromUplinkMapSpecs struct {
 	Endpoints6       *ebpf.MapSpec `ebpf:"endpoints6"`
 	FwCount          *ebpf.MapSpec `ebpf:"fw_count"`
 	FwRules          *ebpf.MapSpec `ebpf:"fw_rules"`
+	FwRules6         *ebpf.MapSpec `ebpf:"fw_rules6"`
 	LbAffinities     *ebpf.MapSpec `ebpf:"lb_affinities"`
 	LbBackends       *ebpf.MapSpec `ebpf:"lb_backends"`
 	LbNodeIps        *ebpf.MapSpec `ebpf:"lb_node_ips"`
@@ -188,6 +195,7 @@ type fromUplinkVariableSpecs struct {
 	BtfAnchorLbLimits       *ebpf.VariableSpec `ebpf:"btf_anchor_lb_limits"`
 	BtfAnchorLbScope        *ebpf.VariableSpec `ebpf:"btf_anchor_lb_scope"`
 	BtfAnchorMonitorEvent   *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_event"`
+	BtfAnchorMonitorLimits  *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_limits"`
 	BtfAnchorMonitorType    *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_type"`
 	BtfAnchorNatLimits      *ebpf.VariableSpec `ebpf:"btf_anchor_nat_limits"`
 	BtfAnchorNatRetryBucket *ebpf.VariableSpec `ebpf:"btf_anchor_nat_retry_bucket"`
@@ -222,6 +230,8 @@ func (o *fromUplinkObjects) Close() error {
 type fromUplinkMaps struct {
 	Conntrack        *ebpf.Map `ebpf:"conntrack"`
 	Conntrack6       *ebpf.Map `ebpf:"conntrack6"`
+	Ct6AckRanges     *ebpf.Map `ebpf:"ct6_ack_ranges"`
+	Ct6Embryonic     *ebpf.Map `ebpf:"ct6_embryonic"`
 	CtAckRanges      *ebpf.Map `ebpf:"ct_ack_ranges"`
 	CtEmbryonic      *ebpf.Map `ebpf:"ct_embryonic"`
 	CtInbound        *ebpf.Map `ebpf:"ct_inbound"`
@@ -233,6 +243,7 @@ type fromUplinkMaps struct {
 	Endpoints6       *ebpf.Map `ebpf:"endpoints6"`
 	FwCount          *ebpf.Map `ebpf:"fw_count"`
 	FwRules          *ebpf.Map `ebpf:"fw_rules"`
+	FwRules6         *ebpf.Map `ebpf:"fw_rules6"`
 	LbAffinities     *ebpf.Map `ebpf:"lb_affinities"`
 	LbBackends       *ebpf.Map `ebpf:"lb_backends"`
 	LbNodeIps        *ebpf.Map `ebpf:"lb_node_ips"`
@@ -264,6 +275,8 @@ func (m *fromUplinkMaps) Close() error {
 	return _FromUplinkClose(
 		m.Conntrack,
 		m.Conntrack6,
+		m.Ct6AckRanges,
+		m.Ct6Embryonic,
 		m.CtAckRanges,
 		m.CtEmbryonic,
 		m.CtInbound,
@@ -275,6 +288,7 @@ func (m *fromUplinkMaps) Close() error {
 		m.Endpoints6,
 		m.FwCount,
 		m.FwRules,
+		m.FwRules6,
 		m.LbAffinities,
 		m.LbBackends,
 		m.LbNodeIps,
@@ -321,6 +335,7 @@ type fromUplinkVariables struct {
 	BtfAnchorLbLimits       *ebpf.Variable `ebpf:"btf_anchor_lb_limits"`
 	BtfAnchorLbScope        *ebpf.Variable `ebpf:"btf_anchor_lb_scope"`
 	BtfAnchorMonitorEvent   *ebpf.Variable `ebpf:"btf_anchor_monitor_event"`
+	BtfAnchorMonitorLimits  *ebpf.Variable `ebpf:"btf_anchor_monitor_limits"`
 	BtfAnchorMonitorType    *ebpf.Variable `ebpf:"btf_anchor_monitor_type"`
 	BtfAnchorNatLimits      *ebpf.Variable `ebpf:"btf_anchor_nat_limits"`
 	BtfAnchorNatRetryBucket *ebpf.Variable `ebpf:"btf_anchor_nat_retry_bucket"`

@@ -94,7 +94,9 @@ type Maps struct {
 	CTEmbryonic      *ebpf.Map `ebpf:"ct_embryonic"`
 	CTInbound        *ebpf.Map `ebpf:"ct_inbound"`
 	CTAckRanges      *ebpf.Map `ebpf:"ct_ack_ranges"`
-	Conntrack6       *ebpf.Map `ebpf:"conntrack6"` // NAT66's flows (bpf/lib/nat6.h)
+	Conntrack6       *ebpf.Map `ebpf:"conntrack6"`    // NAT66's flows (bpf/lib/nat6.h)
+	CT6Embryonic     *ebpf.Map `ebpf:"ct6_embryonic"` // IPv6 inbound TCP flows not yet acknowledged
+	CT6AckRanges     *ebpf.Map `ebpf:"ct6_ack_ranges"`
 	Uplinks          *ebpf.Map `ebpf:"uplinks"`
 	UplinkIPs        *ebpf.Map `ebpf:"uplink_ips"`
 	UplinkIPs6       *ebpf.Map `ebpf:"uplink_ips6"`
@@ -105,6 +107,7 @@ type Maps struct {
 	MonitorEvents    *ebpf.Map `ebpf:"monitor_events"`
 	MonitorCtl       *ebpf.Map `ebpf:"monitor_ctl"`
 	FWRules          *ebpf.Map `ebpf:"fw_rules"`
+	FWRules6         *ebpf.Map `ebpf:"fw_rules6"` // IPv6 sources (bpf/lib/firewall.h)
 	FWCount          *ebpf.Map `ebpf:"fw_count"`
 	OverlayNetworks  *ebpf.Map `ebpf:"overlay_networks"`
 	RemoteEndpoints  *ebpf.Map `ebpf:"remote_endpoints"`

@@ -29,6 +29,7 @@ type (
 	MonitorType      = fromContainerMonitorType
 	FWKey            = fromContainerFwKey
 	FWRule           = fromContainerFwRule
+	FW6Key           = fromContainerFw6Key
 	FWScopeKind      = fromContainerFwScopeKind
 	FWAction         = fromContainerFwAction
 	RemoteEndpoint   = fromContainerRemoteEndpoint
@@ -119,6 +120,9 @@ const (
 
 	MonitorDrop    = fromContainerMonitorTypeMONITOR_DROP
 	MonitorNewFlow = fromContainerMonitorTypeMONITOR_NEW_FLOW
+	// MonitorEventV1Size is the IPv4-only event's size: the event's IPv6
+	// part comes after it (bpf/lib/monitor.h).
+	MonitorEventV1Size = int(fromContainerMonitorLimitsMONITOR_EVENT_V1SIZE)
 )
 
 // The nat_retries histogram (enum nat_retry_bucket in bpf/lib/nat.h):

@@ -56,18 +56,38 @@ func flowFrom6(k loader.CT6Key, e loader.CT6Entry) Flow {
 	}
 }
 
-// Flows6 lists every entry of conntrack6, NAT66's flows (bpf/lib/nat6.h):
-// each flow once per direction.
+// flowTables6 are the IPv6 flow tables: conntrack6, and ct6_embryonic,
+// whose flows (TCP to published ports not yet acknowledged by their
+// client) are marked Embryonic.
+func (v *Views) flowTables6() []struct {
+	m         *ebpf.Map
+	name      string
+	embryonic bool
+} {
+	return []struct {
+		m         *ebpf.Map
+		name      string
+		embryonic bool
+	}{{v.m.Conntrack6, "conntrack6", false}, {v.m.CT6Embryonic, "ct6_embryonic", true}}
+}
+
+// Flows6 lists every entry of conntrack6, NAT66's and published ports'
+// flows (bpf/lib/nat6.h), then of ct6_embryonic: each flow once per
+// direction.
 func (v *Views) Flows6() ([]Flow, error) {
 	var out []Flow
 	var k loader.CT6Key
 	var e loader.CT6Entry
-	it := v.m.Conntrack6.Iterate()
-	for it.Next(&k, &e) {
-		out = append(out, flowFrom6(k, e))
-	}
-	if err := it.Err(); err != nil {
-		return out, fmt.Errorf("read conntrack6: %w", err)
+	for _, t := range v.flowTables6() {
+		it := t.m.Iterate()
+		for it.Next(&k, &e) {
+			f := flowFrom6(k, e)
+			f.Embryonic = t.embryonic
+			out = append(out, f)
+		}
+		if err := it.Err(); err != nil {
+			return out, fmt.Errorf("read %s: %w", t.name, err)
+		}
 	}
 	return out, nil
 }
@@ -93,12 +113,27 @@ func (v *Views) PutFlow6(f Flow) error {
 	return nil
 }
 
-// gc6 is GC on conntrack6: a flow idle (its most recently used half) for
-// longer than its timeout loses both halves. The table is walked once and
-// each candidate read again with its peer, as gcTable does; the keys to
-// delete are collected first (conntrack6 is 128k entries at most).
+// gc6 is GC on conntrack6 and ct6_embryonic.
 func (v *Views) gc6(now time.Duration, t Timeouts) (expired int, err error) {
-	m := v.m.Conntrack6
+	var errs []error
+	for _, tab := range v.flowTables6() {
+		n, err := gc6Table(tab.m, now, t)
+		expired += n
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", tab.name, err))
+		}
+	}
+	return expired, errors.Join(errs...)
+}
+
+// gc6Table is GC on one IPv6 table: a flow idle (its most recently used
+// half) for longer than its timeout loses both halves. The table is walked
+// once and each candidate read again with its peer, as gcTable does; the
+// keys to delete are collected first (conntrack6 is 128k entries at most).
+// An embryonic flow is in SYN state (its timeout TCPSyn) or, the container
+// having refused it, RST (TCPClosing): unlike IPv4's embryonic table, the
+// datapath leaves dead IPv6 ones to this and to the LRU.
+func gc6Table(m *ebpf.Map, now time.Duration, t Timeouts) (expired int, err error) {
 	shortest := t.shortest()
 	var doomed []loader.CT6Key
 	seen := map[loader.CT6Key]bool{}
@@ -136,37 +171,38 @@ func (v *Views) gc6(now time.Duration, t Timeouts) (expired int, err error) {
 	for i := range doomed {
 		errs = append(errs, ignoreMissing(m.Delete(&doomed[i])))
 	}
-	if err := errors.Join(errs...); err != nil {
-		return expired, fmt.Errorf("conntrack6: %w", err)
-	}
-	return expired, nil
+	return expired, errors.Join(errs...)
 }
 
-// DeleteFlows6 deletes the conntrack6 entries match selects, and their
-// peers; it returns how many entries it deleted.
+// DeleteFlows6 deletes the entries of conntrack6 and ct6_embryonic match
+// selects, and their peers; it returns how many entries it deleted.
 func (v *Views) DeleteFlows6(match func(Flow) bool) (int, error) {
-	m := v.m.Conntrack6
-	var doomed []loader.CT6Key
-	var k loader.CT6Key
-	var e loader.CT6Entry
-	it := m.Iterate()
-	for it.Next(&k, &e) {
-		if match(flowFrom6(k, e)) {
-			doomed = append(doomed, k, e.Peer)
-		}
-	}
 	deleted := 0
-	errs := []error{it.Err()}
-	for i := range doomed {
-		switch err := m.Delete(&doomed[i]); {
-		case err == nil:
-			deleted++
-		case !errors.Is(err, ebpf.ErrKeyNotExist):
-			errs = append(errs, err)
+	var errs []error
+	for _, t := range v.flowTables6() {
+		var doomed []loader.CT6Key
+		var k loader.CT6Key
+		var e loader.CT6Entry
+		it := t.m.Iterate()
+		for it.Next(&k, &e) {
+			f := flowFrom6(k, e)
+			f.Embryonic = t.embryonic
+			if match(f) {
+				doomed = append(doomed, k, e.Peer)
+			}
+		}
+		errs = append(errs, it.Err())
+		for i := range doomed {
+			switch err := t.m.Delete(&doomed[i]); {
+			case err == nil:
+				deleted++
+			case !errors.Is(err, ebpf.ErrKeyNotExist):
+				errs = append(errs, fmt.Errorf("%s: %w", t.name, err))
+			}
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
-		return deleted, fmt.Errorf("delete conntrack6 entries: %w", err)
+		return deleted, fmt.Errorf("delete IPv6 flow entries: %w", err)
 	}
 	return deleted, nil
 }

@@ -21,7 +21,9 @@ type Event struct {
 	Direction string
 	Ifindex   int
 	Len       int
-	Tuple     Tuple // zero Proto when the packet was not IPv4
+	// Tuple is the packet's, IPv4 or IPv6 (zero Proto when it was neither;
+	// zero ports unless TCP or UDP).
+	Tuple Tuple
 	// Translated is a new flow's tuple after translation (the rewrite of
 	// its first packet; equal to Tuple for routed flows); zero for drops.
 	Translated Tuple
@@ -32,7 +34,7 @@ func (e Event) String() string {
 	if e.Reason != "" {
 		s += " " + e.Reason
 	}
-	if e.Tuple.Proto != 0 {
+	if e.Tuple.Src.Addr().IsValid() {
 		s += " " + e.Tuple.String()
 	}
 	if e.Translated.Proto != 0 {
@@ -83,8 +85,20 @@ func (r *MonitorReader) Read() (Event, error) {
 	if err != nil {
 		return Event{}, err
 	}
+	return DecodeEvent(rec.RawSample)
+}
+
+// DecodeEvent decodes one ring buffer record: an event of this layout, or
+// of the IPv4-only one before it (loader.MonitorEventV1Size bytes, from
+// programs loaded by an older ebpfnet), whose missing IPv6 part reads as
+// zero.
+func DecodeEvent(sample []byte) (Event, error) {
 	var raw loader.MonitorEvent
-	if err := binary.Read(bytes.NewReader(rec.RawSample), binary.NativeEndian, &raw); err != nil {
+	size := binary.Size(raw)
+	if len(sample) < size && len(sample) >= loader.MonitorEventV1Size {
+		sample = append(bytes.Clone(sample), make([]byte, size-len(sample))...)
+	}
+	if err := binary.Read(bytes.NewReader(sample), binary.NativeEndian, &raw); err != nil {
 		return Event{}, fmt.Errorf("decode monitor event: %w", err)
 	}
 	return decodeEvent(raw)
@@ -110,7 +124,13 @@ func decodeEvent(raw loader.MonitorEvent) (Event, error) {
 	default:
 		return e, errors.New("unknown monitor event type")
 	}
-	if raw.Proto != 0 {
+	if raw.Ip6 != 0 {
+		e.Tuple = Tuple{
+			Proto: raw.Proto6,
+			Src:   netip.AddrPortFrom(netip.AddrFrom16(raw.Saddr6), PortFromBE16(raw.Sport)),
+			Dst:   netip.AddrPortFrom(netip.AddrFrom16(raw.Daddr6), PortFromBE16(raw.Dport)),
+		}
+	} else if raw.Proto != 0 {
 		e.Tuple = Tuple{
 			Proto: raw.Proto,
 			Src:   netip.AddrPortFrom(AddrFromBE32(raw.Saddr), PortFromBE16(raw.Sport)),

@@ -95,7 +95,7 @@ static __always_inline int hairpin6(struct __sk_buff *skb, const struct endpoint
 	} else {
 		if (h->m.ttl <= 1 || !hairpin6_new(skb, src, &h->k, &h->m, s))
 			return HAIRPIN6_NONE; /* the stack answers */
-		switch (ct6_create_fixed(&h->k, &s->e, &s->pe)) {
+		switch (ct6_create_fixed(&h->k, &s->e, &s->pe, 0)) {
 		case CT_CREATED:
 			break;
 		case CT_RACED:

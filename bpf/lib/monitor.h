@@ -4,11 +4,18 @@
  * Nobody listening costs one array lookup on the (cold) paths that emit: a
  * monitor keeps monitor_control.listen_until a second or two in the future
  * while it runs, so a monitor that dies stops the events by itself. Events are
- * rate limited per CPU so a drop storm cannot flood the buffer. */
+ * rate limited per CPU so a drop storm cannot flood the buffer.
+ *
+ * The event grew an IPv6 part at its end: an IPv4 event is as before
+ * (proto, saddr, daddr in the first 48 bytes), an IPv6 one has proto 0
+ * there, so a reader of the old layout shows it without a tuple, as it
+ * used to, and ip6 set with its tuple in proto6, saddr6, daddr6 (and
+ * hop_limit6) and the shared sport, dport. */
 #pragma once
 
 #include "common.h"
 #include "parse.h"
+#include "ipv6.h"
 
 enum monitor_type {
 	MONITOR_DROP = 1,
@@ -33,7 +40,33 @@ struct monitor_event {
 	__be32 new_daddr;
 	__be16 new_sport;
 	__be16 new_dport;
+	__u32 _pad_v1; /* the IPv4-only event's tail padding */
+	/* IPv6 (appended; MONITOR_EVENT_V1_SIZE bytes before it): ip6 set, the
+	 * fixed header's addresses and next header; sport and dport above
+	 * when that is TCP or UDP (an extension header chain: its first
+	 * header, no ports). */
+	__u8 ip6;
+	__u8 _pad6;
+	/* As the IPv6 header has them from its byte 6 on: one load. */
+	__u8 proto6; /* next header */
+	__u8 hop_limit6;
+	__u8 saddr6[16];
+	__u8 daddr6[16];
+	__u32 _pad7;
 };
+
+enum monitor_limits {
+	MONITOR_EVENT_V1_SIZE = 48, /* the IPv4-only event, before ip6 */
+};
+
+_Static_assert(offsetof(struct monitor_event, ip6) == MONITOR_EVENT_V1_SIZE, "the IPv4 part keeps its layout");
+_Static_assert(sizeof(struct monitor_event) == 88, "the event's size, as maps.DecodeEvent knows it");
+_Static_assert(offsetof(struct monitor_event, daddr6) + 16 - offsetof(struct monitor_event, proto6) ==
+			       IPV6_HLEN - offsetof(struct ip6_hdr, nexthdr) &&
+		       offsetof(struct monitor_event, saddr6) - offsetof(struct monitor_event, proto6) ==
+			       offsetof(struct ip6_hdr, saddr) - offsetof(struct ip6_hdr, nexthdr) &&
+		       offsetof(struct monitor_event, dport) == offsetof(struct monitor_event, sport) + 2,
+	       "the IPv6 header's tail and the ports are loaded in one go each");
 
 /* A new flow's rewrite, for its event. */
 struct monitor_nat {
@@ -137,6 +170,14 @@ static __always_inline void monitor_emit_nat(struct __sk_buff *skb, enum monitor
 			e->sport = ports[0];
 			e->dport = ports[1];
 		}
+	} else if (skb->protocol == bpf_htons(ETH_P_IPV6) &&
+		   !bpf_skb_load_bytes(skb, sizeof(struct ethhdr) + offsetof(struct ip6_hdr, nexthdr), &e->proto6,
+				       IPV6_HLEN - offsetof(struct ip6_hdr, nexthdr))) {
+		/* Straight into the event: this is inlined at every drop. A
+		 * failed load leaves zeros. */
+		e->ip6 = 1;
+		if (e->proto6 == IPPROTO_TCP || e->proto6 == IPPROTO_UDP)
+			bpf_skb_load_bytes(skb, sizeof(struct ethhdr) + IPV6_HLEN, &e->sport, 2 * sizeof(e->sport));
 	}
 	bpf_ringbuf_submit(e, 0);
 }
@@ -150,3 +191,4 @@ static __always_inline void monitor_emit(struct __sk_buff *skb, enum monitor_typ
  * buffer) so bpf2go mirrors it to Go. */
 const volatile struct monitor_event btf_anchor_monitor_event __attribute__((unused));
 const volatile enum monitor_type btf_anchor_monitor_type __attribute__((unused));
+const volatile enum monitor_limits btf_anchor_monitor_limits __attribute__((unused));

@@ -11,10 +11,13 @@
  * and timestamps the daemon's GC expires flows by. Outbound flows
  * (CT_KIND_SNAT), and inbound flows to published ports (CT_KIND_DNAT,
  * from_uplink's published6): the client's address kept, the host's
- * address and published port restored on the container's replies. Flows
- * of networks without masquerade (CT_KIND_ROUTED, both ways) keep their
- * addresses and ports: they are tracked so the uplink lets in what answers
- * them, and the same code forwards them with the rewrite an identity.
+ * address and published port restored on the container's replies. A TCP
+ * flow to a published port starts in ct6_embryonic and moves into
+ * conntrack6 once its client acknowledges the container's SYN-ACK
+ * (ct6_promote), as conntrack.h's embryonic flows do. Flows of networks
+ * without masquerade (CT_KIND_ROUTED, both ways) keep their addresses and
+ * ports: they are tracked so the uplink lets in what answers them, and
+ * the same code forwards them with the rewrite an identity.
  *
  * The source address is the one the host picks for the route (the FIB's
  * BPF_FIB_LOOKUP_SRC: RFC 6724 source selection on the egress interface),
@@ -59,6 +62,11 @@ struct ct6_key {
 	__u8 _pad[3];
 };
 
+_Static_assert(offsetof(struct ct6_key, dport) == offsetof(struct ct6_key, sport) + 2,
+	       "ct6_extract loads both ports at once");
+_Static_assert(offsetof(struct l4_meta, tcp_ack) == offsetof(struct l4_meta, tcp_seq) + 4,
+	       "ct6_extract loads sequence and acknowledgement numbers at once");
+
 /* ct_entry's fields for 128-bit addresses; new_saddr and new_daddr are
  * adjacent as the key's addresses are: nat66_apply patches both at once. */
 struct ct6_entry {
@@ -83,6 +91,26 @@ struct {
 	__type(key, struct ct6_key);
 	__type(value, struct ct6_entry);
 } conntrack6 SEC(".maps");
+
+/* IPv6's embryonic table, as conntrack.h's ct_embryonic: a TCP flow to a
+ * published port starts here, both halves, and moves into conntrack6
+ * (ct6_promote) once its client acknowledges what the container sent (the
+ * range in ct6_ack_ranges, keyed by the container's half), so a SYN flood
+ * over IPv6 churns this table and evicts no established IPv6 flow. Same
+ * layouts as conntrack6's. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, CT_EMBRYONIC_SIZE);
+	__type(key, struct ct6_key);
+	__type(value, struct ct6_entry);
+} ct6_embryonic SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, CT_EMBRYONIC_SIZE / 2);
+	__type(key, struct ct6_key);
+	__type(value, struct ct_ack_range);
+} ct6_ack_ranges SEC(".maps");
 
 /* ICMPv6 errors (RFC 4443): each quotes, 8 bytes into its message, as
  * much of the packet it answers as fits. */
@@ -151,8 +179,6 @@ static __always_inline struct nat6_scratch *nat6_scratch_get(void)
 static __always_inline enum tuple_result ct6_extract(struct __sk_buff *skb, const struct packet6 *p, struct ct6_key *k,
 						     struct l4_meta *m)
 {
-	__u8 h[14];
-
 	__builtin_memset(k, 0, sizeof(*k));
 	__builtin_memset(m, 0, sizeof(*m));
 	k->saddr = p->ip.saddr;
@@ -166,14 +192,23 @@ static __always_inline enum tuple_result ct6_extract(struct __sk_buff *skb, cons
 		return TUPLE_NONE;
 	switch (p->proto) {
 	case IPPROTO_TCP:
-		if (p->l4_off + sizeof(struct tcphdr) > p->end || bpf_skb_load_bytes(skb, p->l4_off, h, sizeof(h)))
+		/* Straight into k and m, no buffer: from_container has no
+		 * stack to spare. Sequence and acknowledgement numbers are
+		 * the embryonic table's (a SYN-ACK's ISN, the client's ack of
+		 * it). */
+		if (p->l4_off + sizeof(struct tcphdr) > p->end ||
+		    bpf_skb_load_bytes(skb, p->l4_off, &k->sport, 2 * sizeof(k->sport)) ||
+		    bpf_skb_load_bytes(skb, p->l4_off + 4, &m->tcp_seq, 2 * sizeof(m->tcp_seq)) ||
+		    bpf_skb_load_bytes(skb, p->l4_off + 13, &m->tcp_flags, sizeof(m->tcp_flags)))
 			return TUPLE_NONE;
-		m->tcp_flags = h[13];
-		break;
+		m->tcp_seq = bpf_ntohl(m->tcp_seq);
+		m->tcp_ack = bpf_ntohl(m->tcp_ack);
+		return TUPLE_OK;
 	case IPPROTO_UDP:
-		if (p->l4_off + sizeof(struct udphdr) > p->end || bpf_skb_load_bytes(skb, p->l4_off, h, 4))
+		if (p->l4_off + sizeof(struct udphdr) > p->end ||
+		    bpf_skb_load_bytes(skb, p->l4_off, &k->sport, 2 * sizeof(k->sport)))
 			return TUPLE_NONE;
-		break;
+		return TUPLE_OK;
 	case NH_ICMPV6: {
 		__be16 id;
 
@@ -190,12 +225,8 @@ static __always_inline enum tuple_result ct6_extract(struct __sk_buff *skb, cons
 		}
 		return TUPLE_NONE;
 	}
-	default:
-		return TUPLE_NONE;
 	}
-	__builtin_memcpy(&k->sport, h, sizeof(k->sport));
-	__builtin_memcpy(&k->dport, h + 2, sizeof(k->dport));
-	return TUPLE_OK;
+	return TUPLE_NONE;
 }
 
 /* ct_reply_key and ct_peer_entry (conntrack.h) for IPv6. */
@@ -226,16 +257,15 @@ static __always_inline void ct6_peer_entry(struct ct6_entry *pe, const struct ct
 	pe->last_seen = now;
 }
 
-/* ct_lookup for IPv6: the hit's bookkeeping (ct_touch's), a missing peer
- * rebuilt (in pe), and a copy of the entry in out. 0: no flow. */
-static __always_inline int ct6_lookup(const struct ct6_key *k, const struct l4_meta *m, struct ct6_entry *out,
-				      struct ct6_entry *pe)
+static __always_inline int ct6_key_equal(const struct ct6_key *a, const struct ct6_key *b)
 {
-	struct ct6_entry *e = bpf_map_lookup_elem(&conntrack6, k);
-	__u64 now = bpf_ktime_get_ns();
+	return ip6_equal(&a->saddr, &b->saddr) && ip6_equal(&a->daddr, &b->daddr) && a->sport == b->sport &&
+	       a->dport == b->dport && a->proto == b->proto;
+}
 
-	if (!e)
-		return 0;
+/* ct_touch (conntrack.h) for IPv6: the hit's bookkeeping. */
+static __always_inline void ct6_touch(struct ct6_entry *e, const struct l4_meta *m, __u64 now)
+{
 	if (now - e->last_seen > NSEC_PER_SEC)
 		e->last_seen = now;
 	if (m->proto == IPPROTO_TCP) {
@@ -244,12 +274,100 @@ static __always_inline int ct6_lookup(const struct ct6_key *k, const struct l4_m
 		if (st != e->state)
 			e->state = st;
 	}
+}
+
+/* ct_lookup for IPv6: conntrack6, then for TCP ct6_embryonic. The hit's
+ * bookkeeping, a missing peer in conntrack6 rebuilt (in pe), and a copy of
+ * the entry in out. Returns the table: CT_MAIN (conntrack6), CT_EMBRYONIC
+ * or CT_NONE (0: no flow).
+ *
+ * An embryonic hit here is the container's half (from_container: its
+ * answer), and kept to what from_container's stack, which has hardly a
+ * byte left, allows: its SYN-ACK sets what the client must acknowledge,
+ * its ISN + 1 (IPv4's range without widening, nor a SYN-ACK's data: an
+ * IPv6 embryonic flow starts with the client's SYN, never mid-stream; pe
+ * is the scratch), its
+ * RST marks the half (ct6_promote refuses it). Dead entries are the GC's
+ * (maps.GC) and the LRU's; the client's half is looked up, with its peer
+ * repaired, by ct6_lookup_inbound. */
+static __always_inline enum ct_table ct6_lookup(const struct ct6_key *k, const struct l4_meta *m, struct ct6_entry *out,
+						struct ct6_entry *pe)
+{
+	struct ct6_entry *e = bpf_map_lookup_elem(&conntrack6, k);
+	struct ct_ack_range *r;
+	__u64 now;
+
+	if (!e) {
+		if (k->proto != IPPROTO_TCP)
+			return CT_NONE;
+		e = bpf_map_lookup_elem(&ct6_embryonic, k);
+		if (!e)
+			return CT_NONE;
+		ct6_touch(e, m, bpf_ktime_get_ns());
+		*out = *e;
+		if (out->reply && (m->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_RST)) == TCP_FLAG_SYN) {
+			r = (struct ct_ack_range *)pe;
+			r->created = out->created;
+			r->lo = m->tcp_seq + 1;
+			r->hi = r->lo;
+			bpf_map_update_elem(&ct6_ack_ranges, k, r, BPF_ANY);
+		}
+		return CT_EMBRYONIC;
+	}
+	now = bpf_ktime_get_ns();
+	ct6_touch(e, m, now);
 	*out = *e;
 	if (!bpf_map_lookup_elem(&conntrack6, &out->peer)) {
 		ct6_peer_entry(pe, k, out, now);
 		bpf_map_update_elem(&conntrack6, &out->peer, pe, BPF_NOEXIST);
 	}
-	return 1;
+	return CT_MAIN;
+}
+
+/* ct6_lookup for a packet from an uplink: an embryonic hit is the
+ * client's half, whose missing peer (the LRU evicts halves one at a time)
+ * is rebuilt in ct6_embryonic. */
+static __always_inline enum ct_table ct6_lookup_inbound(const struct ct6_key *k, const struct l4_meta *m,
+							struct ct6_entry *out, struct ct6_entry *pe)
+{
+	enum ct_table t = ct6_lookup(k, m, out, pe);
+
+	if (t == CT_EMBRYONIC && !bpf_map_lookup_elem(&ct6_embryonic, &out->peer)) {
+		ct6_peer_entry(pe, k, out, out->last_seen);
+		bpf_map_update_elem(&ct6_embryonic, &out->peer, pe, BPF_NOEXIST);
+	}
+	return t;
+}
+
+/* ct_promote (conntrack.h) for IPv6: a packet of an embryonic flow from
+ * its client (e: its entry, after this packet's touch) that acknowledges
+ * what the container sent moves both halves into conntrack6, the reply
+ * half first with NOEXIST; on any failure the flow stays embryonic and the
+ * next ACK tries again. */
+static __always_inline void ct6_promote(const struct ct6_key *k, const struct ct6_entry *e, const struct l4_meta *m)
+{
+	struct ct6_key pk = e->peer;
+	struct ct_ack_range *r;
+	struct ct6_entry *re;
+
+	if (m->proto != IPPROTO_TCP || e->reply || (m->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_RST)) ||
+	    !(m->tcp_flags & TCP_FLAG_ACK))
+		return;
+	re = bpf_map_lookup_elem(&ct6_embryonic, &pk);
+	if (!re || (re->state & CT_ST_RST))
+		return;
+	r = bpf_map_lookup_elem(&ct6_ack_ranges, &pk);
+	if (!r || r->created != re->created || m->tcp_ack - r->lo > r->hi - r->lo)
+		return;
+	if (bpf_map_update_elem(&conntrack6, &pk, re, BPF_NOEXIST))
+		return;
+	if (bpf_map_update_elem(&conntrack6, k, e, BPF_NOEXIST)) {
+		bpf_map_delete_elem(&conntrack6, &pk);
+		return;
+	}
+	bpf_map_delete_elem(&ct6_ack_ranges, &pk);
+	bpf_map_delete_elem(&ct6_embryonic, &pk);
+	bpf_map_delete_elem(&ct6_embryonic, k);
 }
 
 /* host_socket_holds (nat.h) for an IPv6 reply tuple; an IPv4-mapped one
@@ -343,10 +461,13 @@ static __always_inline enum ct_create_result ct6_create(struct __sk_buff *skb, c
 /* ct_create without alloc, for IPv6: both entries of a new flow whose
  * reply tuple is fixed (a published port's: the container's address and
  * port with the client's), the reply entry (re) claimed first with
- * NOEXIST. CT_NO_PORT: another flow holds the reply tuple. */
+ * NOEXIST, in conntrack6 or, embryonic (TCP), in ct6_embryonic, where a
+ * key conntrack6 holds counts as taken too. CT_NO_PORT: another flow
+ * holds the reply tuple. */
 static __always_inline enum ct_create_result ct6_create_fixed(const struct ct6_key *k, struct ct6_entry *fe,
-							      struct ct6_entry *re)
+							      struct ct6_entry *re, int embryonic)
 {
+	void *map = embryonic ? (void *)&ct6_embryonic : (void *)&conntrack6;
 	__u64 now = bpf_ktime_get_ns();
 	long err;
 
@@ -355,12 +476,22 @@ static __always_inline enum ct_create_result ct6_create_fixed(const struct ct6_k
 	fe->reply = 0;
 	ct6_reply_key(&fe->peer, k, fe);
 	ct6_peer_entry(re, k, fe, now);
-	err = bpf_map_update_elem(&conntrack6, &fe->peer, re, BPF_NOEXIST);
+	if (embryonic && bpf_map_lookup_elem(&conntrack6, &fe->peer))
+		return CT_NO_PORT;
+	err = bpf_map_update_elem(map, &fe->peer, re, BPF_NOEXIST);
+	if (err == -EEXIST && embryonic) {
+		/* The client's half was evicted and its SYN comes again: the
+		 * container's half left behind is this flow's. */
+		struct ct6_entry *old = bpf_map_lookup_elem(&ct6_embryonic, &fe->peer);
+
+		if (old && ct6_key_equal(&old->peer, k))
+			err = bpf_map_update_elem(&ct6_embryonic, &fe->peer, re, BPF_EXIST);
+	}
 	if (err)
 		return err == -EEXIST ? CT_NO_PORT : CT_FAILED;
-	err = bpf_map_update_elem(&conntrack6, k, fe, BPF_NOEXIST);
+	err = embryonic && bpf_map_lookup_elem(&conntrack6, k) ? -EEXIST : bpf_map_update_elem(map, k, fe, BPF_NOEXIST);
 	if (err) {
-		bpf_map_delete_elem(&conntrack6, &fe->peer);
+		bpf_map_delete_elem(map, &fe->peer);
 		return err == -EEXIST ? CT_RACED : CT_FAILED;
 	}
 	return CT_CREATED;
@@ -465,6 +596,8 @@ static __always_inline int nat66_icmp_error_lookup(struct __sk_buff *skb, const 
 		return 0;
 	}
 	e = bpf_map_lookup_elem(&conntrack6, k);
+	if (!e && k->proto == IPPROTO_TCP && inbound)
+		e = bpf_map_lookup_elem(&ct6_embryonic, k); /* a flow to a published port, not yet acknowledged */
 	if (!e || !e->ifindex != !inbound || e->kind == CT_KIND_NAT64)
 		return 0;
 	*out = *e;

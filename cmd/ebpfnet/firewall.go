@@ -47,7 +47,11 @@ are where to restrict it. A new flow is judged by the most specific scope
 that has rules (its published port, then its container's network, then
 every published port); within a scope the longest matching source prefix
 decides, and a scope with an allow rule denies every source it does not
-allow. Flows already open and replies are not judged again. On a
+allow. Sources are IPv4 or IPv6 prefixes, each family judged by its own:
+an allow list refuses the sources it does not name of both families (one
+naming IPv4 prefixes only refuses every IPv6 client; allow ::/0 to open
+the scope to IPv6), and --source any is 0.0.0.0/0 and ::/0 together.
+Flows already open and replies are not judged again. On a
 nat-unprotected network the network and global scopes also judge flows
 routed to the containers' own addresses.`,
 	})
@@ -58,7 +62,8 @@ routed to the containers' own addresses.`,
 		Short: "Allow or deny a source; a rule with the same scope and source is replaced",
 		Example: `  ebpfnet firewall add --port 8080/tcp --source 198.18.0.0/24            # only that prefix reaches 8080/tcp
   ebpfnet firewall add --source 203.0.113.7 --action deny                 # nobody at that address reaches any port
-  ebpfnet firewall add --network web --source 10.0.0.0/8`,
+  ebpfnet firewall add --network web --source 10.0.0.0/8
+  ebpfnet firewall add --port 8080/tcp --source 2001:db8::/32             # IPv6 clients: the same scopes, lists per family`,
 		Args: cobra.NoArgs,
 		RunE: g.withInstance(func(cmd *cobra.Command, _ []string, inst *datapath.Instance) error {
 			r, err := scope.rule()
@@ -66,17 +71,18 @@ routed to the containers' own addresses.`,
 				return err
 			}
 			if source == "" {
-				return fmt.Errorf("--source is required (an IPv4 address or prefix, or any)")
-			}
-			if r.Source, err = datapath.ParseFirewallSource(source); err != nil {
-				return err
+				return fmt.Errorf("--source is required (an IPv4 or IPv6 address or prefix, or any)")
 			}
 			r.Action = datapath.FirewallAction(action)
-			return inst.FirewallAdd(r)
+			rules, err := withSources(r, source)
+			if err != nil {
+				return err
+			}
+			return inst.FirewallAdd(rules...)
 		}),
 	}
 	scope.register(add.Flags())
-	add.Flags().StringVar(&source, "source", "", "IPv4 address or prefix of the clients, or any")
+	add.Flags().StringVar(&source, "source", "", "IPv4 or IPv6 address or prefix of the clients, or any (both families)")
 	add.Flags().StringVar(&action, "action", string(datapath.FirewallAllow), "allow or deny")
 
 	var rmScope firewallScope
@@ -93,10 +99,11 @@ routed to the containers' own addresses.`,
 			if rmSource == "" {
 				return fmt.Errorf("--source is required")
 			}
-			if r.Source, err = datapath.ParseFirewallSource(rmSource); err != nil {
+			rules, err := withSources(r, rmSource)
+			if err != nil {
 				return err
 			}
-			return inst.FirewallRemove(r)
+			return inst.FirewallRemove(rules...)
 		}),
 	}
 	rmScope.register(rm.Flags())
@@ -155,6 +162,20 @@ routed to the containers' own addresses.`,
 	})
 	cmd.AddCommand(add, rm, flush, ls)
 	return cmd
+}
+
+// withSources is r once per prefix source names ("any": one per family).
+func withSources(r datapath.FirewallRule, source string) ([]datapath.FirewallRule, error) {
+	prefixes, err := datapath.ParseFirewallSources(source)
+	if err != nil {
+		return nil, err
+	}
+	rules := make([]datapath.FirewallRule, len(prefixes))
+	for j, p := range prefixes {
+		rules[j] = r
+		rules[j].Source = p
+	}
+	return rules, nil
 }
 
 // firewallRuleFlags is the command line that names r in firewall rm.

@@ -17,7 +17,7 @@ func newMonitorCmd(g *globals) *cobra.Command {
 	output := newOutputFlag("text", "json")
 	cmd := &cobra.Command{
 		Use:   "monitor",
-		Short: "Stream datapath events (drops with reason, interface and 5-tuple) until interrupted",
+		Short: "Stream datapath events (drops with reason, interface and 5-tuple, IPv4 or IPv6) until interrupted",
 		Long: `Like cilium monitor: the datapath emits events into a ring buffer only while a
 monitor runs (it renews a short lease every second), rate limited per CPU.
 One monitor at a time per instance: a second one is refused.`,
@@ -72,7 +72,7 @@ func newJSONEvent(now time.Time, ev datapath.MonitorEvent) jsonEvent {
 		Time: now.UTC(), Type: ev.Type, Reason: ev.Reason, Direction: ev.Direction,
 		Interface: ev.Interface, Ifindex: ev.Ifindex, Endpoint: ev.Endpoint, Len: ev.Len,
 	}
-	if t := ev.Tuple; t.Proto != 0 {
+	if t := ev.Tuple; t.Src.Addr().IsValid() {
 		j.Protocol = datapath.ProtocolName(t.Proto)
 		j.Src, j.SrcPort = t.Src.Addr().String(), t.Src.Port()
 		j.Dst, j.DstPort = t.Dst.Addr().String(), t.Dst.Port()
