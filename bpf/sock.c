@@ -13,8 +13,10 @@
  * Over IPv6 (connect6 and the others) the same for ports published on
  * every address, reached at [::1] or an uplink's IPv6 address: the socket
  * is pointed at the container's IPv6 address. A container without one
- * (an IPv4-only network) is refused at once (ECONNREFUSED) rather than
- * left to whatever the host holds there; 127.0.0.1 reaches it. A
+ * (an IPv4-only network) is connected to at its IPv4 address, mapped (a
+ * dual-stack socket's connect goes over IPv4); an unconnected datagram is
+ * refused at once (ECONNREFUSED) rather than left to whatever the host
+ * holds there; 127.0.0.1 reaches it. A
  * v4-mapped address (::ffff:127.0.0.1 on a dual-stack socket) is looked
  * up as IPv4 and pointed at the container's IPv4 address, mapped.
  *
@@ -344,7 +346,7 @@ static __always_inline struct port_entry *published6(__u8 proto, const struct ip
 	return port6_any(proto, port);
 }
 
-static __always_inline int to_destination6(struct bpf_sock_addr *ctx)
+static __always_inline int to_destination6(struct bpf_sock_addr *ctx, int connecting)
 {
 	__be16 port = (__be16)ctx->user_port;
 	struct ip6_key a, dst;
@@ -366,9 +368,22 @@ static __always_inline int to_destination6(struct bpf_sock_addr *ctx)
 		if (!pb)
 			return SOCK_PASS;
 		cip = bpf_map_lookup_elem(&endpoints6, &pb->ifindex);
-		if (!cip)
-			return refused(); /* an IPv4-only container: no NAT64 */
-		dst = *cip;
+		if (cip) {
+			dst = *cip;
+		} else if (connecting && pb->container_ip) {
+			/* An IPv4-only container: its IPv4 address, mapped. A
+			 * dual-stack socket's connect (the kernel reads the
+			 * address after this hook) then goes over IPv4; a
+			 * V6ONLY socket's fails (ENETUNREACH). */
+			dst.addr[0] = 0;
+			dst.addr[1] = 0;
+			dst.addr[2] = bpf_htonl(0xffff);
+			dst.addr[3] = pb->container_ip;
+		} else {
+			/* sendmsg: the kernel took the IPv6 path before this
+			 * hook, so a mapped address would not leave. */
+			return refused();
+		}
 	}
 	sn = bpf_sk_storage_get(&sock_nat6, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (sn) {
@@ -403,13 +418,13 @@ static __always_inline int from_source6(struct bpf_sock_addr *ctx)
 SEC("cgroup/connect6")
 int sock_connect6(struct bpf_sock_addr *ctx)
 {
-	return to_destination6(ctx);
+	return to_destination6(ctx, 1);
 }
 
 SEC("cgroup/sendmsg6")
 int sock_sendmsg6(struct bpf_sock_addr *ctx)
 {
-	return to_destination6(ctx);
+	return to_destination6(ctx, 0);
 }
 
 SEC("cgroup/recvmsg6")

@@ -561,9 +561,8 @@ type dockerPortBinding struct {
 // Docker 28's host addresses: 0.0.0.0 is IPv4 only, [::] IPv6 only, none
 // both; one IPv6 address ([::1], [2001:db8::5]) that address. A dual-stack
 // dockerd sends -p 8080:80 as a binding per family (0.0.0.0 and [::]):
-// they are published as one on every address (ports.MergeFamilies), and
-// the IPv6 twins returned in v6Wildcards for the caller to log when the
-// container has no IPv6 address.
+// they are published as one on every address (ports.MergeFamilies); the
+// IPv6 twins merged away are returned in v6Wildcards.
 func PortRequests(pbs []dockerPortBinding) (reqs []ports.Request, v6Wildcards []dockerPortBinding, err error) {
 	for _, pb := range pbs {
 		var r ports.Request
@@ -615,7 +614,7 @@ func (d *Driver) programExternalConnectivity(body []byte) (any, error) {
 			return nil, badRequest("option %s: %v", optPortMap, err)
 		}
 	}
-	reqs, v6Wildcards, err := PortRequests(pbs)
+	reqs, _, err := PortRequests(pbs)
 	if err != nil {
 		return nil, err
 	}
@@ -632,16 +631,10 @@ func (d *Driver) programExternalConnectivity(body []byte) (any, error) {
 	if _, err := d.inst.PublishPorts(ep.Name, reqs); err != nil {
 		return nil, err
 	}
-	// A port published on every address answers IPv6 clients too when
-	// the container has an IPv6 address (DNAT in from_uplink); without
-	// one, the host refuses them: there is no NAT64 yet. (One published on
-	// [::] or an IPv6 address alone was refused by PublishPorts.)
-	if !ep.IP6.IsValid() {
-		for _, pb := range v6Wildcards {
-			d.log.Warn("port published on IPv4 only: the container has no IPv6 address and ebpfnet has no NAT64 yet",
-				"endpoint", ep.Name, "port", fmt.Sprintf("[::]:%d->%d/%s", pb.HostPort, pb.Port, ports.Protocol(pb.Proto)))
-		}
-	}
+	// A port published on every address answers IPv6 clients too: DNAT
+	// to the container's IPv6 address in from_uplink, or NAT64 to its
+	// IPv4 one (bpf/lib/nat64.h). (One published on [::] or an IPv6
+	// address alone was refused by PublishPorts.)
 	return struct{}{}, nil
 }
 

@@ -20,8 +20,8 @@ import (
 // [::1] and at the uplink's IPv6 address, through the socket hooks
 // (connect6, sendmsg6): it is pointed at the container's IPv6 address, and
 // getpeername/recvfrom show the address it dialled. A container without
-// IPv6 is refused at once over IPv6 (no NAT64) but reached over a
-// dual-stack socket's v4-mapped address, as over IPv4. The bind guard
+// IPv6 is connected to at its IPv4 address, mapped, from a dual-stack
+// socket, as at a v4-mapped address; an IPv6-only socket fails at once. The bind guard
 // takes the published port over IPv6 as over IPv4. Other namespaces are
 // untouched.
 func TestHostLocalAccessOverIPv6(t *testing.T) {
@@ -85,12 +85,25 @@ func TestHostLocalAccessOverIPv6(t *testing.T) {
 		}
 	}
 
-	// web4 has no IPv6 address: refused at once rather than left to
-	// whatever the host holds there; over IPv4, and over a dual-stack
-	// socket's v4-mapped address, it answers.
+	// web4 has no IPv6 address: a dual-stack socket's connect is pointed
+	// at its IPv4 address, mapped, and getpeername shows what was dialled;
+	// an IPv6-only socket cannot go there and fails at once, rather than
+	// reaching whatever the host holds at the address.
 	for _, addr := range []string{"[::1]:9090", "[" + hostIP6 + "]:9090"} {
-		if _, err := testutil.Dial(host, "tcp6", addr, 2*time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
-			t.Errorf("%s (a container without IPv6): %v, want connection refused", addr, err)
+		c, err := testutil.Dial(host, "tcp", addr, 2*time.Second) // Go: AF_INET6, dual stack
+		if err != nil {
+			t.Errorf("%s (a container without IPv6) from a dual-stack socket: %v", addr, err)
+			continue
+		}
+		if got := c.RemoteAddr().String(); got != addr {
+			t.Errorf("getpeername after dialling %s = %s", addr, got)
+		}
+		if line, err := testutil.AskOn(c); err != nil || !strings.HasPrefix(line, "web4 ") {
+			t.Errorf("%s: %q, %v, want web4", addr, line, err)
+		}
+		c.Close()
+		if _, err := testutil.Dial(host, "tcp6", addr, 2*time.Second); err == nil { // Go: IPV6_V6ONLY
+			t.Errorf("%s from an IPv6-only socket: connected, want an error", addr)
 		}
 	}
 	if r := testutil.MustAsk(t, host, "tcp4", "127.0.0.1:9090"); r.Server != "web4" {
