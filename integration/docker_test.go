@@ -39,9 +39,6 @@ type dockerHost struct {
 	log       *syncBuffer
 }
 
-// pluginLog is what the plugin logged so far.
-func (h *dockerHost) pluginLog() string { return h.log.String() }
-
 func newDockerHost(t *testing.T) *dockerHost {
 	tp := newTopology(t)
 	runtimetest.Require(t, runtimetest.BusyboxBin)
