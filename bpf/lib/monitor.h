@@ -60,6 +60,9 @@ enum monitor_limits {
 };
 
 _Static_assert(offsetof(struct monitor_event, ip6) == MONITOR_EVENT_V1_SIZE, "the IPv4 part keeps its layout");
+_Static_assert(sizeof(((struct monitor_event *)0)->saddr6) + sizeof(((struct monitor_event *)0)->daddr6) >= 20 &&
+		       offsetof(struct monitor_event, daddr6) == offsetof(struct monitor_event, saddr6) + 16,
+	       "an IPv4 header fits the IPv6 addresses, the scratch monitor_emit_nat uses");
 _Static_assert(sizeof(struct monitor_event) == 88, "the event's size, as maps.DecodeEvent knows it");
 _Static_assert(offsetof(struct monitor_event, daddr6) + 16 - offsetof(struct monitor_event, proto6) ==
 			       IPV6_HLEN - offsetof(struct ip6_hdr, nexthdr) &&
@@ -139,8 +142,7 @@ static __always_inline void monitor_emit_nat(struct __sk_buff *skb, enum monitor
 					     const struct monitor_nat *xl)
 {
 	struct monitor_event *e;
-	struct iphdr ip;
-	__u16 ports[2];
+	__u8 *h;
 
 	if (!monitor_allowed())
 		return;
@@ -160,16 +162,22 @@ static __always_inline void monitor_emit_nat(struct __sk_buff *skb, enum monitor
 		e->new_sport = xl->sport;
 		e->new_dport = xl->dport;
 	}
-	if (skb->protocol == bpf_htons(ETH_P_IP) && !bpf_skb_load_bytes(skb, sizeof(struct ethhdr), &ip, sizeof(ip))) {
-		e->proto = ip.protocol;
-		e->saddr = ip.saddr;
-		e->daddr = ip.daddr;
-		if ((ip.protocol == IPPROTO_TCP || ip.protocol == IPPROTO_UDP) &&
-		    !(ip.frag_off & bpf_htons(IP_OFFSET)) &&
-		    !bpf_skb_load_bytes(skb, sizeof(struct ethhdr) + ip.ihl * 4, ports, sizeof(ports))) {
-			e->sport = ports[0];
-			e->dport = ports[1];
-		}
+	/* The IPv4 header goes through the event's IPv6 part as scratch, not
+	 * the stack: drop_account, which calls this, adds its stack to the
+	 * deepest caller's. */
+	h = e->saddr6;
+	if (skb->protocol == bpf_htons(ETH_P_IP) &&
+	    !bpf_skb_load_bytes(skb, sizeof(struct ethhdr), h, sizeof(struct iphdr))) {
+		__be16 frag;
+
+		e->proto = h[offsetof(struct iphdr, protocol)];
+		__builtin_memcpy(&e->saddr, h + offsetof(struct iphdr, saddr), sizeof(e->saddr));
+		__builtin_memcpy(&e->daddr, h + offsetof(struct iphdr, daddr), sizeof(e->daddr));
+		__builtin_memcpy(&frag, h + offsetof(struct iphdr, frag_off), sizeof(frag));
+		if ((e->proto == IPPROTO_TCP || e->proto == IPPROTO_UDP) && !(frag & bpf_htons(IP_OFFSET)))
+			bpf_skb_load_bytes(skb, sizeof(struct ethhdr) + (h[0] & 0xf) * 4, &e->sport,
+					   2 * sizeof(e->sport));
+		__builtin_memset(h, 0, sizeof(struct iphdr));
 	} else if (skb->protocol == bpf_htons(ETH_P_IPV6) &&
 		   !bpf_skb_load_bytes(skb, sizeof(struct ethhdr) + offsetof(struct ip6_hdr, nexthdr), &e->proto6,
 				       IPV6_HLEN - offsetof(struct ip6_hdr, nexthdr))) {
