@@ -111,8 +111,8 @@ static __always_inline int check_arp(struct __sk_buff *skb, const struct endpoin
 }
 
 /* What the IPv6 checks decide: a drop reason (enum drop_reason), or one
- * of these. Each verdict is then taken in one place (from_container6):
- * every inlined drop() costs the program a monitor event's code. */
+ * of these. Each verdict is then taken in one place (from_container6),
+ * which keeps the paths the verifier walks few. */
 enum v6_action {
 	V6_PASS = 0x100,
 	V6_DELIVER,   /* into the peer container in v6_out.dst */
