@@ -20,6 +20,12 @@ import (
 // plugin in the test's CNI bin dir and a conflist for a network of a
 // per-test name on this host's ebpfnet instance.
 func containerdHost(t *testing.T, subnet string) (*testutil.Topology, *runtimetest.ContainerdDaemon, string) {
+	return containerdHostWith(t, subnet, "")
+}
+
+// containerdHostWith is containerdHost with more settings for the plugin
+// (extra: JSON members, each with a leading comma).
+func containerdHostWith(t *testing.T, subnet, extra string) (*testutil.Topology, *runtimetest.ContainerdDaemon, string) {
 	tp := newTopology(t)
 	runtimetest.Require(t, runtimetest.UnshareBin, runtimetest.BusyboxBin)
 	c := runtimetest.Containerd(t, tp.Host)
@@ -31,11 +37,11 @@ func containerdHost(t *testing.T, subnet string) (*testutil.Topology, *runtimete
   "cniVersion": "1.0.0",
   "name": %q,
   "plugins": [
-    {"type": "ebpfnet", "subnet": %q, "stateDir": %q, "pinRoot": %q,
+    {"type": "ebpfnet", "subnet": %q, "stateDir": %q, "pinRoot": %q%s,
      "capabilities": {"portMappings": true}},
     {"type": "tuning", "sysctl": {"net.ipv4.ip_unprivileged_port_start": "0"}}
   ]
-}`, name, subnet, tp.StateDir, tp.PinRoot))
+}`, name, subnet, tp.StateDir, tp.PinRoot, extra))
 	return tp, c, name
 }
 
@@ -56,6 +62,29 @@ func TestContainerdCtrRunCNI(t *testing.T) {
 		t.Fatalf("outside server did not answer seeing the host's address (masquerade):\n%s", out)
 	}
 	if ls := tp.MustEbpfnet("ls"); strings.Contains(ls, "10.81.0.") {
+		t.Fatalf("endpoint left after ctr run --rm:\n%s", ls)
+	}
+}
+
+// TestContainerdCtrRunCNIDualStack: a dual-stack conflist through
+// containerd (`ctr run --cni`): the container gets both addresses and
+// reaches the outside over IPv6, masqueraded (NAT66) to the host's IPv6
+// address, with the host's IPv6 FORWARD policy DROP.
+func TestContainerdCtrRunCNIDualStack(t *testing.T) {
+	tp, c, _ := containerdHostWith(t, "10.84.0.0/24", `, "ipv6": true, "subnet6": "fd00:84::/64"`)
+	dualStackUplink(tp)
+	tp.Exec(tp.Host, "ip6tables", "-P", "FORWARD", "DROP")
+	testutil.Serve6(t, tp.Namespace(tp.Ext), "ext", ":9000")
+	out := c.MustCtrCNI("run", "--rm", "--cni", runtimetest.ImageRef, runtimetest.UniqueName("ctr-"),
+		"sh", "-c", "ip -o addr show eth0; echo hello | timeout 5 nc "+extIP6+" 9000")
+	t.Logf("container:\n%s", out)
+	if !strings.Contains(out, "10.84.0.") || !strings.Contains(out, "fd00:84::") {
+		t.Fatalf("the container lacks an address of a family:\n%s", out)
+	}
+	if !strings.Contains(out, "ext ["+hostIP6+"]:") {
+		t.Fatalf("the outside server did not answer over IPv6 seeing the host's address (NAT66):\n%s", out)
+	}
+	if ls := tp.MustEbpfnet("ls"); strings.Contains(ls, "fd00:84::") {
 		t.Fatalf("endpoint left after ctr run --rm:\n%s", ls)
 	}
 }
