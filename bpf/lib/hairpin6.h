@@ -59,7 +59,8 @@ static __always_inline int hairpin6_new(struct __sk_buff *skb, const struct endp
 		return 0;
 	cip = bpf_map_lookup_elem(&endpoints6, &pb->ifindex);
 	net6 = bpf_map_lookup_elem(&networks6, &src->net_id);
-	/* A target without IPv6 (no NAT64): the stack refuses it. */
+	/* A target without IPv6: the stack refuses it (hairpin does no
+	 * NAT64; over IPv4 the container reaches it). */
 	if (!cip || !net6 || !fib_local6(skb, nat6_fib(s), &k->saddr, &k->daddr, src->ifindex))
 		return 0;
 	__builtin_memset(&s->e, 0, sizeof(s->e));

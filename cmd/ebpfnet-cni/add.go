@@ -93,7 +93,7 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 		ContainerName: podName(args.Args),
 	}
 	if conf.overlay() {
-		attach.Ports = forFamilies(attach.Ports, false) // overlay networks are IPv4-only
+		attach.Ports = forFamilies(attach.Ports, conf.IPv6) // the cluster's network is dual stack as the config says (ensureClusterNetwork)
 		n, ep, err := addOverlay(context.TODO(), inst, req, attach)
 		if err != nil {
 			return err
