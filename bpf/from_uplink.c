@@ -284,6 +284,31 @@ static __always_inline int nat66_reply(struct __sk_buff *skb, struct nat6_scratc
 	return deliver_endpoint(skb, DIR, s->e.ifindex);
 }
 
+/* Starts the new inbound IPv6 flow whose forward entry s->e describes
+ * (start_inbound's for IPv6): both entries, TCP embryonic until its
+ * client acknowledges the container's answer (nat6.h), and delivers this
+ * first packet into the container. */
+static __always_inline int start_inbound6(struct __sk_buff *skb, struct nat6_scratch *s, const struct ct6_key *k,
+					  const struct l4_meta *m)
+{
+	s->e.state = ct_initial_state(m);
+	switch (ct6_create_fixed(k, &s->e, &s->pe, k->proto == IPPROTO_TCP)) {
+	case CT_CREATED:
+		break;
+	case CT_RACED:
+		if (ct6_lookup_inbound(k, m, &s->e, &s->pe) && s->e.ifindex)
+			break;
+		return drop(skb, DIR, DROP_CT_MAP_FULL);
+	case CT_NO_PORT:
+		return drop(skb, DIR, DROP_CT_CONFLICT);
+	default:
+		return drop(skb, DIR, DROP_CT_MAP_FULL);
+	}
+	if (nat66_apply(skb, m, k, &s->e))
+		return drop(skb, DIR, DROP_CSUM_FAILED);
+	return deliver_endpoint(skb, DIR, s->e.ifindex);
+}
+
 /* A new IPv6 flow to a port published on that IPv6 address or on every
  * address (port6_published; one bound to an IPv4 address does not answer
  * here) of the host's own addresses: a TCP SYN or a UDP datagram, from a unicast global source,
@@ -342,22 +367,7 @@ static __always_inline int published6(struct __sk_buff *skb, struct nat6_scratch
 	s->e.new_dport = pb->container_port;
 	s->e.ifindex = pb->ifindex;
 	s->e.kind = CT_KIND_DNAT;
-	s->e.state = ct_initial_state(m);
-	switch (ct6_create_fixed(k, &s->e, &s->pe, k->proto == IPPROTO_TCP)) {
-	case CT_CREATED:
-		break;
-	case CT_RACED:
-		if (ct6_lookup_inbound(k, m, &s->e, &s->pe) && s->e.ifindex)
-			break;
-		return drop(skb, DIR, DROP_CT_MAP_FULL);
-	case CT_NO_PORT:
-		return drop(skb, DIR, DROP_CT_CONFLICT);
-	default:
-		return drop(skb, DIR, DROP_CT_MAP_FULL);
-	}
-	if (nat66_apply(skb, m, k, &s->e))
-		return drop(skb, DIR, DROP_CSUM_FAILED);
-	return deliver_endpoint(skb, DIR, s->e.ifindex);
+	return start_inbound6(skb, s, k, m);
 }
 
 /* A new IPv6 flow from outside to a container of a nat-unprotected
@@ -391,22 +401,7 @@ static __always_inline int unprotected6(struct __sk_buff *skb, struct nat6_scrat
 	s->e.new_dport = k->dport;
 	s->e.ifindex = ep->ifindex;
 	s->e.kind = CT_KIND_ROUTED;
-	s->e.state = ct_initial_state(m);
-	switch (ct6_create_fixed(k, &s->e, &s->pe, k->proto == IPPROTO_TCP)) {
-	case CT_CREATED:
-		break;
-	case CT_RACED:
-		if (ct6_lookup_inbound(k, m, &s->e, &s->pe) && s->e.ifindex)
-			break;
-		return drop(skb, DIR, DROP_CT_MAP_FULL);
-	case CT_NO_PORT:
-		return drop(skb, DIR, DROP_CT_CONFLICT);
-	default:
-		return drop(skb, DIR, DROP_CT_MAP_FULL);
-	}
-	if (nat66_apply(skb, m, k, &s->e))
-		return drop(skb, DIR, DROP_CSUM_FAILED);
-	return deliver_endpoint(skb, DIR, s->e.ifindex);
+	return start_inbound6(skb, s, k, m);
 }
 
 /* IPv6: replies of masqueraded and routed flows and packets of flows to
