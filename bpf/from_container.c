@@ -592,8 +592,11 @@ static __always_inline int hairpin(struct __sk_buff *skb, const struct endpoint_
 static __always_inline int nat64_answer(struct __sk_buff *skb, const struct endpoint_info *src, const struct ct_key *k,
 					const struct l4_meta *m)
 {
-	struct network_info *net = bpf_map_lookup_elem(&networks, &src->net_id);
+	struct network_info *net;
 
+	if (k->proto != IPPROTO_TCP && k->proto != IPPROTO_UDP)
+		return 0; /* before the lookup: this runs for every packet conntrack misses */
+	net = bpf_map_lookup_elem(&networks, &src->net_id);
 	return net ? nat64_reply(skb, DIR, net, k, m) : 0;
 }
 

@@ -68,6 +68,27 @@ static __always_inline int csum_rewrite_l4_16(struct __sk_buff *skb, __u32 off, 
 	return bpf_skb_store_bytes(skb, off, &to, sizeof(to), 0) ? -1 : 0;
 }
 
+/* Rewrite a translated packet's L4 identifiers, its checksum at csum_off:
+ * TCP or UDP ports, or (echo) an ICMP or ICMPv6 echo's id, which is on the
+ * source side of a request (echo_req), the destination side of a reply,
+ * at the same offset in both ICMPs. Each only if it changes. */
+static __always_inline int csum_rewrite_ids(struct __sk_buff *skb, __u32 l4_off, __u32 csum_off, __u64 flags, int echo,
+					    int echo_req, __be16 sport, __be16 new_sport, __be16 dport,
+					    __be16 new_dport)
+{
+	if (echo) {
+		__be16 from = echo_req ? sport : dport;
+		__be16 to = echo_req ? new_sport : new_dport;
+
+		return from != to && csum_rewrite_l4_16(skb, l4_off + ICMP_ECHO_ID_OFF, from, to, csum_off, 0) ? -1 : 0;
+	}
+	if (new_sport != sport && csum_rewrite_l4_16(skb, l4_off + L4_SPORT_OFF, sport, new_sport, csum_off, flags))
+		return -1;
+	if (new_dport != dport && csum_rewrite_l4_16(skb, l4_off + L4_DPORT_OFF, dport, new_dport, csum_off, flags))
+		return -1;
+	return 0;
+}
+
 /* Rewrite an address inside the IP header embedded in an ICMP error; field
  * is its offset in struct iphdr. Fixing the inner header checksum by the
  * same delta keeps the one's complement sum of the inner header, and so the

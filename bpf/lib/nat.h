@@ -260,23 +260,8 @@ static __always_inline int nat_apply(struct __sk_buff *skb, const struct l4_meta
 		return -1;
 	if (ip_rewrite(skb, e->new_saddr, e->new_daddr))
 		return -1;
-	if (m->proto == IPPROTO_ICMP) {
-		/* The echo id is on the sport side of a request, dport of a reply. */
-		int req = m->icmp_type == ICMP_ECHO;
-		__be16 from = req ? k->sport : k->dport;
-		__be16 to = req ? e->new_sport : e->new_dport;
-
-		if (from != to && csum_rewrite_l4_16(skb, m->l4_off + ICMP_ECHO_ID_OFF, from, to, csum_off, 0))
-			return -1;
-	} else {
-		if (e->new_sport != k->sport &&
-		    csum_rewrite_l4_16(skb, m->l4_off + L4_SPORT_OFF, k->sport, e->new_sport, csum_off, flags))
-			return -1;
-		if (e->new_dport != k->dport &&
-		    csum_rewrite_l4_16(skb, m->l4_off + L4_DPORT_OFF, k->dport, e->new_dport, csum_off, flags))
-			return -1;
-	}
-	return 0;
+	return csum_rewrite_ids(skb, m->l4_off, csum_off, flags, m->proto == IPPROTO_ICMP, m->icmp_type == ICMP_ECHO,
+				k->sport, e->new_sport, k->dport, e->new_dport);
 }
 
 /* Translates a packet of flow e, which has no endpoint here to deliver

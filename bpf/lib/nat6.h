@@ -172,6 +172,7 @@ static __always_inline struct nat6_scratch *nat6_scratch_get(void)
 #define IP6_ADDRS_OFF (ETH_HLEN + offsetof(struct ip6_hdr, saddr))
 #define ICMP6_CSUM_OFF 2
 #define ICMP6_ECHO_ID_OFF 4
+_Static_assert(ICMP6_ECHO_ID_OFF == ICMP_ECHO_ID_OFF, "csum_rewrite_ids finds both echo ids at one offset");
 
 /* The NATable tuple of a parsed IPv6 packet (p) into k, and in m what
  * the rewrite needs: TUPLE_OK, or TUPLE_NONE (a fragment, no ports, an
@@ -538,22 +539,9 @@ static __always_inline int nat66_apply(struct __sk_buff *skb, const struct l4_me
 		return -1;
 	if (bpf_skb_store_bytes(skb, IP6_ADDRS_OFF, &e->new_saddr, 2 * sizeof(struct ip6_key), 0))
 		return -1;
-	if (icmp) {
-		/* The echo id is on the sport side of a request, dport of a reply. */
-		int req = m->icmp_type == ICMP6_ECHO_REQUEST;
-		__be16 from = req ? k->sport : k->dport;
-		__be16 to = req ? e->new_sport : e->new_dport;
-
-		if (from != to && csum_rewrite_l4_16(skb, m->l4_off + ICMP6_ECHO_ID_OFF, from, to, csum_off, 0))
-			return -1;
-	} else {
-		if (e->new_sport != k->sport &&
-		    csum_rewrite_l4_16(skb, m->l4_off + L4_SPORT_OFF, k->sport, e->new_sport, csum_off, flags))
-			return -1;
-		if (e->new_dport != k->dport &&
-		    csum_rewrite_l4_16(skb, m->l4_off + L4_DPORT_OFF, k->dport, e->new_dport, csum_off, flags))
-			return -1;
-	}
+	if (csum_rewrite_ids(skb, m->l4_off, csum_off, flags, icmp, m->icmp_type == ICMP6_ECHO_REQUEST, k->sport,
+			     e->new_sport, k->dport, e->new_dport))
+		return -1;
 	return bpf_skb_store_bytes(skb, IP6_HOP_OFF, &hop, sizeof(hop), BPF_F_RECOMPUTE_CSUM) ? -1 : 0;
 }
 

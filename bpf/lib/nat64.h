@@ -53,11 +53,7 @@ static __always_inline int nat64_l4_csum(struct __sk_buff *skb, const struct l4_
 
 	if (diff < 0 || bpf_l4_csum_replace(skb, csum_off, 0, diff, BPF_F_PSEUDO_HDR | flags))
 		return -1;
-	if (new_sport != sport && csum_rewrite_l4_16(skb, m->l4_off + L4_SPORT_OFF, sport, new_sport, csum_off, flags))
-		return -1;
-	if (new_dport != dport && csum_rewrite_l4_16(skb, m->l4_off + L4_DPORT_OFF, dport, new_dport, csum_off, flags))
-		return -1;
-	return 0;
+	return csum_rewrite_ids(skb, m->l4_off, csum_off, flags, 0, 0, sport, new_sport, dport, new_dport);
 }
 
 static __always_inline int store_ethertype(struct __sk_buff *skb, __u16 proto)
