@@ -202,12 +202,22 @@ static __always_inline int start_inbound(struct __sk_buff *skb, const struct ct_
 /* Loopback and "this network" addresses never come from a wire: without
  * this, a port published on 127.0.0.1 would answer a frame addressed to
  * 127.0.0.1 at the uplink's MAC. Neither do multicast, class E or broadcast
- * sources, nor the host's own addresses. 0.0.0.0 as a source stays (DHCP). */
+ * sources. 0.0.0.0 as a source stays (DHCP). */
 static __always_inline int martian(__be32 saddr, __be32 daddr)
 {
 	__u32 s = bpf_ntohl(saddr) >> 24;
 
-	return s == 127 || s >= 224 || martian_daddr(daddr) || bpf_map_lookup_elem(&uplink_ips, &saddr);
+	return s == 127 || s >= 224 || martian_daddr(daddr);
+}
+
+/* Nor do the host's own addresses, a martian source too. Asked only of
+ * packets no flow entry takes in: no entry a packet from outside can hit
+ * has a host address as its source (the host reaches its containers
+ * through the socket hooks, and a container's packets to the host go to
+ * the stack untracked), so the hot path saves the lookup. */
+static __always_inline int from_own_address(__be32 saddr)
+{
+	return bpf_map_lookup_elem(&uplink_ips, &saddr) != NULL;
 }
 
 /* A packet that is no reply and no published port. Addressed to a
@@ -242,7 +252,7 @@ static __always_inline int unsolicited(struct __sk_buff *skb, const struct ct_ke
 static __always_inline int nat66_reply(struct __sk_buff *skb, struct nat6_scratch *s, const struct packet6 *p,
 				       struct ct6_key *k, struct l4_meta *m, enum tuple_result *t)
 {
-	enum ct_table ct;
+	enum ct_table ct = CT_NONE;
 
 	*t = TUPLE_NONE;
 	if (p->proto == NH_ICMPV6 && icmp6_is_error(p->icmp_type)) {
@@ -461,7 +471,7 @@ int from_uplink(struct __sk_buff *skb)
 	struct lb_service *svc;
 	enum parse_result ret;
 	enum tuple_result t;
-	enum ct_table ct;
+	enum ct_table ct = CT_NONE;
 	struct ct_entry e;
 	int verdict;
 	struct l4_meta m;
@@ -484,6 +494,16 @@ int from_uplink(struct __sk_buff *skb)
 		return pass(skb); /* from_overlay judges what it carries */
 
 	t = ct_extract(&p, &k, &m);
+	if (t == TUPLE_OK) {
+		ct = ct_lookup(&k, &m, &e);
+		if (ct && inbound(&e)) {
+			if (ct == CT_EMBRYONIC)
+				ct_promote(&k, &e, &m);
+			return deliver(skb, &m, &k, &e, NULL);
+		}
+	}
+	if (from_own_address(p.ip->saddr))
+		return drop(skb, DIR, DROP_MARTIAN);
 	if (t == TUPLE_ICMP_ERROR) {
 		struct icmp_err ie;
 
@@ -491,16 +511,8 @@ int from_uplink(struct __sk_buff *skb)
 			return deliver(skb, &m, &k, &e, &ie);
 		return unsolicited(skb, &k, &m, NULL);
 	}
-	if (t != TUPLE_OK)
-		return unsolicited(skb, &k, &m, NULL);
-	ct = ct_lookup(&k, &m, &e);
-	if (ct) {
-		if (!inbound(&e))
-			return unsolicited(skb, &k, &m, NULL);
-		if (ct == CT_EMBRYONIC)
-			ct_promote(&k, &e, &m);
-		return deliver(skb, &m, &k, &e, NULL);
-	}
+	if (t != TUPLE_OK || ct)
+		return unsolicited(skb, &k, &m, NULL); /* ct: a flow's, but not one that enters from outside */
 	__builtin_memset(&e, 0, sizeof(e));
 	pb = NULL;
 	svc = NULL;

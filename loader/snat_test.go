@@ -3,6 +3,7 @@ package loader_test
 import (
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/google/gopacket/layers"
 
@@ -188,7 +189,8 @@ func TestSNATFlowAndReply(t *testing.T) {
 	}
 }
 
-// The LRU may evict one half of a flow: the next packet rebuilds it.
+// The LRU may evict one half of a flow: the next packet of the other half
+// that refreshes its last_seen (at most once a second) rebuilds it.
 func TestSNATRepairsEvictedHalf(t *testing.T) {
 	e := newNATEnv(t, envOpts{netns: true})
 	p := pkt{srcMAC: macA, dstMAC: macGW, src: ipA, dst: srvD, proto: layers.IPProtocolUDP, sport: 41000, dport: 9053}
@@ -208,6 +210,7 @@ func TestSNATRepairsEvictedHalf(t *testing.T) {
 		if evict == fwdKey {
 			keep = before[repKey]
 		}
+		keep.LastSeen = maps.Monotonic() - 2*time.Second // due for its refresh
 		putFlow(t, e, keep)
 		var ret uint32
 		if evict == repKey {

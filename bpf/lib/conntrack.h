@@ -279,10 +279,13 @@ static __always_inline __u8 ct_initial_state(const struct l4_meta *m)
 }
 
 /* Per-packet bookkeeping on a hit. Writes only on change: a write per packet
- * would bounce the entry's cache line between CPUs. */
-static __always_inline void ct_touch(struct ct_entry *e, const struct l4_meta *m, __u64 now)
+ * would bounce the entry's cache line between CPUs. Returns whether it
+ * refreshed last_seen, which it does at most once a second. */
+static __always_inline int ct_touch(struct ct_entry *e, const struct l4_meta *m, __u64 now)
 {
-	if (now - e->last_seen > NSEC_PER_SEC)
+	int refreshed = now - e->last_seen > NSEC_PER_SEC;
+
+	if (refreshed)
 		e->last_seen = now;
 	if (m->proto == IPPROTO_TCP) {
 		__u8 st = ct_tcp_state(e->state, m->tcp_flags);
@@ -290,6 +293,7 @@ static __always_inline void ct_touch(struct ct_entry *e, const struct l4_meta *m
 		if (st != e->state)
 			e->state = st;
 	}
+	return refreshed;
 }
 
 /* Removes both halves of the embryonic flow whose half at k names pk, and
@@ -378,12 +382,20 @@ static __always_inline enum ct_table ct_lookup_embryonic(const struct ct_key *k,
 /* Lookup with the per-hit bookkeeping: conntrack, then the table of
  * inbound flows of the packet's protocol. Returns the table it found the
  * flow in, and a copy: the LRU may evict the entry under us, and the
- * rewrite must not change halfway. */
+ * rewrite must not change halfway.
+ *
+ * A missing peer is rebuilt on every hit in the tables floods churn
+ * (ct_inbound, ct_embryonic), where a flood may evict a live flow's half
+ * at any time; in conntrack, which only established flows enter, at the
+ * once-a-second refresh of last_seen: the peer lookup was one hash lookup
+ * of every packet, for an eviction that happens only when the table is
+ * full of established flows. */
 static __always_inline enum ct_table ct_lookup(const struct ct_key *k, const struct l4_meta *m, struct ct_entry *out)
 {
 	enum ct_table t = CT_MAIN;
 	struct ct_entry *e = bpf_map_lookup_elem(&conntrack, k);
 	__u64 now;
+	int refreshed;
 
 	now = bpf_ktime_get_ns();
 	if (!e) {
@@ -394,9 +406,10 @@ static __always_inline enum ct_table ct_lookup(const struct ct_key *k, const str
 			return CT_NONE;
 		t = CT_INBOUND;
 	}
-	ct_touch(e, m, now);
+	refreshed = ct_touch(e, m, now);
 	*out = *e;
-	ct_repair_peer(t, k, out, now);
+	if (refreshed || t != CT_MAIN)
+		ct_repair_peer(t, k, out, now);
 	return t;
 }
 

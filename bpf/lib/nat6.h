@@ -264,10 +264,13 @@ static __always_inline int ct6_key_equal(const struct ct6_key *a, const struct c
 	       a->dport == b->dport && a->proto == b->proto;
 }
 
-/* ct_touch (conntrack.h) for IPv6: the hit's bookkeeping. */
-static __always_inline void ct6_touch(struct ct6_entry *e, const struct l4_meta *m, __u64 now)
+/* ct_touch (conntrack.h) for IPv6: the hit's bookkeeping. Returns whether
+ * it refreshed last_seen (at most once a second). */
+static __always_inline int ct6_touch(struct ct6_entry *e, const struct l4_meta *m, __u64 now)
 {
-	if (now - e->last_seen > NSEC_PER_SEC)
+	int refreshed = now - e->last_seen > NSEC_PER_SEC;
+
+	if (refreshed)
 		e->last_seen = now;
 	if (m->proto == IPPROTO_TCP) {
 		__u8 st = ct_tcp_state(e->state, m->tcp_flags);
@@ -275,10 +278,12 @@ static __always_inline void ct6_touch(struct ct6_entry *e, const struct l4_meta 
 		if (st != e->state)
 			e->state = st;
 	}
+	return refreshed;
 }
 
 /* ct_lookup for IPv6: conntrack6, then for TCP ct6_embryonic. The hit's
- * bookkeeping, a missing peer in conntrack6 rebuilt (in pe), and a copy of
+ * bookkeeping, a missing peer in conntrack6 rebuilt (in pe) at the
+ * once-a-second refresh, and a copy of
  * the entry in out. Returns the table: CT_MAIN (conntrack6), CT_EMBRYONIC
  * or CT_NONE (0: no flow).
  *
@@ -296,6 +301,7 @@ static __always_inline enum ct_table ct6_lookup(const struct ct6_key *k, const s
 {
 	struct ct6_entry *e = bpf_map_lookup_elem(&conntrack6, k);
 	struct ct_ack_range *r;
+	int refreshed;
 	__u64 now;
 
 	if (!e) {
@@ -316,9 +322,13 @@ static __always_inline enum ct_table ct6_lookup(const struct ct6_key *k, const s
 		return CT_EMBRYONIC;
 	}
 	now = bpf_ktime_get_ns();
-	ct6_touch(e, m, now);
+	refreshed = ct6_touch(e, m, now);
 	*out = *e;
-	if (!bpf_map_lookup_elem(&conntrack6, &out->peer)) {
+	/* A TCP flow's missing peer is rebuilt at the once-a-second refresh,
+	 * as ct_lookup does in conntrack; datagram flows from outside start
+	 * here (IPv6 has no ct_inbound), where a flood may evict their halves,
+	 * so theirs on every hit. */
+	if ((refreshed || k->proto != IPPROTO_TCP) && !bpf_map_lookup_elem(&conntrack6, &out->peer)) {
 		ct6_peer_entry(pe, k, out, now);
 		bpf_map_update_elem(&conntrack6, &out->peer, pe, BPF_NOEXIST);
 	}
