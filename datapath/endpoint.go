@@ -158,19 +158,43 @@ func (i *Instance) attach(st *store, o AttachOptions) (Endpoint, error) {
 	}
 	var list []step
 	if o.Mode == ModeBridge {
-		if list, err = i.bridgeSteps(st, &ep, o, tgt, eps, etc, &rollback); err != nil {
+		// The record is written while the program is attached (its fsyncs
+		// overlap the attach's RCU grace period), with the intent kept:
+		// until endAttach ends it, a crash rolls back the attach, record
+		// and all (undoAttach), and so does a failure (the step's undo).
+		save := step{name: "store write",
+			do: func() error {
+				ep.Created = time.Now().UTC()
+				if err := st.putPendingEndpoint(ep); err != nil {
+					return fmt.Errorf("save endpoint: %w", err)
+				}
+				return nil
+			},
+			undo: func() {
+				if err := st.dropEndpoint(ep.Name); err != nil {
+					i.log.Warn("remove the record of a failed attach", "endpoint", ep.Name, "err", err)
+				}
+			},
+		}
+		if list, err = i.bridgeSteps(st, &ep, o, tgt, eps, append(etc, save), &rollback); err != nil {
 			return Endpoint{}, err
 		}
+		list = append(list, at("before-save"), step{name: "store write", do: func() error {
+			if err := st.endAttach(ep.Name); err != nil {
+				return fmt.Errorf("save endpoint: %w", err)
+			}
+			return nil
+		}})
 	} else {
 		list = append([]step{{name: "netlink", do: func() error { return setLoopbackUp(tgt) }}}, etc...)
+		list = append(list, at("before-save"), step{name: "store write", do: func() error {
+			ep.Created = time.Now().UTC()
+			if err := st.putEndpoint(ep); err != nil {
+				return fmt.Errorf("save endpoint: %w", err)
+			}
+			return nil
+		}})
 	}
-	list = append(list, at("before-save"), step{name: "store write", do: func() error {
-		ep.Created = time.Now().UTC()
-		if err := st.putEndpoint(ep); err != nil {
-			return fmt.Errorf("save endpoint: %w", err)
-		}
-		return nil
-	}})
 	if err := runSteps(&rollback, list...); err != nil {
 		return Endpoint{}, err
 	}
@@ -198,8 +222,9 @@ func endpointName(target string) string {
 // bridgeSteps checks and prepares a bridge endpoint (its network, made if
 // it is the default one and missing, with the undo on rollback; address,
 // MAC, ports) and returns the steps that plumb and program it, with
-// whileTCX (steps that need neither the program nor the RTNL lock) run
-// while the program is being attached.
+// whileTCX (steps that need neither the program nor the RTNL lock, and
+// change nothing of ep the later steps set) run while the program is
+// being attached.
 func (i *Instance) bridgeSteps(st *store, ep *Endpoint, o AttachOptions, ns target, eps []Endpoint, whileTCX []step, rollback *undo) ([]step, error) {
 	netName := cmp.Or(o.Network, DefaultNetwork)
 	n, ok, err := st.network(netName)
