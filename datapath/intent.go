@@ -35,9 +35,10 @@ import (
 // rollback would have. Rolling back, not completing, is always right: the
 // dead command never reported success.
 //
-// Cost: one small extra bbolt transaction (one fsync) per attach, detach,
-// network create and rm; the end of the intent rides in the record's
-// transaction.
+// Cost: one small extra bbolt transaction (unsynced, see
+// store.UpdateUnsynced) per attach, detach, network create and rm; the end
+// of the intent rides in the record's transaction, except a bridge
+// attach's, one more unsynced transaction after the record's.
 //
 // Removals (detach, network rm) write an intent too, and the removal of
 // the record ends it in the same transaction. Their intents are finished,
