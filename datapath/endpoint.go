@@ -142,18 +142,11 @@ func (i *Instance) attach(st *store, o AttachOptions) (Endpoint, error) {
 	defer tgt.close()
 	var rollback undo
 	defer rollback.run()
-	var list []step
-	if o.Mode == ModeBridge {
-		if list, err = i.bridgeSteps(st, &ep, o, tgt, eps, &rollback); err != nil {
-			return Endpoint{}, err
-		}
-	} else {
-		list = []step{{name: "netlink", do: func() error { return setLoopbackUp(tgt) }}}
-	}
+	var etc []step
 	if o.ContainerID == "" && !slices.ContainsFunc(eps, func(e Endpoint) bool { return e.NetnsIno == ns.Ino }) {
 		// The namespace's first endpoint: its resolv.conf and hosts (a
 		// runtime's container, with a ContainerID, has its own /etc).
-		list = append(list, step{name: "resolv.conf and hosts",
+		etc = append(etc, step{name: "resolv.conf and hosts",
 			do: func() error {
 				if err := i.writeEtcFiles(&ep, st); err != nil {
 					return fmt.Errorf("write resolv.conf and hosts: %w", err)
@@ -163,13 +156,45 @@ func (i *Instance) attach(st *store, o AttachOptions) (Endpoint, error) {
 			undo: func() { removeEtcFiles(ep) },
 		})
 	}
-	list = append(list, at("before-save"), step{name: "store write", do: func() error {
-		ep.Created = time.Now().UTC()
-		if err := st.putEndpoint(ep); err != nil {
-			return fmt.Errorf("save endpoint: %w", err)
+	var list []step
+	if o.Mode == ModeBridge {
+		// The record is written while the program is attached (its fsyncs
+		// overlap the attach's RCU grace period), with the intent kept:
+		// until endAttach ends it, a crash rolls back the attach, record
+		// and all (undoAttach), and so does a failure (the step's undo).
+		save := step{name: "store write",
+			do: func() error {
+				ep.Created = time.Now().UTC()
+				if err := st.putPendingEndpoint(ep); err != nil {
+					return fmt.Errorf("save endpoint: %w", err)
+				}
+				return nil
+			},
+			undo: func() {
+				if err := st.dropEndpoint(ep.Name); err != nil {
+					i.log.Warn("remove the record of a failed attach", "endpoint", ep.Name, "err", err)
+				}
+			},
 		}
-		return nil
-	}})
+		if list, err = i.bridgeSteps(st, &ep, o, tgt, eps, append(etc, save), &rollback); err != nil {
+			return Endpoint{}, err
+		}
+		list = append(list, at("before-save"), step{name: "store write", do: func() error {
+			if err := st.endAttach(ep.Name); err != nil {
+				return fmt.Errorf("save endpoint: %w", err)
+			}
+			return nil
+		}})
+	} else {
+		list = append([]step{{name: "netlink", do: func() error { return setLoopbackUp(tgt) }}}, etc...)
+		list = append(list, at("before-save"), step{name: "store write", do: func() error {
+			ep.Created = time.Now().UTC()
+			if err := st.putEndpoint(ep); err != nil {
+				return fmt.Errorf("save endpoint: %w", err)
+			}
+			return nil
+		}})
+	}
 	if err := runSteps(&rollback, list...); err != nil {
 		return Endpoint{}, err
 	}
@@ -196,8 +221,11 @@ func endpointName(target string) string {
 
 // bridgeSteps checks and prepares a bridge endpoint (its network, made if
 // it is the default one and missing, with the undo on rollback; address,
-// MAC, ports) and returns the steps that plumb and program it.
-func (i *Instance) bridgeSteps(st *store, ep *Endpoint, o AttachOptions, ns target, eps []Endpoint, rollback *undo) ([]step, error) {
+// MAC, ports) and returns the steps that plumb and program it, with
+// whileTCX (steps that need neither the program nor the RTNL lock, and
+// change nothing of ep the later steps set) run while the program is
+// being attached.
+func (i *Instance) bridgeSteps(st *store, ep *Endpoint, o AttachOptions, ns target, eps []Endpoint, whileTCX []step, rollback *undo) ([]step, error) {
 	netName := cmp.Or(o.Network, DefaultNetwork)
 	n, ok, err := st.network(netName)
 	if err != nil {
@@ -291,10 +319,16 @@ func (i *Instance) bridgeSteps(st *store, ep *Endpoint, o AttachOptions, ns targ
 	var mapped time.Duration
 	var bs []maps.PortEntry
 	var tcx *tcxAttach
-	return []step{
+	list := []step{
 		i.attachIntent(st, *ep, ports),
-		{name: "netlink", do: func() (err error) { tcx, err = i.plumbVeth(ep, n, ns, rollback); return err }},
+		{name: "netlink", do: func() error { return i.plumbVeth(ep, n, ns, rollback) }},
 		{name: "sysctl", do: func() error { return enableForwarding(ep.HostVeth, ip6.IsValid()) }},
+		// The program's attach last of the kernel's network changes: it
+		// holds the RTNL lock through an RCU grace period (tcxAttach), and
+		// every netlink request and forwarding sysctl would wait that out
+		// (the sysctl even spins, retrying its write). What follows until
+		// tcx.wait needs no RTNL and runs meanwhile.
+		{do: func() error { tcx = i.startTCXAttach(ep.HostIfindex, ep.HostVeth, rollback); return nil }},
 		at("after-veth"),
 		{name: "map writes",
 			do: func() error {
@@ -328,16 +362,17 @@ func (i *Instance) bridgeSteps(st *store, ep *Endpoint, o AttachOptions, ns targ
 			undo: func() { views.DeletePortEntries(bs) },
 		},
 		at("after-maps"),
-		// The program, attached since the veth exists (plumbVeth; it drops
-		// traffic from interfaces the maps do not know yet), then the host
-		// end up: only now can the container's traffic flow, and all of it
-		// through the program.
-		{name: "tcx", do: func() error { return tcx.wait() }},
+	}
+	return append(append(list, whileTCX...),
+		// The program, attached (it drops traffic from interfaces the maps
+		// do not know yet), then the host end up: only now can the
+		// container's traffic flow, and all of it through the program.
+		step{name: "tcx", do: func() error { return tcx.wait() }},
 		at("after-link"),
-		{name: "netlink", do: func() error { return plumbing.SetLinkUp(ep.HostIfindex) }},
+		step{name: "netlink", do: func() error { return plumbing.SetLinkUp(ep.HostIfindex) }},
 		// What the caller is told must be what its namespace has.
-		{name: "netlink", do: func() error { return verifyPlumbed(ns, o.Target, *ep, n) }},
-	}, nil
+		step{name: "netlink", do: func() error { return verifyPlumbed(ns, o.Target, *ep, n) }},
+	), nil
 }
 
 // portsFor assigns the host ports an endpoint named name publishes,

@@ -20,8 +20,13 @@ import (
 // it is about to make, with the names it chose (veth, bridge, network id,
 // address, ports). The record that ends the command and the removal of the
 // intent are one transaction (putDone), so the store always either has the
-// record or the intent. A command that fails rolls back and removes its
-// intent; a command that dies (SIGKILL, OOM, power) leaves the intent.
+// record or the intent. A bridge attach writes its record earlier, while
+// its program is attached (putPendingEndpoint: the fsyncs overlap the
+// attach's RCU grace period), and ends the intent after (endAttach); in
+// between the store has both, and an intent with a record of its veth is
+// an attach that did not finish (undoAttach takes the record with it).
+// A command that fails rolls back and removes its intent; a command that
+// dies (SIGKILL, OOM, power) leaves the intent.
 //
 // Commands of one instance hold the store's file lock from before the
 // intent until after the record, so an intent seen by a command holding
@@ -30,9 +35,10 @@ import (
 // rollback would have. Rolling back, not completing, is always right: the
 // dead command never reported success.
 //
-// Cost: one small extra bbolt transaction (one fsync) per attach, detach,
-// network create and rm; the end of the intent rides in the record's
-// transaction.
+// Cost: one small extra bbolt transaction (unsynced, see
+// store.UpdateUnsynced) per attach, detach, network create and rm; the end
+// of the intent rides in the record's transaction, except a bridge
+// attach's, one more unsynced transaction after the record's.
 //
 // Removals (detach, network rm) write an intent too, and the removal of
 // the record ends it in the same transaction. Their intents are finished,
@@ -201,12 +207,31 @@ func (i *Instance) recoverIntents(st *store) error {
 
 // undoAttach removes what an attach that died may have made: the link pin,
 // the veth pair (the container's eth0 with it), the endpoint and port map
-// entries and flows of its address. An endpoint record of that name, if
-// the store has one, is another attach's and is left alone.
+// entries and flows of its address, and its record if it wrote it already
+// (putPendingEndpoint: a record of the intent's veth). A record of that
+// name for another veth is another attach's and is left alone.
 func (i *Instance) undoAttach(st *store, ep Endpoint) error {
-	if _, ok, err := st.endpoint(ep.Name); err != nil || ok {
+	stored, pending, err := st.endpoint(ep.Name)
+	if err != nil {
 		return err
 	}
+	if pending && stored.HostVeth != ep.HostVeth {
+		return nil
+	}
+	if pending {
+		ep = stored // it knows more to remove: the etc files, the ports
+	}
+	if err := i.undoAttachKernel(ep); err != nil {
+		return err
+	}
+	if pending {
+		return st.dropEndpoint(ep.Name)
+	}
+	return nil
+}
+
+// undoAttachKernel is undoAttach's kernel side.
+func (i *Instance) undoAttachKernel(ep Endpoint) error {
 	views, err := i.datapath()
 	if err != nil {
 		return err

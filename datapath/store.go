@@ -86,6 +86,24 @@ func (s *store) endpointsView() ([]Endpoint, error) {
 func (s *store) putEndpoint(e Endpoint) error {
 	return s.PutDone(bucketEndpoints, e.Name, e, boltstore.IntentKey(intentAttach, e.Name))
 }
+
+// putPendingEndpoint writes an attach's record before its program is
+// attached, keeping the attach's intent: endAttach ends it (see attach).
+func (s *store) putPendingEndpoint(e Endpoint) error {
+	return s.PutPending(bucketEndpoints, e.Name, e)
+}
+
+// endAttach ends the intent of an attach whose record putPendingEndpoint
+// wrote: the attach is done. Unsynced, as the intent was: the record was
+// synced, and an intent a power loss brings back rolls back an endpoint
+// whose namespace died with the machine.
+func (s *store) endAttach(name string) error {
+	return s.DeleteIntent(boltstore.IntentKey(intentAttach, name))
+}
+
+// dropEndpoint deletes the record of an attach that is being rolled back.
+func (s *store) dropEndpoint(name string) error { return s.Del(bucketEndpoints, name) }
+
 func (s *store) deleteEndpoint(name string) error {
 	return s.DelDone(bucketEndpoints, name, boltstore.IntentKey(intentDetach, name))
 }

@@ -17,13 +17,12 @@ import (
 // endpoint's IfName) directly in the target namespace, addresses it and
 // routes via the gateway if the namespace has no default route yet. The
 // host end stays down, so that nothing the container sends reaches the
-// bridge before from_container judges it: the caller brings it up once the
-// program is attached. The attach starts here, as soon as the veth exists
-// (the returned tcxAttach), and runs while the container end is set up.
-func (i *Instance) plumbVeth(ep *Endpoint, n Network, ns target, rollback *undo) (*tcxAttach, error) {
+// bridge before from_container judges it: the caller attaches the program
+// (startTCXAttach) and brings it up once the program is attached.
+func (i *Instance) plumbVeth(ep *Endpoint, n Network, ns target, rollback *undo) error {
 	br, err := netlink.LinkByName(n.Bridge)
 	if err != nil {
-		return nil, fmt.Errorf("bridge %s of network %s is missing: %w", n.Bridge, n.Name, err)
+		return fmt.Errorf("bridge %s of network %s is missing: %w", n.Bridge, n.Name, err)
 	}
 	mac, _ := net.ParseMAC(ep.MAC)
 	idx, del, err := plumbing.AddVeth(plumbing.Veth{
@@ -34,17 +33,16 @@ func (i *Instance) plumbVeth(ep *Endpoint, n Network, ns target, rollback *undo)
 		rollback.add(del)
 	}
 	if err != nil {
-		return nil, err
+		return err
 	}
 	ep.HostIfindex = idx
-	tcx := i.startTCXAttach(idx, ep.HostVeth, rollback)
 	v6 := containerIPv6(*ep, n)
 	if v6.Addr.IsValid() {
 		if err := netnsutil.DoIn(ns.fd, ns.Path, func() error { return plumbing.ConfigureContainerIPv6(ep.Interface()) }); err != nil {
-			return tcx, err
+			return err
 		}
 	}
-	return tcx, ns.do(func(h *netlink.Handle) (err error) {
+	return ns.do(func(h *netlink.Handle) (err error) {
 		ep.ContainerIfindex, ep.DefaultRoute, ep.DefaultRoute6, err = plumbing.ConfigureContainerEnd(h, ep.Interface(),
 			ep.Prefix(n), n.Gateway, v6, ns.Path)
 		return err
@@ -53,8 +51,11 @@ func (i *Instance) plumbVeth(ep *Endpoint, n Network, ns target, rollback *undo)
 
 // tcxAttach is from_container's attachment to a new host veth, made in
 // the background: every TCX attach waits for an RCU grace period in the
-// kernel (tcx_entry_sync), milliseconds on a busy machine, which then
-// overlaps the container end's configuration instead of following it.
+// kernel (tcx_entry_sync), milliseconds on a busy machine. It waits
+// holding the RTNL lock, so no netlink request (or forwarding sysctl) gets
+// through meanwhile: it overlaps only work without RTNL (map writes,
+// resolv.conf and hosts), which is why the attach starts after the
+// container end's configuration rather than before it.
 type tcxAttach struct {
 	done chan struct{}
 	err  error

@@ -198,6 +198,30 @@ func (s *DB) PutDone(bucket []byte, key string, v any, intent []byte) error {
 	return err
 }
 
+// PutPending writes a record, synced, and leaves the intent of the
+// command that makes it: for a command whose last kernel change is slow
+// and needs no store (an attach's program attach, an RCU grace period),
+// the record's fsyncs overlap it, and the command ends the intent with
+// DeleteIntent once the change is made. Until then the store has record
+// and intent, and rolling back the intent takes the record with it.
+func (s *DB) PutPending(bucket []byte, key string, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucket).Put([]byte(key), raw) })
+	s.wrote(bucket, key, raw, err)
+	return err
+}
+
+// Del deletes a record, synced, and no intent: the rollback of a record
+// PutPending wrote.
+func (s *DB) Del(bucket []byte, key string) error {
+	err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucket).Delete([]byte(key)) })
+	s.wrote(bucket, key, nil, err)
+	return err
+}
+
 // DelDone deletes a record and, in the same transaction, the intent of
 // the removal that deletes it: the record's end and the intent's are one
 // atomic step, as in PutDone.
