@@ -51,6 +51,7 @@
 #include "lib/deliver.h"
 #include "lib/overlay.h"
 #include "lib/overlay6.h"
+#include "lib/overlay_encap.h"
 #include "lib/arp.h"
 #include "lib/ipv6.h"
 #include "lib/nd.h"
@@ -693,6 +694,8 @@ static __always_inline int tunnel(struct __sk_buff *skb, const struct endpoint_i
 	struct bpf_tunnel_key key = {};
 	struct overlay_network *ov;
 	__u32 len = skb->len;
+	__u8 ecn = p->ip->tos & 3;
+	int ret;
 
 	ov = bpf_map_lookup_elem(&overlay_networks, &src->net_id);
 	if (!ov)
@@ -700,6 +703,16 @@ static __always_inline int tunnel(struct __sk_buff *skb, const struct endpoint_i
 	if (mac && !mac_equal(p->eth->h_dest, mac) &&
 	    bpf_skb_store_bytes(skb, offsetof(struct ethhdr, h_dest), mac, ETH_ALEN, 0))
 		return drop(skb, DIR, DROP_WRITE_FAILED);
+	/* Encapsulated here and out of the underlay interface, or else
+	 * through the VXLAN device (lib/overlay_encap.h). */
+	ret = overlay_encap(skb, host, ov->vni, ecn);
+	if (ret < 0)
+		return drop(skb, DIR, DROP_WRITE_FAILED);
+	if (ret == TC_ACT_REDIRECT) {
+		count_verdict(DIR, VERDICT_FORWARD, len);
+		count_overlay_host(host, 1, len);
+		return ret;
+	}
 	key.remote_ipv4 = bpf_ntohl(host);
 	key.tunnel_id = ov->vni;
 	key.tunnel_ttl = 64;

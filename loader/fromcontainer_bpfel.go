@@ -369,6 +369,15 @@ type fromContainerNetworkInfo struct {
 	Pad           uint16
 }
 
+type fromContainerOverlayEncapLimits uint32
+
+const (
+	fromContainerOverlayEncapLimitsOVERLAY_ENCAP_LEN fromContainerOverlayEncapLimits = 50
+	fromContainerOverlayEncapLimitsOVERLAY_SPORT_MIN fromContainerOverlayEncapLimits = 32768
+	fromContainerOverlayEncapLimitsOVERLAY_SPORT_MAX fromContainerOverlayEncapLimits = 60999
+	fromContainerOverlayEncapLimitsOVERLAY_TTL       fromContainerOverlayEncapLimits = 64
+)
+
 type fromContainerOverlayHostCounters struct {
 	_         structs.HostLayout
 	TxPackets uint64
@@ -387,6 +396,32 @@ type fromContainerOverlayNetwork struct {
 	_       structs.HostLayout
 	Vni     uint32
 	Ifindex uint32
+}
+
+type fromContainerOverlayRoute struct {
+	_       structs.HostLayout
+	Expires uint64
+	Ifindex uint32
+	Mtu     uint32
+	Smac    [6]uint8
+	Dmac    [6]uint8
+	Pad     uint32
+}
+
+type fromContainerOverlayScratch struct {
+	_       structs.HostLayout
+	Fib     [8]uint64
+	Rt      fromContainerOverlayRoute
+	Ip      [5]uint32
+	Pad     uint32
+	H       [64]uint8
+	Self    uint32
+	Host    uint32
+	Vni     uint32
+	Ifindex uint32
+	Hash    uint32
+	Ecn     uint8
+	Pad2    [3]uint8
 }
 
 type fromContainerPort6Key struct {
@@ -477,69 +512,72 @@ const (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	fromContainerMapConntrack               = "conntrack"
-	fromContainerMapConntrack6              = "conntrack6"
-	fromContainerMapCt6AckRanges            = "ct6_ack_ranges"
-	fromContainerMapCt6Embryonic            = "ct6_embryonic"
-	fromContainerMapCtAckRanges             = "ct_ack_ranges"
-	fromContainerMapCtEmbryonic             = "ct_embryonic"
-	fromContainerMapCtInbound               = "ct_inbound"
-	fromContainerMapDropCounters            = "drop_counters"
-	fromContainerMapEndpointIps             = "endpoint_ips"
-	fromContainerMapEndpointIps6            = "endpoint_ips6"
-	fromContainerMapEndpointStats           = "endpoint_stats"
-	fromContainerMapEndpoints               = "endpoints"
-	fromContainerMapEndpoints6              = "endpoints6"
-	fromContainerMapFwCount                 = "fw_count"
-	fromContainerMapFwRules                 = "fw_rules"
-	fromContainerMapFwRules6                = "fw_rules6"
-	fromContainerMapHairpin6Scratch         = "hairpin6_scratch"
-	fromContainerMapMonitorBudgets          = "monitor_budgets"
-	fromContainerMapMonitorCtl              = "monitor_ctl"
-	fromContainerMapMonitorEvents           = "monitor_events"
-	fromContainerMapNat6Scratch             = "nat6_scratch"
-	fromContainerMapNatAllocFailures        = "nat_alloc_failures"
-	fromContainerMapNatRetries              = "nat_retries"
-	fromContainerMapNetworks                = "networks"
-	fromContainerMapNetworks6               = "networks6"
-	fromContainerMapOverlayHostFlows        = "overlay_host_flows"
-	fromContainerMapOverlayHosts            = "overlay_hosts"
-	fromContainerMapOverlayNetworks         = "overlay_networks"
-	fromContainerMapOverlaySelf             = "overlay_self"
-	fromContainerMapPorts                   = "ports"
-	fromContainerMapPorts6                  = "ports6"
-	fromContainerMapRemoteEndpoints         = "remote_endpoints"
-	fromContainerMapRemoteEndpoints6        = "remote_endpoints6"
-	fromContainerMapServiceCidrs            = "service_cidrs"
-	fromContainerMapSubnets                 = "subnets"
-	fromContainerMapSubnets6                = "subnets6"
-	fromContainerMapUplinkIps               = "uplink_ips"
-	fromContainerMapUplinkIps6              = "uplink_ips6"
-	fromContainerMapUplinks                 = "uplinks"
-	fromContainerMapVerdicts                = "verdicts"
-	fromContainerProgFromContainer          = "from_container"
-	fromContainerVarBtfAnchorCt6Limits      = "btf_anchor_ct6_limits"
-	fromContainerVarBtfAnchorCtKind         = "btf_anchor_ct_kind"
-	fromContainerVarBtfAnchorCtLimits       = "btf_anchor_ct_limits"
-	fromContainerVarBtfAnchorCtState        = "btf_anchor_ct_state"
-	fromContainerVarBtfAnchorDirection      = "btf_anchor_direction"
-	fromContainerVarBtfAnchorDropReason     = "btf_anchor_drop_reason"
-	fromContainerVarBtfAnchorEndpointFlags  = "btf_anchor_endpoint_flags"
-	fromContainerVarBtfAnchorFwAction       = "btf_anchor_fw_action"
-	fromContainerVarBtfAnchorFwLimits       = "btf_anchor_fw_limits"
-	fromContainerVarBtfAnchorFwScopeKind    = "btf_anchor_fw_scope_kind"
-	fromContainerVarBtfAnchorMonitorEvent   = "btf_anchor_monitor_event"
-	fromContainerVarBtfAnchorMonitorLimits  = "btf_anchor_monitor_limits"
-	fromContainerVarBtfAnchorMonitorType    = "btf_anchor_monitor_type"
-	fromContainerVarBtfAnchorNatLimits      = "btf_anchor_nat_limits"
-	fromContainerVarBtfAnchorNatRetryBucket = "btf_anchor_nat_retry_bucket"
-	fromContainerVarBtfAnchorNetworkFlags   = "btf_anchor_network_flags"
-	fromContainerVarBtfAnchorOverlayLimits  = "btf_anchor_overlay_limits"
-	fromContainerVarBtfAnchorPortFlags      = "btf_anchor_port_flags"
-	fromContainerVarBtfAnchorVerdict        = "btf_anchor_verdict"
-	fromContainerVarBtfAnchorVerdictLimits  = "btf_anchor_verdict_limits"
-	fromContainerVarNatPortMax              = "nat_port_max"
-	fromContainerVarNatPortMin              = "nat_port_min"
+	fromContainerMapConntrack                   = "conntrack"
+	fromContainerMapConntrack6                  = "conntrack6"
+	fromContainerMapCt6AckRanges                = "ct6_ack_ranges"
+	fromContainerMapCt6Embryonic                = "ct6_embryonic"
+	fromContainerMapCtAckRanges                 = "ct_ack_ranges"
+	fromContainerMapCtEmbryonic                 = "ct_embryonic"
+	fromContainerMapCtInbound                   = "ct_inbound"
+	fromContainerMapDropCounters                = "drop_counters"
+	fromContainerMapEndpointIps                 = "endpoint_ips"
+	fromContainerMapEndpointIps6                = "endpoint_ips6"
+	fromContainerMapEndpointStats               = "endpoint_stats"
+	fromContainerMapEndpoints                   = "endpoints"
+	fromContainerMapEndpoints6                  = "endpoints6"
+	fromContainerMapFwCount                     = "fw_count"
+	fromContainerMapFwRules                     = "fw_rules"
+	fromContainerMapFwRules6                    = "fw_rules6"
+	fromContainerMapHairpin6Scratch             = "hairpin6_scratch"
+	fromContainerMapMonitorBudgets              = "monitor_budgets"
+	fromContainerMapMonitorCtl                  = "monitor_ctl"
+	fromContainerMapMonitorEvents               = "monitor_events"
+	fromContainerMapNat6Scratch                 = "nat6_scratch"
+	fromContainerMapNatAllocFailures            = "nat_alloc_failures"
+	fromContainerMapNatRetries                  = "nat_retries"
+	fromContainerMapNetworks                    = "networks"
+	fromContainerMapNetworks6                   = "networks6"
+	fromContainerMapOverlayHostFlows            = "overlay_host_flows"
+	fromContainerMapOverlayHosts                = "overlay_hosts"
+	fromContainerMapOverlayNetworks             = "overlay_networks"
+	fromContainerMapOverlayRoutes               = "overlay_routes"
+	fromContainerMapOverlayScratch              = "overlay_scratch"
+	fromContainerMapOverlaySelf                 = "overlay_self"
+	fromContainerMapPorts                       = "ports"
+	fromContainerMapPorts6                      = "ports6"
+	fromContainerMapRemoteEndpoints             = "remote_endpoints"
+	fromContainerMapRemoteEndpoints6            = "remote_endpoints6"
+	fromContainerMapServiceCidrs                = "service_cidrs"
+	fromContainerMapSubnets                     = "subnets"
+	fromContainerMapSubnets6                    = "subnets6"
+	fromContainerMapUplinkIps                   = "uplink_ips"
+	fromContainerMapUplinkIps6                  = "uplink_ips6"
+	fromContainerMapUplinks                     = "uplinks"
+	fromContainerMapVerdicts                    = "verdicts"
+	fromContainerProgFromContainer              = "from_container"
+	fromContainerVarBtfAnchorCt6Limits          = "btf_anchor_ct6_limits"
+	fromContainerVarBtfAnchorCtKind             = "btf_anchor_ct_kind"
+	fromContainerVarBtfAnchorCtLimits           = "btf_anchor_ct_limits"
+	fromContainerVarBtfAnchorCtState            = "btf_anchor_ct_state"
+	fromContainerVarBtfAnchorDirection          = "btf_anchor_direction"
+	fromContainerVarBtfAnchorDropReason         = "btf_anchor_drop_reason"
+	fromContainerVarBtfAnchorEndpointFlags      = "btf_anchor_endpoint_flags"
+	fromContainerVarBtfAnchorFwAction           = "btf_anchor_fw_action"
+	fromContainerVarBtfAnchorFwLimits           = "btf_anchor_fw_limits"
+	fromContainerVarBtfAnchorFwScopeKind        = "btf_anchor_fw_scope_kind"
+	fromContainerVarBtfAnchorMonitorEvent       = "btf_anchor_monitor_event"
+	fromContainerVarBtfAnchorMonitorLimits      = "btf_anchor_monitor_limits"
+	fromContainerVarBtfAnchorMonitorType        = "btf_anchor_monitor_type"
+	fromContainerVarBtfAnchorNatLimits          = "btf_anchor_nat_limits"
+	fromContainerVarBtfAnchorNatRetryBucket     = "btf_anchor_nat_retry_bucket"
+	fromContainerVarBtfAnchorNetworkFlags       = "btf_anchor_network_flags"
+	fromContainerVarBtfAnchorOverlayEncapLimits = "btf_anchor_overlay_encap_limits"
+	fromContainerVarBtfAnchorOverlayLimits      = "btf_anchor_overlay_limits"
+	fromContainerVarBtfAnchorPortFlags          = "btf_anchor_port_flags"
+	fromContainerVarBtfAnchorVerdict            = "btf_anchor_verdict"
+	fromContainerVarBtfAnchorVerdictLimits      = "btf_anchor_verdict_limits"
+	fromContainerVarNatPortMax                  = "nat_port_max"
+	fromContainerVarNatPortMin                  = "nat_port_min"
 )
 
 // loadFromContainer returns the embedded CollectionSpec for fromContainer.
@@ -619,6 +657,8 @@ type fromContainerMapSpecs struct {
 	OverlayHostFlows *ebpf.MapSpec `ebpf:"overlay_host_flows"`
 	OverlayHosts     *ebpf.MapSpec `ebpf:"overlay_hosts"`
 	OverlayNetworks  *ebpf.MapSpec `ebpf:"overlay_networks"`
+	OverlayRoutes    *ebpf.MapSpec `ebpf:"overlay_routes"`
+	OverlayScratch   *ebpf.MapSpec `ebpf:"overlay_scratch"`
 	OverlaySelf      *ebpf.MapSpec `ebpf:"overlay_self"`
 	Ports            *ebpf.MapSpec `ebpf:"ports"`
 	Ports6           *ebpf.MapSpec `ebpf:"ports6"`
@@ -637,28 +677,29 @@ type fromContainerMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type fromContainerVariableSpecs struct {
-	BtfAnchorCt6Limits      *ebpf.VariableSpec `ebpf:"btf_anchor_ct6_limits"`
-	BtfAnchorCtKind         *ebpf.VariableSpec `ebpf:"btf_anchor_ct_kind"`
-	BtfAnchorCtLimits       *ebpf.VariableSpec `ebpf:"btf_anchor_ct_limits"`
-	BtfAnchorCtState        *ebpf.VariableSpec `ebpf:"btf_anchor_ct_state"`
-	BtfAnchorDirection      *ebpf.VariableSpec `ebpf:"btf_anchor_direction"`
-	BtfAnchorDropReason     *ebpf.VariableSpec `ebpf:"btf_anchor_drop_reason"`
-	BtfAnchorEndpointFlags  *ebpf.VariableSpec `ebpf:"btf_anchor_endpoint_flags"`
-	BtfAnchorFwAction       *ebpf.VariableSpec `ebpf:"btf_anchor_fw_action"`
-	BtfAnchorFwLimits       *ebpf.VariableSpec `ebpf:"btf_anchor_fw_limits"`
-	BtfAnchorFwScopeKind    *ebpf.VariableSpec `ebpf:"btf_anchor_fw_scope_kind"`
-	BtfAnchorMonitorEvent   *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_event"`
-	BtfAnchorMonitorLimits  *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_limits"`
-	BtfAnchorMonitorType    *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_type"`
-	BtfAnchorNatLimits      *ebpf.VariableSpec `ebpf:"btf_anchor_nat_limits"`
-	BtfAnchorNatRetryBucket *ebpf.VariableSpec `ebpf:"btf_anchor_nat_retry_bucket"`
-	BtfAnchorNetworkFlags   *ebpf.VariableSpec `ebpf:"btf_anchor_network_flags"`
-	BtfAnchorOverlayLimits  *ebpf.VariableSpec `ebpf:"btf_anchor_overlay_limits"`
-	BtfAnchorPortFlags      *ebpf.VariableSpec `ebpf:"btf_anchor_port_flags"`
-	BtfAnchorVerdict        *ebpf.VariableSpec `ebpf:"btf_anchor_verdict"`
-	BtfAnchorVerdictLimits  *ebpf.VariableSpec `ebpf:"btf_anchor_verdict_limits"`
-	NatPortMax              *ebpf.VariableSpec `ebpf:"nat_port_max"`
-	NatPortMin              *ebpf.VariableSpec `ebpf:"nat_port_min"`
+	BtfAnchorCt6Limits          *ebpf.VariableSpec `ebpf:"btf_anchor_ct6_limits"`
+	BtfAnchorCtKind             *ebpf.VariableSpec `ebpf:"btf_anchor_ct_kind"`
+	BtfAnchorCtLimits           *ebpf.VariableSpec `ebpf:"btf_anchor_ct_limits"`
+	BtfAnchorCtState            *ebpf.VariableSpec `ebpf:"btf_anchor_ct_state"`
+	BtfAnchorDirection          *ebpf.VariableSpec `ebpf:"btf_anchor_direction"`
+	BtfAnchorDropReason         *ebpf.VariableSpec `ebpf:"btf_anchor_drop_reason"`
+	BtfAnchorEndpointFlags      *ebpf.VariableSpec `ebpf:"btf_anchor_endpoint_flags"`
+	BtfAnchorFwAction           *ebpf.VariableSpec `ebpf:"btf_anchor_fw_action"`
+	BtfAnchorFwLimits           *ebpf.VariableSpec `ebpf:"btf_anchor_fw_limits"`
+	BtfAnchorFwScopeKind        *ebpf.VariableSpec `ebpf:"btf_anchor_fw_scope_kind"`
+	BtfAnchorMonitorEvent       *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_event"`
+	BtfAnchorMonitorLimits      *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_limits"`
+	BtfAnchorMonitorType        *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_type"`
+	BtfAnchorNatLimits          *ebpf.VariableSpec `ebpf:"btf_anchor_nat_limits"`
+	BtfAnchorNatRetryBucket     *ebpf.VariableSpec `ebpf:"btf_anchor_nat_retry_bucket"`
+	BtfAnchorNetworkFlags       *ebpf.VariableSpec `ebpf:"btf_anchor_network_flags"`
+	BtfAnchorOverlayEncapLimits *ebpf.VariableSpec `ebpf:"btf_anchor_overlay_encap_limits"`
+	BtfAnchorOverlayLimits      *ebpf.VariableSpec `ebpf:"btf_anchor_overlay_limits"`
+	BtfAnchorPortFlags          *ebpf.VariableSpec `ebpf:"btf_anchor_port_flags"`
+	BtfAnchorVerdict            *ebpf.VariableSpec `ebpf:"btf_anchor_verdict"`
+	BtfAnchorVerdictLimits      *ebpf.VariableSpec `ebpf:"btf_anchor_verdict_limits"`
+	NatPortMax                  *ebpf.VariableSpec `ebpf:"nat_port_max"`
+	NatPortMin                  *ebpf.VariableSpec `ebpf:"nat_port_min"`
 }
 
 // fromContainerObjects contains all objects after they have been loaded into the kernel.
@@ -709,6 +750,8 @@ type fromContainerMaps struct {
 	OverlayHostFlows *ebpf.Map `ebpf:"overlay_host_flows"`
 	OverlayHosts     *ebpf.Map `ebpf:"overlay_hosts"`
 	OverlayNetworks  *ebpf.Map `ebpf:"overlay_networks"`
+	OverlayRoutes    *ebpf.Map `ebpf:"overlay_routes"`
+	OverlayScratch   *ebpf.Map `ebpf:"overlay_scratch"`
 	OverlaySelf      *ebpf.Map `ebpf:"overlay_self"`
 	Ports            *ebpf.Map `ebpf:"ports"`
 	Ports6           *ebpf.Map `ebpf:"ports6"`
@@ -753,6 +796,8 @@ func (m *fromContainerMaps) Close() error {
 		m.OverlayHostFlows,
 		m.OverlayHosts,
 		m.OverlayNetworks,
+		m.OverlayRoutes,
+		m.OverlayScratch,
 		m.OverlaySelf,
 		m.Ports,
 		m.Ports6,
@@ -772,28 +817,29 @@ func (m *fromContainerMaps) Close() error {
 //
 // It can be passed to loadFromContainerObjects or ebpf.CollectionSpec.LoadAndAssign.
 type fromContainerVariables struct {
-	BtfAnchorCt6Limits      *ebpf.Variable `ebpf:"btf_anchor_ct6_limits"`
-	BtfAnchorCtKind         *ebpf.Variable `ebpf:"btf_anchor_ct_kind"`
-	BtfAnchorCtLimits       *ebpf.Variable `ebpf:"btf_anchor_ct_limits"`
-	BtfAnchorCtState        *ebpf.Variable `ebpf:"btf_anchor_ct_state"`
-	BtfAnchorDirection      *ebpf.Variable `ebpf:"btf_anchor_direction"`
-	BtfAnchorDropReason     *ebpf.Variable `ebpf:"btf_anchor_drop_reason"`
-	BtfAnchorEndpointFlags  *ebpf.Variable `ebpf:"btf_anchor_endpoint_flags"`
-	BtfAnchorFwAction       *ebpf.Variable `ebpf:"btf_anchor_fw_action"`
-	BtfAnchorFwLimits       *ebpf.Variable `ebpf:"btf_anchor_fw_limits"`
-	BtfAnchorFwScopeKind    *ebpf.Variable `ebpf:"btf_anchor_fw_scope_kind"`
-	BtfAnchorMonitorEvent   *ebpf.Variable `ebpf:"btf_anchor_monitor_event"`
-	BtfAnchorMonitorLimits  *ebpf.Variable `ebpf:"btf_anchor_monitor_limits"`
-	BtfAnchorMonitorType    *ebpf.Variable `ebpf:"btf_anchor_monitor_type"`
-	BtfAnchorNatLimits      *ebpf.Variable `ebpf:"btf_anchor_nat_limits"`
-	BtfAnchorNatRetryBucket *ebpf.Variable `ebpf:"btf_anchor_nat_retry_bucket"`
-	BtfAnchorNetworkFlags   *ebpf.Variable `ebpf:"btf_anchor_network_flags"`
-	BtfAnchorOverlayLimits  *ebpf.Variable `ebpf:"btf_anchor_overlay_limits"`
-	BtfAnchorPortFlags      *ebpf.Variable `ebpf:"btf_anchor_port_flags"`
-	BtfAnchorVerdict        *ebpf.Variable `ebpf:"btf_anchor_verdict"`
-	BtfAnchorVerdictLimits  *ebpf.Variable `ebpf:"btf_anchor_verdict_limits"`
-	NatPortMax              *ebpf.Variable `ebpf:"nat_port_max"`
-	NatPortMin              *ebpf.Variable `ebpf:"nat_port_min"`
+	BtfAnchorCt6Limits          *ebpf.Variable `ebpf:"btf_anchor_ct6_limits"`
+	BtfAnchorCtKind             *ebpf.Variable `ebpf:"btf_anchor_ct_kind"`
+	BtfAnchorCtLimits           *ebpf.Variable `ebpf:"btf_anchor_ct_limits"`
+	BtfAnchorCtState            *ebpf.Variable `ebpf:"btf_anchor_ct_state"`
+	BtfAnchorDirection          *ebpf.Variable `ebpf:"btf_anchor_direction"`
+	BtfAnchorDropReason         *ebpf.Variable `ebpf:"btf_anchor_drop_reason"`
+	BtfAnchorEndpointFlags      *ebpf.Variable `ebpf:"btf_anchor_endpoint_flags"`
+	BtfAnchorFwAction           *ebpf.Variable `ebpf:"btf_anchor_fw_action"`
+	BtfAnchorFwLimits           *ebpf.Variable `ebpf:"btf_anchor_fw_limits"`
+	BtfAnchorFwScopeKind        *ebpf.Variable `ebpf:"btf_anchor_fw_scope_kind"`
+	BtfAnchorMonitorEvent       *ebpf.Variable `ebpf:"btf_anchor_monitor_event"`
+	BtfAnchorMonitorLimits      *ebpf.Variable `ebpf:"btf_anchor_monitor_limits"`
+	BtfAnchorMonitorType        *ebpf.Variable `ebpf:"btf_anchor_monitor_type"`
+	BtfAnchorNatLimits          *ebpf.Variable `ebpf:"btf_anchor_nat_limits"`
+	BtfAnchorNatRetryBucket     *ebpf.Variable `ebpf:"btf_anchor_nat_retry_bucket"`
+	BtfAnchorNetworkFlags       *ebpf.Variable `ebpf:"btf_anchor_network_flags"`
+	BtfAnchorOverlayEncapLimits *ebpf.Variable `ebpf:"btf_anchor_overlay_encap_limits"`
+	BtfAnchorOverlayLimits      *ebpf.Variable `ebpf:"btf_anchor_overlay_limits"`
+	BtfAnchorPortFlags          *ebpf.Variable `ebpf:"btf_anchor_port_flags"`
+	BtfAnchorVerdict            *ebpf.Variable `ebpf:"btf_anchor_verdict"`
+	BtfAnchorVerdictLimits      *ebpf.Variable `ebpf:"btf_anchor_verdict_limits"`
+	NatPortMax                  *ebpf.Variable `ebpf:"nat_port_max"`
+	NatPortMin                  *ebpf.Variable `ebpf:"nat_port_min"`
 }
 
 // fromContainerPrograms contains all programs after they have been loaded into the kernel.

@@ -16,57 +16,60 @@ import (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	fromOverlayMapConntrack               = "conntrack"
-	fromOverlayMapCtAckRanges             = "ct_ack_ranges"
-	fromOverlayMapCtEmbryonic             = "ct_embryonic"
-	fromOverlayMapCtInbound               = "ct_inbound"
-	fromOverlayMapDropCounters            = "drop_counters"
-	fromOverlayMapEndpointIps             = "endpoint_ips"
-	fromOverlayMapEndpointIps6            = "endpoint_ips6"
-	fromOverlayMapEndpointStats           = "endpoint_stats"
-	fromOverlayMapEndpoints               = "endpoints"
-	fromOverlayMapEndpoints6              = "endpoints6"
-	fromOverlayMapMonitorBudgets          = "monitor_budgets"
-	fromOverlayMapMonitorCtl              = "monitor_ctl"
-	fromOverlayMapMonitorEvents           = "monitor_events"
-	fromOverlayMapNatAllocFailures        = "nat_alloc_failures"
-	fromOverlayMapNatRetries              = "nat_retries"
-	fromOverlayMapNetworks                = "networks"
-	fromOverlayMapNetworks6               = "networks6"
-	fromOverlayMapOverlayHostFlows        = "overlay_host_flows"
-	fromOverlayMapOverlayHosts            = "overlay_hosts"
-	fromOverlayMapOverlayNetworks         = "overlay_networks"
-	fromOverlayMapOverlaySelf             = "overlay_self"
-	fromOverlayMapPorts                   = "ports"
-	fromOverlayMapPorts6                  = "ports6"
-	fromOverlayMapRemoteEndpoints         = "remote_endpoints"
-	fromOverlayMapRemoteEndpoints6        = "remote_endpoints6"
-	fromOverlayMapServiceCidrs            = "service_cidrs"
-	fromOverlayMapSubnets                 = "subnets"
-	fromOverlayMapSubnets6                = "subnets6"
-	fromOverlayMapUplinkIps               = "uplink_ips"
-	fromOverlayMapUplinkIps6              = "uplink_ips6"
-	fromOverlayMapUplinks                 = "uplinks"
-	fromOverlayMapVerdicts                = "verdicts"
-	fromOverlayProgFromOverlay            = "from_overlay"
-	fromOverlayVarBtfAnchorCtKind         = "btf_anchor_ct_kind"
-	fromOverlayVarBtfAnchorCtLimits       = "btf_anchor_ct_limits"
-	fromOverlayVarBtfAnchorCtState        = "btf_anchor_ct_state"
-	fromOverlayVarBtfAnchorDirection      = "btf_anchor_direction"
-	fromOverlayVarBtfAnchorDropReason     = "btf_anchor_drop_reason"
-	fromOverlayVarBtfAnchorEndpointFlags  = "btf_anchor_endpoint_flags"
-	fromOverlayVarBtfAnchorMonitorEvent   = "btf_anchor_monitor_event"
-	fromOverlayVarBtfAnchorMonitorLimits  = "btf_anchor_monitor_limits"
-	fromOverlayVarBtfAnchorMonitorType    = "btf_anchor_monitor_type"
-	fromOverlayVarBtfAnchorNatLimits      = "btf_anchor_nat_limits"
-	fromOverlayVarBtfAnchorNatRetryBucket = "btf_anchor_nat_retry_bucket"
-	fromOverlayVarBtfAnchorNetworkFlags   = "btf_anchor_network_flags"
-	fromOverlayVarBtfAnchorOverlayLimits  = "btf_anchor_overlay_limits"
-	fromOverlayVarBtfAnchorPortFlags      = "btf_anchor_port_flags"
-	fromOverlayVarBtfAnchorVerdict        = "btf_anchor_verdict"
-	fromOverlayVarBtfAnchorVerdictLimits  = "btf_anchor_verdict_limits"
-	fromOverlayVarNatPortMax              = "nat_port_max"
-	fromOverlayVarNatPortMin              = "nat_port_min"
+	fromOverlayMapConntrack                   = "conntrack"
+	fromOverlayMapCtAckRanges                 = "ct_ack_ranges"
+	fromOverlayMapCtEmbryonic                 = "ct_embryonic"
+	fromOverlayMapCtInbound                   = "ct_inbound"
+	fromOverlayMapDropCounters                = "drop_counters"
+	fromOverlayMapEndpointIps                 = "endpoint_ips"
+	fromOverlayMapEndpointIps6                = "endpoint_ips6"
+	fromOverlayMapEndpointStats               = "endpoint_stats"
+	fromOverlayMapEndpoints                   = "endpoints"
+	fromOverlayMapEndpoints6                  = "endpoints6"
+	fromOverlayMapMonitorBudgets              = "monitor_budgets"
+	fromOverlayMapMonitorCtl                  = "monitor_ctl"
+	fromOverlayMapMonitorEvents               = "monitor_events"
+	fromOverlayMapNatAllocFailures            = "nat_alloc_failures"
+	fromOverlayMapNatRetries                  = "nat_retries"
+	fromOverlayMapNetworks                    = "networks"
+	fromOverlayMapNetworks6                   = "networks6"
+	fromOverlayMapOverlayHostFlows            = "overlay_host_flows"
+	fromOverlayMapOverlayHosts                = "overlay_hosts"
+	fromOverlayMapOverlayNetworks             = "overlay_networks"
+	fromOverlayMapOverlayRoutes               = "overlay_routes"
+	fromOverlayMapOverlayScratch              = "overlay_scratch"
+	fromOverlayMapOverlaySelf                 = "overlay_self"
+	fromOverlayMapPorts                       = "ports"
+	fromOverlayMapPorts6                      = "ports6"
+	fromOverlayMapRemoteEndpoints             = "remote_endpoints"
+	fromOverlayMapRemoteEndpoints6            = "remote_endpoints6"
+	fromOverlayMapServiceCidrs                = "service_cidrs"
+	fromOverlayMapSubnets                     = "subnets"
+	fromOverlayMapSubnets6                    = "subnets6"
+	fromOverlayMapUplinkIps                   = "uplink_ips"
+	fromOverlayMapUplinkIps6                  = "uplink_ips6"
+	fromOverlayMapUplinks                     = "uplinks"
+	fromOverlayMapVerdicts                    = "verdicts"
+	fromOverlayProgFromOverlay                = "from_overlay"
+	fromOverlayVarBtfAnchorCtKind             = "btf_anchor_ct_kind"
+	fromOverlayVarBtfAnchorCtLimits           = "btf_anchor_ct_limits"
+	fromOverlayVarBtfAnchorCtState            = "btf_anchor_ct_state"
+	fromOverlayVarBtfAnchorDirection          = "btf_anchor_direction"
+	fromOverlayVarBtfAnchorDropReason         = "btf_anchor_drop_reason"
+	fromOverlayVarBtfAnchorEndpointFlags      = "btf_anchor_endpoint_flags"
+	fromOverlayVarBtfAnchorMonitorEvent       = "btf_anchor_monitor_event"
+	fromOverlayVarBtfAnchorMonitorLimits      = "btf_anchor_monitor_limits"
+	fromOverlayVarBtfAnchorMonitorType        = "btf_anchor_monitor_type"
+	fromOverlayVarBtfAnchorNatLimits          = "btf_anchor_nat_limits"
+	fromOverlayVarBtfAnchorNatRetryBucket     = "btf_anchor_nat_retry_bucket"
+	fromOverlayVarBtfAnchorNetworkFlags       = "btf_anchor_network_flags"
+	fromOverlayVarBtfAnchorOverlayEncapLimits = "btf_anchor_overlay_encap_limits"
+	fromOverlayVarBtfAnchorOverlayLimits      = "btf_anchor_overlay_limits"
+	fromOverlayVarBtfAnchorPortFlags          = "btf_anchor_port_flags"
+	fromOverlayVarBtfAnchorVerdict            = "btf_anchor_verdict"
+	fromOverlayVarBtfAnchorVerdictLimits      = "btf_anchor_verdict_limits"
+	fromOverlayVarNatPortMax                  = "nat_port_max"
+	fromOverlayVarNatPortMin                  = "nat_port_min"
 )
 
 // loadFromOverlay returns the embedded CollectionSpec for fromOverlay.
@@ -138,6 +141,8 @@ type fromOverlayMapSpecs struct {
 	OverlayHostFlows *ebpf.MapSpec `ebpf:"overlay_host_flows"`
 	OverlayHosts     *ebpf.MapSpec `ebpf:"overlay_hosts"`
 	OverlayNetworks  *ebpf.MapSpec `ebpf:"overlay_networks"`
+	OverlayRoutes    *ebpf.MapSpec `ebpf:"overlay_routes"`
+	OverlayScratch   *ebpf.MapSpec `ebpf:"overlay_scratch"`
 	OverlaySelf      *ebpf.MapSpec `ebpf:"overlay_self"`
 	Ports            *ebpf.MapSpec `ebpf:"ports"`
 	Ports6           *ebpf.MapSpec `ebpf:"ports6"`
@@ -156,24 +161,25 @@ type fromOverlayMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type fromOverlayVariableSpecs struct {
-	BtfAnchorCtKind         *ebpf.VariableSpec `ebpf:"btf_anchor_ct_kind"`
-	BtfAnchorCtLimits       *ebpf.VariableSpec `ebpf:"btf_anchor_ct_limits"`
-	BtfAnchorCtState        *ebpf.VariableSpec `ebpf:"btf_anchor_ct_state"`
-	BtfAnchorDirection      *ebpf.VariableSpec `ebpf:"btf_anchor_direction"`
-	BtfAnchorDropReason     *ebpf.VariableSpec `ebpf:"btf_anchor_drop_reason"`
-	BtfAnchorEndpointFlags  *ebpf.VariableSpec `ebpf:"btf_anchor_endpoint_flags"`
-	BtfAnchorMonitorEvent   *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_event"`
-	BtfAnchorMonitorLimits  *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_limits"`
-	BtfAnchorMonitorType    *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_type"`
-	BtfAnchorNatLimits      *ebpf.VariableSpec `ebpf:"btf_anchor_nat_limits"`
-	BtfAnchorNatRetryBucket *ebpf.VariableSpec `ebpf:"btf_anchor_nat_retry_bucket"`
-	BtfAnchorNetworkFlags   *ebpf.VariableSpec `ebpf:"btf_anchor_network_flags"`
-	BtfAnchorOverlayLimits  *ebpf.VariableSpec `ebpf:"btf_anchor_overlay_limits"`
-	BtfAnchorPortFlags      *ebpf.VariableSpec `ebpf:"btf_anchor_port_flags"`
-	BtfAnchorVerdict        *ebpf.VariableSpec `ebpf:"btf_anchor_verdict"`
-	BtfAnchorVerdictLimits  *ebpf.VariableSpec `ebpf:"btf_anchor_verdict_limits"`
-	NatPortMax              *ebpf.VariableSpec `ebpf:"nat_port_max"`
-	NatPortMin              *ebpf.VariableSpec `ebpf:"nat_port_min"`
+	BtfAnchorCtKind             *ebpf.VariableSpec `ebpf:"btf_anchor_ct_kind"`
+	BtfAnchorCtLimits           *ebpf.VariableSpec `ebpf:"btf_anchor_ct_limits"`
+	BtfAnchorCtState            *ebpf.VariableSpec `ebpf:"btf_anchor_ct_state"`
+	BtfAnchorDirection          *ebpf.VariableSpec `ebpf:"btf_anchor_direction"`
+	BtfAnchorDropReason         *ebpf.VariableSpec `ebpf:"btf_anchor_drop_reason"`
+	BtfAnchorEndpointFlags      *ebpf.VariableSpec `ebpf:"btf_anchor_endpoint_flags"`
+	BtfAnchorMonitorEvent       *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_event"`
+	BtfAnchorMonitorLimits      *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_limits"`
+	BtfAnchorMonitorType        *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_type"`
+	BtfAnchorNatLimits          *ebpf.VariableSpec `ebpf:"btf_anchor_nat_limits"`
+	BtfAnchorNatRetryBucket     *ebpf.VariableSpec `ebpf:"btf_anchor_nat_retry_bucket"`
+	BtfAnchorNetworkFlags       *ebpf.VariableSpec `ebpf:"btf_anchor_network_flags"`
+	BtfAnchorOverlayEncapLimits *ebpf.VariableSpec `ebpf:"btf_anchor_overlay_encap_limits"`
+	BtfAnchorOverlayLimits      *ebpf.VariableSpec `ebpf:"btf_anchor_overlay_limits"`
+	BtfAnchorPortFlags          *ebpf.VariableSpec `ebpf:"btf_anchor_port_flags"`
+	BtfAnchorVerdict            *ebpf.VariableSpec `ebpf:"btf_anchor_verdict"`
+	BtfAnchorVerdictLimits      *ebpf.VariableSpec `ebpf:"btf_anchor_verdict_limits"`
+	NatPortMax                  *ebpf.VariableSpec `ebpf:"nat_port_max"`
+	NatPortMin                  *ebpf.VariableSpec `ebpf:"nat_port_min"`
 }
 
 // fromOverlayObjects contains all objects after they have been loaded into the kernel.
@@ -216,6 +222,8 @@ type fromOverlayMaps struct {
 	OverlayHostFlows *ebpf.Map `ebpf:"overlay_host_flows"`
 	OverlayHosts     *ebpf.Map `ebpf:"overlay_hosts"`
 	OverlayNetworks  *ebpf.Map `ebpf:"overlay_networks"`
+	OverlayRoutes    *ebpf.Map `ebpf:"overlay_routes"`
+	OverlayScratch   *ebpf.Map `ebpf:"overlay_scratch"`
 	OverlaySelf      *ebpf.Map `ebpf:"overlay_self"`
 	Ports            *ebpf.Map `ebpf:"ports"`
 	Ports6           *ebpf.Map `ebpf:"ports6"`
@@ -252,6 +260,8 @@ func (m *fromOverlayMaps) Close() error {
 		m.OverlayHostFlows,
 		m.OverlayHosts,
 		m.OverlayNetworks,
+		m.OverlayRoutes,
+		m.OverlayScratch,
 		m.OverlaySelf,
 		m.Ports,
 		m.Ports6,
@@ -271,24 +281,25 @@ func (m *fromOverlayMaps) Close() error {
 //
 // It can be passed to loadFromOverlayObjects or ebpf.CollectionSpec.LoadAndAssign.
 type fromOverlayVariables struct {
-	BtfAnchorCtKind         *ebpf.Variable `ebpf:"btf_anchor_ct_kind"`
-	BtfAnchorCtLimits       *ebpf.Variable `ebpf:"btf_anchor_ct_limits"`
-	BtfAnchorCtState        *ebpf.Variable `ebpf:"btf_anchor_ct_state"`
-	BtfAnchorDirection      *ebpf.Variable `ebpf:"btf_anchor_direction"`
-	BtfAnchorDropReason     *ebpf.Variable `ebpf:"btf_anchor_drop_reason"`
-	BtfAnchorEndpointFlags  *ebpf.Variable `ebpf:"btf_anchor_endpoint_flags"`
-	BtfAnchorMonitorEvent   *ebpf.Variable `ebpf:"btf_anchor_monitor_event"`
-	BtfAnchorMonitorLimits  *ebpf.Variable `ebpf:"btf_anchor_monitor_limits"`
-	BtfAnchorMonitorType    *ebpf.Variable `ebpf:"btf_anchor_monitor_type"`
-	BtfAnchorNatLimits      *ebpf.Variable `ebpf:"btf_anchor_nat_limits"`
-	BtfAnchorNatRetryBucket *ebpf.Variable `ebpf:"btf_anchor_nat_retry_bucket"`
-	BtfAnchorNetworkFlags   *ebpf.Variable `ebpf:"btf_anchor_network_flags"`
-	BtfAnchorOverlayLimits  *ebpf.Variable `ebpf:"btf_anchor_overlay_limits"`
-	BtfAnchorPortFlags      *ebpf.Variable `ebpf:"btf_anchor_port_flags"`
-	BtfAnchorVerdict        *ebpf.Variable `ebpf:"btf_anchor_verdict"`
-	BtfAnchorVerdictLimits  *ebpf.Variable `ebpf:"btf_anchor_verdict_limits"`
-	NatPortMax              *ebpf.Variable `ebpf:"nat_port_max"`
-	NatPortMin              *ebpf.Variable `ebpf:"nat_port_min"`
+	BtfAnchorCtKind             *ebpf.Variable `ebpf:"btf_anchor_ct_kind"`
+	BtfAnchorCtLimits           *ebpf.Variable `ebpf:"btf_anchor_ct_limits"`
+	BtfAnchorCtState            *ebpf.Variable `ebpf:"btf_anchor_ct_state"`
+	BtfAnchorDirection          *ebpf.Variable `ebpf:"btf_anchor_direction"`
+	BtfAnchorDropReason         *ebpf.Variable `ebpf:"btf_anchor_drop_reason"`
+	BtfAnchorEndpointFlags      *ebpf.Variable `ebpf:"btf_anchor_endpoint_flags"`
+	BtfAnchorMonitorEvent       *ebpf.Variable `ebpf:"btf_anchor_monitor_event"`
+	BtfAnchorMonitorLimits      *ebpf.Variable `ebpf:"btf_anchor_monitor_limits"`
+	BtfAnchorMonitorType        *ebpf.Variable `ebpf:"btf_anchor_monitor_type"`
+	BtfAnchorNatLimits          *ebpf.Variable `ebpf:"btf_anchor_nat_limits"`
+	BtfAnchorNatRetryBucket     *ebpf.Variable `ebpf:"btf_anchor_nat_retry_bucket"`
+	BtfAnchorNetworkFlags       *ebpf.Variable `ebpf:"btf_anchor_network_flags"`
+	BtfAnchorOverlayEncapLimits *ebpf.Variable `ebpf:"btf_anchor_overlay_encap_limits"`
+	BtfAnchorOverlayLimits      *ebpf.Variable `ebpf:"btf_anchor_overlay_limits"`
+	BtfAnchorPortFlags          *ebpf.Variable `ebpf:"btf_anchor_port_flags"`
+	BtfAnchorVerdict            *ebpf.Variable `ebpf:"btf_anchor_verdict"`
+	BtfAnchorVerdictLimits      *ebpf.Variable `ebpf:"btf_anchor_verdict_limits"`
+	NatPortMax                  *ebpf.Variable `ebpf:"nat_port_max"`
+	NatPortMin                  *ebpf.Variable `ebpf:"nat_port_min"`
 }
 
 // fromOverlayPrograms contains all programs after they have been loaded into the kernel.

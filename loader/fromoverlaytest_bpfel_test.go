@@ -16,57 +16,60 @@ import (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	fromOverlayTestMapConntrack               = "conntrack"
-	fromOverlayTestMapCtAckRanges             = "ct_ack_ranges"
-	fromOverlayTestMapCtEmbryonic             = "ct_embryonic"
-	fromOverlayTestMapCtInbound               = "ct_inbound"
-	fromOverlayTestMapDropCounters            = "drop_counters"
-	fromOverlayTestMapEndpointIps             = "endpoint_ips"
-	fromOverlayTestMapEndpointIps6            = "endpoint_ips6"
-	fromOverlayTestMapEndpointStats           = "endpoint_stats"
-	fromOverlayTestMapEndpoints               = "endpoints"
-	fromOverlayTestMapEndpoints6              = "endpoints6"
-	fromOverlayTestMapMonitorBudgets          = "monitor_budgets"
-	fromOverlayTestMapMonitorCtl              = "monitor_ctl"
-	fromOverlayTestMapMonitorEvents           = "monitor_events"
-	fromOverlayTestMapNatAllocFailures        = "nat_alloc_failures"
-	fromOverlayTestMapNatRetries              = "nat_retries"
-	fromOverlayTestMapNetworks                = "networks"
-	fromOverlayTestMapNetworks6               = "networks6"
-	fromOverlayTestMapOverlayHostFlows        = "overlay_host_flows"
-	fromOverlayTestMapOverlayHosts            = "overlay_hosts"
-	fromOverlayTestMapOverlayNetworks         = "overlay_networks"
-	fromOverlayTestMapOverlaySelf             = "overlay_self"
-	fromOverlayTestMapPorts                   = "ports"
-	fromOverlayTestMapPorts6                  = "ports6"
-	fromOverlayTestMapRemoteEndpoints         = "remote_endpoints"
-	fromOverlayTestMapRemoteEndpoints6        = "remote_endpoints6"
-	fromOverlayTestMapServiceCidrs            = "service_cidrs"
-	fromOverlayTestMapSubnets                 = "subnets"
-	fromOverlayTestMapSubnets6                = "subnets6"
-	fromOverlayTestMapUplinkIps               = "uplink_ips"
-	fromOverlayTestMapUplinkIps6              = "uplink_ips6"
-	fromOverlayTestMapUplinks                 = "uplinks"
-	fromOverlayTestMapVerdicts                = "verdicts"
-	fromOverlayTestProgFromOverlay            = "from_overlay"
-	fromOverlayTestVarBtfAnchorCtKind         = "btf_anchor_ct_kind"
-	fromOverlayTestVarBtfAnchorCtLimits       = "btf_anchor_ct_limits"
-	fromOverlayTestVarBtfAnchorCtState        = "btf_anchor_ct_state"
-	fromOverlayTestVarBtfAnchorDirection      = "btf_anchor_direction"
-	fromOverlayTestVarBtfAnchorDropReason     = "btf_anchor_drop_reason"
-	fromOverlayTestVarBtfAnchorEndpointFlags  = "btf_anchor_endpoint_flags"
-	fromOverlayTestVarBtfAnchorMonitorEvent   = "btf_anchor_monitor_event"
-	fromOverlayTestVarBtfAnchorMonitorLimits  = "btf_anchor_monitor_limits"
-	fromOverlayTestVarBtfAnchorMonitorType    = "btf_anchor_monitor_type"
-	fromOverlayTestVarBtfAnchorNatLimits      = "btf_anchor_nat_limits"
-	fromOverlayTestVarBtfAnchorNatRetryBucket = "btf_anchor_nat_retry_bucket"
-	fromOverlayTestVarBtfAnchorNetworkFlags   = "btf_anchor_network_flags"
-	fromOverlayTestVarBtfAnchorOverlayLimits  = "btf_anchor_overlay_limits"
-	fromOverlayTestVarBtfAnchorPortFlags      = "btf_anchor_port_flags"
-	fromOverlayTestVarBtfAnchorVerdict        = "btf_anchor_verdict"
-	fromOverlayTestVarBtfAnchorVerdictLimits  = "btf_anchor_verdict_limits"
-	fromOverlayTestVarNatPortMax              = "nat_port_max"
-	fromOverlayTestVarNatPortMin              = "nat_port_min"
+	fromOverlayTestMapConntrack                   = "conntrack"
+	fromOverlayTestMapCtAckRanges                 = "ct_ack_ranges"
+	fromOverlayTestMapCtEmbryonic                 = "ct_embryonic"
+	fromOverlayTestMapCtInbound                   = "ct_inbound"
+	fromOverlayTestMapDropCounters                = "drop_counters"
+	fromOverlayTestMapEndpointIps                 = "endpoint_ips"
+	fromOverlayTestMapEndpointIps6                = "endpoint_ips6"
+	fromOverlayTestMapEndpointStats               = "endpoint_stats"
+	fromOverlayTestMapEndpoints                   = "endpoints"
+	fromOverlayTestMapEndpoints6                  = "endpoints6"
+	fromOverlayTestMapMonitorBudgets              = "monitor_budgets"
+	fromOverlayTestMapMonitorCtl                  = "monitor_ctl"
+	fromOverlayTestMapMonitorEvents               = "monitor_events"
+	fromOverlayTestMapNatAllocFailures            = "nat_alloc_failures"
+	fromOverlayTestMapNatRetries                  = "nat_retries"
+	fromOverlayTestMapNetworks                    = "networks"
+	fromOverlayTestMapNetworks6                   = "networks6"
+	fromOverlayTestMapOverlayHostFlows            = "overlay_host_flows"
+	fromOverlayTestMapOverlayHosts                = "overlay_hosts"
+	fromOverlayTestMapOverlayNetworks             = "overlay_networks"
+	fromOverlayTestMapOverlayRoutes               = "overlay_routes"
+	fromOverlayTestMapOverlayScratch              = "overlay_scratch"
+	fromOverlayTestMapOverlaySelf                 = "overlay_self"
+	fromOverlayTestMapPorts                       = "ports"
+	fromOverlayTestMapPorts6                      = "ports6"
+	fromOverlayTestMapRemoteEndpoints             = "remote_endpoints"
+	fromOverlayTestMapRemoteEndpoints6            = "remote_endpoints6"
+	fromOverlayTestMapServiceCidrs                = "service_cidrs"
+	fromOverlayTestMapSubnets                     = "subnets"
+	fromOverlayTestMapSubnets6                    = "subnets6"
+	fromOverlayTestMapUplinkIps                   = "uplink_ips"
+	fromOverlayTestMapUplinkIps6                  = "uplink_ips6"
+	fromOverlayTestMapUplinks                     = "uplinks"
+	fromOverlayTestMapVerdicts                    = "verdicts"
+	fromOverlayTestProgFromOverlay                = "from_overlay"
+	fromOverlayTestVarBtfAnchorCtKind             = "btf_anchor_ct_kind"
+	fromOverlayTestVarBtfAnchorCtLimits           = "btf_anchor_ct_limits"
+	fromOverlayTestVarBtfAnchorCtState            = "btf_anchor_ct_state"
+	fromOverlayTestVarBtfAnchorDirection          = "btf_anchor_direction"
+	fromOverlayTestVarBtfAnchorDropReason         = "btf_anchor_drop_reason"
+	fromOverlayTestVarBtfAnchorEndpointFlags      = "btf_anchor_endpoint_flags"
+	fromOverlayTestVarBtfAnchorMonitorEvent       = "btf_anchor_monitor_event"
+	fromOverlayTestVarBtfAnchorMonitorLimits      = "btf_anchor_monitor_limits"
+	fromOverlayTestVarBtfAnchorMonitorType        = "btf_anchor_monitor_type"
+	fromOverlayTestVarBtfAnchorNatLimits          = "btf_anchor_nat_limits"
+	fromOverlayTestVarBtfAnchorNatRetryBucket     = "btf_anchor_nat_retry_bucket"
+	fromOverlayTestVarBtfAnchorNetworkFlags       = "btf_anchor_network_flags"
+	fromOverlayTestVarBtfAnchorOverlayEncapLimits = "btf_anchor_overlay_encap_limits"
+	fromOverlayTestVarBtfAnchorOverlayLimits      = "btf_anchor_overlay_limits"
+	fromOverlayTestVarBtfAnchorPortFlags          = "btf_anchor_port_flags"
+	fromOverlayTestVarBtfAnchorVerdict            = "btf_anchor_verdict"
+	fromOverlayTestVarBtfAnchorVerdictLimits      = "btf_anchor_verdict_limits"
+	fromOverlayTestVarNatPortMax                  = "nat_port_max"
+	fromOverlayTestVarNatPortMin                  = "nat_port_min"
 )
 
 // loadFromOverlayTest returns the embedded CollectionSpec for fromOverlayTest.
@@ -138,6 +141,8 @@ type fromOverlayTestMapSpecs struct {
 	OverlayHostFlows *ebpf.MapSpec `ebpf:"overlay_host_flows"`
 	OverlayHosts     *ebpf.MapSpec `ebpf:"overlay_hosts"`
 	OverlayNetworks  *ebpf.MapSpec `ebpf:"overlay_networks"`
+	OverlayRoutes    *ebpf.MapSpec `ebpf:"overlay_routes"`
+	OverlayScratch   *ebpf.MapSpec `ebpf:"overlay_scratch"`
 	OverlaySelf      *ebpf.MapSpec `ebpf:"overlay_self"`
 	Ports            *ebpf.MapSpec `ebpf:"ports"`
 	Ports6           *ebpf.MapSpec `ebpf:"ports6"`
@@ -156,24 +161,25 @@ type fromOverlayTestMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type fromOverlayTestVariableSpecs struct {
-	BtfAnchorCtKind         *ebpf.VariableSpec `ebpf:"btf_anchor_ct_kind"`
-	BtfAnchorCtLimits       *ebpf.VariableSpec `ebpf:"btf_anchor_ct_limits"`
-	BtfAnchorCtState        *ebpf.VariableSpec `ebpf:"btf_anchor_ct_state"`
-	BtfAnchorDirection      *ebpf.VariableSpec `ebpf:"btf_anchor_direction"`
-	BtfAnchorDropReason     *ebpf.VariableSpec `ebpf:"btf_anchor_drop_reason"`
-	BtfAnchorEndpointFlags  *ebpf.VariableSpec `ebpf:"btf_anchor_endpoint_flags"`
-	BtfAnchorMonitorEvent   *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_event"`
-	BtfAnchorMonitorLimits  *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_limits"`
-	BtfAnchorMonitorType    *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_type"`
-	BtfAnchorNatLimits      *ebpf.VariableSpec `ebpf:"btf_anchor_nat_limits"`
-	BtfAnchorNatRetryBucket *ebpf.VariableSpec `ebpf:"btf_anchor_nat_retry_bucket"`
-	BtfAnchorNetworkFlags   *ebpf.VariableSpec `ebpf:"btf_anchor_network_flags"`
-	BtfAnchorOverlayLimits  *ebpf.VariableSpec `ebpf:"btf_anchor_overlay_limits"`
-	BtfAnchorPortFlags      *ebpf.VariableSpec `ebpf:"btf_anchor_port_flags"`
-	BtfAnchorVerdict        *ebpf.VariableSpec `ebpf:"btf_anchor_verdict"`
-	BtfAnchorVerdictLimits  *ebpf.VariableSpec `ebpf:"btf_anchor_verdict_limits"`
-	NatPortMax              *ebpf.VariableSpec `ebpf:"nat_port_max"`
-	NatPortMin              *ebpf.VariableSpec `ebpf:"nat_port_min"`
+	BtfAnchorCtKind             *ebpf.VariableSpec `ebpf:"btf_anchor_ct_kind"`
+	BtfAnchorCtLimits           *ebpf.VariableSpec `ebpf:"btf_anchor_ct_limits"`
+	BtfAnchorCtState            *ebpf.VariableSpec `ebpf:"btf_anchor_ct_state"`
+	BtfAnchorDirection          *ebpf.VariableSpec `ebpf:"btf_anchor_direction"`
+	BtfAnchorDropReason         *ebpf.VariableSpec `ebpf:"btf_anchor_drop_reason"`
+	BtfAnchorEndpointFlags      *ebpf.VariableSpec `ebpf:"btf_anchor_endpoint_flags"`
+	BtfAnchorMonitorEvent       *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_event"`
+	BtfAnchorMonitorLimits      *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_limits"`
+	BtfAnchorMonitorType        *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_type"`
+	BtfAnchorNatLimits          *ebpf.VariableSpec `ebpf:"btf_anchor_nat_limits"`
+	BtfAnchorNatRetryBucket     *ebpf.VariableSpec `ebpf:"btf_anchor_nat_retry_bucket"`
+	BtfAnchorNetworkFlags       *ebpf.VariableSpec `ebpf:"btf_anchor_network_flags"`
+	BtfAnchorOverlayEncapLimits *ebpf.VariableSpec `ebpf:"btf_anchor_overlay_encap_limits"`
+	BtfAnchorOverlayLimits      *ebpf.VariableSpec `ebpf:"btf_anchor_overlay_limits"`
+	BtfAnchorPortFlags          *ebpf.VariableSpec `ebpf:"btf_anchor_port_flags"`
+	BtfAnchorVerdict            *ebpf.VariableSpec `ebpf:"btf_anchor_verdict"`
+	BtfAnchorVerdictLimits      *ebpf.VariableSpec `ebpf:"btf_anchor_verdict_limits"`
+	NatPortMax                  *ebpf.VariableSpec `ebpf:"nat_port_max"`
+	NatPortMin                  *ebpf.VariableSpec `ebpf:"nat_port_min"`
 }
 
 // fromOverlayTestObjects contains all objects after they have been loaded into the kernel.
@@ -216,6 +222,8 @@ type fromOverlayTestMaps struct {
 	OverlayHostFlows *ebpf.Map `ebpf:"overlay_host_flows"`
 	OverlayHosts     *ebpf.Map `ebpf:"overlay_hosts"`
 	OverlayNetworks  *ebpf.Map `ebpf:"overlay_networks"`
+	OverlayRoutes    *ebpf.Map `ebpf:"overlay_routes"`
+	OverlayScratch   *ebpf.Map `ebpf:"overlay_scratch"`
 	OverlaySelf      *ebpf.Map `ebpf:"overlay_self"`
 	Ports            *ebpf.Map `ebpf:"ports"`
 	Ports6           *ebpf.Map `ebpf:"ports6"`
@@ -252,6 +260,8 @@ func (m *fromOverlayTestMaps) Close() error {
 		m.OverlayHostFlows,
 		m.OverlayHosts,
 		m.OverlayNetworks,
+		m.OverlayRoutes,
+		m.OverlayScratch,
 		m.OverlaySelf,
 		m.Ports,
 		m.Ports6,
@@ -271,24 +281,25 @@ func (m *fromOverlayTestMaps) Close() error {
 //
 // It can be passed to loadFromOverlayTestObjects or ebpf.CollectionSpec.LoadAndAssign.
 type fromOverlayTestVariables struct {
-	BtfAnchorCtKind         *ebpf.Variable `ebpf:"btf_anchor_ct_kind"`
-	BtfAnchorCtLimits       *ebpf.Variable `ebpf:"btf_anchor_ct_limits"`
-	BtfAnchorCtState        *ebpf.Variable `ebpf:"btf_anchor_ct_state"`
-	BtfAnchorDirection      *ebpf.Variable `ebpf:"btf_anchor_direction"`
-	BtfAnchorDropReason     *ebpf.Variable `ebpf:"btf_anchor_drop_reason"`
-	BtfAnchorEndpointFlags  *ebpf.Variable `ebpf:"btf_anchor_endpoint_flags"`
-	BtfAnchorMonitorEvent   *ebpf.Variable `ebpf:"btf_anchor_monitor_event"`
-	BtfAnchorMonitorLimits  *ebpf.Variable `ebpf:"btf_anchor_monitor_limits"`
-	BtfAnchorMonitorType    *ebpf.Variable `ebpf:"btf_anchor_monitor_type"`
-	BtfAnchorNatLimits      *ebpf.Variable `ebpf:"btf_anchor_nat_limits"`
-	BtfAnchorNatRetryBucket *ebpf.Variable `ebpf:"btf_anchor_nat_retry_bucket"`
-	BtfAnchorNetworkFlags   *ebpf.Variable `ebpf:"btf_anchor_network_flags"`
-	BtfAnchorOverlayLimits  *ebpf.Variable `ebpf:"btf_anchor_overlay_limits"`
-	BtfAnchorPortFlags      *ebpf.Variable `ebpf:"btf_anchor_port_flags"`
-	BtfAnchorVerdict        *ebpf.Variable `ebpf:"btf_anchor_verdict"`
-	BtfAnchorVerdictLimits  *ebpf.Variable `ebpf:"btf_anchor_verdict_limits"`
-	NatPortMax              *ebpf.Variable `ebpf:"nat_port_max"`
-	NatPortMin              *ebpf.Variable `ebpf:"nat_port_min"`
+	BtfAnchorCtKind             *ebpf.Variable `ebpf:"btf_anchor_ct_kind"`
+	BtfAnchorCtLimits           *ebpf.Variable `ebpf:"btf_anchor_ct_limits"`
+	BtfAnchorCtState            *ebpf.Variable `ebpf:"btf_anchor_ct_state"`
+	BtfAnchorDirection          *ebpf.Variable `ebpf:"btf_anchor_direction"`
+	BtfAnchorDropReason         *ebpf.Variable `ebpf:"btf_anchor_drop_reason"`
+	BtfAnchorEndpointFlags      *ebpf.Variable `ebpf:"btf_anchor_endpoint_flags"`
+	BtfAnchorMonitorEvent       *ebpf.Variable `ebpf:"btf_anchor_monitor_event"`
+	BtfAnchorMonitorLimits      *ebpf.Variable `ebpf:"btf_anchor_monitor_limits"`
+	BtfAnchorMonitorType        *ebpf.Variable `ebpf:"btf_anchor_monitor_type"`
+	BtfAnchorNatLimits          *ebpf.Variable `ebpf:"btf_anchor_nat_limits"`
+	BtfAnchorNatRetryBucket     *ebpf.Variable `ebpf:"btf_anchor_nat_retry_bucket"`
+	BtfAnchorNetworkFlags       *ebpf.Variable `ebpf:"btf_anchor_network_flags"`
+	BtfAnchorOverlayEncapLimits *ebpf.Variable `ebpf:"btf_anchor_overlay_encap_limits"`
+	BtfAnchorOverlayLimits      *ebpf.Variable `ebpf:"btf_anchor_overlay_limits"`
+	BtfAnchorPortFlags          *ebpf.Variable `ebpf:"btf_anchor_port_flags"`
+	BtfAnchorVerdict            *ebpf.Variable `ebpf:"btf_anchor_verdict"`
+	BtfAnchorVerdictLimits      *ebpf.Variable `ebpf:"btf_anchor_verdict_limits"`
+	NatPortMax                  *ebpf.Variable `ebpf:"nat_port_max"`
+	NatPortMin                  *ebpf.Variable `ebpf:"nat_port_min"`
 }
 
 // fromOverlayTestPrograms contains all programs after they have been loaded into the kernel.

@@ -116,6 +116,7 @@ type Maps struct {
 	ServiceCIDRs     *ebpf.Map `ebpf:"service_cidrs"`
 	OverlaySelf      *ebpf.Map `ebpf:"overlay_self"`
 	OverlayHostFlows *ebpf.Map `ebpf:"overlay_host_flows"`
+	OverlayRoutes    *ebpf.Map `ebpf:"overlay_routes"` // from_container's cache of the outer route per peer host
 	// Service load balancing (bpf/lib/lb.h, bpf/sock.c).
 	LBServices   *ebpf.Map `ebpf:"lb_services"`
 	LBBackends   *ebpf.Map `ebpf:"lb_backends"`

@@ -25,6 +25,7 @@
 #include "ipv6.h"
 #include "nd.h"
 #include "overlay.h"
+#include "overlay_encap.h"
 
 /* Keyed by the endpoint's global IPv6 address; the value as
  * remote_endpoints' (host, network id, MAC). */
@@ -70,8 +71,8 @@ static __always_inline int overlay6_ns_target(struct __sk_buff *skb, const struc
 /* From a container of an overlay network (src), what from_container6's
  * checks pass to the bridge: a solicitation for a remote peer of its
  * network is answered in place (with --icc, as for a local one), unicast
- * to a remote peer goes through the VXLAN device with the network's VNI
- * and the peer's host as the tunnel key, the inner frame addressed to the
+ * to a remote peer is encapsulated for the peer's host with the network's
+ * VNI (overlay_encap.h: here, or by the VXLAN device), the inner frame addressed to the
  * peer's MAC, hop limit untouched (one link, as between local peers).
  * TC_ACT_UNSPEC: none of these, on to the bridge. */
 static __always_inline int to_overlay6(struct __sk_buff *skb, const struct endpoint_info *src, const struct packet6 *p)
@@ -111,14 +112,23 @@ static __always_inline int to_overlay6(struct __sk_buff *skb, const struct endpo
 		} else if (!ov) {
 			reason = DROP_UNKNOWN_ENDPOINT; /* the network is being removed */
 		} else {
+			__u8 ecn = (bpf_ntohl(p->ip.vtcfl) >> 20) & 3;
+			int ret = -1;
+
 			key.remote_ipv4 = bpf_ntohl(r->host);
 			key.tunnel_id = ov->vni;
 			key.tunnel_ttl = 64;
-			if (!bpf_skb_store_bytes(skb, offsetof(struct ethhdr, h_dest), r->mac, ETH_ALEN, 0) &&
-			    !bpf_skb_set_tunnel_key(skb, &key, sizeof(key), 0)) {
+			/* Encapsulated here, or else by the VXLAN device
+			 * (overlay_encap.h). */
+			if (!bpf_skb_store_bytes(skb, offsetof(struct ethhdr, h_dest), r->mac, ETH_ALEN, 0)) {
+				ret = overlay_encap(skb, r->host, ov->vni, ecn);
+				if (ret == 0 && !bpf_skb_set_tunnel_key(skb, &key, sizeof(key), 0))
+					ret = bpf_redirect(ov->ifindex, 0);
+			}
+			if (ret == TC_ACT_REDIRECT) {
 				count_verdict(DIR_FROM_CONTAINER, VERDICT_FORWARD, len);
 				count_overlay_host(r->host, 1, len);
-				return bpf_redirect(ov->ifindex, 0);
+				return ret;
 			}
 			reason = DROP_WRITE_FAILED;
 		}
