@@ -204,7 +204,7 @@ var (
 // udpEcho builds testdata/udpecho (static) once and returns its path.
 func udpEcho(t *testing.T) string {
 	udpEchoOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "ebpfnet-udpecho-")
+		dir, err := os.MkdirTemp(workDir, "udpecho-") // removed with workDir
 		if err != nil {
 			udpEchoErr = err
 			return

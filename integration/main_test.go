@@ -10,7 +10,12 @@ import (
 	"github.com/ebpfnet/ebpfnet/internal/testing/testutil"
 )
 
-var ebpfnetBin string
+var (
+	ebpfnetBin string
+	// workDir holds what the tests build (the ebpfnet binary, helpers);
+	// TestMain removes it.
+	workDir string
+)
 
 func TestMain(m *testing.M) {
 	if os.Geteuid() != 0 {
@@ -21,9 +26,11 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
+	workDir = dir
 	ebpfnetBin, err = testutil.BuildEbpfnet(dir)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
+		os.RemoveAll(dir)
 		os.Exit(1)
 	}
 	code := m.Run()
