@@ -373,11 +373,16 @@ func (b *bench) loop(ctx context.Context) error {
 			{"c2c_tcp", func(e *env) (metrics, json.RawMessage, error) { return e.iperf(ctx, e.c2c()) }, gbps},
 			{"c2c_rr", func(e *env) (metrics, json.RawMessage, error) { return e.rr(ctx, e.c2c(), c.rrN) }, rrMetrics},
 		}
+		// Each repetition starts the modes' turns one mode further on: a
+		// cell leaves state the next one meets (the server's TIME_WAIT
+		// sockets in the kernel's one connection table, netfilter's
+		// conntrack), so a fixed order would always favour the first mode.
+		order := rotated(b.envs, b.rep-1)
 		for _, w := range workloads {
 			if !c.parts["traffic"] {
 				break
 			}
-			for _, e := range b.envs {
+			for _, e := range order {
 				if ctx.Err() != nil {
 					return nil
 				}
@@ -405,6 +410,15 @@ func (b *bench) loop(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// rotated returns envs starting at index k (mod their number).
+func rotated(envs []*env, k int) []*env {
+	if len(envs) == 0 {
+		return envs
+	}
+	k %= len(envs)
+	return append(append([]*env{}, envs[k:]...), envs[:k]...)
 }
 
 // rangePublishing: publishing and removing a 40002-port range in one go.

@@ -266,7 +266,7 @@ func (b *bench) markdown() string {
 		kind = "quick (CI smoke: short runs, fewer repetitions; indicative only)"
 	}
 	fmt.Fprintf(&sb, "# ebpfnet benchmark results\n\n")
-	fmt.Fprintf(&sb, "Run: %s, %s, %d repetition(s), modes interleaved within each (%s). ",
+	fmt.Fprintf(&sb, "Run: %s, %s, %d repetition(s), modes interleaved within each (%s; the throughput part starts each repetition one mode further on). ",
 		r.Meta.Start.UTC().Format("2006-01-02 15:04 UTC"), kind, r.Meta.Reps, strings.Join(r.Meta.Modes, " → "))
 	fmt.Fprintf(&sb, "Took %s.\n\n", r.Meta.End.Sub(r.Meta.Start).Truncate(time.Second))
 	mi := r.Meta.Machine
