@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -114,7 +115,7 @@ func (r *runner) start(name string, args ...string) (*proc, error) {
 	p.cmd.Stderr = &p.stderr
 	// Servers die with the benchmark even when it is killed outright.
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
+	if err := onSpawnerThread(p.cmd.Start); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	r.mu.Lock()
@@ -122,6 +123,33 @@ func (r *runner) start(name string, args ...string) (*proc, error) {
 	r.mu.Unlock()
 	go func() { p.cmd.Wait(); close(p.done) }()
 	return p, nil
+}
+
+// Pdeathsig fires when the OS thread that forked the child exits, not the
+// process, and this process ends threads: a goroutine that exits while
+// locked to its thread takes the thread with it (etcdtest.DialerIn, which
+// the overlay part's etcd health check uses, does so on purpose). A server
+// forked on such a thread was killed in the middle of the run: the
+// conntrack part's, started in repetition 1 just before the overlay part,
+// answered "connection refused" in repetitions 2 and 3 of the full run of
+// 2026-12-07. So every background process is forked on one thread that
+// stays locked for the life of the process.
+var spawns = make(chan func())
+
+func init() {
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread lives as long as the process
+		for f := range spawns {
+			f()
+		}
+	}()
+}
+
+// onSpawnerThread runs start on the spawner thread and returns its error.
+func onSpawnerThread(start func() error) error {
+	errc := make(chan error, 1)
+	spawns <- func() { errc <- start() }
+	return <-errc
 }
 
 func (p *proc) exited() bool {
