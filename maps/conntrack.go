@@ -14,8 +14,10 @@ import (
 	"github.com/ebpfnet/ebpfnet/loader"
 )
 
-// Monotonic is CLOCK_MONOTONIC now, the clock of conntrack timestamps
-// (bpf_ktime_get_ns).
+// Monotonic is CLOCK_MONOTONIC now, the clock of conntrack timestamps. The
+// datapath stamps flows with its coarse reading (bpf_ktime_get_coarse_ns,
+// as of the last tick), so its stamps trail Monotonic by up to a tick
+// (1-10 ms): nothing that ages flows in seconds can tell.
 func Monotonic() time.Duration {
 	var ts unix.Timespec
 	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {

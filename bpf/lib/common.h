@@ -27,6 +27,24 @@
 
 #define NSEC_PER_SEC 1000000000ULL
 
+/* The clock of the flow tables' timestamps: CLOCK_MONOTONIC as of the last
+ * tick. Their ages are counted in seconds, so a tick's lag (1-10 ms) costs
+ * nothing, and it reads no clock source: on a VM's kvm-clock the precise
+ * bpf_ktime_get_ns was a tenth of a steady packet's program time. User
+ * space stamps and ages entries with the precise clock of the same base. */
+static __always_inline __u64 flow_clock(void)
+{
+	return bpf_ktime_get_coarse_ns();
+}
+
+/* now - then, or 0 for a then up to a tick in now's future: user space's
+ * stamps (CLOCK_MONOTONIC) run ahead of flow_clock by up to a tick, and an
+ * unsigned difference would make such an entry look ages old. */
+static __always_inline __u64 flow_age(__u64 now, __u64 then)
+{
+	return now > then ? now - then : 0;
+}
+
 /* Compares two MACs as one 4-byte and one 2-byte word. */
 static __always_inline int mac_equal(const __u8 *a, const __u8 *b)
 {

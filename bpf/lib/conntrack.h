@@ -97,7 +97,7 @@ struct ct_entry {
 	__u8 state;         /* enum ct_state bits */
 	__u8 reply;         /* 1: the direction opposite to the flow's first packet */
 	__u8 _pad;
-	__u64 created;   /* bpf_ktime_get_ns: CLOCK_MONOTONIC */
+	__u64 created;   /* flow_clock (common.h): CLOCK_MONOTONIC */
 	__u64 last_seen; /* updated at most once a second */
 };
 
@@ -283,7 +283,7 @@ static __always_inline __u8 ct_initial_state(const struct l4_meta *m)
  * refreshed last_seen, which it does at most once a second. */
 static __always_inline int ct_touch(struct ct_entry *e, const struct l4_meta *m, __u64 now)
 {
-	int refreshed = now - e->last_seen > NSEC_PER_SEC;
+	int refreshed = flow_age(now, e->last_seen) > NSEC_PER_SEC;
 
 	if (refreshed)
 		e->last_seen = now;
@@ -360,7 +360,7 @@ static __always_inline enum ct_table ct_lookup_embryonic(const struct ct_key *k,
 
 	if (!e)
 		return CT_NONE;
-	if (now - e->last_seen > CT_EMBRYONIC_IDLE * NSEC_PER_SEC) {
+	if (flow_age(now, e->last_seen) > CT_EMBRYONIC_IDLE * NSEC_PER_SEC) {
 		struct ct_key pk = e->peer;
 
 		ct_embryo_forget(k, &pk, e->reply ? k : &pk);
@@ -397,7 +397,7 @@ static __always_inline enum ct_table ct_lookup(const struct ct_key *k, const str
 	__u64 now;
 	int refreshed;
 
-	now = bpf_ktime_get_ns();
+	now = flow_clock();
 	if (!e) {
 		if (k->proto == IPPROTO_TCP)
 			return ct_lookup_embryonic(k, m, out, now);

@@ -161,7 +161,7 @@ static __always_inline enum ct_create_result ct_create(struct __sk_buff *skb, co
 						       struct ct_entry *fe, int alloc, enum ct_table t)
 {
 	__u32 min = nat_port_min, max = nat_port_max, range, port;
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = flow_clock();
 	enum ct_create_result res = CT_NO_PORT;
 	struct bpf_iter_num it;
 	struct ct_entry re;

@@ -81,7 +81,7 @@ struct ct6_entry {
 	__u8 state;         /* enum ct_state bits */
 	__u8 reply;         /* 1: the direction opposite to the flow's first packet */
 	__u8 _pad;
-	__u64 created;   /* bpf_ktime_get_ns: CLOCK_MONOTONIC */
+	__u64 created;   /* flow_clock (common.h): CLOCK_MONOTONIC */
 	__u64 last_seen; /* updated at most once a second */
 };
 
@@ -268,7 +268,7 @@ static __always_inline int ct6_key_equal(const struct ct6_key *a, const struct c
  * it refreshed last_seen (at most once a second). */
 static __always_inline int ct6_touch(struct ct6_entry *e, const struct l4_meta *m, __u64 now)
 {
-	int refreshed = now - e->last_seen > NSEC_PER_SEC;
+	int refreshed = flow_age(now, e->last_seen) > NSEC_PER_SEC;
 
 	if (refreshed)
 		e->last_seen = now;
@@ -310,7 +310,7 @@ static __always_inline enum ct_table ct6_lookup(const struct ct6_key *k, const s
 		e = bpf_map_lookup_elem(&ct6_embryonic, k);
 		if (!e)
 			return CT_NONE;
-		ct6_touch(e, m, bpf_ktime_get_ns());
+		ct6_touch(e, m, flow_clock());
 		*out = *e;
 		if (out->reply && (m->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_RST)) == TCP_FLAG_SYN) {
 			r = (struct ct_ack_range *)pe;
@@ -321,7 +321,7 @@ static __always_inline enum ct_table ct6_lookup(const struct ct6_key *k, const s
 		}
 		return CT_EMBRYONIC;
 	}
-	now = bpf_ktime_get_ns();
+	now = flow_clock();
 	refreshed = ct6_touch(e, m, now);
 	*out = *e;
 	/* A TCP flow's missing peer is rebuilt at the once-a-second refresh,
@@ -423,7 +423,7 @@ static __always_inline enum ct_create_result ct6_create(struct __sk_buff *skb, c
 							struct ct6_entry *fe, struct ct6_entry *re)
 {
 	__u32 min = nat_port_min, max = nat_port_max, range, port;
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = flow_clock();
 	enum ct_create_result res = CT_NO_PORT;
 	struct bpf_iter_num it;
 	long err;
@@ -479,7 +479,7 @@ static __always_inline enum ct_create_result ct6_create_fixed(const struct ct6_k
 							      struct ct6_entry *re, int embryonic)
 {
 	void *map = embryonic ? (void *)&ct6_embryonic : (void *)&conntrack6;
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = flow_clock();
 	long err;
 
 	fe->created = now;

@@ -43,7 +43,7 @@ enum overlay_encap_limits {
 
 /* The FIB's route from this host to a peer host's underlay address. */
 struct overlay_route {
-	__u64 expires; /* bpf_ktime_get_ns() after which it is looked up again */
+	__u64 expires; /* flow_clock() after which it is looked up again */
 	__u32 ifindex; /* the underlay interface */
 	__u32 mtu;     /* its MTU (the outer packet's limit) */
 	__u8 smac[ETH_ALEN];
@@ -106,7 +106,7 @@ static __always_inline struct overlay_route *overlay_route_of(struct __sk_buff *
 {
 	struct overlay_route *rt = bpf_map_lookup_elem(&overlay_routes, &s->host);
 	struct bpf_fib_lookup *fib = (struct bpf_fib_lookup *)s->fib;
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = flow_clock();
 
 	if (rt && now < rt->expires)
 		return rt;
