@@ -36,7 +36,6 @@ func TestMonotonicMatchesDatapathClock(t *testing.T) {
 	}
 }
 
-
 // An entry stamped up to a tick in the flow clock's future (user space
 // stamps with the precise clock) is young, not ages old: the embryonic
 // idle check must not see an unsigned difference wrap and forget a live
