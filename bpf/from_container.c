@@ -532,7 +532,7 @@ static __always_inline int tracked(struct __sk_buff *skb, const struct l4_meta *
 	if (!e->ifindex) {
 		__be32 saddr = ie ? nat_icmp_error_saddr(k, ie, e) : e->new_saddr;
 
-		rc = fib_lookup4(skb, &fib, saddr, e->new_daddr, m);
+		rc = fib_lookup4_cached(skb, &fib, saddr, e->new_daddr, m);
 		if (rc < 0)
 			return drop(skb, DIR, DROP_FIB_FAILED);
 		if (!fib_forwardable(rc))

@@ -25,6 +25,86 @@ static __always_inline long fib_lookup4(struct __sk_buff *skb, struct bpf_fib_lo
 	return bpf_fib_lookup(skb, fib, sizeof(*fib), 0);
 }
 
+/* The FIB's answer for one (source, destination, ingress, tos, protocol),
+ * kept for a second: every packet of a tracked flow leaving through an
+ * uplink asks the same question, and the lookup (route and neighbour) was
+ * over a quarter of from_container's time on such a packet. A route or
+ * neighbour change is seen within a second, as overlay_routes does. */
+struct fib_cached {
+	__be32 saddr;
+	__be32 daddr;
+	__u32 iif;
+	__u8 tos;
+	__u8 proto;
+	__u16 mtu;
+	__u32 oif;
+	__u8 smac[6];
+	__u8 dmac[6];
+	__u64 until; /* flow_clock() after which it is asked again */
+};
+
+enum {
+	FIB_CACHE_SLOTS = 256
+}; /* per CPU, direct-mapped */
+
+/* Per CPU: a packet's CPU reads and fills its own slots, so no cache line
+ * moves between CPUs, and an array lookup is inlined by the verifier. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, FIB_CACHE_SLOTS);
+	__type(key, __u32);
+	__type(value, struct fib_cached);
+} fib_cache SEC(".maps");
+
+static __always_inline __u32 fib_cache_slot(__be32 saddr, __be32 daddr, __u32 iif)
+{
+	return ((saddr ^ (daddr * 0x9e3779b1u) ^ iif) * 0x85ebca6bu) >> 24;
+}
+
+/* What the FIB's own MTU check (tot_len 0: is_skb_forwardable) lets through
+ * a device of this MTU: up to the MTU with an Ethernet and a VLAN header, or
+ * any GSO packet. */
+static __always_inline int fib_cached_fits(const struct __sk_buff *skb, const struct fib_cached *c)
+{
+	return skb->len <= (__u32)c->mtu + ETH_HLEN + 4 || skb->gso_size;
+}
+
+/* fib_lookup4 through fib_cache: a fresh answer of SUCCESS that the packet
+ * fits is reused (fib gets the egress interface, MACs and MTU; nothing
+ * else of it is set); anything else asks the FIB, and a SUCCESS is kept. */
+static __always_inline long fib_lookup4_cached(struct __sk_buff *skb, struct bpf_fib_lookup *fib, __be32 saddr,
+					       __be32 daddr, const struct l4_meta *m)
+{
+	__u32 iif = skb->ingress_ifindex;
+	__u32 slot = fib_cache_slot(saddr, daddr, iif);
+	struct fib_cached *c = bpf_map_lookup_elem(&fib_cache, &slot);
+	__u64 now = flow_clock();
+	long rc;
+
+	if (c && now < c->until && c->saddr == saddr && c->daddr == daddr && c->iif == iif && c->tos == m->tos &&
+	    c->proto == m->proto && fib_cached_fits(skb, c)) {
+		fib->ifindex = c->oif;
+		fib->mtu_result = c->mtu;
+		__builtin_memcpy(fib->smac, c->smac, ETH_ALEN);
+		__builtin_memcpy(fib->dmac, c->dmac, ETH_ALEN);
+		return BPF_FIB_LKUP_RET_SUCCESS;
+	}
+	rc = fib_lookup4(skb, fib, saddr, daddr, m);
+	if (c && rc == BPF_FIB_LKUP_RET_SUCCESS) {
+		c->saddr = saddr;
+		c->daddr = daddr;
+		c->iif = iif;
+		c->tos = m->tos;
+		c->proto = m->proto;
+		c->mtu = fib->mtu_result;
+		c->oif = fib->ifindex;
+		__builtin_memcpy(c->smac, fib->smac, ETH_ALEN);
+		__builtin_memcpy(c->dmac, fib->dmac, ETH_ALEN);
+		c->until = now + NSEC_PER_SEC;
+	}
+	return rc;
+}
+
 /* The IPv6 route for (saddr, daddr), each four __be32 words, as if
  * forwarded from the ingress interface; flowinfo is the header's first word.
  * The kernel answers FWD_DISABLED before it looks at the destination when
