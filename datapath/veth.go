@@ -55,8 +55,7 @@ func (i *Instance) plumbVeth(ep *Endpoint, n Network, ns target, rollback *undo)
 func (i *Instance) attachProgram(ifindex *int, name string) step {
 	return step{name: "program attach",
 		do: func() error {
-			_, err := i.dp.AttachTCIngress(loader.ProgFromContainer, *ifindex, name)
-			return err
+			return i.dp.AttachTCIngress(loader.ProgFromContainer, *ifindex, name)
 		},
 		undo: func() { loader.DetachTCIngress(*ifindex) },
 	}

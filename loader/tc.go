@@ -34,19 +34,21 @@ func TCFilterName(prog string) string { return "ebpfnet:" + prog }
 
 // AttachTCIngress attaches prog at ingress of the interface as a cls_bpf
 // filter in direct-action mode, adding the clsact qdisc first. A filter of
-// ebpfnet's already there is replaced. It returns the program's ID.
-func (d *Datapath) AttachTCIngress(prog string, ifindex int, ifname string) (ebpf.ProgramID, error) {
+// ebpfnet's already there is replaced. It returns no program ID, unlike
+// the TCX attach: asking the kernel for from_container's info takes about
+// 0.3 ms, more than the qdisc and the filter (0.2 ms), on every attach.
+func (d *Datapath) AttachTCIngress(prog string, ifindex int, ifname string) error {
 	p := d.programs[prog]
 	if p == nil {
-		return 0, fmt.Errorf("unknown program %s", prog)
+		return fmt.Errorf("unknown program %s", prog)
 	}
 	if err := addClsact(ifindex); err != nil {
-		return 0, fmt.Errorf("attach %s to %s: add clsact qdisc: %w", prog, ifname, err)
+		return fmt.Errorf("attach %s to %s: add clsact qdisc: %w", prog, ifname, err)
 	}
 	if err := netlink.FilterReplace(tcFilter(prog, ifindex, p)); err != nil {
-		return 0, fmt.Errorf("attach %s to %s: add cls_bpf filter: %w", prog, ifname, err)
+		return fmt.Errorf("attach %s to %s: add cls_bpf filter: %w", prog, ifname, err)
 	}
-	return programID(p)
+	return nil
 }
 
 // DetachTCIngress removes the clsact qdisc of the interface, and with it
