@@ -4,13 +4,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/ebpfnet/ebpfnet/datapath/ports"
 	"os"
 	"slices"
 	"time"
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/ebpfnet/ebpfnet/datapath/ports"
 	boltstore "github.com/ebpfnet/ebpfnet/datapath/store"
 )
 
