@@ -53,6 +53,12 @@ type AttachOptions struct {
 	// OwnNetns marks a namespace the caller created for the endpoint
 	// (ebpfnet run): rm and prune delete it with the endpoint.
 	OwnNetns bool
+	// TCXLink attaches from_container with a pinned TCX link instead of a
+	// tc filter under a clsact qdisc (loader/tc.go), for runtimes whose
+	// other plugins add a qdisc of their own to the host veth: CNI's
+	// bandwidth plugin adds an ingress qdisc, which a clsact qdisc
+	// excludes (both are ffff:). It costs the TCX grace period.
+	TCXLink bool
 }
 
 // Attach connects a network namespace in bridge or none mode.
@@ -360,7 +366,7 @@ func (i *Instance) bridgeSteps(st *store, ep *Endpoint, o AttachOptions, ns targ
 		// interfaces they do not know yet), then the host end up: only now
 		// can the container's traffic flow, and all of it through the
 		// program.
-		i.attachProgram(&ep.HostIfindex, ep.HostVeth),
+		i.attachProgram(&ep.HostIfindex, ep.HostVeth, o.TCXLink),
 		at("after-link"),
 		step{name: "netlink", do: func() error { return plumbing.SetLinkUp(ep.HostIfindex) }},
 		// What the caller is told must be what its namespace has.

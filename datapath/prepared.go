@@ -149,7 +149,7 @@ func (i *Instance) prepare(st *store, o PrepareOptions) (Endpoint, error) {
 	rollback.add(func() { views.DeleteEndpoint(ep.HostIfindex, ip) })
 	// Maps first, program second: the program drops traffic from
 	// interfaces it does not know.
-	if err := runSteps(&rollback, i.attachProgram(&ep.HostIfindex, ep.HostVeth)); err != nil {
+	if err := runSteps(&rollback, i.attachProgram(&ep.HostIfindex, ep.HostVeth, false)); err != nil {
 		return Endpoint{}, err
 	}
 	ep.Created = time.Now().UTC()

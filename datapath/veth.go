@@ -50,9 +50,20 @@ func (i *Instance) plumbVeth(ep *Endpoint, n Network, ns target, rollback *undo)
 }
 
 // attachProgram is the step that attaches from_container at ingress of
-// the host veth (a clsact qdisc and a cls_bpf filter: loader/tc.go says
-// why not TCX). Its undo removes the qdisc; deleting the veth would too.
-func (i *Instance) attachProgram(ifindex *int, name string) step {
+// the host veth: a clsact qdisc and a cls_bpf filter (loader/tc.go says
+// why not TCX), or with tcx a pinned TCX link (AttachOptions.TCXLink).
+// Its undo removes the qdisc or the link; deleting the veth would too,
+// but not the link's pin.
+func (i *Instance) attachProgram(ifindex *int, name string, tcx bool) step {
+	if tcx {
+		return step{name: "program attach",
+			do: func() error {
+				_, err := i.dp.AttachTCXIngress(loader.ProgFromContainer, *ifindex, name)
+				return err
+			},
+			undo: func() { i.dp.DetachTCX(loader.ProgFromContainer, name) },
+		}
+	}
 	return step{name: "program attach",
 		do: func() error {
 			return i.dp.AttachTCIngress(loader.ProgFromContainer, *ifindex, name)
@@ -63,7 +74,8 @@ func (i *Instance) attachProgram(ifindex *int, name string) step {
 
 // detachProgram is the step that removes a pinned TCX link of
 // from_container from the host veth, which endpoints attached by builds
-// before the cls_bpf filter have. The filter goes with the veth.
+// before the cls_bpf filter have, and those attached with TCXLink. The
+// filter goes with the veth.
 func (i *Instance) detachProgram(name string) step {
 	return step{name: "program detach", do: func() error { return i.dp.DetachTCX(loader.ProgFromContainer, name) }}
 }
