@@ -1,6 +1,7 @@
 package datapath
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -19,7 +20,7 @@ import (
 
 // CheckEndpoint compares a bridge endpoint's record with the kernel: its
 // namespace, the host veth (by name and ifindex), the from_container program
-// at TCX ingress, its datapath map entries and published ports, and inside
+// at its ingress, its datapath map entries and published ports, and inside
 // the namespace the interface with its MAC, address and default route. It
 // returns one line per problem; none means healthy. err is for when the
 // check itself could not run.
@@ -49,8 +50,8 @@ func (i *Instance) checkEndpoint(st *store, ep Endpoint) ([]string, error) {
 		bad("host veth %s has ifindex %d, endpoint has %d", ep.HostVeth, l.Attrs().Index, ep.HostIfindex)
 	} else if l.Attrs().OperState == netlink.OperDown {
 		bad("host veth %s is down", ep.HostVeth)
-	} else if !tcxAttached(ep.HostIfindex, i.dp.Program(loader.ProgFromContainer)) {
-		bad("%s is not attached at TCX ingress of %s", loader.ProgFromContainer, ep.HostVeth)
+	} else if problem := programProblem(ep, i.dp.Program(loader.ProgFromContainer)); problem != "" {
+		bad("%s", problem)
 	}
 	if m, err := views.LookupEndpoint(ep.HostIfindex); err != nil {
 		bad("datapath has no endpoint entry for ifindex %d", ep.HostIfindex)
@@ -134,25 +135,51 @@ func checkEndpoint6(views *maps.Views, ep Endpoint, bad func(string, ...any)) {
 	}
 }
 
-// tcxAttached reports whether prog runs at TCX ingress of ifindex, asking
-// the kernel rather than the pins.
-func tcxAttached(ifindex int, prog *ebpf.Program) bool {
+// programProblem says what is wrong with from_container (prog) at ingress
+// of ep's host veth, asking the kernel rather than the store or the pins:
+// ebpfnet's tc filter must run it, or, on an endpoint an older build
+// attached, a TCX link. Empty: nothing.
+func programProblem(ep Endpoint, prog *ebpf.Program) string {
+	want, err := programID(prog)
+	if err != nil {
+		return fmt.Sprintf("%s: %v", loader.ProgFromContainer, err)
+	}
+	got, err := loader.TCIngressProgramID(loader.ProgFromContainer, ep.HostIfindex)
+	switch {
+	case err != nil:
+		return fmt.Sprintf("tc filters at ingress of %s: %v", ep.HostVeth, err)
+	case got == want || tcxAttached(ep.HostIfindex, want):
+		return ""
+	case got != 0:
+		return fmt.Sprintf("tc filter %s at ingress of %s runs program %d, not the current %s (program %d)",
+			loader.TCFilterName(loader.ProgFromContainer), ep.HostVeth, got, loader.ProgFromContainer, want)
+	}
+	return fmt.Sprintf("%s is not attached at ingress of %s (no tc filter %s, no TCX link)",
+		loader.ProgFromContainer, ep.HostVeth, loader.TCFilterName(loader.ProgFromContainer))
+}
+
+func programID(prog *ebpf.Program) (ebpf.ProgramID, error) {
 	if prog == nil {
-		return false
+		return 0, errors.New("program not loaded")
 	}
 	info, err := prog.Info()
 	if err != nil {
-		return false
+		return 0, err
 	}
-	want, ok := info.ID()
+	id, ok := info.ID()
 	if !ok {
-		return false
+		return 0, errors.New("kernel reports no program ID")
 	}
+	return id, nil
+}
+
+// tcxAttached reports whether program id runs at TCX ingress of ifindex.
+func tcxAttached(ifindex int, id ebpf.ProgramID) bool {
 	res, err := link.QueryPrograms(link.QueryOptions{Target: ifindex, Attach: ebpf.AttachTCXIngress})
 	if err != nil {
 		return false
 	}
-	return slices.ContainsFunc(res.Programs, func(p link.AttachedProgram) bool { return p.ID == want })
+	return slices.ContainsFunc(res.Programs, func(p link.AttachedProgram) bool { return p.ID == id })
 }
 
 // missingPorts lists ep's published ports the datapath does not bind: to

@@ -53,6 +53,12 @@ type AttachOptions struct {
 	// OwnNetns marks a namespace the caller created for the endpoint
 	// (ebpfnet run): rm and prune delete it with the endpoint.
 	OwnNetns bool
+	// TCXLink attaches from_container with a pinned TCX link instead of a
+	// tc filter under a clsact qdisc (loader/tc.go), for runtimes whose
+	// other plugins add a qdisc of their own to the host veth: CNI's
+	// bandwidth plugin adds an ingress qdisc, which a clsact qdisc
+	// excludes (both are ffff:). It costs the TCX grace period.
+	TCXLink bool
 }
 
 // Attach connects a network namespace in bridge or none mode.
@@ -158,10 +164,10 @@ func (i *Instance) attach(st *store, o AttachOptions) (Endpoint, error) {
 	}
 	var list []step
 	if o.Mode == ModeBridge {
-		// The record is written while the program is attached (its fsyncs
-		// overlap the attach's RCU grace period), with the intent kept:
-		// until endAttach ends it, a crash rolls back the attach, record
-		// and all (undoAttach), and so does a failure (the step's undo).
+		// The record is written before the program is attached, with the
+		// intent kept: until endAttach ends it, a crash rolls back the
+		// attach, record and all (undoAttach), and so does a failure (the
+		// step's undo).
 		save := step{name: "store write",
 			do: func() error {
 				ep.Created = time.Now().UTC()
@@ -222,10 +228,9 @@ func endpointName(target string) string {
 // bridgeSteps checks and prepares a bridge endpoint (its network, made if
 // it is the default one and missing, with the undo on rollback; address,
 // MAC, ports) and returns the steps that plumb and program it, with
-// whileTCX (steps that need neither the program nor the RTNL lock, and
-// change nothing of ep the later steps set) run while the program is
-// being attached.
-func (i *Instance) bridgeSteps(st *store, ep *Endpoint, o AttachOptions, ns target, eps []Endpoint, whileTCX []step, rollback *undo) ([]step, error) {
+// more (steps that change nothing of ep the later steps set) run after the
+// map writes, before the program is attached.
+func (i *Instance) bridgeSteps(st *store, ep *Endpoint, o AttachOptions, ns target, eps []Endpoint, more []step, rollback *undo) ([]step, error) {
 	netName := cmp.Or(o.Network, DefaultNetwork)
 	n, ok, err := st.network(netName)
 	if err != nil {
@@ -318,17 +323,10 @@ func (i *Instance) bridgeSteps(st *store, ep *Endpoint, o AttachOptions, ns targ
 
 	var mapped time.Duration
 	var bs []maps.PortEntry
-	var tcx *tcxAttach
 	list := []step{
 		i.attachIntent(st, *ep, ports),
 		{name: "netlink", do: func() error { return i.plumbVeth(ep, n, ns, rollback) }},
 		{name: "sysctl", do: func() error { return enableForwarding(ep.HostVeth, ip6.IsValid()) }},
-		// The program's attach last of the kernel's network changes: it
-		// holds the RTNL lock through an RCU grace period (tcxAttach), and
-		// every netlink request and forwarding sysctl would wait that out
-		// (the sysctl even spins, retrying its write). What follows until
-		// tcx.wait needs no RTNL and runs meanwhile.
-		{do: func() error { tcx = i.startTCXAttach(ep.HostIfindex, ep.HostVeth, rollback); return nil }},
 		at("after-veth"),
 		{name: "map writes",
 			do: func() error {
@@ -363,11 +361,12 @@ func (i *Instance) bridgeSteps(st *store, ep *Endpoint, o AttachOptions, ns targ
 		},
 		at("after-maps"),
 	}
-	return append(append(list, whileTCX...),
-		// The program, attached (it drops traffic from interfaces the maps
-		// do not know yet), then the host end up: only now can the
-		// container's traffic flow, and all of it through the program.
-		step{name: "tcx", do: func() error { return tcx.wait() }},
+	return append(append(list, more...),
+		// The program, attached after the maps (it drops traffic from
+		// interfaces they do not know yet), then the host end up: only now
+		// can the container's traffic flow, and all of it through the
+		// program.
+		i.attachProgram(&ep.HostIfindex, ep.HostVeth, o.TCXLink),
 		at("after-link"),
 		step{name: "netlink", do: func() error { return plumbing.SetLinkUp(ep.HostIfindex) }},
 		// What the caller is told must be what its namespace has.
@@ -400,7 +399,8 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// Detach removes an endpoint: its program link, veth pair, datapath entries
+// Detach removes an endpoint: its veth pair (and with it the program's
+// filter; an older build's pinned TCX link explicitly), datapath entries
 // and record. TARGET may be the endpoint name or anything attach accepted;
 // a namespace that vanished is still detached by name.
 func (i *Instance) Detach(target string) (Endpoint, error) {
@@ -512,7 +512,7 @@ func (i *Instance) teardown(ep Endpoint) error {
 	}
 	flushDone := make(chan error, 1)
 	return runAll(
-		step{name: "tcx", do: func() error { return i.dp.DetachTCX(loader.ProgFromContainer, ep.HostVeth) }},
+		i.detachProgram(ep.HostVeth),
 		at("detach-after-unlink"),
 		step{name: "map writes", do: func() error {
 			var errs []error
@@ -631,7 +631,10 @@ func (i *Instance) Inspect(target string) (EndpointDetail, error) {
 		if err != nil {
 			return err
 		}
-		d.ProgramID = i.dp.LinkedProgramID(loader.ProgFromContainer, ep.HostVeth)
+		d.ProgramID, _ = loader.TCIngressProgramID(loader.ProgFromContainer, ep.HostIfindex)
+		if d.ProgramID == 0 { // attached by an older build
+			d.ProgramID = i.dp.LinkedProgramID(loader.ProgFromContainer, ep.HostVeth)
+		}
 		d.Tx, d.Rx, _ = views.EndpointCounters(ep.HostIfindex)
 		return nil
 	})

@@ -4,26 +4,26 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/ebpfnet/ebpfnet/datapath/ports"
 	"os"
 	"slices"
 	"time"
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/ebpfnet/ebpfnet/datapath/ports"
 	boltstore "github.com/ebpfnet/ebpfnet/datapath/store"
 )
 
 // Crash consistency. A command that changes the kernel in several steps
-// (attach: veth, map entries, port bindings, TCX link; network create:
+// (attach: veth, map entries, port bindings, program; network create:
 // bridge, map entries, uplink) first writes an intent into the store: what
 // it is about to make, with the names it chose (veth, bridge, network id,
 // address, ports). The record that ends the command and the removal of the
 // intent are one transaction (putDone), so the store always either has the
-// record or the intent. A bridge attach writes its record earlier, while
-// its program is attached (putPendingEndpoint: the fsyncs overlap the
-// attach's RCU grace period), and ends the intent after (endAttach); in
-// between the store has both, and an intent with a record of its veth is
+// record or the intent. A bridge attach writes its record earlier, before
+// its program is attached (putPendingEndpoint), and ends the intent after
+// (endAttach); in between the store has both, and an intent with a record
+// of its veth is
 // an attach that did not finish (undoAttach takes the record with it).
 // A command that fails rolls back and removes its intent; a command that
 // dies (SIGKILL, OOM, power) leaves the intent.

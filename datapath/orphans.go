@@ -62,7 +62,8 @@ var hostVethName = regexp.MustCompile(`^veth[0-9a-f]{7}$`)
 // stored network or endpoint accounts for: endpoint, port, network and
 // subnet map entries; TCX link pins under the pin root; veths that follow
 // attach's naming on this instance's bridges, or that an orphan map entry
-// or pin names; bridges that an orphan network entry names. Only what this
+// or pin names, or whose tc filter runs this instance's from_container;
+// bridges that an orphan network entry names. Only what this
 // instance's own maps, pins and bridges point at is touched, never an
 // interface of another instance in the same namespace. It keeps going past
 // errors.
@@ -222,7 +223,7 @@ func (i *Instance) sweepOrphans(st *store) error {
 			if storedVeth[a.Name] || !hostVethName.MatchString(a.Name) {
 				continue
 			}
-			if !bridgeIdx[a.MasterIndex] && !orphanIfindex[a.Index] && !orphanVeth[a.Name] {
+			if !bridgeIdx[a.MasterIndex] && !orphanIfindex[a.Index] && !orphanVeth[a.Name] && !i.runsOurProgram(a.Index) {
 				continue // not this instance's
 			}
 			i.log.Warn("reconcile: veth no endpoint accounts for: removed", "veth", a.Name)
@@ -236,6 +237,18 @@ func (i *Instance) sweepOrphans(st *store) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// runsOurProgram reports whether ebpfnet's tc filter at ingress of ifindex
+// runs this instance's from_container (another instance's runs its own
+// program: the program says whose a veth is, as a link pin did).
+func (i *Instance) runsOurProgram(ifindex int) bool {
+	want, err := programID(i.dp.Program(loader.ProgFromContainer))
+	if err != nil {
+		return false
+	}
+	got, err := loader.TCIngressProgramID(loader.ProgFromContainer, ifindex)
+	return err == nil && got == want
 }
 
 // normalBinding makes a binding comparable: IPv4 unmapped. 0.0.0.0 (IPv4

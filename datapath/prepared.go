@@ -10,7 +10,6 @@ import (
 
 	"github.com/ebpfnet/ebpfnet/datapath/plumbing"
 	"github.com/ebpfnet/ebpfnet/datapath/ports"
-	"github.com/ebpfnet/ebpfnet/loader"
 	"github.com/ebpfnet/ebpfnet/maps"
 )
 
@@ -150,10 +149,9 @@ func (i *Instance) prepare(st *store, o PrepareOptions) (Endpoint, error) {
 	rollback.add(func() { views.DeleteEndpoint(ep.HostIfindex, ip) })
 	// Maps first, program second: the program drops traffic from
 	// interfaces it does not know.
-	if _, err := i.dp.AttachTCXIngress(loader.ProgFromContainer, ep.HostIfindex, ep.HostVeth); err != nil {
+	if err := runSteps(&rollback, i.attachProgram(&ep.HostIfindex, ep.HostVeth, false)); err != nil {
 		return Endpoint{}, err
 	}
-	rollback.add(func() { i.dp.DetachTCX(loader.ProgFromContainer, ep.HostVeth) })
 	ep.Created = time.Now().UTC()
 	if err := st.putEndpoint(ep); err != nil {
 		return Endpoint{}, fmt.Errorf("save endpoint: %w", err)

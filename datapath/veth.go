@@ -18,7 +18,7 @@ import (
 // routes via the gateway if the namespace has no default route yet. The
 // host end stays down, so that nothing the container sends reaches the
 // bridge before from_container judges it: the caller attaches the program
-// (startTCXAttach) and brings it up once the program is attached.
+// (attachProgram) and brings it up once the program is attached.
 func (i *Instance) plumbVeth(ep *Endpoint, n Network, ns target, rollback *undo) error {
 	br, err := netlink.LinkByName(n.Bridge)
 	if err != nil {
@@ -49,37 +49,35 @@ func (i *Instance) plumbVeth(ep *Endpoint, n Network, ns target, rollback *undo)
 	})
 }
 
-// tcxAttach is from_container's attachment to a new host veth, made in
-// the background: every TCX attach waits for an RCU grace period in the
-// kernel (tcx_entry_sync), milliseconds on a busy machine. It waits
-// holding the RTNL lock, so no netlink request (or forwarding sysctl) gets
-// through meanwhile: it overlaps only work without RTNL (map writes,
-// resolv.conf and hosts), which is why the attach starts after the
-// container end's configuration rather than before it.
-type tcxAttach struct {
-	done chan struct{}
-	err  error
-}
-
-// startTCXAttach attaches from_container to the host veth ifindex (name)
-// in the background; rollback waits for it and detaches.
-func (i *Instance) startTCXAttach(ifindex int, name string, rollback *undo) *tcxAttach {
-	a := &tcxAttach{done: make(chan struct{})}
-	go func() {
-		defer close(a.done)
-		_, a.err = i.dp.AttachTCXIngress(loader.ProgFromContainer, ifindex, name)
-	}()
-	rollback.add(func() {
-		if a.wait() == nil {
-			i.dp.DetachTCX(loader.ProgFromContainer, name)
+// attachProgram is the step that attaches from_container at ingress of
+// the host veth: a clsact qdisc and a cls_bpf filter (loader/tc.go says
+// why not TCX), or with tcx a pinned TCX link (AttachOptions.TCXLink).
+// Its undo removes the qdisc or the link; deleting the veth would too,
+// but not the link's pin.
+func (i *Instance) attachProgram(ifindex *int, name string, tcx bool) step {
+	if tcx {
+		return step{name: "program attach",
+			do: func() error {
+				_, err := i.dp.AttachTCXIngress(loader.ProgFromContainer, *ifindex, name)
+				return err
+			},
+			undo: func() { i.dp.DetachTCX(loader.ProgFromContainer, name) },
 		}
-	})
-	return a
+	}
+	return step{name: "program attach",
+		do: func() error {
+			return i.dp.AttachTCIngress(loader.ProgFromContainer, *ifindex, name)
+		},
+		undo: func() { loader.DetachTCIngress(*ifindex) },
+	}
 }
 
-func (a *tcxAttach) wait() error {
-	<-a.done
-	return a.err
+// detachProgram is the step that removes a pinned TCX link of
+// from_container from the host veth, which endpoints attached by builds
+// before the cls_bpf filter have, and those attached with TCXLink. The
+// filter goes with the veth.
+func (i *Instance) detachProgram(name string) step {
+	return step{name: "program detach", do: func() error { return i.dp.DetachTCX(loader.ProgFromContainer, name) }}
 }
 
 // containerIPv6 is ep's IPv6 side on n (zero without IPv6).

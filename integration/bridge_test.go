@@ -3,7 +3,6 @@ package integration
 import (
 	"encoding/json"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -216,9 +215,8 @@ func TestDetachRemovesEverything(t *testing.T) {
 	if d.Network != datapath.DefaultNetwork {
 		t.Fatalf("network = %s, want the default", d.Network)
 	}
-	linkPin := filepath.Join(tp.PinRoot, "links", d.HostVeth+":"+loader.ProgFromContainer)
-	if _, err := os.Stat(linkPin); err != nil {
-		t.Fatalf("link pin missing: %v", err)
+	if want := pinnedProgramID(t, tp); d.ProgramID != want {
+		t.Fatalf("the host veth runs program %d, want from_container's %d", d.ProgramID, want)
 	}
 	views := tp.Views()
 	if _, err := views.LookupEndpoint(d.HostIfindex); err != nil {
@@ -226,9 +224,6 @@ func TestDetachRemovesEverything(t *testing.T) {
 	}
 
 	tp.MustEbpfnet("detach", c)
-	if _, err := os.Stat(linkPin); !os.IsNotExist(err) {
-		t.Fatalf("link pin left behind: %v", err)
-	}
 	if _, err := views.LookupEndpoint(d.HostIfindex); err == nil {
 		t.Fatal("endpoint left in map")
 	}

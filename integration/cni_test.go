@@ -17,6 +17,7 @@ import (
 
 	"github.com/ebpfnet/ebpfnet/internal/netnsutil"
 	"github.com/ebpfnet/ebpfnet/internal/testing/testutil"
+	"github.com/ebpfnet/ebpfnet/loader"
 )
 
 // Debian's reference plugins (containernetworking-plugins): host-local for
@@ -215,6 +216,15 @@ func TestCNIBridgeChainedWithTuningAndBandwidth(t *testing.T) {
 	// tuning ran in the container with ebpfnet's prevResult.
 	if got := strings.TrimSpace(h.Exec(c1, "cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start")); got != "80" {
 		t.Fatalf("tuning did not run: ip_unprivileged_port_start %q", got)
+	}
+
+	// from_container on a pinned TCX link, not under a clsact qdisc: the
+	// bandwidth plugin put its ingress qdisc on the host veth.
+	if pin := filepath.Join(h.PinRoot, "links", r1.Interfaces[0].Name+":"+loader.ProgFromContainer); !exists(pin) {
+		t.Errorf("no TCX link pin %s for a CNI endpoint", pin)
+	}
+	if q := h.Exec(h.Host, "tc", "qdisc", "show", "dev", r1.Interfaces[0].Name); !strings.Contains(q, "qdisc ingress ffff:") {
+		t.Errorf("the bandwidth plugin's ingress qdisc is missing:\n%s", q)
 	}
 
 	// Ordinary ebpfnet endpoints, keyed by container ID + ifname.
@@ -445,4 +455,9 @@ func TestCNIBadInput(t *testing.T) {
 			}
 		})
 	}
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }

@@ -68,7 +68,7 @@ func TestProductionBuildIgnoresTestHooks(t *testing.T) {
 
 	prodTp := tp.WithBinary(prod)
 	pause := filepath.Join(t.TempDir(), "paused") // never made: nothing pauses
-	attachSteps := []string{"store write", "port checks", "netlink", "sysctl", "map writes", "tcx"}
+	attachSteps := []string{"store write", "port checks", "netlink", "sysctl", "map writes", "program attach"}
 	for _, tc := range []struct {
 		env   []string
 		args  []string
@@ -78,7 +78,7 @@ func TestProductionBuildIgnoresTestHooks(t *testing.T) {
 		{[]string{"EBPFNET_TEST_FAULT=after-veth", "EBPFNET_TEST_KILL=after-link", "EBPFNET_TEST_PAUSE=after-maps", "EBPFNET_TEST_PAUSE_FILE=" + pause},
 			[]string{"attach", "--network", "n1", "-p", "8080:80", c}, attachSteps},
 		{[]string{"EBPFNET_TEST_FAULT=detach-after-maps", "EBPFNET_TEST_KILL=detach-after-unlink"}, []string{"detach", c},
-			[]string{"store write", "tcx", "map writes", "netlink", "conntrack flush"}},
+			[]string{"store write", "program detach", "map writes", "netlink", "conntrack flush"}},
 		{[]string{"EBPFNET_TEST_FAULT=after-veth"}, []string{"attach", "--network", "n1", c}, attachSteps},
 	} {
 		env := tc.env

@@ -1,6 +1,7 @@
 // Package loader loads the ebpfnet datapath into the kernel: it creates (or
 // reopens) the pinned maps, loads the programs bpf2go embedded, pins them, and
-// attaches them to interfaces with TCX links that are pinned too, so the
+// attaches them to interfaces: the host's devices with TCX links that are
+// pinned too, each endpoint's host veth with a cls_bpf filter (tc.go), so the
 // datapath keeps forwarding with no ebpfnet process running.
 package loader
 
@@ -447,8 +448,9 @@ func (d *Datapath) openMap(ms *ebpf.MapSpec) (*ebpf.Map, error) {
 
 // pinProgram returns the program to use for name. A pinned program with the
 // same instructions is reused so every endpoint shares one; a different one
-// (an upgrade) is replaced atomically in the pin and in every TCX link that
-// runs it, so upgrading never interrupts traffic.
+// (an upgrade) is replaced atomically in the pin, in every TCX link and in
+// every tc filter of ebpfnet's that runs it, so upgrading never interrupts
+// traffic.
 func (d *Datapath) pinProgram(name string, fresh *ebpf.Program) (*ebpf.Program, error) {
 	if d.pinRoot == "" {
 		return fresh, nil
@@ -476,6 +478,12 @@ func (d *Datapath) pinProgram(name string, fresh *ebpf.Program) (*ebpf.Program, 
 	if err := d.relink(oldID, fresh); err != nil {
 		fresh.Close()
 		return nil, err
+	}
+	if fresh.Type() == ebpf.SchedCLS {
+		if err := d.refilter(name, oldID, fresh); err != nil {
+			fresh.Close()
+			return nil, err
+		}
 	}
 	tmp := path + "-new" // bpffs refuses names with dots
 	os.Remove(tmp)

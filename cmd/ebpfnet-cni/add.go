@@ -91,6 +91,10 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 		Mode: datapath.ModeBridge, Network: conf.Name, IP: ip, IP6: ip6, Gateway: gateway, MAC: req.mac,
 		Ports: req.ports, Target: args.Netns, IfName: args.IfName, ContainerID: args.ContainerID,
 		ContainerName: podName(args.Args),
+		// Plugins chained after ebpfnet may add qdiscs to the host veth
+		// (bandwidth adds an ingress qdisc, which a clsact qdisc would
+		// refuse): the program takes the TCX hook, which needs none.
+		TCXLink: true,
 	}
 	if conf.overlay() {
 		attach.Ports = forFamilies(attach.Ports, conf.IPv6) // the cluster's network is dual stack as the config says (ensureClusterNetwork)

@@ -1,9 +1,11 @@
 // Command attachcost measures what attaching a TC program to a new veth
 // costs the kernel, by hook, beside creating the veth itself: the TCX link
-// ebpfnet makes (bpf_link_create, which waits for an RCU grace period while
-// it holds RTNL: tcx_entry_sync) against the legacy clsact qdisc and
-// cls_bpf filter (netlink, no synchronous grace period). It is the account
-// behind issue 25's in-process attach row (bench/README.md, "Attach").
+// ebpfnet made for each endpoint until 2026-12-07 (bpf_link_create, which
+// waits for an RCU grace period while it holds RTNL: tcx_entry_sync)
+// against the clsact qdisc and cls_bpf filter it makes now (netlink, no
+// synchronous grace period; loader/tc.go). It is the account behind issue
+// 25's in-process attach row (bench/README.md, "Caveats" and "Levers
+// tried").
 //
 //	attachcost -n 50
 //

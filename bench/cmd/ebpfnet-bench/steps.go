@@ -35,7 +35,9 @@ var stepGroups = map[string]string{
 	"netlink":               "netlink_ms",
 	"sysctl":                "sysctl_ms",
 	"map writes":            "maps_ms",
-	"tcx":                   "tcx_ms",
+	"program attach":        "tcx_ms",
+	"program detach":        "tcx_ms",
+	"tcx":                   "tcx_ms", // builds before the cls_bpf filter
 	"resolv.conf and hosts": "etc_ms",
 	"conntrack flush":       "ctflush_ms",
 }
@@ -57,7 +59,7 @@ var stepLabels = map[string]string{
 	"netlink_ms": "netlink: veth pair, addresses, routes (detach: veth delete)",
 	"sysctl_ms":  "sysctl: forwarding on the host veth",
 	"maps_ms":    "map writes (endpoint, port bindings)",
-	"tcx_ms":     "TCX link and its pin",
+	"tcx_ms":     "from_container's attach or detach (cls_bpf filter; before: TCX link and its pin)",
 	"etc_ms":     "resolv.conf and hosts",
 	"ctflush_ms": "flush the endpoint's flows from conntrack",
 	"other_ms":   "rest of main or of the request (flags or HTTP and JSON, output)",

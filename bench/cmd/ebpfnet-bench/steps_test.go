@@ -24,6 +24,11 @@ func TestParseStepTimes(t *testing.T) {
 			t.Errorf("metric %s missing", d.name)
 		}
 	}
+	// This build's name of the step, and an older build's, count alike.
+	both := parseStepTimes(stepTimesPrefix+`{"main_us":3000,"steps_us":{"program attach":300,"tcx":700}}`+"\n", 5*time.Millisecond)
+	if math.Abs(both["tcx_ms"]-1) > 1e-9 {
+		t.Errorf("program attach + tcx = %v ms, want 1", both["tcx_ms"])
+	}
 	if parseStepTimes("no steps here\n", time.Second) != nil {
 		t.Error("a command without the step line gave step times")
 	}

@@ -85,7 +85,8 @@ func NewTopology(t testing.TB, bin string) *Topology {
 
 func (tp *Topology) cleanup() {
 	// Deleting the namespaces removes every interface in them: bridges,
-	// veths, and with them the TCX links. Pins and state go separately.
+	// veths, and with them the tc filters and TCX links. Pins and state go
+	// separately.
 	RemoveNamespaces(tp.t, tp.Prefix)
 	if err := loader.RemovePins(tp.PinRoot); err != nil {
 		tp.t.Errorf("cleanup: remove pins: %v", err)
