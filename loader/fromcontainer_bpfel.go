@@ -187,6 +187,20 @@ type fromContainerEndpointInfo struct {
 	Flags   uint16
 }
 
+type fromContainerFibCached struct {
+	_     structs.HostLayout
+	Saddr uint32
+	Daddr uint32
+	Iif   uint32
+	Tos   uint8
+	Proto uint8
+	Mtu   uint16
+	Oif   uint32
+	Smac  [6]uint8
+	Dmac  [6]uint8
+	Until uint64
+}
+
 type fromContainerFw6Key struct {
 	_         structs.HostLayout
 	Prefixlen uint32
@@ -525,6 +539,7 @@ const (
 	fromContainerMapEndpointStats               = "endpoint_stats"
 	fromContainerMapEndpoints                   = "endpoints"
 	fromContainerMapEndpoints6                  = "endpoints6"
+	fromContainerMapFibCache                    = "fib_cache"
 	fromContainerMapFwCount                     = "fw_count"
 	fromContainerMapFwRules                     = "fw_rules"
 	fromContainerMapFwRules6                    = "fw_rules6"
@@ -642,6 +657,7 @@ type fromContainerMapSpecs struct {
 	EndpointStats    *ebpf.MapSpec `ebpf:"endpoint_stats"`
 	Endpoints        *ebpf.MapSpec `ebpf:"endpoints"`
 	Endpoints6       *ebpf.MapSpec `ebpf:"endpoints6"`
+	FibCache         *ebpf.MapSpec `ebpf:"fib_cache"`
 	FwCount          *ebpf.MapSpec `ebpf:"fw_count"`
 	FwRules          *ebpf.MapSpec `ebpf:"fw_rules"`
 	FwRules6         *ebpf.MapSpec `ebpf:"fw_rules6"`
@@ -735,6 +751,7 @@ type fromContainerMaps struct {
 	EndpointStats    *ebpf.Map `ebpf:"endpoint_stats"`
 	Endpoints        *ebpf.Map `ebpf:"endpoints"`
 	Endpoints6       *ebpf.Map `ebpf:"endpoints6"`
+	FibCache         *ebpf.Map `ebpf:"fib_cache"`
 	FwCount          *ebpf.Map `ebpf:"fw_count"`
 	FwRules          *ebpf.Map `ebpf:"fw_rules"`
 	FwRules6         *ebpf.Map `ebpf:"fw_rules6"`
@@ -781,6 +798,7 @@ func (m *fromContainerMaps) Close() error {
 		m.EndpointStats,
 		m.Endpoints,
 		m.Endpoints6,
+		m.FibCache,
 		m.FwCount,
 		m.FwRules,
 		m.FwRules6,

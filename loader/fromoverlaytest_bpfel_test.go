@@ -26,6 +26,7 @@ const (
 	fromOverlayTestMapEndpointStats               = "endpoint_stats"
 	fromOverlayTestMapEndpoints                   = "endpoints"
 	fromOverlayTestMapEndpoints6                  = "endpoints6"
+	fromOverlayTestMapFibCache                    = "fib_cache"
 	fromOverlayTestMapMonitorBudgets              = "monitor_budgets"
 	fromOverlayTestMapMonitorCtl                  = "monitor_ctl"
 	fromOverlayTestMapMonitorEvents               = "monitor_events"
@@ -131,6 +132,7 @@ type fromOverlayTestMapSpecs struct {
 	EndpointStats    *ebpf.MapSpec `ebpf:"endpoint_stats"`
 	Endpoints        *ebpf.MapSpec `ebpf:"endpoints"`
 	Endpoints6       *ebpf.MapSpec `ebpf:"endpoints6"`
+	FibCache         *ebpf.MapSpec `ebpf:"fib_cache"`
 	MonitorBudgets   *ebpf.MapSpec `ebpf:"monitor_budgets"`
 	MonitorCtl       *ebpf.MapSpec `ebpf:"monitor_ctl"`
 	MonitorEvents    *ebpf.MapSpec `ebpf:"monitor_events"`
@@ -212,6 +214,7 @@ type fromOverlayTestMaps struct {
 	EndpointStats    *ebpf.Map `ebpf:"endpoint_stats"`
 	Endpoints        *ebpf.Map `ebpf:"endpoints"`
 	Endpoints6       *ebpf.Map `ebpf:"endpoints6"`
+	FibCache         *ebpf.Map `ebpf:"fib_cache"`
 	MonitorBudgets   *ebpf.Map `ebpf:"monitor_budgets"`
 	MonitorCtl       *ebpf.Map `ebpf:"monitor_ctl"`
 	MonitorEvents    *ebpf.Map `ebpf:"monitor_events"`
@@ -250,6 +253,7 @@ func (m *fromOverlayTestMaps) Close() error {
 		m.EndpointStats,
 		m.Endpoints,
 		m.Endpoints6,
+		m.FibCache,
 		m.MonitorBudgets,
 		m.MonitorCtl,
 		m.MonitorEvents,

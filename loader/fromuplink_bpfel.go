@@ -29,6 +29,7 @@ const (
 	fromUplinkMapEndpointStats           = "endpoint_stats"
 	fromUplinkMapEndpoints               = "endpoints"
 	fromUplinkMapEndpoints6              = "endpoints6"
+	fromUplinkMapFibCache                = "fib_cache"
 	fromUplinkMapFwCount                 = "fw_count"
 	fromUplinkMapFwRules                 = "fw_rules"
 	fromUplinkMapFwRules6                = "fw_rules6"
@@ -147,6 +148,7 @@ type fromUplinkMapSpecs struct {
 	EndpointStats    *ebpf.MapSpec `ebpf:"endpoint_stats"`
 	Endpoints        *ebpf.MapSpec `ebpf:"endpoints"`
 	Endpoints6       *ebpf.MapSpec `ebpf:"endpoints6"`
+	FibCache         *ebpf.MapSpec `ebpf:"fib_cache"`
 	FwCount          *ebpf.MapSpec `ebpf:"fw_count"`
 	FwRules          *ebpf.MapSpec `ebpf:"fw_rules"`
 	FwRules6         *ebpf.MapSpec `ebpf:"fw_rules6"`
@@ -241,6 +243,7 @@ type fromUplinkMaps struct {
 	EndpointStats    *ebpf.Map `ebpf:"endpoint_stats"`
 	Endpoints        *ebpf.Map `ebpf:"endpoints"`
 	Endpoints6       *ebpf.Map `ebpf:"endpoints6"`
+	FibCache         *ebpf.Map `ebpf:"fib_cache"`
 	FwCount          *ebpf.Map `ebpf:"fw_count"`
 	FwRules          *ebpf.Map `ebpf:"fw_rules"`
 	FwRules6         *ebpf.Map `ebpf:"fw_rules6"`
@@ -286,6 +289,7 @@ func (m *fromUplinkMaps) Close() error {
 		m.EndpointStats,
 		m.Endpoints,
 		m.Endpoints6,
+		m.FibCache,
 		m.FwCount,
 		m.FwRules,
 		m.FwRules6,
