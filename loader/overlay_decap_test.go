@@ -252,4 +252,3 @@ func TestFromUplinkDecapsulatesFromThePeerHost(t *testing.T) {
 		t.Errorf("--icc=false, from host R's stack: verdict %d, want TC_ACT_REDIRECT", ret)
 	}
 }
-
