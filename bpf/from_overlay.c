@@ -8,13 +8,17 @@
  * its own underlay address, from its stack: from_host.c). Then the same
  * checks as between local containers (same network, --icc) and
  * bpf_redirect_peer into the container (lib/overlay.h: overlay_judge4,
- * overlay_deliver, which from_uplink shares: it decapsulates most of this
- * traffic itself, lib/overlay_decap.h, and leaves this program the rest). Answers to this host's own stack
- * (to its underlay address) and replies netfilter must un-NAT go into the
- * stack. IPv6 between endpoints of a dual-stack network takes the same
- * checks (lib/overlay6.h: from_overlay6). Nothing else crosses the overlay:
- * ARP and neighbour discovery are answered on the sending host, and
- * traffic to the outside leaves through each host's own uplink.
+ * overlay_deliver). Answers to this host's own stack (to its underlay
+ * address) and replies netfilter must un-NAT go into the stack. IPv6
+ * between endpoints of a dual-stack network takes the same checks
+ * (lib/overlay6.h: from_overlay6). Nothing else crosses the overlay: ARP
+ * and neighbour discovery are answered on the sending host, and traffic to
+ * the outside leaves through each host's own uplink.
+ *
+ * from_uplink shares the checks and the delivery: it decapsulates what
+ * they let through itself (lib/overlay_decap.h), so this program sees
+ * what it leaves: refusals, GSO packets, the host's own, and the rest
+ * overlay_decap.h lists.
  *
  * bpf/from_overlay_test.c builds this file once more for the loader's tests
  * (FuzzFromOverlay) with bpf_skb_get_tunnel_key stubbed to read skb->cb:
