@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"net/netip"
+	"runtime"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -24,7 +25,7 @@ type decapWorld struct {
 	ifUp int
 }
 
-func newDecapWorld(t *testing.T) *decapWorld {
+func newDecapWorld(t testing.TB) *decapWorld {
 	t.Helper()
 	f, ifEp, ifUp := newEncapWorld(t, true)
 	if err := f.views.PutUplink(maps.Uplink{Ifindex: ifUp, IP: hostH, MAC: macUp}); err != nil {
@@ -260,4 +261,63 @@ func TestFromUplinkDecapsulatesFromThePeerHost(t *testing.T) {
 	if ret, _ := w.fromUplink(t, outerVXLAN{vni: 4096}.frame(in)); ret != tcActRedirect {
 		t.Errorf("--icc=false, from host R's stack: verdict %d, want TC_ACT_REDIRECT", ret)
 	}
+}
+
+// FuzzFromUplinkDecap: whatever a peer's VXLAN packet carries, from_uplink
+// leaves it unchanged (for the VXLAN device), drops it as from_overlay
+// would drop its malformed inner frame, or delivers exactly its inner frame
+// addressed to D, from R or from host R, with the 50 outer bytes gone.
+func FuzzFromUplinkDecap(f *testing.F) {
+	reqs := make(chan func())
+	ready := make(chan *decapWorld)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+		ready <- newDecapWorld(f)
+		for fn := range reqs {
+			fn()
+		}
+	}()
+	w := <-ready
+	f.Cleanup(func() { close(reqs) })
+	good := udpFrame(f, macR, macD, ipR, ipD)
+	for _, s := range [][]byte{
+		outerVXLAN{vni: 4096}.frame(good),
+		outerVXLAN{vni: 4096}.frame(frame6(macR, macD, ip6R, ip6D, 64, nil, 17, []byte{0x9c, 0x40, 0, 53, 0, 13, 0, 0, 'h', 'e', 'l', 'l', 'o'})),
+		outerVXLAN{vni: 4097}.frame(good),
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		if len(in) < 14 {
+			return // the kernel refuses frames shorter than an Ethernet header
+		}
+		var ret uint32
+		var out []byte
+		done := make(chan struct{})
+		reqs <- func() {
+			defer close(done)
+			ret, out = w.fromUplink(t, in)
+		}
+		<-done
+		switch ret {
+		case tcActOK:
+			if !bytes.Equal(out, in) {
+				t.Fatalf("passed changed:\n in %x\nout %x", in, out)
+			}
+		case tcActRedirect:
+			if len(in) < 50+34 || !bytes.Equal(out[6:], in[50+6:]) || !bytes.Equal(out[:6], macD) {
+				t.Fatalf("delivered something but the inner frame to D:\n in %x\nout %x", in, out)
+			}
+			src, _ := netip.AddrFromSlice(out[26:30])
+			if et := binary.BigEndian.Uint16(out[12:]); et == 0x86dd {
+				src, _ = netip.AddrFromSlice(out[22:38])
+			}
+			if src != ipR && src != ip6R && src != hostR {
+				t.Fatalf("delivered from %v, neither R nor host R:\n in %x", src, in)
+			}
+		case tcActShot:
+		default:
+			t.Fatalf("verdict %d", ret)
+		}
+	})
 }
