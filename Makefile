@@ -69,6 +69,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzFromContainer$$' -fuzztime $(FUZZTIME) ./loader/
 	$(GO) test -run '^$$' -fuzz '^FuzzFromUplink$$' -fuzztime $(FUZZTIME) ./loader/
 	$(GO) test -run '^$$' -fuzz '^FuzzFromOverlay$$' -fuzztime $(FUZZTIME) ./loader/
+	$(GO) test -run '^$$' -fuzz '^FuzzFromUplinkDecap$$' -fuzztime $(FUZZTIME) ./loader/
 
 unit-test:
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /integration)

@@ -7,12 +7,18 @@
  * its own containers, on their own networks, and for itself (inner source
  * its own underlay address, from its stack: from_host.c). Then the same
  * checks as between local containers (same network, --icc) and
- * bpf_redirect_peer into the container. Answers to this host's own stack
- * (to its underlay address) and replies netfilter must un-NAT go into the
- * stack. IPv6 between endpoints of a dual-stack network takes the same
- * checks (lib/overlay6.h: from_overlay6). Nothing else crosses the overlay:
- * ARP and neighbour discovery are answered on the sending host, and
- * traffic to the outside leaves through each host's own uplink.
+ * bpf_redirect_peer into the container (lib/overlay.h: overlay_judge4,
+ * overlay_deliver). Answers to this host's own stack (to its underlay
+ * address) and replies netfilter must un-NAT go into the stack. IPv6
+ * between endpoints of a dual-stack network takes the same checks
+ * (lib/overlay6.h: from_overlay6). Nothing else crosses the overlay: ARP
+ * and neighbour discovery are answered on the sending host, and traffic to
+ * the outside leaves through each host's own uplink.
+ *
+ * from_uplink shares the checks and the delivery: it decapsulates what
+ * they let through itself (lib/overlay_decap.h), so this program sees
+ * what it leaves: refusals, GSO packets, the host's own, and the rest
+ * overlay_decap.h lists.
  *
  * bpf/from_overlay_test.c builds this file once more for the loader's tests
  * (FuzzFromOverlay) with bpf_skb_get_tunnel_key stubbed to read skb->cb:
@@ -64,33 +70,11 @@ static __always_inline int service_reply(struct __sk_buff *skb, const struct pac
 	return 1;
 }
 
-/* The peer host's own stack (from_host there) starts or answers a flow with
- * an endpoint here: the endpoint's replies must go back the same way. */
-static __always_inline void remember_host_flow(const struct packet *p)
-{
-	struct l4_meta m;
-	struct ct_key k, rev = {};
-	__u8 one = 1;
-
-	if (ct_extract(p, &k, &m) != TUPLE_OK)
-		return;
-	rev.saddr = k.daddr;
-	rev.daddr = k.saddr;
-	rev.sport = k.dport;
-	rev.dport = k.sport;
-	rev.proto = k.proto;
-	bpf_map_update_elem(&overlay_host_flows, &rev, &one, BPF_ANY);
-}
-
 SEC("tc")
 int from_overlay(struct __sk_buff *skb)
 {
-	struct endpoint_info *dst;
-	struct remote_endpoint *src;
-	struct overlay_network *ov;
 	struct bpf_tunnel_key key;
-	struct network_info *net;
-	__u32 net_id, len;
+	struct overlay_rx rx;
 	struct packet p;
 	__be32 outer;
 	int ret;
@@ -108,52 +92,23 @@ int from_overlay(struct __sk_buff *skb)
 			return from_overlay6(skb, &key, outer, p.eth);
 		return drop(skb, DIR, DROP_ETHERTYPE);
 	}
-	dst = bpf_map_lookup_elem(&endpoint_ips, &p.ip->daddr);
-	src = bpf_map_lookup_elem(&remote_endpoints, &p.ip->saddr);
-	if (src) {
-		if (src->host != outer || !mac_equal(p.eth->h_source, src->mac))
-			return drop(skb, DIR, DROP_OVERLAY_SPOOFED);
-		net_id = src->net_id;
-	} else if (p.ip->saddr == outer && overlay_peer(outer) && dst) {
-		/* The peer host itself, to an endpoint here. */
-		net_id = dst->net_id;
-	} else {
-		return drop(skb, DIR, DROP_OVERLAY_SPOOFED);
+	ret = overlay_judge4(&rx, p.eth->h_source, p.ip->saddr, p.ip->daddr, key.tunnel_id, outer);
+	if (ret == OVERLAY_RX_SELF) {
+		if (service_reply(skb, &p, &ret))
+			return ret;
+		return to_stack(skb);
 	}
-	ov = bpf_map_lookup_elem(&overlay_networks, &net_id);
-	net = bpf_map_lookup_elem(&networks, &net_id);
-	if (!ov || !net || ov->vni != key.tunnel_id)
-		return drop(skb, DIR, DROP_OVERLAY_VNI);
-
-	if (!dst) {
-		__be32 self = overlay_self_addr();
-
-		if (src && self && p.ip->daddr == self) {
-			if (service_reply(skb, &p, &ret))
-				return ret;
-			return to_stack(skb);
-		}
-		return drop(skb, DIR, DROP_OVERLAY_NO_ENDPOINT);
-	}
-	if (dst->net_id != net_id)
-		return drop(skb, DIR, DROP_NETWORK_ISOLATION);
-	if (src && !(net->flags & NET_F_ICC))
-		return drop(skb, DIR, DROP_ICC_DISABLED);
+	if (ret)
+		return drop(skb, DIR, ret);
 	/* A reply netfilter must un-NAT: from a remote endpoint (a Service's
 	 * backend there), or from the peer host itself (a Service whose
 	 * endpoint is that host's address, as the API server's: DNATed here,
 	 * routed out of the uplink, answered through the tunnel). */
-	if (kernel_nat_fragment(net, &p) || (p.has_l4 && kernel_nat_reply(skb, net, p.ip->protocol, p.ip->saddr,
-									  p.ip->daddr, p.l4.udp.source, p.l4.udp.dest)))
+	if (kernel_nat_fragment(rx.net, &p) ||
+	    (p.has_l4 &&
+	     kernel_nat_reply(skb, rx.net, p.ip->protocol, p.ip->saddr, p.ip->daddr, p.l4.udp.source, p.l4.udp.dest)))
 		return to_stack(skb);
-	if (!src)
-		remember_host_flow(&p);
-	len = skb->len;
-	ret = deliver_peer(skb, DIR, p.eth, dst);
-	/* A peer's rx is what was delivered from it (overlay.h), as its tx is
-	 * what was sent to it: a frame dropped above, however authentic its
-	 * sender, is in the drop counters only. */
-	if (ret == TC_ACT_REDIRECT)
-		count_overlay_host(outer, 0, len);
-	return ret;
+	if (!rx.src)
+		overlay_remember_host_flow(&p);
+	return overlay_deliver(skb, p.eth, rx.dst, outer);
 }

@@ -14,7 +14,9 @@
  * host's own IPv6 addresses (published6); other IPv6 to a container's
  * address (a subnets6 prefix but its gateway) is dropped as direct
  * routing, except new flows of nat-unprotected networks (unprotected6),
- * tracked as routed as IPv4's are. Everything
+ * tracked as routed as IPv4's are. VXLAN from a peer host for a local
+ * endpoint is decapsulated and delivered here (lib/overlay_decap.h); the
+ * rest of it goes to the host's VXLAN device. Everything
  * else (traffic for the host itself, ARP, other IPv6, frames for a VLAN
  * device on the uplink) goes to the stack untouched.
  *
@@ -32,6 +34,7 @@
 #include "lib/deliver.h"
 #include "lib/firewall.h"
 #include "lib/overlay.h"
+#include "lib/overlay_decap.h"
 #include "lib/lb.h"
 #include "lib/ipv6.h"
 #include "lib/nat6.h"
@@ -490,8 +493,12 @@ int from_uplink(struct __sk_buff *skb)
 		return pass(skb); /* ARP, frames for a VLAN device on the uplink */
 	if (martian(p.ip->saddr, p.ip->daddr))
 		return drop(skb, DIR, DROP_MARTIAN);
-	if (overlay_underlay_packet(&p, upl->ip))
-		return pass(skb); /* from_overlay judges what it carries */
+	if (overlay_underlay_packet(&p, upl->ip)) {
+		verdict = overlay_decap(skb, &p);
+		if (verdict != TC_ACT_UNSPEC)
+			return verdict;
+		return pass(skb); /* the VXLAN device's, and from_overlay's */
+	}
 
 	t = ct_extract(&p, &k, &m);
 	if (t == TUPLE_OK) {

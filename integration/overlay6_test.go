@@ -131,6 +131,13 @@ func TestOverlayIPv6AcrossHosts(t *testing.T) {
 		}
 	}
 	testutil.Run(t, "ip", "netns", "exec", nsA, "ping", "-6", "-c", "2", "-W", "2", ip6C)
+	// IPv6 inside is decapsulated in from_uplink too: host 2's VXLAN
+	// device sees none of it.
+	rxBefore := hs[1].vxlanRx()
+	testutil.Run(t, "ip", "netns", "exec", nsA, "ping", "-6", "-c", "10", "-i", "0.05", "-W", "2", ip6B)
+	if n := hs[1].vxlanRx() - rxBefore; n >= 10 {
+		t.Errorf("host 2's VXLAN device received %d packets of 10 IPv6 pings: the datapath did not decapsulate them", n)
+	}
 	// The neighbour entry for c came from host 1's datapath: c's MAC.
 	neigh := testutil.Run(t, "ip", "netns", "exec", nsA, "ip", "-6", "neigh", "show", ip6C)
 	macC := strings.TrimSpace(testutil.Run(t, "ip", "netns", "exec", nsC, "cat", "/sys/class/net/eth0/address"))

@@ -9,11 +9,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/ebpfnet/ebpfnet/datapath"
 	"github.com/ebpfnet/ebpfnet/internal/netnsutil"
 	"github.com/ebpfnet/ebpfnet/internal/testing/etcdtest"
 	"github.com/ebpfnet/ebpfnet/internal/testing/testutil"
@@ -64,6 +66,17 @@ func (h *ovHost) must(args ...string) string {
 		h.t.Fatalf("host %d: ebpfnet %s: %v: %s", h.i, strings.Join(args, " "), err, errOut)
 	}
 	return out
+}
+
+// vxlanRx is the packets the host's VXLAN device has received.
+func (h *ovHost) vxlanRx() uint64 {
+	h.t.Helper()
+	out := testutil.Run(h.t, "ip", "netns", "exec", h.ns, "cat", "/sys/class/net/"+datapath.OverlayDevice+"/statistics/rx_packets")
+	n, err := strconv.ParseUint(strings.TrimSpace(out), 10, 64)
+	if err != nil {
+		h.t.Fatalf("host %d: VXLAN rx_packets %q: %v", h.i, out, err)
+	}
+	return n
 }
 
 // startDaemon joins the cluster and waits until the host is a member.
@@ -242,6 +255,18 @@ func TestOverlayAcrossHosts(t *testing.T) {
 		}
 	}
 	testutil.Run(t, "ip", "netns", "exec", nsA, "ping", "-c", "2", "-W", "2", ipC)
+	// The receiving host decapsulates in from_uplink: its VXLAN device
+	// sees none of it (it keeps what the datapath leaves it: GSO, refusals).
+	rxBefore := hs[1].vxlanRx()
+	testutil.Run(t, "ip", "netns", "exec", nsA, "ping", "-c", "10", "-i", "0.05", "-W", "2", ipB)
+	for _, network := range []string{"tcp4", "udp4"} {
+		testutil.MustAsk(t, a, network, net.JoinHostPort(ipB, "7000"))
+	}
+	n := hs[1].vxlanRx() - rxBefore
+	t.Logf("host 2's VXLAN device: %d packets received of 10 pings and two requests", n)
+	if n >= 10 {
+		t.Errorf("host 2's VXLAN device received %d packets of 10 pings and two requests: the datapath did not decapsulate them", n)
+	}
 	// run takes its address from the cluster too, and gives it back with --rm.
 	if out, errOut, err := hs[0].run("run", "--network", "ov1", "--rm", "--", "ping", "-c", "3", "-W", "2", ipB); err != nil {
 		t.Errorf("run --network ov1 -- ping b: %v\n%s%s", err, out, errOut)

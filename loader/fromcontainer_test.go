@@ -90,7 +90,7 @@ func (f *fixture) run(t *testing.T, ifindex int, frame []byte) (uint32, []byte) 
 	return ret, out[:len(opts.DataOut)]
 }
 
-func udpFrame(t *testing.T, srcMAC, dstMAC net.HardwareAddr, src, dst netip.Addr) []byte {
+func udpFrame(t testing.TB, srcMAC, dstMAC net.HardwareAddr, src, dst netip.Addr) []byte {
 	t.Helper()
 	eth := &layers.Ethernet{SrcMAC: srcMAC, DstMAC: dstMAC, EthernetType: layers.EthernetTypeIPv4}
 	ip := &layers.IPv4{Version: 4, TTL: 64, Id: 7, Protocol: layers.IPProtocolUDP, SrcIP: src.AsSlice(), DstIP: dst.AsSlice()}

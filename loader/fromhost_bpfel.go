@@ -26,6 +26,7 @@ const (
 	fromHostMapEndpointStats          = "endpoint_stats"
 	fromHostMapEndpoints              = "endpoints"
 	fromHostMapEndpoints6             = "endpoints6"
+	fromHostMapFibCache               = "fib_cache"
 	fromHostMapMonitorBudgets         = "monitor_budgets"
 	fromHostMapMonitorCtl             = "monitor_ctl"
 	fromHostMapMonitorEvents          = "monitor_events"
@@ -114,6 +115,7 @@ type fromHostMapSpecs struct {
 	EndpointStats    *ebpf.MapSpec `ebpf:"endpoint_stats"`
 	Endpoints        *ebpf.MapSpec `ebpf:"endpoints"`
 	Endpoints6       *ebpf.MapSpec `ebpf:"endpoints6"`
+	FibCache         *ebpf.MapSpec `ebpf:"fib_cache"`
 	MonitorBudgets   *ebpf.MapSpec `ebpf:"monitor_budgets"`
 	MonitorCtl       *ebpf.MapSpec `ebpf:"monitor_ctl"`
 	MonitorEvents    *ebpf.MapSpec `ebpf:"monitor_events"`
@@ -178,6 +180,7 @@ type fromHostMaps struct {
 	EndpointStats    *ebpf.Map `ebpf:"endpoint_stats"`
 	Endpoints        *ebpf.Map `ebpf:"endpoints"`
 	Endpoints6       *ebpf.Map `ebpf:"endpoints6"`
+	FibCache         *ebpf.Map `ebpf:"fib_cache"`
 	MonitorBudgets   *ebpf.Map `ebpf:"monitor_budgets"`
 	MonitorCtl       *ebpf.Map `ebpf:"monitor_ctl"`
 	MonitorEvents    *ebpf.Map `ebpf:"monitor_events"`
@@ -205,6 +208,7 @@ func (m *fromHostMaps) Close() error {
 		m.EndpointStats,
 		m.Endpoints,
 		m.Endpoints6,
+		m.FibCache,
 		m.MonitorBudgets,
 		m.MonitorCtl,
 		m.MonitorEvents,

@@ -16,74 +16,78 @@ import (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	fromUplinkMapConntrack               = "conntrack"
-	fromUplinkMapConntrack6              = "conntrack6"
-	fromUplinkMapCt6AckRanges            = "ct6_ack_ranges"
-	fromUplinkMapCt6Embryonic            = "ct6_embryonic"
-	fromUplinkMapCtAckRanges             = "ct_ack_ranges"
-	fromUplinkMapCtEmbryonic             = "ct_embryonic"
-	fromUplinkMapCtInbound               = "ct_inbound"
-	fromUplinkMapDropCounters            = "drop_counters"
-	fromUplinkMapEndpointIps             = "endpoint_ips"
-	fromUplinkMapEndpointIps6            = "endpoint_ips6"
-	fromUplinkMapEndpointStats           = "endpoint_stats"
-	fromUplinkMapEndpoints               = "endpoints"
-	fromUplinkMapEndpoints6              = "endpoints6"
-	fromUplinkMapFibCache                = "fib_cache"
-	fromUplinkMapFwCount                 = "fw_count"
-	fromUplinkMapFwRules                 = "fw_rules"
-	fromUplinkMapFwRules6                = "fw_rules6"
-	fromUplinkMapLbAffinities            = "lb_affinities"
-	fromUplinkMapLbBackends              = "lb_backends"
-	fromUplinkMapLbNodeIps               = "lb_node_ips"
-	fromUplinkMapLbServices              = "lb_services"
-	fromUplinkMapMonitorBudgets          = "monitor_budgets"
-	fromUplinkMapMonitorCtl              = "monitor_ctl"
-	fromUplinkMapMonitorEvents           = "monitor_events"
-	fromUplinkMapNat6Scratch             = "nat6_scratch"
-	fromUplinkMapNatAllocFailures        = "nat_alloc_failures"
-	fromUplinkMapNatRetries              = "nat_retries"
-	fromUplinkMapNetworks                = "networks"
-	fromUplinkMapNetworks6               = "networks6"
-	fromUplinkMapOverlayHostFlows        = "overlay_host_flows"
-	fromUplinkMapOverlayHosts            = "overlay_hosts"
-	fromUplinkMapOverlayNetworks         = "overlay_networks"
-	fromUplinkMapOverlaySelf             = "overlay_self"
-	fromUplinkMapPorts                   = "ports"
-	fromUplinkMapPorts6                  = "ports6"
-	fromUplinkMapRemoteEndpoints         = "remote_endpoints"
-	fromUplinkMapSubnets                 = "subnets"
-	fromUplinkMapSubnets6                = "subnets6"
-	fromUplinkMapUplinkIps               = "uplink_ips"
-	fromUplinkMapUplinkIps6              = "uplink_ips6"
-	fromUplinkMapUplinks                 = "uplinks"
-	fromUplinkMapVerdicts                = "verdicts"
-	fromUplinkProgFromUplink             = "from_uplink"
-	fromUplinkVarBtfAnchorCt6Limits      = "btf_anchor_ct6_limits"
-	fromUplinkVarBtfAnchorCtKind         = "btf_anchor_ct_kind"
-	fromUplinkVarBtfAnchorCtLimits       = "btf_anchor_ct_limits"
-	fromUplinkVarBtfAnchorCtState        = "btf_anchor_ct_state"
-	fromUplinkVarBtfAnchorDirection      = "btf_anchor_direction"
-	fromUplinkVarBtfAnchorDropReason     = "btf_anchor_drop_reason"
-	fromUplinkVarBtfAnchorEndpointFlags  = "btf_anchor_endpoint_flags"
-	fromUplinkVarBtfAnchorFwAction       = "btf_anchor_fw_action"
-	fromUplinkVarBtfAnchorFwLimits       = "btf_anchor_fw_limits"
-	fromUplinkVarBtfAnchorFwScopeKind    = "btf_anchor_fw_scope_kind"
-	fromUplinkVarBtfAnchorLbFlags        = "btf_anchor_lb_flags"
-	fromUplinkVarBtfAnchorLbLimits       = "btf_anchor_lb_limits"
-	fromUplinkVarBtfAnchorLbScope        = "btf_anchor_lb_scope"
-	fromUplinkVarBtfAnchorMonitorEvent   = "btf_anchor_monitor_event"
-	fromUplinkVarBtfAnchorMonitorLimits  = "btf_anchor_monitor_limits"
-	fromUplinkVarBtfAnchorMonitorType    = "btf_anchor_monitor_type"
-	fromUplinkVarBtfAnchorNatLimits      = "btf_anchor_nat_limits"
-	fromUplinkVarBtfAnchorNatRetryBucket = "btf_anchor_nat_retry_bucket"
-	fromUplinkVarBtfAnchorNetworkFlags   = "btf_anchor_network_flags"
-	fromUplinkVarBtfAnchorOverlayLimits  = "btf_anchor_overlay_limits"
-	fromUplinkVarBtfAnchorPortFlags      = "btf_anchor_port_flags"
-	fromUplinkVarBtfAnchorVerdict        = "btf_anchor_verdict"
-	fromUplinkVarBtfAnchorVerdictLimits  = "btf_anchor_verdict_limits"
-	fromUplinkVarNatPortMax              = "nat_port_max"
-	fromUplinkVarNatPortMin              = "nat_port_min"
+	fromUplinkMapConntrack                   = "conntrack"
+	fromUplinkMapConntrack6                  = "conntrack6"
+	fromUplinkMapCt6AckRanges                = "ct6_ack_ranges"
+	fromUplinkMapCt6Embryonic                = "ct6_embryonic"
+	fromUplinkMapCtAckRanges                 = "ct_ack_ranges"
+	fromUplinkMapCtEmbryonic                 = "ct_embryonic"
+	fromUplinkMapCtInbound                   = "ct_inbound"
+	fromUplinkMapDropCounters                = "drop_counters"
+	fromUplinkMapEndpointIps                 = "endpoint_ips"
+	fromUplinkMapEndpointIps6                = "endpoint_ips6"
+	fromUplinkMapEndpointStats               = "endpoint_stats"
+	fromUplinkMapEndpoints                   = "endpoints"
+	fromUplinkMapEndpoints6                  = "endpoints6"
+	fromUplinkMapFibCache                    = "fib_cache"
+	fromUplinkMapFwCount                     = "fw_count"
+	fromUplinkMapFwRules                     = "fw_rules"
+	fromUplinkMapFwRules6                    = "fw_rules6"
+	fromUplinkMapLbAffinities                = "lb_affinities"
+	fromUplinkMapLbBackends                  = "lb_backends"
+	fromUplinkMapLbNodeIps                   = "lb_node_ips"
+	fromUplinkMapLbServices                  = "lb_services"
+	fromUplinkMapMonitorBudgets              = "monitor_budgets"
+	fromUplinkMapMonitorCtl                  = "monitor_ctl"
+	fromUplinkMapMonitorEvents               = "monitor_events"
+	fromUplinkMapNat6Scratch                 = "nat6_scratch"
+	fromUplinkMapNatAllocFailures            = "nat_alloc_failures"
+	fromUplinkMapNatRetries                  = "nat_retries"
+	fromUplinkMapNetworks                    = "networks"
+	fromUplinkMapNetworks6                   = "networks6"
+	fromUplinkMapOverlayHostFlows            = "overlay_host_flows"
+	fromUplinkMapOverlayHosts                = "overlay_hosts"
+	fromUplinkMapOverlayNetworks             = "overlay_networks"
+	fromUplinkMapOverlayRoutes               = "overlay_routes"
+	fromUplinkMapOverlayScratch              = "overlay_scratch"
+	fromUplinkMapOverlaySelf                 = "overlay_self"
+	fromUplinkMapPorts                       = "ports"
+	fromUplinkMapPorts6                      = "ports6"
+	fromUplinkMapRemoteEndpoints             = "remote_endpoints"
+	fromUplinkMapRemoteEndpoints6            = "remote_endpoints6"
+	fromUplinkMapSubnets                     = "subnets"
+	fromUplinkMapSubnets6                    = "subnets6"
+	fromUplinkMapUplinkIps                   = "uplink_ips"
+	fromUplinkMapUplinkIps6                  = "uplink_ips6"
+	fromUplinkMapUplinks                     = "uplinks"
+	fromUplinkMapVerdicts                    = "verdicts"
+	fromUplinkProgFromUplink                 = "from_uplink"
+	fromUplinkVarBtfAnchorCt6Limits          = "btf_anchor_ct6_limits"
+	fromUplinkVarBtfAnchorCtKind             = "btf_anchor_ct_kind"
+	fromUplinkVarBtfAnchorCtLimits           = "btf_anchor_ct_limits"
+	fromUplinkVarBtfAnchorCtState            = "btf_anchor_ct_state"
+	fromUplinkVarBtfAnchorDirection          = "btf_anchor_direction"
+	fromUplinkVarBtfAnchorDropReason         = "btf_anchor_drop_reason"
+	fromUplinkVarBtfAnchorEndpointFlags      = "btf_anchor_endpoint_flags"
+	fromUplinkVarBtfAnchorFwAction           = "btf_anchor_fw_action"
+	fromUplinkVarBtfAnchorFwLimits           = "btf_anchor_fw_limits"
+	fromUplinkVarBtfAnchorFwScopeKind        = "btf_anchor_fw_scope_kind"
+	fromUplinkVarBtfAnchorLbFlags            = "btf_anchor_lb_flags"
+	fromUplinkVarBtfAnchorLbLimits           = "btf_anchor_lb_limits"
+	fromUplinkVarBtfAnchorLbScope            = "btf_anchor_lb_scope"
+	fromUplinkVarBtfAnchorMonitorEvent       = "btf_anchor_monitor_event"
+	fromUplinkVarBtfAnchorMonitorLimits      = "btf_anchor_monitor_limits"
+	fromUplinkVarBtfAnchorMonitorType        = "btf_anchor_monitor_type"
+	fromUplinkVarBtfAnchorNatLimits          = "btf_anchor_nat_limits"
+	fromUplinkVarBtfAnchorNatRetryBucket     = "btf_anchor_nat_retry_bucket"
+	fromUplinkVarBtfAnchorNetworkFlags       = "btf_anchor_network_flags"
+	fromUplinkVarBtfAnchorOverlayEncapLimits = "btf_anchor_overlay_encap_limits"
+	fromUplinkVarBtfAnchorOverlayLimits      = "btf_anchor_overlay_limits"
+	fromUplinkVarBtfAnchorPortFlags          = "btf_anchor_port_flags"
+	fromUplinkVarBtfAnchorVerdict            = "btf_anchor_verdict"
+	fromUplinkVarBtfAnchorVerdictLimits      = "btf_anchor_verdict_limits"
+	fromUplinkVarNatPortMax                  = "nat_port_max"
+	fromUplinkVarNatPortMin                  = "nat_port_min"
 )
 
 // loadFromUplink returns the embedded CollectionSpec for fromUplink.
@@ -167,10 +171,13 @@ type fromUplinkMapSpecs struct {
 	OverlayHostFlows *ebpf.MapSpec `ebpf:"overlay_host_flows"`
 	OverlayHosts     *ebpf.MapSpec `ebpf:"overlay_hosts"`
 	OverlayNetworks  *ebpf.MapSpec `ebpf:"overlay_networks"`
+	OverlayRoutes    *ebpf.MapSpec `ebpf:"overlay_routes"`
+	OverlayScratch   *ebpf.MapSpec `ebpf:"overlay_scratch"`
 	OverlaySelf      *ebpf.MapSpec `ebpf:"overlay_self"`
 	Ports            *ebpf.MapSpec `ebpf:"ports"`
 	Ports6           *ebpf.MapSpec `ebpf:"ports6"`
 	RemoteEndpoints  *ebpf.MapSpec `ebpf:"remote_endpoints"`
+	RemoteEndpoints6 *ebpf.MapSpec `ebpf:"remote_endpoints6"`
 	Subnets          *ebpf.MapSpec `ebpf:"subnets"`
 	Subnets6         *ebpf.MapSpec `ebpf:"subnets6"`
 	UplinkIps        *ebpf.MapSpec `ebpf:"uplink_ips"`
@@ -183,31 +190,32 @@ type fromUplinkMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type fromUplinkVariableSpecs struct {
-	BtfAnchorCt6Limits      *ebpf.VariableSpec `ebpf:"btf_anchor_ct6_limits"`
-	BtfAnchorCtKind         *ebpf.VariableSpec `ebpf:"btf_anchor_ct_kind"`
-	BtfAnchorCtLimits       *ebpf.VariableSpec `ebpf:"btf_anchor_ct_limits"`
-	BtfAnchorCtState        *ebpf.VariableSpec `ebpf:"btf_anchor_ct_state"`
-	BtfAnchorDirection      *ebpf.VariableSpec `ebpf:"btf_anchor_direction"`
-	BtfAnchorDropReason     *ebpf.VariableSpec `ebpf:"btf_anchor_drop_reason"`
-	BtfAnchorEndpointFlags  *ebpf.VariableSpec `ebpf:"btf_anchor_endpoint_flags"`
-	BtfAnchorFwAction       *ebpf.VariableSpec `ebpf:"btf_anchor_fw_action"`
-	BtfAnchorFwLimits       *ebpf.VariableSpec `ebpf:"btf_anchor_fw_limits"`
-	BtfAnchorFwScopeKind    *ebpf.VariableSpec `ebpf:"btf_anchor_fw_scope_kind"`
-	BtfAnchorLbFlags        *ebpf.VariableSpec `ebpf:"btf_anchor_lb_flags"`
-	BtfAnchorLbLimits       *ebpf.VariableSpec `ebpf:"btf_anchor_lb_limits"`
-	BtfAnchorLbScope        *ebpf.VariableSpec `ebpf:"btf_anchor_lb_scope"`
-	BtfAnchorMonitorEvent   *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_event"`
-	BtfAnchorMonitorLimits  *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_limits"`
-	BtfAnchorMonitorType    *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_type"`
-	BtfAnchorNatLimits      *ebpf.VariableSpec `ebpf:"btf_anchor_nat_limits"`
-	BtfAnchorNatRetryBucket *ebpf.VariableSpec `ebpf:"btf_anchor_nat_retry_bucket"`
-	BtfAnchorNetworkFlags   *ebpf.VariableSpec `ebpf:"btf_anchor_network_flags"`
-	BtfAnchorOverlayLimits  *ebpf.VariableSpec `ebpf:"btf_anchor_overlay_limits"`
-	BtfAnchorPortFlags      *ebpf.VariableSpec `ebpf:"btf_anchor_port_flags"`
-	BtfAnchorVerdict        *ebpf.VariableSpec `ebpf:"btf_anchor_verdict"`
-	BtfAnchorVerdictLimits  *ebpf.VariableSpec `ebpf:"btf_anchor_verdict_limits"`
-	NatPortMax              *ebpf.VariableSpec `ebpf:"nat_port_max"`
-	NatPortMin              *ebpf.VariableSpec `ebpf:"nat_port_min"`
+	BtfAnchorCt6Limits          *ebpf.VariableSpec `ebpf:"btf_anchor_ct6_limits"`
+	BtfAnchorCtKind             *ebpf.VariableSpec `ebpf:"btf_anchor_ct_kind"`
+	BtfAnchorCtLimits           *ebpf.VariableSpec `ebpf:"btf_anchor_ct_limits"`
+	BtfAnchorCtState            *ebpf.VariableSpec `ebpf:"btf_anchor_ct_state"`
+	BtfAnchorDirection          *ebpf.VariableSpec `ebpf:"btf_anchor_direction"`
+	BtfAnchorDropReason         *ebpf.VariableSpec `ebpf:"btf_anchor_drop_reason"`
+	BtfAnchorEndpointFlags      *ebpf.VariableSpec `ebpf:"btf_anchor_endpoint_flags"`
+	BtfAnchorFwAction           *ebpf.VariableSpec `ebpf:"btf_anchor_fw_action"`
+	BtfAnchorFwLimits           *ebpf.VariableSpec `ebpf:"btf_anchor_fw_limits"`
+	BtfAnchorFwScopeKind        *ebpf.VariableSpec `ebpf:"btf_anchor_fw_scope_kind"`
+	BtfAnchorLbFlags            *ebpf.VariableSpec `ebpf:"btf_anchor_lb_flags"`
+	BtfAnchorLbLimits           *ebpf.VariableSpec `ebpf:"btf_anchor_lb_limits"`
+	BtfAnchorLbScope            *ebpf.VariableSpec `ebpf:"btf_anchor_lb_scope"`
+	BtfAnchorMonitorEvent       *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_event"`
+	BtfAnchorMonitorLimits      *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_limits"`
+	BtfAnchorMonitorType        *ebpf.VariableSpec `ebpf:"btf_anchor_monitor_type"`
+	BtfAnchorNatLimits          *ebpf.VariableSpec `ebpf:"btf_anchor_nat_limits"`
+	BtfAnchorNatRetryBucket     *ebpf.VariableSpec `ebpf:"btf_anchor_nat_retry_bucket"`
+	BtfAnchorNetworkFlags       *ebpf.VariableSpec `ebpf:"btf_anchor_network_flags"`
+	BtfAnchorOverlayEncapLimits *ebpf.VariableSpec `ebpf:"btf_anchor_overlay_encap_limits"`
+	BtfAnchorOverlayLimits      *ebpf.VariableSpec `ebpf:"btf_anchor_overlay_limits"`
+	BtfAnchorPortFlags          *ebpf.VariableSpec `ebpf:"btf_anchor_port_flags"`
+	BtfAnchorVerdict            *ebpf.VariableSpec `ebpf:"btf_anchor_verdict"`
+	BtfAnchorVerdictLimits      *ebpf.VariableSpec `ebpf:"btf_anchor_verdict_limits"`
+	NatPortMax                  *ebpf.VariableSpec `ebpf:"nat_port_max"`
+	NatPortMin                  *ebpf.VariableSpec `ebpf:"nat_port_min"`
 }
 
 // fromUplinkObjects contains all objects after they have been loaded into the kernel.
@@ -262,10 +270,13 @@ type fromUplinkMaps struct {
 	OverlayHostFlows *ebpf.Map `ebpf:"overlay_host_flows"`
 	OverlayHosts     *ebpf.Map `ebpf:"overlay_hosts"`
 	OverlayNetworks  *ebpf.Map `ebpf:"overlay_networks"`
+	OverlayRoutes    *ebpf.Map `ebpf:"overlay_routes"`
+	OverlayScratch   *ebpf.Map `ebpf:"overlay_scratch"`
 	OverlaySelf      *ebpf.Map `ebpf:"overlay_self"`
 	Ports            *ebpf.Map `ebpf:"ports"`
 	Ports6           *ebpf.Map `ebpf:"ports6"`
 	RemoteEndpoints  *ebpf.Map `ebpf:"remote_endpoints"`
+	RemoteEndpoints6 *ebpf.Map `ebpf:"remote_endpoints6"`
 	Subnets          *ebpf.Map `ebpf:"subnets"`
 	Subnets6         *ebpf.Map `ebpf:"subnets6"`
 	UplinkIps        *ebpf.Map `ebpf:"uplink_ips"`
@@ -308,10 +319,13 @@ func (m *fromUplinkMaps) Close() error {
 		m.OverlayHostFlows,
 		m.OverlayHosts,
 		m.OverlayNetworks,
+		m.OverlayRoutes,
+		m.OverlayScratch,
 		m.OverlaySelf,
 		m.Ports,
 		m.Ports6,
 		m.RemoteEndpoints,
+		m.RemoteEndpoints6,
 		m.Subnets,
 		m.Subnets6,
 		m.UplinkIps,
@@ -325,31 +339,32 @@ func (m *fromUplinkMaps) Close() error {
 //
 // It can be passed to loadFromUplinkObjects or ebpf.CollectionSpec.LoadAndAssign.
 type fromUplinkVariables struct {
-	BtfAnchorCt6Limits      *ebpf.Variable `ebpf:"btf_anchor_ct6_limits"`
-	BtfAnchorCtKind         *ebpf.Variable `ebpf:"btf_anchor_ct_kind"`
-	BtfAnchorCtLimits       *ebpf.Variable `ebpf:"btf_anchor_ct_limits"`
-	BtfAnchorCtState        *ebpf.Variable `ebpf:"btf_anchor_ct_state"`
-	BtfAnchorDirection      *ebpf.Variable `ebpf:"btf_anchor_direction"`
-	BtfAnchorDropReason     *ebpf.Variable `ebpf:"btf_anchor_drop_reason"`
-	BtfAnchorEndpointFlags  *ebpf.Variable `ebpf:"btf_anchor_endpoint_flags"`
-	BtfAnchorFwAction       *ebpf.Variable `ebpf:"btf_anchor_fw_action"`
-	BtfAnchorFwLimits       *ebpf.Variable `ebpf:"btf_anchor_fw_limits"`
-	BtfAnchorFwScopeKind    *ebpf.Variable `ebpf:"btf_anchor_fw_scope_kind"`
-	BtfAnchorLbFlags        *ebpf.Variable `ebpf:"btf_anchor_lb_flags"`
-	BtfAnchorLbLimits       *ebpf.Variable `ebpf:"btf_anchor_lb_limits"`
-	BtfAnchorLbScope        *ebpf.Variable `ebpf:"btf_anchor_lb_scope"`
-	BtfAnchorMonitorEvent   *ebpf.Variable `ebpf:"btf_anchor_monitor_event"`
-	BtfAnchorMonitorLimits  *ebpf.Variable `ebpf:"btf_anchor_monitor_limits"`
-	BtfAnchorMonitorType    *ebpf.Variable `ebpf:"btf_anchor_monitor_type"`
-	BtfAnchorNatLimits      *ebpf.Variable `ebpf:"btf_anchor_nat_limits"`
-	BtfAnchorNatRetryBucket *ebpf.Variable `ebpf:"btf_anchor_nat_retry_bucket"`
-	BtfAnchorNetworkFlags   *ebpf.Variable `ebpf:"btf_anchor_network_flags"`
-	BtfAnchorOverlayLimits  *ebpf.Variable `ebpf:"btf_anchor_overlay_limits"`
-	BtfAnchorPortFlags      *ebpf.Variable `ebpf:"btf_anchor_port_flags"`
-	BtfAnchorVerdict        *ebpf.Variable `ebpf:"btf_anchor_verdict"`
-	BtfAnchorVerdictLimits  *ebpf.Variable `ebpf:"btf_anchor_verdict_limits"`
-	NatPortMax              *ebpf.Variable `ebpf:"nat_port_max"`
-	NatPortMin              *ebpf.Variable `ebpf:"nat_port_min"`
+	BtfAnchorCt6Limits          *ebpf.Variable `ebpf:"btf_anchor_ct6_limits"`
+	BtfAnchorCtKind             *ebpf.Variable `ebpf:"btf_anchor_ct_kind"`
+	BtfAnchorCtLimits           *ebpf.Variable `ebpf:"btf_anchor_ct_limits"`
+	BtfAnchorCtState            *ebpf.Variable `ebpf:"btf_anchor_ct_state"`
+	BtfAnchorDirection          *ebpf.Variable `ebpf:"btf_anchor_direction"`
+	BtfAnchorDropReason         *ebpf.Variable `ebpf:"btf_anchor_drop_reason"`
+	BtfAnchorEndpointFlags      *ebpf.Variable `ebpf:"btf_anchor_endpoint_flags"`
+	BtfAnchorFwAction           *ebpf.Variable `ebpf:"btf_anchor_fw_action"`
+	BtfAnchorFwLimits           *ebpf.Variable `ebpf:"btf_anchor_fw_limits"`
+	BtfAnchorFwScopeKind        *ebpf.Variable `ebpf:"btf_anchor_fw_scope_kind"`
+	BtfAnchorLbFlags            *ebpf.Variable `ebpf:"btf_anchor_lb_flags"`
+	BtfAnchorLbLimits           *ebpf.Variable `ebpf:"btf_anchor_lb_limits"`
+	BtfAnchorLbScope            *ebpf.Variable `ebpf:"btf_anchor_lb_scope"`
+	BtfAnchorMonitorEvent       *ebpf.Variable `ebpf:"btf_anchor_monitor_event"`
+	BtfAnchorMonitorLimits      *ebpf.Variable `ebpf:"btf_anchor_monitor_limits"`
+	BtfAnchorMonitorType        *ebpf.Variable `ebpf:"btf_anchor_monitor_type"`
+	BtfAnchorNatLimits          *ebpf.Variable `ebpf:"btf_anchor_nat_limits"`
+	BtfAnchorNatRetryBucket     *ebpf.Variable `ebpf:"btf_anchor_nat_retry_bucket"`
+	BtfAnchorNetworkFlags       *ebpf.Variable `ebpf:"btf_anchor_network_flags"`
+	BtfAnchorOverlayEncapLimits *ebpf.Variable `ebpf:"btf_anchor_overlay_encap_limits"`
+	BtfAnchorOverlayLimits      *ebpf.Variable `ebpf:"btf_anchor_overlay_limits"`
+	BtfAnchorPortFlags          *ebpf.Variable `ebpf:"btf_anchor_port_flags"`
+	BtfAnchorVerdict            *ebpf.Variable `ebpf:"btf_anchor_verdict"`
+	BtfAnchorVerdictLimits      *ebpf.Variable `ebpf:"btf_anchor_verdict_limits"`
+	NatPortMax                  *ebpf.Variable `ebpf:"nat_port_max"`
+	NatPortMin                  *ebpf.Variable `ebpf:"nat_port_min"`
 }
 
 // fromUplinkPrograms contains all programs after they have been loaded into the kernel.

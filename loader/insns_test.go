@@ -15,7 +15,7 @@ func TestInstructionCounts(t *testing.T) {
 		t.Fatalf("load datapath: %v", err)
 	}
 	defer dp.Close()
-	names := append([]string{loader.ProgFromContainer, loader.ProgFromUplink}, loader.SockPrograms...)
+	names := append([]string{loader.ProgFromContainer, loader.ProgFromUplink, loader.ProgFromOverlay, loader.ProgFromHost}, loader.SockPrograms...)
 	for _, name := range names {
 		p := dp.Program(name)
 		if p == nil {

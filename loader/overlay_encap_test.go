@@ -22,7 +22,7 @@ var macHostR = net.HardwareAddr{0x02, 0, 0, 0, 0, 0x0c}
 // permanent neighbour entry for it), endpoint D of overlay network 3 on
 // epa, remote endpoint R on host R, and this host's underlay address
 // hostSelf.
-func newEncapWorld(t *testing.T, self bool) (*fixture, int, int) {
+func newEncapWorld(t testing.TB, self bool) (*fixture, int, int) {
 	t.Helper()
 	ifEp, _, ifUp := setupNetns(t)
 	if err := netlink.NeighAdd(&netlink.Neigh{LinkIndex: ifUp, Family: netlink.FAMILY_V4, State: netlink.NUD_PERMANENT,

@@ -9,7 +9,7 @@
 enum direction {
 	DIR_FROM_CONTAINER = 0,
 	DIR_FROM_UPLINK = 1,
-	DIR_FROM_OVERLAY = 2, /* decapsulated by the VXLAN device */
+	DIR_FROM_OVERLAY = 2, /* from a peer host, decapsulated by from_uplink or the VXLAN device */
 	DIR_FROM_HOST = 3,    /* the host's stack into an overlay network's bridge */
 	__DIR_MAX,
 };

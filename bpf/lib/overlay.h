@@ -6,6 +6,8 @@
 
 #include "common.h"
 #include "conntrack.h"
+#include "deliver.h"
+#include "drop.h"
 #include "endpoint.h"
 #include "parse.h"
 
@@ -131,6 +133,88 @@ static __always_inline int overlay_underlay_packet(const struct packet *p, __be3
 {
 	return p->ip->protocol == IPPROTO_UDP && p->has_l4 && p->l4.udp.dest == bpf_htons(OVERLAY_VXLAN_PORT) &&
 	       p->ip->daddr == uplink_ip && bpf_map_lookup_elem(&overlay_hosts, &p->ip->saddr);
+}
+
+/* What an IPv4 inner frame from a peer host is judged to be (overlay_judge4),
+ * for from_overlay (the VXLAN device) and from_uplink (overlay_decap.h). */
+struct overlay_rx {
+	struct endpoint_info *dst;   /* the local endpoint it is for */
+	struct remote_endpoint *src; /* the remote endpoint it is from; NULL: the peer host itself */
+	struct network_info *net;    /* the sender's network */
+};
+
+#define OVERLAY_RX_SELF (-1) /* not a drop reason: to this host's underlay address */
+
+/* The checks on an IPv4 inner frame, on its addresses alone: the outer
+ * source must be the host the cluster store names for the inner source,
+ * the VNI that endpoint's network's; then the same checks as between local
+ * containers (same network, --icc). The peer host itself may speak to an
+ * endpoint here. 0: deliver to rx->dst; OVERLAY_RX_SELF: from a remote
+ * endpoint to this host's underlay address; else the drop reason. */
+static __always_inline int overlay_judge4(struct overlay_rx *rx, const __u8 *smac, __be32 saddr, __be32 daddr,
+					  __u32 vni, __be32 outer)
+{
+	struct overlay_network *ov;
+	__u32 net_id;
+
+	rx->dst = bpf_map_lookup_elem(&endpoint_ips, &daddr);
+	rx->src = bpf_map_lookup_elem(&remote_endpoints, &saddr);
+	if (rx->src) {
+		if (rx->src->host != outer || !mac_equal(smac, rx->src->mac))
+			return DROP_OVERLAY_SPOOFED;
+		net_id = rx->src->net_id;
+	} else if (saddr == outer && overlay_peer(outer) && rx->dst) {
+		net_id = rx->dst->net_id; /* the peer host itself, to an endpoint here */
+	} else {
+		return DROP_OVERLAY_SPOOFED;
+	}
+	ov = bpf_map_lookup_elem(&overlay_networks, &net_id);
+	rx->net = bpf_map_lookup_elem(&networks, &net_id);
+	if (!ov || !rx->net || ov->vni != vni)
+		return DROP_OVERLAY_VNI;
+	if (!rx->dst) {
+		__be32 self = overlay_self_addr();
+
+		return rx->src && self && daddr == self ? OVERLAY_RX_SELF : DROP_OVERLAY_NO_ENDPOINT;
+	}
+	if (rx->dst->net_id != net_id)
+		return DROP_NETWORK_ISOLATION;
+	if (rx->src && !(rx->net->flags & NET_F_ICC))
+		return DROP_ICC_DISABLED;
+	return 0;
+}
+
+/* The peer host's own stack (from_host there) starts or answers a flow with
+ * an endpoint here: the endpoint's replies must go back the same way. */
+static __always_inline void overlay_remember_host_flow(const struct packet *p)
+{
+	struct l4_meta m;
+	struct ct_key k, rev = {};
+	__u8 one = 1;
+
+	if (ct_extract(p, &k, &m) != TUPLE_OK)
+		return;
+	rev.saddr = k.daddr;
+	rev.daddr = k.saddr;
+	rev.sport = k.dport;
+	rev.dport = k.sport;
+	rev.proto = k.proto;
+	bpf_map_update_elem(&overlay_host_flows, &rev, &one, BPF_ANY);
+}
+
+/* Into dst, a frame from peer host outer that passed the checks. A peer's
+ * rx is what was delivered from it, as its tx is what was sent to it: a
+ * frame dropped, however authentic its sender, is in the drop counters
+ * only. */
+static __always_inline int overlay_deliver(struct __sk_buff *skb, const struct ethhdr *eth,
+					   const struct endpoint_info *dst, __be32 outer)
+{
+	__u32 len = skb->len;
+	int ret = deliver_peer(skb, DIR_FROM_OVERLAY, eth, dst);
+
+	if (ret == TC_ACT_REDIRECT)
+		count_overlay_host(outer, 0, len);
+	return ret;
 }
 
 const volatile enum overlay_limits btf_anchor_overlay_limits __attribute__((unused));

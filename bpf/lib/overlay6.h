@@ -136,54 +136,56 @@ static __always_inline int to_overlay6(struct __sk_buff *skb, const struct endpo
 	return drop(skb, DIR_FROM_CONTAINER, reason);
 }
 
-/* An IPv6 inner frame on the VXLAN device (from_overlay): from a remote
- * endpoint the cluster places on the outer source's host, with its MAC, on
- * a dual-stack network with the packet's VNI, to a local endpoint's global
- * address on the same network, with --icc. outer is the outer source. */
-static __always_inline int from_overlay6(struct __sk_buff *skb, const struct bpf_tunnel_key *key, __be32 outer,
-					 const struct ethhdr *eth)
+/* The checks on an IPv6 inner frame (overlay_judge4's for IPv6), on its
+ * addresses alone: from a remote endpoint the cluster places on the outer
+ * source's host, with its MAC, on a dual-stack network with the packet's
+ * VNI, to a local endpoint's global address on the same network, with
+ * --icc. 0: deliver to *dstp; else the drop reason. Shared by from_overlay6
+ * and from_uplink (overlay_decap.h). */
+static __always_inline int overlay_judge6(const __u8 *smac, const struct ip6_key *saddr, const struct ip6_key *daddr,
+					  __u32 vni, __be32 outer, struct endpoint_info **dstp)
 {
 	struct endpoint_info *dst = NULL;
 	struct remote_endpoint *src;
 	struct overlay_network *ov;
 	struct network_info *net;
-	struct packet6 p;
-	__u32 len;
-	int ret;
 
-	/* The checks in order, one drop() at the end. */
-	ret = parse_ipv6(skb, &p);
-	if (ret != PARSE6_OK) {
-		ret = ret == PARSE6_MALFORMED ? DROP_MALFORMED : DROP_IPV6_EXT_HDR;
-		goto refuse;
-	}
-	src = bpf_map_lookup_elem(&remote_endpoints6, &p.ip.saddr);
-	if (!src || src->host != outer || !mac_equal(eth->h_source, src->mac)) {
-		ret = DROP_OVERLAY_SPOOFED;
-		goto refuse;
-	}
+	src = bpf_map_lookup_elem(&remote_endpoints6, saddr);
+	if (!src || src->host != outer || !mac_equal(smac, src->mac))
+		return DROP_OVERLAY_SPOOFED;
 	ov = bpf_map_lookup_elem(&overlay_networks, &src->net_id);
 	net = bpf_map_lookup_elem(&networks, &src->net_id);
 	/* Global addresses only: a local endpoint's link-local one is its
 	 * host's link's, and multicast (neighbour discovery) never crosses. */
-	if (!ip6_is_link_local(&p.ip.daddr))
-		dst = bpf_map_lookup_elem(&endpoint_ips6, &p.ip.daddr);
-	if (!ov || !net || ov->vni != key->tunnel_id || !(net->flags & NET_F_IPV6))
-		ret = DROP_OVERLAY_VNI;
-	else if (!dst)
-		ret = DROP_OVERLAY_NO_ENDPOINT;
-	else if (dst->net_id != src->net_id)
-		ret = DROP_NETWORK_ISOLATION;
-	else if (!(net->flags & NET_F_ICC))
-		ret = DROP_ICC_DISABLED;
+	if (!ip6_is_link_local(daddr))
+		dst = bpf_map_lookup_elem(&endpoint_ips6, daddr);
+	if (!ov || !net || ov->vni != vni || !(net->flags & NET_F_IPV6))
+		return DROP_OVERLAY_VNI;
+	if (!dst)
+		return DROP_OVERLAY_NO_ENDPOINT;
+	if (dst->net_id != src->net_id)
+		return DROP_NETWORK_ISOLATION;
+	if (!(net->flags & NET_F_ICC))
+		return DROP_ICC_DISABLED;
+	*dstp = dst;
+	return 0;
+}
+
+/* An IPv6 inner frame on the VXLAN device (from_overlay): overlay_judge6's
+ * checks, then into the endpoint. outer is the outer source. */
+static __always_inline int from_overlay6(struct __sk_buff *skb, const struct bpf_tunnel_key *key, __be32 outer,
+					 const struct ethhdr *eth)
+{
+	struct endpoint_info *dst = NULL;
+	struct packet6 p;
+	int ret;
+
+	ret = parse_ipv6(skb, &p);
+	if (ret != PARSE6_OK)
+		ret = ret == PARSE6_MALFORMED ? DROP_MALFORMED : DROP_IPV6_EXT_HDR;
 	else
-		goto deliver;
-refuse:
-	return drop(skb, DIR_FROM_OVERLAY, ret);
-deliver:
-	len = skb->len;
-	ret = deliver_peer(skb, DIR_FROM_OVERLAY, eth, dst);
-	if (ret == TC_ACT_REDIRECT)
-		count_overlay_host(outer, 0, len);
-	return ret;
+		ret = overlay_judge6(eth->h_source, &p.ip.saddr, &p.ip.daddr, key->tunnel_id, outer, &dst);
+	if (ret || !dst)
+		return drop(skb, DIR_FROM_OVERLAY, ret ? ret : DROP_OVERLAY_NO_ENDPOINT);
+	return overlay_deliver(skb, eth, dst, outer);
 }
