@@ -13,6 +13,8 @@ import (
 	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/ebpfnet/ebpfnet/loader"
 )
 
 // Veth is a veth pair to make: its host end on a bridge, its peer either in
@@ -45,13 +47,14 @@ func AddVeth(v Veth) (ifindex int, del func(), err error) {
 	if v.HasPeerNS {
 		veth.PeerNamespace = netlink.NsFd(v.PeerNS)
 	}
-	if err := netlink.LinkAdd(veth); err != nil {
+	h := loader.HostNetlink()
+	if err := h.LinkAdd(veth); err != nil {
 		return 0, nil, fmt.Errorf("create veth %s: %w", v.Host, err)
 	}
-	del = func() { netlink.LinkDel(veth) }
+	del = func() { loader.HostNetlink().LinkDel(veth) }
 	// LinkAdd looked the new link up by name for its index already.
 	if ifindex = veth.Attrs().Index; ifindex == 0 {
-		host, err := netlink.LinkByName(v.Host)
+		host, err := h.LinkByName(v.Host)
 		if err != nil {
 			return 0, del, err
 		}
@@ -60,7 +63,7 @@ func AddVeth(v Veth) (ifindex int, del func(), err error) {
 	}
 	if v.Hairpin {
 		// By that index: no lookup by name again.
-		if err := netlink.LinkSetHairpin(veth, true); err != nil {
+		if err := h.LinkSetHairpin(veth, true); err != nil {
 			return ifindex, del, fmt.Errorf("set hairpin mode of %s: %w", v.Host, err)
 		}
 	}
@@ -69,7 +72,7 @@ func AddVeth(v Veth) (ifindex int, del func(), err error) {
 
 // SetLinkUp brings the interface ifindex up.
 func SetLinkUp(ifindex int) error {
-	if err := netlink.LinkSetUp(&netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: ifindex}}); err != nil {
+	if err := loader.HostNetlink().LinkSetUp(&netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: ifindex}}); err != nil {
 		return fmt.Errorf("bring up interface %d: %w", ifindex, err)
 	}
 	return nil
@@ -285,8 +288,9 @@ func DeleteLink(name string) error {
 // deleting the pair, as it does (asynchronously) when the peer's namespace
 // is destroyed.
 func DeleteVeth(name string, ifindex int) error {
-	if l, err := netlink.LinkByName(name); err == nil && l.Attrs().Index == ifindex {
-		if err := netlink.LinkDel(l); !errors.Is(err, syscall.ENODEV) {
+	h := loader.HostNetlink()
+	if l, err := h.LinkByName(name); err == nil && l.Attrs().Index == ifindex {
+		if err := h.LinkDel(l); !errors.Is(err, syscall.ENODEV) {
 			return err
 		}
 	}
