@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -148,10 +149,11 @@ func (i *Instance) attach(st *store, o AttachOptions) (Endpoint, error) {
 	defer tgt.close()
 	var rollback undo
 	defer rollback.run()
+	// The namespace's first endpoint gets its resolv.conf and hosts (a
+	// runtime's container, with a ContainerID, has its own /etc).
+	withEtc := o.ContainerID == "" && !slices.ContainsFunc(eps, func(e Endpoint) bool { return e.NetnsIno == ns.Ino })
 	var etc []step
-	if o.ContainerID == "" && !slices.ContainsFunc(eps, func(e Endpoint) bool { return e.NetnsIno == ns.Ino }) {
-		// The namespace's first endpoint: its resolv.conf and hosts (a
-		// runtime's container, with a ContainerID, has its own /etc).
+	if withEtc {
 		etc = append(etc, step{name: "resolv.conf and hosts",
 			do: func() error {
 				if err := i.writeEtcFiles(&ep, st); err != nil {
@@ -164,7 +166,7 @@ func (i *Instance) attach(st *store, o AttachOptions) (Endpoint, error) {
 	}
 	var list []step
 	if o.Mode == ModeBridge {
-		if list, err = i.bridgeSteps(st, &ep, o, tgt, eps, etc, &rollback); err != nil {
+		if list, err = i.bridgeSteps(st, &ep, o, tgt, eps, withEtc, &rollback); err != nil {
 			return Endpoint{}, err
 		}
 	} else {
@@ -204,21 +206,26 @@ func endpointName(target string) string {
 // bridgeSteps checks and prepares a bridge endpoint (its network, made if
 // it is the default one and missing, with the undo on rollback; address,
 // MAC, ports) and returns the steps that plumb and program it and save
-// its record, with etc (the resolv.conf and hosts files, if the attach
-// writes them) run after the intent, before the record is written.
+// its record; withEtc: they write its namespace's resolv.conf and hosts.
 //
-// The store. The intent is written first (unsynced: a bbolt commit that
-// is in the page cache a crash of the process cannot lose), before any
-// change the attach makes. The record follows at once, synced (two
-// fdatasyncs, 1-2 ms here), on a goroutine of its own, while the attach
-// makes its kernel changes: the veth, the container end, maps, program.
-// The attach waits for it before it reports, then writes the record as
-// the kernel changes completed it and ends the intent in one unsynced
-// transaction (finishAttach says why a power loss loses nothing that
-// matters there). Until the intent ends, a crash at any point, with or
-// without the record, rolls the attach back (undoAttach), and so does a
-// failure (the record step's undo waits for the write, then drops it).
-func (i *Instance) bridgeSteps(st *store, ep *Endpoint, o AttachOptions, ns target, eps []Endpoint, etc []step, rollback *undo) ([]step, error) {
+// Two of the steps run beside the others, each on a goroutine of its
+// own, started right after the intent and waited for before the attach
+// reports: the record's synced write (two fdatasyncs, 1-2 ms on this
+// disk) and the resolv.conf and hosts files. Neither needs what the
+// kernel changes find out, and the kernel changes need neither. The
+// store: the intent is written first (unsynced: a bbolt commit in the
+// page cache, which a crash of the process cannot lose), before any
+// change the attach makes. The record follows at once, synced, while the
+// attach makes the veth, the container end, the maps and the program.
+// The attach waits for it, then writes the record as the kernel changes
+// completed it and ends the intent in one unsynced transaction
+// (finishAttach says why a power loss loses nothing that matters
+// there). Until the intent ends, a crash at any point, with or without
+// the record, rolls the attach back (undoAttach), and so does a failure
+// (the undos wait for the goroutines first). Both, and the intent, name
+// the etc directory, so that a rollback removes the files (only files
+// ebpfnet wrote: removeEtcFiles).
+func (i *Instance) bridgeSteps(st *store, ep *Endpoint, o AttachOptions, ns target, eps []Endpoint, withEtc bool, rollback *undo) ([]step, error) {
 	netName := cmp.Or(o.Network, DefaultNetwork)
 	n, ok, err := st.network(netName)
 	if err != nil {
@@ -313,17 +320,20 @@ func (i *Instance) bridgeSteps(st *store, ep *Endpoint, o AttachOptions, ns targ
 	var mapped time.Duration
 	var bs []maps.PortEntry
 	intent := *ep
-	if len(etc) > 0 {
-		// What the etc steps will write, so that a crash before the record
-		// removes it too (removeEtcFiles removes only files it wrote).
+	if withEtc {
+		// What the etc files step will write, so that a rollback from the
+		// intent or the first record removes it too.
 		intent.EtcDir = EtcDir(ep.Netns)
 	}
-	var saved func() error
-	list := append(append([]step{i.attachIntent(st, intent, ports)}, etc...),
-		step{name: "store write",
+	var saved, etcWritten func() error
+	list := []step{
+		i.attachIntent(st, intent, ports),
+		{name: "store write",
 			do: func() error {
 				ep.Created = time.Now().UTC()
-				saved = st.putPendingEndpoint(*ep) // a copy: the steps below complete ep
+				rec := *ep // a copy: the steps below complete ep
+				rec.EtcDir = intent.EtcDir
+				saved = st.putPendingEndpoint(rec)
 				return nil
 			},
 			undo: func() {
@@ -333,6 +343,35 @@ func (i *Instance) bridgeSteps(st *store, ep *Endpoint, o AttachOptions, ns targ
 				}
 			},
 		},
+	}
+	if withEtc {
+		list = append(list, step{
+			do: func() error {
+				// On a copy: the steps below complete ep meanwhile. It
+				// reads the store (networks, and the endpoints this
+				// session read already), which the record's write allows.
+				e := *ep
+				done := make(chan error, 1)
+				go func() { done <- i.writeEtcFiles(&e, st) }()
+				etcWritten = sync.OnceValue(func() error {
+					err := <-done
+					ep.EtcDir = e.EtcDir
+					if err != nil {
+						return fmt.Errorf("write resolv.conf and hosts: %w", err)
+					}
+					return nil
+				})
+				return nil
+			},
+			undo: func() {
+				etcWritten()
+				e := *ep
+				e.EtcDir = intent.EtcDir // also what a failed write left
+				removeEtcFiles(e)
+			},
+		})
+	}
+	list = append(list,
 		step{name: "netlink", do: func() error { return i.plumbVeth(ep, n, ns, rollback) }},
 		step{name: "sysctl", do: func() error { return enableForwarding(ep.HostVeth, ip6.IsValid()) }},
 		at("after-veth"),
@@ -375,6 +414,12 @@ func (i *Instance) bridgeSteps(st *store, ep *Endpoint, o AttachOptions, ns targ
 		step{name: "netlink", do: func() error { return plumbing.SetLinkUp(ep.HostIfindex) }},
 		// What the caller is told must be what its namespace has.
 		step{name: "netlink", do: func() error { return verifyPlumbed(ns, o.Target, *ep, n) }},
+		step{name: "resolv.conf and hosts", do: func() error {
+			if etcWritten == nil {
+				return nil
+			}
+			return etcWritten()
+		}},
 		// The record is on disk before the attach reports.
 		step{name: "store write", do: func() error {
 			if err := saved(); err != nil {
