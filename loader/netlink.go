@@ -4,6 +4,8 @@ import (
 	"sync"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -19,20 +21,42 @@ import (
 // per request, as the package functions do. The check is one stat of
 // the thread's namespace.
 func HostNetlink() *netlink.Handle {
+	if !inHostNetns() || hostNetns.h == nil {
+		return &netlink.Handle{} // the package functions' handle: a socket per request
+	}
+	return hostNetns.h
+}
+
+// HostNetlinkRequest is an rtnetlink request of type typ with flags, for
+// a message netlink's API does not make (one RTM_NEWLINK with more in it
+// than LinkAdd puts there), on HostNetlink's kept socket (another one,
+// kept as long) when the calling thread is in the process's namespace,
+// else on a socket of its own.
+func HostNetlinkRequest(typ, flags int) *nl.NetlinkRequest {
+	req := nl.NewNetlinkRequest(typ, flags)
+	if inHostNetns() && hostNetns.raw != nil {
+		req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: hostNetns.raw}
+	}
+	return req
+}
+
+// inHostNetns says whether the calling thread is in the namespace the
+// process started in, and makes the kept sockets on first use there.
+func inHostNetns() bool {
 	var st unix.Stat_t
 	if unix.Stat("/proc/thread-self/ns/net", &st) != nil || st.Ino != hostNetns.ino {
-		return &netlink.Handle{} // the package functions' handle: a socket per request
+		return false
 	}
 	hostNetns.once.Do(func() {
 		// Made here, on a thread in that namespace (checked above).
 		if h, err := netlink.NewHandle(unix.NETLINK_ROUTE); err == nil {
 			hostNetns.h = h
 		}
+		if s, err := nl.GetNetlinkSocketAt(netns.None(), netns.None(), unix.NETLINK_ROUTE); err == nil {
+			hostNetns.raw = &nl.SocketHandle{Socket: s}
+		}
 	})
-	if hostNetns.h == nil {
-		return &netlink.Handle{}
-	}
-	return hostNetns.h
+	return true
 }
 
 // hostNetns is the namespace the process started in (read at init, on
@@ -42,6 +66,7 @@ var hostNetns struct {
 	ino  uint64
 	once sync.Once
 	h    *netlink.Handle
+	raw  *nl.SocketHandle
 }
 
 func init() {
