@@ -325,7 +325,7 @@ func (i *Instance) bridgeSteps(st *store, ep *Endpoint, o AttachOptions, ns targ
 		// intent or the first record removes it too.
 		intent.EtcDir = EtcDir(ep.Netns)
 	}
-	var saved, etcWritten func() error
+	var saved, etcWritten, verified func() error
 	list := []step{
 		i.attachIntent(st, intent, ports),
 		{name: "store write",
@@ -351,10 +351,9 @@ func (i *Instance) bridgeSteps(st *store, ep *Endpoint, o AttachOptions, ns targ
 				// reads the store (networks, and the endpoints this
 				// session read already), which the record's write allows.
 				e := *ep
-				done := make(chan error, 1)
-				go func() { done <- i.writeEtcFiles(&e, st) }()
+				wait := beside(func() error { return i.writeEtcFiles(&e, st) })
 				etcWritten = sync.OnceValue(func() error {
-					err := <-done
+					err := wait()
 					ep.EtcDir = e.EtcDir
 					if err != nil {
 						return fmt.Errorf("write resolv.conf and hosts: %w", err)
@@ -373,6 +372,14 @@ func (i *Instance) bridgeSteps(st *store, ep *Endpoint, o AttachOptions, ns targ
 	}
 	list = append(list,
 		step{name: "netlink", do: func() error { return i.plumbVeth(ep, n, ns, rollback) }},
+		step{
+			do: func() error {
+				e := *ep // the container end as plumbVeth made it
+				verified = beside(func() error { return verifyPlumbed(ns, o.Target, e, n) })
+				return nil
+			},
+			undo: func() { verified() }, // it uses the target's handle, closed after the rollback
+		},
 		step{name: "sysctl", do: func() error { return enableForwarding(ep.HostVeth, ip6.IsValid()) }},
 		at("after-veth"),
 		step{name: "map writes",
@@ -412,8 +419,9 @@ func (i *Instance) bridgeSteps(st *store, ep *Endpoint, o AttachOptions, ns targ
 		i.attachProgram(&ep.HostIfindex, ep.HostVeth, o.TCXLink),
 		at("after-link"),
 		step{name: "netlink", do: func() error { return plumbing.SetLinkUp(ep.HostIfindex) }},
-		// What the caller is told must be what its namespace has.
-		step{name: "netlink", do: func() error { return verifyPlumbed(ns, o.Target, *ep, n) }},
+		// What the caller is told must be what its namespace has: checked
+		// beside the steps that follow, which change nothing there.
+		step{name: "netlink", do: func() error { return verified() }},
 		step{name: "resolv.conf and hosts", do: func() error {
 			if etcWritten == nil {
 				return nil
@@ -436,6 +444,15 @@ func (i *Instance) bridgeSteps(st *store, ep *Endpoint, o AttachOptions, ns targ
 		}},
 	)
 	return list, nil
+}
+
+// beside runs fn on a goroutine of its own, beside the caller's next
+// steps, and returns what waits for it and gives its error (as often as
+// called).
+func beside(fn func() error) (wait func() error) {
+	done := make(chan error, 1)
+	go func() { done <- fn() }()
+	return sync.OnceValue(func() error { return <-done })
 }
 
 // portsFor assigns the host ports an endpoint named name publishes,
