@@ -67,19 +67,22 @@ func (i *Instance) Attach(o AttachOptions) (Endpoint, error) {
 	var ep Endpoint
 	err := i.withStore(func(st *store) (err error) {
 		start := time.Now()
-		if ep, err = i.attach(st, o); err != nil {
+		if ep, err = i.attach(st, o, start); err != nil {
 			if i.dp != nil {
 				// A default network made by this failed attach is gone again.
 				i.releaseIfUnused(st)
 			}
 			return err
 		}
+		if ep.Mode == ModeBridge {
+			return nil // observed in the transaction that ended the attach
+		}
 		return st.observe(OpAttach, time.Since(start))
 	})
 	return ep, err
 }
 
-func (i *Instance) attach(st *store, o AttachOptions) (Endpoint, error) {
+func (i *Instance) attach(st *store, o AttachOptions, start time.Time) (Endpoint, error) {
 	if o.Mode != ModeBridge && o.Mode != ModeNone {
 		return Endpoint{}, fmt.Errorf("attach supports bridge mode (--network=bridge or a network's name) and --network=none; use `ebpfnet run` for host and container: modes")
 	}
@@ -166,7 +169,7 @@ func (i *Instance) attach(st *store, o AttachOptions) (Endpoint, error) {
 	}
 	var list []step
 	if o.Mode == ModeBridge {
-		if list, err = i.bridgeSteps(st, &ep, o, tgt, eps, withEtc, &rollback); err != nil {
+		if list, err = i.bridgeSteps(st, &ep, o, tgt, eps, withEtc, start, &rollback); err != nil {
 			return Endpoint{}, err
 		}
 	} else {
@@ -207,6 +210,7 @@ func endpointName(target string) string {
 // it is the default one and missing, with the undo on rollback; address,
 // MAC, ports) and returns the steps that plumb and program it and save
 // its record; withEtc: they write its namespace's resolv.conf and hosts.
+// The last one also adds the attach's latency since start.
 //
 // Two of the steps run beside the others, each on a goroutine of its
 // own, started right after the intent and waited for before the attach
@@ -225,7 +229,7 @@ func endpointName(target string) string {
 // (the undos wait for the goroutines first). Both, and the intent, name
 // the etc directory, so that a rollback removes the files (only files
 // ebpfnet wrote: removeEtcFiles).
-func (i *Instance) bridgeSteps(st *store, ep *Endpoint, o AttachOptions, ns target, eps []Endpoint, withEtc bool, rollback *undo) ([]step, error) {
+func (i *Instance) bridgeSteps(st *store, ep *Endpoint, o AttachOptions, ns target, eps []Endpoint, withEtc bool, start time.Time, rollback *undo) ([]step, error) {
 	netName := cmp.Or(o.Network, DefaultNetwork)
 	n, ok, err := st.network(netName)
 	if err != nil {
@@ -437,7 +441,7 @@ func (i *Instance) bridgeSteps(st *store, ep *Endpoint, o AttachOptions, ns targ
 		}},
 		at("before-save"),
 		step{name: "store write", do: func() error {
-			if err := st.finishAttach(*ep, mapped); err != nil {
+			if err := st.finishAttach(*ep, mapped, time.Since(start)); err != nil {
 				return fmt.Errorf("save endpoint: %w", err)
 			}
 			return nil

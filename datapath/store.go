@@ -101,16 +101,21 @@ func (s *store) putPendingEndpoint(e Endpoint) (wait func() error) {
 
 // finishAttach writes an attach's record as the kernel changes completed
 // it and ends the attach's intent, in one transaction, with the map
-// update's latency; unsynced, as the intent was. A crash of the process
+// update's and the attach's latencies; unsynced, as the intent was. A crash of the process
 // sees both or neither (the page cache has them). A power loss may lose
 // it, and finds the record putPendingEndpoint synced with its intent:
 // that rolls back an endpoint whose veth, maps and namespace died with
 // the machine. What the two records differ in (ifindexes, the netns
 // cookie, which interface holds the default route) is state of that
 // kernel, meaningless after a reboot.
-func (s *store) finishAttach(e Endpoint, mapped time.Duration) error {
+func (s *store) finishAttach(e Endpoint, mapped, took time.Duration) error {
 	return s.FinishPending(bucketEndpoints, e.Name, e, boltstore.IntentKey(intentAttach, e.Name),
-		func(tx *bolt.Tx) error { return observeTx(tx, OpMapUpdate, mapped) })
+		func(tx *bolt.Tx) error {
+			if err := observeTx(tx, OpMapUpdate, mapped); err != nil {
+				return err
+			}
+			return observeTx(tx, OpAttach, took)
+		})
 }
 
 // dropEndpoint deletes the record of an attach that is being rolled back.
