@@ -27,6 +27,11 @@ type store struct {
 	// with its writes (nil: not read): an attach lists them more than once,
 	// and with 1000 endpoints each decode is milliseconds.
 	eps []Endpoint
+	// epsOwn says no one else holds eps (no view of it was handed out, and
+	// the cache does not share it): wrote may then replace a record in
+	// place rather than copy the slice (an attach rewrites its own record
+	// once: finishAttach).
+	epsOwn bool
 }
 
 func openStore(dir string) (*store, error) {
@@ -83,6 +88,7 @@ func (s *store) endpointsView() ([]Endpoint, error) {
 	if len(s.eps) == 0 {
 		return nil, nil
 	}
+	s.epsOwn = false
 	return s.eps, nil
 }
 

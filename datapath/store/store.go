@@ -137,7 +137,8 @@ func (s *DB) Update(fn func(*bolt.Tx) error) error {
 // to survive the process, not the machine: intents (they guard against a
 // command killed half way; the kernel state they describe does not survive
 // a reboot either) and latency statistics. The page cache keeps them across
-// a crash of the process. Records of networks and endpoints are synced.
+// a crash of the process. Records of networks and endpoints are synced
+// (an attach's completion of its synced record is not: FinishPending).
 func (s *DB) UpdateUnsynced(fn func(*bolt.Tx) error) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
@@ -216,11 +217,9 @@ func (s *DB) PutDone(bucket []byte, key string, v any, intent []byte) error {
 }
 
 // PutPending writes a record, synced, and leaves the intent of the
-// command that makes it: for a command whose last kernel change is slow
-// and needs no store (an attach's program attach, an RCU grace period),
-// the record's fsyncs overlap it, and the command ends the intent with
-// DeleteIntent once the change is made. Until then the store has record
-// and intent, and rolling back the intent takes the record with it.
+// command that makes it, which ends it later (FinishPending). Until then
+// the store has record and intent, and rolling back the intent takes the
+// record with it.
 func (s *DB) PutPending(bucket []byte, key string, v any) error {
 	raw, err := json.Marshal(v)
 	if err != nil {
