@@ -155,25 +155,24 @@ func (i *Instance) attach(st *store, o AttachOptions, start time.Time) (Endpoint
 	// The namespace's first endpoint gets its resolv.conf and hosts (a
 	// runtime's container, with a ContainerID, has its own /etc).
 	withEtc := o.ContainerID == "" && !slices.ContainsFunc(eps, func(e Endpoint) bool { return e.NetnsIno == ns.Ino })
-	var etc []step
-	if withEtc {
-		etc = append(etc, step{name: "resolv.conf and hosts",
-			do: func() error {
-				if err := i.writeEtcFiles(&ep, st); err != nil {
-					return fmt.Errorf("write resolv.conf and hosts: %w", err)
-				}
-				return nil
-			},
-			undo: func() { removeEtcFiles(ep) },
-		})
-	}
 	var list []step
 	if o.Mode == ModeBridge {
 		if list, err = i.bridgeSteps(st, &ep, o, tgt, eps, withEtc, start, &rollback); err != nil {
 			return Endpoint{}, err
 		}
 	} else {
-		list = append([]step{{name: "netlink", do: func() error { return setLoopbackUp(tgt) }}}, etc...)
+		list = []step{{name: "netlink", do: func() error { return setLoopbackUp(tgt) }}}
+		if withEtc {
+			list = append(list, step{name: "resolv.conf and hosts",
+				do: func() error {
+					if err := i.writeEtcFiles(&ep, st); err != nil {
+						return fmt.Errorf("write resolv.conf and hosts: %w", err)
+					}
+					return nil
+				},
+				undo: func() { removeEtcFiles(ep) },
+			})
+		}
 		list = append(list, at("before-save"), step{name: "store write", do: func() error {
 			ep.Created = time.Now().UTC()
 			if err := st.putEndpoint(ep); err != nil {
@@ -212,12 +211,13 @@ func endpointName(target string) string {
 // its record; withEtc: they write its namespace's resolv.conf and hosts.
 // The last one also adds the attach's latency since start.
 //
-// Two of the steps run beside the others, each on a goroutine of its
-// own, started right after the intent and waited for before the attach
-// reports: the record's synced write (two fdatasyncs, 1-2 ms on this
-// disk) and the resolv.conf and hosts files. Neither needs what the
-// kernel changes find out, and the kernel changes need neither. The
-// store: the intent is written first (unsynced: a bbolt commit in the
+// Three of the steps run beside the others, each on a goroutine of its
+// own, and are waited for before the attach reports: from right after
+// the intent, the record's synced write (two fdatasyncs, 1-2 ms on this
+// disk) and the resolv.conf and hosts files, which need nothing the
+// kernel changes find out (nor they anything of them); from when the
+// container end is made, the check that it is what the attach reports
+// (verifyPlumbed), which the later steps change nothing of. The store: the intent is written first (unsynced: a bbolt commit in the
 // page cache, which a crash of the process cannot lose), before any
 // change the attach makes. The record follows at once, synced, while the
 // attach makes the veth, the container end, the maps and the program.
