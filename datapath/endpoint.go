@@ -211,13 +211,14 @@ func endpointName(target string) string {
 // its record; withEtc: they write its namespace's resolv.conf and hosts.
 // The last one also adds the attach's latency since start.
 //
-// Three of the steps run beside the others, each on a goroutine of its
-// own, and are waited for before the attach reports: from right after
-// the intent, the record's synced write (two fdatasyncs, 1-2 ms on this
+// Two of the steps run beside the others, each on a goroutine of its
+// own, from right after the intent, and are waited for before the attach
+// reports: the record's synced write (two fdatasyncs, 1-2 ms on this
 // disk) and the resolv.conf and hosts files, which need nothing the
-// kernel changes find out (nor they anything of them); from when the
-// container end is made, the check that it is what the attach reports
-// (verifyPlumbed), which the later steps change nothing of. The store: the intent is written first (unsynced: a bbolt commit in the
+// kernel changes find out (nor they anything of them). The check that
+// the container end is what the attach reports (verifyPlumbed) is not
+// one of them: it runs last, so that a target re-pointed during the
+// attach fails it. The store: the intent is written first (unsynced: a bbolt commit in the
 // page cache, which a crash of the process cannot lose), before any
 // change the attach makes. The record follows at once, synced, while the
 // attach makes the veth, the container end, the maps and the program.
@@ -329,7 +330,7 @@ func (i *Instance) bridgeSteps(st *store, ep *Endpoint, o AttachOptions, ns targ
 		// intent or the first record removes it too.
 		intent.EtcDir = EtcDir(ep.Netns)
 	}
-	var saved, etcWritten, verified func() error
+	var saved, etcWritten func() error
 	list := []step{
 		i.attachIntent(st, intent, ports),
 		{name: "store write",
@@ -376,14 +377,6 @@ func (i *Instance) bridgeSteps(st *store, ep *Endpoint, o AttachOptions, ns targ
 	}
 	list = append(list,
 		step{name: "netlink", do: func() error { return i.plumbVeth(ep, n, ns, rollback) }},
-		step{
-			do: func() error {
-				e := *ep // the container end as plumbVeth made it
-				verified = beside(func() error { return verifyPlumbed(ns, o.Target, e, n) })
-				return nil
-			},
-			undo: func() { verified() }, // it uses the target's handle, closed after the rollback
-		},
 		step{name: "sysctl", do: func() error { return enableForwarding(ep.HostVeth, ip6.IsValid()) }},
 		at("after-veth"),
 		step{name: "map writes",
@@ -423,9 +416,11 @@ func (i *Instance) bridgeSteps(st *store, ep *Endpoint, o AttachOptions, ns targ
 		i.attachProgram(&ep.HostIfindex, ep.HostVeth, o.TCXLink),
 		at("after-link"),
 		step{name: "netlink", do: func() error { return plumbing.SetLinkUp(ep.HostIfindex) }},
-		// What the caller is told must be what its namespace has: checked
-		// beside the steps that follow, which change nothing there.
-		step{name: "netlink", do: func() error { return verified() }},
+		// What the caller is told must be what its namespace has, checked
+		// after every change, as late as can be (a target re-pointed
+		// meanwhile fails the attach: TestCNIAddFailsWhenItsSandboxIsReplaced).
+		// The record's fsyncs go on beside it.
+		step{name: "netlink", do: func() error { return verifyPlumbed(ns, o.Target, *ep, n) }},
 		step{name: "resolv.conf and hosts", do: func() error {
 			if etcWritten == nil {
 				return nil
