@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -66,19 +67,22 @@ func (i *Instance) Attach(o AttachOptions) (Endpoint, error) {
 	var ep Endpoint
 	err := i.withStore(func(st *store) (err error) {
 		start := time.Now()
-		if ep, err = i.attach(st, o); err != nil {
+		if ep, err = i.attach(st, o, start); err != nil {
 			if i.dp != nil {
 				// A default network made by this failed attach is gone again.
 				i.releaseIfUnused(st)
 			}
 			return err
 		}
+		if ep.Mode == ModeBridge {
+			return nil // observed in the transaction that ended the attach
+		}
 		return st.observe(OpAttach, time.Since(start))
 	})
 	return ep, err
 }
 
-func (i *Instance) attach(st *store, o AttachOptions) (Endpoint, error) {
+func (i *Instance) attach(st *store, o AttachOptions, start time.Time) (Endpoint, error) {
 	if o.Mode != ModeBridge && o.Mode != ModeNone {
 		return Endpoint{}, fmt.Errorf("attach supports bridge mode (--network=bridge or a network's name) and --network=none; use `ebpfnet run` for host and container: modes")
 	}
@@ -148,51 +152,27 @@ func (i *Instance) attach(st *store, o AttachOptions) (Endpoint, error) {
 	defer tgt.close()
 	var rollback undo
 	defer rollback.run()
-	var etc []step
-	if o.ContainerID == "" && !slices.ContainsFunc(eps, func(e Endpoint) bool { return e.NetnsIno == ns.Ino }) {
-		// The namespace's first endpoint: its resolv.conf and hosts (a
-		// runtime's container, with a ContainerID, has its own /etc).
-		etc = append(etc, step{name: "resolv.conf and hosts",
-			do: func() error {
-				if err := i.writeEtcFiles(&ep, st); err != nil {
-					return fmt.Errorf("write resolv.conf and hosts: %w", err)
-				}
-				return nil
-			},
-			undo: func() { removeEtcFiles(ep) },
-		})
-	}
+	// The namespace's first endpoint gets its resolv.conf and hosts (a
+	// runtime's container, with a ContainerID, has its own /etc).
+	withEtc := o.ContainerID == "" && !slices.ContainsFunc(eps, func(e Endpoint) bool { return e.NetnsIno == ns.Ino })
 	var list []step
 	if o.Mode == ModeBridge {
-		// The record is written before the program is attached, with the
-		// intent kept: until endAttach ends it, a crash rolls back the
-		// attach, record and all (undoAttach), and so does a failure (the
-		// step's undo).
-		save := step{name: "store write",
-			do: func() error {
-				ep.Created = time.Now().UTC()
-				if err := st.putPendingEndpoint(ep); err != nil {
-					return fmt.Errorf("save endpoint: %w", err)
-				}
-				return nil
-			},
-			undo: func() {
-				if err := st.dropEndpoint(ep.Name); err != nil {
-					i.log.Warn("remove the record of a failed attach", "endpoint", ep.Name, "err", err)
-				}
-			},
-		}
-		if list, err = i.bridgeSteps(st, &ep, o, tgt, eps, append(etc, save), &rollback); err != nil {
+		if list, err = i.bridgeSteps(st, &ep, o, tgt, eps, withEtc, start, &rollback); err != nil {
 			return Endpoint{}, err
 		}
-		list = append(list, at("before-save"), step{name: "store write", do: func() error {
-			if err := st.endAttach(ep.Name); err != nil {
-				return fmt.Errorf("save endpoint: %w", err)
-			}
-			return nil
-		}})
 	} else {
-		list = append([]step{{name: "netlink", do: func() error { return setLoopbackUp(tgt) }}}, etc...)
+		list = []step{{name: "netlink", do: func() error { return setLoopbackUp(tgt) }}}
+		if withEtc {
+			list = append(list, step{name: "resolv.conf and hosts",
+				do: func() error {
+					if err := i.writeEtcFiles(&ep, st); err != nil {
+						return fmt.Errorf("write resolv.conf and hosts: %w", err)
+					}
+					return nil
+				},
+				undo: func() { removeEtcFiles(ep) },
+			})
+		}
 		list = append(list, at("before-save"), step{name: "store write", do: func() error {
 			ep.Created = time.Now().UTC()
 			if err := st.putEndpoint(ep); err != nil {
@@ -227,10 +207,30 @@ func endpointName(target string) string {
 
 // bridgeSteps checks and prepares a bridge endpoint (its network, made if
 // it is the default one and missing, with the undo on rollback; address,
-// MAC, ports) and returns the steps that plumb and program it, with
-// more (steps that change nothing of ep the later steps set) run after the
-// map writes, before the program is attached.
-func (i *Instance) bridgeSteps(st *store, ep *Endpoint, o AttachOptions, ns target, eps []Endpoint, more []step, rollback *undo) ([]step, error) {
+// MAC, ports) and returns the steps that plumb and program it and save
+// its record; withEtc: they write its namespace's resolv.conf and hosts.
+// The last one also adds the attach's latency since start.
+//
+// Two of the steps run beside the others, each on a goroutine of its
+// own, from right after the intent, and are waited for before the attach
+// reports: the record's synced write (two fdatasyncs, 1-2 ms on this
+// disk) and the resolv.conf and hosts files, which need nothing the
+// kernel changes find out (nor they anything of them). The check that
+// the container end is what the attach reports (verifyPlumbed) is not
+// one of them: it runs last, so that a target re-pointed during the
+// attach fails it. The store: the intent is written first (unsynced: a bbolt commit in the
+// page cache, which a crash of the process cannot lose), before any
+// change the attach makes. The record follows at once, synced, while the
+// attach makes the veth, the container end, the maps and the program.
+// The attach waits for it, then writes the record as the kernel changes
+// completed it and ends the intent in one unsynced transaction
+// (finishAttach says why a power loss loses nothing that matters
+// there). Until the intent ends, a crash at any point, with or without
+// the record, rolls the attach back (undoAttach), and so does a failure
+// (the undos wait for the goroutines first). Both, and the intent, name
+// the etc directory, so that a rollback removes the files (only files
+// ebpfnet wrote: removeEtcFiles).
+func (i *Instance) bridgeSteps(st *store, ep *Endpoint, o AttachOptions, ns target, eps []Endpoint, withEtc bool, start time.Time, rollback *undo) ([]step, error) {
 	netName := cmp.Or(o.Network, DefaultNetwork)
 	n, ok, err := st.network(netName)
 	if err != nil {
@@ -321,14 +321,65 @@ func (i *Instance) bridgeSteps(st *store, ep *Endpoint, o AttachOptions, ns targ
 	ep.Network, ep.IP, ep.IP6, ep.MAC = n.Name, ip, ip6, mac.String()
 	ep.HostVeth = "veth" + randomHex(4)[:7]
 
+	ep.Ports = ports
 	var mapped time.Duration
 	var bs []maps.PortEntry
+	intent := *ep
+	if withEtc {
+		// What the etc files step will write, so that a rollback from the
+		// intent or the first record removes it too.
+		intent.EtcDir = EtcDir(ep.Netns)
+	}
+	var saved, etcWritten func() error
 	list := []step{
-		i.attachIntent(st, *ep, ports),
-		{name: "netlink", do: func() error { return i.plumbVeth(ep, n, ns, rollback) }},
-		{name: "sysctl", do: func() error { return enableForwarding(ep.HostVeth, ip6.IsValid()) }},
+		i.attachIntent(st, intent, ports),
+		{name: "store write",
+			do: func() error {
+				ep.Created = time.Now().UTC()
+				rec := *ep // a copy: the steps below complete ep
+				rec.EtcDir = intent.EtcDir
+				saved = st.putPendingEndpoint(rec)
+				return nil
+			},
+			undo: func() {
+				saved() // the store takes one write at a time
+				if err := st.dropEndpoint(ep.Name); err != nil {
+					i.log.Warn("remove the record of a failed attach", "endpoint", ep.Name, "err", err)
+				}
+			},
+		},
+	}
+	if withEtc {
+		list = append(list, step{
+			do: func() error {
+				// On a copy: the steps below complete ep meanwhile. It
+				// reads the store (networks, and the endpoints this
+				// session read already), which the record's write allows.
+				e := *ep
+				wait := beside(func() error { return i.writeEtcFiles(&e, st) })
+				etcWritten = sync.OnceValue(func() error {
+					err := wait()
+					ep.EtcDir = e.EtcDir
+					if err != nil {
+						return fmt.Errorf("write resolv.conf and hosts: %w", err)
+					}
+					return nil
+				})
+				return nil
+			},
+			undo: func() {
+				etcWritten()
+				e := *ep
+				e.EtcDir = intent.EtcDir // also what a failed write left
+				removeEtcFiles(e)
+			},
+		})
+	}
+	list = append(list,
+		step{name: "netlink", do: func() error { return i.plumbVeth(ep, n, ns, rollback) }},
+		step{name: "sysctl", do: func() error { return enableForwarding(ep.HostVeth, ip6.IsValid()) }},
 		at("after-veth"),
-		{name: "map writes",
+		step{name: "map writes",
 			do: func() error {
 				start := time.Now()
 				err := views.PutEndpoint(maps.Endpoint{IP: ip, MAC: mac, NetID: n.ID, Ifindex: ep.HostIfindex, Overlay: n.VNI != 0, IP6: ip6})
@@ -337,8 +388,7 @@ func (i *Instance) bridgeSteps(st *store, ep *Endpoint, o AttachOptions, ns targ
 			},
 			undo: func() { views.DeleteEndpoint(ep.HostIfindex, ip) },
 		},
-		{do: func() error { return st.observe(OpMapUpdate, mapped) }},
-		{name: "map writes",
+		step{name: "map writes",
 			do: func() (err error) {
 				if ep.NetnsCookie, err = ns.cookie(); err != nil {
 					return err
@@ -351,17 +401,14 @@ func (i *Instance) bridgeSteps(st *store, ep *Endpoint, o AttachOptions, ns targ
 				}
 			},
 		},
-		{name: "map writes",
+		step{name: "map writes",
 			do: func() error {
-				ep.Ports = ports
 				bs = bindings(activePorts(*ep, eps), *ep)
 				return views.PutPortEntries(bs)
 			},
 			undo: func() { views.DeletePortEntries(bs) },
 		},
 		at("after-maps"),
-	}
-	return append(append(list, more...),
 		// The program, attached after the maps (it drops traffic from
 		// interfaces they do not know yet), then the host end up: only now
 		// can the container's traffic flow, and all of it through the
@@ -369,9 +416,42 @@ func (i *Instance) bridgeSteps(st *store, ep *Endpoint, o AttachOptions, ns targ
 		i.attachProgram(&ep.HostIfindex, ep.HostVeth, o.TCXLink),
 		at("after-link"),
 		step{name: "netlink", do: func() error { return plumbing.SetLinkUp(ep.HostIfindex) }},
-		// What the caller is told must be what its namespace has.
+		// What the caller is told must be what its namespace has, checked
+		// after every change, as late as can be (a target re-pointed
+		// meanwhile fails the attach: TestCNIAddFailsWhenItsSandboxIsReplaced).
+		// The record's fsyncs go on beside it.
 		step{name: "netlink", do: func() error { return verifyPlumbed(ns, o.Target, *ep, n) }},
-	), nil
+		step{name: "resolv.conf and hosts", do: func() error {
+			if etcWritten == nil {
+				return nil
+			}
+			return etcWritten()
+		}},
+		// The record is on disk before the attach reports.
+		step{name: "store write", do: func() error {
+			if err := saved(); err != nil {
+				return fmt.Errorf("save endpoint: %w", err)
+			}
+			return nil
+		}},
+		at("before-save"),
+		step{name: "store write", do: func() error {
+			if err := st.finishAttach(*ep, mapped, time.Since(start)); err != nil {
+				return fmt.Errorf("save endpoint: %w", err)
+			}
+			return nil
+		}},
+	)
+	return list, nil
+}
+
+// beside runs fn on a goroutine of its own, beside the caller's next
+// steps, and returns what waits for it and gives its error (as often as
+// called).
+func beside(fn func() error) (wait func() error) {
+	done := make(chan error, 1)
+	go func() { done <- fn() }()
+	return sync.OnceValue(func() error { return <-done })
 }
 
 // portsFor assigns the host ports an endpoint named name publishes,

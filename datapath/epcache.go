@@ -40,7 +40,7 @@ func (c *endpointCache) load(st *store) {
 		return
 	}
 	if v, err := st.version(); err == nil && v == c.at {
-		st.eps = c.eps // shared: wrote copies before it changes them
+		st.eps, st.epsOwn = c.eps, false // shared: wrote copies before it changes them
 	}
 }
 
@@ -67,7 +67,9 @@ func (s *store) version() (storeVersion, error) {
 // wrote keeps the session's decoded endpoints in step with a write of the
 // record key of bucket (raw nil: deleted). After a failed write, or one it
 // cannot follow, it forgets them. It makes a new slice rather than change
-// the one it has: that may be shared with the cache (endpointCache).
+// the one it has, which may be shared with the cache (endpointCache) or
+// a caller's view, unless it made that slice itself and no one else holds
+// it (epsOwn).
 func (s *store) wrote(bucket []byte, key string, raw []byte, err error) {
 	if string(bucket) != string(bucketEndpoints) || s.eps == nil {
 		return
@@ -76,6 +78,8 @@ func (s *store) wrote(bucket []byte, key string, raw []byte, err error) {
 		s.eps = nil
 		return
 	}
+	own := s.epsOwn
+	s.epsOwn = true // every branch below makes a new slice, or drops it
 	// Records are in key order (bbolt's), and an endpoint's key is its name.
 	k, found := slices.BinarySearchFunc(s.eps, key, func(e Endpoint, key string) int { return strings.Compare(e.Name, key) })
 	if raw == nil {
@@ -91,7 +95,9 @@ func (s *store) wrote(bucket []byte, key string, raw []byte, err error) {
 		s.eps = nil
 		return
 	}
-	if found {
+	if found && own {
+		s.eps[k] = e // no one else holds this slice
+	} else if found {
 		s.eps = slices.Concat(s.eps[:k], []Endpoint{e}, s.eps[k+1:])
 	} else {
 		s.eps = slices.Concat(s.eps[:k], []Endpoint{e}, s.eps[k:])

@@ -20,11 +20,12 @@ import (
 // it is about to make, with the names it chose (veth, bridge, network id,
 // address, ports). The record that ends the command and the removal of the
 // intent are one transaction (putDone), so the store always either has the
-// record or the intent. A bridge attach writes its record earlier, before
-// its program is attached (putPendingEndpoint), and ends the intent after
-// (endAttach); in between the store has both, and an intent with a record
-// of its veth is
-// an attach that did not finish (undoAttach takes the record with it).
+// record or the intent. A bridge attach writes its record early, synced,
+// right after the intent and beside its kernel changes
+// (putPendingEndpoint), and once they are made writes the completed record
+// and ends the intent in one transaction (finishAttach); in between the
+// store has both, and an intent with a record of its veth is an attach
+// that did not finish (undoAttach takes the record with it).
 // A command that fails rolls back and removes its intent; a command that
 // dies (SIGKILL, OOM, power) leaves the intent.
 //
@@ -36,9 +37,23 @@ import (
 // dead command never reported success.
 //
 // Cost: one small extra bbolt transaction (unsynced, see
-// store.UpdateUnsynced) per attach, detach, network create and rm; the end
-// of the intent rides in the record's transaction, except a bridge
-// attach's, one more unsynced transaction after the record's.
+// store.UpdateUnsynced, some 25 µs) per attach, detach, network create and
+// rm; the end of the intent rides in the record's transaction. A bridge
+// attach has one synced transaction, the first record's (its fsyncs run
+// beside the kernel changes), and one unsynced one that completes the
+// record and ends the intent.
+//
+// Durability. The intent is unsynced: it guards against a command killed
+// half way, and what it describes (veth, maps, program) does not survive a
+// reboot either. The first record is synced before the attach reports
+// (with it the intent, written before it into the same file). The
+// completed record and the intent's end are not: a power loss may bring
+// back the first record with its intent, and the next command rolls the
+// attach back, which is right for an endpoint whose veth, maps and
+// namespace died with the machine (the same as before, when the intent's
+// end was already unsynced). The two records differ only in what the
+// kernel changes found out (ifindexes, the netns cookie, which interface
+// holds the default route), state of the kernel that a reboot wipes.
 //
 // Removals (detach, network rm) write an intent too, and the removal of
 // the record ends it in the same transaction. Their intents are finished,

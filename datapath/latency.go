@@ -45,32 +45,35 @@ func (h Histogram) Cumulative() map[float64]uint64 {
 
 func (s *store) observe(op string, d time.Duration) error {
 	defer timeStep("store write")()
-	return s.UpdateUnsynced(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists(bucketLatency)
-		if err != nil {
+	return s.UpdateUnsynced(func(tx *bolt.Tx) error { return observeTx(tx, op, d) })
+}
+
+// observeTx adds d to op's histogram in the write transaction tx.
+func observeTx(tx *bolt.Tx, op string, d time.Duration) error {
+	b, err := tx.CreateBucketIfNotExists(bucketLatency)
+	if err != nil {
+		return err
+	}
+	var h Histogram
+	if raw := b.Get([]byte(op)); raw != nil {
+		if err := json.Unmarshal(raw, &h); err != nil {
 			return err
 		}
-		var h Histogram
-		if raw := b.Get([]byte(op)); raw != nil {
-			if err := json.Unmarshal(raw, &h); err != nil {
-				return err
-			}
+	}
+	if len(h.Buckets) != len(LatencyBuckets) {
+		h.Buckets = make([]uint64, len(LatencyBuckets))
+	}
+	sec := d.Seconds()
+	h.Count++
+	h.Sum += sec
+	for i, bound := range LatencyBuckets {
+		if sec <= bound {
+			h.Buckets[i]++
+			break
 		}
-		if len(h.Buckets) != len(LatencyBuckets) {
-			h.Buckets = make([]uint64, len(LatencyBuckets))
-		}
-		sec := d.Seconds()
-		h.Count++
-		h.Sum += sec
-		for i, bound := range LatencyBuckets {
-			if sec <= bound {
-				h.Buckets[i]++
-				break
-			}
-		}
-		raw, _ := json.Marshal(h)
-		return b.Put([]byte(op), raw)
-	})
+	}
+	raw, _ := json.Marshal(h)
+	return b.Put([]byte(op), raw)
 }
 
 // Latencies returns the stored histograms by operation.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/ebpfnet/ebpfnet/loader"
 )
 
 // ServeOptions tune the control plane's background work.
@@ -41,6 +43,9 @@ func (i *Instance) Serve(ctx context.Context, o ServeOptions) error {
 	if _, err := i.datapath(); err != nil {
 		return err
 	}
+	// The kept host netlink sockets, opened now rather than in the
+	// first request's attach.
+	loader.HostNetlink()
 	reconcile := func() error {
 		gone, err := i.Reconcile()
 		if len(gone) > 0 {

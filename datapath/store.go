@@ -2,6 +2,9 @@ package datapath
 
 import (
 	"slices"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	boltstore "github.com/ebpfnet/ebpfnet/datapath/store"
 )
@@ -24,6 +27,11 @@ type store struct {
 	// with its writes (nil: not read): an attach lists them more than once,
 	// and with 1000 endpoints each decode is milliseconds.
 	eps []Endpoint
+	// epsOwn says no one else holds eps (no view of it was handed out, and
+	// the cache does not share it): wrote may then replace a record in
+	// place rather than copy the slice (an attach rewrites its own record
+	// once: finishAttach).
+	epsOwn bool
 }
 
 func openStore(dir string) (*store, error) {
@@ -80,6 +88,7 @@ func (s *store) endpointsView() ([]Endpoint, error) {
 	if len(s.eps) == 0 {
 		return nil, nil
 	}
+	s.epsOwn = false
 	return s.eps, nil
 }
 
@@ -87,18 +96,32 @@ func (s *store) putEndpoint(e Endpoint) error {
 	return s.PutDone(bucketEndpoints, e.Name, e, boltstore.IntentKey(intentAttach, e.Name))
 }
 
-// putPendingEndpoint writes an attach's record before its program is
-// attached, keeping the attach's intent: endAttach ends it (see attach).
-func (s *store) putPendingEndpoint(e Endpoint) error {
-	return s.PutPending(bucketEndpoints, e.Name, e)
+// putPendingEndpoint starts writing an attach's record, synced, on a
+// goroutine of its own, keeping the attach's intent: the attach makes its
+// kernel changes meanwhile, waits for the write before it reports, and
+// finishAttach ends the intent (see attach). Until wait returned the
+// attach writes nothing else to the store.
+func (s *store) putPendingEndpoint(e Endpoint) (wait func() error) {
+	return s.PutPendingAsync(bucketEndpoints, e.Name, e)
 }
 
-// endAttach ends the intent of an attach whose record putPendingEndpoint
-// wrote: the attach is done. Unsynced, as the intent was: the record was
-// synced, and an intent a power loss brings back rolls back an endpoint
-// whose namespace died with the machine.
-func (s *store) endAttach(name string) error {
-	return s.DeleteIntent(boltstore.IntentKey(intentAttach, name))
+// finishAttach writes an attach's record as the kernel changes completed
+// it and ends the attach's intent, in one transaction, with the map
+// update's and the attach's latencies; unsynced, as the intent was. A crash of the process
+// sees both or neither (the page cache has them). A power loss may lose
+// it, and finds the record putPendingEndpoint synced with its intent:
+// that rolls back an endpoint whose veth, maps and namespace died with
+// the machine. What the two records differ in (ifindexes, the netns
+// cookie, which interface holds the default route) is state of that
+// kernel, meaningless after a reboot.
+func (s *store) finishAttach(e Endpoint, mapped, took time.Duration) error {
+	return s.FinishPending(bucketEndpoints, e.Name, e, boltstore.IntentKey(intentAttach, e.Name),
+		func(tx *bolt.Tx) error {
+			if err := observeTx(tx, OpMapUpdate, mapped); err != nil {
+				return err
+			}
+			return observeTx(tx, OpAttach, took)
+		})
 }
 
 // dropEndpoint deletes the record of an attach that is being rolled back.

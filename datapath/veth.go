@@ -20,7 +20,7 @@ import (
 // bridge before from_container judges it: the caller attaches the program
 // (attachProgram) and brings it up once the program is attached.
 func (i *Instance) plumbVeth(ep *Endpoint, n Network, ns target, rollback *undo) error {
-	br, err := netlink.LinkByName(n.Bridge)
+	br, err := loader.HostNetlink().LinkByName(n.Bridge)
 	if err != nil {
 		return fmt.Errorf("bridge %s of network %s is missing: %w", n.Bridge, n.Name, err)
 	}

@@ -260,6 +260,13 @@ func TestKillPointsInAttach(t *testing.T) {
 				if out := tp.Exec(c1, "ip", "-o", "link"); strings.Contains(out, "eth0") {
 					t.Fatalf("eth0 left in the container:\n%s", out)
 				}
+				// Written beside the kernel changes from right after the
+				// intent: the intent and the record name them.
+				for _, f := range []string{"resolv.conf", "hosts"} {
+					if _, err := os.Stat(filepath.Join("/etc/netns", c1, f)); !errors.Is(err, os.ErrNotExist) {
+						t.Fatalf("/etc/netns/%s/%s left behind (%v)", c1, f, err)
+					}
+				}
 				if _, errOut, err := tp.Ebpfnet("detach", c1); err == nil || !strings.Contains(errOut, "not attached") {
 					t.Fatalf("detach of the never-attached target: %v %s", err, errOut)
 				}

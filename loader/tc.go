@@ -42,10 +42,11 @@ func (d *Datapath) AttachTCIngress(prog string, ifindex int, ifname string) erro
 	if p == nil {
 		return fmt.Errorf("unknown program %s", prog)
 	}
-	if err := addClsact(ifindex); err != nil {
+	h := HostNetlink()
+	if err := addClsact(h, ifindex); err != nil {
 		return fmt.Errorf("attach %s to %s: add clsact qdisc: %w", prog, ifname, err)
 	}
-	if err := netlink.FilterReplace(tcFilter(prog, ifindex, p)); err != nil {
+	if err := h.FilterReplace(tcFilter(prog, ifindex, p)); err != nil {
 		return fmt.Errorf("attach %s to %s: add cls_bpf filter: %w", prog, ifname, err)
 	}
 	return nil
@@ -55,7 +56,7 @@ func (d *Datapath) AttachTCIngress(prog string, ifindex int, ifname string) erro
 // every filter under it (the rollback of an attach). An interface already
 // gone, or without the qdisc, is no error.
 func DetachTCIngress(ifindex int) error {
-	err := netlink.QdiscDel(clsact(ifindex))
+	err := HostNetlink().QdiscDel(clsact(ifindex))
 	if err == nil || errors.Is(err, unix.ENODEV) || errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EINVAL) {
 		return nil
 	}
@@ -78,8 +79,8 @@ func clsact(ifindex int) *netlink.GenericQdisc {
 }
 
 // addClsact adds the clsact qdisc; one already there is kept.
-func addClsact(ifindex int) error {
-	if err := netlink.QdiscAdd(clsact(ifindex)); err != nil && !errors.Is(err, unix.EEXIST) {
+func addClsact(h *netlink.Handle, ifindex int) error {
+	if err := h.QdiscAdd(clsact(ifindex)); err != nil && !errors.Is(err, unix.EEXIST) {
 		return err
 	}
 	return nil

@@ -7,12 +7,15 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/ebpfnet/ebpfnet/loader"
 )
 
 // Veth is a veth pair to make: its host end on a bridge, its peer either in
@@ -35,41 +38,92 @@ type Veth struct {
 }
 
 // AddVeth makes v and returns the host end's ifindex and how to delete
-// the pair again (deleting the host end deletes the peer too).
+// the pair again (deleting the host end deletes the peer too). It is one
+// request: the host end's bridge is in it (netlink's LinkAdd sets it with
+// a second request, and looks the new link up by name with a third), and
+// the kernel's echo of the new link (NLM_F_ECHO, Linux 6.3 on) gives its
+// ifindex; an older kernel, which sends none, costs the lookup by name.
 func AddVeth(v Veth) (ifindex int, del func(), err error) {
-	attrs := netlink.LinkAttrs{Name: v.Host, MTU: v.MTU, MasterIndex: v.BridgeIndex}
+	req := loader.HostNetlinkRequest(unix.RTM_NEWLINK, unix.NLM_F_CREATE|unix.NLM_F_EXCL|unix.NLM_F_ACK|unix.NLM_F_ECHO)
+	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
 	if v.Up {
-		attrs.Flags = net.FlagUp
+		msg.Change, msg.Flags = unix.IFF_UP, unix.IFF_UP
 	}
-	veth := &netlink.Veth{LinkAttrs: attrs, PeerName: v.Peer, PeerHardwareAddr: v.PeerMAC}
+	req.AddData(msg)
+	req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(v.Host)))
+	if v.MTU > 0 {
+		req.AddData(nl.NewRtAttr(unix.IFLA_MTU, nl.Uint32Attr(uint32(v.MTU))))
+	}
+	req.AddData(nl.NewRtAttr(unix.IFLA_TXQLEN, nl.Uint32Attr(0))) // as LinkAdd of a zero LinkAttrs made it
+	if v.BridgeIndex != 0 {
+		req.AddData(nl.NewRtAttr(unix.IFLA_MASTER, nl.Uint32Attr(uint32(v.BridgeIndex))))
+	}
+	info := nl.NewRtAttr(unix.IFLA_LINKINFO, nil)
+	info.AddRtAttr(nl.IFLA_INFO_KIND, nl.NonZeroTerminated("veth"))
+	peer := info.AddRtAttr(nl.IFLA_INFO_DATA, nil).AddRtAttr(nl.VETH_INFO_PEER, nil)
+	nl.NewIfInfomsgChild(peer, unix.AF_UNSPEC)
+	peer.AddRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(v.Peer))
+	peer.AddRtAttr(unix.IFLA_TXQLEN, nl.Uint32Attr(0))
+	if v.MTU > 0 {
+		peer.AddRtAttr(unix.IFLA_MTU, nl.Uint32Attr(uint32(v.MTU)))
+	}
+	if v.PeerMAC != nil {
+		peer.AddRtAttr(unix.IFLA_ADDRESS, []byte(v.PeerMAC))
+	}
 	if v.HasPeerNS {
-		veth.PeerNamespace = netlink.NsFd(v.PeerNS)
+		peer.AddRtAttr(unix.IFLA_NET_NS_FD, nl.Uint32Attr(uint32(v.PeerNS)))
 	}
-	if err := netlink.LinkAdd(veth); err != nil {
+	req.AddData(info)
+	msgs, err := req.Execute(unix.NETLINK_ROUTE, unix.RTM_NEWLINK)
+	if err != nil {
 		return 0, nil, fmt.Errorf("create veth %s: %w", v.Host, err)
 	}
-	del = func() { netlink.LinkDel(veth) }
-	// LinkAdd looked the new link up by name for its index already.
-	if ifindex = veth.Attrs().Index; ifindex == 0 {
-		host, err := netlink.LinkByName(v.Host)
+	h := loader.HostNetlink()
+	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: v.Host}}
+	del = func() { h.LinkDel(veth) }
+	for _, m := range msgs {
+		if echoed(m, v.Host) {
+			ifindex = int(nl.DeserializeIfInfomsg(m).Index)
+			break
+		}
+	}
+	if ifindex == 0 {
+		host, err := h.LinkByName(v.Host)
 		if err != nil {
 			return 0, del, err
 		}
 		ifindex = host.Attrs().Index
-		veth.Index = ifindex
 	}
+	veth.Index = ifindex
 	if v.Hairpin {
 		// By that index: no lookup by name again.
-		if err := netlink.LinkSetHairpin(veth, true); err != nil {
+		if err := h.LinkSetHairpin(veth, true); err != nil {
 			return ifindex, del, fmt.Errorf("set hairpin mode of %s: %w", v.Host, err)
 		}
 	}
 	return ifindex, del, nil
 }
 
+// echoed says whether m, an RTM_NEWLINK message, is the link name's.
+func echoed(m []byte, name string) bool {
+	if len(m) < unix.SizeofIfInfomsg {
+		return false
+	}
+	attrs, err := nl.ParseRouteAttr(m[unix.SizeofIfInfomsg:])
+	if err != nil {
+		return false
+	}
+	for _, a := range attrs {
+		if a.Attr.Type == unix.IFLA_IFNAME {
+			return strings.TrimRight(string(a.Value), "\x00") == name
+		}
+	}
+	return false
+}
+
 // SetLinkUp brings the interface ifindex up.
 func SetLinkUp(ifindex int) error {
-	if err := netlink.LinkSetUp(&netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: ifindex}}); err != nil {
+	if err := loader.HostNetlink().LinkSetUp(&netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: ifindex}}); err != nil {
 		return fmt.Errorf("bring up interface %d: %w", ifindex, err)
 	}
 	return nil
@@ -285,8 +339,9 @@ func DeleteLink(name string) error {
 // deleting the pair, as it does (asynchronously) when the peer's namespace
 // is destroyed.
 func DeleteVeth(name string, ifindex int) error {
-	if l, err := netlink.LinkByName(name); err == nil && l.Attrs().Index == ifindex {
-		if err := netlink.LinkDel(l); !errors.Is(err, syscall.ENODEV) {
+	h := loader.HostNetlink()
+	if l, err := h.LinkByName(name); err == nil && l.Attrs().Index == ifindex {
+		if err := h.LinkDel(l); !errors.Is(err, syscall.ENODEV) {
 			return err
 		}
 	}

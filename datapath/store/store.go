@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -54,6 +55,11 @@ var State = [][]byte{Networks, Endpoints, Meta, Intents, Firewall, RuntimeSocket
 // DB is an instance's store.
 type DB struct {
 	db *bolt.DB
+	// writeMu serializes write transactions with the NoSync setting they
+	// commit under: bbolt reads its one NoSync flag at commit, and a
+	// synced transaction may now run on its own goroutine
+	// (PutPendingAsync) while the caller goes on.
+	writeMu sync.Mutex
 	// id tells this store from one made anew at the same path.
 	id string
 	// OnWrite, if set, hears of every record PutDone and DelDone write
@@ -121,22 +127,34 @@ func (s *DB) Close() error { return s.db.Close() }
 func (s *DB) View(fn func(*bolt.Tx) error) error { return s.db.View(fn) }
 
 // Update runs fn in a write transaction, synced to disk.
-func (s *DB) Update(fn func(*bolt.Tx) error) error { return s.db.Update(fn) }
+func (s *DB) Update(fn func(*bolt.Tx) error) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	return s.db.Update(fn)
+}
 
 // UpdateUnsynced is a write transaction without fsync, for what only has
 // to survive the process, not the machine: intents (they guard against a
 // command killed half way; the kernel state they describe does not survive
 // a reboot either) and latency statistics. The page cache keeps them across
-// a crash of the process. Records of networks and endpoints are synced.
+// a crash of the process. Records of networks and endpoints are synced
+// (an attach's completion of its synced record is not: FinishPending).
 func (s *DB) UpdateUnsynced(fn func(*bolt.Tx) error) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	synced := !s.db.NoSync
 	s.db.NoSync = true
-	defer func() { s.db.NoSync = false }()
+	defer func() { s.db.NoSync = !synced }()
 	return s.db.Update(fn)
 }
 
 // SetNoSync turns fsync off (or on again) for every write: for tests and
 // benchmarks that fill a store.
-func (s *DB) SetNoSync(on bool) { s.db.NoSync = on }
+func (s *DB) SetNoSync(on bool) {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	s.db.NoSync = on
+}
 
 // TxID is the id of the last committed transaction: bbolt numbers them in
 // sequence, so with ID it names a state of the store.
@@ -188,7 +206,7 @@ func (s *DB) PutDone(bucket []byte, key string, v any, intent []byte) error {
 	if err != nil {
 		return err
 	}
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.Update(func(tx *bolt.Tx) error {
 		if err := tx.Bucket(bucket).Put([]byte(key), raw); err != nil {
 			return err
 		}
@@ -199,17 +217,67 @@ func (s *DB) PutDone(bucket []byte, key string, v any, intent []byte) error {
 }
 
 // PutPending writes a record, synced, and leaves the intent of the
-// command that makes it: for a command whose last kernel change is slow
-// and needs no store (an attach's program attach, an RCU grace period),
-// the record's fsyncs overlap it, and the command ends the intent with
-// DeleteIntent once the change is made. Until then the store has record
-// and intent, and rolling back the intent takes the record with it.
+// command that makes it, which ends it later (FinishPending). Until then
+// the store has record and intent, and rolling back the intent takes the
+// record with it.
 func (s *DB) PutPending(bucket []byte, key string, v any) error {
 	raw, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	err = s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucket).Put([]byte(key), raw) })
+	err = s.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucket).Put([]byte(key), raw) })
+	s.wrote(bucket, key, raw, err)
+	return err
+}
+
+// PutPendingAsync is PutPending on a goroutine of its own: the record's
+// fsyncs (two, some 1-2 ms on this disk) overlap the kernel changes the
+// caller makes meanwhile. wait returns the write's error once it is
+// synced (and tells OnWrite, on the caller's goroutine). Until wait
+// returned, the caller writes nothing else to the store: it may read.
+func (s *DB) PutPendingAsync(bucket []byte, key string, v any) (wait func() error) {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return func() error { return err }
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- s.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucket).Put([]byte(key), raw) })
+	}()
+	var once sync.Once
+	return func() error {
+		once.Do(func() {
+			err = <-done
+			s.wrote(bucket, key, raw, err)
+		})
+		return err
+	}
+}
+
+// FinishPending rewrites a record PutPending wrote and removes the intent
+// of the command that made it, in one transaction, unsynced; also, if not
+// nil, writes more in the same transaction (latency statistics). For
+// what a crash of the process must see in one step (the record complete
+// and the command done), when what a power loss could lose is only what
+// changed since PutPending (state of the kernel that does not survive a
+// reboot either: datapath/intent.go).
+func (s *DB) FinishPending(bucket []byte, key string, v any, intent []byte, also func(*bolt.Tx) error) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	err = s.UpdateUnsynced(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bucket).Put([]byte(key), raw); err != nil {
+			return err
+		}
+		if err := tx.Bucket(Intents).Delete(intent); err != nil {
+			return err
+		}
+		if also != nil {
+			return also(tx)
+		}
+		return nil
+	})
 	s.wrote(bucket, key, raw, err)
 	return err
 }
@@ -217,7 +285,7 @@ func (s *DB) PutPending(bucket []byte, key string, v any) error {
 // Del deletes a record, synced, and no intent: the rollback of a record
 // PutPending wrote.
 func (s *DB) Del(bucket []byte, key string) error {
-	err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucket).Delete([]byte(key)) })
+	err := s.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucket).Delete([]byte(key)) })
 	s.wrote(bucket, key, nil, err)
 	return err
 }
@@ -226,7 +294,7 @@ func (s *DB) Del(bucket []byte, key string) error {
 // the removal that deletes it: the record's end and the intent's are one
 // atomic step, as in PutDone.
 func (s *DB) DelDone(bucket []byte, key string, intent []byte) error {
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.Update(func(tx *bolt.Tx) error {
 		if err := tx.Bucket(bucket).Delete([]byte(key)); err != nil {
 			return err
 		}
@@ -257,7 +325,7 @@ func (s *DB) Empty(bucket []byte) (bool, error) {
 // within an instance so a stale map entry can never alias a new network.
 func (s *DB) NextNetworkID() (uint32, error) {
 	var id uint32
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(Meta)
 		if raw := b.Get(keyNextNetID); raw != nil {
 			if err := json.Unmarshal(raw, &id); err != nil {
@@ -273,7 +341,7 @@ func (s *DB) NextNetworkID() (uint32, error) {
 // Reset empties the store, every bucket (latency statistics too) made
 // anew; its id and the network id counter go with Meta.
 func (s *DB) Reset() error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.Update(func(tx *bolt.Tx) error {
 		for _, b := range append(slices.Clone(State), Latency) {
 			if err := tx.DeleteBucket(b); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
 				return err

@@ -53,14 +53,14 @@ var stepMetrics = []metricDef{
 // stepLabels name stepMetrics in the table.
 var stepLabels = map[string]string{
 	"start_ms":   "process start: ip netns exec, exec, Go runtime and package init",
-	"store_ms":   "store: open (lock, owner check, intents), record reads, intent and record writes",
+	"store_ms":   "store: open (lock, owner check, intents), record reads, intent and record writes (an attach's record: the wait for its fsyncs, run beside the netlink steps)",
 	"load_ms":    "open the pinned datapath (build-ID fast path)",
 	"checks_ms":  "port conflict checks (host sockets, published ports)",
 	"netlink_ms": "netlink: veth pair, addresses, routes (detach: veth delete)",
 	"sysctl_ms":  "sysctl: forwarding on the host veth",
 	"maps_ms":    "map writes (endpoint, port bindings)",
 	"tcx_ms":     "from_container's attach or detach (cls_bpf filter; before: TCX link and its pin)",
-	"etc_ms":     "resolv.conf and hosts",
+	"etc_ms":     "resolv.conf and hosts (an attach: the wait for them, written beside the netlink steps)",
 	"ctflush_ms": "flush the endpoint's flows from conntrack",
 	"other_ms":   "rest of main or of the request (flags or HTTP and JSON, output)",
 	"exit_ms":    "process exit and reaping",
