@@ -479,7 +479,9 @@ func (d *Datapath) pinProgram(name string, fresh *ebpf.Program) (*ebpf.Program, 
 		fresh.Close()
 		return nil, err
 	}
-	if fresh.Type() == ebpf.SchedCLS {
+	// Only from_container is ever a tc filter (an endpoint's host veth):
+	// the walk reads every interface's filters, so no other program pays it.
+	if name == ProgFromContainer {
 		if err := d.refilter(name, oldID, fresh); err != nil {
 			fresh.Close()
 			return nil, err
